@@ -1,0 +1,645 @@
+//! Configuration: a TOML file (`--config` or `CALLFEED_CONFIG`) with environment overrides.
+//!
+//! Every setting has one TOML key and one environment variable; errors name both, so a
+//! user can fix whichever they use. Secrets are `SecretString` and never printed.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use crate::cloud::http::HttpSettings;
+use crate::cloud::{ApiCredentials, ImCredentials, InvalidArgument, UserId};
+
+pub const ENV_CONFIG: &str = "CALLFEED_CONFIG";
+pub const DEFAULT_ADMIN: &str = "administrator";
+pub const DEFAULT_DATA_CENTER: DataCenter = DataCenter::China;
+
+/// One setting: its TOML key, its environment variable, and whether it is a secret.
+#[derive(Debug, Clone, Copy)]
+pub struct Setting {
+    pub toml: &'static str,
+    pub env: &'static str,
+    pub secret: bool,
+    pub about: &'static str,
+}
+
+pub const SDKAPPID: Setting = Setting {
+    toml: "sdkappid",
+    env: "CALLFEED_SDKAPPID",
+    secret: false,
+    about: "the app's SDKAppID (TRTC / Chat console)",
+};
+pub const SDK_SECRET_KEY: Setting = Setting {
+    toml: "sdk_secret_key",
+    env: "CALLFEED_SDK_SECRET_KEY",
+    secret: true,
+    about: "the app's secret key that UserSigs are made with",
+};
+pub const ADMIN: Setting = Setting {
+    toml: "admin",
+    env: "CALLFEED_ADMIN",
+    secret: false,
+    about: "an App administrator account for the call-engine REST API",
+};
+pub const SECRET_ID: Setting = Setting {
+    toml: "secret_id",
+    env: "TENCENTCLOUD_SECRET_ID",
+    secret: true,
+    about: "API 3.0 SecretId (CAM API key)",
+};
+pub const SECRET_KEY: Setting = Setting {
+    toml: "secret_key",
+    env: "TENCENTCLOUD_SECRET_KEY",
+    secret: true,
+    about: "API 3.0 SecretKey (CAM API key)",
+};
+pub const DATA_CENTER: Setting = Setting {
+    toml: "data_center",
+    env: "CALLFEED_DATA_CENTER",
+    secret: false,
+    about: "where the SDKAppID lives; picks the default hosts and region",
+};
+pub const REGION: Setting = Setting {
+    toml: "region",
+    env: "CALLFEED_REGION",
+    secret: false,
+    about: "X-TC-Region of TRTC API 3.0 requests",
+};
+pub const IM_ENDPOINT: Setting = Setting {
+    toml: "im_endpoint",
+    env: "CALLFEED_IM_ENDPOINT",
+    secret: false,
+    about: "base URL of the IM / call-engine REST API",
+};
+pub const TRTC_ENDPOINT: Setting = Setting {
+    toml: "trtc_endpoint",
+    env: "CALLFEED_TRTC_ENDPOINT",
+    secret: false,
+    about: "base URL of TRTC API 3.0",
+};
+pub const HTTP_TIMEOUT_MS: Setting = Setting {
+    toml: "http_timeout_ms",
+    env: "CALLFEED_HTTP_TIMEOUT_MS",
+    secret: false,
+    about: "time one cloud request attempt may take",
+};
+pub const HTTP_MAX_ATTEMPTS: Setting = Setting {
+    toml: "http_max_attempts",
+    env: "CALLFEED_HTTP_MAX_ATTEMPTS",
+    secret: false,
+    about: "attempts per cloud request, for retryable failures",
+};
+pub const RATE_LIMITS: Setting = Setting {
+    toml: "rate_limits",
+    env: "CALLFEED_RATE_LIMITS",
+    secret: false,
+    about: "client-side limits at the documented cloud rates (20/s per ingest action, 200/s per call command)",
+};
+
+pub const ALL_SETTINGS: [Setting; 12] = [
+    SDKAPPID,
+    SDK_SECRET_KEY,
+    ADMIN,
+    SECRET_ID,
+    SECRET_KEY,
+    DATA_CENTER,
+    REGION,
+    IM_ENDPOINT,
+    TRTC_ENDPOINT,
+    HTTP_TIMEOUT_MS,
+    HTTP_MAX_ATTEMPTS,
+    RATE_LIMITS,
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid {env} / `{toml}` value `{value}`: {allowed}")]
+    Invalid {
+        env: &'static str,
+        toml: &'static str,
+        value: String,
+        allowed: String,
+    },
+    #[error(
+        "missing {about}: set {env} or `{toml}` in the config file (--config or CALLFEED_CONFIG)"
+    )]
+    Missing {
+        about: &'static str,
+        env: &'static str,
+        toml: &'static str,
+    },
+}
+
+impl ConfigError {
+    fn invalid(setting: Setting, value: &str, allowed: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            env: setting.env,
+            toml: setting.toml,
+            value: if setting.secret {
+                "<redacted>".into()
+            } else {
+                value.to_owned()
+            },
+            allowed: allowed.into(),
+        }
+    }
+
+    fn missing(setting: Setting) -> Self {
+        ConfigError::Missing {
+            about: setting.about,
+            env: setting.env,
+            toml: setting.toml,
+        }
+    }
+}
+
+/// Where an SDKAppID's IM service lives; it decides the default hosts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataCenter {
+    China,
+    Singapore,
+    Seoul,
+    Tokyo,
+    Frankfurt,
+    Mumbai,
+    SiliconValley,
+    Jakarta,
+}
+
+impl DataCenter {
+    pub const ALL: [DataCenter; 8] = [
+        DataCenter::China,
+        DataCenter::Singapore,
+        DataCenter::Seoul,
+        DataCenter::Tokyo,
+        DataCenter::Frankfurt,
+        DataCenter::Mumbai,
+        DataCenter::SiliconValley,
+        DataCenter::Jakarta,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DataCenter::China => "china",
+            DataCenter::Singapore => "singapore",
+            DataCenter::Seoul => "seoul",
+            DataCenter::Tokyo => "tokyo",
+            DataCenter::Frankfurt => "frankfurt",
+            DataCenter::Mumbai => "mumbai",
+            DataCenter::SiliconValley => "silicon-valley",
+            DataCenter::Jakarta => "jakarta",
+        }
+    }
+
+    pub fn im_host(self) -> &'static str {
+        match self {
+            DataCenter::China => "console.tim.qq.com",
+            DataCenter::Singapore => "adminapisgp.im.qcloud.com",
+            DataCenter::Seoul => "adminapikr.im.qcloud.com",
+            DataCenter::Tokyo => "adminapijpn.im.qcloud.com",
+            DataCenter::Frankfurt => "adminapiger.im.qcloud.com",
+            DataCenter::Mumbai => "adminapiind.im.qcloud.com",
+            DataCenter::SiliconValley => "adminapiusa.im.qcloud.com",
+            DataCenter::Jakarta => "adminapiidn.im.qcloud.com",
+        }
+    }
+
+    /// The China site serves China apps; every other data centre uses the intl site.
+    pub fn trtc_host(self) -> &'static str {
+        match self {
+            DataCenter::China => "trtc.tencentcloudapi.com",
+            _ => "trtc.intl.tencentcloudapi.com",
+        }
+    }
+
+    /// The nearest region in which all four StreamIngest actions are documented.
+    pub fn default_region(self) -> &'static str {
+        match self {
+            DataCenter::China => "ap-guangzhou",
+            DataCenter::Mumbai => "ap-mumbai",
+            DataCenter::Jakarta => "ap-jakarta",
+            _ => "ap-singapore",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|d| d.name() == s)
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    sdkappid: Option<toml::Value>,
+    sdk_secret_key: Option<String>,
+    admin: Option<String>,
+    secret_id: Option<String>,
+    secret_key: Option<String>,
+    data_center: Option<String>,
+    region: Option<String>,
+    im_endpoint: Option<String>,
+    trtc_endpoint: Option<String>,
+    http_timeout_ms: Option<u64>,
+    http_max_attempts: Option<u64>,
+    rate_limits: Option<bool>,
+}
+
+/// Where a value came from, for `callfeed config`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Default,
+    File,
+    Env,
+}
+
+/// The effective configuration.
+#[derive(Clone)]
+pub struct Config {
+    pub sdkappid: Option<u64>,
+    pub sdk_secret_key: Option<SecretString>,
+    pub admin: String,
+    pub secret_id: Option<String>,
+    pub secret_key: Option<SecretString>,
+    pub data_center: DataCenter,
+    pub region: String,
+    pub im_endpoint: url::Url,
+    pub trtc_endpoint: url::Url,
+    pub http: HttpSettings,
+    pub file: Option<PathBuf>,
+    sources: BTreeMap<&'static str, Source>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = |set: bool| if set { "<redacted>" } else { "<not set>" };
+        f.debug_struct("Config")
+            .field("sdkappid", &self.sdkappid)
+            .field("sdk_secret_key", &redacted(self.sdk_secret_key.is_some()))
+            .field("admin", &self.admin)
+            .field("secret_id", &redacted(self.secret_id.is_some()))
+            .field("secret_key", &redacted(self.secret_key.is_some()))
+            .field("data_center", &self.data_center)
+            .field("region", &self.region)
+            .field("im_endpoint", &self.im_endpoint.as_str())
+            .field("trtc_endpoint", &self.trtc_endpoint.as_str())
+            .field("http", &self.http)
+            .finish()
+    }
+}
+
+fn parse_endpoint(setting: Setting, value: &str) -> Result<url::Url, ConfigError> {
+    let mut url = url::Url::parse(value).map_err(|e| {
+        ConfigError::invalid(setting, value, format!("an http:// or https:// URL ({e})"))
+    })?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(ConfigError::invalid(
+            setting,
+            value,
+            "an http:// or https:// URL with a host",
+        ));
+    }
+    // Paths are joined onto the base, which needs a trailing slash to keep its own path.
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    Ok(url)
+}
+
+impl Config {
+    /// Loads from `path` (or `CALLFEED_CONFIG`) and the process environment.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_with(path, &|name| std::env::var(name).ok())
+    }
+
+    /// Loads with an explicit environment, for tests.
+    pub fn load_with(
+        path: Option<&Path>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let path = path
+            .map(Path::to_path_buf)
+            .or_else(|| env(ENV_CONFIG).filter(|p| !p.is_empty()).map(PathBuf::from));
+        let file = match &path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.clone(),
+                    source,
+                })?;
+                toml::from_str::<FileConfig>(&text).map_err(|e| ConfigError::Parse {
+                    path: p.clone(),
+                    message: e.message().to_owned(),
+                })?
+            }
+            None => FileConfig::default(),
+        };
+        let mut sources = BTreeMap::new();
+        // The environment wins over the file, the file over defaults.
+        let mut pick = |setting: Setting, from_file: Option<String>| -> Option<String> {
+            let env_value = env(setting.env).filter(|v| !v.is_empty());
+            let (value, source) = match (env_value, from_file) {
+                (Some(v), _) => (Some(v), Source::Env),
+                (None, Some(v)) => (Some(v), Source::File),
+                (None, None) => (None, Source::Default),
+            };
+            sources.insert(setting.toml, source);
+            value
+        };
+        let toml_scalar = |v: Option<toml::Value>| {
+            v.map(|v| match v {
+                toml::Value::String(s) => s,
+                other => other.to_string(),
+            })
+        };
+
+        let sdkappid = pick(SDKAPPID, toml_scalar(file.sdkappid))
+            .map(|v| {
+                v.trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| (1..=u64::from(u32::MAX)).contains(n))
+                    .ok_or_else(|| {
+                        ConfigError::invalid(SDKAPPID, &v, "a positive 32-bit integer such as 1400000000")
+                    })
+            })
+            .transpose()?;
+        let sdk_secret_key = pick(SDK_SECRET_KEY, file.sdk_secret_key).map(SecretString::from);
+        let admin = pick(ADMIN, file.admin).unwrap_or_else(|| DEFAULT_ADMIN.to_owned());
+        UserId::new("admin", &admin)
+            .map_err(|e| ConfigError::invalid(ADMIN, &admin, e.allowed))?;
+        let secret_id = pick(SECRET_ID, file.secret_id);
+        let secret_key = pick(SECRET_KEY, file.secret_key).map(SecretString::from);
+        let data_center = match pick(DATA_CENTER, file.data_center) {
+            Some(v) => DataCenter::parse(&v).ok_or_else(|| {
+                let names: Vec<_> = DataCenter::ALL.iter().map(|d| d.name()).collect();
+                ConfigError::invalid(DATA_CENTER, &v, format!("one of {}", names.join(", ")))
+            })?,
+            None => DEFAULT_DATA_CENTER,
+        };
+        let region = pick(REGION, file.region)
+            .unwrap_or_else(|| data_center.default_region().to_owned());
+        if region.is_empty()
+            || !region
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        {
+            return Err(ConfigError::invalid(
+                REGION,
+                &region,
+                "a region name such as ap-singapore or ap-guangzhou",
+            ));
+        }
+        let im_endpoint = match pick(IM_ENDPOINT, file.im_endpoint) {
+            Some(v) => parse_endpoint(IM_ENDPOINT, &v)?,
+            None => parse_endpoint(IM_ENDPOINT, &format!("https://{}/", data_center.im_host()))?,
+        };
+        let trtc_endpoint = match pick(TRTC_ENDPOINT, file.trtc_endpoint) {
+            Some(v) => parse_endpoint(TRTC_ENDPOINT, &v)?,
+            None => parse_endpoint(
+                TRTC_ENDPOINT,
+                &format!("https://{}/", data_center.trtc_host()),
+            )?,
+        };
+        let mut http = HttpSettings::default();
+        if let Some(v) = pick(HTTP_TIMEOUT_MS, file.http_timeout_ms.map(|n| n.to_string())) {
+            let ms = v
+                .parse::<u64>()
+                .ok()
+                .filter(|ms| (100..=120_000).contains(ms))
+                .ok_or_else(|| ConfigError::invalid(HTTP_TIMEOUT_MS, &v, "100 to 120000 ms"))?;
+            http.timeout = Duration::from_millis(ms);
+        }
+        if let Some(v) = pick(
+            HTTP_MAX_ATTEMPTS,
+            file.http_max_attempts.map(|n| n.to_string()),
+        ) {
+            http.max_attempts = v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=10).contains(n))
+                .ok_or_else(|| ConfigError::invalid(HTTP_MAX_ATTEMPTS, &v, "1 to 10"))?;
+        }
+        if let Some(v) = pick(RATE_LIMITS, file.rate_limits.map(|b| b.to_string())) {
+            http.rate_limits = match v.as_str() {
+                "true" | "1" | "on" => true,
+                "false" | "0" | "off" => false,
+                _ => return Err(ConfigError::invalid(RATE_LIMITS, &v, "true or false")),
+            };
+        }
+        Ok(Self {
+            sdkappid,
+            sdk_secret_key,
+            admin,
+            secret_id,
+            secret_key,
+            data_center,
+            region,
+            im_endpoint,
+            trtc_endpoint,
+            http,
+            file: path,
+            sources,
+        })
+    }
+
+    pub fn source(&self, setting: Setting) -> Source {
+        self.sources
+            .get(setting.toml)
+            .copied()
+            .unwrap_or(Source::Default)
+    }
+
+    pub fn require_sdkappid(&self) -> Result<u64, ConfigError> {
+        self.sdkappid.ok_or_else(|| ConfigError::missing(SDKAPPID))
+    }
+
+    pub fn require_sdk_secret_key(&self) -> Result<SecretString, ConfigError> {
+        self.sdk_secret_key
+            .clone()
+            .ok_or_else(|| ConfigError::missing(SDK_SECRET_KEY))
+    }
+
+    /// What the call-engine client needs; names the first missing value.
+    pub fn im_credentials(&self) -> Result<ImCredentials, ConfigError> {
+        Ok(ImCredentials {
+            sdkappid: self.require_sdkappid()?,
+            secret_key: self.require_sdk_secret_key()?,
+            admin: UserId::new("admin", &self.admin).map_err(|e: InvalidArgument| {
+                ConfigError::invalid(ADMIN, &self.admin, e.allowed)
+            })?,
+        })
+    }
+
+    /// What the TRTC API 3.0 client needs; names the first missing value.
+    pub fn api_credentials(&self) -> Result<ApiCredentials, ConfigError> {
+        Ok(ApiCredentials {
+            secret_id: self
+                .secret_id
+                .clone()
+                .ok_or_else(|| ConfigError::missing(SECRET_ID))?,
+            secret_key: self
+                .secret_key
+                .clone()
+                .ok_or_else(|| ConfigError::missing(SECRET_KEY))?,
+        })
+    }
+
+    /// The effective configuration as TOML, secrets redacted, each line saying where its
+    /// value came from.
+    pub fn render_redacted(&self) -> String {
+        let mut out = String::new();
+        match &self.file {
+            Some(p) => out.push_str(&format!("# config file: {}\n", p.display())),
+            None => out.push_str("# config file: none (set --config or CALLFEED_CONFIG)\n"),
+        }
+        for setting in ALL_SETTINGS {
+            let value = match setting.toml {
+                "sdkappid" => self.sdkappid.map(|v| v.to_string()),
+                "sdk_secret_key" => self.sdk_secret_key.as_ref().map(|_| String::new()),
+                "admin" => Some(format!("{:?}", self.admin)),
+                "secret_id" => self.secret_id.as_ref().map(|_| String::new()),
+                "secret_key" => self.secret_key.as_ref().map(|_| String::new()),
+                "data_center" => Some(format!("{:?}", self.data_center.name())),
+                "region" => Some(format!("{:?}", self.region)),
+                "im_endpoint" => Some(format!("{:?}", self.im_endpoint.as_str())),
+                "trtc_endpoint" => Some(format!("{:?}", self.trtc_endpoint.as_str())),
+                "http_timeout_ms" => Some(self.http.timeout.as_millis().to_string()),
+                "http_max_attempts" => Some(self.http.max_attempts.to_string()),
+                "rate_limits" => Some(self.http.rate_limits.to_string()),
+                _ => None,
+            };
+            let origin = match self.source(setting) {
+                Source::Env => format!("from {}", setting.env),
+                Source::File => "from the config file".to_owned(),
+                Source::Default => "default".to_owned(),
+            };
+            match value {
+                Some(_) if setting.secret => out.push_str(&format!(
+                    "{} = \"<redacted>\"  # {origin}\n",
+                    setting.toml
+                )),
+                Some(v) => out.push_str(&format!("{} = {v}  # {origin}\n", setting.toml)),
+                None => out.push_str(&format!(
+                    "# {} is not set: {} (env {})\n",
+                    setting.toml, setting.about, setting.env
+                )),
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn defaults_follow_the_data_center() {
+        let c = Config::load_with(None, &env(&[("CALLFEED_DATA_CENTER", "singapore")])).unwrap();
+        assert_eq!(c.im_endpoint.as_str(), "https://adminapisgp.im.qcloud.com/");
+        assert_eq!(
+            c.trtc_endpoint.as_str(),
+            "https://trtc.intl.tencentcloudapi.com/"
+        );
+        assert_eq!(c.region, "ap-singapore");
+        assert_eq!(c.admin, "administrator");
+        let c = Config::load_with(None, &env(&[])).unwrap();
+        assert_eq!(c.im_endpoint.as_str(), "https://console.tim.qq.com/");
+        assert_eq!(c.trtc_endpoint.as_str(), "https://trtc.tencentcloudapi.com/");
+    }
+
+    #[test]
+    fn env_overrides_file() {
+        let dir = std::env::temp_dir().join(format!("callfeed-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.toml");
+        std::fs::write(
+            &path,
+            "sdkappid = 1400000001\nadmin = \"boss\"\nim_endpoint = \"http://127.0.0.1:9/x\"\n",
+        )
+        .unwrap();
+        let c = Config::load_with(Some(&path), &env(&[("CALLFEED_SDKAPPID", "1400000002")]))
+            .unwrap();
+        assert_eq!(c.sdkappid, Some(1_400_000_002));
+        assert_eq!(c.source(SDKAPPID), Source::Env);
+        assert_eq!(c.admin, "boss");
+        assert_eq!(c.source(ADMIN), Source::File);
+        assert_eq!(c.im_endpoint.as_str(), "http://127.0.0.1:9/x/");
+        std::fs::write(&path, "sdkapid = 1\n").unwrap();
+        let err = Config::load_with(Some(&path), &env(&[])).unwrap_err();
+        assert!(err.to_string().contains("sdkapid"), "{err}");
+    }
+
+    #[test]
+    fn missing_values_name_env_and_toml() {
+        let c = Config::load_with(None, &env(&[])).unwrap();
+        let err = c.im_credentials().unwrap_err().to_string();
+        assert!(
+            err.contains("CALLFEED_SDKAPPID") && err.contains("`sdkappid`"),
+            "{err}"
+        );
+        let c = Config::load_with(None, &env(&[("CALLFEED_SDKAPPID", "1400000000")])).unwrap();
+        let err = c.im_credentials().unwrap_err().to_string();
+        assert!(
+            err.contains("CALLFEED_SDK_SECRET_KEY") && err.contains("`sdk_secret_key`"),
+            "{err}"
+        );
+        let err = c.api_credentials().unwrap_err().to_string();
+        assert!(err.contains("TENCENTCLOUD_SECRET_ID"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let err = Config::load_with(None, &env(&[("CALLFEED_SDKAPPID", "abc")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("CALLFEED_SDKAPPID") && err.contains("`abc`"), "{err}");
+        let err = Config::load_with(None, &env(&[("CALLFEED_DATA_CENTER", "mars")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("singapore"), "{err}");
+        let err = Config::load_with(None, &env(&[("CALLFEED_IM_ENDPOINT", "ftp://x")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("CALLFEED_IM_ENDPOINT"), "{err}");
+    }
+
+    #[test]
+    fn secrets_never_render() {
+        let c = Config::load_with(
+            None,
+            &env(&[
+                ("CALLFEED_SDK_SECRET_KEY", "topsecretappkey"),
+                ("TENCENTCLOUD_SECRET_ID", "AKIDsecretid"),
+                ("TENCENTCLOUD_SECRET_KEY", "topsecretapikey"),
+            ]),
+        )
+        .unwrap();
+        for text in [c.render_redacted(), format!("{c:?}")] {
+            for secret in ["topsecretappkey", "AKIDsecretid", "topsecretapikey"] {
+                assert!(!text.contains(secret), "{secret} leaked in {text}");
+            }
+        }
+        assert!(c.render_redacted().contains("secret_key = \"<redacted>\""));
+    }
+}

@@ -1,0 +1,20 @@
+//! callfeed puts media into real-time calls from the server side.
+//!
+//! It places a call from a robot account through Tencent Cloud's call engine, turns a file,
+//! a device, a test source or a URL into a stream with GStreamer, and binds that stream into
+//! the call's TRTC room with `StartStreamIngest`.
+//!
+//! # Layout
+//!
+//! - [`config`]: the TOML file and environment overrides; secrets redacted.
+//! - [`cloud`]: Tencent's wire protocols — UserSig, TC3 signing, rooms, the call engine,
+//!   StreamIngest, CSS URLs, webhooks and the shared HTTP transport. No GStreamer here.
+//! - [`media`]: every line of GStreamer code. It never calls the cloud.
+//! - `main.rs`: the command line; parses, wires, and maps results to exit codes.
+//!
+//! Dependency direction: `main → cloud, media, config`; `cloud` and `media` never import
+//! each other.
+
+pub mod cloud;
+pub mod config;
+pub mod media;

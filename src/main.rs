@@ -1,0 +1,598 @@
+//! The `callfeed` command line: parse, load the configuration, call into the library, and
+//! turn the outcome into output and an exit code.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+
+use callfeed::cloud::call::{
+    self, CallClient, DeleteCallback, EndCall, GetCallInfo, GetCallback, GetRecordByCallId,
+    GetRecordByFilter, MediaType, SetCallback, StartCallByRobot,
+};
+use callfeed::cloud::ingest::{
+    DescribeStreamIngest, IngestClient, StartStreamIngest, StopStreamIngest, UpdateStreamIngest,
+};
+use callfeed::cloud::webhook::CallWebhook;
+use callfeed::cloud::{
+    CloudError, InvalidArgument, RoomKind, RoomRef, Transport, UserId, css, usersig,
+};
+use callfeed::config::{Config, ConfigError};
+
+/// Exit code for input refused before anything was sent (clap uses 2 for usage errors too).
+const EXIT_INVALID: u8 = 2;
+/// Exit code for a failure reported by, or on the way to, the cloud.
+const EXIT_FAILED: u8 = 1;
+
+#[derive(Parser)]
+#[command(name = "callfeed", version, about = "Put media into real-time calls from the server side")]
+struct Cli {
+    /// TOML configuration file (default: $CALLFEED_CONFIG).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Log filter, e.g. `info` or `callfeed=debug` (default: $CALLFEED_LOG or `warn`).
+    #[arg(long, global = true, value_name = "FILTER")]
+    log: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the effective configuration, secrets redacted.
+    Config,
+    /// Print callfeed's and GStreamer's versions.
+    Version,
+    /// Make a UserSig for USER, or check one with --verify.
+    Usersig(UsersigArgs),
+    /// Make a PrivateMapKey that lets USER into one room only.
+    PrivateMapKey(PrivateMapKeyArgs),
+    /// Print signed Tencent CSS push and play URLs for a stream.
+    CssUrl(CssUrlArgs),
+    /// Send one call-engine command or StreamIngest action and print the answer as JSON.
+    Api(ApiArgs),
+}
+
+#[derive(Args)]
+struct UsersigArgs {
+    /// The UserID to sign for.
+    #[arg(required_unless_present = "verify")]
+    user: Option<String>,
+    /// Seconds of validity.
+    #[arg(long, default_value_t = usersig::DEFAULT_EXPIRE_SECS)]
+    expire: u64,
+    /// Unix time to sign at, or to check expiry against (default: now).
+    #[arg(long, value_name = "UNIX")]
+    time: Option<u64>,
+    /// A UserSig to check instead of making one.
+    #[arg(long, value_name = "SIG", requires = "verify_user")]
+    verify: Option<String>,
+    /// The UserID the checked UserSig must belong to.
+    #[arg(long = "user", value_name = "USER", id = "verify_user")]
+    verify_user: Option<String>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum RoomTypeArg {
+    String,
+    Numeric,
+}
+
+impl From<RoomTypeArg> for RoomKind {
+    fn from(r: RoomTypeArg) -> Self {
+        match r {
+            RoomTypeArg::String => RoomKind::String,
+            RoomTypeArg::Numeric => RoomKind::Numeric,
+        }
+    }
+}
+
+#[derive(Args)]
+struct RoomArgs {
+    /// Room id; digits for a numeric room.
+    #[arg(long, value_name = "ID")]
+    room: String,
+    /// How the room is numbered; the callee's app must join the same kind.
+    #[arg(long, value_enum, default_value = "string")]
+    room_type: RoomTypeArg,
+}
+
+impl RoomArgs {
+    fn room(&self) -> Result<RoomRef, InvalidArgument> {
+        RoomRef::new(&self.room, self.room_type.into())
+    }
+}
+
+#[derive(Args)]
+struct PrivateMapKeyArgs {
+    user: String,
+    #[command(flatten)]
+    room: RoomArgs,
+    /// Privilege bits: 1 create, 2 enter, 4 send audio, 8 receive audio, 16 send video,
+    /// 32 receive video, 64 send sub-stream, 128 receive sub-stream.
+    #[arg(long, default_value_t = usersig::privilege::ALL)]
+    privilege: u32,
+    #[arg(long, default_value_t = 86_400)]
+    expire: u32,
+    #[arg(long, value_name = "UNIX")]
+    time: Option<u32>,
+}
+
+#[derive(Args)]
+struct CssUrlArgs {
+    #[arg(long)]
+    push_domain: String,
+    #[arg(long)]
+    play_domain: String,
+    #[arg(long, default_value = "live")]
+    app: String,
+    #[arg(long)]
+    stream: String,
+    /// The push domain's auth key (MasterAuthKey or BackupAuthKey).
+    #[arg(long, env = "CALLFEED_CSS_PUSH_KEY", hide_env_values = true)]
+    push_key: String,
+    /// The play domain's auth key, when playback authentication is on.
+    #[arg(long, env = "CALLFEED_CSS_PLAY_KEY", hide_env_values = true)]
+    play_key: Option<String>,
+    /// Seconds from now until the URLs expire.
+    #[arg(long, default_value_t = 86_400)]
+    valid_for: u64,
+    /// Absolute expiry (Unix seconds) instead of --valid-for.
+    #[arg(long, value_name = "UNIX")]
+    expire_at: Option<u64>,
+}
+
+#[derive(Args)]
+struct ApiArgs {
+    /// Print the exact request ({"method","url","headers","body"}) instead of sending it.
+    #[arg(long, global = true)]
+    dry_run: bool,
+    #[command(subcommand)]
+    command: ApiCommand,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum MediaTypeArg {
+    Audio,
+    Video,
+}
+
+#[derive(Subcommand)]
+enum ApiCommand {
+    /// start_call_by_robot: ring callees from a robot account.
+    StartCall {
+        #[arg(long)]
+        robot: String,
+        /// A callee; repeat for a group call (at most 8).
+        #[arg(long = "to", value_name = "USER")]
+        to: Vec<String>,
+        #[command(flatten)]
+        room: RoomArgs,
+        #[arg(long, value_enum, default_value = "video")]
+        media_type: MediaTypeArg,
+        /// Seconds the callees' phones ring (10 to 600).
+        #[arg(long, default_value_t = call::DEFAULT_RING_TIMEOUT_MS / 1000, value_name = "SECS")]
+        ring_timeout: u32,
+        /// Opaque data passed to the callees (at most 1000 bytes).
+        #[arg(long)]
+        user_data: Option<String>,
+        /// OfflinePushInfo as a JSON object.
+        #[arg(long, value_name = "JSON")]
+        offline_push: Option<String>,
+    },
+    /// end_call: end a call for everyone.
+    EndCall {
+        #[arg(long)]
+        call_id: String,
+    },
+    /// get_call_info: members and their states in a live call.
+    GetCallInfo {
+        #[arg(long)]
+        call_id: String,
+    },
+    /// get_record_by_callid: the record of a finished call.
+    GetRecord {
+        #[arg(long)]
+        call_id: String,
+    },
+    /// get_record_by_filter: records of the last 7 days.
+    GetRecords {
+        #[arg(long, value_name = "UNIX")]
+        start_time: Option<i64>,
+        #[arg(long, value_name = "UNIX")]
+        end_time: Option<i64>,
+        #[arg(long)]
+        per_page: Option<u32>,
+        #[arg(long)]
+        page: Option<u32>,
+        #[arg(long)]
+        call_result: Option<String>,
+        #[arg(long)]
+        call_type: Option<String>,
+    },
+    /// set_callback: where the call engine posts its webhooks.
+    SetCallback {
+        #[arg(long)]
+        url: String,
+        /// A callback command; repeat for several (default: all three).
+        #[arg(long = "command", value_name = "NAME")]
+        commands: Vec<String>,
+    },
+    /// get_callback: the webhook configuration.
+    GetCallback,
+    /// delete_callback: remove the webhook configuration.
+    DeleteCallback,
+    /// StartStreamIngest: pull a URL into a room.
+    StartIngest {
+        #[command(flatten)]
+        room: RoomArgs,
+        /// The UserID the stream appears as in the room.
+        #[arg(long)]
+        user: String,
+        /// http://, https:// or rtmp:// source.
+        #[arg(long)]
+        url: String,
+        /// Use this UserSig instead of minting one from the app key.
+        #[arg(long, hide = true)]
+        user_sig: Option<String>,
+        #[arg(long)]
+        private_map_key: Option<String>,
+        /// Plays (1 to 1000), or -1 to loop until stopped.
+        #[arg(long, allow_hyphen_values = true)]
+        repeat: Option<i32>,
+        /// Minutes a looping task may run (1 to 10080); needs --repeat -1.
+        #[arg(long, value_name = "MINUTES")]
+        max_duration: Option<u32>,
+        #[arg(long, value_name = "SECS")]
+        seek: Option<u32>,
+        #[arg(long)]
+        volume: Option<u32>,
+        #[arg(long)]
+        auto_push: bool,
+        #[arg(long)]
+        enable_progress: bool,
+        #[arg(long)]
+        tempo: Option<f32>,
+        #[arg(long, value_name = "SECS")]
+        idle_timeout: Option<u32>,
+    },
+    /// StopStreamIngest.
+    StopIngest {
+        #[arg(long)]
+        task_id: String,
+    },
+    /// DescribeStreamIngest: InProgress or NotExist.
+    DescribeIngest {
+        #[arg(long)]
+        task_id: String,
+    },
+    /// UpdateStreamIngest: change the URL, volume or pause state.
+    UpdateIngest {
+        #[arg(long)]
+        task_id: String,
+        #[arg(long)]
+        url: Option<String>,
+        #[arg(long)]
+        volume: Option<u32>,
+        #[arg(long, conflicts_with = "resume")]
+        pause: bool,
+        #[arg(long)]
+        resume: bool,
+        #[arg(long)]
+        tempo: Option<f32>,
+    },
+}
+
+fn init_tracing(filter: Option<&str>) {
+    let filter = filter
+        .map(str::to_owned)
+        .or_else(|| std::env::var("CALLFEED_LOG").ok())
+        .unwrap_or_else(|| "warn".to_owned());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.log.as_deref());
+    match run(cli).await {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            let invalid = err.chain().any(|e| {
+                e.is::<InvalidArgument>()
+                    || e.is::<ConfigError>()
+                    || matches!(e.downcast_ref::<CloudError>(), Some(CloudError::Invalid(_)))
+            });
+            ExitCode::from(if invalid { EXIT_INVALID } else { EXIT_FAILED })
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = Config::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Config => {
+            print!("{}", config.render_redacted());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Version => {
+            println!("callfeed {}", env!("CARGO_PKG_VERSION"));
+            match callfeed::media::runtime_version() {
+                Ok(v) => println!("{v}"),
+                Err(e) => println!("GStreamer: unavailable ({e})"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Usersig(args) => usersig_command(&config, args),
+        Command::PrivateMapKey(args) => {
+            let user = UserId::new("USER", &args.user)?;
+            let room = args.room.room()?;
+            let sdkappid = u32::try_from(config.require_sdkappid()?)
+                .context("PrivateMapKey needs a 32-bit SDKAppID")?;
+            let key = config.require_sdk_secret_key()?;
+            let now = args.time.unwrap_or(unix_now() as u32);
+            println!(
+                "{}",
+                usersig::generate_private_map_key(
+                    sdkappid,
+                    key.expose_secret().as_bytes(),
+                    user.as_str(),
+                    &room,
+                    args.privilege,
+                    args.expire,
+                    now
+                )
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::CssUrl(args) => {
+            let stream =
+                css::CssStream::new(&args.push_domain, &args.play_domain, &args.app, &args.stream)?;
+            let expires_at = args.expire_at.unwrap_or(unix_now() + args.valid_for);
+            let play_key = args.play_key.as_deref();
+            print_json(&serde_json::json!({
+                "push_rtmp": stream.rtmp_push_url(&args.push_key, expires_at),
+                "play_rtmp": stream.rtmp_play_url(play_key, expires_at),
+                "play_flv": stream.flv_play_url(play_key, expires_at, true),
+                "play_hls": stream.hls_play_url(play_key, expires_at, true),
+                "expires_at": expires_at,
+            }))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Api(args) => api_command(&config, args).await,
+    }
+}
+
+fn usersig_command(config: &Config, args: UsersigArgs) -> anyhow::Result<ExitCode> {
+    let sdkappid = config.require_sdkappid()?;
+    let key = config.require_sdk_secret_key()?;
+    let now = args.time.unwrap_or_else(unix_now);
+    if let Some(sig) = args.verify {
+        let user = args.verify_user.unwrap_or_default();
+        let want = usersig::Expectation {
+            sdkappid,
+            identifier: &user,
+            now,
+            userbuf: None,
+        };
+        return match usersig::verify(&sig, key.expose_secret().as_bytes(), want) {
+            Ok(fields) => {
+                print_json(&serde_json::json!({ "valid": true, "fields": fields }))?;
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                print_json(&serde_json::json!({
+                    "valid": false,
+                    "code": e.im_code(),
+                    "error": e.to_string(),
+                    "fields": usersig::decode(&sig).ok().map(|(f, _)| f),
+                }))?;
+                eprintln!("error: {} ({})", e, e.im_code());
+                Ok(ExitCode::from(EXIT_FAILED))
+            }
+        };
+    }
+    let user = UserId::new("USER", args.user.as_deref().unwrap_or_default())?;
+    println!(
+        "{}",
+        usersig::generate(
+            sdkappid,
+            key.expose_secret().as_bytes(),
+            user.as_str(),
+            args.expire,
+            now,
+            None
+        )
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn user(field: &'static str, value: &str) -> Result<UserId, InvalidArgument> {
+    UserId::new(field, value)
+}
+
+/// Runs one command against a client: print the prepared request, or send and print.
+macro_rules! run_api {
+    ($client:expr, $dry:expr, $cmd:expr) => {{
+        let cmd = $cmd;
+        if $dry {
+            print_json(&$client.prepare(&cmd)?.dry_run_json())?;
+        } else {
+            let reply = $client.execute(&cmd).await?;
+            print_json(&reply)?;
+        }
+    }};
+}
+
+async fn api_command(config: &Config, args: ApiArgs) -> anyhow::Result<ExitCode> {
+    let transport = Arc::new(Transport::new(config.http.clone())?);
+    let dry = args.dry_run;
+    let call_client = || -> anyhow::Result<CallClient> {
+        Ok(CallClient::new(
+            transport.clone(),
+            config.im_endpoint.clone(),
+            config.im_credentials()?,
+        ))
+    };
+    let ingest_client = || -> anyhow::Result<IngestClient> {
+        Ok(IngestClient::new(
+            transport.clone(),
+            config.trtc_endpoint.clone(),
+            config.region.clone(),
+            config.api_credentials()?,
+            config.require_sdkappid()?,
+            config.require_sdk_secret_key()?,
+        ))
+    };
+    match args.command {
+        ApiCommand::StartCall {
+            robot,
+            to,
+            room,
+            media_type,
+            ring_timeout,
+            user_data,
+            offline_push,
+        } => {
+            let callees = to
+                .iter()
+                .map(|c| user("--to", c))
+                .collect::<Result<Vec<_>, _>>()?;
+            let offline_push = offline_push
+                .map(|j| {
+                    serde_json::from_str(&j).map_err(|e| {
+                        InvalidArgument::new("--offline-push", &j, format!("a JSON object ({e})"))
+                    })
+                })
+                .transpose()?;
+            let cmd = StartCallByRobot {
+                robot: user("--robot", &robot)?,
+                callees,
+                timeout_ms: ring_timeout.saturating_mul(1000),
+                media_type: match media_type {
+                    MediaTypeArg::Audio => MediaType::Audio,
+                    MediaTypeArg::Video => MediaType::Video,
+                },
+                room: Some(room.room()?),
+                user_data,
+                offline_push,
+            };
+            run_api!(call_client()?, dry, cmd)
+        }
+        ApiCommand::EndCall { call_id } => run_api!(call_client()?, dry, EndCall { call_id }),
+        ApiCommand::GetCallInfo { call_id } => {
+            run_api!(call_client()?, dry, GetCallInfo { call_id })
+        }
+        ApiCommand::GetRecord { call_id } => {
+            run_api!(call_client()?, dry, GetRecordByCallId { call_id })
+        }
+        ApiCommand::GetRecords {
+            start_time,
+            end_time,
+            per_page,
+            page,
+            call_result,
+            call_type,
+        } => run_api!(
+            call_client()?,
+            dry,
+            GetRecordByFilter {
+                start_time,
+                end_time,
+                number_per_page: per_page,
+                page,
+                call_result,
+                call_type,
+            }
+        ),
+        ApiCommand::SetCallback { url, commands } => {
+            let commands = if commands.is_empty() {
+                CallWebhook::ALL_COMMANDS.map(str::to_owned).to_vec()
+            } else {
+                commands
+            };
+            run_api!(call_client()?, dry, SetCallback { url, commands })
+        }
+        ApiCommand::GetCallback => run_api!(call_client()?, dry, GetCallback),
+        ApiCommand::DeleteCallback => run_api!(call_client()?, dry, DeleteCallback),
+        ApiCommand::StartIngest {
+            room,
+            user: ingest_user,
+            url,
+            user_sig,
+            private_map_key,
+            repeat,
+            max_duration,
+            seek,
+            volume,
+            auto_push,
+            enable_progress,
+            tempo,
+            idle_timeout,
+        } => {
+            let mut cmd = StartStreamIngest::new(room.room()?, user("--user", &ingest_user)?, url);
+            cmd.user_sig = user_sig.map(SecretString::from);
+            cmd.private_map_key = private_map_key.map(SecretString::from);
+            cmd.repeat_num = repeat;
+            cmd.max_duration_minutes = max_duration;
+            cmd.seek_second = seek;
+            cmd.volume = volume;
+            cmd.auto_push = auto_push.then_some(true);
+            cmd.enable_progress = enable_progress.then_some(true);
+            cmd.tempo = tempo;
+            cmd.idle_timeout_secs = idle_timeout;
+            run_api!(ingest_client()?, dry, cmd)
+        }
+        ApiCommand::StopIngest { task_id } => {
+            run_api!(ingest_client()?, dry, StopStreamIngest { task_id })
+        }
+        ApiCommand::DescribeIngest { task_id } => {
+            run_api!(ingest_client()?, dry, DescribeStreamIngest { task_id })
+        }
+        ApiCommand::UpdateIngest {
+            task_id,
+            url,
+            volume,
+            pause,
+            resume,
+            tempo,
+        } => run_api!(
+            ingest_client()?,
+            dry,
+            UpdateStreamIngest {
+                task_id,
+                stream_url: url,
+                volume,
+                is_pause: if pause {
+                    Some(true)
+                } else if resume {
+                    Some(false)
+                } else {
+                    None
+                },
+                enable_progress: None,
+                tempo,
+            }
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,33 @@
+//! All GStreamer code lives here; nothing else in the crate imports `gstreamer`.
+//!
+//! The engine (inputs, output contract, outputs, supervision) is built on top of this in
+//! later work; for now the module owns initialisation and reports the runtime version.
+
+use std::sync::OnceLock;
+
+/// Why GStreamer could not be used.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(
+    "GStreamer could not be initialised: {0} (install it with `make setup`, or the Debian packages listed in the README)"
+)]
+pub struct MediaInitError(String);
+
+static INIT: OnceLock<Result<(), MediaInitError>> = OnceLock::new();
+
+/// Initialises GStreamer once per process.
+pub fn init() -> Result<(), MediaInitError> {
+    INIT.get_or_init(|| gstreamer::init().map_err(|e| MediaInitError(e.to_string())))
+        .clone()
+}
+
+/// The GStreamer runtime version, e.g. `GStreamer 1.22.0`.
+pub fn runtime_version() -> Result<String, MediaInitError> {
+    init()?;
+    Ok(gstreamer::version_string().to_string())
+}
+
+/// Whether an element factory is installed (e.g. `x264enc` from plugins-ugly).
+pub fn has_element(name: &str) -> Result<bool, MediaInitError> {
+    init()?;
+    Ok(gstreamer::ElementFactory::find(name).is_some())
+}
