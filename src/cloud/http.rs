@@ -463,6 +463,59 @@ mod tests {
     }
 
     #[test]
+    fn documented_rates_are_the_client_limits() {
+        use governor::clock::FakeRelativeClock;
+        for (class, per_second) in [(RateClass::IngestAction, 20), (RateClass::CallCommand, 200)] {
+            let clock = FakeRelativeClock::default();
+            let limiter = RateLimiter::direct_with_clock(class.quota(), clock.clone());
+            for i in 0..per_second {
+                assert!(limiter.check().is_ok(), "{class:?}: request {i} of the burst");
+            }
+            assert!(limiter.check().is_err(), "{class:?}: one over the limit waits");
+            clock.advance(Duration::from_millis(1000 / per_second as u64));
+            assert!(limiter.check().is_ok(), "{class:?}: the bucket refills at the rate");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_wait_the_backoff_and_stop_after_max_attempts() {
+        let transport = Transport::new(HttpSettings {
+            max_attempts: 4,
+            backoff_min: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(3),
+            ..HttpSettings::default()
+        })
+        .unwrap();
+        let attempts = std::sync::atomic::AtomicUsize::new(0);
+        let started = tokio::time::Instant::now();
+        let op = Operation {
+            name: "get_call_info",
+            rate: RateClass::CallCommand,
+            idempotent: true,
+        };
+        let prepare = || -> Result<PreparedRequest, CloudError> {
+            attempts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Err(CloudError::Status {
+                endpoint: "test".into(),
+                status: 503,
+                snippet: String::new(),
+            })
+        };
+        let err = transport
+            .execute(op, &prepare, &|_, _| Ok(()))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, CloudError::Status { status: 503, .. }));
+        assert_eq!(attempts.load(std::sync::atomic::Ordering::SeqCst), 4);
+        // Delays of 1, 2 and 3 (capped) seconds, each with up to 100 % jitter.
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_secs(6) && waited <= Duration::from_secs(12),
+            "{waited:?}"
+        );
+    }
+
+    #[test]
     fn classification() {
         let im = |code| CloudError::Im {
             command: "x",

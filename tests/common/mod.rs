@@ -1,0 +1,183 @@
+//! Shared test helpers: a scripted HTTP server on 127.0.0.1 that answers from a queue and
+//! records every request it received.
+#![allow(dead_code)]
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+
+/// One scripted answer.
+#[derive(Clone, Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub body: String,
+    /// Held back this long before answering, to provoke client timeouts.
+    pub delay: Duration,
+}
+
+impl Answer {
+    pub fn json(body: impl Into<String>) -> Self {
+        Self {
+            status: 200,
+            body: body.into(),
+            delay: Duration::ZERO,
+        }
+    }
+    pub fn status(status: u16) -> Self {
+        Self {
+            status,
+            body: "<html>bad gateway</html>".into(),
+            delay: Duration::ZERO,
+        }
+    }
+    pub fn delayed(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+}
+
+/// A request as the server received it.
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub method: String,
+    pub uri: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    }
+}
+
+#[derive(Default)]
+struct State {
+    script: VecDeque<Answer>,
+    /// Answer given when the script has run out.
+    fallback: Option<Answer>,
+    received: Vec<Received>,
+}
+
+/// A server bound to 127.0.0.1:0 that plays a script.
+#[derive(Clone)]
+pub struct ScriptedServer {
+    pub addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+}
+
+impl ScriptedServer {
+    pub async fn start(script: Vec<Answer>) -> Self {
+        let state = Arc::new(Mutex::new(State {
+            script: script.into(),
+            ..State::default()
+        }));
+        let shared = state.clone();
+        let app = axum::Router::new().fallback(
+            move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+                let state = shared.clone();
+                async move { answer(state, method, uri, headers, body).await }
+            },
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Self { addr, state }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+
+    pub fn set_fallback(&self, answer: Answer) {
+        self.state.lock().unwrap().fallback = Some(answer);
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.state.lock().unwrap().received.clone()
+    }
+
+    pub fn count(&self) -> usize {
+        self.state.lock().unwrap().received.len()
+    }
+}
+
+async fn answer(
+    state: Arc<Mutex<State>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let next = {
+        let mut s = state.lock().unwrap();
+        s.received.push(Received {
+            method: method.to_string(),
+            uri: uri.to_string(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_owned()))
+                .collect(),
+            body: body.to_vec(),
+        });
+        s.script.pop_front().or_else(|| s.fallback.clone())
+    };
+    let Some(answer) = next else {
+        return (StatusCode::IM_A_TEAPOT, "script exhausted").into_response();
+    };
+    if !answer.delay.is_zero() {
+        tokio::time::sleep(answer.delay).await;
+    }
+    (
+        StatusCode::from_u16(answer.status).unwrap(),
+        [("content-type", "application/json")],
+        answer.body,
+    )
+        .into_response()
+}
+
+/// A port on 127.0.0.1 with nothing listening.
+pub fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+pub const SDKAPPID: u64 = 1_400_000_000;
+pub const APP_KEY: &str = "5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e";
+pub const SECRET_ID: &str = "AKIDEXAMPLEsecretid0000000000000000";
+pub const SECRET_KEY: &str = "EXAMPLEsecretkey00000000000000";
+
+/// The IM envelope for success with a `Response` object.
+pub fn im_ok(response: serde_json::Value) -> String {
+    serde_json::json!({"ActionStatus":"OK","ErrorInfo":"","ErrorCode":0,
+        "RequestId":"Id-70e312f1de024af5a36714b7b71da224-O-Seq-63504","Response":response})
+    .to_string()
+}
+
+pub fn im_fail(code: i64, info: &str) -> String {
+    serde_json::json!({"ActionStatus":"FAIL","ErrorInfo":info,"ErrorCode":code,
+        "RequestId":"Id-70e312f1de024af5a36714b7b71da224-O-Seq-63505"})
+    .to_string()
+}
+
+pub fn api_ok(fields: serde_json::Value) -> String {
+    let mut response = fields;
+    response["RequestId"] = serde_json::json!("2b4c5d6e-0000-4000-8000-000000000001");
+    serde_json::json!({ "Response": response }).to_string()
+}
+
+pub fn api_fail(code: &str, message: &str) -> String {
+    serde_json::json!({"Response":{"Error":{"Code":code,"Message":message},
+        "RequestId":"2b4c5d6e-0000-4000-8000-000000000002"}})
+    .to_string()
+}
