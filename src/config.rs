@@ -370,14 +370,17 @@ impl Config {
                     .ok()
                     .filter(|n| (1..=u64::from(u32::MAX)).contains(n))
                     .ok_or_else(|| {
-                        ConfigError::invalid(SDKAPPID, &v, "a positive 32-bit integer such as 1400000000")
+                        ConfigError::invalid(
+                            SDKAPPID,
+                            &v,
+                            "a positive 32-bit integer such as 1400000000",
+                        )
                     })
             })
             .transpose()?;
         let sdk_secret_key = pick(SDK_SECRET_KEY, file.sdk_secret_key).map(SecretString::from);
         let admin = pick(ADMIN, file.admin).unwrap_or_else(|| DEFAULT_ADMIN.to_owned());
-        UserId::new("admin", &admin)
-            .map_err(|e| ConfigError::invalid(ADMIN, &admin, e.allowed))?;
+        UserId::new("admin", &admin).map_err(|e| ConfigError::invalid(ADMIN, &admin, e.allowed))?;
         let secret_id = pick(SECRET_ID, file.secret_id);
         let secret_key = pick(SECRET_KEY, file.secret_key).map(SecretString::from);
         let data_center = match pick(DATA_CENTER, file.data_center) {
@@ -387,8 +390,8 @@ impl Config {
             })?,
             None => DEFAULT_DATA_CENTER,
         };
-        let region = pick(REGION, file.region)
-            .unwrap_or_else(|| data_center.default_region().to_owned());
+        let region =
+            pick(REGION, file.region).unwrap_or_else(|| data_center.default_region().to_owned());
         if region.is_empty()
             || !region
                 .chars()
@@ -525,10 +528,9 @@ impl Config {
                 Source::Default => "default".to_owned(),
             };
             match value {
-                Some(_) if setting.secret => out.push_str(&format!(
-                    "{} = \"<redacted>\"  # {origin}\n",
-                    setting.toml
-                )),
+                Some(_) if setting.secret => {
+                    out.push_str(&format!("{} = \"<redacted>\"  # {origin}\n", setting.toml))
+                }
                 Some(v) => out.push_str(&format!("{} = {v}  # {origin}\n", setting.toml)),
                 None => out.push_str(&format!(
                     "# {} is not set: {} (env {})\n",
@@ -565,7 +567,10 @@ mod tests {
         assert_eq!(c.admin, "administrator");
         let c = Config::load_with(None, &env(&[])).unwrap();
         assert_eq!(c.im_endpoint.as_str(), "https://console.tim.qq.com/");
-        assert_eq!(c.trtc_endpoint.as_str(), "https://trtc.tencentcloudapi.com/");
+        assert_eq!(
+            c.trtc_endpoint.as_str(),
+            "https://trtc.tencentcloudapi.com/"
+        );
     }
 
     #[test]
@@ -578,8 +583,8 @@ mod tests {
             "sdkappid = 1400000001\nadmin = \"boss\"\nim_endpoint = \"http://127.0.0.1:9/x\"\n",
         )
         .unwrap();
-        let c = Config::load_with(Some(&path), &env(&[("CALLFEED_SDKAPPID", "1400000002")]))
-            .unwrap();
+        let c =
+            Config::load_with(Some(&path), &env(&[("CALLFEED_SDKAPPID", "1400000002")])).unwrap();
         assert_eq!(c.sdkappid, Some(1_400_000_002));
         assert_eq!(c.source(SDKAPPID), Source::Env);
         assert_eq!(c.admin, "boss");
@@ -613,7 +618,10 @@ mod tests {
         let err = Config::load_with(None, &env(&[("CALLFEED_SDKAPPID", "abc")]))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("CALLFEED_SDKAPPID") && err.contains("`abc`"), "{err}");
+        assert!(
+            err.contains("CALLFEED_SDKAPPID") && err.contains("`abc`"),
+            "{err}"
+        );
         let err = Config::load_with(None, &env(&[("CALLFEED_DATA_CENTER", "mars")]))
             .unwrap_err()
             .to_string();

@@ -29,7 +29,11 @@ const EXIT_INVALID: u8 = 2;
 const EXIT_FAILED: u8 = 1;
 
 #[derive(Parser)]
-#[command(name = "callfeed", version, about = "Put media into real-time calls from the server side")]
+#[command(
+    name = "callfeed",
+    version,
+    about = "Put media into real-time calls from the server side"
+)]
 struct Cli {
     /// TOML configuration file (default: $CALLFEED_CONFIG).
     #[arg(long, global = true, value_name = "FILE")]
@@ -365,8 +369,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::CssUrl(args) => {
-            let stream =
-                css::CssStream::new(&args.push_domain, &args.play_domain, &args.app, &args.stream)?;
+            let stream = css::CssStream::new(
+                &args.push_domain,
+                &args.play_domain,
+                &args.app,
+                &args.stream,
+            )?;
             let expires_at = args.expire_at.unwrap_or(unix_now() + args.valid_for);
             let play_key = args.play_key.as_deref();
             print_json(&serde_json::json!({

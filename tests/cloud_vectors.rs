@@ -83,7 +83,9 @@ fn usersig_vectors_fail_with_the_cloud_codes() {
         ..want("xiaojun", None)
     };
     assert_eq!(
-        usersig::verify(V1_NODE, KEY, expired).unwrap_err().im_code(),
+        usersig::verify(V1_NODE, KEY, expired)
+            .unwrap_err()
+            .im_code(),
         70001
     );
     let last_valid = Expectation {
@@ -114,7 +116,9 @@ fn usersig_vectors_fail_with_the_cloud_codes() {
         ..want("xiaojun", None)
     };
     assert_eq!(
-        usersig::verify(V1_PY, KEY, other_app).unwrap_err().im_code(),
+        usersig::verify(V1_PY, KEY, other_app)
+            .unwrap_err()
+            .im_code(),
         70014
     );
     assert_eq!(
@@ -173,11 +177,13 @@ fn private_map_key_string_room() {
     assert_eq!(mac, "uupaOmIqiVUsVoCDvmakmGU86GEQBV0Ie6Q+9GFbowM=");
     // A key for the numeric room 1000000040 is not a key for the string room.
     let numeric = RoomRef::numeric(1_000_000_040).unwrap();
-    let wrong = usersig::private_map_userbuf("xiaojun", 1_400_000_000, &numeric, 1_715_552_000, 255);
+    let wrong =
+        usersig::private_map_userbuf("xiaojun", 1_400_000_000, &numeric, 1_715_552_000, 255);
     assert!(usersig::verify(PMK_STRING, KEY, want("xiaojun", Some(&wrong))).is_err());
 }
 
-const CVM_BODY: &str = r#"{"Limit": 1, "Filters": [{"Values": ["\u672a\u547d\u540d"], "Name": "instance-name"}]}"#;
+const CVM_BODY: &str =
+    r#"{"Limit": 1, "Filters": [{"Values": ["\u672a\u547d\u540d"], "Name": "instance-name"}]}"#;
 
 #[test]
 fn tc3_official_example_signing_x_tc_action() {
@@ -495,14 +501,43 @@ fn webhook_sign_vectors() {
 #[test]
 fn css_vectors() {
     let rows = [
-        ("ngoeiq03", "test01", "5C01D608", "ce797dc6238156d548ef945e6ad1ea20"),
-        ("ngoeiq03", "test01", "5c01d608", "6cfcc16fa1eb1200c78b8296468b9180"),
-        ("somestring", "test", "5c2acacc", "b77e812107e1d8b8f247885a46e1bd34"),
-        ("somestring", "test_900", "5c2acacc", "4beae959b16c77da6a65c7edda1dfefe"),
-        ("pushkey123", "call_42_audio", "6553FF10", "a9b6d509ea4a50d6a10aaf3bf0ea0cca"),
+        (
+            "ngoeiq03",
+            "test01",
+            "5C01D608",
+            "ce797dc6238156d548ef945e6ad1ea20",
+        ),
+        (
+            "ngoeiq03",
+            "test01",
+            "5c01d608",
+            "6cfcc16fa1eb1200c78b8296468b9180",
+        ),
+        (
+            "somestring",
+            "test",
+            "5c2acacc",
+            "b77e812107e1d8b8f247885a46e1bd34",
+        ),
+        (
+            "somestring",
+            "test_900",
+            "5c2acacc",
+            "4beae959b16c77da6a65c7edda1dfefe",
+        ),
+        (
+            "pushkey123",
+            "call_42_audio",
+            "6553FF10",
+            "a9b6d509ea4a50d6a10aaf3bf0ea0cca",
+        ),
     ];
     for (key, stream, tx_time, secret) in rows {
-        assert_eq!(css::tx_secret(key, stream, tx_time), secret, "{key} {stream} {tx_time}");
+        assert_eq!(
+            css::tx_secret(key, stream, tx_time),
+            secret,
+            "{key} {stream} {tx_time}"
+        );
     }
     assert_eq!(css::tx_time(1_543_624_200), "5C01D608");
     assert_eq!(css::tx_time(1_700_003_600), "6553FF10");

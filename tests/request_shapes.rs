@@ -77,9 +77,14 @@ fn start_call() -> StartCallByRobot {
 
 #[test]
 fn im_url_carries_admin_auth_in_the_query() {
-    let req = call_client().prepare_at(&start_call(), NOW, 99_999_999).unwrap();
+    let req = call_client()
+        .prepare_at(&start_call(), NOW, 99_999_999)
+        .unwrap();
     assert_eq!(req.method, "POST");
-    assert_eq!(req.url.path(), "/v4/call_engine_http_srv/start_call_by_robot");
+    assert_eq!(
+        req.url.path(),
+        "/v4/call_engine_http_srv/start_call_by_robot"
+    );
     let query: Vec<(String, String)> = req.url.query_pairs().into_owned().collect();
     let names: Vec<&str> = query.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(
@@ -93,7 +98,14 @@ fn im_url_carries_admin_auth_in_the_query() {
     // The admin UserSig is the reference vector V2 for this admin and time.
     assert_eq!(
         query[2].1,
-        usersig::generate(SDKAPPID, APP_KEY.as_bytes(), "administrator", 86_400, NOW, None)
+        usersig::generate(
+            SDKAPPID,
+            APP_KEY.as_bytes(),
+            "administrator",
+            86_400,
+            NOW,
+            None
+        )
     );
     assert!(
         req.url.as_str().contains("usersig=eJyrVgrxCdYrSy1SslJQMtIzUNJRAItkpqTmlWSmZUIkElNyM-Myi0uKEkvyi2BKilOyEwsKMlOACgxNDKAAKpdaUZBZlAqUsTAzgQuWZOaChAzN0RQXZ6aDLKn0cUzVLjcPD00NLS1MCrPM0A*JMLcoNTLMD3HP1M60jCowLDUOKMiLNDOwVaoFAD4PNPI_&"),
@@ -136,19 +148,37 @@ fn call_id_commands_bodies_and_paths() {
     let cases: [(PreparedRequest, &str); 3] = [
         (
             client
-                .prepare_at(&EndCall { call_id: "c-1".into() }, NOW, 1)
+                .prepare_at(
+                    &EndCall {
+                        call_id: "c-1".into(),
+                    },
+                    NOW,
+                    1,
+                )
                 .unwrap(),
             "/v4/call_engine_http_srv/end_call",
         ),
         (
             client
-                .prepare_at(&GetCallInfo { call_id: "c-1".into() }, NOW, 1)
+                .prepare_at(
+                    &GetCallInfo {
+                        call_id: "c-1".into(),
+                    },
+                    NOW,
+                    1,
+                )
                 .unwrap(),
             "/v4/call_engine_http_srv/get_call_info",
         ),
         (
             client
-                .prepare_at(&GetRecordByCallId { call_id: "c-1".into() }, NOW, 1)
+                .prepare_at(
+                    &GetRecordByCallId {
+                        call_id: "c-1".into(),
+                    },
+                    NOW,
+                    1,
+                )
                 .unwrap(),
             "/v4/call_record_http_srv/get_record_by_callid",
         ),
@@ -165,7 +195,10 @@ fn record_filter_body() {
     let req = client
         .prepare_at(&GetRecordByFilter::default(), NOW, 1)
         .unwrap();
-    assert_eq!(req.url.path(), "/v4/call_record_http_srv/get_record_by_filter");
+    assert_eq!(
+        req.url.path(),
+        "/v4/call_record_http_srv/get_record_by_filter"
+    );
     assert_eq!(body(&req), json!({}));
     let filter = GetRecordByFilter {
         start_time: Some(1_699_000_000),
@@ -268,7 +301,10 @@ fn start_stream_ingest_body_and_headers() {
         "rtmp://127.0.0.1/live/s",
     );
     let b = body(&ingest_client().prepare_at(&numeric, NOW).unwrap());
-    assert_eq!((b["RoomId"].clone(), b["RoomIdType"].clone()), (json!("12345"), json!(1)));
+    assert_eq!(
+        (b["RoomId"].clone(), b["RoomIdType"].clone()),
+        (json!("12345"), json!(1))
+    );
 }
 
 #[test]
@@ -303,15 +339,28 @@ fn stop_describe_update_bodies() {
     let client = ingest_client();
     let task = "HMLm5HWNuUAXSb0gTEOx0z1x+nLMZNjXrY3keyUSvu7uu8mF9O656uNtbUtvaWLkpMY134jTN2Ix4vuqgOJ68nQ8tho3ri";
     let stop = client
-        .prepare_at(&StopStreamIngest { task_id: task.into() }, NOW)
+        .prepare_at(
+            &StopStreamIngest {
+                task_id: task.into(),
+            },
+            NOW,
+        )
         .unwrap();
     assert_eq!(stop.header("X-TC-Action"), Some("StopStreamIngest"));
     assert_eq!(body(&stop), json!({"SdkAppId":1400000000,"TaskId":task}));
     let describe = client
-        .prepare_at(&DescribeStreamIngest { task_id: task.into() }, NOW)
+        .prepare_at(
+            &DescribeStreamIngest {
+                task_id: task.into(),
+            },
+            NOW,
+        )
         .unwrap();
     assert_eq!(describe.header("X-TC-Action"), Some("DescribeStreamIngest"));
-    assert_eq!(body(&describe), json!({"SdkAppId":1400000000,"TaskId":task}));
+    assert_eq!(
+        body(&describe),
+        json!({"SdkAppId":1400000000,"TaskId":task})
+    );
     let update = client
         .prepare_at(
             &UpdateStreamIngest {
@@ -399,7 +448,10 @@ fn bad_input_is_refused_with_field_value_and_range() {
     bad_url.repeat_num = Some(3);
     bad_url.max_duration_minutes = Some(10);
     let err = ingest.prepare_at(&bad_url, NOW).unwrap_err().to_string();
-    assert!(err.contains("MaxDuration") && err.contains("RepeatNum -1"), "{err}");
+    assert!(
+        err.contains("MaxDuration") && err.contains("RepeatNum -1"),
+        "{err}"
+    );
     bad_url.max_duration_minutes = None;
     bad_url.tempo = Some(3.0);
     let err = ingest.prepare_at(&bad_url, NOW).unwrap_err().to_string();

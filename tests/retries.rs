@@ -68,14 +68,19 @@ fn started() -> String {
 
 #[tokio::test]
 async fn rate_limited_start_call_is_retried_with_a_fresh_request() {
-    let server =
-        ScriptedServer::start(vec![Answer::json(im_fail(60007, "freq limit")), Answer::json(started())])
-            .await;
+    let server = ScriptedServer::start(vec![
+        Answer::json(im_fail(60007, "freq limit")),
+        Answer::json(started()),
+    ])
+    .await;
     let reply = call_client(&server.url(), settings())
         .start_call_by_robot(&start_call())
         .await
         .unwrap();
-    assert_eq!(reply.response.call_id, "35fd577d-1d10-4201-a40d-6d7316560986");
+    assert_eq!(
+        reply.response.call_id,
+        "35fd577d-1d10-4201-a40d-6d7316560986"
+    );
     let got = server.received();
     assert_eq!(got.len(), 2);
     assert_eq!(got[0].body, got[1].body);
@@ -88,17 +93,26 @@ async fn rate_limited_start_call_is_retried_with_a_fresh_request() {
             .1
             .into_owned()
     };
-    assert_ne!(random(&got[0]), random(&got[1]), "each attempt is prepared afresh");
+    assert_ne!(
+        random(&got[0]),
+        random(&got[1]),
+        "each attempt is prepared afresh"
+    );
 }
 
 #[tokio::test]
 async fn server_errors_retry_idempotent_commands_only() {
-    let info = im_ok(json!({"CallInfo":{"CallId":"c1","MediaType":"Video","ChatGroupId":"",
+    let info = im_ok(
+        json!({"CallInfo":{"CallId":"c1","MediaType":"Video","ChatGroupId":"",
         "RoomId":"roomid-test","RoomIdType":2},
-        "UserList":[{"User_Account":"robot","Status":"Calling"},{"User_Account":"jack","Status":"Waiting"}]}));
-    let server =
-        ScriptedServer::start(vec![Answer::status(502), Answer::status(503), Answer::json(info)])
-            .await;
+        "UserList":[{"User_Account":"robot","Status":"Calling"},{"User_Account":"jack","Status":"Waiting"}]}),
+    );
+    let server = ScriptedServer::start(vec![
+        Answer::status(502),
+        Answer::status(503),
+        Answer::json(info),
+    ])
+    .await;
     let reply = call_client(&server.url(), settings())
         .get_call_info("c1")
         .await
@@ -114,7 +128,10 @@ async fn server_errors_retry_idempotent_commands_only() {
         .await
         .unwrap_err();
     assert_eq!(server.count(), 1);
-    assert!(matches!(err, CloudError::Status { status: 502, .. }), "{err}");
+    assert!(
+        matches!(err, CloudError::Status { status: 502, .. }),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -137,7 +154,10 @@ async fn auth_errors_fail_at_once_with_the_fix() {
             text.contains(&code.to_string()) && text.contains(hint),
             "{code}: {text}"
         );
-        assert!(!text.contains("usersig="), "the query must not leak: {text}");
+        assert!(
+            !text.contains("usersig="),
+            "the query must not leak: {text}"
+        );
     }
 }
 
@@ -175,7 +195,11 @@ async fn timeouts_are_bounded_and_retried_when_idempotent() {
         .await
         .unwrap_err();
     assert!(matches!(err, CloudError::Timeout { .. }), "{err}");
-    assert_eq!(server2.count(), 1, "a call that may have started is not started again");
+    assert_eq!(
+        server2.count(),
+        1,
+        "a call that may have started is not started again"
+    );
 }
 
 #[tokio::test]
@@ -208,15 +232,25 @@ async fn api_rate_limit_is_retried_and_auth_failure_is_not() {
     assert_eq!(reply.response.task_id, "task-1");
     assert_eq!(server.count(), 2);
     let got = server.received();
-    assert_eq!(got[0].header("x-tc-action").as_deref(), Some("StartStreamIngest"));
-    assert_eq!(got[0].header("host"), Some(server.addr.to_string()), "the signed host is the one sent");
+    assert_eq!(
+        got[0].header("x-tc-action").as_deref(),
+        Some("StartStreamIngest")
+    );
+    assert_eq!(
+        got[0].header("host"),
+        Some(server.addr.to_string()),
+        "the signed host is the one sent"
+    );
 
     let server = ScriptedServer::start(vec![]).await;
     server.set_fallback(Answer::json(api_fail(
         "AuthFailure.SignatureFailure",
         "signature mismatch",
     )));
-    let err = ingest_client(&server.url()).start(&start).await.unwrap_err();
+    let err = ingest_client(&server.url())
+        .start(&start)
+        .await
+        .unwrap_err();
     assert_eq!(server.count(), 1);
     let text = err.to_string();
     assert!(
@@ -227,8 +261,12 @@ async fn api_rate_limit_is_retried_and_auth_failure_is_not() {
 
 #[tokio::test]
 async fn describe_reports_not_exist_as_a_status() {
-    let server = ScriptedServer::start(vec![Answer::json(api_ok(json!({"Status":"NotExist"})))]).await;
-    let reply = ingest_client(&server.url()).describe("task-1").await.unwrap();
+    let server =
+        ScriptedServer::start(vec![Answer::json(api_ok(json!({"Status":"NotExist"})))]).await;
+    let reply = ingest_client(&server.url())
+        .describe("task-1")
+        .await
+        .unwrap();
     assert_eq!(reply.response.status, IngestStatus::NotExist);
 }
 

@@ -134,7 +134,11 @@ pub struct UserStatus {
 pub struct CallRecord {
     #[serde(rename = "CallId")]
     pub call_id: String,
-    #[serde(rename = "Caller_Account", default, deserialize_with = "lenient_string")]
+    #[serde(
+        rename = "Caller_Account",
+        default,
+        deserialize_with = "lenient_string"
+    )]
     pub caller: String,
     #[serde(rename = "MediaType", alias = "CallMediaType", default)]
     pub media_type: String,
@@ -239,7 +243,9 @@ impl CallCommand for StartCallByRobot {
             return Err(InvalidArgument::new(
                 "CalleeList_Account",
                 format!("{} callees", self.callees.len()),
-                format!("1 to {MAX_CALLEES} callees (a call holds at most 9 people with the robot)"),
+                format!(
+                    "1 to {MAX_CALLEES} callees (a call holds at most 9 people with the robot)"
+                ),
             ));
         }
         for (i, callee) in self.callees.iter().enumerate() {
@@ -298,8 +304,7 @@ impl CallCommand for StartCallByRobot {
 }
 
 fn check_call_id(call_id: &str) -> Result<(), InvalidArgument> {
-    if call_id.is_empty() || call_id.len() > 128 || !call_id.chars().all(|c| c.is_ascii_graphic())
-    {
+    if call_id.is_empty() || call_id.len() > 128 || !call_id.chars().all(|c| c.is_ascii_graphic()) {
         return Err(InvalidArgument::new(
             "CallId",
             call_id,
@@ -607,10 +612,10 @@ impl CallClient {
             rate: RateClass::CallCommand,
             idempotent: C::IDEMPOTENT,
         };
-        let endpoint = self.base.join(&format!("v4/{}", C::PATH)).map_or_else(
-            |_| self.base.to_string(),
-            |u| u.to_string(),
-        );
+        let endpoint = self
+            .base
+            .join(&format!("v4/{}", C::PATH))
+            .map_or_else(|_| self.base.to_string(), |u| u.to_string());
         self.transport
             .execute(op, &|| self.prepare(cmd), &|_status, body| {
                 parse_reply::<C::Response>(C::name(), &endpoint, body)

@@ -58,7 +58,11 @@ impl CssStream {
         check_segment("StreamName", stream_name)?;
         for (field, d) in [("push domain", push_domain), ("play domain", play_domain)] {
             if d.is_empty() || d.contains('/') || d.contains(' ') {
-                return Err(InvalidArgument::new(field, d, "a host name such as xxxx.livepush.myqcloud.com"));
+                return Err(InvalidArgument::new(
+                    field,
+                    d,
+                    "a host name such as xxxx.livepush.myqcloud.com",
+                ));
             }
         }
         Ok(Self {
@@ -135,8 +139,13 @@ mod tests {
 
     #[test]
     fn urls_carry_the_secret_for_the_exact_tx_time() {
-        let s = CssStream::new("push.example.com", "play.example.com", "live", "call_42_audio")
-            .unwrap();
+        let s = CssStream::new(
+            "push.example.com",
+            "play.example.com",
+            "live",
+            "call_42_audio",
+        )
+        .unwrap();
         assert_eq!(
             s.rtmp_push_url("pushkey123", 1_700_003_600),
             "rtmp://push.example.com/live/call_42_audio?txSecret=a9b6d509ea4a50d6a10aaf3bf0ea0cca&txTime=6553FF10"

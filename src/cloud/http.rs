@@ -143,14 +143,18 @@ pub enum CloudError {
 
 fn im_hint(code: i64) -> &'static str {
     match code {
-        60010 => " — CALLFEED_ADMIN must be an App administrator account (Chat console → Account management)",
+        60010 => {
+            " — CALLFEED_ADMIN must be an App administrator account (Chat console → Account management)"
+        }
         60006 | 60012 | 70014 => " — check CALLFEED_SDKAPPID",
         60007 | 60011 | 60018 | 60019 => " — rate limited by the cloud; slow down or retry later",
         70001 => " — the admin UserSig expired: check this machine's clock",
         70003 => " — the UserSig could not be parsed",
         70009 => " — CALLFEED_SDK_SECRET_KEY is not the key of this SDKAppID",
         70013 => " — the UserSig was made for another identifier than CALLFEED_ADMIN",
-        70016 | 70020 => " — wrong data centre: set CALLFEED_DATA_CENTER (or CALLFEED_IM_ENDPOINT) to where the SDKAppID lives",
+        70016 | 70020 => {
+            " — wrong data centre: set CALLFEED_DATA_CENTER (or CALLFEED_IM_ENDPOINT) to where the SDKAppID lives"
+        }
         70107 => " — the user is not imported into the IM account system",
         101002 | 100002 => " — a parameter was refused by the call engine",
         101004 => " — the call does not exist or has already ended",
@@ -292,6 +296,11 @@ pub struct Operation {
     pub idempotent: bool,
 }
 
+/// Builds one attempt's request; runs again for every attempt.
+pub type Prepare<'a> = dyn Fn() -> Result<PreparedRequest, CloudError> + Sync + 'a;
+/// Turns an answer (HTTP status, body) into the result or a typed error.
+pub type Parse<'a, T> = dyn Fn(u16, &[u8]) -> Result<T, CloudError> + Sync + 'a;
+
 /// The shared client: one connection pool, limits per operation name.
 pub struct Transport {
     client: reqwest::Client,
@@ -338,8 +347,8 @@ impl Transport {
     pub async fn execute<T>(
         &self,
         op: Operation,
-        prepare: &(dyn Fn() -> Result<PreparedRequest, CloudError> + Sync),
-        parse: &(dyn Fn(u16, &[u8]) -> Result<T, CloudError> + Sync),
+        prepare: &Prepare<'_>,
+        parse: &Parse<'_, T>,
     ) -> Result<T, CloudError> {
         let attempt = || async { self.attempt(op, prepare, parse).await };
         attempt
@@ -360,8 +369,8 @@ impl Transport {
     async fn attempt<T>(
         &self,
         op: Operation,
-        prepare: &(dyn Fn() -> Result<PreparedRequest, CloudError> + Sync),
-        parse: &(dyn Fn(u16, &[u8]) -> Result<T, CloudError> + Sync),
+        prepare: &Prepare<'_>,
+        parse: &Parse<'_, T>,
     ) -> Result<T, CloudError> {
         let limiter = match op.rate {
             RateClass::CallCommand => &self.call_limiter,
@@ -458,7 +467,10 @@ mod tests {
             let base = (100u64 << i).min(1000);
             let ms = d.as_millis() as u64;
             // Jitter adds up to one more base delay.
-            assert!(ms >= base && ms <= 2 * base, "delay {i} = {ms} ms, base {base}");
+            assert!(
+                ms >= base && ms <= 2 * base,
+                "delay {i} = {ms} ms, base {base}"
+            );
         }
     }
 
@@ -469,11 +481,20 @@ mod tests {
             let clock = FakeRelativeClock::default();
             let limiter = RateLimiter::direct_with_clock(class.quota(), clock.clone());
             for i in 0..per_second {
-                assert!(limiter.check().is_ok(), "{class:?}: request {i} of the burst");
+                assert!(
+                    limiter.check().is_ok(),
+                    "{class:?}: request {i} of the burst"
+                );
             }
-            assert!(limiter.check().is_err(), "{class:?}: one over the limit waits");
+            assert!(
+                limiter.check().is_err(),
+                "{class:?}: one over the limit waits"
+            );
             clock.advance(Duration::from_millis(1000 / per_second as u64));
-            assert!(limiter.check().is_ok(), "{class:?}: the bucket refills at the rate");
+            assert!(
+                limiter.check().is_ok(),
+                "{class:?}: the bucket refills at the rate"
+            );
         }
     }
 
@@ -571,6 +592,9 @@ mod tests {
             request_id: "Id-1".into(),
         };
         let text = e.to_string();
-        assert!(text.contains("70009") && text.contains("CALLFEED_SDK_SECRET_KEY"), "{text}");
+        assert!(
+            text.contains("70009") && text.contains("CALLFEED_SDK_SECRET_KEY"),
+            "{text}"
+        );
     }
 }

@@ -82,9 +82,7 @@ pub fn check_stream_url(field: &'static str, value: &str) -> Result<url::Url, In
     let parsed = url::Url::parse(value)
         .map_err(|e| InvalidArgument::new(field, value, format!("{SCHEMES} ({e})")))?;
     match parsed.scheme() {
-        "http" | "https" | "rtmp" if parsed.host_str().is_some_and(|h| !h.is_empty()) => {
-            Ok(parsed)
-        }
+        "http" | "https" | "rtmp" if parsed.host_str().is_some_and(|h| !h.is_empty()) => Ok(parsed),
         "http" | "https" | "rtmp" => Err(InvalidArgument::new(
             field,
             value,

@@ -227,7 +227,10 @@ pub enum IngestEvent {
     Restarting,
     /// 702 status 0.
     Stopped,
-    Other { event_type: i64, status: i64 },
+    Other {
+        event_type: i64,
+        status: i64,
+    },
 }
 
 /// A TRTC webhook (ingest, room or media group).
