@@ -16,7 +16,7 @@ demo: build
 	@bash scripts/demo.sh
 
 test: setup
-	$(CARGO) test --all-targets
+	$(CARGO) test
 
 lint: setup
 	$(CARGO) fmt --check
