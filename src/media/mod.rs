@@ -31,3 +31,4 @@ pub fn has_element(name: &str) -> Result<bool, MediaInitError> {
     init()?;
     Ok(gstreamer::ElementFactory::find(name).is_some())
 }
+pub mod observer;

@@ -181,3 +181,62 @@ pub fn api_fail(code: &str, message: &str) -> String {
         "RequestId":"2b4c5d6e-0000-4000-8000-000000000002"}})
     .to_string()
 }
+
+/// A clip made with GStreamer's test sources: a moving ball and a sine tone.
+pub struct Clip {
+    pub seconds: u32,
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    pub tone_hz: u32,
+}
+
+impl Clip {
+    pub fn frames(&self) -> u32 {
+        self.seconds * self.fps
+    }
+
+    /// Writes the clip as `name` in `dir`; `.mp4` (faststart) or `.flv` picks the container.
+    pub fn write(&self, dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+        let path = dir.join(name);
+        let mux = if name.ends_with(".flv") {
+            "flvmux streamable=true name=m"
+        } else {
+            "mp4mux faststart=true name=m"
+        };
+        // 48 kHz in 1024-sample buffers: enough buffers to cover the video.
+        let audio_buffers = self.seconds * 48_000 / 1024 + 1;
+        let pipeline = format!(
+            "videotestsrc num-buffers={frames} pattern=ball ! video/x-raw,width={w},height={h},framerate={fps}/1 \
+             ! x264enc speed-preset=ultrafast tune=zerolatency key-int-max={fps} bframes=0 ! h264parse ! queue ! {mux} \
+             ! filesink location={path} \
+             audiotestsrc num-buffers={audio_buffers} samplesperbuffer=1024 freq={tone} volume=0.5 \
+             ! audio/x-raw,rate=48000,channels=2 ! audioconvert ! voaacenc ! aacparse ! queue ! m.",
+            frames = self.frames(),
+            w = self.width,
+            h = self.height,
+            fps = self.fps,
+            tone = self.tone_hz,
+            path = path.display(),
+        );
+        let status = std::process::Command::new("gst-launch-1.0")
+            .arg("-q")
+            .arg("-e")
+            .args(pipeline.split_whitespace())
+            .status()
+            .expect("gst-launch-1.0 must be installed: run `make setup`");
+        assert!(status.success(), "gst-launch-1.0 failed to make {name}");
+        path
+    }
+}
+
+/// Serves `dir` over HTTP on 127.0.0.1 (with Range support); returns the base URL.
+pub async fn serve_dir(dir: &std::path::Path) -> String {
+    let app = axum::Router::new().fallback_service(tower_http::services::ServeDir::new(dir));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    format!("http://{addr}/")
+}

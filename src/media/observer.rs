@@ -1,0 +1,579 @@
+//! The room observer: pulls a stream the way the TRTC ingest service would, decodes it, and
+//! records what a callee in the room would have received.
+//!
+//! ```text
+//! uridecodebin ─┬─ queue ! audioconvert ! audioresample ! F32 mono 48 kHz ! level ! spectrum ! appsink
+//!               └─ queue ! appsink (raw video)
+//! ```
+//!
+//! One observer is one attempt at one URL: it plays the URL `plays` times (or until stopped)
+//! and ends with an [`ObserverExit`]. Whoever runs it decides about retries; the figures are
+//! kept in a shared [`MediaTally`] so they add up across attempts.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use gstreamer as gst;
+use gstreamer::glib;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use tokio::sync::{mpsc, watch};
+
+use super::{MediaInitError, init};
+
+/// Audio is analysed at this rate; the spectrum's bands span 0..RATE/2.
+const ANALYSIS_RATE: u32 = 48_000;
+const SPECTRUM_BANDS: u32 = 2048;
+const SPECTRUM_THRESHOLD_DB: i32 = -90;
+/// A spectrum whose loudest band is quieter than this is silence, not a tone.
+const TONE_FLOOR_DB: f32 = -70.0;
+const ANALYSIS_INTERVAL: gst::ClockTime = gst::ClockTime::from_mseconds(100);
+/// A pause in decoded media longer than this counts as a gap a callee would notice.
+const GAP: Duration = Duration::from_millis(500);
+
+/// How fast the observer consumes the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pace {
+    /// As a player would: buffers are rendered on the clock.
+    Realtime,
+    /// As fast as the source delivers and decoding allows.
+    Fast,
+}
+
+impl std::str::FromStr for Pace {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "realtime" => Ok(Pace::Realtime),
+            "fast" => Ok(Pace::Fast),
+            other => Err(format!("unknown pace `{other}`: use realtime or fast")),
+        }
+    }
+}
+
+/// What a callee would have received, as reported by the emulator.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct ObservedMedia {
+    pub video_frames: u64,
+    pub width: u32,
+    pub height: u32,
+    pub fps: f64,
+    pub audio_ms: u64,
+    pub audio_level_db: Option<f64>,
+    pub dominant_hz: Option<f64>,
+    pub first_media_ms: Option<u64>,
+    pub gaps_over_500ms: u64,
+    /// Times the decoded video size changed mid-task.
+    pub size_changes: u64,
+    pub plays_completed: u64,
+    pub errors: Vec<String>,
+}
+
+#[derive(Debug, Default)]
+struct Tally {
+    media: ObservedMedia,
+    /// When the request that started pulling was accepted; `first_media_ms` counts from here.
+    requested_at: Option<Instant>,
+    last_buffer_at: Option<Instant>,
+    paused: bool,
+    /// Video frames and PTS span of the current play, for fps.
+    play_frames: u64,
+    play_first_pts: Option<gst::ClockTime>,
+    play_last_pts: Option<gst::ClockTime>,
+    level_power_sum: f64,
+    level_count: u64,
+    dominant_votes: HashMap<u32, u64>,
+}
+
+/// Figures shared by every attempt at one task.
+#[derive(Debug, Clone, Default)]
+pub struct MediaTally(Arc<Mutex<Tally>>);
+
+impl MediaTally {
+    /// A tally whose `first_media_ms` counts from `requested_at`.
+    pub fn new(requested_at: Instant) -> Self {
+        Self(Arc::new(Mutex::new(Tally {
+            requested_at: Some(requested_at),
+            ..Tally::default()
+        })))
+    }
+
+    pub fn snapshot(&self) -> ObservedMedia {
+        self.0.lock().expect("tally lock").media.clone()
+    }
+
+    pub fn record_error(&self, message: impl Into<String>) {
+        self.0.lock().expect("tally lock").media.errors.push(message.into());
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut Tally) -> R) -> R {
+        f(&mut self.0.lock().expect("tally lock"))
+    }
+
+    fn media_arrived(&self, now: Instant) -> bool {
+        self.with(|t| {
+            let first = t.media.first_media_ms.is_none();
+            if first {
+                let since = t.requested_at.map_or(Duration::ZERO, |r| now - r);
+                t.media.first_media_ms = Some(since.as_millis() as u64);
+            }
+            if let Some(last) = t.last_buffer_at
+                && !t.paused
+                && now.duration_since(last) > GAP
+            {
+                t.media.gaps_over_500ms += 1;
+            }
+            t.last_buffer_at = Some(now);
+            first
+        })
+    }
+}
+
+/// Why an observer stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ObserverExit {
+    /// Every play reached the end of the stream.
+    Completed,
+    /// `stop` was called.
+    Stopped,
+    /// The source failed; `after_media` tells a drop from a source that never played.
+    Failed { message: String, after_media: bool },
+}
+
+/// Progress reported while observing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ObserverEvent {
+    FirstMedia,
+    PlayCompleted { plays: u64 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Control {
+    Run,
+    Pause,
+    Stop,
+}
+
+/// What to observe and how.
+#[derive(Debug, Clone)]
+pub struct ObserveSpec {
+    pub url: String,
+    pub pace: Pace,
+    /// `None` plays until stopped.
+    pub plays: Option<u64>,
+    /// Fail when nothing has been decoded this long after starting (a source that accepts
+    /// the connection and sends nothing would otherwise hang forever).
+    pub first_media_timeout: Duration,
+    /// Fail when decoded media stops for this long while playing.
+    pub stall_timeout: Duration,
+}
+
+impl ObserveSpec {
+    pub fn new(url: impl Into<String>, pace: Pace, plays: Option<u64>) -> Self {
+        Self {
+            url: url.into(),
+            pace,
+            plays,
+            first_media_timeout: Duration::from_secs(10),
+            stall_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A running observer. Dropping it stops the pipeline.
+pub struct Observer {
+    control: watch::Sender<Control>,
+    task: Option<tokio::task::JoinHandle<ObserverExit>>,
+}
+
+impl Observer {
+    /// Starts observing on the current tokio runtime.
+    pub fn start(
+        spec: ObserveSpec,
+        tally: MediaTally,
+        events: mpsc::UnboundedSender<ObserverEvent>,
+    ) -> Result<Self, MediaInitError> {
+        init()?;
+        let (control, control_rx) = watch::channel(Control::Run);
+        let task = tokio::spawn(run(spec, tally, events, control_rx));
+        Ok(Self {
+            control,
+            task: Some(task),
+        })
+    }
+
+    pub fn pause(&self) {
+        let _ = self.control.send(Control::Pause);
+    }
+
+    pub fn resume(&self) {
+        let _ = self.control.send(Control::Run);
+    }
+
+    /// Waits for the observer to end by itself.
+    pub async fn finished(mut self) -> ObserverExit {
+        let Some(task) = self.task.take() else {
+            return ObserverExit::Stopped;
+        };
+        task.await.unwrap_or_else(|e| ObserverExit::Failed {
+            message: format!("observer task failed: {e}"),
+            after_media: false,
+        })
+    }
+
+    /// Stops the pipeline and waits until it is torn down.
+    pub async fn stop(self) -> ObserverExit {
+        let _ = self.control.send(Control::Stop);
+        self.finished().await
+    }
+}
+
+impl Drop for Observer {
+    fn drop(&mut self) {
+        let _ = self.control.send(Control::Stop);
+    }
+}
+
+/// Builds one play's pipeline. Callbacks hold the tally and weak element references only.
+fn build_pipeline(
+    spec: &ObserveSpec,
+    tally: &MediaTally,
+    events: &mpsc::UnboundedSender<ObserverEvent>,
+) -> Result<gst::Pipeline, String> {
+    let pipeline = gst::Pipeline::new();
+    let decode = gst::ElementFactory::make("uridecodebin")
+        .property("uri", &spec.url)
+        .build()
+        .map_err(|e| format!("uridecodebin: {e}"))?;
+    pipeline
+        .add(&decode)
+        .map_err(|e| format!("cannot add uridecodebin: {e}"))?;
+    let sync = spec.pace == Pace::Realtime;
+    let weak_pipeline = pipeline.downgrade();
+    let tally = tally.clone();
+    let events = events.clone();
+    decode.connect_pad_added(move |_, pad| {
+        let Some(pipeline) = weak_pipeline.upgrade() else {
+            return;
+        };
+        let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
+        let Some(kind) = caps.structure(0).map(|s| s.name().to_string()) else {
+            return;
+        };
+        let branch = if kind.starts_with("audio/") {
+            audio_branch(sync, &tally, &events)
+        } else if kind.starts_with("video/") {
+            video_branch(sync, &tally, &events)
+        } else {
+            return;
+        };
+        let result = branch.and_then(|bin| {
+            pipeline.add(&bin).map_err(|e| e.to_string())?;
+            bin.sync_state_with_parent().map_err(|e| e.to_string())?;
+            let sink = bin.static_pad("sink").ok_or("branch without sink pad")?;
+            pad.link(&sink).map(|_| ()).map_err(|e| e.to_string())
+        });
+        if let Err(e) = result {
+            tally.record_error(format!("cannot attach a {kind} branch: {e}"));
+        }
+    });
+    Ok(pipeline)
+}
+
+fn audio_branch(
+    sync: bool,
+    tally: &MediaTally,
+    events: &mpsc::UnboundedSender<ObserverEvent>,
+) -> Result<gst::Bin, String> {
+    let description = format!(
+        "queue ! audioconvert ! audioresample ! audio/x-raw,format=F32LE,channels=1,rate={ANALYSIS_RATE} \
+         ! level interval={interval} ! spectrum bands={SPECTRUM_BANDS} threshold={SPECTRUM_THRESHOLD_DB} interval={interval} \
+         ! appsink name=sink",
+        interval = ANALYSIS_INTERVAL.nseconds()
+    );
+    let bin = gst::parse::bin_from_description(&description, true).map_err(|e| e.to_string())?;
+    let sink = bin
+        .by_name("sink")
+        .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+        .ok_or("audio branch without appsink")?;
+    sink.set_sync(sync);
+    let tally = tally.clone();
+    let events = events.clone();
+    sink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |sink| {
+                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                let bytes = sample.buffer().map_or(0, |b| b.size()) as u64;
+                let now = Instant::now();
+                if tally.media_arrived(now) {
+                    let _ = events.send(ObserverEvent::FirstMedia);
+                }
+                tally.with(|t| {
+                    // F32 mono: four bytes a sample.
+                    t.media.audio_ms += bytes / 4 * 1000 / u64::from(ANALYSIS_RATE);
+                });
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    Ok(bin)
+}
+
+fn video_branch(
+    sync: bool,
+    tally: &MediaTally,
+    events: &mpsc::UnboundedSender<ObserverEvent>,
+) -> Result<gst::Bin, String> {
+    let bin = gst::parse::bin_from_description("queue ! appsink name=sink", true)
+        .map_err(|e| e.to_string())?;
+    let sink = bin
+        .by_name("sink")
+        .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+        .ok_or("video branch without appsink")?;
+    sink.set_sync(sync);
+    let tally = tally.clone();
+    let events = events.clone();
+    sink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |sink| {
+                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                let size = sample.caps().and_then(|c| {
+                    let s = c.structure(0)?;
+                    Some((s.get::<i32>("width").ok()?, s.get::<i32>("height").ok()?))
+                });
+                let pts = sample.buffer().and_then(|b| b.pts());
+                let now = Instant::now();
+                if tally.media_arrived(now) {
+                    let _ = events.send(ObserverEvent::FirstMedia);
+                }
+                tally.with(|t| {
+                    t.media.video_frames += 1;
+                    if let Some((w, h)) = size {
+                        let (w, h) = (w.max(0) as u32, h.max(0) as u32);
+                        if t.media.width != 0 && (t.media.width, t.media.height) != (w, h) {
+                            t.media.size_changes += 1;
+                        }
+                        t.media.width = w;
+                        t.media.height = h;
+                    }
+                    t.play_frames += 1;
+                    if let Some(pts) = pts {
+                        t.play_first_pts.get_or_insert(pts);
+                        t.play_last_pts = Some(pts);
+                    }
+                    if let (Some(first), Some(last)) = (t.play_first_pts, t.play_last_pts)
+                        && last > first
+                        && t.play_frames > 1
+                    {
+                        let span = (last - first).nseconds() as f64 / 1e9;
+                        t.media.fps = ((t.play_frames - 1) as f64 / span * 100.0).round() / 100.0;
+                    }
+                });
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    Ok(bin)
+}
+
+/// Reads a `level` or `spectrum` element message into the tally.
+fn analyse(tally: &MediaTally, structure: &gst::StructureRef) {
+    match structure.name().as_str() {
+        "level" => {
+            let Ok(rms) = structure.get::<glib::ValueArray>("rms") else {
+                return;
+            };
+            let db: Vec<f64> = rms.iter().filter_map(|v| v.get::<f64>().ok()).collect();
+            if let Some(db) = db.first() {
+                let db = db.max(-120.0);
+                tally.with(|t| {
+                    t.level_power_sum += 10f64.powf(db / 10.0);
+                    t.level_count += 1;
+                    let mean = t.level_power_sum / t.level_count as f64;
+                    t.media.audio_level_db = Some((10.0 * mean.log10() * 10.0).round() / 10.0);
+                });
+            }
+        }
+        "spectrum" => {
+            let Ok(magnitudes) = structure.get::<gst::List>("magnitude") else {
+                return;
+            };
+            let loudest = magnitudes
+                .iter()
+                .filter_map(|v| v.get::<f32>().ok())
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(&b.1));
+            if let Some((band, db)) = loudest
+                && db > TONE_FLOOR_DB
+            {
+                tally.with(|t| {
+                    *t.dominant_votes.entry(band as u32).or_default() += 1;
+                    let (best, _) = t
+                        .dominant_votes
+                        .iter()
+                        .max_by_key(|(band, votes)| (**votes, std::cmp::Reverse(**band)))
+                        .expect("just voted");
+                    let width = f64::from(ANALYSIS_RATE) / 2.0 / f64::from(SPECTRUM_BANDS);
+                    t.media.dominant_hz = Some(((f64::from(*best) + 0.5) * width).round());
+                });
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The bus owner: one task per observer, one pipeline per play.
+async fn run(
+    spec: ObserveSpec,
+    tally: MediaTally,
+    events: mpsc::UnboundedSender<ObserverEvent>,
+    mut control: watch::Receiver<Control>,
+) -> ObserverExit {
+    let started = Instant::now();
+    let mut plays_done = 0u64;
+    loop {
+        let pipeline = match build_pipeline(&spec, &tally, &events) {
+            Ok(p) => p,
+            Err(message) => {
+                return ObserverExit::Failed {
+                    message,
+                    after_media: false,
+                };
+            }
+        };
+        tally.with(|t| {
+            t.play_frames = 0;
+            t.play_first_pts = None;
+            t.play_last_pts = None;
+        });
+        let exit = play_once(&spec, &tally, &pipeline, &mut control, started).await;
+        // Null on every exit path, so sockets and decoders are released.
+        let _ = pipeline.set_state(gst::State::Null);
+        match exit {
+            PlayEnd::Eos => {
+                plays_done += 1;
+                tally.with(|t| t.media.plays_completed += 1);
+                let _ = events.send(ObserverEvent::PlayCompleted { plays: plays_done });
+                if spec.plays.is_some_and(|n| plays_done >= n) {
+                    return ObserverExit::Completed;
+                }
+            }
+            PlayEnd::Stopped => return ObserverExit::Stopped,
+            PlayEnd::Failed(message) => {
+                tally.record_error(message.clone());
+                let after_media = tally.with(|t| t.media.first_media_ms.is_some());
+                return ObserverExit::Failed {
+                    message,
+                    after_media,
+                };
+            }
+        }
+    }
+}
+
+enum PlayEnd {
+    Eos,
+    Stopped,
+    Failed(String),
+}
+
+async fn play_once(
+    spec: &ObserveSpec,
+    tally: &MediaTally,
+    pipeline: &gst::Pipeline,
+    control: &mut watch::Receiver<Control>,
+    started: Instant,
+) -> PlayEnd {
+    let Some(bus) = pipeline.bus() else {
+        return PlayEnd::Failed("pipeline without a bus".into());
+    };
+    let mut messages = bus.stream();
+    if *control.borrow() == Control::Stop {
+        return PlayEnd::Stopped;
+    }
+    let target = if *control.borrow() == Control::Pause {
+        gst::State::Paused
+    } else {
+        gst::State::Playing
+    };
+    if let Err(e) = pipeline.set_state(target) {
+        // The bus usually carries the real reason; give it a moment to arrive.
+        if let Ok(Some(msg)) = tokio::time::timeout(Duration::from_millis(500), messages.next()).await
+            && let gst::MessageView::Error(err) = msg.view()
+        {
+            return PlayEnd::Failed(describe_error(&err));
+        }
+        return PlayEnd::Failed(format!("cannot start pulling {}: {e}", redact_url(&spec.url)));
+    }
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tokio::select! {
+            changed = control.changed() => {
+                let wanted = if changed.is_err() { Control::Stop } else { *control.borrow() };
+                match wanted {
+                    Control::Stop => return PlayEnd::Stopped,
+                    Control::Pause => {
+                        tally.with(|t| t.paused = true);
+                        let _ = pipeline.set_state(gst::State::Paused);
+                    }
+                    Control::Run => {
+                        tally.with(|t| { t.paused = false; t.last_buffer_at = Some(Instant::now()); });
+                        let _ = pipeline.set_state(gst::State::Playing);
+                    }
+                }
+            }
+            msg = messages.next() => {
+                let Some(msg) = msg else { return PlayEnd::Failed("bus closed".into()) };
+                match msg.view() {
+                    gst::MessageView::Eos(_) => return PlayEnd::Eos,
+                    gst::MessageView::Error(err) => return PlayEnd::Failed(describe_error(&err)),
+                    gst::MessageView::Element(e) => {
+                        if let Some(s) = e.structure() {
+                            analyse(tally, s);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            _ = tick.tick() => {
+                let (paused, first, last) =
+                    tally.with(|t| (t.paused, t.media.first_media_ms, t.last_buffer_at));
+                if paused {
+                    continue;
+                }
+                if first.is_none() && started.elapsed() > spec.first_media_timeout {
+                    return PlayEnd::Failed(format!(
+                        "no media from {} within {:?}",
+                        redact_url(&spec.url),
+                        spec.first_media_timeout
+                    ));
+                }
+                if let Some(last) = last
+                    && last.elapsed() > spec.stall_timeout
+                {
+                    return PlayEnd::Failed(format!(
+                        "media from {} stalled for {:?}",
+                        redact_url(&spec.url),
+                        spec.stall_timeout
+                    ));
+                }
+            }
+        }
+    }
+}
+
+fn describe_error(err: &gst::message::Error) -> String {
+    let source = err
+        .src()
+        .map(|s| s.name().to_string())
+        .unwrap_or_else(|| "pipeline".into());
+    format!("{source}: {}", err.error())
+}
+
+/// A URL without its query string, which may carry a token.
+fn redact_url(url: &str) -> &str {
+    url.split('?').next().unwrap_or(url)
+}
