@@ -12,6 +12,8 @@ use serde::Deserialize;
 
 use crate::cloud::http::HttpSettings;
 use crate::cloud::{ApiCredentials, ImCredentials, InvalidArgument, UserId};
+use crate::emulator::{Behaviour, DEFAULT_RECORD_DELAY_MS, TrtcCallback};
+use crate::media::observer::Pace;
 
 pub const ENV_CONFIG: &str = "CALLFEED_CONFIG";
 pub const DEFAULT_ADMIN: &str = "administrator";
@@ -253,6 +255,36 @@ struct FileConfig {
     http_timeout_ms: Option<u64>,
     http_max_attempts: Option<u64>,
     rate_limits: Option<bool>,
+    #[serde(default)]
+    emulator: EmulatorSettings,
+}
+
+/// The `[emulator]` table: how `callfeed emulator` and `--emulator` behave.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmulatorSettings {
+    /// `realtime` (as a player) or `fast` (as fast as decoding allows).
+    pub pace: Pace,
+    /// How long after a call ends its record becomes queryable.
+    pub record_delay_ms: u64,
+    /// What callees without their own entry do.
+    pub default_behaviour: Behaviour,
+    /// Per callee, e.g. `jack = { action = "answer", after_ms = 2000 }`.
+    pub behaviours: BTreeMap<String, Behaviour>,
+    /// Where ingest webhooks go, signed with `key`.
+    pub trtc_callback: Option<TrtcCallback>,
+}
+
+impl Default for EmulatorSettings {
+    fn default() -> Self {
+        Self {
+            pace: Pace::Realtime,
+            record_delay_ms: DEFAULT_RECORD_DELAY_MS,
+            default_behaviour: Behaviour::default(),
+            behaviours: BTreeMap::new(),
+            trtc_callback: None,
+        }
+    }
 }
 
 /// Where a value came from, for `callfeed config`.
@@ -276,6 +308,7 @@ pub struct Config {
     pub im_endpoint: url::Url,
     pub trtc_endpoint: url::Url,
     pub http: HttpSettings,
+    pub emulator: EmulatorSettings,
     pub file: Option<PathBuf>,
     sources: BTreeMap<&'static str, Source>,
 }
@@ -451,6 +484,7 @@ impl Config {
             im_endpoint,
             trtc_endpoint,
             http,
+            emulator: file.emulator,
             file: path,
             sources,
         })

@@ -10,11 +10,14 @@
 //! - [`cloud`]: Tencent's wire protocols — UserSig, TC3 signing, rooms, the call engine,
 //!   StreamIngest, CSS URLs, webhooks and the shared HTTP transport. No GStreamer here.
 //! - [`media`]: every line of GStreamer code. It never calls the cloud.
+//! - [`emulator`]: a local Tencent cloud (both APIs, webhooks, callee scripts, fault
+//!   injection) whose room observer really pulls and decodes each ingest stream.
 //! - `main.rs`: the command line; parses, wires, and maps results to exit codes.
 //!
-//! Dependency direction: `main → cloud, media, config`; `cloud` and `media` never import
-//! each other.
+//! Dependency direction: `main → emulator, cloud, media, config`; `emulator → cloud, media`;
+//! `cloud` and `media` never import each other.
 
 pub mod cloud;
 pub mod config;
+pub mod emulator;
 pub mod media;

@@ -22,6 +22,7 @@ use callfeed::cloud::{
     CloudError, InvalidArgument, RoomKind, RoomRef, Transport, UserId, css, usersig,
 };
 use callfeed::config::{Config, ConfigError};
+use callfeed::emulator::{Emulator, EmulatorConfig, Pace};
 
 /// Exit code for input refused before anything was sent (clap uses 2 for usage errors too).
 const EXIT_INVALID: u8 = 2;
@@ -59,6 +60,24 @@ enum Command {
     CssUrl(CssUrlArgs),
     /// Send one call-engine command or StreamIngest action and print the answer as JSON.
     Api(ApiArgs),
+    /// Run a local Tencent cloud (call engine + TRTC ingest + room observer) until Ctrl-C.
+    Emulator(EmulatorArgs),
+}
+
+#[derive(Args)]
+struct EmulatorArgs {
+    /// Address to serve both APIs and the control API on.
+    #[arg(long, default_value = "127.0.0.1:8720")]
+    listen: std::net::SocketAddr,
+    /// How the room observer consumes streams (default: the config's, else realtime).
+    #[arg(long, value_enum)]
+    pace: Option<PaceArg>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PaceArg {
+    Realtime,
+    Fast,
 }
 
 #[derive(Args)]
@@ -387,6 +406,23 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Api(args) => api_command(&config, args).await,
+        Command::Emulator(args) => {
+            let mut settings = EmulatorConfig::from_config(&config)?;
+            if let Some(pace) = args.pace {
+                settings.pace = match pace {
+                    PaceArg::Realtime => Pace::Realtime,
+                    PaceArg::Fast => Pace::Fast,
+                };
+            }
+            let emulator = Emulator::start(settings, args.listen)
+                .await
+                .with_context(|| format!("cannot listen on {}", args.listen))?;
+            // Exactly one JSON line on stdout: what a client needs to point at.
+            println!("{}", serde_json::to_string(&emulator.endpoints())?);
+            tokio::signal::ctrl_c().await?;
+            emulator.shutdown().await;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

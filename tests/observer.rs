@@ -13,7 +13,15 @@ fn within(actual: f64, expected: f64, tolerance: f64) -> bool {
     (actual - expected).abs() <= expected * tolerance
 }
 
-async fn observe(url: String, pace: Pace, plays: Option<u64>) -> (ObserverExit, callfeed::media::observer::ObservedMedia, Vec<ObserverEvent>) {
+async fn observe(
+    url: String,
+    pace: Pace,
+    plays: Option<u64>,
+) -> (
+    ObserverExit,
+    callfeed::media::observer::ObservedMedia,
+    Vec<ObserverEvent>,
+) {
     let tally = MediaTally::new(Instant::now());
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let observer = Observer::start(ObserveSpec::new(url, pace, plays), tally.clone(), tx).unwrap();
@@ -30,9 +38,21 @@ async fn observe(url: String, pace: Pace, plays: Option<u64>) -> (ObserverExit, 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn figures_match_a_known_clip() {
     let dir = tempfile::tempdir().unwrap();
-    let clip = Clip { seconds: 2, width: 320, height: 240, fps: 25, tone_hz: 440 };
+    let clip = Clip {
+        seconds: 2,
+        width: 320,
+        height: 240,
+        fps: 25,
+        tone_hz: 440,
+    };
     clip.write(dir.path(), "a440.mp4");
-    let other = Clip { seconds: 2, width: 640, height: 360, fps: 30, tone_hz: 880 };
+    let other = Clip {
+        seconds: 2,
+        width: 640,
+        height: 360,
+        fps: 30,
+        tone_hz: 880,
+    };
     other.write(dir.path(), "a880.flv");
     let base = serve_dir(dir.path()).await;
 
@@ -42,28 +62,48 @@ async fn figures_match_a_known_clip() {
     assert_eq!((media.width, media.height), (320, 240));
     assert!(within(media.fps, 25.0, 0.05), "{media:?}");
     assert!(within(media.audio_ms as f64, 2000.0, 0.1), "{media:?}");
-    assert!((media.dominant_hz.unwrap() - 440.0).abs() < 15.0, "{media:?}");
+    assert!(
+        (media.dominant_hz.unwrap() - 440.0).abs() < 15.0,
+        "{media:?}"
+    );
     assert!(media.audio_level_db.unwrap() > -20.0, "{media:?}");
     assert!(media.first_media_ms.is_some());
     assert_eq!(events.first(), Some(&ObserverEvent::FirstMedia));
 
     let (exit, media, _) = observe(format!("{base}a880.flv"), Pace::Fast, Some(2)).await;
     assert_eq!(exit, ObserverExit::Completed, "{media:?}");
-    assert!(within(media.video_frames as f64, 120.0, 0.05), "two plays: {media:?}");
+    assert!(
+        within(media.video_frames as f64, 120.0, 0.05),
+        "two plays: {media:?}"
+    );
     assert_eq!((media.width, media.height), (640, 360));
-    assert!((media.dominant_hz.unwrap() - 880.0).abs() < 15.0, "{media:?}");
+    assert!(
+        (media.dominant_hz.unwrap() - 880.0).abs() < 15.0,
+        "{media:?}"
+    );
     assert_eq!(media.plays_completed, 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn realtime_pace_takes_media_time() {
     let dir = tempfile::tempdir().unwrap();
-    Clip { seconds: 1, width: 160, height: 120, fps: 25, tone_hz: 440 }.write(dir.path(), "c.mp4");
+    Clip {
+        seconds: 1,
+        width: 160,
+        height: 120,
+        fps: 25,
+        tone_hz: 440,
+    }
+    .write(dir.path(), "c.mp4");
     let base = serve_dir(dir.path()).await;
     let started = Instant::now();
     let (exit, media, _) = observe(format!("{base}c.mp4"), Pace::Realtime, Some(1)).await;
     assert_eq!(exit, ObserverExit::Completed);
-    assert!(started.elapsed() >= Duration::from_millis(900), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(media.gaps_over_500ms, 0, "{media:?}");
 }
 
@@ -79,7 +119,10 @@ async fn unusable_sources_fail_with_a_reason() {
     ] {
         let (exit, media, _) = observe(url.clone(), Pace::Fast, Some(1)).await;
         match exit {
-            ObserverExit::Failed { after_media, message } => {
+            ObserverExit::Failed {
+                after_media,
+                message,
+            } => {
                 assert!(!after_media, "{url}");
                 assert!(!message.is_empty());
             }

@@ -106,7 +106,12 @@ impl MediaTally {
     }
 
     pub fn record_error(&self, message: impl Into<String>) {
-        self.0.lock().expect("tally lock").media.errors.push(message.into());
+        self.0
+            .lock()
+            .expect("tally lock")
+            .media
+            .errors
+            .push(message.into());
     }
 
     fn with<R>(&self, f: impl FnOnce(&mut Tally) -> R) -> R {
@@ -183,9 +188,27 @@ impl ObserveSpec {
     }
 }
 
+/// Pauses, resumes or stops an observer from elsewhere (a clone per holder).
+#[derive(Debug, Clone)]
+pub struct ObserverControl(Arc<watch::Sender<Control>>);
+
+impl ObserverControl {
+    pub fn pause(&self) {
+        let _ = self.0.send(Control::Pause);
+    }
+
+    pub fn resume(&self) {
+        let _ = self.0.send(Control::Run);
+    }
+
+    pub fn stop(&self) {
+        let _ = self.0.send(Control::Stop);
+    }
+}
+
 /// A running observer. Dropping it stops the pipeline.
 pub struct Observer {
-    control: watch::Sender<Control>,
+    control: ObserverControl,
     task: Option<tokio::task::JoinHandle<ObserverExit>>,
 }
 
@@ -200,40 +223,43 @@ impl Observer {
         let (control, control_rx) = watch::channel(Control::Run);
         let task = tokio::spawn(run(spec, tally, events, control_rx));
         Ok(Self {
-            control,
+            control: ObserverControl(Arc::new(control)),
             task: Some(task),
         })
     }
 
-    pub fn pause(&self) {
-        let _ = self.control.send(Control::Pause);
+    pub fn controller(&self) -> ObserverControl {
+        self.control.clone()
     }
 
-    pub fn resume(&self) {
-        let _ = self.control.send(Control::Run);
+    /// Waits until the observer ends; later calls return `Stopped` at once.
+    pub async fn wait(&mut self) -> ObserverExit {
+        let Some(task) = self.task.as_mut() else {
+            return ObserverExit::Stopped;
+        };
+        let exit = task.await.unwrap_or_else(|e| ObserverExit::Failed {
+            message: format!("observer task failed: {e}"),
+            after_media: false,
+        });
+        self.task = None;
+        exit
     }
 
     /// Waits for the observer to end by itself.
     pub async fn finished(mut self) -> ObserverExit {
-        let Some(task) = self.task.take() else {
-            return ObserverExit::Stopped;
-        };
-        task.await.unwrap_or_else(|e| ObserverExit::Failed {
-            message: format!("observer task failed: {e}"),
-            after_media: false,
-        })
+        self.wait().await
     }
 
     /// Stops the pipeline and waits until it is torn down.
-    pub async fn stop(self) -> ObserverExit {
-        let _ = self.control.send(Control::Stop);
-        self.finished().await
+    pub async fn stop(mut self) -> ObserverExit {
+        self.control.stop();
+        self.wait().await
     }
 }
 
 impl Drop for Observer {
     fn drop(&mut self) {
-        let _ = self.control.send(Control::Stop);
+        self.control.stop();
     }
 }
 
@@ -501,12 +527,16 @@ async fn play_once(
     };
     if let Err(e) = pipeline.set_state(target) {
         // The bus usually carries the real reason; give it a moment to arrive.
-        if let Ok(Some(msg)) = tokio::time::timeout(Duration::from_millis(500), messages.next()).await
+        if let Ok(Some(msg)) =
+            tokio::time::timeout(Duration::from_millis(500), messages.next()).await
             && let gst::MessageView::Error(err) = msg.view()
         {
-            return PlayEnd::Failed(describe_error(&err));
+            return PlayEnd::Failed(describe_error(err));
         }
-        return PlayEnd::Failed(format!("cannot start pulling {}: {e}", redact_url(&spec.url)));
+        return PlayEnd::Failed(format!(
+            "cannot start pulling {}: {e}",
+            redact_url(&spec.url)
+        ));
     }
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     loop {
@@ -529,7 +559,7 @@ async fn play_once(
                 let Some(msg) = msg else { return PlayEnd::Failed("bus closed".into()) };
                 match msg.view() {
                     gst::MessageView::Eos(_) => return PlayEnd::Eos,
-                    gst::MessageView::Error(err) => return PlayEnd::Failed(describe_error(&err)),
+                    gst::MessageView::Error(err) => return PlayEnd::Failed(describe_error(err)),
                     gst::MessageView::Element(e) => {
                         if let Some(s) = e.structure() {
                             analyse(tally, s);

@@ -1,0 +1,709 @@
+//! TRTC API 3.0: TC3 verification from the received bytes, the four StreamIngest actions
+//! with the documented validation and error codes, and the task runner that pulls each
+//! stream into the room observer.
+
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::State as AxState;
+use axum::http::{HeaderMap, Method};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use rand::RngCore;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use super::MAX_BODY_BYTES;
+use super::im::dropped_connection;
+use super::state::{State, Task, TaskCommand, TaskPhase, unix_now, unix_now_ms};
+use crate::cloud::ids::check_stream_url;
+use crate::cloud::ingest::{
+    MAX_DURATION_MINUTES, MAX_IDLE_TIMEOUT_SECS, MAX_REPEAT_NUM, MAX_VOLUME, SERVICE, TEMPOS,
+    VERSION,
+};
+use crate::cloud::room::RoomRef;
+use crate::cloud::webhook::{EVENT_GROUP_STREAM_INGEST, EVENT_INGEST_START, EVENT_INGEST_STOP};
+use crate::cloud::{UserId, tc3, usersig};
+use crate::media::observer::{ObserveSpec, Observer, ObserverEvent, ObserverExit};
+
+const ACTIONS: [&str; 4] = [
+    "StartStreamIngest",
+    "StopStreamIngest",
+    "DescribeStreamIngest",
+    "UpdateStreamIngest",
+];
+/// Every region either site documents for the StreamIngest actions.
+const REGIONS: [&str; 9] = [
+    "ap-bangkok",
+    "ap-beijing",
+    "ap-chongqing",
+    "ap-guangzhou",
+    "ap-jakarta",
+    "ap-mumbai",
+    "ap-shanghai",
+    "ap-singapore",
+    "ap-tokyo",
+];
+
+/// An API 3.0 error: code and message.
+struct ApiError(String, String);
+
+fn err(code: impl Into<String>, message: impl Into<String>) -> ApiError {
+    ApiError(code.into(), message.into())
+}
+
+/// `Content-Type: application/json` exactly: the Python SDK treats anything else (even with
+/// `; charset=utf-8`) as success.
+fn respond(result: Result<Value, ApiError>) -> Response {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let body = match result {
+        Ok(mut fields) => {
+            fields["RequestId"] = json!(request_id);
+            json!({ "Response": fields })
+        }
+        Err(ApiError(code, message)) => json!({"Response": {
+            "Error": {"Code": code, "Message": message}, "RequestId": request_id}}),
+    };
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+pub(crate) async fn handle(
+    AxState(state): AxState<Arc<State>>,
+    method: Method,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if method != Method::POST {
+        return respond(Err(err(
+            "UnsupportedProtocol",
+            "the emulator takes POST requests with a JSON body",
+        )));
+    }
+    let Ok(body) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
+        return respond(Err(err(
+            "RequestSizeLimitExceeded",
+            "the request body is over 1 MiB",
+        )));
+    };
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    // Scoped so the borrowed closures (not `Send`) are gone before any `.await`.
+    let verified = {
+        let secret_key = secrecy::ExposeSecret::expose_secret(&state.config.secret_key).to_owned();
+        let secret_id = state.config.secret_id.clone();
+        let key_for = |id: &str| (id == secret_id).then(|| secret_key.clone());
+        let received = tc3::ReceivedRequest {
+            method: "POST",
+            canonical_query: "",
+            header: &header,
+            body: &body,
+        };
+        tc3::verify(&received, SERVICE, &key_for, unix_now() as i64)
+    };
+    if let Err(e) = verified {
+        return respond(Err(err(e.code, e.message)));
+    }
+    let Some(action) = header("x-tc-action") else {
+        return respond(Err(err(
+            "MissingParameter",
+            "the X-TC-Action header is missing",
+        )));
+    };
+    match header("x-tc-version") {
+        Some(v) if v == VERSION => {}
+        Some(v) => {
+            return respond(Err(err(
+                "NoSuchVersion",
+                format!("version `{v}` does not exist; TRTC is {VERSION}"),
+            )));
+        }
+        None => {
+            return respond(Err(err(
+                "MissingParameter",
+                "the X-TC-Version header is missing",
+            )));
+        }
+    }
+    let Some(action) = ACTIONS.iter().find(|a| **a == action).copied() else {
+        return respond(Err(err(
+            "InvalidAction",
+            format!("action `{action}` does not exist"),
+        )));
+    };
+    match header("x-tc-region") {
+        Some(r) if REGIONS.contains(&r.as_str()) => {}
+        Some(r) => {
+            return respond(Err(err(
+                "UnsupportedRegion",
+                format!("{action} is not offered in region `{r}`"),
+            )));
+        }
+        None => {
+            return respond(Err(err(
+                "MissingParameter",
+                "the X-TC-Region header is missing",
+            )));
+        }
+    }
+    if let Some(fault) = state.take_fault(action) {
+        if fault.delay_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(fault.delay_ms)).await;
+        }
+        if fault.drop {
+            return dropped_connection();
+        }
+        if let Some(status) = fault.http_status {
+            return (
+                axum::http::StatusCode::from_u16(status)
+                    .unwrap_or(axum::http::StatusCode::BAD_GATEWAY),
+                "<html>injected fault</html>",
+            )
+                .into_response();
+        }
+        if let Some(code) = fault.error.as_ref().and_then(Value::as_str) {
+            return respond(Err(err(
+                code,
+                fault.message.unwrap_or_else(|| "injected fault".into()),
+            )));
+        }
+    }
+    if state.api_limiter.check_key(&action.to_owned()).is_err() {
+        return respond(Err(err(
+            "RequestLimitExceeded",
+            format!("{action} is limited to 20 requests per second"),
+        )));
+    }
+    let Ok(Value::Object(params)) = serde_json::from_slice::<Value>(&body) else {
+        return respond(Err(err(
+            "InvalidParameter.BodyParamsError",
+            "the body is not a JSON object",
+        )));
+    };
+    respond(match action {
+        "StartStreamIngest" => start(&state, &params),
+        "StopStreamIngest" => stop(&state, &params),
+        "DescribeStreamIngest" => describe(&state, &params),
+        _ => update(&state, &params),
+    })
+}
+
+type Obj = serde_json::Map<String, Value>;
+
+fn check_known(params: &Obj, known: &[&str]) -> Result<(), ApiError> {
+    match params.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(k) => Err(err(
+            "UnknownParameter",
+            format!("the parameter `{k}` is not recognized"),
+        )),
+        None => Ok(()),
+    }
+}
+
+fn sdkappid(state: &State, params: &Obj) -> Result<(), ApiError> {
+    match params.get("SdkAppId") {
+        None => Err(err("MissingParameter.SdkAppId", "SdkAppId is required")),
+        Some(v) if v.as_u64() == Some(state.config.sdkappid) => Ok(()),
+        Some(v) => Err(err(
+            "InvalidParameter.SdkAppId",
+            format!("SdkAppId {v} is not this account's application"),
+        )),
+    }
+}
+
+fn task_id(params: &Obj) -> Result<String, ApiError> {
+    match params.get("TaskId") {
+        None => Err(err("MissingParameter.TaskId", "TaskId is required")),
+        Some(Value::String(s)) if !s.is_empty() && s.len() <= 512 => Ok(s.clone()),
+        Some(_) => Err(err(
+            "InvalidParameter.TaskId",
+            "TaskId must be a non-empty string",
+        )),
+    }
+}
+
+fn optional_int(
+    params: &Obj,
+    name: &str,
+    range: std::ops::RangeInclusive<i64>,
+) -> Result<Option<i64>, ApiError> {
+    match params.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => match v.as_i64() {
+            Some(n) if range.contains(&n) => Ok(Some(n)),
+            _ => Err(err(
+                "InvalidParameterValue",
+                format!(
+                    "{name} must be an integer from {} to {}, got {v}",
+                    range.start(),
+                    range.end()
+                ),
+            )),
+        },
+    }
+}
+
+fn optional_bool(params: &Obj, name: &str) -> Result<Option<bool>, ApiError> {
+    match params.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(v) => Err(err(
+            "InvalidParameter",
+            format!("{name} must be a boolean, got {v}"),
+        )),
+    }
+}
+
+fn tempo(params: &Obj) -> Result<(), ApiError> {
+    match params.get("Tempo") {
+        None | Some(Value::Null) => Ok(()),
+        Some(v)
+            if v.as_f64()
+                .is_some_and(|t| TEMPOS.iter().any(|x| f64::from(*x) == t)) =>
+        {
+            Ok(())
+        }
+        Some(v) => Err(err(
+            "InvalidParameterValue",
+            format!("Tempo must be one of 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, got {v}"),
+        )),
+    }
+}
+
+fn stream_url(value: Option<&Value>) -> Result<String, ApiError> {
+    let url = value.and_then(Value::as_str).ok_or_else(|| {
+        err(
+            "InvalidParameter.StreamUrl",
+            "StreamUrl is required and must be a string",
+        )
+    })?;
+    check_stream_url("StreamUrl", url)
+        .map_err(|e| err("InvalidParameter.StreamUrl", e.to_string()))?;
+    Ok(url.to_owned())
+}
+
+fn new_task_id() -> String {
+    let mut bytes = [0u8; 60];
+    rand::rng().fill_bytes(&mut bytes);
+    let mut id = base64::engine::general_purpose::STANDARD_NO_PAD
+        .encode(bytes)
+        .replace('/', "-");
+    id.insert(24, '.');
+    id
+}
+
+fn start(state: &Arc<State>, params: &Obj) -> Result<Value, ApiError> {
+    check_known(
+        params,
+        &[
+            "SdkAppId",
+            "RoomId",
+            "RoomIdType",
+            "UserId",
+            "UserSig",
+            "StreamUrl",
+            "PrivateMapKey",
+            "VideoEncodeParams",
+            "AudioEncodeParams",
+            "SourceUrl",
+            "SeekSecond",
+            "AutoPush",
+            "RepeatNum",
+            "MaxDuration",
+            "Volume",
+            "EnableProgress",
+            "Tempo",
+            "IdleTimeout",
+        ],
+    )?;
+    sdkappid(state, params)?;
+    let room_id = match params.get("RoomId") {
+        None => return Err(err("MissingParameter.RoomId", "RoomId is required")),
+        Some(Value::String(s)) => s.clone(),
+        Some(v) => {
+            return Err(err(
+                "InvalidParameter.RoomId",
+                format!("RoomId must be a string, got {v}"),
+            ));
+        }
+    };
+    // The API reference: 0 = string room, 1 = 32-bit integer room (the default).
+    let room_type = optional_int(params, "RoomIdType", 0..=1)?.unwrap_or(1);
+    let room = RoomRef::from_ingest(&room_id, room_type).map_err(|e| {
+        let code = if room_type == 0 {
+            "InvalidParameter.StrRoomId"
+        } else {
+            "InvalidParameter.RoomId"
+        };
+        err(code, e.to_string())
+    })?;
+    let user = params
+        .get("UserId")
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            err(
+                "MissingParameter",
+                "UserId is required and must be a string",
+            )
+        })?;
+    UserId::new("UserId", user).map_err(|e| err("InvalidParameter", e.to_string()))?;
+    let sig = params
+        .get("UserSig")
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            err(
+                "InvalidParameter.UserSig",
+                "UserSig is required and must be a string",
+            )
+        })?;
+    let key = secrecy::ExposeSecret::expose_secret(&state.config.sdk_secret_key).to_owned();
+    usersig::verify(
+        sig,
+        key.as_bytes(),
+        usersig::Expectation {
+            sdkappid: state.config.sdkappid,
+            identifier: user,
+            now: unix_now(),
+            userbuf: None,
+        },
+    )
+    .map_err(|e| err("InvalidParameter.UserSig", format!("{e} ({})", e.im_code())))?;
+    let url = match (params.get("StreamUrl"), params.get("SourceUrl")) {
+        (Some(url), _) => stream_url(Some(url))?,
+        (None, Some(Value::Array(urls))) if urls.len() == 1 => stream_url(urls.first())?,
+        _ => stream_url(None)?,
+    };
+    let repeat = optional_int(params, "RepeatNum", -1..=i64::from(MAX_REPEAT_NUM))?.unwrap_or(1);
+    if repeat == 0 {
+        return Err(err(
+            "InvalidParameterValue",
+            "RepeatNum must be -1 or 1 to 1000, got 0",
+        ));
+    }
+    let max_duration = optional_int(params, "MaxDuration", 1..=i64::from(MAX_DURATION_MINUTES))?;
+    if max_duration.is_some() && repeat != -1 {
+        return Err(err(
+            "InvalidParameterValue",
+            "MaxDuration applies only with RepeatNum -1",
+        ));
+    }
+    let volume = optional_int(params, "Volume", 0..=i64::from(MAX_VOLUME))?;
+    optional_int(params, "SeekSecond", 0..=i64::from(u32::MAX))?;
+    optional_int(params, "IdleTimeout", 0..=i64::from(MAX_IDLE_TIMEOUT_SECS))?;
+    optional_bool(params, "AutoPush")?;
+    optional_bool(params, "EnableProgress")?;
+    tempo(params)?;
+
+    let id = new_task_id();
+    let (commands, rx) = mpsc::unbounded_channel();
+    let requested_at = Instant::now();
+    {
+        let mut inner = state.lock();
+        let busy = inner
+            .tasks
+            .values()
+            .any(|t| !t.phase.ended() && t.room == room && t.user_id == user);
+        if busy {
+            return Err(err(
+                "FailedOperation.TaskExist",
+                format!("{user} already pulls a stream into {room}"),
+            ));
+        }
+        inner.tasks.insert(
+            id.clone(),
+            Task {
+                id: id.clone(),
+                room,
+                user_id: user.to_owned(),
+                url: url.clone(),
+                repeat_num: repeat,
+                volume: volume.map(|v| v as u64),
+                phase: TaskPhase::Connecting,
+                reconnects: 0,
+                tally: crate::media::observer::MediaTally::new(requested_at),
+                commands,
+                runner: None,
+            },
+        );
+    }
+    let plays = (repeat > 0).then_some(repeat as u64);
+    let runner = tokio::spawn(run_task(
+        Arc::downgrade(state),
+        id.clone(),
+        url,
+        plays,
+        max_duration.map(|m| Duration::from_secs(m as u64 * 60)),
+        rx,
+    ));
+    if let Some(task) = state.lock().tasks.get_mut(&id) {
+        task.runner = Some(runner);
+    }
+    tracing::info!(task_id = %id, user, "emulated ingest task started");
+    Ok(json!({ "TaskId": id }))
+}
+
+fn stop(state: &State, params: &Obj) -> Result<Value, ApiError> {
+    check_known(params, &["SdkAppId", "TaskId"])?;
+    sdkappid(state, params)?;
+    let id = task_id(params)?;
+    let mut inner = state.lock();
+    match inner.tasks.get_mut(&id) {
+        None => Err(err("InvalidParameter.TaskId", format!("no task `{id}`"))),
+        Some(t) if t.phase.ended() => Err(err(
+            "FailedOperation.TaskFinished",
+            "the task has already finished",
+        )),
+        Some(t) => {
+            // Ended from the API's point of view at once; the runner tears down and reports 702.
+            t.phase = TaskPhase::Stopped;
+            let _ = t.commands.send(TaskCommand::Stop);
+            Ok(json!({}))
+        }
+    }
+}
+
+fn status_of(state: &State, id: &str) -> &'static str {
+    match state.lock().tasks.get(id) {
+        Some(t) if !t.phase.ended() => "InProgress",
+        _ => "NotExist",
+    }
+}
+
+fn describe(state: &State, params: &Obj) -> Result<Value, ApiError> {
+    check_known(params, &["SdkAppId", "TaskId"])?;
+    sdkappid(state, params)?;
+    let id = task_id(params)?;
+    Ok(json!({ "Status": status_of(state, &id) }))
+}
+
+fn update(state: &State, params: &Obj) -> Result<Value, ApiError> {
+    check_known(
+        params,
+        &[
+            "SdkAppId",
+            "TaskId",
+            "StreamUrl",
+            "Volume",
+            "IsPause",
+            "EnableProgress",
+            "Tempo",
+        ],
+    )?;
+    sdkappid(state, params)?;
+    let id = task_id(params)?;
+    let url = match params.get("StreamUrl") {
+        None | Some(Value::Null) => None,
+        some => Some(stream_url(some)?),
+    };
+    let volume = optional_int(params, "Volume", 0..=i64::from(MAX_VOLUME))?;
+    let pause = optional_bool(params, "IsPause")?;
+    optional_bool(params, "EnableProgress")?;
+    tempo(params)?;
+    let mut inner = state.lock();
+    match inner.tasks.get_mut(&id) {
+        Some(t) if !t.phase.ended() => {
+            if let Some(v) = volume {
+                t.volume = Some(v as u64);
+            }
+            if let Some(u) = &url {
+                t.url = u.clone();
+            }
+            let _ = t.commands.send(TaskCommand::Update { url, pause });
+            Ok(json!({ "Status": "InProgress" }))
+        }
+        _ => Ok(json!({ "Status": "NotExist" })),
+    }
+}
+
+fn ingest_webhook(state: &State, event_type: i64, task_id: &str, status: i64) {
+    let callback = state.lock().trtc_callback.clone();
+    if let Some(callback) = callback {
+        let now = unix_now_ms();
+        state.outbox.send_trtc(
+            &callback,
+            json!({"EventGroupId": EVENT_GROUP_STREAM_INGEST, "EventType": event_type,
+                "CallbackMsTs": now,
+                "EventInfo": {"EventMsTs": now, "TaskId": task_id, "Status": status}}),
+        );
+    }
+}
+
+fn set_phase(state: &State, id: &str, phase: TaskPhase) {
+    // An ended task stays as it ended (a Stop through the API is final at once).
+    if let Some(t) = state.lock().tasks.get_mut(id)
+        && !t.phase.ended()
+    {
+        t.phase = phase;
+    }
+}
+
+enum Next {
+    Exit(ObserverExit),
+    Command(Option<TaskCommand>),
+    Event(Option<ObserverEvent>),
+    Deadline,
+}
+
+/// Pulls one task's stream: reconnects at the documented delays, reports 701/702, obeys
+/// Stop, Kill and Update, and ends at the end of its plays or its MaxDuration.
+async fn run_task(
+    state: Weak<State>,
+    id: String,
+    mut url: String,
+    plays: Option<u64>,
+    max_duration: Option<Duration>,
+    mut commands: mpsc::UnboundedReceiver<TaskCommand>,
+) {
+    let Some((pace, delays, tally)) = state.upgrade().and_then(|s| {
+        let tally = s.lock().tasks.get(&id)?.tally.clone();
+        Some((s.config.pace, s.config.reconnect_delays.clone(), tally))
+    }) else {
+        return;
+    };
+    let deadline = max_duration.map(|d| tokio::time::Instant::now() + d);
+    let mut failures = 0usize;
+    let mut reported_start = false;
+    let mut paused = false;
+    let finish = |phase: TaskPhase, stop_event: bool| {
+        if let Some(s) = state.upgrade() {
+            set_phase(&s, &id, phase);
+            if stop_event {
+                ingest_webhook(&s, EVENT_INGEST_STOP, &id, 0);
+            }
+            tracing::info!(task_id = %id, ?phase, "emulated ingest task ended");
+        }
+    };
+    loop {
+        let (events_tx, mut events) = mpsc::unbounded_channel();
+        let spec = ObserveSpec::new(url.clone(), pace, plays);
+        let mut observer = match Observer::start(spec, tally.clone(), events_tx) {
+            Ok(o) => o,
+            Err(e) => {
+                tally.record_error(e.to_string());
+                if let Some(s) = state.upgrade() {
+                    ingest_webhook(&s, EVENT_INGEST_START, &id, 1);
+                }
+                return finish(TaskPhase::Failed, false);
+            }
+        };
+        let control = observer.controller();
+        if paused {
+            control.pause();
+        }
+        let exit = loop {
+            let next = tokio::select! {
+                exit = observer.wait() => Next::Exit(exit),
+                cmd = commands.recv() => Next::Command(cmd),
+                event = events.recv(), if !events.is_closed() => Next::Event(event),
+                _ = async {
+                    match deadline {
+                        Some(d) => tokio::time::sleep_until(d).await,
+                        None => std::future::pending().await,
+                    }
+                } => Next::Deadline,
+            };
+            match next {
+                Next::Exit(exit) => break exit,
+                Next::Event(Some(ObserverEvent::FirstMedia)) => {
+                    failures = 0;
+                    if let Some(s) = state.upgrade() {
+                        set_phase(
+                            &s,
+                            &id,
+                            if paused {
+                                TaskPhase::Paused
+                            } else {
+                                TaskPhase::Playing
+                            },
+                        );
+                        if !reported_start {
+                            reported_start = true;
+                            ingest_webhook(&s, EVENT_INGEST_START, &id, 0);
+                        }
+                    }
+                }
+                Next::Event(_) => {}
+                Next::Command(None) | Next::Command(Some(TaskCommand::Stop)) => {
+                    observer.stop().await;
+                    return finish(TaskPhase::Stopped, true);
+                }
+                Next::Command(Some(TaskCommand::Kill)) => {
+                    observer.stop().await;
+                    return finish(TaskPhase::Killed, true);
+                }
+                Next::Deadline => {
+                    observer.stop().await;
+                    return finish(TaskPhase::TimedOut, true);
+                }
+                Next::Command(Some(TaskCommand::Update {
+                    url: new_url,
+                    pause,
+                })) => {
+                    if let Some(p) = pause {
+                        paused = p;
+                        if p {
+                            control.pause();
+                        } else {
+                            control.resume();
+                        }
+                        if let Some(s) = state.upgrade() {
+                            set_phase(
+                                &s,
+                                &id,
+                                if p {
+                                    TaskPhase::Paused
+                                } else {
+                                    TaskPhase::Playing
+                                },
+                            );
+                        }
+                    }
+                    if let Some(u) = new_url {
+                        url = u;
+                        observer.stop().await;
+                        break ObserverExit::Stopped;
+                    }
+                }
+            }
+        };
+        match exit {
+            ObserverExit::Completed => return finish(TaskPhase::Completed, true),
+            // Only an Update with a new URL stops the observer and comes back here.
+            ObserverExit::Stopped => continue,
+            ObserverExit::Failed { message, .. } => {
+                tracing::info!(task_id = %id, error = %message, "emulated ingest source failed");
+                let Some(s) = state.upgrade() else { return };
+                if failures >= delays.len() {
+                    ingest_webhook(&s, EVENT_INGEST_START, &id, 1);
+                    drop(s);
+                    return finish(TaskPhase::Failed, false);
+                }
+                let delay = delays[failures];
+                failures += 1;
+                ingest_webhook(&s, EVENT_INGEST_START, &id, 2);
+                set_phase(&s, &id, TaskPhase::Reconnecting);
+                if let Some(t) = s.lock().tasks.get_mut(&id) {
+                    t.reconnects += 1;
+                }
+                drop(s);
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    cmd = commands.recv() => match cmd {
+                        Some(TaskCommand::Kill) => return finish(TaskPhase::Killed, true),
+                        Some(TaskCommand::Update { url: Some(u), .. }) => url = u,
+                        Some(TaskCommand::Update { .. }) => {}
+                        _ => return finish(TaskPhase::Stopped, true),
+                    },
+                }
+            }
+        }
+    }
+}
