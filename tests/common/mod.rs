@@ -51,6 +51,18 @@ pub struct Received {
 }
 
 impl Received {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_default()
+    }
+
+    pub fn query(&self, name: &str) -> Option<String> {
+        url::Url::parse(&format!("http://x{}", self.uri))
+            .ok()?
+            .query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    }
+
     pub fn header(&self, name: &str) -> Option<String> {
         self.headers
             .iter()
@@ -72,6 +84,7 @@ struct State {
 pub struct ScriptedServer {
     pub addr: SocketAddr,
     state: Arc<Mutex<State>>,
+    arrivals: tokio::sync::watch::Receiver<usize>,
 }
 
 impl ScriptedServer {
@@ -81,10 +94,13 @@ impl ScriptedServer {
             ..State::default()
         }));
         let shared = state.clone();
+        let (arrived, arrivals) = tokio::sync::watch::channel(0usize);
+        let arrived = Arc::new(arrived);
         let app = axum::Router::new().fallback(
             move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
                 let state = shared.clone();
-                async move { answer(state, method, uri, headers, body).await }
+                let arrived = arrived.clone();
+                async move { answer(state, arrived, method, uri, headers, body).await }
             },
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -92,7 +108,40 @@ impl ScriptedServer {
         tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
         });
-        Self { addr, state }
+        Self {
+            addr,
+            state,
+            arrivals,
+        }
+    }
+
+    /// Waits until `done` holds for the requests received so far, or panics at `deadline`.
+    pub async fn wait_for(
+        &self,
+        what: &str,
+        deadline: Duration,
+        done: impl Fn(&[Received]) -> bool,
+    ) -> Vec<Received> {
+        let mut arrivals = self.arrivals.clone();
+        let wait = async {
+            loop {
+                let received = self.received();
+                if done(&received) {
+                    return received;
+                }
+                if arrivals.changed().await.is_err() {
+                    return self.received();
+                }
+            }
+        };
+        tokio::time::timeout(deadline, wait)
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "timed out after {deadline:?} waiting for {what}: {:#?}",
+                    self.received()
+                )
+            })
     }
 
     pub fn url(&self) -> String {
@@ -114,6 +163,7 @@ impl ScriptedServer {
 
 async fn answer(
     state: Arc<Mutex<State>>,
+    arrived: Arc<tokio::sync::watch::Sender<usize>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -132,6 +182,7 @@ async fn answer(
         });
         s.script.pop_front().or_else(|| s.fallback.clone())
     };
+    arrived.send_modify(|n| *n += 1);
     let Some(answer) = next else {
         return (StatusCode::IM_A_TEAPOT, "script exhausted").into_response();
     };
