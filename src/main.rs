@@ -321,6 +321,22 @@ fn init_tracing(filter: Option<&str>) {
         .try_init();
 }
 
+/// Ctrl-C or SIGTERM, whichever comes first.
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
+}
+
 fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -419,7 +435,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("cannot listen on {}", args.listen))?;
             // Exactly one JSON line on stdout: what a client needs to point at.
             println!("{}", serde_json::to_string(&emulator.endpoints())?);
-            tokio::signal::ctrl_c().await?;
+            shutdown_signal().await;
             emulator.shutdown().await;
             Ok(ExitCode::SUCCESS)
         }

@@ -326,3 +326,50 @@ async fn api_commands_reach_the_server_and_print_the_answer() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn the_emulator_command_prints_its_endpoints_and_serves() {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = callfeed("http://127.0.0.1:9/")
+        .args(["emulator", "--listen", "127.0.0.1:0", "--pace", "fast"])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(std::time::Duration::from_secs(10), lines.next_line())
+        .await
+        .expect("the emulator prints its endpoints when ready")
+        .unwrap()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let im = v["im_endpoint"].as_str().unwrap();
+    assert_eq!(v["trtc_endpoint"], im, "one port serves both APIs");
+    assert_eq!(v["control"], format!("{im}/emulator/v1"));
+    // The client, configured with the same credentials, talks to it.
+    let out = callfeed(im)
+        .args(["api", "get-callback"])
+        .output()
+        .await
+        .unwrap();
+    let (_, stderr) = text(&out);
+    assert!(stderr.contains("100301"), "{stderr}");
+    let out = callfeed(im)
+        .args(["api", "describe-ingest", "--task-id", "none"])
+        .output()
+        .await
+        .unwrap();
+    let reply: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(reply["response"]["Status"], "NotExist");
+    // SIGTERM ends it cleanly.
+    let pid = child.id().unwrap();
+    std::process::Command::new("kill")
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    let status = tokio::time::timeout(std::time::Duration::from_secs(10), child.wait())
+        .await
+        .expect("the emulator exits on SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+}

@@ -267,7 +267,7 @@ async fn a_call_and_an_ingest_task_end_to_end() {
         (Some(320), Some(240))
     );
     assert!(
-        (m["dominant_hz"].as_f64().unwrap() - 440.0).abs() < 15.0,
+        (m["dominant_hz"].as_f64().unwrap() - 440.0).abs() < 5.0,
         "{m}"
     );
     let room_view = cloud.get("/rooms/string/roomid-test").await;
@@ -298,7 +298,7 @@ async fn a_call_and_an_ingest_task_end_to_end() {
             &task_path(&task),
             "the new source",
             Duration::from_secs(15),
-            |v| (v["dominant_hz"].as_f64().unwrap_or(0.0) - 880.0).abs() < 15.0,
+            |v| (v["dominant_hz"].as_f64().unwrap_or(0.0) - 880.0).abs() < 5.0,
         )
         .await;
 
@@ -478,10 +478,7 @@ async fn each_room_gets_its_own_stream() {
         );
         assert_eq!(v["width"].as_u64(), Some(u64::from(clip.width)));
         assert_eq!(v["height"].as_u64(), Some(u64::from(clip.height)));
-        assert!(
-            (v["dominant_hz"].as_f64().unwrap() - hz).abs() < 15.0,
-            "{v}"
-        );
+        assert!((v["dominant_hz"].as_f64().unwrap() - hz).abs() < 5.0, "{v}");
         assert!(v["first_media_ms"].as_u64().is_some());
     }
     let alpha_view = cloud.get("/rooms/string/alpha").await;

@@ -63,7 +63,7 @@ async fn figures_match_a_known_clip() {
     assert!(within(media.fps, 25.0, 0.05), "{media:?}");
     assert!(within(media.audio_ms as f64, 2000.0, 0.1), "{media:?}");
     assert!(
-        (media.dominant_hz.unwrap() - 440.0).abs() < 15.0,
+        (media.dominant_hz.unwrap() - 440.0).abs() < 5.0,
         "{media:?}"
     );
     assert!(media.audio_level_db.unwrap() > -20.0, "{media:?}");
@@ -78,7 +78,7 @@ async fn figures_match_a_known_clip() {
     );
     assert_eq!((media.width, media.height), (640, 360));
     assert!(
-        (media.dominant_hz.unwrap() - 880.0).abs() < 15.0,
+        (media.dominant_hz.unwrap() - 880.0).abs() < 5.0,
         "{media:?}"
     );
     assert_eq!(media.plays_completed, 2);

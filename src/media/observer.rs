@@ -85,7 +85,8 @@ struct Tally {
     play_last_pts: Option<gst::ClockTime>,
     level_power_sum: f64,
     level_count: u64,
-    dominant_votes: HashMap<u32, u64>,
+    /// Per FFT band that was loudest: how often, and the sum of the interpolated frequencies.
+    dominant_votes: HashMap<u32, (u64, f64)>,
 }
 
 /// Figures shared by every attempt at one task.
@@ -427,25 +428,44 @@ fn analyse(tally: &MediaTally, structure: &gst::StructureRef) {
             let Ok(magnitudes) = structure.get::<gst::List>("magnitude") else {
                 return;
             };
-            let loudest = magnitudes
+            let db: Vec<f32> = magnitudes
                 .iter()
                 .filter_map(|v| v.get::<f32>().ok())
-                .enumerate()
-                .max_by(|a, b| a.1.total_cmp(&b.1));
-            if let Some((band, db)) = loudest
-                && db > TONE_FLOOR_DB
-            {
-                tally.with(|t| {
-                    *t.dominant_votes.entry(band as u32).or_default() += 1;
-                    let (best, _) = t
-                        .dominant_votes
-                        .iter()
-                        .max_by_key(|(band, votes)| (**votes, std::cmp::Reverse(**band)))
-                        .expect("just voted");
-                    let width = f64::from(ANALYSIS_RATE) / 2.0 / f64::from(SPECTRUM_BANDS);
-                    t.media.dominant_hz = Some(((f64::from(*best) + 0.5) * width).round());
-                });
+                .collect();
+            let Some((band, &peak)) = db.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1))
+            else {
+                return;
+            };
+            if peak <= TONE_FLOOR_DB {
+                return;
             }
+            // Bin k of the element's FFT (2 * bands - 2 points) is k * rate / nfft; a parabola
+            // through the peak and its neighbours finds the tone between two bins.
+            let offset = match (band.checked_sub(1).map(|i| db[i]), db.get(band + 1)) {
+                (Some(a), Some(&c)) => {
+                    let denominator = a - 2.0 * peak + c;
+                    if denominator.abs() > f32::EPSILON {
+                        f64::from(0.5 * (a - c) / denominator)
+                    } else {
+                        0.0
+                    }
+                }
+                _ => 0.0,
+            };
+            let bin_hz = f64::from(ANALYSIS_RATE) / f64::from(2 * SPECTRUM_BANDS - 2);
+            let hz = (band as f64 + offset.clamp(-0.5, 0.5)) * bin_hz;
+            tally.with(|t| {
+                let vote = t.dominant_votes.entry(band as u32).or_default();
+                vote.0 += 1;
+                vote.1 += hz;
+                let (votes, sum) = t
+                    .dominant_votes
+                    .values()
+                    .max_by(|a, b| a.0.cmp(&b.0))
+                    .copied()
+                    .expect("just voted");
+                t.media.dominant_hz = Some((sum / votes as f64).round());
+            });
         }
         _ => {}
     }
