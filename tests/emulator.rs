@@ -790,3 +790,74 @@ async fn faults_are_injected_and_killed_tasks_report_not_exist() {
         IngestStatus::NotExist
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_task_stops_delivering_until_resumed() {
+    let media = tempfile::tempdir().unwrap();
+    Clip {
+        seconds: 1,
+        width: 160,
+        height: 120,
+        fps: 25,
+        tone_hz: 440,
+    }
+    .write(media.path(), "c.mp4");
+    let files = serve_dir(media.path()).await;
+    let mut config = emulator_config();
+    config.pace = Pace::Realtime;
+    let cloud = cloud_with(config, settings()).await;
+    let mut looping = StartStreamIngest::new(
+        RoomRef::string("r").unwrap(),
+        user("robot"),
+        format!("{files}c.mp4"),
+    );
+    looping.repeat_num = Some(-1);
+    let task = cloud.ingest.start(&looping).await.unwrap().response.task_id;
+    let path = task_path(&task);
+    cloud
+        .until(&path, "media", Duration::from_secs(10), |v| {
+            v["video_frames"].as_u64() > Some(10)
+        })
+        .await;
+    let pause = |p: bool| UpdateStreamIngest {
+        task_id: task.clone(),
+        is_pause: Some(p),
+        ..UpdateStreamIngest::default()
+    };
+    assert_eq!(
+        cloud
+            .ingest
+            .update(&pause(true))
+            .await
+            .unwrap()
+            .response
+            .status,
+        IngestStatus::InProgress
+    );
+    let paused = cloud
+        .until(&path, "the pause", Duration::from_secs(5), |v| {
+            v["phase"] == "paused"
+        })
+        .await;
+    // An observation window, not synchronisation: 600 ms is 15 frames of real time, and
+    // none may arrive while paused.
+    let frames = paused["video_frames"].as_u64().unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let after = cloud.get(&path).await["video_frames"].as_u64().unwrap();
+    assert!(after <= frames + 2, "paused: {frames} then {after}");
+    cloud.ingest.update(&pause(false)).await.unwrap();
+    cloud
+        .until(
+            &path,
+            "delivery after resume",
+            Duration::from_secs(5),
+            |v| v["video_frames"].as_u64() > Some(after + 10),
+        )
+        .await;
+    assert_eq!(
+        cloud.get(&path).await["gaps_over_500ms"],
+        0,
+        "a pause is not a gap"
+    );
+    cloud.ingest.stop(&task).await.unwrap();
+}
