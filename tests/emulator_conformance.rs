@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use callfeed::cloud::{tc3, usersig};
@@ -34,18 +33,6 @@ async fn emulator() -> (Emulator, String) {
         .unwrap();
     let base = e.endpoints().im_endpoint;
     (e, base)
-}
-
-fn python_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("CALLFEED_TEST_PYTHON") {
-        return p.into();
-    }
-    let venv = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python"));
-    if venv.exists() {
-        venv
-    } else {
-        "python3".into()
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,30 +4,19 @@
 //!
 //! Needs `python3` with both packages (`make setup` installs them).
 
+mod common;
+
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use callfeed::cloud::usersig::{self, Expectation};
+use common::python_bin;
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/independent.py");
 const SDKAPPID: &str = "1400000000";
 const APP_KEY: &str = "5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e";
 const SECRET_ID: &str = "AKIDEXAMPLEsecretid0000000000000000";
 const SECRET_KEY: &str = "EXAMPLEsecretkey00000000000000";
-
-/// `$CALLFEED_TEST_PYTHON`, else the venv `make setup` makes, else `python3`.
-fn python_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("CALLFEED_TEST_PYTHON") {
-        return p.into();
-    }
-    let venv = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python"));
-    if venv.exists() {
-        venv
-    } else {
-        "python3".into()
-    }
-}
 
 fn python(args: &[&str], stdin: Option<&str>) -> String {
     let mut child = Command::new(python_bin())

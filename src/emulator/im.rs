@@ -10,7 +10,7 @@ use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::state::{Call, Member, MemberState, State, unix_now, unix_now_ms};
+use super::state::{Call, Injected, Member, MemberState, State, unix_now, unix_now_ms};
 use super::{Behaviour, MAX_BODY_BYTES};
 use crate::cloud::UserId;
 use crate::cloud::call::{
@@ -53,14 +53,6 @@ fn fail(state: &State, code: i64, info: impl Into<String>) -> Response {
         json!({"ActionStatus":"FAIL","ErrorInfo":info.into(),"ErrorCode":code,
         "RequestId": state.next_im_request_id()}),
     )
-}
-
-/// A response whose body breaks off: the client sees the connection drop.
-pub(crate) fn dropped_connection() -> Response {
-    let stream = futures::stream::once(async {
-        Err::<axum::body::Bytes, std::io::Error>(std::io::Error::other("connection dropped"))
-    });
-    Response::new(Body::from_stream(stream))
 }
 
 pub(crate) async fn unknown_path(AxState(state): AxState<Arc<State>>) -> Response {
@@ -133,26 +125,14 @@ pub(crate) async fn handle(
         );
     }
     if let Some(fault) = state.take_fault(&command) {
-        if fault.delay_ms > 0 {
-            tokio::time::sleep(Duration::from_millis(fault.delay_ms)).await;
-        }
-        if fault.drop {
-            return dropped_connection();
-        }
-        if let Some(status) = fault.http_status {
-            return (
-                axum::http::StatusCode::from_u16(status)
-                    .unwrap_or(axum::http::StatusCode::BAD_GATEWAY),
-                "<html>injected fault</html>",
-            )
-                .into_response();
-        }
-        if let Some(code) = fault.error.as_ref().and_then(Value::as_i64) {
-            return fail(
-                &state,
-                code,
-                fault.message.unwrap_or_else(|| "injected fault".into()),
-            );
+        match fault.inject().await {
+            Injected::Answer(response) => return response,
+            Injected::Code(code, message) => {
+                if let Some(code) = code.as_i64() {
+                    return fail(&state, code, message);
+                }
+            }
+            Injected::Nothing => {}
         }
     }
     if state.im_limiter.check_key(&command).is_err() {

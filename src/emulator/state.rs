@@ -237,6 +237,49 @@ fn one() -> u32 {
     1
 }
 
+/// What a fault makes the emulator do with the request it hit.
+pub(crate) enum Injected {
+    /// Answer this instead of handling the request (a broken connection or a bare status).
+    Answer(axum::response::Response),
+    /// Refuse with this code (IM number or API string) in the API's own envelope.
+    Code(serde_json::Value, String),
+    /// Only a delay: handle the request as usual.
+    Nothing,
+}
+
+impl Fault {
+    /// Waits the fault's delay, then says what to answer.
+    pub(crate) async fn inject(self) -> Injected {
+        use axum::response::IntoResponse;
+        if self.delay_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(self.delay_ms)).await;
+        }
+        if self.drop {
+            // A body that breaks off: the client sees the connection drop mid-answer.
+            let stream = futures::stream::once(async {
+                Err::<axum::body::Bytes, std::io::Error>(std::io::Error::other(
+                    "connection dropped",
+                ))
+            });
+            return Injected::Answer(axum::response::Response::new(
+                axum::body::Body::from_stream(stream),
+            ));
+        }
+        if let Some(status) = self.http_status {
+            let status = axum::http::StatusCode::from_u16(status)
+                .unwrap_or(axum::http::StatusCode::BAD_GATEWAY);
+            return Injected::Answer((status, "<html>injected fault</html>").into_response());
+        }
+        match self.error {
+            Some(code) => Injected::Code(
+                code,
+                self.message.unwrap_or_else(|| "injected fault".into()),
+            ),
+            None => Injected::Nothing,
+        }
+    }
+}
+
 pub(crate) struct Inner {
     pub calls: BTreeMap<String, Call>,
     pub tasks: BTreeMap<String, Task>,

@@ -15,8 +15,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::MAX_BODY_BYTES;
-use super::im::dropped_connection;
-use super::state::{State, Task, TaskCommand, TaskPhase, unix_now, unix_now_ms};
+use super::state::{Injected, State, Task, TaskCommand, TaskPhase, unix_now, unix_now_ms};
 use crate::cloud::ids::check_stream_url;
 use crate::cloud::ingest::{
     MAX_DURATION_MINUTES, MAX_IDLE_TIMEOUT_SECS, MAX_REPEAT_NUM, MAX_VOLUME, SERVICE, TEMPOS,
@@ -155,25 +154,14 @@ pub(crate) async fn handle(
         }
     }
     if let Some(fault) = state.take_fault(action) {
-        if fault.delay_ms > 0 {
-            tokio::time::sleep(Duration::from_millis(fault.delay_ms)).await;
-        }
-        if fault.drop {
-            return dropped_connection();
-        }
-        if let Some(status) = fault.http_status {
-            return (
-                axum::http::StatusCode::from_u16(status)
-                    .unwrap_or(axum::http::StatusCode::BAD_GATEWAY),
-                "<html>injected fault</html>",
-            )
-                .into_response();
-        }
-        if let Some(code) = fault.error.as_ref().and_then(Value::as_str) {
-            return respond(Err(err(
-                code,
-                fault.message.unwrap_or_else(|| "injected fault".into()),
-            )));
+        match fault.inject().await {
+            Injected::Answer(response) => return response,
+            Injected::Code(code, message) => {
+                if let Some(code) = code.as_str() {
+                    return respond(Err(err(code, message)));
+                }
+            }
+            Injected::Nothing => {}
         }
     }
     if state.api_limiter.check_key(&action.to_owned()).is_err() {

@@ -310,6 +310,17 @@ fn build_pipeline(
     Ok(pipeline)
 }
 
+/// A bin from a launch description ending in `appsink name=sink`, and that appsink.
+fn appsink_bin(description: &str, sync: bool) -> Result<(gst::Bin, gst_app::AppSink), String> {
+    let bin = gst::parse::bin_from_description(description, true).map_err(|e| e.to_string())?;
+    let sink = bin
+        .by_name("sink")
+        .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+        .ok_or("branch without an appsink named sink")?;
+    sink.set_sync(sync);
+    Ok((bin, sink))
+}
+
 fn audio_branch(
     sync: bool,
     tally: &MediaTally,
@@ -321,12 +332,7 @@ fn audio_branch(
          ! appsink name=sink",
         interval = ANALYSIS_INTERVAL.nseconds()
     );
-    let bin = gst::parse::bin_from_description(&description, true).map_err(|e| e.to_string())?;
-    let sink = bin
-        .by_name("sink")
-        .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
-        .ok_or("audio branch without appsink")?;
-    sink.set_sync(sync);
+    let (bin, sink) = appsink_bin(&description, sync)?;
     let tally = tally.clone();
     let events = events.clone();
     sink.set_callbacks(
@@ -354,13 +360,7 @@ fn video_branch(
     tally: &MediaTally,
     events: &mpsc::UnboundedSender<ObserverEvent>,
 ) -> Result<gst::Bin, String> {
-    let bin = gst::parse::bin_from_description("queue ! appsink name=sink", true)
-        .map_err(|e| e.to_string())?;
-    let sink = bin
-        .by_name("sink")
-        .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
-        .ok_or("video branch without appsink")?;
-    sink.set_sync(sync);
+    let (bin, sink) = appsink_bin("queue ! appsink name=sink", sync)?;
     let tally = tally.clone();
     let events = events.clone();
     sink.set_callbacks(

@@ -291,3 +291,16 @@ pub async fn serve_dir(dir: &std::path::Path) -> String {
     });
     format!("http://{addr}/")
 }
+
+/// `$CALLFEED_TEST_PYTHON`, else the venv `make setup` makes, else `python3`.
+pub fn python_bin() -> std::path::PathBuf {
+    if let Some(p) = std::env::var_os("CALLFEED_TEST_PYTHON") {
+        return p.into();
+    }
+    let venv = std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python"));
+    if venv.exists() {
+        venv
+    } else {
+        "python3".into()
+    }
+}
