@@ -257,6 +257,9 @@ struct FileConfig {
     rate_limits: Option<bool>,
     #[serde(default)]
     emulator: EmulatorSettings,
+    /// Topology overrides and additions: section → name → gst-launch fragment.
+    #[serde(default)]
+    pipelines: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// The `[emulator]` table: how `callfeed emulator` and `--emulator` behave.
@@ -309,6 +312,8 @@ pub struct Config {
     pub trtc_endpoint: url::Url,
     pub http: HttpSettings,
     pub emulator: EmulatorSettings,
+    /// `[pipelines]` overrides of `pipelines/topologies.toml`, checked when loaded.
+    pub pipelines: BTreeMap<String, BTreeMap<String, String>>,
     pub file: Option<PathBuf>,
     sources: BTreeMap<&'static str, Source>,
 }
@@ -485,6 +490,7 @@ impl Config {
             trtc_endpoint,
             http,
             emulator: file.emulator,
+            pipelines: file.pipelines,
             file: path,
             sources,
         })

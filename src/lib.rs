@@ -21,3 +21,4 @@ pub mod cloud;
 pub mod config;
 pub mod emulator;
 pub mod media;
+pub mod serve;

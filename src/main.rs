@@ -23,6 +23,10 @@ use callfeed::cloud::{
 };
 use callfeed::config::{Config, ConfigError};
 use callfeed::emulator::{Emulator, EmulatorConfig, Pace};
+use callfeed::media::contract::{Contract, Profile};
+use callfeed::media::engine::{LiveSettings, LiveStream, Loops, MediaEvent};
+use callfeed::media::input::InputSpec;
+use callfeed::media::topology::Topologies;
 
 /// Exit code for input refused before anything was sent (clap uses 2 for usage errors too).
 const EXIT_INVALID: u8 = 2;
@@ -62,6 +66,43 @@ enum Command {
     Api(ApiArgs),
     /// Run a local Tencent cloud (call engine + TRTC ingest + room observer) until Ctrl-C.
     Emulator(EmulatorArgs),
+    /// Say what an input is, whether it passes through, and the contract it gets.
+    Probe(ProbeArgs),
+    /// Turn an input into a stream a cloud can pull: served HTTP-FLV or an RTMP push.
+    Push(PushArgs),
+}
+
+#[derive(Args)]
+struct ProbeArgs {
+    /// File, URL, playlist:, test: or device (see the README's input table).
+    input: String,
+    #[arg(long, default_value = "720p")]
+    profile: Profile,
+    /// One JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct PushArgs {
+    input: String,
+    /// Serve live HTTP-FLV on this address (a free port when none is given).
+    #[arg(long, num_args = 0..=1, default_missing_value = "127.0.0.1:0", value_name = "ADDR")]
+    serve: Option<std::net::SocketAddr>,
+    /// Push to this RTMP URL (nginx-rtmp, SRS, Tencent CSS with txSecret...).
+    #[arg(long, value_name = "URL")]
+    rtmp: Option<String>,
+    #[arg(long, default_value = "720p")]
+    profile: Profile,
+    /// Play the input N times, or `forever`.
+    #[arg(long = "loop", default_value = "1", value_name = "N|forever")]
+    loops: Loops,
+    /// Start this many seconds into the first file.
+    #[arg(long, value_name = "SECS")]
+    start: Option<f64>,
+    /// Still image shown when the input is gone (and for audio-only inputs); black otherwise.
+    #[arg(long, value_name = "IMAGE")]
+    slate: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -422,6 +463,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Api(args) => api_command(&config, args).await,
+        Command::Probe(args) => probe_command(args).await,
+        Command::Push(args) => push_command(&config, args).await,
         Command::Emulator(args) => {
             let mut settings = EmulatorConfig::from_config(&config)?;
             if let Some(pace) = args.pace {
@@ -440,6 +483,113 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+async fn probe_command(args: ProbeArgs) -> anyhow::Result<ExitCode> {
+    let spec = InputSpec::parse(&args.input)?;
+    let contract = Contract::new(args.profile);
+    let report =
+        tokio::task::spawn_blocking(move || callfeed::media::probe::probe(&spec, contract))
+            .await??;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!("input       {} ({})", report.input, report.kind);
+        if let Some(c) = &report.container {
+            println!("container   {c}");
+        }
+        if let Some(d) = report.duration_ms {
+            println!("duration    {:.3} s", d as f64 / 1000.0);
+        }
+        if let Some(v) = &report.video {
+            println!(
+                "video       {} {} {}x{} @ {:.2} fps{}",
+                v.codec,
+                v.profile.as_deref().unwrap_or(""),
+                v.width,
+                v.height,
+                v.fps,
+                if v.still_image { " (still image)" } else { "" }
+            );
+        }
+        if let Some(a) = &report.audio {
+            println!("audio       {} {} Hz, {} ch", a.codec, a.rate, a.channels);
+        }
+        println!("contract    {}", args.profile);
+        println!(
+            "passthrough {} — {}",
+            if report.passthrough { "yes" } else { "no" },
+            report.reason
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn push_command(config: &Config, args: PushArgs) -> anyhow::Result<ExitCode> {
+    if args.serve.is_none() && args.rtmp.is_none() {
+        anyhow::bail!(InvalidArgument::new(
+            "output",
+            "none",
+            "--serve [ADDR] and/or --rtmp URL"
+        ));
+    }
+    let spec = InputSpec::parse(&args.input)?;
+    let contract = Contract::new(args.profile);
+    if matches!(
+        spec,
+        InputSpec::File(_) | InputSpec::Playlist(_) | InputSpec::Url(_)
+    ) {
+        // Fail before anything starts: a missing, corrupt or non-media input is named now.
+        let probe_spec = spec.clone();
+        tokio::task::spawn_blocking(move || callfeed::media::probe::probe(&probe_spec, contract))
+            .await??;
+    }
+    let topologies = Topologies::load(&config.pipelines)?;
+    let mut settings = LiveSettings::new(contract);
+    settings.loops = args.loops;
+    settings.start = args.start.map(std::time::Duration::from_secs_f64);
+    settings.slate_image = args.slate;
+    let mut stream = LiveStream::start(spec, settings, &topologies)?;
+    let mut events = stream.events();
+    let server = match args.serve {
+        Some(addr) => {
+            let server = callfeed::serve::streams::StreamServer::start(addr).await?;
+            let url = server.publish_live(stream.hub(), None);
+            println!("{url}");
+            Some(server)
+        }
+        None => None,
+    };
+    let rtmp = match &args.rtmp {
+        Some(url) => {
+            println!("{url}");
+            Some(callfeed::media::rtmp::RtmpOutput::start(
+                stream.hub(),
+                url.clone(),
+            )?)
+        }
+        None => None,
+    };
+    let result = loop {
+        tokio::select! {
+            result = stream.wait() => break result,
+            _ = shutdown_signal() => break stream.stop().await,
+            event = events.recv() => {
+                if let Ok(event) = event
+                    && !matches!(event, MediaEvent::FirstMedia)
+                {
+                    eprintln!("{}", serde_json::to_string(&event)?);
+                }
+            }
+        }
+    };
+    if let Some(rtmp) = rtmp {
+        rtmp.stop().await;
+    }
+    drop(server);
+    let reason = result?;
+    eprintln!("stream ended: {reason}");
+    Ok(ExitCode::SUCCESS)
 }
 
 fn usersig_command(config: &Config, args: UsersigArgs) -> anyhow::Result<ExitCode> {

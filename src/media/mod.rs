@@ -26,9 +26,35 @@ pub fn runtime_version() -> Result<String, MediaInitError> {
     Ok(gstreamer::version_string().to_string())
 }
 
+/// Owns a pipeline and sets it to `Null` when dropped, on every exit path (an early return,
+/// a panic, a task cancelled at runtime shutdown), as GStreamer requires.
+#[derive(Debug)]
+pub struct NullOnDrop(pub gstreamer::Pipeline);
+
+impl std::ops::Deref for NullOnDrop {
+    type Target = gstreamer::Pipeline;
+    fn deref(&self) -> &gstreamer::Pipeline {
+        &self.0
+    }
+}
+
+impl Drop for NullOnDrop {
+    fn drop(&mut self) {
+        use gstreamer::prelude::ElementExt;
+        let _ = self.0.set_state(gstreamer::State::Null);
+    }
+}
+
 /// Whether an element factory is installed (e.g. `x264enc` from plugins-ugly).
 pub fn has_element(name: &str) -> Result<bool, MediaInitError> {
     init()?;
     Ok(gstreamer::ElementFactory::find(name).is_some())
 }
+pub mod contract;
+pub mod engine;
+pub mod hub;
+pub mod input;
 pub mod observer;
+pub mod probe;
+pub mod rtmp;
+pub mod topology;

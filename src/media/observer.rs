@@ -495,9 +495,10 @@ async fn run(
             t.play_first_pts = None;
             t.play_last_pts = None;
         });
+        // Null on every exit path (cancellation included), so sockets and decoders are freed.
+        let pipeline = super::NullOnDrop(pipeline);
         let exit = play_once(&spec, &tally, &pipeline, &mut control, started).await;
-        // Null on every exit path, so sockets and decoders are released.
-        let _ = pipeline.set_state(gst::State::Null);
+        drop(pipeline);
         match exit {
             PlayEnd::Eos => {
                 plays_done += 1;

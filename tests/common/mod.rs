@@ -304,3 +304,60 @@ pub fn python_bin() -> std::path::PathBuf {
         "python3".into()
     }
 }
+
+/// One FLV tag as a reader saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlvTag {
+    pub kind: u8,
+    pub timestamp_ms: u32,
+    pub keyframe: bool,
+    /// A codec configuration (AVC or AAC sequence header) or an AVC end-of-sequence marker,
+    /// rather than media.
+    pub config: bool,
+}
+
+/// Reads an HTTP-FLV stream until it ends or `limit` passes; returns its tags.
+pub async fn read_flv(url: &str, limit: Duration) -> Vec<FlvTag> {
+    let mut response = reqwest::get(url).await.expect("the stream URL answers");
+    assert_eq!(response.status(), 200, "{url}");
+    let mut data: Vec<u8> = Vec::new();
+    let _ = tokio::time::timeout(limit, async {
+        while let Ok(Some(chunk)) = response.chunk().await {
+            data.extend_from_slice(&chunk);
+        }
+    })
+    .await;
+    parse_flv(&data)
+}
+
+pub fn parse_flv(data: &[u8]) -> Vec<FlvTag> {
+    assert!(
+        data.starts_with(b"FLV"),
+        "not FLV: {:?}",
+        &data[..data.len().min(16)]
+    );
+    let mut tags = Vec::new();
+    let mut at = 13;
+    while at + 11 <= data.len() {
+        let size = u32::from_be_bytes([0, data[at + 1], data[at + 2], data[at + 3]]) as usize;
+        if at + 11 + size + 4 > data.len() {
+            break;
+        }
+        let ts = u32::from_be_bytes([data[at + 7], data[at + 4], data[at + 5], data[at + 6]]);
+        let kind = data[at] & 0x1f;
+        let body = &data[at + 11..at + 11 + size];
+        let (keyframe, config) = match kind {
+            9 if body.len() >= 2 => (body[0] >> 4 == 1, body[1] != 1),
+            8 if body.len() >= 2 => (false, body[0] >> 4 == 10 && body[1] == 0),
+            _ => (false, false),
+        };
+        tags.push(FlvTag {
+            kind,
+            timestamp_ms: ts,
+            keyframe,
+            config,
+        });
+        at += 11 + size + 4;
+    }
+    tags
+}

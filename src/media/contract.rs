@@ -1,0 +1,142 @@
+//! The output contract: what every stream callfeed produces looks like, whatever the input.
+//!
+//! A profile fixes the size, the frame rate, the codecs and their limits. The caps never
+//! change during a stream, across input restarts and fallbacks included, because TRTC's
+//! ingest expects one resolution per task.
+
+use std::fmt;
+
+/// Audio of every profile: AAC at 48 kHz, stereo.
+pub const AUDIO_RATE: u32 = 48_000;
+pub const AUDIO_CHANNELS: u32 = 2;
+pub const AUDIO_BITRATE: u32 = 128_000;
+
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    /// Audio only (for audio calls).
+    Audio,
+    #[serde(rename = "360p")]
+    P360,
+    #[serde(rename = "540p")]
+    P540,
+    #[serde(rename = "720p")]
+    #[default]
+    P720,
+    #[serde(rename = "1080p")]
+    P1080,
+}
+
+/// The video part of a profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct VideoContract {
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    pub kbps: u32,
+    /// Frames between keyframes: one second, so a late reader waits at most that long.
+    pub gop_frames: u32,
+}
+
+impl Profile {
+    pub const ALL: [Profile; 5] = [
+        Profile::Audio,
+        Profile::P360,
+        Profile::P540,
+        Profile::P720,
+        Profile::P1080,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Audio => "audio",
+            Profile::P360 => "360p",
+            Profile::P540 => "540p",
+            Profile::P720 => "720p",
+            Profile::P1080 => "1080p",
+        }
+    }
+
+    pub fn video(self) -> Option<VideoContract> {
+        let (width, height, kbps) = match self {
+            Profile::Audio => return None,
+            Profile::P360 => (640, 360, 800),
+            Profile::P540 => (960, 540, 1200),
+            Profile::P720 => (1280, 720, 2000),
+            Profile::P1080 => (1920, 1080, 3500),
+        };
+        Some(VideoContract {
+            width,
+            height,
+            fps: 30,
+            kbps,
+            gop_frames: 30,
+        })
+    }
+}
+
+impl fmt::Display for Profile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Profile {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Profile::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| format!("unknown profile `{s}`: use audio, 360p, 540p, 720p or 1080p"))
+    }
+}
+
+/// The contract a stream is produced under: a profile plus the encoder speed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Contract {
+    pub profile: Profile,
+    pub video: Option<VideoContract>,
+    pub audio_rate: u32,
+    pub audio_channels: u32,
+    pub audio_bps: u32,
+    /// x264 speed preset.
+    pub preset: &'static str,
+}
+
+impl Contract {
+    pub fn new(profile: Profile) -> Self {
+        Self {
+            profile,
+            video: profile.video(),
+            audio_rate: AUDIO_RATE,
+            audio_channels: AUDIO_CHANNELS,
+            audio_bps: AUDIO_BITRATE,
+            preset: "veryfast",
+        }
+    }
+
+    /// Raw video caps every input is normalised to.
+    pub fn raw_video_caps(&self) -> Option<String> {
+        self.video.map(|v| {
+            format!(
+                "video/x-raw,format=I420,width={},height={},framerate={}/1,pixel-aspect-ratio=1/1",
+                v.width, v.height, v.fps
+            )
+        })
+    }
+
+    pub fn raw_audio_caps(&self) -> String {
+        // Encoders want the stereo layout spelled out.
+        let mask = if self.audio_channels == 2 {
+            ",channel-mask=(bitmask)0x3"
+        } else {
+            ""
+        };
+        format!(
+            "audio/x-raw,format=S16LE,rate={},channels={},layout=interleaved{mask}",
+            self.audio_rate, self.audio_channels
+        )
+    }
+}

@@ -1,0 +1,296 @@
+//! The FLV stream of one live output, shared by every reader: the stream header, the codec
+//! headers, the current GOP, and the live tags after it.
+//!
+//! A reader that joins late gets the header, the codec headers and the GOP from its last
+//! keyframe first, so it can decode at once. Readers are fed through a bounded broadcast: a
+//! reader that falls behind by more than the buffer is dropped, never waited for.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use tokio::sync::broadcast;
+
+/// Tags a reader may fall behind before it is dropped (about 10 s of 30 fps video + audio).
+const READER_BUFFER: usize = 1024;
+
+const TAG_AUDIO: u8 = 8;
+const TAG_VIDEO: u8 = 9;
+const TAG_SCRIPT: u8 = 18;
+
+/// What an FLV tag is, read from its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TagKind {
+    /// The 13-byte file header (`FLV` + flags + PreviousTagSize0).
+    FileHeader,
+    Script,
+    VideoConfig,
+    AudioConfig,
+    VideoKeyframe,
+    VideoDelta,
+    Audio,
+    Other,
+}
+
+/// Classifies a buffer from flvmux: one tag (with its trailing PreviousTagSize) or the header.
+pub fn tag_kind(tag: &[u8]) -> TagKind {
+    if tag.starts_with(b"FLV") {
+        return TagKind::FileHeader;
+    }
+    if tag.len() < 13 {
+        return TagKind::Other;
+    }
+    match tag[0] & 0x1f {
+        TAG_SCRIPT => TagKind::Script,
+        TAG_VIDEO => {
+            let frame_type = tag[11] >> 4;
+            let codec = tag[11] & 0x0f;
+            if codec == 7 && tag[12] == 0 {
+                TagKind::VideoConfig
+            } else if frame_type == 1 {
+                TagKind::VideoKeyframe
+            } else {
+                TagKind::VideoDelta
+            }
+        }
+        TAG_AUDIO => {
+            let format = tag[11] >> 4;
+            if format == 10 && tag[12] == 0 {
+                TagKind::AudioConfig
+            } else {
+                TagKind::Audio
+            }
+        }
+        _ => TagKind::Other,
+    }
+}
+
+/// The tag's timestamp in milliseconds (24 bits plus the extension byte).
+pub fn tag_timestamp(tag: &[u8]) -> Option<u32> {
+    (tag.len() >= 8 && !tag.starts_with(b"FLV"))
+        .then(|| u32::from_be_bytes([tag[7], tag[4], tag[5], tag[6]]))
+}
+
+/// Rewrites a tag's timestamp in place.
+pub fn set_tag_timestamp(tag: &mut [u8], ms: u32) {
+    if tag.len() >= 8 {
+        let b = ms.to_be_bytes();
+        tag[4] = b[1];
+        tag[5] = b[2];
+        tag[6] = b[3];
+        tag[7] = b[0];
+    }
+}
+
+#[derive(Default)]
+struct Preamble {
+    file_header: Option<Bytes>,
+    script: Option<Bytes>,
+    video_config: Option<Bytes>,
+    audio_config: Option<Bytes>,
+    /// Tags from the last keyframe on (or every tag, for audio-only streams, since the last
+    /// second).
+    gop: Vec<Bytes>,
+    has_video: bool,
+    ended: bool,
+}
+
+/// One live FLV stream and its readers.
+pub struct StreamHub {
+    state: Mutex<Preamble>,
+    live: broadcast::Sender<Bytes>,
+    bytes_in: AtomicU64,
+    tags_in: AtomicU64,
+}
+
+impl std::fmt::Debug for StreamHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamHub")
+            .field("tags_in", &self.tags_in.load(Ordering::Relaxed))
+            .field("readers", &self.live.receiver_count())
+            .finish()
+    }
+}
+
+impl Default for StreamHub {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// What a new reader gets: what to send first, then the live tags.
+pub struct Subscription {
+    pub preamble: Vec<Bytes>,
+    pub live: broadcast::Receiver<Bytes>,
+}
+
+impl StreamHub {
+    pub fn new() -> Self {
+        Self {
+            state: Mutex::new(Preamble::default()),
+            live: broadcast::channel(READER_BUFFER).0,
+            bytes_in: AtomicU64::new(0),
+            tags_in: AtomicU64::new(0),
+        }
+    }
+
+    /// Takes one buffer from the muxer. Headers are kept for late readers (the first of
+    /// each kind wins, so a restarted muxer does not change what readers were told).
+    pub fn push(&self, tag: Bytes) {
+        self.bytes_in.fetch_add(tag.len() as u64, Ordering::Relaxed);
+        self.tags_in.fetch_add(1, Ordering::Relaxed);
+        let kind = tag_kind(&tag);
+        let mut s = self.state.lock().expect("hub lock");
+        match kind {
+            // Every first header also goes live, for readers that joined before it existed.
+            TagKind::FileHeader => {
+                s.has_video = tag.get(4).is_some_and(|flags| flags & 1 != 0);
+                if s.file_header.is_none() {
+                    s.file_header = Some(tag.clone());
+                    let _ = self.live.send(tag);
+                }
+                return;
+            }
+            TagKind::Script => {
+                if s.script.is_none() {
+                    s.script = Some(tag.clone());
+                    let _ = self.live.send(tag);
+                }
+                return;
+            }
+            TagKind::VideoConfig => {
+                if s.video_config.is_none() {
+                    s.video_config = Some(tag.clone());
+                    let _ = self.live.send(tag);
+                }
+                return;
+            }
+            TagKind::AudioConfig => {
+                if s.audio_config.is_none() {
+                    s.audio_config = Some(tag.clone());
+                    let _ = self.live.send(tag);
+                }
+                return;
+            }
+            TagKind::VideoKeyframe => s.gop = vec![tag.clone()],
+            TagKind::Audio if !s.has_video => {
+                // Audio-only: any tag is a starting point; keep about one second.
+                if s.gop.len() >= 50 {
+                    s.gop.remove(0);
+                }
+                s.gop.push(tag.clone());
+            }
+            _ if !s.gop.is_empty() => s.gop.push(tag.clone()),
+            _ => {}
+        }
+        // Sent under the lock, so a reader subscribing now sees each tag exactly once.
+        let _ = self.live.send(tag);
+    }
+
+    /// Marks the end of the stream: readers finish after what they have. The end travels as
+    /// an empty buffer, after every tag.
+    pub fn end(&self) {
+        let mut s = self.state.lock().expect("hub lock");
+        if !s.ended {
+            s.ended = true;
+            let _ = self.live.send(Bytes::new());
+        }
+    }
+
+    pub fn is_ended(&self) -> bool {
+        self.state.lock().expect("hub lock").ended
+    }
+
+    /// A new reader: the preamble to send first, then live tags.
+    pub fn subscribe(&self) -> Subscription {
+        let s = self.state.lock().expect("hub lock");
+        let preamble = s
+            .file_header
+            .iter()
+            .chain(s.script.iter())
+            .chain(s.video_config.iter())
+            .chain(s.audio_config.iter())
+            .chain(s.gop.iter())
+            .cloned()
+            .collect();
+        Subscription {
+            preamble,
+            live: self.live.subscribe(),
+        }
+    }
+
+    /// Whether a reader could start decoding now (headers and a keyframe are in).
+    pub fn is_ready(&self) -> bool {
+        let s = self.state.lock().expect("hub lock");
+        s.file_header.is_some() && !s.gop.is_empty()
+    }
+
+    pub fn readers(&self) -> usize {
+        self.live.receiver_count()
+    }
+
+    pub fn bytes_in(&self) -> u64 {
+        self.bytes_in.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn video(key: bool, ts: u32) -> Bytes {
+        let mut t = vec![
+            TAG_VIDEO,
+            0,
+            0,
+            5,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            if key { 0x17 } else { 0x27 },
+            1,
+            0,
+            0,
+            0,
+        ];
+        set_tag_timestamp(&mut t, ts);
+        Bytes::from(t)
+    }
+
+    #[test]
+    fn late_readers_start_on_the_last_keyframe() {
+        let hub = StreamHub::new();
+        hub.push(Bytes::from_static(
+            b"FLV\x01\x05\x00\x00\x00\x09\x00\x00\x00\x00",
+        ));
+        hub.push(Bytes::from(vec![
+            TAG_VIDEO, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0x17, 0, 0, 0,
+        ]));
+        for (i, key) in [true, false, false, true, false].into_iter().enumerate() {
+            hub.push(video(key, i as u32 * 33));
+        }
+        let sub = hub.subscribe();
+        let kinds: Vec<TagKind> = sub.preamble.iter().map(|t| tag_kind(t)).collect();
+        assert_eq!(
+            kinds,
+            [
+                TagKind::FileHeader,
+                TagKind::VideoConfig,
+                TagKind::VideoKeyframe,
+                TagKind::VideoDelta
+            ]
+        );
+        assert_eq!(tag_timestamp(&sub.preamble[2]), Some(99));
+    }
+
+    #[test]
+    fn timestamps_round_trip_past_24_bits() {
+        let mut t = video(false, 0).to_vec();
+        set_tag_timestamp(&mut t, 0x1234_5678);
+        assert_eq!(tag_timestamp(&t), Some(0x1234_5678));
+    }
+}

@@ -1,0 +1,423 @@
+//! Input specs: what a user names on the command line, parsed and checked before anything
+//! starts.
+//!
+//! | spec | input |
+//! |---|---|
+//! | `PATH` or `file:PATH` | a file GStreamer decodes (audio, video, or a still image) |
+//! | `playlist:A,B,C` | files played one after another |
+//! | `http(s)://…`, `rtmp://…`, `srt://…`, `….m3u8` | a URL (file, live FLV, RTMP, SRT, HLS) |
+//! | `test:` | a moving ball and a 440 Hz tone; parts joined by `+`: `bars`, `ball`, `black`, `tone=HZ`, `silence` |
+//! | `v4l2:/dev/videoN` | a camera; join a microphone with `+`: `v4l2:/dev/video0+alsa:hw:1` |
+//! | `alsa:DEVICE`, `pulse:DEVICE` | a microphone |
+//! | `custom:NAME[:ARG]` | the user's own `source.NAME_video` / `source.NAME_audio` topology |
+
+use std::path::{Path, PathBuf};
+
+use super::topology::Topologies;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InputError {
+    #[error("input `{spec}`: {reason}")]
+    Invalid { spec: String, reason: String },
+    #[error("input file `{path}` does not exist: check the path")]
+    Missing { path: PathBuf },
+    #[error("input file `{path}` cannot be read: {reason}")]
+    Unreadable { path: PathBuf, reason: String },
+    #[error("input device `{device}` does not exist: list cameras with `ls /dev/video*`")]
+    UnknownDevice { device: String },
+}
+
+fn invalid(spec: &str, reason: impl Into<String>) -> InputError {
+    InputError::Invalid {
+        spec: spec.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TestVideo {
+    Pattern(&'static str),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum TestAudio {
+    Tone(f64),
+    Silence,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Microphone {
+    Alsa(String),
+    Pulse(String),
+}
+
+/// A parsed input.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InputSpec {
+    File(PathBuf),
+    Playlist(Vec<PathBuf>),
+    Url(String),
+    Test {
+        video: Option<TestVideo>,
+        audio: Option<TestAudio>,
+    },
+    Devices {
+        camera: Option<String>,
+        microphone: Option<Microphone>,
+    },
+    Custom {
+        name: String,
+        arg: String,
+    },
+}
+
+impl InputSpec {
+    /// Parses a spec. Files and devices are checked to exist; nothing is opened for media.
+    pub fn parse(spec: &str) -> Result<Self, InputError> {
+        let spec = spec.trim();
+        if spec.is_empty() {
+            return Err(invalid(
+                spec,
+                "empty input: name a file, a URL, `test:` or a device",
+            ));
+        }
+        if let Some(rest) = spec.strip_prefix("test:") {
+            return parse_test(spec, rest);
+        }
+        if let Some(rest) = spec.strip_prefix("playlist:") {
+            let items: Vec<PathBuf> = rest
+                .split(',')
+                .filter(|s| !s.trim().is_empty())
+                .map(|s| PathBuf::from(s.trim()))
+                .collect();
+            if items.is_empty() {
+                return Err(invalid(
+                    spec,
+                    "a playlist needs at least one file: playlist:a.mp3,b.mp4",
+                ));
+            }
+            for item in &items {
+                check_file(item)?;
+            }
+            return Ok(InputSpec::Playlist(items));
+        }
+        if let Some(rest) = spec.strip_prefix("custom:") {
+            let (name, arg) = rest.split_once(':').unwrap_or((rest, ""));
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(invalid(
+                    spec,
+                    "custom:NAME[:ARG] with NAME of letters, digits and _",
+                ));
+            }
+            return Ok(InputSpec::Custom {
+                name: name.to_owned(),
+                arg: arg.to_owned(),
+            });
+        }
+        if spec.starts_with("v4l2:") || spec.starts_with("alsa:") || spec.starts_with("pulse:") {
+            return parse_devices(spec);
+        }
+        if let Some(scheme) = spec.split_once("://").map(|(s, _)| s) {
+            return match scheme {
+                "http" | "https" | "rtmp" | "rtmps" | "srt" => {
+                    url::Url::parse(spec)
+                        .map_err(|e| invalid(spec, format!("not a valid URL: {e}")))?;
+                    Ok(InputSpec::Url(spec.to_owned()))
+                }
+                "file" => {
+                    let path = url::Url::parse(spec)
+                        .ok()
+                        .and_then(|u| u.to_file_path().ok())
+                        .ok_or_else(|| invalid(spec, "not a valid file:// URI"))?;
+                    check_file(&path)?;
+                    Ok(InputSpec::File(path))
+                }
+                other => Err(invalid(
+                    spec,
+                    format!(
+                        "scheme `{other}` is not supported: use http, https, rtmp, srt or a file"
+                    ),
+                )),
+            };
+        }
+        let path = PathBuf::from(spec.strip_prefix("file:").unwrap_or(spec));
+        check_file(&path)?;
+        Ok(InputSpec::File(path))
+    }
+
+    /// Whether the input runs on its own clock (devices, live URLs, test sources) rather than
+    /// being read from storage as fast as asked.
+    pub fn is_live(&self) -> bool {
+        match self {
+            InputSpec::File(_) | InputSpec::Playlist(_) => false,
+            InputSpec::Url(u) => !looks_like_file(u),
+            _ => true,
+        }
+    }
+
+    /// Whether the input can be played again from the start (loops, playlists).
+    pub fn is_replayable(&self) -> bool {
+        match self {
+            InputSpec::File(_) | InputSpec::Playlist(_) => true,
+            InputSpec::Url(u) => looks_like_file(u),
+            _ => false,
+        }
+    }
+
+    /// The items played in turn: files for a playlist, one item otherwise.
+    pub fn items(&self) -> Vec<InputItem> {
+        match self {
+            InputSpec::File(p) => vec![InputItem::Uri(file_uri(p))],
+            InputSpec::Playlist(items) => {
+                items.iter().map(|p| InputItem::Uri(file_uri(p))).collect()
+            }
+            InputSpec::Url(u) => vec![InputItem::Uri(u.clone())],
+            other => vec![InputItem::Sources(other.clone())],
+        }
+    }
+
+    /// The launch fragments of a source input (test, devices, custom): (video, audio).
+    pub fn source_fragments(
+        &self,
+        topologies: &Topologies,
+    ) -> Result<(Option<String>, Option<String>), super::topology::TopologyError> {
+        match self {
+            InputSpec::Test { video, audio } => {
+                let v = video
+                    .as_ref()
+                    .map(|TestVideo::Pattern(p)| {
+                        topologies.render("source.test_video", &[("pattern", p)])
+                    })
+                    .transpose()?;
+                let a = audio
+                    .as_ref()
+                    .map(|a| {
+                        let (wave, freq) = match a {
+                            TestAudio::Tone(hz) => ("sine", format!("{hz}")),
+                            TestAudio::Silence => ("silence", "440".to_owned()),
+                        };
+                        topologies.render("source.test_audio", &[("wave", wave), ("freq", &freq)])
+                    })
+                    .transpose()?;
+                Ok((v, a))
+            }
+            InputSpec::Devices { camera, microphone } => {
+                let v = camera
+                    .as_ref()
+                    .map(|d| topologies.render("source.v4l2_video", &[("device", d)]))
+                    .transpose()?;
+                let a = microphone
+                    .as_ref()
+                    .map(|m| match m {
+                        Microphone::Alsa(d) => {
+                            topologies.render("source.alsa_audio", &[("device", d)])
+                        }
+                        Microphone::Pulse(d) => {
+                            topologies.render("source.pulse_audio", &[("device", d)])
+                        }
+                    })
+                    .transpose()?;
+                Ok((v, a))
+            }
+            InputSpec::Custom { name, arg } => {
+                let (vk, ak) = (
+                    format!("source.{name}_video"),
+                    format!("source.{name}_audio"),
+                );
+                if !topologies.has(&vk) && !topologies.has(&ak) {
+                    return Err(super::topology::TopologyError::Missing(format!(
+                        "{vk} or {ak} (add it under [pipelines.source] in the config)"
+                    )));
+                }
+                let v = topologies
+                    .has(&vk)
+                    .then(|| topologies.render(&vk, &[("arg", arg)]))
+                    .transpose()?;
+                let a = topologies
+                    .has(&ak)
+                    .then(|| topologies.render(&ak, &[("arg", arg)]))
+                    .transpose()?;
+                Ok((v, a))
+            }
+            _ => Ok((None, None)),
+        }
+    }
+}
+
+/// One thing an input pipeline plays.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InputItem {
+    /// Decoded with uridecodebin.
+    Uri(String),
+    /// Built from source fragments.
+    Sources(InputSpec),
+}
+
+fn looks_like_file(url: &str) -> bool {
+    let path = url.split('?').next().unwrap_or(url).to_ascii_lowercase();
+    (path.starts_with("http://") || path.starts_with("https://"))
+        && [
+            ".mp4", ".mov", ".m4a", ".mp3", ".wav", ".ogg", ".opus", ".flac", ".mkv", ".webm",
+            ".aac",
+        ]
+        .iter()
+        .any(|ext| path.ends_with(ext))
+}
+
+fn file_uri(path: &Path) -> String {
+    let absolute = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    url::Url::from_file_path(&absolute)
+        .map(|u| u.to_string())
+        .unwrap_or_else(|_| format!("file://{}", absolute.display()))
+}
+
+fn check_file(path: &Path) -> Result<(), InputError> {
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(InputError::Missing {
+            path: path.to_path_buf(),
+        }),
+        Err(e) => Err(InputError::Unreadable {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        }),
+        Ok(m) if m.is_dir() => Err(InputError::Unreadable {
+            path: path.to_path_buf(),
+            reason: "it is a directory".into(),
+        }),
+        Ok(m) if m.len() == 0 => Err(InputError::Unreadable {
+            path: path.to_path_buf(),
+            reason: "it is empty".into(),
+        }),
+        Ok(_) => std::fs::File::open(path)
+            .map(|_| ())
+            .map_err(|e| InputError::Unreadable {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            }),
+    }
+}
+
+fn parse_test(spec: &str, rest: &str) -> Result<InputSpec, InputError> {
+    if rest.is_empty() {
+        return Ok(InputSpec::Test {
+            video: Some(TestVideo::Pattern("ball")),
+            audio: Some(TestAudio::Tone(440.0)),
+        });
+    }
+    let (mut video, mut audio) = (None, None);
+    for part in rest.split('+') {
+        match part {
+            "bars" => video = Some(TestVideo::Pattern("smpte")),
+            "ball" => video = Some(TestVideo::Pattern("ball")),
+            "black" => video = Some(TestVideo::Pattern("black")),
+            "silence" => audio = Some(TestAudio::Silence),
+            "tone" => audio = Some(TestAudio::Tone(440.0)),
+            p if p.starts_with("tone=") => {
+                let hz: f64 = p[5..]
+                    .parse()
+                    .ok()
+                    .filter(|hz| (20.0..=20_000.0).contains(hz))
+                    .ok_or_else(|| invalid(spec, format!("`{p}`: a tone is 20 to 20000 Hz")))?;
+                audio = Some(TestAudio::Tone(hz));
+            }
+            other => {
+                return Err(invalid(
+                    spec,
+                    format!(
+                        "unknown test part `{other}`: use bars, ball, black, tone=HZ or silence, joined by +"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(InputSpec::Test { video, audio })
+}
+
+fn parse_devices(spec: &str) -> Result<InputSpec, InputError> {
+    let (mut camera, mut microphone) = (None, None);
+    for part in spec.split('+') {
+        if let Some(dev) = part.strip_prefix("v4l2:") {
+            if !Path::new(dev).exists() {
+                return Err(InputError::UnknownDevice {
+                    device: dev.to_owned(),
+                });
+            }
+            camera = Some(dev.to_owned());
+        } else if let Some(dev) = part.strip_prefix("alsa:") {
+            microphone = Some(Microphone::Alsa(
+                if dev.is_empty() { "default" } else { dev }.to_owned(),
+            ));
+        } else if let Some(dev) = part.strip_prefix("pulse:") {
+            microphone = Some(Microphone::Pulse(
+                if dev.is_empty() { "default" } else { dev }.to_owned(),
+            ));
+        } else {
+            return Err(invalid(
+                spec,
+                format!("`{part}` is not v4l2:, alsa: or pulse:"),
+            ));
+        }
+    }
+    Ok(InputSpec::Devices { camera, microphone })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_parse() {
+        assert_eq!(
+            InputSpec::parse("test:bars+tone=880").unwrap(),
+            InputSpec::Test {
+                video: Some(TestVideo::Pattern("smpte")),
+                audio: Some(TestAudio::Tone(880.0))
+            }
+        );
+        assert!(matches!(
+            InputSpec::parse("https://a.b/live.flv").unwrap(),
+            InputSpec::Url(_)
+        ));
+        assert!(InputSpec::parse("https://a.b/live.flv").unwrap().is_live());
+        assert!(!InputSpec::parse("https://a.b/x.mp4").unwrap().is_live());
+        assert!(matches!(
+            InputSpec::parse("/nonexistent/x.mp4"),
+            Err(InputError::Missing { .. })
+        ));
+        let err = InputSpec::parse("ftp://a/b").unwrap_err().to_string();
+        assert!(err.contains("ftp"), "{err}");
+        let err = InputSpec::parse("test:plaid").unwrap_err().to_string();
+        assert!(err.contains("plaid"), "{err}");
+        let err = InputSpec::parse("v4l2:/dev/video99")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("/dev/video99") && err.contains("does not exist"),
+            "{err}"
+        );
+        assert!(matches!(
+            InputSpec::parse("playlist:"),
+            Err(InputError::Invalid { .. })
+        ));
+        assert!(matches!(
+            InputSpec::parse("pulse:default").unwrap(),
+            InputSpec::Devices {
+                camera: None,
+                microphone: Some(Microphone::Pulse(_))
+            }
+        ));
+    }
+
+    /// No camera on the build machines: the description a camera gets is checked instead.
+    #[test]
+    fn a_camera_and_microphone_build_their_fragments() {
+        let t = Topologies::builtin().unwrap();
+        let spec = InputSpec::Devices {
+            camera: Some("/dev/video0".into()),
+            microphone: Some(Microphone::Alsa("hw:1".into())),
+        };
+        let (v, a) = spec.source_fragments(&t).unwrap();
+        assert_eq!(v.as_deref(), Some("v4l2src device=/dev/video0 ! decodebin"));
+        assert_eq!(a.as_deref(), Some("alsasrc device=hw:1"));
+    }
+}

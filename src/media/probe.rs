@@ -1,0 +1,284 @@
+//! Preflight: what an input is, whether it can be passed through without decoding, and the
+//! contract it will be given, or why it cannot be used — before any call rings.
+
+use gstreamer as gst;
+use gstreamer_pbutils as pbutils;
+use gstreamer_pbutils::prelude::*;
+
+use super::contract::Contract;
+use super::input::{InputItem, InputSpec};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("input `{input}` cannot be used: {reason}")]
+pub struct ProbeError {
+    pub input: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct VideoStream {
+    pub codec: String,
+    pub profile: Option<String>,
+    pub width: u32,
+    pub height: u32,
+    pub fps: f64,
+    pub still_image: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AudioStream {
+    pub codec: String,
+    pub rate: u32,
+    pub channels: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ProbeReport {
+    pub input: String,
+    pub kind: &'static str,
+    pub live: bool,
+    pub container: Option<String>,
+    pub duration_ms: Option<u64>,
+    pub seekable: bool,
+    pub video: Option<VideoStream>,
+    pub audio: Option<AudioStream>,
+    /// Whether the input is remuxed as it is instead of decoded and encoded.
+    pub passthrough: bool,
+    /// Why passthrough does or does not apply.
+    pub reason: String,
+    pub contract: Contract,
+}
+
+fn caps_name(caps: Option<gst::Caps>) -> (String, Option<gst::Structure>) {
+    match caps.and_then(|c| c.structure(0).map(|s| s.to_owned())) {
+        Some(s) => (s.name().to_string(), Some(s)),
+        None => ("unknown".into(), None),
+    }
+}
+
+fn codec_name(name: &str, s: Option<&gst::Structure>) -> String {
+    match name {
+        "video/x-h264" => "h264".into(),
+        "video/x-h265" => "h265".into(),
+        "video/x-vp8" => "vp8".into(),
+        "video/x-vp9" => "vp9".into(),
+        "audio/x-opus" => "opus".into(),
+        "audio/x-vorbis" => "vorbis".into(),
+        "audio/x-flac" => "flac".into(),
+        "audio/mpeg" => match s.and_then(|s| s.get::<i32>("mpegversion").ok()) {
+            Some(1) => "mp3".into(),
+            Some(2 | 4) => "aac".into(),
+            _ => "mpeg-audio".into(),
+        },
+        other => other
+            .rsplit('/')
+            .next()
+            .unwrap_or(other)
+            .trim_start_matches("x-")
+            .to_owned(),
+    }
+}
+
+/// Probes a file or URL with GStreamer's Discoverer (blocking; run off the async threads).
+pub fn probe(spec: &InputSpec, contract: Contract) -> Result<ProbeReport, ProbeError> {
+    super::init().map_err(|e| ProbeError {
+        input: format!("{spec:?}"),
+        reason: e.to_string(),
+    })?;
+    let items = spec.items();
+    let kind = match spec {
+        InputSpec::File(_) => "file",
+        InputSpec::Playlist(_) => "playlist",
+        InputSpec::Url(_) => "url",
+        InputSpec::Test { .. } => "test",
+        InputSpec::Devices { .. } => "device",
+        InputSpec::Custom { .. } => "custom",
+    };
+    let mut reports = Vec::new();
+    for item in &items {
+        let InputItem::Uri(uri) = item else {
+            return Ok(ProbeReport {
+                input: format!("{spec:?}"),
+                kind,
+                live: true,
+                container: None,
+                duration_ms: None,
+                seekable: false,
+                video: None,
+                audio: None,
+                passthrough: false,
+                reason: "a live source is encoded to the contract".into(),
+                contract,
+            });
+        };
+        reports.push(probe_uri(uri, spec.is_live(), kind, contract)?);
+    }
+    let mut first = reports.remove(0);
+    if !reports.is_empty() {
+        first.passthrough = false;
+        first.reason = "a playlist is encoded to the contract".into();
+        first.duration_ms = first
+            .duration_ms
+            .zip(reports.iter().map(|r| r.duration_ms).sum::<Option<u64>>())
+            .map(|(a, b)| a + b);
+    }
+    Ok(first)
+}
+
+fn probe_uri(
+    uri: &str,
+    live: bool,
+    kind: &'static str,
+    contract: Contract,
+) -> Result<ProbeReport, ProbeError> {
+    let shown = uri
+        .split('?')
+        .next()
+        .unwrap_or(uri)
+        .trim_start_matches("file://")
+        .to_owned();
+    let fail = |reason: String| ProbeError {
+        input: shown.clone(),
+        reason,
+    };
+    let discoverer = pbutils::Discoverer::new(gst::ClockTime::from_seconds(10))
+        .map_err(|e| fail(e.to_string()))?;
+    let info = discoverer
+        .discover_uri(uri)
+        .map_err(|e| fail(e.to_string()))?;
+    match info.result() {
+        pbutils::DiscovererResult::Ok => {}
+        pbutils::DiscovererResult::Timeout => {
+            return Err(fail(
+                "no answer within 10 s (unreachable, or not media)".into(),
+            ));
+        }
+        pbutils::DiscovererResult::MissingPlugins => {
+            return Err(fail(
+                "no GStreamer plugin decodes it: run `make setup`".into(),
+            ));
+        }
+        other => return Err(fail(format!("{other:?}"))),
+    }
+    let (container, _) = caps_name(info.stream_info().and_then(|s| s.caps()));
+    let video = info.video_streams().first().map(|v| {
+        let (name, s) = caps_name(v.caps());
+        let fr = v.framerate();
+        VideoStream {
+            codec: codec_name(&name, s.as_ref()),
+            profile: s.as_ref().and_then(|s| s.get::<String>("profile").ok()),
+            width: v.width(),
+            height: v.height(),
+            fps: if fr.denom() > 0 {
+                f64::from(fr.numer()) / f64::from(fr.denom())
+            } else {
+                0.0
+            },
+            still_image: v.is_image(),
+        }
+    });
+    let audio = info.audio_streams().first().map(|a| {
+        let (name, s) = caps_name(a.caps());
+        AudioStream {
+            codec: codec_name(&name, s.as_ref()),
+            rate: a.sample_rate(),
+            channels: a.channels(),
+        }
+    });
+    if video.is_none() && audio.is_none() {
+        return Err(fail("it has neither audio nor video".into()));
+    }
+    let (passthrough, reason) = passthrough(&container, video.as_ref(), audio.as_ref(), &contract);
+    Ok(ProbeReport {
+        input: shown,
+        kind,
+        live,
+        container: Some(container),
+        duration_ms: info.duration().map(|d| d.mseconds()),
+        seekable: info.is_seekable(),
+        video,
+        audio,
+        passthrough,
+        reason,
+        contract,
+    })
+}
+
+/// Passthrough applies when remuxing alone meets the contract: H.264 without B-frames
+/// (baseline) at the contract's size and at most its frame rate, AAC at the contract's rate,
+/// in MP4/MOV or FLV.
+pub fn passthrough(
+    container: &str,
+    video: Option<&VideoStream>,
+    audio: Option<&AudioStream>,
+    contract: &Contract,
+) -> (bool, String) {
+    if !matches!(container, "video/quicktime" | "video/x-flv") {
+        return (
+            false,
+            format!("container {container} is re-encoded (passthrough needs MP4/MOV or FLV)"),
+        );
+    }
+    let Some(a) = audio else {
+        return (
+            false,
+            "no audio stream: silence is added by encoding".into(),
+        );
+    };
+    if a.codec != "aac" || a.rate != contract.audio_rate || !(1..=2).contains(&a.channels) {
+        return (
+            false,
+            format!(
+                "audio is {} at {} Hz, {} ch; the contract is AAC at {} Hz",
+                a.codec, a.rate, a.channels, contract.audio_rate
+            ),
+        );
+    }
+    match (contract.video, video) {
+        (None, _) => (
+            false,
+            "the audio profile drops the video by encoding".into(),
+        ),
+        (Some(_), None) => (
+            false,
+            "no video stream: a slate is added by encoding".into(),
+        ),
+        (Some(c), Some(v)) => {
+            let baseline = matches!(
+                v.profile.as_deref(),
+                Some("baseline" | "constrained-baseline")
+            );
+            if v.codec != "h264" || !baseline {
+                (
+                    false,
+                    format!(
+                        "video is {} ({}); passthrough needs H.264 baseline (no B-frames)",
+                        v.codec,
+                        v.profile.as_deref().unwrap_or("unknown profile")
+                    ),
+                )
+            } else if (v.width, v.height) != (c.width, c.height) {
+                (
+                    false,
+                    format!(
+                        "video is {}x{}; the contract is {}x{}",
+                        v.width, v.height, c.width, c.height
+                    ),
+                )
+            } else if v.fps <= 0.0 || v.fps > f64::from(c.fps) {
+                (
+                    false,
+                    format!(
+                        "video is {} fps; the contract allows up to {}",
+                        v.fps, c.fps
+                    ),
+                )
+            } else {
+                (
+                    true,
+                    "H.264 baseline and AAC within the contract: remuxed without decoding".into(),
+                )
+            }
+        }
+    }
+}

@@ -1,0 +1,232 @@
+//! RTMP push of a live stream to any RTMP server (nginx-rtmp, SRS, Tencent CSS), fed from
+//! the stream's [`StreamHub`]: one encode, any number of outputs. When the server goes away
+//! the output reconnects with jittered backoff and restarts on a keyframe.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use tokio::sync::{broadcast, watch};
+
+use super::hub::StreamHub;
+
+/// What an RTMP output reports.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum RtmpEvent {
+    Connecting { attempt: u32 },
+    Publishing,
+    Lost { reason: String, retry_in_ms: u64 },
+    Finished,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("RTMP output {url}: {reason}")]
+pub struct RtmpError {
+    pub url: String,
+    pub reason: String,
+}
+
+/// A running RTMP push.
+pub struct RtmpOutput {
+    events: broadcast::Sender<RtmpEvent>,
+    stop: watch::Sender<bool>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// The URL without its query (which may carry txSecret).
+fn shown(url: &str) -> &str {
+    url.split('?').next().unwrap_or(url)
+}
+
+impl RtmpOutput {
+    pub fn start(hub: Arc<StreamHub>, url: String) -> Result<Self, RtmpError> {
+        super::init().map_err(|e| RtmpError {
+            url: shown(&url).to_owned(),
+            reason: e.to_string(),
+        })?;
+        if !(url.starts_with("rtmp://") || url.starts_with("rtmps://")) {
+            return Err(RtmpError {
+                url: shown(&url).to_owned(),
+                reason: "not an rtmp:// or rtmps:// URL".into(),
+            });
+        }
+        let (events, _) = broadcast::channel(64);
+        let (stop, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(run(hub, url, events.clone(), stop_rx));
+        Ok(Self {
+            events,
+            stop,
+            task: Some(task),
+        })
+    }
+
+    pub fn events(&self) -> broadcast::Receiver<RtmpEvent> {
+        self.events.subscribe()
+    }
+
+    /// Waits until the stream has ended and its end was sent.
+    pub async fn finished(mut self) {
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+
+    pub async fn stop(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for RtmpOutput {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+enum Session {
+    Ended,
+    Stopped,
+    Lost(String),
+}
+
+async fn run(
+    hub: Arc<StreamHub>,
+    url: String,
+    events: broadcast::Sender<RtmpEvent>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let backoff = backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(500))
+        .with_max_delay(Duration::from_secs(5))
+        .with_jitter()
+        .without_max_times();
+    let mut delays = backon::BackoffBuilder::build(backoff);
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        let _ = events.send(RtmpEvent::Connecting { attempt });
+        match session(&hub, &url, &events, &mut stop).await {
+            Session::Ended => {
+                let _ = events.send(RtmpEvent::Finished);
+                return;
+            }
+            Session::Stopped => return,
+            Session::Lost(reason) => {
+                let delay = delays.next().unwrap_or(Duration::from_secs(5));
+                tracing::warn!(url = shown(&url), %reason, "RTMP output lost, reconnecting");
+                let _ = events.send(RtmpEvent::Lost {
+                    reason,
+                    retry_in_ms: delay.as_millis() as u64,
+                });
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = stop.changed() => return,
+                }
+                if hub.is_ended() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// One connection: the hub's preamble (headers + current GOP), then live tags.
+async fn session(
+    hub: &StreamHub,
+    url: &str,
+    events: &broadcast::Sender<RtmpEvent>,
+    stop: &mut watch::Receiver<bool>,
+) -> Session {
+    let description =
+        "appsrc name=src is-live=true format=time ! rtmp2sink name=sink sync=false chunk-size=4096";
+    let pipeline = match gst::parse::launch(description)
+        .ok()
+        .and_then(|p| p.downcast::<gst::Pipeline>().ok())
+    {
+        Some(p) => super::NullOnDrop(p),
+        None => return Session::Lost("cannot build the RTMP pipeline".into()),
+    };
+    let (Some(src), Some(sink)) = (
+        pipeline
+            .by_name("src")
+            .and_then(|e| e.downcast::<gst_app::AppSrc>().ok()),
+        pipeline.by_name("sink"),
+    ) else {
+        return Session::Lost("RTMP pipeline without its elements".into());
+    };
+    sink.set_property("location", url);
+    src.set_caps(Some(&gst::Caps::builder("video/x-flv").build()));
+    src.set_property("block", false);
+    let Some(bus) = pipeline.bus() else {
+        return Session::Lost("pipeline without a bus".into());
+    };
+    let mut messages = bus.stream();
+    let sub = hub.subscribe();
+    let mut live = sub.live;
+    let push = |tag: bytes::Bytes| -> bool {
+        let ts = super::hub::tag_timestamp(&tag);
+        let mut buffer = gst::Buffer::from_slice(tag);
+        if let Some(ms) = ts {
+            buffer
+                .get_mut()
+                .expect("new buffer")
+                .set_pts(gst::ClockTime::from_mseconds(u64::from(ms)));
+        }
+        src.push_buffer(buffer).is_ok()
+    };
+    if pipeline.set_state(gst::State::Playing).is_err() {
+        let _ = pipeline.set_state(gst::State::Null);
+        return Session::Lost(format!("cannot connect to {}", shown(url)));
+    }
+    for tag in sub.preamble {
+        push(tag);
+    }
+    let mut announced = false;
+    let outcome = loop {
+        tokio::select! {
+            _ = stop.changed() => break Session::Stopped,
+            tag = live.recv() => match tag {
+                Ok(tag) if tag.is_empty() => {
+                    let _ = src.end_of_stream();
+                    // Let rtmp2sink send what it has and close cleanly.
+                    let _ = tokio::time::timeout(Duration::from_secs(3), async {
+                        while let Some(m) = messages.next().await {
+                            if matches!(m.view(), gst::MessageView::Eos(_) | gst::MessageView::Error(_)) {
+                                break;
+                            }
+                        }
+                    }).await;
+                    break Session::Ended;
+                }
+                Ok(tag) => {
+                    if !push(tag) {
+                        break Session::Lost("the RTMP pipeline refused data".into());
+                    }
+                    if !announced {
+                        announced = true;
+                        let _ = events.send(RtmpEvent::Publishing);
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    break Session::Lost(format!("fell {n} tags behind the encoder"));
+                }
+                Err(broadcast::error::RecvError::Closed) => break Session::Ended,
+            },
+            msg = messages.next() => {
+                if let Some(msg) = msg
+                    && let gst::MessageView::Error(e) = msg.view()
+                {
+                    break Session::Lost(e.error().to_string());
+                }
+            }
+        }
+    };
+    let _ = pipeline.set_state(gst::State::Null);
+    outcome
+}

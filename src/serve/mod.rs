@@ -1,0 +1,3 @@
+//! HTTP serving: the stream endpoints a cloud puller reads. (The control API joins here.)
+
+pub mod streams;

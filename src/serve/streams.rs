@@ -1,0 +1,189 @@
+//! The stream endpoints: live HTTP-FLV from a [`StreamHub`] and announcement files with
+//! Range support, each behind an unguessable per-stream token and an optional expiry.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use tower::ServiceExt;
+
+use crate::media::hub::StreamHub;
+
+#[derive(Clone)]
+enum Published {
+    Live(Arc<StreamHub>),
+    File(PathBuf),
+}
+
+#[derive(Default)]
+struct Registry {
+    entries: Mutex<HashMap<String, (Published, Option<Instant>)>>,
+}
+
+impl Registry {
+    fn get(&self, token: &str) -> Option<Published> {
+        let mut entries = self.entries.lock().expect("registry lock");
+        match entries.get(token) {
+            Some((_, Some(expiry))) if *expiry <= Instant::now() => {
+                entries.remove(token);
+                None
+            }
+            Some((p, _)) => Some(p.clone()),
+            None => None,
+        }
+    }
+}
+
+/// A running stream server.
+pub struct StreamServer {
+    addr: SocketAddr,
+    registry: Arc<Registry>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+fn token() -> String {
+    // 122 random bits: not guessable, not enumerable.
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+impl StreamServer {
+    pub async fn start(listen: SocketAddr) -> std::io::Result<Self> {
+        let listener = tokio::net::TcpListener::bind(listen).await?;
+        let addr = listener.local_addr()?;
+        let registry = Arc::new(Registry::default());
+        let app = router(registry.clone());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        Ok(Self {
+            addr,
+            registry,
+            stop: Some(stop),
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Publishes a live stream; returns the URL a puller reads.
+    pub fn publish_live(&self, hub: Arc<StreamHub>, expires: Option<Instant>) -> String {
+        let t = token();
+        self.registry
+            .entries
+            .lock()
+            .expect("registry lock")
+            .insert(t.clone(), (Published::Live(hub), expires));
+        format!("http://{}/live/{t}.flv", self.addr)
+    }
+
+    /// Publishes a file (served with Range); returns its URL.
+    pub fn publish_file(&self, path: PathBuf, expires: Option<Instant>) -> String {
+        let t = token();
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or("mp4")
+            .to_owned();
+        self.registry
+            .entries
+            .lock()
+            .expect("registry lock")
+            .insert(t.clone(), (Published::File(path), expires));
+        format!("http://{}/files/{t}.{ext}", self.addr)
+    }
+
+    /// Withdraws a URL: later requests get 404.
+    pub fn unpublish(&self, url: &str) {
+        if let Some(t) = url.rsplit('/').next().and_then(|f| f.split('.').next()) {
+            self.registry
+                .entries
+                .lock()
+                .expect("registry lock")
+                .remove(t);
+        }
+    }
+}
+
+impl Drop for StreamServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+fn router(registry: Arc<Registry>) -> axum::Router {
+    axum::Router::new()
+        .route("/live/{file}", axum::routing::get(live))
+        .route("/files/{file}", axum::routing::get(file).head(file))
+        .with_state(registry)
+}
+
+fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        "no such stream (unknown or expired token)",
+    )
+        .into_response()
+}
+
+async fn live(State(registry): State<Arc<Registry>>, Path(file): Path<String>) -> Response {
+    let token = file.strip_suffix(".flv").unwrap_or(&file);
+    let Some(Published::Live(hub)) = registry.get(token) else {
+        return not_found();
+    };
+    if hub.is_ended() {
+        return (StatusCode::GONE, "the stream has ended").into_response();
+    }
+    let sub = hub.subscribe();
+    let preamble = futures::stream::iter(sub.preamble.into_iter().map(Ok::<Bytes, std::io::Error>));
+    let live = futures::stream::unfold(sub.live, |mut rx| async move {
+        match rx.recv().await {
+            // An empty buffer marks the end of the stream.
+            Ok(tag) if tag.is_empty() => None,
+            Ok(tag) => Some((Ok(tag), rx)),
+            // Too slow: dropped rather than allowed to hold anyone up.
+            Err(_) => None,
+        }
+    });
+    use futures::StreamExt;
+    (
+        [
+            (header::CONTENT_TYPE, "video/x-flv"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from_stream(preamble.chain(live)),
+    )
+        .into_response()
+}
+
+async fn file(
+    State(registry): State<Arc<Registry>>,
+    Path(file): Path<String>,
+    request: Request,
+) -> Response {
+    let token = file.split('.').next().unwrap_or(&file);
+    let Some(Published::File(path)) = registry.get(token) else {
+        return not_found();
+    };
+    match tower_http::services::ServeFile::new(path)
+        .oneshot(request)
+        .await
+    {
+        Ok(r) => r.into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}

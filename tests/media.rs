@@ -1,0 +1,272 @@
+//! The media engine with real pipelines and real readers: what a puller receives.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use callfeed::media::contract::{Contract, Profile};
+use callfeed::media::engine::{LiveSettings, LiveStream, Loops, MediaEvent};
+use callfeed::media::input::InputSpec;
+use callfeed::media::observer::{MediaTally, ObserveSpec, Observer, Pace};
+use callfeed::media::topology::Topologies;
+use callfeed::serve::streams::StreamServer;
+use common::*;
+
+fn topologies() -> Topologies {
+    Topologies::builtin().unwrap()
+}
+
+async fn serve(stream: &LiveStream) -> (StreamServer, String) {
+    let server = StreamServer::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let url = server.publish_live(stream.hub(), None);
+    (server, url)
+}
+
+/// Waits for an event matching `want`, or panics at the deadline.
+async fn wait_event(
+    events: &mut tokio::sync::broadcast::Receiver<MediaEvent>,
+    deadline: Duration,
+    want: impl Fn(&MediaEvent) -> bool,
+) -> MediaEvent {
+    tokio::time::timeout(deadline, async {
+        loop {
+            match events.recv().await {
+                Ok(e) if want(&e) => return e,
+                Ok(e) => eprintln!("event: {e:?}"),
+                Err(e) => panic!("event stream: {e}"),
+            }
+        }
+    })
+    .await
+    .expect("the event in time")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_test_source_becomes_a_contract_stream() {
+    let spec = InputSpec::parse("test:ball+tone=880").unwrap();
+    let stream = LiveStream::start(
+        spec,
+        LiveSettings::new(Contract::new(Profile::P360)),
+        &topologies(),
+    )
+    .unwrap();
+    let (_server, url) = serve(&stream).await;
+    // An independent reader, paced as a player.
+    let tally = MediaTally::new(Instant::now());
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let observer = Observer::start(
+        ObserveSpec::new(url.clone(), Pace::Realtime, Some(1)),
+        tally.clone(),
+        tx,
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tally.snapshot().video_frames < 60 {
+        assert!(Instant::now() < deadline, "{:?}", tally.snapshot());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let seen = tally.snapshot();
+    observer.stop().await;
+    assert_eq!((seen.width, seen.height), (640, 360), "{seen:?}");
+    assert!((seen.fps - 30.0).abs() < 1.5, "{seen:?}");
+    assert!((seen.dominant_hz.unwrap() - 880.0).abs() < 5.0, "{seen:?}");
+    assert_eq!(seen.size_changes, 0);
+
+    // A reader joining late starts with the headers and a keyframe.
+    let tags = read_flv(&url, Duration::from_millis(1500)).await;
+    let media: Vec<&FlvTag> = tags.iter().filter(|t| t.kind != 18 && !t.config).collect();
+    assert!(
+        tags.iter().any(|t| t.kind == 9 && t.config),
+        "AVC header first"
+    );
+    assert!(
+        tags.iter().any(|t| t.kind == 8 && t.config),
+        "AAC header first"
+    );
+    let first_video = media.iter().find(|t| t.kind == 9).unwrap();
+    assert!(
+        first_video.keyframe,
+        "late reader starts on a keyframe: {tags:?}"
+    );
+    let stats = stream.stats();
+    assert!(stats.frames_out > 60 && stats.restarts == 0, "{stats:?}");
+    stream.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_looped_file_has_one_continuous_timeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = Clip {
+        seconds: 1,
+        width: 320,
+        height: 240,
+        fps: 30,
+        tone_hz: 440,
+    };
+    let path = clip.write(dir.path(), "one-second.mp4");
+    let spec = InputSpec::parse(path.to_str().unwrap()).unwrap();
+    let mut settings = LiveSettings::new(Contract::new(Profile::P360));
+    settings.loops = Loops::Times(3);
+    let mut stream = LiveStream::start(spec, settings, &topologies()).unwrap();
+    let mut events = stream.events();
+    let (_server, url) = serve(&stream).await;
+    let reader = tokio::spawn(async move { read_flv(&url, Duration::from_secs(15)).await });
+    let reason = stream.wait().await.unwrap();
+    assert_eq!(reason, "input finished");
+    let tags = reader.await.unwrap();
+    let video: Vec<u32> = tags
+        .iter()
+        .filter(|t| t.kind == 9 && !t.config)
+        .map(|t| t.timestamp_ms)
+        .collect();
+    let backwards: Vec<_> = video.windows(2).filter(|w| w[1] <= w[0]).collect();
+    assert!(
+        backwards.is_empty(),
+        "monotonic video timestamps: {backwards:?} of {}",
+        video.len()
+    );
+    let worst_gap = video.windows(2).map(|w| w[1] - w[0]).max().unwrap();
+    assert!(worst_gap <= 100, "a gap of {worst_gap} ms");
+    // The last frame lasts one frame time too.
+    let duration = f64::from(video.last().unwrap() - video.first().unwrap() + 33) / 1000.0;
+    assert!(
+        (duration - 3.0).abs() <= 3.0 * 0.02,
+        "three one-second plays took {duration} s"
+    );
+    let mut finished = 0;
+    while let Ok(e) = events.try_recv() {
+        if matches!(e, MediaEvent::ItemFinished { .. }) {
+            finished += 1;
+        }
+    }
+    assert_eq!(finished, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_source_goes_to_the_slate_and_comes_back() {
+    // The source under test is itself a live stream behind a valve we control.
+    let upstream = LiveStream::start(
+        InputSpec::parse("test:ball+tone=440").unwrap(),
+        LiveSettings::new(Contract::new(Profile::P360)),
+        &topologies(),
+    )
+    .unwrap();
+    let valve = Valve::start(upstream.hub()).await;
+    let spec = InputSpec::parse(&valve.url()).unwrap();
+    let stream = LiveStream::start(
+        spec,
+        LiveSettings::new(Contract::new(Profile::P360)),
+        &topologies(),
+    )
+    .unwrap();
+    let mut events = stream.events();
+    wait_event(&mut events, Duration::from_secs(10), |e| {
+        *e == MediaEvent::FirstMedia
+    })
+    .await;
+    let (_server, url) = serve(&stream).await;
+    let closed_at = Instant::now();
+    valve.close();
+    wait_event(&mut events, Duration::from_secs(10), |e| {
+        matches!(e, MediaEvent::OnSlate { .. })
+    })
+    .await;
+    assert!(
+        closed_at.elapsed() < Duration::from_secs(4),
+        "slate after {:?}",
+        closed_at.elapsed()
+    );
+    // On the slate the output goes on, with the same caps.
+    let tally = MediaTally::new(Instant::now());
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let observer = Observer::start(
+        ObserveSpec::new(url, Pace::Realtime, None),
+        tally.clone(),
+        tx,
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tally.snapshot().video_frames < 30 {
+        assert!(Instant::now() < deadline, "{:?}", tally.snapshot());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    valve.open();
+    wait_event(&mut events, Duration::from_secs(20), |e| {
+        *e == MediaEvent::BackOnInput
+    })
+    .await;
+    let seen = tally.snapshot();
+    observer.stop().await;
+    assert_eq!(
+        (seen.width, seen.height, seen.size_changes),
+        (640, 360, 0),
+        "{seen:?}"
+    );
+    assert_eq!(seen.gaps_over_500ms, 0, "{seen:?}");
+    assert!(stream.stats().slate_frames > 0);
+    stream.stop().await.unwrap();
+    upstream.stop().await.unwrap();
+}
+
+/// Serves a hub's FLV, and can hold it: open connections stop receiving, new ones get 503.
+struct Valve {
+    addr: std::net::SocketAddr,
+    open: Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl Valve {
+    async fn start(hub: Arc<callfeed::media::hub::StreamHub>) -> Self {
+        let (open, _) = tokio::sync::watch::channel(true);
+        let open = Arc::new(open);
+        let gate = open.clone();
+        let app = axum::Router::new().fallback(move || {
+            let hub = hub.clone();
+            let gate = gate.clone();
+            async move {
+                if !*gate.borrow() {
+                    return axum::http::StatusCode::SERVICE_UNAVAILABLE.into_response();
+                }
+                let sub = hub.subscribe();
+                let watch = gate.subscribe();
+                let stream =
+                    futures::stream::iter(sub.preamble.into_iter().map(Ok::<_, std::io::Error>))
+                        .chain(futures::stream::unfold(
+                            (sub.live, watch),
+                            |(mut rx, w)| async move {
+                                if !*w.borrow() {
+                                    // Held: the connection stays open and silent.
+                                    std::future::pending::<()>().await;
+                                }
+                                match rx.recv().await {
+                                    Ok(tag) if !tag.is_empty() => Some((Ok(tag), (rx, w))),
+                                    _ => None,
+                                }
+                            },
+                        ));
+                axum::response::Response::new(axum::body::Body::from_stream(stream))
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self { addr, open }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/live.flv", self.addr)
+    }
+
+    fn close(&self) {
+        self.open.send_replace(false);
+    }
+
+    fn open(&self) {
+        self.open.send_replace(true);
+    }
+}
+
+use axum::response::IntoResponse;
+use futures::StreamExt;
