@@ -270,3 +270,77 @@ impl Valve {
 
 use axum::response::IntoResponse;
 use futures::StreamExt;
+
+async fn observe_until(
+    url: &str,
+    frames: u64,
+    deadline: Duration,
+) -> callfeed::media::observer::ObservedMedia {
+    let tally = MediaTally::new(Instant::now());
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut spec = ObserveSpec::new(url.to_owned(), Pace::Realtime, None);
+    spec.first_media_timeout = deadline;
+    let observer = Observer::start(spec, tally.clone(), tx).unwrap();
+    let until = Instant::now() + deadline;
+    while tally.snapshot().video_frames < frames {
+        assert!(Instant::now() < until, "{url}: {:?}", tally.snapshot());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    observer.stop().await;
+    tally.snapshot()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_rtmp_push_survives_its_server_going_away() {
+    use callfeed::media::rtmp::{RtmpEvent, RtmpOutput};
+    let mut nginx = Nginx::start();
+    let stream = LiveStream::start(
+        InputSpec::parse("test:ball+tone=440").unwrap(),
+        LiveSettings::new(Contract::new(Profile::P360)),
+        &topologies(),
+    )
+    .unwrap();
+    let url = nginx.url("cam1");
+    let output = RtmpOutput::start(stream.hub(), url.clone()).unwrap();
+    let mut events = output.events();
+    let wait = |events: &mut tokio::sync::broadcast::Receiver<RtmpEvent>,
+                want: fn(&RtmpEvent) -> bool| {
+        let mut events = events.resubscribe();
+        async move {
+            tokio::time::timeout(Duration::from_secs(20), async {
+                loop {
+                    if let Ok(e) = events.recv().await
+                        && want(&e)
+                    {
+                        return e;
+                    }
+                }
+            })
+            .await
+            .expect("the RTMP event in time")
+        }
+    };
+    let publishing = wait(&mut events, |e| *e == RtmpEvent::Publishing);
+    publishing.await;
+    let seen = observe_until(&url, 30, Duration::from_secs(15)).await;
+    assert_eq!((seen.width, seen.height), (640, 360), "{seen:?}");
+    assert!((seen.dominant_hz.unwrap() - 440.0).abs() < 5.0, "{seen:?}");
+
+    // The server dies and comes back on the same port: the push resumes by itself.
+    let port = nginx.port;
+    let lost = wait(&mut events, |e| matches!(e, RtmpEvent::Lost { .. }));
+    nginx.kill();
+    lost.await;
+    let back = wait(&mut events, |e| *e == RtmpEvent::Publishing);
+    let nginx = Nginx::start_on(port);
+    back.await;
+    let seen = observe_until(&url, 30, Duration::from_secs(15)).await;
+    assert_eq!(
+        (seen.width, seen.height),
+        (640, 360),
+        "{seen:?}\n{}",
+        nginx.error_log()
+    );
+    output.stop().await;
+    stream.stop().await.unwrap();
+}

@@ -258,8 +258,9 @@ impl Clip {
         // 48 kHz in 1024-sample buffers: enough buffers to cover the video.
         let audio_buffers = self.seconds * 48_000 / 1024 + 1;
         let pipeline = format!(
-            "videotestsrc num-buffers={frames} pattern=ball ! video/x-raw,width={w},height={h},framerate={fps}/1 \
-             ! x264enc speed-preset=ultrafast tune=zerolatency key-int-max={fps} bframes=0 ! h264parse ! queue ! {mux} \
+            "videotestsrc num-buffers={frames} pattern=ball ! video/x-raw,format=I420,width={w},height={h},framerate={fps}/1 \
+             ! x264enc speed-preset=ultrafast tune=zerolatency key-int-max={fps} bframes=0 \
+             ! video/x-h264,profile=constrained-baseline ! h264parse ! queue ! {mux} \
              ! filesink location={path} \
              audiotestsrc num-buffers={audio_buffers} samplesperbuffer=1024 freq={tone} volume=0.5 \
              ! audio/x-raw,rate=48000,channels=2 ! audioconvert ! voaacenc ! aacparse ! queue ! m.",
@@ -360,4 +361,77 @@ pub fn parse_flv(data: &[u8]) -> Vec<FlvTag> {
         at += 11 + size + 4;
     }
     tags
+}
+
+/// A real nginx with the RTMP module on a free loopback port, killed when dropped.
+pub struct Nginx {
+    pub port: u16,
+    dir: tempfile::TempDir,
+    child: Option<std::process::Child>,
+}
+
+impl Nginx {
+    pub fn start() -> Self {
+        Self::start_on(closed_port())
+    }
+
+    /// Starts on `port` (to bring a server back where it was).
+    pub fn start_on(port: u16) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let prefix = dir.path().display().to_string();
+        let conf = format!(
+            "load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;
+daemon off; master_process off; worker_processes 1;
+pid {prefix}/nginx.pid; error_log {prefix}/error.log warn;
+events {{ worker_connections 256; }}
+rtmp {{ server {{ listen 127.0.0.1:{port}; chunk_size 4096;
+  application live {{ live on; allow publish 127.0.0.1; deny publish all;
+                     allow play 127.0.0.1; deny play all; }} }} }}
+"
+        );
+        std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
+        let child = std::process::Command::new("nginx")
+            .arg("-c")
+            .arg(dir.path().join("nginx.conf"))
+            .arg("-p")
+            .arg(dir.path())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("nginx with the RTMP module: run `make setup`");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nginx did not listen on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self {
+            port,
+            dir,
+            child: Some(child),
+        }
+    }
+
+    pub fn url(&self, stream: &str) -> String {
+        format!("rtmp://127.0.0.1:{}/live/{stream}", self.port)
+    }
+
+    /// Kills nginx at once, as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn error_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }

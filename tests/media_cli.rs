@@ -1,0 +1,170 @@
+//! `callfeed probe` and `callfeed push` as a user meets them: what an input is, whether it
+//! passes through, and bad inputs refused with their name before anything starts.
+
+mod common;
+
+use std::process::Output;
+use std::time::Duration;
+
+use common::*;
+use tokio::process::Command;
+
+fn callfeed() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_callfeed"));
+    cmd.env_remove("CALLFEED_CONFIG").kill_on_drop(true);
+    cmd
+}
+
+fn text(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+async fn probe(input: &str, profile: &str) -> (Output, serde_json::Value) {
+    let out = callfeed()
+        .args(["probe", input, "--json", "--profile", profile])
+        .output()
+        .await
+        .unwrap();
+    let v = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    (out, v)
+}
+
+fn gst(pipeline: &str) {
+    let ok = std::process::Command::new("gst-launch-1.0")
+        .arg("-q")
+        .args(pipeline.split_whitespace())
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "{pipeline}");
+}
+
+#[tokio::test]
+async fn probe_says_when_passthrough_applies_and_why_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let hd = Clip {
+        seconds: 1,
+        width: 1280,
+        height: 720,
+        fps: 30,
+        tone_hz: 440,
+    }
+    .write(dir.path(), "hd.mp4");
+    let (out, v) = probe(hd.to_str().unwrap(), "720p").await;
+    assert!(out.status.success(), "{}", text(&out).1);
+    assert_eq!(v["passthrough"], true, "{v:#}");
+    assert_eq!(v["video"]["width"], 1280);
+    assert_eq!(v["audio"]["codec"], "aac");
+    let (_, v) = probe(hd.to_str().unwrap(), "360p").await;
+    assert_eq!(v["passthrough"], false);
+    assert!(v["reason"].as_str().unwrap().contains("1280x720"), "{v:#}");
+
+    let mp3 = dir.path().join("mono.mp3");
+    gst(&format!(
+        "audiotestsrc num-buffers=40 ! audio/x-raw,rate=44100,channels=1 ! lamemp3enc ! filesink location={}",
+        mp3.display()
+    ));
+    let (out, v) = probe(mp3.to_str().unwrap(), "720p").await;
+    assert!(out.status.success());
+    assert_eq!(v["passthrough"], false);
+    assert_eq!(v["audio"]["rate"], 44100);
+    assert_eq!(v["audio"]["channels"], 1);
+    assert!(
+        v["reason"].as_str().unwrap().contains("audio/mpeg"),
+        "{v:#}"
+    );
+}
+
+#[tokio::test]
+async fn bad_inputs_are_named_before_anything_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let html = dir.path().join("page.html");
+    std::fs::write(&html, "<html><body>not media</body></html>".repeat(50)).unwrap();
+    let corrupt = dir.path().join("corrupt.mp4");
+    std::fs::write(
+        &corrupt,
+        (0..20_000u32)
+            .map(|i| (i * 7919 % 251) as u8)
+            .collect::<Vec<u8>>(),
+    )
+    .unwrap();
+    let good = Clip {
+        seconds: 1,
+        width: 320,
+        height: 240,
+        fps: 30,
+        tone_hz: 440,
+    }
+    .write(dir.path(), "good.mp4");
+    let whole = std::fs::read(&good).unwrap();
+    let truncated = dir.path().join("truncated.mp4");
+    // Without its index (written first by faststart) the file cannot be played.
+    std::fs::write(&truncated, &whole[whole.len() / 2..]).unwrap();
+    let missing = dir.path().join("missing.mp4");
+    for (input, needle) in [
+        (missing.display().to_string(), "does not exist"),
+        (html.display().to_string(), "page.html"),
+        (corrupt.display().to_string(), "corrupt.mp4"),
+        (truncated.display().to_string(), "truncated.mp4"),
+        ("v4l2:/dev/video77".to_owned(), "/dev/video77"),
+        ("test:stripes".to_owned(), "stripes"),
+    ] {
+        for args in [
+            vec!["probe", input.as_str()],
+            vec!["push", input.as_str(), "--serve"],
+        ] {
+            let out =
+                tokio::time::timeout(Duration::from_secs(30), callfeed().args(&args).output())
+                    .await
+                    .expect("refused quickly")
+                    .unwrap();
+            let (stdout, stderr) = text(&out);
+            assert!(!out.status.success(), "{args:?} succeeded");
+            assert!(
+                stderr.contains(needle),
+                "{args:?}: `{needle}` not in {stderr}"
+            );
+            assert!(stdout.is_empty(), "{args:?} printed a URL: {stdout}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_serve_prints_a_url_a_player_can_read() {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = callfeed()
+        .args(["push", "test:bars+tone=440", "--serve", "--profile", "360p"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(
+        url.starts_with("http://127.0.0.1:") && url.ends_with(".flv"),
+        "{url}"
+    );
+    let tags = read_flv(&url, Duration::from_secs(2)).await;
+    assert!(
+        tags.iter().filter(|t| t.kind == 9 && !t.config).count() > 20,
+        "{tags:?}"
+    );
+    let unknown = url.rsplit_once('/').unwrap().0.to_owned() + "/0123456789abcdef.flv";
+    assert_eq!(reqwest::get(&unknown).await.unwrap().status(), 404);
+    std::process::Command::new("kill")
+        .arg(child.id().unwrap().to_string())
+        .status()
+        .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+}
