@@ -92,6 +92,12 @@ struct PushArgs {
     /// Push to this RTMP URL (nginx-rtmp, SRS, Tencent CSS with txSecret...).
     #[arg(long, value_name = "URL")]
     rtmp: Option<String>,
+    /// Transcode to this MP4 file (faststart, meeting the contract) and exit.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["serve", "rtmp"])]
+    mp4: Option<PathBuf>,
+    /// Stream a file live (HTTP-FLV) instead of serving it as an announcement MP4.
+    #[arg(long)]
+    live: bool,
     #[arg(long, default_value = "720p")]
     profile: Profile,
     /// Play the input N times, or `forever`.
@@ -525,26 +531,54 @@ async fn probe_command(args: ProbeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn progress_bar() -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(1000);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {percent:>3}% {elapsed}")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    bar
+}
+
 async fn push_command(config: &Config, args: PushArgs) -> anyhow::Result<ExitCode> {
-    if args.serve.is_none() && args.rtmp.is_none() {
+    if args.serve.is_none() && args.rtmp.is_none() && args.mp4.is_none() {
         anyhow::bail!(InvalidArgument::new(
             "output",
             "none",
-            "--serve [ADDR] and/or --rtmp URL"
+            "--serve [ADDR], --rtmp URL or --mp4 FILE"
         ));
     }
     let spec = InputSpec::parse(&args.input)?;
     let contract = Contract::new(args.profile);
-    if matches!(
+    let report = if matches!(
         spec,
         InputSpec::File(_) | InputSpec::Playlist(_) | InputSpec::Url(_)
     ) {
         // Fail before anything starts: a missing, corrupt or non-media input is named now.
         let probe_spec = spec.clone();
-        tokio::task::spawn_blocking(move || callfeed::media::probe::probe(&probe_spec, contract))
-            .await??;
-    }
+        Some(
+            tokio::task::spawn_blocking(move || {
+                callfeed::media::probe::probe(&probe_spec, contract)
+            })
+            .await??,
+        )
+    } else {
+        None
+    };
     let topologies = Topologies::load(&config.pipelines)?;
+    if let (InputSpec::File(path), Some(report)) = (&spec, &report)
+        && (args.mp4.is_some() || (args.serve.is_some() && args.rtmp.is_none() && !args.live))
+    {
+        return announcement(path, report, contract, &topologies, &args).await;
+    }
+    if args.mp4.is_some() {
+        anyhow::bail!(InvalidArgument::new(
+            "--mp4",
+            &args.input,
+            "a file input (live sources are pushed with --serve or --rtmp)"
+        ));
+    }
     let mut settings = LiveSettings::new(contract);
     settings.loops = args.loops;
     settings.start = args.start.map(std::time::Duration::from_secs_f64);
@@ -570,6 +604,13 @@ async fn push_command(config: &Config, args: PushArgs) -> anyhow::Result<ExitCod
         }
         None => None,
     };
+    // One live line: state, frames, bitrate, readers, restarts, time on the slate.
+    let line = indicatif::ProgressBar::new_spinner();
+    line.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {msg}").expect("a valid template"),
+    );
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    let mut last_bytes = 0u64;
     let result = loop {
         tokio::select! {
             result = stream.wait() => break result,
@@ -578,17 +619,75 @@ async fn push_command(config: &Config, args: PushArgs) -> anyhow::Result<ExitCod
                 if let Ok(event) = event
                     && !matches!(event, MediaEvent::FirstMedia)
                 {
-                    eprintln!("{}", serde_json::to_string(&event)?);
+                    line.println(serde_json::to_string(&event)?);
                 }
+            }
+            _ = tick.tick() => {
+                let s = stream.stats();
+                let kbps = (s.bytes_out - last_bytes) * 8 / 1000;
+                last_bytes = s.bytes_out;
+                line.set_message(format!(
+                    "{:?} | item {} loop {} at {:.1} s | {} frames out, {} in | {kbps} kb/s | {} readers | {} restarts | slate {:.1} s",
+                    s.state, s.item, s.iteration + 1, s.position_ms as f64 / 1000.0,
+                    s.frames_out, s.frames_in, s.readers, s.restarts,
+                    s.slate_frames as f64 / 30.0
+                ));
+                line.tick();
             }
         }
     };
+    line.finish_and_clear();
     if let Some(rtmp) = rtmp {
         rtmp.stop().await;
     }
     drop(server);
     let reason = result?;
     eprintln!("stream ended: {reason}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A file as an announcement: transcoded once (cached) or passed through, then served with
+/// Range until Ctrl-C; or written to `--mp4`.
+async fn announcement(
+    path: &std::path::Path,
+    report: &callfeed::media::probe::ProbeReport,
+    contract: Contract,
+    topologies: &Topologies,
+    args: &PushArgs,
+) -> anyhow::Result<ExitCode> {
+    let bar = progress_bar();
+    bar.set_message("transcoding");
+    let progress = |f: f64| bar.set_position((f * 1000.0) as u64);
+    if let Some(out) = &args.mp4 {
+        callfeed::media::announce::transcode(path, report, contract, topologies, out, &progress)
+            .await?;
+        bar.finish_and_clear();
+        println!("{}", out.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let file = if report.passthrough {
+        path.to_path_buf()
+    } else {
+        let dir = callfeed::media::announce::default_cache_dir();
+        callfeed::media::announce::prepare(path, report, contract, topologies, &dir, &progress)
+            .await?
+    };
+    bar.finish_and_clear();
+    let addr = args
+        .serve
+        .unwrap_or_else(|| "127.0.0.1:0".parse().expect("an address"));
+    let server = callfeed::serve::streams::StreamServer::start(addr).await?;
+    println!("{}", server.publish_file(file.clone(), None));
+    eprintln!(
+        "serving {} ({}); Ctrl-C to stop",
+        file.display(),
+        if report.passthrough {
+            "passthrough"
+        } else {
+            "transcoded"
+        }
+    );
+    shutdown_signal().await;
     Ok(ExitCode::SUCCESS)
 }
 

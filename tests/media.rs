@@ -344,3 +344,57 @@ async fn an_rtmp_push_survives_its_server_going_away() {
     output.stop().await;
     stream.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn odd_inputs_are_brought_to_the_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    // A 44.1 kHz mono mp3 into a video profile: stereo 48 kHz AAC, and a slate for video.
+    let mp3 = dir.path().join("mono.mp3");
+    assert!(
+        std::process::Command::new("gst-launch-1.0")
+            .args([
+                "-q",
+                "audiotestsrc",
+                "num-buffers=60",
+                "freq=660",
+                "!",
+                "audio/x-raw,rate=44100,channels=1",
+                "!",
+                "lamemp3enc",
+                "!",
+                "filesink"
+            ])
+            .arg(format!("location={}", mp3.display()))
+            .status()
+            .unwrap()
+            .success()
+    );
+    // A 4K 60 fps clip into 360p: scaled and rate-limited to 30 fps.
+    let uhd = Clip {
+        seconds: 1,
+        width: 3840,
+        height: 2160,
+        fps: 60,
+        tone_hz: 440,
+    }
+    .write(dir.path(), "uhd.mp4");
+    for (path, hz) in [(mp3, 660.0), (uhd, 440.0)] {
+        let spec = InputSpec::parse(path.to_str().unwrap()).unwrap();
+        let mut settings = LiveSettings::new(Contract::new(Profile::P360));
+        settings.loops = Loops::Forever;
+        let stream = LiveStream::start(spec, settings, &topologies()).unwrap();
+        let (_server, url) = serve(&stream).await;
+        let seen = observe_until(&url, 45, Duration::from_secs(20)).await;
+        assert_eq!(
+            (seen.width, seen.height, seen.size_changes),
+            (640, 360, 0),
+            "{path:?}: {seen:?}"
+        );
+        assert!((seen.fps - 30.0).abs() < 1.5, "{path:?}: {seen:?}");
+        assert!(
+            (seen.dominant_hz.unwrap_or(0.0) - hz).abs() < 5.0,
+            "{path:?}: {seen:?}"
+        );
+        stream.stop().await.unwrap();
+    }
+}

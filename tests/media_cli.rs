@@ -168,3 +168,120 @@ async fn push_serve_prints_a_url_a_player_can_read() {
         .unwrap();
     assert!(status.success(), "{status:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_announcement_is_transcoded_once_and_served_with_range() {
+    use callfeed::media::observer::{MediaTally, ObserveSpec, Observer, Pace};
+    use tokio::io::AsyncBufReadExt;
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let mp3 = dir.path().join("announcement.mp3");
+    gst(&format!(
+        "audiotestsrc num-buffers=86 samplesperbuffer=1024 freq=550 ! audio/x-raw,rate=44100,channels=1 ! lamemp3enc ! filesink location={}",
+        mp3.display()
+    ));
+    let serve = |cache: &std::path::Path| {
+        let mut child = callfeed()
+            .env("XDG_CACHE_HOME", cache)
+            .args([
+                "push",
+                mp3.to_str().unwrap(),
+                "--serve",
+                "--profile",
+                "360p",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        (child, tokio::io::BufReader::new(stdout).lines())
+    };
+    let (mut child, mut lines) = serve(cache.path());
+    let url = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(url.ends_with(".mp4"), "{url}");
+    let ranged = reqwest::Client::new()
+        .get(&url)
+        .header("Range", "bytes=0-99")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ranged.status(), 206);
+    assert_eq!(ranged.bytes().await.unwrap().len(), 100);
+    // What a puller gets: the contract's picture (a slate: the input has none) and the tone.
+    let tally = MediaTally::new(std::time::Instant::now());
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let exit = Observer::start(
+        ObserveSpec::new(url.clone(), Pace::Fast, Some(1)),
+        tally.clone(),
+        tx,
+    )
+    .unwrap()
+    .finished()
+    .await;
+    let seen = tally.snapshot();
+    assert_eq!(
+        exit,
+        callfeed::media::observer::ObserverExit::Completed,
+        "{seen:?}"
+    );
+    assert_eq!((seen.width, seen.height), (640, 360), "{seen:?}");
+    let expected_ms = 86.0 * 1024.0 / 44.1;
+    assert!(
+        (seen.audio_ms as f64 - expected_ms).abs() <= expected_ms * 0.02,
+        "{seen:?}"
+    );
+    assert!((seen.dominant_hz.unwrap() - 550.0).abs() < 5.0, "{seen:?}");
+    let _ = child.kill().await;
+    let cached: Vec<_> = std::fs::read_dir(cache.path().join("callfeed/announcements"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(cached.len(), 1, "{cached:?}");
+    assert!(cached[0].ends_with("-360p-v1.mp4"), "{cached:?}");
+    let modified = std::fs::metadata(cache.path().join("callfeed/announcements").join(&cached[0]))
+        .unwrap()
+        .modified()
+        .unwrap();
+    // Again: served from the cache, not transcoded again.
+    let (mut child, mut lines) = serve(cache.path());
+    let again = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_ne!(again, url, "a new token per publication");
+    let _ = child.kill().await;
+    let still = std::fs::metadata(cache.path().join("callfeed/announcements").join(&cached[0]))
+        .unwrap()
+        .modified()
+        .unwrap();
+    assert_eq!(modified, still);
+
+    // --mp4 writes the same kind of file where asked.
+    let out = dir.path().join("out.mp4");
+    let status = callfeed()
+        .args([
+            "push",
+            mp3.to_str().unwrap(),
+            "--mp4",
+            out.to_str().unwrap(),
+            "--profile",
+            "audio",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(status.status.success(), "{}", text(&status).1);
+    let (_, v) = probe(out.to_str().unwrap(), "audio").await;
+    assert_eq!(v["audio"]["codec"], "aac");
+    assert_eq!(v["audio"]["rate"], 48000);
+    assert!(
+        v["video"].is_null(),
+        "the audio profile has no video: {v:#}"
+    );
+}

@@ -50,6 +50,7 @@ pub fn has_element(name: &str) -> Result<bool, MediaInitError> {
     init()?;
     Ok(gstreamer::ElementFactory::find(name).is_some())
 }
+pub mod announce;
 pub mod contract;
 pub mod engine;
 pub mod hub;

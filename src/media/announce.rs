@@ -1,0 +1,251 @@
+//! Announcements: a file transcoded once to a faststart MP4 that meets the contract, cached
+//! by content hash and profile. Served with Range, the cloud can pace, seek and loop it
+//! itself (`RepeatNum`), so one encode serves any number of rooms.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use futures::StreamExt;
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use sha2::{Digest, Sha256};
+
+use super::contract::Contract;
+use super::engine::EngineError;
+use super::probe::ProbeReport;
+use super::topology::Topologies;
+
+/// Bumped whenever the encoder settings change, so old cache entries are not reused.
+const CACHE_VERSION: &str = "v1";
+
+/// Where transcoded announcements are kept.
+pub fn default_cache_dir() -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("callfeed")
+        .join("announcements")
+}
+
+fn content_hash(path: &Path) -> std::io::Result<String> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(&hasher.finalize()[..16]))
+}
+
+/// The cached MP4 for `input` under `contract`, transcoding it first if needed.
+/// `progress` gets the fraction done (0..=1) while transcoding.
+pub async fn prepare(
+    input: &Path,
+    report: &ProbeReport,
+    contract: Contract,
+    topologies: &Topologies,
+    cache_dir: &Path,
+    progress: &(dyn Fn(f64) + Sync),
+) -> Result<PathBuf, EngineError> {
+    let fail = |reason: String| EngineError::Input {
+        input: input.display().to_string(),
+        reason,
+    };
+    let hash = content_hash(input).map_err(|e| fail(e.to_string()))?;
+    std::fs::create_dir_all(cache_dir).map_err(|e| EngineError::Build {
+        stage: "announcement cache",
+        reason: format!("{}: {e}", cache_dir.display()),
+    })?;
+    let target = cache_dir.join(format!(
+        "{hash}-{}-{CACHE_VERSION}.mp4",
+        contract.profile.name()
+    ));
+    if target.exists() {
+        tracing::info!(cached = %target.display(), "announcement already transcoded");
+        progress(1.0);
+        return Ok(target);
+    }
+    let partial = target.with_extension(format!("partial-{}", std::process::id()));
+    let result = transcode(input, report, contract, topologies, &partial, progress).await;
+    match result {
+        Ok(()) => {
+            std::fs::rename(&partial, &target).map_err(|e| fail(e.to_string()))?;
+            Ok(target)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&partial);
+            Err(e)
+        }
+    }
+}
+
+/// Transcodes `input` to a faststart MP4 at `output`, as fast as the machine allows.
+pub async fn transcode(
+    input: &Path,
+    report: &ProbeReport,
+    contract: Contract,
+    topologies: &Topologies,
+    output: &Path,
+    progress: &(dyn Fn(f64) + Sync),
+) -> Result<(), EngineError> {
+    let fail = |reason: String| EngineError::Input {
+        input: input.display().to_string(),
+        reason,
+    };
+    let build = |reason: String| EngineError::Build {
+        stage: "transcode",
+        reason,
+    };
+    super::init().map_err(|e| build(e.to_string()))?;
+    let duration = report
+        .duration_ms
+        .map(Duration::from_millis)
+        .unwrap_or_default();
+    let uri =
+        url::Url::from_file_path(std::fs::canonicalize(input).map_err(|e| fail(e.to_string()))?)
+            .map_err(|_| fail("not a file path".into()))?;
+    let mut branches = String::new();
+    let render = |key: &str, values: &[(&str, &str)]| {
+        topologies
+            .render(key, values)
+            .map_err(|e| build(e.to_string()))
+    };
+    let audio_chain = format!(
+        "{} ! {}",
+        render(
+            "normalize.audio",
+            &[
+                ("rate", &contract.audio_rate.to_string()),
+                ("channels", &contract.audio_channels.to_string())
+            ]
+        )?,
+        render(
+            "encode.audio",
+            &[("audio_bps", &contract.audio_bps.to_string())]
+        )?
+    );
+    let video_chain = match contract.video {
+        Some(v) => Some(format!(
+            "{} ! videorate ! video/x-raw,framerate={}/1 ! {}",
+            render(
+                "normalize.video",
+                &[
+                    ("fps", &v.fps.to_string()),
+                    ("width", &v.width.to_string()),
+                    ("height", &v.height.to_string())
+                ]
+            )?,
+            v.fps,
+            render(
+                "encode.video",
+                &[
+                    ("preset", contract.preset),
+                    ("gop", &v.gop_frames.to_string()),
+                    ("kbps", &v.kbps.to_string()),
+                    ("vbv_ms", "1000")
+                ]
+            )?
+        )),
+        None => None,
+    };
+    // What the input lacks is made up: a black picture or silence for its whole length.
+    if let (Some(v), None) = (contract.video, &report.video) {
+        let frames = (duration.as_secs_f64() * f64::from(v.fps)).ceil().max(1.0) as u64;
+        branches.push_str(&format!(
+            " videotestsrc pattern=black num-buffers={frames} ! {} ! mux.",
+            video_chain.clone().unwrap_or_default()
+        ));
+    }
+    if report.audio.is_none() {
+        let buffers = (duration.as_secs_f64() * 50.0).ceil().max(1.0) as u64;
+        branches.push_str(&format!(
+            " audiotestsrc wave=silence samplesperbuffer={} num-buffers={buffers} ! {audio_chain} ! queue ! mux.",
+            contract.audio_rate / 50
+        ));
+    }
+    let description = format!(
+        "uridecodebin uri={uri} name=decode mp4mux name=mux faststart=true ! filesink location=\"{}\"{branches}",
+        output.display()
+    );
+    let pipeline = gst::parse::launch(&description)
+        .map_err(|e| build(e.to_string()))?
+        .downcast::<gst::Pipeline>()
+        .map_err(|_| build("not a pipeline".into()))?;
+    let pipeline = super::NullOnDrop(pipeline);
+    let decode = pipeline
+        .by_name("decode")
+        .ok_or_else(|| build("no decoder".into()))?;
+    let mux = pipeline
+        .by_name("mux")
+        .ok_or_else(|| build("no muxer".into()))?;
+    let weak_pipeline = pipeline.downgrade();
+    let weak_mux = mux.downgrade();
+    let want_video = contract.video.is_some();
+    decode.connect_pad_added(move |_, pad| {
+        let (Some(pipeline), Some(mux)) = (weak_pipeline.upgrade(), weak_mux.upgrade()) else {
+            return;
+        };
+        let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
+        let kind = caps
+            .structure(0)
+            .map(|s| s.name().to_string())
+            .unwrap_or_default();
+        let chain = if kind.starts_with("video/") && want_video {
+            video_chain.clone()
+        } else if kind.starts_with("audio/") {
+            Some(audio_chain.clone())
+        } else {
+            None
+        };
+        let description = match chain {
+            Some(c) => format!("queue ! {c} ! queue"),
+            None => "fakesink sync=false".to_owned(),
+        };
+        let Ok(bin) = gst::parse::bin_from_description(&description, true) else {
+            return;
+        };
+        if pipeline.add(&bin).is_err() {
+            return;
+        }
+        if bin.static_pad("src").is_some() {
+            let _ = bin.link(&mux);
+        }
+        let _ = bin.sync_state_with_parent();
+        if let Some(sink) = bin.static_pad("sink") {
+            let _ = pad.link(&sink);
+        }
+    });
+    let bus = pipeline.bus().ok_or_else(|| build("no bus".into()))?;
+    let mut messages = bus.stream();
+    pipeline
+        .set_state(gst::State::Playing)
+        .map_err(|e| fail(e.to_string()))?;
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tokio::select! {
+            msg = messages.next() => match msg.as_ref().map(|m| m.view()) {
+                Some(gst::MessageView::Eos(_)) => break,
+                Some(gst::MessageView::Error(e)) => {
+                    return Err(fail(e.error().to_string()));
+                }
+                None => return Err(build("bus closed".into())),
+                _ => {}
+            },
+            _ = tick.tick() => {
+                if let Some(p) = pipeline.query_position::<gst::ClockTime>()
+                    && !duration.is_zero()
+                {
+                    progress((p.nseconds() as f64 / duration.as_nanos() as f64).min(1.0));
+                }
+            }
+        }
+    }
+    progress(1.0);
+    Ok(())
+}
