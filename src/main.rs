@@ -583,7 +583,17 @@ async fn push_command(config: &Config, args: PushArgs) -> anyhow::Result<ExitCod
     settings.loops = args.loops;
     settings.start = args.start.map(std::time::Duration::from_secs_f64);
     settings.slate_image = args.slate;
-    let mut stream = LiveStream::start(spec, settings, &topologies)?;
+    let mut stream = match (&spec, &report) {
+        (InputSpec::File(path), Some(r)) if r.passthrough && args.start.is_none() => {
+            eprintln!("passthrough: {}", r.reason);
+            LiveStream::start_passthrough(
+                path.clone(),
+                r.container.as_deref().unwrap_or_default(),
+                settings,
+            )?
+        }
+        _ => LiveStream::start(spec, settings, &topologies)?,
+    };
     let mut events = stream.events();
     let server = match args.serve {
         Some(addr) => {

@@ -398,3 +398,106 @@ async fn odd_inputs_are_brought_to_the_contract() {
         stream.stop().await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conforming_file_is_remuxed_without_decoding() {
+    use callfeed::media::probe;
+    let dir = tempfile::tempdir().unwrap();
+    let clip = Clip {
+        seconds: 1,
+        width: 1280,
+        height: 720,
+        fps: 30,
+        tone_hz: 440,
+    };
+    let path = clip.write(dir.path(), "hd.mp4");
+    let spec = InputSpec::parse(path.to_str().unwrap()).unwrap();
+    let contract = Contract::new(Profile::P720);
+    let report = probe::probe(&spec, contract).unwrap();
+    assert!(report.passthrough, "{report:?}");
+    let mut settings = LiveSettings::new(contract);
+    settings.loops = Loops::Times(2);
+    let mut stream =
+        LiveStream::start_passthrough(path, report.container.as_deref().unwrap(), settings)
+            .unwrap();
+    assert!(stream.stats().passthrough);
+    let (_server, url) = serve(&stream).await;
+    let reader = tokio::spawn(async move { read_flv(&url, Duration::from_secs(10)).await });
+    assert_eq!(stream.wait().await.unwrap(), "input finished");
+    let tags = reader.await.unwrap();
+    let video: Vec<u32> = tags
+        .iter()
+        .filter(|t| t.kind == 9 && !t.config)
+        .map(|t| t.timestamp_ms)
+        .collect();
+    assert_eq!(video.len(), 60, "two plays of 30 frames, untouched");
+    assert!(
+        video.windows(2).all(|w| w[1] > w[0] && w[1] - w[0] <= 100),
+        "{video:?}"
+    );
+    let duration = f64::from(video.last().unwrap() - video.first().unwrap() + 33) / 1000.0;
+    assert!((duration - 2.0).abs() <= 2.0 * 0.02, "{duration}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_playlist_plays_its_items_in_turn_from_the_start_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Clip {
+        seconds: 2,
+        width: 320,
+        height: 240,
+        fps: 30,
+        tone_hz: 440,
+    }
+    .write(dir.path(), "a.mp4");
+    let b = Clip {
+        seconds: 1,
+        width: 320,
+        height: 240,
+        fps: 30,
+        tone_hz: 880,
+    }
+    .write(dir.path(), "b.mp4");
+    let spec = InputSpec::parse(&format!("playlist:{},{}", a.display(), b.display())).unwrap();
+    let mut settings = LiveSettings::new(Contract::new(Profile::P360));
+    settings.start = Some(Duration::from_secs(1));
+    let mut stream = LiveStream::start(spec, settings, &topologies()).unwrap();
+    let mut events = stream.events();
+    let (_server, url) = serve(&stream).await;
+    let reader = tokio::spawn(async move { read_flv(&url, Duration::from_secs(10)).await });
+    assert_eq!(stream.wait().await.unwrap(), "input finished");
+    let tags = reader.await.unwrap();
+    let video: Vec<u32> = tags
+        .iter()
+        .filter(|t| t.kind == 9 && !t.config)
+        .map(|t| t.timestamp_ms)
+        .collect();
+    // One second of a (started 1 s in) and all of b.
+    let duration = f64::from(video.last().unwrap() - video.first().unwrap() + 33) / 1000.0;
+    assert!((duration - 2.0).abs() <= 0.15, "{duration}");
+    let mut items = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        if let MediaEvent::ItemFinished { item, .. } = e {
+            items.push(item);
+        }
+    }
+    assert_eq!(items, [0, 1]);
+}
+
+/// Needs a camera, which build machines lack: `cargo test --test media -- --ignored` where
+/// `/dev/video0` exists. (Without one, the v4l2 description is unit-tested in `media::input`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a camera at /dev/video0"]
+async fn a_camera_becomes_a_contract_stream() {
+    let spec = InputSpec::parse("v4l2:/dev/video0").unwrap();
+    let stream = LiveStream::start(
+        spec,
+        LiveSettings::new(Contract::new(Profile::P360)),
+        &topologies(),
+    )
+    .unwrap();
+    let (_server, url) = serve(&stream).await;
+    let seen = observe_until(&url, 30, Duration::from_secs(15)).await;
+    assert_eq!((seen.width, seen.height), (640, 360), "{seen:?}");
+    stream.stop().await.unwrap();
+}

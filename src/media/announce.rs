@@ -177,7 +177,7 @@ pub async fn transcode(
         .map_err(|e| build(e.to_string()))?
         .downcast::<gst::Pipeline>()
         .map_err(|_| build("not a pipeline".into()))?;
-    let pipeline = super::NullOnDrop(pipeline);
+    let pipeline = super::NullOnDrop::new(pipeline);
     let decode = pipeline
         .by_name("decode")
         .ok_or_else(|| build("no decoder".into()))?;

@@ -147,6 +147,8 @@ pub enum StreamState {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct StreamStats {
     pub state: StreamState,
+    /// Remuxed without decoding (the input already meets the contract).
+    pub passthrough: bool,
     pub frames_in: u64,
     pub frames_out: u64,
     pub audio_ms_out: u64,
@@ -229,6 +231,7 @@ impl LiveStream {
         }));
         let stats = Arc::new(Mutex::new(StreamStats {
             state: StreamState::Starting,
+            passthrough: false,
             frames_in: 0,
             frames_out: 0,
             audio_ms_out: 0,
@@ -286,7 +289,7 @@ impl LiveStream {
             events: events.clone(),
             stats: stats.clone(),
             hub: hub.clone(),
-            encoder: super::NullOnDrop(encoder),
+            encoder: super::NullOnDrop::new(encoder),
             pump: Some((pump, pump_stop)),
             stop: stop_rx,
         }));
@@ -295,6 +298,135 @@ impl LiveStream {
             events,
             stats,
             slot,
+            counters,
+            stop,
+            supervisor: Some(supervisor),
+        })
+    }
+
+    /// Streams a file that already meets the contract (see `probe::passthrough`) by
+    /// remuxing it to FLV, without decoding. Loops are seamless: each play's timestamps
+    /// continue the last.
+    pub fn start_passthrough(
+        path: PathBuf,
+        container: &str,
+        settings: LiveSettings,
+    ) -> Result<Self, EngineError> {
+        super::init().map_err(|e| EngineError::Build {
+            stage: "passthrough",
+            reason: e.to_string(),
+        })?;
+        let (demux, video_pad, audio_pad) = match container {
+            "video/quicktime" => ("qtdemux", "video_0", "audio_0"),
+            "video/x-flv" => ("flvdemux", "video", "audio"),
+            other => {
+                return Err(EngineError::Input {
+                    input: path.display().to_string(),
+                    reason: format!("container {other} cannot be passed through"),
+                });
+            }
+        };
+        let description = format!(
+            "filesrc location=\"{}\" ! {demux} name=d \
+             d.{video_pad} ! queue ! h264parse ! mux. d.{audio_pad} ! queue ! aacparse ! mux. \
+             flvmux name=mux streamable=true ! appsink name=flv sync=true",
+            path.display()
+        );
+        let build = |reason: String| EngineError::Build {
+            stage: "passthrough",
+            reason,
+        };
+        let pipeline = gst::parse::launch(&description)
+            .map_err(|e| build(e.to_string()))?
+            .downcast::<gst::Pipeline>()
+            .map_err(|_| build("not a pipeline".into()))?;
+        let hub = Arc::new(StreamHub::new());
+        let counters = Arc::new(Mutex::new(Counters {
+            frames_out: 0,
+            audio_ms_out: 0,
+            slate_frames: 0,
+        }));
+        let rebase = Arc::new(Mutex::new(Rebase::default()));
+        let sink = pipeline
+            .by_name("flv")
+            .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+            .ok_or_else(|| build("no flv appsink".into()))?;
+        {
+            let hub = Arc::downgrade(&hub);
+            let counters = counters.clone();
+            let rebase = rebase.clone();
+            sink.set_callbacks(
+                gst_app::AppSinkCallbacks::builder()
+                    .new_sample(move |sink| {
+                        let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                        let Some(hub) = hub.upgrade() else {
+                            return Err(gst::FlowError::Flushing);
+                        };
+                        let Some(map) = sample.buffer().and_then(|b| b.map_readable().ok()) else {
+                            return Ok(gst::FlowSuccess::Ok);
+                        };
+                        let mut tag = map.to_vec();
+                        let kind = super::hub::tag_kind(&tag);
+                        let media = matches!(
+                            kind,
+                            super::hub::TagKind::VideoKeyframe
+                                | super::hub::TagKind::VideoDelta
+                                | super::hub::TagKind::Audio
+                        );
+                        if media && let Some(ts) = super::hub::tag_timestamp(&tag) {
+                            let out = rebase.lock().expect("rebase lock").shift(ts);
+                            super::hub::set_tag_timestamp(&mut tag, out);
+                            let mut c = counters.lock().expect("counters lock");
+                            if kind == super::hub::TagKind::Audio {
+                                c.audio_ms_out += 21;
+                            } else {
+                                c.frames_out += 1;
+                            }
+                        }
+                        hub.push(Bytes::from(tag));
+                        Ok(gst::FlowSuccess::Ok)
+                    })
+                    .build(),
+            );
+        }
+        let (events, _) = broadcast::channel(256);
+        let stats = Arc::new(Mutex::new(StreamStats {
+            state: StreamState::Starting,
+            passthrough: true,
+            frames_in: 0,
+            frames_out: 0,
+            audio_ms_out: 0,
+            slate_frames: 0,
+            restarts: 0,
+            item: 0,
+            iteration: 0,
+            position_ms: 0,
+            bytes_out: 0,
+            readers: 0,
+        }));
+        let (stop, stop_rx) = watch::channel(false);
+        let supervisor = tokio::spawn(remux(
+            super::NullOnDrop::new(pipeline),
+            settings.loops,
+            rebase,
+            hub.clone(),
+            events.clone(),
+            stats.clone(),
+            stop_rx,
+        ));
+        Ok(Self {
+            hub,
+            events,
+            stats,
+            slot: Arc::new(Mutex::new(Slot {
+                video: None,
+                video_at: None,
+                audio: VecDeque::new(),
+                audio_at: None,
+                progress_at: None,
+                frames_in: 0,
+                on_slate: false,
+            })),
             counters,
             stop,
             supervisor: Some(supervisor),
@@ -473,6 +605,106 @@ fn slate_frame(
     let mut data = vec![16u8; w * h];
     data.resize(w * h * 3 / 2, 128);
     Ok(Some(gst::Buffer::from_mut_slice(data)))
+}
+
+/// Keeps remuxed timestamps continuous across loop points.
+#[derive(Default)]
+struct Rebase {
+    /// Set at a loop point: the next media tag starts a new play.
+    pending: bool,
+    offset: i64,
+    last_out: u32,
+}
+
+impl Rebase {
+    fn shift(&mut self, ts: u32) -> u32 {
+        if self.pending {
+            self.pending = false;
+            // One frame time after the last tag of the previous play.
+            self.offset = i64::from(self.last_out) + 33 - i64::from(ts);
+        }
+        let out = (i64::from(ts) + self.offset).max(i64::from(self.last_out)) as u32;
+        self.last_out = out;
+        out
+    }
+}
+
+/// The passthrough supervisor: owns the remux pipeline's bus, loops by seeking back.
+async fn remux(
+    pipeline: super::NullOnDrop,
+    loops: Loops,
+    rebase: Arc<Mutex<Rebase>>,
+    hub: Arc<StreamHub>,
+    events: broadcast::Sender<MediaEvent>,
+    stats: Arc<Mutex<StreamStats>>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<String, EngineError> {
+    let emit = |e: MediaEvent| {
+        tracing::info!(event = ?e, "media");
+        let _ = events.send(e);
+    };
+    let Some(bus) = pipeline.bus() else {
+        return Err(EngineError::Build {
+            stage: "passthrough",
+            reason: "no bus".into(),
+        });
+    };
+    let mut messages = bus.stream();
+    let _ = pipeline.set_state(gst::State::Playing);
+    emit(MediaEvent::InputStarted {
+        item: 0,
+        iteration: 0,
+    });
+    stats.lock().expect("stats lock").state = StreamState::Live;
+    let mut iteration = 0u32;
+    let result = loop {
+        tokio::select! {
+            _ = stop.changed() => break Ok("stopped".to_owned()),
+            msg = messages.next() => {
+                let Some(msg) = msg else { break Err(EngineError::Encoder("bus closed".into())) };
+                match msg.view() {
+                    gst::MessageView::Eos(_) => {
+                        emit(MediaEvent::ItemFinished { item: 0, iteration });
+                        iteration += 1;
+                        let more = match loops {
+                            Loops::Times(n) => iteration < n,
+                            Loops::Forever => true,
+                        };
+                        if !more {
+                            break Ok("input finished".to_owned());
+                        }
+                        rebase.lock().expect("rebase lock").pending = true;
+                        stats.lock().expect("stats lock").iteration = iteration;
+                        let _ = pipeline.seek_simple(gst::SeekFlags::FLUSH, gst::ClockTime::ZERO);
+                    }
+                    gst::MessageView::Error(e) => {
+                        break Err(EngineError::Input {
+                            input: e.src().map(|s| s.name().to_string()).unwrap_or_default(),
+                            reason: e.error().to_string(),
+                        });
+                    }
+                    _ => {}
+                }
+            }
+        }
+    };
+    let _ = pipeline.set_state(gst::State::Null);
+    hub.end();
+    match &result {
+        Ok(reason) => {
+            stats.lock().expect("stats lock").state = StreamState::Ended;
+            emit(MediaEvent::Ended {
+                reason: reason.clone(),
+            });
+        }
+        Err(e) => {
+            stats.lock().expect("stats lock").state = StreamState::Failed;
+            emit(MediaEvent::Failed {
+                reason: e.to_string(),
+            });
+        }
+    }
+    result
 }
 
 /// Emits video at the contract's rate and audio in 20 ms chunks, on its own clock.
@@ -817,7 +1049,7 @@ impl Supervision {
             &self.slot,
             &self.first_media,
         ) {
-            Ok(p) => super::NullOnDrop(p),
+            Ok(p) => super::NullOnDrop::new(p),
             Err(reason) => {
                 return Attempt::Failed(InputFailure {
                     fatal: true,

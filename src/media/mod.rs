@@ -29,7 +29,31 @@ pub fn runtime_version() -> Result<String, MediaInitError> {
 /// Owns a pipeline and sets it to `Null` when dropped, on every exit path (an early return,
 /// a panic, a task cancelled at runtime shutdown), as GStreamer requires.
 #[derive(Debug)]
-pub struct NullOnDrop(pub gstreamer::Pipeline);
+pub struct NullOnDrop(gstreamer::Pipeline);
+
+/// Every pipeline the engine made, weakly: a leak check can count the ones still alive.
+static PIPELINES: std::sync::Mutex<Vec<gstreamer::glib::WeakRef<gstreamer::Pipeline>>> =
+    std::sync::Mutex::new(Vec::new());
+
+impl NullOnDrop {
+    pub fn new(pipeline: gstreamer::Pipeline) -> Self {
+        use gstreamer::glib::prelude::ObjectExt;
+        if let Ok(mut all) = PIPELINES.lock() {
+            all.retain(|w| w.upgrade().is_some());
+            all.push(pipeline.downgrade());
+        }
+        Self(pipeline)
+    }
+}
+
+/// How many of the pipelines callfeed made are still alive (not yet freed). Zero once
+/// every stream, observer and output has been stopped: nothing leaked.
+pub fn pipelines_alive() -> usize {
+    PIPELINES
+        .lock()
+        .map(|all| all.iter().filter(|w| w.upgrade().is_some()).count())
+        .unwrap_or(0)
+}
 
 impl std::ops::Deref for NullOnDrop {
     type Target = gstreamer::Pipeline;

@@ -496,7 +496,7 @@ async fn run(
             t.play_last_pts = None;
         });
         // Null on every exit path (cancellation included), so sockets and decoders are freed.
-        let pipeline = super::NullOnDrop(pipeline);
+        let pipeline = super::NullOnDrop::new(pipeline);
         let exit = play_once(&spec, &tally, &pipeline, &mut control, started).await;
         drop(pipeline);
         match exit {

@@ -149,7 +149,7 @@ async fn session(
         .ok()
         .and_then(|p| p.downcast::<gst::Pipeline>().ok())
     {
-        Some(p) => super::NullOnDrop(p),
+        Some(p) => super::NullOnDrop::new(p),
         None => return Session::Lost("cannot build the RTMP pipeline".into()),
     };
     let (Some(src), Some(sink)) = (
