@@ -98,6 +98,9 @@ struct PushArgs {
     /// Stream a file live (HTTP-FLV) instead of serving it as an announcement MP4.
     #[arg(long)]
     live: bool,
+    /// Served URLs stop working this many seconds from now.
+    #[arg(long, value_name = "SECS")]
+    expire: Option<u64>,
     #[arg(long, default_value = "720p")]
     profile: Profile,
     /// Play the input N times, or `forever`.
@@ -531,6 +534,10 @@ async fn probe_command(args: ProbeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn expiry(secs: Option<u64>) -> Option<std::time::Instant> {
+    secs.map(|s| std::time::Instant::now() + std::time::Duration::from_secs(s))
+}
+
 fn progress_bar() -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(1000);
     bar.set_style(
@@ -567,7 +574,13 @@ async fn push_command(config: &Config, args: PushArgs) -> anyhow::Result<ExitCod
         None
     };
     let topologies = Topologies::load(&config.pipelines)?;
+    // A still picture has no length of its own: it is always shown live, until stopped.
+    let still = report
+        .as_ref()
+        .and_then(|r| r.video.as_ref())
+        .is_some_and(|v| v.still_image);
     if let (InputSpec::File(path), Some(report)) = (&spec, &report)
+        && !still
         && (args.mp4.is_some() || (args.serve.is_some() && args.rtmp.is_none() && !args.live))
     {
         return announcement(path, report, contract, &topologies, &args).await;
@@ -583,6 +596,10 @@ async fn push_command(config: &Config, args: PushArgs) -> anyhow::Result<ExitCod
     settings.loops = args.loops;
     settings.start = args.start.map(std::time::Duration::from_secs_f64);
     settings.slate_image = args.slate;
+    settings.still_image = report
+        .as_ref()
+        .and_then(|r| r.video.as_ref())
+        .is_some_and(|v| v.still_image);
     let mut stream = match (&spec, &report) {
         (InputSpec::File(path), Some(r)) if r.passthrough && args.start.is_none() => {
             eprintln!("passthrough: {}", r.reason);
@@ -598,7 +615,7 @@ async fn push_command(config: &Config, args: PushArgs) -> anyhow::Result<ExitCod
     let server = match args.serve {
         Some(addr) => {
             let server = callfeed::serve::streams::StreamServer::start(addr).await?;
-            let url = server.publish_live(stream.hub(), None);
+            let url = server.publish_live(stream.hub(), expiry(args.expire));
             println!("{url}");
             Some(server)
         }
@@ -687,7 +704,7 @@ async fn announcement(
         .serve
         .unwrap_or_else(|| "127.0.0.1:0".parse().expect("an address"));
     let server = callfeed::serve::streams::StreamServer::start(addr).await?;
-    println!("{}", server.publish_file(file.clone(), None));
+    println!("{}", server.publish_file(file.clone(), expiry(args.expire)));
     eprintln!(
         "serving {} ({}); Ctrl-C to stop",
         file.display(),

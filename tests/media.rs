@@ -501,3 +501,84 @@ async fn a_camera_becomes_a_contract_stream() {
     assert_eq!((seen.width, seen.height), (640, 360), "{seen:?}");
     stream.stop().await.unwrap();
 }
+
+fn gst_make(pipeline: &str) {
+    let ok = std::process::Command::new("gst-launch-1.0")
+        .args(["-q", "-e"])
+        .args(pipeline.split_whitespace())
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "{pipeline}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_file_format_becomes_the_same_contract() {
+    use callfeed::media::probe;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    let tone = "audiotestsrc num-buffers=50 samplesperbuffer=1024 freq=660 ! audio/x-raw,rate=44100,channels=2";
+    let ball = "videotestsrc num-buffers=30 pattern=ball ! video/x-raw,format=I420,width=320,height=240,framerate=30/1";
+    gst_make(&format!("{tone} ! wavenc ! filesink location={d}/a.wav"));
+    gst_make(&format!("{tone} ! flacenc ! filesink location={d}/a.flac"));
+    gst_make(&format!(
+        "{tone} ! audioconvert ! voaacenc ! mp4mux ! filesink location={d}/a.m4a"
+    ));
+    gst_make(&format!(
+        "{ball} ! x264enc speed-preset=ultrafast ! h264parse ! matroskamux name=m ! filesink location={d}/v.mkv {tone} ! audioresample ! opusenc ! m."
+    ));
+    gst_make(&format!(
+        "{ball} ! vp8enc deadline=1 ! webmmux name=m ! filesink location={d}/v.webm {tone} ! audioconvert ! vorbisenc ! m."
+    ));
+    gst_make(&format!(
+        "videotestsrc num-buffers=1 pattern=smpte ! video/x-raw,width=800,height=600 ! jpegenc ! filesink location={d}/still.jpg"
+    ));
+    // A stream whose resolution changes halfway: two TS segments of different sizes, joined.
+    gst_make(&format!(
+        "videotestsrc num-buffers=30 ! video/x-raw,format=I420,width=320,height=240,framerate=30/1 ! x264enc speed-preset=ultrafast ! mpegtsmux ! filesink location={d}/part1.ts"
+    ));
+    gst_make(&format!(
+        "videotestsrc num-buffers=30 ! video/x-raw,format=I420,width=1280,height=720,framerate=30/1 ! x264enc speed-preset=ultrafast ! mpegtsmux ! filesink location={d}/part2.ts"
+    ));
+    let mut joined = std::fs::read(dir.path().join("part1.ts")).unwrap();
+    joined.extend(std::fs::read(dir.path().join("part2.ts")).unwrap());
+    std::fs::write(dir.path().join("varsize.ts"), joined).unwrap();
+    let samples = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/media-samples/tone-440hz-2s.ogg"
+    );
+    for (file, tone_hz) in [
+        (format!("{d}/a.wav"), Some(660.0)),
+        (format!("{d}/a.flac"), Some(660.0)),
+        (format!("{d}/a.m4a"), Some(660.0)),
+        (samples.to_owned(), Some(440.0)),
+        (format!("{d}/v.mkv"), Some(660.0)),
+        (format!("{d}/v.webm"), Some(660.0)),
+        (format!("{d}/still.jpg"), None),
+        (format!("{d}/varsize.ts"), None),
+    ] {
+        let spec = InputSpec::parse(&file).unwrap();
+        let contract = Contract::new(Profile::P360);
+        let report = probe::probe(&spec, contract).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let mut settings = LiveSettings::new(contract);
+        settings.loops = Loops::Forever;
+        settings.still_image = report.video.as_ref().is_some_and(|v| v.still_image);
+        let stream = LiveStream::start(spec, settings, &topologies()).unwrap();
+        let (_server, url) = serve(&stream).await;
+        let seen = observe_until(&url, 40, Duration::from_secs(20)).await;
+        assert_eq!(
+            (seen.width, seen.height, seen.size_changes),
+            (640, 360, 0),
+            "{file}: {seen:?}"
+        );
+        assert!((seen.fps - 30.0).abs() < 1.5, "{file}: {seen:?}");
+        if let Some(hz) = tone_hz {
+            assert!(
+                (seen.dominant_hz.unwrap_or(0.0) - hz).abs() < 5.0,
+                "{file}: {seen:?}"
+            );
+        }
+        assert!(stream.stats().restarts == 0, "{file}: {:?}", stream.stats());
+        stream.stop().await.unwrap();
+    }
+}

@@ -285,3 +285,45 @@ async fn an_announcement_is_transcoded_once_and_served_with_range() {
         "the audio profile has no video: {v:#}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_served_url_expires() {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = callfeed()
+        .args([
+            "push",
+            "test:",
+            "--serve",
+            "--profile",
+            "360p",
+            "--expire",
+            "1",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let first = reqwest::get(&url).await.unwrap();
+    assert_eq!(first.status(), 200);
+    drop(first);
+    // An expiry is a point in time: after it, the same URL is refused.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let status = reqwest::get(&url).await.unwrap().status();
+        if status == 404 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still {status} after the expiry"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let _ = child.kill().await;
+}

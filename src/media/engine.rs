@@ -69,6 +69,8 @@ pub struct LiveSettings {
     pub backoff_max: Duration,
     /// A still image for the slate (and for audio-only inputs); black when `None`.
     pub slate_image: Option<PathBuf>,
+    /// The input is a still picture: it is shown as video, frozen, until stopped.
+    pub still_image: bool,
 }
 
 impl LiveSettings {
@@ -81,6 +83,7 @@ impl LiveSettings {
             backoff_min: Duration::from_millis(500),
             backoff_max: Duration::from_secs(10),
             slate_image: None,
+            still_image: false,
         }
     }
 }
@@ -804,11 +807,12 @@ fn pump(
 /// the slot. Callbacks hold the slot and weak element references only.
 fn build_input(
     item: &InputItem,
-    contract: &Contract,
+    settings: &LiveSettings,
     topologies: &Topologies,
     slot: &SharedSlot,
     first_media: &FirstMedia,
 ) -> Result<gst::Pipeline, String> {
+    let contract = &settings.contract;
     let normalize_video = contract
         .video
         .map(|v| {
@@ -832,7 +836,13 @@ fn build_input(
             ],
         )
         .map_err(|e| e.to_string())?;
-    let video_branch = normalize_video.map(|n| format!("queue ! {n} ! appsink name=video"));
+    // A picture decodes to one frame: frozen, it becomes a live video.
+    let freeze = if settings.still_image {
+        "imagefreeze is-live=true ! "
+    } else {
+        ""
+    };
+    let video_branch = normalize_video.map(|n| format!("{freeze}queue ! {n} ! appsink name=video"));
     let audio_branch = format!("queue ! {normalize_audio} ! appsink name=audio");
     let pipeline = match item {
         InputItem::Sources(spec) => {
@@ -1044,7 +1054,7 @@ impl Supervision {
         let from_storage = matches!(&self.items[item], InputItem::Uri(u) if u.starts_with("file:"));
         let pipeline = match build_input(
             &self.items[item],
-            &self.settings.contract,
+            &self.settings,
             &self.topologies,
             &self.slot,
             &self.first_media,
