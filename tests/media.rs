@@ -582,3 +582,76 @@ async fn every_file_format_becomes_the_same_contract() {
         stream.stop().await.unwrap();
     }
 }
+
+/// A `gst-launch-1.0` producer running beside the test, killed when dropped.
+struct Producer(std::process::Child);
+
+impl Producer {
+    fn start(pipeline: &str) -> Self {
+        Self(
+            std::process::Command::new("gst-launch-1.0")
+                .arg("-q")
+                .args(pipeline.split_whitespace())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    }
+}
+
+impl Drop for Producer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+const LIVE_TS: &str = "videotestsrc is-live=true pattern=ball ! video/x-raw,format=I420,width=320,height=240,framerate=30/1 \
+    ! x264enc speed-preset=ultrafast tune=zerolatency key-int-max=30 ! h264parse ! queue ! mpegtsmux name=m alignment=7 \
+    audiotestsrc is-live=true freq=770 ! audioconvert ! voaacenc ! aacparse ! queue ! m.";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hls_and_srt_sources_become_contract_streams() {
+    // HLS: a live playlist written by hlssink2 and served over HTTP.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    let _hls = Producer::start(&format!(
+        "videotestsrc is-live=true pattern=ball ! video/x-raw,format=I420,width=320,height=240,framerate=30/1 \
+         ! x264enc speed-preset=ultrafast tune=zerolatency key-int-max=30 ! h264parse ! queue ! hlssink2 name=h \
+         location={d}/seg%05d.ts playlist-location={d}/live.m3u8 target-duration=1 max-files=10 \
+         audiotestsrc is-live=true freq=770 ! audioconvert ! voaacenc ! aacparse ! queue ! h.audio"
+    ));
+    let files = serve_dir(dir.path()).await;
+    let playlist = dir.path().join("live.m3u8");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_to_string(&playlist).map_or(true, |p| p.matches(".ts").count() < 2) {
+        assert!(Instant::now() < deadline, "hlssink2 wrote no playlist");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // SRT: a listener the engine calls.
+    let port = closed_port();
+    let _srt = Producer::start(&format!(
+        "{LIVE_TS} m. ! srtsink uri=srt://127.0.0.1:{port}?mode=listener wait-for-connection=false"
+    ));
+    for input in [
+        format!("{files}live.m3u8"),
+        format!("srt://127.0.0.1:{port}"),
+    ] {
+        let spec = InputSpec::parse(&input).unwrap();
+        let stream = LiveStream::start(
+            spec,
+            LiveSettings::new(Contract::new(Profile::P360)),
+            &topologies(),
+        )
+        .unwrap();
+        let (_server, url) = serve(&stream).await;
+        let seen = observe_until(&url, 45, Duration::from_secs(25)).await;
+        assert_eq!((seen.width, seen.height), (640, 360), "{input}: {seen:?}");
+        assert!(
+            (seen.dominant_hz.unwrap_or(0.0) - 770.0).abs() < 5.0,
+            "{input}: {seen:?}"
+        );
+        stream.stop().await.unwrap();
+    }
+}

@@ -288,6 +288,22 @@ mod tests {
     }
 
     #[test]
+    fn a_slow_reader_is_dropped_without_holding_anyone_up() {
+        let hub = StreamHub::new();
+        let mut slow = hub.subscribe().live;
+        let mut fast = hub.subscribe().live;
+        for i in 0..(READER_BUFFER as u32 + 10) {
+            hub.push(video(i % 30 == 0, i * 33));
+            // The fast reader keeps up; pushing never waits for the slow one.
+            assert!(fast.try_recv().is_ok());
+        }
+        assert!(matches!(
+            slow.try_recv(),
+            Err(broadcast::error::TryRecvError::Lagged(_))
+        ));
+    }
+
+    #[test]
     fn timestamps_round_trip_past_24_bits() {
         let mut t = video(false, 0).to_vec();
         set_tag_timestamp(&mut t, 0x1234_5678);
