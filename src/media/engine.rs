@@ -289,6 +289,8 @@ impl LiveStream {
             topologies: topologies.clone(),
             slot: slot.clone(),
             first_media,
+            counters: counters.clone(),
+            encoder_watch: EncoderWatch::default(),
             events: events.clone(),
             stats: stats.clone(),
             hub: hub.clone(),
@@ -1003,12 +1005,41 @@ struct Supervision {
     topologies: Topologies,
     slot: SharedSlot,
     first_media: FirstMedia,
+    counters: Arc<Mutex<Counters>>,
+    encoder_watch: EncoderWatch,
     events: broadcast::Sender<MediaEvent>,
     stats: Arc<Mutex<StreamStats>>,
     hub: Arc<StreamHub>,
     encoder: super::NullOnDrop,
     pump: Option<(std::thread::JoinHandle<()>, Arc<AtomicBool>)>,
     stop: watch::Receiver<bool>,
+}
+
+/// The encoder stage's watchdog: frames go in (pump), bytes must come out (muxer).
+#[derive(Default)]
+struct EncoderWatch {
+    frames_in: u64,
+    bytes_out: u64,
+    /// Since when frames have gone in with no bytes coming out.
+    stuck_since: Option<Instant>,
+}
+
+impl EncoderWatch {
+    /// True when the encoder has taken frames for `limit` without producing anything.
+    fn stalled(&mut self, frames_in: u64, bytes_out: u64, limit: Duration) -> bool {
+        let fed = frames_in > self.frames_in;
+        let produced = bytes_out > self.bytes_out;
+        self.frames_in = frames_in;
+        self.bytes_out = bytes_out;
+        match (fed, produced) {
+            (true, false) => self.stuck_since.get_or_insert_with(Instant::now).elapsed() > limit,
+            (_, true) => {
+                self.stuck_since = None;
+                false
+            }
+            _ => false,
+        }
+    }
 }
 
 enum Attempt {
@@ -1130,6 +1161,15 @@ impl Supervision {
                     }
                 }
                 _ = tick.tick() => {
+                    let frames_out = {
+                        let c = self.counters.lock().expect("counters lock");
+                        c.frames_out + c.audio_ms_out
+                    };
+                    if self.encoder_watch.stalled(frames_out, self.hub.bytes_in(), self.settings.stall_timeout) {
+                        break Attempt::EncoderFailed(format!(
+                            "the encoder produced nothing for {:?}", self.settings.stall_timeout
+                        ));
+                    }
                     let progress = self.slot.lock().expect("slot lock").progress_at;
                     let fresh = progress.is_some_and(|t| t.elapsed() < self.settings.stall_timeout && t >= started);
                     if fresh && !saw_media {
@@ -1284,5 +1324,21 @@ async fn supervise(mut s: Supervision) -> Result<String, EngineError> {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_encoder_watchdog_fires_only_when_fed_and_silent() {
+        let mut w = EncoderWatch::default();
+        let limit = Duration::ZERO;
+        assert!(!w.stalled(0, 0, limit), "nothing fed yet");
+        assert!(!w.stalled(10, 100, limit), "fed and producing");
+        assert!(!w.stalled(10, 100, limit), "idle is not a stall");
+        assert!(w.stalled(20, 100, limit), "fed, nothing out");
+        assert!(!w.stalled(30, 200, limit), "output again resets it");
     }
 }
