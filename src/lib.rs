@@ -22,3 +22,4 @@ pub mod config;
 pub mod emulator;
 pub mod media;
 pub mod serve;
+pub mod session;

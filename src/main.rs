@@ -66,10 +66,81 @@ enum Command {
     Api(ApiArgs),
     /// Run a local Tencent cloud (call engine + TRTC ingest + room observer) until Ctrl-C.
     Emulator(EmulatorArgs),
+    /// Ring users from a robot and bind media into the call's room, until the call ends.
+    Call(Box<CallArgs>),
     /// Say what an input is, whether it passes through, and the contract it gets.
     Probe(ProbeArgs),
     /// Turn an input into a stream a cloud can pull: served HTTP-FLV or an RTMP push.
     Push(PushArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum IngestAtArg {
+    Answer,
+    Ring,
+}
+
+#[derive(Args)]
+struct CallArgs {
+    /// A callee; repeat for a group call (at most 8).
+    #[arg(long = "to", value_name = "USER", required = true)]
+    to: Vec<String>,
+    /// What to play: a file, URL, test: source or device (see `callfeed push`).
+    #[arg(long, value_name = "INPUT")]
+    media: String,
+    #[command(flatten)]
+    room: RoomArgs,
+    /// The robot account that calls (and whose UserID the stream uses in the room).
+    #[arg(long, default_value = "robot")]
+    robot: String,
+    #[arg(long, value_enum, default_value = "video")]
+    media_type: MediaTypeArg,
+    /// Output profile (default: audio for audio calls, 720p for video calls).
+    #[arg(long)]
+    profile: Option<Profile>,
+    /// Bind the stream when the callee answers (announcements) or while it rings (live feeds).
+    #[arg(long, value_enum, default_value = "answer")]
+    ingest_at: IngestAtArg,
+    /// Play the media N times.
+    #[arg(long, default_value_t = 1, conflicts_with = "loop_forever")]
+    repeat: u32,
+    /// Play until the call ends.
+    #[arg(long = "loop", value_name = "forever", value_parser = ["forever"])]
+    loop_forever: Option<String>,
+    #[arg(long, default_value_t = call::DEFAULT_RING_TIMEOUT_MS / 1000, value_name = "SECS")]
+    ring_timeout: u32,
+    #[arg(long, value_name = "SECS")]
+    max_duration: Option<u64>,
+    /// Stream a file live (HTTP-FLV) instead of handing the cloud an announcement MP4.
+    #[arg(long)]
+    live: bool,
+    /// Where the stream server listens; the cloud must reach it (see --public-url).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    stream_listen: std::net::SocketAddr,
+    /// The base URL the cloud reaches the stream server at, e.g. https://media.example.com.
+    #[arg(long, value_name = "URL")]
+    public_url: Option<String>,
+    /// Run against the in-process emulator instead of Tencent Cloud.
+    #[arg(long)]
+    emulator: bool,
+    /// With --emulator: callees answer after this many ms.
+    #[arg(long, value_name = "MS", default_value_t = 2000)]
+    callee_answers_after: u64,
+    /// With --emulator: callees hang up this many ms after answering.
+    #[arg(long, value_name = "MS")]
+    callee_hangs_up_after: Option<u64>,
+    /// With --emulator: callees decline.
+    #[arg(long)]
+    callee_rejects: bool,
+    /// With --emulator: nobody answers.
+    #[arg(long)]
+    callee_never_answers: bool,
+    /// With --emulator: callees are busy.
+    #[arg(long)]
+    callee_busy: bool,
+    /// One JSON report at the end instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -418,7 +489,8 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = Config::load(cli.config.as_deref())?;
-    match cli.command {
+    let command = cli.command;
+    match command {
         Command::Config => {
             print!("{}", config.render_redacted());
             Ok(ExitCode::SUCCESS)
@@ -472,6 +544,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Api(args) => api_command(&config, args).await,
+        Command::Call(args) => call_command(config, *args).await,
         Command::Probe(args) => probe_command(args).await,
         Command::Push(args) => push_command(&config, args).await,
         Command::Emulator(args) => {
@@ -532,6 +605,262 @@ async fn probe_command(args: ProbeArgs) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The SDKs' public demo values, used by `call --emulator` when no credentials are set.
+const DEMO_SDKAPPID: &str = "1400000000";
+const DEMO_APP_KEY: &str = "5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e";
+
+async fn call_command(mut config: Config, args: CallArgs) -> anyhow::Result<ExitCode> {
+    use callfeed::session::state::IngestAt;
+    use callfeed::session::{CloudClients, SessionSpec, driver};
+    // Everything is checked before the phone rings.
+    let callees = args
+        .to
+        .iter()
+        .map(|c| user("--to", c))
+        .collect::<Result<Vec<_>, _>>()?;
+    let robot = user("--robot", &args.robot)?;
+    let room = args.room.room()?;
+    let ring_ms = args.ring_timeout.saturating_mul(1000);
+    if !(call::MIN_RING_TIMEOUT_MS..=call::MAX_RING_TIMEOUT_MS).contains(&ring_ms) {
+        anyhow::bail!(InvalidArgument::new(
+            "--ring-timeout",
+            format!("{} s", args.ring_timeout),
+            "10 to 600 seconds"
+        ));
+    }
+    InputSpec::parse(&args.media)?;
+    let media_type = match args.media_type {
+        MediaTypeArg::Audio => MediaType::Audio,
+        MediaTypeArg::Video => MediaType::Video,
+    };
+    let spec = SessionSpec {
+        callees: callees.clone(),
+        ingest_user: robot.clone(),
+        robot: robot.clone(),
+        room: room.clone(),
+        media: args.media.clone(),
+        media_type,
+        profile: args.profile.unwrap_or(match media_type {
+            MediaType::Audio => Profile::Audio,
+            MediaType::Video => Profile::P720,
+        }),
+        ingest_at: match args.ingest_at {
+            IngestAtArg::Answer => IngestAt::Answer,
+            IngestAtArg::Ring => IngestAt::Ring,
+        },
+        repeat: if args.loop_forever.is_some() {
+            None
+        } else {
+            Some(args.repeat.max(1))
+        },
+        ring_timeout: std::time::Duration::from_millis(u64::from(ring_ms)),
+        max_duration: args.max_duration.map(std::time::Duration::from_secs),
+        live: args.live,
+    };
+    // The emulator accepts whatever credentials the client has; demo ones when none are set.
+    let emulator = if args.emulator {
+        if config.sdkappid.is_none() {
+            config.sdkappid = Some(DEMO_SDKAPPID.parse().expect("a number"));
+        }
+        if config.sdk_secret_key.is_none() {
+            config.sdk_secret_key = Some(SecretString::from(DEMO_APP_KEY));
+        }
+        if config.secret_id.is_none() {
+            config.secret_id = Some("AKIDcallfeedEmulator000000000000000".into());
+        }
+        if config.secret_key.is_none() {
+            config.secret_key = Some(SecretString::from("callfeedEmulatorSecretKey000000"));
+        }
+        let mut settings = EmulatorConfig::from_config(&config)?;
+        settings.pace = Pace::Realtime;
+        let behaviour = if args.callee_rejects {
+            callfeed::emulator::Behaviour::Reject {
+                after_ms: args.callee_answers_after.min(2000),
+            }
+        } else if args.callee_never_answers {
+            callfeed::emulator::Behaviour::NeverAnswer
+        } else if args.callee_busy {
+            callfeed::emulator::Behaviour::Busy
+        } else {
+            callfeed::emulator::Behaviour::Answer {
+                after_ms: args.callee_answers_after,
+                hangup_after_ms: args.callee_hangs_up_after,
+            }
+        };
+        for c in &callees {
+            settings.behaviours.insert(c.to_string(), behaviour.clone());
+        }
+        let e = Emulator::start(settings, "127.0.0.1:0".parse().expect("an address")).await?;
+        let base = url::Url::parse(&format!("{}/", e.endpoints().im_endpoint))?;
+        config.im_endpoint = base.clone();
+        config.trtc_endpoint = base;
+        Some(e)
+    } else {
+        None
+    };
+    let transport = Arc::new(Transport::new(config.http.clone())?);
+    let cloud = CloudClients {
+        calls: CallClient::new(
+            transport.clone(),
+            config.im_endpoint.clone(),
+            config.im_credentials()?,
+        ),
+        ingest: IngestClient::new(
+            transport,
+            config.trtc_endpoint.clone(),
+            config.region.clone(),
+            config.api_credentials()?,
+            config.require_sdkappid()?,
+            config.require_sdk_secret_key()?,
+        ),
+    };
+    // The journal: a real one against the cloud (and what a crash left behind is stopped
+    // first); a throwaway one against the in-process emulator, which forgets everything.
+    let journal_dir = tempfile_dir();
+    let journal_path = if emulator.is_some() {
+        journal_dir.join("journal.sqlite")
+    } else {
+        callfeed::session::journal::default_path()
+    };
+    let journal = Arc::new(callfeed::session::journal::Journal::open(&journal_path)?);
+    if emulator.is_none() {
+        for (id, note) in driver::recover(&journal, &cloud).await {
+            eprintln!("recovered session {id} left open by an earlier run: {note}");
+        }
+    }
+    if let Some(existing) =
+        journal.active_for(&callfeed::session::room_key(&room), robot.as_str())?
+    {
+        anyhow::bail!(InvalidArgument::new(
+            "--room",
+            room.to_string(),
+            format!(
+                "a room without a running session for {robot} (session {existing} is using it)"
+            )
+        ));
+    }
+    let topologies = Topologies::load(&config.pipelines)?;
+    let settings = driver::DriverSettings {
+        stream_listen: args.stream_listen,
+        public_base: args.public_url.clone(),
+        ..driver::DriverSettings::default()
+    };
+    let session_id = uuid::Uuid::new_v4().to_string();
+    let (status_tx, mut status_rx) = tokio::sync::watch::channel(driver::Status::default());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let run = driver::run(
+        session_id,
+        spec,
+        &cloud,
+        Some(journal.clone()),
+        settings,
+        topologies,
+        driver::Controls {
+            status: status_tx,
+            stop: stop_rx,
+        },
+    );
+    tokio::pin!(run);
+    let line = indicatif::ProgressBar::new_spinner();
+    if args.json {
+        line.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    line.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {msg}").expect("a valid template"),
+    );
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
+    let report = loop {
+        tokio::select! {
+            report = &mut run => break report,
+            _ = shutdown_signal() => { let _ = stop_tx.send(true); }
+            _ = tick.tick() => {
+                let s = status_rx.borrow_and_update().clone();
+                line.set_message(format!(
+                    "{} | {:.1} s | media loop {} at {:.1} s | task {}",
+                    s.phase, s.elapsed_ms as f64 / 1000.0, s.iteration + 1,
+                    s.position_ms as f64 / 1000.0, s.task.unwrap_or("-")
+                ));
+                line.tick();
+            }
+        }
+    };
+    line.finish_and_clear();
+    let room_view = emulator
+        .as_ref()
+        .and_then(|e| report.call_id.as_deref().and_then(|id| e.call_view(id)));
+    let code = report.outcome.exit_code();
+    if args.json {
+        let mut v = serde_json::to_value(&report)?;
+        if let Some(room) = room_view {
+            v["observed"] = room;
+        }
+        println!("{}", serde_json::to_string(&v)?);
+    } else {
+        println!("session {}: {}", report.session_id, report.outcome.name());
+        if let callfeed::session::state::Outcome::Failed { stage, reason } = &report.outcome {
+            println!("  failed at {stage:?}: {reason}");
+        }
+        println!(
+            "  CallId {}  TaskId {}",
+            report.call_id.as_deref().unwrap_or("-"),
+            report.task_id.as_deref().unwrap_or("-")
+        );
+        if let Some(view) = room_view {
+            for m in view["members"].as_array().into_iter().flatten() {
+                println!(
+                    "  callee {}: {}",
+                    m["user_id"].as_str().unwrap_or(""),
+                    m["state"].as_str().unwrap_or("")
+                );
+            }
+            for t in view["media"].as_array().into_iter().flatten() {
+                println!(
+                    "  room {} {} received: {} video frames {}x{} at {} fps, {} ms of audio, tone {} Hz, first media {} ms after StartStreamIngest, {} gaps",
+                    t["room_kind"].as_str().unwrap_or(""),
+                    t["room_id"].as_str().unwrap_or(""),
+                    t["video_frames"],
+                    t["width"],
+                    t["height"],
+                    t["fps"],
+                    t["audio_ms"],
+                    t["dominant_hz"],
+                    t["first_media_ms"],
+                    t["gaps_over_500ms"]
+                );
+            }
+        }
+    }
+    if let Some(e) = emulator {
+        e.shutdown().await;
+    }
+    drop(journal_dir);
+    Ok(ExitCode::from(code))
+}
+
+/// A private temporary directory, removed on drop.
+fn tempfile_dir() -> TempDir {
+    TempDir::new()
+}
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!("callfeed-{}", uuid::Uuid::new_v4().simple()));
+        let _ = std::fs::create_dir_all(&dir);
+        Self(dir)
+    }
+    fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 fn expiry(secs: Option<u64>) -> Option<std::time::Instant> {

@@ -104,7 +104,7 @@ pub(crate) async fn room(
     Json(room_view(&inner, &room)).into_response()
 }
 
-fn call_view(inner: &Inner, id: &str) -> Option<serde_json::Value> {
+pub(crate) fn call_view(inner: &Inner, id: &str) -> Option<serde_json::Value> {
     let call = inner.calls.get(id)?;
     // A callee sees media when it is in the call and a task pulls into the same room.
     let room_media: Vec<TaskView> = call

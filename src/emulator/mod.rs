@@ -189,6 +189,13 @@ impl Emulator {
         self.state.set_trtc_callback(callback);
     }
 
+    /// What the room observer saw in a call: its members, whether each sees media, and the
+    /// figures of every task pulling into its room (as `GET /emulator/v1/calls/{id}`).
+    pub fn call_view(&self, call_id: &str) -> Option<serde_json::Value> {
+        let inner = self.state.lock();
+        control::call_view(&inner, call_id)
+    }
+
     /// Stops every ingest task's observer and the server.
     pub async fn shutdown(mut self) {
         self.state.stop_all_tasks().await;

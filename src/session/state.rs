@@ -1,0 +1,364 @@
+//! The session lifecycle as a pure state machine: events in, state and actions out. No I/O,
+//! no clock: the driver feeds it what happened and carries out what it asks for.
+
+use std::time::Duration;
+
+/// When the stream is bound into the room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IngestAt {
+    /// When the first callee answers: an announcement is heard from its start.
+    Answer,
+    /// While it rings: a live feed is already there when the callee picks up.
+    Ring,
+}
+
+/// How a session ended.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Outcome {
+    Completed,
+    Rejected,
+    NotAnswered,
+    HungUp,
+    Stopped,
+    Failed { stage: Stage, reason: String },
+}
+
+impl Outcome {
+    /// The process exit code `callfeed call` returns for it.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Outcome::Completed => 0,
+            Outcome::Failed { .. } => 1,
+            Outcome::Rejected => 3,
+            Outcome::NotAnswered => 4,
+            Outcome::HungUp => 5,
+            Outcome::Stopped => 6,
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Outcome::Completed => "completed",
+            Outcome::Rejected => "rejected",
+            Outcome::NotAnswered => "not_answered",
+            Outcome::HungUp => "hung_up",
+            Outcome::Stopped => "stopped",
+            Outcome::Failed { .. } => "failed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    Prepare,
+    Ring,
+    Ingest,
+    Media,
+    Teardown,
+}
+
+/// Where a session is.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Phase {
+    Preparing,
+    Ringing,
+    /// A callee answered; the ingest task is being started.
+    Answered,
+    Ingesting,
+    Ending {
+        outcome: Outcome,
+    },
+    Ended {
+        outcome: Outcome,
+    },
+}
+
+/// What happened, as the driver learned it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The media is ready and its URL live.
+    Prepared,
+    CallStarted,
+    /// A callee is in the call.
+    Answered,
+    /// The call is over on the cloud's side; `ever_answered` tells a hang-up from a refusal.
+    CallGone {
+        ever_answered: bool,
+        rang_for: Duration,
+    },
+    IngestStarted,
+    /// The cloud no longer runs our task.
+    TaskGone,
+    /// The media has played to its end (announcement done, live input finished).
+    MediaFinished,
+    StopRequested,
+    Failed {
+        stage: Stage,
+        reason: String,
+    },
+    /// Everything we started has been stopped.
+    TornDown,
+}
+
+/// What the driver must do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    StartCall,
+    StartIngest,
+    /// Start the ingest task again (the cloud ended it while the call is live).
+    RestartIngest {
+        attempt: u32,
+    },
+    /// Stop the ingest task, end the call, stop the media: then report `TornDown`.
+    TearDown,
+}
+
+/// A session's state and the facts the transitions need.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub phase: Phase,
+    ingest_at: IngestAt,
+    ring_timeout: Duration,
+    task_restarts: u32,
+    max_task_restarts: u32,
+    call_live: bool,
+    task_live: bool,
+}
+
+impl Session {
+    pub fn new(ingest_at: IngestAt, ring_timeout: Duration) -> Self {
+        Self {
+            phase: Phase::Preparing,
+            ingest_at,
+            ring_timeout,
+            task_restarts: 0,
+            max_task_restarts: 3,
+            call_live: false,
+            task_live: false,
+        }
+    }
+
+    pub fn is_ended(&self) -> bool {
+        matches!(self.phase, Phase::Ended { .. })
+    }
+
+    fn end(&mut self, outcome: Outcome) -> Vec<Action> {
+        match &self.phase {
+            Phase::Ending { .. } | Phase::Ended { .. } => vec![],
+            _ => {
+                self.phase = Phase::Ending { outcome };
+                vec![Action::TearDown]
+            }
+        }
+    }
+
+    /// Applies one event; returns what to do.
+    pub fn on(&mut self, event: Event) -> Vec<Action> {
+        use Event as E;
+        use Phase as P;
+        match (self.phase.clone(), event) {
+            (P::Ending { outcome }, E::TornDown) => {
+                self.phase = P::Ended { outcome };
+                vec![]
+            }
+            (P::Ended { .. } | P::Ending { .. }, _) => vec![],
+            (_, E::StopRequested) => self.end(Outcome::Stopped),
+            (_, E::Failed { stage, reason }) => self.end(Outcome::Failed { stage, reason }),
+            (P::Preparing, E::Prepared) => {
+                self.phase = P::Ringing;
+                vec![Action::StartCall]
+            }
+            (P::Ringing, E::CallStarted) => {
+                self.call_live = true;
+                if self.ingest_at == IngestAt::Ring {
+                    vec![Action::StartIngest]
+                } else {
+                    vec![]
+                }
+            }
+            (P::Ringing, E::IngestStarted) => {
+                self.task_live = true;
+                vec![]
+            }
+            (P::Ringing, E::Answered) => {
+                if self.task_live {
+                    self.phase = P::Ingesting;
+                    vec![]
+                } else {
+                    self.phase = P::Answered;
+                    vec![Action::StartIngest]
+                }
+            }
+            (P::Answered, E::IngestStarted) => {
+                self.task_live = true;
+                self.phase = P::Ingesting;
+                vec![]
+            }
+            (
+                _,
+                E::CallGone {
+                    ever_answered,
+                    rang_for,
+                },
+            ) => {
+                self.call_live = false;
+                let outcome = if ever_answered {
+                    Outcome::HungUp
+                } else if rang_for + Duration::from_millis(500) >= self.ring_timeout {
+                    Outcome::NotAnswered
+                } else {
+                    Outcome::Rejected
+                };
+                self.end(outcome)
+            }
+            (P::Ingesting, E::MediaFinished) => self.end(Outcome::Completed),
+            (P::Ringing | P::Answered, E::MediaFinished) => self.end(Outcome::Failed {
+                stage: Stage::Media,
+                reason: "the media ended before anyone heard it".into(),
+            }),
+            (P::Ingesting | P::Ringing, E::TaskGone) if self.call_live => {
+                self.task_live = false;
+                if self.task_restarts >= self.max_task_restarts {
+                    return self.end(Outcome::Failed {
+                        stage: Stage::Ingest,
+                        reason: format!(
+                            "the cloud ended the ingest task {} times",
+                            self.task_restarts + 1
+                        ),
+                    });
+                }
+                self.task_restarts += 1;
+                vec![Action::RestartIngest {
+                    attempt: self.task_restarts,
+                }]
+            }
+            (_, E::IngestStarted) => {
+                self.task_live = true;
+                vec![]
+            }
+            _ => vec![],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ring() -> Session {
+        let mut s = Session::new(IngestAt::Answer, Duration::from_secs(30));
+        assert_eq!(s.on(Event::Prepared), [Action::StartCall]);
+        assert_eq!(s.on(Event::CallStarted), []);
+        s
+    }
+
+    #[test]
+    fn an_announcement_plays_after_the_answer_and_completes() {
+        let mut s = ring();
+        assert_eq!(s.on(Event::Answered), [Action::StartIngest]);
+        assert_eq!(s.phase, Phase::Answered);
+        assert_eq!(s.on(Event::IngestStarted), []);
+        assert_eq!(s.phase, Phase::Ingesting);
+        assert_eq!(s.on(Event::MediaFinished), [Action::TearDown]);
+        assert_eq!(s.on(Event::TornDown), []);
+        assert_eq!(
+            s.phase,
+            Phase::Ended {
+                outcome: Outcome::Completed
+            }
+        );
+    }
+
+    #[test]
+    fn a_live_feed_is_bound_while_it_rings() {
+        let mut s = Session::new(IngestAt::Ring, Duration::from_secs(30));
+        s.on(Event::Prepared);
+        assert_eq!(s.on(Event::CallStarted), [Action::StartIngest]);
+        s.on(Event::IngestStarted);
+        assert_eq!(s.on(Event::Answered), []);
+        assert_eq!(s.phase, Phase::Ingesting);
+    }
+
+    #[test]
+    fn refusals_timeouts_and_hang_ups_are_told_apart() {
+        let mut s = ring();
+        s.on(Event::CallGone {
+            ever_answered: false,
+            rang_for: Duration::from_secs(2),
+        });
+        s.on(Event::TornDown);
+        assert_eq!(
+            s.phase,
+            Phase::Ended {
+                outcome: Outcome::Rejected
+            }
+        );
+        let mut s = ring();
+        s.on(Event::CallGone {
+            ever_answered: false,
+            rang_for: Duration::from_secs(30),
+        });
+        s.on(Event::TornDown);
+        assert_eq!(
+            s.phase,
+            Phase::Ended {
+                outcome: Outcome::NotAnswered
+            }
+        );
+        let mut s = ring();
+        s.on(Event::Answered);
+        s.on(Event::IngestStarted);
+        assert_eq!(
+            s.on(Event::CallGone {
+                ever_answered: true,
+                rang_for: Duration::from_secs(3)
+            }),
+            [Action::TearDown]
+        );
+        s.on(Event::TornDown);
+        assert_eq!(
+            s.phase,
+            Phase::Ended {
+                outcome: Outcome::HungUp
+            }
+        );
+        assert_eq!(Outcome::HungUp.exit_code(), 5);
+    }
+
+    #[test]
+    fn a_task_the_cloud_ends_is_restarted_then_given_up() {
+        let mut s = ring();
+        s.on(Event::Answered);
+        s.on(Event::IngestStarted);
+        for attempt in 1..=3 {
+            assert_eq!(s.on(Event::TaskGone), [Action::RestartIngest { attempt }]);
+            s.on(Event::IngestStarted);
+        }
+        assert_eq!(s.on(Event::TaskGone), [Action::TearDown]);
+        s.on(Event::TornDown);
+        assert!(matches!(
+            s.phase,
+            Phase::Ended {
+                outcome: Outcome::Failed {
+                    stage: Stage::Ingest,
+                    ..
+                }
+            }
+        ));
+    }
+
+    #[test]
+    fn stop_tears_down_once_from_anywhere() {
+        let mut s = ring();
+        assert_eq!(s.on(Event::StopRequested), [Action::TearDown]);
+        assert_eq!(s.on(Event::StopRequested), []);
+        assert_eq!(s.on(Event::Answered), []);
+        s.on(Event::TornDown);
+        assert!(s.is_ended());
+        assert_eq!(s.on(Event::Prepared), []);
+    }
+}

@@ -1,0 +1,448 @@
+//! Sessions end to end against the emulator: what arrived in each room, how calls end, what
+//! the cloud is left with.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use callfeed::cloud::call::{CallClient, ImCredentials, MediaType};
+use callfeed::cloud::http::{HttpSettings, Transport};
+use callfeed::cloud::ingest::{ApiCredentials, IngestClient};
+use callfeed::cloud::{RoomRef, UserId};
+use callfeed::emulator::{Behaviour, Emulator, EmulatorConfig, Pace};
+use callfeed::media::contract::Profile;
+use callfeed::media::topology::Topologies;
+use callfeed::session::driver::{self, DriverSettings, Report, Status};
+use callfeed::session::journal::Journal;
+use callfeed::session::state::{IngestAt, Outcome, Stage};
+use callfeed::session::{CloudClients, CloudOps, SessionSpec};
+use common::*;
+use serde_json::Value;
+
+fn emulator_config() -> EmulatorConfig {
+    EmulatorConfig {
+        sdkappid: SDKAPPID,
+        sdk_secret_key: APP_KEY.into(),
+        admin: "administrator".into(),
+        secret_id: SECRET_ID.into(),
+        secret_key: SECRET_KEY.into(),
+        pace: Pace::Realtime,
+        default_behaviour: Behaviour::Answer {
+            after_ms: 300,
+            hangup_after_ms: None,
+        },
+        behaviours: Default::default(),
+        trtc_callback: None,
+        record_delay: Duration::from_millis(100),
+        reconnect_delays: [0, 1000, 3000].map(Duration::from_millis).to_vec(),
+    }
+}
+
+fn clients(emulator: &Emulator, app_key: &str) -> CloudClients {
+    let base = url::Url::parse(&format!("{}/", emulator.endpoints().im_endpoint)).unwrap();
+    let transport = Arc::new(
+        Transport::new(HttpSettings {
+            max_attempts: 2,
+            ..HttpSettings::default()
+        })
+        .unwrap(),
+    );
+    CloudClients {
+        calls: CallClient::new(
+            transport.clone(),
+            base.clone(),
+            ImCredentials {
+                sdkappid: SDKAPPID,
+                secret_key: app_key.into(),
+                admin: UserId::new("admin", "administrator").unwrap(),
+            },
+        ),
+        ingest: IngestClient::new(
+            transport,
+            base,
+            "ap-singapore".into(),
+            ApiCredentials {
+                secret_id: SECRET_ID.into(),
+                secret_key: SECRET_KEY.into(),
+            },
+            SDKAPPID,
+            app_key.into(),
+        ),
+    }
+}
+
+fn user(s: &str) -> UserId {
+    UserId::new("test", s).unwrap()
+}
+
+fn spec(callee: &str, room: RoomRef, media: &str) -> SessionSpec {
+    SessionSpec {
+        callees: vec![user(callee)],
+        robot: user("robot"),
+        ingest_user: user("robot"),
+        room,
+        media: media.to_owned(),
+        media_type: MediaType::Video,
+        profile: Profile::P360,
+        ingest_at: IngestAt::Answer,
+        repeat: Some(1),
+        ring_timeout: Duration::from_secs(30),
+        max_duration: None,
+        live: false,
+    }
+}
+
+async fn run<C: CloudOps>(spec: SessionSpec, cloud: &C, journal: Option<Arc<Journal>>) -> Report {
+    let (status, _) = tokio::sync::watch::channel(Status::default());
+    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+    let settings = DriverSettings {
+        cache_dir: std::env::temp_dir().join(format!("callfeed-test-cache-{}", std::process::id())),
+        ..DriverSettings::default()
+    };
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        driver::run(
+            uuid::Uuid::new_v4().to_string(),
+            spec,
+            cloud,
+            journal,
+            settings,
+            Topologies::builtin().unwrap(),
+            driver::Controls {
+                status,
+                stop: stop_rx,
+            },
+        ),
+    )
+    .await
+    .expect("the session ends")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_sessions_each_reach_only_their_own_room() {
+    let emulator = Emulator::start(emulator_config(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let cloud = clients(&emulator, APP_KEY);
+    let rooms = [
+        (RoomRef::string("r1").unwrap(), 440.0, "a"),
+        (RoomRef::numeric(2002).unwrap(), 660.0, "b"),
+        (RoomRef::string("2002").unwrap(), 880.0, "c"),
+    ];
+    let sessions = rooms.iter().map(|(room, hz, callee)| {
+        let mut s = spec(callee, room.clone(), &format!("test:black+tone={hz}"));
+        s.repeat = None;
+        s.max_duration = Some(Duration::from_secs(4));
+        let cloud = &cloud;
+        async move { run(s, cloud, None).await }
+    });
+    let reports = futures::future::join_all(sessions).await;
+    for ((room, hz, callee), report) in rooms.iter().zip(&reports) {
+        assert_eq!(report.outcome, Outcome::Completed, "{report:?}");
+        let view = emulator
+            .call_view(report.call_id.as_deref().unwrap())
+            .unwrap();
+        assert_eq!(view["room_id"], room.id());
+        assert_eq!(view["members"][0]["user_id"], *callee);
+        let media = view["media"].as_array().unwrap();
+        assert_eq!(media.len(), 1, "one stream in {room}: {view:#}");
+        assert!(
+            (media[0]["dominant_hz"].as_f64().unwrap() - hz).abs() < 5.0,
+            "{room}: {view:#}"
+        );
+        assert_eq!(media[0]["status"], "NotExist", "the task was stopped");
+        assert!(media[0]["video_frames"].as_u64().unwrap() > 30, "{view:#}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_announcement_plays_through_in_a_numeric_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = Clip {
+        seconds: 2,
+        width: 320,
+        height: 240,
+        fps: 25,
+        tone_hz: 550,
+    }
+    .write(dir.path(), "a.mp4");
+    let emulator = Emulator::start(emulator_config(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let cloud = clients(&emulator, APP_KEY);
+    let report = run(
+        spec(
+            "jack",
+            RoomRef::numeric(12345).unwrap(),
+            clip.to_str().unwrap(),
+        ),
+        &cloud,
+        None,
+    )
+    .await;
+    assert_eq!(report.outcome, Outcome::Completed, "{report:?}");
+    assert_eq!(report.mode, "announcement");
+    let view = emulator
+        .call_view(report.call_id.as_deref().unwrap())
+        .unwrap();
+    let media = &view["media"][0];
+    assert_eq!(
+        (media["width"].as_u64(), media["height"].as_u64()),
+        (Some(640), Some(360)),
+        "{view:#}"
+    );
+    assert!(
+        (media["audio_ms"].as_f64().unwrap() - 2000.0).abs() < 100.0,
+        "{view:#}"
+    );
+    assert!(
+        (media["dominant_hz"].as_f64().unwrap() - 550.0).abs() < 5.0,
+        "{view:#}"
+    );
+    assert_eq!(view["room_kind"], "numeric");
+    assert!(report.timings.answered_ms.unwrap() <= report.timings.ingest_started_ms.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hang_up_mid_announcement_stops_the_task_at_once() {
+    let mut config = emulator_config();
+    config.behaviours.insert(
+        "jack".into(),
+        Behaviour::Answer {
+            after_ms: 300,
+            hangup_after_ms: Some(1500),
+        },
+    );
+    let emulator = Emulator::start(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let cloud = clients(&emulator, APP_KEY);
+    let mut s = spec("jack", RoomRef::string("r").unwrap(), "test:ball+tone=440");
+    s.repeat = None;
+    let report = run(s, &cloud, None).await;
+    assert_eq!(report.outcome, Outcome::HungUp, "{report:?}");
+    let hung_up_at = report.timings.answered_ms.unwrap() + 1500;
+    let ended = report.timings.ended_ms.unwrap();
+    assert!(
+        ended < hung_up_at + 2000,
+        "ended {} ms after the hang-up",
+        ended.saturating_sub(hung_up_at)
+    );
+    let view = emulator
+        .call_view(report.call_id.as_deref().unwrap())
+        .unwrap();
+    assert_eq!(view["media"][0]["status"], "NotExist", "{view:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_feed_bound_at_ring_is_there_when_the_callee_answers() {
+    let mut config = emulator_config();
+    config.behaviours.insert(
+        "jack".into(),
+        Behaviour::Answer {
+            after_ms: 2500,
+            hangup_after_ms: Some(1000),
+        },
+    );
+    let emulator = Emulator::start(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let cloud = clients(&emulator, APP_KEY);
+    let mut s = spec("jack", RoomRef::string("r").unwrap(), "test:bars+tone=440");
+    s.ingest_at = IngestAt::Ring;
+    s.repeat = None;
+    let report = run(s, &cloud, None).await;
+    assert_eq!(report.outcome, Outcome::HungUp);
+    assert!(
+        report.timings.ingest_started_ms.unwrap() < report.timings.answered_ms.unwrap(),
+        "{report:?}"
+    );
+    let view = emulator
+        .call_view(report.call_id.as_deref().unwrap())
+        .unwrap();
+    // Media was flowing before the answer, so the callee saw it from the first moment.
+    assert!(
+        view["media"][0]["first_media_ms"].as_u64().unwrap() < 2500,
+        "{view:#}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callees_who_refuse_or_never_answer_end_the_session_so() {
+    let mut config = emulator_config();
+    config
+        .behaviours
+        .insert("rita".into(), Behaviour::Reject { after_ms: 300 });
+    config
+        .behaviours
+        .insert("nora".into(), Behaviour::NeverAnswer);
+    let emulator = Emulator::start(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let cloud = clients(&emulator, APP_KEY);
+    let mut quiet = spec("nora", RoomRef::string("n").unwrap(), "test:");
+    quiet.ring_timeout = Duration::from_secs(10);
+    let (rejected, unanswered) = tokio::join!(
+        run(
+            spec("rita", RoomRef::string("r").unwrap(), "test:"),
+            &cloud,
+            None
+        ),
+        run(quiet, &cloud, None)
+    );
+    assert_eq!(rejected.outcome, Outcome::Rejected, "{rejected:?}");
+    assert_eq!(unanswered.outcome, Outcome::NotAnswered, "{unanswered:?}");
+    assert!(
+        rejected.task_id.is_none() && unanswered.task_id.is_none(),
+        "nothing was ingested"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_the_cloud_kills_is_started_again() {
+    let emulator = Emulator::start(emulator_config(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let cloud = clients(&emulator, APP_KEY);
+    let control = emulator.endpoints().control;
+    let mut s = spec("jack", RoomRef::string("k").unwrap(), "test:ball+tone=440");
+    s.repeat = None;
+    s.max_duration = Some(Duration::from_secs(9));
+    let session = run(s, &cloud, None);
+    let killer = async {
+        let http = reqwest::Client::new();
+        // Wait for the first task to carry media, then end it as the cloud would.
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            assert!(std::time::Instant::now() < deadline, "no task");
+            let tasks: Value = serde_json::from_slice(
+                &http
+                    .get(format!("{control}/tasks"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .bytes()
+                    .await
+                    .unwrap(),
+            )
+            .unwrap();
+            if let Some(t) = tasks["tasks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|t| t["video_frames"].as_u64() > Some(20))
+            {
+                let id = t["task_id"].as_str().unwrap().replace('+', "%2B");
+                let r = http
+                    .post(format!("{control}/tasks/{id}/kill"))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 200);
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    let (report, ()) = tokio::join!(session, killer);
+    assert_eq!(report.outcome, Outcome::Completed, "{report:?}");
+    assert_eq!(report.task_restarts, 1, "{report:?}");
+    let view = emulator
+        .call_view(report.call_id.as_deref().unwrap())
+        .unwrap();
+    let tasks = view["media"].as_array().unwrap();
+    assert_eq!(
+        tasks.len(),
+        2,
+        "the killed task and its replacement: {view:#}"
+    );
+    assert_eq!(tasks.iter().filter(|t| t["phase"] == "killed").count(), 1);
+    assert!(
+        tasks.iter().all(|t| t["video_frames"].as_u64() > Some(10)),
+        "media observed again: {view:#}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_key_fails_clearly_and_places_no_call() {
+    let emulator = Emulator::start(emulator_config(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let cloud = clients(&emulator, "not the app key");
+    let report = run(
+        spec("jack", RoomRef::string("w").unwrap(), "test:"),
+        &cloud,
+        None,
+    )
+    .await;
+    match &report.outcome {
+        Outcome::Failed {
+            stage: Stage::Ring,
+            reason,
+        } => {
+            assert!(
+                reason.contains("70009") && reason.contains("CALLFEED_SDK_SECRET_KEY"),
+                "{reason}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(report.call_id.is_none());
+    let calls: Value = serde_json::from_slice(
+        &reqwest::get(format!("{}/calls", emulator.endpoints().control))
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        calls["calls"].as_array().unwrap().len(),
+        0,
+        "no phone rang: {calls}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_crashed_run_left_running_is_stopped_on_the_next_start() {
+    let emulator = Emulator::start(emulator_config(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let cloud = clients(&emulator, APP_KEY);
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::open(&dir.path().join("j.sqlite")).unwrap();
+    // A session that got as far as a live call and a running task, then the process died.
+    let call_id = cloud
+        .start_call(&spec("jack", RoomRef::string("x").unwrap(), "test:").start_call_request())
+        .await
+        .unwrap();
+    let mut ingest = callfeed::cloud::ingest::StartStreamIngest::new(
+        RoomRef::string("x").unwrap(),
+        user("robot"),
+        "http://127.0.0.1:9/never.flv",
+    );
+    ingest.repeat_num = Some(-1);
+    let task_id = cloud.start_ingest(&ingest).await.unwrap();
+    journal.create("crashed", "string:x", "robot").unwrap();
+    journal.set_call("crashed", &call_id).unwrap();
+    journal.set_task("crashed", &task_id).unwrap();
+    assert!(cloud.task_alive(&task_id).await.unwrap());
+    let recovered = driver::recover(&journal, &cloud).await;
+    assert_eq!(recovered.len(), 1);
+    assert!(
+        recovered[0].1.contains("stopped task") && recovered[0].1.contains("ended call"),
+        "{recovered:?}"
+    );
+    assert!(!cloud.task_alive(&task_id).await.unwrap());
+    assert_eq!(
+        cloud.call_status(&call_id, "robot").await.unwrap(),
+        callfeed::session::CallStatus::Gone
+    );
+    assert_eq!(
+        journal.result_of("crashed").unwrap().unwrap().0,
+        "recovered"
+    );
+    assert!(journal.open_sessions().unwrap().is_empty());
+}
