@@ -807,6 +807,18 @@ async fn call_command(mut config: Config, args: CallArgs) -> anyhow::Result<Exit
             report.call_id.as_deref().unwrap_or("-"),
             report.task_id.as_deref().unwrap_or("-")
         );
+        let t = &report.timings;
+        let at = |ms: Option<u64>| {
+            ms.map_or("-".to_owned(), |ms| format!("{:.1} s", ms as f64 / 1000.0))
+        };
+        println!(
+            "  rang at {}, answered at {}, stream bound at {}, ended at {} ({} media)",
+            at(t.call_started_ms),
+            at(t.answered_ms),
+            at(t.ingest_started_ms),
+            at(t.ended_ms),
+            report.mode
+        );
         if let Some(view) = room_view {
             for m in view["members"].as_array().into_iter().flatten() {
                 println!(

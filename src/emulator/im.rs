@@ -393,7 +393,7 @@ pub(crate) fn change_member(
         | MemberState::Busy
         | MemberState::NotAnswered => member.state == MemberState::Waiting,
         MemberState::HungUp => member.state == MemberState::Calling,
-        MemberState::Cancelled => member.state.present(),
+        MemberState::Cancelled | MemberState::Ended => member.state.present(),
         MemberState::Waiting => false,
     };
     if !allowed {
@@ -459,7 +459,11 @@ fn end_call(state: &State, req: &Obj) -> Response {
                     "Cancel"
                 };
                 for m in call.callees.iter_mut().filter(|m| m.state.present()) {
-                    m.state = MemberState::Cancelled;
+                    m.state = if m.state == MemberState::Calling {
+                        MemberState::Ended
+                    } else {
+                        MemberState::Cancelled
+                    };
                 }
                 finish(state, call, Some(result), hook);
             }

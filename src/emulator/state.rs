@@ -37,7 +37,10 @@ pub(crate) enum MemberState {
     Busy,
     NotAnswered,
     HungUp,
+    /// Still ringing when the caller ended the call.
     Cancelled,
+    /// In the call when the caller ended it.
+    Ended,
 }
 
 impl MemberState {

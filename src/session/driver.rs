@@ -38,7 +38,7 @@ impl Default for DriverSettings {
     fn default() -> Self {
         Self {
             poll_call: Duration::from_millis(500),
-            poll_task: Duration::from_secs(2),
+            poll_task: Duration::from_secs(1),
             teardown_timeout: Duration::from_secs(5),
             stream_listen: "127.0.0.1:0".parse().expect("an address"),
             public_base: None,
