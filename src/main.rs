@@ -480,6 +480,9 @@ async fn main() -> ExitCode {
             let invalid = err.chain().any(|e| {
                 e.is::<InvalidArgument>()
                     || e.is::<ConfigError>()
+                    || e.is::<callfeed::media::input::InputError>()
+                    || e.is::<callfeed::media::probe::ProbeError>()
+                    || e.is::<callfeed::media::topology::TopologyError>()
                     || matches!(e.downcast_ref::<CloudError>(), Some(CloudError::Invalid(_)))
             });
             ExitCode::from(if invalid { EXIT_INVALID } else { EXIT_FAILED })

@@ -655,3 +655,38 @@ async fn hls_and_srt_sources_become_contract_streams() {
         stream.stop().await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_audio_profile_stream_is_heard_by_a_late_reader() {
+    let stream = LiveStream::start(
+        InputSpec::parse("test:black+tone=440").unwrap(),
+        LiveSettings::new(Contract::new(Profile::Audio)),
+        &topologies(),
+    )
+    .unwrap();
+    let (_server, url) = serve(&stream).await;
+    let mut events = stream.events();
+    wait_event(&mut events, Duration::from_secs(10), |e| {
+        *e == MediaEvent::FirstMedia
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let tally = MediaTally::new(Instant::now());
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let observer = Observer::start(
+        ObserveSpec::new(url, Pace::Realtime, None),
+        tally.clone(),
+        tx,
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tally.snapshot().audio_ms < 1000 {
+        assert!(Instant::now() < deadline, "{:?}", tally.snapshot());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let seen = tally.snapshot();
+    observer.stop().await;
+    assert!((seen.dominant_hz.unwrap() - 440.0).abs() < 5.0, "{seen:?}");
+    assert!(seen.first_media_ms.unwrap() < 2000, "{seen:?}");
+    stream.stop().await.unwrap();
+}

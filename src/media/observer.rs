@@ -271,10 +271,12 @@ fn build_pipeline(
     events: &mpsc::UnboundedSender<ObserverEvent>,
 ) -> Result<gst::Pipeline, String> {
     let pipeline = gst::Pipeline::new();
-    let decode = gst::ElementFactory::make("uridecodebin")
+    // decodebin3: a late joiner on a low-bitrate live FLV stream decodes at once, where
+    // decodebin2 waits seconds before its first output.
+    let decode = gst::ElementFactory::make("uridecodebin3")
         .property("uri", &spec.url)
         .build()
-        .map_err(|e| format!("uridecodebin: {e}"))?;
+        .map_err(|e| format!("uridecodebin3: {e}"))?;
     pipeline
         .add(&decode)
         .map_err(|e| format!("cannot add uridecodebin: {e}"))?;

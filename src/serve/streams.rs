@@ -149,16 +149,24 @@ async fn live(State(registry): State<Arc<Registry>>, Path(file): Path<String>) -
         return (StatusCode::GONE, "the stream has ended").into_response();
     }
     let sub = hub.subscribe();
-    let preamble = futures::stream::iter(sub.preamble.into_iter().map(Ok::<Bytes, std::io::Error>));
-    let live = futures::stream::unfold(sub.live, |mut rx| async move {
+    // Each reader's timeline starts at zero, as RTMP servers do per client: a player that
+    // joins an hour in does not wait an hour of timestamps before it renders.
+    let mut rebase = Rebase::default();
+    let preamble: Vec<Result<Bytes, std::io::Error>> = sub
+        .preamble
+        .into_iter()
+        .map(|tag| Ok(rebase.apply(tag)))
+        .collect();
+    let live = futures::stream::unfold((sub.live, rebase), |(mut rx, mut rebase)| async move {
         match rx.recv().await {
             // An empty buffer marks the end of the stream.
             Ok(tag) if tag.is_empty() => None,
-            Ok(tag) => Some((Ok(tag), rx)),
+            Ok(tag) => Some((Ok(rebase.apply(tag)), (rx, rebase))),
             // Too slow: dropped rather than allowed to hold anyone up.
             Err(_) => None,
         }
     });
+    let preamble = futures::stream::iter(preamble);
     use futures::StreamExt;
     (
         [
@@ -168,6 +176,32 @@ async fn live(State(registry): State<Arc<Registry>>, Path(file): Path<String>) -
         Body::from_stream(preamble.chain(live)),
     )
         .into_response()
+}
+
+/// Shifts one reader's tag timestamps so its first media tag is at zero.
+#[derive(Default)]
+struct Rebase {
+    base: Option<u32>,
+}
+
+impl Rebase {
+    fn apply(&mut self, tag: Bytes) -> Bytes {
+        use crate::media::hub::{TagKind, set_tag_timestamp, tag_kind, tag_timestamp};
+        let media = matches!(
+            tag_kind(&tag),
+            TagKind::VideoKeyframe | TagKind::VideoDelta | TagKind::Audio
+        );
+        let Some(ts) = tag_timestamp(&tag).filter(|_| media) else {
+            return tag;
+        };
+        let base = *self.base.get_or_insert(ts);
+        if base == 0 {
+            return tag;
+        }
+        let mut shifted = tag.to_vec();
+        set_tag_timestamp(&mut shifted, ts.saturating_sub(base));
+        Bytes::from(shifted)
+    }
 }
 
 async fn file(

@@ -1,0 +1,165 @@
+//! `callfeed call` as a user runs it: exit codes by result, the JSON report, and every
+//! option checked before the phone rings.
+
+use std::process::Output;
+
+use tokio::process::Command;
+
+fn callfeed() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_callfeed"));
+    for var in [
+        "CALLFEED_CONFIG",
+        "CALLFEED_SDKAPPID",
+        "CALLFEED_SDK_SECRET_KEY",
+        "TENCENTCLOUD_SECRET_ID",
+        "TENCENTCLOUD_SECRET_KEY",
+        "CALLFEED_IM_ENDPOINT",
+        "CALLFEED_TRTC_ENDPOINT",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env(
+        "XDG_STATE_HOME",
+        std::env::temp_dir().join("callfeed-call-cli-state"),
+    );
+    cmd.kill_on_drop(true);
+    cmd
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn results_have_their_exit_codes_and_a_json_report() {
+    let out = callfeed()
+        .args([
+            "call",
+            "--emulator",
+            "--to",
+            "jack",
+            "--room",
+            "cli-room",
+            "--media",
+            "test:black+tone=440",
+            "--media-type",
+            "audio",
+            "--max-duration",
+            "3",
+            "--callee-answers-after",
+            "500",
+            "--json",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["result"], "completed");
+    assert!(report["call_id"].as_str().is_some_and(|c| c.len() == 36));
+    assert!(report["task_id"].as_str().is_some());
+    assert!(report["timings"]["answered_ms"].as_u64().unwrap() >= 500);
+    let media = &report["observed"]["media"][0];
+    assert!(
+        (media["dominant_hz"].as_f64().unwrap() - 440.0).abs() < 5.0,
+        "{report:#}"
+    );
+    assert_eq!(report["observed"]["members"][0]["user_id"], "jack");
+
+    let out = callfeed()
+        .args([
+            "call",
+            "--emulator",
+            "--to",
+            "rita",
+            "--room",
+            "r2",
+            "--media",
+            "test:",
+            "--callee-rejects",
+            "--json",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "rejected: {}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["result"], "rejected");
+    assert!(
+        report["task_id"].is_null(),
+        "nothing was ingested for a refused call"
+    );
+}
+
+#[tokio::test]
+async fn options_are_checked_before_the_phone_rings() {
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &["--room", "0", "--room-type", "numeric"],
+            "1 to 4294967294",
+        ),
+        (&["--room", "r", "--ring-timeout", "5"], "10 to 600 seconds"),
+        (
+            &["--room", "r", "--media", "/no/such/file.mp3"],
+            "/no/such/file.mp3",
+        ),
+        (&["--room", "r", "--to", "bad callee"], "bad callee"),
+        (&["--room", "r", "--robot", &"r".repeat(40)], "40 bytes"),
+        (&["--room", "r", "--media", "test:plaid"], "plaid"),
+    ];
+    for (extra, needle) in cases {
+        let mut args = vec!["call", "--emulator", "--to", "jack"];
+        if !extra.contains(&"--media") {
+            args.extend_from_slice(&["--media", "test:"]);
+        }
+        args.extend_from_slice(extra);
+        let out = callfeed().args(&args).output().await.unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: `{needle}` not in {err}");
+    }
+    // Against the cloud without credentials: named, and nothing rings.
+    let out = callfeed()
+        .args(["call", "--to", "jack", "--room", "r", "--media", "test:"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("CALLFEED_SDKAPPID"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_cloud_fails_with_the_endpoint_named() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let state = tempfile::tempdir().unwrap();
+    let out = callfeed()
+        .env("XDG_STATE_HOME", state.path())
+        .env("CALLFEED_SDKAPPID", "1400000000")
+        .env("CALLFEED_SDK_SECRET_KEY", "k")
+        .env("TENCENTCLOUD_SECRET_ID", "AKIDx")
+        .env("TENCENTCLOUD_SECRET_KEY", "s")
+        .env("CALLFEED_IM_ENDPOINT", format!("http://127.0.0.1:{port}/"))
+        .env(
+            "CALLFEED_TRTC_ENDPOINT",
+            format!("http://127.0.0.1:{port}/"),
+        )
+        .env("CALLFEED_HTTP_MAX_ATTEMPTS", "1")
+        .args(["call", "--to", "jack", "--room", "r", "--media", "test:"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("failed at Ring") && stdout.contains(&format!("127.0.0.1:{port}")),
+        "{stdout}"
+    );
+}
