@@ -68,6 +68,8 @@ enum Command {
     Emulator(EmulatorArgs),
     /// Ring users from a robot and bind media into the call's room, until the call ends.
     Call(Box<CallArgs>),
+    /// Run the HTTP service: sessions API, webhooks, metrics; recovers a crashed run first.
+    Serve(ServeArgs),
     /// Say what an input is, whether it passes through, and the contract it gets.
     Probe(ProbeArgs),
     /// Turn an input into a stream a cloud can pull: served HTTP-FLV or an RTMP push.
@@ -141,6 +143,20 @@ struct CallArgs {
     /// One JSON report at the end instead of text.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[arg(long, default_value = "127.0.0.1:8730")]
+    listen: std::net::SocketAddr,
+    /// Where session streams are served; the cloud must reach it (see --public-url).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    stream_listen: std::net::SocketAddr,
+    #[arg(long, value_name = "URL")]
+    public_url: Option<String>,
+    /// The session journal (default: $XDG_STATE_HOME/callfeed/journal.sqlite).
+    #[arg(long, value_name = "FILE")]
+    journal: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -548,6 +564,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Api(args) => api_command(&config, args).await,
         Command::Call(args) => call_command(config, *args).await,
+        Command::Serve(args) => serve_command(&config, args).await,
         Command::Probe(args) => probe_command(args).await,
         Command::Push(args) => push_command(&config, args).await,
         Command::Emulator(args) => {
@@ -607,6 +624,73 @@ async fn probe_command(args: ProbeArgs) -> anyhow::Result<ExitCode> {
             report.reason
         );
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve_command(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    use callfeed::serve::api::{Service, ServiceConfig};
+    use callfeed::session::{CloudClients, driver};
+    let transport = Arc::new(Transport::new(config.http.clone())?);
+    let cloud = CloudClients {
+        calls: CallClient::new(
+            transport.clone(),
+            config.im_endpoint.clone(),
+            config.im_credentials()?,
+        ),
+        ingest: IngestClient::new(
+            transport,
+            config.trtc_endpoint.clone(),
+            config.region.clone(),
+            config.api_credentials()?,
+            config.require_sdkappid()?,
+            config.require_sdk_secret_key()?,
+        ),
+    };
+    let journal_path = args
+        .journal
+        .clone()
+        .unwrap_or_else(callfeed::session::journal::default_path);
+    let journal = Arc::new(callfeed::session::journal::Journal::open(&journal_path)?);
+    let token = std::env::var("CALLFEED_API_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty());
+    if token.is_none() {
+        tracing::warn!("CALLFEED_API_TOKEN is not set: the API takes requests without a token");
+    }
+    let service = Service::new(
+        cloud,
+        journal,
+        ServiceConfig {
+            token: token.map(SecretString::from),
+            sdkappid: config.require_sdkappid()?,
+            callback_key: std::env::var("CALLFEED_CALLBACK_KEY")
+                .ok()
+                .filter(|k| !k.is_empty()),
+            driver: driver::DriverSettings {
+                stream_listen: args.stream_listen,
+                public_base: args.public_url.clone(),
+                ..driver::DriverSettings::default()
+            },
+            topologies: Topologies::load(&config.pipelines)?,
+        },
+    );
+    for (id, note) in service.recover().await {
+        eprintln!("recovered session {id} left open by an earlier run: {note}");
+    }
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    println!("{}", serde_json::json!({ "api": format!("http://{addr}") }));
+    let app = service.router();
+    let drained = service.clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            // No new sessions; every running one ends cleanly before the server stops.
+            drained.drain().await;
+        })
+        .await?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -763,6 +847,7 @@ async fn call_command(mut config: Config, args: CallArgs) -> anyhow::Result<Exit
         driver::Controls {
             status: status_tx,
             stop: stop_rx,
+            nudge: Arc::new(tokio::sync::Notify::new()),
         },
     );
     tokio::pin!(run);

@@ -112,6 +112,7 @@ async fn run<C: CloudOps>(spec: SessionSpec, cloud: &C, journal: Option<Arc<Jour
             driver::Controls {
                 status,
                 stop: stop_rx,
+                nudge: Arc::new(tokio::sync::Notify::new()),
             },
         ),
     )

@@ -1,3 +1,4 @@
 //! HTTP serving: the stream endpoints a cloud puller reads. (The control API joins here.)
 
+pub mod api;
 pub mod streams;

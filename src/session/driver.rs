@@ -208,6 +208,8 @@ pub struct Controls {
     pub status: watch::Sender<Status>,
     /// Set to `true` to ask for a clean early end (Ctrl-C, DELETE).
     pub stop: watch::Receiver<bool>,
+    /// Notified when a webhook says something changed: poll the cloud now, not at the tick.
+    pub nudge: Arc<tokio::sync::Notify>,
 }
 
 /// Runs one session to its end.
@@ -220,7 +222,11 @@ pub async fn run<C: CloudOps>(
     topologies: Topologies,
     controls: Controls,
 ) -> Report {
-    let Controls { status, mut stop } = controls;
+    let Controls {
+        status,
+        mut stop,
+        nudge,
+    } = controls;
     let started = Instant::now();
     let ms = || started.elapsed().as_millis() as u64;
     let mut machine = Session::new(spec.ingest_at, spec.ring_timeout);
@@ -404,6 +410,11 @@ pub async fn run<C: CloudOps>(
         }
         let event = tokio::select! {
             _ = stop.changed() => Some(Event::StopRequested),
+            _ = nudge.notified() => {
+                call_tick.reset_immediately();
+                task_tick.reset_immediately();
+                None
+            }
             _ = async {
                 match deadline {
                     Some(d) => tokio::time::sleep_until(d).await,

@@ -162,6 +162,24 @@ impl Journal {
         rows.collect::<Result<Vec<_>, _>>().map_err(err)
     }
 
+    /// The CallId recorded for a session, once it has one.
+    pub fn call_of(&self, id: &str) -> Result<Option<String>, JournalError> {
+        self.db
+            .lock()
+            .expect("journal lock")
+            .query_row(
+                "SELECT call_id FROM sessions WHERE id = ?1",
+                params![id],
+                |r| r.get::<_, Option<String>>(0),
+            )
+            .optional()
+            .map(Option::flatten)
+            .map_err(|source| JournalError {
+                path: self.path.clone(),
+                source,
+            })
+    }
+
     /// The result recorded for a session, if it has ended.
     pub fn result_of(&self, id: &str) -> Result<Option<(String, String)>, JournalError> {
         self.db

@@ -140,3 +140,128 @@ impl SessionSpec {
 pub fn room_key(room: &RoomRef) -> String {
     format!("{}:{}", room.kind(), room.id())
 }
+
+/// A session as asked for over the API or the command line, before validation.
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionRequest {
+    pub to: Vec<String>,
+    pub media: String,
+    pub room: String,
+    #[serde(default = "default_room_type")]
+    pub room_type: String,
+    #[serde(default = "default_robot")]
+    pub robot: String,
+    #[serde(default = "default_media_type")]
+    pub media_type: String,
+    #[serde(default)]
+    pub profile: Option<String>,
+    #[serde(default = "default_ingest_at")]
+    pub ingest_at: String,
+    /// Plays; `None` with `loop_forever` plays until the call ends.
+    #[serde(default)]
+    pub repeat: Option<u32>,
+    #[serde(default)]
+    pub loop_forever: bool,
+    #[serde(default = "default_ring_timeout")]
+    pub ring_timeout_secs: u32,
+    #[serde(default)]
+    pub max_duration_secs: Option<u64>,
+    #[serde(default)]
+    pub live: bool,
+}
+
+fn default_room_type() -> String {
+    "string".into()
+}
+fn default_robot() -> String {
+    "robot".into()
+}
+fn default_media_type() -> String {
+    "video".into()
+}
+fn default_ingest_at() -> String {
+    "answer".into()
+}
+fn default_ring_timeout() -> u32 {
+    crate::cloud::call::DEFAULT_RING_TIMEOUT_MS / 1000
+}
+
+/// Why a session request was refused before anything started.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    #[error(transparent)]
+    Invalid(#[from] crate::cloud::InvalidArgument),
+    #[error(transparent)]
+    Input(#[from] crate::media::input::InputError),
+}
+
+impl SessionRequest {
+    /// Checks every field the way the cloud would, and the media input exists.
+    pub fn validate(&self) -> Result<SessionSpec, RequestError> {
+        use crate::cloud::InvalidArgument;
+        use crate::cloud::call::{MAX_RING_TIMEOUT_MS, MIN_RING_TIMEOUT_MS};
+        let callees = self
+            .to
+            .iter()
+            .map(|c| UserId::new("to", c))
+            .collect::<Result<Vec<_>, _>>()?;
+        if callees.is_empty() {
+            return Err(InvalidArgument::new("to", "[]", "1 to 8 callees").into());
+        }
+        let robot = UserId::new("robot", &self.robot)?;
+        let kind: crate::cloud::RoomKind = self.room_type.parse()?;
+        let room = RoomRef::new(&self.room, kind)?;
+        let ring_ms = self.ring_timeout_secs.saturating_mul(1000);
+        if !(MIN_RING_TIMEOUT_MS..=MAX_RING_TIMEOUT_MS).contains(&ring_ms) {
+            return Err(InvalidArgument::new(
+                "ring_timeout",
+                format!("{} s", self.ring_timeout_secs),
+                "10 to 600 seconds",
+            )
+            .into());
+        }
+        let media_type = match self.media_type.as_str() {
+            "audio" => MediaType::Audio,
+            "video" => MediaType::Video,
+            other => {
+                return Err(InvalidArgument::new("media_type", other, "audio or video").into());
+            }
+        };
+        let profile = match &self.profile {
+            Some(p) => p
+                .parse()
+                .map_err(|e: String| InvalidArgument::new("profile", p, e))?,
+            None => match media_type {
+                MediaType::Audio => crate::media::contract::Profile::Audio,
+                MediaType::Video => crate::media::contract::Profile::P720,
+            },
+        };
+        let ingest_at = match self.ingest_at.as_str() {
+            "answer" => state::IngestAt::Answer,
+            "ring" => state::IngestAt::Ring,
+            other => {
+                return Err(InvalidArgument::new("ingest_at", other, "answer or ring").into());
+            }
+        };
+        crate::media::input::InputSpec::parse(&self.media)?;
+        Ok(SessionSpec {
+            callees,
+            ingest_user: robot.clone(),
+            robot,
+            room,
+            media: self.media.clone(),
+            media_type,
+            profile,
+            ingest_at,
+            repeat: if self.loop_forever {
+                None
+            } else {
+                Some(self.repeat.unwrap_or(1).max(1))
+            },
+            ring_timeout: Duration::from_millis(u64::from(ring_ms)),
+            max_duration: self.max_duration_secs.map(Duration::from_secs),
+            live: self.live,
+        })
+    }
+}
