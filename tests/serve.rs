@@ -1,0 +1,479 @@
+//! `callfeed serve` end to end: the API a user drives, what the cloud is left with after a
+//! crash, and many sessions at once each reaching only its own room.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use callfeed::cloud::UserId;
+use callfeed::cloud::call::{CallClient, ImCredentials};
+use callfeed::cloud::http::{HttpSettings, Transport};
+use callfeed::cloud::ingest::{ApiCredentials, IngestClient};
+use callfeed::emulator::{Behaviour, Emulator, EmulatorConfig, Pace};
+use callfeed::media::topology::Topologies;
+use callfeed::serve::api::{Service, ServiceConfig};
+use callfeed::session::CloudClients;
+use callfeed::session::driver::DriverSettings;
+use callfeed::session::journal::Journal;
+use common::*;
+use serde_json::{Value, json};
+
+const TOKEN: &str = "test-token-123";
+
+fn emulator_config() -> EmulatorConfig {
+    EmulatorConfig {
+        sdkappid: SDKAPPID,
+        sdk_secret_key: APP_KEY.into(),
+        admin: "administrator".into(),
+        secret_id: SECRET_ID.into(),
+        secret_key: SECRET_KEY.into(),
+        pace: Pace::Realtime,
+        default_behaviour: Behaviour::Answer {
+            after_ms: 300,
+            hangup_after_ms: None,
+        },
+        behaviours: Default::default(),
+        trtc_callback: None,
+        record_delay: Duration::from_millis(100),
+        reconnect_delays: [0, 1000, 3000].map(Duration::from_millis).to_vec(),
+    }
+}
+
+fn clients(base: &str) -> CloudClients {
+    let base = url::Url::parse(base).unwrap();
+    let transport = Arc::new(Transport::new(HttpSettings::default()).unwrap());
+    CloudClients {
+        calls: CallClient::new(
+            transport.clone(),
+            base.clone(),
+            ImCredentials {
+                sdkappid: SDKAPPID,
+                secret_key: APP_KEY.into(),
+                admin: UserId::new("admin", "administrator").unwrap(),
+            },
+        ),
+        ingest: IngestClient::new(
+            transport,
+            base,
+            "ap-singapore".into(),
+            ApiCredentials {
+                secret_id: SECRET_ID.into(),
+                secret_key: SECRET_KEY.into(),
+            },
+            SDKAPPID,
+            APP_KEY.into(),
+        ),
+    }
+}
+
+struct Api {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Api {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        token: Option<&str>,
+    ) -> (u16, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        if let Some(b) = body {
+            req = req
+                .header("content-type", "application/json")
+                .body(b.to_string());
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        let body = r.bytes().await.unwrap();
+        (
+            status,
+            serde_json::from_slice(&body)
+                .unwrap_or(Value::String(String::from_utf8_lossy(&body).into())),
+        )
+    }
+
+    async fn post(&self, body: Value) -> (u16, Value) {
+        self.call(
+            reqwest::Method::POST,
+            "/v1/sessions",
+            Some(body),
+            Some(TOKEN),
+        )
+        .await
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        self.call(reqwest::Method::GET, path, None, Some(TOKEN))
+            .await
+            .1
+    }
+
+    async fn until(&self, path: &str, deadline: Duration, done: impl Fn(&Value) -> bool) -> Value {
+        let started = Instant::now();
+        loop {
+            let v = self.get(path).await;
+            if done(&v) {
+                return v;
+            }
+            assert!(started.elapsed() < deadline, "timed out: {v:#}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+async fn start_service(
+    emulator: &Emulator,
+    journal: &std::path::Path,
+) -> (Arc<Service<CloudClients>>, Api) {
+    let cloud = clients(&format!("{}/", emulator.endpoints().im_endpoint));
+    let service = Service::new(
+        cloud,
+        Arc::new(Journal::open(journal).unwrap()),
+        ServiceConfig {
+            token: Some(TOKEN.into()),
+            sdkappid: SDKAPPID,
+            callback_key: Some("callbackkey".into()),
+            driver: DriverSettings::default(),
+            topologies: Topologies::builtin().unwrap(),
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = service.router();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (
+        service,
+        Api {
+            base,
+            http: reqwest::Client::new(),
+        },
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_runs_follows_and_stops_sessions() {
+    let emulator = Emulator::start(emulator_config(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (service, api) = start_service(&emulator, &dir.path().join("j.sqlite")).await;
+    let session = json!({"to":["jack"],"media":"test:black+tone=440","room":"api-1","media_type":"audio","max_duration_secs":2});
+
+    let (status, _) = api
+        .call(
+            reqwest::Method::POST,
+            "/v1/sessions",
+            Some(session.clone()),
+            None,
+        )
+        .await;
+    assert_eq!(status, 401, "no token");
+    let (status, _) = api
+        .call(
+            reqwest::Method::POST,
+            "/v1/sessions",
+            Some(session.clone()),
+            Some("wrong"),
+        )
+        .await;
+    assert_eq!(status, 401, "wrong token");
+    let (status, body) = api
+        .post(json!({"to":["jack"],"media":"test:","room":"0","room_type":"numeric"}))
+        .await;
+    assert_eq!(status, 422);
+    assert!(
+        body["error"].as_str().unwrap().contains("1 to 4294967294"),
+        "{body}"
+    );
+    let (status, body) = api
+        .post(json!({"to":["jack"],"media":"test:","room":"r","ring_timeout_secs":5}))
+        .await;
+    assert_eq!(status, 422, "{body}");
+
+    let (status, created) = api.post(session).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    // Server-Sent Events: each phase, then the report.
+    let mut response = reqwest::Client::new()
+        .get(format!("{}/v1/sessions/{id}/events", api.base))
+        .header("Authorization", format!("Bearer {TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    let mut text = String::new();
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while let Ok(Some(chunk)) = response.chunk().await {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+            if text.contains("event: report") && text.ends_with("\n\n") {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("the event stream ends with a report");
+    for phase in ["ringing", "answered", "ingesting", "ending"] {
+        assert!(
+            text.contains(&format!("\"phase\":\"{phase}\"")),
+            "{phase} missing from {text}"
+        );
+    }
+    assert!(text.contains("\"result\":\"completed\""), "{text}");
+    let one = api.get(&format!("/v1/sessions/{id}")).await;
+    assert_eq!(one["report"]["result"], "completed");
+
+    // A second session for a room and robot that are busy is refused with the running one.
+    let long = json!({"to":["jack"],"media":"test:black+tone=440","room":"api-2","media_type":"audio","loop_forever":true});
+    let (_, first) = api.post(long.clone()).await;
+    let first_id = first["id"].as_str().unwrap().to_owned();
+    api.until(
+        &format!("/v1/sessions/{first_id}"),
+        Duration::from_secs(10),
+        |v| v["status"]["phase"] == "ingesting",
+    )
+    .await;
+    let (status, conflict) = api.post(long).await;
+    assert_eq!(status, 409, "{conflict}");
+    assert_eq!(conflict["existing"], first_id);
+    let (status, _) = api
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/v1/sessions/{first_id}"),
+            None,
+            Some(TOKEN),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let stopped = api
+        .until(
+            &format!("/v1/sessions/{first_id}"),
+            Duration::from_secs(10),
+            |v| !v["report"].is_null(),
+        )
+        .await;
+    assert_eq!(stopped["report"]["result"], "stopped");
+    let call = emulator
+        .call_view(stopped["report"]["call_id"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(call["state"], "ended");
+    assert_eq!(
+        call["media"][0]["status"], "NotExist",
+        "the task was stopped: {call:#}"
+    );
+
+    // Webhooks are checked before they are believed.
+    let (status, _) = api
+        .call(
+            reqwest::Method::POST,
+            "/webhooks/call?SdkAppid=1&CallbackCommand=Call.CallbackAfterEndCall",
+            Some(json!({})),
+            None,
+        )
+        .await;
+    assert_eq!(status, 400);
+    let body = r#"{"EventGroupId":7,"EventType":702,"CallbackMsTs":1,"EventInfo":{"EventMsTs":1,"TaskId":"t","Status":0}}"#;
+    let send_trtc = |sign: String| {
+        reqwest::Client::new()
+            .post(format!("{}/webhooks/trtc", api.base))
+            .header("SdkAppId", SDKAPPID.to_string())
+            .header("Sign", sign)
+            .body(body)
+            .send()
+    };
+    assert_eq!(
+        send_trtc("bm90IGEgc2lnbg==".into()).await.unwrap().status(),
+        400
+    );
+    let good = callfeed::cloud::webhook::trtc_sign("callbackkey", body.as_bytes());
+    assert_eq!(send_trtc(good).await.unwrap().status(), 200);
+
+    let metrics = reqwest::get(format!("{}/metrics", api.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "callfeed_session_results_total{result=\"completed\"} 1",
+        "callfeed_session_results_total{result=\"stopped\"} 1",
+        "callfeed_cloud_requests_total{op=\"start_call_by_robot\",outcome=\"ok\"} 2",
+        "callfeed_webhooks_total{kind=\"trtc\",verdict=\"bad_sign\"} 1",
+        "callfeed_webhooks_total{kind=\"call\",verdict=\"wrong_sdkappid\"} 1",
+        "callfeed_sessions{state=\"ended\"} 2",
+    ] {
+        assert!(metrics.contains(line), "`{line}` not in:\n{metrics}");
+    }
+    service.drain().await;
+    assert_eq!(
+        reqwest::get(format!("{}/readyz", api.base))
+            .await
+            .unwrap()
+            .status(),
+        503
+    );
+    let (status, _) = api
+        .post(json!({"to":["jack"],"media":"test:","room":"late"}))
+        .await;
+    assert_eq!(status, 503, "draining takes no new sessions");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_concurrent_sessions_each_reach_only_their_own_room() {
+    let emulator = Emulator::start(emulator_config(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (_service, api) = start_service(&emulator, &dir.path().join("j.sqlite")).await;
+    let tones: Vec<u32> = (0..10).map(|i| 300 + i * 110).collect();
+    let mut ids = Vec::new();
+    for (i, hz) in tones.iter().enumerate() {
+        let (status, created) = api
+            .post(
+                json!({"to":[format!("callee{i}")],"media":format!("test:black+tone={hz}"),
+                "room":format!("room-{i}"),"media_type":"audio","max_duration_secs":4}),
+            )
+            .await;
+        assert_eq!(status, 201, "{created}");
+        ids.push(created["id"].as_str().unwrap().to_owned());
+    }
+    for (i, (id, hz)) in ids.iter().zip(&tones).enumerate() {
+        let s = api
+            .until(
+                &format!("/v1/sessions/{id}"),
+                Duration::from_secs(30),
+                |v| !v["report"].is_null(),
+            )
+            .await;
+        assert_eq!(s["report"]["result"], "completed", "{s:#}");
+        let view = emulator
+            .call_view(s["report"]["call_id"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(view["room_id"], format!("room-{i}"));
+        let media = view["media"].as_array().unwrap();
+        assert_eq!(media.len(), 1, "only its own stream in room-{i}: {view:#}");
+        let heard = media[0]["dominant_hz"].as_f64().unwrap_or(0.0);
+        assert!(
+            (heard - f64::from(*hz)).abs() < 6.0,
+            "room-{i} heard {heard} Hz, not {hz}: {view:#}"
+        );
+    }
+}
+
+/// Starts a process and returns it with its first stdout line.
+async fn spawn_line(args: &[&str], env: &[(&str, String)]) -> (tokio::process::Child, String) {
+    use tokio::io::AsyncBufReadExt;
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_callfeed"));
+    cmd.args(args)
+        .kill_on_drop(true)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    cmd.env_remove("CALLFEED_CONFIG");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(15), lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    (child, line)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_service_leaves_nothing_running_after_its_restart() {
+    let creds = vec![
+        ("CALLFEED_SDKAPPID", SDKAPPID.to_string()),
+        ("CALLFEED_SDK_SECRET_KEY", APP_KEY.to_owned()),
+        ("TENCENTCLOUD_SECRET_ID", SECRET_ID.to_owned()),
+        ("TENCENTCLOUD_SECRET_KEY", SECRET_KEY.to_owned()),
+        ("CALLFEED_REGION", "ap-singapore".to_owned()),
+    ];
+    let (_emulator, line) = spawn_line(&["emulator", "--listen", "127.0.0.1:0"], &creds).await;
+    let endpoints: Value = serde_json::from_str(&line).unwrap();
+    let base = format!("{}/", endpoints["im_endpoint"].as_str().unwrap());
+    let control = endpoints["control"].as_str().unwrap().to_owned();
+    let mut env = creds.clone();
+    env.push(("CALLFEED_IM_ENDPOINT", base.clone()));
+    env.push(("CALLFEED_TRTC_ENDPOINT", base));
+    env.push(("CALLFEED_API_TOKEN", TOKEN.to_owned()));
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("journal.sqlite").display().to_string();
+    let serve_args = [
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--journal",
+        journal.as_str(),
+    ];
+    let (mut serve, line) = spawn_line(&serve_args, &env).await;
+    let api = Api {
+        base: serde_json::from_str::<Value>(&line).unwrap()["api"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        http: reqwest::Client::new(),
+    };
+    let (status, created) = api
+        .post(json!({"to":["jack"],"media":"test:black+tone=440","room":"crash","media_type":"audio","loop_forever":true}))
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    api.until(
+        &format!("/v1/sessions/{id}"),
+        Duration::from_secs(15),
+        |v| v["status"]["phase"] == "ingesting",
+    )
+    .await;
+    // kill -9: no teardown runs.
+    serve.start_kill().unwrap();
+    let _ = serve.wait().await;
+    let http = reqwest::Client::new();
+    let get = |path: String| {
+        let http = http.clone();
+        async move {
+            serde_json::from_slice::<Value>(
+                &http.get(path).send().await.unwrap().bytes().await.unwrap(),
+            )
+            .unwrap()
+        }
+    };
+    let tasks = get(format!("{control}/tasks")).await;
+    let task = tasks["tasks"][0].clone();
+    assert_eq!(
+        task["status"], "InProgress",
+        "the orphan is still running: {tasks:#}"
+    );
+    let calls = get(format!("{control}/calls")).await;
+    assert_eq!(calls["calls"][0]["state"], "connected");
+    // The restarted service finds the session in its journal and stops what it started.
+    let (_serve, _) = spawn_line(&serve_args, &env).await;
+    let task_path = format!(
+        "{control}/tasks/{}",
+        task["task_id"].as_str().unwrap().replace('+', "%2B")
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let t = get(task_path.clone()).await;
+        let calls = get(format!("{control}/calls")).await;
+        if t["status"] == "NotExist" && calls["calls"][0]["state"] == "ended" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not recovered: {t:#} {calls:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let j = Journal::open(std::path::Path::new(&journal)).unwrap();
+    let (result, note) = j.result_of(&id).unwrap().unwrap();
+    assert_eq!(result, "recovered");
+    assert!(
+        note.contains("stopped task") && note.contains("ended call"),
+        "{note}"
+    );
+}
