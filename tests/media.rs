@@ -2,7 +2,6 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use callfeed::media::contract::{Contract, Profile};
@@ -210,66 +209,6 @@ async fn a_stalled_source_goes_to_the_slate_and_comes_back() {
     stream.stop().await.unwrap();
     upstream.stop().await.unwrap();
 }
-
-/// Serves a hub's FLV, and can hold it: open connections stop receiving, new ones get 503.
-struct Valve {
-    addr: std::net::SocketAddr,
-    open: Arc<tokio::sync::watch::Sender<bool>>,
-}
-
-impl Valve {
-    async fn start(hub: Arc<callfeed::media::hub::StreamHub>) -> Self {
-        let (open, _) = tokio::sync::watch::channel(true);
-        let open = Arc::new(open);
-        let gate = open.clone();
-        let app = axum::Router::new().fallback(move || {
-            let hub = hub.clone();
-            let gate = gate.clone();
-            async move {
-                if !*gate.borrow() {
-                    return axum::http::StatusCode::SERVICE_UNAVAILABLE.into_response();
-                }
-                let sub = hub.subscribe();
-                let watch = gate.subscribe();
-                let stream =
-                    futures::stream::iter(sub.preamble.into_iter().map(Ok::<_, std::io::Error>))
-                        .chain(futures::stream::unfold(
-                            (sub.live, watch),
-                            |(mut rx, w)| async move {
-                                if !*w.borrow() {
-                                    // Held: the connection stays open and silent.
-                                    std::future::pending::<()>().await;
-                                }
-                                match rx.recv().await {
-                                    Ok(tag) if !tag.is_empty() => Some((Ok(tag), (rx, w))),
-                                    _ => None,
-                                }
-                            },
-                        ));
-                axum::response::Response::new(axum::body::Body::from_stream(stream))
-            }
-        });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Self { addr, open }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}/live.flv", self.addr)
-    }
-
-    fn close(&self) {
-        self.open.send_replace(false);
-    }
-
-    fn open(&self) {
-        self.open.send_replace(true);
-    }
-}
-
-use axum::response::IntoResponse;
-use futures::StreamExt;
 
 async fn observe_until(
     url: &str,

@@ -447,3 +447,47 @@ async fn what_a_crashed_run_left_running_is_stopped_on_the_next_start() {
     );
     assert!(journal.open_sessions().unwrap().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stall_mid_call_goes_to_the_slate_without_a_cloud_restart() {
+    use callfeed::media::contract::Contract;
+    use callfeed::media::engine::{LiveSettings, LiveStream};
+    use callfeed::media::input::InputSpec;
+    let upstream = LiveStream::start(
+        InputSpec::parse("test:ball+tone=440").unwrap(),
+        LiveSettings::new(Contract::new(Profile::P360)),
+        &Topologies::builtin().unwrap(),
+    )
+    .unwrap();
+    let valve = Valve::start(upstream.hub()).await;
+    let emulator = Emulator::start(emulator_config(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let cloud = clients(&emulator, APP_KEY);
+    let mut s = spec("jack", RoomRef::string("stall").unwrap(), &valve.url());
+    s.repeat = None;
+    s.max_duration = Some(Duration::from_secs(12));
+    let session = run(s, &cloud, None);
+    let flap = async {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        valve.close();
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        valve.open();
+    };
+    let (report, ()) = tokio::join!(session, flap);
+    assert_eq!(report.outcome, Outcome::Completed, "{report:?}");
+    assert_eq!(report.task_restarts, 0, "the cloud task rode it out");
+    let media = report.media.clone().unwrap();
+    assert!(media.slate_frames > 0, "{media:?}");
+    let view = emulator
+        .call_view(report.call_id.as_deref().unwrap())
+        .unwrap();
+    let tasks = view["media"].as_array().unwrap();
+    assert_eq!(tasks.len(), 1, "{view:#}");
+    assert_eq!(tasks[0]["size_changes"], 0, "{view:#}");
+    assert_eq!(
+        tasks[0]["gaps_over_500ms"], 0,
+        "the callee saw no gap: {view:#}"
+    );
+    upstream.stop().await.unwrap();
+}

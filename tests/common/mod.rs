@@ -435,3 +435,60 @@ impl Drop for Nginx {
         self.kill();
     }
 }
+
+/// Serves a hub's FLV, and can hold it: open connections stop receiving, new ones get 503.
+pub struct Valve {
+    addr: std::net::SocketAddr,
+    open: Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl Valve {
+    pub async fn start(hub: Arc<callfeed::media::hub::StreamHub>) -> Self {
+        let (open, _) = tokio::sync::watch::channel(true);
+        let open = Arc::new(open);
+        let gate = open.clone();
+        let app = axum::Router::new().fallback(move || {
+            let hub = hub.clone();
+            let gate = gate.clone();
+            async move {
+                if !*gate.borrow() {
+                    return axum::response::IntoResponse::into_response(
+                        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                    );
+                }
+                let sub = hub.subscribe();
+                let watch = gate.subscribe();
+                let stream = futures::StreamExt::chain(
+                    futures::stream::iter(sub.preamble.into_iter().map(Ok::<_, std::io::Error>)),
+                    futures::stream::unfold((sub.live, watch), |(mut rx, w)| async move {
+                        if !*w.borrow() {
+                            // Held: the connection stays open and silent.
+                            std::future::pending::<()>().await;
+                        }
+                        match rx.recv().await {
+                            Ok(tag) if !tag.is_empty() => Some((Ok(tag), (rx, w))),
+                            _ => None,
+                        }
+                    }),
+                );
+                axum::response::Response::new(axum::body::Body::from_stream(stream))
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self { addr, open }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/live.flv", self.addr)
+    }
+
+    pub fn close(&self) {
+        self.open.send_replace(false);
+    }
+
+    pub fn open(&self) {
+        self.open.send_replace(true);
+    }
+}
