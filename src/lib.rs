@@ -20,6 +20,7 @@
 pub mod cloud;
 pub mod config;
 pub mod emulator;
+pub mod load;
 pub mod media;
 pub mod serve;
 pub mod session;

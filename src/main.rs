@@ -70,6 +70,8 @@ enum Command {
     Call(Box<CallArgs>),
     /// Run the HTTP service: sessions API, webhooks, metrics; recovers a crashed run first.
     Serve(ServeArgs),
+    /// Place many full sessions at a given rate and report per-stage latency.
+    Load(LoadArgs),
     /// Say what an input is, whether it passes through, and the contract it gets.
     Probe(ProbeArgs),
     /// Turn an input into a stream a cloud can pull: served HTTP-FLV or an RTMP push.
@@ -109,8 +111,10 @@ struct CallArgs {
     /// Play until the call ends.
     #[arg(long = "loop", value_name = "forever", value_parser = ["forever"])]
     loop_forever: Option<String>,
+    /// Seconds the callees' phones ring (10 to 600).
     #[arg(long, default_value_t = call::DEFAULT_RING_TIMEOUT_MS / 1000, value_name = "SECS")]
     ring_timeout: u32,
+    /// Seconds of media in the call, from when the stream is bound; then it ends as completed.
     #[arg(long, value_name = "SECS")]
     max_duration: Option<u64>,
     /// Stream a file live (HTTP-FLV) instead of handing the cloud an announcement MP4.
@@ -141,6 +145,39 @@ struct CallArgs {
     #[arg(long)]
     callee_busy: bool,
     /// One JSON report at the end instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct LoadArgs {
+    #[arg(long)]
+    calls: u32,
+    /// Sessions started per second.
+    #[arg(long)]
+    rate: f64,
+    /// Sessions running at once, at most (default: all).
+    #[arg(long)]
+    concurrency: Option<u32>,
+    #[arg(long, value_name = "INPUT")]
+    media: String,
+    /// How long each session plays before it ends.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    duration: u64,
+    #[arg(long, value_enum, default_value = "audio")]
+    media_type: MediaTypeArg,
+    #[arg(long)]
+    profile: Option<Profile>,
+    /// Run against the in-process emulator.
+    #[arg(long)]
+    emulator: bool,
+    /// With --emulator: callees answer after this many ms.
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    callee_answers_after: u64,
+    /// Lift the client-side limits at the documented cloud rates.
+    #[arg(long)]
+    no_rate_limits: bool,
+    /// One JSON object on the last line instead of text.
     #[arg(long)]
     json: bool,
 }
@@ -565,6 +602,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Api(args) => api_command(&config, args).await,
         Command::Call(args) => call_command(config, *args).await,
         Command::Serve(args) => serve_command(&config, args).await,
+        Command::Load(args) => load_command(config, args).await,
         Command::Probe(args) => probe_command(args).await,
         Command::Push(args) => push_command(&config, args).await,
         Command::Emulator(args) => {
@@ -625,6 +663,174 @@ async fn probe_command(args: ProbeArgs) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn load_command(mut config: Config, args: LoadArgs) -> anyhow::Result<ExitCode> {
+    use callfeed::session::{CloudClients, SessionRequest, driver};
+    if args.calls == 0 || args.rate.is_nan() || args.rate <= 0.0 {
+        anyhow::bail!(InvalidArgument::new(
+            "--calls/--rate",
+            format!("{} at {}/s", args.calls, args.rate),
+            "at least one call at a rate above zero"
+        ));
+    }
+    let template = SessionRequest {
+        to: vec!["x".into()],
+        media: args.media.clone(),
+        room: "x".into(),
+        room_type: "string".into(),
+        robot: "x".into(),
+        media_type: match args.media_type {
+            MediaTypeArg::Audio => "audio".into(),
+            MediaTypeArg::Video => "video".into(),
+        },
+        profile: args.profile.map(|p| p.to_string()),
+        ingest_at: "answer".into(),
+        repeat: None,
+        loop_forever: true,
+        ring_timeout_secs: 30,
+        max_duration_secs: Some(args.duration),
+        live: false,
+    };
+    template.validate()?;
+    if args.no_rate_limits {
+        config.http.rate_limits = false;
+    }
+    let emulator = if args.emulator {
+        if config.sdkappid.is_none() {
+            config.sdkappid = Some(DEMO_SDKAPPID.parse().expect("a number"));
+        }
+        if config.sdk_secret_key.is_none() {
+            config.sdk_secret_key = Some(SecretString::from(DEMO_APP_KEY));
+        }
+        if config.secret_id.is_none() {
+            config.secret_id = Some("AKIDcallfeedEmulator000000000000000".into());
+        }
+        if config.secret_key.is_none() {
+            config.secret_key = Some(SecretString::from("callfeedEmulatorSecretKey000000"));
+        }
+        let mut settings = EmulatorConfig::from_config(&config)?;
+        settings.pace = Pace::Realtime;
+        settings.default_behaviour = callfeed::emulator::Behaviour::Answer {
+            after_ms: args.callee_answers_after,
+            hangup_after_ms: None,
+        };
+        let e = Emulator::start(settings, "127.0.0.1:0".parse().expect("an address")).await?;
+        let base = url::Url::parse(&format!("{}/", e.endpoints().im_endpoint))?;
+        config.im_endpoint = base.clone();
+        config.trtc_endpoint = base;
+        Some(Arc::new(e))
+    } else {
+        None
+    };
+    let transport = Arc::new(Transport::new(config.http.clone())?);
+    let cloud = Arc::new(CloudClients {
+        calls: CallClient::new(
+            transport.clone(),
+            config.im_endpoint.clone(),
+            config.im_credentials()?,
+        ),
+        ingest: IngestClient::new(
+            transport,
+            config.trtc_endpoint.clone(),
+            config.region.clone(),
+            config.api_credentials()?,
+            config.require_sdkappid()?,
+            config.require_sdk_secret_key()?,
+        ),
+    });
+    let first_media: callfeed::load::FirstMediaLookup = match &emulator {
+        Some(e) => {
+            let e = e.clone();
+            Arc::new(move |r: &driver::Report| {
+                let view = e.call_view(r.call_id.as_deref()?)?;
+                view["media"].get(0)?["first_media_ms"].as_u64()
+            })
+        }
+        None => Arc::new(|_: &driver::Report| None),
+    };
+    let (progress_tx, mut progress_rx) =
+        tokio::sync::watch::channel(callfeed::load::LoadProgress::default());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let plan = callfeed::load::LoadPlan {
+        calls: args.calls,
+        rate: args.rate,
+        concurrency: args.concurrency.unwrap_or(args.calls),
+        template,
+    };
+    let run = callfeed::load::run(
+        plan,
+        cloud,
+        driver::DriverSettings::default(),
+        Topologies::load(&config.pipelines)?,
+        progress_tx,
+        stop_rx,
+        first_media,
+    );
+    tokio::pin!(run);
+    let bar = indicatif::ProgressBar::new(u64::from(args.calls));
+    if args.json {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("[{bar:30}] {pos}/{len} done | {msg} | {elapsed}")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
+    let report = loop {
+        tokio::select! {
+            report = &mut run => break report,
+            _ = shutdown_signal() => { let _ = stop_tx.send(true); }
+            _ = tick.tick() => {
+                let p = progress_rx.borrow_and_update().clone();
+                bar.set_position(u64::from(p.finished));
+                bar.set_message(format!("{} started, {} running, {} ok, {} failed", p.started, p.running, p.succeeded, p.failed));
+            }
+        }
+    };
+    bar.finish_and_clear();
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!(
+            "{} sessions: {} succeeded, {} failed in {:.1} s ({} sessions/s)",
+            report.calls,
+            report.succeeded,
+            report.failed,
+            report.wall_seconds,
+            report.sessions_per_second
+        );
+        let row = |name: &str, p: &callfeed::load::Percentiles| {
+            println!(
+                "  {name:<24} p50 {:>6} ms  p95 {:>6} ms  p99 {:>6} ms  max {:>6} ms",
+                p.p50, p.p95, p.p99, p.max
+            );
+        };
+        row("ring (start_call)", &report.ring_ms);
+        row("answer", &report.answer_ms);
+        row("ingest (StartStreamIngest)", &report.ingest_ms);
+        if let Some(p) = &report.answer_to_first_media_ms {
+            row("answer → first media", p);
+        }
+        row("whole session", &report.session_ms);
+        for (code, n) in &report.failures_by_code {
+            println!("  failed with {code}: {n}");
+        }
+        for (result, n) in &report.results {
+            println!("  {result}: {n}");
+        }
+    }
+    if let Some(e) = emulator
+        && let Ok(e) = Arc::try_unwrap(e)
+    {
+        e.shutdown().await;
+    }
+    Ok(if report.failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_FAILED)
+    })
 }
 
 async fn serve_command(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {

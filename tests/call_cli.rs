@@ -163,3 +163,40 @@ async fn an_unreachable_cloud_fails_with_the_endpoint_named() {
         "{stdout}"
     );
 }
+
+#[tokio::test]
+async fn a_load_smoke_run_of_five_calls() {
+    let out = callfeed()
+        .args([
+            "load",
+            "--calls",
+            "5",
+            "--rate",
+            "5",
+            "--media",
+            "test:black+tone=440",
+            "--duration",
+            "2",
+            "--emulator",
+            "--callee-answers-after",
+            "300",
+            "--json",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(report["succeeded"], 5, "{report:#}");
+    assert_eq!(report["failed"], 0);
+    assert_eq!(report["answer_ms"]["count"], 5);
+    let first_media = &report["answer_to_first_media_ms"];
+    assert_eq!(first_media["count"], 5, "{report:#}");
+    assert!(first_media["p95"].as_u64().unwrap() < 3000, "{report:#}");
+    // Each session played its two seconds of media after the answer.
+    assert!(
+        report["session_ms"]["p50"].as_u64().unwrap() >= 2000,
+        "{report:#}"
+    );
+}

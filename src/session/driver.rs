@@ -69,6 +69,8 @@ pub struct Report {
     pub timings: Timings,
     pub media: Option<StreamStats>,
     pub task_restarts: u32,
+    /// The cloud's error code, when the cloud refused something.
+    pub error_code: Option<String>,
 }
 
 /// What a status line shows while the session runs.
@@ -236,6 +238,7 @@ pub async fn run<C: CloudOps>(
     let mut ringing_since: Option<Instant> = None;
     let mut ingest_started: Option<Instant> = None;
     let mut task_restarts = 0u32;
+    let mut error_code: Option<String> = None;
     let journal_note = |f: &dyn Fn(&Journal) -> Result<(), super::journal::JournalError>| {
         if let Some(j) = &journal
             && let Err(e) = f(j)
@@ -277,6 +280,7 @@ pub async fn run<C: CloudOps>(
                 timings,
                 None,
                 0,
+                None,
             );
         }
         None => {
@@ -292,6 +296,7 @@ pub async fn run<C: CloudOps>(
                 timings,
                 None,
                 0,
+                None,
             );
         }
     };
@@ -303,7 +308,8 @@ pub async fn run<C: CloudOps>(
     let mut actions = machine.on(Event::Prepared);
     let mut call_tick = tokio::time::interval(settings.poll_call);
     let mut task_tick = tokio::time::interval(settings.poll_task);
-    let deadline = spec.max_duration.map(|d| tokio::time::Instant::now() + d);
+    // `max_duration` caps the media time in the call, counted from the first StartStreamIngest.
+    let mut deadline: Option<tokio::time::Instant> = None;
     loop {
         // Carry out what the machine asked for; each result is fed back at once.
         while let Some(action) = actions.pop() {
@@ -318,10 +324,13 @@ pub async fn run<C: CloudOps>(
                         ringing_since = Some(Instant::now());
                         actions.extend(machine.on(Event::CallStarted));
                     }
-                    Err(e) => actions.extend(machine.on(Event::Failed {
-                        stage: Stage::Ring,
-                        reason: e.to_string(),
-                    })),
+                    Err(e) => {
+                        error_code = e.code();
+                        actions.extend(machine.on(Event::Failed {
+                            stage: Stage::Ring,
+                            reason: e.to_string(),
+                        }))
+                    }
                 },
                 Action::StartIngest | Action::RestartIngest { .. } => {
                     if let Action::RestartIngest { attempt } = action {
@@ -344,12 +353,19 @@ pub async fn run<C: CloudOps>(
                             task_id = Some(id);
                             ingest_started = Some(Instant::now());
                             timings.ingest_started_ms.get_or_insert(ms());
+                            if deadline.is_none() {
+                                deadline =
+                                    spec.max_duration.map(|d| tokio::time::Instant::now() + d);
+                            }
                             actions.extend(machine.on(Event::IngestStarted));
                         }
-                        Err(e) => actions.extend(machine.on(Event::Failed {
-                            stage: Stage::Ingest,
-                            reason: e.to_string(),
-                        })),
+                        Err(e) => {
+                            error_code = e.code();
+                            actions.extend(machine.on(Event::Failed {
+                                stage: Stage::Ingest,
+                                reason: e.to_string(),
+                            }))
+                        }
                     }
                 }
                 Action::TearDown => {
@@ -396,6 +412,7 @@ pub async fn run<C: CloudOps>(
                         timings,
                         media_stats,
                         task_restarts,
+                        error_code,
                     );
                 }
             }
@@ -492,6 +509,7 @@ fn finish(
     timings: Timings,
     media: Option<StreamStats>,
     task_restarts: u32,
+    error_code: Option<String>,
 ) -> Report {
     let outcome = match &machine.phase {
         Phase::Ended { outcome } | Phase::Ending { outcome } => outcome.clone(),
@@ -518,6 +536,7 @@ fn finish(
         timings,
         media,
         task_restarts,
+        error_code,
     }
 }
 

@@ -1,0 +1,258 @@
+//! `callfeed load`: many full sessions (call, ingest, media, teardown) at a given rate, to
+//! size a deployment or load-test an app, with per-stage latency percentiles.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::{Semaphore, watch};
+
+use crate::media::topology::Topologies;
+use crate::session::driver::{self, Controls, DriverSettings, Report, Status};
+use crate::session::{CloudOps, SessionRequest};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct LoadPlan {
+    pub calls: u32,
+    /// Sessions started per second.
+    pub rate: f64,
+    /// Sessions running at once, at most.
+    pub concurrency: u32,
+    /// Each session's request; callee, room and robot are made unique per session.
+    pub template: SessionRequest,
+}
+
+/// Percentiles of one stage, in milliseconds.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Percentiles {
+    pub count: usize,
+    pub p50: u64,
+    pub p95: u64,
+    pub p99: u64,
+    pub max: u64,
+}
+
+impl Percentiles {
+    pub fn of(mut values: Vec<u64>) -> Self {
+        if values.is_empty() {
+            return Self::default();
+        }
+        values.sort_unstable();
+        let at =
+            |q: f64| values[((values.len() as f64 * q).ceil() as usize).clamp(1, values.len()) - 1];
+        Self {
+            count: values.len(),
+            p50: at(0.50),
+            p95: at(0.95),
+            p99: at(0.99),
+            max: *values.last().expect("not empty"),
+        }
+    }
+}
+
+/// The outcome of a load run.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadReport {
+    pub calls: u32,
+    pub succeeded: u32,
+    pub failed: u32,
+    /// Results other than completed, by name (rejected, not_answered, ...).
+    pub results: BTreeMap<String, u32>,
+    /// Failures by the cloud's error code (`transport` when there was none).
+    pub failures_by_code: BTreeMap<String, u32>,
+    pub wall_seconds: f64,
+    pub sessions_per_second: f64,
+    pub ring_ms: Percentiles,
+    pub answer_ms: Percentiles,
+    pub ingest_ms: Percentiles,
+    /// From the callee answering to the first decoded frame in the room (emulator only).
+    pub answer_to_first_media_ms: Option<Percentiles>,
+    /// Whole sessions, from start to torn down.
+    pub session_ms: Percentiles,
+}
+
+/// Live counters for a progress display.
+#[derive(Debug, Clone, Default)]
+pub struct LoadProgress {
+    pub started: u32,
+    pub finished: u32,
+    pub succeeded: u32,
+    pub failed: u32,
+    pub running: u32,
+}
+
+/// Finds, for a finished session, the ms from StartStreamIngest to the first decoded frame in
+/// its room, where that is known (the emulator's observer).
+pub type FirstMediaLookup = Arc<dyn Fn(&Report) -> Option<u64> + Send + Sync>;
+
+/// Runs the plan. `first_media` maps a finished session's report to the ms from StartStreamIngest
+/// to the first decoded frame in its room, where that is known (the emulator's observer).
+pub async fn run<C: CloudOps + 'static>(
+    plan: LoadPlan,
+    cloud: Arc<C>,
+    settings: DriverSettings,
+    topologies: Topologies,
+    progress: watch::Sender<LoadProgress>,
+    mut stop: watch::Receiver<bool>,
+    first_media: FirstMediaLookup,
+) -> LoadReport {
+    let started = Instant::now();
+    let permits = Arc::new(Semaphore::new(plan.concurrency.max(1) as usize));
+    let (stop_all, _) = watch::channel(false);
+    let stop_all = Arc::new(stop_all);
+    let progress = Arc::new(progress);
+    let mut tasks = Vec::new();
+    let gap = Duration::from_secs_f64(1.0 / plan.rate.max(0.001));
+    let mut tick = tokio::time::interval(gap);
+    let run_id = uuid::Uuid::new_v4().simple().to_string()[..6].to_owned();
+    for i in 0..plan.calls {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => break,
+        }
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => p.expect("semaphore open"),
+            _ = stop.changed() => break,
+        };
+        let mut request = plan.template.clone();
+        request.to = vec![format!("load{run_id}c{i}")];
+        request.room = format!("load{run_id}r{i}");
+        request.robot = format!("load{run_id}b{i}");
+        let spec = match request.validate() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "load: invalid session");
+                break;
+            }
+        };
+        let cloud = cloud.clone();
+        let settings = settings.clone();
+        let topologies = topologies.clone();
+        let stop_rx = stop_all.subscribe();
+        let progress = progress.clone();
+        progress.send_modify(|p| {
+            p.started += 1;
+            p.running += 1;
+        });
+        tasks.push(tokio::spawn(async move {
+            let (status, _) = watch::channel(Status::default());
+            let report = driver::run(
+                uuid::Uuid::new_v4().to_string(),
+                spec,
+                &*cloud,
+                None,
+                settings,
+                topologies,
+                Controls {
+                    status,
+                    stop: stop_rx,
+                    nudge: Arc::new(tokio::sync::Notify::new()),
+                },
+            )
+            .await;
+            drop(permit);
+            let ok = report.outcome == crate::session::state::Outcome::Completed;
+            progress.send_modify(|p| {
+                p.running -= 1;
+                p.finished += 1;
+                if ok {
+                    p.succeeded += 1;
+                } else {
+                    p.failed += 1;
+                }
+            });
+            report
+        }));
+    }
+    // Ctrl-C: every session still running is ended cleanly, all the same.
+    let stopper = {
+        let stop_all = stop_all.clone();
+        let mut stop = stop.clone();
+        tokio::spawn(async move {
+            if stop.changed().await.is_ok() {
+                let _ = stop_all.send(true);
+            }
+        })
+    };
+    let mut reports = Vec::new();
+    for t in tasks {
+        if let Ok(r) = t.await {
+            reports.push(r);
+        }
+    }
+    stopper.abort();
+    let wall = started.elapsed().as_secs_f64();
+    let diff = |a: Option<u64>, b: Option<u64>| a.zip(b).map(|(a, b)| b.saturating_sub(a));
+    let mut results = BTreeMap::new();
+    let mut failures_by_code = BTreeMap::new();
+    let mut succeeded = 0;
+    for r in &reports {
+        if r.outcome == crate::session::state::Outcome::Completed {
+            succeeded += 1;
+        } else {
+            *results.entry(r.outcome.name().to_owned()).or_insert(0) += 1;
+            if let crate::session::state::Outcome::Failed { .. } = r.outcome {
+                *failures_by_code
+                    .entry(r.error_code.clone().unwrap_or_else(|| "transport".into()))
+                    .or_insert(0) += 1;
+            }
+        }
+    }
+    let first_media_values: Vec<u64> = reports
+        .iter()
+        .filter_map(|r| {
+            let media = first_media(r)?;
+            let wait = diff(r.timings.answered_ms, r.timings.ingest_started_ms).unwrap_or(0);
+            Some(media + wait)
+        })
+        .collect();
+    let failed = reports.len() as u32 - succeeded;
+    LoadReport {
+        calls: reports.len() as u32,
+        succeeded,
+        failed,
+        results,
+        failures_by_code,
+        wall_seconds: (wall * 1000.0).round() / 1000.0,
+        sessions_per_second: ((f64::from(succeeded) / wall) * 100.0).round() / 100.0,
+        ring_ms: Percentiles::of(
+            reports
+                .iter()
+                .filter_map(|r| diff(r.timings.prepared_ms, r.timings.call_started_ms))
+                .collect(),
+        ),
+        answer_ms: Percentiles::of(
+            reports
+                .iter()
+                .filter_map(|r| diff(r.timings.call_started_ms, r.timings.answered_ms))
+                .collect(),
+        ),
+        ingest_ms: Percentiles::of(
+            reports
+                .iter()
+                .filter_map(|r| diff(r.timings.answered_ms, r.timings.ingest_started_ms))
+                .collect(),
+        ),
+        answer_to_first_media_ms: (!first_media_values.is_empty())
+            .then(|| Percentiles::of(first_media_values)),
+        session_ms: Percentiles::of(reports.iter().filter_map(|r| r.timings.ended_ms).collect()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_by_nearest_rank() {
+        let p = Percentiles::of((1..=100).collect());
+        assert_eq!(
+            (p.p50, p.p95, p.p99, p.max, p.count),
+            (50, 95, 99, 100, 100)
+        );
+        assert_eq!(Percentiles::of(vec![7]).p99, 7);
+        assert_eq!(Percentiles::of(vec![]), Percentiles::default());
+    }
+}
