@@ -23,4 +23,5 @@ lint: setup
 	$(CARGO) clippy --all-targets -- -D warnings
 
 bench: setup
-	$(CARGO) bench
+	$(CARGO) bench --bench signing
+	$(CARGO) bench --bench compare

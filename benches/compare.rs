@@ -1,0 +1,683 @@
+//! callfeed against the ffmpeg CLI on the same input, in the same run, on this machine.
+//!
+//! `make bench` runs it and writes `target/bench-report/report.{json,md}` and `chart.svg`.
+//! Every comparison runs the two tools interleaved (A B A B ...) `ROUNDS` times on the same
+//! input and reports the median with min and max, and the ratio of the medians.
+//! CPU is read from /proc (user + system time of the process), RSS from VmHWM.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const ROUNDS: usize = 3;
+const MEDIA_SECS: u64 = 8;
+const CALLFEED: &str = env!("CARGO_BIN_EXE_callfeed");
+
+fn clk_tck() -> f64 {
+    100.0
+}
+
+/// user + system CPU seconds of a process and its threads, from /proc.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or_default();
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of stat, 11 and 12 after the command name.
+    (ticks(11) + ticks(12)) / clk_tck()
+}
+
+fn peak_rss_mb(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Nginx {
+    port: u16,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Nginx {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let p = dir.path().display();
+        std::fs::write(
+            dir.path().join("nginx.conf"),
+            format!(
+                "load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;
+daemon off; master_process off; worker_processes 1; pid {p}/nginx.pid; error_log {p}/error.log warn;
+events {{ worker_connections 1024; }}
+rtmp {{ server {{ listen 127.0.0.1:{port}; chunk_size 4096; application live {{ live on; }} }} }}"
+            ),
+        )
+        .unwrap();
+        let child = Command::new("nginx")
+            .args(["-c", &format!("{p}/nginx.conf"), "-p", &p.to_string()])
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nginx with the RTMP module (make setup)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "nginx did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self {
+            port,
+            child,
+            _dir: dir,
+        }
+    }
+
+    fn url(&self, name: &str) -> String {
+        format!("rtmp://127.0.0.1:{}/live/{name}", self.port)
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `cmd` for `secs` of wall time; returns (CPU seconds, peak RSS MB).
+fn measure(mut cmd: Command, secs: u64) -> (f64, f64) {
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    std::thread::sleep(Duration::from_secs(secs));
+    let cpu = cpu_seconds(pid);
+    let rss = peak_rss_mb(pid);
+    let _ = child.kill();
+    let _ = child.wait();
+    (cpu, rss)
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+struct Stat {
+    median: f64,
+    min: f64,
+    max: f64,
+    samples: Vec<f64>,
+}
+
+fn stat(mut v: Vec<f64>) -> Stat {
+    let samples = v.clone();
+    v.sort_by(|a, b| a.total_cmp(b));
+    Stat {
+        median: v[v.len() / 2],
+        min: v[0],
+        max: v[v.len() - 1],
+        samples,
+    }
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+struct Comparison {
+    name: String,
+    unit: String,
+    callfeed: Stat,
+    ffmpeg: Stat,
+    /// callfeed median / ffmpeg median.
+    ratio: f64,
+    target: String,
+    met: Option<bool>,
+}
+
+fn compare(
+    name: &str,
+    unit: &str,
+    target: &str,
+    target_ratio: Option<f64>,
+    mut callfeed: impl FnMut() -> f64,
+    mut ffmpeg: impl FnMut() -> f64,
+) -> Comparison {
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for round in 0..ROUNDS {
+        eprintln!("  {name}: round {}/{ROUNDS}", round + 1);
+        a.push(callfeed());
+        b.push(ffmpeg());
+    }
+    let (a, b) = (stat(a), stat(b));
+    let ratio = if b.median > 0.0 {
+        a.median / b.median
+    } else {
+        f64::NAN
+    };
+    Comparison {
+        name: name.into(),
+        unit: unit.into(),
+        ratio: (ratio * 1000.0).round() / 1000.0,
+        met: target_ratio.map(|t| ratio <= t),
+        target: target.into(),
+        callfeed: a,
+        ffmpeg: b,
+    }
+}
+
+fn callfeed_cmd(args: &[&str], cache: &Path) -> Command {
+    let mut c = Command::new(CALLFEED);
+    c.args(args)
+        .env("XDG_CACHE_HOME", cache)
+        .env_remove("CALLFEED_CONFIG");
+    c
+}
+
+fn ffmpeg_cmd(args: &str) -> Command {
+    let mut c = Command::new("ffmpeg");
+    c.args(["-hide_banner", "-loglevel", "error", "-nostdin"])
+        .args(args.split_whitespace());
+    c
+}
+
+fn gst(pipeline: &str) {
+    assert!(
+        Command::new("gst-launch-1.0")
+            .args(["-q", "-e"])
+            .args(pipeline.split_whitespace())
+            .status()
+            .unwrap()
+            .success(),
+        "{pipeline}"
+    );
+}
+
+fn version(cmd: &str, args: &[&str]) -> String {
+    Command::new(cmd)
+        .args(args)
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .unwrap_or_default()
+}
+
+fn machine() -> Value {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .unwrap_or("unknown")
+        .trim()
+        .to_owned();
+    json!({
+        "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
+        "cpu": cpu,
+        "gstreamer": version("gst-launch-1.0", &["--version"]),
+        "ffmpeg": version("ffmpeg", &["-version"]),
+        "callfeed": version(CALLFEED, &["--version"]),
+    })
+}
+
+/// Throughput of the control plane: signatures per second on one core, and call + ingest
+/// requests per second against the in-process emulator with client-side limits off.
+fn control_plane() -> Value {
+    use callfeed::cloud::{tc3, usersig};
+    let key = b"5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e";
+    let rate = |f: &mut dyn FnMut(u64)| {
+        let started = Instant::now();
+        let mut n = 0u64;
+        while started.elapsed() < Duration::from_secs(2) {
+            f(n);
+            n += 1;
+        }
+        (n as f64 / started.elapsed().as_secs_f64()).round()
+    };
+    let usersigs = rate(&mut |n| {
+        std::hint::black_box(usersig::generate(
+            1_400_000_000,
+            key,
+            "robot",
+            86_400,
+            1_700_000_000 + n,
+            None,
+        ));
+    });
+    let body = br#"{"SdkAppId":1400000000,"TaskId":"t"}"#;
+    let tc3s = rate(&mut |n| {
+        std::hint::black_box(tc3::sign(
+            "secret",
+            &tc3::SignInput {
+                method: "POST",
+                canonical_uri: "/",
+                canonical_query: "",
+                signed_headers: &[
+                    ("content-type", "application/json"),
+                    ("host", "trtc.tencentcloudapi.com"),
+                ],
+                payload: Some(body),
+                timestamp: 1_700_000_000 + n as i64,
+                service: "trtc",
+            },
+        ));
+    });
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let requests = runtime.block_on(async {
+        use callfeed::cloud::call::{CallClient, ImCredentials};
+        use callfeed::cloud::http::{HttpSettings, Transport};
+        use callfeed::cloud::ingest::{ApiCredentials, IngestClient};
+        let emulator = callfeed::emulator::Emulator::start(
+            callfeed::emulator::EmulatorConfig {
+                sdkappid: 1_400_000_000,
+                sdk_secret_key: std::str::from_utf8(key).unwrap().into(),
+                admin: "administrator".into(),
+                secret_id: "AKIDbench".into(),
+                secret_key: "benchsecret".into(),
+                pace: callfeed::emulator::Pace::Fast,
+                default_behaviour: callfeed::emulator::Behaviour::NeverAnswer,
+                behaviours: Default::default(),
+                trtc_callback: None,
+                record_delay: Duration::ZERO,
+                reconnect_delays: vec![Duration::ZERO],
+            },
+            "127.0.0.1:0".parse().unwrap(),
+        )
+        .await
+        .unwrap();
+        let base = url::Url::parse(&format!("{}/", emulator.endpoints().im_endpoint)).unwrap();
+        let transport = Arc::new(
+            Transport::new(HttpSettings {
+                rate_limits: false,
+                max_attempts: 1,
+                ..HttpSettings::default()
+            })
+            .unwrap(),
+        );
+        let calls = CallClient::new(
+            transport.clone(),
+            base.clone(),
+            ImCredentials {
+                sdkappid: 1_400_000_000,
+                secret_key: std::str::from_utf8(key).unwrap().into(),
+                admin: callfeed::cloud::UserId::new("a", "administrator").unwrap(),
+            },
+        );
+        let ingest = IngestClient::new(
+            transport,
+            base,
+            "ap-singapore".into(),
+            ApiCredentials {
+                secret_id: "AKIDbench".into(),
+                secret_key: "benchsecret".into(),
+            },
+            1_400_000_000,
+            std::str::from_utf8(key).unwrap().into(),
+        );
+        let started = Instant::now();
+        let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let mut workers = Vec::new();
+        for w in 0..8 {
+            let (calls, ingest, done) = (calls.clone(), ingest.clone(), done.clone());
+            workers.push(tokio::spawn(async move {
+                while started.elapsed() < Duration::from_secs(3) {
+                    // The emulator answers 101004 / NotExist: a full signed round trip each.
+                    let _ = calls.get_call_info(&format!("c{w}")).await;
+                    let _ = ingest.describe("t").await;
+                    done.fetch_add(2, std::sync::atomic::Ordering::Relaxed);
+                }
+            }));
+        }
+        for w in workers {
+            let _ = w.await;
+        }
+        let rate = done.load(std::sync::atomic::Ordering::Relaxed) as f64
+            / started.elapsed().as_secs_f64();
+        emulator.shutdown().await;
+        rate.round()
+    });
+    json!({
+        "usersig_per_second_one_core": usersigs,
+        "tc3_signatures_per_second_one_core": tc3s,
+        "call_and_ingest_requests_per_second_against_the_emulator": requests,
+    })
+}
+
+/// Added RSS per extra live 720p session inside one callfeed process.
+fn rss_per_session(nginx: &Nginx) -> Value {
+    use callfeed::media::contract::{Contract, Profile};
+    use callfeed::media::engine::{LiveSettings, LiveStream};
+    use callfeed::media::input::InputSpec;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let rss_now = || {
+        std::fs::read_to_string("/proc/self/status")
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
+    };
+    runtime.block_on(async {
+        let topologies = callfeed::media::topology::Topologies::builtin().unwrap();
+        let mut streams = Vec::new();
+        let mut outputs = Vec::new();
+        let mut samples = Vec::new();
+        for i in 0..3 {
+            let s = LiveStream::start(
+                InputSpec::parse("test:").unwrap(),
+                LiveSettings::new(Contract::new(Profile::P720)),
+                &topologies,
+            )
+            .unwrap();
+            outputs.push(
+                callfeed::media::rtmp::RtmpOutput::start(s.hub(), nginx.url(&format!("rss{i}")))
+                    .unwrap(),
+            );
+            streams.push(s);
+            tokio::time::sleep(Duration::from_secs(4)).await;
+            samples.push(rss_now());
+        }
+        let per_extra = ((samples[2] - samples[0]) / 2.0 * 10.0).round() / 10.0;
+        for o in outputs {
+            o.stop().await;
+        }
+        for s in streams {
+            let _ = s.stop().await;
+        }
+        json!({"rss_mb_with_1_2_3_sessions": samples, "added_rss_mb_per_extra_session": per_extra})
+    })
+}
+
+fn svg_chart(rows: &[(String, f64, f64)]) -> String {
+    let width = 760;
+    let bar_h = 16;
+    let gap = 14;
+    let label_w = 330;
+    let max = rows
+        .iter()
+        .map(|r| r.1.max(r.2))
+        .fold(0.0f64, f64::max)
+        .max(1e-9);
+    let scale = (width - label_w - 80) as f64 / max;
+    let height = rows.len() * (2 * bar_h + gap) + 40;
+    let mut svg = format!(
+        "<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' font-family='sans-serif' font-size='12'>\
+         <text x='10' y='18' font-weight='bold'>CPU seconds per media second (median): callfeed (blue) vs ffmpeg (grey)</text>"
+    );
+    for (i, (name, a, b)) in rows.iter().enumerate() {
+        let y = 34 + i * (2 * bar_h + gap);
+        svg.push_str(&format!("<text x='10' y='{}'>{name}</text>", y + bar_h));
+        for (j, (v, color)) in [(a, "#2b6cb0"), (b, "#a0a0a0")].iter().enumerate() {
+            let yy = y + j * bar_h;
+            let w = (*v * scale).max(1.0);
+            svg.push_str(&format!(
+                "<rect x='{label_w}' y='{yy}' width='{w:.1}' height='{}' fill='{color}'/><text x='{:.1}' y='{}'>{v:.3}</text>",
+                bar_h - 2,
+                label_w as f64 + w + 4.0,
+                yy + bar_h - 4
+            ));
+        }
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+fn main() {
+    let out_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-report");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path().display().to_string();
+    let cache = work.path().join("cache");
+    eprintln!("preparing inputs");
+    gst(&format!(
+        "videotestsrc num-buffers=600 pattern=ball ! video/x-raw,format=I420,width=1280,height=720,framerate=30/1 \
+         ! x264enc speed-preset=veryfast bframes=0 key-int-max=30 ! video/x-h264,profile=constrained-baseline ! h264parse \
+         ! queue ! mp4mux faststart=true name=m ! filesink location={w}/clip720.mp4 \
+         audiotestsrc num-buffers=940 samplesperbuffer=1024 freq=440 ! audio/x-raw,rate=48000,channels=2 ! audioconvert ! voaacenc ! aacparse ! queue ! m."
+    ));
+    gst(&format!(
+        "audiotestsrc num-buffers=500 samplesperbuffer=960 freq=440 ! audio/x-raw,rate=48000,channels=2 ! wavenc ! filesink location={w}/announcement.wav"
+    ));
+    let nginx = Nginx::start();
+    let mut comparisons = Vec::new();
+    let per_media = |cpu: f64| (cpu / MEDIA_SECS as f64 * 1000.0).round() / 1000.0;
+    let secs = MEDIA_SECS + 1;
+    let mut n = 0u32;
+    let mut next = || {
+        n += 1;
+        format!("s{n}")
+    };
+    let ffmpeg_live = "-c:v libx264 -preset veryfast -tune zerolatency -b:v 2M -g 60 -bf 0 -c:a aac -b:a 128k -f flv";
+
+    eprintln!("live 720p30 test pattern + tone");
+    comparisons.push(compare(
+        "live 720p30, test pattern + tone",
+        "CPU-s per media-s",
+        "≤ 0.9 × ffmpeg",
+        Some(0.9),
+        || per_media(measure(callfeed_cmd(&["push", "test:ball+tone=440", "--rtmp", &nginx.url(&next()), "--profile", "720p"], &cache), secs).0),
+        || per_media(measure(ffmpeg_cmd(&format!(
+            "-re -f lavfi -i testsrc2=size=1280x720:rate=30 -f lavfi -i sine=frequency=440:sample_rate=48000 {ffmpeg_live} {}",
+            nginx.url(&format!("f{}", rand::random::<u32>()))
+        )), secs).0),
+    ));
+    eprintln!("live 720p30 real clip");
+    comparisons.push(compare(
+        "live 720p30, a real clip re-encoded",
+        "CPU-s per media-s",
+        "≤ 0.9 × ffmpeg",
+        Some(0.9),
+        || {
+            per_media(
+                measure(
+                    callfeed_cmd(
+                        &[
+                            "push",
+                            &format!("{w}/clip720.mp4"),
+                            "--live",
+                            "--loop",
+                            "forever",
+                            "--rtmp",
+                            &nginx.url(&format!("c{}", rand::random::<u32>())),
+                            "--profile",
+                            "540p",
+                        ],
+                        &cache,
+                    ),
+                    secs,
+                )
+                .0,
+            )
+        },
+        || {
+            per_media(
+                measure(
+                    ffmpeg_cmd(&format!(
+                        "-re -stream_loop -1 -i {w}/clip720.mp4 -vf scale=960:540 {ffmpeg_live} {}",
+                        nginx.url(&format!("f{}", rand::random::<u32>()))
+                    )),
+                    secs,
+                )
+                .0,
+            )
+        },
+    ));
+    eprintln!("audio profile");
+    comparisons.push(compare(
+        "audio profile, wav announcement → AAC in FLV",
+        "CPU-s per media-s",
+        "≤ 0.9 × ffmpeg",
+        Some(0.9),
+        || {
+            per_media(
+                measure(
+                    callfeed_cmd(
+                        &[
+                            "push",
+                            &format!("{w}/announcement.wav"),
+                            "--live",
+                            "--loop",
+                            "forever",
+                            "--rtmp",
+                            &nginx.url(&format!("a{}", rand::random::<u32>())),
+                            "--profile",
+                            "audio",
+                        ],
+                        &cache,
+                    ),
+                    secs,
+                )
+                .0,
+            )
+        },
+        || {
+            per_media(
+                measure(
+                    ffmpeg_cmd(&format!(
+                        "-re -stream_loop -1 -i {w}/announcement.wav -c:a aac -b:a 128k -f flv {}",
+                        nginx.url(&format!("f{}", rand::random::<u32>()))
+                    )),
+                    secs,
+                )
+                .0,
+            )
+        },
+    ));
+    eprintln!("passthrough");
+    comparisons.push(compare(
+        "passthrough: H.264/AAC MP4 remuxed live",
+        "CPU-s per media-s",
+        "≤ ffmpeg -c copy",
+        Some(1.0),
+        || {
+            per_media(
+                measure(
+                    callfeed_cmd(
+                        &[
+                            "push",
+                            &format!("{w}/clip720.mp4"),
+                            "--live",
+                            "--loop",
+                            "forever",
+                            "--rtmp",
+                            &nginx.url(&format!("p{}", rand::random::<u32>())),
+                            "--profile",
+                            "720p",
+                        ],
+                        &cache,
+                    ),
+                    secs,
+                )
+                .0,
+            )
+        },
+        || {
+            per_media(
+                measure(
+                    ffmpeg_cmd(&format!(
+                        "-re -stream_loop -1 -i {w}/clip720.mp4 -c copy -f flv {}",
+                        nginx.url(&format!("f{}", rand::random::<u32>()))
+                    )),
+                    secs,
+                )
+                .0,
+            )
+        },
+    ));
+    eprintln!("peak RSS of one live 720p stream");
+    comparisons.push(compare(
+        "peak RSS of one live 720p30 stream process",
+        "MB",
+        "added RSS per extra session ≤ 0.5 × one ffmpeg process (see rss)",
+        None,
+        || measure(callfeed_cmd(&["push", "test:", "--rtmp", &nginx.url(&format!("r{}", rand::random::<u32>())), "--profile", "720p"], &cache), 5).1,
+        || measure(ffmpeg_cmd(&format!(
+            "-re -f lavfi -i testsrc2=size=1280x720:rate=30 -f lavfi -i sine=frequency=440 {ffmpeg_live} {}",
+            nginx.url(&format!("f{}", rand::random::<u32>()))
+        )), 5).1,
+    ));
+    eprintln!("RSS per extra session in one process");
+    let rss = rss_per_session(&nginx);
+    eprintln!("control plane");
+    let control = control_plane();
+    let report = json!({
+        "machine": machine(),
+        "rounds": ROUNDS,
+        "media_seconds_per_run": MEDIA_SECS,
+        "comparisons": comparisons,
+        "rss": rss,
+        "control_plane": control,
+        "not_measured_yet": [
+            "largest number of concurrent real-time 720p30 streams per tool",
+            "announcement fan-out CPU for 1, 10 and 50 rooms",
+            "startup to the first FLV tag, and answer-to-first-frame p50/p95 over 20 sessions (callfeed load --emulator reports the latter)"
+        ],
+    });
+    std::fs::write(
+        out_dir.join("report.json"),
+        serde_json::to_string_pretty(&report).unwrap(),
+    )
+    .unwrap();
+    let mut md = format!(
+        "# callfeed vs ffmpeg\n\nMachine: {} cores, {}; {}; {}.\n\nEach figure: {ROUNDS} interleaved runs per tool on the same input, {MEDIA_SECS} s of media each; median (min–max).\n\n| figure | unit | callfeed | ffmpeg | ratio | target | met |\n|---|---|---|---|---|---|---|\n",
+        report["machine"]["cores"],
+        report["machine"]["cpu"].as_str().unwrap_or(""),
+        report["machine"]["gstreamer"].as_str().unwrap_or(""),
+        report["machine"]["ffmpeg"].as_str().unwrap_or("")
+    );
+    for c in &comparisons {
+        md.push_str(&format!(
+            "| {} | {} | {:.3} ({:.3}–{:.3}) | {:.3} ({:.3}–{:.3}) | {:.3} | {} | {} |\n",
+            c.name,
+            c.unit,
+            c.callfeed.median,
+            c.callfeed.min,
+            c.callfeed.max,
+            c.ffmpeg.median,
+            c.ffmpeg.min,
+            c.ffmpeg.max,
+            c.ratio,
+            c.target,
+            match c.met {
+                Some(true) => "yes",
+                Some(false) => "no",
+                None => "—",
+            }
+        ));
+    }
+    md.push_str(&format!(
+        "\nRSS inside one callfeed process: {} MB with 1, 2, 3 live 720p sessions; {} MB per extra session.\n\nControl plane: {} UserSigs/s and {} TC3 signatures/s on one core; {} call + ingest requests/s against the emulator.\n\nNot measured yet: {}.\n",
+        report["rss"]["rss_mb_with_1_2_3_sessions"], report["rss"]["added_rss_mb_per_extra_session"],
+        report["control_plane"]["usersig_per_second_one_core"], report["control_plane"]["tc3_signatures_per_second_one_core"],
+        report["control_plane"]["call_and_ingest_requests_per_second_against_the_emulator"],
+        report["not_measured_yet"].as_array().unwrap().iter().filter_map(|v| v.as_str()).collect::<Vec<_>>().join("; ")
+    ));
+    std::fs::write(out_dir.join("report.md"), &md).unwrap();
+    let rows: Vec<(String, f64, f64)> = comparisons
+        .iter()
+        .filter(|c| c.unit == "CPU-s per media-s")
+        .map(|c| (c.name.clone(), c.callfeed.median, c.ffmpeg.median))
+        .collect();
+    std::fs::write(out_dir.join("chart.svg"), svg_chart(&rows)).unwrap();
+    println!("{md}");
+    println!("written to {}", out_dir.display());
+}
