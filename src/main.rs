@@ -184,11 +184,10 @@ struct LoadArgs {
 
 #[derive(Args)]
 struct ServeArgs {
+    /// The API and the session streams (`/live/...`, `/files/...`) are served here.
     #[arg(long, default_value = "127.0.0.1:8730")]
     listen: std::net::SocketAddr,
-    /// Where session streams are served; the cloud must reach it (see --public-url).
-    #[arg(long, default_value = "127.0.0.1:0")]
-    stream_listen: std::net::SocketAddr,
+    /// The base URL the cloud reaches this server at, when it is not the listen address.
     #[arg(long, value_name = "URL")]
     public_url: Option<String>,
     /// The session journal (default: $XDG_STATE_HOME/callfeed/journal.sqlite).
@@ -863,6 +862,16 @@ async fn serve_command(config: &Config, args: ServeArgs) -> anyhow::Result<ExitC
     if token.is_none() {
         tracing::warn!("CALLFEED_API_TOKEN is not set: the API takes requests without a token");
     }
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    // Session streams are served on the API's own port, under the public URL if given.
+    let public = args
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
+    let (streams, stream_routes) = callfeed::serve::streams::StreamServer::attached(&public);
     let service = Service::new(
         cloud,
         journal,
@@ -873,8 +882,7 @@ async fn serve_command(config: &Config, args: ServeArgs) -> anyhow::Result<ExitC
                 .ok()
                 .filter(|k| !k.is_empty()),
             driver: driver::DriverSettings {
-                stream_listen: args.stream_listen,
-                public_base: args.public_url.clone(),
+                stream_server: Some(streams),
                 ..driver::DriverSettings::default()
             },
             topologies: Topologies::load(&config.pipelines)?,
@@ -883,12 +891,8 @@ async fn serve_command(config: &Config, args: ServeArgs) -> anyhow::Result<ExitC
     for (id, note) in service.recover().await {
         eprintln!("recovered session {id} left open by an earlier run: {note}");
     }
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let addr = listener.local_addr()?;
     println!("{}", serde_json::json!({ "api": format!("http://{addr}") }));
-    let app = service.router();
+    let app = service.router().merge(stream_routes);
     let drained = service.clone();
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {

@@ -133,6 +133,10 @@ async fn start_service(
     journal: &std::path::Path,
 ) -> (Arc<Service<CloudClients>>, Api) {
     let cloud = clients(&format!("{}/", emulator.endpoints().im_endpoint));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    // As `callfeed serve` does: session streams on the API's own port.
+    let (streams, stream_routes) = callfeed::serve::streams::StreamServer::attached(&base);
     let service = Service::new(
         cloud,
         Arc::new(Journal::open(journal).unwrap()),
@@ -140,13 +144,14 @@ async fn start_service(
             token: Some(TOKEN.into()),
             sdkappid: SDKAPPID,
             callback_key: Some("callbackkey".into()),
-            driver: DriverSettings::default(),
+            driver: DriverSettings {
+                stream_server: Some(streams),
+                ..DriverSettings::default()
+            },
             topologies: Topologies::builtin().unwrap(),
         },
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let app = service.router();
+    let app = service.router().merge(stream_routes);
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     (
         service,

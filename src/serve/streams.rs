@@ -41,11 +41,22 @@ impl Registry {
     }
 }
 
-/// A running stream server.
+/// A running stream server: on its own listener, or attached to another server's router.
 pub struct StreamServer {
-    addr: SocketAddr,
+    /// What published URLs start with, e.g. `http://127.0.0.1:8730`.
+    base: String,
+    addr: Option<SocketAddr>,
     registry: Arc<Registry>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl std::fmt::Debug for StreamServer {
+    // Published URLs carry their tokens: Debug shows only where streams are served.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamServer")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
 }
 
 fn token() -> String {
@@ -68,14 +79,37 @@ impl StreamServer {
                 .await;
         });
         Ok(Self {
-            addr,
+            base: format!("http://{addr}"),
+            addr: Some(addr),
             registry,
             stop: Some(stop),
         })
     }
 
-    pub fn addr(&self) -> SocketAddr {
+    /// A stream server whose routes (`/live/...`, `/files/...`) the caller mounts on its own
+    /// router, reached at `base`. `callfeed serve` serves streams on its API port this way.
+    pub fn attached(base: &str) -> (Arc<Self>, axum::Router) {
+        let registry = Arc::new(Registry::default());
+        let router = router(registry.clone());
+        (
+            Arc::new(Self {
+                base: base.trim_end_matches('/').to_owned(),
+                addr: None,
+                registry,
+                stop: None,
+            }),
+            router,
+        )
+    }
+
+    /// The listener's address, for a server on its own listener.
+    pub fn addr(&self) -> Option<SocketAddr> {
         self.addr
+    }
+
+    /// What published URLs start with.
+    pub fn base(&self) -> &str {
+        &self.base
     }
 
     /// Publishes a live stream; returns the URL a puller reads.
@@ -86,7 +120,7 @@ impl StreamServer {
             .lock()
             .expect("registry lock")
             .insert(t.clone(), (Published::Live(hub), expires));
-        format!("http://{}/live/{t}.flv", self.addr)
+        format!("{}/live/{t}.flv", self.base)
     }
 
     /// Publishes a file (served with Range); returns its URL.
@@ -102,7 +136,7 @@ impl StreamServer {
             .lock()
             .expect("registry lock")
             .insert(t.clone(), (Published::File(path), expires));
-        format!("http://{}/files/{t}.{ext}", self.addr)
+        format!("{}/files/{t}.{ext}", self.base)
     }
 
     /// Withdraws a URL: later requests get 404.

@@ -32,6 +32,9 @@ pub struct DriverSettings {
     /// a proxy); the listen address otherwise.
     pub public_base: Option<String>,
     pub cache_dir: PathBuf,
+    /// A stream server shared by every session (`callfeed serve` mounts it on its own port);
+    /// each session starts its own on `stream_listen` otherwise.
+    pub stream_server: Option<Arc<StreamServer>>,
 }
 
 impl Default for DriverSettings {
@@ -43,6 +46,7 @@ impl Default for DriverSettings {
             stream_listen: "127.0.0.1:0".parse().expect("an address"),
             public_base: None,
             cache_dir: crate::media::announce::default_cache_dir(),
+            stream_server: None,
         }
     }
 }
@@ -106,7 +110,7 @@ struct Prepared {
     url: String,
     repeat_num: i32,
     passthrough: bool,
-    _server: StreamServer,
+    server: Arc<StreamServer>,
 }
 
 async fn prepare(
@@ -130,9 +134,16 @@ async fn prepare(
         }
         _ => None,
     };
-    let server = StreamServer::start(settings.stream_listen)
-        .await
-        .map_err(|e| format!("cannot serve the stream on {}: {e}", settings.stream_listen))?;
+    let server = match &settings.stream_server {
+        Some(shared) => shared.clone(),
+        None => Arc::new(
+            StreamServer::start(settings.stream_listen)
+                .await
+                .map_err(|e| {
+                    format!("cannot serve the stream on {}: {e}", settings.stream_listen)
+                })?,
+        ),
+    };
     let still = report
         .as_ref()
         .and_then(|r| r.video.as_ref())
@@ -189,10 +200,7 @@ async fn prepare(
         }
     };
     let url = match &settings.public_base {
-        Some(base) => {
-            let local = format!("http://{}", server.addr());
-            url.replacen(&local, base.trim_end_matches('/'), 1)
-        }
+        Some(base) => url.replacen(server.base(), base.trim_end_matches('/'), 1),
         None => url,
     };
     Ok(Prepared {
@@ -200,7 +208,7 @@ async fn prepare(
         url,
         repeat_num,
         passthrough,
-        _server: server,
+        server,
     })
 }
 
@@ -387,6 +395,8 @@ pub async fn run<C: CloudOps>(
                     {
                         tracing::error!(session = %session_id, "teardown timed out");
                     }
+                    // The URL dies with the session, on a shared server too.
+                    prepared.server.unpublish(&prepared.url);
                     let mode = prepared.media.mode(prepared.passthrough);
                     let media_stats = match std::mem::replace(
                         &mut prepared.media,
