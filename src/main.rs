@@ -665,7 +665,7 @@ async fn probe_command(args: ProbeArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn load_command(mut config: Config, args: LoadArgs) -> anyhow::Result<ExitCode> {
-    use callfeed::session::{CloudClients, SessionRequest, driver};
+    use callfeed::session::{SessionRequest, driver};
     if args.calls == 0 || args.rate.is_nan() || args.rate <= 0.0 {
         anyhow::bail!(InvalidArgument::new(
             "--calls/--rate",
@@ -696,48 +696,17 @@ async fn load_command(mut config: Config, args: LoadArgs) -> anyhow::Result<Exit
         config.http.rate_limits = false;
     }
     let emulator = if args.emulator {
-        if config.sdkappid.is_none() {
-            config.sdkappid = Some(DEMO_SDKAPPID.parse().expect("a number"));
-        }
-        if config.sdk_secret_key.is_none() {
-            config.sdk_secret_key = Some(SecretString::from(DEMO_APP_KEY));
-        }
-        if config.secret_id.is_none() {
-            config.secret_id = Some("AKIDcallfeedEmulator000000000000000".into());
-        }
-        if config.secret_key.is_none() {
-            config.secret_key = Some(SecretString::from("callfeedEmulatorSecretKey000000"));
-        }
-        let mut settings = EmulatorConfig::from_config(&config)?;
-        settings.pace = Pace::Realtime;
-        settings.default_behaviour = callfeed::emulator::Behaviour::Answer {
+        let default = callfeed::emulator::Behaviour::Answer {
             after_ms: args.callee_answers_after,
             hangup_after_ms: None,
         };
-        let e = Emulator::start(settings, "127.0.0.1:0".parse().expect("an address")).await?;
-        let base = url::Url::parse(&format!("{}/", e.endpoints().im_endpoint))?;
-        config.im_endpoint = base.clone();
-        config.trtc_endpoint = base;
-        Some(Arc::new(e))
+        Some(Arc::new(
+            start_embedded_emulator(&mut config, default, &[]).await?,
+        ))
     } else {
         None
     };
-    let transport = Arc::new(Transport::new(config.http.clone())?);
-    let cloud = Arc::new(CloudClients {
-        calls: CallClient::new(
-            transport.clone(),
-            config.im_endpoint.clone(),
-            config.im_credentials()?,
-        ),
-        ingest: IngestClient::new(
-            transport,
-            config.trtc_endpoint.clone(),
-            config.region.clone(),
-            config.api_credentials()?,
-            config.require_sdkappid()?,
-            config.require_sdk_secret_key()?,
-        ),
-    });
+    let cloud = Arc::new(cloud_clients(&config)?);
     let first_media: callfeed::load::FirstMediaLookup = match &emulator {
         Some(e) => {
             let e = e.clone();
@@ -834,23 +803,8 @@ async fn load_command(mut config: Config, args: LoadArgs) -> anyhow::Result<Exit
 
 async fn serve_command(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
     use callfeed::serve::api::{Service, ServiceConfig};
-    use callfeed::session::{CloudClients, driver};
-    let transport = Arc::new(Transport::new(config.http.clone())?);
-    let cloud = CloudClients {
-        calls: CallClient::new(
-            transport.clone(),
-            config.im_endpoint.clone(),
-            config.im_credentials()?,
-        ),
-        ingest: IngestClient::new(
-            transport,
-            config.trtc_endpoint.clone(),
-            config.region.clone(),
-            config.api_credentials()?,
-            config.require_sdkappid()?,
-            config.require_sdk_secret_key()?,
-        ),
-    };
+    use callfeed::session::driver;
+    let cloud = cloud_clients(config)?;
     let journal_path = args
         .journal
         .clone()
@@ -904,13 +858,63 @@ async fn serve_command(config: &Config, args: ServeArgs) -> anyhow::Result<ExitC
     Ok(ExitCode::SUCCESS)
 }
 
+/// Starts an in-process emulator that accepts the configured credentials (the SDKs' public
+/// demo ones where none are set) and points the config's endpoints at it.
+async fn start_embedded_emulator(
+    config: &mut Config,
+    default_behaviour: callfeed::emulator::Behaviour,
+    scripted: &[(String, callfeed::emulator::Behaviour)],
+) -> anyhow::Result<Emulator> {
+    if config.sdkappid.is_none() {
+        config.sdkappid = Some(DEMO_SDKAPPID.parse().expect("a number"));
+    }
+    if config.sdk_secret_key.is_none() {
+        config.sdk_secret_key = Some(SecretString::from(DEMO_APP_KEY));
+    }
+    if config.secret_id.is_none() {
+        config.secret_id = Some("AKIDcallfeedEmulator000000000000000".into());
+    }
+    if config.secret_key.is_none() {
+        config.secret_key = Some(SecretString::from("callfeedEmulatorSecretKey000000"));
+    }
+    let mut settings = EmulatorConfig::from_config(config)?;
+    settings.pace = Pace::Realtime;
+    settings.default_behaviour = default_behaviour;
+    settings.behaviours.extend(scripted.iter().cloned());
+    let emulator = Emulator::start(settings, "127.0.0.1:0".parse().expect("an address")).await?;
+    let base = url::Url::parse(&format!("{}/", emulator.endpoints().im_endpoint))?;
+    config.im_endpoint = base.clone();
+    config.trtc_endpoint = base;
+    Ok(emulator)
+}
+
+/// The call-engine and TRTC clients for the configured cloud (or emulator).
+fn cloud_clients(config: &Config) -> anyhow::Result<callfeed::session::CloudClients> {
+    let transport = Arc::new(Transport::new(config.http.clone())?);
+    Ok(callfeed::session::CloudClients {
+        calls: CallClient::new(
+            transport.clone(),
+            config.im_endpoint.clone(),
+            config.im_credentials()?,
+        ),
+        ingest: IngestClient::new(
+            transport,
+            config.trtc_endpoint.clone(),
+            config.region.clone(),
+            config.api_credentials()?,
+            config.require_sdkappid()?,
+            config.require_sdk_secret_key()?,
+        ),
+    })
+}
+
 /// The SDKs' public demo values, used by `call --emulator` when no credentials are set.
 const DEMO_SDKAPPID: &str = "1400000000";
 const DEMO_APP_KEY: &str = "5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e";
 
 async fn call_command(mut config: Config, args: CallArgs) -> anyhow::Result<ExitCode> {
     use callfeed::session::state::IngestAt;
-    use callfeed::session::{CloudClients, SessionSpec, driver};
+    use callfeed::session::{SessionSpec, driver};
     // Everything is checked before the phone rings.
     let callees = args
         .to
@@ -958,20 +962,6 @@ async fn call_command(mut config: Config, args: CallArgs) -> anyhow::Result<Exit
     };
     // The emulator accepts whatever credentials the client has; demo ones when none are set.
     let emulator = if args.emulator {
-        if config.sdkappid.is_none() {
-            config.sdkappid = Some(DEMO_SDKAPPID.parse().expect("a number"));
-        }
-        if config.sdk_secret_key.is_none() {
-            config.sdk_secret_key = Some(SecretString::from(DEMO_APP_KEY));
-        }
-        if config.secret_id.is_none() {
-            config.secret_id = Some("AKIDcallfeedEmulator000000000000000".into());
-        }
-        if config.secret_key.is_none() {
-            config.secret_key = Some(SecretString::from("callfeedEmulatorSecretKey000000"));
-        }
-        let mut settings = EmulatorConfig::from_config(&config)?;
-        settings.pace = Pace::Realtime;
         let behaviour = if args.callee_rejects {
             callfeed::emulator::Behaviour::Reject {
                 after_ms: args.callee_answers_after.min(2000),
@@ -986,33 +976,15 @@ async fn call_command(mut config: Config, args: CallArgs) -> anyhow::Result<Exit
                 hangup_after_ms: args.callee_hangs_up_after,
             }
         };
-        for c in &callees {
-            settings.behaviours.insert(c.to_string(), behaviour.clone());
-        }
-        let e = Emulator::start(settings, "127.0.0.1:0".parse().expect("an address")).await?;
-        let base = url::Url::parse(&format!("{}/", e.endpoints().im_endpoint))?;
-        config.im_endpoint = base.clone();
-        config.trtc_endpoint = base;
-        Some(e)
+        let scripted: Vec<(String, callfeed::emulator::Behaviour)> = callees
+            .iter()
+            .map(|c| (c.to_string(), behaviour.clone()))
+            .collect();
+        Some(start_embedded_emulator(&mut config, behaviour, &scripted).await?)
     } else {
         None
     };
-    let transport = Arc::new(Transport::new(config.http.clone())?);
-    let cloud = CloudClients {
-        calls: CallClient::new(
-            transport.clone(),
-            config.im_endpoint.clone(),
-            config.im_credentials()?,
-        ),
-        ingest: IngestClient::new(
-            transport,
-            config.trtc_endpoint.clone(),
-            config.region.clone(),
-            config.api_credentials()?,
-            config.require_sdkappid()?,
-            config.require_sdk_secret_key()?,
-        ),
-    };
+    let cloud = cloud_clients(&config)?;
     // The journal: a real one against the cloud (and what a crash left behind is stopped
     // first); a throwaway one against the in-process emulator, which forgets everything.
     let journal_dir = tempfile_dir();

@@ -164,7 +164,27 @@ pub struct StreamStats {
     pub readers: usize,
 }
 
+impl StreamStats {
+    fn new(passthrough: bool) -> Self {
+        Self {
+            state: StreamState::Starting,
+            passthrough,
+            frames_in: 0,
+            frames_out: 0,
+            audio_ms_out: 0,
+            slate_frames: 0,
+            restarts: 0,
+            item: 0,
+            iteration: 0,
+            position_ms: 0,
+            bytes_out: 0,
+            readers: 0,
+        }
+    }
+}
+
 /// What the input pipeline hands the pump.
+#[derive(Default)]
 struct Slot {
     video: Option<gst::Buffer>,
     video_at: Option<Instant>,
@@ -186,6 +206,7 @@ type FirstMedia = Arc<(Mutex<bool>, std::sync::Condvar)>;
 /// How long the pump waits for the input's first media before starting on the slate.
 const PUMP_START_WAIT: Duration = Duration::from_secs(2);
 
+#[derive(Default)]
 struct Counters {
     frames_out: u64,
     audio_ms_out: u64,
@@ -217,35 +238,10 @@ impl LiveStream {
         })?;
         let hub = Arc::new(StreamHub::new());
         let (events, _) = broadcast::channel(256);
-        let slot: SharedSlot = Arc::new(Mutex::new(Slot {
-            video: None,
-            video_at: None,
-            audio: VecDeque::new(),
-            audio_at: None,
-            progress_at: None,
-            frames_in: 0,
-            on_slate: false,
-        }));
+        let slot: SharedSlot = Arc::new(Mutex::new(Slot::default()));
         let first_media: FirstMedia = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
-        let counters = Arc::new(Mutex::new(Counters {
-            frames_out: 0,
-            audio_ms_out: 0,
-            slate_frames: 0,
-        }));
-        let stats = Arc::new(Mutex::new(StreamStats {
-            state: StreamState::Starting,
-            passthrough: false,
-            frames_in: 0,
-            frames_out: 0,
-            audio_ms_out: 0,
-            slate_frames: 0,
-            restarts: 0,
-            item: 0,
-            iteration: 0,
-            position_ms: 0,
-            bytes_out: 0,
-            readers: 0,
-        }));
+        let counters = Arc::new(Mutex::new(Counters::default()));
+        let stats = Arc::new(Mutex::new(StreamStats::new(false)));
         let (encoder, video_src, audio_src) = build_encoder(&settings.contract, topologies, &hub)?;
         let slate = slate_frame(&settings.contract, settings.slate_image.as_deref())?;
         encoder
@@ -346,11 +342,7 @@ impl LiveStream {
             .downcast::<gst::Pipeline>()
             .map_err(|_| build("not a pipeline".into()))?;
         let hub = Arc::new(StreamHub::new());
-        let counters = Arc::new(Mutex::new(Counters {
-            frames_out: 0,
-            audio_ms_out: 0,
-            slate_frames: 0,
-        }));
+        let counters = Arc::new(Mutex::new(Counters::default()));
         let rebase = Arc::new(Mutex::new(Rebase::default()));
         let sink = pipeline
             .by_name("flv")
@@ -395,20 +387,7 @@ impl LiveStream {
             );
         }
         let (events, _) = broadcast::channel(256);
-        let stats = Arc::new(Mutex::new(StreamStats {
-            state: StreamState::Starting,
-            passthrough: true,
-            frames_in: 0,
-            frames_out: 0,
-            audio_ms_out: 0,
-            slate_frames: 0,
-            restarts: 0,
-            item: 0,
-            iteration: 0,
-            position_ms: 0,
-            bytes_out: 0,
-            readers: 0,
-        }));
+        let stats = Arc::new(Mutex::new(StreamStats::new(true)));
         let (stop, stop_rx) = watch::channel(false);
         let supervisor = tokio::spawn(remux(
             super::NullOnDrop::new(pipeline),
@@ -423,15 +402,7 @@ impl LiveStream {
             hub,
             events,
             stats,
-            slot: Arc::new(Mutex::new(Slot {
-                video: None,
-                video_at: None,
-                audio: VecDeque::new(),
-                audio_at: None,
-                progress_at: None,
-                frames_in: 0,
-                on_slate: false,
-            })),
+            slot: Arc::new(Mutex::new(Slot::default())),
             counters,
             stop,
             supervisor: Some(supervisor),
