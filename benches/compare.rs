@@ -441,6 +441,151 @@ fn svg_chart(rows: &[(String, f64, f64)]) -> String {
     svg
 }
 
+/// Runs a figure unless `CALLFEED_BENCH_ONLY` (comma-separated keys) leaves it out.
+fn wanted(key: &str) -> bool {
+    std::env::var("CALLFEED_BENCH_ONLY")
+        .map_or(true, |only| only.split(',').any(|k| k.trim() == key))
+}
+
+/// Milliseconds from spawning `cmd` to the first FLV media tag a reader gets from the URL the
+/// command prints (callfeed) or listens on (ffmpeg `-listen 1`).
+fn startup_ms(mut cmd: Command, url: Option<&str>) -> f64 {
+    use std::io::{BufRead, BufReader};
+    let started = Instant::now();
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = match url {
+        Some(u) => u.to_owned(),
+        None => {
+            let mut line = String::new();
+            BufReader::new(child.stdout.take().unwrap())
+                .read_line(&mut line)
+                .unwrap();
+            line.trim().to_owned()
+        }
+    };
+    // Connect as soon as anything listens, like an impatient player, and read until the
+    // first video tag that carries a picture (not the sequence header).
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let elapsed = runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let mut response = loop {
+            match client.get(&url).send().await {
+                Ok(r) => break r,
+                Err(_) if started.elapsed() < Duration::from_secs(10) => {
+                    tokio::time::sleep(Duration::from_millis(2)).await
+                }
+                Err(e) => panic!("{url}: {e}"),
+            }
+        };
+        let mut data: Vec<u8> = Vec::new();
+        loop {
+            let chunk = tokio::time::timeout(Duration::from_secs(10), response.chunk())
+                .await
+                .expect("media within 10 s")
+                .unwrap()
+                .expect("the stream goes on");
+            data.extend_from_slice(&chunk);
+            let Some(start) = data.windows(3).position(|w| w == b"FLV") else {
+                continue;
+            };
+            let flv = &data[start..];
+            let mut at = 13;
+            while at + 13 <= flv.len() {
+                let size = u32::from_be_bytes([0, flv[at + 1], flv[at + 2], flv[at + 3]]) as usize;
+                if flv[at] & 0x1f == 9 && flv[at + 12] == 1 {
+                    return started.elapsed();
+                }
+                at += 11 + size + 4;
+            }
+        }
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    (elapsed.as_secs_f64() * 1000.0).round()
+}
+
+/// One announcement served to `rooms` pullers by callfeed (one process, the MP4 served with
+/// Range) against `rooms` ffmpeg pushes of the same file. CPU-s and MB, summed per tool.
+fn fanout(rooms: usize, wav: &str, cache: &Path, nginx: &Nginx) -> (f64, f64, f64, f64) {
+    // callfeed: the cached transcode is served; each room's puller fetches the whole file.
+    let mut child = callfeed_cmd(&["push", wav, "--serve", "--profile", "audio"], cache)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let url = {
+        use std::io::BufRead;
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        line.trim().to_owned()
+    };
+    let cpu_before = cpu_seconds(pid);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let pulls = (0..rooms).map(|_| {
+            let (client, url) = (client.clone(), url.clone());
+            async move {
+                // A puller plays the file through, fetching it in ranges as it goes.
+                let len = client
+                    .head(&url)
+                    .send()
+                    .await
+                    .unwrap()
+                    .content_length()
+                    .unwrap_or(0);
+                let chunk = (len / MEDIA_SECS).max(1);
+                let mut from = 0;
+                while from < len {
+                    let to = (from + chunk - 1).min(len - 1);
+                    let r = client
+                        .get(&url)
+                        .header("Range", format!("bytes={from}-{to}"))
+                        .send()
+                        .await
+                        .unwrap();
+                    let _ = r.bytes().await.unwrap();
+                    from = to + 1;
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        });
+        futures::future::join_all(pulls).await;
+    });
+    let callfeed_cpu = cpu_seconds(pid) - cpu_before;
+    let callfeed_rss = peak_rss_mb(pid);
+    let _ = child.kill();
+    let _ = child.wait();
+    // ffmpeg: one process per room.
+    let mut children: Vec<Child> = (0..rooms)
+        .map(|i| {
+            ffmpeg_cmd(&format!(
+                "-re -i {wav} -c:a aac -b:a 128k -f flv {}",
+                nginx.url(&format!("fan{i}x{}", rand::random::<u32>()))
+            ))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(MEDIA_SECS));
+    let ffmpeg_cpu: f64 = children.iter().map(|c| cpu_seconds(c.id())).sum();
+    let ffmpeg_rss: f64 = children.iter().map(|c| peak_rss_mb(c.id())).sum();
+    for c in &mut children {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    (callfeed_cpu, callfeed_rss, ffmpeg_cpu, ffmpeg_rss)
+}
+
 fn main() {
     let out_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-report");
     std::fs::create_dir_all(&out_dir).unwrap();
@@ -468,157 +613,233 @@ fn main() {
     };
     let ffmpeg_live = "-c:v libx264 -preset veryfast -tune zerolatency -b:v 2M -g 60 -bf 0 -c:a aac -b:a 128k -f flv";
 
-    eprintln!("live 720p30 test pattern + tone");
-    comparisons.push(compare(
-        "live 720p30, test pattern + tone",
-        "CPU-s per media-s",
-        "≤ 0.9 × ffmpeg",
-        Some(0.9),
-        || per_media(measure(callfeed_cmd(&["push", "test:ball+tone=440", "--rtmp", &nginx.url(&next()), "--profile", "720p"], &cache), secs).0),
-        || per_media(measure(ffmpeg_cmd(&format!(
-            "-re -f lavfi -i testsrc2=size=1280x720:rate=30 -f lavfi -i sine=frequency=440:sample_rate=48000 {ffmpeg_live} {}",
-            nginx.url(&format!("f{}", rand::random::<u32>()))
-        )), secs).0),
-    ));
-    eprintln!("live 720p30 real clip");
-    comparisons.push(compare(
-        "live 720p30, a real clip re-encoded",
-        "CPU-s per media-s",
-        "≤ 0.9 × ffmpeg",
-        Some(0.9),
-        || {
-            per_media(
-                measure(
-                    callfeed_cmd(
-                        &[
-                            "push",
-                            &format!("{w}/clip720.mp4"),
-                            "--live",
-                            "--loop",
-                            "forever",
-                            "--rtmp",
-                            &nginx.url(&format!("c{}", rand::random::<u32>())),
-                            "--profile",
-                            "540p",
-                        ],
-                        &cache,
-                    ),
-                    secs,
+    if wanted("live") {
+        eprintln!("live 720p30 test pattern + tone");
+        comparisons.push(compare(
+            "live 720p30, test pattern + tone",
+            "CPU-s per media-s",
+            "≤ 0.9 × ffmpeg",
+            Some(0.9),
+            || per_media(measure(callfeed_cmd(&["push", "test:ball+tone=440", "--rtmp", &nginx.url(&next()), "--profile", "720p"], &cache), secs).0),
+            || per_media(measure(ffmpeg_cmd(&format!(
+                "-re -f lavfi -i testsrc2=size=1280x720:rate=30 -f lavfi -i sine=frequency=440:sample_rate=48000 {ffmpeg_live} {}",
+                nginx.url(&format!("f{}", rand::random::<u32>()))
+            )), secs).0),
+        ));
+    }
+    if wanted("clip") {
+        eprintln!("live 720p30 real clip");
+        comparisons.push(compare(
+            "live 720p30, a real clip re-encoded",
+            "CPU-s per media-s",
+            "≤ 0.9 × ffmpeg",
+            Some(0.9),
+            || {
+                per_media(
+                    measure(
+                        callfeed_cmd(
+                            &[
+                                "push",
+                                &format!("{w}/clip720.mp4"),
+                                "--live",
+                                "--loop",
+                                "forever",
+                                "--rtmp",
+                                &nginx.url(&format!("c{}", rand::random::<u32>())),
+                                "--profile",
+                                "540p",
+                            ],
+                            &cache,
+                        ),
+                        secs,
+                    )
+                    .0,
                 )
-                .0,
-            )
-        },
-        || {
-            per_media(
-                measure(
+            },
+            || {
+                per_media(
+                    measure(
+                        ffmpeg_cmd(&format!(
+                            "-re -stream_loop -1 -i {w}/clip720.mp4 -vf scale=960:540 {ffmpeg_live} {}",
+                            nginx.url(&format!("f{}", rand::random::<u32>()))
+                        )),
+                        secs,
+                    )
+                    .0,
+                )
+            },
+        ));
+    }
+    if wanted("audio") {
+        eprintln!("audio profile");
+        comparisons.push(compare(
+            "audio profile, wav announcement → AAC in FLV",
+            "CPU-s per media-s",
+            "≤ 0.9 × ffmpeg",
+            Some(0.9),
+            || {
+                per_media(
+                    measure(
+                        callfeed_cmd(
+                            &[
+                                "push",
+                                &format!("{w}/announcement.wav"),
+                                "--live",
+                                "--loop",
+                                "forever",
+                                "--rtmp",
+                                &nginx.url(&format!("a{}", rand::random::<u32>())),
+                                "--profile",
+                                "audio",
+                            ],
+                            &cache,
+                        ),
+                        secs,
+                    )
+                    .0,
+                )
+            },
+            || {
+                per_media(
+                    measure(
+                        ffmpeg_cmd(&format!(
+                            "-re -stream_loop -1 -i {w}/announcement.wav -c:a aac -b:a 128k -f flv {}",
+                            nginx.url(&format!("f{}", rand::random::<u32>()))
+                        )),
+                        secs,
+                    )
+                    .0,
+                )
+            },
+        ));
+    }
+    if wanted("passthrough") {
+        eprintln!("passthrough");
+        comparisons.push(compare(
+            "passthrough: H.264/AAC MP4 remuxed live",
+            "CPU-s per media-s",
+            "≤ ffmpeg -c copy",
+            Some(1.0),
+            || {
+                per_media(
+                    measure(
+                        callfeed_cmd(
+                            &[
+                                "push",
+                                &format!("{w}/clip720.mp4"),
+                                "--live",
+                                "--loop",
+                                "forever",
+                                "--rtmp",
+                                &nginx.url(&format!("p{}", rand::random::<u32>())),
+                                "--profile",
+                                "720p",
+                            ],
+                            &cache,
+                        ),
+                        secs,
+                    )
+                    .0,
+                )
+            },
+            || {
+                per_media(
+                    measure(
+                        ffmpeg_cmd(&format!(
+                            "-re -stream_loop -1 -i {w}/clip720.mp4 -c copy -f flv {}",
+                            nginx.url(&format!("f{}", rand::random::<u32>()))
+                        )),
+                        secs,
+                    )
+                    .0,
+                )
+            },
+        ));
+    }
+    let mut extra = json!({});
+    if wanted("startup") {
+        eprintln!("startup to the first FLV media tag at a reader");
+        let port = || free_port();
+        comparisons.push(compare(
+            "startup: spawn → first FLV media tag at an HTTP-FLV reader (720p30 test source)",
+            "ms",
+            "no later than ffmpeg",
+            Some(1.0),
+            || startup_ms(callfeed_cmd(&["push", "test:", "--serve", "--profile", "720p"], &cache), None),
+            || {
+                let url = format!("http://127.0.0.1:{}/live.flv", port());
+                startup_ms(
                     ffmpeg_cmd(&format!(
-                        "-re -stream_loop -1 -i {w}/clip720.mp4 -vf scale=960:540 {ffmpeg_live} {}",
-                        nginx.url(&format!("f{}", rand::random::<u32>()))
+                        "-re -f lavfi -i testsrc2=size=1280x720:rate=30 -f lavfi -i sine=frequency=440 {ffmpeg_live} -listen 1 {url}"
                     )),
-                    secs,
+                    Some(&url),
                 )
-                .0,
-            )
-        },
-    ));
-    eprintln!("audio profile");
-    comparisons.push(compare(
-        "audio profile, wav announcement → AAC in FLV",
-        "CPU-s per media-s",
-        "≤ 0.9 × ffmpeg",
-        Some(0.9),
-        || {
-            per_media(
-                measure(
-                    callfeed_cmd(
-                        &[
-                            "push",
-                            &format!("{w}/announcement.wav"),
-                            "--live",
-                            "--loop",
-                            "forever",
-                            "--rtmp",
-                            &nginx.url(&format!("a{}", rand::random::<u32>())),
-                            "--profile",
-                            "audio",
-                        ],
-                        &cache,
-                    ),
-                    secs,
-                )
-                .0,
-            )
-        },
-        || {
-            per_media(
-                measure(
-                    ffmpeg_cmd(&format!(
-                        "-re -stream_loop -1 -i {w}/announcement.wav -c:a aac -b:a 128k -f flv {}",
-                        nginx.url(&format!("f{}", rand::random::<u32>()))
-                    )),
-                    secs,
-                )
-                .0,
-            )
-        },
-    ));
-    eprintln!("passthrough");
-    comparisons.push(compare(
-        "passthrough: H.264/AAC MP4 remuxed live",
-        "CPU-s per media-s",
-        "≤ ffmpeg -c copy",
-        Some(1.0),
-        || {
-            per_media(
-                measure(
-                    callfeed_cmd(
-                        &[
-                            "push",
-                            &format!("{w}/clip720.mp4"),
-                            "--live",
-                            "--loop",
-                            "forever",
-                            "--rtmp",
-                            &nginx.url(&format!("p{}", rand::random::<u32>())),
-                            "--profile",
-                            "720p",
-                        ],
-                        &cache,
-                    ),
-                    secs,
-                )
-                .0,
-            )
-        },
-        || {
-            per_media(
-                measure(
-                    ffmpeg_cmd(&format!(
-                        "-re -stream_loop -1 -i {w}/clip720.mp4 -c copy -f flv {}",
-                        nginx.url(&format!("f{}", rand::random::<u32>()))
-                    )),
-                    secs,
-                )
-                .0,
-            )
-        },
-    ));
-    eprintln!("peak RSS of one live 720p stream");
-    comparisons.push(compare(
-        "peak RSS of one live 720p30 stream process",
-        "MB",
-        "added RSS per extra session ≤ 0.5 × one ffmpeg process (see rss)",
-        None,
-        || measure(callfeed_cmd(&["push", "test:", "--rtmp", &nginx.url(&format!("r{}", rand::random::<u32>())), "--profile", "720p"], &cache), 5).1,
-        || measure(ffmpeg_cmd(&format!(
-            "-re -f lavfi -i testsrc2=size=1280x720:rate=30 -f lavfi -i sine=frequency=440 {ffmpeg_live} {}",
-            nginx.url(&format!("f{}", rand::random::<u32>()))
-        )), 5).1,
-    ));
-    eprintln!("RSS per extra session in one process");
-    let rss = rss_per_session(&nginx);
-    eprintln!("control plane");
-    let control = control_plane();
+            },
+        ));
+    }
+    if wanted("fanout") {
+        eprintln!("announcement fan-out");
+        // Warm the cache: the announcement is transcoded once, before any room pulls it.
+        fanout(1, &format!("{w}/announcement.wav"), &cache, &nginx);
+        let mut rows = Vec::new();
+        for rooms in [1usize, 10, 50] {
+            let mut runs = Vec::new();
+            for _ in 0..ROUNDS {
+                runs.push(fanout(
+                    rooms,
+                    &format!("{w}/announcement.wav"),
+                    &cache,
+                    &nginx,
+                ));
+            }
+            let med =
+                |f: fn(&(f64, f64, f64, f64)) -> f64| stat(runs.iter().map(f).collect()).median;
+            rows.push(json!({
+                "rooms": rooms,
+                "callfeed_cpu_seconds": (med(|r| r.0) * 1000.0).round() / 1000.0,
+                "callfeed_rss_mb": (med(|r| r.1) * 10.0).round() / 10.0,
+                "ffmpeg_cpu_seconds": (med(|r| r.2) * 1000.0).round() / 1000.0,
+                "ffmpeg_rss_mb": (med(|r| r.3) * 10.0).round() / 10.0,
+            }));
+        }
+        let one = rows[0]["callfeed_cpu_seconds"]
+            .as_f64()
+            .unwrap_or(0.0)
+            .max(0.001);
+        let fifty = rows[2]["callfeed_cpu_seconds"].as_f64().unwrap_or(0.0);
+        extra["announcement_fanout"] = json!({
+            "media_seconds": MEDIA_SECS,
+            "rows": rows,
+            "callfeed_50_rooms_over_1_room": (fifty / one * 100.0).round() / 100.0,
+            "target": "50-room fan-out ≤ 1.5 × the 1-room cost",
+        });
+    }
+    if wanted("rss") {
+        eprintln!("peak RSS of one live 720p stream");
+        comparisons.push(compare(
+            "peak RSS of one live 720p30 stream process",
+            "MB",
+            "added RSS per extra session ≤ 0.5 × one ffmpeg process (see rss)",
+            None,
+            || measure(callfeed_cmd(&["push", "test:", "--rtmp", &nginx.url(&format!("r{}", rand::random::<u32>())), "--profile", "720p"], &cache), 5).1,
+            || measure(ffmpeg_cmd(&format!(
+                "-re -f lavfi -i testsrc2=size=1280x720:rate=30 -f lavfi -i sine=frequency=440 {ffmpeg_live} {}",
+                nginx.url(&format!("f{}", rand::random::<u32>()))
+            )), 5).1,
+        ));
+    }
+    let rss = if wanted("rss") {
+        eprintln!("RSS per extra session in one process");
+        rss_per_session(&nginx)
+    } else {
+        Value::Null
+    };
+    let control = if wanted("control") {
+        eprintln!("control plane");
+        control_plane()
+    } else {
+        Value::Null
+    };
     let report = json!({
         "machine": machine(),
         "rounds": ROUNDS,
@@ -626,10 +847,10 @@ fn main() {
         "comparisons": comparisons,
         "rss": rss,
         "control_plane": control,
+        "more": extra,
         "not_measured_yet": [
             "largest number of concurrent real-time 720p30 streams per tool",
-            "announcement fan-out CPU for 1, 10 and 50 rooms",
-            "startup to the first FLV tag, and answer-to-first-frame p50/p95 over 20 sessions (callfeed load --emulator reports the latter)"
+            "startup through RTMP to nginx, and answer-to-first-frame p50/p95 over 20 sessions (callfeed load --emulator reports the latter)"
         ],
     });
     std::fs::write(
@@ -671,6 +892,23 @@ fn main() {
         report["control_plane"]["call_and_ingest_requests_per_second_against_the_emulator"],
         report["not_measured_yet"].as_array().unwrap().iter().filter_map(|v| v.as_str()).collect::<Vec<_>>().join("; ")
     ));
+    if let Some(f) = report["more"].get("announcement_fanout") {
+        md.push_str("\nAnnouncement fan-out (one callfeed process serving the MP4 vs one ffmpeg push per room), CPU seconds and MB over the media time:\n\n| rooms | callfeed CPU-s | callfeed MB | ffmpeg CPU-s | ffmpeg MB |\n|---|---|---|---|---|\n");
+        for r in f["rows"].as_array().into_iter().flatten() {
+            md.push_str(&format!(
+                "| {} | {} | {} | {} | {} |\n",
+                r["rooms"],
+                r["callfeed_cpu_seconds"],
+                r["callfeed_rss_mb"],
+                r["ffmpeg_cpu_seconds"],
+                r["ffmpeg_rss_mb"]
+            ));
+        }
+        md.push_str(&format!(
+            "\ncallfeed 50 rooms / 1 room: {} (target ≤ 1.5).\n",
+            f["callfeed_50_rooms_over_1_room"]
+        ));
+    }
     std::fs::write(out_dir.join("report.md"), &md).unwrap();
     let rows: Vec<(String, f64, f64)> = comparisons
         .iter()
