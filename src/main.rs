@@ -215,6 +215,34 @@ struct PushArgs {
     /// Push to this RTMP URL (nginx-rtmp, SRS, Tencent CSS with txSecret...).
     #[arg(long, value_name = "URL")]
     rtmp: Option<String>,
+    /// Push to Tencent CSS on this push domain: the push URL is signed (txSecret/txTime) and
+    /// the matching play URL (HTTP-FLV) is printed, ready for StartStreamIngest.
+    #[arg(long, value_name = "DOMAIN", conflicts_with = "rtmp", requires_all = ["css_play_domain", "css_stream", "css_push_key"])]
+    css_push_domain: Option<String>,
+    #[arg(long, value_name = "DOMAIN")]
+    css_play_domain: Option<String>,
+    #[arg(long, default_value = "live", value_name = "APP")]
+    css_app: String,
+    #[arg(long, value_name = "NAME")]
+    css_stream: Option<String>,
+    #[arg(
+        long,
+        env = "CALLFEED_CSS_PUSH_KEY",
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
+    css_push_key: Option<String>,
+    /// The play domain's auth key, when playback authentication is on.
+    #[arg(
+        long,
+        env = "CALLFEED_CSS_PLAY_KEY",
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
+    css_play_key: Option<String>,
+    /// Seconds the signed URLs stay valid.
+    #[arg(long, default_value_t = 86_400, value_name = "SECS")]
+    css_valid_for: u64,
     /// Transcode to this MP4 file (faststart, meeting the contract) and exit.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["serve", "rtmp"])]
     mp4: Option<PathBuf>,
@@ -1159,7 +1187,20 @@ fn progress_bar() -> indicatif::ProgressBar {
     bar
 }
 
-async fn push_command(config: &Config, args: PushArgs) -> anyhow::Result<ExitCode> {
+async fn push_command(config: &Config, mut args: PushArgs) -> anyhow::Result<ExitCode> {
+    // Tencent CSS: sign the push URL, and print the play URL a puller is given.
+    let mut play_url = None;
+    if let (Some(push), Some(play), Some(stream), Some(key)) = (
+        &args.css_push_domain,
+        &args.css_play_domain,
+        &args.css_stream,
+        &args.css_push_key,
+    ) {
+        let css = css::CssStream::new(push, play, &args.css_app, stream)?;
+        let expires_at = unix_now() + args.css_valid_for;
+        args.rtmp = Some(css.rtmp_push_url(key, expires_at));
+        play_url = Some(css.flv_play_url(args.css_play_key.as_deref(), expires_at, true));
+    }
     if args.serve.is_none() && args.rtmp.is_none() && args.mp4.is_none() {
         anyhow::bail!(InvalidArgument::new(
             "output",
@@ -1234,7 +1275,8 @@ async fn push_command(config: &Config, args: PushArgs) -> anyhow::Result<ExitCod
     };
     let rtmp = match &args.rtmp {
         Some(url) => {
-            println!("{url}");
+            // A signed push URL is a credential: print the play URL instead.
+            println!("{}", play_url.as_deref().unwrap_or(url));
             Some(callfeed::media::rtmp::RtmpOutput::start(
                 stream.hub(),
                 url.clone(),

@@ -327,3 +327,68 @@ async fn a_served_url_expires() {
     }
     let _ = child.kill().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_css_push_is_signed_and_prints_the_matching_play_url() {
+    use callfeed::media::observer::{MediaTally, ObserveSpec, Observer, Pace};
+    use tokio::io::AsyncBufReadExt;
+    // A local nginx-rtmp stands in for the CSS push domain (it ignores the query string).
+    let nginx = Nginx::start();
+    let push_domain = format!("127.0.0.1:{}", nginx.port);
+    let mut child = callfeed()
+        .env("CALLFEED_CSS_PUSH_KEY", "pushkey123")
+        .args([
+            "push",
+            "test:ball+tone=440",
+            "--profile",
+            "360p",
+            "--css-push-domain",
+            &push_domain,
+            "--css-play-domain",
+            "play.example.com",
+            "--css-stream",
+            "cam1",
+            "--css-play-key",
+            "playkey9",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let play = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let url = url::Url::parse(&play).unwrap();
+    assert_eq!(url.host_str(), Some("play.example.com"));
+    assert_eq!(url.path(), "/live/cam1.flv");
+    let q: std::collections::HashMap<String, String> = url.query_pairs().into_owned().collect();
+    assert_eq!(
+        q["txSecret"],
+        callfeed::cloud::css::tx_secret("playkey9", "cam1", &q["txTime"]),
+        "the play URL is signed with the play key over its own txTime"
+    );
+    assert!(!play.contains("pushkey123"));
+    // The push really arrived at the push domain.
+    let tally = MediaTally::new(std::time::Instant::now());
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let observer = Observer::start(
+        ObserveSpec::new(nginx.url("cam1"), Pace::Realtime, None),
+        tally.clone(),
+        tx,
+    )
+    .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while tally.snapshot().video_frames < 20 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            tally.snapshot()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    observer.stop().await;
+    let _ = child.kill().await;
+}
