@@ -4,16 +4,13 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use callfeed::cloud::call::{
-    CallClient, GetRecordByFilter, ImCredentials, MediaType, SetCallback, StartCallByRobot,
+    CallClient, GetRecordByFilter, MediaType, SetCallback, StartCallByRobot,
 };
-use callfeed::cloud::http::{CloudError, HttpSettings, Transport};
-use callfeed::cloud::ingest::{
-    ApiCredentials, IngestClient, IngestStatus, StartStreamIngest, UpdateStreamIngest,
-};
+use callfeed::cloud::http::{CloudError, HttpSettings};
+use callfeed::cloud::ingest::{IngestClient, IngestStatus, StartStreamIngest, UpdateStreamIngest};
 use callfeed::cloud::webhook::{
     CallWebhook, IngestEvent, MemberAction, TrtcWebhook, verify_trtc_sign,
 };
@@ -26,20 +23,13 @@ const CALLBACK_KEY: &str = "123654";
 
 fn emulator_config() -> EmulatorConfig {
     EmulatorConfig {
-        sdkappid: SDKAPPID,
-        sdk_secret_key: APP_KEY.into(),
-        admin: "administrator".into(),
-        secret_id: SECRET_ID.into(),
-        secret_key: SECRET_KEY.into(),
         pace: Pace::Fast,
         default_behaviour: Behaviour::Answer {
             after_ms: 100,
             hangup_after_ms: None,
         },
-        behaviours: Default::default(),
-        trtc_callback: None,
         record_delay: Duration::from_millis(300),
-        reconnect_delays: [0, 1000, 3000].map(Duration::from_millis).to_vec(),
+        ..test_emulator_config()
     }
 }
 
@@ -65,28 +55,8 @@ async fn cloud_with(config: EmulatorConfig, http: HttpSettings) -> Cloud {
     let emulator = Emulator::start(config, "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
-    let base = url::Url::parse(&format!("{}/", emulator.endpoints().im_endpoint)).unwrap();
-    let transport = Arc::new(Transport::new(http).unwrap());
-    let calls = CallClient::new(
-        transport.clone(),
-        base.clone(),
-        ImCredentials {
-            sdkappid: SDKAPPID,
-            secret_key: APP_KEY.into(),
-            admin: UserId::new("admin", "administrator").unwrap(),
-        },
-    );
-    let ingest = IngestClient::new(
-        transport,
-        base,
-        "ap-singapore".into(),
-        ApiCredentials {
-            secret_id: SECRET_ID.into(),
-            secret_key: SECRET_KEY.into(),
-        },
-        SDKAPPID,
-        APP_KEY.into(),
-    );
+    let base = format!("{}/", emulator.endpoints().im_endpoint);
+    let callfeed::session::CloudClients { calls, ingest } = test_clients(&base, APP_KEY, http);
     let control = emulator.endpoints().control;
     Cloud {
         emulator,

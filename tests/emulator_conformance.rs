@@ -13,17 +13,10 @@ use serde_json::{Value, json};
 
 fn config() -> EmulatorConfig {
     EmulatorConfig {
-        sdkappid: SDKAPPID,
-        sdk_secret_key: APP_KEY.into(),
-        admin: "administrator".into(),
-        secret_id: SECRET_ID.into(),
-        secret_key: SECRET_KEY.into(),
         pace: Pace::Fast,
         default_behaviour: Behaviour::NeverAnswer,
-        behaviours: Default::default(),
-        trtc_callback: None,
-        record_delay: Duration::from_millis(100),
         reconnect_delays: vec![Duration::ZERO],
+        ..test_emulator_config()
     }
 }
 

@@ -54,21 +54,7 @@ async fn a_test_source_becomes_a_contract_stream() {
     .unwrap();
     let (_server, url) = serve(&stream).await;
     // An independent reader, paced as a player.
-    let tally = MediaTally::new(Instant::now());
-    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-    let observer = Observer::start(
-        ObserveSpec::new(url.clone(), Pace::Realtime, Some(1)),
-        tally.clone(),
-        tx,
-    )
-    .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while tally.snapshot().video_frames < 60 {
-        assert!(Instant::now() < deadline, "{:?}", tally.snapshot());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let seen = tally.snapshot();
-    observer.stop().await;
+    let seen = observe_until(&url, 60, Duration::from_secs(10)).await;
     assert_eq!((seen.width, seen.height), (640, 360), "{seen:?}");
     assert!((seen.fps - 30.0).abs() < 1.5, "{seen:?}");
     assert!((seen.dominant_hz.unwrap() - 880.0).abs() < 5.0, "{seen:?}");
@@ -208,25 +194,6 @@ async fn a_stalled_source_goes_to_the_slate_and_comes_back() {
     assert!(stream.stats().slate_frames > 0);
     stream.stop().await.unwrap();
     upstream.stop().await.unwrap();
-}
-
-async fn observe_until(
-    url: &str,
-    frames: u64,
-    deadline: Duration,
-) -> callfeed::media::observer::ObservedMedia {
-    let tally = MediaTally::new(Instant::now());
-    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut spec = ObserveSpec::new(url.to_owned(), Pace::Realtime, None);
-    spec.first_media_timeout = deadline;
-    let observer = Observer::start(spec, tally.clone(), tx).unwrap();
-    let until = Instant::now() + deadline;
-    while tally.snapshot().video_frames < frames {
-        assert!(Instant::now() < until, "{url}: {:?}", tally.snapshot());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    observer.stop().await;
-    tally.snapshot()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

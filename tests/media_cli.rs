@@ -330,7 +330,6 @@ async fn a_served_url_expires() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_css_push_is_signed_and_prints_the_matching_play_url() {
-    use callfeed::media::observer::{MediaTally, ObserveSpec, Observer, Pace};
     use tokio::io::AsyncBufReadExt;
     // A local nginx-rtmp stands in for the CSS push domain (it ignores the query string).
     let nginx = Nginx::start();
@@ -372,23 +371,6 @@ async fn a_css_push_is_signed_and_prints_the_matching_play_url() {
     );
     assert!(!play.contains("pushkey123"));
     // The push really arrived at the push domain.
-    let tally = MediaTally::new(std::time::Instant::now());
-    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-    let observer = Observer::start(
-        ObserveSpec::new(nginx.url("cam1"), Pace::Realtime, None),
-        tally.clone(),
-        tx,
-    )
-    .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    while tally.snapshot().video_frames < 20 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{:?}",
-            tally.snapshot()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    observer.stop().await;
+    observe_until(&nginx.url("cam1"), 20, Duration::from_secs(15)).await;
     let _ = child.kill().await;
 }

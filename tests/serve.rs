@@ -6,11 +6,8 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use callfeed::cloud::UserId;
-use callfeed::cloud::call::{CallClient, ImCredentials};
-use callfeed::cloud::http::{HttpSettings, Transport};
-use callfeed::cloud::ingest::{ApiCredentials, IngestClient};
-use callfeed::emulator::{Behaviour, Emulator, EmulatorConfig, Pace};
+use callfeed::cloud::http::HttpSettings;
+use callfeed::emulator::Emulator;
 use callfeed::media::topology::Topologies;
 use callfeed::serve::api::{Service, ServiceConfig};
 use callfeed::session::CloudClients;
@@ -20,52 +17,6 @@ use common::*;
 use serde_json::{Value, json};
 
 const TOKEN: &str = "test-token-123";
-
-fn emulator_config() -> EmulatorConfig {
-    EmulatorConfig {
-        sdkappid: SDKAPPID,
-        sdk_secret_key: APP_KEY.into(),
-        admin: "administrator".into(),
-        secret_id: SECRET_ID.into(),
-        secret_key: SECRET_KEY.into(),
-        pace: Pace::Realtime,
-        default_behaviour: Behaviour::Answer {
-            after_ms: 300,
-            hangup_after_ms: None,
-        },
-        behaviours: Default::default(),
-        trtc_callback: None,
-        record_delay: Duration::from_millis(100),
-        reconnect_delays: [0, 1000, 3000].map(Duration::from_millis).to_vec(),
-    }
-}
-
-fn clients(base: &str) -> CloudClients {
-    let base = url::Url::parse(base).unwrap();
-    let transport = Arc::new(Transport::new(HttpSettings::default()).unwrap());
-    CloudClients {
-        calls: CallClient::new(
-            transport.clone(),
-            base.clone(),
-            ImCredentials {
-                sdkappid: SDKAPPID,
-                secret_key: APP_KEY.into(),
-                admin: UserId::new("admin", "administrator").unwrap(),
-            },
-        ),
-        ingest: IngestClient::new(
-            transport,
-            base,
-            "ap-singapore".into(),
-            ApiCredentials {
-                secret_id: SECRET_ID.into(),
-                secret_key: SECRET_KEY.into(),
-            },
-            SDKAPPID,
-            APP_KEY.into(),
-        ),
-    }
-}
 
 struct Api {
     base: String,
@@ -132,7 +83,11 @@ async fn start_service(
     emulator: &Emulator,
     journal: &std::path::Path,
 ) -> (Arc<Service<CloudClients>>, Api) {
-    let cloud = clients(&format!("{}/", emulator.endpoints().im_endpoint));
+    let cloud = test_clients(
+        &format!("{}/", emulator.endpoints().im_endpoint),
+        APP_KEY,
+        HttpSettings::default(),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     // As `callfeed serve` does: session streams on the API's own port.
@@ -164,7 +119,7 @@ async fn start_service(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_runs_follows_and_stops_sessions() {
-    let emulator = Emulator::start(emulator_config(), "127.0.0.1:0".parse().unwrap())
+    let emulator = Emulator::start(test_emulator_config(), "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -330,7 +285,7 @@ async fn the_api_runs_follows_and_stops_sessions() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_concurrent_sessions_each_reach_only_their_own_room() {
-    let emulator = Emulator::start(emulator_config(), "127.0.0.1:0".parse().unwrap())
+    let emulator = Emulator::start(test_emulator_config(), "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();

@@ -6,11 +6,10 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use callfeed::cloud::call::{CallClient, ImCredentials, MediaType};
-use callfeed::cloud::http::{HttpSettings, Transport};
-use callfeed::cloud::ingest::{ApiCredentials, IngestClient};
+use callfeed::cloud::call::MediaType;
+use callfeed::cloud::http::HttpSettings;
 use callfeed::cloud::{RoomRef, UserId};
-use callfeed::emulator::{Behaviour, Emulator, EmulatorConfig, Pace};
+use callfeed::emulator::{Behaviour, Emulator};
 use callfeed::media::contract::Profile;
 use callfeed::media::topology::Topologies;
 use callfeed::session::driver::{self, DriverSettings, Report, Status};
@@ -20,56 +19,16 @@ use callfeed::session::{CloudClients, CloudOps, SessionSpec};
 use common::*;
 use serde_json::Value;
 
-fn emulator_config() -> EmulatorConfig {
-    EmulatorConfig {
-        sdkappid: SDKAPPID,
-        sdk_secret_key: APP_KEY.into(),
-        admin: "administrator".into(),
-        secret_id: SECRET_ID.into(),
-        secret_key: SECRET_KEY.into(),
-        pace: Pace::Realtime,
-        default_behaviour: Behaviour::Answer {
-            after_ms: 300,
-            hangup_after_ms: None,
-        },
-        behaviours: Default::default(),
-        trtc_callback: None,
-        record_delay: Duration::from_millis(100),
-        reconnect_delays: [0, 1000, 3000].map(Duration::from_millis).to_vec(),
-    }
-}
-
 fn clients(emulator: &Emulator, app_key: &str) -> CloudClients {
-    let base = url::Url::parse(&format!("{}/", emulator.endpoints().im_endpoint)).unwrap();
-    let transport = Arc::new(
-        Transport::new(HttpSettings {
+    let base = format!("{}/", emulator.endpoints().im_endpoint);
+    test_clients(
+        &base,
+        app_key,
+        HttpSettings {
             max_attempts: 2,
             ..HttpSettings::default()
-        })
-        .unwrap(),
-    );
-    CloudClients {
-        calls: CallClient::new(
-            transport.clone(),
-            base.clone(),
-            ImCredentials {
-                sdkappid: SDKAPPID,
-                secret_key: app_key.into(),
-                admin: UserId::new("admin", "administrator").unwrap(),
-            },
-        ),
-        ingest: IngestClient::new(
-            transport,
-            base,
-            "ap-singapore".into(),
-            ApiCredentials {
-                secret_id: SECRET_ID.into(),
-                secret_key: SECRET_KEY.into(),
-            },
-            SDKAPPID,
-            app_key.into(),
-        ),
-    }
+        },
+    )
 }
 
 fn user(s: &str) -> UserId {
@@ -122,7 +81,7 @@ async fn run<C: CloudOps>(spec: SessionSpec, cloud: &C, journal: Option<Arc<Jour
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_sessions_each_reach_only_their_own_room() {
-    let emulator = Emulator::start(emulator_config(), "127.0.0.1:0".parse().unwrap())
+    let emulator = Emulator::start(test_emulator_config(), "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
     let cloud = clients(&emulator, APP_KEY);
@@ -168,7 +127,7 @@ async fn an_announcement_plays_through_in_a_numeric_room() {
         tone_hz: 550,
     }
     .write(dir.path(), "a.mp4");
-    let emulator = Emulator::start(emulator_config(), "127.0.0.1:0".parse().unwrap())
+    let emulator = Emulator::start(test_emulator_config(), "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
     let cloud = clients(&emulator, APP_KEY);
@@ -207,7 +166,7 @@ async fn an_announcement_plays_through_in_a_numeric_room() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hang_up_mid_announcement_stops_the_task_at_once() {
-    let mut config = emulator_config();
+    let mut config = test_emulator_config();
     config.behaviours.insert(
         "jack".into(),
         Behaviour::Answer {
@@ -238,7 +197,7 @@ async fn a_hang_up_mid_announcement_stops_the_task_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_live_feed_bound_at_ring_is_there_when_the_callee_answers() {
-    let mut config = emulator_config();
+    let mut config = test_emulator_config();
     config.behaviours.insert(
         "jack".into(),
         Behaviour::Answer {
@@ -271,7 +230,7 @@ async fn a_live_feed_bound_at_ring_is_there_when_the_callee_answers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn callees_who_refuse_or_never_answer_end_the_session_so() {
-    let mut config = emulator_config();
+    let mut config = test_emulator_config();
     config
         .behaviours
         .insert("rita".into(), Behaviour::Reject { after_ms: 300 });
@@ -302,7 +261,7 @@ async fn callees_who_refuse_or_never_answer_end_the_session_so() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_the_cloud_kills_is_started_again() {
-    let emulator = Emulator::start(emulator_config(), "127.0.0.1:0".parse().unwrap())
+    let emulator = Emulator::start(test_emulator_config(), "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
     let cloud = clients(&emulator, APP_KEY);
@@ -367,7 +326,7 @@ async fn a_task_the_cloud_kills_is_started_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_key_fails_clearly_and_places_no_call() {
-    let emulator = Emulator::start(emulator_config(), "127.0.0.1:0".parse().unwrap())
+    let emulator = Emulator::start(test_emulator_config(), "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
     let cloud = clients(&emulator, "not the app key");
@@ -408,7 +367,7 @@ async fn a_wrong_key_fails_clearly_and_places_no_call() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_a_crashed_run_left_running_is_stopped_on_the_next_start() {
-    let emulator = Emulator::start(emulator_config(), "127.0.0.1:0".parse().unwrap())
+    let emulator = Emulator::start(test_emulator_config(), "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
     let cloud = clients(&emulator, APP_KEY);
@@ -460,7 +419,7 @@ async fn a_stall_mid_call_goes_to_the_slate_without_a_cloud_restart() {
     )
     .unwrap();
     let valve = Valve::start(upstream.hub()).await;
-    let emulator = Emulator::start(emulator_config(), "127.0.0.1:0".parse().unwrap())
+    let emulator = Emulator::start(test_emulator_config(), "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
     let cloud = clients(&emulator, APP_KEY);

@@ -492,3 +492,86 @@ impl Valve {
         self.open.send_replace(true);
     }
 }
+
+/// An emulator accepting the test app's credentials: real-time pace, callees answering after
+/// 300 ms, records after 100 ms, reconnects at the documented 0, 1 and 3 s. Tests change the
+/// fields they care about with struct update syntax.
+pub fn test_emulator_config() -> callfeed::emulator::EmulatorConfig {
+    callfeed::emulator::EmulatorConfig {
+        sdkappid: SDKAPPID,
+        sdk_secret_key: APP_KEY.into(),
+        admin: "administrator".into(),
+        secret_id: SECRET_ID.into(),
+        secret_key: SECRET_KEY.into(),
+        pace: callfeed::emulator::Pace::Realtime,
+        default_behaviour: callfeed::emulator::Behaviour::Answer {
+            after_ms: 300,
+            hangup_after_ms: None,
+        },
+        behaviours: Default::default(),
+        trtc_callback: None,
+        record_delay: Duration::from_millis(100),
+        reconnect_delays: [0, 1000, 3000].map(Duration::from_millis).to_vec(),
+    }
+}
+
+/// The call-engine and TRTC clients of the test app at `base` (ending in `/`), whose UserSigs
+/// are made with `app_key`.
+pub fn test_clients(
+    base: &str,
+    app_key: &str,
+    settings: callfeed::cloud::HttpSettings,
+) -> callfeed::session::CloudClients {
+    use callfeed::cloud::call::{CallClient, ImCredentials};
+    use callfeed::cloud::ingest::{ApiCredentials, IngestClient};
+    let base = url::Url::parse(base).unwrap();
+    let transport = Arc::new(callfeed::cloud::Transport::new(settings).unwrap());
+    callfeed::session::CloudClients {
+        calls: CallClient::new(
+            transport.clone(),
+            base.clone(),
+            ImCredentials {
+                sdkappid: SDKAPPID,
+                secret_key: app_key.into(),
+                admin: callfeed::cloud::UserId::new("admin", "administrator").unwrap(),
+            },
+        ),
+        ingest: IngestClient::new(
+            transport,
+            base,
+            "ap-singapore".into(),
+            ApiCredentials {
+                secret_id: SECRET_ID.into(),
+                secret_key: SECRET_KEY.into(),
+            },
+            SDKAPPID,
+            app_key.into(),
+        ),
+    }
+}
+
+/// Plays `url` as a paced player until `frames` video frames were decoded (or panics at
+/// `deadline`), then stops and says what it saw.
+pub async fn observe_until(
+    url: &str,
+    frames: u64,
+    deadline: Duration,
+) -> callfeed::media::observer::ObservedMedia {
+    use callfeed::media::observer::{MediaTally, ObserveSpec, Observer, Pace};
+    let tally = MediaTally::new(std::time::Instant::now());
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut spec = ObserveSpec::new(url.to_owned(), Pace::Realtime, None);
+    spec.first_media_timeout = deadline;
+    let observer = Observer::start(spec, tally.clone(), tx).unwrap();
+    let until = std::time::Instant::now() + deadline;
+    while tally.snapshot().video_frames < frames {
+        assert!(
+            std::time::Instant::now() < until,
+            "{url}: {:?}",
+            tally.snapshot()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    observer.stop().await;
+    tally.snapshot()
+}
