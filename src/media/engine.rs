@@ -476,15 +476,7 @@ fn build_encoder(
     let description = match contract.video {
         Some(v) => {
             let video_encode = topologies
-                .render(
-                    "encode.video",
-                    &[
-                        ("preset", contract.preset),
-                        ("gop", &v.gop_frames.to_string()),
-                        ("kbps", &v.kbps.to_string()),
-                        ("vbv_ms", "1000"),
-                    ],
-                )
+                .render_video_encoder(contract, &v, super::contract::EncoderThreads::Live)
                 .map_err(|e| err(e.to_string()))?;
             format!(
                 "appsrc name=vsrc ! queue ! {video_encode} ! queue ! {mux} \
@@ -820,7 +812,7 @@ fn build_input(
     let pipeline = match item {
         InputItem::Sources(spec) => {
             let (v, a) = spec
-                .source_fragments(topologies)
+                .source_fragments(topologies, contract.video.map(|v| (v.width, v.height)))
                 .map_err(|e| e.to_string())?;
             let mut description = String::new();
             if let (Some(v), Some(branch)) = (&v, &video_branch) {
@@ -840,7 +832,13 @@ fn build_input(
                     .by_name(name)
                     .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
                 {
-                    attach_sink(&sink, name == "video", slot, first_media);
+                    attach_sink(
+                        &sink,
+                        name == "video",
+                        !spec.paces_itself(),
+                        slot,
+                        first_media,
+                    );
                 }
             }
             pipeline
@@ -883,7 +881,7 @@ fn build_input(
                         .by_name(name)
                         .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
                     {
-                        attach_sink(&sink, name == "video", &slot, &first_media);
+                        attach_sink(&sink, name == "video", true, &slot, &first_media);
                     }
                 }
                 let _ = bin.sync_state_with_parent();
@@ -897,9 +895,15 @@ fn build_input(
     Ok(pipeline)
 }
 
-fn attach_sink(sink: &gst_app::AppSink, video: bool, slot: &SharedSlot, first_media: &FirstMedia) {
-    // Paced on the clock: a file is read in real time, as a live source would arrive.
-    sink.set_sync(true);
+fn attach_sink(
+    sink: &gst_app::AppSink,
+    video: bool,
+    paced: bool,
+    slot: &SharedSlot,
+    first_media: &FirstMedia,
+) {
+    // Paced on the clock, a file is read in real time, as a live source would arrive.
+    sink.set_sync(paced);
     sink.set_max_buffers(2);
     let slot = slot.clone();
     let first_media = first_media.clone();

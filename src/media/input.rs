@@ -36,7 +36,10 @@ fn invalid(spec: &str, reason: impl Into<String>) -> InputError {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TestVideo {
-    Pattern(&'static str),
+    /// A still `videotestsrc` pattern, drawn once and repeated.
+    Still(&'static str),
+    /// A ball bouncing on a tile in the middle of a black frame.
+    Ball,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -155,6 +158,14 @@ impl InputSpec {
         }
     }
 
+    /// Whether every source of the input runs on the clock by itself (test patterns, capture
+    /// devices), so its media is taken as it comes instead of being paced again: pacing a
+    /// live source only waits out the pipeline's latency before the first frame. A custom
+    /// fragment may read a file, so it is paced.
+    pub fn paces_itself(&self) -> bool {
+        matches!(self, InputSpec::Test { .. } | InputSpec::Devices { .. })
+    }
+
     /// Whether the input can be played again from the start (loops, playlists).
     pub fn is_replayable(&self) -> bool {
         match self {
@@ -177,18 +188,35 @@ impl InputSpec {
     }
 
     /// The launch fragments of a source input (test, devices, custom): (video, audio).
+    /// `canvas` is the output's picture size; without one, a test picture is not drawn.
     pub fn source_fragments(
         &self,
         topologies: &Topologies,
+        canvas: Option<(u32, u32)>,
     ) -> Result<(Option<String>, Option<String>), super::topology::TopologyError> {
         match self {
             InputSpec::Test { video, audio } => {
-                let v = video
-                    .as_ref()
-                    .map(|TestVideo::Pattern(p)| {
-                        topologies.render("source.test_video", &[("pattern", p)])
-                    })
-                    .transpose()?;
+                let v = match (video, canvas) {
+                    (Some(TestVideo::Still(pattern)), Some(_)) => {
+                        Some(topologies.render("source.test_still", &[("pattern", pattern)])?)
+                    }
+                    (Some(TestVideo::Ball), Some((width, height))) => {
+                        // A quarter of each side, even for 4:2:0, in the middle.
+                        let (tile_w, tile_h) = ((width / 4) & !1, (height / 4) & !1);
+                        Some(topologies.render(
+                            "source.test_ball",
+                            &[
+                                ("width", &width.to_string()),
+                                ("height", &height.to_string()),
+                                ("tile_width", &tile_w.to_string()),
+                                ("tile_height", &tile_h.to_string()),
+                                ("tile_x", &((width - tile_w) / 2).to_string()),
+                                ("tile_y", &((height - tile_h) / 2).to_string()),
+                            ],
+                        )?)
+                    }
+                    _ => None,
+                };
                 let a = audio
                     .as_ref()
                     .map(|a| {
@@ -300,16 +328,16 @@ fn check_file(path: &Path) -> Result<(), InputError> {
 fn parse_test(spec: &str, rest: &str) -> Result<InputSpec, InputError> {
     if rest.is_empty() {
         return Ok(InputSpec::Test {
-            video: Some(TestVideo::Pattern("ball")),
+            video: Some(TestVideo::Ball),
             audio: Some(TestAudio::Tone(440.0)),
         });
     }
     let (mut video, mut audio) = (None, None);
     for part in rest.split('+') {
         match part {
-            "bars" => video = Some(TestVideo::Pattern("smpte")),
-            "ball" => video = Some(TestVideo::Pattern("ball")),
-            "black" => video = Some(TestVideo::Pattern("black")),
+            "bars" => video = Some(TestVideo::Still("smpte")),
+            "ball" => video = Some(TestVideo::Ball),
+            "black" => video = Some(TestVideo::Still("black")),
             "silence" => audio = Some(TestAudio::Silence),
             "tone" => audio = Some(TestAudio::Tone(440.0)),
             p if p.starts_with("tone=") => {
@@ -370,7 +398,7 @@ mod tests {
         assert_eq!(
             InputSpec::parse("test:bars+tone=880").unwrap(),
             InputSpec::Test {
-                video: Some(TestVideo::Pattern("smpte")),
+                video: Some(TestVideo::Still("smpte")),
                 audio: Some(TestAudio::Tone(880.0))
             }
         );
@@ -416,7 +444,7 @@ mod tests {
             camera: Some("/dev/video0".into()),
             microphone: Some(Microphone::Alsa("hw:1".into())),
         };
-        let (v, a) = spec.source_fragments(&t).unwrap();
+        let (v, a) = spec.source_fragments(&t, Some((1280, 720))).unwrap();
         assert_eq!(v.as_deref(), Some("v4l2src device=/dev/video0 ! decodebin"));
         assert_eq!(a.as_deref(), Some("alsasrc device=hw:1"));
     }

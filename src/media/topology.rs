@@ -11,14 +11,28 @@ const BUILTIN: &str = include_str!("../../pipelines/topologies.toml");
 /// The placeholders each slot may use. A user-added source may use `{arg}` (checked with
 /// the value `x`, so it suits string properties such as a device path).
 const ALLOWED: &[(&str, &[&str])] = &[
-    ("source.test_video", &["pattern"]),
+    ("source.test_still", &["pattern"]),
+    (
+        "source.test_ball",
+        &[
+            "width",
+            "height",
+            "tile_width",
+            "tile_height",
+            "tile_x",
+            "tile_y",
+        ],
+    ),
     ("source.test_audio", &["wave", "freq"]),
     ("source.v4l2_video", &["device"]),
     ("source.alsa_audio", &["device"]),
     ("source.pulse_audio", &["device"]),
     ("normalize.video", &["fps", "width", "height"]),
     ("normalize.audio", &["rate", "channels"]),
-    ("encode.video", &["preset", "gop", "kbps", "vbv_ms"]),
+    (
+        "encode.video",
+        &["preset", "gop", "kbps", "vbv_ms", "threads"],
+    ),
     ("encode.audio", &["audio_bps"]),
 ];
 const CUSTOM_SOURCE_PLACEHOLDERS: &[&str] = &["arg"];
@@ -38,8 +52,13 @@ const SAMPLES: &[(&str, &str)] = &[
     ("gop", "30"),
     ("kbps", "2000"),
     ("vbv_ms", "1000"),
+    ("threads", "1"),
     ("audio_bps", "128000"),
     ("arg", "x"),
+    ("tile_width", "320"),
+    ("tile_height", "180"),
+    ("tile_x", "480"),
+    ("tile_y", "270"),
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -154,6 +173,26 @@ impl Topologies {
     }
 
     /// The fragment `key` with its placeholders filled from `values`.
+    /// The video encoder fragment for a contract's video.
+    pub fn render_video_encoder(
+        &self,
+        contract: &super::contract::Contract,
+        video: &super::contract::VideoContract,
+        threads: super::contract::EncoderThreads,
+    ) -> Result<String, TopologyError> {
+        self.render(
+            "encode.video",
+            &[
+                ("preset", contract.preset),
+                ("gop", &video.gop_frames.to_string()),
+                ("kbps", &video.kbps.to_string()),
+                // The rate cap is enforced over one second of video.
+                ("vbv_ms", "1000"),
+                ("threads", &video.encoder_threads(threads).to_string()),
+            ],
+        )
+    }
+
     pub fn render(&self, key: &str, values: &[(&str, &str)]) -> Result<String, TopologyError> {
         let fragment = self
             .entries
