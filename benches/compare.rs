@@ -12,9 +12,25 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+#[path = "support/rtmp_reader.rs"]
+mod rtmp_reader;
+use rtmp_reader::RtmpReader;
+
 const ROUNDS: usize = 3;
 const MEDIA_SECS: u64 = 8;
 const CALLFEED: &str = env!("CARGO_BIN_EXE_callfeed");
+/// The ffmpeg command a user would write for a live push (the issue's reference command).
+const FFMPEG_LIVE: &str =
+    "-c:v libx264 -preset veryfast -tune zerolatency -b:v 2M -g 60 -bf 0 -c:a aac -b:a 128k -f flv";
+/// ffmpeg's own moving 720p30 test pattern and a 440 Hz tone.
+const FFMPEG_TEST_SOURCE: &str =
+    "-f lavfi -i testsrc2=size=1280x720:rate=30 -f lavfi -i sine=frequency=440:sample_rate=48000";
+/// A stream is real-time while its wall time stays within this factor of its media time.
+const REAL_TIME_SLACK: f64 = 1.05;
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
 
 fn clk_tck() -> f64 {
     100.0
@@ -231,7 +247,7 @@ fn machine() -> Value {
         .trim()
         .to_owned();
     json!({
-        "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
+        "cores": cores(),
         "cpu": cpu,
         "gstreamer": version("gst-launch-1.0", &["--version"]),
         "ffmpeg": version("ffmpeg", &["-version"]),
@@ -407,34 +423,50 @@ fn rss_per_session(nginx: &Nginx) -> Value {
     })
 }
 
-fn svg_chart(rows: &[(String, f64, f64)]) -> String {
+/// A chart row: label, callfeed's median, ffmpeg's median.
+type Bar = (String, f64, f64);
+
+/// A bar chart, one section per (title, rows).
+fn svg_chart(sections: &[(&str, Vec<Bar>)]) -> String {
     let width = 760;
     let bar_h = 16;
     let gap = 14;
     let label_w = 330;
-    let max = rows
+    let row_h = 2 * bar_h + gap;
+    let height: usize = sections
         .iter()
-        .map(|r| r.1.max(r.2))
-        .fold(0.0f64, f64::max)
-        .max(1e-9);
-    let scale = (width - label_w - 80) as f64 / max;
-    let height = rows.len() * (2 * bar_h + gap) + 40;
+        .map(|(_, rows)| 30 + rows.len() * row_h)
+        .sum::<usize>()
+        + 20;
     let mut svg = format!(
-        "<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' font-family='sans-serif' font-size='12'>\
-         <text x='10' y='18' font-weight='bold'>CPU seconds per media second (median): callfeed (blue) vs ffmpeg (grey)</text>"
+        "<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' font-family='sans-serif' font-size='12'>"
     );
-    for (i, (name, a, b)) in rows.iter().enumerate() {
-        let y = 34 + i * (2 * bar_h + gap);
-        svg.push_str(&format!("<text x='10' y='{}'>{name}</text>", y + bar_h));
-        for (j, (v, color)) in [(a, "#2b6cb0"), (b, "#a0a0a0")].iter().enumerate() {
-            let yy = y + j * bar_h;
-            let w = (*v * scale).max(1.0);
-            svg.push_str(&format!(
-                "<rect x='{label_w}' y='{yy}' width='{w:.1}' height='{}' fill='{color}'/><text x='{:.1}' y='{}'>{v:.3}</text>",
-                bar_h - 2,
-                label_w as f64 + w + 4.0,
-                yy + bar_h - 4
-            ));
+    let mut y = 0;
+    for (title, rows) in sections {
+        let max = rows
+            .iter()
+            .map(|r| r.1.max(r.2))
+            .fold(0.0f64, f64::max)
+            .max(1e-9);
+        let scale = (width - label_w - 80) as f64 / max;
+        svg.push_str(&format!(
+            "<text x='10' y='{}' font-weight='bold'>{title}: callfeed (blue) vs ffmpeg (grey)</text>",
+            y + 18
+        ));
+        y += 30;
+        for (name, a, b) in rows {
+            svg.push_str(&format!("<text x='10' y='{}'>{name}</text>", y + bar_h));
+            for (j, (v, color)) in [(a, "#2b6cb0"), (b, "#a0a0a0")].iter().enumerate() {
+                let yy = y + j * bar_h;
+                let w = (*v * scale).max(1.0);
+                svg.push_str(&format!(
+                    "<rect x='{label_w}' y='{yy}' width='{w:.1}' height='{}' fill='{color}'/><text x='{:.1}' y='{}'>{v:.3}</text>",
+                    bar_h - 2,
+                    label_w as f64 + w + 4.0,
+                    yy + bar_h - 4
+                ));
+            }
+            y += row_h;
         }
     }
     svg.push_str("</svg>");
@@ -506,6 +538,149 @@ fn startup_ms(mut cmd: Command, url: Option<&str>) -> f64 {
     let _ = child.kill();
     let _ = child.wait();
     (elapsed.as_secs_f64() * 1000.0).round()
+}
+
+/// Milliseconds from spawning the command made for a URL to the first picture at an RTMP
+/// player that was already waiting at nginx for that stream.
+fn rtmp_startup_ms(nginx: &Nginx, command_for: impl FnOnce(&str) -> Command) -> f64 {
+    let url = nginx.url(&format!("u{}", rand::random::<u32>()));
+    let reader = RtmpReader::start(&url);
+    assert!(
+        reader.wait_connected(Duration::from_secs(5)),
+        "the RTMP player did not reach nginx"
+    );
+    let mut cmd = command_for(&url);
+    let started = Instant::now();
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let first = reader.wait_first_picture(Duration::from_secs(15));
+    let _ = child.kill();
+    let _ = child.wait();
+    let first = first.unwrap_or_else(|| panic!("no picture reached {url} within 15 s"));
+    ((first - started).as_secs_f64() * 1000.0).round()
+}
+
+/// Whether `n` concurrent streams, each published by the command made for its URL, all stay
+/// real-time: after a warm-up, no stream's media time advances slower than the wall clock by
+/// more than `REAL_TIME_SLACK`, as an RTMP player of nginx sees it.
+fn sustains(n: usize, nginx: &Nginx, command_for: &dyn Fn(&str) -> Command) -> bool {
+    const WARM_UP: Duration = Duration::from_secs(2);
+    const WINDOW: Duration = Duration::from_secs(6);
+    let urls: Vec<String> = (0..n)
+        .map(|i| nginx.url(&format!("n{i}x{}", rand::random::<u32>())))
+        .collect();
+    let readers: Vec<RtmpReader> = urls.iter().map(|u| RtmpReader::start(u)).collect();
+    for r in &readers {
+        assert!(
+            r.wait_connected(Duration::from_secs(5)),
+            "an RTMP player did not reach nginx"
+        );
+    }
+    let mut children: Vec<Child> = urls
+        .iter()
+        .map(|u| {
+            command_for(u)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let all_started = readers
+        .iter()
+        .all(|r| r.wait_first_picture(Duration::from_secs(20)).is_some());
+    let verdict = all_started && {
+        std::thread::sleep(WARM_UP);
+        let before: Vec<Option<u32>> = readers.iter().map(|r| r.latest().map(|l| l.1)).collect();
+        let window_start = Instant::now();
+        std::thread::sleep(WINDOW);
+        let wall = window_start.elapsed().as_secs_f64();
+        readers.iter().zip(before).all(|(r, before)| {
+            let media = match (before, r.latest()) {
+                (Some(m0), Some((_, m1))) => f64::from(m1.saturating_sub(m0)) / 1000.0,
+                _ => 0.0,
+            };
+            media > 0.0 && wall <= REAL_TIME_SLACK * media
+        })
+    };
+    for c in &mut children {
+        let _ = c.kill();
+    }
+    for c in &mut children {
+        let _ = c.wait();
+    }
+    eprintln!(
+        "    {n} streams: {}",
+        if verdict { "real-time" } else { "behind" }
+    );
+    verdict
+}
+
+/// The largest n for which `sustains(n)` holds, searched one step at a time from `start`.
+fn max_sustained(start: usize, mut sustains: impl FnMut(usize) -> bool) -> usize {
+    const CAP: usize = 64;
+    let mut n = start.clamp(1, CAP);
+    if sustains(n) {
+        while n < CAP && sustains(n + 1) {
+            n += 1;
+        }
+        n
+    } else {
+        while n > 1 {
+            n -= 1;
+            if sustains(n) {
+                return n;
+            }
+        }
+        0
+    }
+}
+
+/// Answer → first decoded frame at the emulator's room observer over 20 sessions, from
+/// `callfeed load --emulator` (ffmpeg has no counterpart: it cannot place a call).
+fn answer_to_first_frame(cache: &Path) -> Value {
+    let output = callfeed_cmd(
+        &[
+            "load",
+            "--emulator",
+            "--calls",
+            "20",
+            "--rate",
+            "2",
+            "--concurrency",
+            "2",
+            "--media",
+            "test:",
+            "--media-type",
+            "video",
+            "--profile",
+            "720p",
+            "--duration",
+            "2",
+            "--callee-answers-after",
+            "200",
+            "--json",
+        ],
+        cache,
+    )
+    .stderr(Stdio::null())
+    .output()
+    .expect("callfeed load");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let report: Value = stdout
+        .lines()
+        .last()
+        .and_then(|l| serde_json::from_str(l).ok())
+        .expect("callfeed load --json prints a report");
+    json!({
+        "sessions": report["calls"],
+        "succeeded": report["succeeded"],
+        "answer_to_first_frame_ms": report["answer_to_first_media_ms"],
+        "ingest_ms": report["ingest_ms"],
+    })
 }
 
 /// One announcement served to `rooms` pullers by callfeed (one process, the MP4 served with
@@ -606,67 +781,55 @@ fn main() {
     let mut comparisons = Vec::new();
     let per_media = |cpu: f64| (cpu / MEDIA_SECS as f64 * 1000.0).round() / 1000.0;
     let secs = MEDIA_SECS + 1;
-    let mut n = 0u32;
-    let mut next = || {
-        n += 1;
-        format!("s{n}")
+
+    // CPU-s per media-s of one run of a command that streams to the URL it is given.
+    let cpu = |cmd: Command| per_media(measure(cmd, secs).0);
+    let push = |input: &str, extra: &[&str], prefix: &str| {
+        let mut args = vec!["push", input];
+        args.extend_from_slice(extra);
+        let url = nginx.url(&format!("{prefix}{}", rand::random::<u32>()));
+        args.extend_from_slice(&["--rtmp", &url]);
+        callfeed_cmd(&args, &cache)
     };
-    let ffmpeg_live = "-c:v libx264 -preset veryfast -tune zerolatency -b:v 2M -g 60 -bf 0 -c:a aac -b:a 128k -f flv";
+    let ffmpeg_to_nginx = |args: &str| {
+        ffmpeg_cmd(&format!(
+            "{args} {}",
+            nginx.url(&format!("f{}", rand::random::<u32>()))
+        ))
+    };
+    let clip = format!("{w}/clip720.mp4");
+    let wav = format!("{w}/announcement.wav");
+    let test_pattern = format!("-re {FFMPEG_TEST_SOURCE} {FFMPEG_LIVE}");
 
     if wanted("live") {
         eprintln!("live 720p30 test pattern + tone");
         comparisons.push(compare(
-            "live 720p30, test pattern + tone",
+            "live 720p30, each tool's own test pattern + 440 Hz tone",
             "CPU-s per media-s",
             "≤ 0.9 × ffmpeg",
             Some(0.9),
-            || per_media(measure(callfeed_cmd(&["push", "test:ball+tone=440", "--rtmp", &nginx.url(&next()), "--profile", "720p"], &cache), secs).0),
-            || per_media(measure(ffmpeg_cmd(&format!(
-                "-re -f lavfi -i testsrc2=size=1280x720:rate=30 -f lavfi -i sine=frequency=440:sample_rate=48000 {ffmpeg_live} {}",
-                nginx.url(&format!("f{}", rand::random::<u32>()))
-            )), secs).0),
+            || cpu(push("test:ball+tone=440", &["--profile", "720p"], "t")),
+            || cpu(ffmpeg_to_nginx(&test_pattern)),
         ));
     }
     if wanted("clip") {
-        eprintln!("live 720p30 real clip");
+        eprintln!("live real clip re-encoded");
         comparisons.push(compare(
-            "live 720p30, a real clip re-encoded",
+            "live, the same real 720p clip re-encoded to 540p30",
             "CPU-s per media-s",
             "≤ 0.9 × ffmpeg",
             Some(0.9),
             || {
-                per_media(
-                    measure(
-                        callfeed_cmd(
-                            &[
-                                "push",
-                                &format!("{w}/clip720.mp4"),
-                                "--live",
-                                "--loop",
-                                "forever",
-                                "--rtmp",
-                                &nginx.url(&format!("c{}", rand::random::<u32>())),
-                                "--profile",
-                                "540p",
-                            ],
-                            &cache,
-                        ),
-                        secs,
-                    )
-                    .0,
-                )
+                cpu(push(
+                    &clip,
+                    &["--live", "--loop", "forever", "--profile", "540p"],
+                    "c",
+                ))
             },
             || {
-                per_media(
-                    measure(
-                        ffmpeg_cmd(&format!(
-                            "-re -stream_loop -1 -i {w}/clip720.mp4 -vf scale=960:540 {ffmpeg_live} {}",
-                            nginx.url(&format!("f{}", rand::random::<u32>()))
-                        )),
-                        secs,
-                    )
-                    .0,
-                )
+                cpu(ffmpeg_to_nginx(&format!(
+                    "-re -stream_loop -1 -i {clip} -vf scale=960:540 {FFMPEG_LIVE}"
+                )))
             },
         ));
     }
@@ -678,38 +841,16 @@ fn main() {
             "≤ 0.9 × ffmpeg",
             Some(0.9),
             || {
-                per_media(
-                    measure(
-                        callfeed_cmd(
-                            &[
-                                "push",
-                                &format!("{w}/announcement.wav"),
-                                "--live",
-                                "--loop",
-                                "forever",
-                                "--rtmp",
-                                &nginx.url(&format!("a{}", rand::random::<u32>())),
-                                "--profile",
-                                "audio",
-                            ],
-                            &cache,
-                        ),
-                        secs,
-                    )
-                    .0,
-                )
+                cpu(push(
+                    &wav,
+                    &["--live", "--loop", "forever", "--profile", "audio"],
+                    "a",
+                ))
             },
             || {
-                per_media(
-                    measure(
-                        ffmpeg_cmd(&format!(
-                            "-re -stream_loop -1 -i {w}/announcement.wav -c:a aac -b:a 128k -f flv {}",
-                            nginx.url(&format!("f{}", rand::random::<u32>()))
-                        )),
-                        secs,
-                    )
-                    .0,
-                )
+                cpu(ffmpeg_to_nginx(&format!(
+                    "-re -stream_loop -1 -i {wav} -c:a aac -b:a 128k -f flv"
+                )))
             },
         ));
     }
@@ -721,61 +862,108 @@ fn main() {
             "≤ ffmpeg -c copy",
             Some(1.0),
             || {
-                per_media(
-                    measure(
-                        callfeed_cmd(
-                            &[
-                                "push",
-                                &format!("{w}/clip720.mp4"),
-                                "--live",
-                                "--loop",
-                                "forever",
-                                "--rtmp",
-                                &nginx.url(&format!("p{}", rand::random::<u32>())),
-                                "--profile",
-                                "720p",
-                            ],
-                            &cache,
-                        ),
-                        secs,
-                    )
-                    .0,
-                )
+                cpu(push(
+                    &clip,
+                    &["--live", "--loop", "forever", "--profile", "720p"],
+                    "p",
+                ))
             },
             || {
-                per_media(
-                    measure(
-                        ffmpeg_cmd(&format!(
-                            "-re -stream_loop -1 -i {w}/clip720.mp4 -c copy -f flv {}",
-                            nginx.url(&format!("f{}", rand::random::<u32>()))
-                        )),
-                        secs,
-                    )
-                    .0,
-                )
+                cpu(ffmpeg_to_nginx(&format!(
+                    "-re -stream_loop -1 -i {clip} -c copy -f flv"
+                )))
             },
         ));
     }
+    let mut concurrency = Value::Null;
+    if wanted("concurrency") {
+        eprintln!("concurrent real-time 720p30 streams");
+        // Start each search where the single-stream CPU figure says the cores run out.
+        let estimate = |tool: fn(&Comparison) -> f64| {
+            comparisons
+                .iter()
+                .find(|c| c.unit == "CPU-s per media-s")
+                .map_or(4, |c| (cores() as f64 / tool(c).max(0.01)) as usize)
+        };
+        let callfeed_start = estimate(|c| c.callfeed.median);
+        let ffmpeg_start = estimate(|c| c.ffmpeg.median);
+        let callfeed_stream = |url: &str| {
+            callfeed_cmd(
+                &[
+                    "push",
+                    "test:ball+tone=440",
+                    "--profile",
+                    "720p",
+                    "--rtmp",
+                    url,
+                ],
+                &cache,
+            )
+        };
+        let ffmpeg_stream = |url: &str| ffmpeg_cmd(&format!("{test_pattern} {url}"));
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        for round in 0..ROUNDS {
+            eprintln!("  concurrency: round {}/{ROUNDS}", round + 1);
+            let from = a.last().copied().unwrap_or(callfeed_start as f64) as usize;
+            a.push(max_sustained(from, |n| sustains(n, &nginx, &callfeed_stream)) as f64);
+            let from = b.last().copied().unwrap_or(ffmpeg_start as f64) as usize;
+            b.push(max_sustained(from, |n| sustains(n, &nginx, &ffmpeg_stream)) as f64);
+        }
+        let (a, b) = (stat(a), stat(b));
+        let ratio = a.median / b.median.max(1.0);
+        concurrency = json!({ "callfeed": a.median, "ffmpeg": b.median });
+        comparisons.push(Comparison {
+            name: format!(
+                "concurrent real-time 720p30 streams (test pattern + tone; a stream falls behind when wall time exceeds media time by > {:.0} %)",
+                (REAL_TIME_SLACK - 1.0) * 100.0
+            ),
+            unit: "streams".into(),
+            ratio: (ratio * 1000.0).round() / 1000.0,
+            met: Some(a.median >= b.median),
+            target: "≥ ffmpeg".into(),
+            callfeed: a,
+            ffmpeg: b,
+        });
+    }
     let mut extra = json!({});
     if wanted("startup") {
-        eprintln!("startup to the first FLV media tag at a reader");
-        let port = || free_port();
+        eprintln!("startup to the first picture at a reader");
         comparisons.push(compare(
-            "startup: spawn → first FLV media tag at an HTTP-FLV reader (720p30 test source)",
+            "startup: spawn → first picture at an HTTP-FLV reader (720p30 test source)",
             "ms",
             "no later than ffmpeg",
             Some(1.0),
-            || startup_ms(callfeed_cmd(&["push", "test:", "--serve", "--profile", "720p"], &cache), None),
             || {
-                let url = format!("http://127.0.0.1:{}/live.flv", port());
                 startup_ms(
-                    ffmpeg_cmd(&format!(
-                        "-re -f lavfi -i testsrc2=size=1280x720:rate=30 -f lavfi -i sine=frequency=440 {ffmpeg_live} -listen 1 {url}"
-                    )),
+                    callfeed_cmd(&["push", "test:", "--serve", "--profile", "720p"], &cache),
+                    None,
+                )
+            },
+            || {
+                let url = format!("http://127.0.0.1:{}/live.flv", free_port());
+                startup_ms(
+                    ffmpeg_cmd(&format!("{test_pattern} -listen 1 {url}")),
                     Some(&url),
                 )
             },
         ));
+        comparisons.push(compare(
+            "startup: spawn → first picture at an RTMP player of nginx (720p30 test source)",
+            "ms",
+            "no later than ffmpeg",
+            Some(1.0),
+            || {
+                rtmp_startup_ms(&nginx, |url| {
+                    callfeed_cmd(
+                        &["push", "test:", "--profile", "720p", "--rtmp", url],
+                        &cache,
+                    )
+                })
+            },
+            || rtmp_startup_ms(&nginx, |url| ffmpeg_cmd(&format!("{test_pattern} {url}"))),
+        ));
+        eprintln!("answer → first frame at the room observer, 20 sessions");
+        extra["answer_to_first_frame"] = answer_to_first_frame(&cache);
     }
     if wanted("fanout") {
         eprintln!("announcement fan-out");
@@ -821,11 +1009,8 @@ fn main() {
             "MB",
             "added RSS per extra session ≤ 0.5 × one ffmpeg process (see rss)",
             None,
-            || measure(callfeed_cmd(&["push", "test:", "--rtmp", &nginx.url(&format!("r{}", rand::random::<u32>())), "--profile", "720p"], &cache), 5).1,
-            || measure(ffmpeg_cmd(&format!(
-                "-re -f lavfi -i testsrc2=size=1280x720:rate=30 -f lavfi -i sine=frequency=440 {ffmpeg_live} {}",
-                nginx.url(&format!("f{}", rand::random::<u32>()))
-            )), 5).1,
+            || measure(push("test:", &["--profile", "720p"], "r"), 5).1,
+            || measure(ffmpeg_to_nginx(&test_pattern), 5).1,
         ));
     }
     let rss = if wanted("rss") {
@@ -847,11 +1032,8 @@ fn main() {
         "comparisons": comparisons,
         "rss": rss,
         "control_plane": control,
+        "concurrent_real_time_streams": concurrency,
         "more": extra,
-        "not_measured_yet": [
-            "largest number of concurrent real-time 720p30 streams per tool",
-            "startup through RTMP to nginx, and answer-to-first-frame p50/p95 over 20 sessions (callfeed load --emulator reports the latter)"
-        ],
     });
     std::fs::write(
         out_dir.join("report.json"),
@@ -886,12 +1068,20 @@ fn main() {
         ));
     }
     md.push_str(&format!(
-        "\nRSS inside one callfeed process: {} MB with 1, 2, 3 live 720p sessions; {} MB per extra session.\n\nControl plane: {} UserSigs/s and {} TC3 signatures/s on one core; {} call + ingest requests/s against the emulator.\n\nNot measured yet: {}.\n",
+        "\nRSS inside one callfeed process: {} MB with 1, 2, 3 live 720p sessions; {} MB per extra session.\n\nControl plane: {} UserSigs/s and {} TC3 signatures/s on one core; {} call + ingest requests/s against the emulator.\n",
         report["rss"]["rss_mb_with_1_2_3_sessions"], report["rss"]["added_rss_mb_per_extra_session"],
         report["control_plane"]["usersig_per_second_one_core"], report["control_plane"]["tc3_signatures_per_second_one_core"],
         report["control_plane"]["call_and_ingest_requests_per_second_against_the_emulator"],
-        report["not_measured_yet"].as_array().unwrap().iter().filter_map(|v| v.as_str()).collect::<Vec<_>>().join("; ")
     ));
+    if let Some(f) = report["more"].get("answer_to_first_frame") {
+        md.push_str(&format!(
+            "\nCallee answered → first decoded frame at the emulator's room observer, over {} sessions ({} succeeded): p50 {} ms, p95 {} ms (`callfeed load --emulator`, 720p test source; ffmpeg cannot place a call).\n",
+            f["sessions"],
+            f["succeeded"],
+            f["answer_to_first_frame_ms"]["p50"],
+            f["answer_to_first_frame_ms"]["p95"]
+        ));
+    }
     if let Some(f) = report["more"].get("announcement_fanout") {
         md.push_str("\nAnnouncement fan-out (one callfeed process serving the MP4 vs one ffmpeg push per room), CPU seconds and MB over the media time:\n\n| rooms | callfeed CPU-s | callfeed MB | ffmpeg CPU-s | ffmpeg MB |\n|---|---|---|---|---|\n");
         for r in f["rows"].as_array().into_iter().flatten() {
@@ -910,12 +1100,30 @@ fn main() {
         ));
     }
     std::fs::write(out_dir.join("report.md"), &md).unwrap();
-    let rows: Vec<(String, f64, f64)> = comparisons
-        .iter()
-        .filter(|c| c.unit == "CPU-s per media-s")
-        .map(|c| (c.name.clone(), c.callfeed.median, c.ffmpeg.median))
-        .collect();
-    std::fs::write(out_dir.join("chart.svg"), svg_chart(&rows)).unwrap();
+    let rows = |unit: &str| -> Vec<Bar> {
+        comparisons
+            .iter()
+            .filter(|c| c.unit == unit)
+            .map(|c| {
+                (
+                    c.name.chars().take(52).collect(),
+                    c.callfeed.median,
+                    c.ffmpeg.median,
+                )
+            })
+            .collect()
+    };
+    let chart = svg_chart(&[
+        (
+            "CPU seconds per media second, one stream (median)",
+            rows("CPU-s per media-s"),
+        ),
+        (
+            "Concurrent real-time 720p30 streams (median)",
+            rows("streams"),
+        ),
+    ]);
+    std::fs::write(out_dir.join("chart.svg"), chart).unwrap();
     println!("{md}");
     println!("written to {}", out_dir.display());
 }

@@ -1,0 +1,132 @@
+//! An RTMP player for the benchmarks: it plays one stream from nginx-rtmp with GStreamer's
+//! `rtmp2src` (no decoding, so a dozen of them cost little) and records when the first picture
+//! arrived and how far the stream's media time has got. Both tools are read by the same player.
+
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+
+#[derive(Default)]
+struct Progress {
+    /// nginx has taken the play request (it sends the FLV header before anyone publishes).
+    connected: bool,
+    /// Bytes not yet parsed into whole FLV tags.
+    pending: Vec<u8>,
+    header_skipped: bool,
+    first_picture: Option<Instant>,
+    /// The newest media tag's timestamp (ms) and when it arrived.
+    latest: Option<(Instant, u32)>,
+}
+
+impl Progress {
+    fn feed(&mut self, data: &[u8]) {
+        let now = Instant::now();
+        self.connected = true;
+        self.pending.extend_from_slice(data);
+        if !self.header_skipped {
+            // FLV header (9 bytes) and the first PreviousTagSize (4 bytes).
+            if self.pending.len() < 13 {
+                return;
+            }
+            if &self.pending[..3] == b"FLV" {
+                self.pending.drain(..13);
+            }
+            self.header_skipped = true;
+        }
+        let mut at = 0;
+        while at + 11 <= self.pending.len() {
+            let tag = &self.pending[at..];
+            let size = u32::from_be_bytes([0, tag[1], tag[2], tag[3]]) as usize;
+            if at + 11 + size + 4 > self.pending.len() {
+                break;
+            }
+            let kind = tag[0] & 0x1f;
+            let ts = u32::from_be_bytes([tag[7], tag[4], tag[5], tag[6]]);
+            if kind == 8 || kind == 9 {
+                self.latest = Some((now, ts));
+            }
+            // A video tag whose AVCPacketType is 1 carries a picture, not the sequence header.
+            if kind == 9 && size > 1 && tag[12] == 1 && self.first_picture.is_none() {
+                self.first_picture = Some(now);
+            }
+            at += 11 + size + 4;
+        }
+        self.pending.drain(..at);
+    }
+}
+
+type Shared = Arc<(Mutex<Progress>, Condvar)>;
+
+pub struct RtmpReader {
+    pipeline: gst::Pipeline,
+    progress: Shared,
+}
+
+impl RtmpReader {
+    /// Starts playing `url` now; nginx-rtmp holds the player until someone publishes there.
+    pub fn start(url: &str) -> Self {
+        gst::init().expect("GStreamer");
+        let pipeline = gst::parse::launch(&format!(
+            "rtmp2src location={url} ! appsink name=flv sync=false"
+        ))
+        .expect("rtmp2src (gst-plugins-bad)")
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+        let progress: Shared = Arc::new((Mutex::new(Progress::default()), Condvar::new()));
+        let sink = pipeline
+            .by_name("flv")
+            .unwrap()
+            .downcast::<gst_app::AppSink>()
+            .unwrap();
+        let weak = Arc::downgrade(&progress);
+        sink.set_callbacks(
+            gst_app::AppSinkCallbacks::builder()
+                .new_sample(move |sink| {
+                    let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                    let progress = weak.upgrade().ok_or(gst::FlowError::Flushing)?;
+                    if let Some(map) = sample.buffer().and_then(|b| b.map_readable().ok()) {
+                        progress.0.lock().unwrap().feed(&map);
+                        progress.1.notify_all();
+                    }
+                    Ok(gst::FlowSuccess::Ok)
+                })
+                .build(),
+        );
+        pipeline.set_state(gst::State::Playing).unwrap();
+        Self { pipeline, progress }
+    }
+
+    /// Waits until nginx has taken the play request; false if it did not within `limit`.
+    pub fn wait_connected(&self, limit: Duration) -> bool {
+        self.wait(limit, |p| p.connected)
+    }
+
+    /// Waits for the first picture; when it arrived, or None if not within `limit`.
+    pub fn wait_first_picture(&self, limit: Duration) -> Option<Instant> {
+        self.wait(limit, |p| p.first_picture.is_some());
+        self.progress.0.lock().unwrap().first_picture
+    }
+
+    /// The newest media timestamp (ms) and when it arrived.
+    pub fn latest(&self) -> Option<(Instant, u32)> {
+        self.progress.0.lock().unwrap().latest
+    }
+
+    fn wait(&self, limit: Duration, done: impl Fn(&Progress) -> bool) -> bool {
+        let (lock, changed) = &*self.progress;
+        let guard = lock.lock().unwrap();
+        let (guard, _) = changed
+            .wait_timeout_while(guard, limit, |p| !done(p))
+            .unwrap();
+        done(&guard)
+    }
+}
+
+impl Drop for RtmpReader {
+    fn drop(&mut self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
