@@ -563,10 +563,65 @@ fn rtmp_startup_ms(nginx: &Nginx, command_for: impl FnOnce(&str) -> Command) -> 
     ((first - started).as_secs_f64() * 1000.0).round()
 }
 
-/// Whether `n` concurrent streams, each published by the command made for its URL, all stay
-/// real-time: after a warm-up, no stream's media time advances slower than the wall clock by
-/// more than `REAL_TIME_SLACK`, as an RTMP player of nginx sees it.
-fn sustains(n: usize, nginx: &Nginx, command_for: &dyn Fn(&str) -> Command) -> bool {
+/// Counts the fresh pictures a tool reports on stdout as it runs: callfeed's `--stats` lines
+/// (frames out less repeated and slate frames), ffmpeg's `-progress` blocks (frames less
+/// duplicated ones). A tool short of CPU either falls behind (ffmpeg) or repeats pictures to
+/// keep its timeline real-time (callfeed); either way it sends fewer fresh pictures.
+#[derive(Clone, Copy)]
+enum FreshFrames {
+    CallfeedStats,
+    FfmpegProgress,
+}
+
+type FreshCount = Arc<std::sync::Mutex<Option<(Instant, u64)>>>;
+
+impl FreshFrames {
+    fn follow(self, stdout: std::process::ChildStdout) -> FreshCount {
+        use std::io::BufRead;
+        let latest: FreshCount = Arc::default();
+        let out = latest.clone();
+        std::thread::spawn(move || {
+            let (mut frames, mut dups) = (0u64, 0u64);
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let fresh = match self {
+                    FreshFrames::CallfeedStats => {
+                        serde_json::from_str::<Value>(&line).ok().and_then(|s| {
+                            let n = |k: &str| s[k].as_u64();
+                            Some(n("frames_out")? - n("repeated_frames")? - n("slate_frames")?)
+                        })
+                    }
+                    FreshFrames::FfmpegProgress => {
+                        match line.split_once('=') {
+                            Some(("frame", v)) => frames = v.trim().parse().unwrap_or(frames),
+                            Some(("dup_frames", v)) => dups = v.trim().parse().unwrap_or(dups),
+                            _ => {}
+                        }
+                        line.starts_with("progress=")
+                            .then(|| frames.saturating_sub(dups))
+                    }
+                };
+                if let Some(fresh) = fresh {
+                    *out.lock().unwrap() = Some((Instant::now(), fresh));
+                }
+            }
+        });
+        latest
+    }
+}
+
+/// Whether `n` concurrent 30 fps streams, each published by the command made for its URL,
+/// all stay real-time. Over a window after a warm-up, every stream must (a) advance its video
+/// timeline at an RTMP player of nginx and (b) send fresh pictures, each within
+/// `REAL_TIME_SLACK` of the wall clock.
+fn sustains(
+    n: usize,
+    nginx: &Nginx,
+    command_for: &dyn Fn(&str) -> Command,
+    fresh_frames: FreshFrames,
+) -> bool {
     const WARM_UP: Duration = Duration::from_secs(2);
     const WINDOW: Duration = Duration::from_secs(6);
     let urls: Vec<String> = (0..n)
@@ -579,32 +634,53 @@ fn sustains(n: usize, nginx: &Nginx, command_for: &dyn Fn(&str) -> Command) -> b
             "an RTMP player did not reach nginx"
         );
     }
-    let mut children: Vec<Child> = urls
-        .iter()
-        .map(|u| {
-            command_for(u)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
+    let mut children: Vec<Child> = Vec::new();
+    let mut counts: Vec<FreshCount> = Vec::new();
+    for url in &urls {
+        let mut child = command_for(url)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        counts.push(fresh_frames.follow(child.stdout.take().unwrap()));
+        children.push(child);
+    }
     let all_started = readers
         .iter()
         .all(|r| r.wait_first_picture(Duration::from_secs(20)).is_some());
-    let verdict = all_started && {
+    // The slowest stream's rate against real time, by timeline and by fresh pictures.
+    let (timeline, pictures) = if all_started {
         std::thread::sleep(WARM_UP);
-        let before: Vec<Option<u32>> = readers.iter().map(|r| r.latest().map(|l| l.1)).collect();
+        let timeline_before: Vec<Option<u32>> = readers
+            .iter()
+            .map(|r| r.latest_video().map(|l| l.1))
+            .collect();
+        let pictures_before: Vec<Option<(Instant, u64)>> =
+            counts.iter().map(|c| *c.lock().unwrap()).collect();
         let window_start = Instant::now();
         std::thread::sleep(WINDOW);
         let wall = window_start.elapsed().as_secs_f64();
-        readers.iter().zip(before).all(|(r, before)| {
-            let media = match (before, r.latest()) {
-                (Some(m0), Some((_, m1))) => f64::from(m1.saturating_sub(m0)) / 1000.0,
+        let timeline = readers
+            .iter()
+            .zip(timeline_before)
+            .map(|(r, before)| match (before, r.latest_video()) {
+                (Some(m0), Some((_, m1))) => f64::from(m1.saturating_sub(m0)) / 1000.0 / wall,
                 _ => 0.0,
-            };
-            media > 0.0 && wall <= REAL_TIME_SLACK * media
-        })
+            })
+            .fold(f64::INFINITY, f64::min);
+        let pictures = counts
+            .iter()
+            .zip(pictures_before)
+            .map(|(c, before)| match (before, *c.lock().unwrap()) {
+                (Some((t0, f0)), Some((t1, f1))) if t1 > t0 => {
+                    (f1.saturating_sub(f0)) as f64 / 30.0 / (t1 - t0).as_secs_f64()
+                }
+                _ => 0.0,
+            })
+            .fold(f64::INFINITY, f64::min);
+        (timeline, pictures)
+    } else {
+        (0.0, 0.0)
     };
     for c in &mut children {
         let _ = c.kill();
@@ -612,31 +688,55 @@ fn sustains(n: usize, nginx: &Nginx, command_for: &dyn Fn(&str) -> Command) -> b
     for c in &mut children {
         let _ = c.wait();
     }
+    let verdict = timeline.min(pictures) * REAL_TIME_SLACK >= 1.0;
     eprintln!(
-        "    {n} streams: {}",
+        "    {n} streams: {} (slowest: timeline {timeline:.3} ×, fresh pictures {pictures:.3} × real time)",
         if verdict { "real-time" } else { "behind" }
     );
     verdict
 }
 
-/// The largest n for which `sustains(n)` holds, searched one step at a time from `start`.
+/// The largest n for which `sustains(n)` holds: galloping from `start` (1, 2, 4 ... away)
+/// until the answer changes, then halving the gap, so a round costs a handful of trials.
 fn max_sustained(start: usize, mut sustains: impl FnMut(usize) -> bool) -> usize {
     const CAP: usize = 64;
-    let mut n = start.clamp(1, CAP);
-    if sustains(n) {
-        while n < CAP && sustains(n + 1) {
-            n += 1;
-        }
-        n
-    } else {
-        while n > 1 {
-            n -= 1;
-            if sustains(n) {
-                return n;
+    let start = start.clamp(1, CAP);
+    let (mut good, mut bad) = if sustains(start) {
+        let (mut good, mut step) = (start, 1);
+        loop {
+            let next = (good + step).min(CAP);
+            if next == good {
+                return good;
             }
+            if !sustains(next) {
+                break (good, next);
+            }
+            good = next;
+            step *= 2;
         }
-        0
+    } else {
+        let (mut bad, mut step) = (start, 1);
+        loop {
+            let next = bad.saturating_sub(step);
+            if next == 0 {
+                break (0, bad);
+            }
+            if sustains(next) {
+                break (next, bad);
+            }
+            bad = next;
+            step *= 2;
+        }
+    };
+    while bad - good > 1 {
+        let mid = (good + bad) / 2;
+        if sustains(mid) {
+            good = mid;
+        } else {
+            bad = mid;
+        }
     }
+    good
 }
 
 /// Answer → first decoded frame at the emulator's room observer over 20 sessions, from
@@ -896,18 +996,27 @@ fn main() {
                     "720p",
                     "--rtmp",
                     url,
+                    "--stats",
                 ],
                 &cache,
             )
         };
-        let ffmpeg_stream = |url: &str| ffmpeg_cmd(&format!("{test_pattern} {url}"));
+        let ffmpeg_stream = |url: &str| {
+            ffmpeg_cmd(&format!(
+                "-progress pipe:1 -stats_period 0.5 {test_pattern} {url}"
+            ))
+        };
         let (mut a, mut b) = (Vec::new(), Vec::new());
         for round in 0..ROUNDS {
             eprintln!("  concurrency: round {}/{ROUNDS}", round + 1);
             let from = a.last().copied().unwrap_or(callfeed_start as f64) as usize;
-            a.push(max_sustained(from, |n| sustains(n, &nginx, &callfeed_stream)) as f64);
+            a.push(max_sustained(from, |n| {
+                sustains(n, &nginx, &callfeed_stream, FreshFrames::CallfeedStats)
+            }) as f64);
             let from = b.last().copied().unwrap_or(ffmpeg_start as f64) as usize;
-            b.push(max_sustained(from, |n| sustains(n, &nginx, &ffmpeg_stream)) as f64);
+            b.push(max_sustained(from, |n| {
+                sustains(n, &nginx, &ffmpeg_stream, FreshFrames::FfmpegProgress)
+            }) as f64);
         }
         let (a, b) = (stat(a), stat(b));
         let ratio = a.median / b.median.max(1.0);

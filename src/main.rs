@@ -260,6 +260,9 @@ struct PushArgs {
     /// Start this many seconds into the first file.
     #[arg(long, value_name = "SECS")]
     start: Option<f64>,
+    /// Print the stream's counters as one JSON line a second on stdout, for scripts.
+    #[arg(long)]
+    stats: bool,
     /// Still image shown when the input is gone (and for audio-only inputs); black otherwise.
     #[arg(long, value_name = "IMAGE")]
     slate: Option<PathBuf>,
@@ -1304,12 +1307,15 @@ async fn push_command(config: &Config, mut args: PushArgs) -> anyhow::Result<Exi
             }
             _ = tick.tick() => {
                 let s = stream.stats();
+                if args.stats {
+                    println!("{}", serde_json::to_string(&s)?);
+                }
                 let kbps = (s.bytes_out - last_bytes) * 8 / 1000;
                 last_bytes = s.bytes_out;
                 line.set_message(format!(
-                    "{:?} | item {} loop {} at {:.1} s | {} frames out, {} in | {kbps} kb/s | {} readers | {} restarts | slate {:.1} s",
+                    "{:?} | item {} loop {} at {:.1} s | {} frames out, {} in, {} repeated | {kbps} kb/s | {} readers | {} restarts | slate {:.1} s",
                     s.state, s.item, s.iteration + 1, s.position_ms as f64 / 1000.0,
-                    s.frames_out, s.frames_in, s.readers, s.restarts,
+                    s.frames_out, s.frames_in, s.repeated_frames, s.readers, s.restarts,
                     s.slate_frames as f64 / 30.0
                 ));
                 line.tick();

@@ -78,7 +78,36 @@ async fn a_test_source_becomes_a_contract_stream() {
     );
     let stats = stream.stats();
     assert!(stats.frames_out > 60 && stats.restarts == 0, "{stats:?}");
+    // A 30 fps source feeds a 30 fps stream: pictures are not sent twice, give or take the
+    // scheduling of a busy test machine.
+    assert!(stats.repeated_frames * 4 < stats.frames_out, "{stats:?}");
     stream.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slower_input_is_counted_as_repeated_pictures() {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = Clip {
+        seconds: 2,
+        width: 320,
+        height: 240,
+        fps: 15,
+        tone_hz: 440,
+    };
+    let path = clip.write(dir.path(), "fifteen-fps.mp4");
+    let spec = InputSpec::parse(path.to_str().unwrap()).unwrap();
+    let mut stream = LiveStream::start(
+        spec,
+        LiveSettings::new(Contract::new(Profile::P360)),
+        &topologies(),
+    )
+    .unwrap();
+    assert_eq!(stream.wait().await.unwrap(), "input finished");
+    // 15 pictures a second in a 30 fps stream: every other frame is a repeat.
+    let stats = stream.stats();
+    let share = stats.repeated_frames as f64 / stats.frames_out as f64;
+    assert!((0.4..=0.6).contains(&share), "{share}: {stats:?}");
+    assert!(stats.frames_in >= 28 && stats.frames_in <= 31, "{stats:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -136,7 +136,14 @@ async fn bad_inputs_are_named_before_anything_starts() {
 async fn push_serve_prints_a_url_a_player_can_read() {
     use tokio::io::AsyncBufReadExt;
     let mut child = callfeed()
-        .args(["push", "test:bars+tone=440", "--serve", "--profile", "360p"])
+        .args([
+            "push",
+            "test:bars+tone=440",
+            "--serve",
+            "--profile",
+            "360p",
+            "--stats",
+        ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -158,6 +165,22 @@ async fn push_serve_prints_a_url_a_player_can_read() {
     );
     let unknown = url.rsplit_once('/').unwrap().0.to_owned() + "/0123456789abcdef.flv";
     assert_eq!(reqwest::get(&unknown).await.unwrap().status(), 404);
+    // --stats: one JSON line of counters a second, for scripts.
+    let mut live = Vec::new();
+    while live.len() < 2 {
+        let line = tokio::time::timeout(Duration::from_secs(5), lines.next_line())
+            .await
+            .expect("a stats line a second")
+            .unwrap()
+            .unwrap();
+        let stats: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if stats["state"] == "live" {
+            live.push(stats);
+        }
+    }
+    let frames = |s: &serde_json::Value| s["frames_out"].as_u64().unwrap();
+    assert!(frames(&live[1]) > frames(&live[0]), "{live:?}");
+    assert!(live[1]["repeated_frames"].is_u64(), "{live:?}");
     std::process::Command::new("kill")
         .arg(child.id().unwrap().to_string())
         .status()

@@ -17,8 +17,9 @@ struct Progress {
     pending: Vec<u8>,
     header_skipped: bool,
     first_picture: Option<Instant>,
-    /// The newest media tag's timestamp (ms) and when it arrived.
-    latest: Option<(Instant, u32)>,
+    /// The newest video tag's timestamp (ms) and when it arrived. Video, because a live
+    /// muxer lets audio run ahead when the video encoder falls behind.
+    latest_video: Option<(Instant, u32)>,
 }
 
 impl Progress {
@@ -45,8 +46,8 @@ impl Progress {
             }
             let kind = tag[0] & 0x1f;
             let ts = u32::from_be_bytes([tag[7], tag[4], tag[5], tag[6]]);
-            if kind == 8 || kind == 9 {
-                self.latest = Some((now, ts));
+            if kind == 9 {
+                self.latest_video = Some((now, ts));
             }
             // A video tag whose AVCPacketType is 1 carries a picture, not the sequence header.
             if kind == 9 && size > 1 && tag[12] == 1 && self.first_picture.is_none() {
@@ -110,9 +111,9 @@ impl RtmpReader {
         self.progress.0.lock().unwrap().first_picture
     }
 
-    /// The newest media timestamp (ms) and when it arrived.
-    pub fn latest(&self) -> Option<(Instant, u32)> {
-        self.progress.0.lock().unwrap().latest
+    /// The newest video timestamp (ms) and when it arrived.
+    pub fn latest_video(&self) -> Option<(Instant, u32)> {
+        self.progress.0.lock().unwrap().latest_video
     }
 
     fn wait(&self, limit: Duration, done: impl Fn(&Progress) -> bool) -> bool {

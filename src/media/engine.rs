@@ -156,6 +156,10 @@ pub struct StreamStats {
     pub frames_out: u64,
     pub audio_ms_out: u64,
     pub slate_frames: u64,
+    /// Frames sent again because no new input frame had come: an input slower than the
+    /// contract's rate, a late one, or a machine short of CPU. The timeline stays
+    /// real-time; the picture stutters.
+    pub repeated_frames: u64,
     pub restarts: u32,
     pub item: usize,
     pub iteration: u32,
@@ -173,6 +177,7 @@ impl StreamStats {
             frames_out: 0,
             audio_ms_out: 0,
             slate_frames: 0,
+            repeated_frames: 0,
             restarts: 0,
             item: 0,
             iteration: 0,
@@ -186,7 +191,8 @@ impl StreamStats {
 /// What the input pipeline hands the pump.
 #[derive(Default)]
 struct Slot {
-    video: Option<gst::Buffer>,
+    /// Pictures not yet sent, oldest first, at most `VIDEO_QUEUE`.
+    video: VecDeque<gst::Buffer>,
     video_at: Option<Instant>,
     audio: VecDeque<u8>,
     audio_at: Option<Instant>,
@@ -198,6 +204,12 @@ struct Slot {
 }
 
 type SharedSlot = Arc<Mutex<Slot>>;
+
+/// Pictures held between the input and the pump. The two run on their own clocks at the same
+/// rate; with a single "latest picture" a frame arriving a little late is sent twice and the
+/// next one overwritten, which under load cost 5 % of the pictures. Two absorb a frame of
+/// jitter for at most a frame of latency; an input running faster loses its oldest.
+const VIDEO_QUEUE: usize = 2;
 
 /// Raised when the input delivers its first media, so the pump can start its clock on real
 /// content (an announcement is heard from its first word, not after black).
@@ -211,6 +223,7 @@ struct Counters {
     frames_out: u64,
     audio_ms_out: u64,
     slate_frames: u64,
+    repeated_frames: u64,
 }
 
 /// A running live stream. Dropping it stops everything.
@@ -423,6 +436,7 @@ impl LiveStream {
         s.frames_out = c.frames_out;
         s.audio_ms_out = c.audio_ms_out;
         s.slate_frames = c.slate_frames;
+        s.repeated_frames = c.repeated_frames;
         s.frames_in = self.slot.lock().expect("slot lock").frames_in;
         s.bytes_out = self.hub.bytes_in();
         s.readers = self.hub.readers();
@@ -696,6 +710,8 @@ fn pump(
     let max_queue = bytes_per_ms * 500;
     let started = Instant::now();
     let (mut frames, mut chunks) = (0u64, 0u64);
+    // Sent again when the input has no new picture in time.
+    let mut last_picture: Option<gst::Buffer> = None;
     while !stop.load(Ordering::Acquire) {
         let next_video = video_src.as_ref().map(|_| frame * frames as u32);
         let next_audio = CHUNK * chunks as u32;
@@ -707,10 +723,21 @@ fn pump(
         if let (Some(src), Some(at)) = (&video_src, next_video)
             && at <= next_audio
         {
-            let (latest, on_slate) = {
-                let s = slot.lock().expect("slot lock");
+            let (next, fresh, on_slate) = {
+                let mut s = slot.lock().expect("slot lock");
                 let fresh = s.video_at.is_some_and(|t| t.elapsed() < stall) && !s.on_slate;
-                (fresh.then(|| s.video.clone()).flatten(), s.on_slate)
+                (s.video.pop_front(), fresh, s.on_slate)
+            };
+            let (latest, repeated) = match (next, fresh) {
+                (Some(picture), true) => {
+                    last_picture = Some(picture.clone());
+                    (Some(picture), false)
+                }
+                (None, true) => (last_picture.clone(), last_picture.is_some()),
+                (_, false) => {
+                    last_picture = None;
+                    (None, false)
+                }
             };
             let showing_slate = latest.is_none();
             let Some(mut buffer) = latest.or_else(|| slate.clone()) else {
@@ -731,6 +758,9 @@ fn pump(
             c.frames_out += 1;
             if showing_slate && on_slate {
                 c.slate_frames += 1;
+            }
+            if repeated {
+                c.repeated_frames += 1;
             }
             continue;
         }
@@ -926,7 +956,10 @@ fn attach_sink(
                 let mut s = slot.lock().expect("slot lock");
                 s.progress_at = Some(now);
                 if video {
-                    s.video = Some(buffer);
+                    s.video.push_back(buffer);
+                    if s.video.len() > VIDEO_QUEUE {
+                        s.video.pop_front();
+                    }
                     s.video_at = Some(now);
                     s.frames_in += 1;
                 } else if let Ok(map) = buffer.map_readable() {
