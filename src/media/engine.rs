@@ -361,49 +361,28 @@ impl LiveStream {
             .by_name("flv")
             .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
             .ok_or_else(|| build("no flv appsink".into()))?;
-        {
+        // The pipeline reads ahead, bounded; the pacer releases tags on the media clock.
+        sink.set_sync(false);
+        sink.set_max_buffers(PASSTHROUGH_READ_AHEAD);
+        let pacer = {
+            let stop = Arc::new(AtomicBool::new(false));
+            let sink = sink.downgrade();
             let hub = Arc::downgrade(&hub);
             let counters = counters.clone();
             let rebase = rebase.clone();
-            sink.set_callbacks(
-                gst_app::AppSinkCallbacks::builder()
-                    .new_sample(move |sink| {
-                        let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                        let Some(hub) = hub.upgrade() else {
-                            return Err(gst::FlowError::Flushing);
-                        };
-                        let Some(map) = sample.buffer().and_then(|b| b.map_readable().ok()) else {
-                            return Ok(gst::FlowSuccess::Ok);
-                        };
-                        let mut tag = map.to_vec();
-                        let kind = super::hub::tag_kind(&tag);
-                        let media = matches!(
-                            kind,
-                            super::hub::TagKind::VideoKeyframe
-                                | super::hub::TagKind::VideoDelta
-                                | super::hub::TagKind::Audio
-                        );
-                        if media && let Some(ts) = super::hub::tag_timestamp(&tag) {
-                            let out = rebase.lock().expect("rebase lock").shift(ts);
-                            super::hub::set_tag_timestamp(&mut tag, out);
-                            let mut c = counters.lock().expect("counters lock");
-                            if kind == super::hub::TagKind::Audio {
-                                c.audio_ms_out += 21;
-                            } else {
-                                c.frames_out += 1;
-                            }
-                        }
-                        hub.push(Bytes::from(tag));
-                        Ok(gst::FlowSuccess::Ok)
-                    })
-                    .build(),
-            );
-        }
+            let thread_stop = stop.clone();
+            let thread = std::thread::Builder::new()
+                .name("callfeed-pacer".into())
+                .spawn(move || pace(sink, hub, counters, rebase, thread_stop))
+                .map_err(|e| build(e.to_string()))?;
+            Pacer { stop, thread }
+        };
         let (events, _) = broadcast::channel(256);
         let stats = Arc::new(Mutex::new(StreamStats::new(true)));
         let (stop, stop_rx) = watch::channel(false);
         let supervisor = tokio::spawn(remux(
             super::NullOnDrop::new(pipeline),
+            pacer,
             settings.loops,
             rebase,
             hub.clone(),
@@ -611,9 +590,105 @@ impl Rebase {
     }
 }
 
+/// Tags the passthrough pipeline may read ahead of the pacer (about a second of media).
+const PASSTHROUGH_READ_AHEAD: u32 = 96;
+
+/// How early the pacer may release a tag. Waking at every tag (77 a second for 30 fps video
+/// and AAC) through the appsink, the hub, the RTMP task and rtmp2sink's thread was most of
+/// passthrough's CPU; waking once per burst costs a tenth, and readers buffer far more.
+const PACER_BURST: Duration = Duration::from_millis(100);
+
+/// The pacer's thread and its stop flag.
+struct Pacer {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Pacer {
+    /// Stops the pacer once it has handed the hub every tag it pulled.
+    async fn finish(self) {
+        self.stop.store(true, Ordering::Release);
+        let thread = self.thread;
+        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    }
+}
+
+/// Releases the passthrough's tags to the hub on the media clock, one burst per wake-up.
+/// Timestamps are rebased so loops continue one timeline.
+fn pace(
+    sink: gst::glib::WeakRef<gst_app::AppSink>,
+    hub: std::sync::Weak<StreamHub>,
+    counters: Arc<Mutex<Counters>>,
+    rebase: Arc<Mutex<Rebase>>,
+    stop: Arc<AtomicBool>,
+) {
+    use super::hub::{TagKind, set_tag_timestamp, tag_kind, tag_timestamp};
+    // When the first media tag was released, and its timestamp.
+    let mut origin: Option<(Instant, u32)> = None;
+    // The burst being gathered: handed to the hub together, so its readers wake once.
+    let mut burst: Vec<Bytes> = Vec::new();
+    while !stop.load(Ordering::Acquire) {
+        let Some(sample) = sink
+            .upgrade()
+            .and_then(|s| s.try_pull_sample(gst::ClockTime::from_mseconds(100)))
+        else {
+            continue;
+        };
+        let Some(mut tag) = sample
+            .buffer()
+            .and_then(|b| b.map_readable().ok())
+            .map(|m| m.to_vec())
+        else {
+            continue;
+        };
+        let kind = tag_kind(&tag);
+        let media = matches!(
+            kind,
+            TagKind::VideoKeyframe | TagKind::VideoDelta | TagKind::Audio
+        );
+        if media && let Some(ts) = tag_timestamp(&tag) {
+            let out = rebase.lock().expect("rebase lock").shift(ts);
+            set_tag_timestamp(&mut tag, out);
+            let (start, first) = *origin.get_or_insert((Instant::now(), out));
+            let due = start + Duration::from_millis(u64::from(out.saturating_sub(first)));
+            // Past the burst: send what was gathered, sleep until this tag is due, and
+            // gather every tag due within the next burst.
+            if due > Instant::now() + PACER_BURST {
+                let Some(hub) = hub.upgrade() else {
+                    break;
+                };
+                for tag in burst.drain(..) {
+                    hub.push(tag);
+                }
+                drop(hub);
+                while let Some(left) = due.checked_duration_since(Instant::now())
+                    && !left.is_zero()
+                    && !stop.load(Ordering::Acquire)
+                {
+                    std::thread::sleep(left.min(PACER_BURST));
+                }
+            }
+            let mut c = counters.lock().expect("counters lock");
+            if kind == TagKind::Audio {
+                c.audio_ms_out += 21;
+            } else {
+                c.frames_out += 1;
+            }
+        }
+        burst.push(Bytes::from(tag));
+    }
+    if let Some(hub) = hub.upgrade() {
+        for tag in burst {
+            hub.push(tag);
+        }
+    }
+}
+
 /// The passthrough supervisor: owns the remux pipeline's bus, loops by seeking back.
+#[allow(clippy::too_many_arguments)]
 async fn remux(
     pipeline: super::NullOnDrop,
+    pacer: Pacer,
     loops: Loops,
     rebase: Arc<Mutex<Rebase>>,
     hub: Arc<StreamHub>,
@@ -670,6 +745,8 @@ async fn remux(
             }
         }
     };
+    // What the pacer still holds goes out before the end.
+    pacer.finish().await;
     let _ = pipeline.set_state(gst::State::Null);
     hub.end();
     match &result {

@@ -169,43 +169,59 @@ async fn session(
     let mut messages = bus.stream();
     let sub = hub.subscribe();
     let mut live = sub.live;
-    let push = |tag: bytes::Bytes| -> bool {
-        let ts = super::hub::tag_timestamp(&tag);
-        let mut buffer = gst::Buffer::from_slice(tag);
-        if let Some(ms) = ts {
-            buffer
-                .get_mut()
-                .expect("new buffer")
-                .set_pts(gst::ClockTime::from_mseconds(u64::from(ms)));
+    // Tags that arrived together go down as one buffer list: the appsrc thread and
+    // rtmp2sink wake once for them, not once per tag.
+    let push = |tags: Vec<bytes::Bytes>| -> bool {
+        let mut list = gst::BufferList::new_sized(tags.len());
+        {
+            let list = list.get_mut().expect("new list");
+            for tag in tags {
+                let ts = super::hub::tag_timestamp(&tag);
+                let mut buffer = gst::Buffer::from_slice(tag);
+                if let Some(ms) = ts {
+                    buffer
+                        .get_mut()
+                        .expect("new buffer")
+                        .set_pts(gst::ClockTime::from_mseconds(u64::from(ms)));
+                }
+                list.add(buffer);
+            }
         }
-        src.push_buffer(buffer).is_ok()
+        src.push_buffer_list(list).is_ok()
     };
     if pipeline.set_state(gst::State::Playing).is_err() {
         let _ = pipeline.set_state(gst::State::Null);
         return Session::Lost(format!("cannot connect to {}", shown(url)));
     }
-    for tag in sub.preamble {
-        push(tag);
-    }
+    push(sub.preamble);
     let mut announced = false;
     let outcome = loop {
         tokio::select! {
             _ = stop.changed() => break Session::Stopped,
-            tag = live.recv() => match tag {
-                Ok(tag) if tag.is_empty() => {
-                    let _ = src.end_of_stream();
-                    // Let rtmp2sink send what it has and close cleanly.
-                    let _ = tokio::time::timeout(Duration::from_secs(3), async {
-                        while let Some(m) = messages.next().await {
-                            if matches!(m.view(), gst::MessageView::Eos(_) | gst::MessageView::Error(_)) {
-                                break;
-                            }
+            tag = live.recv() => {
+                let mut tags = Vec::new();
+                let mut next = tag;
+                // The stream's end is an empty tag.
+                let ended = loop {
+                    match next {
+                        Ok(tag) if tag.is_empty() => break Ok(true),
+                        Ok(tag) => tags.push(tag),
+                        Err(broadcast::error::RecvError::Lagged(n)) => break Err(n),
+                        Err(broadcast::error::RecvError::Closed) => break Ok(true),
+                    }
+                    next = match live.try_recv() {
+                        Ok(tag) => Ok(tag),
+                        Err(broadcast::error::TryRecvError::Lagged(n)) => {
+                            Err(broadcast::error::RecvError::Lagged(n))
                         }
-                    }).await;
-                    break Session::Ended;
-                }
-                Ok(tag) => {
-                    if !push(tag) {
+                        Err(broadcast::error::TryRecvError::Closed) => {
+                            Err(broadcast::error::RecvError::Closed)
+                        }
+                        Err(broadcast::error::TryRecvError::Empty) => break Ok(false),
+                    };
+                };
+                if !tags.is_empty() {
+                    if !push(tags) {
                         break Session::Lost("the RTMP pipeline refused data".into());
                     }
                     if !announced {
@@ -213,11 +229,23 @@ async fn session(
                         let _ = events.send(RtmpEvent::Publishing);
                     }
                 }
-                Err(broadcast::error::RecvError::Lagged(n)) => {
-                    break Session::Lost(format!("fell {n} tags behind the encoder"));
+                match ended {
+                    Ok(false) => {}
+                    Ok(true) => {
+                        let _ = src.end_of_stream();
+                        // Let rtmp2sink send what it has and close cleanly.
+                        let _ = tokio::time::timeout(Duration::from_secs(3), async {
+                            while let Some(m) = messages.next().await {
+                                if matches!(m.view(), gst::MessageView::Eos(_) | gst::MessageView::Error(_)) {
+                                    break;
+                                }
+                            }
+                        }).await;
+                        break Session::Ended;
+                    }
+                    Err(n) => break Session::Lost(format!("fell {n} tags behind the encoder")),
                 }
-                Err(broadcast::error::RecvError::Closed) => break Session::Ended,
-            },
+            }
             msg = messages.next() => {
                 if let Some(msg) = msg
                     && let gst::MessageView::Error(e) = msg.view()
