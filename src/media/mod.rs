@@ -29,7 +29,7 @@ pub fn runtime_version() -> Result<String, MediaInitError> {
 /// Owns a pipeline and sets it to `Null` when dropped, on every exit path (an early return,
 /// a panic, a task cancelled at runtime shutdown), as GStreamer requires.
 #[derive(Debug)]
-pub struct NullOnDrop(gstreamer::Pipeline);
+pub struct NullOnDrop(Option<gstreamer::Pipeline>);
 
 /// Every pipeline the engine made, weakly: a leak check can count the ones still alive.
 static PIPELINES: std::sync::Mutex<Vec<gstreamer::glib::WeakRef<gstreamer::Pipeline>>> =
@@ -42,7 +42,40 @@ impl NullOnDrop {
             all.retain(|w| w.upgrade().is_some());
             all.push(pipeline.downgrade());
         }
-        Self(pipeline)
+        Self(Some(pipeline))
+    }
+
+    /// Sets the pipeline to `Null` on a blocking thread and frees it, giving up after
+    /// `limit`. GStreamer 1.22's uridecodebin3 can deadlock when it is stopped while its
+    /// source is still being set up; a teardown stuck that way keeps only its own thread
+    /// (and the pipeline), not an async worker and whatever awaits it. False if it gave up.
+    pub async fn shut_down(mut self, limit: std::time::Duration) -> bool {
+        use gstreamer::prelude::ElementExt;
+        let Some(pipeline) = self.0.take() else {
+            return true;
+        };
+        // A thread of its own, not the blocking pool: a runtime waits for its blocking
+        // tasks when it shuts down, and this one may never end.
+        let (done, stopped) = tokio::sync::oneshot::channel();
+        let spawned = std::thread::Builder::new()
+            .name("callfeed-teardown".into())
+            .spawn(move || {
+                let _ = pipeline.set_state(gstreamer::State::Null);
+                let _ = done.send(());
+            });
+        if spawned.is_err() {
+            return false;
+        }
+        match tokio::time::timeout(limit, stopped).await {
+            Ok(_) => true,
+            Err(_) => {
+                tracing::error!(
+                    limit_ms = limit.as_millis() as u64,
+                    "a pipeline did not stop in time; it is left behind"
+                );
+                false
+            }
+        }
     }
 }
 
@@ -58,14 +91,16 @@ pub fn pipelines_alive() -> usize {
 impl std::ops::Deref for NullOnDrop {
     type Target = gstreamer::Pipeline;
     fn deref(&self) -> &gstreamer::Pipeline {
-        &self.0
+        self.0.as_ref().expect("present until shut down")
     }
 }
 
 impl Drop for NullOnDrop {
     fn drop(&mut self) {
         use gstreamer::prelude::ElementExt;
-        let _ = self.0.set_state(gstreamer::State::Null);
+        if let Some(pipeline) = &self.0 {
+            let _ = pipeline.set_state(gstreamer::State::Null);
+        }
     }
 }
 

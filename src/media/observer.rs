@@ -264,6 +264,9 @@ impl Drop for Observer {
     }
 }
 
+/// How long a play's teardown may take before the observer goes on without it.
+const TEARDOWN_LIMIT: Duration = Duration::from_secs(5);
+
 /// Builds one play's pipeline. Callbacks hold the tally and weak element references only.
 fn build_pipeline(
     spec: &ObserveSpec,
@@ -500,7 +503,7 @@ async fn run(
         // Null on every exit path (cancellation included), so sockets and decoders are freed.
         let pipeline = super::NullOnDrop::new(pipeline);
         let exit = play_once(&spec, &tally, &pipeline, &mut control, started).await;
-        drop(pipeline);
+        pipeline.shut_down(TEARDOWN_LIMIT).await;
         match exit {
             PlayEnd::Eos => {
                 plays_done += 1;
