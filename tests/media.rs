@@ -146,8 +146,10 @@ async fn a_looped_file_has_one_continuous_timeline() {
     assert!(worst_gap <= 100, "a gap of {worst_gap} ms");
     // The last frame lasts one frame time too.
     let duration = f64::from(video.last().unwrap() - video.first().unwrap() + 33) / 1000.0;
+    // A play is restarted by building its pipeline again; the picture holds meanwhile, so
+    // each of the two loop points may add one frame time on a busy machine.
     assert!(
-        (duration - 3.0).abs() <= 3.0 * 0.02,
+        (duration - 3.0).abs() <= 3.0 * 0.02 + 2.0 * 0.034,
         "three one-second plays took {duration} s"
     );
     let mut finished = 0;

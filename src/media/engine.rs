@@ -191,7 +191,7 @@ impl StreamStats {
 /// What the input pipeline hands the pump.
 #[derive(Default)]
 struct Slot {
-    /// Pictures not yet sent, oldest first, at most `VIDEO_QUEUE`.
+    /// Pictures not yet sent, oldest first, at most `VIDEO_QUEUE`; the pump sends the newest.
     video: VecDeque<gst::Buffer>,
     video_at: Option<Instant>,
     audio: VecDeque<u8>,
@@ -205,11 +205,23 @@ struct Slot {
 
 type SharedSlot = Arc<Mutex<Slot>>;
 
-/// Pictures held between the input and the pump. The two run on their own clocks at the same
-/// rate; with a single "latest picture" a frame arriving a little late is sent twice and the
-/// next one overwritten, which under load cost 5 % of the pictures. Two absorb a frame of
-/// jitter for at most a frame of latency; an input running faster loses its oldest.
+/// Pictures held between the input and the pump (memory stays bounded if the pump stalls).
 const VIDEO_QUEUE: usize = 2;
+
+/// How long the pump waits, at a tick with no new picture, for one that is only a little late.
+/// The input and the pump run on their own clocks at the same rate; without the wait, a
+/// picture arriving just after its tick was sent twice and the next one lost (5 % of the
+/// pictures under load). Waiting instead of queueing keeps the video's latency, and so
+/// lip sync, where it was.
+const PICTURE_GRACE: Duration = Duration::from_millis(8);
+
+/// Takes the newest picture from the slot, dropping older ones: the pump never falls behind.
+fn newest_picture(slot: &SharedSlot) -> Option<gst::Buffer> {
+    let mut s = slot.lock().expect("slot lock");
+    let newest = s.video.pop_back();
+    s.video.clear();
+    newest
+}
 
 /// Raised when the input delivers its first media, so the pump can start its clock on real
 /// content (an announcement is heard from its first word, not after black).
@@ -366,16 +378,21 @@ impl LiveStream {
         sink.set_max_buffers(PASSTHROUGH_READ_AHEAD);
         let pacer = {
             let stop = Arc::new(AtomicBool::new(false));
+            let at_end = Arc::new(tokio::sync::Notify::new());
             let sink = sink.downgrade();
             let hub = Arc::downgrade(&hub);
             let counters = counters.clone();
             let rebase = rebase.clone();
-            let thread_stop = stop.clone();
+            let (thread_stop, thread_at_end) = (stop.clone(), at_end.clone());
             let thread = std::thread::Builder::new()
                 .name("callfeed-pacer".into())
-                .spawn(move || pace(sink, hub, counters, rebase, thread_stop))
+                .spawn(move || pace(sink, hub, counters, rebase, thread_stop, thread_at_end))
                 .map_err(|e| build(e.to_string()))?;
-            Pacer { stop, thread }
+            Pacer {
+                stop,
+                at_end,
+                thread: Some(thread),
+            }
         };
         let (events, _) = broadcast::channel(256);
         let stats = Arc::new(Mutex::new(StreamStats::new(true)));
@@ -384,7 +401,6 @@ impl LiveStream {
             super::NullOnDrop::new(pipeline),
             pacer,
             settings.loops,
-            rebase,
             hub.clone(),
             events.clone(),
             stats.clone(),
@@ -598,42 +614,75 @@ const PASSTHROUGH_READ_AHEAD: u32 = 96;
 /// passthrough's CPU; waking once per burst costs a tenth, and readers buffer far more.
 const PACER_BURST: Duration = Duration::from_millis(100);
 
-/// The pacer's thread and its stop flag.
+/// The pacer's thread, its stop flag, and its word that it has sent a play's last tag.
 struct Pacer {
     stop: Arc<AtomicBool>,
-    thread: std::thread::JoinHandle<()>,
+    /// Raised once per play, when the appsink is at EOS and every tag has been pulled: only
+    /// then may the supervisor seek back for the next play.
+    at_end: Arc<tokio::sync::Notify>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Pacer {
     /// Stops the pacer once it has handed the hub every tag it pulled.
-    async fn finish(self) {
+    async fn finish(mut self) {
         self.stop.store(true, Ordering::Release);
-        let thread = self.thread;
-        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        if let Some(thread) = self.thread.take() {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+}
+
+impl Drop for Pacer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
     }
 }
 
 /// Releases the passthrough's tags to the hub on the media clock, one burst per wake-up.
-/// Timestamps are rebased so loops continue one timeline.
+/// Timestamps are rebased so loops continue one timeline; the loop point is marked here, in
+/// order with the tags, after the play's last one.
 fn pace(
     sink: gst::glib::WeakRef<gst_app::AppSink>,
     hub: std::sync::Weak<StreamHub>,
     counters: Arc<Mutex<Counters>>,
     rebase: Arc<Mutex<Rebase>>,
     stop: Arc<AtomicBool>,
+    at_end: Arc<tokio::sync::Notify>,
 ) {
     use super::hub::{TagKind, set_tag_timestamp, tag_kind, tag_timestamp};
+    let send = |burst: &mut Vec<Bytes>| -> bool {
+        let Some(hub) = hub.upgrade() else {
+            return false;
+        };
+        for tag in burst.drain(..) {
+            hub.push(tag);
+        }
+        true
+    };
     // When the first media tag was released, and its timestamp.
     let mut origin: Option<(Instant, u32)> = None;
     // The burst being gathered: handed to the hub together, so its readers wake once.
     let mut burst: Vec<Bytes> = Vec::new();
+    // When the oldest media tag gathered was due.
+    let mut oldest_due: Option<Instant> = None;
+    let mut play_ended = false;
     while !stop.load(Ordering::Acquire) {
-        let Some(sample) = sink
-            .upgrade()
-            .and_then(|s| s.try_pull_sample(gst::ClockTime::from_mseconds(100)))
-        else {
+        let Some(appsink) = sink.upgrade() else {
+            break;
+        };
+        let Some(sample) = appsink.try_pull_sample(gst::ClockTime::from_mseconds(100)) else {
+            if appsink.is_eos() && !play_ended {
+                play_ended = true;
+                rebase.lock().expect("rebase lock").pending = true;
+                at_end.notify_one();
+            }
+            // At EOS, flushing or not started, the pull returns at once: no spinning.
+            std::thread::sleep(Duration::from_millis(5));
             continue;
         };
+        drop(appsink);
+        play_ended = false;
         let Some(mut tag) = sample
             .buffer()
             .and_then(|b| b.map_readable().ok())
@@ -654,13 +703,10 @@ fn pace(
             // Past the burst: send what was gathered, sleep until this tag is due, and
             // gather every tag due within the next burst.
             if due > Instant::now() + PACER_BURST {
-                let Some(hub) = hub.upgrade() else {
+                if !send(&mut burst) {
                     break;
-                };
-                for tag in burst.drain(..) {
-                    hub.push(tag);
                 }
-                drop(hub);
+                oldest_due = None;
                 while let Some(left) = due.checked_duration_since(Instant::now())
                     && !left.is_zero()
                     && !stop.load(Ordering::Acquire)
@@ -668,6 +714,7 @@ fn pace(
                     std::thread::sleep(left.min(PACER_BURST));
                 }
             }
+            oldest_due.get_or_insert(due);
             let mut c = counters.lock().expect("counters lock");
             if kind == TagKind::Audio {
                 c.audio_ms_out += 21;
@@ -676,21 +723,22 @@ fn pace(
             }
         }
         burst.push(Bytes::from(tag));
-    }
-    if let Some(hub) = hub.upgrade() {
-        for tag in burst {
-            hub.push(tag);
+        // An input slower than real time never gets ahead: its tags go as they come.
+        if oldest_due.is_some_and(|due| due + PACER_BURST <= Instant::now()) {
+            if !send(&mut burst) {
+                break;
+            }
+            oldest_due = None;
         }
     }
+    send(&mut burst);
 }
 
 /// The passthrough supervisor: owns the remux pipeline's bus, loops by seeking back.
-#[allow(clippy::too_many_arguments)]
 async fn remux(
     pipeline: super::NullOnDrop,
     pacer: Pacer,
     loops: Loops,
-    rebase: Arc<Mutex<Rebase>>,
     hub: Arc<StreamHub>,
     events: broadcast::Sender<MediaEvent>,
     stats: Arc<Mutex<StreamStats>>,
@@ -730,9 +778,18 @@ async fn remux(
                         if !more {
                             break Ok("input finished".to_owned());
                         }
-                        rebase.lock().expect("rebase lock").pending = true;
+                        // The pacer marks the loop point once it has the play's last tag.
+                        tokio::select! {
+                            _ = pacer.at_end.notified() => {}
+                            _ = stop.changed() => break Ok("stopped".to_owned()),
+                        }
                         stats.lock().expect("stats lock").iteration = iteration;
-                        let _ = pipeline.seek_simple(gst::SeekFlags::FLUSH, gst::ClockTime::ZERO);
+                        if pipeline.seek_simple(gst::SeekFlags::FLUSH, gst::ClockTime::ZERO).is_err() {
+                            break Err(EngineError::Input {
+                                input: "passthrough".into(),
+                                reason: "cannot seek back to the start to loop".into(),
+                            });
+                        }
                     }
                     gst::MessageView::Error(e) => {
                         break Err(EngineError::Input {
@@ -800,11 +857,19 @@ fn pump(
         if let (Some(src), Some(at)) = (&video_src, next_video)
             && at <= next_audio
         {
-            let (next, fresh, on_slate) = {
-                let mut s = slot.lock().expect("slot lock");
+            let (fresh, on_slate) = {
+                let s = slot.lock().expect("slot lock");
                 let fresh = s.video_at.is_some_and(|t| t.elapsed() < stall) && !s.on_slate;
-                (s.video.pop_front(), fresh, s.on_slate)
+                (fresh, s.on_slate)
             };
+            let mut next = newest_picture(&slot);
+            if next.is_none() && fresh && last_picture.is_some() {
+                let deadline = Instant::now() + PICTURE_GRACE;
+                while next.is_none() && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(2));
+                    next = newest_picture(&slot);
+                }
+            }
             let (latest, repeated) = match (next, fresh) {
                 (Some(picture), true) => {
                     last_picture = Some(picture.clone());

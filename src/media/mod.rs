@@ -61,6 +61,7 @@ impl NullOnDrop {
             .name("callfeed-teardown".into())
             .spawn(move || {
                 let _ = pipeline.set_state(gstreamer::State::Null);
+                drop(pipeline);
                 let _ = done.send(());
             });
         if spawned.is_err() {

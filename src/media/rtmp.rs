@@ -193,7 +193,9 @@ async fn session(
         let _ = pipeline.set_state(gst::State::Null);
         return Session::Lost(format!("cannot connect to {}", shown(url)));
     }
-    push(sub.preamble);
+    if !sub.preamble.is_empty() {
+        push(sub.preamble);
+    }
     let mut announced = false;
     let outcome = loop {
         tokio::select! {
