@@ -191,8 +191,8 @@ impl StreamStats {
 /// What the input pipeline hands the pump.
 #[derive(Default)]
 struct Slot {
-    /// Pictures not yet sent, oldest first, at most `VIDEO_QUEUE`; the pump sends the newest.
-    video: VecDeque<gst::Buffer>,
+    /// The newest picture not yet sent; a newer one replaces it, so the pump never lags.
+    video: Option<gst::Buffer>,
     video_at: Option<Instant>,
     audio: VecDeque<u8>,
     audio_at: Option<Instant>,
@@ -205,23 +205,12 @@ struct Slot {
 
 type SharedSlot = Arc<Mutex<Slot>>;
 
-/// Pictures held between the input and the pump (memory stays bounded if the pump stalls).
-const VIDEO_QUEUE: usize = 2;
-
 /// How long the pump waits, at a tick with no new picture, for one that is only a little late.
 /// The input and the pump run on their own clocks at the same rate; without the wait, a
 /// picture arriving just after its tick was sent twice and the next one lost (5 % of the
 /// pictures under load). Waiting instead of queueing keeps the video's latency, and so
 /// lip sync, where it was.
 const PICTURE_GRACE: Duration = Duration::from_millis(8);
-
-/// Takes the newest picture from the slot, dropping older ones: the pump never falls behind.
-fn newest_picture(slot: &SharedSlot) -> Option<gst::Buffer> {
-    let mut s = slot.lock().expect("slot lock");
-    let newest = s.video.pop_back();
-    s.video.clear();
-    newest
-}
 
 /// Raised when the input delivers its first media, so the pump can start its clock on real
 /// content (an announcement is heard from its first word, not after black).
@@ -857,17 +846,16 @@ fn pump(
         if let (Some(src), Some(at)) = (&video_src, next_video)
             && at <= next_audio
         {
-            let (fresh, on_slate) = {
-                let s = slot.lock().expect("slot lock");
+            let (mut next, fresh, on_slate) = {
+                let mut s = slot.lock().expect("slot lock");
                 let fresh = s.video_at.is_some_and(|t| t.elapsed() < stall) && !s.on_slate;
-                (fresh, s.on_slate)
+                (s.video.take(), fresh, s.on_slate)
             };
-            let mut next = newest_picture(&slot);
             if next.is_none() && fresh && last_picture.is_some() {
                 let deadline = Instant::now() + PICTURE_GRACE;
                 while next.is_none() && Instant::now() < deadline {
                     std::thread::sleep(Duration::from_millis(2));
-                    next = newest_picture(&slot);
+                    next = slot.lock().expect("slot lock").video.take();
                 }
             }
             let (latest, repeated) = match (next, fresh) {
@@ -1098,10 +1086,7 @@ fn attach_sink(
                 let mut s = slot.lock().expect("slot lock");
                 s.progress_at = Some(now);
                 if video {
-                    s.video.push_back(buffer);
-                    if s.video.len() > VIDEO_QUEUE {
-                        s.video.pop_front();
-                    }
+                    s.video = Some(buffer);
                     s.video_at = Some(now);
                     s.frames_in += 1;
                 } else if let Ok(map) = buffer.map_readable() {
