@@ -163,18 +163,25 @@ pub async fn transcode(
             contract.audio_rate / 50
         ));
     }
-    let description = format!(
-        "uridecodebin uri={uri} name=decode mp4mux name=mux faststart=true ! filesink location=\"{}\"{branches}",
-        output.display()
-    );
+    // The input's URI and the output path are set as properties, never parsed.
+    let description = format!("mp4mux name=mux faststart=true ! filesink name=out{branches}");
     let pipeline = gst::parse::launch(&description)
         .map_err(|e| build(e.to_string()))?
         .downcast::<gst::Pipeline>()
         .map_err(|_| build("not a pipeline".into()))?;
     let pipeline = super::NullOnDrop::new(pipeline);
-    let decode = pipeline
-        .by_name("decode")
-        .ok_or_else(|| build("no decoder".into()))?;
+    let location = output
+        .to_str()
+        .ok_or_else(|| build(format!("`{}` is not a UTF-8 path", output.display())))?;
+    pipeline
+        .by_name("out")
+        .ok_or_else(|| build("no file sink".into()))?
+        .set_property("location", location);
+    let decode = gst::ElementFactory::make("uridecodebin")
+        .property("uri", uri.as_str())
+        .build()
+        .map_err(|e| build(e.to_string()))?;
+    pipeline.add(&decode).map_err(|e| build(e.to_string()))?;
     let mux = pipeline
         .by_name("mux")
         .ok_or_else(|| build("no muxer".into()))?;

@@ -342,19 +342,16 @@ impl LiveStream {
             }
         };
         let description = format!(
-            "filesrc location=\"{}\" ! {demux} name=d \
+            "{demux} name=d \
              d.{video_pad} ! queue ! h264parse ! mux. d.{audio_pad} ! queue ! aacparse ! mux. \
-             flvmux name=mux streamable=true ! appsink name=flv sync=true",
-            path.display()
+             flvmux name=mux streamable=true ! appsink name=flv sync=true"
         );
         let build = |reason: String| EngineError::Build {
             stage: "passthrough",
             reason,
         };
-        let pipeline = gst::parse::launch(&description)
-            .map_err(|e| build(e.to_string()))?
-            .downcast::<gst::Pipeline>()
-            .map_err(|_| build("not a pipeline".into()))?;
+        let source = super::file_source(&path).map_err(build)?;
+        let pipeline = super::launch_after(source, &description, "d").map_err(build)?;
         let hub = Arc::new(StreamHub::new());
         let counters = Arc::new(Mutex::new(Counters::default()));
         let rebase = Arc::new(Mutex::new(Rebase::default()));
@@ -541,18 +538,15 @@ fn slate_frame(
     };
     if let Some(image) = image {
         let description = format!(
-            "filesrc location=\"{}\" ! decodebin ! imagefreeze num-buffers=1 ! videoconvert ! videoscale add-borders=true ! {} ! appsink name=sink",
-            image.display(),
+            "decodebin name=decode ! imagefreeze num-buffers=1 ! videoconvert ! videoscale add-borders=true ! {} ! appsink name=sink",
             contract.raw_video_caps().expect("video contract")
         );
         let err = |reason: String| EngineError::Input {
             input: image.display().to_string(),
             reason: format!("cannot be used as the slate image: {reason}"),
         };
-        let pipeline = gst::parse::launch(&description)
-            .map_err(|e| err(e.to_string()))?
-            .downcast::<gst::Pipeline>()
-            .map_err(|_| err("not a pipeline".into()))?;
+        let source = super::file_source(image).map_err(err)?;
+        let pipeline = super::launch_after(source, &description, "decode").map_err(err)?;
         let sink = pipeline
             .by_name("sink")
             .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
@@ -976,17 +970,23 @@ fn build_input(
                 .map_err(|e| e.to_string())?;
             let mut description = String::new();
             if let (Some(v), Some(branch)) = (&v, &video_branch) {
-                description.push_str(&format!("{v} ! {branch} "));
+                description.push_str(&format!("{} ! {branch} ", v.launch()));
             } else if let Some(v) = &v {
-                description.push_str(&format!("{v} ! fakesink "));
+                description.push_str(&format!("{} ! fakesink ", v.launch()));
             }
             if let Some(a) = &a {
-                description.push_str(&format!("{a} ! {audio_branch}"));
+                description.push_str(&format!("{} ! {audio_branch}", a.launch()));
             }
             let pipeline = gst::parse::launch(&description)
                 .map_err(|e| e.to_string())?
                 .downcast::<gst::Pipeline>()
                 .map_err(|_| "not a pipeline".to_string())?;
+            // Device names and custom arguments are set as properties, never parsed.
+            for fragment in v.iter().chain(a.iter()) {
+                fragment
+                    .bind(pipeline.upcast_ref())
+                    .map_err(|e| e.to_string())?;
+            }
             for name in ["video", "audio"] {
                 if let Some(sink) = pipeline
                     .by_name(name)

@@ -13,7 +13,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::topology::Topologies;
+use super::topology::{Fragment, Topologies};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InputError {
@@ -189,21 +189,22 @@ impl InputSpec {
 
     /// The launch fragments of a source input (test, devices, custom): (video, audio).
     /// `canvas` is the output's picture size; without one, a test picture is not drawn.
+    /// Device names and custom arguments stay data: see [`Fragment::bind`].
     pub fn source_fragments(
         &self,
         topologies: &Topologies,
         canvas: Option<(u32, u32)>,
-    ) -> Result<(Option<String>, Option<String>), super::topology::TopologyError> {
+    ) -> Result<(Option<Fragment>, Option<Fragment>), super::topology::TopologyError> {
         match self {
             InputSpec::Test { video, audio } => {
                 let v = match (video, canvas) {
-                    (Some(TestVideo::Still(pattern)), Some(_)) => {
-                        Some(topologies.render("source.test_still", &[("pattern", pattern)])?)
-                    }
+                    (Some(TestVideo::Still(pattern)), Some(_)) => Some(
+                        topologies.render_fragment("source.test_still", &[("pattern", pattern)])?,
+                    ),
                     (Some(TestVideo::Ball), Some((width, height))) => {
                         // A quarter of each side, even for 4:2:0, in the middle.
                         let (tile_w, tile_h) = ((width / 4) & !1, (height / 4) & !1);
-                        Some(topologies.render(
+                        Some(topologies.render_fragment(
                             "source.test_ball",
                             &[
                                 ("width", &width.to_string()),
@@ -224,7 +225,10 @@ impl InputSpec {
                             TestAudio::Tone(hz) => ("sine", format!("{hz}")),
                             TestAudio::Silence => ("silence", "440".to_owned()),
                         };
-                        topologies.render("source.test_audio", &[("wave", wave), ("freq", &freq)])
+                        topologies.render_fragment(
+                            "source.test_audio",
+                            &[("wave", wave), ("freq", &freq)],
+                        )
                     })
                     .transpose()?;
                 Ok((v, a))
@@ -232,16 +236,16 @@ impl InputSpec {
             InputSpec::Devices { camera, microphone } => {
                 let v = camera
                     .as_ref()
-                    .map(|d| topologies.render("source.v4l2_video", &[("device", d)]))
+                    .map(|d| topologies.render_fragment("source.v4l2_video", &[("device", d)]))
                     .transpose()?;
                 let a = microphone
                     .as_ref()
                     .map(|m| match m {
                         Microphone::Alsa(d) => {
-                            topologies.render("source.alsa_audio", &[("device", d)])
+                            topologies.render_fragment("source.alsa_audio", &[("device", d)])
                         }
                         Microphone::Pulse(d) => {
-                            topologies.render("source.pulse_audio", &[("device", d)])
+                            topologies.render_fragment("source.pulse_audio", &[("device", d)])
                         }
                     })
                     .transpose()?;
@@ -259,11 +263,11 @@ impl InputSpec {
                 }
                 let v = topologies
                     .has(&vk)
-                    .then(|| topologies.render(&vk, &[("arg", arg)]))
+                    .then(|| topologies.render_fragment(&vk, &[("arg", arg)]))
                     .transpose()?;
                 let a = topologies
                     .has(&ak)
-                    .then(|| topologies.render(&ak, &[("arg", arg)]))
+                    .then(|| topologies.render_fragment(&ak, &[("arg", arg)]))
                     .transpose()?;
                 Ok((v, a))
             }
@@ -445,7 +449,15 @@ mod tests {
             microphone: Some(Microphone::Alsa("hw:1".into())),
         };
         let (v, a) = spec.source_fragments(&t, Some((1280, 720))).unwrap();
-        assert_eq!(v.as_deref(), Some("v4l2src device=/dev/video0 ! decodebin"));
-        assert_eq!(a.as_deref(), Some("alsasrc device=hw:1"));
+        let (v, a) = (v.unwrap(), a.unwrap());
+        assert!(
+            v.launch().starts_with("v4l2src device=callfeed_text_"),
+            "{v:?}"
+        );
+        assert!(v.launch().ends_with(" ! decodebin"), "{v:?}");
+        assert!(
+            a.launch().starts_with("alsasrc device=callfeed_text_"),
+            "{a:?}"
+        );
     }
 }

@@ -105,6 +105,38 @@ impl Drop for NullOnDrop {
     }
 }
 
+/// A `filesrc` reading `path`, set through the property API: a path is data whatever it
+/// contains (quotes, `!`, spaces, newlines), never launch syntax.
+pub(crate) fn file_source(path: &std::path::Path) -> Result<gstreamer::Element, String> {
+    let location = path
+        .to_str()
+        .ok_or_else(|| format!("`{}` is not a UTF-8 path", path.display()))?;
+    gstreamer::ElementFactory::make("filesrc")
+        .property("location", location)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+/// Parses a launch description that holds no user data and puts `source` in front of its
+/// element named `head`.
+pub(crate) fn launch_after(
+    source: gstreamer::Element,
+    description: &str,
+    head: &str,
+) -> Result<gstreamer::Pipeline, String> {
+    use gstreamer::prelude::*;
+    let pipeline = gstreamer::parse::launch(description)
+        .map_err(|e| e.to_string())?
+        .downcast::<gstreamer::Pipeline>()
+        .map_err(|_| "not a pipeline".to_owned())?;
+    let head = pipeline
+        .by_name(head)
+        .ok_or_else(|| format!("no element named {head}"))?;
+    pipeline.add(&source).map_err(|e| e.to_string())?;
+    source.link(&head).map_err(|e| e.to_string())?;
+    Ok(pipeline)
+}
+
 /// Whether an element factory is installed (e.g. `x264enc` from plugins-ugly).
 pub fn has_element(name: &str) -> Result<bool, MediaInitError> {
     init()?;

@@ -1,8 +1,15 @@
 //! Loads `pipelines/topologies.toml` (and the user's `[pipelines]` overrides) and fills in
 //! its placeholders. Every fragment is checked when loaded: each placeholder must be one
 //! its slot allows, and the filled fragment must parse with the installed elements.
+//!
+//! No value a user gives ever becomes launch syntax. Numbers and words (a frame rate, a test
+//! pattern) are written in only when they match [`is_launch_word`]; free text (a device
+//! name, a custom source's argument) is written as a marker, and the marker's property is
+//! set to the text through the GStreamer API once the fragment is parsed ([`Fragment::bind`]).
+//! User-written fragments come only from the configuration file.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use gstreamer as gst;
 
@@ -37,12 +44,31 @@ const ALLOWED: &[(&str, &[&str])] = &[
 ];
 const CUSTOM_SOURCE_PLACEHOLDERS: &[&str] = &["arg"];
 
+/// Placeholders whose values are free text. They are never written into launch syntax: see
+/// [`Fragment`].
+const TEXT_PLACEHOLDERS: &[&str] = &["device", "arg"];
+
+/// The marker a text placeholder is parsed with; a counter keeps two in one pipeline apart.
+const TEXT_MARKER: &str = "callfeed_text_";
+static NEXT_MARKER: AtomicU64 = AtomicU64::new(0);
+
+/// The one grammar for a value written into launch syntax: a number or a word of at most 32
+/// letters, digits, `.`, `-` and `_`. Nothing in it can start an element, a link, a property
+/// or a quoted string.
+pub fn is_launch_word(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= 32
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+}
+
 /// Values used to check that a filled fragment parses.
 const SAMPLES: &[(&str, &str)] = &[
     ("pattern", "ball"),
     ("wave", "sine"),
     ("freq", "440"),
-    ("device", "/dev/null"),
+    ("device", "callfeed_text_check"),
     ("fps", "30"),
     ("width", "1280"),
     ("height", "720"),
@@ -54,7 +80,7 @@ const SAMPLES: &[(&str, &str)] = &[
     ("vbv_ms", "1000"),
     ("threads", "1"),
     ("audio_bps", "128000"),
-    ("arg", "x"),
+    ("arg", "callfeed_text_check"),
     ("tile_width", "320"),
     ("tile_height", "180"),
     ("tile_x", "480"),
@@ -79,6 +105,64 @@ pub enum TopologyError {
     Missing(String),
     #[error("pipelines: `{key}` needs a value for `{{{placeholder}}}`")]
     Unfilled { key: String, placeholder: String },
+    #[error(
+        "pipelines: `{key}`: the value for `{{{placeholder}}}` must be a number or a word of letters, digits, `.`, `-` and `_`"
+    )]
+    Value { key: String, placeholder: String },
+    #[error(
+        "pipelines: `{key}`: `{{{placeholder}}}` must be a whole string property value, e.g. `device={{{placeholder}}}`"
+    )]
+    Unbound { key: String, placeholder: String },
+}
+
+/// A filled fragment: its launch text, and the free text to set on the property that holds
+/// its marker once the text is parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fragment {
+    key: String,
+    launch: String,
+    text: Option<(String, String, String)>,
+}
+
+impl Fragment {
+    /// The launch text: the topology's own words and checked values only.
+    pub fn launch(&self) -> &str {
+        &self.launch
+    }
+
+    /// Sets the free text on the property that holds this fragment's marker, anywhere in
+    /// `bin`. Must run after the fragment is parsed into `bin` and before it starts.
+    pub fn bind(&self, bin: &gst::Bin) -> Result<(), TopologyError> {
+        use gst::prelude::*;
+        let Some((placeholder, marker, value)) = &self.text else {
+            return Ok(());
+        };
+        let mut bound = false;
+        let mut elements = bin.iterate_recurse();
+        while let Ok(Some(element)) = elements.next() {
+            for pspec in element.list_properties() {
+                let flags = pspec.flags();
+                if pspec.value_type() != gst::glib::Type::STRING
+                    || !flags.contains(gst::glib::ParamFlags::READWRITE)
+                {
+                    continue;
+                }
+                let current = element.property_value(pspec.name());
+                if current.get::<Option<String>>().ok().flatten().as_deref() == Some(marker) {
+                    element.set_property(pspec.name(), value);
+                    bound = true;
+                }
+            }
+        }
+        if bound {
+            Ok(())
+        } else {
+            Err(TopologyError::Unbound {
+                key: self.key.clone(),
+                placeholder: placeholder.clone(),
+            })
+        }
+    }
 }
 
 /// The checked topologies.
@@ -100,8 +184,13 @@ fn placeholders(fragment: &str) -> Vec<String> {
     out
 }
 
-fn fill(key: &str, fragment: &str, values: &[(&str, &str)]) -> Result<String, TopologyError> {
-    let mut filled = fragment.to_owned();
+/// Fills `fragment`: words are checked and written in, free text is replaced by a marker.
+fn fill(key: &str, fragment: &str, values: &[(&str, &str)]) -> Result<Fragment, TopologyError> {
+    let mut filled = Fragment {
+        key: key.to_owned(),
+        launch: fragment.to_owned(),
+        text: None,
+    };
     for name in placeholders(fragment) {
         let value = values
             .iter()
@@ -111,7 +200,26 @@ fn fill(key: &str, fragment: &str, values: &[(&str, &str)]) -> Result<String, To
                 key: key.to_owned(),
                 placeholder: name.clone(),
             })?;
-        filled = filled.replace(&format!("{{{name}}}"), value);
+        let written = if TEXT_PLACEHOLDERS.contains(&name.as_str()) {
+            let marker = match &filled.text {
+                Some((_, marker, _)) => marker.clone(),
+                None => {
+                    let n = NEXT_MARKER.fetch_add(1, Ordering::Relaxed);
+                    let marker = format!("{TEXT_MARKER}{n}");
+                    filled.text = Some((name.clone(), marker.clone(), value.to_owned()));
+                    marker
+                }
+            };
+            marker
+        } else if is_launch_word(value) {
+            value.to_owned()
+        } else {
+            return Err(TopologyError::Value {
+                key: key.to_owned(),
+                placeholder: name,
+            });
+        };
+        filled.launch = filled.launch.replace(&format!("{{{name}}}"), &written);
     }
     Ok(filled)
 }
@@ -151,15 +259,18 @@ impl Topologies {
             }
             // Fragments end in caps or need an upstream, so check them between two elements.
             let sample = fill(key, fragment, SAMPLES)?;
-            let sample = if key.starts_with("source.") {
-                format!("{sample} ! fakesink")
+            let launch = if key.starts_with("source.") {
+                format!("{} ! fakesink", sample.launch())
             } else {
-                format!("identity ! {sample} ! fakesink")
+                format!("identity ! {} ! fakesink", sample.launch())
             };
-            gst::parse::bin_from_description(&sample, false).map_err(|e| TopologyError::Parse {
-                key: key.clone(),
-                reason: e.to_string(),
+            let bin = gst::parse::bin_from_description(&launch, false).map_err(|e| {
+                TopologyError::Parse {
+                    key: key.clone(),
+                    reason: e.to_string(),
+                }
             })?;
+            sample.bind(&bin)?;
         }
         Ok(Self { entries })
     }
@@ -193,7 +304,24 @@ impl Topologies {
         )
     }
 
+    /// The fragment `key` filled from `values`, for slots without free text.
     pub fn render(&self, key: &str, values: &[(&str, &str)]) -> Result<String, TopologyError> {
+        let filled = self.render_fragment(key, values)?;
+        match &filled.text {
+            None => Ok(filled.launch),
+            Some((placeholder, _, _)) => Err(TopologyError::Unbound {
+                key: key.to_owned(),
+                placeholder: placeholder.clone(),
+            }),
+        }
+    }
+
+    /// The fragment `key` filled from `values`; free text is bound with [`Fragment::bind`].
+    pub fn render_fragment(
+        &self,
+        key: &str,
+        values: &[(&str, &str)],
+    ) -> Result<Fragment, TopologyError> {
         let fragment = self
             .entries
             .get(key)
@@ -205,6 +333,7 @@ impl Topologies {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gst::prelude::*;
 
     #[test]
     fn builtin_topologies_load_and_fill() {
@@ -246,10 +375,39 @@ mod tests {
             )]),
         );
         let t = Topologies::load(&o).unwrap();
-        assert_eq!(
-            t.render("source.mycam_video", &[("arg", "/dev/video3")])
-                .unwrap(),
-            "v4l2src device=/dev/video3 ! decodebin"
-        );
+        let hostile = "/dev/video3 ! filesink location=/tmp/x";
+        let fragment = t
+            .render_fragment("source.mycam_video", &[("arg", hostile)])
+            .unwrap();
+        assert!(!fragment.launch().contains("filesink"), "{fragment:?}");
+        let bin =
+            gst::parse::bin_from_description(&format!("{} ! fakesink", fragment.launch()), false)
+                .unwrap();
+        fragment.bind(&bin).unwrap();
+        let camera = bin
+            .iterate_elements()
+            .into_iter()
+            .flatten()
+            .find(|e| e.factory().is_some_and(|f| f.name() == "v4l2src"))
+            .unwrap();
+        assert_eq!(camera.property::<String>("device"), hostile);
+    }
+
+    #[test]
+    fn only_words_are_written_into_launch_syntax() {
+        let t = Topologies::builtin().unwrap();
+        for hostile in ["30 ! filesink", "1\"", "30,width=1", "x\ny", ""] {
+            let err = t
+                .render(
+                    "normalize.video",
+                    &[("fps", hostile), ("width", "640"), ("height", "360")],
+                )
+                .unwrap_err();
+            assert!(
+                matches!(err, TopologyError::Value { .. }),
+                "{hostile:?}: {err}"
+            );
+        }
+        assert!(is_launch_word("440.5") && is_launch_word("smpte"));
     }
 }
