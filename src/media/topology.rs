@@ -201,7 +201,7 @@ fn fill(key: &str, fragment: &str, values: &[(&str, &str)]) -> Result<Fragment, 
                 placeholder: name.clone(),
             })?;
         let written = if TEXT_PLACEHOLDERS.contains(&name.as_str()) {
-            let marker = match &filled.text {
+            match &filled.text {
                 Some((_, marker, _)) => marker.clone(),
                 None => {
                     let n = NEXT_MARKER.fetch_add(1, Ordering::Relaxed);
@@ -209,8 +209,7 @@ fn fill(key: &str, fragment: &str, values: &[(&str, &str)]) -> Result<Fragment, 
                     filled.text = Some((name.clone(), marker.clone(), value.to_owned()));
                     marker
                 }
-            };
-            marker
+            }
         } else if is_launch_word(value) {
             value.to_owned()
         } else {
