@@ -22,5 +22,6 @@ pub mod config;
 pub mod emulator;
 pub mod load;
 pub mod media;
+pub mod redact;
 pub mod serve;
 pub mod session;

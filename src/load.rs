@@ -120,7 +120,13 @@ pub async fn run<C: CloudOps + 'static>(
         request.to = vec![format!("load{run_id}c{i}")];
         request.room = format!("load{run_id}r{i}");
         request.robot = format!("load{run_id}b{i}");
-        let spec = match request.validate() {
+        let spec = match request
+            .validate(
+                &crate::media::policy::InputPolicy::Unrestricted,
+                &topologies,
+            )
+            .await
+        {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(error = %e, "load: invalid session");

@@ -69,7 +69,7 @@ enum Command {
     /// Ring users from a robot and bind media into the call's room, until the call ends.
     Call(Box<CallArgs>),
     /// Run the HTTP service: sessions API, webhooks, metrics; recovers a crashed run first.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Place many full sessions at a given rate and report per-stage latency.
     Load(LoadArgs),
     /// Say what an input is, whether it passes through, and the contract it gets.
@@ -193,6 +193,27 @@ struct ServeArgs {
     /// The session journal (default: $XDG_STATE_HOME/callfeed/journal.sqlite).
     #[arg(long, value_name = "FILE")]
     journal: Option<PathBuf>,
+    /// API clients may play files under this folder (repeatable; none: no files at all).
+    #[arg(long, value_name = "DIR")]
+    media_root: Vec<PathBuf>,
+    /// API clients may use capture devices and custom source topologies.
+    #[arg(long)]
+    allow_devices: bool,
+    /// API clients may name this URL host even though it is private or loopback (repeatable).
+    #[arg(long, value_name = "HOST")]
+    allow_url_host: Vec<String>,
+    /// Serve the API without a token on a non-loopback address (CALLFEED_API_TOKEN unset).
+    #[arg(long)]
+    allow_unauthenticated: bool,
+    /// Do not receive call-engine and TRTC webhooks (sessions poll the cloud instead).
+    #[arg(long)]
+    no_webhooks: bool,
+    /// Sessions running at once; more are answered 429 (default: 4 per core).
+    #[arg(long, value_name = "N")]
+    max_sessions: Option<usize>,
+    /// How long an ended session stays readable over the API, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 600)]
+    keep_ended: u64,
 }
 
 #[derive(Args)]
@@ -631,7 +652,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Api(args) => api_command(&config, args).await,
         Command::Call(args) => call_command(config, *args).await,
-        Command::Serve(args) => serve_command(&config, args).await,
+        Command::Serve(args) => serve_command(&config, *args).await,
         Command::Load(args) => load_command(config, args).await,
         Command::Probe(args) => probe_command(args).await,
         Command::Push(args) => push_command(&config, args).await,
@@ -722,7 +743,12 @@ async fn load_command(mut config: Config, args: LoadArgs) -> anyhow::Result<Exit
         max_duration_secs: Some(args.duration),
         live: false,
     };
-    template.validate()?;
+    template
+        .validate(
+            &callfeed::media::policy::InputPolicy::Unrestricted,
+            &Topologies::load(&config.pipelines)?,
+        )
+        .await?;
     if args.no_rate_limits {
         config.http.rate_limits = false;
     }
@@ -832,18 +858,60 @@ async fn load_command(mut config: Config, args: LoadArgs) -> anyhow::Result<Exit
     })
 }
 
+/// The secret in an environment variable, if set and not empty.
+fn secret_env(name: &str) -> Option<SecretString> {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .map(SecretString::from)
+}
+
+/// What `serve` refuses to start with on a non-loopback address: no API token, or webhooks
+/// nobody could tell from forgeries.
+fn check_exposure(
+    args: &ServeArgs,
+    token: &Option<SecretString>,
+    keys: &callfeed::serve::webhooks::WebhookKeys,
+) -> anyhow::Result<()> {
+    if args.listen.ip().is_loopback() {
+        return Ok(());
+    }
+    if token.is_none() && !args.allow_unauthenticated {
+        anyhow::bail!(InvalidArgument::new(
+            "--listen",
+            args.listen,
+            "a loopback address, or set CALLFEED_API_TOKEN (or pass --allow-unauthenticated to serve the API to anyone who reaches it)"
+        ));
+    }
+    if !args.no_webhooks && (keys.callback_key.is_none() || keys.call_token.is_none()) {
+        anyhow::bail!(InvalidArgument::new(
+            "--listen",
+            args.listen,
+            "a loopback address, or set CALLFEED_CALLBACK_KEY (TRTC's callback key) and CALLFEED_CALL_WEBHOOK_TOKEN (append ?token=... to the call webhook URL), or pass --no-webhooks"
+        ));
+    }
+    Ok(())
+}
+
 async fn serve_command(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    use callfeed::media::policy::{InputPolicy, Restrictions};
     use callfeed::serve::api::{Service, ServiceConfig};
     use callfeed::session::driver;
+    let token = secret_env("CALLFEED_API_TOKEN");
+    let webhook_keys = callfeed::serve::webhooks::WebhookKeys {
+        callback_key: secret_env("CALLFEED_CALLBACK_KEY"),
+        call_token: secret_env("CALLFEED_CALL_WEBHOOK_TOKEN"),
+    };
+    check_exposure(&args, &token, &webhook_keys)?;
+    let restrictions =
+        Restrictions::new(&args.media_root, args.allow_devices, &args.allow_url_host)
+            .map_err(|e| InvalidArgument::new("--media-root", e, "an existing folder"))?;
     let cloud = cloud_clients(config)?;
     let journal_path = args
         .journal
         .clone()
         .unwrap_or_else(callfeed::session::journal::default_path);
     let journal = Arc::new(callfeed::session::journal::Journal::open(&journal_path)?);
-    let token = std::env::var("CALLFEED_API_TOKEN")
-        .ok()
-        .filter(|t| !t.is_empty());
     if token.is_none() {
         tracing::warn!("CALLFEED_API_TOKEN is not set: the API takes requests without a token");
     }
@@ -861,16 +929,22 @@ async fn serve_command(config: &Config, args: ServeArgs) -> anyhow::Result<ExitC
         cloud,
         journal,
         ServiceConfig {
-            token: token.map(SecretString::from),
+            token,
             sdkappid: config.require_sdkappid()?,
-            callback_key: std::env::var("CALLFEED_CALLBACK_KEY")
-                .ok()
-                .filter(|k| !k.is_empty()),
+            webhook_keys,
+            webhooks: !args.no_webhooks,
             driver: driver::DriverSettings {
                 stream_server: Some(streams),
+                // A service retries an unconfirmed teardown until the cloud confirms it.
+                teardown_retry_for: None,
                 ..driver::DriverSettings::default()
             },
             topologies: Topologies::load(&config.pipelines)?,
+            policy: InputPolicy::Restricted(restrictions),
+            max_sessions: args
+                .max_sessions
+                .unwrap_or_else(callfeed::serve::api::default_max_sessions),
+            keep_ended: std::time::Duration::from_secs(args.keep_ended),
         },
     );
     for (id, note) in service.recover().await {
@@ -962,7 +1036,7 @@ async fn call_command(mut config: Config, args: CallArgs) -> anyhow::Result<Exit
             "10 to 600 seconds"
         ));
     }
-    InputSpec::parse(&args.media)?;
+    let input = InputSpec::parse(&args.media)?;
     let media_type = match args.media_type {
         MediaTypeArg::Audio => MediaType::Audio,
         MediaTypeArg::Video => MediaType::Video,
@@ -973,6 +1047,7 @@ async fn call_command(mut config: Config, args: CallArgs) -> anyhow::Result<Exit
         robot: robot.clone(),
         room: room.clone(),
         media: args.media.clone(),
+        input,
         media_type,
         profile: args.profile.unwrap_or(match media_type {
             MediaType::Audio => Profile::Audio,
@@ -1026,8 +1101,17 @@ async fn call_command(mut config: Config, args: CallArgs) -> anyhow::Result<Exit
     };
     let journal = Arc::new(callfeed::session::journal::Journal::open(&journal_path)?);
     if emulator.is_none() {
-        for (id, note) in driver::recover(&journal, &cloud).await {
-            eprintln!("recovered session {id} left open by an earlier run: {note}");
+        let limit = std::time::Duration::from_secs(5);
+        for r in callfeed::session::teardown::recover(&journal, &cloud, limit, Some(limit)).await {
+            match r {
+                Ok(r) => eprintln!(
+                    "recovered session {} left open by an earlier run: {}",
+                    r.session_id, r.note
+                ),
+                Err((id, e)) => eprintln!(
+                    "session {id} of an earlier run is still not torn down (will retry next run): {e}"
+                ),
+            }
         }
     }
     if let Some(existing) =

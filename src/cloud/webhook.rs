@@ -138,6 +138,15 @@ impl CallWebhook {
         Self::AFTER_MEMBER_CHANGED,
     ];
 
+    /// When the call engine says the event happened, Unix ms.
+    pub fn event_time_ms(&self) -> i64 {
+        match self {
+            Self::AfterStartCall { event_time_ms, .. }
+            | Self::AfterEndCall { event_time_ms, .. }
+            | Self::AfterMemberChanged { event_time_ms, .. } => *event_time_ms,
+        }
+    }
+
     pub fn call_id(&self) -> &str {
         match self {
             Self::AfterStartCall { call, .. } => &call.call_id,
@@ -248,6 +257,8 @@ pub enum TrtcWebhook {
         room_id: String,
         user_id: Option<String>,
         event_ms: i64,
+        /// `CallbackTs`: when TRTC sent it, Unix ms.
+        callback_ms: i64,
         info: serde_json::Value,
     },
 }
@@ -305,8 +316,18 @@ impl TrtcWebhook {
                 .and_then(|u| u.as_str())
                 .map(str::to_owned),
             event_ms,
+            callback_ms: json_i64(v.get("CallbackTs"))
+                .or_else(|| json_i64(v.get("CallbackMsTs")))
+                .unwrap_or_default(),
             info,
         })
+    }
+
+    /// When TRTC sent the webhook, Unix ms (0 when the body does not say).
+    pub fn sent_ms(&self) -> i64 {
+        match self {
+            Self::Ingest { callback_ms, .. } | Self::Room { callback_ms, .. } => *callback_ms,
+        }
     }
 }
 

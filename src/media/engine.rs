@@ -1010,6 +1010,9 @@ fn build_input(
                 .build()
                 .map_err(|e| e.to_string())?;
             pipeline.add(&decode).map_err(|e| e.to_string())?;
+            if let Some(allowed) = super::policy::network_protocols(uri) {
+                super::policy::guard_sources(pipeline.upcast_ref(), allowed);
+            }
             let weak = pipeline.downgrade();
             let slot = slot.clone();
             let first_media = first_media.clone();

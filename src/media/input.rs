@@ -77,6 +77,28 @@ pub enum InputSpec {
 impl InputSpec {
     /// Parses a spec. Files and devices are checked to exist; nothing is opened for media.
     pub fn parse(spec: &str) -> Result<Self, InputError> {
+        let parsed = Self::parse_syntax(spec)?;
+        parsed.check_available()?;
+        Ok(parsed)
+    }
+
+    /// Checks that the files and cameras the input names exist and can be read.
+    pub fn check_available(&self) -> Result<(), InputError> {
+        match self {
+            InputSpec::File(path) => check_file(path),
+            InputSpec::Playlist(items) => items.iter().try_for_each(|p| check_file(p)),
+            InputSpec::Devices {
+                camera: Some(dev), ..
+            } if !Path::new(dev).exists() => Err(InputError::UnknownDevice {
+                device: dev.clone(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Parses a spec's syntax only: nothing on this machine is looked at, so the answer says
+    /// nothing about which files exist (see `policy`).
+    pub fn parse_syntax(spec: &str) -> Result<Self, InputError> {
         let spec = spec.trim();
         if spec.is_empty() {
             return Err(invalid(
@@ -98,9 +120,6 @@ impl InputSpec {
                     spec,
                     "a playlist needs at least one file: playlist:a.mp3,b.mp4",
                 ));
-            }
-            for item in &items {
-                check_file(item)?;
             }
             return Ok(InputSpec::Playlist(items));
         }
@@ -132,7 +151,6 @@ impl InputSpec {
                         .ok()
                         .and_then(|u| u.to_file_path().ok())
                         .ok_or_else(|| invalid(spec, "not a valid file:// URI"))?;
-                    check_file(&path)?;
                     Ok(InputSpec::File(path))
                 }
                 other => Err(invalid(
@@ -143,9 +161,9 @@ impl InputSpec {
                 )),
             };
         }
-        let path = PathBuf::from(spec.strip_prefix("file:").unwrap_or(spec));
-        check_file(&path)?;
-        Ok(InputSpec::File(path))
+        Ok(InputSpec::File(PathBuf::from(
+            spec.strip_prefix("file:").unwrap_or(spec),
+        )))
     }
 
     /// Whether the input runs on its own clock (devices, live URLs, test sources) rather than
@@ -276,6 +294,45 @@ impl InputSpec {
     }
 }
 
+impl InputSpec {
+    /// Builds (never starts) a source input's elements, so a custom topology that does not
+    /// exist or does not take its argument is refused before anything rings.
+    pub fn check_sources(&self, topologies: &Topologies) -> Result<(), InputError> {
+        use gstreamer::prelude::*;
+        let shown = |reason: String| InputError::Invalid {
+            spec: self.describe(),
+            reason,
+        };
+        let (video, audio) = self
+            .source_fragments(topologies, Some((1280, 720)))
+            .map_err(|e| shown(e.to_string()))?;
+        for fragment in video.iter().chain(audio.iter()) {
+            let bin = gstreamer::parse::bin_from_description(fragment.launch(), true)
+                .map_err(|e| shown(e.to_string()))?;
+            fragment.bind(&bin).map_err(|e| shown(e.to_string()))?;
+            let _ = bin.set_state(gstreamer::State::Null);
+        }
+        Ok(())
+    }
+
+    /// The input as a user would name it, with any URL's credentials hidden.
+    pub fn describe(&self) -> String {
+        match self {
+            InputSpec::File(p) => p.display().to_string(),
+            InputSpec::Playlist(items) => format!(
+                "playlist:{}",
+                items
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+            InputSpec::Url(u) => crate::redact::redact_url(u),
+            other => format!("{other:?}"),
+        }
+    }
+}
+
 /// One thing an input pipeline plays.
 #[derive(Debug, Clone, PartialEq)]
 pub enum InputItem {
@@ -369,11 +426,6 @@ fn parse_devices(spec: &str) -> Result<InputSpec, InputError> {
     let (mut camera, mut microphone) = (None, None);
     for part in spec.split('+') {
         if let Some(dev) = part.strip_prefix("v4l2:") {
-            if !Path::new(dev).exists() {
-                return Err(InputError::UnknownDevice {
-                    device: dev.to_owned(),
-                });
-            }
             camera = Some(dev.to_owned());
         } else if let Some(dev) = part.strip_prefix("alsa:") {
             microphone = Some(Microphone::Alsa(

@@ -148,6 +148,7 @@ pub mod engine;
 pub mod hub;
 pub mod input;
 pub mod observer;
+pub mod policy;
 pub mod probe;
 pub mod rtmp;
 pub mod topology;

@@ -143,6 +143,21 @@ fn probe_uri(
     };
     let discoverer = pbutils::Discoverer::new(gst::ClockTime::from_seconds(10))
         .map_err(|e| fail(e.to_string()))?;
+    if let Some(allowed) = super::policy::network_protocols(uri) {
+        // The discoverer's pipeline is reached through the first source it sets up.
+        let guarded = std::sync::atomic::AtomicBool::new(false);
+        discoverer.connect_source_setup(move |_, source| {
+            let mut top = source.clone();
+            while let Some(parent) = top.parent().and_then(|p| p.downcast::<gst::Element>().ok()) {
+                top = parent;
+            }
+            if let Some(bin) = top.downcast_ref::<gst::Bin>()
+                && !guarded.swap(true, std::sync::atomic::Ordering::AcqRel)
+            {
+                super::policy::guard_sources(bin, allowed.clone());
+            }
+        });
+    }
     let info = discoverer
         .discover_uri(uri)
         .map_err(|e| fail(e.to_string()))?;

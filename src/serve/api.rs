@@ -5,11 +5,16 @@
 //! `GET /v1/sessions/{id}/events` follows one as Server-Sent Events. A bearer token guards
 //! `/v1`. Webhooks from the call engine and TRTC are verified and make the session look at
 //! the cloud at once. SIGTERM drains: no new sessions, every running one ended cleanly.
+//!
+//! A request is validated whole (fields, the input policy, the media's existence) before a
+//! session is admitted; admission is one journal insert, so one room gets one session; at
+//! most `max_sessions` run at once; ended sessions are forgotten after `keep_ended` (the
+//! journal keeps them).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::Json;
@@ -20,168 +25,24 @@ use axum::middleware::Next;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::text::encode;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
-use prometheus_client::registry::Registry;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, watch};
 
-use crate::cloud::call::StartCallByRobot;
-use crate::cloud::http::CloudError;
-use crate::cloud::ingest::StartStreamIngest;
-use crate::cloud::webhook::{CallWebhook, IngestEvent, TrtcWebhook, verify_trtc_sign};
+use super::metrics::{Metered, Metrics, labels};
+use super::webhooks::{Verdict, WebhookChecks, WebhookKeys};
+use crate::cloud::webhook::TrtcWebhook;
+use crate::media::policy::InputPolicy;
 use crate::media::topology::Topologies;
 use crate::session::driver::{self, Controls, DriverSettings, Report, Status};
-use crate::session::journal::Journal;
-use crate::session::{CallStatus, CloudOps, SessionRequest, room_key};
+use crate::session::journal::{Admission, Journal};
+use crate::session::teardown::recover;
+use crate::session::{CloudOps, RequestError, SessionRequest, room_key};
 
-type Labels = Vec<(String, String)>;
-
-/// The service's metrics.
-pub struct Metrics {
-    registry: Registry,
-    sessions: Family<Labels, Gauge>,
-    results: Family<Labels, Counter>,
-    cloud_requests: Family<Labels, Counter>,
-    cloud_seconds: Family<Labels, Histogram>,
-    restarts: Counter,
-    slate_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
-    bytes_served: Counter,
-    webhooks: Family<Labels, Counter>,
-}
-
-impl Default for Metrics {
-    fn default() -> Self {
-        let mut registry = Registry::with_prefix("callfeed");
-        let sessions = Family::<Labels, Gauge>::default();
-        let results = Family::<Labels, Counter>::default();
-        let cloud_requests = Family::<Labels, Counter>::default();
-        let cloud_seconds = Family::<Labels, Histogram>::new_with_constructor(|| {
-            Histogram::new([0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
-        });
-        let restarts = Counter::default();
-        let slate_seconds = Counter::<f64, std::sync::atomic::AtomicU64>::default();
-        let bytes_served = Counter::default();
-        let webhooks = Family::<Labels, Counter>::default();
-        registry.register("sessions", "Sessions by state", sessions.clone());
-        registry.register(
-            "session_results",
-            "Ended sessions by result",
-            results.clone(),
-        );
-        registry.register(
-            "cloud_requests",
-            "Cloud requests by operation and outcome (error code)",
-            cloud_requests.clone(),
-        );
-        registry.register(
-            "cloud_request_seconds",
-            "Cloud request latency by operation",
-            cloud_seconds.clone(),
-        );
-        registry.register(
-            "pipeline_restarts",
-            "Media input restarts",
-            restarts.clone(),
-        );
-        registry.register(
-            "slate_seconds",
-            "Time streams spent on the slate",
-            slate_seconds.clone(),
-        );
-        registry.register(
-            "stream_bytes",
-            "Bytes of stream produced for pullers",
-            bytes_served.clone(),
-        );
-        registry.register(
-            "webhooks",
-            "Webhooks received by kind and verdict",
-            webhooks.clone(),
-        );
-        Self {
-            registry,
-            sessions,
-            results,
-            cloud_requests,
-            cloud_seconds,
-            restarts,
-            slate_seconds,
-            bytes_served,
-            webhooks,
-        }
-    }
-}
-
-fn labels(pairs: &[(&str, &str)]) -> Labels {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
-/// A [`CloudOps`] that counts and times every request.
-pub struct Metered<C> {
-    inner: C,
-    metrics: Arc<Metrics>,
-}
-
-impl<C: CloudOps> Metered<C> {
-    pub fn new(inner: C, metrics: Arc<Metrics>) -> Self {
-        Self { inner, metrics }
-    }
-
-    async fn measure<T>(
-        &self,
-        op: &str,
-        f: impl std::future::Future<Output = Result<T, CloudError>>,
-    ) -> Result<T, CloudError> {
-        let started = Instant::now();
-        let result = f.await;
-        let outcome = match &result {
-            Ok(_) => "ok".to_owned(),
-            Err(e) => e.code().unwrap_or_else(|| "transport".into()),
-        };
-        self.metrics
-            .cloud_seconds
-            .get_or_create(&labels(&[("op", op)]))
-            .observe(started.elapsed().as_secs_f64());
-        self.metrics
-            .cloud_requests
-            .get_or_create(&labels(&[("op", op), ("outcome", &outcome)]))
-            .inc();
-        result
-    }
-}
-
-impl<C: CloudOps> CloudOps for Metered<C> {
-    async fn start_call(&self, req: &StartCallByRobot) -> Result<String, CloudError> {
-        self.measure("start_call_by_robot", self.inner.start_call(req))
-            .await
-    }
-    async fn call_status(&self, call_id: &str, robot: &str) -> Result<CallStatus, CloudError> {
-        self.measure("get_call_info", self.inner.call_status(call_id, robot))
-            .await
-    }
-    async fn end_call(&self, call_id: &str) -> Result<(), CloudError> {
-        self.measure("end_call", self.inner.end_call(call_id)).await
-    }
-    async fn start_ingest(&self, req: &StartStreamIngest) -> Result<String, CloudError> {
-        self.measure("StartStreamIngest", self.inner.start_ingest(req))
-            .await
-    }
-    async fn task_alive(&self, task_id: &str) -> Result<bool, CloudError> {
-        self.measure("DescribeStreamIngest", self.inner.task_alive(task_id))
-            .await
-    }
-    async fn stop_ingest(&self, task_id: &str) -> Result<(), CloudError> {
-        self.measure("StopStreamIngest", self.inner.stop_ingest(task_id))
-            .await
-    }
-}
+/// How long a 429 asks the client to wait.
+const RETRY_AFTER_SECS: u64 = 5;
+/// How long a drain waits for sessions to end before it leaves the rest to the journal.
+const DRAIN_LIMIT: Duration = Duration::from_secs(30);
 
 struct Entry {
     request: SessionRequest,
@@ -189,7 +50,8 @@ struct Entry {
     stop: watch::Sender<bool>,
     nudge: Arc<Notify>,
     report: watch::Receiver<Option<Report>>,
-    call_id: Arc<Mutex<Option<String>>>,
+    /// When its report came; the entry is dropped `keep_ended` later.
+    ended_at: Arc<OnceLock<Instant>>,
 }
 
 /// What the service shares between requests.
@@ -199,21 +61,39 @@ pub struct Service<C> {
     topologies: Topologies,
     driver: DriverSettings,
     token: Option<SecretString>,
-    sdkappid: u64,
-    callback_key: Option<String>,
+    policy: InputPolicy,
+    webhooks: Option<WebhookChecks>,
     pub metrics: Arc<Metrics>,
     sessions: Mutex<HashMap<String, Entry>>,
     draining: AtomicBool,
-    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Sessions admitted and not yet ended, against `max_sessions`.
+    running: AtomicUsize,
+    max_sessions: usize,
+    keep_ended: Duration,
+    tasks: Mutex<tokio::task::JoinSet<()>>,
 }
 
 /// How the service is set up.
 pub struct ServiceConfig {
     pub token: Option<SecretString>,
     pub sdkappid: u64,
-    pub callback_key: Option<String>,
+    pub webhook_keys: WebhookKeys,
+    /// Whether the webhook receivers are mounted.
+    pub webhooks: bool,
     pub driver: DriverSettings,
     pub topologies: Topologies,
+    /// What API clients may use as media.
+    pub policy: InputPolicy,
+    /// Sessions running at once; more are answered 429.
+    pub max_sessions: usize,
+    /// How long an ended session stays readable over the API.
+    pub keep_ended: Duration,
+}
+
+/// A default for `--max-sessions`: a live 720p stream costs about a quarter of a core and an
+/// announcement almost nothing, so a few per core keeps every stream real-time.
+pub fn default_max_sessions() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get()) * 4
 }
 
 impl<C: CloudOps + 'static> Service<C> {
@@ -225,29 +105,53 @@ impl<C: CloudOps + 'static> Service<C> {
             topologies: config.topologies,
             driver: config.driver,
             token: config.token,
-            sdkappid: config.sdkappid,
-            callback_key: config.callback_key,
+            policy: config.policy,
+            webhooks: config
+                .webhooks
+                .then(|| WebhookChecks::new(config.sdkappid, config.webhook_keys)),
             metrics,
             sessions: Mutex::new(HashMap::new()),
             draining: AtomicBool::new(false),
-            tasks: Mutex::new(Vec::new()),
+            running: AtomicUsize::new(0),
+            max_sessions: config.max_sessions.max(1),
+            keep_ended: config.keep_ended,
+            tasks: Mutex::new(tokio::task::JoinSet::new()),
         })
     }
 
-    /// Stops what a crashed process left running. Run before serving.
-    pub async fn recover(&self) -> Vec<(String, String)> {
-        driver::recover(&self.journal, &*self.cloud).await
+    /// Stops what an earlier run left in the cloud (a crash, or a teardown the cloud never
+    /// confirmed): one pass now, bounded, whose results are returned; whatever the cloud
+    /// has not confirmed is retried in the background, with backoff, until it is.
+    pub async fn recover(self: &Arc<Self>) -> Vec<(String, String)> {
+        let limit = self.driver.teardown_timeout;
+        let first = recover(&self.journal, &*self.cloud, limit, Some(limit)).await;
+        let pending = first.iter().any(Result::is_err);
+        if pending {
+            let svc = self.clone();
+            self.tasks.lock().expect("tasks lock").spawn(async move {
+                recover(&svc.journal, &*svc.cloud, limit, None).await;
+            });
+        }
+        first
+            .into_iter()
+            .map(|r| match r {
+                Ok(r) => (r.session_id, r.note),
+                Err((id, e)) => (id, format!("teardown pending, retrying: {e}")),
+            })
+            .collect()
     }
 
-    /// No new sessions; every running one is ended cleanly; returns when all have ended.
+    /// No new sessions; every running one is ended cleanly; returns when all have ended, or
+    /// after a limit (what is left stays in the journal for the next start).
     pub async fn drain(&self) {
         self.draining.store(true, Ordering::SeqCst);
         for entry in self.sessions.lock().expect("sessions lock").values() {
             let _ = entry.stop.send(true);
         }
-        let tasks: Vec<_> = std::mem::take(&mut *self.tasks.lock().expect("tasks lock"));
-        for t in tasks {
-            let _ = t.await;
+        let mut tasks = std::mem::take(&mut *self.tasks.lock().expect("tasks lock"));
+        let all = async { while tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(DRAIN_LIMIT, all).await.is_err() {
+            tracing::error!("drain: some sessions did not end in time; the journal keeps them");
         }
     }
 
@@ -261,19 +165,60 @@ impl<C: CloudOps + 'static> Service<C> {
                 self.clone(),
                 auth::<C>,
             ));
-        axum::Router::new()
-            .merge(api)
-            .route("/webhooks/call", post(call_webhook::<C>))
-            .route("/webhooks/trtc", post(trtc_webhook::<C>))
+        let mut router = axum::Router::new().merge(api);
+        if self.webhooks.is_some() {
+            router = router
+                .route("/webhooks/call", post(call_webhook::<C>))
+                .route("/webhooks/trtc", post(trtc_webhook::<C>));
+        }
+        router
             .route("/metrics", get(metrics::<C>))
             .route("/healthz", get(|| async { "ok" }))
             .route("/readyz", get(ready::<C>))
             .with_state(self.clone())
     }
+
+    /// Drops ended sessions older than `keep_ended` and reaps finished tasks.
+    fn prune(&self) {
+        let keep = self.keep_ended;
+        self.sessions
+            .lock()
+            .expect("sessions lock")
+            .retain(|_, e| e.ended_at.get().is_none_or(|t| t.elapsed() < keep));
+        let mut tasks = self.tasks.lock().expect("tasks lock");
+        while tasks.try_join_next().is_some() {}
+    }
+
+    /// Takes a running-session slot, unless all are taken.
+    fn take_slot(&self) -> bool {
+        self.running
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max_sessions).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    fn refuse(&self, reason: &str, response: Response) -> Response {
+        self.metrics
+            .refused
+            .get_or_create(&labels(&[("reason", reason)]))
+            .inc();
+        response
+    }
 }
 
 fn problem(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({"error": message.into()}))).into_response()
+}
+
+/// A 500 says nothing of the inside; the log says it all.
+fn internal(detail: impl std::fmt::Display) -> Response {
+    let reference = uuid::Uuid::new_v4().simple().to_string();
+    tracing::error!(%reference, error = %detail, "internal error answering a request");
+    problem(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!("internal error (reference {reference} in the server log)"),
+    )
 }
 
 async fn auth<C: CloudOps + 'static>(
@@ -317,57 +262,87 @@ async fn create<C: CloudOps + 'static>(
     State(svc): State<Arc<Service<C>>>,
     body: Bytes,
 ) -> Response {
+    svc.prune();
     if svc.draining.load(Ordering::SeqCst) {
         return problem(StatusCode::SERVICE_UNAVAILABLE, "draining: no new sessions");
     }
     let request: SessionRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
-            return problem(
+            let answer = problem(
                 StatusCode::BAD_REQUEST,
                 format!("not a session request: {e}"),
             );
+            return svc.refuse("malformed", answer);
         }
     };
-    let spec = match request.validate() {
+    let spec = match request.validate(&svc.policy, &svc.topologies).await {
         Ok(s) => s,
-        Err(e) => return problem(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+        Err(e) => {
+            let reason = match e {
+                RequestError::Refused(_) => "input_policy",
+                _ => "invalid",
+            };
+            let answer = problem(StatusCode::UNPROCESSABLE_ENTITY, e.to_string());
+            return svc.refuse(reason, answer);
+        }
     };
-    let room = room_key(&spec.room);
-    match svc.journal.active_for(&room, spec.robot.as_str()) {
-        Ok(Some(existing)) => {
-            return (
+    if !svc.take_slot() {
+        let answer = (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, RETRY_AFTER_SECS.to_string())],
+            Json(json!({"error": format!("this server runs at most {} sessions at once; try again later", svc.max_sessions)})),
+        )
+            .into_response();
+        return svc.refuse("capacity", answer);
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    match svc
+        .journal
+        .admit(&id, &room_key(&spec.room), spec.robot.as_str())
+    {
+        Ok(Admission::Admitted) => {}
+        Ok(Admission::Busy { existing }) => {
+            svc.running.fetch_sub(1, Ordering::AcqRel);
+            let answer = (
                 StatusCode::CONFLICT,
                 Json(json!({"error": format!("{} already has a session for {}", spec.room, spec.robot), "existing": existing})),
             )
                 .into_response();
+            return svc.refuse("room_busy", answer);
         }
-        Ok(None) => {}
-        Err(e) => return problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => {
+            svc.running.fetch_sub(1, Ordering::AcqRel);
+            return internal(e);
+        }
     }
-    let id = uuid::Uuid::new_v4().to_string();
     let (status_tx, status_rx) = watch::channel(Status::default());
     let (stop_tx, stop_rx) = watch::channel(false);
     let (report_tx, report_rx) = watch::channel(None);
     let nudge = Arc::new(Notify::new());
-    let call_id = Arc::new(Mutex::new(None));
-    svc.sessions.lock().expect("sessions lock").insert(
-        id.clone(),
-        Entry {
+    let ended_at = Arc::new(OnceLock::new());
+    let created = {
+        let entry = Entry {
             request,
             status: status_rx,
             stop: stop_tx,
             nudge: nudge.clone(),
             report: report_rx,
-            call_id: call_id.clone(),
-        },
-    );
+            ended_at: ended_at.clone(),
+        };
+        let json = session_json(&id, &entry);
+        svc.sessions
+            .lock()
+            .expect("sessions lock")
+            .insert(id.clone(), entry);
+        json
+    };
     let task = {
         let svc = svc.clone();
         let id = id.clone();
-        tokio::spawn(async move {
+        async move {
             let report = driver::run(
-                id.clone(),
+                id,
                 spec,
                 &*svc.cloud,
                 Some(svc.journal.clone()),
@@ -380,6 +355,7 @@ async fn create<C: CloudOps + 'static>(
                 },
             )
             .await;
+            svc.running.fetch_sub(1, Ordering::AcqRel);
             svc.metrics
                 .results
                 .get_or_create(&labels(&[("result", report.outcome.name())]))
@@ -391,29 +367,16 @@ async fn create<C: CloudOps + 'static>(
                     .inc_by(m.slate_frames as f64 / 30.0);
                 svc.metrics.bytes_served.inc_by(m.bytes_out);
             }
+            let _ = ended_at.set(Instant::now());
             let _ = report_tx.send(Some(report));
-        })
+        }
     };
-    svc.tasks.lock().expect("tasks lock").push(task);
-    // The call id is learned from the journal as soon as the driver records it.
-    {
-        let svc = svc.clone();
-        let id = id.clone();
-        tokio::spawn(async move {
-            for _ in 0..100 {
-                if let Ok(Some(c)) = svc.journal.call_of(&id) {
-                    *call_id.lock().expect("call id lock") = Some(c);
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        });
-    }
-    let sessions = svc.sessions.lock().expect("sessions lock");
-    (StatusCode::CREATED, Json(session_json(&id, &sessions[&id]))).into_response()
+    svc.tasks.lock().expect("tasks lock").spawn(task);
+    (StatusCode::CREATED, Json(created)).into_response()
 }
 
 async fn list<C: CloudOps + 'static>(State(svc): State<Arc<Service<C>>>) -> Response {
+    svc.prune();
     let sessions = svc.sessions.lock().expect("sessions lock");
     let all: Vec<Value> = sessions.iter().map(|(id, e)| session_json(id, e)).collect();
     Json(json!({ "sessions": all })).into_response()
@@ -498,16 +461,20 @@ async fn events<C: CloudOps + 'static>(
         .into_response()
 }
 
-fn nudge_call(svc: &Service<impl CloudOps>, call_id: &str) -> bool {
-    let sessions = svc.sessions.lock().expect("sessions lock");
-    let mut found = false;
-    for e in sessions.values() {
-        if e.call_id.lock().expect("call id lock").as_deref() == Some(call_id) {
+/// Makes the sessions a webhook is about look at the cloud now.
+fn nudge_where(svc: &Service<impl CloudOps>, about: impl Fn(&Status) -> bool) {
+    for e in svc.sessions.lock().expect("sessions lock").values() {
+        if about(&e.status.borrow()) {
             e.nudge.notify_one();
-            found = true;
         }
     }
-    found
+}
+
+fn count_webhook(svc: &Service<impl CloudOps>, kind: &str, verdict: Verdict) {
+    svc.metrics
+        .webhooks
+        .get_or_create(&labels(&[("kind", kind), ("verdict", verdict.name())]))
+        .inc();
 }
 
 async fn call_webhook<C: CloudOps + 'static>(
@@ -515,28 +482,33 @@ async fn call_webhook<C: CloudOps + 'static>(
     Query(query): Query<HashMap<String, String>>,
     body: Bytes,
 ) -> Response {
-    let verdict = if query.get("SdkAppid").and_then(|s| s.parse::<u64>().ok()) != Some(svc.sdkappid)
-    {
-        "wrong_sdkappid"
-    } else {
-        match CallWebhook::parse(&body, query.get("CallbackCommand").map(String::as_str)) {
-            Ok(hook) => {
-                nudge_call(&svc, hook.call_id());
-                "accepted"
-            }
-            Err(_) => "malformed",
+    let param = |n: &str| query.get(n).map(String::as_str);
+    let Some(checks) = &svc.webhooks else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let verdict = match checks.call(
+        param("SdkAppid"),
+        param("token"),
+        param("CallbackCommand"),
+        &body,
+    ) {
+        Ok(hook) => {
+            nudge_where(&svc, |s| s.call_id.as_deref() == Some(hook.call_id()));
+            Verdict::Accepted
         }
+        Err(v) => v,
     };
-    svc.metrics
-        .webhooks
-        .get_or_create(&labels(&[("kind", "call"), ("verdict", verdict)]))
-        .inc();
-    let status = if verdict == "accepted" {
-        StatusCode::OK
+    count_webhook(&svc, "call", verdict);
+    let (status, ok) = if verdict == Verdict::Accepted {
+        (StatusCode::OK, "OK")
     } else {
-        StatusCode::BAD_REQUEST
+        (StatusCode::BAD_REQUEST, "FAIL")
     };
-    (status, Json(json!({"ActionStatus": if verdict == "accepted" {"OK"} else {"FAIL"}, "ErrorCode": 0, "ErrorInfo": verdict}))).into_response()
+    (
+        status,
+        Json(json!({"ActionStatus": ok, "ErrorCode": 0, "ErrorInfo": verdict.name()})),
+    )
+        .into_response()
 }
 
 async fn trtc_webhook<C: CloudOps + 'static>(
@@ -544,41 +516,23 @@ async fn trtc_webhook<C: CloudOps + 'static>(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let header = |n: &str| {
-        headers
-            .get(n)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
+    let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+    let Some(checks) = &svc.webhooks else {
+        return StatusCode::NOT_FOUND.into_response();
     };
-    let verdict = if header("SdkAppId").parse::<u64>().ok() != Some(svc.sdkappid) {
-        "wrong_sdkappid"
-    } else if let Some(key) = &svc.callback_key
-        && !verify_trtc_sign(key, &body, header("Sign"))
-    {
-        "bad_sign"
-    } else {
-        match TrtcWebhook::parse(&body) {
-            Ok(TrtcWebhook::Ingest { event, .. }) => {
-                if matches!(event, IngestEvent::Stopped | IngestEvent::StartFailed) {
-                    // Any session may own the task: let them all look now.
-                    for e in svc.sessions.lock().expect("sessions lock").values() {
-                        e.nudge.notify_one();
-                    }
-                }
-                "accepted"
-            }
-            Ok(_) => "accepted",
-            Err(_) => "malformed",
+    let verdict = match checks.trtc(header("SdkAppId"), header("Sign"), &body) {
+        Ok(TrtcWebhook::Ingest { task_id, .. }) => {
+            nudge_where(&svc, |s| s.task_id.as_deref() == Some(task_id.as_str()));
+            Verdict::Accepted
         }
+        Ok(_) => Verdict::Accepted,
+        Err(v) => v,
     };
-    svc.metrics
-        .webhooks
-        .get_or_create(&labels(&[("kind", "trtc"), ("verdict", verdict)]))
-        .inc();
-    if verdict == "accepted" {
+    count_webhook(&svc, "trtc", verdict);
+    if verdict == Verdict::Accepted {
         Json(json!({"code": 0})).into_response()
     } else {
-        problem(StatusCode::BAD_REQUEST, verdict)
+        problem(StatusCode::BAD_REQUEST, verdict.name())
     }
 }
 
@@ -603,11 +557,8 @@ async fn metrics<C: CloudOps + 'static>(State(svc): State<Arc<Service<C>>>) -> R
         }
     }
     let mut text = String::new();
-    if encode(&mut text, &svc.metrics.registry).is_err() {
-        return problem(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "metrics could not be encoded",
-        );
+    if let Err(e) = encode(&mut text, &svc.metrics.registry) {
+        return internal(e);
     }
     (
         [(

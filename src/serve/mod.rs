@@ -1,4 +1,7 @@
-//! HTTP serving: the stream endpoints a cloud puller reads. (The control API joins here.)
+//! HTTP serving: the sessions API, the webhook receivers, metrics, and the stream endpoints
+//! a cloud puller reads.
 
 pub mod api;
+pub mod metrics;
 pub mod streams;
+pub mod webhooks;

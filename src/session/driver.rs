@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::sync::watch;
 
-use super::journal::Journal;
+use super::journal::{Admission, Journal};
 use super::state::{Action, Event, Outcome, Phase, Session, Stage};
-use super::{CallStatus, CloudOps, SessionSpec, room_key};
+use super::teardown::CloudLeftovers;
+use super::{CallStatus, CloudOps, PollBudget, SessionSpec, room_key};
 use crate::cloud::ingest::StartStreamIngest;
 use crate::media::contract::Contract;
 use crate::media::engine::{LiveSettings, LiveStream, Loops, MediaEvent, StreamStats};
@@ -35,6 +36,12 @@ pub struct DriverSettings {
     /// A stream server shared by every session (`callfeed serve` mounts it on its own port);
     /// each session starts its own on `stream_listen` otherwise.
     pub stream_server: Option<Arc<StreamServer>>,
+    /// How long an unconfirmed teardown is retried before the session returns with it
+    /// pending (the journal keeps it for the next run); `None` retries until the cloud
+    /// confirms, as a long-running service does.
+    pub teardown_retry_for: Option<Duration>,
+    /// The cloud's request rates, shared by every session of this process.
+    pub poll_budget: Arc<PollBudget>,
 }
 
 impl Default for DriverSettings {
@@ -47,6 +54,8 @@ impl Default for DriverSettings {
             public_base: None,
             cache_dir: crate::media::announce::default_cache_dir(),
             stream_server: None,
+            teardown_retry_for: Some(Duration::from_secs(30)),
+            poll_budget: Arc::new(PollBudget::default()),
         }
     }
 }
@@ -75,12 +84,27 @@ pub struct Report {
     pub task_restarts: u32,
     /// The cloud's error code, when the cloud refused something.
     pub error_code: Option<String>,
+    pub teardown: Teardown,
+}
+
+/// Whether the cloud confirmed the session's task and call gone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum Teardown {
+    Confirmed,
+    /// Not yet: the journal keeps the session open and a later run retries.
+    Pending {
+        reason: String,
+    },
 }
 
 /// What a status line shows while the session runs.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Status {
     pub phase: String,
+    /// The call and ingest task, once they exist: webhooks find their session by them.
+    pub call_id: Option<String>,
+    pub task_id: Option<String>,
     pub elapsed_ms: u64,
     pub iteration: u32,
     pub position_ms: u64,
@@ -118,7 +142,7 @@ async fn prepare(
     settings: &DriverSettings,
     topologies: &Topologies,
 ) -> Result<Prepared, String> {
-    let input = InputSpec::parse(&spec.media).map_err(|e| e.to_string())?;
+    let input = spec.input.clone();
     let contract = Contract::new(spec.profile);
     let report = match &input {
         InputSpec::File(_) | InputSpec::Playlist(_) | InputSpec::Url(_) => {
@@ -222,7 +246,8 @@ pub struct Controls {
     pub nudge: Arc<tokio::sync::Notify>,
 }
 
-/// Runs one session to its end.
+/// Runs one session to its end. A panic inside it is caught: what the journal says the
+/// session started is still stopped, and the report says it failed.
 pub async fn run<C: CloudOps>(
     session_id: String,
     spec: SessionSpec,
@@ -232,214 +257,359 @@ pub async fn run<C: CloudOps>(
     topologies: Topologies,
     controls: Controls,
 ) -> Report {
-    let Controls {
+    use futures::FutureExt;
+    let status = controls.status.clone();
+    let run = SessionRun::new(
+        session_id.clone(),
+        spec,
+        cloud,
+        journal.clone(),
+        settings.clone(),
+        controls,
+    );
+    match std::panic::AssertUnwindSafe(run.run(topologies))
+        .catch_unwind()
+        .await
+    {
+        Ok(report) => report,
+        Err(panic) => {
+            let reason = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".to_owned());
+            tracing::error!(session = %session_id, %reason, "session task panicked; tearing down");
+            after_panic(session_id, cloud, journal, &settings, &status, reason).await
+        }
+    }
+}
+
+/// The session's task died: stop what the journal says it started.
+async fn after_panic<C: CloudOps>(
+    session_id: String,
+    cloud: &C,
+    journal: Option<Arc<Journal>>,
+    settings: &DriverSettings,
+    status: &watch::Sender<Status>,
+    reason: String,
+) -> Report {
+    let open = journal
+        .as_ref()
+        .and_then(|j| j.open_session(&session_id).ok().flatten());
+    let mut leftovers = CloudLeftovers {
+        task_id: open.as_ref().and_then(|o| o.task_id.clone()),
+        call_id: open.as_ref().and_then(|o| o.call_id.clone()),
+    };
+    let (call_id, task_id) = (leftovers.call_id.clone(), leftovers.task_id.clone());
+    let outcome = Outcome::Failed {
+        stage: Stage::Teardown,
+        reason: format!("internal error: {reason}"),
+    };
+    let teardown = confirm_teardown(
+        &mut leftovers,
+        cloud,
+        settings,
         status,
-        mut stop,
-        nudge,
-    } = controls;
-    let started = Instant::now();
-    let ms = || started.elapsed().as_millis() as u64;
-    let mut machine = Session::new(spec.ingest_at, spec.ring_timeout);
-    let mut timings = Timings::default();
-    let (mut call_id, mut task_id): (Option<String>, Option<String>) = (None, None);
-    let mut ever_answered = false;
-    let mut ringing_since: Option<Instant> = None;
-    let mut ingest_started: Option<Instant> = None;
-    let mut task_restarts = 0u32;
-    let mut error_code: Option<String> = None;
-    let journal_note = |f: &dyn Fn(&Journal) -> Result<(), super::journal::JournalError>| {
-        if let Some(j) = &journal
+        journal
+            .as_deref()
+            .map(|j| (j, session_id.as_str(), &outcome)),
+    )
+    .await;
+    Report {
+        session_id,
+        call_id,
+        task_id,
+        outcome,
+        mode: "none",
+        timings: Timings::default(),
+        media: None,
+        task_restarts: 0,
+        error_code: None,
+        teardown,
+    }
+}
+
+/// The journal's note for an outcome.
+fn outcome_note(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Failed { stage, reason } => format!("{stage:?}: {reason}"),
+        _ => String::new(),
+    }
+}
+
+/// Stops `leftovers` until the cloud confirms, within the settings' retry time, and records
+/// the result: finished, or `teardown_pending` for a later run.
+async fn confirm_teardown<C: CloudOps>(
+    leftovers: &mut CloudLeftovers,
+    cloud: &C,
+    settings: &DriverSettings,
+    status: &watch::Sender<Status>,
+    journal: Option<(&Journal, &str, &Outcome)>,
+) -> Teardown {
+    let note = journal.map(|(_, _, o)| outcome_note(o)).unwrap_or_default();
+    let result = leftovers
+        .stop_until_confirmed(
+            cloud,
+            settings.teardown_timeout,
+            settings.teardown_retry_for,
+            |e| {
+                tracing::warn!(error = %e, "the cloud has not confirmed the teardown; retrying");
+                status.send_modify(|s| s.phase = "teardown_pending".into());
+                if let Some((j, id, outcome)) = journal
+                    && let Err(e) = j.teardown_pending(id, outcome.name(), &note)
+                {
+                    tracing::error!(error = %e, "journal write failed");
+                }
+            },
+        )
+        .await;
+    match result {
+        Ok(()) => {
+            if let Some((j, id, outcome)) = journal
+                && let Err(e) = j.finish(id, outcome.name(), &note)
+            {
+                tracing::error!(error = %e, "journal write failed");
+            }
+            Teardown::Confirmed
+        }
+        Err(reason) => {
+            tracing::error!(%reason, "teardown not confirmed; the journal keeps the session for the next run");
+            Teardown::Pending { reason }
+        }
+    }
+}
+
+/// One session's state while it runs: today's locals of the loop, one method per phase.
+struct SessionRun<'a, C> {
+    id: String,
+    spec: SessionSpec,
+    cloud: &'a C,
+    journal: Option<Arc<Journal>>,
+    settings: DriverSettings,
+    controls: Controls,
+    machine: Session,
+    started: Instant,
+    timings: Timings,
+    leftovers: CloudLeftovers,
+    call_id: Option<String>,
+    task_id: Option<String>,
+    ever_answered: bool,
+    ringing_since: Option<Instant>,
+    ingest_started: Option<Instant>,
+    task_restarts: u32,
+    error_code: Option<String>,
+    /// `max_duration` caps the media time, counted from the first StartStreamIngest.
+    deadline: Option<tokio::time::Instant>,
+}
+
+impl<'a, C: CloudOps> SessionRun<'a, C> {
+    fn new(
+        id: String,
+        spec: SessionSpec,
+        cloud: &'a C,
+        journal: Option<Arc<Journal>>,
+        settings: DriverSettings,
+        controls: Controls,
+    ) -> Self {
+        Self {
+            machine: Session::new(spec.ingest_at, spec.ring_timeout),
+            id,
+            spec,
+            cloud,
+            journal,
+            settings,
+            controls,
+            started: Instant::now(),
+            timings: Timings::default(),
+            leftovers: CloudLeftovers::default(),
+            call_id: None,
+            task_id: None,
+            ever_answered: false,
+            ringing_since: None,
+            ingest_started: None,
+            task_restarts: 0,
+            error_code: None,
+            deadline: None,
+        }
+    }
+
+    fn ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    fn journal_note(&self, f: impl FnOnce(&Journal) -> Result<(), super::journal::JournalError>) {
+        if let Some(j) = &self.journal
             && let Err(e) = f(j)
         {
-            tracing::error!(error = %e, "journal write failed");
+            tracing::error!(session = %self.id, error = %e, "journal write failed");
         }
-    };
-    journal_note(&|j| j.create(&session_id, &room_key(&spec.room), spec.robot.as_str()));
-    let set_phase = |machine: &Session, elapsed: u64| {
-        let phase = serde_json::to_value(&machine.phase)
-            .ok()
-            .and_then(|v| v.get("state").and_then(|s| s.as_str()).map(str::to_owned))
-            .unwrap_or_default();
-        status.send_modify(|s| {
-            s.phase = phase;
+    }
+
+    fn publish_phase(&self) {
+        let (phase, elapsed) = (self.machine.phase.name(), self.ms());
+        self.controls.status.send_modify(|s| {
+            s.phase = phase.to_owned();
             s.elapsed_ms = elapsed;
         });
-    };
+    }
 
-    let prepared = tokio::select! {
-        p = prepare(&spec, &settings, &topologies) => Some(p),
-        _ = stop.changed() => None,
-    };
-    let mut prepared = match prepared {
-        Some(Ok(p)) => p,
-        Some(Err(reason)) => {
-            machine.on(Event::Failed {
-                stage: Stage::Prepare,
-                reason,
-            });
-            machine.on(Event::TornDown);
-            return finish(
-                &machine,
-                &session_id,
-                &journal,
-                call_id,
-                task_id,
-                "none",
-                timings,
-                None,
-                0,
-                None,
-            );
+    /// Takes the room in the journal, unless an API already admitted this session.
+    fn admit(&self) -> Result<(), String> {
+        let Some(j) = &self.journal else {
+            return Ok(());
+        };
+        match j.admit(
+            &self.id,
+            &room_key(&self.spec.room),
+            self.spec.robot.as_str(),
+        ) {
+            Ok(Admission::Admitted) => Ok(()),
+            Ok(Admission::Busy { existing }) if existing == self.id => Ok(()),
+            Ok(Admission::Busy { existing }) => Err(format!(
+                "{} already has a session for {} ({existing})",
+                self.spec.room, self.spec.robot
+            )),
+            Err(e) => Err(e.to_string()),
         }
-        None => {
-            machine.on(Event::StopRequested);
-            machine.on(Event::TornDown);
-            return finish(
-                &machine,
-                &session_id,
-                &journal,
-                call_id,
-                task_id,
-                "none",
-                timings,
-                None,
-                0,
-                None,
-            );
-        }
-    };
-    timings.prepared_ms = Some(ms());
-    let mut media_events = match &prepared.media {
-        Media::Live(s) => Some(s.events()),
-        Media::Announcement { .. } => None,
-    };
-    let mut actions = machine.on(Event::Prepared);
-    let mut call_tick = tokio::time::interval(settings.poll_call);
-    let mut task_tick = tokio::time::interval(settings.poll_task);
-    // `max_duration` caps the media time in the call, counted from the first StartStreamIngest.
-    let mut deadline: Option<tokio::time::Instant> = None;
-    loop {
-        // Carry out what the machine asked for; each result is fed back at once.
-        while let Some(action) = actions.pop() {
-            set_phase(&machine, ms());
-            match action {
-                Action::StartCall => match cloud.start_call(&spec.start_call_request()).await {
-                    Ok(id) => {
-                        tracing::info!(session = %session_id, call_id = %id, "call started");
-                        journal_note(&|j| j.set_call(&session_id, &id));
-                        call_id = Some(id);
-                        timings.call_started_ms = Some(ms());
-                        ringing_since = Some(Instant::now());
-                        actions.extend(machine.on(Event::CallStarted));
+    }
+
+    async fn run(mut self, topologies: Topologies) -> Report {
+        let prepared = match self.admit() {
+            Err(reason) => Some(Err(reason)),
+            Ok(()) => tokio::select! {
+                p = prepare(&self.spec, &self.settings, &topologies) => Some(p),
+                _ = self.controls.stop.changed() => None,
+            },
+        };
+        let mut prepared = match prepared {
+            Some(Ok(p)) => p,
+            Some(Err(reason)) => {
+                self.machine.on(Event::Failed {
+                    stage: Stage::Prepare,
+                    reason,
+                });
+                return self.into_report("none", None).await;
+            }
+            None => {
+                self.machine.on(Event::StopRequested);
+                return self.into_report("none", None).await;
+            }
+        };
+        self.timings.prepared_ms = Some(self.ms());
+        let actions = self.machine.on(Event::Prepared);
+        let torn_down = self.drive(&mut prepared, actions).await;
+        // The URL dies with the session, on a shared server too.
+        prepared.server.unpublish(&prepared.url);
+        let mode = prepared.media.mode(prepared.passthrough);
+        let stats = match prepared.media {
+            Media::Live(stream) => {
+                let stats = stream.stats();
+                let _ = tokio::time::timeout(self.settings.teardown_timeout, stream.stop()).await;
+                Some(stats)
+            }
+            Media::Announcement { .. } => None,
+        };
+        debug_assert!(torn_down);
+        self.into_report(mode, stats).await
+    }
+
+    /// Carries out the machine's actions and feeds it what happens, until it asks for the
+    /// teardown.
+    async fn drive(&mut self, prepared: &mut Prepared, mut actions: Vec<Action>) -> bool {
+        let mut media_events = match &prepared.media {
+            Media::Live(s) => Some(s.events()),
+            Media::Announcement { .. } => None,
+        };
+        let _seat = self.settings.poll_budget.join();
+        let now = tokio::time::Instant::now();
+        let (mut next_call_poll, mut next_task_poll) = (now, now);
+        loop {
+            while let Some(action) = actions.pop() {
+                self.publish_phase();
+                match action {
+                    Action::StartCall => actions.extend(self.start_call().await),
+                    Action::StartIngest => {
+                        actions.extend(self.start_ingest(&prepared.url, prepared.repeat_num).await)
                     }
-                    Err(e) => {
-                        error_code = e.code();
-                        actions.extend(machine.on(Event::Failed {
-                            stage: Stage::Ring,
-                            reason: e.to_string(),
-                        }))
-                    }
-                },
-                Action::StartIngest | Action::RestartIngest { .. } => {
-                    if let Action::RestartIngest { attempt } = action {
-                        task_restarts = attempt;
+                    Action::RestartIngest { attempt } => {
+                        self.task_restarts = attempt;
                         // Jittered backoff: 0.5, 1, 2 s... so a flapping cloud is not hammered.
                         let base = 500u64 << attempt.min(4).saturating_sub(1);
                         let jitter = rand::random::<u64>() % (base / 2 + 1);
-                        tokio::time::sleep(Duration::from_millis(base + jitter)).await;
-                    }
-                    let mut req = StartStreamIngest::new(
-                        spec.room.clone(),
-                        spec.ingest_user.clone(),
-                        prepared.url.clone(),
-                    );
-                    req.repeat_num = Some(prepared.repeat_num);
-                    match cloud.start_ingest(&req).await {
-                        Ok(id) => {
-                            tracing::info!(session = %session_id, task_id = %id, "ingest started");
-                            journal_note(&|j| j.set_task(&session_id, &id));
-                            task_id = Some(id);
-                            ingest_started = Some(Instant::now());
-                            timings.ingest_started_ms.get_or_insert(ms());
-                            if deadline.is_none() {
-                                deadline =
-                                    spec.max_duration.map(|d| tokio::time::Instant::now() + d);
-                            }
-                            actions.extend(machine.on(Event::IngestStarted));
-                        }
-                        Err(e) => {
-                            error_code = e.code();
-                            actions.extend(machine.on(Event::Failed {
-                                stage: Stage::Ingest,
-                                reason: e.to_string(),
-                            }))
+                        let pause = tokio::time::sleep(Duration::from_millis(base + jitter));
+                        tokio::select! {
+                            _ = pause => actions.extend(self.start_ingest(&prepared.url, prepared.repeat_num).await),
+                            _ = self.controls.stop.changed() => actions.extend(self.machine.on(Event::StopRequested)),
                         }
                     }
-                }
-                Action::TearDown => {
-                    let teardown = async {
-                        if let Some(t) = &task_id
-                            && let Err(e) = cloud.stop_ingest(t).await
-                        {
-                            tracing::warn!(task_id = %t, error = %e, "could not stop the ingest task");
-                        }
-                        if let Some(c) = &call_id
-                            && let Err(e) = cloud.end_call(c).await
-                        {
-                            tracing::warn!(call_id = %c, error = %e, "could not end the call");
-                        }
-                    };
-                    if tokio::time::timeout(settings.teardown_timeout, teardown)
-                        .await
-                        .is_err()
-                    {
-                        tracing::error!(session = %session_id, "teardown timed out");
-                    }
-                    // The URL dies with the session, on a shared server too.
-                    prepared.server.unpublish(&prepared.url);
-                    let mode = prepared.media.mode(prepared.passthrough);
-                    let media_stats = match std::mem::replace(
-                        &mut prepared.media,
-                        Media::Announcement { expected: None },
-                    ) {
-                        Media::Live(stream) => {
-                            let stats = stream.stats();
-                            let _ = tokio::time::timeout(settings.teardown_timeout, stream.stop())
-                                .await;
-                            Some(stats)
-                        }
-                        Media::Announcement { .. } => None,
-                    };
-                    machine.on(Event::TornDown);
-                    timings.ended_ms = Some(ms());
-                    return finish(
-                        &machine,
-                        &session_id,
-                        &journal,
-                        call_id,
-                        task_id,
-                        mode,
-                        timings,
-                        media_stats,
-                        task_restarts,
-                        error_code,
-                    );
+                    Action::TearDown => return true,
                 }
             }
+            self.publish_phase();
+            if let Media::Live(stream) = &prepared.media {
+                let s = stream.stats();
+                self.controls.status.send_modify(|st| {
+                    st.iteration = s.iteration;
+                    st.position_ms = s.position_ms;
+                });
+            }
+            let event = self
+                .next_event(
+                    prepared,
+                    &mut media_events,
+                    &mut next_call_poll,
+                    &mut next_task_poll,
+                )
+                .await;
+            if let Some(event) = event {
+                tracing::info!(session = %self.id, ?event, "session event");
+                actions.extend(self.machine.on(event));
+            }
         }
-        set_phase(&machine, ms());
-        if let Media::Live(stream) = &prepared.media {
-            let s = stream.stats();
-            status.send_modify(|st| {
-                st.iteration = s.iteration;
-                st.position_ms = s.position_ms;
-            });
-        }
-        let event = tokio::select! {
-            _ = stop.changed() => Some(Event::StopRequested),
-            _ = nudge.notified() => {
-                call_tick.reset_immediately();
-                task_tick.reset_immediately();
+    }
+
+    /// Waits for the next thing that happens. Polls run inside the wait, so a stop request
+    /// cancels one in flight instead of waiting for its answer.
+    async fn next_event(
+        &mut self,
+        prepared: &Prepared,
+        media_events: &mut Option<tokio::sync::broadcast::Receiver<MediaEvent>>,
+        next_call_poll: &mut tokio::time::Instant,
+        next_task_poll: &mut tokio::time::Instant,
+    ) -> Option<Event> {
+        let cloud = self.cloud;
+        let budget = self.settings.poll_budget.clone();
+        let (call_id, task_id) = (self.call_id.clone(), self.task_id.clone());
+        let robot = self.spec.robot.as_str().to_owned();
+        let deadline = self.deadline;
+        let call_poll = async {
+            let Some(id) = &call_id else {
+                return std::future::pending().await;
+            };
+            tokio::time::sleep_until(*next_call_poll).await;
+            cloud.call_status(id, &robot).await
+        };
+        let task_poll = async {
+            let Some(id) = &task_id else {
+                return std::future::pending().await;
+            };
+            tokio::time::sleep_until(*next_task_poll).await;
+            cloud.task_alive(id).await
+        };
+        let call_every = budget.interval(
+            self.settings.poll_call,
+            crate::cloud::http::CALL_COMMAND_PER_SECOND,
+        );
+        let task_every = budget.interval(
+            self.settings.poll_task,
+            crate::cloud::http::INGEST_ACTION_PER_SECOND,
+        );
+        tokio::select! {
+            _ = self.controls.stop.changed() => Some(Event::StopRequested),
+            _ = self.controls.nudge.notified() => {
+                let now = tokio::time::Instant::now();
+                *next_call_poll = now;
+                *next_task_poll = now;
                 None
             }
             _ = async {
@@ -447,49 +617,15 @@ pub async fn run<C: CloudOps>(
                     Some(d) => tokio::time::sleep_until(d).await,
                     None => std::future::pending().await,
                 }
-            } => Some(if matches!(machine.phase, Phase::Ingesting) { Event::MediaFinished } else { Event::StopRequested }),
-            _ = call_tick.tick() => match &call_id {
-                Some(id) => match cloud.call_status(id, spec.robot.as_str()).await {
-                    Ok(CallStatus::Live { answered: true }) if !ever_answered => {
-                        ever_answered = true;
-                        timings.answered_ms = Some(ms());
-                        Some(Event::Answered)
-                    }
-                    Ok(CallStatus::Gone) => Some(Event::CallGone {
-                        ever_answered,
-                        rang_for: ringing_since.map_or(Duration::ZERO, |t| t.elapsed()),
-                    }),
-                    Ok(_) => None,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "get_call_info failed");
-                        None
-                    }
-                },
-                None => None,
-            },
-            _ = task_tick.tick() => match &task_id {
-                Some(id) => match cloud.task_alive(id).await {
-                    Ok(false) => {
-                        status.send_modify(|s| s.task = Some("NotExist"));
-                        let done = match &prepared.media {
-                            // The cloud played the announcement through: that is the end.
-                            Media::Announcement { expected: Some(e) } => ingest_started
-                                .is_some_and(|t| t.elapsed().as_secs_f64() >= e.as_secs_f64() * 0.9),
-                            _ => false,
-                        };
-                        Some(if done { Event::MediaFinished } else { Event::TaskGone })
-                    }
-                    Ok(true) => {
-                        status.send_modify(|s| s.task = Some("InProgress"));
-                        None
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "DescribeStreamIngest failed");
-                        None
-                    }
-                },
-                None => None,
-            },
+            } => Some(if matches!(self.machine.phase, Phase::Ingesting) { Event::MediaFinished } else { Event::StopRequested }),
+            answer = call_poll => {
+                *next_call_poll = tokio::time::Instant::now() + call_every;
+                self.on_call_status(answer)
+            }
+            answer = task_poll => {
+                *next_task_poll = tokio::time::Instant::now() + task_every;
+                self.on_task_status(answer, &prepared.media)
+            }
             event = async {
                 match media_events.as_mut() {
                     Some(rx) => rx.recv().await.ok(),
@@ -500,89 +636,160 @@ pub async fn run<C: CloudOps>(
                 Some(MediaEvent::Failed { reason }) => Some(Event::Failed { stage: Stage::Media, reason }),
                 _ => None,
             },
-        };
-        if let Some(event) = event {
-            tracing::info!(session = %session_id, ?event, "session event");
-            actions.extend(machine.on(event));
         }
     }
-}
 
-#[allow(clippy::too_many_arguments)]
-fn finish(
-    machine: &Session,
-    session_id: &str,
-    journal: &Option<Arc<Journal>>,
-    call_id: Option<String>,
-    task_id: Option<String>,
-    mode: &'static str,
-    timings: Timings,
-    media: Option<StreamStats>,
-    task_restarts: u32,
-    error_code: Option<String>,
-) -> Report {
-    let outcome = match &machine.phase {
-        Phase::Ended { outcome } | Phase::Ending { outcome } => outcome.clone(),
-        _ => Outcome::Failed {
-            stage: Stage::Teardown,
-            reason: "ended in an unexpected state".into(),
-        },
-    };
-    if let Some(j) = journal {
-        let note = match &outcome {
-            Outcome::Failed { stage, reason } => format!("{stage:?}: {reason}"),
-            _ => String::new(),
-        };
-        if let Err(e) = j.finish(session_id, outcome.name(), &note) {
-            tracing::error!(error = %e, "journal write failed");
-        }
-    }
-    Report {
-        session_id: session_id.to_owned(),
-        call_id,
-        task_id,
-        outcome,
-        mode,
-        timings,
-        media,
-        task_restarts,
-        error_code,
-    }
-}
-
-/// Stops what sessions of a crashed process left running: each open session's ingest task
-/// and call, recording what was done. Returns (session id, note) per recovered session.
-pub async fn recover<C: CloudOps>(journal: &Journal, cloud: &C) -> Vec<(String, String)> {
-    let mut done = Vec::new();
-    let open = match journal.open_sessions() {
-        Ok(o) => o,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot read the journal");
-            return done;
-        }
-    };
-    for s in open {
-        let mut notes = Vec::new();
-        if let Some(t) = &s.task_id {
-            match cloud.stop_ingest(t).await {
-                Ok(()) => notes.push(format!("stopped task {t}")),
-                Err(e) => notes.push(format!("task {t}: {e}")),
+    fn on_call_status(
+        &mut self,
+        answer: Result<CallStatus, crate::cloud::http::CloudError>,
+    ) -> Option<Event> {
+        match answer {
+            Ok(CallStatus::Live { answered: true }) if !self.ever_answered => {
+                self.ever_answered = true;
+                self.timings.answered_ms = Some(self.ms());
+                Some(Event::Answered)
+            }
+            Ok(CallStatus::Gone) => Some(Event::CallGone {
+                ever_answered: self.ever_answered,
+                rang_for: self.ringing_since.map_or(Duration::ZERO, |t| t.elapsed()),
+            }),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!(session = %self.id, error = %e, "get_call_info failed");
+                None
             }
         }
-        if let Some(c) = &s.call_id {
-            match cloud.end_call(c).await {
-                Ok(()) => notes.push(format!("ended call {c}")),
-                Err(e) => notes.push(format!("call {c}: {e}")),
+    }
+
+    fn on_task_status(
+        &mut self,
+        answer: Result<bool, crate::cloud::http::CloudError>,
+        media: &Media,
+    ) -> Option<Event> {
+        match answer {
+            Ok(false) => {
+                self.controls
+                    .status
+                    .send_modify(|s| s.task = Some("NotExist"));
+                let done = match media {
+                    // The cloud played the announcement through: that is the end.
+                    Media::Announcement { expected: Some(e) } => self
+                        .ingest_started
+                        .is_some_and(|t| t.elapsed().as_secs_f64() >= e.as_secs_f64() * 0.9),
+                    _ => false,
+                };
+                if done {
+                    Some(Event::MediaFinished)
+                } else {
+                    // The cloud reported the task gone: nothing of it is left to stop.
+                    self.leftovers.task_id = None;
+                    Some(Event::TaskGone)
+                }
+            }
+            Ok(true) => {
+                self.controls
+                    .status
+                    .send_modify(|s| s.task = Some("InProgress"));
+                None
+            }
+            Err(e) => {
+                tracing::warn!(session = %self.id, error = %e, "DescribeStreamIngest failed");
+                None
             }
         }
-        let note = if notes.is_empty() {
-            "nothing had started".to_owned()
-        } else {
-            notes.join("; ")
-        };
-        tracing::warn!(session = %s.id, %note, "recovered a session a previous process left open");
-        let _ = journal.finish(&s.id, "recovered", &note);
-        done.push((s.id, note));
     }
-    done
+
+    async fn start_call(&mut self) -> Vec<Action> {
+        match self.cloud.start_call(&self.spec.start_call_request()).await {
+            Ok(id) => {
+                tracing::info!(session = %self.id, call_id = %id, "call started");
+                self.journal_note(|j| j.set_call(&self.id, &id));
+                self.controls
+                    .status
+                    .send_modify(|s| s.call_id = Some(id.clone()));
+                self.leftovers.call_id = Some(id.clone());
+                self.call_id = Some(id);
+                self.timings.call_started_ms = Some(self.ms());
+                self.ringing_since = Some(Instant::now());
+                self.machine.on(Event::CallStarted)
+            }
+            Err(e) => {
+                self.error_code = e.code();
+                self.machine.on(Event::Failed {
+                    stage: Stage::Ring,
+                    reason: e.to_string(),
+                })
+            }
+        }
+    }
+
+    async fn start_ingest(&mut self, url: &str, repeat_num: i32) -> Vec<Action> {
+        let mut req = StartStreamIngest::new(
+            self.spec.room.clone(),
+            self.spec.ingest_user.clone(),
+            url.to_owned(),
+        );
+        req.repeat_num = Some(repeat_num);
+        match self.cloud.start_ingest(&req).await {
+            Ok(id) => {
+                tracing::info!(session = %self.id, task_id = %id, "ingest started");
+                self.journal_note(|j| j.set_task(&self.id, &id));
+                self.controls
+                    .status
+                    .send_modify(|s| s.task_id = Some(id.clone()));
+                self.leftovers.task_id = Some(id.clone());
+                self.task_id = Some(id);
+                self.ingest_started = Some(Instant::now());
+                self.timings.ingest_started_ms.get_or_insert(self.ms());
+                if self.deadline.is_none() {
+                    self.deadline = self
+                        .spec
+                        .max_duration
+                        .and_then(|d| tokio::time::Instant::now().checked_add(d));
+                }
+                self.machine.on(Event::IngestStarted)
+            }
+            Err(e) => {
+                self.error_code = e.code();
+                self.machine.on(Event::Failed {
+                    stage: Stage::Ingest,
+                    reason: e.to_string(),
+                })
+            }
+        }
+    }
+
+    /// Stops what the session started until the cloud confirms it, and reports.
+    async fn into_report(mut self, mode: &'static str, media: Option<StreamStats>) -> Report {
+        let outcome = match &self.machine.phase {
+            Phase::Ended { outcome } | Phase::Ending { outcome } => outcome.clone(),
+            _ => Outcome::Failed {
+                stage: Stage::Teardown,
+                reason: "ended in an unexpected state".into(),
+            },
+        };
+        let journal = self.journal.clone();
+        let teardown = confirm_teardown(
+            &mut self.leftovers,
+            self.cloud,
+            &self.settings,
+            &self.controls.status,
+            journal.as_deref().map(|j| (j, self.id.as_str(), &outcome)),
+        )
+        .await;
+        self.machine.on(Event::TornDown);
+        self.timings.ended_ms = Some(self.ms());
+        Report {
+            session_id: self.id,
+            call_id: self.call_id,
+            task_id: self.task_id,
+            outcome,
+            mode,
+            timings: self.timings,
+            media,
+            task_restarts: self.task_restarts,
+            error_code: self.error_code,
+            teardown,
+        }
+    }
 }

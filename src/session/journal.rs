@@ -14,12 +14,25 @@ pub struct JournalError {
     source: rusqlite::Error,
 }
 
-/// A session the journal says was never finished.
+/// A session the journal says was never finished: a crashed run's, or one whose teardown
+/// the cloud has not confirmed yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpenSession {
     pub id: String,
     pub call_id: Option<String>,
     pub task_id: Option<String>,
+    /// The result it ended with, when only the cloud's confirmation is missing.
+    pub pending: Option<(String, String)>,
+}
+
+/// Whether a session may have its room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    Admitted,
+    /// An unfinished session already has the room and robot.
+    Busy {
+        existing: String,
+    },
 }
 
 pub struct Journal {
@@ -49,6 +62,44 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// The journal names rooms, robots, CallIds and TaskIds: only its owner reads it. SQLite
+/// gives its WAL and shared-memory files the database file's mode.
+fn create_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    if let Some(dir) = path.parent()
+        && !dir.as_os_str().is_empty()
+        && !dir.exists()
+    {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+}
+
+/// The schema, by `user_version`. Version 2: at most one unfinished session per room and
+/// robot (so admission is one atomic insert), and a result kept aside while a teardown is
+/// not yet confirmed.
+const SCHEMA: &str = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;
+     CREATE TABLE IF NOT EXISTS sessions (
+       id TEXT PRIMARY KEY, created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL,
+       room TEXT NOT NULL, robot TEXT NOT NULL, state TEXT NOT NULL,
+       call_id TEXT, task_id TEXT, result TEXT, note TEXT);";
+const MIGRATE_TO_2: &str = "ALTER TABLE sessions ADD COLUMN pending_result TEXT;
+     -- A run before admission was atomic may have left two open sessions on one room: keep
+     -- both for recovery, under distinct keys.
+     UPDATE sessions SET room = room || '#' || id WHERE result IS NULL AND id NOT IN
+       (SELECT MIN(id) FROM sessions WHERE result IS NULL GROUP BY room, robot);
+     DROP INDEX IF EXISTS open_sessions;
+     CREATE UNIQUE INDEX one_open_session_per_room ON sessions(room, robot) WHERE result IS NULL;
+     PRAGMA user_version = 2;";
+
 impl Journal {
     pub fn open(path: &Path) -> Result<Self, JournalError> {
         let shown = path.display().to_string();
@@ -56,24 +107,33 @@ impl Journal {
             path: shown.clone(),
             source,
         };
-        if let Some(dir) = path.parent() {
-            let _ = std::fs::create_dir_all(dir);
-        }
+        create_private(path).map_err(|e| {
+            err(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+                Some(e.to_string()),
+            ))
+        })?;
         let db = Connection::open(path).map_err(err)?;
         // WAL: a crash mid-write never loses what was committed before it.
-        db.execute_batch(
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;
-             CREATE TABLE IF NOT EXISTS sessions (
-               id TEXT PRIMARY KEY, created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL,
-               room TEXT NOT NULL, robot TEXT NOT NULL, state TEXT NOT NULL,
-               call_id TEXT, task_id TEXT, result TEXT, note TEXT);
-             CREATE INDEX IF NOT EXISTS open_sessions ON sessions(result) WHERE result IS NULL;",
-        )
-        .map_err(err)?;
+        db.execute_batch(SCHEMA).map_err(err)?;
+        let version: i64 = db
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(err)?;
+        if version < 2 {
+            db.execute_batch(&format!("BEGIN; {MIGRATE_TO_2} COMMIT;"))
+                .map_err(err)?;
+        }
         Ok(Self {
             path: shown,
             db: Mutex::new(db),
         })
+    }
+
+    fn error(&self, source: rusqlite::Error) -> JournalError {
+        JournalError {
+            path: self.path.clone(),
+            source,
+        }
     }
 
     fn exec(&self, sql: &str, args: impl rusqlite::Params) -> Result<(), JournalError> {
@@ -88,12 +148,24 @@ impl Journal {
             })
     }
 
-    pub fn create(&self, id: &str, room: &str, robot: &str) -> Result<(), JournalError> {
+    /// Records a new session if its room and robot are free, in one statement: of any number
+    /// of requests for one room at once, exactly one is admitted.
+    pub fn admit(&self, id: &str, room: &str, robot: &str) -> Result<Admission, JournalError> {
         let now = now_ms();
-        self.exec(
+        let inserted = self.db.lock().expect("journal lock").execute(
             "INSERT INTO sessions (id, created_ms, updated_ms, room, robot, state) VALUES (?1, ?2, ?2, ?3, ?4, 'preparing')",
             params![id, now, room, robot],
-        )
+        );
+        match inserted {
+            Ok(_) => Ok(Admission::Admitted),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                let existing = self.active_for(room, robot)?.unwrap_or_default();
+                Ok(Admission::Busy { existing })
+            }
+            Err(e) => Err(self.error(e)),
+        }
     }
 
     pub fn set_state(&self, id: &str, state: &str) -> Result<(), JournalError> {
@@ -117,9 +189,19 @@ impl Journal {
         )
     }
 
+    /// The session is over, and the cloud confirmed its task and call gone.
     pub fn finish(&self, id: &str, result: &str, note: &str) -> Result<(), JournalError> {
         self.exec(
-            "UPDATE sessions SET result = ?2, note = ?3, state = 'ended', updated_ms = ?4 WHERE id = ?1",
+            "UPDATE sessions SET result = ?2, note = ?3, state = 'ended', pending_result = NULL, updated_ms = ?4 WHERE id = ?1",
+            params![id, result, note, now_ms()],
+        )
+    }
+
+    /// The session is over but the cloud has not confirmed its task or call gone: it stays
+    /// open (and keeps its room) until a retry does.
+    pub fn teardown_pending(&self, id: &str, result: &str, note: &str) -> Result<(), JournalError> {
+        self.exec(
+            "UPDATE sessions SET state = 'teardown_pending', pending_result = ?2, note = ?3, updated_ms = ?4 WHERE id = ?1",
             params![id, result, note, now_ms()],
         )
     }
@@ -148,18 +230,26 @@ impl Journal {
             source,
         };
         let mut stmt = db
-            .prepare("SELECT id, call_id, task_id FROM sessions WHERE result IS NULL ORDER BY created_ms")
+            .prepare("SELECT id, call_id, task_id, pending_result, note FROM sessions WHERE result IS NULL ORDER BY created_ms")
             .map_err(err)?;
         let rows = stmt
             .query_map([], |r| {
+                let pending: Option<String> = r.get(3)?;
+                let note: Option<String> = r.get(4)?;
                 Ok(OpenSession {
                     id: r.get(0)?,
                     call_id: r.get(1)?,
                     task_id: r.get(2)?,
+                    pending: pending.map(|p| (p, note.unwrap_or_default())),
                 })
             })
             .map_err(err)?;
         rows.collect::<Result<Vec<_>, _>>().map_err(err)
+    }
+
+    /// One session's row, if it is still open.
+    pub fn open_session(&self, id: &str) -> Result<Option<OpenSession>, JournalError> {
+        Ok(self.open_sessions()?.into_iter().find(|s| s.id == id))
     }
 
     /// The CallId recorded for a session, once it has one.
@@ -214,10 +304,19 @@ mod tests {
         let _ = std::fs::remove_file(&path);
         {
             let j = Journal::open(&path).unwrap();
-            j.create("s1", "string:r", "robot").unwrap();
+            assert_eq!(
+                j.admit("s1", "string:r", "robot").unwrap(),
+                Admission::Admitted
+            );
             j.set_call("s1", "c1").unwrap();
             j.set_task("s1", "t1").unwrap();
-            j.create("s2", "string:q", "robot").unwrap();
+            assert_eq!(
+                j.admit("s3", "string:r", "robot").unwrap(),
+                Admission::Busy {
+                    existing: "s1".into()
+                }
+            );
+            j.admit("s2", "string:q", "robot").unwrap();
             j.finish("s2", "completed", "").unwrap();
         }
         let j = Journal::open(&path).unwrap();
@@ -226,7 +325,8 @@ mod tests {
             [OpenSession {
                 id: "s1".into(),
                 call_id: Some("c1".into()),
-                task_id: Some("t1".into())
+                task_id: Some("t1".into()),
+                pending: None,
             }]
         );
         assert_eq!(
@@ -237,5 +337,29 @@ mod tests {
             .unwrap();
         assert!(j.open_sessions().unwrap().is_empty());
         assert_eq!(j.result_of("s1").unwrap().unwrap().0, "recovered");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "only its owner reads the journal");
+    }
+
+    #[test]
+    fn parallel_admissions_for_one_room_admit_exactly_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = std::sync::Arc::new(Journal::open(&dir.path().join("j.sqlite")).unwrap());
+        let admitted: Vec<_> = (0..8)
+            .map(|i| {
+                let j = j.clone();
+                std::thread::spawn(move || j.admit(&format!("s{i}"), "string:r", "robot").unwrap())
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .filter(|a| *a == Admission::Admitted)
+            .collect();
+        assert_eq!(admitted.len(), 1);
+        j.teardown_pending("s0", "completed", "cloud unreachable")
+            .ok();
+        let open = j.open_sessions().unwrap();
+        assert!(open.len() <= 1);
     }
 }

@@ -7,6 +7,7 @@
 pub mod driver;
 pub mod journal;
 pub mod state;
+pub mod teardown;
 
 use std::future::Future;
 use std::time::Duration;
@@ -15,6 +16,41 @@ use crate::cloud::call::{CallClient, MediaType, StartCallByRobot};
 use crate::cloud::http::CloudError;
 use crate::cloud::ingest::{IngestClient, IngestStatus, StartStreamIngest};
 use crate::cloud::{RoomRef, UserId};
+
+/// Shares the cloud's documented request rates between every session of a process: each
+/// session polls less often as more run, so together they never need more than half of a
+/// rate limit, and the other half stays for starts, stops and webhook-driven looks.
+#[derive(Debug, Default)]
+pub struct PollBudget {
+    active: std::sync::atomic::AtomicUsize,
+}
+
+/// A running session's place in the [`PollBudget`]; leaving frees it.
+#[derive(Debug)]
+pub struct PollSeat(std::sync::Arc<PollBudget>);
+
+impl Drop for PollSeat {
+    fn drop(&mut self) {
+        self.0
+            .active
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl PollBudget {
+    pub fn join(self: &std::sync::Arc<Self>) -> PollSeat {
+        self.active
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        PollSeat(self.clone())
+    }
+
+    /// How often each session may poll an operation limited to `per_second` requests.
+    pub fn interval(&self, base: Duration, per_second: u32) -> Duration {
+        let sessions = self.active.load(std::sync::atomic::Ordering::Relaxed) as u64;
+        let share = Duration::from_millis(sessions * 2000 / u64::from(per_second.max(1)));
+        base.max(share)
+    }
+}
 
 /// What a callee's phone shows, from `get_call_info`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,7 +146,9 @@ pub struct SessionSpec {
     /// The UserID the stream appears as in the room (the robot's by default).
     pub ingest_user: UserId,
     pub room: RoomRef,
+    /// The media as asked for (for reports), and as it will be opened.
     pub media: String,
+    pub input: crate::media::input::InputSpec,
     pub media_type: MediaType,
     pub profile: crate::media::contract::Profile,
     pub ingest_at: state::IngestAt,
@@ -141,10 +179,16 @@ pub fn room_key(room: &RoomRef) -> String {
     format!("{}:{}", room.kind(), room.id())
 }
 
+/// Longest a session's media may run: the cloud's own cap on an ingest task (7 days).
+pub const MAX_DURATION_SECS: u64 = crate::cloud::ingest::MAX_DURATION_MINUTES as u64 * 60;
+
 /// A session as asked for over the API or the command line, before validation.
 #[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SessionRequest {
+    /// At most [`MAX_CALLEES`](crate::cloud::call::MAX_CALLEES), refused while parsing: a
+    /// body of a million callees is never held in memory.
+    #[serde(deserialize_with = "bounded_callees")]
     pub to: Vec<String>,
     pub media: String,
     pub room: String,
@@ -171,6 +215,37 @@ pub struct SessionRequest {
     pub live: bool,
 }
 
+fn bounded_callees<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    struct Callees;
+    impl<'de> serde::de::Visitor<'de> for Callees {
+        type Value = Vec<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(
+                f,
+                "a list of 1 to {} callee user ids",
+                crate::cloud::call::MAX_CALLEES
+            )
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut callees = Vec::new();
+            while let Some(callee) = seq.next_element::<String>()? {
+                if callees.len() == crate::cloud::call::MAX_CALLEES {
+                    return Err(serde::de::Error::custom(format_args!(
+                        "`to`: at most {} callees",
+                        crate::cloud::call::MAX_CALLEES
+                    )));
+                }
+                callees.push(callee);
+            }
+            Ok(callees)
+        }
+    }
+    d.deserialize_seq(Callees)
+}
+
 fn default_room_type() -> String {
     "string".into()
 }
@@ -194,29 +269,60 @@ pub enum RequestError {
     Invalid(#[from] crate::cloud::InvalidArgument),
     #[error(transparent)]
     Input(#[from] crate::media::input::InputError),
+    #[error(transparent)]
+    Refused(#[from] crate::media::policy::Refused),
 }
 
 impl SessionRequest {
-    /// Checks every field the way the cloud would, and the media input exists.
-    pub fn validate(&self) -> Result<SessionSpec, RequestError> {
+    /// Checks every field the way the cloud would, with the cloud requests' own validators,
+    /// admits the media under `policy`, and checks that it exists (and, for sources, that it
+    /// builds). Nothing rings and nothing is opened for media before this passes.
+    pub async fn validate(
+        &self,
+        policy: &crate::media::policy::InputPolicy,
+        topologies: &crate::media::topology::Topologies,
+    ) -> Result<SessionSpec, RequestError> {
+        let spec = self.validate_fields()?;
+        let input = crate::media::input::InputSpec::parse_syntax(&self.media)?;
+        let input = policy.admit(input).await?;
+        input.check_available()?;
+        input.check_sources(topologies)?;
+        Ok(SessionSpec { input, ..spec })
+    }
+
+    /// Every field but the media.
+    fn validate_fields(&self) -> Result<SessionSpec, RequestError> {
         use crate::cloud::InvalidArgument;
-        use crate::cloud::call::{MAX_RING_TIMEOUT_MS, MIN_RING_TIMEOUT_MS};
+        use crate::cloud::call::{
+            CallCommand, MAX_CALLEES, MAX_RING_TIMEOUT_MS, MIN_RING_TIMEOUT_MS,
+        };
+        use crate::cloud::ingest::MAX_REPEAT_NUM;
+        if self.to.is_empty() || self.to.len() > MAX_CALLEES {
+            return Err(InvalidArgument::new(
+                "to",
+                format!("{} callees", self.to.len()),
+                format!("1 to {MAX_CALLEES} callees"),
+            )
+            .into());
+        }
         let callees = self
             .to
             .iter()
             .map(|c| UserId::new("to", c))
             .collect::<Result<Vec<_>, _>>()?;
-        if callees.is_empty() {
-            return Err(InvalidArgument::new("to", "[]", "1 to 8 callees").into());
-        }
         let robot = UserId::new("robot", &self.robot)?;
+        if callees.contains(&robot) {
+            return Err(
+                InvalidArgument::new("to", robot.as_str(), "callees other than the robot").into(),
+            );
+        }
         let kind: crate::cloud::RoomKind = self.room_type.parse()?;
         let room = RoomRef::new(&self.room, kind)?;
         let ring_ms = self.ring_timeout_secs.saturating_mul(1000);
         if !(MIN_RING_TIMEOUT_MS..=MAX_RING_TIMEOUT_MS).contains(&ring_ms) {
             return Err(InvalidArgument::new(
-                "ring_timeout",
-                format!("{} s", self.ring_timeout_secs),
+                "ring_timeout_secs",
+                self.ring_timeout_secs,
                 "10 to 600 seconds",
             )
             .into());
@@ -244,24 +350,59 @@ impl SessionRequest {
                 return Err(InvalidArgument::new("ingest_at", other, "answer or ring").into());
             }
         };
-        crate::media::input::InputSpec::parse(&self.media)?;
-        Ok(SessionSpec {
+        let repeat = match (self.loop_forever, self.repeat) {
+            (true, Some(_)) => {
+                return Err(InvalidArgument::new(
+                    "repeat",
+                    "with loop_forever",
+                    "either repeat or loop_forever",
+                )
+                .into());
+            }
+            (true, None) => None,
+            (false, None) => Some(1),
+            (false, Some(n)) if (1..=MAX_REPEAT_NUM.unsigned_abs()).contains(&n) => Some(n),
+            (false, Some(n)) => {
+                return Err(InvalidArgument::new(
+                    "repeat",
+                    n,
+                    format!("1 to {MAX_REPEAT_NUM} plays"),
+                )
+                .into());
+            }
+        };
+        let max_duration = match self.max_duration_secs {
+            None => None,
+            Some(s) if (1..=MAX_DURATION_SECS).contains(&s) => Some(Duration::from_secs(s)),
+            Some(s) => {
+                return Err(InvalidArgument::new(
+                    "max_duration_secs",
+                    s,
+                    format!("1 to {MAX_DURATION_SECS} seconds (7 days)"),
+                )
+                .into());
+            }
+        };
+        let spec = SessionSpec {
             callees,
             ingest_user: robot.clone(),
             robot,
             room,
             media: self.media.clone(),
+            input: crate::media::input::InputSpec::Test {
+                video: None,
+                audio: None,
+            },
             media_type,
             profile,
             ingest_at,
-            repeat: if self.loop_forever {
-                None
-            } else {
-                Some(self.repeat.unwrap_or(1).max(1))
-            },
+            repeat,
             ring_timeout: Duration::from_millis(u64::from(ring_ms)),
-            max_duration: self.max_duration_secs.map(Duration::from_secs),
+            max_duration,
             live: self.live,
-        })
+        };
+        // The cloud request's own checks, so nothing the cloud would refuse gets this far.
+        spec.start_call_request().body()?;
+        Ok(spec)
     }
 }

@@ -1,0 +1,344 @@
+//! Which inputs a requester may use, decided before anything is opened.
+//!
+//! The user at a shell runs callfeed with their own rights and may name any input. An API
+//! client of `callfeed serve` is a stranger: it gets files only under the configured media
+//! roots, devices only when the operator allows them, URLs only of public hosts (checked
+//! after DNS resolution, so a name that resolves to a private address is refused too), and
+//! `test:` sources. Every refusal says the same thing, so a refusal never tells whether a
+//! path exists.
+//!
+//! Whatever the requester, a network input never opens a local file or another protocol
+//! behind the user's back: an HLS playlist naming a `file://` segment is stopped by
+//! [`guard_sources`] before the segment's source runs.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+
+use super::input::InputSpec;
+
+/// How long resolving a URL's host may take.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The one answer to an input the policy refuses, whatever the reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "media: this input is not allowed for API clients of this server; use a file under one of its media roots (--media-root), a test: source, or an http(s), rtmp(s), srt (caller) or HLS URL of a public host{}",
+    if *.devices_allowed { ", or a device" } else { "" }
+)]
+pub struct Refused {
+    devices_allowed: bool,
+}
+
+/// The restrictions an API client's inputs get.
+#[derive(Debug, Clone, Default)]
+pub struct Restrictions {
+    /// Canonical directories files may be read from; none means no files at all.
+    pub media_roots: Vec<PathBuf>,
+    /// Capture devices and custom source topologies.
+    pub allow_devices: bool,
+    /// Hosts (lower-case names or address literals) that may be private or loopback.
+    pub allowed_url_hosts: Vec<String>,
+}
+
+/// Who may use which inputs.
+#[derive(Debug, Clone, Default)]
+pub enum InputPolicy {
+    /// The user at a shell: anything they can open.
+    #[default]
+    Unrestricted,
+    /// An API client.
+    Restricted(Restrictions),
+}
+
+impl Restrictions {
+    /// Media roots canonicalised (links resolved), so a root given through a link still
+    /// contains the files under it. A root that does not exist is an error at start.
+    pub fn new(
+        media_roots: &[PathBuf],
+        allow_devices: bool,
+        allowed_url_hosts: &[String],
+    ) -> Result<Self, std::io::Error> {
+        let media_roots = media_roots
+            .iter()
+            .map(|root| {
+                std::fs::canonicalize(root).map_err(|e| {
+                    std::io::Error::new(e.kind(), format!("media root {}: {e}", root.display()))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            media_roots,
+            allow_devices,
+            allowed_url_hosts: allowed_url_hosts
+                .iter()
+                .map(|h| h.trim_matches(['[', ']']).to_ascii_lowercase())
+                .collect(),
+        })
+    }
+
+    fn refused(&self) -> Refused {
+        Refused {
+            devices_allowed: self.allow_devices,
+        }
+    }
+
+    /// The file as it will be opened (canonical), if it lies under a media root.
+    fn admit_file(&self, path: &Path) -> Result<PathBuf, Refused> {
+        let canonical = std::fs::canonicalize(path).map_err(|_| self.refused())?;
+        if self
+            .media_roots
+            .iter()
+            .any(|root| canonical.starts_with(root))
+        {
+            Ok(canonical)
+        } else {
+            Err(self.refused())
+        }
+    }
+
+    async fn admit_url(&self, raw: &str) -> Result<(), Refused> {
+        let url = url::Url::parse(raw).map_err(|_| self.refused())?;
+        match url.scheme() {
+            "http" | "https" | "rtmp" | "rtmps" => {}
+            // A listener or rendezvous socket would make the server accept connections.
+            "srt" => {
+                let mode = url
+                    .query_pairs()
+                    .find(|(k, _)| k == "mode")
+                    .map(|(_, v)| v.to_ascii_lowercase());
+                if mode.is_some_and(|m| m != "caller") {
+                    return Err(self.refused());
+                }
+            }
+            _ => return Err(self.refused()),
+        }
+        let host = match url.host() {
+            Some(url::Host::Domain(d)) => d.to_ascii_lowercase(),
+            Some(url::Host::Ipv4(ip)) => ip.to_string(),
+            Some(url::Host::Ipv6(ip)) => ip.to_string(),
+            None => return Err(self.refused()),
+        };
+        if self.allowed_url_hosts.contains(&host) {
+            return Ok(());
+        }
+        let port = url.port_or_known_default().unwrap_or(1935);
+        let resolved = tokio::time::timeout(
+            RESOLVE_TIMEOUT,
+            tokio::net::lookup_host((host.as_str(), port)),
+        )
+        .await
+        .map_err(|_| self.refused())?
+        .map_err(|_| self.refused())?
+        .collect::<Vec<_>>();
+        // Every address must be public: a resolver may hand out any of them.
+        if resolved.is_empty() || !resolved.iter().all(|a| is_public(a.ip())) {
+            return Err(self.refused());
+        }
+        Ok(())
+    }
+}
+
+impl InputPolicy {
+    /// The input as it will be opened, or the one refusal. Files come back canonical, so
+    /// what plays is what was checked.
+    pub async fn admit(&self, spec: InputSpec) -> Result<InputSpec, Refused> {
+        let InputPolicy::Restricted(r) = self else {
+            return Ok(spec);
+        };
+        match spec {
+            InputSpec::Test { .. } => Ok(spec),
+            InputSpec::Devices { .. } | InputSpec::Custom { .. } if r.allow_devices => Ok(spec),
+            InputSpec::Devices { .. } | InputSpec::Custom { .. } => Err(r.refused()),
+            InputSpec::File(path) => r.admit_file(&path).map(InputSpec::File),
+            InputSpec::Playlist(items) => items
+                .iter()
+                .map(|p| r.admit_file(p))
+                .collect::<Result<Vec<_>, _>>()
+                .map(InputSpec::Playlist),
+            InputSpec::Url(url) => {
+                r.admit_url(&url).await?;
+                Ok(InputSpec::Url(url))
+            }
+        }
+    }
+}
+
+/// Whether an address is on the public internet: not loopback, private, link-local (cloud
+/// metadata services live there), shared (CGNAT), multicast, reserved or documentation.
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => is_public_v4(v4),
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public_v4(v4);
+            }
+            let first = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                // fc00::/7 unique local, fe80::/10 link-local, 2001:db8::/32 documentation
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || (first == 0x2001 && v6.segments()[1] == 0x0db8)
+                // 64:ff9b::/96 NAT64 and ::/96 IPv4-compatible reach IPv4 addresses
+                || (first == 0x0064 && v6.segments()[1] == 0xff9b)
+                || v6.segments()[..6].iter().all(|s| *s == 0))
+                && v6 != Ipv6Addr::LOCALHOST
+        }
+    }
+}
+
+fn is_public_v4(ip: Ipv4Addr) -> bool {
+    let [a, b, c, _] = ip.octets();
+    !(ip.is_loopback()
+        || ip.is_private()
+        || ip.is_link_local()
+        || ip.is_broadcast()
+        || ip.is_documentation()
+        || ip.is_unspecified()
+        || ip.is_multicast()
+        || a == 0
+        || (a == 100 && (64..128).contains(&b))
+        || (a == 192 && b == 0 && c == 0)
+        || (a == 198 && (18..20).contains(&b))
+        || a >= 240)
+}
+
+/// The protocols a network input's pipeline may open: its own scheme, and http(s) for the
+/// parts an adaptive stream fetches. `None` for a local file, which opens what it names.
+pub fn network_protocols(uri: &str) -> Option<Vec<String>> {
+    let scheme = uri.split_once("://")?.0.to_ascii_lowercase();
+    if scheme == "file" {
+        return None;
+    }
+    let mut allowed = vec!["http".to_owned(), "https".to_owned()];
+    if !allowed.contains(&scheme) {
+        allowed.push(scheme);
+    }
+    Some(allowed)
+}
+
+/// Stops any source element created anywhere in `bin` (an HLS segment, a redirect) whose
+/// URI is not of an `allowed` protocol: its output is dropped before a byte leaves it, and
+/// an error ends the pipeline.
+pub fn guard_sources(bin: &gst::Bin, allowed: Vec<String>) {
+    bin.connect_deep_element_added(move |top, _, element| {
+        let Some(handler) = element.dynamic_cast_ref::<gst::URIHandler>() else {
+            return;
+        };
+        if handler.uri_type() != gst::URIType::Src {
+            return;
+        }
+        let protocol = handler
+            .uri()
+            .and_then(|u| u.split_once(':').map(|(s, _)| s.to_ascii_lowercase()));
+        let permitted = match &protocol {
+            Some(p) => allowed.contains(p),
+            // Not set yet: judge by what the element can open at all.
+            None => handler
+                .protocols()
+                .iter()
+                .all(|p| allowed.contains(&p.to_ascii_lowercase())),
+        };
+        if permitted {
+            return;
+        }
+        for pad in element.src_pads() {
+            pad.add_probe(gst::PadProbeType::DATA_DOWNSTREAM, |_, _| {
+                gst::PadProbeReturn::Drop
+            });
+        }
+        element.set_locked_state(true);
+        // Posted on the top bin: a demuxer would take its source's own error for a failed
+        // download and retry it.
+        let _ = top.post_message(
+            gst::message::Error::builder(
+                gst::ResourceError::NotAuthorized,
+                "a network input may not open this kind of source",
+            )
+            .src(element)
+            .build(),
+        );
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_public_addresses_are_public() {
+        for private in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.100.100.200",
+            "0.0.0.0",
+            "::1",
+            "::",
+            "fd00:ec2::254",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "64:ff9b::a00:1",
+            "224.0.0.1",
+        ] {
+            assert!(!is_public(private.parse().unwrap()), "{private}");
+        }
+        for public in ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111"] {
+            assert!(is_public(public.parse().unwrap()), "{public}");
+        }
+    }
+
+    #[tokio::test]
+    async fn restricted_inputs() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("media");
+        std::fs::create_dir(&root).unwrap();
+        std::fs::write(root.join("a.mp3"), b"x").unwrap();
+        std::fs::write(dir.path().join("secret"), b"x").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("secret"), root.join("link.mp3")).unwrap();
+        let policy = InputPolicy::Restricted(
+            Restrictions::new(&[root.clone()], false, &["localhost".into()]).unwrap(),
+        );
+        let admit = |s: &str| {
+            let spec = InputSpec::parse_syntax(s).unwrap();
+            let policy = policy.clone();
+            async move { policy.admit(spec).await }
+        };
+        assert!(
+            admit(&root.join("a.mp3").display().to_string())
+                .await
+                .is_ok()
+        );
+        assert!(admit("test:").await.is_ok());
+        assert!(admit("http://localhost:8080/x.flv").await.is_ok());
+        let refusals = [
+            dir.path().join("secret").display().to_string(),
+            root.join("link.mp3").display().to_string(),
+            root.join("../secret").display().to_string(),
+            root.join("missing.mp3").display().to_string(),
+            "alsa:default".into(),
+            "custom:cam:x".into(),
+            "http://127.0.0.1/x.flv".into(),
+            "http://169.254.169.254/latest/meta-data".into(),
+            "http://[::1]/x.flv".into(),
+            "srt://example.com:9000?mode=listener".into(),
+            "srt://:9000".into(),
+        ];
+        let first = admit(&refusals[0]).await.unwrap_err().to_string();
+        for r in &refusals {
+            let err = admit(r).await.unwrap_err().to_string();
+            assert_eq!(err, first, "{r}: every refusal says the same");
+        }
+        assert!(
+            !first.contains("secret") && !first.contains("exist"),
+            "{first}"
+        );
+    }
+}

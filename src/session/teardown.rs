@@ -1,0 +1,163 @@
+//! Stopping what a session started in the cloud, and knowing that it stopped.
+//!
+//! A task or call counts as stopped only when the cloud says so: `StopStreamIngest` and
+//! `end_call` answered, or the cloud reported the thing not to exist. Until then the journal
+//! keeps the session open as `teardown_pending` (its room stays taken) and the teardown is
+//! tried again with jittered backoff, in this process or, after a crash, in the next one.
+
+use std::time::Duration;
+
+use backon::BackoffBuilder;
+
+use super::CloudOps;
+use super::journal::Journal;
+
+/// The first retry comes this soon; retries slow down to one per `RETRY_MAX`.
+const RETRY_MIN: Duration = Duration::from_millis(500);
+const RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// What a session started in the cloud and the cloud has not yet confirmed gone.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CloudLeftovers {
+    pub task_id: Option<String>,
+    pub call_id: Option<String>,
+}
+
+impl CloudLeftovers {
+    pub fn is_empty(&self) -> bool {
+        self.task_id.is_none() && self.call_id.is_none()
+    }
+
+    /// One attempt, bounded by `limit`: each part the cloud confirms gone is forgotten.
+    /// On error, says what is left and why.
+    pub async fn stop_once<C: CloudOps>(
+        &mut self,
+        cloud: &C,
+        limit: Duration,
+    ) -> Result<(), String> {
+        let mut failures = Vec::new();
+        if let Some(task) = self.task_id.clone() {
+            match tokio::time::timeout(limit, cloud.stop_ingest(&task)).await {
+                Ok(Ok(())) => self.task_id = None,
+                Ok(Err(e)) => failures.push(format!("ingest task {task} not stopped: {e}")),
+                Err(_) => failures.push(format!("ingest task {task}: no answer in {limit:?}")),
+            }
+        }
+        if let Some(call) = self.call_id.clone() {
+            match tokio::time::timeout(limit, cloud.end_call(&call)).await {
+                Ok(Ok(())) => self.call_id = None,
+                Ok(Err(e)) => failures.push(format!("call {call} not ended: {e}")),
+                Err(_) => failures.push(format!("call {call}: no answer in {limit:?}")),
+            }
+        }
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(failures.join("; "))
+        }
+    }
+
+    /// Tries until the cloud confirms everything gone, with jittered backoff, for at most
+    /// `give_up_after` (forever when `None`). `pending` hears each failed attempt.
+    pub async fn stop_until_confirmed<C: CloudOps>(
+        &mut self,
+        cloud: &C,
+        attempt_limit: Duration,
+        give_up_after: Option<Duration>,
+        mut pending: impl FnMut(&str),
+    ) -> Result<(), String> {
+        let started = tokio::time::Instant::now();
+        let mut delays = backon::ExponentialBuilder::default()
+            .with_min_delay(RETRY_MIN)
+            .with_max_delay(RETRY_MAX)
+            .with_jitter()
+            .without_max_times()
+            .build();
+        loop {
+            let error = match self.stop_once(cloud, attempt_limit).await {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            };
+            pending(&error);
+            let delay = delays.next().unwrap_or(RETRY_MAX).min(RETRY_MAX);
+            if give_up_after.is_some_and(|limit| started.elapsed() + delay > limit) {
+                return Err(error);
+            }
+            tokio::time::sleep(delay).await;
+        }
+    }
+}
+
+/// What recovery did with one open session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recovered {
+    pub session_id: String,
+    /// The result recorded: the session's own when only its teardown was pending,
+    /// `recovered` for a crashed run's session.
+    pub result: String,
+    pub note: String,
+}
+
+/// Stops what sessions of an earlier run left in the cloud (a crash, or a teardown the cloud
+/// never confirmed), retrying until the cloud confirms, for at most `give_up_after` per
+/// pass. Sessions still unconfirmed stay open in the journal and are returned as `Err`.
+pub async fn recover<C: CloudOps>(
+    journal: &Journal,
+    cloud: &C,
+    attempt_limit: Duration,
+    give_up_after: Option<Duration>,
+) -> Vec<Result<Recovered, (String, String)>> {
+    let open = match journal.open_sessions() {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the journal");
+            return Vec::new();
+        }
+    };
+    let mut done = Vec::new();
+    for s in open {
+        let mut leftovers = CloudLeftovers {
+            task_id: s.task_id.clone(),
+            call_id: s.call_id.clone(),
+        };
+        let attempt = leftovers
+            .stop_until_confirmed(cloud, attempt_limit, give_up_after, |e| {
+                tracing::warn!(session = %s.id, error = %e, "recovery: the cloud has not confirmed the teardown yet");
+            })
+            .await;
+        if let Err(e) = attempt {
+            let (result, note) = s
+                .pending
+                .clone()
+                .unwrap_or_else(|| ("recovered".to_owned(), String::new()));
+            let _ = journal.teardown_pending(&s.id, &result, &note);
+            done.push(Err((s.id, e)));
+            continue;
+        }
+        let mut stopped = Vec::new();
+        if let Some(t) = &s.task_id {
+            stopped.push(format!("stopped task {t}"));
+        }
+        if let Some(c) = &s.call_id {
+            stopped.push(format!("ended call {c}"));
+        }
+        let stopped = if stopped.is_empty() {
+            "nothing had started".to_owned()
+        } else {
+            stopped.join("; ")
+        };
+        let (result, note) = match &s.pending {
+            Some((result, note)) if note.is_empty() => (result.clone(), stopped),
+            Some((result, note)) => (result.clone(), format!("{note}; {stopped}")),
+            None => ("recovered".to_owned(), stopped),
+        };
+        tracing::warn!(session = %s.id, %result, %note, "recovered a session an earlier run left open");
+        let _ = journal.finish(&s.id, &result, &note);
+        done.push(Ok(Recovered {
+            session_id: s.id,
+            result,
+            note,
+        }));
+    }
+    done
+}
