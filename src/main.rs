@@ -214,6 +214,10 @@ struct ServeArgs {
     /// How long an ended session stays readable over the API, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 600)]
     keep_ended: u64,
+    /// Open connections at most; one more is closed at once.
+    #[arg(long, value_name = "N", default_value_t = callfeed::serve::http::DEFAULT_MAX_CONNECTIONS)]
+    #[arg(value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    max_connections: usize,
 }
 
 #[derive(Args)]
@@ -953,13 +957,16 @@ async fn serve_command(config: &Config, args: ServeArgs) -> anyhow::Result<ExitC
     println!("{}", serde_json::json!({ "api": format!("http://{addr}") }));
     let app = service.router().merge(stream_routes);
     let drained = service.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            // No new sessions; every running one ends cleanly before the server stops.
-            drained.drain().await;
-        })
-        .await?;
+    let limits = callfeed::serve::http::HttpLimits {
+        max_connections: args.max_connections,
+        ..Default::default()
+    };
+    callfeed::serve::http::serve(listener, app, limits, async move {
+        shutdown_signal().await;
+        // No new sessions; every running one ends cleanly before the server stops.
+        drained.drain().await;
+    })
+    .await?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,7 +1,8 @@
-//! HTTP serving: the sessions API, the webhook receivers, metrics, and the stream endpoints
-//! a cloud puller reads.
+//! HTTP serving: the sessions API, the webhook receivers, metrics, the stream endpoints a
+//! cloud puller reads, and the bounded HTTP server they all run on.
 
 pub mod api;
+pub mod http;
 pub mod metrics;
 pub mod streams;
 pub mod webhooks;

@@ -71,13 +71,15 @@ impl StreamServer {
         let registry = Arc::new(Registry::default());
         let app = router(registry.clone());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await;
-        });
+        // The server's limits drop a reader that stops reading: see `live`.
+        tokio::spawn(super::http::serve(
+            listener,
+            app,
+            super::http::HttpLimits::default(),
+            async {
+                let _ = stopped.await;
+            },
+        ));
         Ok(Self {
             base: format!("http://{addr}"),
             addr: Some(addr),
@@ -182,6 +184,9 @@ async fn live(State(registry): State<Arc<Registry>>, Path(file): Path<String>) -
     if hub.is_ended() {
         return (StatusCode::GONE, "the stream has ended").into_response();
     }
+    // A reader that stops reading holds its receiver only until the server's write-stall
+    // timeout (`HttpLimits::write_stall_timeout`, 10 s by default) closes its connection: hyper
+    // then drops this body and the receiver with it. The hub never waits for any reader.
     let sub = hub.subscribe();
     // Each reader's timeline starts at zero, as RTMP servers do per client: a player that
     // joins an hour in does not wait an hour of timestamps before it renders.
