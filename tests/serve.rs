@@ -3,119 +3,13 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use callfeed::cloud::http::HttpSettings;
 use callfeed::emulator::Emulator;
-use callfeed::media::topology::Topologies;
-use callfeed::serve::api::{Service, ServiceConfig};
-use callfeed::session::CloudClients;
-use callfeed::session::driver::DriverSettings;
 use callfeed::session::journal::Journal;
+use common::serve::*;
 use common::*;
 use serde_json::{Value, json};
-
-const TOKEN: &str = "test-token-123";
-
-struct Api {
-    base: String,
-    http: reqwest::Client,
-}
-
-impl Api {
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-        token: Option<&str>,
-    ) -> (u16, Value) {
-        let mut req = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(t) = token {
-            req = req.header("Authorization", format!("Bearer {t}"));
-        }
-        if let Some(b) = body {
-            req = req
-                .header("content-type", "application/json")
-                .body(b.to_string());
-        }
-        let r = req.send().await.unwrap();
-        let status = r.status().as_u16();
-        let body = r.bytes().await.unwrap();
-        (
-            status,
-            serde_json::from_slice(&body)
-                .unwrap_or(Value::String(String::from_utf8_lossy(&body).into())),
-        )
-    }
-
-    async fn post(&self, body: Value) -> (u16, Value) {
-        self.call(
-            reqwest::Method::POST,
-            "/v1/sessions",
-            Some(body),
-            Some(TOKEN),
-        )
-        .await
-    }
-
-    async fn get(&self, path: &str) -> Value {
-        self.call(reqwest::Method::GET, path, None, Some(TOKEN))
-            .await
-            .1
-    }
-
-    async fn until(&self, path: &str, deadline: Duration, done: impl Fn(&Value) -> bool) -> Value {
-        let started = Instant::now();
-        loop {
-            let v = self.get(path).await;
-            if done(&v) {
-                return v;
-            }
-            assert!(started.elapsed() < deadline, "timed out: {v:#}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
-async fn start_service(
-    emulator: &Emulator,
-    journal: &std::path::Path,
-) -> (Arc<Service<CloudClients>>, Api) {
-    let cloud = test_clients(
-        &format!("{}/", emulator.endpoints().im_endpoint),
-        APP_KEY,
-        HttpSettings::default(),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    // As `callfeed serve` does: session streams on the API's own port.
-    let (streams, stream_routes) = callfeed::serve::streams::StreamServer::attached(&base);
-    let service = Service::new(
-        cloud,
-        Arc::new(Journal::open(journal).unwrap()),
-        ServiceConfig {
-            token: Some(TOKEN.into()),
-            sdkappid: SDKAPPID,
-            callback_key: Some("callbackkey".into()),
-            driver: DriverSettings {
-                stream_server: Some(streams),
-                ..DriverSettings::default()
-            },
-            topologies: Topologies::builtin().unwrap(),
-        },
-    );
-    let app = service.router().merge(stream_routes);
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (
-        service,
-        Api {
-            base,
-            http: reqwest::Client::new(),
-        },
-    )
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_runs_follows_and_stops_sessions() {
@@ -123,7 +17,7 @@ async fn the_api_runs_follows_and_stops_sessions() {
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let (service, api) = start_service(&emulator, &dir.path().join("j.sqlite")).await;
+    let (service, api) = start_service(&emulator, &dir.path().join("j.sqlite"), |_| {}).await;
     let session = json!({"to":["jack"],"media":"test:black+tone=440","room":"api-1","media_type":"audio","max_duration_secs":2});
 
     let (status, _) = api
@@ -237,13 +131,19 @@ async fn the_api_runs_follows_and_stops_sessions() {
         )
         .await;
     assert_eq!(status, 400);
-    let body = r#"{"EventGroupId":7,"EventType":702,"CallbackMsTs":1,"EventInfo":{"EventMsTs":1,"TaskId":"t","Status":0}}"#;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let body = format!(
+        r#"{{"EventGroupId":7,"EventType":702,"CallbackMsTs":{now_ms},"EventInfo":{{"EventMsTs":{now_ms},"TaskId":"t","Status":0}}}}"#
+    );
     let send_trtc = |sign: String| {
         reqwest::Client::new()
             .post(format!("{}/webhooks/trtc", api.base))
             .header("SdkAppId", SDKAPPID.to_string())
             .header("Sign", sign)
-            .body(body)
+            .body(body.clone())
             .send()
     };
     assert_eq!(
@@ -251,7 +151,12 @@ async fn the_api_runs_follows_and_stops_sessions() {
         400
     );
     let good = callfeed::cloud::webhook::trtc_sign("callbackkey", body.as_bytes());
-    assert_eq!(send_trtc(good).await.unwrap().status(), 200);
+    assert_eq!(send_trtc(good.clone()).await.unwrap().status(), 200);
+    assert_eq!(
+        send_trtc(good).await.unwrap().status(),
+        400,
+        "a replayed webhook is refused"
+    );
 
     let metrics = reqwest::get(format!("{}/metrics", api.base))
         .await
@@ -264,6 +169,7 @@ async fn the_api_runs_follows_and_stops_sessions() {
         "callfeed_session_results_total{result=\"stopped\"} 1",
         "callfeed_cloud_requests_total{op=\"start_call_by_robot\",outcome=\"ok\"} 2",
         "callfeed_webhooks_total{kind=\"trtc\",verdict=\"bad_sign\"} 1",
+        "callfeed_webhooks_total{kind=\"trtc\",verdict=\"replayed\"} 1",
         "callfeed_webhooks_total{kind=\"call\",verdict=\"wrong_sdkappid\"} 1",
         "callfeed_sessions{state=\"ended\"} 2",
     ] {
@@ -289,7 +195,7 @@ async fn ten_concurrent_sessions_each_reach_only_their_own_room() {
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let (_service, api) = start_service(&emulator, &dir.path().join("j.sqlite")).await;
+    let (_service, api) = start_service(&emulator, &dir.path().join("j.sqlite"), |_| {}).await;
     let tones: Vec<u32> = (0..10).map(|i| 300 + i * 110).collect();
     let mut ids = Vec::new();
     for (i, hz) in tones.iter().enumerate() {

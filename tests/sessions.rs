@@ -42,6 +42,7 @@ fn spec(callee: &str, room: RoomRef, media: &str) -> SessionSpec {
         ingest_user: user("robot"),
         room,
         media: media.to_owned(),
+        input: callfeed::media::input::InputSpec::parse(media).unwrap(),
         media_type: MediaType::Video,
         profile: Profile::P360,
         ingest_at: IngestAt::Answer,
@@ -385,14 +386,17 @@ async fn what_a_crashed_run_left_running_is_stopped_on_the_next_start() {
     );
     ingest.repeat_num = Some(-1);
     let task_id = cloud.start_ingest(&ingest).await.unwrap();
-    journal.create("crashed", "string:x", "robot").unwrap();
+    journal.admit("crashed", "string:x", "robot").unwrap();
     journal.set_call("crashed", &call_id).unwrap();
     journal.set_task("crashed", &task_id).unwrap();
     assert!(cloud.task_alive(&task_id).await.unwrap());
-    let recovered = driver::recover(&journal, &cloud).await;
+    let limit = Duration::from_secs(5);
+    let recovered =
+        callfeed::session::teardown::recover(&journal, &cloud, limit, Some(limit)).await;
     assert_eq!(recovered.len(), 1);
+    let note = &recovered[0].as_ref().unwrap().note;
     assert!(
-        recovered[0].1.contains("stopped task") && recovered[0].1.contains("ended call"),
+        note.contains("stopped task") && note.contains("ended call"),
         "{recovered:?}"
     );
     assert!(!cloud.task_alive(&task_id).await.unwrap());

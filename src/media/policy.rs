@@ -329,7 +329,7 @@ mod tests {
             "http://169.254.169.254/latest/meta-data".into(),
             "http://[::1]/x.flv".into(),
             "srt://example.com:9000?mode=listener".into(),
-            "srt://:9000".into(),
+            "srt://0.0.0.0:9000".into(),
         ];
         let first = admit(&refusals[0]).await.unwrap_err().to_string();
         for r in &refusals {

@@ -2,6 +2,8 @@
 //! records every request it received.
 #![allow(dead_code)]
 
+pub mod serve;
+
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

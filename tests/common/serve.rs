@@ -1,0 +1,137 @@
+//! A `callfeed serve` in the test process, and a small client for its API.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use callfeed::cloud::http::HttpSettings;
+use callfeed::emulator::Emulator;
+use callfeed::media::policy::{InputPolicy, Restrictions};
+use callfeed::media::topology::Topologies;
+use callfeed::serve::api::{Service, ServiceConfig};
+use callfeed::serve::webhooks::WebhookKeys;
+use callfeed::session::CloudClients;
+use callfeed::session::driver::DriverSettings;
+use callfeed::session::journal::Journal;
+use serde_json::Value;
+
+use super::{APP_KEY, SDKAPPID, test_clients};
+
+pub const TOKEN: &str = "test-token-123";
+
+pub struct Api {
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+impl Api {
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        token: Option<&str>,
+    ) -> (u16, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        if let Some(b) = body {
+            req = req
+                .header("content-type", "application/json")
+                .body(b.to_string());
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        let body = r.bytes().await.unwrap();
+        (
+            status,
+            serde_json::from_slice(&body)
+                .unwrap_or(Value::String(String::from_utf8_lossy(&body).into())),
+        )
+    }
+
+    pub async fn post(&self, body: Value) -> (u16, Value) {
+        self.call(
+            reqwest::Method::POST,
+            "/v1/sessions",
+            Some(body),
+            Some(TOKEN),
+        )
+        .await
+    }
+
+    pub async fn get(&self, path: &str) -> Value {
+        self.call(reqwest::Method::GET, path, None, Some(TOKEN))
+            .await
+            .1
+    }
+
+    pub async fn until(
+        &self,
+        path: &str,
+        deadline: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let started = Instant::now();
+        loop {
+            let v = self.get(path).await;
+            if done(&v) {
+                return v;
+            }
+            assert!(started.elapsed() < deadline, "timed out: {v:#}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// A `callfeed serve` in this process, as the command builds it, with `configure` applied
+/// to its settings (the test token, the emulator's callback key, test: inputs only).
+pub async fn start_service(
+    emulator: &Emulator,
+    journal: &std::path::Path,
+    configure: impl FnOnce(&mut ServiceConfig),
+) -> (Arc<Service<CloudClients>>, Api) {
+    let cloud = test_clients(
+        &format!("{}/", emulator.endpoints().im_endpoint),
+        APP_KEY,
+        HttpSettings::default(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    // As `callfeed serve` does: session streams on the API's own port.
+    let (streams, stream_routes) = callfeed::serve::streams::StreamServer::attached(&base);
+    let mut config = ServiceConfig {
+        token: Some(TOKEN.into()),
+        sdkappid: SDKAPPID,
+        webhook_keys: WebhookKeys {
+            callback_key: Some("callbackkey".into()),
+            call_token: None,
+        },
+        webhooks: true,
+        driver: DriverSettings {
+            stream_server: Some(streams),
+            teardown_retry_for: None,
+            ..DriverSettings::default()
+        },
+        topologies: Topologies::builtin().unwrap(),
+        policy: InputPolicy::Restricted(Restrictions::default()),
+        max_sessions: 64,
+        keep_ended: Duration::from_secs(600),
+    };
+    configure(&mut config);
+    let service = Service::new(cloud, Arc::new(Journal::open(journal).unwrap()), config);
+    let app = service.router().merge(stream_routes);
+    tokio::spawn(callfeed::serve::http::serve(
+        listener,
+        app,
+        callfeed::serve::http::HttpLimits::default(),
+        std::future::pending(),
+    ));
+    (
+        service,
+        Api {
+            base,
+            http: reqwest::Client::new(),
+        },
+    )
+}
