@@ -729,12 +729,13 @@ async fn load_command(mut config: Config, args: LoadArgs) -> anyhow::Result<Exit
             "at least one call at a rate above zero"
         ));
     }
+    // Callee, room and robot are made unique per session by the run.
     let template = SessionRequest {
-        to: vec!["x".into()],
+        to: vec!["callee".into()],
         media: args.media.clone(),
-        room: "x".into(),
+        room: "room".into(),
         room_type: "string".into(),
-        robot: "x".into(),
+        robot: "robot".into(),
         media_type: match args.media_type {
             MediaTypeArg::Audio => "audio".into(),
             MediaTypeArg::Video => "video".into(),

@@ -224,6 +224,11 @@ pub(crate) async fn add_fault(
     }
 }
 
+pub(crate) async fn clear_faults(AxState(state): AxState<Arc<State>>) -> Response {
+    state.lock().faults.clear();
+    Json(json!({ "faults": [] })).into_response()
+}
+
 pub(crate) async fn faults(AxState(state): AxState<Arc<State>>) -> Response {
     let faults = state.lock().faults.clone();
     Json(json!({ "faults": faults })).into_response()

@@ -13,6 +13,8 @@ mod state;
 mod trtc;
 mod webhooks;
 
+pub use state::Fault;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -185,6 +187,17 @@ impl Emulator {
         self.state.set_behaviour(user, behaviour);
     }
 
+    /// Makes the next requests to `fault.target` fail as the fault says (as `POST
+    /// /emulator/v1/faults`).
+    pub fn add_fault(&self, fault: Fault) {
+        self.state.lock().faults.push(fault);
+    }
+
+    /// Clears every fault not yet used up (as `DELETE /emulator/v1/faults`).
+    pub fn clear_faults(&self) {
+        self.state.lock().faults.clear();
+    }
+
     pub fn set_trtc_callback(&self, callback: Option<TrtcCallback>) {
         self.state.set_trtc_callback(callback);
     }
@@ -239,7 +252,9 @@ fn router(state: Arc<state::State>) -> axum::Router {
         )
         .route(
             "/emulator/v1/faults",
-            post(control::add_fault).get(control::faults),
+            post(control::add_fault)
+                .get(control::faults)
+                .delete(control::clear_faults),
         )
         .route(
             "/emulator/v1/webhooks/trtc",

@@ -43,6 +43,18 @@ fn content_hash(path: &Path) -> std::io::Result<String> {
     Ok(hex::encode(&hasher.finalize()[..16]))
 }
 
+/// The lock one target's transcode is made under, in this process.
+fn in_flight(target: &Path) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+    use std::collections::HashMap;
+    use std::sync::{Arc, LazyLock, Mutex};
+    static FLIGHTS: LazyLock<Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>> =
+        LazyLock::new(Default::default);
+    let mut flights = FLIGHTS.lock().expect("in-flight lock");
+    // Forget finished flights: only this map and the caller hold a live one.
+    flights.retain(|_, f| Arc::strong_count(f) > 1);
+    flights.entry(target.to_path_buf()).or_default().clone()
+}
+
 /// The cached MP4 for `input` under `contract`, transcoding it first if needed.
 /// `progress` gets the fraction done (0..=1) while transcoding.
 pub async fn prepare(
@@ -66,12 +78,18 @@ pub async fn prepare(
         "{hash}-{}-{CACHE_VERSION}.mp4",
         contract.profile.name()
     ));
+    // Sessions of this process asking for the same announcement at once wait for one
+    // transcode instead of each making their own.
+    let flight = in_flight(&target);
+    let _turn = flight.lock().await;
     if target.exists() {
         tracing::info!(cached = %target.display(), "announcement already transcoded");
         progress(1.0);
         return Ok(target);
     }
-    let partial = target.with_extension(format!("partial-{}", std::process::id()));
+    // A name of its own per writer (other processes may share the cache), renamed into
+    // place in one step: a reader sees the whole file or none.
+    let partial = target.with_extension(format!("partial-{}", uuid::Uuid::new_v4().simple()));
     let result = transcode(input, report, contract, topologies, &partial, progress).await;
     match result {
         Ok(()) => {

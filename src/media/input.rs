@@ -307,7 +307,9 @@ impl InputSpec {
             .source_fragments(topologies, Some((1280, 720)))
             .map_err(|e| shown(e.to_string()))?;
         for fragment in video.iter().chain(audio.iter()) {
-            let bin = gstreamer::parse::bin_from_description(fragment.launch(), true)
+            // A fragment may end in caps: it needs something downstream to parse.
+            let launch = format!("{} ! fakesink", fragment.launch());
+            let bin = gstreamer::parse::bin_from_description(&launch, false)
                 .map_err(|e| shown(e.to_string()))?;
             fragment.bind(&bin).map_err(|e| shown(e.to_string()))?;
             let _ = bin.set_state(gstreamer::State::Null);

@@ -304,7 +304,7 @@ mod tests {
         std::fs::write(dir.path().join("secret"), b"x").unwrap();
         std::os::unix::fs::symlink(dir.path().join("secret"), root.join("link.mp3")).unwrap();
         let policy = InputPolicy::Restricted(
-            Restrictions::new(&[root.clone()], false, &["localhost".into()]).unwrap(),
+            Restrictions::new(std::slice::from_ref(&root), false, &["localhost".into()]).unwrap(),
         );
         let admit = |s: &str| {
             let spec = InputSpec::parse_syntax(s).unwrap();
