@@ -1426,8 +1426,8 @@ async fn supervise(mut s: Supervision) -> Result<String, EngineError> {
             }
             Attempt::Failed(failure) if failure.fatal => {
                 let input = match &s.items[item] {
-                    InputItem::Uri(u) => u.split('?').next().unwrap_or(u).to_owned(),
-                    InputItem::Sources(spec) => format!("{spec:?}"),
+                    InputItem::Uri(u) => crate::redact::redact_url(u),
+                    InputItem::Sources(spec) => spec.describe(),
                 };
                 return s
                     .finish(Err(EngineError::Input {

@@ -29,7 +29,7 @@ pub enum InputError {
 
 fn invalid(spec: &str, reason: impl Into<String>) -> InputError {
     InputError::Invalid {
-        spec: spec.to_owned(),
+        spec: crate::redact::redact_url(spec),
         reason: reason.into(),
     }
 }
@@ -54,8 +54,8 @@ pub enum Microphone {
     Pulse(String),
 }
 
-/// A parsed input.
-#[derive(Debug, Clone, PartialEq)]
+/// A parsed input. Its `Debug` hides a URL's credentials.
+#[derive(Clone, PartialEq)]
 pub enum InputSpec {
     File(PathBuf),
     Playlist(Vec<PathBuf>),
@@ -335,13 +335,53 @@ impl InputSpec {
     }
 }
 
-/// One thing an input pipeline plays.
-#[derive(Debug, Clone, PartialEq)]
+impl std::fmt::Debug for InputSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InputSpec::File(p) => f.debug_tuple("File").field(p).finish(),
+            InputSpec::Playlist(items) => f.debug_tuple("Playlist").field(items).finish(),
+            InputSpec::Url(u) => f
+                .debug_tuple("Url")
+                .field(&crate::redact::redact_url(u))
+                .finish(),
+            InputSpec::Test { video, audio } => f
+                .debug_struct("Test")
+                .field("video", video)
+                .field("audio", audio)
+                .finish(),
+            InputSpec::Devices { camera, microphone } => f
+                .debug_struct("Devices")
+                .field("camera", camera)
+                .field("microphone", microphone)
+                .finish(),
+            InputSpec::Custom { name, arg } => f
+                .debug_struct("Custom")
+                .field("name", name)
+                .field("arg", arg)
+                .finish(),
+        }
+    }
+}
+
+/// One thing an input pipeline plays. Its `Debug` hides a URL's credentials.
+#[derive(Clone, PartialEq)]
 pub enum InputItem {
     /// Decoded with uridecodebin.
     Uri(String),
     /// Built from source fragments.
     Sources(InputSpec),
+}
+
+impl std::fmt::Debug for InputItem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InputItem::Uri(u) => f
+                .debug_tuple("Uri")
+                .field(&crate::redact::redact_url(u))
+                .finish(),
+            InputItem::Sources(spec) => f.debug_tuple("Sources").field(spec).finish(),
+        }
+    }
 }
 
 fn looks_like_file(url: &str) -> bool {
@@ -450,6 +490,21 @@ fn parse_devices(spec: &str) -> Result<InputSpec, InputError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_url_never_shows_its_credentials() {
+        let spec = InputSpec::parse("rtmp://bob:hunter2@relay.example.com/live/s?key=k").unwrap();
+        for shown in [
+            format!("{spec:?}"),
+            spec.describe(),
+            format!("{:?}", spec.items()),
+        ] {
+            assert!(
+                !shown.contains("hunter2") && !shown.contains("key=k"),
+                "{shown}"
+            );
+        }
+    }
 
     #[test]
     fn specs_parse() {

@@ -561,7 +561,7 @@ async fn play_once(
         }
         return PlayEnd::Failed(format!(
             "cannot start pulling {}: {e}",
-            redact_url(&spec.url)
+            crate::redact::redact_url(&spec.url)
         ));
     }
     let mut tick = tokio::time::interval(Duration::from_millis(250));
@@ -603,7 +603,7 @@ async fn play_once(
                 if first.is_none() && started.elapsed() > spec.first_media_timeout {
                     return PlayEnd::Failed(format!(
                         "no media from {} within {:?}",
-                        redact_url(&spec.url),
+                        crate::redact::redact_url(&spec.url),
                         spec.first_media_timeout
                     ));
                 }
@@ -612,7 +612,7 @@ async fn play_once(
                 {
                     return PlayEnd::Failed(format!(
                         "media from {} stalled for {:?}",
-                        redact_url(&spec.url),
+                        crate::redact::redact_url(&spec.url),
                         spec.stall_timeout
                     ));
                 }
@@ -627,9 +627,4 @@ fn describe_error(err: &gst::message::Error) -> String {
         .map(|s| s.name().to_string())
         .unwrap_or_else(|| "pipeline".into());
     format!("{source}: {}", err.error())
-}
-
-/// A URL without its query string, which may carry a token.
-fn redact_url(url: &str) -> &str {
-    url.split('?').next().unwrap_or(url)
 }

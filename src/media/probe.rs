@@ -82,7 +82,7 @@ fn codec_name(name: &str, s: Option<&gst::Structure>) -> String {
 /// Probes a file or URL with GStreamer's Discoverer (blocking; run off the async threads).
 pub fn probe(spec: &InputSpec, contract: Contract) -> Result<ProbeReport, ProbeError> {
     super::init().map_err(|e| ProbeError {
-        input: format!("{spec:?}"),
+        input: spec.describe(),
         reason: e.to_string(),
     })?;
     let items = spec.items();
@@ -98,7 +98,7 @@ pub fn probe(spec: &InputSpec, contract: Contract) -> Result<ProbeReport, ProbeE
     for item in &items {
         let InputItem::Uri(uri) = item else {
             return Ok(ProbeReport {
-                input: format!("{spec:?}"),
+                input: spec.describe(),
                 kind,
                 live: true,
                 container: None,
@@ -131,12 +131,11 @@ fn probe_uri(
     kind: &'static str,
     contract: Contract,
 ) -> Result<ProbeReport, ProbeError> {
-    let shown = uri
-        .split('?')
-        .next()
-        .unwrap_or(uri)
-        .trim_start_matches("file://")
-        .to_owned();
+    let shown = if uri.starts_with("file://") {
+        uri.trim_start_matches("file://").to_owned()
+    } else {
+        crate::redact::redact_url(uri)
+    };
     let fail = |reason: String| ProbeError {
         input: shown.clone(),
         reason,

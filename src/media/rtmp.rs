@@ -37,20 +37,20 @@ pub struct RtmpOutput {
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
-/// The URL without its query (which may carry txSecret).
-fn shown(url: &str) -> &str {
-    url.split('?').next().unwrap_or(url)
+/// The URL as logs and errors show it: no credentials, no txSecret.
+fn shown(url: &str) -> String {
+    crate::redact::redact_url(url)
 }
 
 impl RtmpOutput {
     pub fn start(hub: Arc<StreamHub>, url: String) -> Result<Self, RtmpError> {
         super::init().map_err(|e| RtmpError {
-            url: shown(&url).to_owned(),
+            url: shown(&url),
             reason: e.to_string(),
         })?;
         if !(url.starts_with("rtmp://") || url.starts_with("rtmps://")) {
             return Err(RtmpError {
-                url: shown(&url).to_owned(),
+                url: shown(&url),
                 reason: "not an rtmp:// or rtmps:// URL".into(),
             });
         }
@@ -119,7 +119,7 @@ async fn run(
             Session::Stopped => return,
             Session::Lost(reason) => {
                 let delay = delays.next().unwrap_or(Duration::from_secs(5));
-                tracing::warn!(url = shown(&url), %reason, "RTMP output lost, reconnecting");
+                tracing::warn!(url = %shown(&url), %reason, "RTMP output lost, reconnecting");
                 let _ = events.send(RtmpEvent::Lost {
                     reason,
                     retry_in_ms: delay.as_millis() as u64,
