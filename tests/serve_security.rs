@@ -577,3 +577,114 @@ async fn two_hundred_sessions_come_and_go_without_leaving_anything() {
     assert!(rss1 <= rss0 + 150_000, "RSS {rss0} -> {rss1} kB");
     drop(service);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_playlist_cannot_open_a_local_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret.ts");
+    let status = std::process::Command::new("gst-launch-1.0")
+        .args([
+            "-q",
+            "videotestsrc",
+            "num-buffers=30",
+            "!",
+            "x264enc",
+            "!",
+            "mpegtsmux",
+            "!",
+            "filesink",
+        ])
+        .arg(format!("location={}", secret.display()))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::copy(&secret, dir.path().join("seg0.ts")).unwrap();
+    let playlist = |segment: &str| {
+        format!(
+            "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n#EXTINF:1.0,\n{segment}\n#EXT-X-ENDLIST\n"
+        )
+    };
+    std::fs::write(
+        dir.path().join("evil.m3u8"),
+        playlist(&format!("file://{}", secret.display())),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("good.m3u8"), playlist("seg0.ts")).unwrap();
+    let base = serve_dir(dir.path()).await;
+    let probe = |name: &str| {
+        let url = format!("{base}{name}");
+        async move {
+            tokio::process::Command::new(env!("CARGO_BIN_EXE_callfeed"))
+                .args(["probe", &url])
+                .env_remove("CALLFEED_CONFIG")
+                .output()
+                .await
+                .unwrap()
+        }
+    };
+    let evil = probe("evil.m3u8").await;
+    assert!(!evil.status.success());
+    let stderr = String::from_utf8_lossy(&evil.stderr);
+    assert!(stderr.contains("may not open"), "{stderr}");
+    let good = probe("good.m3u8").await;
+    assert!(
+        good.status.success(),
+        "{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_does_not_wait_for_a_poll_in_flight() {
+    let emulator = emulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (_service, api) = start_service(&emulator, &dir.path().join("j.sqlite"), |_| {}).await;
+    let (status, created) = api
+        .post(json!({"to":["jack"],"media":"test:black+silence","room":"slow","media_type":"audio","loop_forever":true}))
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let path = format!("/v1/sessions/{}", created["id"].as_str().unwrap());
+    api.until(&path, Duration::from_secs(15), |v| {
+        v["status"]["phase"] == "ingesting"
+    })
+    .await;
+    // From now on the cloud takes 20 s to answer a poll.
+    for target in ["get_call_info", "DescribeStreamIngest"] {
+        emulator.add_fault(
+            serde_json::from_value::<Fault>(
+                json!({"target": target, "count": 1000, "delay_ms": 20_000}),
+            )
+            .unwrap(),
+        );
+    }
+    // Wait until a poll of each kind is under way (each took one of its fault's uses).
+    let faults = format!("{}/faults", emulator.endpoints().control);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let body = reqwest::get(&faults).await.unwrap().bytes().await.unwrap();
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        let used = v["faults"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["count"].as_u64() < Some(1000))
+            .count();
+        if used == 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no poll started: {v}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let asked = Instant::now();
+    api.call(reqwest::Method::DELETE, &path, None, Some(TOKEN))
+        .await;
+    let ended = api
+        .until(&path, Duration::from_secs(15), |v| !v["report"].is_null())
+        .await;
+    assert_eq!(ended["report"]["result"], "stopped");
+    assert!(
+        asked.elapsed() < Duration::from_secs(8),
+        "the stop waited for a poll: {:?}",
+        asked.elapsed()
+    );
+}
