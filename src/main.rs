@@ -1195,6 +1195,11 @@ async fn call_command(mut config: Config, args: CallArgs) -> anyhow::Result<Exit
         if let callfeed::session::state::Outcome::Failed { stage, reason } = &report.outcome {
             println!("  failed at {stage:?}: {reason}");
         }
+        if let driver::Teardown::Pending { reason } = &report.teardown {
+            println!(
+                "  the cloud has not confirmed the teardown ({reason}); the next callfeed run against this cloud retries it"
+            );
+        }
         println!(
             "  CallId {}  TaskId {}",
             report.call_id.as_deref().unwrap_or("-"),
