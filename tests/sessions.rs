@@ -454,3 +454,65 @@ async fn a_stall_mid_call_goes_to_the_slate_without_a_cloud_restart() {
     );
     upstream.stop().await.unwrap();
 }
+
+/// The emulator's cloud, except that starting an ingest task panics (a bug in our code).
+struct PanicsAtIngest(CloudClients);
+
+impl CloudOps for PanicsAtIngest {
+    async fn start_call(
+        &self,
+        req: &callfeed::cloud::call::StartCallByRobot,
+    ) -> Result<String, callfeed::cloud::CloudError> {
+        self.0.start_call(req).await
+    }
+    async fn call_status(
+        &self,
+        call_id: &str,
+        robot: &str,
+    ) -> Result<callfeed::session::CallStatus, callfeed::cloud::CloudError> {
+        self.0.call_status(call_id, robot).await
+    }
+    async fn end_call(&self, call_id: &str) -> Result<(), callfeed::cloud::CloudError> {
+        self.0.end_call(call_id).await
+    }
+    async fn start_ingest(
+        &self,
+        _: &callfeed::cloud::ingest::StartStreamIngest,
+    ) -> Result<String, callfeed::cloud::CloudError> {
+        panic!("a bug while starting the ingest task")
+    }
+    async fn task_alive(&self, task_id: &str) -> Result<bool, callfeed::cloud::CloudError> {
+        self.0.task_alive(task_id).await
+    }
+    async fn stop_ingest(&self, task_id: &str) -> Result<(), callfeed::cloud::CloudError> {
+        self.0.stop_ingest(task_id).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_in_a_session_still_ends_its_call() {
+    let emulator = Emulator::start(test_emulator_config(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let cloud = PanicsAtIngest(clients(&emulator, APP_KEY));
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Arc::new(Journal::open(&dir.path().join("j.sqlite")).unwrap());
+    let report = run(
+        spec("jack", RoomRef::string("panic").unwrap(), "test:"),
+        &cloud,
+        Some(journal.clone()),
+    )
+    .await;
+    let Outcome::Failed { stage, reason } = &report.outcome else {
+        panic!("{report:?}");
+    };
+    assert_eq!(*stage, callfeed::session::state::Stage::Teardown);
+    assert!(reason.contains("a bug while starting"), "{reason}");
+    let call_id = report.call_id.clone().expect("the journal had the call");
+    assert_eq!(emulator.call_view(&call_id).unwrap()["state"], "ended");
+    assert!(journal.open_sessions().unwrap().is_empty());
+    assert_eq!(
+        journal.result_of(&report.session_id).unwrap().unwrap().0,
+        "failed"
+    );
+}
