@@ -381,8 +381,8 @@ fn control_plane() -> Value {
 /// Added RSS per extra live 720p session inside one callfeed process.
 fn rss_per_session(nginx: &Nginx) -> Value {
     use callfeed::media::contract::{Contract, Profile};
-    use callfeed::media::engine::{LiveSettings, LiveStream};
     use callfeed::media::input::InputSpec;
+    use callfeed::media::live::{LiveSettings, LiveStream};
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let rss_now = || {
         std::fs::read_to_string("/proc/self/status")

@@ -24,8 +24,8 @@ use callfeed::cloud::{
 use callfeed::config::{Config, ConfigError};
 use callfeed::emulator::{Emulator, EmulatorConfig, Pace};
 use callfeed::media::contract::{Contract, Profile};
-use callfeed::media::engine::{LiveSettings, LiveStream, Loops, MediaEvent};
 use callfeed::media::input::InputSpec;
+use callfeed::media::live::{LiveSettings, LiveStream, Loops, MediaEvent};
 use callfeed::media::topology::Topologies;
 
 /// Exit code for input refused before anything was sent (clap uses 2 for usage errors too).

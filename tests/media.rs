@@ -5,8 +5,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use callfeed::media::contract::{Contract, Profile};
-use callfeed::media::engine::{LiveSettings, LiveStream, Loops, MediaEvent};
 use callfeed::media::input::InputSpec;
+use callfeed::media::live::{LiveSettings, LiveStream, Loops, MediaEvent};
 use callfeed::media::observer::{MediaTally, ObserveSpec, Observer, Pace};
 use callfeed::media::topology::Topologies;
 use callfeed::serve::streams::StreamServer;

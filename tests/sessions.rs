@@ -414,8 +414,8 @@ async fn what_a_crashed_run_left_running_is_stopped_on_the_next_start() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stall_mid_call_goes_to_the_slate_without_a_cloud_restart() {
     use callfeed::media::contract::Contract;
-    use callfeed::media::engine::{LiveSettings, LiveStream};
     use callfeed::media::input::InputSpec;
+    use callfeed::media::live::{LiveSettings, LiveStream};
     let upstream = LiveStream::start(
         InputSpec::parse("test:ball+tone=440").unwrap(),
         LiveSettings::new(Contract::new(Profile::P360)),

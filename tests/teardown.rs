@@ -7,8 +7,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use callfeed::media::contract::{Contract, Profile};
-use callfeed::media::engine::{LiveSettings, LiveStream};
 use callfeed::media::input::InputSpec;
+use callfeed::media::live::{LiveSettings, LiveStream};
 use callfeed::media::observer::{MediaTally, ObserveSpec, Observer, Pace};
 use callfeed::media::rtmp::RtmpOutput;
 use callfeed::media::topology::Topologies;

@@ -12,7 +12,7 @@ use gstreamer::prelude::*;
 use sha2::{Digest, Sha256};
 
 use super::contract::Contract;
-use super::engine::EngineError;
+use super::live::EngineError;
 use super::probe::ProbeReport;
 use super::topology::Topologies;
 

@@ -11,76 +11,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 use tokio::sync::broadcast;
 
+use super::flv::{TagKind, tag_kind};
+
 /// Tags a reader may fall behind before it is dropped (about 10 s of 30 fps video + audio).
 const READER_BUFFER: usize = 1024;
-
-const TAG_AUDIO: u8 = 8;
-const TAG_VIDEO: u8 = 9;
-const TAG_SCRIPT: u8 = 18;
-
-/// What an FLV tag is, read from its bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TagKind {
-    /// The 13-byte file header (`FLV` + flags + PreviousTagSize0).
-    FileHeader,
-    Script,
-    VideoConfig,
-    AudioConfig,
-    VideoKeyframe,
-    VideoDelta,
-    Audio,
-    Other,
-}
-
-/// Classifies a buffer from flvmux: one tag (with its trailing PreviousTagSize) or the header.
-pub fn tag_kind(tag: &[u8]) -> TagKind {
-    if tag.starts_with(b"FLV") {
-        return TagKind::FileHeader;
-    }
-    if tag.len() < 13 {
-        return TagKind::Other;
-    }
-    match tag[0] & 0x1f {
-        TAG_SCRIPT => TagKind::Script,
-        TAG_VIDEO => {
-            let frame_type = tag[11] >> 4;
-            let codec = tag[11] & 0x0f;
-            if codec == 7 && tag[12] == 0 {
-                TagKind::VideoConfig
-            } else if frame_type == 1 {
-                TagKind::VideoKeyframe
-            } else {
-                TagKind::VideoDelta
-            }
-        }
-        TAG_AUDIO => {
-            let format = tag[11] >> 4;
-            if format == 10 && tag[12] == 0 {
-                TagKind::AudioConfig
-            } else {
-                TagKind::Audio
-            }
-        }
-        _ => TagKind::Other,
-    }
-}
-
-/// The tag's timestamp in milliseconds (24 bits plus the extension byte).
-pub fn tag_timestamp(tag: &[u8]) -> Option<u32> {
-    (tag.len() >= 8 && !tag.starts_with(b"FLV"))
-        .then(|| u32::from_be_bytes([tag[7], tag[4], tag[5], tag[6]]))
-}
-
-/// Rewrites a tag's timestamp in place.
-pub fn set_tag_timestamp(tag: &mut [u8], ms: u32) {
-    if tag.len() >= 8 {
-        let b = ms.to_be_bytes();
-        tag[4] = b[1];
-        tag[5] = b[2];
-        tag[6] = b[3];
-        tag[7] = b[0];
-    }
-}
 
 #[derive(Default)]
 struct Preamble {
@@ -237,6 +171,7 @@ impl StreamHub {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::media::flv::{TAG_VIDEO, set_tag_timestamp, tag_timestamp};
 
     fn video(key: bool, ts: u32) -> Bytes {
         let mut t = vec![

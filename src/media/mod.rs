@@ -144,10 +144,12 @@ pub fn has_element(name: &str) -> Result<bool, MediaInitError> {
 }
 pub mod announce;
 pub mod contract;
-pub mod engine;
+pub mod flv;
 pub mod hub;
 pub mod input;
+pub mod live;
 pub mod observer;
+pub mod passthrough;
 pub mod policy;
 pub mod probe;
 pub mod rtmp;

@@ -176,7 +176,7 @@ async fn session(
         {
             let list = list.get_mut().expect("new list");
             for tag in tags {
-                let ts = super::hub::tag_timestamp(&tag);
+                let ts = super::flv::tag_timestamp(&tag);
                 let mut buffer = gst::Buffer::from_slice(tag);
                 if let Some(ms) = ts {
                     buffer

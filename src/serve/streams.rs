@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use tower::ServiceExt;
 
+use crate::media::flv::ReaderTimeline;
 use crate::media::hub::StreamHub;
 
 #[derive(Clone)]
@@ -190,7 +191,7 @@ async fn live(State(registry): State<Arc<Registry>>, Path(file): Path<String>) -
     let sub = hub.subscribe();
     // Each reader's timeline starts at zero, as RTMP servers do per client: a player that
     // joins an hour in does not wait an hour of timestamps before it renders.
-    let mut rebase = Rebase::default();
+    let mut rebase = ReaderTimeline::default();
     let preamble: Vec<Result<Bytes, std::io::Error>> = sub
         .preamble
         .into_iter()
@@ -215,32 +216,6 @@ async fn live(State(registry): State<Arc<Registry>>, Path(file): Path<String>) -
         Body::from_stream(preamble.chain(live)),
     )
         .into_response()
-}
-
-/// Shifts one reader's tag timestamps so its first media tag is at zero.
-#[derive(Default)]
-struct Rebase {
-    base: Option<u32>,
-}
-
-impl Rebase {
-    fn apply(&mut self, tag: Bytes) -> Bytes {
-        use crate::media::hub::{TagKind, set_tag_timestamp, tag_kind, tag_timestamp};
-        let media = matches!(
-            tag_kind(&tag),
-            TagKind::VideoKeyframe | TagKind::VideoDelta | TagKind::Audio
-        );
-        let Some(ts) = tag_timestamp(&tag).filter(|_| media) else {
-            return tag;
-        };
-        let base = *self.base.get_or_insert(ts);
-        if base == 0 {
-            return tag;
-        }
-        let mut shifted = tag.to_vec();
-        set_tag_timestamp(&mut shifted, ts.saturating_sub(base));
-        Bytes::from(shifted)
-    }
 }
 
 async fn file(

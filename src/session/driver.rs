@@ -16,8 +16,8 @@ use super::teardown::CloudLeftovers;
 use super::{CallStatus, CloudOps, PollBudget, SessionSpec, room_key};
 use crate::cloud::ingest::StartStreamIngest;
 use crate::media::contract::Contract;
-use crate::media::engine::{LiveSettings, LiveStream, Loops, MediaEvent, StreamStats};
 use crate::media::input::InputSpec;
+use crate::media::live::{LiveSettings, LiveStream, Loops, MediaEvent, StreamStats};
 use crate::media::topology::Topologies;
 use crate::serve::streams::StreamServer;
 

@@ -1,0 +1,97 @@
+//! FLV tags as callfeed handles them: what a tag is, its timestamp, and rewriting it. Used
+//! by the hub, passthrough's pacer, the stream server, and the tests' and benches' readers.
+
+use bytes::Bytes;
+
+pub const TAG_AUDIO: u8 = 8;
+pub const TAG_VIDEO: u8 = 9;
+pub const TAG_SCRIPT: u8 = 18;
+
+/// What an FLV tag is, read from its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TagKind {
+    /// The 13-byte file header (`FLV` + flags + PreviousTagSize0).
+    FileHeader,
+    Script,
+    VideoConfig,
+    AudioConfig,
+    VideoKeyframe,
+    VideoDelta,
+    Audio,
+    Other,
+}
+
+/// Classifies a buffer from flvmux: one tag (with its trailing PreviousTagSize) or the header.
+pub fn tag_kind(tag: &[u8]) -> TagKind {
+    if tag.starts_with(b"FLV") {
+        return TagKind::FileHeader;
+    }
+    if tag.len() < 13 {
+        return TagKind::Other;
+    }
+    match tag[0] & 0x1f {
+        TAG_SCRIPT => TagKind::Script,
+        TAG_VIDEO => {
+            let frame_type = tag[11] >> 4;
+            let codec = tag[11] & 0x0f;
+            if codec == 7 && tag[12] == 0 {
+                TagKind::VideoConfig
+            } else if frame_type == 1 {
+                TagKind::VideoKeyframe
+            } else {
+                TagKind::VideoDelta
+            }
+        }
+        TAG_AUDIO => {
+            let format = tag[11] >> 4;
+            if format == 10 && tag[12] == 0 {
+                TagKind::AudioConfig
+            } else {
+                TagKind::Audio
+            }
+        }
+        _ => TagKind::Other,
+    }
+}
+
+/// The tag's timestamp in milliseconds (24 bits plus the extension byte).
+pub fn tag_timestamp(tag: &[u8]) -> Option<u32> {
+    (tag.len() >= 8 && !tag.starts_with(b"FLV"))
+        .then(|| u32::from_be_bytes([tag[7], tag[4], tag[5], tag[6]]))
+}
+
+/// Rewrites a tag's timestamp in place.
+pub fn set_tag_timestamp(tag: &mut [u8], ms: u32) {
+    if tag.len() >= 8 {
+        let b = ms.to_be_bytes();
+        tag[4] = b[1];
+        tag[5] = b[2];
+        tag[6] = b[3];
+        tag[7] = b[0];
+    }
+}
+
+/// Shifts one reader's tag timestamps so its first media tag is at zero.
+#[derive(Default)]
+pub struct ReaderTimeline {
+    base: Option<u32>,
+}
+
+impl ReaderTimeline {
+    pub fn apply(&mut self, tag: Bytes) -> Bytes {
+        let media = matches!(
+            tag_kind(&tag),
+            TagKind::VideoKeyframe | TagKind::VideoDelta | TagKind::Audio
+        );
+        let Some(ts) = tag_timestamp(&tag).filter(|_| media) else {
+            return tag;
+        };
+        let base = *self.base.get_or_insert(ts);
+        if base == 0 {
+            return tag;
+        }
+        let mut shifted = tag.to_vec();
+        set_tag_timestamp(&mut shifted, ts.saturating_sub(base));
+        Bytes::from(shifted)
+    }
+}

@@ -1,0 +1,187 @@
+//! The encoder side of a live stream: the pipeline that turns the pump's raw timeline into
+//! FLV tags for the hub, the slate picture, and the watchdog that notices an encoder that
+//! takes frames and gives nothing.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+
+use super::EngineError;
+use crate::media::contract::Contract;
+use crate::media::hub::StreamHub;
+use crate::media::topology::Topologies;
+
+/// Where the pump pushes raw video (when the contract has video) and audio.
+pub(super) struct EncoderSources {
+    pub(super) video_src: Option<gst_app::AppSrc>,
+    pub(super) audio_src: gst_app::AppSrc,
+}
+
+pub(super) fn build_encoder(
+    contract: &Contract,
+    topologies: &Topologies,
+    hub: &Arc<StreamHub>,
+) -> Result<(gst::Pipeline, EncoderSources), EngineError> {
+    let err = |reason: String| EngineError::Build {
+        stage: "encoder",
+        reason,
+    };
+    let audio_encode = topologies
+        .render(
+            "encode.audio",
+            &[("audio_bps", &contract.audio_bps.to_string())],
+        )
+        .map_err(|e| err(e.to_string()))?;
+    // A live muxer waits for late streams only this long.
+    let mux = "flvmux name=mux streamable=true latency=200000000 ! appsink name=flv sync=false";
+    let description = match contract.video {
+        Some(v) => {
+            let video_encode = topologies
+                .render_video_encoder(contract, &v, crate::media::contract::EncoderThreads::Live)
+                .map_err(|e| err(e.to_string()))?;
+            format!(
+                "appsrc name=vsrc ! queue ! {video_encode} ! queue ! {mux} \
+                 appsrc name=asrc ! queue ! {audio_encode} ! queue ! mux."
+            )
+        }
+        None => format!("appsrc name=asrc ! queue ! {audio_encode} ! queue ! {mux}"),
+    };
+    let pipeline = gst::parse::launch(&description)
+        .map_err(|e| err(e.to_string()))?
+        .downcast::<gst::Pipeline>()
+        .map_err(|_| err("not a pipeline".into()))?;
+    let appsrc = |name: &str, caps: &str| -> Result<gst_app::AppSrc, EngineError> {
+        let src = pipeline
+            .by_name(name)
+            .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
+            .ok_or_else(|| err(format!("no appsrc {name}")))?;
+        src.set_caps(Some(
+            &caps.parse::<gst::Caps>().map_err(|e| err(e.to_string()))?,
+        ));
+        src.set_format(gst::Format::Time);
+        src.set_is_live(true);
+        src.set_property("block", false);
+        // Unbounded here: the pump pushes in real time, so the queue stays short.
+        src.set_max_bytes(0);
+        Ok(src)
+    };
+    let video_src = match contract.raw_video_caps() {
+        Some(caps) => Some(appsrc("vsrc", &caps)?),
+        None => None,
+    };
+    let audio_src = appsrc("asrc", &contract.raw_audio_caps())?;
+    let sink = pipeline
+        .by_name("flv")
+        .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+        .ok_or_else(|| err("no flv appsink".into()))?;
+    let hub = Arc::downgrade(hub);
+    sink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |sink| {
+                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                let Some(hub) = hub.upgrade() else {
+                    return Err(gst::FlowError::Flushing);
+                };
+                if let Some(buffer) = sample.buffer()
+                    && let Ok(map) = buffer.map_readable()
+                {
+                    hub.push(Bytes::copy_from_slice(&map));
+                }
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    Ok((
+        pipeline,
+        EncoderSources {
+            video_src,
+            audio_src,
+        },
+    ))
+}
+
+/// The slate frame: a still image scaled to the contract, or black.
+pub(super) fn slate_frame(
+    contract: &Contract,
+    image: Option<&std::path::Path>,
+) -> Result<Option<gst::Buffer>, EngineError> {
+    let Some(v) = contract.video else {
+        return Ok(None);
+    };
+    if let Some(image) = image {
+        let description = format!(
+            "decodebin name=decode ! imagefreeze num-buffers=1 ! videoconvert ! videoscale add-borders=true ! {} ! appsink name=sink",
+            contract.raw_video_caps().expect("video contract")
+        );
+        let err = |reason: String| EngineError::Input {
+            input: image.display().to_string(),
+            reason: format!("cannot be used as the slate image: {reason}"),
+        };
+        let source = crate::media::file_source(image).map_err(err)?;
+        let pipeline = crate::media::launch_after(source, &description, "decode").map_err(err)?;
+        let sink = pipeline
+            .by_name("sink")
+            .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+            .ok_or_else(|| err("no sink".into()))?;
+        pipeline
+            .set_state(gst::State::Playing)
+            .map_err(|e| err(e.to_string()))?;
+        let sample = sink.try_pull_sample(gst::ClockTime::from_seconds(10));
+        let _ = pipeline.set_state(gst::State::Null);
+        let buffer = sample
+            .and_then(|s| s.buffer_owned())
+            .ok_or_else(|| err("it did not decode to a picture".into()))?;
+        return Ok(Some(buffer));
+    }
+    let (w, h) = (v.width as usize, v.height as usize);
+    let mut data = vec![16u8; w * h];
+    data.resize(w * h * 3 / 2, 128);
+    Ok(Some(gst::Buffer::from_mut_slice(data)))
+}
+
+/// The encoder stage's watchdog: frames go in (pump), bytes must come out (muxer).
+#[derive(Default)]
+pub(super) struct EncoderWatch {
+    frames_in: u64,
+    bytes_out: u64,
+    /// Since when frames have gone in with no bytes coming out.
+    stuck_since: Option<Instant>,
+}
+
+impl EncoderWatch {
+    /// True when the encoder has taken frames for `limit` without producing anything.
+    pub(super) fn stalled(&mut self, frames_in: u64, bytes_out: u64, limit: Duration) -> bool {
+        let fed = frames_in > self.frames_in;
+        let produced = bytes_out > self.bytes_out;
+        self.frames_in = frames_in;
+        self.bytes_out = bytes_out;
+        match (fed, produced) {
+            (true, false) => self.stuck_since.get_or_insert_with(Instant::now).elapsed() > limit,
+            (_, true) => {
+                self.stuck_since = None;
+                false
+            }
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_encoder_watchdog_fires_only_when_fed_and_silent() {
+        let mut w = EncoderWatch::default();
+        let limit = Duration::ZERO;
+        assert!(!w.stalled(0, 0, limit), "nothing fed yet");
+        assert!(!w.stalled(10, 100, limit), "fed and producing");
+        assert!(!w.stalled(10, 100, limit), "idle is not a stall");
+        assert!(w.stalled(20, 100, limit), "fed, nothing out");
+        assert!(!w.stalled(30, 200, limit), "output again resets it");
+    }
+}

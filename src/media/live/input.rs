@@ -1,0 +1,236 @@
+//! The input side of a live stream: one attempt's pipeline (the item decoded and brought to
+//! the contract's raw caps) and the slot it hands the pump.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+
+use super::{Counters, LiveSettings, bump};
+use crate::media::input::InputItem;
+use crate::media::topology::Topologies;
+
+/// What an input attempt writes to: the slot, the first-media flag and the counters.
+#[derive(Clone)]
+pub(super) struct Feed {
+    pub(super) slot: SharedSlot,
+    pub(super) first_media: FirstMedia,
+    pub(super) counters: Arc<Counters>,
+}
+
+/// What the input pipeline hands the pump.
+#[derive(Default)]
+pub(super) struct Slot {
+    /// The newest picture not yet sent; a newer one replaces it, so the pump never lags.
+    pub(super) video: Option<gst::Buffer>,
+    pub(super) video_at: Option<Instant>,
+    pub(super) audio: VecDeque<u8>,
+    pub(super) audio_at: Option<Instant>,
+    /// Last time the input produced anything.
+    pub(super) progress_at: Option<Instant>,
+    /// The input is gone: the pump shows the slate, and counts it.
+    pub(super) on_slate: bool,
+}
+
+pub(super) type SharedSlot = Arc<Mutex<Slot>>;
+
+/// Raised when the input delivers its first media, so the pump can start its clock on real
+/// content (an announcement is heard from its first word, not after black).
+pub(super) type FirstMedia = Arc<(Mutex<bool>, std::sync::Condvar)>;
+
+/// Builds one input attempt: the item decoded and normalised into two appsinks that feed
+/// the slot. Callbacks hold the slot and weak element references only.
+pub(super) fn build_input(
+    item: &InputItem,
+    settings: &LiveSettings,
+    topologies: &Topologies,
+    feed: &Feed,
+) -> Result<gst::Pipeline, String> {
+    let contract = &settings.contract;
+    let normalize_video = contract
+        .video
+        .map(|v| {
+            topologies.render(
+                "normalize.video",
+                &[
+                    ("fps", &v.fps.to_string()),
+                    ("width", &v.width.to_string()),
+                    ("height", &v.height.to_string()),
+                ],
+            )
+        })
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    let normalize_audio = topologies
+        .render(
+            "normalize.audio",
+            &[
+                ("rate", &contract.audio_rate.to_string()),
+                ("channels", &contract.audio_channels.to_string()),
+            ],
+        )
+        .map_err(|e| e.to_string())?;
+    // A picture decodes to one frame: frozen, it becomes a live video.
+    let freeze = if settings.still_image {
+        "imagefreeze is-live=true ! "
+    } else {
+        ""
+    };
+    let video_branch = normalize_video.map(|n| format!("{freeze}queue ! {n} ! appsink name=video"));
+    let audio_branch = format!("queue ! {normalize_audio} ! appsink name=audio");
+    let pipeline = match item {
+        InputItem::Sources(spec) => {
+            let (v, a) = spec
+                .source_fragments(topologies, contract.video.map(|v| (v.width, v.height)))
+                .map_err(|e| e.to_string())?;
+            let mut description = String::new();
+            if let (Some(v), Some(branch)) = (&v, &video_branch) {
+                description.push_str(&format!("{} ! {branch} ", v.launch()));
+            } else if let Some(v) = &v {
+                description.push_str(&format!("{} ! fakesink ", v.launch()));
+            }
+            if let Some(a) = &a {
+                description.push_str(&format!("{} ! {audio_branch}", a.launch()));
+            }
+            let pipeline = gst::parse::launch(&description)
+                .map_err(|e| e.to_string())?
+                .downcast::<gst::Pipeline>()
+                .map_err(|_| "not a pipeline".to_string())?;
+            // Device names and custom arguments are set as properties, never parsed.
+            for fragment in v.iter().chain(a.iter()) {
+                fragment
+                    .bind(pipeline.upcast_ref())
+                    .map_err(|e| e.to_string())?;
+            }
+            for name in ["video", "audio"] {
+                if let Some(sink) = pipeline
+                    .by_name(name)
+                    .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+                {
+                    attach_sink(&sink, name == "video", !spec.paces_itself(), feed);
+                }
+            }
+            pipeline
+        }
+        InputItem::Uri(uri) => {
+            let pipeline = gst::Pipeline::new();
+            let decode = gst::ElementFactory::make("uridecodebin")
+                .property("uri", uri)
+                .build()
+                .map_err(|e| e.to_string())?;
+            pipeline.add(&decode).map_err(|e| e.to_string())?;
+            if let Some(allowed) = crate::media::policy::network_protocols(uri) {
+                crate::media::policy::guard_sources(pipeline.upcast_ref(), allowed);
+            }
+            let weak = pipeline.downgrade();
+            let feed = feed.clone();
+            decode.connect_pad_added(move |_, pad| {
+                let Some(pipeline) = weak.upgrade() else {
+                    return;
+                };
+                let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
+                let kind = caps
+                    .structure(0)
+                    .map(|s| s.name().to_string())
+                    .unwrap_or_default();
+                let branch = if kind.starts_with("video/") {
+                    video_branch.as_deref()
+                } else if kind.starts_with("audio/") {
+                    Some(audio_branch.as_str())
+                } else {
+                    None
+                };
+                let description = branch.unwrap_or("fakesink sync=false");
+                let Ok(bin) = gst::parse::bin_from_description(description, true) else {
+                    return;
+                };
+                if pipeline.add(&bin).is_err() {
+                    return;
+                }
+                for name in ["video", "audio"] {
+                    if let Some(sink) = bin
+                        .by_name(name)
+                        .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+                    {
+                        attach_sink(&sink, name == "video", true, &feed);
+                    }
+                }
+                let _ = bin.sync_state_with_parent();
+                if let Some(sink_pad) = bin.static_pad("sink") {
+                    let _ = pad.link(&sink_pad);
+                }
+            });
+            pipeline
+        }
+    };
+    Ok(pipeline)
+}
+
+fn attach_sink(sink: &gst_app::AppSink, video: bool, paced: bool, feed: &Feed) {
+    // Paced on the clock, a file is read in real time, as a live source would arrive.
+    sink.set_sync(paced);
+    sink.set_max_buffers(2);
+    let Feed {
+        slot,
+        first_media,
+        counters,
+    } = feed.clone();
+    sink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |sink| {
+                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                let Some(buffer) = sample.buffer_owned() else {
+                    return Ok(gst::FlowSuccess::Ok);
+                };
+                let now = Instant::now();
+                {
+                    let (flag, ready) = &*first_media;
+                    let mut seen = flag.lock().expect("first-media lock");
+                    if !*seen {
+                        *seen = true;
+                        ready.notify_all();
+                    }
+                }
+                let mut s = slot.lock().expect("slot lock");
+                s.progress_at = Some(now);
+                if video {
+                    s.video = Some(buffer);
+                    s.video_at = Some(now);
+                    bump(&counters.frames_in, 1);
+                } else if let Ok(map) = buffer.map_readable() {
+                    s.audio.extend(map.iter());
+                    s.audio_at = Some(now);
+                }
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+}
+
+/// Classifies an input error: fatal (the input itself is wrong) or retryable.
+pub(super) fn classify(err: &gst::glib::Error, from_storage: bool) -> bool {
+    use gst::{CoreError, ResourceError, StreamError};
+    if let Some(e) = err.kind::<ResourceError>() {
+        return match e {
+            ResourceError::NotFound | ResourceError::NotAuthorized => true,
+            ResourceError::OpenRead | ResourceError::OpenReadWrite | ResourceError::Read => {
+                from_storage
+            }
+            _ => false,
+        };
+    }
+    if let Some(e) = err.kind::<StreamError>() {
+        return match e {
+            StreamError::TypeNotFound
+            | StreamError::WrongType
+            | StreamError::CodecNotFound
+            | StreamError::Format => true,
+            StreamError::Decode | StreamError::Demux => from_storage,
+            _ => false,
+        };
+    }
+    err.kind::<CoreError>() == Some(CoreError::MissingPlugin)
+}

@@ -1,0 +1,350 @@
+//! A live stream: any input to one FLV stream with a fixed contract, kept alive.
+//!
+//! ```text
+//! input pipeline (restartable)              pump thread (own clock)         encoder pipeline (once)
+//! source ─ decode ─ normalize ─ appsink ──► latest frame / audio queue ──► appsrc ─ x264 ─┐
+//!                                            slate when the input is gone   appsrc ─ aac ──┴ flvmux ─ appsink ─► StreamHub
+//! ```
+//!
+//! The pump emits frames at the contract's rate and audio in 20 ms chunks on its own
+//! clock, taking the newest input frame or, when the input is gone, the slate (a still image
+//! or black, and silence). So timestamps stay continuous and the caps never change across
+//! input restarts, loop points and fallbacks. The supervisor owns the input pipeline's bus,
+//! restarts it with jittered backoff on retryable errors and stalls, and ends the stream when
+//! the input is done. A file that already meets the contract skips all of this: see
+//! [`passthrough`](super::passthrough).
+//!
+//! - `input`: the input side (one attempt's pipeline, what it hands the pump)
+//! - `pump`: the thread that emits the contract's timeline
+//! - `encoder`: the encoder pipeline and the slate picture
+//! - `supervisor`: restarts, loops, stalls, the end
+
+mod encoder;
+mod input;
+mod pump;
+mod supervisor;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{broadcast, watch};
+
+use super::contract::Contract;
+use super::hub::StreamHub;
+use super::input::InputSpec;
+use super::topology::Topologies;
+
+/// How many times the input is played.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum Loops {
+    Times(u32),
+    Forever,
+}
+
+impl Loops {
+    /// Whether another play follows once `played` plays have finished: the one loop-count
+    /// rule, for live streams and passthrough alike.
+    pub fn plays_again_after(self, played: u32) -> bool {
+        match self {
+            Loops::Times(n) => played < n,
+            Loops::Forever => true,
+        }
+    }
+}
+
+impl std::str::FromStr for Loops {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "forever" | "-1" => Ok(Loops::Forever),
+            n => n
+                .parse::<u32>()
+                .ok()
+                .filter(|n| *n >= 1)
+                .map(Loops::Times)
+                .ok_or_else(|| format!("`{s}`: a loop count is 1 or more, or `forever`")),
+        }
+    }
+}
+
+/// How a live stream is produced.
+#[derive(Debug, Clone)]
+pub struct LiveSettings {
+    pub contract: Contract,
+    pub loops: Loops,
+    /// Start this far into the first item.
+    pub start: Option<Duration>,
+    /// No input progress for this long switches to the slate and restarts the input.
+    pub stall_timeout: Duration,
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+    /// A still image for the slate (and for audio-only inputs); black when `None`.
+    pub slate_image: Option<PathBuf>,
+    /// The input is a still picture: it is shown as video, frozen, until stopped.
+    pub still_image: bool,
+}
+
+impl LiveSettings {
+    pub fn new(contract: Contract) -> Self {
+        Self {
+            contract,
+            loops: Loops::Times(1),
+            start: None,
+            stall_timeout: Duration::from_secs(3),
+            backoff_min: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(10),
+            slate_image: None,
+            still_image: false,
+        }
+    }
+}
+
+/// Why an input failed, and whether trying again can help.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct InputFailure {
+    pub fatal: bool,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    #[error("input {input}: {reason}")]
+    Input { input: String, reason: String },
+    #[error("cannot build the {stage} pipeline: {reason}")]
+    Build { stage: &'static str, reason: String },
+    #[error("the encoder failed: {0}")]
+    Encoder(String),
+}
+
+/// A transition, for logs, the API's event stream and tests.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum MediaEvent {
+    InputStarted {
+        item: usize,
+        iteration: u32,
+    },
+    FirstMedia,
+    ItemFinished {
+        item: usize,
+        iteration: u32,
+    },
+    OnSlate {
+        reason: String,
+    },
+    BackOnInput,
+    InputRestart {
+        attempt: u32,
+        delay_ms: u64,
+        reason: String,
+    },
+    Ended {
+        reason: String,
+    },
+    Failed {
+        reason: String,
+    },
+}
+
+/// Where a stream stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+#[repr(u8)]
+pub enum StreamState {
+    Starting,
+    Live,
+    OnSlate,
+    Ended,
+    Failed,
+}
+
+/// Figures per stream.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StreamStats {
+    pub state: StreamState,
+    /// Remuxed without decoding (the input already meets the contract).
+    pub passthrough: bool,
+    pub frames_in: u64,
+    pub frames_out: u64,
+    pub audio_ms_out: u64,
+    pub slate_frames: u64,
+    /// Frames sent again because no new input frame had come: an input slower than the
+    /// contract's rate, a late one, or a machine short of CPU. The timeline stays
+    /// real-time; the picture stutters.
+    pub repeated_frames: u64,
+    pub restarts: u32,
+    pub item: usize,
+    pub iteration: u32,
+    pub position_ms: u64,
+    pub bytes_out: u64,
+    pub readers: usize,
+}
+
+/// A stream's running figures, shared by its threads without a lock.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) frames_in: AtomicU64,
+    pub(crate) frames_out: AtomicU64,
+    pub(crate) audio_ms_out: AtomicU64,
+    pub(crate) slate_frames: AtomicU64,
+    pub(crate) repeated_frames: AtomicU64,
+    pub(crate) restarts: AtomicU32,
+    pub(crate) item: AtomicU64,
+    pub(crate) iteration: AtomicU32,
+    pub(crate) position_ms: AtomicU64,
+    state: AtomicU8,
+}
+
+/// Adds to a counter; the figures are read together only for reports.
+pub(crate) fn bump(counter: &AtomicU64, by: u64) {
+    counter.fetch_add(by, Ordering::Relaxed);
+}
+
+impl Counters {
+    pub(crate) fn set_state(&self, state: StreamState) {
+        self.state.store(state as u8, Ordering::Relaxed);
+    }
+
+    fn state(&self) -> StreamState {
+        match self.state.load(Ordering::Relaxed) {
+            s if s == StreamState::Live as u8 => StreamState::Live,
+            s if s == StreamState::OnSlate as u8 => StreamState::OnSlate,
+            s if s == StreamState::Ended as u8 => StreamState::Ended,
+            s if s == StreamState::Failed as u8 => StreamState::Failed,
+            _ => StreamState::Starting,
+        }
+    }
+
+    fn snapshot(&self, passthrough: bool, hub: &StreamHub) -> StreamStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        StreamStats {
+            state: self.state(),
+            passthrough,
+            frames_in: get(&self.frames_in),
+            frames_out: get(&self.frames_out),
+            audio_ms_out: get(&self.audio_ms_out),
+            slate_frames: get(&self.slate_frames),
+            repeated_frames: get(&self.repeated_frames),
+            restarts: self.restarts.load(Ordering::Relaxed),
+            item: get(&self.item) as usize,
+            iteration: self.iteration.load(Ordering::Relaxed),
+            position_ms: get(&self.position_ms),
+            bytes_out: hub.bytes_in(),
+            readers: hub.readers(),
+        }
+    }
+}
+
+/// What a stream's task ends with: why it ended, or why it failed.
+pub(crate) type StreamTask = tokio::task::JoinHandle<Result<String, EngineError>>;
+
+/// A running stream (live-encoded or passed through), served from its hub. Dropping it
+/// stops everything.
+pub struct LiveStream {
+    hub: Arc<StreamHub>,
+    events: broadcast::Sender<MediaEvent>,
+    counters: Arc<Counters>,
+    passthrough: bool,
+    stop: watch::Sender<bool>,
+    task: Option<StreamTask>,
+}
+
+impl LiveStream {
+    /// Builds the encoder and the pump and starts the first input. Must run on a tokio
+    /// runtime. Files are checked (decodable, not truncated) before anything starts.
+    pub fn start(
+        spec: InputSpec,
+        settings: LiveSettings,
+        topologies: &Topologies,
+    ) -> Result<Self, EngineError> {
+        supervisor::start(spec, settings, topologies)
+    }
+
+    /// Streams a file that already meets the contract (see `probe::passthrough`) by
+    /// remuxing it to FLV, without decoding. Loops are seamless: each play's timestamps
+    /// continue the last.
+    pub fn start_passthrough(
+        path: PathBuf,
+        container: &str,
+        settings: LiveSettings,
+    ) -> Result<Self, EngineError> {
+        super::passthrough::start(path, container, settings)
+    }
+
+    /// Wraps a started stream's parts.
+    pub(crate) fn running(
+        hub: Arc<StreamHub>,
+        events: broadcast::Sender<MediaEvent>,
+        counters: Arc<Counters>,
+        passthrough: bool,
+        stop: watch::Sender<bool>,
+        task: StreamTask,
+    ) -> Self {
+        Self {
+            hub,
+            events,
+            counters,
+            passthrough,
+            stop,
+            task: Some(task),
+        }
+    }
+
+    pub fn hub(&self) -> Arc<StreamHub> {
+        self.hub.clone()
+    }
+
+    pub fn events(&self) -> broadcast::Receiver<MediaEvent> {
+        self.events.subscribe()
+    }
+
+    pub fn stats(&self) -> StreamStats {
+        self.counters.snapshot(self.passthrough, &self.hub)
+    }
+
+    /// Waits until the stream ends by itself (input done) or fails.
+    pub async fn wait(&mut self) -> Result<String, EngineError> {
+        match self.task.as_mut() {
+            Some(task) => {
+                let result = task.await.unwrap_or_else(|e| {
+                    Err(EngineError::Encoder(format!("stream task failed: {e}")))
+                });
+                self.task = None;
+                result
+            }
+            None => Ok("already ended".into()),
+        }
+    }
+
+    /// Stops the input, flushes the encoder and ends the stream.
+    pub async fn stop(mut self) -> Result<String, EngineError> {
+        let _ = self.stop.send(true);
+        self.wait().await
+    }
+}
+
+impl Drop for LiveStream {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// Sends one event to the log and the stream's subscribers.
+pub(crate) fn emit(events: &broadcast::Sender<MediaEvent>, event: MediaEvent) {
+    tracing::info!(event = ?event, "media");
+    let _ = events.send(event);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_loop_count_rule() {
+        assert!(Loops::Times(2).plays_again_after(1));
+        assert!(!Loops::Times(2).plays_again_after(2));
+        assert!(Loops::Forever.plays_again_after(u32::MAX));
+    }
+}

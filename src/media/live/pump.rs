@@ -1,0 +1,150 @@
+//! The pump: the thread that emits the contract's timeline on its own clock, whatever the
+//! input does.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use gstreamer as gst;
+
+use super::encoder::EncoderSources;
+use super::input::{FirstMedia, SharedSlot};
+use super::{Counters, bump};
+use crate::media::contract::Contract;
+
+/// How long the pump waits, at a tick with no new picture, for one that is only a little late.
+/// The input and the pump run on their own clocks at the same rate; without the wait, a
+/// picture arriving just after its tick was sent twice and the next one lost (5 % of the
+/// pictures under load). Waiting instead of queueing keeps the video's latency, and so
+/// lip sync, where it was.
+pub(super) const PICTURE_GRACE: Duration = Duration::from_millis(8);
+
+/// How long the pump waits for the input's first media before starting on the slate.
+const PUMP_START_WAIT: Duration = Duration::from_secs(2);
+
+/// Waits (at most [`PUMP_START_WAIT`]) for the input's first media, so the timeline starts on
+/// real content, then pumps until stopped.
+pub(super) fn start_when_ready(first: FirstMedia, stop: &AtomicBool) {
+    let (flag, ready) = &*first;
+    let guard = flag.lock().expect("first-media lock");
+    let _ = ready.wait_timeout_while(guard, PUMP_START_WAIT, |seen| {
+        !*seen && !stop.load(Ordering::Acquire)
+    });
+}
+
+/// Emits video at the contract's rate and audio in 20 ms chunks, on its own clock.
+pub(super) fn pump(
+    slot: SharedSlot,
+    counters: Arc<Counters>,
+    sources: EncoderSources,
+    contract: Contract,
+    slate: Option<gst::Buffer>,
+    stall: Duration,
+    stop: Arc<AtomicBool>,
+) {
+    let EncoderSources {
+        video_src,
+        audio_src,
+    } = sources;
+    let fps = contract.video.map_or(30, |v| v.fps);
+    let frame = Duration::from_nanos(1_000_000_000 / u64::from(fps));
+    const CHUNK: Duration = Duration::from_millis(20);
+    let bytes_per_ms = (contract.audio_rate * contract.audio_channels * 2 / 1000) as usize;
+    let chunk_bytes = bytes_per_ms * 20;
+    // The audio queue is kept between 0 and this much, so latency stays bounded.
+    let max_queue = bytes_per_ms * 500;
+    let started = Instant::now();
+    let (mut frames, mut chunks) = (0u64, 0u64);
+    // Sent again when the input has no new picture in time.
+    let mut last_picture: Option<gst::Buffer> = None;
+    while !stop.load(Ordering::Acquire) {
+        let next_video = video_src.as_ref().map(|_| frame * frames as u32);
+        let next_audio = CHUNK * chunks as u32;
+        let due = next_video.map_or(next_audio, |v| v.min(next_audio));
+        let elapsed = started.elapsed();
+        if due > elapsed {
+            std::thread::sleep(due - elapsed);
+        }
+        if let (Some(src), Some(at)) = (&video_src, next_video)
+            && at <= next_audio
+        {
+            let (mut next, fresh, on_slate) = {
+                let mut s = slot.lock().expect("slot lock");
+                let fresh = s.video_at.is_some_and(|t| t.elapsed() < stall) && !s.on_slate;
+                (s.video.take(), fresh, s.on_slate)
+            };
+            if next.is_none() && fresh && last_picture.is_some() {
+                let deadline = Instant::now() + PICTURE_GRACE;
+                while next.is_none() && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(2));
+                    next = slot.lock().expect("slot lock").video.take();
+                }
+            }
+            let (latest, repeated) = match (next, fresh) {
+                (Some(picture), true) => {
+                    last_picture = Some(picture.clone());
+                    (Some(picture), false)
+                }
+                (None, true) => (last_picture.clone(), last_picture.is_some()),
+                (_, false) => {
+                    last_picture = None;
+                    (None, false)
+                }
+            };
+            let showing_slate = latest.is_none();
+            let Some(mut buffer) = latest.or_else(|| slate.clone()) else {
+                break;
+            };
+            {
+                let b = buffer.make_mut();
+                b.set_pts(gst::ClockTime::from_nseconds(at.as_nanos() as u64));
+                b.set_dts(gst::ClockTime::NONE);
+                b.set_duration(gst::ClockTime::from_nseconds(frame.as_nanos() as u64));
+                b.unset_flags(gst::BufferFlags::DISCONT);
+            }
+            if src.push_buffer(buffer).is_err() {
+                break;
+            }
+            frames += 1;
+            bump(&counters.frames_out, 1);
+            if showing_slate && on_slate {
+                bump(&counters.slate_frames, 1);
+            }
+            if repeated {
+                bump(&counters.repeated_frames, 1);
+            }
+            continue;
+        }
+        let mut data = {
+            let mut s = slot.lock().expect("slot lock");
+            if s.audio.len() > max_queue {
+                let excess = s.audio.len() - chunk_bytes * 5;
+                s.audio.drain(..excess);
+            }
+            let fresh = s.audio_at.is_some_and(|t| t.elapsed() < stall);
+            let take = if fresh {
+                s.audio.len().min(chunk_bytes)
+            } else {
+                0
+            };
+            s.audio.drain(..take).collect::<Vec<u8>>()
+        };
+        // An underrun is filled with silence; the clock never waits for the input.
+        data.resize(chunk_bytes, 0);
+        let mut buffer = gst::Buffer::from_mut_slice(data);
+        {
+            let b = buffer.get_mut().expect("new buffer is writable");
+            b.set_pts(gst::ClockTime::from_nseconds(next_audio.as_nanos() as u64));
+            b.set_duration(gst::ClockTime::from_nseconds(CHUNK.as_nanos() as u64));
+        }
+        if audio_src.push_buffer(buffer).is_err() {
+            break;
+        }
+        chunks += 1;
+        bump(&counters.audio_ms_out, 20);
+    }
+    if let Some(src) = &video_src {
+        let _ = src.end_of_stream();
+    }
+    let _ = audio_src.end_of_stream();
+}
