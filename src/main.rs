@@ -940,8 +940,6 @@ async fn serve_command(config: &Config, args: ServeArgs) -> anyhow::Result<ExitC
             webhooks: !args.no_webhooks,
             driver: driver::DriverSettings {
                 stream_server: Some(streams),
-                // A service retries an unconfirmed teardown until the cloud confirms it.
-                teardown_retry_for: None,
                 ..driver::DriverSettings::default()
             },
             topologies: Topologies::load(&config.pipelines)?,
@@ -1110,7 +1108,8 @@ async fn call_command(mut config: Config, args: CallArgs) -> anyhow::Result<Exit
     let journal = Arc::new(callfeed::session::journal::Journal::open(&journal_path)?);
     if emulator.is_none() {
         let limit = std::time::Duration::from_secs(5);
-        for r in callfeed::session::teardown::recover(&journal, &cloud, limit, Some(limit)).await {
+        let orphaned = callfeed::session::journal::OpenSession::orphaned;
+        for r in callfeed::session::teardown::recover(&journal, &cloud, limit, orphaned).await {
             match r {
                 Ok(r) => eprintln!(
                     "recovered session {} left open by an earlier run: {}",

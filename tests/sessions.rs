@@ -390,9 +390,21 @@ async fn what_a_crashed_run_left_running_is_stopped_on_the_next_start() {
     journal.set_call("crashed", &call_id).unwrap();
     journal.set_task("crashed", &task_id).unwrap();
     assert!(cloud.task_alive(&task_id).await.unwrap());
+    // Still this process's: recovery leaves a live run's session alone.
+    let orphaned = callfeed::session::journal::OpenSession::orphaned;
     let limit = Duration::from_secs(5);
-    let recovered =
-        callfeed::session::teardown::recover(&journal, &cloud, limit, Some(limit)).await;
+    let left_alone = callfeed::session::teardown::recover(&journal, &cloud, limit, orphaned).await;
+    assert!(left_alone.is_empty(), "{left_alone:?}");
+    assert!(cloud.task_alive(&task_id).await.unwrap());
+    // The process dies: its identity no longer names a living process.
+    rusqlite::Connection::open(dir.path().join("j.sqlite"))
+        .unwrap()
+        .execute(
+            "UPDATE sessions SET owner = '4194303:1' WHERE id = 'crashed'",
+            [],
+        )
+        .unwrap();
+    let recovered = callfeed::session::teardown::recover(&journal, &cloud, limit, orphaned).await;
     assert_eq!(recovered.len(), 1);
     let note = &recovered[0].as_ref().unwrap().note;
     assert!(

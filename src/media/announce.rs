@@ -90,16 +90,19 @@ pub async fn prepare(
     // A name of its own per writer (other processes may share the cache), renamed into
     // place in one step: a reader sees the whole file or none.
     let partial = target.with_extension(format!("partial-{}", uuid::Uuid::new_v4().simple()));
-    let result = transcode(input, report, contract, topologies, &partial, progress).await;
-    match result {
-        Ok(()) => {
-            std::fs::rename(&partial, &target).map_err(|e| fail(e.to_string()))?;
-            Ok(target)
-        }
-        Err(e) => {
-            let _ = std::fs::remove_file(&partial);
-            Err(e)
-        }
+    // Removed however this ends: an error, or a session stopped mid-transcode.
+    let partial = RemoveOnDrop(partial);
+    transcode(input, report, contract, topologies, &partial.0, progress).await?;
+    std::fs::rename(&partial.0, &target).map_err(|e| fail(e.to_string()))?;
+    Ok(target)
+}
+
+/// A file that is deleted when this goes out of scope (a no-op once it was renamed away).
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 

@@ -184,8 +184,12 @@ pub fn is_public(ip: IpAddr) -> bool {
                 || (first & 0xfe00) == 0xfc00
                 || (first & 0xffc0) == 0xfe80
                 || (first == 0x2001 && v6.segments()[1] == 0x0db8)
-                // 64:ff9b::/96 NAT64 and ::/96 IPv4-compatible reach IPv4 addresses
+                // 64:ff9b::/96 NAT64 and ::/96 IPv4-compatible reach IPv4 addresses; so do
+                // 6to4 (2002::/16) and Teredo (2001::/32); fec0::/10 is site-local
                 || (first == 0x0064 && v6.segments()[1] == 0xff9b)
+                || first == 0x2002
+                || (first == 0x2001 && v6.segments()[1] == 0)
+                || (first & 0xffc0) == 0xfec0
                 || v6.segments()[..6].iter().all(|s| *s == 0))
                 && v6 != Ipv6Addr::LOCALHOST
         }

@@ -36,20 +36,26 @@ use crate::media::policy::InputPolicy;
 use crate::media::topology::Topologies;
 use crate::session::driver::{self, Controls, DriverSettings, Report, Status};
 use crate::session::journal::{Admission, Journal};
-use crate::session::teardown::recover;
+use crate::session::journal::{OpenSession, process_identity};
+use crate::session::teardown::{Recovered, recover, recover_until_done};
 use crate::session::{CloudOps, RequestError, SessionRequest, room_key};
 
 /// How long a 429 asks the client to wait.
 const RETRY_AFTER_SECS: u64 = 5;
 /// How long a drain waits for sessions to end before it leaves the rest to the journal.
 const DRAIN_LIMIT: Duration = Duration::from_secs(30);
+/// How long a session's own task retries an unconfirmed teardown before it reports it
+/// pending, frees its place and leaves the retries to the service's recovery rounds.
+const IN_TASK_TEARDOWN_RETRY: Duration = Duration::from_secs(60);
 
 struct Entry {
     request: SessionRequest,
     status: watch::Receiver<Status>,
     stop: watch::Sender<bool>,
     nudge: Arc<Notify>,
-    report: watch::Receiver<Option<Report>>,
+    /// Sent by the session's task, and updated by recovery when a pending teardown is
+    /// confirmed later.
+    report: Arc<watch::Sender<Option<Report>>>,
     /// When its report came; the entry is dropped `keep_ended` later.
     ended_at: Arc<OnceLock<Instant>>,
 }
@@ -71,6 +77,8 @@ pub struct Service<C> {
     max_sessions: usize,
     keep_ended: Duration,
     tasks: Mutex<tokio::task::JoinSet<()>>,
+    /// The background recovery rounds; a drain stops them (the journal keeps what is left).
+    recovery: Mutex<Option<tokio::task::AbortHandle>>,
 }
 
 /// How the service is set up.
@@ -103,7 +111,10 @@ impl<C: CloudOps + 'static> Service<C> {
             cloud: Arc::new(Metered::new(cloud, metrics.clone())),
             journal,
             topologies: config.topologies,
-            driver: config.driver,
+            driver: DriverSettings {
+                teardown_retry_for: Some(IN_TASK_TEARDOWN_RETRY),
+                ..config.driver
+            },
             token: config.token,
             policy: config.policy,
             webhooks: config
@@ -116,21 +127,41 @@ impl<C: CloudOps + 'static> Service<C> {
             max_sessions: config.max_sessions.max(1),
             keep_ended: config.keep_ended,
             tasks: Mutex::new(tokio::task::JoinSet::new()),
+            recovery: Mutex::new(None),
         })
     }
 
-    /// Stops what an earlier run left in the cloud (a crash, or a teardown the cloud never
-    /// confirmed): one pass now, bounded, whose results are returned; whatever the cloud
-    /// has not confirmed is retried in the background, with backoff, until it is.
+    /// Stops what an earlier run left in the cloud (a crash, a kill, or a teardown the cloud
+    /// never confirmed): one round now, whose results are returned, then rounds in the
+    /// background, with backoff, for as long as the service runs. Those rounds also take
+    /// over this service's own sessions whose teardown outlasted their task.
     pub async fn recover(self: &Arc<Self>) -> Vec<(String, String)> {
         let limit = self.driver.teardown_timeout;
-        let first = recover(&self.journal, &*self.cloud, limit, Some(limit)).await;
-        let pending = first.iter().any(Result::is_err);
-        if pending {
-            let svc = self.clone();
-            self.tasks.lock().expect("tasks lock").spawn(async move {
-                recover(&svc.journal, &*svc.cloud, limit, None).await;
-            });
+        let first = recover(&self.journal, &*self.cloud, limit, OpenSession::orphaned).await;
+        let svc = Arc::downgrade(self);
+        let me = process_identity();
+        let journal = self.journal.clone();
+        let cloud = self.cloud.clone();
+        let rounds = tokio::spawn(async move {
+            let claim = |s: &OpenSession| {
+                s.orphaned()
+                    || (s.owner.as_deref() == Some(me.as_str())
+                        && svc.upgrade().is_some_and(|svc| !svc.is_running(&s.id)))
+            };
+            let confirmed = |r: &Recovered| {
+                if let Some(svc) = svc.upgrade() {
+                    svc.confirmed(r);
+                }
+            };
+            recover_until_done(&journal, &*cloud, limit, claim, confirmed).await;
+        });
+        if let Some(old) = self
+            .recovery
+            .lock()
+            .expect("recovery lock")
+            .replace(rounds.abort_handle())
+        {
+            old.abort();
         }
         first
             .into_iter()
@@ -141,12 +172,45 @@ impl<C: CloudOps + 'static> Service<C> {
             .collect()
     }
 
+    /// Whether a session's own task still runs.
+    fn is_running(&self, id: &str) -> bool {
+        self.sessions
+            .lock()
+            .expect("sessions lock")
+            .get(id)
+            .is_some_and(|e| e.report.borrow().is_none())
+    }
+
+    /// Recovery confirmed a session's teardown: its report says so now.
+    fn confirmed(&self, r: &Recovered) {
+        if let Some(e) = self
+            .sessions
+            .lock()
+            .expect("sessions lock")
+            .get(&r.session_id)
+        {
+            e.report.send_modify(|report| {
+                if let Some(report) = report {
+                    report.teardown = driver::Teardown::Confirmed;
+                }
+            });
+        }
+    }
+
     /// No new sessions; every running one is ended cleanly; returns when all have ended, or
     /// after a limit (what is left stays in the journal for the next start).
     pub async fn drain(&self) {
-        self.draining.store(true, Ordering::SeqCst);
-        for entry in self.sessions.lock().expect("sessions lock").values() {
-            let _ = entry.stop.send(true);
+        {
+            // Under the sessions lock: a request admitted before this has its task spawned
+            // already (see `create`), one after it sees the flag.
+            let sessions = self.sessions.lock().expect("sessions lock");
+            self.draining.store(true, Ordering::SeqCst);
+            for entry in sessions.values() {
+                let _ = entry.stop.send(true);
+            }
+        }
+        if let Some(rounds) = self.recovery.lock().expect("recovery lock").take() {
+            rounds.abort();
         }
         let mut tasks = std::mem::take(&mut *self.tasks.lock().expect("tasks lock"));
         let all = async { while tasks.join_next().await.is_some() {} };
@@ -241,18 +305,33 @@ async fn auth<C: CloudOps + 'static>(
                     == 0
         });
         if !ok {
-            return problem(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
+            let mut answer = problem(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
+            answer.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+            return answer;
         }
     }
     next.run(request).await
 }
 
 fn session_json(id: &str, e: &Entry) -> Value {
-    let status = e.status.borrow().clone();
+    let mut status = e.status.borrow().clone();
     let report = e.report.borrow().clone();
+    if let Some(r) = &report {
+        status.phase = match r.teardown {
+            driver::Teardown::Confirmed => "ended",
+            driver::Teardown::Pending { .. } => "teardown_pending",
+        }
+        .to_owned();
+    }
+    // The request as asked, but a URL's credentials are not shown back.
+    let mut request = e.request.clone();
+    request.media = crate::redact::redact_url(&request.media);
     json!({
         "id": id,
-        "request": e.request,
+        "request": request,
         "status": status,
         "report": report,
     })
@@ -318,30 +397,23 @@ async fn create<C: CloudOps + 'static>(
     }
     let (status_tx, status_rx) = watch::channel(Status::default());
     let (stop_tx, stop_rx) = watch::channel(false);
-    let (report_tx, report_rx) = watch::channel(None);
+    let report = Arc::new(watch::Sender::new(None));
     let nudge = Arc::new(Notify::new());
     let ended_at = Arc::new(OnceLock::new());
-    let created = {
-        let entry = Entry {
-            request,
-            status: status_rx,
-            stop: stop_tx,
-            nudge: nudge.clone(),
-            report: report_rx,
-            ended_at: ended_at.clone(),
-        };
-        let json = session_json(&id, &entry);
-        svc.sessions
-            .lock()
-            .expect("sessions lock")
-            .insert(id.clone(), entry);
-        json
+    let entry = Entry {
+        request,
+        status: status_rx,
+        stop: stop_tx,
+        nudge: nudge.clone(),
+        report: report.clone(),
+        ended_at: ended_at.clone(),
     };
+    let created = session_json(&id, &entry);
     let task = {
         let svc = svc.clone();
         let id = id.clone();
         async move {
-            let report = driver::run(
+            let finished = driver::run(
                 id,
                 spec,
                 &*svc.cloud,
@@ -358,9 +430,9 @@ async fn create<C: CloudOps + 'static>(
             svc.running.fetch_sub(1, Ordering::AcqRel);
             svc.metrics
                 .results
-                .get_or_create(&labels(&[("result", report.outcome.name())]))
+                .get_or_create(&labels(&[("result", finished.outcome.name())]))
                 .inc();
-            if let Some(m) = &report.media {
+            if let Some(m) = &finished.media {
                 svc.metrics.restarts.inc_by(u64::from(m.restarts));
                 svc.metrics
                     .slate_seconds
@@ -368,10 +440,24 @@ async fn create<C: CloudOps + 'static>(
                 svc.metrics.bytes_served.inc_by(m.bytes_out);
             }
             let _ = ended_at.set(Instant::now());
-            let _ = report_tx.send(Some(report));
+            report.send_replace(Some(finished));
         }
     };
-    svc.tasks.lock().expect("tasks lock").spawn(task);
+    {
+        // Checked, recorded and spawned under one lock, so a drain either sees this session
+        // and waits for it, or this request sees the drain.
+        let mut sessions = svc.sessions.lock().expect("sessions lock");
+        if svc.draining.load(Ordering::SeqCst) {
+            drop(sessions);
+            svc.running.fetch_sub(1, Ordering::AcqRel);
+            let _ = svc
+                .journal
+                .finish(&id, "refused", "the service began draining");
+            return problem(StatusCode::SERVICE_UNAVAILABLE, "draining: no new sessions");
+        }
+        sessions.insert(id.clone(), entry);
+        svc.tasks.lock().expect("tasks lock").spawn(task);
+    }
     (StatusCode::CREATED, Json(created)).into_response()
 }
 
@@ -418,7 +504,7 @@ async fn events<C: CloudOps + 'static>(
     let (status, report) = {
         let sessions = svc.sessions.lock().expect("sessions lock");
         match sessions.get(&id) {
-            Some(e) => (e.status.clone(), e.report.clone()),
+            Some(e) => (e.status.clone(), e.report.subscribe()),
             None => return problem(StatusCode::NOT_FOUND, "no such session"),
         }
     };
@@ -448,10 +534,12 @@ async fn events<C: CloudOps + 'static>(
                     return Some((Ok(ev), (status, report, last_phase, false)));
                 }
                 tokio::select! {
-                    changed = status.changed() => if changed.is_err() {
-                        let _ = report.changed().await;
+                    changed = status.changed() => if changed.is_err() && report.changed().await.is_err() {
+                        return None;
                     },
-                    _ = report.changed() => {}
+                    changed = report.changed() => if changed.is_err() {
+                        return None;
+                    },
                 }
             }
         },

@@ -70,8 +70,9 @@ struct Seen {
 }
 
 impl Seen {
-    /// False if `digest` was accepted within the window; remembers it otherwise.
-    fn first_time(&mut self, digest: [u8; 32], now_ms: i64) -> bool {
+    /// False if `digest` is remembered; remembers it otherwise, from `dated` (the later of
+    /// now and the webhook's own date) until it is stale.
+    fn first_time(&mut self, digest: [u8; 32], now_ms: i64, dated: i64) -> bool {
         while let Some((old, at)) = self.order.front().copied() {
             if now_ms - at <= MAX_AGE_MS && self.order.len() < REMEMBERED {
                 break;
@@ -84,8 +85,8 @@ impl Seen {
         if self.at.contains_key(&digest) {
             return false;
         }
-        self.at.insert(digest, now_ms);
-        self.order.push_back((digest, now_ms));
+        self.at.insert(digest, dated);
+        self.order.push_back((digest, dated));
         true
     }
 }
@@ -109,15 +110,17 @@ impl WebhookChecks {
 
     fn fresh_and_new(&self, sent_ms: i64, body: &[u8]) -> Result<(), Verdict> {
         let now = now_ms();
-        if (now - sent_ms).abs() > MAX_AGE_MS {
+        if now.abs_diff(sent_ms) > MAX_AGE_MS.unsigned_abs() {
             return Err(Verdict::Stale);
         }
         let digest: [u8; 32] = Sha256::digest(body).into();
+        // Remembered until the webhook is stale by its own date, even one dated ahead.
+        let dated = now.max(sent_ms);
         if !self
             .seen
             .lock()
             .expect("webhook memory")
-            .first_time(digest, now)
+            .first_time(digest, now, dated)
         {
             return Err(Verdict::Replayed);
         }

@@ -14,6 +14,7 @@ use super::journal::{Admission, Journal};
 use super::state::{Action, Event, Outcome, Phase, Session, Stage};
 use super::teardown::CloudLeftovers;
 use super::{CallStatus, CloudOps, PollBudget, SessionSpec, room_key};
+use crate::cloud::http::CloudError;
 use crate::cloud::ingest::StartStreamIngest;
 use crate::media::contract::Contract;
 use crate::media::input::InputSpec;
@@ -259,6 +260,8 @@ pub async fn run<C: CloudOps>(
 ) -> Report {
     use futures::FutureExt;
     let status = controls.status.clone();
+    // What the session started, shared so a panic still knows what to stop.
+    let leftovers = Arc::new(std::sync::Mutex::new(CloudLeftovers::default()));
     let run = SessionRun::new(
         session_id.clone(),
         spec,
@@ -266,6 +269,7 @@ pub async fn run<C: CloudOps>(
         journal.clone(),
         settings.clone(),
         controls,
+        leftovers.clone(),
     );
     match std::panic::AssertUnwindSafe(run.run(topologies))
         .catch_unwind()
@@ -279,7 +283,11 @@ pub async fn run<C: CloudOps>(
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "a panic".to_owned());
             tracing::error!(session = %session_id, %reason, "session task panicked; tearing down");
-            after_panic(session_id, cloud, journal, &settings, &status, reason).await
+            let known = leftovers.lock().map(|l| l.clone()).unwrap_or_default();
+            after_panic(
+                session_id, known, cloud, journal, &settings, &status, reason,
+            )
+            .await
         }
     }
 }
@@ -287,6 +295,7 @@ pub async fn run<C: CloudOps>(
 /// The session's task died: stop what the journal says it started.
 async fn after_panic<C: CloudOps>(
     session_id: String,
+    known: CloudLeftovers,
     cloud: &C,
     journal: Option<Arc<Journal>>,
     settings: &DriverSettings,
@@ -296,9 +305,14 @@ async fn after_panic<C: CloudOps>(
     let open = journal
         .as_ref()
         .and_then(|j| j.open_session(&session_id).ok().flatten());
+    // What the run knew, else what the journal recorded.
     let mut leftovers = CloudLeftovers {
-        task_id: open.as_ref().and_then(|o| o.task_id.clone()),
-        call_id: open.as_ref().and_then(|o| o.call_id.clone()),
+        task_id: known
+            .task_id
+            .or_else(|| open.as_ref().and_then(|o| o.task_id.clone())),
+        call_id: known
+            .call_id
+            .or_else(|| open.as_ref().and_then(|o| o.call_id.clone())),
     };
     let (call_id, task_id) = (leftovers.call_id.clone(), leftovers.task_id.clone());
     let outcome = Outcome::Failed {
@@ -379,6 +393,18 @@ async fn confirm_teardown<C: CloudOps>(
     }
 }
 
+/// A cloud request in flight.
+type InFlight<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, CloudError>> + Send + 'a>>;
+
+/// The session's polls of the cloud: the one in flight of each kind, and when the next is due.
+struct Polls<'a> {
+    call: Option<InFlight<'a, CallStatus>>,
+    task: Option<InFlight<'a, bool>>,
+    next_call: tokio::time::Instant,
+    next_task: tokio::time::Instant,
+}
+
 /// One session's state while it runs: today's locals of the loop, one method per phase.
 struct SessionRun<'a, C> {
     id: String,
@@ -390,7 +416,8 @@ struct SessionRun<'a, C> {
     machine: Session,
     started: Instant,
     timings: Timings,
-    leftovers: CloudLeftovers,
+    /// Shared with `run`, which stops it if this task panics.
+    leftovers: Arc<std::sync::Mutex<CloudLeftovers>>,
     call_id: Option<String>,
     task_id: Option<String>,
     ever_answered: bool,
@@ -410,6 +437,7 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
         journal: Option<Arc<Journal>>,
         settings: DriverSettings,
         controls: Controls,
+        leftovers: Arc<std::sync::Mutex<CloudLeftovers>>,
     ) -> Self {
         Self {
             machine: Session::new(spec.ingest_at, spec.ring_timeout),
@@ -421,7 +449,7 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
             controls,
             started: Instant::now(),
             timings: Timings::default(),
-            leftovers: CloudLeftovers::default(),
+            leftovers,
             call_id: None,
             task_id: None,
             ever_answered: false,
@@ -442,6 +470,12 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
             && let Err(e) = f(j)
         {
             tracing::error!(session = %self.id, error = %e, "journal write failed");
+        }
+    }
+
+    fn remember(&self, change: impl FnOnce(&mut CloudLeftovers)) {
+        if let Ok(mut l) = self.leftovers.lock() {
+            change(&mut l);
         }
     }
 
@@ -522,7 +556,12 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
         };
         let _seat = self.settings.poll_budget.join();
         let now = tokio::time::Instant::now();
-        let (mut next_call_poll, mut next_task_poll) = (now, now);
+        let mut polls = Polls {
+            call: None,
+            task: None,
+            next_call: now,
+            next_task: now,
+        };
         loop {
             while let Some(action) = actions.pop() {
                 self.publish_phase();
@@ -554,12 +593,7 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
                 });
             }
             let event = self
-                .next_event(
-                    prepared,
-                    &mut media_events,
-                    &mut next_call_poll,
-                    &mut next_task_poll,
-                )
+                .next_event(prepared, &mut media_events, &mut polls)
                 .await;
             if let Some(event) = event {
                 tracing::info!(session = %self.id, ?event, "session event");
@@ -568,48 +602,28 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
         }
     }
 
-    /// Waits for the next thing that happens. Polls run inside the wait, so a stop request
-    /// cancels one in flight instead of waiting for its answer.
+    /// Waits for the next thing that happens. A poll in flight lives across waits (a media
+    /// event or a nudge does not cancel it, so a slow cloud still gets answered); a stop
+    /// request drops it at once instead of waiting for its answer.
     async fn next_event(
         &mut self,
         prepared: &Prepared,
         media_events: &mut Option<tokio::sync::broadcast::Receiver<MediaEvent>>,
-        next_call_poll: &mut tokio::time::Instant,
-        next_task_poll: &mut tokio::time::Instant,
+        polls: &mut Polls<'a>,
     ) -> Option<Event> {
         let cloud = self.cloud;
         let budget = self.settings.poll_budget.clone();
-        let (call_id, task_id) = (self.call_id.clone(), self.task_id.clone());
         let robot = self.spec.robot.as_str().to_owned();
         let deadline = self.deadline;
-        let call_poll = async {
-            let Some(id) = &call_id else {
-                return std::future::pending().await;
-            };
-            tokio::time::sleep_until(*next_call_poll).await;
-            cloud.call_status(id, &robot).await
-        };
-        let task_poll = async {
-            let Some(id) = &task_id else {
-                return std::future::pending().await;
-            };
-            tokio::time::sleep_until(*next_task_poll).await;
-            cloud.task_alive(id).await
-        };
-        let call_every = budget.interval(
-            self.settings.poll_call,
-            crate::cloud::http::CALL_COMMAND_PER_SECOND,
-        );
-        let task_every = budget.interval(
-            self.settings.poll_task,
-            crate::cloud::http::INGEST_ACTION_PER_SECOND,
-        );
+        let call_due = self.call_id.is_some() && polls.call.is_none();
+        let task_due = self.task_id.is_some() && polls.task.is_none();
+        let (call_at, task_at) = (polls.next_call, polls.next_task);
         tokio::select! {
             _ = self.controls.stop.changed() => Some(Event::StopRequested),
             _ = self.controls.nudge.notified() => {
                 let now = tokio::time::Instant::now();
-                *next_call_poll = now;
-                *next_task_poll = now;
+                polls.next_call = now;
+                polls.next_task = now;
                 None
             }
             _ = async {
@@ -618,12 +632,36 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
                     None => std::future::pending().await,
                 }
             } => Some(if matches!(self.machine.phase, Phase::Ingesting) { Event::MediaFinished } else { Event::StopRequested }),
-            answer = call_poll => {
-                *next_call_poll = tokio::time::Instant::now() + call_every;
+            _ = tokio::time::sleep_until(call_at), if call_due => {
+                let id = self.call_id.clone().unwrap_or_default();
+                polls.call = Some(Box::pin(async move { cloud.call_status(&id, &robot).await }));
+                polls.next_call = tokio::time::Instant::now()
+                    + budget.interval(self.settings.poll_call, crate::cloud::http::CALL_COMMAND_PER_SECOND);
+                None
+            }
+            _ = tokio::time::sleep_until(task_at), if task_due => {
+                let id = self.task_id.clone().unwrap_or_default();
+                polls.task = Some(Box::pin(async move { cloud.task_alive(&id).await }));
+                polls.next_task = tokio::time::Instant::now()
+                    + budget.interval(self.settings.poll_task, crate::cloud::http::INGEST_ACTION_PER_SECOND);
+                None
+            }
+            answer = async {
+                match polls.call.as_mut() {
+                    Some(poll) => poll.await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                polls.call = None;
                 self.on_call_status(answer)
             }
-            answer = task_poll => {
-                *next_task_poll = tokio::time::Instant::now() + task_every;
+            answer = async {
+                match polls.task.as_mut() {
+                    Some(poll) => poll.await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                polls.task = None;
                 self.on_task_status(answer, &prepared.media)
             }
             event = async {
@@ -682,7 +720,7 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
                     Some(Event::MediaFinished)
                 } else {
                     // The cloud reported the task gone: nothing of it is left to stop.
-                    self.leftovers.task_id = None;
+                    self.remember(|l| l.task_id = None);
                     Some(Event::TaskGone)
                 }
             }
@@ -707,7 +745,7 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
                 self.controls
                     .status
                     .send_modify(|s| s.call_id = Some(id.clone()));
-                self.leftovers.call_id = Some(id.clone());
+                self.remember(|l| l.call_id = Some(id.clone()));
                 self.call_id = Some(id);
                 self.timings.call_started_ms = Some(self.ms());
                 self.ringing_since = Some(Instant::now());
@@ -737,7 +775,7 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
                 self.controls
                     .status
                     .send_modify(|s| s.task_id = Some(id.clone()));
-                self.leftovers.task_id = Some(id.clone());
+                self.remember(|l| l.task_id = Some(id.clone()));
                 self.task_id = Some(id);
                 self.ingest_started = Some(Instant::now());
                 self.timings.ingest_started_ms.get_or_insert(self.ms());
@@ -769,8 +807,9 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
             },
         };
         let journal = self.journal.clone();
+        let mut leftovers = self.leftovers.lock().map(|l| l.clone()).unwrap_or_default();
         let teardown = confirm_teardown(
-            &mut self.leftovers,
+            &mut leftovers,
             self.cloud,
             &self.settings,
             &self.controls.status,

@@ -23,6 +23,40 @@ pub struct OpenSession {
     pub task_id: Option<String>,
     /// The result it ended with, when only the cloud's confirmation is missing.
     pub pending: Option<(String, String)>,
+    /// The process that runs it, while that process lives: see [`process_identity`].
+    pub owner: Option<String>,
+}
+
+impl OpenSession {
+    /// Whether no living process runs this session any more (a crash, a kill, an exit with
+    /// the teardown unconfirmed): then recovery may stop what it started.
+    pub fn orphaned(&self) -> bool {
+        self.owner.as_deref().is_none_or(|o| !process_alive(o))
+    }
+}
+
+/// This process as the journal names owners: its pid and its start time, so a pid reused by
+/// another process is not taken for this one.
+pub fn process_identity() -> String {
+    let pid = std::process::id();
+    format!("{pid}:{}", start_time(pid).unwrap_or_default())
+}
+
+fn start_time(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: count from its end.
+    let after_name = &stat[stat.rfind(')')? + 2..];
+    after_name.split(' ').nth(19).map(str::to_owned)
+}
+
+fn process_alive(owner: &str) -> bool {
+    let Some((pid, started)) = owner.split_once(':') else {
+        return false;
+    };
+    pid.parse::<u32>()
+        .ok()
+        .and_then(start_time)
+        .is_some_and(|t| t == started)
 }
 
 /// Whether a session may have its room.
@@ -99,6 +133,8 @@ const MIGRATE_TO_2: &str = "ALTER TABLE sessions ADD COLUMN pending_result TEXT;
      DROP INDEX IF EXISTS open_sessions;
      CREATE UNIQUE INDEX one_open_session_per_room ON sessions(room, robot) WHERE result IS NULL;
      PRAGMA user_version = 2;";
+/// Version 3: which process runs a session, so recovery never stops another live process's.
+const MIGRATE_TO_3: &str = "ALTER TABLE sessions ADD COLUMN owner TEXT; PRAGMA user_version = 3;";
 
 impl Journal {
     pub fn open(path: &Path) -> Result<Self, JournalError> {
@@ -121,6 +157,10 @@ impl Journal {
             .map_err(err)?;
         if version < 2 {
             db.execute_batch(&format!("BEGIN; {MIGRATE_TO_2} COMMIT;"))
+                .map_err(err)?;
+        }
+        if version < 3 {
+            db.execute_batch(&format!("BEGIN; {MIGRATE_TO_3} COMMIT;"))
                 .map_err(err)?;
         }
         Ok(Self {
@@ -153,8 +193,8 @@ impl Journal {
     pub fn admit(&self, id: &str, room: &str, robot: &str) -> Result<Admission, JournalError> {
         let now = now_ms();
         let inserted = self.db.lock().expect("journal lock").execute(
-            "INSERT INTO sessions (id, created_ms, updated_ms, room, robot, state) VALUES (?1, ?2, ?2, ?3, ?4, 'preparing')",
-            params![id, now, room, robot],
+            "INSERT INTO sessions (id, created_ms, updated_ms, room, robot, state, owner) VALUES (?1, ?2, ?2, ?3, ?4, 'preparing', ?5)",
+            params![id, now, room, robot, process_identity()],
         );
         match inserted {
             Ok(_) => Ok(Admission::Admitted),
@@ -230,7 +270,7 @@ impl Journal {
             source,
         };
         let mut stmt = db
-            .prepare("SELECT id, call_id, task_id, pending_result, note FROM sessions WHERE result IS NULL ORDER BY created_ms")
+            .prepare("SELECT id, call_id, task_id, pending_result, note, owner FROM sessions WHERE result IS NULL ORDER BY created_ms")
             .map_err(err)?;
         let rows = stmt
             .query_map([], |r| {
@@ -241,6 +281,7 @@ impl Journal {
                     call_id: r.get(1)?,
                     task_id: r.get(2)?,
                     pending: pending.map(|p| (p, note.unwrap_or_default())),
+                    owner: r.get(5)?,
                 })
             })
             .map_err(err)?;
@@ -327,12 +368,22 @@ mod tests {
                 call_id: Some("c1".into()),
                 task_id: Some("t1".into()),
                 pending: None,
+                owner: Some(process_identity()),
             }]
         );
         assert_eq!(
             j.active_for("string:r", "robot").unwrap().as_deref(),
             Some("s1")
         );
+        assert!(
+            !j.open_sessions().unwrap()[0].orphaned(),
+            "this process still runs it"
+        );
+        let crashed = OpenSession {
+            owner: Some("4194303:1".into()),
+            ..j.open_sessions().unwrap()[0].clone()
+        };
+        assert!(crashed.orphaned(), "no such process");
         j.finish("s1", "recovered", "stopped task t1, ended call c1")
             .unwrap();
         assert!(j.open_sessions().unwrap().is_empty());

@@ -121,7 +121,16 @@ impl CloudOps for CloudClients {
     }
 
     async fn task_alive(&self, task_id: &str) -> Result<bool, CloudError> {
-        Ok(self.ingest.describe(task_id).await?.response.status == IngestStatus::InProgress)
+        match self.ingest.describe(task_id).await?.response.status {
+            IngestStatus::InProgress => Ok(true),
+            IngestStatus::NotExist => Ok(false),
+            // Only the cloud's own word that the task is gone counts as gone.
+            IngestStatus::Other(status) => Err(CloudError::Decode {
+                endpoint: "DescribeStreamIngest".into(),
+                expected: "a task status of InProgress or NotExist",
+                reason: format!("status `{status}`"),
+            }),
+        }
     }
 
     async fn stop_ingest(&self, task_id: &str) -> Result<(), CloudError> {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use backon::BackoffBuilder;
 
 use super::CloudOps;
-use super::journal::Journal;
+use super::journal::{Journal, OpenSession};
 
 /// The first retry comes this soon; retries slow down to one per `RETRY_MAX`.
 const RETRY_MIN: Duration = Duration::from_millis(500);
@@ -98,15 +98,17 @@ pub struct Recovered {
     pub note: String,
 }
 
-/// Stops what sessions of an earlier run left in the cloud (a crash, or a teardown the cloud
-/// never confirmed), retrying until the cloud confirms, for at most `give_up_after` per
-/// pass. Sessions still unconfirmed stay open in the journal and are returned as `Err`.
+/// Stops what open sessions left in the cloud — those `claim` picks: a crashed run's (see
+/// [`OpenSession::orphaned`]), or a teardown never confirmed — one attempt each (several at
+/// once), recording what the cloud confirmed. Sessions still unconfirmed stay open in the
+/// journal and come back as `Err`, for the next round.
 pub async fn recover<C: CloudOps>(
     journal: &Journal,
     cloud: &C,
     attempt_limit: Duration,
-    give_up_after: Option<Duration>,
+    claim: impl Fn(&OpenSession) -> bool,
 ) -> Vec<Result<Recovered, (String, String)>> {
+    use futures::StreamExt;
     let open = match journal.open_sessions() {
         Ok(o) => o,
         Err(e) => {
@@ -114,50 +116,101 @@ pub async fn recover<C: CloudOps>(
             return Vec::new();
         }
     };
-    let mut done = Vec::new();
-    for s in open {
-        let mut leftovers = CloudLeftovers {
-            task_id: s.task_id.clone(),
-            call_id: s.call_id.clone(),
-        };
-        let attempt = leftovers
-            .stop_until_confirmed(cloud, attempt_limit, give_up_after, |e| {
-                tracing::warn!(session = %s.id, error = %e, "recovery: the cloud has not confirmed the teardown yet");
-            })
-            .await;
-        if let Err(e) = attempt {
-            let (result, note) = s
-                .pending
-                .clone()
-                .unwrap_or_else(|| ("recovered".to_owned(), String::new()));
-            let _ = journal.teardown_pending(&s.id, &result, &note);
-            done.push(Err((s.id, e)));
-            continue;
-        }
-        let mut stopped = Vec::new();
-        if let Some(t) = &s.task_id {
-            stopped.push(format!("stopped task {t}"));
-        }
-        if let Some(c) = &s.call_id {
-            stopped.push(format!("ended call {c}"));
-        }
-        let stopped = if stopped.is_empty() {
-            "nothing had started".to_owned()
-        } else {
-            stopped.join("; ")
-        };
-        let (result, note) = match &s.pending {
-            Some((result, note)) if note.is_empty() => (result.clone(), stopped),
-            Some((result, note)) => (result.clone(), format!("{note}; {stopped}")),
-            None => ("recovered".to_owned(), stopped),
-        };
-        tracing::warn!(session = %s.id, %result, %note, "recovered a session an earlier run left open");
-        let _ = journal.finish(&s.id, &result, &note);
-        done.push(Ok(Recovered {
-            session_id: s.id,
-            result,
-            note,
-        }));
+    futures::stream::iter(open.into_iter().filter(|s| claim(s)))
+        .map(|s| recover_one(journal, cloud, attempt_limit, s))
+        .buffer_unordered(RECOVER_AT_ONCE)
+        .collect()
+        .await
+}
+
+/// Sessions recovered at once: enough to clear a crash's leftovers quickly, few enough to
+/// stay far below the cloud's rate limits.
+const RECOVER_AT_ONCE: usize = 8;
+
+async fn recover_one<C: CloudOps>(
+    journal: &Journal,
+    cloud: &C,
+    attempt_limit: Duration,
+    s: OpenSession,
+) -> Result<Recovered, (String, String)> {
+    let mut leftovers = CloudLeftovers {
+        task_id: s.task_id.clone(),
+        call_id: s.call_id.clone(),
+    };
+    if let Err(e) = leftovers.stop_once(cloud, attempt_limit).await {
+        tracing::warn!(session = %s.id, error = %e, "recovery: the cloud has not confirmed the teardown yet");
+        let (result, note) = s
+            .pending
+            .clone()
+            .unwrap_or_else(|| ("recovered".to_owned(), String::new()));
+        let _ = journal.teardown_pending(&s.id, &result, &note);
+        return Err((s.id, e));
     }
-    done
+    let mut stopped = Vec::new();
+    if let Some(t) = &s.task_id {
+        stopped.push(format!("stopped task {t}"));
+    }
+    if let Some(c) = &s.call_id {
+        stopped.push(format!("ended call {c}"));
+    }
+    let stopped = if stopped.is_empty() {
+        "nothing had started".to_owned()
+    } else {
+        stopped.join("; ")
+    };
+    let (result, note) = match &s.pending {
+        Some((result, note)) if note.is_empty() => (result.clone(), stopped),
+        Some((result, note)) => (result.clone(), format!("{note}; {stopped}")),
+        None => ("recovered".to_owned(), stopped),
+    };
+    tracing::warn!(session = %s.id, %result, %note, "recovered a session an earlier run left open");
+    let _ = journal.finish(&s.id, &result, &note);
+    Ok(Recovered {
+        session_id: s.id,
+        result,
+        note,
+    })
+}
+
+/// Recovers in rounds until every claimed session is confirmed: one attempt per session per
+/// round, jittered backoff between rounds, so one the cloud keeps refusing never holds up
+/// the others. `confirmed` hears each session the cloud confirmed.
+pub async fn recover_until_done<C: CloudOps>(
+    journal: &Journal,
+    cloud: &C,
+    attempt_limit: Duration,
+    claim: impl Fn(&OpenSession) -> bool,
+    mut confirmed: impl FnMut(&Recovered),
+) {
+    let mut delays = backon::ExponentialBuilder::default()
+        .with_min_delay(RETRY_MIN)
+        .with_max_delay(RETRY_MAX)
+        .with_jitter()
+        .without_max_times()
+        .build();
+    loop {
+        let round = recover(journal, cloud, attempt_limit, &claim).await;
+        let mut left = 0;
+        for r in &round {
+            match r {
+                Ok(r) => confirmed(r),
+                Err(_) => left += 1,
+            }
+        }
+        if left == 0 {
+            delays = backon::ExponentialBuilder::default()
+                .with_min_delay(RETRY_MIN)
+                .with_max_delay(RETRY_MAX)
+                .with_jitter()
+                .without_max_times()
+                .build();
+        }
+        // Nothing left: look again now and then for teardowns that give up later.
+        let pause = if left == 0 {
+            RETRY_MAX
+        } else {
+            delays.next().unwrap_or(RETRY_MAX).min(RETRY_MAX)
+        };
+        tokio::time::sleep(pause).await;
+    }
 }

@@ -110,7 +110,6 @@ pub async fn start_service(
         webhooks: true,
         driver: DriverSettings {
             stream_server: Some(streams),
-            teardown_retry_for: None,
             ..DriverSettings::default()
         },
         topologies: Topologies::builtin().unwrap(),
