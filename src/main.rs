@@ -1053,6 +1053,7 @@ async fn call_command(mut config: Config, args: CallArgs) -> anyhow::Result<Exit
         robot: robot.clone(),
         room: room.clone(),
         media: args.media.clone(),
+        source_guard: None,
         input,
         media_type,
         profile: args.profile.unwrap_or(match media_type {

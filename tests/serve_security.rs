@@ -23,7 +23,10 @@ async fn emulator_list(emulator: &Emulator, what: &str) -> Vec<Value> {
     let url = format!("{}/{what}", emulator.endpoints().control);
     let body = reqwest::get(url).await.unwrap().bytes().await.unwrap();
     let v: Value = serde_json::from_slice(&body).unwrap();
-    v[what].as_array().cloned().unwrap_or_default()
+    v[what]
+        .as_array()
+        .cloned()
+        .unwrap_or_else(|| panic!("the emulator lists {what}: {v}"))
 }
 
 /// A TCP listener that records whether anyone ever connected.
@@ -177,15 +180,16 @@ async fn injected_launch_syntax_runs_nothing_but_the_named_source() {
         use tokio::io::AsyncBufReadExt;
         let mut lines = tokio::io::BufReader::new(push.stderr.take().unwrap()).lines();
         // Its input is tried (and fails, as no such device exists) at least once.
-        tokio::time::timeout(Duration::from_secs(20), async {
+        let tried = tokio::time::timeout(Duration::from_secs(20), async {
             while let Ok(Some(line)) = lines.next_line().await {
                 if line.contains("InputRestart") {
-                    break;
+                    return true;
                 }
             }
+            false
         })
-        .await
-        .expect("the input was tried");
+        .await;
+        assert_eq!(tried, Ok(true), "the input was tried");
         push.kill().await.unwrap();
     }
     assert!(
@@ -284,7 +288,7 @@ async fn nothing_starts_before_the_whole_request_is_valid() {
         (with("repeat", json!(4_294_967_295u64)), "repeat"),
         (with("repeat", json!(0)), "repeat"),
         (with("to", json!(["robot"])), "robot"),
-        (with("to", json!([])), "to"),
+        (with("to", json!([])), "1 to 8 callees"),
         (with("ring_timeout_secs", json!(601)), "ring_timeout_secs"),
     ] {
         let (status, answer) = api.post(body.clone()).await;
@@ -488,6 +492,7 @@ fn proc_status(field: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_sessions_come_and_go_without_leaving_anything() {
+    const SESSIONS: usize = 200;
     let emulator = emulator().await;
     let dir = tempfile::tempdir().unwrap();
     let media = dir.path().join("media");
@@ -523,7 +528,7 @@ async fn two_hundred_sessions_come_and_go_without_leaving_anything() {
     .await;
     let (threads0, rss0) = (proc_status("Threads:"), proc_status("VmRSS:"));
     let started = Instant::now();
-    let ids: Vec<String> = futures::future::join_all((0..200).map(|i| {
+    let ids: Vec<String> = futures::future::join_all((0..SESSIONS).map(|i| {
         let api = api.clone();
         let clip = clip.display().to_string();
         async move {
@@ -535,6 +540,15 @@ async fn two_hundred_sessions_come_and_go_without_leaving_anything() {
         }
     }))
     .await;
+    // Every one rings before it is stopped, so each has a call to end.
+    for id in &ids {
+        api.until(
+            &format!("/v1/sessions/{id}"),
+            Duration::from_secs(60),
+            |v| !v["status"]["call_id"].is_null() || !v["report"].is_null(),
+        )
+        .await;
+    }
     for id in &ids {
         api.call(
             reqwest::Method::DELETE,
@@ -554,11 +568,13 @@ async fn two_hundred_sessions_come_and_go_without_leaving_anything() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let calls = emulator_list(&emulator, "calls").await;
+    assert_eq!(calls.len(), SESSIONS + 1, "every session rang");
     assert!(
         calls.iter().all(|c| c["state"] == "ended"),
         "a call left connected"
     );
     let tasks = emulator_list(&emulator, "tasks").await;
+    assert!(!tasks.is_empty(), "tasks were bound at ring");
     assert!(
         tasks.iter().all(|t| t["status"] == "NotExist"),
         "a task left running"
@@ -687,4 +703,71 @@ async fn a_stop_does_not_wait_for_a_poll_in_flight() {
         "the stop waited for a poll: {:?}",
         asked.elapsed()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_client_playlist_reaches_no_private_host() {
+    let emulator = emulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let wire = Tripwire::start().await;
+    let segment = dir.path().join("seg0.ts");
+    let status = std::process::Command::new("gst-launch-1.0")
+        .args([
+            "-q",
+            "videotestsrc",
+            "num-buffers=30",
+            "!",
+            "x264enc",
+            "!",
+            "mpegtsmux",
+            "!",
+            "filesink",
+        ])
+        .arg(format!("location={}", segment.display()))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let playlist = |segment: &str| {
+        format!(
+            "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n#EXTINF:1.0,\n{segment}\n#EXT-X-ENDLIST\n"
+        )
+    };
+    // The playlist's host is allowed; its segment points at another, private one.
+    std::fs::write(
+        dir.path().join("private.m3u8"),
+        playlist(&format!("http://localhost:{}/seg0.ts", wire.port)),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("good.m3u8"), playlist("seg0.ts")).unwrap();
+    let base = serve_dir(dir.path()).await;
+    let (_service, api) = start_service(&emulator, &dir.path().join("j.sqlite"), |c| {
+        c.policy = InputPolicy::Restricted(
+            Restrictions::new(&[], false, &["127.0.0.1".to_owned()]).unwrap(),
+        );
+    })
+    .await;
+    let (status, created) = api
+        .post(json!({"to":["jack"],"media":format!("{base}private.m3u8"),"room":"hls-private","media_type":"audio","live":true}))
+        .await;
+    assert_eq!(status, 201, "the playlist's own host is allowed: {created}");
+    let path = format!("/v1/sessions/{}", created["id"].as_str().unwrap());
+    let ended = api
+        .until(&path, Duration::from_secs(30), |v| !v["report"].is_null())
+        .await;
+    assert_eq!(ended["report"]["result"], "failed", "{ended:#}");
+    assert!(!wire.hit(), "a segment on a private host was fetched");
+    assert!(
+        emulator_list(&emulator, "calls").await.is_empty(),
+        "it failed before ringing"
+    );
+    // A playlist whose segments stay on the allowed host plays.
+    let (status, created) = api
+        .post(json!({"to":["jack"],"media":format!("{base}good.m3u8"),"room":"hls-good","media_type":"audio","live":true,"max_duration_secs":1}))
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let path = format!("/v1/sessions/{}", created["id"].as_str().unwrap());
+    let ended = api
+        .until(&path, Duration::from_secs(30), |v| !v["report"].is_null())
+        .await;
+    assert_ne!(ended["report"]["result"], "failed", "{ended:#}");
 }

@@ -43,6 +43,7 @@ fn spec(callee: &str, room: RoomRef, media: &str) -> SessionSpec {
         room,
         media: media.to_owned(),
         input: callfeed::media::input::InputSpec::parse(media).unwrap(),
+        source_guard: None,
         media_type: MediaType::Video,
         profile: Profile::P360,
         ingest_at: IngestAt::Answer,

@@ -142,9 +142,13 @@ impl InputSpec {
         if let Some(scheme) = spec.split_once("://").map(|(s, _)| s) {
             return match scheme {
                 "http" | "https" | "rtmp" | "rtmps" | "srt" => {
-                    url::Url::parse(spec)
+                    if spec.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                        return Err(invalid(spec, "a URL has no spaces or control characters"));
+                    }
+                    let url = url::Url::parse(spec)
                         .map_err(|e| invalid(spec, format!("not a valid URL: {e}")))?;
-                    Ok(InputSpec::Url(spec.to_owned()))
+                    // What was checked is what plays: the parsed URL's own text.
+                    Ok(InputSpec::Url(url.to_string()))
                 }
                 "file" => {
                     let path = url::Url::parse(spec)

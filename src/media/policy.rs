@@ -101,17 +101,28 @@ impl Restrictions {
     }
 
     async fn admit_url(&self, raw: &str) -> Result<(), Refused> {
+        // What plays is the parsed URL's own text (see `InputSpec::parse_syntax`): checked
+        // here as the pipeline will read it.
         let url = url::Url::parse(raw).map_err(|_| self.refused())?;
+        if url.as_str() != raw {
+            return Err(self.refused());
+        }
         match url.scheme() {
             "http" | "https" | "rtmp" | "rtmps" => {}
-            // A listener or rendezvous socket would make the server accept connections.
+            // A listener or rendezvous socket would make the server accept connections, and
+            // so would a local address: only caller options, each once.
             "srt" => {
-                let mode = url
-                    .query_pairs()
-                    .find(|(k, _)| k == "mode")
-                    .map(|(_, v)| v.to_ascii_lowercase());
-                if mode.is_some_and(|m| m != "caller") {
-                    return Err(self.refused());
+                let mut seen = Vec::new();
+                for (key, value) in url.query_pairs() {
+                    let allowed = match key.as_ref() {
+                        "mode" => value.eq_ignore_ascii_case("caller"),
+                        "latency" | "passphrase" | "pbkeylen" | "streamid" => true,
+                        _ => false,
+                    };
+                    if !allowed || seen.contains(&key) {
+                        return Err(self.refused());
+                    }
+                    seen.push(key);
                 }
             }
             _ => return Err(self.refused()),
@@ -212,24 +223,105 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
         || a >= 240)
 }
 
-/// The protocols a network input's pipeline may open: its own scheme, and http(s) for the
-/// parts an adaptive stream fetches. `None` for a local file, which opens what it names.
-pub fn network_protocols(uri: &str) -> Option<Vec<String>> {
-    let scheme = uri.split_once("://")?.0.to_ascii_lowercase();
-    if scheme == "file" {
-        return None;
-    }
-    let mut allowed = vec!["http".to_owned(), "https".to_owned()];
-    if !allowed.contains(&scheme) {
-        allowed.push(scheme);
-    }
-    Some(allowed)
+/// What the sources a pipeline makes by itself (an HLS segment, a playlist entry, a
+/// redirect) may open, beyond the input the policy admitted.
+#[derive(Debug, Clone)]
+pub struct SourceGuard {
+    /// URI schemes a source may have.
+    protocols: Vec<String>,
+    /// For an API client: files under the media roots only, hosts public (or listed), and
+    /// no redirect is followed (it would go where no check looked).
+    restricted: Option<Restrictions>,
 }
 
-/// Stops any source element created anywhere in `bin` (an HLS segment, a redirect) whose
-/// URI is not of an `allowed` protocol: its output is dropped before a byte leaves it, and
-/// an error ends the pipeline.
-pub fn guard_sources(bin: &gst::Bin, allowed: Vec<String>) {
+impl InputPolicy {
+    /// The guard an input's pipelines get, if they need one: a network input never opens a
+    /// local file or another protocol; an API client's inputs open nothing its policy
+    /// would refuse.
+    pub fn source_guard(&self, spec: &InputSpec) -> Option<SourceGuard> {
+        let restricted = match self {
+            InputPolicy::Unrestricted => None,
+            InputPolicy::Restricted(r) => Some(r.clone()),
+        };
+        match spec {
+            InputSpec::Url(url) => Some(SourceGuard {
+                protocols: network_protocols(url),
+                restricted,
+            }),
+            InputSpec::File(_) | InputSpec::Playlist(_) => restricted.map(|r| SourceGuard {
+                protocols: vec!["file".to_owned()],
+                restricted: Some(r),
+            }),
+            _ => None,
+        }
+    }
+}
+
+impl SourceGuard {
+    /// The guard of a network URI an input plays, for a user at a shell.
+    pub fn for_uri(uri: &str) -> Option<Self> {
+        (!uri.starts_with("file:")).then(|| SourceGuard {
+            protocols: network_protocols(uri),
+            restricted: None,
+        })
+    }
+
+    /// Whether a source element may open `uri`; called as the element is added, before it
+    /// runs (a name is resolved here, on the pipeline's thread).
+    fn permits(&self, uri: &str) -> bool {
+        let Ok(url) = url::Url::parse(uri) else {
+            return false;
+        };
+        if !self.protocols.iter().any(|p| p == url.scheme()) {
+            return false;
+        }
+        let Some(r) = &self.restricted else {
+            return true;
+        };
+        if url.scheme() == "file" {
+            return url
+                .to_file_path()
+                .ok()
+                .is_some_and(|p| r.admit_file(&p).is_ok());
+        }
+        let host = match url.host() {
+            Some(url::Host::Domain(d)) => d.to_ascii_lowercase(),
+            Some(url::Host::Ipv4(ip)) => ip.to_string(),
+            Some(url::Host::Ipv6(ip)) => ip.to_string(),
+            None => return false,
+        };
+        if r.allowed_url_hosts.contains(&host) {
+            return true;
+        }
+        let port = url.port_or_known_default().unwrap_or(1935);
+        use std::net::ToSocketAddrs;
+        (host.as_str(), port)
+            .to_socket_addrs()
+            .map(|addrs| {
+                let addrs: Vec<_> = addrs.collect();
+                !addrs.is_empty() && addrs.iter().all(|a| is_public(a.ip()))
+            })
+            .unwrap_or(false)
+    }
+}
+
+/// The protocols a network input's pipeline may open: its own scheme, and http(s) for the
+/// parts an adaptive stream fetches.
+fn network_protocols(uri: &str) -> Vec<String> {
+    let mut allowed = vec!["http".to_owned(), "https".to_owned()];
+    if let Some((scheme, _)) = uri.split_once("://") {
+        let scheme = scheme.to_ascii_lowercase();
+        if !allowed.contains(&scheme) {
+            allowed.push(scheme);
+        }
+    }
+    allowed
+}
+
+/// Stops any source element created anywhere in `bin` (an HLS segment, a redirect) that
+/// `guard` does not permit: its output is dropped before a byte leaves it, it is kept from
+/// starting, and an error ends the pipeline.
+pub fn guard_sources(bin: &gst::Bin, guard: SourceGuard) {
     bin.connect_deep_element_added(move |top, _, element| {
         let Some(handler) = element.dynamic_cast_ref::<gst::URIHandler>() else {
             return;
@@ -237,16 +329,16 @@ pub fn guard_sources(bin: &gst::Bin, allowed: Vec<String>) {
         if handler.uri_type() != gst::URIType::Src {
             return;
         }
-        let protocol = handler
-            .uri()
-            .and_then(|u| u.split_once(':').map(|(s, _)| s.to_ascii_lowercase()));
-        let permitted = match &protocol {
-            Some(p) => allowed.contains(p),
+        if guard.restricted.is_some() && element.has_property("automatic-redirect") {
+            element.set_property("automatic-redirect", false);
+        }
+        let permitted = match handler.uri() {
+            Some(uri) => guard.permits(&uri),
             // Not set yet: judge by what the element can open at all.
             None => handler
                 .protocols()
                 .iter()
-                .all(|p| allowed.contains(&p.to_ascii_lowercase())),
+                .all(|p| guard.protocols.contains(&p.to_ascii_lowercase())),
         };
         if permitted {
             return;
@@ -262,7 +354,7 @@ pub fn guard_sources(bin: &gst::Bin, allowed: Vec<String>) {
         let _ = top.post_message(
             gst::message::Error::builder(
                 gst::ResourceError::NotAuthorized,
-                "a network input may not open this kind of source",
+                "the input may not open this source (another protocol, a local file, or a private host)",
             )
             .src(element)
             .build(),
@@ -333,6 +425,8 @@ mod tests {
             "http://169.254.169.254/latest/meta-data".into(),
             "http://[::1]/x.flv".into(),
             "srt://example.com:9000?mode=listener".into(),
+            "srt://example.com:9000?mode=caller&mode=listener".into(),
+            "srt://example.com:9000?localaddress=0.0.0.0".into(),
             "srt://0.0.0.0:9000".into(),
         ];
         let first = admit(&refusals[0]).await.unwrap_err().to_string();

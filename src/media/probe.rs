@@ -7,6 +7,7 @@ use gstreamer_pbutils::prelude::*;
 
 use super::contract::Contract;
 use super::input::{InputItem, InputSpec};
+use super::policy::SourceGuard;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("input `{input}` cannot be used: {reason}")]
@@ -81,6 +82,16 @@ fn codec_name(name: &str, s: Option<&gst::Structure>) -> String {
 
 /// Probes a file or URL with GStreamer's Discoverer (blocking; run off the async threads).
 pub fn probe(spec: &InputSpec, contract: Contract) -> Result<ProbeReport, ProbeError> {
+    probe_guarded(spec, contract, None)
+}
+
+/// [`probe`], with the sources the probe may open limited by `guard` (a network input's own
+/// default when `None`).
+pub fn probe_guarded(
+    spec: &InputSpec,
+    contract: Contract,
+    guard: Option<&SourceGuard>,
+) -> Result<ProbeReport, ProbeError> {
     super::init().map_err(|e| ProbeError {
         input: spec.describe(),
         reason: e.to_string(),
@@ -111,7 +122,8 @@ pub fn probe(spec: &InputSpec, contract: Contract) -> Result<ProbeReport, ProbeE
                 contract,
             });
         };
-        reports.push(probe_uri(uri, spec.is_live(), kind, contract)?);
+        let guard = guard.cloned().or_else(|| SourceGuard::for_uri(uri));
+        reports.push(probe_uri(uri, spec.is_live(), kind, contract, guard)?);
     }
     let mut first = reports.remove(0);
     if !reports.is_empty() {
@@ -130,6 +142,7 @@ fn probe_uri(
     live: bool,
     kind: &'static str,
     contract: Contract,
+    guard: Option<SourceGuard>,
 ) -> Result<ProbeReport, ProbeError> {
     let shown = if uri.starts_with("file://") {
         uri.trim_start_matches("file://").to_owned()
@@ -142,7 +155,7 @@ fn probe_uri(
     };
     let discoverer = pbutils::Discoverer::new(gst::ClockTime::from_seconds(10))
         .map_err(|e| fail(e.to_string()))?;
-    if let Some(allowed) = super::policy::network_protocols(uri) {
+    if let Some(guard) = guard {
         // The discoverer's pipeline is reached through the first source it sets up.
         let guarded = std::sync::atomic::AtomicBool::new(false);
         discoverer.connect_source_setup(move |_, source| {
@@ -153,7 +166,7 @@ fn probe_uri(
             if let Some(bin) = top.downcast_ref::<gst::Bin>()
                 && !guarded.swap(true, std::sync::atomic::Ordering::AcqRel)
             {
-                super::policy::guard_sources(bin, allowed.clone());
+                super::policy::guard_sources(bin, guard.clone());
             }
         });
     }

@@ -148,9 +148,10 @@ async fn prepare(
     let report = match &input {
         InputSpec::File(_) | InputSpec::Playlist(_) | InputSpec::Url(_) => {
             let probe_input = input.clone();
+            let guard = spec.source_guard.clone();
             Some(
                 tokio::task::spawn_blocking(move || {
-                    crate::media::probe::probe(&probe_input, contract)
+                    crate::media::probe::probe_guarded(&probe_input, contract, guard.as_ref())
                 })
                 .await
                 .map_err(|e| e.to_string())?
@@ -209,6 +210,7 @@ async fn prepare(
             let mut live = LiveSettings::new(contract);
             live.loops = loops;
             live.still_image = still;
+            live.source_guard = spec.source_guard.clone();
             let passthrough = report.as_ref().is_some_and(|r| r.passthrough)
                 && matches!(input, InputSpec::File(_));
             let stream = match (&input, &report) {

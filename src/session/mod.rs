@@ -158,6 +158,8 @@ pub struct SessionSpec {
     /// The media as asked for (for reports), and as it will be opened.
     pub media: String,
     pub input: crate::media::input::InputSpec,
+    /// What the input's pipelines may open by themselves (see `media::policy`).
+    pub source_guard: Option<crate::media::policy::SourceGuard>,
     pub media_type: MediaType,
     pub profile: crate::media::contract::Profile,
     pub ingest_at: state::IngestAt,
@@ -296,7 +298,11 @@ impl SessionRequest {
         let input = policy.admit(input).await?;
         input.check_available()?;
         input.check_sources(topologies)?;
-        Ok(SessionSpec { input, ..spec })
+        Ok(SessionSpec {
+            source_guard: policy.source_guard(&input),
+            input,
+            ..spec
+        })
     }
 
     /// Every field but the media.
@@ -402,6 +408,7 @@ impl SessionRequest {
                 video: None,
                 audio: None,
             },
+            source_guard: None,
             media_type,
             profile,
             ingest_at,

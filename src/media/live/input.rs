@@ -122,8 +122,12 @@ pub(super) fn build_input(
                 .build()
                 .map_err(|e| e.to_string())?;
             pipeline.add(&decode).map_err(|e| e.to_string())?;
-            if let Some(allowed) = crate::media::policy::network_protocols(uri) {
-                crate::media::policy::guard_sources(pipeline.upcast_ref(), allowed);
+            let guard = settings
+                .source_guard
+                .clone()
+                .or_else(|| crate::media::policy::SourceGuard::for_uri(uri));
+            if let Some(guard) = guard {
+                crate::media::policy::guard_sources(pipeline.upcast_ref(), guard);
             }
             let weak = pipeline.downgrade();
             let feed = feed.clone();

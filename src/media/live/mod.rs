@@ -84,6 +84,9 @@ pub struct LiveSettings {
     pub slate_image: Option<PathBuf>,
     /// The input is a still picture: it is shown as video, frozen, until stopped.
     pub still_image: bool,
+    /// What sources the input's pipelines may open by themselves; a network input's own
+    /// default ([`SourceGuard::for_uri`]) when `None`.
+    pub source_guard: Option<super::policy::SourceGuard>,
 }
 
 impl LiveSettings {
@@ -97,6 +100,7 @@ impl LiveSettings {
             backoff_max: Duration::from_secs(10),
             slate_image: None,
             still_image: false,
+            source_guard: None,
         }
     }
 }
