@@ -150,6 +150,7 @@ pub mod input;
 pub mod live;
 pub mod observer;
 pub mod passthrough;
+pub mod plan;
 pub mod policy;
 pub mod probe;
 pub mod rtmp;

@@ -120,21 +120,12 @@ enum Media {
     Live(LiveStream),
 }
 
-impl Media {
-    fn mode(&self, passthrough: bool) -> &'static str {
-        match self {
-            Media::Announcement { .. } => "announcement",
-            Media::Live(_) if passthrough => "passthrough",
-            Media::Live(_) => "live",
-        }
-    }
-}
-
 struct Prepared {
     media: Media,
     url: String,
     repeat_num: i32,
-    passthrough: bool,
+    /// The plan's name: announcement, passthrough or live.
+    mode: &'static str,
     server: Arc<StreamServer>,
 }
 
@@ -143,6 +134,7 @@ async fn prepare(
     settings: &DriverSettings,
     topologies: &Topologies,
 ) -> Result<Prepared, String> {
+    use crate::media::plan::{Mode, PlanOptions, plan};
     let input = spec.input.clone();
     let contract = Contract::new(spec.profile);
     let report = match &input {
@@ -170,22 +162,26 @@ async fn prepare(
                 })?,
         ),
     };
-    let still = report
-        .as_ref()
-        .and_then(|r| r.video.as_ref())
-        .is_some_and(|v| v.still_image);
-    let loops = match spec.repeat {
-        Some(n) => Loops::Times(n.max(1)),
-        None => Loops::Forever,
-    };
-    let (media, url, repeat_num, passthrough) = match (&input, &report) {
-        (InputSpec::File(path), Some(r)) if !spec.live && !still => {
-            let file = if r.passthrough {
-                path.clone()
+    let plan = plan(
+        &input,
+        report.as_ref(),
+        PlanOptions {
+            live: spec.live,
+            start: None,
+            file_output: true,
+        },
+    );
+    tracing::info!(mode = plan.name(), reason = %plan.reason, "media plan");
+    let mode = plan.name();
+    let (media, url, repeat_num) = match plan.mode {
+        Mode::Announcement { path, conforms } => {
+            let report = report.as_ref().expect("an announcement was probed");
+            let file = if conforms {
+                path
             } else {
                 crate::media::announce::prepare(
-                    path,
-                    r,
+                    &path,
+                    report,
                     contract,
                     topologies,
                     &settings.cache_dir,
@@ -194,36 +190,34 @@ async fn prepare(
                 .await
                 .map_err(|e| e.to_string())?
             };
-            let expected = r
+            let expected = report
                 .duration_ms
                 .zip(spec.repeat)
                 .map(|(ms, n)| Duration::from_millis(ms * u64::from(n)));
             let repeat_num = spec.repeat.map_or(-1, |n| n as i32);
-            (
-                Media::Announcement { expected },
-                server.publish_file(file, None),
-                repeat_num,
-                r.passthrough,
-            )
+            let url = server.publish_file(file, None);
+            (Media::Announcement { expected }, url, repeat_num)
         }
-        _ => {
+        mode => {
             let mut live = LiveSettings::new(contract);
-            live.loops = loops;
-            live.still_image = still;
+            live.loops = match spec.repeat {
+                Some(n) => Loops::Times(n.max(1)),
+                None => Loops::Forever,
+            };
+            live.still_image = report
+                .as_ref()
+                .and_then(|r| r.video.as_ref())
+                .is_some_and(|v| v.still_image);
             live.source_guard = spec.source_guard.clone();
-            let passthrough = report.as_ref().is_some_and(|r| r.passthrough)
-                && matches!(input, InputSpec::File(_));
-            let stream = match (&input, &report) {
-                (InputSpec::File(path), Some(r)) if passthrough => LiveStream::start_passthrough(
-                    path.clone(),
-                    r.container.as_deref().unwrap_or_default(),
-                    live,
-                ),
+            let stream = match mode {
+                Mode::Passthrough { path, container } => {
+                    LiveStream::start_passthrough(path, &container, live)
+                }
                 _ => LiveStream::start(input.clone(), live, topologies),
             }
             .map_err(|e| e.to_string())?;
             let url = server.publish_live(stream.hub(), None);
-            (Media::Live(stream), url, -1, passthrough)
+            (Media::Live(stream), url, -1)
         }
     };
     let url = match &settings.public_base {
@@ -234,7 +228,7 @@ async fn prepare(
         media,
         url,
         repeat_num,
-        passthrough,
+        mode,
         server,
     })
 }
@@ -536,7 +530,7 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
         let torn_down = self.drive(&mut prepared, actions).await;
         // The URL dies with the session, on a shared server too.
         prepared.server.unpublish(&prepared.url);
-        let mode = prepared.media.mode(prepared.passthrough);
+        let mode = prepared.mode;
         let stats = match prepared.media {
             Media::Live(stream) => {
                 let stats = stream.stats();
