@@ -6,6 +6,8 @@
 //!
 //! # Layout
 //!
+//! - [`app`]: wiring shared by the commands and the tests: cloud clients from the config,
+//!   the embedded emulator, the journal's place, the shutdown signal.
 //! - [`config`]: the TOML file and environment overrides; secrets redacted.
 //! - [`cloud`]: Tencent's wire protocols — UserSig, TC3 signing, rooms, the call engine,
 //!   StreamIngest, CSS URLs, webhooks and the shared HTTP transport. No GStreamer here.
@@ -17,6 +19,7 @@
 //! Dependency direction: `main → emulator, cloud, media, config`; `emulator → cloud, media`;
 //! `cloud` and `media` never import each other.
 
+pub mod app;
 pub mod cloud;
 pub mod config;
 pub mod emulator;

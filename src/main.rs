@@ -10,12 +10,13 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
+use callfeed::app;
 use callfeed::cloud::call::{
-    self, CallClient, DeleteCallback, EndCall, GetCallInfo, GetCallback, GetRecordByCallId,
-    GetRecordByFilter, MediaType, SetCallback, StartCallByRobot,
+    self, DeleteCallback, EndCall, GetCallInfo, GetCallback, GetRecordByCallId, GetRecordByFilter,
+    MediaType, SetCallback, StartCallByRobot,
 };
 use callfeed::cloud::ingest::{
-    DescribeStreamIngest, IngestClient, StartStreamIngest, StopStreamIngest, UpdateStreamIngest,
+    DescribeStreamIngest, StartStreamIngest, StopStreamIngest, UpdateStreamIngest,
 };
 use callfeed::cloud::webhook::CallWebhook;
 use callfeed::cloud::{
@@ -550,22 +551,6 @@ fn init_tracing(filter: Option<&str>) {
         .try_init();
 }
 
-/// Ctrl-C or SIGTERM, whichever comes first.
-async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate => {}
-    }
-}
-
 fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -673,7 +658,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("cannot listen on {}", args.listen))?;
             // Exactly one JSON line on stdout: what a client needs to point at.
             println!("{}", serde_json::to_string(&emulator.endpoints())?);
-            shutdown_signal().await;
+            app::shutdown_signal().await;
             emulator.shutdown().await;
             Ok(ExitCode::SUCCESS)
         }
@@ -763,12 +748,12 @@ async fn load_command(mut config: Config, args: LoadArgs) -> anyhow::Result<Exit
             hangup_after_ms: None,
         };
         Some(Arc::new(
-            start_embedded_emulator(&mut config, default, &[]).await?,
+            app::start_embedded_emulator(&mut config, default, &[]).await?,
         ))
     } else {
         None
     };
-    let cloud = Arc::new(cloud_clients(&config)?);
+    let cloud = Arc::new(app::cloud_clients(&config)?);
     let first_media: callfeed::load::FirstMediaLookup = match &emulator {
         Some(e) => {
             let e = e.clone();
@@ -811,7 +796,7 @@ async fn load_command(mut config: Config, args: LoadArgs) -> anyhow::Result<Exit
     let report = loop {
         tokio::select! {
             report = &mut run => break report,
-            _ = shutdown_signal() => { let _ = stop_tx.send(true); }
+            _ = app::shutdown_signal() => { let _ = stop_tx.send(true); }
             _ = tick.tick() => {
                 let p = progress_rx.borrow_and_update().clone();
                 bar.set_position(u64::from(p.finished));
@@ -911,12 +896,8 @@ async fn serve_command(config: &Config, args: ServeArgs) -> anyhow::Result<ExitC
     let restrictions =
         Restrictions::new(&args.media_root, args.allow_devices, &args.allow_url_host)
             .map_err(|e| InvalidArgument::new("--media-root", e, "an existing folder"))?;
-    let cloud = cloud_clients(config)?;
-    let journal_path = args
-        .journal
-        .clone()
-        .unwrap_or_else(callfeed::session::journal::default_path);
-    let journal = Arc::new(callfeed::session::journal::Journal::open(&journal_path)?);
+    let cloud = app::cloud_clients(config)?;
+    let journal = app::JournalAt::file_or_default(args.journal.clone()).open()?;
     if token.is_none() {
         tracing::warn!("CALLFEED_API_TOKEN is not set: the API takes requests without a token");
     }
@@ -932,7 +913,7 @@ async fn serve_command(config: &Config, args: ServeArgs) -> anyhow::Result<ExitC
     let (streams, stream_routes) = callfeed::serve::streams::StreamServer::attached(&public);
     let service = Service::new(
         cloud,
-        journal,
+        journal.journal().clone(),
         ServiceConfig {
             token,
             sdkappid: config.require_sdkappid()?,
@@ -963,67 +944,13 @@ async fn serve_command(config: &Config, args: ServeArgs) -> anyhow::Result<ExitC
         ..Default::default()
     };
     callfeed::serve::http::serve(listener, app, limits, async move {
-        shutdown_signal().await;
+        app::shutdown_signal().await;
         // No new sessions; every running one ends cleanly before the server stops.
         drained.drain().await;
     })
     .await?;
     Ok(ExitCode::SUCCESS)
 }
-
-/// Starts an in-process emulator that accepts the configured credentials (the SDKs' public
-/// demo ones where none are set) and points the config's endpoints at it.
-async fn start_embedded_emulator(
-    config: &mut Config,
-    default_behaviour: callfeed::emulator::Behaviour,
-    scripted: &[(String, callfeed::emulator::Behaviour)],
-) -> anyhow::Result<Emulator> {
-    if config.sdkappid.is_none() {
-        config.sdkappid = Some(DEMO_SDKAPPID.parse().expect("a number"));
-    }
-    if config.sdk_secret_key.is_none() {
-        config.sdk_secret_key = Some(SecretString::from(DEMO_APP_KEY));
-    }
-    if config.secret_id.is_none() {
-        config.secret_id = Some("AKIDcallfeedEmulator000000000000000".into());
-    }
-    if config.secret_key.is_none() {
-        config.secret_key = Some(SecretString::from("callfeedEmulatorSecretKey000000"));
-    }
-    let mut settings = EmulatorConfig::from_config(config)?;
-    settings.pace = Pace::Realtime;
-    settings.default_behaviour = default_behaviour;
-    settings.behaviours.extend(scripted.iter().cloned());
-    let emulator = Emulator::start(settings, "127.0.0.1:0".parse().expect("an address")).await?;
-    let base = url::Url::parse(&format!("{}/", emulator.endpoints().im_endpoint))?;
-    config.im_endpoint = base.clone();
-    config.trtc_endpoint = base;
-    Ok(emulator)
-}
-
-/// The call-engine and TRTC clients for the configured cloud (or emulator).
-fn cloud_clients(config: &Config) -> anyhow::Result<callfeed::session::CloudClients> {
-    let transport = Arc::new(Transport::new(config.http.clone())?);
-    Ok(callfeed::session::CloudClients {
-        calls: CallClient::new(
-            transport.clone(),
-            config.im_endpoint.clone(),
-            config.im_credentials()?,
-        ),
-        ingest: IngestClient::new(
-            transport,
-            config.trtc_endpoint.clone(),
-            config.region.clone(),
-            config.api_credentials()?,
-            config.require_sdkappid()?,
-            config.require_sdk_secret_key()?,
-        ),
-    })
-}
-
-/// The SDKs' public demo values, used by `call --emulator` when no credentials are set.
-const DEMO_SDKAPPID: &str = "1400000000";
-const DEMO_APP_KEY: &str = "5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e";
 
 async fn call_command(mut config: Config, args: CallArgs) -> anyhow::Result<ExitCode> {
     use callfeed::session::state::IngestAt;
@@ -1094,20 +1021,20 @@ async fn call_command(mut config: Config, args: CallArgs) -> anyhow::Result<Exit
             .iter()
             .map(|c| (c.to_string(), behaviour.clone()))
             .collect();
-        Some(start_embedded_emulator(&mut config, behaviour, &scripted).await?)
+        Some(app::start_embedded_emulator(&mut config, behaviour, &scripted).await?)
     } else {
         None
     };
-    let cloud = cloud_clients(&config)?;
+    let cloud = app::cloud_clients(&config)?;
     // The journal: a real one against the cloud (and what a crash left behind is stopped
     // first); a throwaway one against the in-process emulator, which forgets everything.
-    let journal_dir = tempfile_dir();
-    let journal_path = if emulator.is_some() {
-        journal_dir.join("journal.sqlite")
+    let opened = if emulator.is_some() {
+        app::JournalAt::Scratch
     } else {
-        callfeed::session::journal::default_path()
-    };
-    let journal = Arc::new(callfeed::session::journal::Journal::open(&journal_path)?);
+        app::JournalAt::Default
+    }
+    .open()?;
+    let journal = opened.journal().clone();
     if emulator.is_none() {
         let limit = std::time::Duration::from_secs(5);
         for r in callfeed::session::teardown::recover(&journal, &cloud, limit, Some(limit)).await {
@@ -1167,7 +1094,7 @@ async fn call_command(mut config: Config, args: CallArgs) -> anyhow::Result<Exit
     let report = loop {
         tokio::select! {
             report = &mut run => break report,
-            _ = shutdown_signal() => { let _ = stop_tx.send(true); }
+            _ = app::shutdown_signal() => { let _ = stop_tx.send(true); }
             _ = tick.tick() => {
                 let s = status_rx.borrow_and_update().clone();
                 line.set_message(format!(
@@ -1245,32 +1172,7 @@ async fn call_command(mut config: Config, args: CallArgs) -> anyhow::Result<Exit
     if let Some(e) = emulator {
         e.shutdown().await;
     }
-    drop(journal_dir);
     Ok(ExitCode::from(code))
-}
-
-/// A private temporary directory, removed on drop.
-fn tempfile_dir() -> TempDir {
-    TempDir::new()
-}
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        let dir = std::env::temp_dir().join(format!("callfeed-{}", uuid::Uuid::new_v4().simple()));
-        let _ = std::fs::create_dir_all(&dir);
-        Self(dir)
-    }
-    fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 fn expiry(secs: Option<u64>) -> Option<std::time::Instant> {
@@ -1394,7 +1296,7 @@ async fn push_command(config: &Config, mut args: PushArgs) -> anyhow::Result<Exi
     let result = loop {
         tokio::select! {
             result = stream.wait() => break result,
-            _ = shutdown_signal() => break stream.stop().await,
+            _ = app::shutdown_signal() => break stream.stop().await,
             event = events.recv() => {
                 if let Ok(event) = event
                     && !matches!(event, MediaEvent::FirstMedia)
@@ -1470,7 +1372,7 @@ async fn announcement(
             "transcoded"
         }
     );
-    shutdown_signal().await;
+    app::shutdown_signal().await;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -1538,23 +1440,8 @@ macro_rules! run_api {
 async fn api_command(config: &Config, args: ApiArgs) -> anyhow::Result<ExitCode> {
     let transport = Arc::new(Transport::new(config.http.clone())?);
     let dry = args.dry_run;
-    let call_client = || -> anyhow::Result<CallClient> {
-        Ok(CallClient::new(
-            transport.clone(),
-            config.im_endpoint.clone(),
-            config.im_credentials()?,
-        ))
-    };
-    let ingest_client = || -> anyhow::Result<IngestClient> {
-        Ok(IngestClient::new(
-            transport.clone(),
-            config.trtc_endpoint.clone(),
-            config.region.clone(),
-            config.api_credentials()?,
-            config.require_sdkappid()?,
-            config.require_sdk_secret_key()?,
-        ))
-    };
+    let call_client = || app::call_client(config, transport.clone());
+    let ingest_client = || app::ingest_client(config, transport.clone());
     match args.command {
         ApiCommand::StartCall {
             robot,
