@@ -1,6 +1,6 @@
 //! Wiring that the commands and the tests share: the cloud clients built from a [`Config`],
-//! the embedded emulator with demo credentials, where the session journal lives, and the
-//! shutdown signal.
+//! the emulator's settings from the `[emulator]` table, the embedded emulator with demo
+//! credentials, where the session journal lives, and the shutdown signal.
 //!
 //! Errors stay `anyhow` here on purpose: the command line decides its exit code by finding
 //! the original error (a `ConfigError`, an `InvalidArgument`...) in the chain, and a wrapping
@@ -8,14 +8,18 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use secrecy::SecretString;
 
 use crate::cloud::Transport;
 use crate::cloud::call::CallClient;
 use crate::cloud::ingest::IngestClient;
-use crate::config::Config;
-use crate::emulator::{Behaviour, Emulator, EmulatorConfig, Pace};
+use crate::config::{CallbackTarget, CalleeScript, Config, ConfigError, ObserverPace};
+use crate::emulator::{
+    Behaviour, DEFAULT_ANSWER_AFTER_MS, DEFAULT_REJECT_AFTER_MS, Emulator, EmulatorConfig, Pace,
+    TrtcCallback,
+};
 use crate::session::CloudClients;
 use crate::session::journal::{self, Journal, JournalError};
 
@@ -58,6 +62,66 @@ pub fn ingest_client(config: &Config, transport: Arc<Transport>) -> anyhow::Resu
     ))
 }
 
+/// The emulator's settings from the configuration: it accepts exactly the credentials the
+/// client is configured with, and behaves as the `[emulator]` table says, where it says.
+pub fn emulator_config(config: &Config) -> Result<EmulatorConfig, ConfigError> {
+    let mut settings = EmulatorConfig::new(config.im_credentials()?, config.api_credentials()?);
+    let table = &config.emulator;
+    if let Some(pace) = table.pace {
+        settings.pace = pace.into();
+    }
+    if let Some(ms) = table.record_delay_ms {
+        settings.record_delay = Duration::from_millis(ms);
+    }
+    if let Some(script) = &table.default_behaviour {
+        settings.default_behaviour = script.clone().into();
+    }
+    settings.behaviours = table
+        .behaviours
+        .iter()
+        .map(|(user, script)| (user.clone(), script.clone().into()))
+        .collect();
+    settings.trtc_callback = table.trtc_callback.clone().map(Into::into);
+    Ok(settings)
+}
+
+impl From<ObserverPace> for Pace {
+    fn from(p: ObserverPace) -> Self {
+        match p {
+            ObserverPace::Realtime => Pace::Realtime,
+            ObserverPace::Fast => Pace::Fast,
+        }
+    }
+}
+
+impl From<CalleeScript> for Behaviour {
+    fn from(s: CalleeScript) -> Self {
+        match s {
+            CalleeScript::Answer {
+                after_ms,
+                hangup_after_ms,
+            } => Behaviour::Answer {
+                after_ms: after_ms.unwrap_or(DEFAULT_ANSWER_AFTER_MS),
+                hangup_after_ms,
+            },
+            CalleeScript::Reject { after_ms } => Behaviour::Reject {
+                after_ms: after_ms.unwrap_or(DEFAULT_REJECT_AFTER_MS),
+            },
+            CalleeScript::NeverAnswer => Behaviour::NeverAnswer,
+            CalleeScript::Busy => Behaviour::Busy,
+        }
+    }
+}
+
+impl From<CallbackTarget> for TrtcCallback {
+    fn from(t: CallbackTarget) -> Self {
+        TrtcCallback {
+            url: t.url,
+            key: t.key,
+        }
+    }
+}
+
 /// Starts an in-process emulator that accepts the configured credentials (the SDKs' public
 /// demo ones where none are set), with `default_behaviour` for every callee and `scripted`
 /// ones for some, and points the config's endpoints at it.
@@ -78,7 +142,7 @@ pub async fn start_embedded_emulator(
     if config.secret_key.is_none() {
         config.secret_key = Some(SecretString::from(DEMO_SECRET_KEY));
     }
-    let mut settings = EmulatorConfig::from_config(config)?;
+    let mut settings = emulator_config(config)?;
     // A call shown to a person plays at the pace a callee would hear it.
     settings.pace = Pace::Realtime;
     settings.default_behaviour = default_behaviour;
@@ -170,5 +234,98 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(table: &str) -> Result<Config, ConfigError> {
+        let dir = std::env::temp_dir().join(format!("callfeed-app-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.toml");
+        std::fs::write(&path, table).unwrap();
+        let env = |name: &str| match name {
+            "CALLFEED_SDKAPPID" => Some(DEMO_SDKAPPID.to_string()),
+            "CALLFEED_SDK_SECRET_KEY" => Some(DEMO_APP_KEY.into()),
+            "TENCENTCLOUD_SECRET_ID" => Some(DEMO_SECRET_ID.into()),
+            "TENCENTCLOUD_SECRET_KEY" => Some(DEMO_SECRET_KEY.into()),
+            _ => None,
+        };
+        let config = Config::load_with(Some(&path), &env);
+        let _ = std::fs::remove_dir_all(&dir);
+        config
+    }
+
+    #[test]
+    fn the_emulator_table_becomes_the_emulators_settings() {
+        let config = load(
+            "[emulator]\npace = \"fast\"\nrecord_delay_ms = 10\n\
+             default_behaviour = { action = \"reject\" }\n\
+             behaviours = { jack = { action = \"answer\", hangup_after_ms = 5 }, jill = { action = \"busy\" } }\n\
+             trtc_callback = { url = \"http://127.0.0.1:9/trtc\" }\n",
+        )
+        .unwrap();
+        let e = emulator_config(&config).unwrap();
+        assert_eq!(e.sdkappid, DEMO_SDKAPPID);
+        assert_eq!(e.secret_id, DEMO_SECRET_ID);
+        assert_eq!(e.pace, Pace::Fast);
+        assert_eq!(e.record_delay, Duration::from_millis(10));
+        assert_eq!(
+            e.default_behaviour,
+            Behaviour::Reject {
+                after_ms: DEFAULT_REJECT_AFTER_MS
+            }
+        );
+        assert_eq!(
+            e.behaviours["jack"],
+            Behaviour::Answer {
+                after_ms: DEFAULT_ANSWER_AFTER_MS,
+                hangup_after_ms: Some(5)
+            }
+        );
+        assert_eq!(e.behaviours["jill"], Behaviour::Busy);
+        let callback = e.trtc_callback.unwrap();
+        assert_eq!(
+            (callback.url.as_str(), callback.key.as_str()),
+            ("http://127.0.0.1:9/trtc", "")
+        );
+    }
+
+    #[test]
+    fn without_a_table_the_emulator_keeps_its_defaults() {
+        let e = emulator_config(&load("").unwrap()).unwrap();
+        let d = EmulatorConfig::new(
+            load("").unwrap().im_credentials().unwrap(),
+            load("").unwrap().api_credentials().unwrap(),
+        );
+        assert_eq!(e.pace, d.pace);
+        assert_eq!(e.record_delay, d.record_delay);
+        assert_eq!(e.default_behaviour, Behaviour::default());
+        assert!(e.behaviours.is_empty() && e.trtc_callback.is_none());
+        assert_eq!(e.reconnect_delays, d.reconnect_delays);
+    }
+
+    #[test]
+    fn a_bad_emulator_table_is_refused_when_the_file_is_loaded() {
+        for (table, says) in [
+            (
+                "default_behaviour = { action = \"fly\" }",
+                "unknown variant `fly`",
+            ),
+            ("pace = \"slow\"", "unknown variant `slow`"),
+            ("trtc_callback = { key = \"k\" }", "missing field `url`"),
+            (
+                "behaviours = { jack = { action = \"answer\", after = 2 } }",
+                "unknown field `after`",
+            ),
+            ("speed = 1", "unknown field `speed`"),
+        ] {
+            let err = load(&format!("[emulator]\n{table}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(says), "{table}: {err}");
+        }
     }
 }

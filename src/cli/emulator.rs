@@ -9,7 +9,7 @@ use clap::Args;
 use super::args::PaceArg;
 use crate::app;
 use crate::config::Config;
-use crate::emulator::{Emulator, EmulatorConfig};
+use crate::emulator::Emulator;
 
 #[derive(Args)]
 pub(super) struct EmulatorArgs {
@@ -22,7 +22,7 @@ pub(super) struct EmulatorArgs {
 }
 
 pub(super) async fn run(config: &Config, args: EmulatorArgs) -> anyhow::Result<ExitCode> {
-    let mut settings = EmulatorConfig::from_config(config)?;
+    let mut settings = app::emulator_config(config)?;
     if let Some(pace) = args.pace {
         settings.pace = pace.into();
     }
