@@ -12,8 +12,6 @@ use serde::Deserialize;
 
 use crate::cloud::http::HttpSettings;
 use crate::cloud::{ApiCredentials, ImCredentials, InvalidArgument, UserId};
-use crate::emulator::{Behaviour, DEFAULT_RECORD_DELAY_MS, TrtcCallback};
-use crate::media::observer::Pace;
 
 pub const ENV_CONFIG: &str = "CALLFEED_CONFIG";
 pub const DEFAULT_ADMIN: &str = "administrator";
@@ -256,38 +254,64 @@ struct FileConfig {
     http_max_attempts: Option<u64>,
     rate_limits: Option<bool>,
     #[serde(default)]
-    emulator: EmulatorSettings,
+    emulator: EmulatorTable,
     /// Topology overrides and additions: section → name → gst-launch fragment.
     #[serde(default)]
     pipelines: BTreeMap<String, BTreeMap<String, String>>,
 }
 
-/// The `[emulator]` table: how `callfeed emulator` and `--emulator` behave.
-#[derive(Debug, Clone, Deserialize)]
+/// The `[emulator]` table: how `callfeed emulator` and `--emulator` behave, as plain data.
+///
+/// Its shape is checked when the file is loaded, so a typo is named with the file like any
+/// other; what the values mean, and what an unset one defaults to, is the emulator's
+/// business (`emulator::EmulatorConfig`), which the command line builds from this.
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct EmulatorSettings {
+pub struct EmulatorTable {
     /// `realtime` (as a player) or `fast` (as fast as decoding allows).
-    pub pace: Pace,
+    pub pace: Option<ObserverPace>,
     /// How long after a call ends its record becomes queryable.
-    pub record_delay_ms: u64,
+    pub record_delay_ms: Option<u64>,
     /// What callees without their own entry do.
-    pub default_behaviour: Behaviour,
+    pub default_behaviour: Option<CalleeScript>,
     /// Per callee, e.g. `jack = { action = "answer", after_ms = 2000 }`.
-    pub behaviours: BTreeMap<String, Behaviour>,
+    pub behaviours: BTreeMap<String, CalleeScript>,
     /// Where ingest webhooks go, signed with `key`.
-    pub trtc_callback: Option<TrtcCallback>,
+    pub trtc_callback: Option<CallbackTarget>,
 }
 
-impl Default for EmulatorSettings {
-    fn default() -> Self {
-        Self {
-            pace: Pace::Realtime,
-            record_delay_ms: DEFAULT_RECORD_DELAY_MS,
-            default_behaviour: Behaviour::default(),
-            behaviours: BTreeMap::new(),
-            trtc_callback: None,
-        }
-    }
+/// How the emulator's room observer consumes a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ObserverPace {
+    Realtime,
+    Fast,
+}
+
+/// What a simulated callee does when rung; unset delays are the emulator's defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+pub enum CalleeScript {
+    Answer {
+        #[serde(default)]
+        after_ms: Option<u64>,
+        #[serde(default)]
+        hangup_after_ms: Option<u64>,
+    },
+    Reject {
+        #[serde(default)]
+        after_ms: Option<u64>,
+    },
+    NeverAnswer,
+    Busy,
+}
+
+/// Where the emulator posts TRTC ingest webhooks, and the key that signs them.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct CallbackTarget {
+    pub url: String,
+    #[serde(default)]
+    pub key: String,
 }
 
 /// Where a value came from, for `callfeed config`.
@@ -311,7 +335,7 @@ pub struct Config {
     pub im_endpoint: url::Url,
     pub trtc_endpoint: url::Url,
     pub http: HttpSettings,
-    pub emulator: EmulatorSettings,
+    pub emulator: EmulatorTable,
     /// `[pipelines]` overrides of `pipelines/topologies.toml`, checked when loaded.
     pub pipelines: BTreeMap<String, BTreeMap<String, String>>,
     pub file: Option<PathBuf>,

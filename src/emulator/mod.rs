@@ -9,123 +9,22 @@
 
 mod control;
 mod im;
+mod settings;
 mod state;
 mod trtc;
 mod webhooks;
 
+pub use settings::{
+    Behaviour, DEFAULT_ANSWER_AFTER_MS, DEFAULT_RECONNECT_DELAYS_MS, DEFAULT_RECORD_DELAY_MS,
+    DEFAULT_REJECT_AFTER_MS, EmulatorConfig, Pace, TrtcCallback,
+};
 pub use state::Fault;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use secrecy::SecretString;
-use serde::{Deserialize, Serialize};
-
-use crate::config::{Config, ConfigError};
-pub use crate::media::observer::Pace;
-
-/// What a simulated callee does when rung.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
-pub enum Behaviour {
-    /// Answer after `after_ms`; hang up `hangup_after_ms` after answering, if given.
-    Answer {
-        #[serde(default = "default_answer_ms")]
-        after_ms: u64,
-        #[serde(default)]
-        hangup_after_ms: Option<u64>,
-    },
-    /// Decline after `after_ms`.
-    Reject {
-        #[serde(default)]
-        after_ms: u64,
-    },
-    /// Let it ring until the ring timeout.
-    NeverAnswer,
-    /// Already in another call.
-    Busy,
-}
-
-fn default_answer_ms() -> u64 {
-    1000
-}
-
-impl Default for Behaviour {
-    fn default() -> Self {
-        Behaviour::Answer {
-            after_ms: default_answer_ms(),
-            hangup_after_ms: None,
-        }
-    }
-}
-
-/// Where TRTC ingest webhooks go and the key that signs them (console settings in the
-/// real cloud).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TrtcCallback {
-    pub url: String,
-    #[serde(default)]
-    pub key: String,
-}
-
-/// Everything the emulator accepts and how it behaves.
-#[derive(Clone)]
-pub struct EmulatorConfig {
-    pub sdkappid: u64,
-    pub sdk_secret_key: SecretString,
-    pub admin: String,
-    pub secret_id: String,
-    pub secret_key: SecretString,
-    pub pace: Pace,
-    pub default_behaviour: Behaviour,
-    pub behaviours: HashMap<String, Behaviour>,
-    pub trtc_callback: Option<TrtcCallback>,
-    /// Records become queryable this long after a call ends (about 5 s in the cloud).
-    pub record_delay: Duration,
-    /// Delays of the reconnect attempts after a source fails (0, 1 and 3 s in the cloud).
-    pub reconnect_delays: Vec<Duration>,
-}
-
-impl std::fmt::Debug for EmulatorConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EmulatorConfig")
-            .field("sdkappid", &self.sdkappid)
-            .field("admin", &self.admin)
-            .field("pace", &self.pace)
-            .field("default_behaviour", &self.default_behaviour)
-            .finish_non_exhaustive()
-    }
-}
-
-impl EmulatorConfig {
-    /// The emulator accepts exactly the credentials the client is configured with.
-    pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
-        let im = config.im_credentials()?;
-        let api = config.api_credentials()?;
-        let e = &config.emulator;
-        Ok(Self {
-            sdkappid: im.sdkappid,
-            sdk_secret_key: im.secret_key,
-            admin: im.admin.to_string(),
-            secret_id: api.secret_id,
-            secret_key: api.secret_key,
-            pace: e.pace,
-            default_behaviour: e.default_behaviour.clone(),
-            behaviours: e.behaviours.clone().into_iter().collect(),
-            trtc_callback: e.trtc_callback.clone(),
-            record_delay: Duration::from_millis(e.record_delay_ms),
-            reconnect_delays: DEFAULT_RECONNECT_DELAYS_MS
-                .iter()
-                .map(|ms| Duration::from_millis(*ms))
-                .collect(),
-        })
-    }
-}
-
-pub const DEFAULT_RECONNECT_DELAYS_MS: [u64; 3] = [0, 1000, 3000];
-pub const DEFAULT_RECORD_DELAY_MS: u64 = 5000;
+use serde::Serialize;
 
 /// Where each API is served.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -273,6 +273,14 @@ fn default_ring_timeout() -> u32 {
     crate::cloud::call::DEFAULT_RING_TIMEOUT_MS / 1000
 }
 
+/// The profile a call gets when none is asked for: audio for audio calls, 720p for video.
+pub fn default_profile(media_type: MediaType) -> crate::media::contract::Profile {
+    match media_type {
+        MediaType::Audio => crate::media::contract::Profile::Audio,
+        MediaType::Video => crate::media::contract::Profile::P720,
+    }
+}
+
 /// Why a session request was refused before anything started.
 #[derive(Debug, thiserror::Error)]
 pub enum RequestError {
@@ -353,10 +361,7 @@ impl SessionRequest {
             Some(p) => p
                 .parse()
                 .map_err(|e: String| InvalidArgument::new("profile", p, e))?,
-            None => match media_type {
-                MediaType::Audio => crate::media::contract::Profile::Audio,
-                MediaType::Video => crate::media::contract::Profile::P720,
-            },
+            None => default_profile(media_type),
         };
         let ingest_at = match self.ingest_at.as_str() {
             "answer" => state::IngestAt::Answer,

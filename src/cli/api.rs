@@ -1,0 +1,295 @@
+//! `callfeed api ...`: one call-engine command or StreamIngest action, sent as the library
+//! sends it (or printed with `--dry-run`), and the cloud's answer printed as JSON.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Subcommand};
+use secrecy::SecretString;
+
+use super::args::{MediaTypeArg, RoomArgs, callees, user};
+use super::print_json;
+use crate::app;
+use crate::cloud::call::{
+    self, DeleteCallback, EndCall, GetCallInfo, GetCallback, GetRecordByCallId, GetRecordByFilter,
+    SetCallback, StartCallByRobot,
+};
+use crate::cloud::ingest::{
+    DescribeStreamIngest, StartStreamIngest, StopStreamIngest, UpdateStreamIngest,
+};
+use crate::cloud::webhook::CallWebhook;
+use crate::cloud::{InvalidArgument, Transport};
+use crate::config::Config;
+
+#[derive(Args)]
+pub(super) struct ApiArgs {
+    /// Print the exact request ({"method","url","headers","body"}) instead of sending it.
+    #[arg(long, global = true)]
+    dry_run: bool,
+    #[command(subcommand)]
+    command: ApiCommand,
+}
+
+#[derive(Subcommand)]
+enum ApiCommand {
+    /// start_call_by_robot: ring callees from a robot account.
+    StartCall(StartCallArgs),
+    /// end_call: end a call for everyone.
+    EndCall {
+        #[arg(long)]
+        call_id: String,
+    },
+    /// get_call_info: members and their states in a live call.
+    GetCallInfo {
+        #[arg(long)]
+        call_id: String,
+    },
+    /// get_record_by_callid: the record of a finished call.
+    GetRecord {
+        #[arg(long)]
+        call_id: String,
+    },
+    /// get_record_by_filter: records of the last 7 days.
+    GetRecords(GetRecordsArgs),
+    /// set_callback: where the call engine posts its webhooks.
+    SetCallback {
+        #[arg(long)]
+        url: String,
+        /// A callback command; repeat for several (default: all three).
+        #[arg(long = "command", value_name = "NAME")]
+        commands: Vec<String>,
+    },
+    /// get_callback: the webhook configuration.
+    GetCallback,
+    /// delete_callback: remove the webhook configuration.
+    DeleteCallback,
+    /// StartStreamIngest: pull a URL into a room.
+    StartIngest(StartIngestArgs),
+    /// StopStreamIngest.
+    StopIngest {
+        #[arg(long)]
+        task_id: String,
+    },
+    /// DescribeStreamIngest: InProgress or NotExist.
+    DescribeIngest {
+        #[arg(long)]
+        task_id: String,
+    },
+    /// UpdateStreamIngest: change the URL, volume or pause state.
+    UpdateIngest(UpdateIngestArgs),
+}
+
+#[derive(Args)]
+struct StartCallArgs {
+    #[arg(long)]
+    robot: String,
+    /// A callee; repeat for a group call (at most 8).
+    #[arg(long = "to", value_name = "USER")]
+    to: Vec<String>,
+    #[command(flatten)]
+    room: RoomArgs,
+    #[arg(long, value_enum, default_value = "video")]
+    media_type: MediaTypeArg,
+    /// Seconds the callees' phones ring (10 to 600).
+    #[arg(long, default_value_t = call::DEFAULT_RING_TIMEOUT_MS / 1000, value_name = "SECS")]
+    ring_timeout: u32,
+    /// Opaque data passed to the callees (at most 1000 bytes).
+    #[arg(long)]
+    user_data: Option<String>,
+    /// OfflinePushInfo as a JSON object.
+    #[arg(long, value_name = "JSON")]
+    offline_push: Option<String>,
+}
+
+impl StartCallArgs {
+    fn command(self) -> anyhow::Result<StartCallByRobot> {
+        let callees = callees(&self.to)?;
+        let offline_push = self
+            .offline_push
+            .map(|j| {
+                serde_json::from_str(&j).map_err(|e| {
+                    InvalidArgument::new("--offline-push", &j, format!("a JSON object ({e})"))
+                })
+            })
+            .transpose()?;
+        Ok(StartCallByRobot {
+            robot: user("--robot", &self.robot)?,
+            callees,
+            timeout_ms: self.ring_timeout.saturating_mul(1000),
+            media_type: self.media_type.into(),
+            room: Some(self.room.room()?),
+            user_data: self.user_data,
+            offline_push,
+        })
+    }
+}
+
+#[derive(Args)]
+struct GetRecordsArgs {
+    #[arg(long, value_name = "UNIX")]
+    start_time: Option<i64>,
+    #[arg(long, value_name = "UNIX")]
+    end_time: Option<i64>,
+    #[arg(long)]
+    per_page: Option<u32>,
+    #[arg(long)]
+    page: Option<u32>,
+    #[arg(long)]
+    call_result: Option<String>,
+    #[arg(long)]
+    call_type: Option<String>,
+}
+
+impl From<GetRecordsArgs> for GetRecordByFilter {
+    fn from(a: GetRecordsArgs) -> Self {
+        GetRecordByFilter {
+            start_time: a.start_time,
+            end_time: a.end_time,
+            number_per_page: a.per_page,
+            page: a.page,
+            call_result: a.call_result,
+            call_type: a.call_type,
+        }
+    }
+}
+
+#[derive(Args)]
+struct StartIngestArgs {
+    #[command(flatten)]
+    room: RoomArgs,
+    /// The UserID the stream appears as in the room.
+    #[arg(long)]
+    user: String,
+    /// http://, https:// or rtmp:// source.
+    #[arg(long)]
+    url: String,
+    /// Use this UserSig instead of minting one from the app key.
+    #[arg(long, hide = true)]
+    user_sig: Option<String>,
+    #[arg(long)]
+    private_map_key: Option<String>,
+    /// Plays (1 to 1000), or -1 to loop until stopped.
+    #[arg(long, allow_hyphen_values = true)]
+    repeat: Option<i32>,
+    /// Minutes a looping task may run (1 to 10080); needs --repeat -1.
+    #[arg(long, value_name = "MINUTES")]
+    max_duration: Option<u32>,
+    #[arg(long, value_name = "SECS")]
+    seek: Option<u32>,
+    #[arg(long)]
+    volume: Option<u32>,
+    #[arg(long)]
+    auto_push: bool,
+    #[arg(long)]
+    enable_progress: bool,
+    #[arg(long)]
+    tempo: Option<f32>,
+    #[arg(long, value_name = "SECS")]
+    idle_timeout: Option<u32>,
+}
+
+impl StartIngestArgs {
+    fn command(self) -> anyhow::Result<StartStreamIngest> {
+        let mut cmd =
+            StartStreamIngest::new(self.room.room()?, user("--user", &self.user)?, self.url);
+        cmd.user_sig = self.user_sig.map(SecretString::from);
+        cmd.private_map_key = self.private_map_key.map(SecretString::from);
+        cmd.repeat_num = self.repeat;
+        cmd.max_duration_minutes = self.max_duration;
+        cmd.seek_second = self.seek;
+        cmd.volume = self.volume;
+        cmd.auto_push = self.auto_push.then_some(true);
+        cmd.enable_progress = self.enable_progress.then_some(true);
+        cmd.tempo = self.tempo;
+        cmd.idle_timeout_secs = self.idle_timeout;
+        Ok(cmd)
+    }
+}
+
+#[derive(Args)]
+struct UpdateIngestArgs {
+    #[arg(long)]
+    task_id: String,
+    #[arg(long)]
+    url: Option<String>,
+    #[arg(long)]
+    volume: Option<u32>,
+    #[arg(long, conflicts_with = "resume")]
+    pause: bool,
+    #[arg(long)]
+    resume: bool,
+    #[arg(long)]
+    tempo: Option<f32>,
+}
+
+impl From<UpdateIngestArgs> for UpdateStreamIngest {
+    fn from(a: UpdateIngestArgs) -> Self {
+        UpdateStreamIngest {
+            task_id: a.task_id,
+            stream_url: a.url,
+            volume: a.volume,
+            is_pause: if a.pause {
+                Some(true)
+            } else if a.resume {
+                Some(false)
+            } else {
+                None
+            },
+            enable_progress: None,
+            tempo: a.tempo,
+        }
+    }
+}
+
+/// Runs one command against a client: print the prepared request, or send and print.
+macro_rules! run_api {
+    ($client:expr, $dry:expr, $cmd:expr) => {{
+        let cmd = $cmd;
+        if $dry {
+            print_json(&$client.prepare(&cmd)?.dry_run_json())?;
+        } else {
+            let reply = $client.execute(&cmd).await?;
+            print_json(&reply)?;
+        }
+    }};
+}
+
+pub(super) async fn run(config: &Config, args: ApiArgs) -> anyhow::Result<ExitCode> {
+    let transport = Arc::new(Transport::new(config.http.clone())?);
+    let dry = args.dry_run;
+    // Each client is made only when used, so a call-engine command needs no API 3.0 keys.
+    let call_client = || app::call_client(config, transport.clone());
+    let ingest_client = || app::ingest_client(config, transport.clone());
+    match args.command {
+        ApiCommand::StartCall(a) => run_api!(call_client()?, dry, a.command()?),
+        ApiCommand::EndCall { call_id } => run_api!(call_client()?, dry, EndCall { call_id }),
+        ApiCommand::GetCallInfo { call_id } => {
+            run_api!(call_client()?, dry, GetCallInfo { call_id })
+        }
+        ApiCommand::GetRecord { call_id } => {
+            run_api!(call_client()?, dry, GetRecordByCallId { call_id })
+        }
+        ApiCommand::GetRecords(a) => run_api!(call_client()?, dry, GetRecordByFilter::from(a)),
+        ApiCommand::SetCallback { url, commands } => {
+            let commands = if commands.is_empty() {
+                CallWebhook::ALL_COMMANDS.map(str::to_owned).to_vec()
+            } else {
+                commands
+            };
+            run_api!(call_client()?, dry, SetCallback { url, commands })
+        }
+        ApiCommand::GetCallback => run_api!(call_client()?, dry, GetCallback),
+        ApiCommand::DeleteCallback => run_api!(call_client()?, dry, DeleteCallback),
+        ApiCommand::StartIngest(a) => run_api!(ingest_client()?, dry, a.command()?),
+        ApiCommand::StopIngest { task_id } => {
+            run_api!(ingest_client()?, dry, StopStreamIngest { task_id })
+        }
+        ApiCommand::DescribeIngest { task_id } => {
+            run_api!(ingest_client()?, dry, DescribeStreamIngest { task_id })
+        }
+        ApiCommand::UpdateIngest(a) => {
+            run_api!(ingest_client()?, dry, UpdateStreamIngest::from(a))
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

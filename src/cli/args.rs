@@ -1,0 +1,95 @@
+//! Argument types several commands share, each with the one conversion to the library type
+//! it stands for, so a flag's meaning is decided in one place.
+
+use clap::{Args, ValueEnum};
+
+use crate::cloud::call::MediaType;
+use crate::cloud::{InvalidArgument, RoomKind, RoomRef, UserId};
+use crate::emulator::Pace;
+use crate::session::state::IngestAt;
+
+#[derive(Clone, Copy, ValueEnum)]
+pub(super) enum RoomTypeArg {
+    String,
+    Numeric,
+}
+
+impl From<RoomTypeArg> for RoomKind {
+    fn from(r: RoomTypeArg) -> Self {
+        match r {
+            RoomTypeArg::String => RoomKind::String,
+            RoomTypeArg::Numeric => RoomKind::Numeric,
+        }
+    }
+}
+
+#[derive(Args)]
+pub(super) struct RoomArgs {
+    /// Room id; digits for a numeric room.
+    #[arg(long, value_name = "ID")]
+    room: String,
+    /// How the room is numbered; the callee's app must join the same kind.
+    #[arg(long, value_enum, default_value = "string")]
+    room_type: RoomTypeArg,
+}
+
+impl RoomArgs {
+    pub(super) fn room(&self) -> Result<RoomRef, InvalidArgument> {
+        RoomRef::new(&self.room, self.room_type.into())
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub(super) enum MediaTypeArg {
+    Audio,
+    Video,
+}
+
+impl From<MediaTypeArg> for MediaType {
+    fn from(m: MediaTypeArg) -> Self {
+        match m {
+            MediaTypeArg::Audio => MediaType::Audio,
+            MediaTypeArg::Video => MediaType::Video,
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub(super) enum IngestAtArg {
+    Answer,
+    Ring,
+}
+
+impl From<IngestAtArg> for IngestAt {
+    fn from(i: IngestAtArg) -> Self {
+        match i {
+            IngestAtArg::Answer => IngestAt::Answer,
+            IngestAtArg::Ring => IngestAt::Ring,
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub(super) enum PaceArg {
+    Realtime,
+    Fast,
+}
+
+impl From<PaceArg> for Pace {
+    fn from(p: PaceArg) -> Self {
+        match p {
+            PaceArg::Realtime => Pace::Realtime,
+            PaceArg::Fast => Pace::Fast,
+        }
+    }
+}
+
+/// A UserID from a flag; the error names the flag.
+pub(super) fn user(flag: &'static str, value: &str) -> Result<UserId, InvalidArgument> {
+    UserId::new(flag, value)
+}
+
+/// Every `--to` callee, or the first one that is not a valid UserID.
+pub(super) fn callees(to: &[String]) -> Result<Vec<UserId>, InvalidArgument> {
+    to.iter().map(|c| user("--to", c)).collect()
+}

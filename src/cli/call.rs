@@ -1,0 +1,334 @@
+//! `callfeed call`: ring callees from a robot, bind media into the call's room, and watch
+//! the session until the call ends; against Tencent Cloud or the embedded emulator.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::args::{IngestAtArg, MediaTypeArg, RoomArgs, callees, user};
+use super::progress::{self, Stoppable};
+use crate::app;
+use crate::cloud::InvalidArgument;
+use crate::cloud::call::{self, MediaType};
+use crate::config::Config;
+use crate::emulator::{Behaviour, Emulator};
+use crate::media::contract::Profile;
+use crate::media::input::InputSpec;
+use crate::media::topology::Topologies;
+use crate::session::state::Outcome;
+use crate::session::{CloudClients, SessionSpec, driver};
+
+#[derive(Args)]
+pub(super) struct CallArgs {
+    /// A callee; repeat for a group call (at most 8).
+    #[arg(long = "to", value_name = "USER", required = true)]
+    to: Vec<String>,
+    /// What to play: a file, URL, test: source or device (see `callfeed push`).
+    #[arg(long, value_name = "INPUT")]
+    media: String,
+    #[command(flatten)]
+    room: RoomArgs,
+    /// The robot account that calls (and whose UserID the stream uses in the room).
+    #[arg(long, default_value = "robot")]
+    robot: String,
+    #[arg(long, value_enum, default_value = "video")]
+    media_type: MediaTypeArg,
+    /// Output profile (default: audio for audio calls, 720p for video calls).
+    #[arg(long)]
+    profile: Option<Profile>,
+    /// Bind the stream when the callee answers (announcements) or while it rings (live feeds).
+    #[arg(long, value_enum, default_value = "answer")]
+    ingest_at: IngestAtArg,
+    /// Play the media N times.
+    #[arg(long, default_value_t = 1, conflicts_with = "loop_forever")]
+    repeat: u32,
+    /// Play until the call ends.
+    #[arg(long = "loop", value_name = "forever", value_parser = ["forever"])]
+    loop_forever: Option<String>,
+    /// Seconds the callees' phones ring (10 to 600).
+    #[arg(long, default_value_t = call::DEFAULT_RING_TIMEOUT_MS / 1000, value_name = "SECS")]
+    ring_timeout: u32,
+    /// Seconds of media in the call, from when the stream is bound; then it ends as completed.
+    #[arg(long, value_name = "SECS")]
+    max_duration: Option<u64>,
+    /// Stream a file live (HTTP-FLV) instead of handing the cloud an announcement MP4.
+    #[arg(long)]
+    live: bool,
+    /// Where the stream server listens; the cloud must reach it (see --public-url).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    stream_listen: std::net::SocketAddr,
+    /// The base URL the cloud reaches the stream server at, e.g. https://media.example.com.
+    #[arg(long, value_name = "URL")]
+    public_url: Option<String>,
+    /// Run against the in-process emulator instead of Tencent Cloud.
+    #[arg(long)]
+    emulator: bool,
+    /// With --emulator: callees answer after this many ms.
+    #[arg(long, value_name = "MS", default_value_t = 2000)]
+    callee_answers_after: u64,
+    /// With --emulator: callees hang up this many ms after answering.
+    #[arg(long, value_name = "MS")]
+    callee_hangs_up_after: Option<u64>,
+    /// With --emulator: callees decline.
+    #[arg(long)]
+    callee_rejects: bool,
+    /// With --emulator: nobody answers.
+    #[arg(long)]
+    callee_never_answers: bool,
+    /// With --emulator: callees are busy.
+    #[arg(long)]
+    callee_busy: bool,
+    /// One JSON report at the end instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(super) async fn run(mut config: Config, args: CallArgs) -> anyhow::Result<ExitCode> {
+    // Everything is checked before the phone rings.
+    let spec = session_spec(&args)?;
+    let emulator = if args.emulator {
+        Some(start_emulator(&mut config, &args, &spec).await?)
+    } else {
+        None
+    };
+    let cloud = app::cloud_clients(&config)?;
+    let journal = open_journal(emulator.is_some(), &cloud, &spec).await?;
+    let report = run_session(&config, &args, spec, &cloud, journal.journal().clone()).await?;
+    let room_view = emulator
+        .as_ref()
+        .and_then(|e| report.call_id.as_deref().and_then(|id| e.call_view(id)));
+    let code = report.outcome.exit_code();
+    if args.json {
+        let mut v = serde_json::to_value(&report)?;
+        if let Some(room) = room_view {
+            v["observed"] = room;
+        }
+        println!("{}", serde_json::to_string(&v)?);
+    } else {
+        print_report(&report);
+        if let Some(view) = room_view {
+            print_room(&view);
+        }
+    }
+    if let Some(e) = emulator {
+        e.shutdown().await;
+    }
+    Ok(ExitCode::from(code))
+}
+
+/// The session the flags describe, every id and range checked as the cloud would.
+fn session_spec(args: &CallArgs) -> anyhow::Result<SessionSpec> {
+    let callees = callees(&args.to)?;
+    let robot = user("--robot", &args.robot)?;
+    let room = args.room.room()?;
+    let ring_ms = args.ring_timeout.saturating_mul(1000);
+    if !(call::MIN_RING_TIMEOUT_MS..=call::MAX_RING_TIMEOUT_MS).contains(&ring_ms) {
+        anyhow::bail!(InvalidArgument::new(
+            "--ring-timeout",
+            format!("{} s", args.ring_timeout),
+            "10 to 600 seconds"
+        ));
+    }
+    let input = InputSpec::parse(&args.media)?;
+    let media_type = MediaType::from(args.media_type);
+    Ok(SessionSpec {
+        callees,
+        ingest_user: robot.clone(),
+        robot,
+        room,
+        media: args.media.clone(),
+        input,
+        // The user at a shell opens what they like; a network input still opens nothing else.
+        source_guard: None,
+        media_type,
+        profile: args
+            .profile
+            .unwrap_or_else(|| crate::session::default_profile(media_type)),
+        ingest_at: args.ingest_at.into(),
+        repeat: if args.loop_forever.is_some() {
+            None
+        } else {
+            Some(args.repeat.max(1))
+        },
+        ring_timeout: Duration::from_millis(u64::from(ring_ms)),
+        max_duration: args.max_duration.map(Duration::from_secs),
+        live: args.live,
+    })
+}
+
+/// The embedded emulator, with the `--callee-*` behaviour for every callee. It accepts
+/// whatever credentials the client has; demo ones when none are set.
+async fn start_emulator(
+    config: &mut Config,
+    args: &CallArgs,
+    spec: &SessionSpec,
+) -> anyhow::Result<Emulator> {
+    let behaviour = if args.callee_rejects {
+        Behaviour::Reject {
+            after_ms: args.callee_answers_after.min(2000),
+        }
+    } else if args.callee_never_answers {
+        Behaviour::NeverAnswer
+    } else if args.callee_busy {
+        Behaviour::Busy
+    } else {
+        Behaviour::Answer {
+            after_ms: args.callee_answers_after,
+            hangup_after_ms: args.callee_hangs_up_after,
+        }
+    };
+    let scripted: Vec<(String, Behaviour)> = spec
+        .callees
+        .iter()
+        .map(|c| (c.to_string(), behaviour.clone()))
+        .collect();
+    app::start_embedded_emulator(config, behaviour, &scripted).await
+}
+
+/// The journal: a real one against the cloud (and what a crash left behind is stopped
+/// first); a throwaway one against the in-process emulator, which forgets everything.
+/// Refuses a room this robot already has a running session in.
+async fn open_journal(
+    emulated: bool,
+    cloud: &CloudClients,
+    spec: &SessionSpec,
+) -> anyhow::Result<app::OpenJournal> {
+    let opened = if emulated {
+        app::JournalAt::Scratch
+    } else {
+        app::JournalAt::Default
+    }
+    .open()?;
+    let journal = opened.journal();
+    if !emulated {
+        let limit = Duration::from_secs(5);
+        let orphaned = crate::session::journal::OpenSession::orphaned;
+        for r in crate::session::teardown::recover(journal, cloud, limit, orphaned).await {
+            match r {
+                Ok(r) => eprintln!(
+                    "recovered session {} left open by an earlier run: {}",
+                    r.session_id, r.note
+                ),
+                Err((id, e)) => eprintln!(
+                    "session {id} of an earlier run is still not torn down (will retry next run): {e}"
+                ),
+            }
+        }
+    }
+    let (room, robot) = (&spec.room, &spec.robot);
+    if let Some(existing) = journal.active_for(&crate::session::room_key(room), robot.as_str())? {
+        anyhow::bail!(InvalidArgument::new(
+            "--room",
+            room.to_string(),
+            format!(
+                "a room without a running session for {robot} (session {existing} is using it)"
+            )
+        ));
+    }
+    Ok(opened)
+}
+
+/// Runs the session to its end with a status line; Ctrl-C or SIGTERM asks it to end early
+/// (and still tear down).
+async fn run_session(
+    config: &Config,
+    args: &CallArgs,
+    spec: SessionSpec,
+    cloud: &CloudClients,
+    journal: Arc<crate::session::journal::Journal>,
+) -> anyhow::Result<driver::Report> {
+    let topologies = Topologies::load(&config.pipelines)?;
+    let settings = driver::DriverSettings {
+        stream_listen: args.stream_listen,
+        public_base: args.public_url.clone(),
+        ..driver::DriverSettings::default()
+    };
+    let session_id = uuid::Uuid::new_v4().to_string();
+    let (status_tx, status_rx) = tokio::sync::watch::channel(driver::Status::default());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let run = driver::run(
+        session_id,
+        spec,
+        cloud,
+        Some(journal),
+        settings,
+        topologies,
+        driver::Controls {
+            status: status_tx,
+            stop: stop_rx,
+            nudge: Arc::new(tokio::sync::Notify::new()),
+        },
+    );
+    let line = progress::spinner(args.json);
+    let mut run = Stoppable::new(run, stop_tx, status_rx, show_status);
+    progress::watch(&mut run, &line, Duration::from_millis(250)).await
+}
+
+fn show_status(s: &driver::Status, line: &indicatif::ProgressBar) {
+    line.set_message(format!(
+        "{} | {:.1} s | media loop {} at {:.1} s | task {}",
+        s.phase,
+        s.elapsed_ms as f64 / 1000.0,
+        s.iteration + 1,
+        s.position_ms as f64 / 1000.0,
+        s.task.unwrap_or("-")
+    ));
+    line.tick();
+}
+
+/// How the session ended, its ids and its timeline.
+fn print_report(report: &driver::Report) {
+    println!("session {}: {}", report.session_id, report.outcome.name());
+    if let Outcome::Failed { stage, reason } = &report.outcome {
+        println!("  failed at {stage:?}: {reason}");
+    }
+    if let driver::Teardown::Pending { reason } = &report.teardown {
+        println!(
+            "  the cloud has not confirmed the teardown ({reason}); the next callfeed run against this cloud retries it"
+        );
+    }
+    println!(
+        "  CallId {}  TaskId {}",
+        report.call_id.as_deref().unwrap_or("-"),
+        report.task_id.as_deref().unwrap_or("-")
+    );
+    let t = &report.timings;
+    let at =
+        |ms: Option<u64>| ms.map_or("-".to_owned(), |ms| format!("{:.1} s", ms as f64 / 1000.0));
+    println!(
+        "  rang at {}, answered at {}, stream bound at {}, ended at {} ({} media)",
+        at(t.call_started_ms),
+        at(t.answered_ms),
+        at(t.ingest_started_ms),
+        at(t.ended_ms),
+        report.mode
+    );
+}
+
+/// What the emulator's room observer saw: each callee's state and what reached the room.
+fn print_room(view: &serde_json::Value) {
+    for m in view["members"].as_array().into_iter().flatten() {
+        println!(
+            "  callee {}: {}",
+            m["user_id"].as_str().unwrap_or(""),
+            m["state"].as_str().unwrap_or("")
+        );
+    }
+    for t in view["media"].as_array().into_iter().flatten() {
+        println!(
+            "  room {} {} received: {} video frames {}x{} at {} fps, {} ms of audio, tone {} Hz, first media {} ms after StartStreamIngest, {} gaps",
+            t["room_kind"].as_str().unwrap_or(""),
+            t["room_id"].as_str().unwrap_or(""),
+            t["video_frames"],
+            t["width"],
+            t["height"],
+            t["fps"],
+            t["audio_ms"],
+            t["dominant_hz"],
+            t["first_media_ms"],
+            t["gaps_over_500ms"]
+        );
+    }
+}

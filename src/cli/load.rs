@@ -1,0 +1,197 @@
+//! `callfeed load`: many full sessions at a given rate against the cloud or the embedded
+//! emulator, with per-stage latency percentiles at the end.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Args;
+
+use super::EXIT_FAILED;
+use super::args::MediaTypeArg;
+use super::progress::{self, Stoppable};
+use crate::app;
+use crate::cloud::InvalidArgument;
+use crate::cloud::call::MediaType;
+use crate::config::Config;
+use crate::emulator::{Behaviour, Emulator};
+use crate::load::{FirstMediaLookup, LoadPlan, LoadProgress, LoadReport, Percentiles};
+use crate::media::contract::Profile;
+use crate::media::policy::InputPolicy;
+use crate::media::topology::Topologies;
+use crate::session::{SessionRequest, driver};
+
+#[derive(Args)]
+pub(super) struct LoadArgs {
+    #[arg(long)]
+    calls: u32,
+    /// Sessions started per second.
+    #[arg(long)]
+    rate: f64,
+    /// Sessions running at once, at most (default: all).
+    #[arg(long)]
+    concurrency: Option<u32>,
+    #[arg(long, value_name = "INPUT")]
+    media: String,
+    /// How long each session plays before it ends.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    duration: u64,
+    #[arg(long, value_enum, default_value = "audio")]
+    media_type: MediaTypeArg,
+    #[arg(long)]
+    profile: Option<Profile>,
+    /// Run against the in-process emulator.
+    #[arg(long)]
+    emulator: bool,
+    /// With --emulator: callees answer after this many ms.
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    callee_answers_after: u64,
+    /// Lift the client-side limits at the documented cloud rates.
+    #[arg(long)]
+    no_rate_limits: bool,
+    /// One JSON object on the last line instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(super) async fn run(mut config: Config, args: LoadArgs) -> anyhow::Result<ExitCode> {
+    let template = template(&args)?;
+    template
+        .validate(
+            &InputPolicy::Unrestricted,
+            &Topologies::load(&config.pipelines)?,
+        )
+        .await?;
+    if args.no_rate_limits {
+        config.http.rate_limits = false;
+    }
+    let emulator = if args.emulator {
+        let default = Behaviour::Answer {
+            after_ms: args.callee_answers_after,
+            hangup_after_ms: None,
+        };
+        Some(Arc::new(
+            app::start_embedded_emulator(&mut config, default, &[]).await?,
+        ))
+    } else {
+        None
+    };
+    let cloud = Arc::new(app::cloud_clients(&config)?);
+    let (progress_tx, progress_rx) = tokio::sync::watch::channel(LoadProgress::default());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let plan = LoadPlan {
+        calls: args.calls,
+        rate: args.rate,
+        concurrency: args.concurrency.unwrap_or(args.calls),
+        template,
+    };
+    let run = crate::load::run(
+        plan,
+        cloud,
+        driver::DriverSettings::default(),
+        Topologies::load(&config.pipelines)?,
+        progress_tx,
+        stop_rx,
+        first_media_lookup(emulator.as_ref()),
+    );
+    let bar = progress::counter(u64::from(args.calls), args.json);
+    let mut run = Stoppable::new(run, stop_tx, progress_rx, show_progress);
+    let report = progress::watch(&mut run, &bar, std::time::Duration::from_millis(250)).await?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print_report(&report);
+    }
+    if let Some(e) = emulator
+        && let Ok(e) = Arc::try_unwrap(e)
+    {
+        e.shutdown().await;
+    }
+    Ok(if report.failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_FAILED)
+    })
+}
+
+/// The session every call of the run plays; callee, room and robot are made unique per
+/// session by the run.
+fn template(args: &LoadArgs) -> anyhow::Result<SessionRequest> {
+    if args.calls == 0 || args.rate.is_nan() || args.rate <= 0.0 {
+        anyhow::bail!(InvalidArgument::new(
+            "--calls/--rate",
+            format!("{} at {}/s", args.calls, args.rate),
+            "at least one call at a rate above zero"
+        ));
+    }
+    Ok(SessionRequest {
+        to: vec!["callee".into()],
+        media: args.media.clone(),
+        room: "room".into(),
+        room_type: "string".into(),
+        robot: "robot".into(),
+        // A request names media types in lower case.
+        media_type: MediaType::from(args.media_type)
+            .as_str()
+            .to_ascii_lowercase(),
+        profile: args.profile.map(|p| p.to_string()),
+        ingest_at: "answer".into(),
+        repeat: None,
+        loop_forever: true,
+        ring_timeout_secs: 30,
+        max_duration_secs: Some(args.duration),
+        live: false,
+    })
+}
+
+/// When each session's first media arrived in its room: only the emulator's room observer
+/// knows; against the real cloud nobody does.
+fn first_media_lookup(emulator: Option<&Arc<Emulator>>) -> FirstMediaLookup {
+    match emulator {
+        Some(e) => {
+            let e = e.clone();
+            Arc::new(move |r: &driver::Report| {
+                let view = e.call_view(r.call_id.as_deref()?)?;
+                view["media"].get(0)?["first_media_ms"].as_u64()
+            })
+        }
+        None => Arc::new(|_: &driver::Report| None),
+    }
+}
+
+fn show_progress(p: &LoadProgress, bar: &indicatif::ProgressBar) {
+    bar.set_position(u64::from(p.finished));
+    bar.set_message(format!(
+        "{} started, {} running, {} ok, {} failed",
+        p.started, p.running, p.succeeded, p.failed
+    ));
+}
+
+fn print_report(report: &LoadReport) {
+    println!(
+        "{} sessions: {} succeeded, {} failed in {:.1} s ({} sessions/s)",
+        report.calls,
+        report.succeeded,
+        report.failed,
+        report.wall_seconds,
+        report.sessions_per_second
+    );
+    let row = |name: &str, p: &Percentiles| {
+        println!(
+            "  {name:<24} p50 {:>6} ms  p95 {:>6} ms  p99 {:>6} ms  max {:>6} ms",
+            p.p50, p.p95, p.p99, p.max
+        );
+    };
+    row("ring (start_call)", &report.ring_ms);
+    row("answer", &report.answer_ms);
+    row("ingest (StartStreamIngest)", &report.ingest_ms);
+    if let Some(p) = &report.answer_to_first_media_ms {
+        row("answer → first media", p);
+    }
+    row("whole session", &report.session_ms);
+    for (code, n) in &report.failures_by_code {
+        println!("  failed with {code}: {n}");
+    }
+    for (result, n) in &report.results {
+        println!("  {result}: {n}");
+    }
+}

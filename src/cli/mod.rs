@@ -1,0 +1,141 @@
+//! The `callfeed` command line: the [`Cli`] that `main.rs` parses, one file per command, and
+//! the mapping from an outcome to output and an exit code.
+//!
+//! Exit codes: 0 ok, [`EXIT_FAILED`] for a failure reported by (or on the way to) the cloud,
+//! [`EXIT_INVALID`] for input refused before anything was sent, 3 to 6 for how a call
+//! ended ([`Outcome::exit_code`](crate::session::state::Outcome::exit_code)).
+
+mod api;
+mod args;
+mod call;
+mod emulator;
+mod info;
+mod keys;
+mod load;
+mod probe;
+mod progress;
+mod push;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use serde::Serialize;
+
+use crate::cloud::{CloudError, InvalidArgument};
+use crate::config::{Config, ConfigError};
+
+/// Exit code for input refused before anything was sent (clap uses 2 for usage errors too).
+pub const EXIT_INVALID: u8 = 2;
+/// Exit code for a failure reported by, or on the way to, the cloud.
+pub const EXIT_FAILED: u8 = 1;
+
+/// The whole command line.
+#[derive(Parser)]
+#[command(
+    name = "callfeed",
+    version,
+    about = "Put media into real-time calls from the server side"
+)]
+pub struct Cli {
+    /// TOML configuration file (default: $CALLFEED_CONFIG).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Log filter, e.g. `info` or `callfeed=debug` (default: $CALLFEED_LOG or `warn`).
+    #[arg(long, global = true, value_name = "FILTER")]
+    log: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the effective configuration, secrets redacted.
+    Config,
+    /// Print callfeed's and GStreamer's versions.
+    Version,
+    /// Make a UserSig for USER, or check one with --verify.
+    Usersig(keys::UsersigArgs),
+    /// Make a PrivateMapKey that lets USER into one room only.
+    PrivateMapKey(keys::PrivateMapKeyArgs),
+    /// Print signed Tencent CSS push and play URLs for a stream.
+    CssUrl(keys::CssUrlArgs),
+    /// Send one call-engine command or StreamIngest action and print the answer as JSON.
+    Api(api::ApiArgs),
+    /// Run a local Tencent cloud (call engine + TRTC ingest + room observer) until Ctrl-C.
+    Emulator(emulator::EmulatorArgs),
+    /// Ring users from a robot and bind media into the call's room, until the call ends.
+    Call(Box<call::CallArgs>),
+    /// Run the HTTP service: sessions API, webhooks, metrics; recovers a crashed run first.
+    Serve(Box<serve::ServeArgs>),
+    /// Place many full sessions at a given rate and report per-stage latency.
+    Load(load::LoadArgs),
+    /// Say what an input is, whether it passes through, and the contract it gets.
+    Probe(probe::ProbeArgs),
+    /// Turn an input into a stream a cloud can pull: served HTTP-FLV or an RTMP push.
+    Push(push::PushArgs),
+}
+
+/// Sets up logging, loads the configuration and runs the command.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    init_tracing(cli.log.as_deref());
+    let config = Config::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Config => info::config(&config),
+        Command::Version => info::version(),
+        Command::Usersig(args) => keys::usersig(&config, args),
+        Command::PrivateMapKey(args) => keys::private_map_key(&config, args),
+        Command::CssUrl(args) => keys::css_url(args),
+        Command::Api(args) => api::run(&config, args).await,
+        Command::Emulator(args) => emulator::run(&config, args).await,
+        Command::Call(args) => call::run(config, *args).await,
+        Command::Serve(args) => serve::run(&config, *args).await,
+        Command::Load(args) => load::run(config, args).await,
+        Command::Probe(args) => probe::run(args).await,
+        Command::Push(args) => push::run(&config, args).await,
+    }
+}
+
+/// The code the process exits with; an error is printed first. Input the user can fix
+/// (arguments, configuration, media) is [`EXIT_INVALID`], anything else [`EXIT_FAILED`].
+pub fn exit_code(result: anyhow::Result<ExitCode>) -> ExitCode {
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            let invalid = err.chain().any(|e| {
+                e.is::<InvalidArgument>()
+                    || e.is::<ConfigError>()
+                    || e.is::<crate::media::input::InputError>()
+                    || e.is::<crate::media::probe::ProbeError>()
+                    || e.is::<crate::media::topology::TopologyError>()
+                    || matches!(e.downcast_ref::<CloudError>(), Some(CloudError::Invalid(_)))
+            });
+            ExitCode::from(if invalid { EXIT_INVALID } else { EXIT_FAILED })
+        }
+    }
+}
+
+/// Logs go to stderr so stdout stays what scripts parse.
+fn init_tracing(filter: Option<&str>) {
+    let filter = filter
+        .map(str::to_owned)
+        .or_else(|| std::env::var("CALLFEED_LOG").ok())
+        .unwrap_or_else(|| "warn".to_owned());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}

@@ -1,0 +1,59 @@
+//! `callfeed probe`: what an input is, whether it can pass through untouched, and the
+//! output contract it gets otherwise. Nothing is played.
+
+use std::process::ExitCode;
+
+use clap::Args;
+
+use crate::media::contract::{Contract, Profile};
+use crate::media::input::InputSpec;
+
+#[derive(Args)]
+pub(super) struct ProbeArgs {
+    /// File, URL, playlist:, test: or device (see the README's input table).
+    input: String,
+    #[arg(long, default_value = "720p")]
+    profile: Profile,
+    /// One JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(super) async fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
+    let spec = InputSpec::parse(&args.input)?;
+    let contract = Contract::new(args.profile);
+    let report =
+        tokio::task::spawn_blocking(move || crate::media::probe::probe(&spec, contract)).await??;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!("input       {} ({})", report.input, report.kind);
+        if let Some(c) = &report.container {
+            println!("container   {c}");
+        }
+        if let Some(d) = report.duration_ms {
+            println!("duration    {:.3} s", d as f64 / 1000.0);
+        }
+        if let Some(v) = &report.video {
+            println!(
+                "video       {} {} {}x{} @ {:.2} fps{}",
+                v.codec,
+                v.profile.as_deref().unwrap_or(""),
+                v.width,
+                v.height,
+                v.fps,
+                if v.still_image { " (still image)" } else { "" }
+            );
+        }
+        if let Some(a) = &report.audio {
+            println!("audio       {} {} Hz, {} ch", a.codec, a.rate, a.channels);
+        }
+        println!("contract    {}", args.profile);
+        println!(
+            "passthrough {} — {}",
+            if report.passthrough { "yes" } else { "no" },
+            report.reason
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

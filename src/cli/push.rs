@@ -1,0 +1,314 @@
+//! `callfeed push`: turns an input into a stream a cloud can pull. A file becomes an
+//! announcement MP4 served with Range (or written with `--mp4`); anything else, or a file
+//! with `--live`, becomes a live HTTP-FLV stream, an RTMP push, or both.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use indicatif::ProgressBar;
+use tokio::sync::broadcast;
+
+use super::progress::{self, Watched};
+use super::unix_now;
+use crate::app;
+use crate::cloud::{InvalidArgument, css};
+use crate::config::Config;
+use crate::media::contract::{Contract, Profile};
+use crate::media::input::InputSpec;
+use crate::media::live::{LiveSettings, LiveStream, Loops, MediaEvent};
+use crate::media::probe::ProbeReport;
+use crate::media::topology::Topologies;
+use crate::serve::streams::StreamServer;
+
+#[derive(Args)]
+pub(super) struct PushArgs {
+    input: String,
+    /// Serve live HTTP-FLV on this address (a free port when none is given).
+    #[arg(long, num_args = 0..=1, default_missing_value = "127.0.0.1:0", value_name = "ADDR")]
+    serve: Option<std::net::SocketAddr>,
+    /// Push to this RTMP URL (nginx-rtmp, SRS, Tencent CSS with txSecret...).
+    #[arg(long, value_name = "URL")]
+    rtmp: Option<String>,
+    /// Push to Tencent CSS on this push domain: the push URL is signed (txSecret/txTime) and
+    /// the matching play URL (HTTP-FLV) is printed, ready for StartStreamIngest.
+    #[arg(long, value_name = "DOMAIN", conflicts_with = "rtmp", requires_all = ["css_play_domain", "css_stream", "css_push_key"])]
+    css_push_domain: Option<String>,
+    #[arg(long, value_name = "DOMAIN")]
+    css_play_domain: Option<String>,
+    #[arg(long, default_value = "live", value_name = "APP")]
+    css_app: String,
+    #[arg(long, value_name = "NAME")]
+    css_stream: Option<String>,
+    #[arg(
+        long,
+        env = "CALLFEED_CSS_PUSH_KEY",
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
+    css_push_key: Option<String>,
+    /// The play domain's auth key, when playback authentication is on.
+    #[arg(
+        long,
+        env = "CALLFEED_CSS_PLAY_KEY",
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
+    css_play_key: Option<String>,
+    /// Seconds the signed URLs stay valid.
+    #[arg(long, default_value_t = 86_400, value_name = "SECS")]
+    css_valid_for: u64,
+    /// Transcode to this MP4 file (faststart, meeting the contract) and exit.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["serve", "rtmp"])]
+    mp4: Option<PathBuf>,
+    /// Stream a file live (HTTP-FLV) instead of serving it as an announcement MP4.
+    #[arg(long)]
+    live: bool,
+    /// Served URLs stop working this many seconds from now.
+    #[arg(long, value_name = "SECS")]
+    expire: Option<u64>,
+    #[arg(long, default_value = "720p")]
+    profile: Profile,
+    /// Play the input N times, or `forever`.
+    #[arg(long = "loop", default_value = "1", value_name = "N|forever")]
+    loops: Loops,
+    /// Start this many seconds into the first file.
+    #[arg(long, value_name = "SECS")]
+    start: Option<f64>,
+    /// Print the stream's counters as one JSON line a second on stdout, for scripts.
+    #[arg(long)]
+    stats: bool,
+    /// Still image shown when the input is gone (and for audio-only inputs); black otherwise.
+    #[arg(long, value_name = "IMAGE")]
+    slate: Option<PathBuf>,
+}
+
+pub(super) async fn run(config: &Config, mut args: PushArgs) -> anyhow::Result<ExitCode> {
+    let play_url = sign_css(&mut args)?;
+    if args.serve.is_none() && args.rtmp.is_none() && args.mp4.is_none() {
+        anyhow::bail!(InvalidArgument::new(
+            "output",
+            "none",
+            "--serve [ADDR], --rtmp URL or --mp4 FILE"
+        ));
+    }
+    let spec = InputSpec::parse(&args.input)?;
+    let contract = Contract::new(args.profile);
+    let report = probe_input(&spec, contract).await?;
+    let topologies = Topologies::load(&config.pipelines)?;
+    // A still picture has no length of its own: it is always shown live, until stopped.
+    let still = report
+        .as_ref()
+        .and_then(|r| r.video.as_ref())
+        .is_some_and(|v| v.still_image);
+    if let (InputSpec::File(path), Some(report)) = (&spec, &report)
+        && !still
+        && (args.mp4.is_some() || (args.serve.is_some() && args.rtmp.is_none() && !args.live))
+    {
+        return announcement(path, report, contract, &topologies, &args).await;
+    }
+    if args.mp4.is_some() {
+        anyhow::bail!(InvalidArgument::new(
+            "--mp4",
+            &args.input,
+            "a file input (live sources are pushed with --serve or --rtmp)"
+        ));
+    }
+    let mut settings = LiveSettings::new(contract);
+    settings.loops = args.loops;
+    settings.start = args.start.map(Duration::from_secs_f64);
+    settings.slate_image = args.slate.clone();
+    settings.still_image = still;
+    let stream = match (&spec, &report) {
+        (InputSpec::File(path), Some(r)) if r.passthrough && args.start.is_none() => {
+            eprintln!("passthrough: {}", r.reason);
+            LiveStream::start_passthrough(
+                path.clone(),
+                r.container.as_deref().unwrap_or_default(),
+                settings,
+            )?
+        }
+        _ => LiveStream::start(spec, settings, &topologies)?,
+    };
+    let events = stream.events();
+    let server = match args.serve {
+        Some(addr) => {
+            let server = StreamServer::start(addr).await?;
+            let url = server.publish_live(stream.hub(), expiry(args.expire));
+            println!("{url}");
+            Some(server)
+        }
+        None => None,
+    };
+    let rtmp = match &args.rtmp {
+        Some(url) => {
+            // A signed push URL is a credential: print the play URL instead.
+            println!("{}", play_url.as_deref().unwrap_or(url));
+            Some(crate::media::rtmp::RtmpOutput::start(
+                stream.hub(),
+                url.clone(),
+            )?)
+        }
+        None => None,
+    };
+    let mut pushing = Pushing {
+        stream: Some(stream),
+        events,
+        print_stats: args.stats,
+        last_bytes: 0,
+        line: progress::spinner(false),
+    };
+    let line = pushing.line.clone();
+    let result = progress::watch(&mut pushing, &line, Duration::from_secs(1)).await?;
+    if let Some(rtmp) = rtmp {
+        rtmp.stop().await;
+    }
+    drop(server);
+    let reason = result?;
+    eprintln!("stream ended: {reason}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Tencent CSS: signs the push URL into `--rtmp` and returns the play URL a puller is
+/// given, when the `--css-*` flags are there.
+fn sign_css(args: &mut PushArgs) -> anyhow::Result<Option<String>> {
+    let (Some(push), Some(play), Some(stream), Some(key)) = (
+        &args.css_push_domain,
+        &args.css_play_domain,
+        &args.css_stream,
+        &args.css_push_key,
+    ) else {
+        return Ok(None);
+    };
+    let css = css::CssStream::new(push, play, &args.css_app, stream)?;
+    let expires_at = unix_now() + args.css_valid_for;
+    let play_url = css.flv_play_url(args.css_play_key.as_deref(), expires_at, true);
+    args.rtmp = Some(css.rtmp_push_url(key, expires_at));
+    Ok(Some(play_url))
+}
+
+/// Files, playlists and URLs are probed first, so a missing, corrupt or non-media input is
+/// named before anything starts. Devices and test sources have nothing to probe.
+async fn probe_input(spec: &InputSpec, contract: Contract) -> anyhow::Result<Option<ProbeReport>> {
+    if !matches!(
+        spec,
+        InputSpec::File(_) | InputSpec::Playlist(_) | InputSpec::Url(_)
+    ) {
+        return Ok(None);
+    }
+    let spec = spec.clone();
+    let report =
+        tokio::task::spawn_blocking(move || crate::media::probe::probe(&spec, contract)).await??;
+    Ok(Some(report))
+}
+
+fn expiry(secs: Option<u64>) -> Option<Instant> {
+    secs.map(|s| Instant::now() + Duration::from_secs(s))
+}
+
+/// A live stream on the status line: state, frames, bitrate, readers, restarts, time on
+/// the slate; its events are printed above the line as JSON.
+struct Pushing {
+    /// Taken when Ctrl-C stops it.
+    stream: Option<LiveStream>,
+    events: broadcast::Receiver<MediaEvent>,
+    /// `--stats`: the counters as one JSON line a second on stdout, for scripts.
+    print_stats: bool,
+    last_bytes: u64,
+    line: ProgressBar,
+}
+
+impl Watched for Pushing {
+    /// The stream's own end (or failure); an event that cannot be printed ends it too.
+    type Output = anyhow::Result<String>;
+
+    async fn finished(&mut self) -> Self::Output {
+        let Some(stream) = self.stream.as_mut() else {
+            return Ok("stopped".into());
+        };
+        loop {
+            tokio::select! {
+                result = stream.wait() => return Ok(result?),
+                event = self.events.recv() => {
+                    if let Ok(event) = event
+                        && !matches!(event, MediaEvent::FirstMedia)
+                    {
+                        self.line.println(serde_json::to_string(&event)?);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn interrupted(&mut self) -> Option<Self::Output> {
+        Some(match self.stream.take() {
+            Some(stream) => stream.stop().await.map_err(Into::into),
+            None => Ok("stopped".into()),
+        })
+    }
+
+    fn refresh(&mut self, line: &ProgressBar) -> anyhow::Result<()> {
+        let Some(stream) = &self.stream else {
+            return Ok(());
+        };
+        let s = stream.stats();
+        if self.print_stats {
+            println!("{}", serde_json::to_string(&s)?);
+        }
+        let kbps = (s.bytes_out - self.last_bytes) * 8 / 1000;
+        self.last_bytes = s.bytes_out;
+        line.set_message(format!(
+            "{:?} | item {} loop {} at {:.1} s | {} frames out, {} in, {} repeated | {kbps} kb/s | {} readers | {} restarts | slate {:.1} s",
+            s.state, s.item, s.iteration + 1, s.position_ms as f64 / 1000.0,
+            s.frames_out, s.frames_in, s.repeated_frames, s.readers, s.restarts,
+            s.slate_frames as f64 / 30.0
+        ));
+        line.tick();
+        Ok(())
+    }
+}
+
+/// A file as an announcement: transcoded once (cached) or passed through, then served with
+/// Range until Ctrl-C; or written to `--mp4`.
+async fn announcement(
+    path: &Path,
+    report: &ProbeReport,
+    contract: Contract,
+    topologies: &Topologies,
+    args: &PushArgs,
+) -> anyhow::Result<ExitCode> {
+    let bar = progress::fraction();
+    bar.set_message("transcoding");
+    let progress = |f: f64| bar.set_position((f * 1000.0) as u64);
+    if let Some(out) = &args.mp4 {
+        crate::media::announce::transcode(path, report, contract, topologies, out, &progress)
+            .await?;
+        bar.finish_and_clear();
+        println!("{}", out.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let file = if report.passthrough {
+        path.to_path_buf()
+    } else {
+        let dir = crate::media::announce::default_cache_dir();
+        crate::media::announce::prepare(path, report, contract, topologies, &dir, &progress).await?
+    };
+    bar.finish_and_clear();
+    let addr = args
+        .serve
+        .unwrap_or_else(|| "127.0.0.1:0".parse().expect("an address"));
+    let server = StreamServer::start(addr).await?;
+    println!("{}", server.publish_file(file.clone(), expiry(args.expire)));
+    eprintln!(
+        "serving {} ({}); Ctrl-C to stop",
+        file.display(),
+        if report.passthrough {
+            "passthrough"
+        } else {
+            "transcoded"
+        }
+    );
+    app::shutdown_signal().await;
+    Ok(ExitCode::SUCCESS)
+}

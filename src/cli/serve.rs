@@ -1,0 +1,155 @@
+//! `callfeed serve`: the HTTP service (sessions API, webhooks, metrics, session streams)
+//! and the checks it makes before it agrees to listen.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use secrecy::SecretString;
+
+use crate::app;
+use crate::cloud::InvalidArgument;
+use crate::config::Config;
+use crate::media::policy::{InputPolicy, Restrictions};
+use crate::media::topology::Topologies;
+use crate::serve::api::{Service, ServiceConfig};
+use crate::serve::webhooks::WebhookKeys;
+use crate::session::driver;
+
+#[derive(Args)]
+pub(super) struct ServeArgs {
+    /// The API and the session streams (`/live/...`, `/files/...`) are served here.
+    #[arg(long, default_value = "127.0.0.1:8730")]
+    listen: std::net::SocketAddr,
+    /// The base URL the cloud reaches this server at, when it is not the listen address.
+    #[arg(long, value_name = "URL")]
+    public_url: Option<String>,
+    /// The session journal (default: $XDG_STATE_HOME/callfeed/journal.sqlite).
+    #[arg(long, value_name = "FILE")]
+    journal: Option<PathBuf>,
+    /// API clients may play files under this folder (repeatable; none: no files at all).
+    #[arg(long, value_name = "DIR")]
+    media_root: Vec<PathBuf>,
+    /// API clients may use capture devices and custom source topologies.
+    #[arg(long)]
+    allow_devices: bool,
+    /// API clients may name this URL host even though it is private or loopback (repeatable).
+    #[arg(long, value_name = "HOST")]
+    allow_url_host: Vec<String>,
+    /// Serve the API without a token on a non-loopback address (CALLFEED_API_TOKEN unset).
+    #[arg(long)]
+    allow_unauthenticated: bool,
+    /// Do not receive call-engine and TRTC webhooks (sessions poll the cloud instead).
+    #[arg(long)]
+    no_webhooks: bool,
+    /// Sessions running at once; more are answered 429 (default: 4 per core).
+    #[arg(long, value_name = "N")]
+    max_sessions: Option<usize>,
+    /// How long an ended session stays readable over the API, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 600)]
+    keep_ended: u64,
+    /// Open connections at most; one more is closed at once.
+    #[arg(long, value_name = "N", default_value_t = crate::serve::http::DEFAULT_MAX_CONNECTIONS)]
+    #[arg(value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    max_connections: usize,
+}
+
+/// The secret in an environment variable, if set and not empty.
+fn secret_env(name: &str) -> Option<SecretString> {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .map(SecretString::from)
+}
+
+/// What `serve` refuses to start with on a non-loopback address: no API token, or webhooks
+/// nobody could tell from forgeries.
+fn check_exposure(
+    args: &ServeArgs,
+    token: &Option<SecretString>,
+    keys: &WebhookKeys,
+) -> anyhow::Result<()> {
+    if args.listen.ip().is_loopback() {
+        return Ok(());
+    }
+    if token.is_none() && !args.allow_unauthenticated {
+        anyhow::bail!(InvalidArgument::new(
+            "--listen",
+            args.listen,
+            "a loopback address, or set CALLFEED_API_TOKEN (or pass --allow-unauthenticated to serve the API to anyone who reaches it)"
+        ));
+    }
+    if !args.no_webhooks && (keys.callback_key.is_none() || keys.call_token.is_none()) {
+        anyhow::bail!(InvalidArgument::new(
+            "--listen",
+            args.listen,
+            "a loopback address, or set CALLFEED_CALLBACK_KEY (TRTC's callback key) and CALLFEED_CALL_WEBHOOK_TOKEN (append ?token=... to the call webhook URL), or pass --no-webhooks"
+        ));
+    }
+    Ok(())
+}
+
+pub(super) async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let token = secret_env("CALLFEED_API_TOKEN");
+    let webhook_keys = WebhookKeys {
+        callback_key: secret_env("CALLFEED_CALLBACK_KEY"),
+        call_token: secret_env("CALLFEED_CALL_WEBHOOK_TOKEN"),
+    };
+    check_exposure(&args, &token, &webhook_keys)?;
+    let restrictions =
+        Restrictions::new(&args.media_root, args.allow_devices, &args.allow_url_host)
+            .map_err(|e| InvalidArgument::new("--media-root", e, "an existing folder"))?;
+    let cloud = app::cloud_clients(config)?;
+    let journal = app::JournalAt::file_or_default(args.journal.clone()).open()?;
+    if token.is_none() {
+        tracing::warn!("CALLFEED_API_TOKEN is not set: the API takes requests without a token");
+    }
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    // Session streams are served on the API's own port, under the public URL if given.
+    let public = args
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
+    let (streams, stream_routes) = crate::serve::streams::StreamServer::attached(&public);
+    let service = Service::new(
+        cloud,
+        journal.journal().clone(),
+        ServiceConfig {
+            token,
+            sdkappid: config.require_sdkappid()?,
+            webhook_keys,
+            webhooks: !args.no_webhooks,
+            driver: driver::DriverSettings {
+                stream_server: Some(streams),
+                ..driver::DriverSettings::default()
+            },
+            topologies: Topologies::load(&config.pipelines)?,
+            policy: InputPolicy::Restricted(restrictions),
+            max_sessions: args
+                .max_sessions
+                .unwrap_or_else(crate::serve::api::default_max_sessions),
+            keep_ended: std::time::Duration::from_secs(args.keep_ended),
+        },
+    );
+    for (id, note) in service.recover().await {
+        eprintln!("recovered session {id} left open by an earlier run: {note}");
+    }
+    println!("{}", serde_json::json!({ "api": format!("http://{addr}") }));
+    let router = service.router().merge(stream_routes);
+    let drained = service.clone();
+    let limits = crate::serve::http::HttpLimits {
+        max_connections: args.max_connections,
+        ..Default::default()
+    };
+    crate::serve::http::serve(listener, router, limits, async move {
+        app::shutdown_signal().await;
+        // No new sessions; every running one ends cleanly before the server stops.
+        drained.drain().await;
+    })
+    .await?;
+    Ok(ExitCode::SUCCESS)
+}
