@@ -33,6 +33,8 @@ pub mod config;
 pub mod emulator;
 pub mod load;
 pub mod media;
+pub mod publish;
 pub mod redact;
 pub mod serve;
+pub mod server;
 pub mod session;

@@ -9,7 +9,7 @@ use callfeed::media::input::InputSpec;
 use callfeed::media::live::{LiveSettings, LiveStream, Loops, MediaEvent};
 use callfeed::media::observer::{MediaTally, ObserveSpec, Observer, Pace};
 use callfeed::media::topology::Topologies;
-use callfeed::serve::streams::StreamServer;
+use callfeed::publish::StreamServer;
 use common::*;
 
 fn topologies() -> Topologies {

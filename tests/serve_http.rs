@@ -1,4 +1,4 @@
-//! The bounds `serve::http` puts on clients: slow heads, idle connections, too many
+//! The bounds `server` puts on clients: slow heads, idle connections, too many
 //! connections, oversized and stalled request bodies, and live readers that stop reading.
 //! Everything talks raw HTTP/1.1 over 127.0.0.1 so the client does exactly what a bad one would.
 
@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use axum::routing::{get, post};
 use callfeed::media::hub::StreamHub;
-use callfeed::serve::http::{HttpLimits, serve};
-use callfeed::serve::streams::StreamServer;
+use callfeed::publish::StreamServer;
+use callfeed::server::{HttpLimits, serve};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 

@@ -57,9 +57,12 @@ fn spec(callee: &str, room: RoomRef, media: &str) -> SessionSpec {
 async fn run<C: CloudOps>(spec: SessionSpec, cloud: &C, journal: Option<Arc<Journal>>) -> Report {
     let (status, _) = tokio::sync::watch::channel(Status::default());
     let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+    let server = callfeed::publish::StreamServer::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
     let settings = DriverSettings {
         cache_dir: std::env::temp_dir().join(format!("callfeed-test-cache-{}", std::process::id())),
-        ..DriverSettings::default()
+        ..DriverSettings::new(Arc::new(server))
     };
     tokio::time::timeout(
         Duration::from_secs(60),

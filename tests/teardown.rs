@@ -12,7 +12,7 @@ use callfeed::media::live::{LiveSettings, LiveStream};
 use callfeed::media::observer::{MediaTally, ObserveSpec, Observer, Pace};
 use callfeed::media::rtmp::RtmpOutput;
 use callfeed::media::topology::Topologies;
-use callfeed::serve::streams::StreamServer;
+use callfeed::publish::StreamServer;
 use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

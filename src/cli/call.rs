@@ -240,11 +240,12 @@ async fn run_session(
     journal: Arc<crate::session::journal::Journal>,
 ) -> anyhow::Result<driver::Report> {
     let topologies = Topologies::load(&config.pipelines)?;
-    let settings = driver::DriverSettings {
-        stream_listen: args.stream_listen,
-        public_base: args.public_url.clone(),
-        ..driver::DriverSettings::default()
-    };
+    // The session is handed where to publish: this command's own stream server.
+    let server = crate::publish::StreamServer::start(args.stream_listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot serve the stream on {}: {e}", args.stream_listen))?
+        .with_public_base(args.public_url.as_deref());
+    let settings = driver::DriverSettings::new(Arc::new(server));
     let session_id = uuid::Uuid::new_v4().to_string();
     let (status_tx, status_rx) = tokio::sync::watch::channel(driver::Status::default());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -84,10 +84,12 @@ pub(super) async fn run(mut config: Config, args: LoadArgs) -> anyhow::Result<Ex
         concurrency: args.concurrency.unwrap_or(args.calls),
         template,
     };
+    // One stream server for every session of the run, as `serve` has.
+    let server = crate::publish::StreamServer::start(([127, 0, 0, 1], 0).into()).await?;
     let run = crate::load::run(
         plan,
         cloud,
-        driver::DriverSettings::default(),
+        driver::DriverSettings::new(Arc::new(server)),
         Topologies::load(&config.pipelines)?,
         progress_tx,
         stop_rx,

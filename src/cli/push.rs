@@ -20,7 +20,7 @@ use crate::media::input::InputSpec;
 use crate::media::live::{LiveSettings, LiveStream, Loops, MediaEvent};
 use crate::media::probe::ProbeReport;
 use crate::media::topology::Topologies;
-use crate::serve::streams::StreamServer;
+use crate::publish::StreamServer;
 
 #[derive(Args)]
 pub(super) struct PushArgs {

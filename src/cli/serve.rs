@@ -50,7 +50,7 @@ pub(super) struct ServeArgs {
     #[arg(long, value_name = "SECS", default_value_t = 600)]
     keep_ended: u64,
     /// Open connections at most; one more is closed at once.
-    #[arg(long, value_name = "N", default_value_t = crate::serve::http::DEFAULT_MAX_CONNECTIONS)]
+    #[arg(long, value_name = "N", default_value_t = crate::server::DEFAULT_MAX_CONNECTIONS)]
     #[arg(value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     max_connections: usize,
 }
@@ -114,7 +114,7 @@ pub(super) async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<Exit
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{addr}"));
-    let (streams, stream_routes) = crate::serve::streams::StreamServer::attached(&public);
+    let (streams, stream_routes) = crate::publish::StreamServer::attached(&public);
     let service = Service::new(
         cloud,
         journal.journal().clone(),
@@ -123,10 +123,7 @@ pub(super) async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<Exit
             sdkappid: config.require_sdkappid()?,
             webhook_keys,
             webhooks: !args.no_webhooks,
-            driver: driver::DriverSettings {
-                stream_server: Some(streams),
-                ..driver::DriverSettings::default()
-            },
+            driver: driver::DriverSettings::new(streams),
             topologies: Topologies::load(&config.pipelines)?,
             policy: InputPolicy::Restricted(restrictions),
             max_sessions: args
@@ -141,11 +138,11 @@ pub(super) async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<Exit
     println!("{}", serde_json::json!({ "api": format!("http://{addr}") }));
     let router = service.router().merge(stream_routes);
     let drained = service.clone();
-    let limits = crate::serve::http::HttpLimits {
+    let limits = crate::server::HttpLimits {
         max_connections: args.max_connections,
         ..Default::default()
     };
-    crate::serve::http::serve(listener, router, limits, async move {
+    crate::server::serve(listener, router, limits, async move {
         app::shutdown_signal().await;
         // No new sessions; every running one ends cleanly before the server stops.
         drained.drain().await;

@@ -1,8 +1,7 @@
-//! HTTP serving: the sessions API, the webhook receivers, metrics, the stream endpoints a
-//! cloud puller reads, and the bounded HTTP server they all run on.
+//! `callfeed serve`: the sessions API, the webhook receivers and metrics. Its listener is the
+//! bounded [`server`](crate::server); session streams are mounted on it by a
+//! [`publish`](crate::publish) server.
 
 pub mod api;
-pub mod http;
 pub mod metrics;
-pub mod streams;
 pub mod webhooks;

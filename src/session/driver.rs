@@ -2,7 +2,6 @@
 //! every stage, and tears everything down together. It owns the session's state machine and
 //! feeds it what the cloud and the media engine report.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,44 +19,50 @@ use crate::media::contract::Contract;
 use crate::media::input::InputSpec;
 use crate::media::live::{LiveSettings, LiveStream, Loops, MediaEvent, StreamStats};
 use crate::media::topology::Topologies;
-use crate::serve::streams::StreamServer;
+use crate::publish::Publisher;
 
 /// How the driver works, beyond the session's own spec.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct DriverSettings {
     pub poll_call: Duration,
     pub poll_task: Duration,
     pub teardown_timeout: Duration,
-    /// Where the stream server listens.
-    pub stream_listen: SocketAddr,
-    /// The public base URL the cloud reaches the stream server at (when it is behind NAT or
-    /// a proxy); the listen address otherwise.
-    pub public_base: Option<String>,
+    /// Where the session's stream is published for the cloud to pull.
+    pub publisher: Arc<dyn Publisher>,
     pub cache_dir: PathBuf,
-    /// A stream server shared by every session (`callfeed serve` mounts it on its own port);
-    /// each session starts its own on `stream_listen` otherwise.
-    pub stream_server: Option<Arc<StreamServer>>,
     /// How long an unconfirmed teardown is retried before the session returns with it
     /// pending (the journal keeps it for the next run); `None` retries until the cloud
-    /// confirms, as a long-running service does.
+    /// confirms.
     pub teardown_retry_for: Option<Duration>,
     /// The cloud's request rates, shared by every session of this process.
     pub poll_budget: Arc<PollBudget>,
 }
 
-impl Default for DriverSettings {
-    fn default() -> Self {
+impl DriverSettings {
+    /// The defaults, publishing through `publisher`.
+    pub fn new(publisher: Arc<dyn Publisher>) -> Self {
         Self {
             poll_call: Duration::from_millis(500),
             poll_task: Duration::from_secs(1),
             teardown_timeout: Duration::from_secs(5),
-            stream_listen: "127.0.0.1:0".parse().expect("an address"),
-            public_base: None,
+            publisher,
             cache_dir: crate::media::announce::default_cache_dir(),
-            stream_server: None,
             teardown_retry_for: Some(Duration::from_secs(30)),
             poll_budget: Arc::new(PollBudget::default()),
         }
+    }
+}
+
+impl std::fmt::Debug for DriverSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DriverSettings")
+            .field("poll_call", &self.poll_call)
+            .field("poll_task", &self.poll_task)
+            .field("teardown_timeout", &self.teardown_timeout)
+            .field("publisher", &self.publisher.public_base())
+            .field("cache_dir", &self.cache_dir)
+            .field("teardown_retry_for", &self.teardown_retry_for)
+            .finish_non_exhaustive()
     }
 }
 
@@ -126,7 +131,6 @@ struct Prepared {
     repeat_num: i32,
     /// The plan's name: announcement, passthrough or live.
     mode: &'static str,
-    server: Arc<StreamServer>,
 }
 
 async fn prepare(
@@ -152,16 +156,7 @@ async fn prepare(
         }
         _ => None,
     };
-    let server = match &settings.stream_server {
-        Some(shared) => shared.clone(),
-        None => Arc::new(
-            StreamServer::start(settings.stream_listen)
-                .await
-                .map_err(|e| {
-                    format!("cannot serve the stream on {}: {e}", settings.stream_listen)
-                })?,
-        ),
-    };
+    let publisher = &settings.publisher;
     let plan = plan(
         &input,
         report.as_ref(),
@@ -195,7 +190,7 @@ async fn prepare(
                 .zip(spec.repeat)
                 .map(|(ms, n)| Duration::from_millis(ms * u64::from(n)));
             let repeat_num = spec.repeat.map_or(-1, |n| n as i32);
-            let url = server.publish_file(file, None);
+            let url = publisher.publish_file(file, None);
             (Media::Announcement { expected }, url, repeat_num)
         }
         mode => {
@@ -216,20 +211,15 @@ async fn prepare(
                 _ => LiveStream::start(input.clone(), live, topologies),
             }
             .map_err(|e| e.to_string())?;
-            let url = server.publish_live(stream.hub(), None);
+            let url = publisher.publish_live(stream.hub(), None);
             (Media::Live(stream), url, -1)
         }
-    };
-    let url = match &settings.public_base {
-        Some(base) => url.replacen(server.base(), base.trim_end_matches('/'), 1),
-        None => url,
     };
     Ok(Prepared {
         media,
         url,
         repeat_num,
         mode,
-        server,
     })
 }
 
@@ -529,7 +519,7 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
         let actions = self.machine.on(Event::Prepared);
         let torn_down = self.drive(&mut prepared, actions).await;
         // The URL dies with the session, on a shared server too.
-        prepared.server.unpublish(&prepared.url);
+        self.settings.publisher.withdraw(&prepared.url);
         let mode = prepared.mode;
         let stats = match prepared.media {
             Media::Live(stream) => {

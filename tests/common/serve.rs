@@ -99,7 +99,7 @@ pub async fn start_service(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     // As `callfeed serve` does: session streams on the API's own port.
-    let (streams, stream_routes) = callfeed::serve::streams::StreamServer::attached(&base);
+    let (streams, stream_routes) = callfeed::publish::StreamServer::attached(&base);
     let mut config = ServiceConfig {
         token: Some(TOKEN.into()),
         sdkappid: SDKAPPID,
@@ -108,10 +108,7 @@ pub async fn start_service(
             call_token: None,
         },
         webhooks: true,
-        driver: DriverSettings {
-            stream_server: Some(streams),
-            ..DriverSettings::default()
-        },
+        driver: DriverSettings::new(streams),
         topologies: Topologies::builtin().unwrap(),
         policy: InputPolicy::Restricted(Restrictions::default()),
         max_sessions: 64,
@@ -120,10 +117,10 @@ pub async fn start_service(
     configure(&mut config);
     let service = Service::new(cloud, Arc::new(Journal::open(journal).unwrap()), config);
     let app = service.router().merge(stream_routes);
-    tokio::spawn(callfeed::serve::http::serve(
+    tokio::spawn(callfeed::server::serve(
         listener,
         app,
-        callfeed::serve::http::HttpLimits::default(),
+        callfeed::server::HttpLimits::default(),
         std::future::pending(),
     ));
     (

@@ -73,10 +73,10 @@ impl StreamServer {
         let app = router(registry.clone());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         // The server's limits drop a reader that stops reading: see `live`.
-        tokio::spawn(super::http::serve(
+        tokio::spawn(crate::server::serve(
             listener,
             app,
-            super::http::HttpLimits::default(),
+            crate::server::HttpLimits::default(),
             async {
                 let _ = stopped.await;
             },
@@ -103,6 +103,15 @@ impl StreamServer {
             }),
             router,
         )
+    }
+
+    /// Publishes URLs under `base` (the URL the cloud reaches this server at, behind NAT or
+    /// a proxy) instead of the listen address.
+    pub fn with_public_base(mut self, base: Option<&str>) -> Self {
+        if let Some(base) = base {
+            self.base = base.trim_end_matches('/').to_owned();
+        }
+        self
     }
 
     /// The listener's address, for a server on its own listener.
