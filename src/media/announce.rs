@@ -206,18 +206,9 @@ pub async fn transcode(
     let mux = pipeline
         .by_name("mux")
         .ok_or_else(|| build("no muxer".into()))?;
-    let weak_pipeline = pipeline.downgrade();
     let weak_mux = mux.downgrade();
     let want_video = contract.video.is_some();
-    decode.connect_pad_added(move |_, pad| {
-        let (Some(pipeline), Some(mux)) = (weak_pipeline.upgrade(), weak_mux.upgrade()) else {
-            return;
-        };
-        let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
-        let kind = caps
-            .structure(0)
-            .map(|s| s.name().to_string())
-            .unwrap_or_default();
+    super::pads::attach_decoded_pads(&decode, &pipeline, move |kind| {
         let chain = if kind.starts_with("video/") && want_video {
             video_chain.clone()
         } else if kind.starts_with("audio/") {
@@ -225,23 +216,16 @@ pub async fn transcode(
         } else {
             None
         };
-        let description = match chain {
-            Some(c) => format!("queue ! {c} ! queue"),
-            None => "fakesink sync=false".to_owned(),
+        let Some(chain) = chain else {
+            return Ok(None);
         };
-        let Ok(bin) = gst::parse::bin_from_description(&description, true) else {
-            return;
-        };
-        if pipeline.add(&bin).is_err() {
-            return;
-        }
-        if bin.static_pad("src").is_some() {
-            let _ = bin.link(&mux);
-        }
-        let _ = bin.sync_state_with_parent();
-        if let Some(sink) = bin.static_pad("sink") {
-            let _ = pad.link(&sink);
-        }
+        let mux = weak_mux.upgrade().ok_or("the muxer is gone")?;
+        let bin = gst::parse::bin_from_description(&format!("queue ! {chain} ! queue"), true)
+            .map_err(|e| e.to_string())?;
+        Ok(Some(super::pads::Branch {
+            element: bin.upcast(),
+            downstream: Some(mux),
+        }))
     });
     let bus = pipeline.bus().ok_or_else(|| build("no bus".into()))?;
     let mut messages = bus.stream();

@@ -153,11 +153,6 @@ impl StreamHub {
         }
     }
 
-    /// Whether a reader could start decoding now (headers and a keyframe are in).
-    pub fn is_ready(&self) -> bool {
-        let s = self.state.lock().expect("hub lock");
-        s.file_header.is_some() && !s.gop.is_empty()
-    }
 
     pub fn readers(&self) -> usize {
         self.live.receiver_count()

@@ -137,11 +137,6 @@ pub(crate) fn launch_after(
     Ok(pipeline)
 }
 
-/// Whether an element factory is installed (e.g. `x264enc` from plugins-ugly).
-pub fn has_element(name: &str) -> Result<bool, MediaInitError> {
-    init()?;
-    Ok(gstreamer::ElementFactory::find(name).is_some())
-}
 pub mod announce;
 pub mod contract;
 pub mod flv;
@@ -149,6 +144,7 @@ pub mod hub;
 pub mod input;
 pub mod live;
 pub mod observer;
+mod pads;
 pub mod passthrough;
 pub mod plan;
 pub mod policy;

@@ -284,33 +284,17 @@ fn build_pipeline(
         .add(&decode)
         .map_err(|e| format!("cannot add uridecodebin: {e}"))?;
     let sync = spec.pace == Pace::Realtime;
-    let weak_pipeline = pipeline.downgrade();
     let tally = tally.clone();
     let events = events.clone();
-    decode.connect_pad_added(move |_, pad| {
-        let Some(pipeline) = weak_pipeline.upgrade() else {
-            return;
-        };
-        let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
-        let Some(kind) = caps.structure(0).map(|s| s.name().to_string()) else {
-            return;
-        };
+    super::pads::attach_decoded_pads(&decode, &pipeline, move |kind| {
         let branch = if kind.starts_with("audio/") {
             audio_branch(sync, &tally, &events)
         } else if kind.starts_with("video/") {
             video_branch(sync, &tally, &events)
         } else {
-            return;
+            return Ok(None);
         };
-        let result = branch.and_then(|bin| {
-            pipeline.add(&bin).map_err(|e| e.to_string())?;
-            bin.sync_state_with_parent().map_err(|e| e.to_string())?;
-            let sink = bin.static_pad("sink").ok_or("branch without sink pad")?;
-            pad.link(&sink).map(|_| ()).map_err(|e| e.to_string())
-        });
-        if let Err(e) = result {
-            tally.record_error(format!("cannot attach a {kind} branch: {e}"));
-        }
+        branch.map(|bin| Some(super::pads::Branch::new(bin)))
     });
     Ok(pipeline)
 }

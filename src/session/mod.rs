@@ -6,6 +6,8 @@
 
 pub mod driver;
 pub mod journal;
+mod media;
+mod run;
 pub mod state;
 pub mod teardown;
 

@@ -129,31 +129,20 @@ pub(super) fn build_input(
             if let Some(guard) = guard {
                 crate::media::policy::guard_sources(pipeline.upcast_ref(), guard);
             }
-            let weak = pipeline.downgrade();
             let feed = feed.clone();
-            decode.connect_pad_added(move |_, pad| {
-                let Some(pipeline) = weak.upgrade() else {
-                    return;
-                };
-                let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
-                let kind = caps
-                    .structure(0)
-                    .map(|s| s.name().to_string())
-                    .unwrap_or_default();
-                let branch = if kind.starts_with("video/") {
+            crate::media::pads::attach_decoded_pads(&decode, &pipeline, move |kind| {
+                let description = if kind.starts_with("video/") {
                     video_branch.as_deref()
                 } else if kind.starts_with("audio/") {
                     Some(audio_branch.as_str())
                 } else {
                     None
                 };
-                let description = branch.unwrap_or("fakesink sync=false");
-                let Ok(bin) = gst::parse::bin_from_description(description, true) else {
-                    return;
+                let Some(description) = description else {
+                    return Ok(None);
                 };
-                if pipeline.add(&bin).is_err() {
-                    return;
-                }
+                let bin = gst::parse::bin_from_description(description, true)
+                    .map_err(|e| e.to_string())?;
                 for name in ["video", "audio"] {
                     if let Some(sink) = bin
                         .by_name(name)
@@ -162,10 +151,7 @@ pub(super) fn build_input(
                         attach_sink(&sink, name == "video", true, &feed);
                     }
                 }
-                let _ = bin.sync_state_with_parent();
-                if let Some(sink_pad) = bin.static_pad("sink") {
-                    let _ = pad.link(&sink_pad);
-                }
+                Ok(Some(crate::media::pads::Branch::new(bin)))
             });
             pipeline
         }

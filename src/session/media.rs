@@ -1,0 +1,118 @@
+//! A session's media, made ready before anything rings: the input probed (under the
+//! session's source guard), the plan chosen, the announcement transcoded or the live stream
+//! started, and the URL published for the cloud to pull.
+
+use std::time::Duration;
+
+use super::SessionSpec;
+use super::driver::DriverSettings;
+use crate::media::contract::Contract;
+use crate::media::input::InputSpec;
+use crate::media::live::{LiveSettings, LiveStream, Loops};
+use crate::media::topology::Topologies;
+
+pub(super) enum Media {
+    /// A file the cloud plays itself; `expected` is how long all plays take.
+    Announcement {
+        expected: Option<Duration>,
+    },
+    Live(LiveStream),
+}
+
+pub(super) struct Prepared {
+    pub(super) media: Media,
+    pub(super) url: String,
+    pub(super) repeat_num: i32,
+    /// The plan's name: announcement, passthrough or live.
+    pub(super) mode: &'static str,
+}
+
+pub(super) async fn prepare(
+    spec: &SessionSpec,
+    settings: &DriverSettings,
+    topologies: &Topologies,
+) -> Result<Prepared, String> {
+    use crate::media::plan::{Mode, PlanOptions, plan};
+    let input = spec.input.clone();
+    let contract = Contract::new(spec.profile);
+    let report = match &input {
+        InputSpec::File(_) | InputSpec::Playlist(_) | InputSpec::Url(_) => {
+            let probe_input = input.clone();
+            let guard = spec.source_guard.clone();
+            Some(
+                tokio::task::spawn_blocking(move || {
+                    crate::media::probe::probe_guarded(&probe_input, contract, guard.as_ref())
+                })
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?,
+            )
+        }
+        _ => None,
+    };
+    let publisher = &settings.publisher;
+    let plan = plan(
+        &input,
+        report.as_ref(),
+        PlanOptions {
+            live: spec.live,
+            start: None,
+            file_output: true,
+        },
+    );
+    tracing::info!(mode = plan.name(), reason = %plan.reason, "media plan");
+    let mode = plan.name();
+    let (media, url, repeat_num) = match plan.mode {
+        Mode::Announcement { path, conforms } => {
+            let report = report.as_ref().expect("an announcement was probed");
+            let file = if conforms {
+                path
+            } else {
+                crate::media::announce::prepare(
+                    &path,
+                    report,
+                    contract,
+                    topologies,
+                    &settings.cache_dir,
+                    &|_| {},
+                )
+                .await
+                .map_err(|e| e.to_string())?
+            };
+            let expected = report
+                .duration_ms
+                .zip(spec.repeat)
+                .map(|(ms, n)| Duration::from_millis(ms * u64::from(n)));
+            let repeat_num = spec.repeat.map_or(-1, |n| n as i32);
+            let url = publisher.publish_file(file, None);
+            (Media::Announcement { expected }, url, repeat_num)
+        }
+        mode => {
+            let mut live = LiveSettings::new(contract);
+            live.loops = match spec.repeat {
+                Some(n) => Loops::Times(n.max(1)),
+                None => Loops::Forever,
+            };
+            live.still_image = report
+                .as_ref()
+                .and_then(|r| r.video.as_ref())
+                .is_some_and(|v| v.still_image);
+            live.source_guard = spec.source_guard.clone();
+            let stream = match mode {
+                Mode::Passthrough { path, container } => {
+                    LiveStream::start_passthrough(path, &container, live)
+                }
+                _ => LiveStream::start(input.clone(), live, topologies),
+            }
+            .map_err(|e| e.to_string())?;
+            let url = publisher.publish_live(stream.hub(), None);
+            (Media::Live(stream), url, -1)
+        }
+    };
+    Ok(Prepared {
+        media,
+        url,
+        repeat_num,
+        mode,
+    })
+}

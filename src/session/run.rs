@@ -1,0 +1,467 @@
+//! One session while it runs: the state machine fed with what the cloud and the media
+//! report, the machine's actions carried out, the polls, and the report at the end.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::driver::{Controls, DriverSettings, Report, Timings, confirm_teardown};
+use super::journal::{Admission, Journal};
+use super::media::{Media, Prepared, prepare};
+use super::state::{Action, Event, Outcome, Phase, Session, Stage};
+use super::teardown::CloudLeftovers;
+use super::{CallStatus, CloudOps, SessionSpec, room_key};
+use crate::cloud::http::CloudError;
+use crate::cloud::ingest::StartStreamIngest;
+use crate::media::live::{MediaEvent, StreamStats};
+use crate::media::topology::Topologies;
+
+/// How soon an ingest task the cloud ended is started again, at first and at most.
+const RESTART_MIN: Duration = Duration::from_millis(500);
+const RESTART_MAX: Duration = Duration::from_secs(8);
+
+/// A cloud request in flight.
+type InFlight<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, CloudError>> + Send + 'a>>;
+
+/// The session's polls of the cloud: the one in flight of each kind, and when the next is due.
+struct Polls<'a> {
+    call: Option<InFlight<'a, CallStatus>>,
+    task: Option<InFlight<'a, bool>>,
+    next_call: tokio::time::Instant,
+    next_task: tokio::time::Instant,
+}
+
+/// One session's state while it runs: today's locals of the loop, one method per phase.
+pub(super) struct SessionRun<'a, C> {
+    id: String,
+    spec: SessionSpec,
+    cloud: &'a C,
+    journal: Option<Arc<Journal>>,
+    settings: DriverSettings,
+    controls: Controls,
+    machine: Session,
+    started: Instant,
+    timings: Timings,
+    /// Shared with `run`, which stops it if this task panics.
+    leftovers: Arc<std::sync::Mutex<CloudLeftovers>>,
+    call_id: Option<String>,
+    task_id: Option<String>,
+    ever_answered: bool,
+    ringing_since: Option<Instant>,
+    ingest_started: Option<Instant>,
+    task_restarts: u32,
+    error_code: Option<String>,
+    /// `max_duration` caps the media time, counted from the first StartStreamIngest.
+    deadline: Option<tokio::time::Instant>,
+}
+
+impl<'a, C: CloudOps> SessionRun<'a, C> {
+    pub(super) fn new(
+        id: String,
+        spec: SessionSpec,
+        cloud: &'a C,
+        journal: Option<Arc<Journal>>,
+        settings: DriverSettings,
+        controls: Controls,
+        leftovers: Arc<std::sync::Mutex<CloudLeftovers>>,
+    ) -> Self {
+        Self {
+            machine: Session::new(spec.ingest_at, spec.ring_timeout),
+            id,
+            spec,
+            cloud,
+            journal,
+            settings,
+            controls,
+            started: Instant::now(),
+            timings: Timings::default(),
+            leftovers,
+            call_id: None,
+            task_id: None,
+            ever_answered: false,
+            ringing_since: None,
+            ingest_started: None,
+            task_restarts: 0,
+            error_code: None,
+            deadline: None,
+        }
+    }
+
+    fn ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    fn journal_note(&self, f: impl FnOnce(&Journal) -> Result<(), super::journal::JournalError>) {
+        if let Some(j) = &self.journal
+            && let Err(e) = f(j)
+        {
+            tracing::error!(session = %self.id, error = %e, "journal write failed");
+        }
+    }
+
+    fn remember(&self, change: impl FnOnce(&mut CloudLeftovers)) {
+        if let Ok(mut l) = self.leftovers.lock() {
+            change(&mut l);
+        }
+    }
+
+    fn publish_phase(&self) {
+        let (phase, elapsed) = (self.machine.phase.name(), self.ms());
+        self.controls.status.send_modify(|s| {
+            s.phase = phase.to_owned();
+            s.elapsed_ms = elapsed;
+        });
+    }
+
+    /// Takes the room in the journal, unless an API already admitted this session.
+    fn admit(&self) -> Result<(), String> {
+        let Some(j) = &self.journal else {
+            return Ok(());
+        };
+        match j.admit(
+            &self.id,
+            &room_key(&self.spec.room),
+            self.spec.robot.as_str(),
+        ) {
+            Ok(Admission::Admitted) => Ok(()),
+            Ok(Admission::Busy { existing }) if existing == self.id => Ok(()),
+            Ok(Admission::Busy { existing }) => Err(format!(
+                "{} already has a session for {} ({existing})",
+                self.spec.room, self.spec.robot
+            )),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    pub(super) async fn run(mut self, topologies: Topologies) -> Report {
+        let prepared = match self.admit() {
+            Err(reason) => Some(Err(reason)),
+            Ok(()) => tokio::select! {
+                p = prepare(&self.spec, &self.settings, &topologies) => Some(p),
+                _ = self.controls.stop.changed() => None,
+            },
+        };
+        let mut prepared = match prepared {
+            Some(Ok(p)) => p,
+            Some(Err(reason)) => {
+                self.machine.on(Event::Failed {
+                    stage: Stage::Prepare,
+                    reason,
+                });
+                return self.into_report("none", None).await;
+            }
+            None => {
+                self.machine.on(Event::StopRequested);
+                return self.into_report("none", None).await;
+            }
+        };
+        self.timings.prepared_ms = Some(self.ms());
+        let actions = self.machine.on(Event::Prepared);
+        let torn_down = self.drive(&mut prepared, actions).await;
+        // The URL dies with the session, on a shared server too.
+        self.settings.publisher.withdraw(&prepared.url);
+        let mode = prepared.mode;
+        let stats = match prepared.media {
+            Media::Live(stream) => {
+                let stats = stream.stats();
+                let _ = tokio::time::timeout(self.settings.teardown_timeout, stream.stop()).await;
+                Some(stats)
+            }
+            Media::Announcement { .. } => None,
+        };
+        debug_assert!(torn_down);
+        self.into_report(mode, stats).await
+    }
+
+    /// Carries out the machine's actions and feeds it what happens, until it asks for the
+    /// teardown.
+    async fn drive(&mut self, prepared: &mut Prepared, mut actions: Vec<Action>) -> bool {
+        let mut media_events = match &prepared.media {
+            Media::Live(s) => Some(s.events()),
+            Media::Announcement { .. } => None,
+        };
+        let _seat = self.settings.poll_budget.join();
+        let mut restart_delays = backon::BackoffBuilder::build(
+            backon::ExponentialBuilder::default()
+                .with_min_delay(RESTART_MIN)
+                .with_max_delay(RESTART_MAX)
+                .with_jitter()
+                .without_max_times(),
+        );
+        let now = tokio::time::Instant::now();
+        let mut polls = Polls {
+            call: None,
+            task: None,
+            next_call: now,
+            next_task: now,
+        };
+        loop {
+            while let Some(action) = actions.pop() {
+                self.publish_phase();
+                match action {
+                    Action::StartCall => actions.extend(self.start_call().await),
+                    Action::StartIngest => {
+                        actions.extend(self.start_ingest(&prepared.url, prepared.repeat_num).await)
+                    }
+                    Action::RestartIngest { attempt } => {
+                        self.task_restarts = attempt;
+                        // Jittered backoff, 0.5 s doubling to 8 s, so a flapping cloud is not
+                        // hammered.
+                        let delay = restart_delays.next().unwrap_or(RESTART_MAX);
+                        let pause = tokio::time::sleep(delay);
+                        tokio::select! {
+                            _ = pause => actions.extend(self.start_ingest(&prepared.url, prepared.repeat_num).await),
+                            _ = self.controls.stop.changed() => actions.extend(self.machine.on(Event::StopRequested)),
+                        }
+                    }
+                    Action::TearDown => return true,
+                }
+            }
+            self.publish_phase();
+            if let Media::Live(stream) = &prepared.media {
+                let s = stream.stats();
+                self.controls.status.send_modify(|st| {
+                    st.iteration = s.iteration;
+                    st.position_ms = s.position_ms;
+                });
+            }
+            let event = self
+                .next_event(prepared, &mut media_events, &mut polls)
+                .await;
+            if let Some(event) = event {
+                tracing::info!(session = %self.id, ?event, "session event");
+                actions.extend(self.machine.on(event));
+            }
+        }
+    }
+
+    /// Waits for the next thing that happens. A poll in flight lives across waits (a media
+    /// event or a nudge does not cancel it, so a slow cloud still gets answered); a stop
+    /// request drops it at once instead of waiting for its answer.
+    async fn next_event(
+        &mut self,
+        prepared: &Prepared,
+        media_events: &mut Option<tokio::sync::broadcast::Receiver<MediaEvent>>,
+        polls: &mut Polls<'a>,
+    ) -> Option<Event> {
+        let cloud = self.cloud;
+        let budget = self.settings.poll_budget.clone();
+        let robot = self.spec.robot.as_str().to_owned();
+        let deadline = self.deadline;
+        let call_due = self.call_id.is_some() && polls.call.is_none();
+        let task_due = self.task_id.is_some() && polls.task.is_none();
+        let (call_at, task_at) = (polls.next_call, polls.next_task);
+        tokio::select! {
+            _ = self.controls.stop.changed() => Some(Event::StopRequested),
+            _ = self.controls.nudge.notified() => {
+                let now = tokio::time::Instant::now();
+                polls.next_call = now;
+                polls.next_task = now;
+                None
+            }
+            _ = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            } => Some(if matches!(self.machine.phase, Phase::Ingesting) { Event::MediaFinished } else { Event::StopRequested }),
+            _ = tokio::time::sleep_until(call_at), if call_due => {
+                let id = self.call_id.clone().unwrap_or_default();
+                polls.call = Some(Box::pin(async move { cloud.call_status(&id, &robot).await }));
+                polls.next_call = tokio::time::Instant::now()
+                    + budget.interval(self.settings.poll_call, crate::cloud::http::CALL_COMMAND_PER_SECOND);
+                None
+            }
+            _ = tokio::time::sleep_until(task_at), if task_due => {
+                let id = self.task_id.clone().unwrap_or_default();
+                polls.task = Some(Box::pin(async move { cloud.task_alive(&id).await }));
+                polls.next_task = tokio::time::Instant::now()
+                    + budget.interval(self.settings.poll_task, crate::cloud::http::INGEST_ACTION_PER_SECOND);
+                None
+            }
+            answer = async {
+                match polls.call.as_mut() {
+                    Some(poll) => poll.await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                polls.call = None;
+                self.on_call_status(answer)
+            }
+            answer = async {
+                match polls.task.as_mut() {
+                    Some(poll) => poll.await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                polls.task = None;
+                self.on_task_status(answer, &prepared.media)
+            }
+            event = async {
+                match media_events.as_mut() {
+                    Some(rx) => rx.recv().await.ok(),
+                    None => std::future::pending().await,
+                }
+            } => match event {
+                Some(MediaEvent::Ended { .. }) => Some(Event::MediaFinished),
+                Some(MediaEvent::Failed { reason }) => Some(Event::Failed { stage: Stage::Media, reason }),
+                _ => None,
+            },
+        }
+    }
+
+    fn on_call_status(
+        &mut self,
+        answer: Result<CallStatus, crate::cloud::http::CloudError>,
+    ) -> Option<Event> {
+        match answer {
+            Ok(CallStatus::Live { answered: true }) if !self.ever_answered => {
+                self.ever_answered = true;
+                self.timings.answered_ms = Some(self.ms());
+                Some(Event::Answered)
+            }
+            Ok(CallStatus::Gone) => Some(Event::CallGone {
+                ever_answered: self.ever_answered,
+                rang_for: self.ringing_since.map_or(Duration::ZERO, |t| t.elapsed()),
+            }),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!(session = %self.id, error = %e, "get_call_info failed");
+                None
+            }
+        }
+    }
+
+    fn on_task_status(
+        &mut self,
+        answer: Result<bool, crate::cloud::http::CloudError>,
+        media: &Media,
+    ) -> Option<Event> {
+        match answer {
+            Ok(false) => {
+                self.controls
+                    .status
+                    .send_modify(|s| s.task = Some("NotExist"));
+                let done = match media {
+                    // The cloud played the announcement through: that is the end.
+                    Media::Announcement { expected: Some(e) } => self
+                        .ingest_started
+                        .is_some_and(|t| t.elapsed().as_secs_f64() >= e.as_secs_f64() * 0.9),
+                    _ => false,
+                };
+                if done {
+                    Some(Event::MediaFinished)
+                } else {
+                    // The cloud reported the task gone: nothing of it is left to stop.
+                    self.remember(|l| l.task_id = None);
+                    Some(Event::TaskGone)
+                }
+            }
+            Ok(true) => {
+                self.controls
+                    .status
+                    .send_modify(|s| s.task = Some("InProgress"));
+                None
+            }
+            Err(e) => {
+                tracing::warn!(session = %self.id, error = %e, "DescribeStreamIngest failed");
+                None
+            }
+        }
+    }
+
+    async fn start_call(&mut self) -> Vec<Action> {
+        match self.cloud.start_call(&self.spec.start_call_request()).await {
+            Ok(id) => {
+                tracing::info!(session = %self.id, call_id = %id, "call started");
+                self.journal_note(|j| j.set_call(&self.id, &id));
+                self.controls
+                    .status
+                    .send_modify(|s| s.call_id = Some(id.clone()));
+                self.remember(|l| l.call_id = Some(id.clone()));
+                self.call_id = Some(id);
+                self.timings.call_started_ms = Some(self.ms());
+                self.ringing_since = Some(Instant::now());
+                self.machine.on(Event::CallStarted)
+            }
+            Err(e) => {
+                self.error_code = e.code();
+                self.machine.on(Event::Failed {
+                    stage: Stage::Ring,
+                    reason: e.to_string(),
+                })
+            }
+        }
+    }
+
+    async fn start_ingest(&mut self, url: &str, repeat_num: i32) -> Vec<Action> {
+        let mut req = StartStreamIngest::new(
+            self.spec.room.clone(),
+            self.spec.ingest_user.clone(),
+            url.to_owned(),
+        );
+        req.repeat_num = Some(repeat_num);
+        match self.cloud.start_ingest(&req).await {
+            Ok(id) => {
+                tracing::info!(session = %self.id, task_id = %id, "ingest started");
+                self.journal_note(|j| j.set_task(&self.id, &id));
+                self.controls
+                    .status
+                    .send_modify(|s| s.task_id = Some(id.clone()));
+                self.remember(|l| l.task_id = Some(id.clone()));
+                self.task_id = Some(id);
+                self.ingest_started = Some(Instant::now());
+                self.timings.ingest_started_ms.get_or_insert(self.ms());
+                if self.deadline.is_none() {
+                    self.deadline = self
+                        .spec
+                        .max_duration
+                        .and_then(|d| tokio::time::Instant::now().checked_add(d));
+                }
+                self.machine.on(Event::IngestStarted)
+            }
+            Err(e) => {
+                self.error_code = e.code();
+                self.machine.on(Event::Failed {
+                    stage: Stage::Ingest,
+                    reason: e.to_string(),
+                })
+            }
+        }
+    }
+
+    /// Stops what the session started until the cloud confirms it, and reports.
+    async fn into_report(mut self, mode: &'static str, media: Option<StreamStats>) -> Report {
+        let outcome = match &self.machine.phase {
+            Phase::Ended { outcome } | Phase::Ending { outcome } => outcome.clone(),
+            _ => Outcome::Failed {
+                stage: Stage::Teardown,
+                reason: "ended in an unexpected state".into(),
+            },
+        };
+        let journal = self.journal.clone();
+        let mut leftovers = self.leftovers.lock().map(|l| l.clone()).unwrap_or_default();
+        let teardown = confirm_teardown(
+            &mut leftovers,
+            self.cloud,
+            &self.settings,
+            &self.controls.status,
+            journal.as_deref().map(|j| (j, self.id.as_str(), &outcome)),
+        )
+        .await;
+        self.machine.on(Event::TornDown);
+        self.timings.ended_ms = Some(self.ms());
+        Report {
+            session_id: self.id,
+            call_id: self.call_id,
+            task_id: self.task_id,
+            outcome,
+            mode,
+            timings: self.timings,
+            media,
+            task_restarts: self.task_restarts,
+            error_code: self.error_code,
+            teardown,
+        }
+    }
+}
