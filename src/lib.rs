@@ -28,6 +28,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod clock;
 pub mod cloud;
 pub mod config;
 pub mod emulator;

@@ -9,7 +9,8 @@ use clap::Args;
 use secrecy::ExposeSecret;
 
 use super::args::RoomArgs;
-use super::{EXIT_FAILED, print_json, unix_now};
+use super::{EXIT_FAILED, print_json};
+use crate::clock::unix_secs;
 use crate::cloud::{UserId, css, usersig};
 use crate::config::Config;
 
@@ -75,7 +76,7 @@ pub(super) struct CssUrlArgs {
 pub(super) fn usersig(config: &Config, args: UsersigArgs) -> anyhow::Result<ExitCode> {
     let sdkappid = config.require_sdkappid()?;
     let key = config.require_sdk_secret_key()?;
-    let now = args.time.unwrap_or_else(unix_now);
+    let now = args.time.unwrap_or_else(unix_secs);
     if let Some(sig) = args.verify {
         let user = args.verify_user.unwrap_or_default();
         let want = usersig::Expectation {
@@ -125,7 +126,7 @@ pub(super) fn private_map_key(
     let sdkappid = u32::try_from(config.require_sdkappid()?)
         .context("PrivateMapKey needs a 32-bit SDKAppID")?;
     let key = config.require_sdk_secret_key()?;
-    let now = args.time.unwrap_or(unix_now() as u32);
+    let now = args.time.unwrap_or(unix_secs() as u32);
     println!(
         "{}",
         usersig::generate_private_map_key(
@@ -148,7 +149,7 @@ pub(super) fn css_url(args: CssUrlArgs) -> anyhow::Result<ExitCode> {
         &args.app,
         &args.stream,
     )?;
-    let expires_at = args.expire_at.unwrap_or(unix_now() + args.valid_for);
+    let expires_at = args.expire_at.unwrap_or(unix_secs() + args.valid_for);
     let play_key = args.play_key.as_deref();
     print_json(&serde_json::json!({
         "push_rtmp": stream.rtmp_push_url(&args.push_key, expires_at),

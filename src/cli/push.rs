@@ -11,7 +11,6 @@ use indicatif::ProgressBar;
 use tokio::sync::broadcast;
 
 use super::progress::{self, Watched};
-use super::unix_now;
 use crate::app;
 use crate::cloud::{InvalidArgument, css};
 use crate::config::Config;
@@ -182,7 +181,7 @@ fn sign_css(args: &mut PushArgs) -> anyhow::Result<Option<String>> {
         return Ok(None);
     };
     let css = css::CssStream::new(push, play, &args.css_app, stream)?;
-    let expires_at = unix_now() + args.css_valid_for;
+    let expires_at = crate::clock::unix_secs() + args.css_valid_for;
     let play_url = css.flv_play_url(args.css_play_key.as_deref(), expires_at, true);
     args.rtmp = Some(css.rtmp_push_url(key, expires_at));
     Ok(Some(play_url))

@@ -153,7 +153,6 @@ impl StreamHub {
         }
     }
 
-
     pub fn readers(&self) -> usize {
         self.live.receiver_count()
     }

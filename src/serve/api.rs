@@ -297,12 +297,7 @@ async fn auth<C: CloudOps + 'static>(
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "));
         let ok = presented.is_some_and(|p| {
-            let expected = token.expose_secret().as_bytes();
-            p.len() == expected.len()
-                && p.bytes()
-                    .zip(expected)
-                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                    == 0
+            super::webhooks::constant_time_eq(p.as_bytes(), token.expose_secret().as_bytes())
         });
         if !ok {
             let mut answer = problem(StatusCode::UNAUTHORIZED, "a valid bearer token is required");

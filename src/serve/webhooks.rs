@@ -91,12 +91,10 @@ impl Seen {
     }
 }
 
-fn now_ms() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64 / 1_000_000
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// Equal, in a time that does not depend on where they differ.
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    a.ct_eq(b).into()
 }
 
 impl WebhookChecks {
@@ -109,7 +107,7 @@ impl WebhookChecks {
     }
 
     fn fresh_and_new(&self, sent_ms: i64, body: &[u8]) -> Result<(), Verdict> {
-        let now = now_ms();
+        let now = crate::clock::unix_ms();
         if now.abs_diff(sent_ms) > MAX_AGE_MS.unsigned_abs() {
             return Err(Verdict::Stale);
         }
@@ -196,7 +194,7 @@ mod tests {
                 call_token: Some("tok".into()),
             },
         );
-        let body = ingest_body(now_ms());
+        let body = ingest_body(crate::clock::unix_ms());
         let good = sign("key123", &body);
         assert_eq!(
             checks.trtc(Some("1"), Some(&good), &body).unwrap_err(),
@@ -215,7 +213,7 @@ mod tests {
                 .unwrap_err(),
             Verdict::Replayed
         );
-        let old = ingest_body(now_ms() - MAX_AGE_MS - 1000);
+        let old = ingest_body(crate::clock::unix_ms() - MAX_AGE_MS - 1000);
         assert_eq!(
             checks
                 .trtc(Some("1400000000"), Some(&sign("key123", &old)), &old)
@@ -224,7 +222,7 @@ mod tests {
         );
         let call = format!(
             r#"{{"CallbackCommand":"Call.CallbackAfterMemberChanged","CallId":"c","UserList":[],"ChangedUserList":[],"EventTime":{}}}"#,
-            now_ms()
+            crate::clock::unix_ms()
         );
         assert_eq!(
             checks

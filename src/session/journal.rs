@@ -90,12 +90,6 @@ pub fn default_path() -> PathBuf {
         .join("journal.sqlite")
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 /// The journal names rooms, robots, CallIds and TaskIds: only its owner reads it. SQLite
 /// gives its WAL and shared-memory files the database file's mode.
 fn create_private(path: &Path) -> std::io::Result<()> {
@@ -191,7 +185,7 @@ impl Journal {
     /// Records a new session if its room and robot are free, in one statement: of any number
     /// of requests for one room at once, exactly one is admitted.
     pub fn admit(&self, id: &str, room: &str, robot: &str) -> Result<Admission, JournalError> {
-        let now = now_ms();
+        let now = crate::clock::unix_ms();
         let inserted = self.db.lock().expect("journal lock").execute(
             "INSERT INTO sessions (id, created_ms, updated_ms, room, robot, state, owner) VALUES (?1, ?2, ?2, ?3, ?4, 'preparing', ?5)",
             params![id, now, room, robot, process_identity()],
@@ -211,21 +205,21 @@ impl Journal {
     pub fn set_state(&self, id: &str, state: &str) -> Result<(), JournalError> {
         self.exec(
             "UPDATE sessions SET state = ?2, updated_ms = ?3 WHERE id = ?1",
-            params![id, state, now_ms()],
+            params![id, state, crate::clock::unix_ms()],
         )
     }
 
     pub fn set_call(&self, id: &str, call_id: &str) -> Result<(), JournalError> {
         self.exec(
             "UPDATE sessions SET call_id = ?2, updated_ms = ?3 WHERE id = ?1",
-            params![id, call_id, now_ms()],
+            params![id, call_id, crate::clock::unix_ms()],
         )
     }
 
     pub fn set_task(&self, id: &str, task_id: &str) -> Result<(), JournalError> {
         self.exec(
             "UPDATE sessions SET task_id = ?2, updated_ms = ?3 WHERE id = ?1",
-            params![id, task_id, now_ms()],
+            params![id, task_id, crate::clock::unix_ms()],
         )
     }
 
@@ -233,7 +227,7 @@ impl Journal {
     pub fn finish(&self, id: &str, result: &str, note: &str) -> Result<(), JournalError> {
         self.exec(
             "UPDATE sessions SET result = ?2, note = ?3, state = 'ended', pending_result = NULL, updated_ms = ?4 WHERE id = ?1",
-            params![id, result, note, now_ms()],
+            params![id, result, note, crate::clock::unix_ms()],
         )
     }
 
@@ -242,7 +236,7 @@ impl Journal {
     pub fn teardown_pending(&self, id: &str, result: &str, note: &str) -> Result<(), JournalError> {
         self.exec(
             "UPDATE sessions SET state = 'teardown_pending', pending_result = ?2, note = ?3, updated_ms = ?4 WHERE id = ?1",
-            params![id, result, note, now_ms()],
+            params![id, result, note, crate::clock::unix_ms()],
         )
     }
 
