@@ -22,10 +22,22 @@ pub(super) struct ProbeArgs {
 pub(super) async fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
     let spec = InputSpec::parse(&args.input)?;
     let contract = Contract::new(args.profile);
-    let report =
-        tokio::task::spawn_blocking(move || crate::media::probe::probe(&spec, contract)).await??;
+    let probed = spec.clone();
+    let report = tokio::task::spawn_blocking(move || crate::media::probe::probe(&probed, contract))
+        .await??;
+    // What a session would do with it (push decides the same way for its outputs).
+    let plan = crate::media::plan::plan(
+        &spec,
+        Some(&report),
+        crate::media::plan::PlanOptions {
+            file_output: true,
+            ..Default::default()
+        },
+    );
     if args.json {
-        println!("{}", serde_json::to_string(&report)?);
+        let mut json = serde_json::to_value(&report)?;
+        json["plan"] = serde_json::to_value(&plan)?;
+        println!("{}", serde_json::to_string(&json)?);
     } else {
         println!("input       {} ({})", report.input, report.kind);
         if let Some(c) = &report.container {
@@ -54,6 +66,7 @@ pub(super) async fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
             if report.passthrough { "yes" } else { "no" },
             report.reason
         );
+        println!("plan        {} — {}", plan.name(), plan.reason);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::media::contract::{Contract, Profile};
 use crate::media::input::InputSpec;
 use crate::media::live::{LiveSettings, LiveStream, Loops, MediaEvent};
+use crate::media::plan::{Mode, PlanOptions, plan};
 use crate::media::probe::ProbeReport;
 use crate::media::topology::Topologies;
 use crate::publish::StreamServer;
@@ -96,39 +97,41 @@ pub(super) async fn run(config: &Config, mut args: PushArgs) -> anyhow::Result<E
     let contract = Contract::new(args.profile);
     let report = probe_input(&spec, contract).await?;
     let topologies = Topologies::load(&config.pipelines)?;
-    // A still picture has no length of its own: it is always shown live, until stopped.
-    let still = report
-        .as_ref()
-        .and_then(|r| r.video.as_ref())
-        .is_some_and(|v| v.still_image);
-    if let (InputSpec::File(path), Some(report)) = (&spec, &report)
-        && !still
-        && (args.mp4.is_some() || (args.serve.is_some() && args.rtmp.is_none() && !args.live))
-    {
-        return announcement(path, report, contract, &topologies, &args).await;
-    }
-    if args.mp4.is_some() {
-        anyhow::bail!(InvalidArgument::new(
-            "--mp4",
-            &args.input,
-            "a file input (live sources are pushed with --serve or --rtmp)"
-        ));
-    }
+    // An MP4 file is always the announcement; a served stream is one unless --live.
+    let plan = plan(
+        &spec,
+        report.as_ref(),
+        PlanOptions {
+            live: args.live && args.mp4.is_none(),
+            start: args.start.map(Duration::from_secs_f64),
+            file_output: args.mp4.is_some() || (args.serve.is_some() && args.rtmp.is_none()),
+        },
+    );
     let mut settings = LiveSettings::new(contract);
     settings.loops = args.loops;
     settings.start = args.start.map(Duration::from_secs_f64);
     settings.slate_image = args.slate.clone();
-    settings.still_image = still;
-    let stream = match (&spec, &report) {
-        (InputSpec::File(path), Some(r)) if r.passthrough && args.start.is_none() => {
-            eprintln!("passthrough: {}", r.reason);
-            LiveStream::start_passthrough(
-                path.clone(),
-                r.container.as_deref().unwrap_or_default(),
-                settings,
-            )?
+    settings.still_image = report
+        .as_ref()
+        .and_then(|r| r.video.as_ref())
+        .is_some_and(|v| v.still_image);
+    let stream = match plan.mode {
+        Mode::Announcement { path, .. } => {
+            let report = report.as_ref().expect("an announcement was probed");
+            return announcement(&path, report, contract, &topologies, &args).await;
         }
-        _ => LiveStream::start(spec, settings, &topologies)?,
+        _ if args.mp4.is_some() => {
+            anyhow::bail!(InvalidArgument::new(
+                "--mp4",
+                &args.input,
+                "a file input (live sources are pushed with --serve or --rtmp)"
+            ));
+        }
+        Mode::Passthrough { path, container } => {
+            eprintln!("passthrough: {}", plan.reason);
+            LiveStream::start_passthrough(path, &container, settings)?
+        }
+        Mode::Live => LiveStream::start(spec, settings, &topologies)?,
     };
     let events = stream.events();
     let server = match args.serve {
