@@ -6,25 +6,35 @@
 //!
 //! # Layout
 //!
+//! - [`cli`]: the command line, one file per command; it wires the library together and
+//!   maps outcomes to output and exit codes. `main.rs` only parses and calls [`cli::run`].
 //! - [`app`]: wiring shared by the commands and the tests: cloud clients from the config,
 //!   the embedded emulator, the journal's place, the shutdown signal.
 //! - [`config`]: the TOML file and environment overrides; secrets redacted.
 //! - [`cloud`]: Tencent's wire protocols — UserSig, TC3 signing, rooms, the call engine,
 //!   StreamIngest, CSS URLs, webhooks and the shared HTTP transport. No GStreamer here.
-//! - [`media`]: every line of GStreamer code. It never calls the cloud.
+//! - [`media`]: every line of GStreamer code — inputs and the input policy, the media plan,
+//!   live streams, passthrough, announcements, FLV, the room observer. It never calls the
+//!   cloud.
+//! - [`publish`]: where streams are published for the cloud to pull (the node's own HTTP
+//!   server, behind the `Publisher` trait sessions are handed).
+//! - [`session`]: one call, room and stream as one lifecycle: the pure state machine, the
+//!   driver task, the journal, teardown and recovery.
+//! - [`serve`]: `callfeed serve`'s HTTP service: sessions API, webhooks, metrics.
+//! - [`server`]: the bounded HTTP server every listener runs on (connection cap, header
+//!   and body timeouts, stalled readers dropped).
+//! - [`load`]: many sessions at a given rate, with per-stage latency percentiles.
 //! - [`emulator`]: a local Tencent cloud (both APIs, webhooks, callee scripts, fault
 //!   injection) whose room observer really pulls and decodes each ingest stream.
-//! - [`session`]: one call, room and stream as one lifecycle: the state machine, the
-//!   driver task, the journal, teardown and recovery.
-//! - [`serve`]: the HTTP service: sessions API, webhooks, metrics, session streams.
-//! - [`load`]: many sessions at a given rate, with per-stage latency percentiles.
-//! - [`redact`]: what may be shown of a URL in errors and logs.
-//! - [`cli`]: the command line, one file per command; it wires the library together and
-//!   maps outcomes to output and exit codes. `main.rs` only parses and calls [`cli::run`].
+//! - [`redact`]: what may be shown of a URL in errors, logs and `Debug`.
+//! - [`clock`]: Unix time, read one way everywhere.
 //!
-//! Dependency direction: `main → cli`; `cli → app, serve, session, load, emulator, media,
-//! cloud, config`; `emulator → cloud, media`; `cloud` and `media` never import each other;
-//! nothing imports `cli`.
+//! Dependency direction: `main → cli`; `cli → app, serve, session, load, emulator, publish,
+//! media, cloud, config`; `serve → session, publish, server`; `session → cloud, media,
+//! publish` (sessions are handed a publisher); `publish → media, server`; `emulator → cloud,
+//! media`; `config → cloud`. `cloud` and `media` never import each other; `session` never
+//! imports `serve` or `emulator`; nothing imports `cli`. `redact` and `clock` are leaves
+//! anyone may use.
 
 pub mod app;
 pub mod cli;

@@ -173,7 +173,7 @@ pub(crate) struct Task {
 
 /// What the control API and tests see of a task.
 #[derive(Debug, Clone, Serialize)]
-pub struct TaskView {
+pub(crate) struct TaskView {
     pub task_id: String,
     pub user_id: String,
     pub room_id: String,

@@ -1,7 +1,15 @@
 //! All GStreamer code lives here; nothing else in the crate imports `gstreamer`.
 //!
-//! The engine (inputs, output contract, outputs, supervision) is built on top of this in
-//! later work; for now the module owns initialisation and reports the runtime version.
+//! - `input`: what a user names (files, URLs, test sources, devices), parsed; `policy`:
+//!   which inputs an API client may use, and what a pipeline may open by itself
+//! - `probe`: what an input is; `contract`: the output every stream meets; `plan`: the one
+//!   decision between announcement, passthrough and live
+//! - `live/`: a live stream (input side, pump, encoder, supervisor); `passthrough`: a
+//!   conforming file remuxed without decoding; `announce`: a file transcoded once, cached
+//! - `hub`: one stream's FLV for all its readers; `flv`: tag knowledge; `rtmp`: the push
+//!   to a relay; `topology`: launch fragments as data; `observer`: what a room receives
+//!
+//! This module itself owns GStreamer's initialisation and the pipelines' lifetimes.
 
 use std::sync::OnceLock;
 

@@ -1,6 +1,8 @@
 //! Shared test helpers: a scripted HTTP server on 127.0.0.1 that answers from a queue and
 //! records every request it received.
 #![allow(dead_code)]
+// Shared by every test binary through `mod common;`: `pub` is how they reach it.
+#![allow(unreachable_pub)]
 
 pub mod serve;
 

@@ -85,7 +85,7 @@ pub struct LiveSettings {
     /// The input is a still picture: it is shown as video, frozen, until stopped.
     pub still_image: bool,
     /// What sources the input's pipelines may open by themselves; a network input's own
-    /// default ([`SourceGuard::for_uri`]) when `None`.
+    /// default ([`SourceGuard::for_uri`](super::policy::SourceGuard::for_uri)) when `None`.
     pub source_guard: Option<super::policy::SourceGuard>,
 }
 
