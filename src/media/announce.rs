@@ -131,44 +131,8 @@ pub async fn transcode(
     let uri =
         url::Url::from_file_path(std::fs::canonicalize(input).map_err(|e| fail(e.to_string()))?)
             .map_err(|_| fail("not a file path".into()))?;
+    let (audio_chain, video_chain) = contract_chains(contract, topologies).map_err(build)?;
     let mut branches = String::new();
-    let render = |key: &str, values: &[(&str, &str)]| {
-        topologies
-            .render(key, values)
-            .map_err(|e| build(e.to_string()))
-    };
-    let audio_chain = format!(
-        "{} ! {}",
-        render(
-            "normalize.audio",
-            &[
-                ("rate", &contract.audio_rate.to_string()),
-                ("channels", &contract.audio_channels.to_string())
-            ]
-        )?,
-        render(
-            "encode.audio",
-            &[("audio_bps", &contract.audio_bps.to_string())]
-        )?
-    );
-    let video_chain = match contract.video {
-        Some(v) => Some(format!(
-            "{} ! videorate ! video/x-raw,framerate={}/1 ! {}",
-            render(
-                "normalize.video",
-                &[
-                    ("fps", &v.fps.to_string()),
-                    ("width", &v.width.to_string()),
-                    ("height", &v.height.to_string())
-                ]
-            )?,
-            v.fps,
-            topologies
-                .render_video_encoder(&contract, &v, super::contract::EncoderThreads::Offline)
-                .map_err(|e| build(e.to_string()))?
-        )),
-        None => None,
-    };
     // What the input lacks is made up: a black picture or silence for its whole length.
     if let (Some(v), None) = (contract.video, &report.video) {
         let frames = (duration.as_secs_f64() * f64::from(v.fps)).ceil().max(1.0) as u64;
@@ -227,20 +191,89 @@ pub async fn transcode(
             downstream: Some(mux),
         }))
     });
-    let bus = pipeline.bus().ok_or_else(|| build("no bus".into()))?;
+    run_to_end(&pipeline, duration, progress)
+        .await
+        .map_err(|e| match e {
+            Ended::Failed(reason) => fail(reason),
+            Ended::Broken(reason) => build(reason),
+        })?;
+    progress(1.0);
+    Ok(())
+}
+
+/// The launch chains a transcode brings raw audio and video through: normalised to the
+/// contract and encoded. Only the topology's own words and checked numbers are in them.
+fn contract_chains(
+    contract: Contract,
+    topologies: &Topologies,
+) -> Result<(String, Option<String>), String> {
+    let render = |key: &str, values: &[(&str, &str)]| {
+        topologies.render(key, values).map_err(|e| e.to_string())
+    };
+    let audio_chain = format!(
+        "{} ! {}",
+        render(
+            "normalize.audio",
+            &[
+                ("rate", &contract.audio_rate.to_string()),
+                ("channels", &contract.audio_channels.to_string())
+            ]
+        )?,
+        render(
+            "encode.audio",
+            &[("audio_bps", &contract.audio_bps.to_string())]
+        )?
+    );
+    let video_chain = match contract.video {
+        Some(v) => Some(format!(
+            "{} ! videorate ! video/x-raw,framerate={}/1 ! {}",
+            render(
+                "normalize.video",
+                &[
+                    ("fps", &v.fps.to_string()),
+                    ("width", &v.width.to_string()),
+                    ("height", &v.height.to_string())
+                ]
+            )?,
+            v.fps,
+            topologies
+                .render_video_encoder(&contract, &v, super::contract::EncoderThreads::Offline)
+                .map_err(|e| e.to_string())?
+        )),
+        None => None,
+    };
+    Ok((audio_chain, video_chain))
+}
+
+/// How a transcode stopped short.
+enum Ended {
+    /// The input could not be read or decoded.
+    Failed(String),
+    /// The pipeline itself broke.
+    Broken(String),
+}
+
+/// Plays `pipeline` as fast as it goes until EOS, reporting the fraction done of
+/// `duration`.
+async fn run_to_end(
+    pipeline: &gst::Pipeline,
+    duration: Duration,
+    progress: &(dyn Fn(f64) + Sync),
+) -> Result<(), Ended> {
+    let bus = pipeline
+        .bus()
+        .ok_or_else(|| Ended::Broken("no bus".into()))?;
     let mut messages = bus.stream();
     pipeline
         .set_state(gst::State::Playing)
-        .map_err(|e| fail(e.to_string()))?;
+        .map_err(|e| Ended::Failed(e.to_string()))?;
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     loop {
         tokio::select! {
             msg = messages.next() => match msg.as_ref().map(|m| m.view()) {
-                Some(gst::MessageView::Eos(_)) => break,
-                Some(gst::MessageView::Error(e)) => {
-                    return Err(fail(e.error().to_string()));
-                }
-                None => return Err(build("bus closed".into())),
+                Some(gst::MessageView::Eos(_)) => return Ok(()),
+                Some(gst::MessageView::Error(e)) => return Err(Ended::Failed(e.error().to_string())),
+                None => return Err(Ended::Broken("bus closed".into())),
                 _ => {}
             },
             _ = tick.tick() => {
@@ -252,6 +285,4 @@ pub async fn transcode(
             }
         }
     }
-    progress(1.0);
-    Ok(())
 }

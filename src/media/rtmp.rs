@@ -136,6 +136,33 @@ async fn run(
     }
 }
 
+/// The tags that arrived together with `first` (so they go down as one buffer list), and
+/// whether the stream ended (`Ok(true)`) or this reader fell behind (`Err(n)`).
+fn gather(
+    first: Result<bytes::Bytes, broadcast::error::RecvError>,
+    live: &mut broadcast::Receiver<bytes::Bytes>,
+) -> (Vec<bytes::Bytes>, Result<bool, u64>) {
+    use broadcast::error::{RecvError, TryRecvError};
+    let mut tags = Vec::new();
+    let mut next = first;
+    // The stream's end is an empty tag.
+    let ended = loop {
+        match next {
+            Ok(tag) if tag.is_empty() => break Ok(true),
+            Ok(tag) => tags.push(tag),
+            Err(RecvError::Lagged(n)) => break Err(n),
+            Err(RecvError::Closed) => break Ok(true),
+        }
+        next = match live.try_recv() {
+            Ok(tag) => Ok(tag),
+            Err(TryRecvError::Lagged(n)) => Err(RecvError::Lagged(n)),
+            Err(TryRecvError::Closed) => Err(RecvError::Closed),
+            Err(TryRecvError::Empty) => break Ok(false),
+        };
+    };
+    (tags, ended)
+}
+
 /// One connection: the hub's preamble (headers + current GOP), then live tags.
 async fn session(
     hub: &StreamHub,
@@ -201,27 +228,7 @@ async fn session(
         tokio::select! {
             _ = stop.changed() => break Session::Stopped,
             tag = live.recv() => {
-                let mut tags = Vec::new();
-                let mut next = tag;
-                // The stream's end is an empty tag.
-                let ended = loop {
-                    match next {
-                        Ok(tag) if tag.is_empty() => break Ok(true),
-                        Ok(tag) => tags.push(tag),
-                        Err(broadcast::error::RecvError::Lagged(n)) => break Err(n),
-                        Err(broadcast::error::RecvError::Closed) => break Ok(true),
-                    }
-                    next = match live.try_recv() {
-                        Ok(tag) => Ok(tag),
-                        Err(broadcast::error::TryRecvError::Lagged(n)) => {
-                            Err(broadcast::error::RecvError::Lagged(n))
-                        }
-                        Err(broadcast::error::TryRecvError::Closed) => {
-                            Err(broadcast::error::RecvError::Closed)
-                        }
-                        Err(broadcast::error::TryRecvError::Empty) => break Ok(false),
-                    };
-                };
+                let (tags, ended) = gather(tag, &mut live);
                 if !tags.is_empty() {
                     if !push(tags) {
                         break Session::Lost("the RTMP pipeline refused data".into());

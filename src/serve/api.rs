@@ -404,40 +404,18 @@ async fn create<C: CloudOps + 'static>(
         ended_at: ended_at.clone(),
     };
     let created = session_json(&id, &entry);
-    let task = {
-        let svc = svc.clone();
-        let id = id.clone();
-        async move {
-            let finished = driver::run(
-                id,
-                spec,
-                &*svc.cloud,
-                Some(svc.journal.clone()),
-                svc.driver.clone(),
-                svc.topologies.clone(),
-                Controls {
-                    status: status_tx,
-                    stop: stop_rx,
-                    nudge,
-                },
-            )
-            .await;
-            svc.running.fetch_sub(1, Ordering::AcqRel);
-            svc.metrics
-                .results
-                .get_or_create(&labels(&[("result", finished.outcome.name())]))
-                .inc();
-            if let Some(m) = &finished.media {
-                svc.metrics.restarts.inc_by(u64::from(m.restarts));
-                svc.metrics
-                    .slate_seconds
-                    .inc_by(m.slate_frames as f64 / 30.0);
-                svc.metrics.bytes_served.inc_by(m.bytes_out);
-            }
-            let _ = ended_at.set(Instant::now());
-            report.send_replace(Some(finished));
-        }
-    };
+    let task = run_session(
+        svc.clone(),
+        id.clone(),
+        spec,
+        Controls {
+            status: status_tx,
+            stop: stop_rx,
+            nudge,
+        },
+        report,
+        ended_at,
+    );
     {
         // Checked, recorded and spawned under one lock, so a drain either sees this session
         // and waits for it, or this request sees the drain.
@@ -454,6 +432,42 @@ async fn create<C: CloudOps + 'static>(
         svc.tasks.lock().expect("tasks lock").spawn(task);
     }
     (StatusCode::CREATED, Json(created)).into_response()
+}
+
+/// One admitted session, run to its end: its place is freed, its result counted, its
+/// report published.
+async fn run_session<C: CloudOps + 'static>(
+    svc: Arc<Service<C>>,
+    id: String,
+    spec: crate::session::SessionSpec,
+    controls: Controls,
+    report: Arc<watch::Sender<Option<Report>>>,
+    ended_at: Arc<OnceLock<Instant>>,
+) {
+    let finished = driver::run(
+        id,
+        spec,
+        &*svc.cloud,
+        Some(svc.journal.clone()),
+        svc.driver.clone(),
+        svc.topologies.clone(),
+        controls,
+    )
+    .await;
+    svc.running.fetch_sub(1, Ordering::AcqRel);
+    svc.metrics
+        .results
+        .get_or_create(&labels(&[("result", finished.outcome.name())]))
+        .inc();
+    if let Some(m) = &finished.media {
+        svc.metrics.restarts.inc_by(u64::from(m.restarts));
+        svc.metrics
+            .slate_seconds
+            .inc_by(m.slate_frames as f64 / 30.0);
+        svc.metrics.bytes_served.inc_by(m.bytes_out);
+    }
+    let _ = ended_at.set(Instant::now());
+    report.send_replace(Some(finished));
 }
 
 async fn list<C: CloudOps + 'static>(State(svc): State<Arc<Service<C>>>) -> Response {

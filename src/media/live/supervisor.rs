@@ -22,6 +22,13 @@ use crate::media::hub::StreamHub;
 use crate::media::input::{InputItem, InputSpec};
 use crate::media::topology::Topologies;
 
+/// Which attempt a periodic check looks at, and since when it runs.
+struct AttemptWatch {
+    item: usize,
+    iteration: u32,
+    started: Instant,
+}
+
 /// How long a (re)started input may take to deliver its first media.
 const FIRST_MEDIA_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -225,44 +232,9 @@ impl Supervision {
                     }
                 }
                 _ = tick.tick() => {
-                    let c = &self.feed.counters;
-                    let frames_out = c.frames_out.load(Ordering::Relaxed) + c.audio_ms_out.load(Ordering::Relaxed);
-                    if self.encoder_watch.stalled(frames_out, self.hub.bytes_in(), self.settings.stall_timeout) {
-                        break Attempt::EncoderFailed(format!(
-                            "the encoder produced nothing for {:?}", self.settings.stall_timeout
-                        ));
-                    }
-                    let progress = self.feed.slot.lock().expect("slot lock").progress_at;
-                    let fresh = progress.is_some_and(|t| t.elapsed() < self.settings.stall_timeout && t >= started);
-                    if fresh && !saw_media {
-                        saw_media = true;
-                        if self.feed.slot.lock().expect("slot lock").on_slate {
-                            self.set_slate(false);
-                            self.emit(MediaEvent::BackOnInput);
-                        } else {
-                            self.set_state(StreamState::Live);
-                        }
-                        if *iteration == 0 && item == 0 {
-                            self.emit(MediaEvent::FirstMedia);
-                        }
-                    }
-                    // A source gets longer to deliver its first media than to keep delivering.
-                    let (last, limit) = if saw_media {
-                        (progress, self.settings.stall_timeout)
-                    } else {
-                        (Some(started), self.settings.stall_timeout.max(FIRST_MEDIA_TIMEOUT))
-                    };
-                    if last.is_some_and(|t| t.elapsed() > limit) {
-                        break Attempt::Failed(InputFailure {
-                            fatal: false,
-                            reason: format!("no media for {limit:?}"),
-                        });
-                    }
-                    if let Some(p) = pipeline.query_position::<gst::ClockTime>() {
-                        let c = &self.feed.counters;
-                        c.position_ms.store(p.mseconds(), Ordering::Relaxed);
-                        c.item.store(item as u64, Ordering::Relaxed);
-                        c.iteration.store(*iteration, Ordering::Relaxed);
+                    let watch = AttemptWatch { item, iteration: *iteration, started };
+                    if let Some(end) = self.check(&pipeline, &watch, &mut saw_media) {
+                        break end;
                     }
                 }
             }
@@ -270,6 +242,61 @@ impl Supervision {
         // Null on every exit path; the slot keeps the last frame for the pump.
         let _ = pipeline.set_state(gst::State::Null);
         outcome
+    }
+
+    /// The periodic look at a running attempt: the encoder's watchdog, the input's first
+    /// media (back from the slate), a stalled input, and the position figures. `Some` ends
+    /// the attempt.
+    fn check(
+        &mut self,
+        pipeline: &gst::Pipeline,
+        watch: &AttemptWatch,
+        saw_media: &mut bool,
+    ) -> Option<Attempt> {
+        let c = &self.feed.counters;
+        let frames_out =
+            c.frames_out.load(Ordering::Relaxed) + c.audio_ms_out.load(Ordering::Relaxed);
+        let stall = self.settings.stall_timeout;
+        if self
+            .encoder_watch
+            .stalled(frames_out, self.hub.bytes_in(), stall)
+        {
+            return Some(Attempt::EncoderFailed(format!(
+                "the encoder produced nothing for {stall:?}"
+            )));
+        }
+        let progress = self.feed.slot.lock().expect("slot lock").progress_at;
+        let fresh = progress.is_some_and(|t| t.elapsed() < stall && t >= watch.started);
+        if fresh && !*saw_media {
+            *saw_media = true;
+            if self.feed.slot.lock().expect("slot lock").on_slate {
+                self.set_slate(false);
+                self.emit(MediaEvent::BackOnInput);
+            } else {
+                self.set_state(StreamState::Live);
+            }
+            if watch.iteration == 0 && watch.item == 0 {
+                self.emit(MediaEvent::FirstMedia);
+            }
+        }
+        // A source gets longer to deliver its first media than to keep delivering.
+        let (last, limit) = if *saw_media {
+            (progress, stall)
+        } else {
+            (Some(watch.started), stall.max(FIRST_MEDIA_TIMEOUT))
+        };
+        if last.is_some_and(|t| t.elapsed() > limit) {
+            return Some(Attempt::Failed(InputFailure {
+                fatal: false,
+                reason: format!("no media for {limit:?}"),
+            }));
+        }
+        if let Some(p) = pipeline.query_position::<gst::ClockTime>() {
+            c.position_ms.store(p.mseconds(), Ordering::Relaxed);
+            c.item.store(watch.item as u64, Ordering::Relaxed);
+            c.iteration.store(watch.iteration, Ordering::Relaxed);
+        }
+        None
     }
 
     async fn finish(mut self, result: Result<String, EngineError>) -> Result<String, EngineError> {
