@@ -54,6 +54,26 @@ pub fn tag_kind(tag: &[u8]) -> TagKind {
     }
 }
 
+/// Splits an FLV byte stream (the 13-byte file header first) into its tags, each with its
+/// trailing PreviousTagSize, as flvmux emits them; a partial last tag is left out.
+pub fn split_tags(stream: &[u8]) -> Vec<&[u8]> {
+    let mut tags = Vec::new();
+    if !stream.starts_with(b"FLV") {
+        return tags;
+    }
+    let mut at = 13;
+    while at + 11 <= stream.len() {
+        let size = u32::from_be_bytes([0, stream[at + 1], stream[at + 2], stream[at + 3]]) as usize;
+        let end = at + 11 + size + 4;
+        if end > stream.len() {
+            break;
+        }
+        tags.push(&stream[at..end]);
+        at = end;
+    }
+    tags
+}
+
 /// The tag's timestamp in milliseconds (24 bits plus the extension byte).
 pub fn tag_timestamp(tag: &[u8]) -> Option<u32> {
     (tag.len() >= 8 && !tag.starts_with(b"FLV"))

@@ -335,36 +335,32 @@ pub async fn read_flv(url: &str, limit: Duration) -> Vec<FlvTag> {
     parse_flv(&data)
 }
 
+/// The tags of an FLV stream, read with the library's own FLV knowledge.
 pub fn parse_flv(data: &[u8]) -> Vec<FlvTag> {
+    use callfeed::media::flv;
     assert!(
         data.starts_with(b"FLV"),
         "not FLV: {:?}",
         &data[..data.len().min(16)]
     );
-    let mut tags = Vec::new();
-    let mut at = 13;
-    while at + 11 <= data.len() {
-        let size = u32::from_be_bytes([0, data[at + 1], data[at + 2], data[at + 3]]) as usize;
-        if at + 11 + size + 4 > data.len() {
-            break;
-        }
-        let ts = u32::from_be_bytes([data[at + 7], data[at + 4], data[at + 5], data[at + 6]]);
-        let kind = data[at] & 0x1f;
-        let body = &data[at + 11..at + 11 + size];
-        let (keyframe, config) = match kind {
-            9 if body.len() >= 2 => (body[0] >> 4 == 1, body[1] != 1),
-            8 if body.len() >= 2 => (false, body[0] >> 4 == 10 && body[1] == 0),
-            _ => (false, false),
-        };
-        tags.push(FlvTag {
-            kind,
-            timestamp_ms: ts,
-            keyframe,
-            config,
-        });
-        at += 11 + size + 4;
-    }
-    tags
+    flv::split_tags(data)
+        .into_iter()
+        .map(|tag| {
+            let kind = tag[0] & 0x1f;
+            let body = &tag[11..];
+            let (keyframe, config) = match kind {
+                flv::TAG_VIDEO if body.len() >= 2 => (body[0] >> 4 == 1, body[1] != 1),
+                flv::TAG_AUDIO => (false, flv::tag_kind(tag) == flv::TagKind::AudioConfig),
+                _ => (false, false),
+            };
+            FlvTag {
+                kind,
+                timestamp_ms: flv::tag_timestamp(tag).unwrap_or_default(),
+                keyframe,
+                config,
+            }
+        })
+        .collect()
 }
 
 /// A real nginx with the RTMP module on a free loopback port, killed when dropped.
