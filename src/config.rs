@@ -13,106 +13,18 @@ use serde::Deserialize;
 use crate::cloud::http::HttpSettings;
 use crate::cloud::{ApiCredentials, ImCredentials, InvalidArgument, UserId};
 
+mod emulator;
+mod settings;
+
+pub use emulator::{CallbackTarget, CalleeScript, EmulatorTable, ObserverPace};
+pub use settings::{
+    ADMIN, ALL_SETTINGS, DATA_CENTER, HTTP_MAX_ATTEMPTS, HTTP_TIMEOUT_MS, IM_ENDPOINT, RATE_LIMITS,
+    REGION, SDK_SECRET_KEY, SDKAPPID, SECRET_ID, SECRET_KEY, Setting, TRTC_ENDPOINT,
+};
+
 pub const ENV_CONFIG: &str = "CALLFEED_CONFIG";
 pub const DEFAULT_ADMIN: &str = "administrator";
 pub const DEFAULT_DATA_CENTER: DataCenter = DataCenter::China;
-
-/// One setting: its TOML key, its environment variable, and whether it is a secret.
-#[derive(Debug, Clone, Copy)]
-pub struct Setting {
-    pub toml: &'static str,
-    pub env: &'static str,
-    pub secret: bool,
-    pub about: &'static str,
-}
-
-pub const SDKAPPID: Setting = Setting {
-    toml: "sdkappid",
-    env: "CALLFEED_SDKAPPID",
-    secret: false,
-    about: "the app's SDKAppID (TRTC / Chat console)",
-};
-pub const SDK_SECRET_KEY: Setting = Setting {
-    toml: "sdk_secret_key",
-    env: "CALLFEED_SDK_SECRET_KEY",
-    secret: true,
-    about: "the app's secret key that UserSigs are made with",
-};
-pub const ADMIN: Setting = Setting {
-    toml: "admin",
-    env: "CALLFEED_ADMIN",
-    secret: false,
-    about: "an App administrator account for the call-engine REST API",
-};
-pub const SECRET_ID: Setting = Setting {
-    toml: "secret_id",
-    env: "TENCENTCLOUD_SECRET_ID",
-    secret: true,
-    about: "API 3.0 SecretId (CAM API key)",
-};
-pub const SECRET_KEY: Setting = Setting {
-    toml: "secret_key",
-    env: "TENCENTCLOUD_SECRET_KEY",
-    secret: true,
-    about: "API 3.0 SecretKey (CAM API key)",
-};
-pub const DATA_CENTER: Setting = Setting {
-    toml: "data_center",
-    env: "CALLFEED_DATA_CENTER",
-    secret: false,
-    about: "where the SDKAppID lives; picks the default hosts and region",
-};
-pub const REGION: Setting = Setting {
-    toml: "region",
-    env: "CALLFEED_REGION",
-    secret: false,
-    about: "X-TC-Region of TRTC API 3.0 requests",
-};
-pub const IM_ENDPOINT: Setting = Setting {
-    toml: "im_endpoint",
-    env: "CALLFEED_IM_ENDPOINT",
-    secret: false,
-    about: "base URL of the IM / call-engine REST API",
-};
-pub const TRTC_ENDPOINT: Setting = Setting {
-    toml: "trtc_endpoint",
-    env: "CALLFEED_TRTC_ENDPOINT",
-    secret: false,
-    about: "base URL of TRTC API 3.0",
-};
-pub const HTTP_TIMEOUT_MS: Setting = Setting {
-    toml: "http_timeout_ms",
-    env: "CALLFEED_HTTP_TIMEOUT_MS",
-    secret: false,
-    about: "time one cloud request attempt may take",
-};
-pub const HTTP_MAX_ATTEMPTS: Setting = Setting {
-    toml: "http_max_attempts",
-    env: "CALLFEED_HTTP_MAX_ATTEMPTS",
-    secret: false,
-    about: "attempts per cloud request, for retryable failures",
-};
-pub const RATE_LIMITS: Setting = Setting {
-    toml: "rate_limits",
-    env: "CALLFEED_RATE_LIMITS",
-    secret: false,
-    about: "client-side limits at the documented cloud rates (20/s per ingest action, 200/s per call command)",
-};
-
-pub const ALL_SETTINGS: [Setting; 12] = [
-    SDKAPPID,
-    SDK_SECRET_KEY,
-    ADMIN,
-    SECRET_ID,
-    SECRET_KEY,
-    DATA_CENTER,
-    REGION,
-    IM_ENDPOINT,
-    TRTC_ENDPOINT,
-    HTTP_TIMEOUT_MS,
-    HTTP_MAX_ATTEMPTS,
-    RATE_LIMITS,
-];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -258,60 +170,6 @@ struct FileConfig {
     /// Topology overrides and additions: section → name → gst-launch fragment.
     #[serde(default)]
     pipelines: BTreeMap<String, BTreeMap<String, String>>,
-}
-
-/// The `[emulator]` table: how `callfeed emulator` and `--emulator` behave, as plain data.
-///
-/// Its shape is checked when the file is loaded, so a typo is named with the file like any
-/// other; what the values mean, and what an unset one defaults to, is the emulator's
-/// business (`emulator::EmulatorConfig`), which the command line builds from this.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct EmulatorTable {
-    /// `realtime` (as a player) or `fast` (as fast as decoding allows).
-    pub pace: Option<ObserverPace>,
-    /// How long after a call ends its record becomes queryable.
-    pub record_delay_ms: Option<u64>,
-    /// What callees without their own entry do.
-    pub default_behaviour: Option<CalleeScript>,
-    /// Per callee, e.g. `jack = { action = "answer", after_ms = 2000 }`.
-    pub behaviours: BTreeMap<String, CalleeScript>,
-    /// Where ingest webhooks go, signed with `key`.
-    pub trtc_callback: Option<CallbackTarget>,
-}
-
-/// How the emulator's room observer consumes a stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ObserverPace {
-    Realtime,
-    Fast,
-}
-
-/// What a simulated callee does when rung; unset delays are the emulator's defaults.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
-pub enum CalleeScript {
-    Answer {
-        #[serde(default)]
-        after_ms: Option<u64>,
-        #[serde(default)]
-        hangup_after_ms: Option<u64>,
-    },
-    Reject {
-        #[serde(default)]
-        after_ms: Option<u64>,
-    },
-    NeverAnswer,
-    Busy,
-}
-
-/// Where the emulator posts TRTC ingest webhooks, and the key that signs them.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct CallbackTarget {
-    pub url: String,
-    #[serde(default)]
-    pub key: String,
 }
 
 /// Where a value came from, for `callfeed config`.
