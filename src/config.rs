@@ -237,6 +237,116 @@ fn parse_endpoint(setting: Setting, value: &str) -> Result<url::Url, ConfigError
     Ok(url)
 }
 
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    toml::from_str::<FileConfig>(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: e.message().to_owned(),
+    })
+}
+
+/// Chooses each setting's value, the environment over the file and the file over the
+/// default, and remembers where each came from.
+struct Picker<'a> {
+    env: &'a dyn Fn(&str) -> Option<String>,
+    sources: BTreeMap<&'static str, Source>,
+}
+
+impl Picker<'_> {
+    /// An empty environment variable counts as unset.
+    fn pick(&mut self, setting: Setting, from_file: Option<String>) -> Option<String> {
+        let env_value = (self.env)(setting.env).filter(|v| !v.is_empty());
+        let (value, source) = match (env_value, from_file) {
+            (Some(v), _) => (Some(v), Source::Env),
+            (None, Some(v)) => (Some(v), Source::File),
+            (None, None) => (None, Source::Default),
+        };
+        self.sources.insert(setting.toml, source);
+        value
+    }
+}
+
+/// A TOML value as the environment would spell it (a string without its quotes).
+fn toml_scalar(value: Option<toml::Value>) -> Option<String> {
+    value.map(|v| match v {
+        toml::Value::String(s) => s,
+        other => other.to_string(),
+    })
+}
+
+fn parse_sdkappid(value: &str) -> Result<u64, ConfigError> {
+    value
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|n| (1..=u64::from(u32::MAX)).contains(n))
+        .ok_or_else(|| {
+            ConfigError::invalid(
+                SDKAPPID,
+                value,
+                "a positive 32-bit integer such as 1400000000",
+            )
+        })
+}
+
+fn parse_data_center(value: &str) -> Result<DataCenter, ConfigError> {
+    DataCenter::parse(value).ok_or_else(|| {
+        let names: Vec<_> = DataCenter::ALL.iter().map(|d| d.name()).collect();
+        ConfigError::invalid(DATA_CENTER, value, format!("one of {}", names.join(", ")))
+    })
+}
+
+fn check_region(region: &str) -> Result<(), ConfigError> {
+    if region.is_empty()
+        || !region
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    {
+        return Err(ConfigError::invalid(
+            REGION,
+            region,
+            "a region name such as ap-singapore or ap-guangzhou",
+        ));
+    }
+    Ok(())
+}
+
+/// The HTTP client's settings: the defaults, with whichever of the three are set.
+fn http_settings(
+    picker: &mut Picker<'_>,
+    timeout_ms: Option<u64>,
+    max_attempts: Option<u64>,
+    rate_limits: Option<bool>,
+) -> Result<HttpSettings, ConfigError> {
+    let mut http = HttpSettings::default();
+    if let Some(v) = picker.pick(HTTP_TIMEOUT_MS, timeout_ms.map(|n| n.to_string())) {
+        let ms = v
+            .parse::<u64>()
+            .ok()
+            .filter(|ms| (100..=120_000).contains(ms))
+            .ok_or_else(|| ConfigError::invalid(HTTP_TIMEOUT_MS, &v, "100 to 120000 ms"))?;
+        http.timeout = Duration::from_millis(ms);
+    }
+    if let Some(v) = picker.pick(HTTP_MAX_ATTEMPTS, max_attempts.map(|n| n.to_string())) {
+        http.max_attempts = v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=10).contains(n))
+            .ok_or_else(|| ConfigError::invalid(HTTP_MAX_ATTEMPTS, &v, "1 to 10"))?;
+    }
+    if let Some(v) = picker.pick(RATE_LIMITS, rate_limits.map(|b| b.to_string())) {
+        http.rate_limits = match v.as_str() {
+            "true" | "1" | "on" => true,
+            "false" | "0" | "off" => false,
+            _ => return Err(ConfigError::invalid(RATE_LIMITS, &v, "true or false")),
+        };
+    }
+    Ok(http)
+}
+
 impl Config {
     /// Loads from `path` (or `CALLFEED_CONFIG`) and the process environment.
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
@@ -252,114 +362,50 @@ impl Config {
             .map(Path::to_path_buf)
             .or_else(|| env(ENV_CONFIG).filter(|p| !p.is_empty()).map(PathBuf::from));
         let file = match &path {
-            Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
-                    path: p.clone(),
-                    source,
-                })?;
-                toml::from_str::<FileConfig>(&text).map_err(|e| ConfigError::Parse {
-                    path: p.clone(),
-                    message: e.message().to_owned(),
-                })?
-            }
+            Some(p) => read_file(p)?,
             None => FileConfig::default(),
         };
-        let mut sources = BTreeMap::new();
-        // The environment wins over the file, the file over defaults.
-        let mut pick = |setting: Setting, from_file: Option<String>| -> Option<String> {
-            let env_value = env(setting.env).filter(|v| !v.is_empty());
-            let (value, source) = match (env_value, from_file) {
-                (Some(v), _) => (Some(v), Source::Env),
-                (None, Some(v)) => (Some(v), Source::File),
-                (None, None) => (None, Source::Default),
-            };
-            sources.insert(setting.toml, source);
-            value
+        let mut picker = Picker {
+            env,
+            sources: BTreeMap::new(),
         };
-        let toml_scalar = |v: Option<toml::Value>| {
-            v.map(|v| match v {
-                toml::Value::String(s) => s,
-                other => other.to_string(),
-            })
-        };
-
-        let sdkappid = pick(SDKAPPID, toml_scalar(file.sdkappid))
-            .map(|v| {
-                v.trim()
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|n| (1..=u64::from(u32::MAX)).contains(n))
-                    .ok_or_else(|| {
-                        ConfigError::invalid(
-                            SDKAPPID,
-                            &v,
-                            "a positive 32-bit integer such as 1400000000",
-                        )
-                    })
-            })
+        let sdkappid = picker
+            .pick(SDKAPPID, toml_scalar(file.sdkappid))
+            .map(|v| parse_sdkappid(&v))
             .transpose()?;
-        let sdk_secret_key = pick(SDK_SECRET_KEY, file.sdk_secret_key).map(SecretString::from);
-        let admin = pick(ADMIN, file.admin).unwrap_or_else(|| DEFAULT_ADMIN.to_owned());
+        let sdk_secret_key = picker
+            .pick(SDK_SECRET_KEY, file.sdk_secret_key)
+            .map(SecretString::from);
+        let admin = picker
+            .pick(ADMIN, file.admin)
+            .unwrap_or_else(|| DEFAULT_ADMIN.to_owned());
         UserId::new("admin", &admin).map_err(|e| ConfigError::invalid(ADMIN, &admin, e.allowed))?;
-        let secret_id = pick(SECRET_ID, file.secret_id);
-        let secret_key = pick(SECRET_KEY, file.secret_key).map(SecretString::from);
-        let data_center = match pick(DATA_CENTER, file.data_center) {
-            Some(v) => DataCenter::parse(&v).ok_or_else(|| {
-                let names: Vec<_> = DataCenter::ALL.iter().map(|d| d.name()).collect();
-                ConfigError::invalid(DATA_CENTER, &v, format!("one of {}", names.join(", ")))
-            })?,
+        let secret_id = picker.pick(SECRET_ID, file.secret_id);
+        let secret_key = picker
+            .pick(SECRET_KEY, file.secret_key)
+            .map(SecretString::from);
+        let data_center = match picker.pick(DATA_CENTER, file.data_center) {
+            Some(v) => parse_data_center(&v)?,
             None => DEFAULT_DATA_CENTER,
         };
-        let region =
-            pick(REGION, file.region).unwrap_or_else(|| data_center.default_region().to_owned());
-        if region.is_empty()
-            || !region
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        {
-            return Err(ConfigError::invalid(
-                REGION,
-                &region,
-                "a region name such as ap-singapore or ap-guangzhou",
-            ));
-        }
-        let im_endpoint = match pick(IM_ENDPOINT, file.im_endpoint) {
-            Some(v) => parse_endpoint(IM_ENDPOINT, &v)?,
-            None => parse_endpoint(IM_ENDPOINT, &format!("https://{}/", data_center.im_host()))?,
-        };
-        let trtc_endpoint = match pick(TRTC_ENDPOINT, file.trtc_endpoint) {
-            Some(v) => parse_endpoint(TRTC_ENDPOINT, &v)?,
-            None => parse_endpoint(
-                TRTC_ENDPOINT,
-                &format!("https://{}/", data_center.trtc_host()),
-            )?,
-        };
-        let mut http = HttpSettings::default();
-        if let Some(v) = pick(HTTP_TIMEOUT_MS, file.http_timeout_ms.map(|n| n.to_string())) {
-            let ms = v
-                .parse::<u64>()
-                .ok()
-                .filter(|ms| (100..=120_000).contains(ms))
-                .ok_or_else(|| ConfigError::invalid(HTTP_TIMEOUT_MS, &v, "100 to 120000 ms"))?;
-            http.timeout = Duration::from_millis(ms);
-        }
-        if let Some(v) = pick(
-            HTTP_MAX_ATTEMPTS,
-            file.http_max_attempts.map(|n| n.to_string()),
-        ) {
-            http.max_attempts = v
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (1..=10).contains(n))
-                .ok_or_else(|| ConfigError::invalid(HTTP_MAX_ATTEMPTS, &v, "1 to 10"))?;
-        }
-        if let Some(v) = pick(RATE_LIMITS, file.rate_limits.map(|b| b.to_string())) {
-            http.rate_limits = match v.as_str() {
-                "true" | "1" | "on" => true,
-                "false" | "0" | "off" => false,
-                _ => return Err(ConfigError::invalid(RATE_LIMITS, &v, "true or false")),
-            };
-        }
+        let region = picker
+            .pick(REGION, file.region)
+            .unwrap_or_else(|| data_center.default_region().to_owned());
+        check_region(&region)?;
+        let im_endpoint = picker
+            .pick(IM_ENDPOINT, file.im_endpoint)
+            .unwrap_or_else(|| format!("https://{}/", data_center.im_host()));
+        let im_endpoint = parse_endpoint(IM_ENDPOINT, &im_endpoint)?;
+        let trtc_endpoint = picker
+            .pick(TRTC_ENDPOINT, file.trtc_endpoint)
+            .unwrap_or_else(|| format!("https://{}/", data_center.trtc_host()));
+        let trtc_endpoint = parse_endpoint(TRTC_ENDPOINT, &trtc_endpoint)?;
+        let http = http_settings(
+            &mut picker,
+            file.http_timeout_ms,
+            file.http_max_attempts,
+            file.rate_limits,
+        )?;
         Ok(Self {
             sdkappid,
             sdk_secret_key,
@@ -374,7 +420,7 @@ impl Config {
             emulator: file.emulator,
             pipelines: file.pipelines,
             file: path,
-            sources,
+            sources: picker.sources,
         })
     }
 
