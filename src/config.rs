@@ -13,106 +13,18 @@ use serde::Deserialize;
 use crate::cloud::http::HttpSettings;
 use crate::cloud::{ApiCredentials, ImCredentials, InvalidArgument, UserId};
 
+mod emulator;
+mod settings;
+
+pub use emulator::{CallbackTarget, CalleeScript, EmulatorTable, ObserverPace};
+pub use settings::{
+    ADMIN, ALL_SETTINGS, DATA_CENTER, HTTP_MAX_ATTEMPTS, HTTP_TIMEOUT_MS, IM_ENDPOINT, RATE_LIMITS,
+    REGION, SDK_SECRET_KEY, SDKAPPID, SECRET_ID, SECRET_KEY, Setting, TRTC_ENDPOINT,
+};
+
 pub const ENV_CONFIG: &str = "CALLFEED_CONFIG";
 pub const DEFAULT_ADMIN: &str = "administrator";
 pub const DEFAULT_DATA_CENTER: DataCenter = DataCenter::China;
-
-/// One setting: its TOML key, its environment variable, and whether it is a secret.
-#[derive(Debug, Clone, Copy)]
-pub struct Setting {
-    pub toml: &'static str,
-    pub env: &'static str,
-    pub secret: bool,
-    pub about: &'static str,
-}
-
-pub const SDKAPPID: Setting = Setting {
-    toml: "sdkappid",
-    env: "CALLFEED_SDKAPPID",
-    secret: false,
-    about: "the app's SDKAppID (TRTC / Chat console)",
-};
-pub const SDK_SECRET_KEY: Setting = Setting {
-    toml: "sdk_secret_key",
-    env: "CALLFEED_SDK_SECRET_KEY",
-    secret: true,
-    about: "the app's secret key that UserSigs are made with",
-};
-pub const ADMIN: Setting = Setting {
-    toml: "admin",
-    env: "CALLFEED_ADMIN",
-    secret: false,
-    about: "an App administrator account for the call-engine REST API",
-};
-pub const SECRET_ID: Setting = Setting {
-    toml: "secret_id",
-    env: "TENCENTCLOUD_SECRET_ID",
-    secret: true,
-    about: "API 3.0 SecretId (CAM API key)",
-};
-pub const SECRET_KEY: Setting = Setting {
-    toml: "secret_key",
-    env: "TENCENTCLOUD_SECRET_KEY",
-    secret: true,
-    about: "API 3.0 SecretKey (CAM API key)",
-};
-pub const DATA_CENTER: Setting = Setting {
-    toml: "data_center",
-    env: "CALLFEED_DATA_CENTER",
-    secret: false,
-    about: "where the SDKAppID lives; picks the default hosts and region",
-};
-pub const REGION: Setting = Setting {
-    toml: "region",
-    env: "CALLFEED_REGION",
-    secret: false,
-    about: "X-TC-Region of TRTC API 3.0 requests",
-};
-pub const IM_ENDPOINT: Setting = Setting {
-    toml: "im_endpoint",
-    env: "CALLFEED_IM_ENDPOINT",
-    secret: false,
-    about: "base URL of the IM / call-engine REST API",
-};
-pub const TRTC_ENDPOINT: Setting = Setting {
-    toml: "trtc_endpoint",
-    env: "CALLFEED_TRTC_ENDPOINT",
-    secret: false,
-    about: "base URL of TRTC API 3.0",
-};
-pub const HTTP_TIMEOUT_MS: Setting = Setting {
-    toml: "http_timeout_ms",
-    env: "CALLFEED_HTTP_TIMEOUT_MS",
-    secret: false,
-    about: "time one cloud request attempt may take",
-};
-pub const HTTP_MAX_ATTEMPTS: Setting = Setting {
-    toml: "http_max_attempts",
-    env: "CALLFEED_HTTP_MAX_ATTEMPTS",
-    secret: false,
-    about: "attempts per cloud request, for retryable failures",
-};
-pub const RATE_LIMITS: Setting = Setting {
-    toml: "rate_limits",
-    env: "CALLFEED_RATE_LIMITS",
-    secret: false,
-    about: "client-side limits at the documented cloud rates (20/s per ingest action, 200/s per call command)",
-};
-
-pub const ALL_SETTINGS: [Setting; 12] = [
-    SDKAPPID,
-    SDK_SECRET_KEY,
-    ADMIN,
-    SECRET_ID,
-    SECRET_KEY,
-    DATA_CENTER,
-    REGION,
-    IM_ENDPOINT,
-    TRTC_ENDPOINT,
-    HTTP_TIMEOUT_MS,
-    HTTP_MAX_ATTEMPTS,
-    RATE_LIMITS,
-];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -260,60 +172,6 @@ struct FileConfig {
     pipelines: BTreeMap<String, BTreeMap<String, String>>,
 }
 
-/// The `[emulator]` table: how `callfeed emulator` and `--emulator` behave, as plain data.
-///
-/// Its shape is checked when the file is loaded, so a typo is named with the file like any
-/// other; what the values mean, and what an unset one defaults to, is the emulator's
-/// business (`emulator::EmulatorConfig`), which the command line builds from this.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct EmulatorTable {
-    /// `realtime` (as a player) or `fast` (as fast as decoding allows).
-    pub pace: Option<ObserverPace>,
-    /// How long after a call ends its record becomes queryable.
-    pub record_delay_ms: Option<u64>,
-    /// What callees without their own entry do.
-    pub default_behaviour: Option<CalleeScript>,
-    /// Per callee, e.g. `jack = { action = "answer", after_ms = 2000 }`.
-    pub behaviours: BTreeMap<String, CalleeScript>,
-    /// Where ingest webhooks go, signed with `key`.
-    pub trtc_callback: Option<CallbackTarget>,
-}
-
-/// How the emulator's room observer consumes a stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ObserverPace {
-    Realtime,
-    Fast,
-}
-
-/// What a simulated callee does when rung; unset delays are the emulator's defaults.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
-pub enum CalleeScript {
-    Answer {
-        #[serde(default)]
-        after_ms: Option<u64>,
-        #[serde(default)]
-        hangup_after_ms: Option<u64>,
-    },
-    Reject {
-        #[serde(default)]
-        after_ms: Option<u64>,
-    },
-    NeverAnswer,
-    Busy,
-}
-
-/// Where the emulator posts TRTC ingest webhooks, and the key that signs them.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct CallbackTarget {
-    pub url: String,
-    #[serde(default)]
-    pub key: String,
-}
-
 /// Where a value came from, for `callfeed config`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
@@ -379,6 +237,116 @@ fn parse_endpoint(setting: Setting, value: &str) -> Result<url::Url, ConfigError
     Ok(url)
 }
 
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    toml::from_str::<FileConfig>(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: e.message().to_owned(),
+    })
+}
+
+/// Chooses each setting's value, the environment over the file and the file over the
+/// default, and remembers where each came from.
+struct Picker<'a> {
+    env: &'a dyn Fn(&str) -> Option<String>,
+    sources: BTreeMap<&'static str, Source>,
+}
+
+impl Picker<'_> {
+    /// An empty environment variable counts as unset.
+    fn pick(&mut self, setting: Setting, from_file: Option<String>) -> Option<String> {
+        let env_value = (self.env)(setting.env).filter(|v| !v.is_empty());
+        let (value, source) = match (env_value, from_file) {
+            (Some(v), _) => (Some(v), Source::Env),
+            (None, Some(v)) => (Some(v), Source::File),
+            (None, None) => (None, Source::Default),
+        };
+        self.sources.insert(setting.toml, source);
+        value
+    }
+}
+
+/// A TOML value as the environment would spell it (a string without its quotes).
+fn toml_scalar(value: Option<toml::Value>) -> Option<String> {
+    value.map(|v| match v {
+        toml::Value::String(s) => s,
+        other => other.to_string(),
+    })
+}
+
+fn parse_sdkappid(value: &str) -> Result<u64, ConfigError> {
+    value
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|n| (1..=u64::from(u32::MAX)).contains(n))
+        .ok_or_else(|| {
+            ConfigError::invalid(
+                SDKAPPID,
+                value,
+                "a positive 32-bit integer such as 1400000000",
+            )
+        })
+}
+
+fn parse_data_center(value: &str) -> Result<DataCenter, ConfigError> {
+    DataCenter::parse(value).ok_or_else(|| {
+        let names: Vec<_> = DataCenter::ALL.iter().map(|d| d.name()).collect();
+        ConfigError::invalid(DATA_CENTER, value, format!("one of {}", names.join(", ")))
+    })
+}
+
+fn check_region(region: &str) -> Result<(), ConfigError> {
+    if region.is_empty()
+        || !region
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    {
+        return Err(ConfigError::invalid(
+            REGION,
+            region,
+            "a region name such as ap-singapore or ap-guangzhou",
+        ));
+    }
+    Ok(())
+}
+
+/// The HTTP client's settings: the defaults, with whichever of the three are set.
+fn http_settings(
+    picker: &mut Picker<'_>,
+    timeout_ms: Option<u64>,
+    max_attempts: Option<u64>,
+    rate_limits: Option<bool>,
+) -> Result<HttpSettings, ConfigError> {
+    let mut http = HttpSettings::default();
+    if let Some(v) = picker.pick(HTTP_TIMEOUT_MS, timeout_ms.map(|n| n.to_string())) {
+        let ms = v
+            .parse::<u64>()
+            .ok()
+            .filter(|ms| (100..=120_000).contains(ms))
+            .ok_or_else(|| ConfigError::invalid(HTTP_TIMEOUT_MS, &v, "100 to 120000 ms"))?;
+        http.timeout = Duration::from_millis(ms);
+    }
+    if let Some(v) = picker.pick(HTTP_MAX_ATTEMPTS, max_attempts.map(|n| n.to_string())) {
+        http.max_attempts = v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=10).contains(n))
+            .ok_or_else(|| ConfigError::invalid(HTTP_MAX_ATTEMPTS, &v, "1 to 10"))?;
+    }
+    if let Some(v) = picker.pick(RATE_LIMITS, rate_limits.map(|b| b.to_string())) {
+        http.rate_limits = match v.as_str() {
+            "true" | "1" | "on" => true,
+            "false" | "0" | "off" => false,
+            _ => return Err(ConfigError::invalid(RATE_LIMITS, &v, "true or false")),
+        };
+    }
+    Ok(http)
+}
+
 impl Config {
     /// Loads from `path` (or `CALLFEED_CONFIG`) and the process environment.
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
@@ -394,114 +362,50 @@ impl Config {
             .map(Path::to_path_buf)
             .or_else(|| env(ENV_CONFIG).filter(|p| !p.is_empty()).map(PathBuf::from));
         let file = match &path {
-            Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
-                    path: p.clone(),
-                    source,
-                })?;
-                toml::from_str::<FileConfig>(&text).map_err(|e| ConfigError::Parse {
-                    path: p.clone(),
-                    message: e.message().to_owned(),
-                })?
-            }
+            Some(p) => read_file(p)?,
             None => FileConfig::default(),
         };
-        let mut sources = BTreeMap::new();
-        // The environment wins over the file, the file over defaults.
-        let mut pick = |setting: Setting, from_file: Option<String>| -> Option<String> {
-            let env_value = env(setting.env).filter(|v| !v.is_empty());
-            let (value, source) = match (env_value, from_file) {
-                (Some(v), _) => (Some(v), Source::Env),
-                (None, Some(v)) => (Some(v), Source::File),
-                (None, None) => (None, Source::Default),
-            };
-            sources.insert(setting.toml, source);
-            value
+        let mut picker = Picker {
+            env,
+            sources: BTreeMap::new(),
         };
-        let toml_scalar = |v: Option<toml::Value>| {
-            v.map(|v| match v {
-                toml::Value::String(s) => s,
-                other => other.to_string(),
-            })
-        };
-
-        let sdkappid = pick(SDKAPPID, toml_scalar(file.sdkappid))
-            .map(|v| {
-                v.trim()
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|n| (1..=u64::from(u32::MAX)).contains(n))
-                    .ok_or_else(|| {
-                        ConfigError::invalid(
-                            SDKAPPID,
-                            &v,
-                            "a positive 32-bit integer such as 1400000000",
-                        )
-                    })
-            })
+        let sdkappid = picker
+            .pick(SDKAPPID, toml_scalar(file.sdkappid))
+            .map(|v| parse_sdkappid(&v))
             .transpose()?;
-        let sdk_secret_key = pick(SDK_SECRET_KEY, file.sdk_secret_key).map(SecretString::from);
-        let admin = pick(ADMIN, file.admin).unwrap_or_else(|| DEFAULT_ADMIN.to_owned());
+        let sdk_secret_key = picker
+            .pick(SDK_SECRET_KEY, file.sdk_secret_key)
+            .map(SecretString::from);
+        let admin = picker
+            .pick(ADMIN, file.admin)
+            .unwrap_or_else(|| DEFAULT_ADMIN.to_owned());
         UserId::new("admin", &admin).map_err(|e| ConfigError::invalid(ADMIN, &admin, e.allowed))?;
-        let secret_id = pick(SECRET_ID, file.secret_id);
-        let secret_key = pick(SECRET_KEY, file.secret_key).map(SecretString::from);
-        let data_center = match pick(DATA_CENTER, file.data_center) {
-            Some(v) => DataCenter::parse(&v).ok_or_else(|| {
-                let names: Vec<_> = DataCenter::ALL.iter().map(|d| d.name()).collect();
-                ConfigError::invalid(DATA_CENTER, &v, format!("one of {}", names.join(", ")))
-            })?,
+        let secret_id = picker.pick(SECRET_ID, file.secret_id);
+        let secret_key = picker
+            .pick(SECRET_KEY, file.secret_key)
+            .map(SecretString::from);
+        let data_center = match picker.pick(DATA_CENTER, file.data_center) {
+            Some(v) => parse_data_center(&v)?,
             None => DEFAULT_DATA_CENTER,
         };
-        let region =
-            pick(REGION, file.region).unwrap_or_else(|| data_center.default_region().to_owned());
-        if region.is_empty()
-            || !region
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        {
-            return Err(ConfigError::invalid(
-                REGION,
-                &region,
-                "a region name such as ap-singapore or ap-guangzhou",
-            ));
-        }
-        let im_endpoint = match pick(IM_ENDPOINT, file.im_endpoint) {
-            Some(v) => parse_endpoint(IM_ENDPOINT, &v)?,
-            None => parse_endpoint(IM_ENDPOINT, &format!("https://{}/", data_center.im_host()))?,
-        };
-        let trtc_endpoint = match pick(TRTC_ENDPOINT, file.trtc_endpoint) {
-            Some(v) => parse_endpoint(TRTC_ENDPOINT, &v)?,
-            None => parse_endpoint(
-                TRTC_ENDPOINT,
-                &format!("https://{}/", data_center.trtc_host()),
-            )?,
-        };
-        let mut http = HttpSettings::default();
-        if let Some(v) = pick(HTTP_TIMEOUT_MS, file.http_timeout_ms.map(|n| n.to_string())) {
-            let ms = v
-                .parse::<u64>()
-                .ok()
-                .filter(|ms| (100..=120_000).contains(ms))
-                .ok_or_else(|| ConfigError::invalid(HTTP_TIMEOUT_MS, &v, "100 to 120000 ms"))?;
-            http.timeout = Duration::from_millis(ms);
-        }
-        if let Some(v) = pick(
-            HTTP_MAX_ATTEMPTS,
-            file.http_max_attempts.map(|n| n.to_string()),
-        ) {
-            http.max_attempts = v
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (1..=10).contains(n))
-                .ok_or_else(|| ConfigError::invalid(HTTP_MAX_ATTEMPTS, &v, "1 to 10"))?;
-        }
-        if let Some(v) = pick(RATE_LIMITS, file.rate_limits.map(|b| b.to_string())) {
-            http.rate_limits = match v.as_str() {
-                "true" | "1" | "on" => true,
-                "false" | "0" | "off" => false,
-                _ => return Err(ConfigError::invalid(RATE_LIMITS, &v, "true or false")),
-            };
-        }
+        let region = picker
+            .pick(REGION, file.region)
+            .unwrap_or_else(|| data_center.default_region().to_owned());
+        check_region(&region)?;
+        let im_endpoint = picker
+            .pick(IM_ENDPOINT, file.im_endpoint)
+            .unwrap_or_else(|| format!("https://{}/", data_center.im_host()));
+        let im_endpoint = parse_endpoint(IM_ENDPOINT, &im_endpoint)?;
+        let trtc_endpoint = picker
+            .pick(TRTC_ENDPOINT, file.trtc_endpoint)
+            .unwrap_or_else(|| format!("https://{}/", data_center.trtc_host()));
+        let trtc_endpoint = parse_endpoint(TRTC_ENDPOINT, &trtc_endpoint)?;
+        let http = http_settings(
+            &mut picker,
+            file.http_timeout_ms,
+            file.http_max_attempts,
+            file.rate_limits,
+        )?;
         Ok(Self {
             sdkappid,
             sdk_secret_key,
@@ -516,7 +420,7 @@ impl Config {
             emulator: file.emulator,
             pipelines: file.pipelines,
             file: path,
-            sources,
+            sources: picker.sources,
         })
     }
 

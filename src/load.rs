@@ -6,11 +6,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use crate::media::topology::Topologies;
 use crate::session::driver::{self, Controls, DriverSettings, Report, Status};
-use crate::session::{CloudOps, SessionRequest};
+use crate::session::state::Outcome;
+use crate::session::{CloudOps, SessionRequest, SessionSpec};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -116,11 +117,7 @@ pub async fn run<C: CloudOps + 'static>(
             p = permits.clone().acquire_owned() => p.expect("semaphore open"),
             _ = stop.changed() => break,
         };
-        let mut request = plan.template.clone();
-        request.to = vec![format!("load{run_id}c{i}")];
-        request.room = format!("load{run_id}r{i}");
-        request.robot = format!("load{run_id}b{i}");
-        let spec = match request
+        let spec = match unique_request(&plan.template, &run_id, i)
             .validate(
                 &crate::media::policy::InputPolicy::Unrestricted,
                 &topologies,
@@ -133,44 +130,19 @@ pub async fn run<C: CloudOps + 'static>(
                 break;
             }
         };
-        let cloud = cloud.clone();
-        let settings = settings.clone();
-        let topologies = topologies.clone();
-        let stop_rx = stop_all.subscribe();
-        let progress = progress.clone();
         progress.send_modify(|p| {
             p.started += 1;
             p.running += 1;
         });
-        tasks.push(tokio::spawn(async move {
-            let (status, _) = watch::channel(Status::default());
-            let report = driver::run(
-                uuid::Uuid::new_v4().to_string(),
-                spec,
-                &*cloud,
-                None,
-                settings,
-                topologies,
-                Controls {
-                    status,
-                    stop: stop_rx,
-                    nudge: Arc::new(tokio::sync::Notify::new()),
-                },
-            )
-            .await;
-            drop(permit);
-            let ok = report.outcome == crate::session::state::Outcome::Completed;
-            progress.send_modify(|p| {
-                p.running -= 1;
-                p.finished += 1;
-                if ok {
-                    p.succeeded += 1;
-                } else {
-                    p.failed += 1;
-                }
-            });
-            report
-        }));
+        tasks.push(tokio::spawn(drive_session(
+            spec,
+            cloud.clone(),
+            settings.clone(),
+            topologies.clone(),
+            stop_all.subscribe(),
+            permit,
+            progress.clone(),
+        )));
     }
     // Ctrl-C: every session still running is ended cleanly, all the same.
     let stopper = {
@@ -189,17 +161,69 @@ pub async fn run<C: CloudOps + 'static>(
         }
     }
     stopper.abort();
-    let wall = started.elapsed().as_secs_f64();
+    summarize(&reports, started.elapsed().as_secs_f64(), &first_media)
+}
+
+/// The template with its callee, room and robot made unique to session `i` of run `run_id`.
+fn unique_request(template: &SessionRequest, run_id: &str, i: u32) -> SessionRequest {
+    let mut request = template.clone();
+    request.to = vec![format!("load{run_id}c{i}")];
+    request.room = format!("load{run_id}r{i}");
+    request.robot = format!("load{run_id}b{i}");
+    request
+}
+
+/// One session, start to torn down; its concurrency permit is given back as soon as it ends.
+async fn drive_session<C: CloudOps>(
+    spec: SessionSpec,
+    cloud: Arc<C>,
+    settings: DriverSettings,
+    topologies: Topologies,
+    stop: watch::Receiver<bool>,
+    permit: OwnedSemaphorePermit,
+    progress: Arc<watch::Sender<LoadProgress>>,
+) -> Report {
+    let (status, _) = watch::channel(Status::default());
+    let report = driver::run(
+        uuid::Uuid::new_v4().to_string(),
+        spec,
+        &*cloud,
+        None,
+        settings,
+        topologies,
+        Controls {
+            status,
+            stop,
+            nudge: Arc::new(tokio::sync::Notify::new()),
+        },
+    )
+    .await;
+    drop(permit);
+    let ok = report.outcome == Outcome::Completed;
+    progress.send_modify(|p| {
+        p.running -= 1;
+        p.finished += 1;
+        if ok {
+            p.succeeded += 1;
+        } else {
+            p.failed += 1;
+        }
+    });
+    report
+}
+
+/// The run's counts and per-stage percentiles; `wall` is the run's length in seconds.
+fn summarize(reports: &[Report], wall: f64, first_media: &FirstMediaLookup) -> LoadReport {
     let diff = |a: Option<u64>, b: Option<u64>| a.zip(b).map(|(a, b)| b.saturating_sub(a));
     let mut results = BTreeMap::new();
     let mut failures_by_code = BTreeMap::new();
     let mut succeeded = 0;
-    for r in &reports {
-        if r.outcome == crate::session::state::Outcome::Completed {
+    for r in reports {
+        if r.outcome == Outcome::Completed {
             succeeded += 1;
         } else {
             *results.entry(r.outcome.name().to_owned()).or_insert(0) += 1;
-            if let crate::session::state::Outcome::Failed { .. } = r.outcome {
+            if let Outcome::Failed { .. } = r.outcome {
                 *failures_by_code
                     .entry(r.error_code.clone().unwrap_or_else(|| "transport".into()))
                     .or_insert(0) += 1;

@@ -3,6 +3,8 @@
 //!
 //! Requests are authenticated in the query string with an App administrator's UserSig.
 //! Both success and failure arrive as HTTP 200; a non-zero `ErrorCode` is an error.
+//! The records commands are in `records`, the callback configuration in `callback`; both
+//! are re-exported here.
 
 use std::sync::Arc;
 
@@ -13,9 +15,17 @@ use serde::{Deserialize, Deserializer};
 use serde_json::{Value, json};
 
 use super::http::{CloudError, Operation, PreparedRequest, RateClass, Transport};
-use super::ids::{InvalidArgument, UserId, check_stream_url};
+use super::ids::{InvalidArgument, UserId};
 use super::room::RoomRef;
 use super::usersig;
+
+mod callback;
+mod records;
+
+pub use callback::{CallbackConfig, DeleteCallback, GetCallback, SetCallback};
+pub use records::{
+    CallRecord, CallRecordResponse, GetRecordByCallId, GetRecordByFilter, RecordListResponse,
+};
 
 /// Lifetime of the admin UserSig minted for each request.
 pub const ADMIN_SIG_EXPIRE_SECS: u64 = 86_400;
@@ -127,46 +137,6 @@ pub struct UserStatus {
     pub user: String,
     #[serde(rename = "Status")]
     pub status: MemberStatus,
-}
-
-/// A finished call, from the records service or `Call.CallbackAfterEndCall`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
-pub struct CallRecord {
-    #[serde(rename = "CallId")]
-    pub call_id: String,
-    #[serde(
-        rename = "Caller_Account",
-        default,
-        deserialize_with = "lenient_string"
-    )]
-    pub caller: String,
-    #[serde(rename = "MediaType", alias = "CallMediaType", default)]
-    pub media_type: String,
-    #[serde(rename = "CallType", default)]
-    pub call_type: String,
-    #[serde(rename = "StartTime", default, deserialize_with = "lenient_i64")]
-    pub start_time: i64,
-    #[serde(rename = "EndTime", default, deserialize_with = "lenient_i64")]
-    pub end_time: i64,
-    #[serde(rename = "AcceptTime", default, deserialize_with = "lenient_i64")]
-    pub accept_time: i64,
-    /// `Cancel`, `Reject`, `NotAnswer`, `NormalEnd`, `CallBusy`, `Interrupt`, `Offline`.
-    #[serde(rename = "CallResult", default, deserialize_with = "lenient_string")]
-    pub call_result: String,
-    #[serde(rename = "CalleeList_Account", default)]
-    pub members: Vec<Value>,
-    #[serde(rename = "RoomId", default, deserialize_with = "lenient_string")]
-    pub room_id: String,
-    #[serde(rename = "RoomIdType", default, deserialize_with = "lenient_i64")]
-    pub room_id_type: i64,
-}
-
-impl CallRecord {
-    pub fn room(&self) -> Option<RoomRef> {
-        RoomRef::from_call(&self.room_id, self.room_id_type)
-            .ok()
-            .flatten()
-    }
 }
 
 /// A call-engine command: its path, its body and its answer.
@@ -373,146 +343,6 @@ impl CallCommand for GetCallInfo {
     fn body(&self) -> Result<Value, InvalidArgument> {
         check_call_id(&self.call_id)?;
         Ok(json!({ "CallId": self.call_id }))
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GetRecordByCallId {
-    pub call_id: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
-pub struct CallRecordResponse {
-    #[serde(rename = "CallRecord")]
-    pub record: CallRecord,
-}
-
-impl CallCommand for GetRecordByCallId {
-    const PATH: &'static str = "call_record_http_srv/get_record_by_callid";
-    const IDEMPOTENT: bool = true;
-    type Response = CallRecordResponse;
-    fn body(&self) -> Result<Value, InvalidArgument> {
-        check_call_id(&self.call_id)?;
-        Ok(json!({ "CallId": self.call_id }))
-    }
-}
-
-/// Records of the last 7 days, paged. Every field is optional.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct GetRecordByFilter {
-    pub start_time: Option<i64>,
-    pub end_time: Option<i64>,
-    pub number_per_page: Option<u32>,
-    pub page: Option<u32>,
-    pub call_result: Option<String>,
-    pub call_type: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
-pub struct RecordListResponse {
-    #[serde(rename = "TotalNum", default, deserialize_with = "lenient_i64")]
-    pub total: i64,
-    #[serde(rename = "Page", default, deserialize_with = "lenient_i64")]
-    pub page: i64,
-    #[serde(rename = "CallRecordList", default)]
-    pub records: Vec<CallRecord>,
-}
-
-impl CallCommand for GetRecordByFilter {
-    const PATH: &'static str = "call_record_http_srv/get_record_by_filter";
-    const IDEMPOTENT: bool = true;
-    type Response = RecordListResponse;
-    fn body(&self) -> Result<Value, InvalidArgument> {
-        if let (Some(s), Some(e)) = (self.start_time, self.end_time)
-            && s > e
-        {
-            return Err(InvalidArgument::new(
-                "StartTime",
-                s,
-                format!("a Unix time not after EndTime {e}"),
-            ));
-        }
-        if self.page == Some(0) {
-            return Err(InvalidArgument::new("Page", 0, "1 or more"));
-        }
-        if self.number_per_page == Some(0) {
-            return Err(InvalidArgument::new("NumberPerPage", 0, "1 or more"));
-        }
-        let mut body = serde_json::Map::new();
-        let mut put = |k: &str, v: Option<Value>| {
-            if let Some(v) = v {
-                body.insert(k.to_owned(), v);
-            }
-        };
-        put("StartTime", self.start_time.map(Value::from));
-        put("EndTime", self.end_time.map(Value::from));
-        put("NumberPerPage", self.number_per_page.map(Value::from));
-        put("Page", self.page.map(Value::from));
-        put("CallResult", self.call_result.clone().map(Value::from));
-        put("CallType", self.call_type.clone().map(Value::from));
-        Ok(Value::Object(body))
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SetCallback {
-    pub url: String,
-    pub commands: Vec<String>,
-}
-
-impl CallCommand for SetCallback {
-    const PATH: &'static str = "call_config/set_callback";
-    const IDEMPOTENT: bool = true;
-    type Response = ();
-    fn body(&self) -> Result<Value, InvalidArgument> {
-        let url = check_stream_url("Url", &self.url)?;
-        if url.scheme() == "rtmp" {
-            return Err(InvalidArgument::new(
-                "Url",
-                &self.url,
-                "an http:// or https:// URL",
-            ));
-        }
-        if self.commands.is_empty() {
-            return Err(InvalidArgument::new(
-                "CallbackCommandList",
-                "[]",
-                "one or more of Call.CallbackAfterStartCall, Call.CallbackAfterEndCall, Call.CallbackAfterMemberChanged",
-            ));
-        }
-        Ok(json!({ "Url": self.url, "CallbackCommandList": self.commands }))
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GetCallback;
-
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
-pub struct CallbackConfig {
-    #[serde(rename = "Url", default)]
-    pub url: String,
-    #[serde(rename = "CallbackCommandList", default)]
-    pub commands: Vec<String>,
-}
-
-impl CallCommand for GetCallback {
-    const PATH: &'static str = "call_config/get_callback";
-    const IDEMPOTENT: bool = true;
-    type Response = CallbackConfig;
-    fn body(&self) -> Result<Value, InvalidArgument> {
-        Ok(json!({}))
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeleteCallback;
-
-impl CallCommand for DeleteCallback {
-    const PATH: &'static str = "call_config/delete_callback";
-    const IDEMPOTENT: bool = true;
-    type Response = ();
-    fn body(&self) -> Result<Value, InvalidArgument> {
-        Ok(json!({}))
     }
 }
 

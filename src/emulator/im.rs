@@ -165,18 +165,81 @@ fn call_id(req: &Obj) -> Option<&str> {
         .filter(|s| !s.is_empty())
 }
 
+/// A `start_call_by_robot` request that passed every check, in the order the checks ran.
+struct StartRequest {
+    robot: String,
+    callees: Vec<String>,
+    timeout_ms: u64,
+    media_type: String,
+    room: Option<RoomRef>,
+}
+
 fn start_call(state: &Arc<State>, req: &Obj) -> Response {
+    let start = match parse_start(req) {
+        Ok(start) => start,
+        Err(info) => return invalid(state, info),
+    };
+    let id = uuid::Uuid::new_v4().to_string();
+    let behaviours = register_call(state, &id, &start);
+    let StartRequest {
+        robot,
+        callees,
+        timeout_ms,
+        ..
+    } = start;
+    tracing::info!(call_id = %id, robot, callees = ?callees, "emulated call started");
+    for (user, behaviour) in behaviours {
+        tokio::spawn(play_callee(state.clone(), id.clone(), user, behaviour));
+    }
+    spawn_ring_timeout(state, id.clone(), timeout_ms);
+    ok(
+        state,
+        Some(json!({"CallId": id, "CallResult": callees.iter()
+            .map(|c| json!({"Callee_Account": c, "ResultCode": 0})).collect::<Vec<_>>()})),
+    )
+}
+
+/// Checks a start request; the error is the `ErrorInfo` of a 101002 answer.
+fn parse_start(req: &Obj) -> Result<StartRequest, String> {
     let Some(robot) = req.get("Robot_Account").and_then(Value::as_str) else {
-        return invalid(state, "Robot_Account must be a string");
+        return Err("Robot_Account must be a string".into());
     };
     if UserId::new("Robot_Account", robot).is_err() {
-        return invalid(
-            state,
-            format!("Robot_Account `{robot}` is not a valid UserID"),
-        );
+        return Err(format!("Robot_Account `{robot}` is not a valid UserID"));
     }
+    let callees = parse_callees(req, robot)?;
+    let timeout = req.get("Timeout").and_then(Value::as_u64);
+    let Some(timeout_ms) = timeout
+        .filter(|t| (u64::from(MIN_RING_TIMEOUT_MS)..=u64::from(MAX_RING_TIMEOUT_MS)).contains(t))
+    else {
+        return Err("Timeout must be 10000 to 600000 ms".into());
+    };
+    if let Some(data) = req.get("UserData")
+        && data.as_str().is_none_or(|d| d.len() > MAX_USER_DATA_BYTES)
+    {
+        return Err("UserData must be a string of at most 1000 bytes".into());
+    }
+    let Some(info) = req.get("CallInfo").and_then(Value::as_object) else {
+        return Err("CallInfo must be an object".into());
+    };
+    let media_type = match info.get("MediaType").and_then(Value::as_str) {
+        Some(m @ ("Audio" | "Video")) => m.to_owned(),
+        _ => return Err("CallInfo.MediaType must be \"Audio\" or \"Video\"".into()),
+    };
+    let room = parse_room(info)?;
+    Ok(StartRequest {
+        robot: robot.to_owned(),
+        callees,
+        timeout_ms,
+        media_type,
+        room,
+    })
+}
+
+/// The callees: valid UserIDs, each once, not the robot, 1 to `MAX_CALLEES` of them.
+fn parse_callees(req: &Obj, robot: &str) -> Result<Vec<String>, String> {
     let Some(list) = req.get("CalleeList_Account").and_then(Value::as_array) else {
-        return invalid(state, "CalleeList_Account must be an array of strings");
+        return Err("CalleeList_Account must be an array of strings".into());
     };
     let mut callees: Vec<String> = Vec::new();
     for c in list {
@@ -188,63 +251,42 @@ fn start_call(state: &Arc<State>, req: &Obj) -> Response {
             {
                 callees.push(c.to_owned())
             }
-            _ => {
-                return invalid(
-                    state,
-                    format!("CalleeList_Account has an invalid entry {c}"),
-                );
-            }
+            _ => return Err(format!("CalleeList_Account has an invalid entry {c}")),
         }
     }
     if callees.is_empty() || callees.len() > MAX_CALLEES {
-        return invalid(
-            state,
-            format!("CalleeList_Account must hold 1 to {MAX_CALLEES} users"),
-        );
+        return Err(format!(
+            "CalleeList_Account must hold 1 to {MAX_CALLEES} users"
+        ));
     }
-    let timeout = req.get("Timeout").and_then(Value::as_u64);
-    let Some(timeout_ms) = timeout
-        .filter(|t| (u64::from(MIN_RING_TIMEOUT_MS)..=u64::from(MAX_RING_TIMEOUT_MS)).contains(t))
-    else {
-        return invalid(state, "Timeout must be 10000 to 600000 ms");
-    };
-    if let Some(data) = req.get("UserData")
-        && data.as_str().is_none_or(|d| d.len() > MAX_USER_DATA_BYTES)
-    {
-        return invalid(state, "UserData must be a string of at most 1000 bytes");
-    }
-    let Some(info) = req.get("CallInfo").and_then(Value::as_object) else {
-        return invalid(state, "CallInfo must be an object");
-    };
-    let media_type = match info.get("MediaType").and_then(Value::as_str) {
-        Some(m @ ("Audio" | "Video")) => m.to_owned(),
-        _ => return invalid(state, "CallInfo.MediaType must be \"Audio\" or \"Video\""),
-    };
+    Ok(callees)
+}
+
+/// No `RoomId` (or an empty one) means no room; otherwise its `RoomIdType` must say how to read it.
+fn parse_room(info: &Obj) -> Result<Option<RoomRef>, String> {
     let room_id = info
         .get("RoomId")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let room = if room_id.is_empty() {
-        None
-    } else {
-        let Some(kind) = info.get("RoomIdType").and_then(Value::as_i64) else {
-            return invalid(
-                state,
-                "CallInfo.RoomIdType must be 1 (numeric) or 2 (string)",
-            );
-        };
-        match RoomRef::from_call(room_id, kind) {
-            Ok(room) => room,
-            Err(e) => return invalid(state, e.to_string()),
-        }
+    if room_id.is_empty() {
+        return Ok(None);
+    }
+    let Some(kind) = info.get("RoomIdType").and_then(Value::as_i64) else {
+        return Err("CallInfo.RoomIdType must be 1 (numeric) or 2 (string)".into());
     };
-    let id = uuid::Uuid::new_v4().to_string();
+    RoomRef::from_call(room_id, kind).map_err(|e| e.to_string())
+}
+
+/// Stores the new call and sends its start webhook under one lock, so no member change can
+/// be seen before the call exists; returns each callee's script.
+fn register_call(state: &State, id: &str, start: &StartRequest) -> Vec<(String, Behaviour)> {
     let call = Call {
-        id: id.clone(),
-        robot: robot.to_owned(),
-        media_type,
-        room,
-        callees: callees
+        id: id.to_owned(),
+        robot: start.robot.clone(),
+        media_type: start.media_type.clone(),
+        room: start.room.clone(),
+        callees: start
+            .callees
             .iter()
             .map(|u| Member {
                 user: u.clone(),
@@ -257,72 +299,65 @@ fn start_call(state: &Arc<State>, req: &Obj) -> Response {
         result: None,
         ended_at: None,
     };
-    let behaviours: Vec<(String, Behaviour)> = {
-        let mut inner = state.lock();
-        let hooks = callback_for(&inner.call_callback, CallWebhook::AFTER_START_CALL);
-        if let Some(url) = hooks {
-            let c = &call;
-            state.outbox.send_call(
-                &url,
-                CallWebhook::AFTER_START_CALL,
-                json!({"CallbackCommand": CallWebhook::AFTER_START_CALL,
-                    "CallInfo": {"CallId": c.id, "CallMediaType": c.media_type, "ChatGroupId": "",
-                        "RoomId": c.room.as_ref().map(|r| r.id().to_owned()).unwrap_or_default(),
-                        "RoomIdType": c.room.as_ref().map_or(0, |r| r.call_room_id_type())},
-                    "UserList": c.user_list(), "EventTime": unix_now_ms()}),
-            );
-        }
-        let b = callees
-            .iter()
-            .map(|u| {
-                let b = inner
-                    .behaviours
-                    .get(u)
-                    .cloned()
-                    .unwrap_or_else(|| inner.default_behaviour.clone());
-                (u.clone(), b)
-            })
-            .collect();
-        inner.calls.insert(id.clone(), call);
-        b
-    };
-    tracing::info!(call_id = %id, robot, callees = ?callees, "emulated call started");
-    for (user, behaviour) in behaviours {
-        tokio::spawn(play_callee(state.clone(), id.clone(), user, behaviour));
+    let mut inner = state.lock();
+    if let Some(url) = callback_for(&inner.call_callback, CallWebhook::AFTER_START_CALL) {
+        let c = &call;
+        state.outbox.send_call(
+            &url,
+            CallWebhook::AFTER_START_CALL,
+            json!({"CallbackCommand": CallWebhook::AFTER_START_CALL,
+                "CallInfo": {"CallId": c.id, "CallMediaType": c.media_type, "ChatGroupId": "",
+                    "RoomId": c.room.as_ref().map(|r| r.id().to_owned()).unwrap_or_default(),
+                    "RoomIdType": c.room.as_ref().map_or(0, |r| r.call_room_id_type())},
+                "UserList": c.user_list(), "EventTime": unix_now_ms()}),
+        );
     }
+    let behaviours = start
+        .callees
+        .iter()
+        .map(|u| {
+            let b = inner
+                .behaviours
+                .get(u)
+                .cloned()
+                .unwrap_or_else(|| inner.default_behaviour.clone());
+            (u.clone(), b)
+        })
+        .collect();
+    inner.calls.insert(id.to_owned(), call);
+    behaviours
+}
+
+/// When the ring timeout passes, every callee still waiting becomes NotAnswered.
+fn spawn_ring_timeout(state: &Arc<State>, call_id: String, timeout_ms: u64) {
     let weak = Arc::downgrade(state);
-    let ring_id = id.clone();
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(timeout_ms)).await;
-        if let Some(state) = weak.upgrade() {
-            let waiting: Vec<String> = state
-                .lock()
-                .calls
-                .get(&ring_id)
-                .map(|c| {
-                    c.callees
-                        .iter()
-                        .filter(|m| m.state == MemberState::Waiting)
-                        .map(|m| m.user.clone())
-                        .collect()
-                })
-                .unwrap_or_default();
-            for user in waiting {
-                change_member(
-                    &state,
-                    &ring_id,
-                    &user,
-                    MemberState::NotAnswered,
-                    "NotAnswer",
-                );
-            }
+        let Some(state) = weak.upgrade() else {
+            return;
+        };
+        let waiting: Vec<String> = state
+            .lock()
+            .calls
+            .get(&call_id)
+            .map(|c| {
+                c.callees
+                    .iter()
+                    .filter(|m| m.state == MemberState::Waiting)
+                    .map(|m| m.user.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        for user in waiting {
+            change_member(
+                &state,
+                &call_id,
+                &user,
+                MemberState::NotAnswered,
+                "NotAnswer",
+            );
         }
     });
-    ok(
-        state,
-        Some(json!({"CallId": id, "CallResult": callees.iter()
-            .map(|c| json!({"Callee_Account": c, "ResultCode": 0})).collect::<Vec<_>>()})),
-    )
 }
 
 fn callback_for(config: &Option<(String, Vec<String>)>, command: &str) -> Option<String> {

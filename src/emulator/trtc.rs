@@ -1,8 +1,8 @@
-//! TRTC API 3.0: TC3 verification from the received bytes, the four StreamIngest actions
-//! with the documented validation and error codes, and the task runner that pulls each
-//! stream into the room observer.
+//! TRTC API 3.0: TC3 verification from the received bytes and the four StreamIngest actions
+//! with the documented validation and error codes. The task runner that pulls each stream
+//! into the room observer is in `task`.
 
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -15,16 +15,16 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::MAX_BODY_BYTES;
-use super::state::{Injected, State, Task, TaskCommand, TaskPhase, unix_now, unix_now_ms};
+use super::state::{Injected, State, Task, TaskCommand, TaskPhase, unix_now};
 use crate::cloud::ids::check_stream_url;
 use crate::cloud::ingest::{
     MAX_DURATION_MINUTES, MAX_IDLE_TIMEOUT_SECS, MAX_REPEAT_NUM, MAX_VOLUME, SERVICE, TEMPOS,
     VERSION,
 };
 use crate::cloud::room::RoomRef;
-use crate::cloud::webhook::{EVENT_GROUP_STREAM_INGEST, EVENT_INGEST_START, EVENT_INGEST_STOP};
 use crate::cloud::{UserId, tc3, usersig};
-use crate::media::observer::{ObserveSpec, Observer, ObserverEvent, ObserverExit};
+
+mod task;
 
 const ACTIONS: [&str; 4] = [
     "StartStreamIngest",
@@ -89,70 +89,10 @@ pub(crate) async fn handle(
             "the request body is over 1 MiB",
         )));
     };
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
+    let action = match check_envelope(&state, &headers, &body) {
+        Ok(action) => action,
+        Err(e) => return respond(Err(e)),
     };
-    // Scoped so the borrowed closures (not `Send`) are gone before any `.await`.
-    let verified = {
-        let secret_key = secrecy::ExposeSecret::expose_secret(&state.config.secret_key).to_owned();
-        let secret_id = state.config.secret_id.clone();
-        let key_for = |id: &str| (id == secret_id).then(|| secret_key.clone());
-        let received = tc3::ReceivedRequest {
-            method: "POST",
-            canonical_query: "",
-            header: &header,
-            body: &body,
-        };
-        tc3::verify(&received, SERVICE, &key_for, unix_now() as i64)
-    };
-    if let Err(e) = verified {
-        return respond(Err(err(e.code, e.message)));
-    }
-    let Some(action) = header("x-tc-action") else {
-        return respond(Err(err(
-            "MissingParameter",
-            "the X-TC-Action header is missing",
-        )));
-    };
-    match header("x-tc-version") {
-        Some(v) if v == VERSION => {}
-        Some(v) => {
-            return respond(Err(err(
-                "NoSuchVersion",
-                format!("version `{v}` does not exist; TRTC is {VERSION}"),
-            )));
-        }
-        None => {
-            return respond(Err(err(
-                "MissingParameter",
-                "the X-TC-Version header is missing",
-            )));
-        }
-    }
-    let Some(action) = ACTIONS.iter().find(|a| **a == action).copied() else {
-        return respond(Err(err(
-            "InvalidAction",
-            format!("action `{action}` does not exist"),
-        )));
-    };
-    match header("x-tc-region") {
-        Some(r) if REGIONS.contains(&r.as_str()) => {}
-        Some(r) => {
-            return respond(Err(err(
-                "UnsupportedRegion",
-                format!("{action} is not offered in region `{r}`"),
-            )));
-        }
-        None => {
-            return respond(Err(err(
-                "MissingParameter",
-                "the X-TC-Region header is missing",
-            )));
-        }
-    }
     if let Some(fault) = state.take_fault(action) {
         match fault.inject().await {
             Injected::Answer(response) => return response,
@@ -182,6 +122,64 @@ pub(crate) async fn handle(
         "DescribeStreamIngest" => describe(&state, &params),
         _ => update(&state, &params),
     })
+}
+
+/// The signature, then the action, version and region headers, checked in that order;
+/// returns the action. Not `async`: the borrowed closures here are not `Send`.
+fn check_envelope(
+    state: &State,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<&'static str, ApiError> {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let secret_key = secrecy::ExposeSecret::expose_secret(&state.config.secret_key).to_owned();
+    let secret_id = state.config.secret_id.clone();
+    let key_for = |id: &str| (id == secret_id).then(|| secret_key.clone());
+    let received = tc3::ReceivedRequest {
+        method: "POST",
+        canonical_query: "",
+        header: &header,
+        body,
+    };
+    tc3::verify(&received, SERVICE, &key_for, unix_now() as i64)
+        .map_err(|e| err(e.code, e.message))?;
+    let Some(action) = header("x-tc-action") else {
+        return Err(err("MissingParameter", "the X-TC-Action header is missing"));
+    };
+    match header("x-tc-version") {
+        Some(v) if v == VERSION => {}
+        Some(v) => {
+            return Err(err(
+                "NoSuchVersion",
+                format!("version `{v}` does not exist; TRTC is {VERSION}"),
+            ));
+        }
+        None => {
+            return Err(err(
+                "MissingParameter",
+                "the X-TC-Version header is missing",
+            ));
+        }
+    }
+    let Some(action) = ACTIONS.iter().find(|a| **a == action).copied() else {
+        return Err(err(
+            "InvalidAction",
+            format!("action `{action}` does not exist"),
+        ));
+    };
+    match header("x-tc-region") {
+        Some(r) if REGIONS.contains(&r.as_str()) => Ok(action),
+        Some(r) => Err(err(
+            "UnsupportedRegion",
+            format!("{action} is not offered in region `{r}`"),
+        )),
+        None => Err(err("MissingParameter", "the X-TC-Region header is missing")),
+    }
 }
 
 type Obj = serde_json::Map<String, Value>;
@@ -288,34 +286,107 @@ fn new_task_id() -> String {
     id
 }
 
+/// The parameters StartStreamIngest accepts; any other is an UnknownParameter.
+const START_PARAMS: [&str; 18] = [
+    "SdkAppId",
+    "RoomId",
+    "RoomIdType",
+    "UserId",
+    "UserSig",
+    "StreamUrl",
+    "PrivateMapKey",
+    "VideoEncodeParams",
+    "AudioEncodeParams",
+    "SourceUrl",
+    "SeekSecond",
+    "AutoPush",
+    "RepeatNum",
+    "MaxDuration",
+    "Volume",
+    "EnableProgress",
+    "Tempo",
+    "IdleTimeout",
+];
+
+/// A StartStreamIngest request that passed every check.
+struct StartRequest<'a> {
+    room: RoomRef,
+    user: &'a str,
+    url: String,
+    repeat: i64,
+    max_duration: Option<i64>,
+    volume: Option<i64>,
+}
+
 fn start(state: &Arc<State>, params: &Obj) -> Result<Value, ApiError> {
-    check_known(
-        params,
-        &[
-            "SdkAppId",
-            "RoomId",
-            "RoomIdType",
-            "UserId",
-            "UserSig",
-            "StreamUrl",
-            "PrivateMapKey",
-            "VideoEncodeParams",
-            "AudioEncodeParams",
-            "SourceUrl",
-            "SeekSecond",
-            "AutoPush",
-            "RepeatNum",
-            "MaxDuration",
-            "Volume",
-            "EnableProgress",
-            "Tempo",
-            "IdleTimeout",
-        ],
-    )?;
+    let request = parse_start(state, params)?;
+    let id = new_task_id();
+    let (commands, rx) = mpsc::unbounded_channel();
+    let user = request.user;
+    add_task(state, &id, &request, commands)?;
+    let plays = (request.repeat > 0).then_some(request.repeat as u64);
+    let runner = tokio::spawn(task::run_task(
+        Arc::downgrade(state),
+        id.clone(),
+        request.url,
+        plays,
+        request
+            .max_duration
+            .map(|m| Duration::from_secs(m as u64 * 60)),
+        rx,
+    ));
+    if let Some(task) = state.lock().tasks.get_mut(&id) {
+        task.runner = Some(runner);
+    }
+    tracing::info!(task_id = %id, user, "emulated ingest task started");
+    Ok(json!({ "TaskId": id }))
+}
+
+/// Every StartStreamIngest check, in the order the cloud reports them.
+fn parse_start<'a>(state: &State, params: &'a Obj) -> Result<StartRequest<'a>, ApiError> {
+    check_known(params, &START_PARAMS)?;
     sdkappid(state, params)?;
+    let room = start_room(params)?;
+    let user = signed_user(state, params)?;
+    let url = match (params.get("StreamUrl"), params.get("SourceUrl")) {
+        (Some(url), _) => stream_url(Some(url))?,
+        (None, Some(Value::Array(urls))) if urls.len() == 1 => stream_url(urls.first())?,
+        _ => stream_url(None)?,
+    };
+    let repeat = optional_int(params, "RepeatNum", -1..=i64::from(MAX_REPEAT_NUM))?.unwrap_or(1);
+    if repeat == 0 {
+        return Err(err(
+            "InvalidParameterValue",
+            "RepeatNum must be -1 or 1 to 1000, got 0",
+        ));
+    }
+    let max_duration = optional_int(params, "MaxDuration", 1..=i64::from(MAX_DURATION_MINUTES))?;
+    if max_duration.is_some() && repeat != -1 {
+        return Err(err(
+            "InvalidParameterValue",
+            "MaxDuration applies only with RepeatNum -1",
+        ));
+    }
+    let volume = optional_int(params, "Volume", 0..=i64::from(MAX_VOLUME))?;
+    optional_int(params, "SeekSecond", 0..=i64::from(u32::MAX))?;
+    optional_int(params, "IdleTimeout", 0..=i64::from(MAX_IDLE_TIMEOUT_SECS))?;
+    optional_bool(params, "AutoPush")?;
+    optional_bool(params, "EnableProgress")?;
+    tempo(params)?;
+    Ok(StartRequest {
+        room,
+        user,
+        url,
+        repeat,
+        max_duration,
+        volume,
+    })
+}
+
+fn start_room(params: &Obj) -> Result<RoomRef, ApiError> {
     let room_id = match params.get("RoomId") {
         None => return Err(err("MissingParameter.RoomId", "RoomId is required")),
-        Some(Value::String(s)) => s.clone(),
+        Some(Value::String(s)) => s,
         Some(v) => {
             return Err(err(
                 "InvalidParameter.RoomId",
@@ -325,14 +396,18 @@ fn start(state: &Arc<State>, params: &Obj) -> Result<Value, ApiError> {
     };
     // The API reference: 0 = string room, 1 = 32-bit integer room (the default).
     let room_type = optional_int(params, "RoomIdType", 0..=1)?.unwrap_or(1);
-    let room = RoomRef::from_ingest(&room_id, room_type).map_err(|e| {
+    RoomRef::from_ingest(room_id, room_type).map_err(|e| {
         let code = if room_type == 0 {
             "InvalidParameter.StrRoomId"
         } else {
             "InvalidParameter.RoomId"
         };
         err(code, e.to_string())
-    })?;
+    })
+}
+
+/// The robot's UserId, once its UserSig is checked against the application's key.
+fn signed_user<'a>(state: &State, params: &'a Obj) -> Result<&'a str, ApiError> {
     let user = params
         .get("UserId")
         .and_then(Value::as_str)
@@ -364,78 +439,53 @@ fn start(state: &Arc<State>, params: &Obj) -> Result<Value, ApiError> {
         },
     )
     .map_err(|e| err("InvalidParameter.UserSig", format!("{e} ({})", e.im_code())))?;
-    let url = match (params.get("StreamUrl"), params.get("SourceUrl")) {
-        (Some(url), _) => stream_url(Some(url))?,
-        (None, Some(Value::Array(urls))) if urls.len() == 1 => stream_url(urls.first())?,
-        _ => stream_url(None)?,
-    };
-    let repeat = optional_int(params, "RepeatNum", -1..=i64::from(MAX_REPEAT_NUM))?.unwrap_or(1);
-    if repeat == 0 {
-        return Err(err(
-            "InvalidParameterValue",
-            "RepeatNum must be -1 or 1 to 1000, got 0",
-        ));
-    }
-    let max_duration = optional_int(params, "MaxDuration", 1..=i64::from(MAX_DURATION_MINUTES))?;
-    if max_duration.is_some() && repeat != -1 {
-        return Err(err(
-            "InvalidParameterValue",
-            "MaxDuration applies only with RepeatNum -1",
-        ));
-    }
-    let volume = optional_int(params, "Volume", 0..=i64::from(MAX_VOLUME))?;
-    optional_int(params, "SeekSecond", 0..=i64::from(u32::MAX))?;
-    optional_int(params, "IdleTimeout", 0..=i64::from(MAX_IDLE_TIMEOUT_SECS))?;
-    optional_bool(params, "AutoPush")?;
-    optional_bool(params, "EnableProgress")?;
-    tempo(params)?;
+    Ok(user)
+}
 
-    let id = new_task_id();
-    let (commands, rx) = mpsc::unbounded_channel();
-    let requested_at = Instant::now();
-    {
-        let mut inner = state.lock();
-        let busy = inner
-            .tasks
-            .values()
-            .any(|t| !t.phase.ended() && t.room == room && t.user_id == user);
-        if busy {
-            return Err(err(
-                "FailedOperation.TaskExist",
-                format!("{user} already pulls a stream into {room}"),
-            ));
-        }
-        inner.tasks.insert(
-            id.clone(),
-            Task {
-                id: id.clone(),
-                room,
-                user_id: user.to_owned(),
-                url: url.clone(),
-                repeat_num: repeat,
-                volume: volume.map(|v| v as u64),
-                phase: TaskPhase::Connecting,
-                reconnects: 0,
-                tally: crate::media::observer::MediaTally::new(requested_at),
-                commands,
-                runner: None,
-            },
-        );
-    }
-    let plays = (repeat > 0).then_some(repeat as u64);
-    let runner = tokio::spawn(run_task(
-        Arc::downgrade(state),
-        id.clone(),
+/// Records the task, unless this user already pulls a stream into this room.
+fn add_task(
+    state: &State,
+    id: &str,
+    request: &StartRequest<'_>,
+    commands: mpsc::UnboundedSender<TaskCommand>,
+) -> Result<(), ApiError> {
+    let StartRequest {
+        room,
+        user,
         url,
-        plays,
-        max_duration.map(|m| Duration::from_secs(m as u64 * 60)),
-        rx,
-    ));
-    if let Some(task) = state.lock().tasks.get_mut(&id) {
-        task.runner = Some(runner);
+        repeat,
+        volume,
+        ..
+    } = request;
+    let requested_at = Instant::now();
+    let mut inner = state.lock();
+    let busy = inner
+        .tasks
+        .values()
+        .any(|t| !t.phase.ended() && t.room == *room && t.user_id == *user);
+    if busy {
+        return Err(err(
+            "FailedOperation.TaskExist",
+            format!("{user} already pulls a stream into {room}"),
+        ));
     }
-    tracing::info!(task_id = %id, user, "emulated ingest task started");
-    Ok(json!({ "TaskId": id }))
+    inner.tasks.insert(
+        id.to_owned(),
+        Task {
+            id: id.to_owned(),
+            room: room.clone(),
+            user_id: (*user).to_owned(),
+            url: url.clone(),
+            repeat_num: *repeat,
+            volume: volume.map(|v| v as u64),
+            phase: TaskPhase::Connecting,
+            reconnects: 0,
+            tally: crate::media::observer::MediaTally::new(requested_at),
+            commands,
+            runner: None,
+        },
+    );
+    Ok(())
 }
 
 fn stop(state: &State, params: &Obj) -> Result<Value, ApiError> {
@@ -508,190 +558,5 @@ fn update(state: &State, params: &Obj) -> Result<Value, ApiError> {
             Ok(json!({ "Status": "InProgress" }))
         }
         _ => Ok(json!({ "Status": "NotExist" })),
-    }
-}
-
-fn ingest_webhook(state: &State, event_type: i64, task_id: &str, status: i64) {
-    let callback = state.lock().trtc_callback.clone();
-    if let Some(callback) = callback {
-        let now = unix_now_ms();
-        state.outbox.send_trtc(
-            &callback,
-            json!({"EventGroupId": EVENT_GROUP_STREAM_INGEST, "EventType": event_type,
-                "CallbackMsTs": now,
-                "EventInfo": {"EventMsTs": now, "TaskId": task_id, "Status": status}}),
-        );
-    }
-}
-
-fn set_phase(state: &State, id: &str, phase: TaskPhase) {
-    // An ended task stays as it ended (a Stop through the API is final at once).
-    if let Some(t) = state.lock().tasks.get_mut(id)
-        && !t.phase.ended()
-    {
-        t.phase = phase;
-    }
-}
-
-enum Next {
-    Exit(ObserverExit),
-    Command(Option<TaskCommand>),
-    Event(Option<ObserverEvent>),
-    Deadline,
-}
-
-/// Pulls one task's stream: reconnects at the documented delays, reports 701/702, obeys
-/// Stop, Kill and Update, and ends at the end of its plays or its MaxDuration.
-async fn run_task(
-    state: Weak<State>,
-    id: String,
-    mut url: String,
-    plays: Option<u64>,
-    max_duration: Option<Duration>,
-    mut commands: mpsc::UnboundedReceiver<TaskCommand>,
-) {
-    let Some((pace, delays, tally)) = state.upgrade().and_then(|s| {
-        let tally = s.lock().tasks.get(&id)?.tally.clone();
-        Some((s.config.pace, s.config.reconnect_delays.clone(), tally))
-    }) else {
-        return;
-    };
-    let deadline = max_duration.map(|d| tokio::time::Instant::now() + d);
-    let mut failures = 0usize;
-    let mut reported_start = false;
-    let mut paused = false;
-    let finish = |phase: TaskPhase, stop_event: bool| {
-        if let Some(s) = state.upgrade() {
-            set_phase(&s, &id, phase);
-            if stop_event {
-                ingest_webhook(&s, EVENT_INGEST_STOP, &id, 0);
-            }
-            tracing::info!(task_id = %id, ?phase, "emulated ingest task ended");
-        }
-    };
-    loop {
-        let (events_tx, mut events) = mpsc::unbounded_channel();
-        let spec = ObserveSpec::new(url.clone(), pace, plays);
-        let mut observer = match Observer::start(spec, tally.clone(), events_tx) {
-            Ok(o) => o,
-            Err(e) => {
-                tally.record_error(e.to_string());
-                if let Some(s) = state.upgrade() {
-                    ingest_webhook(&s, EVENT_INGEST_START, &id, 1);
-                }
-                return finish(TaskPhase::Failed, false);
-            }
-        };
-        let control = observer.controller();
-        if paused {
-            control.pause();
-        }
-        let exit = loop {
-            let next = tokio::select! {
-                exit = observer.wait() => Next::Exit(exit),
-                cmd = commands.recv() => Next::Command(cmd),
-                event = events.recv(), if !events.is_closed() => Next::Event(event),
-                _ = async {
-                    match deadline {
-                        Some(d) => tokio::time::sleep_until(d).await,
-                        None => std::future::pending().await,
-                    }
-                } => Next::Deadline,
-            };
-            match next {
-                Next::Exit(exit) => break exit,
-                Next::Event(Some(ObserverEvent::FirstMedia)) => {
-                    failures = 0;
-                    if let Some(s) = state.upgrade() {
-                        set_phase(
-                            &s,
-                            &id,
-                            if paused {
-                                TaskPhase::Paused
-                            } else {
-                                TaskPhase::Playing
-                            },
-                        );
-                        if !reported_start {
-                            reported_start = true;
-                            ingest_webhook(&s, EVENT_INGEST_START, &id, 0);
-                        }
-                    }
-                }
-                Next::Event(_) => {}
-                Next::Command(None) | Next::Command(Some(TaskCommand::Stop)) => {
-                    observer.stop().await;
-                    return finish(TaskPhase::Stopped, true);
-                }
-                Next::Command(Some(TaskCommand::Kill)) => {
-                    observer.stop().await;
-                    return finish(TaskPhase::Killed, true);
-                }
-                Next::Deadline => {
-                    observer.stop().await;
-                    return finish(TaskPhase::TimedOut, true);
-                }
-                Next::Command(Some(TaskCommand::Update {
-                    url: new_url,
-                    pause,
-                })) => {
-                    if let Some(p) = pause {
-                        paused = p;
-                        if p {
-                            control.pause();
-                        } else {
-                            control.resume();
-                        }
-                        if let Some(s) = state.upgrade() {
-                            set_phase(
-                                &s,
-                                &id,
-                                if p {
-                                    TaskPhase::Paused
-                                } else {
-                                    TaskPhase::Playing
-                                },
-                            );
-                        }
-                    }
-                    if let Some(u) = new_url {
-                        url = u;
-                        observer.stop().await;
-                        break ObserverExit::Stopped;
-                    }
-                }
-            }
-        };
-        match exit {
-            ObserverExit::Completed => return finish(TaskPhase::Completed, true),
-            // Only an Update with a new URL stops the observer and comes back here.
-            ObserverExit::Stopped => continue,
-            ObserverExit::Failed { message, .. } => {
-                tracing::info!(task_id = %id, error = %message, "emulated ingest source failed");
-                let Some(s) = state.upgrade() else { return };
-                if failures >= delays.len() {
-                    ingest_webhook(&s, EVENT_INGEST_START, &id, 1);
-                    drop(s);
-                    return finish(TaskPhase::Failed, false);
-                }
-                let delay = delays[failures];
-                failures += 1;
-                ingest_webhook(&s, EVENT_INGEST_START, &id, 2);
-                set_phase(&s, &id, TaskPhase::Reconnecting);
-                if let Some(t) = s.lock().tasks.get_mut(&id) {
-                    t.reconnects += 1;
-                }
-                drop(s);
-                tokio::select! {
-                    _ = tokio::time::sleep(delay) => {}
-                    cmd = commands.recv() => match cmd {
-                        Some(TaskCommand::Kill) => return finish(TaskPhase::Killed, true),
-                        Some(TaskCommand::Update { url: Some(u), .. }) => url = u,
-                        Some(TaskCommand::Update { .. }) => {}
-                        _ => return finish(TaskPhase::Stopped, true),
-                    },
-                }
-            }
-        }
     }
 }
