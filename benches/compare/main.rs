@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-#[path = "support/rtmp_reader.rs"]
+#[path = "../support/rtmp_reader.rs"]
 mod rtmp_reader;
 use rtmp_reader::RtmpReader;
 
