@@ -1,6 +1,5 @@
-//! An RTMP player for the benchmarks: it plays one stream from nginx-rtmp with GStreamer's
-//! `rtmp2src` (no decoding, so a dozen of them cost little) and records when the first picture
-//! arrived and how far the stream's media time has got. Both tools are read by the same player.
+//! The players the figures read streams with, the same for both tools: an HTTP-FLV reader
+//! and an RTMP player of nginx.
 
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -8,6 +7,46 @@ use std::time::{Duration, Instant};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
+
+/// Connects to an HTTP-FLV `url` as soon as anything listens there, like an impatient player,
+/// and reads until the first picture; how long after `started` it arrived.
+pub fn http_first_picture(url: &str, started: Instant) -> Duration {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let mut response = loop {
+            match client.get(url).send().await {
+                Ok(r) => break r,
+                Err(_) if started.elapsed() < Duration::from_secs(10) => {
+                    tokio::time::sleep(Duration::from_millis(2)).await
+                }
+                Err(e) => panic!("{url}: {e}"),
+            }
+        };
+        let mut data: Vec<u8> = Vec::new();
+        loop {
+            let chunk = tokio::time::timeout(Duration::from_secs(10), response.chunk())
+                .await
+                .expect("media within 10 s")
+                .unwrap()
+                .expect("the stream goes on");
+            data.extend_from_slice(&chunk);
+            let Some(start) = data.windows(3).position(|w| w == b"FLV") else {
+                continue;
+            };
+            let flv = &data[start..];
+            let mut at = 13;
+            while at + 13 <= flv.len() {
+                let size = u32::from_be_bytes([0, flv[at + 1], flv[at + 2], flv[at + 3]]) as usize;
+                // A video tag whose AVCPacketType is 1 carries a picture, not the sequence header.
+                if flv[at] & 0x1f == 9 && flv[at + 12] == 1 {
+                    return started.elapsed();
+                }
+                at += 11 + size + 4;
+            }
+        }
+    })
+}
 
 #[derive(Default)]
 struct Progress {
@@ -61,6 +100,9 @@ impl Progress {
 
 type Shared = Arc<(Mutex<Progress>, Condvar)>;
 
+/// An RTMP player of nginx: it plays one stream with GStreamer's `rtmp2src` (no decoding, so a
+/// dozen of them cost little) and records when the first picture arrived and how far the
+/// stream's media time has got.
 pub struct RtmpReader {
     pipeline: gst::Pipeline,
     progress: Shared,
