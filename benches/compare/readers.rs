@@ -1,12 +1,64 @@
 //! The players the figures read streams with, the same for both tools: an HTTP-FLV reader
-//! and an RTMP player of nginx.
+//! and an RTMP player of nginx. FLV tags are cut out of the byte stream here and read with
+//! `callfeed::media::flv`.
 
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use callfeed::media::flv::{TagKind, tag_kind, tag_timestamp};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
+
+/// Cuts a byte stream into what flvmux emits and `callfeed::media::flv` reads: the 13-byte
+/// file header, then one tag at a time with its trailing PreviousTagSize.
+#[derive(Default)]
+pub struct FlvTags {
+    /// Bytes not yet cut into whole tags.
+    pending: Vec<u8>,
+    header_skipped: bool,
+}
+
+impl FlvTags {
+    /// Adds `data`; hands every tag it completes to `each`.
+    pub fn feed(&mut self, data: &[u8], mut each: impl FnMut(&[u8])) {
+        self.pending.extend_from_slice(data);
+        if !self.header_skipped {
+            // FLV header (9 bytes) and the first PreviousTagSize (4 bytes).
+            if self.pending.len() < 13 {
+                return;
+            }
+            if tag_kind(&self.pending[..13]) == TagKind::FileHeader {
+                self.pending.drain(..13);
+            }
+            self.header_skipped = true;
+        }
+        let mut at = 0;
+        while at + 11 <= self.pending.len() {
+            let p = &self.pending[at..];
+            let size = u32::from_be_bytes([0, p[1], p[2], p[3]]) as usize;
+            let end = at + 11 + size + 4;
+            if end > self.pending.len() {
+                break;
+            }
+            each(&self.pending[at..end]);
+            at = end;
+        }
+        self.pending.drain(..at);
+    }
+}
+
+fn is_video(tag: &[u8]) -> bool {
+    matches!(
+        tag_kind(tag),
+        TagKind::VideoConfig | TagKind::VideoKeyframe | TagKind::VideoDelta
+    )
+}
+
+/// A video tag that carries a picture, not the sequence header.
+fn is_picture(tag: &[u8]) -> bool {
+    matches!(tag_kind(tag), TagKind::VideoKeyframe | TagKind::VideoDelta)
+}
 
 /// Connects to an HTTP-FLV `url` as soon as anything listens there, like an impatient player,
 /// and reads until the first picture; how long after `started` it arrived.
@@ -23,26 +75,17 @@ pub fn http_first_picture(url: &str, started: Instant) -> Duration {
                 Err(e) => panic!("{url}: {e}"),
             }
         };
-        let mut data: Vec<u8> = Vec::new();
+        let mut tags = FlvTags::default();
         loop {
             let chunk = tokio::time::timeout(Duration::from_secs(10), response.chunk())
                 .await
                 .expect("media within 10 s")
                 .unwrap()
                 .expect("the stream goes on");
-            data.extend_from_slice(&chunk);
-            let Some(start) = data.windows(3).position(|w| w == b"FLV") else {
-                continue;
-            };
-            let flv = &data[start..];
-            let mut at = 13;
-            while at + 13 <= flv.len() {
-                let size = u32::from_be_bytes([0, flv[at + 1], flv[at + 2], flv[at + 3]]) as usize;
-                // A video tag whose AVCPacketType is 1 carries a picture, not the sequence header.
-                if flv[at] & 0x1f == 9 && flv[at + 12] == 1 {
-                    return started.elapsed();
-                }
-                at += 11 + size + 4;
+            let mut picture = false;
+            tags.feed(&chunk, |tag| picture |= is_picture(tag));
+            if picture {
+                return started.elapsed();
             }
         }
     })
@@ -52,9 +95,7 @@ pub fn http_first_picture(url: &str, started: Instant) -> Duration {
 struct Progress {
     /// nginx has taken the play request (it sends the FLV header before anyone publishes).
     connected: bool,
-    /// Bytes not yet parsed into whole FLV tags.
-    pending: Vec<u8>,
-    header_skipped: bool,
+    tags: FlvTags,
     first_picture: Option<Instant>,
     /// The newest video tag's timestamp (ms) and when it arrived. Video, because a live
     /// muxer lets audio run ahead when the video encoder falls behind.
@@ -65,36 +106,14 @@ impl Progress {
     fn feed(&mut self, data: &[u8]) {
         let now = Instant::now();
         self.connected = true;
-        self.pending.extend_from_slice(data);
-        if !self.header_skipped {
-            // FLV header (9 bytes) and the first PreviousTagSize (4 bytes).
-            if self.pending.len() < 13 {
-                return;
+        self.tags.feed(data, |tag| {
+            if is_video(tag) {
+                self.latest_video = tag_timestamp(tag).map(|ts| (now, ts));
             }
-            if &self.pending[..3] == b"FLV" {
-                self.pending.drain(..13);
-            }
-            self.header_skipped = true;
-        }
-        let mut at = 0;
-        while at + 11 <= self.pending.len() {
-            let tag = &self.pending[at..];
-            let size = u32::from_be_bytes([0, tag[1], tag[2], tag[3]]) as usize;
-            if at + 11 + size + 4 > self.pending.len() {
-                break;
-            }
-            let kind = tag[0] & 0x1f;
-            let ts = u32::from_be_bytes([tag[7], tag[4], tag[5], tag[6]]);
-            if kind == 9 {
-                self.latest_video = Some((now, ts));
-            }
-            // A video tag whose AVCPacketType is 1 carries a picture, not the sequence header.
-            if kind == 9 && size > 1 && tag[12] == 1 && self.first_picture.is_none() {
+            if is_picture(tag) && self.first_picture.is_none() {
                 self.first_picture = Some(now);
             }
-            at += 11 + size + 4;
-        }
-        self.pending.drain(..at);
+        });
     }
 }
 
