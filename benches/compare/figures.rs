@@ -1,6 +1,8 @@
 //! The figures, one row each: how each tool is started, what is measured, the target and how
 //! the figure is reported. `main` walks `FIGURES` in order.
 
+use std::time::Duration;
+
 use serde_json::Value;
 
 use crate::chart::Chart;
@@ -10,7 +12,6 @@ use crate::readers::{RtmpReader, http_first_picture};
 use crate::report::{Comparison, stat};
 use crate::tools::{Bench, Tool, free_port, stream_name};
 use crate::{MEDIA_SECS, REAL_TIME_SLACK, ROUNDS, bespoke};
-use std::time::Duration;
 
 /// A figure: both tools head to head, or one with code of its own.
 pub enum Figure {
