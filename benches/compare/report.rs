@@ -1,0 +1,210 @@
+//! What a run found and how it is written: report.json, report.md and chart.svg.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+use crate::figures::{Measure, Slot, Versus};
+use crate::measure::cores;
+use crate::tools::CALLFEED;
+use crate::{MEDIA_SECS, ROUNDS, chart};
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Stat {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+    pub samples: Vec<f64>,
+}
+
+pub fn stat(mut v: Vec<f64>) -> Stat {
+    let samples = v.clone();
+    v.sort_by(|a, b| a.total_cmp(b));
+    Stat {
+        median: v[v.len() / 2],
+        min: v[0],
+        max: v[v.len() - 1],
+        samples,
+    }
+}
+
+/// One head-to-head figure's result, as report.json has it.
+#[derive(Clone, serde::Serialize)]
+pub struct Comparison {
+    /// The row it came from.
+    #[serde(skip)]
+    pub figure: &'static Versus,
+    pub name: String,
+    pub unit: String,
+    pub callfeed: Stat,
+    pub ffmpeg: Stat,
+    /// callfeed median / ffmpeg median.
+    pub ratio: f64,
+    pub target: String,
+    pub met: Option<bool>,
+}
+
+/// Everything a run found, in the order it was found.
+pub struct Results {
+    pub comparisons: Vec<Comparison>,
+    rss: Value,
+    control_plane: Value,
+    more: Value,
+}
+
+impl Default for Results {
+    fn default() -> Self {
+        Self {
+            comparisons: Vec::new(),
+            rss: Value::Null,
+            control_plane: Value::Null,
+            more: json!({}),
+        }
+    }
+}
+
+impl Results {
+    /// Files a bespoke figure's value where its row says.
+    pub fn put(&mut self, slot: Slot, value: Value) {
+        match slot {
+            Slot::Rss => self.rss = value,
+            Slot::ControlPlane => self.control_plane = value,
+            Slot::More(key) => self.more[key] = value,
+        }
+    }
+
+    /// Writes report.json, report.md and chart.svg to `out_dir`; returns the markdown.
+    pub fn write(self, out_dir: &Path) -> String {
+        let concurrency = self
+            .comparisons
+            .iter()
+            .find(|c| matches!(c.figure.measure, Measure::ConcurrentRealTime { .. }))
+            .map_or(
+                Value::Null,
+                |c| json!({ "callfeed": c.callfeed.median, "ffmpeg": c.ffmpeg.median }),
+            );
+        let report = json!({
+            "machine": machine(),
+            "rounds": ROUNDS,
+            "media_seconds_per_run": MEDIA_SECS,
+            "comparisons": self.comparisons,
+            "rss": self.rss,
+            "control_plane": self.control_plane,
+            "concurrent_real_time_streams": concurrency,
+            "more": self.more,
+        });
+        std::fs::write(
+            out_dir.join("report.json"),
+            serde_json::to_string_pretty(&report).unwrap(),
+        )
+        .unwrap();
+        let mut md = table(&report, &self.comparisons);
+        md.push_str(&more(&report));
+        std::fs::write(out_dir.join("report.md"), &md).unwrap();
+        std::fs::write(out_dir.join("chart.svg"), chart::svg(&self.comparisons)).unwrap();
+        md
+    }
+}
+
+/// The markdown's heading, one table row per comparison, and the RSS and control-plane line.
+fn table(report: &Value, comparisons: &[Comparison]) -> String {
+    let mut md = format!(
+        "# callfeed vs ffmpeg\n\nMachine: {} cores, {}; {}; {}.\n\nEach figure: {ROUNDS} interleaved runs per tool on the same input, {MEDIA_SECS} s of media each; median (min–max).\n\n| figure | unit | callfeed | ffmpeg | ratio | target | met |\n|---|---|---|---|---|---|---|\n",
+        report["machine"]["cores"],
+        report["machine"]["cpu"].as_str().unwrap_or(""),
+        report["machine"]["gstreamer"].as_str().unwrap_or(""),
+        report["machine"]["ffmpeg"].as_str().unwrap_or("")
+    );
+    for c in comparisons {
+        md.push_str(&format!(
+            "| {} | {} | {:.3} ({:.3}–{:.3}) | {:.3} ({:.3}–{:.3}) | {:.3} | {} | {} |\n",
+            c.name,
+            c.unit,
+            c.callfeed.median,
+            c.callfeed.min,
+            c.callfeed.max,
+            c.ffmpeg.median,
+            c.ffmpeg.min,
+            c.ffmpeg.max,
+            c.ratio,
+            c.target,
+            match c.met {
+                Some(true) => "yes",
+                Some(false) => "no",
+                None => "—",
+            }
+        ));
+    }
+    md.push_str(&format!(
+        "\nRSS inside one callfeed process: {} MB with 1, 2, 3 live 720p sessions; {} MB per extra session.\n\nControl plane: {} UserSigs/s and {} TC3 signatures/s on one core; {} call + ingest requests/s against the emulator.\n",
+        report["rss"]["rss_mb_with_1_2_3_sessions"], report["rss"]["added_rss_mb_per_extra_session"],
+        report["control_plane"]["usersig_per_second_one_core"], report["control_plane"]["tc3_signatures_per_second_one_core"],
+        report["control_plane"]["call_and_ingest_requests_per_second_against_the_emulator"],
+    ));
+    md
+}
+
+/// The markdown for the figures under `more`: answer to first frame, announcement fan-out.
+fn more(report: &Value) -> String {
+    let mut md = String::new();
+    if let Some(f) = report["more"].get("answer_to_first_frame") {
+        md.push_str(&format!(
+            "\nCallee answered → first decoded frame at the emulator's room observer, over {} sessions ({} succeeded): p50 {} ms, p95 {} ms (`callfeed load --emulator`, 720p test source; ffmpeg cannot place a call).\n",
+            f["sessions"],
+            f["succeeded"],
+            f["answer_to_first_frame_ms"]["p50"],
+            f["answer_to_first_frame_ms"]["p95"]
+        ));
+    }
+    if let Some(f) = report["more"].get("announcement_fanout") {
+        md.push_str("\nAnnouncement fan-out (one callfeed process serving the MP4 vs one ffmpeg push per room), CPU seconds and MB over the media time:\n\n| rooms | callfeed CPU-s | callfeed MB | ffmpeg CPU-s | ffmpeg MB |\n|---|---|---|---|---|\n");
+        for r in f["rows"].as_array().into_iter().flatten() {
+            md.push_str(&format!(
+                "| {} | {} | {} | {} | {} |\n",
+                r["rooms"],
+                r["callfeed_cpu_seconds"],
+                r["callfeed_rss_mb"],
+                r["ffmpeg_cpu_seconds"],
+                r["ffmpeg_rss_mb"]
+            ));
+        }
+        md.push_str(&match f["callfeed_50_rooms_over_1_room"].as_f64() {
+            Some(r) => format!("\ncallfeed 50 rooms / 1 room: {r} (target ≤ 1.5).\n"),
+            None => "\ncallfeed 50 rooms / 1 room: both under one 10 ms tick of /proc CPU accounting, so at most 1 × (target ≤ 1.5).\n".to_owned(),
+        });
+    }
+    md
+}
+
+fn version(cmd: &str, args: &[&str]) -> String {
+    Command::new(cmd)
+        .args(args)
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .unwrap_or_default()
+}
+
+fn machine() -> Value {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .unwrap_or("unknown")
+        .trim()
+        .to_owned();
+    json!({
+        "cores": cores(),
+        "cpu": cpu,
+        "gstreamer": version("gst-launch-1.0", &["--version"]),
+        "ffmpeg": version("ffmpeg", &["-version"]),
+        "callfeed": version(CALLFEED, &["--version"]),
+    })
+}
