@@ -11,7 +11,7 @@ use crate::{MEDIA_SECS, ROUNDS};
 
 /// Answer → first decoded frame at the emulator's room observer over 20 sessions, from
 /// `callfeed load --emulator` (ffmpeg has no counterpart: it cannot place a call).
-pub fn answer_to_first_frame(bench: &Bench) -> Value {
+pub(crate) fn answer_to_first_frame(bench: &Bench) -> Value {
     let output = bench
         .callfeed([
             "load",
@@ -53,7 +53,7 @@ pub fn answer_to_first_frame(bench: &Bench) -> Value {
 
 /// One announcement to 1, 10 and 50 rooms: one callfeed process serving the MP4 against one
 /// ffmpeg push per room; medians over `ROUNDS`.
-pub fn announcement_fanout(bench: &Bench) -> Value {
+pub(crate) fn announcement_fanout(bench: &Bench) -> Value {
     // Warm the cache: the announcement is transcoded once, before any room pulls it.
     fanout(1, bench);
     let mut rows = Vec::new();
@@ -145,7 +145,7 @@ fn pull(rooms: usize, url: &str) {
 }
 
 /// Added RSS per extra live 720p session inside one callfeed process.
-pub fn rss_per_session(bench: &Bench) -> Value {
+pub(crate) fn rss_per_session(bench: &Bench) -> Value {
     use callfeed::media::contract::{Contract, Profile};
     use callfeed::media::input::InputSpec;
     use callfeed::media::live::{LiveSettings, LiveStream};

@@ -5,7 +5,7 @@ use crate::report::Comparison;
 
 /// The chart's sections, drawn in this order (each even when none of its figures ran).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Chart {
+pub(crate) enum Chart {
     CpuPerStream,
     Streams,
 }
@@ -24,7 +24,7 @@ impl Chart {
 /// A chart row: label, callfeed's median, ffmpeg's median.
 type Bar = (String, f64, f64);
 
-pub fn svg(comparisons: &[Comparison]) -> String {
+pub(crate) fn svg(comparisons: &[Comparison]) -> String {
     let sections: Vec<(&str, Vec<Bar>)> = Chart::ALL
         .iter()
         .map(|&section| {

@@ -56,7 +56,7 @@ fn follow(tool: Tool, stdout: ChildStdout) -> FreshCount {
 /// URL, all stay real-time. Over a window after a warm-up, every stream must (a) advance its
 /// video timeline at an RTMP player of nginx and (b) send fresh pictures, each within
 /// `REAL_TIME_SLACK` of the wall clock.
-pub fn sustains(n: usize, bench: &Bench, tool: Tool, template: &str) -> bool {
+pub(crate) fn sustains(n: usize, bench: &Bench, tool: Tool, template: &str) -> bool {
     let urls: Vec<String> = (0..n)
         .map(|i| bench.nginx.url(&stream_name(&format!("n{i}x"))))
         .collect();
@@ -125,7 +125,7 @@ fn slowest(readers: &[RtmpReader], counts: &[FreshCount]) -> (f64, f64) {
 
 /// The largest n for which `sustains(n)` holds: galloping from `start` (1, 2, 4 ... away)
 /// until the answer changes, then halving the gap, so a round costs a handful of trials.
-pub fn max_sustained(start: usize, mut sustains: impl FnMut(usize) -> bool) -> usize {
+pub(crate) fn max_sustained(start: usize, mut sustains: impl FnMut(usize) -> bool) -> usize {
     const CAP: usize = 64;
     let start = start.clamp(1, CAP);
     let (mut good, mut bad) = if sustains(start) {

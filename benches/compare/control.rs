@@ -11,7 +11,7 @@ use crate::tools::Bench;
 
 const KEY: &[u8] = b"5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f3fa8bfee1bb93b5e";
 
-pub fn control_plane(_: &Bench) -> Value {
+pub(crate) fn control_plane(_: &Bench) -> Value {
     use callfeed::cloud::{tc3, usersig};
     let usersigs = rate(&mut |n| {
         std::hint::black_box(usersig::generate(

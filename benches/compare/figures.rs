@@ -14,14 +14,14 @@ use crate::tools::{Bench, Tool, free_port, stream_name};
 use crate::{MEDIA_SECS, REAL_TIME_SLACK, ROUNDS, bespoke};
 
 /// A figure: both tools head to head, or one with code of its own.
-pub enum Figure {
+pub(crate) enum Figure {
     Versus(Versus),
     Bespoke(Bespoke),
 }
 
 impl Figure {
     /// The `CALLFEED_BENCH_ONLY` key that selects it.
-    pub fn key(&self) -> &'static str {
+    pub(crate) fn key(&self) -> &'static str {
         match self {
             Figure::Versus(v) => v.key,
             Figure::Bespoke(b) => b.key,
@@ -29,7 +29,7 @@ impl Figure {
     }
 
     /// What stderr says as it starts.
-    pub fn heading(&self) -> &'static str {
+    pub(crate) fn heading(&self) -> &'static str {
         match self {
             Figure::Versus(v) => v.heading,
             Figure::Bespoke(b) => b.heading,
@@ -38,7 +38,7 @@ impl Figure {
 }
 
 /// callfeed and ffmpeg measured the same way, interleaved (A B A B ...) `ROUNDS` times.
-pub struct Versus {
+pub(crate) struct Versus {
     pub key: &'static str,
     pub heading: &'static str,
     /// `{slack}` stands for `REAL_TIME_SLACK` as a percentage.
@@ -54,7 +54,7 @@ pub struct Versus {
 }
 
 /// A figure with code of its own, and where its value goes in report.json.
-pub struct Bespoke {
+pub(crate) struct Bespoke {
     key: &'static str,
     heading: &'static str,
     pub slot: Slot,
@@ -63,7 +63,7 @@ pub struct Bespoke {
 
 /// Where a bespoke figure's value goes in report.json.
 #[derive(Clone, Copy)]
-pub enum Slot {
+pub(crate) enum Slot {
     /// `rss`
     Rss,
     /// `control_plane`
@@ -74,7 +74,7 @@ pub enum Slot {
 
 /// What one run of a tool yields.
 #[derive(Clone, Copy)]
-pub enum Measure {
+pub(crate) enum Measure {
     /// CPU seconds per media second over `MEDIA_SECS` + 1 s of wall time.
     CpuPerMediaSecond,
     /// Peak RSS after 5 s.
@@ -92,7 +92,7 @@ pub enum Measure {
 
 /// How the medians are judged against the target.
 #[derive(Clone, Copy)]
-pub enum Judge {
+pub(crate) enum Judge {
     /// The ratio of the medians is at most this.
     AtMost(f64),
     /// callfeed's median is at least ffmpeg's (ratio against at least 1).
@@ -101,7 +101,7 @@ pub enum Judge {
     Shown,
 }
 
-pub static FIGURES: &[Figure] = &[
+pub(crate) static FIGURES: &[Figure] = &[
     Figure::Versus(Versus {
         key: "live",
         heading: "live 720p30 test pattern + tone",
@@ -217,12 +217,12 @@ pub static FIGURES: &[Figure] = &[
 ];
 
 impl Versus {
-    pub fn name(&self) -> String {
+    pub(crate) fn name(&self) -> String {
         let slack = format!("{:.0}", (REAL_TIME_SLACK - 1.0) * 100.0);
         self.name.replace("{slack}", &slack)
     }
 
-    pub fn unit(&self) -> &'static str {
+    pub(crate) fn unit(&self) -> &'static str {
         match self.measure {
             Measure::CpuPerMediaSecond => "CPU-s per media-s",
             Measure::PeakRssMb => "MB",
@@ -232,7 +232,7 @@ impl Versus {
     }
 
     /// Both tools, interleaved, `ROUNDS` times; `earlier` are the figures run before it.
-    pub fn compare(&'static self, bench: &Bench, earlier: &[Comparison]) -> Comparison {
+    pub(crate) fn compare(&'static self, bench: &Bench, earlier: &[Comparison]) -> Comparison {
         let name = self.name();
         let (mut a, mut b) = (Vec::new(), Vec::new());
         for round in 0..ROUNDS {

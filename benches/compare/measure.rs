@@ -6,17 +6,17 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::Instant;
 
-pub fn cores() -> usize {
+pub(crate) fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// /proc's CPU accounting ticks per second.
-pub fn clk_tck() -> f64 {
+pub(crate) fn clk_tck() -> f64 {
     100.0
 }
 
 /// user + system CPU seconds of a process and its threads, from /proc.
-pub fn cpu_seconds(pid: u32) -> f64 {
+pub(crate) fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = stat.rsplit(')').next().unwrap_or_default();
     let fields: Vec<&str> = after.split_whitespace().collect();
@@ -30,7 +30,7 @@ pub fn cpu_seconds(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) / clk_tck()
 }
 
-pub fn peak_rss_mb(pid: u32) -> f64 {
+pub(crate) fn peak_rss_mb(pid: u32) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
         .lines()
@@ -41,41 +41,41 @@ pub fn peak_rss_mb(pid: u32) -> f64 {
 
 /// What becomes of the processes' stdout (stderr is always discarded).
 #[derive(Clone, Copy)]
-pub enum Stdout {
+pub(crate) enum Stdout {
     Discard,
     /// For the watcher to read: a URL the tool prints, or its progress lines.
     Read,
 }
 
 /// The processes of one measurement, killed and reaped when dropped (also on a panic).
-pub struct Procs {
+pub(crate) struct Procs {
     children: Vec<Child>,
     started: Instant,
 }
 
 impl Procs {
     /// Just before the first process was spawned.
-    pub fn started(&self) -> Instant {
+    pub(crate) fn started(&self) -> Instant {
         self.started
     }
 
     /// CPU seconds so far, summed over the processes.
-    pub fn cpu_seconds(&self) -> f64 {
+    pub(crate) fn cpu_seconds(&self) -> f64 {
         self.children.iter().map(|c| cpu_seconds(c.id())).sum()
     }
 
     /// Peak RSS in MB so far, summed over the processes.
-    pub fn peak_rss_mb(&self) -> f64 {
+    pub(crate) fn peak_rss_mb(&self) -> f64 {
         self.children.iter().map(|c| peak_rss_mb(c.id())).sum()
     }
 
     /// Process `i`'s stdout (with `Stdout::Read`), once.
-    pub fn stdout(&mut self, i: usize) -> ChildStdout {
+    pub(crate) fn stdout(&mut self, i: usize) -> ChildStdout {
         self.children[i].stdout.take().expect("stdout is read once")
     }
 
     /// The first line process `i` prints (the URL it serves at); its stdout is closed after.
-    pub fn first_line(&mut self, i: usize) -> String {
+    pub(crate) fn first_line(&mut self, i: usize) -> String {
         let mut line = String::new();
         BufReader::new(self.stdout(i)).read_line(&mut line).unwrap();
         line.trim().to_owned()
@@ -95,7 +95,7 @@ impl Drop for Procs {
 
 /// Spawns `commands`, hands them to `watch` (which waits for and measures what it wants),
 /// then kills and reaps them.
-pub fn run<T>(
+pub(crate) fn run<T>(
     commands: impl IntoIterator<Item = Command>,
     stdout: Stdout,
     watch: impl FnOnce(&mut Procs) -> T,

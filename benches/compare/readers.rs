@@ -13,7 +13,7 @@ use gstreamer_app as gst_app;
 /// Cuts a byte stream into what flvmux emits and `callfeed::media::flv` reads: the 13-byte
 /// file header, then one tag at a time with its trailing PreviousTagSize.
 #[derive(Default)]
-pub struct FlvTags {
+pub(crate) struct FlvTags {
     /// Bytes not yet cut into whole tags.
     pending: Vec<u8>,
     header_skipped: bool,
@@ -21,7 +21,7 @@ pub struct FlvTags {
 
 impl FlvTags {
     /// Adds `data`; hands every tag it completes to `each`.
-    pub fn feed(&mut self, data: &[u8], mut each: impl FnMut(&[u8])) {
+    pub(crate) fn feed(&mut self, data: &[u8], mut each: impl FnMut(&[u8])) {
         self.pending.extend_from_slice(data);
         if !self.header_skipped {
             // FLV header (9 bytes) and the first PreviousTagSize (4 bytes).
@@ -62,7 +62,7 @@ fn is_picture(tag: &[u8]) -> bool {
 
 /// Connects to an HTTP-FLV `url` as soon as anything listens there, like an impatient player,
 /// and reads until the first picture; how long after `started` it arrived.
-pub fn http_first_picture(url: &str, started: Instant) -> Duration {
+pub(crate) fn http_first_picture(url: &str, started: Instant) -> Duration {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let client = reqwest::Client::new();
@@ -122,14 +122,14 @@ type Shared = Arc<(Mutex<Progress>, Condvar)>;
 /// An RTMP player of nginx: it plays one stream with GStreamer's `rtmp2src` (no decoding, so a
 /// dozen of them cost little) and records when the first picture arrived and how far the
 /// stream's media time has got.
-pub struct RtmpReader {
+pub(crate) struct RtmpReader {
     pipeline: gst::Pipeline,
     progress: Shared,
 }
 
 impl RtmpReader {
     /// Starts playing `url` now; nginx-rtmp holds the player until someone publishes there.
-    pub fn start(url: &str) -> Self {
+    pub(crate) fn start(url: &str) -> Self {
         gst::init().expect("GStreamer");
         let pipeline = gst::parse::launch(&format!(
             "rtmp2src location={url} ! appsink name=flv sync=false"
@@ -162,18 +162,18 @@ impl RtmpReader {
     }
 
     /// Waits until nginx has taken the play request; false if it did not within `limit`.
-    pub fn wait_connected(&self, limit: Duration) -> bool {
+    pub(crate) fn wait_connected(&self, limit: Duration) -> bool {
         self.wait(limit, |p| p.connected)
     }
 
     /// Waits for the first picture; when it arrived, or None if not within `limit`.
-    pub fn wait_first_picture(&self, limit: Duration) -> Option<Instant> {
+    pub(crate) fn wait_first_picture(&self, limit: Duration) -> Option<Instant> {
         self.wait(limit, |p| p.first_picture.is_some());
         self.progress.0.lock().unwrap().first_picture
     }
 
     /// The newest video timestamp (ms) and when it arrived.
-    pub fn latest_video(&self) -> Option<(Instant, u32)> {
+    pub(crate) fn latest_video(&self) -> Option<(Instant, u32)> {
         self.progress.0.lock().unwrap().latest_video
     }
 

@@ -11,14 +11,14 @@ use crate::tools::CALLFEED;
 use crate::{MEDIA_SECS, ROUNDS, chart};
 
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct Stat {
+pub(crate) struct Stat {
     pub median: f64,
     pub min: f64,
     pub max: f64,
     pub samples: Vec<f64>,
 }
 
-pub fn stat(mut v: Vec<f64>) -> Stat {
+pub(crate) fn stat(mut v: Vec<f64>) -> Stat {
     let samples = v.clone();
     v.sort_by(|a, b| a.total_cmp(b));
     Stat {
@@ -31,7 +31,7 @@ pub fn stat(mut v: Vec<f64>) -> Stat {
 
 /// One head-to-head figure's result, as report.json has it.
 #[derive(Clone, serde::Serialize)]
-pub struct Comparison {
+pub(crate) struct Comparison {
     /// The row it came from.
     #[serde(skip)]
     pub figure: &'static Versus,
@@ -46,7 +46,7 @@ pub struct Comparison {
 }
 
 /// Everything a run found, in the order it was found.
-pub struct Results {
+pub(crate) struct Results {
     pub comparisons: Vec<Comparison>,
     rss: Value,
     control_plane: Value,
@@ -66,7 +66,7 @@ impl Default for Results {
 
 impl Results {
     /// Files a bespoke figure's value where its row says.
-    pub fn put(&mut self, slot: Slot, value: Value) {
+    pub(crate) fn put(&mut self, slot: Slot, value: Value) {
         match slot {
             Slot::Rss => self.rss = value,
             Slot::ControlPlane => self.control_plane = value,
@@ -75,7 +75,7 @@ impl Results {
     }
 
     /// Writes report.json, report.md and chart.svg to `out_dir`; returns the markdown.
-    pub fn write(self, out_dir: &Path) -> String {
+    pub(crate) fn write(self, out_dir: &Path) -> String {
         let concurrency = self
             .comparisons
             .iter()

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub const CALLFEED: &str = env!("CARGO_BIN_EXE_callfeed");
+pub(crate) const CALLFEED: &str = env!("CARGO_BIN_EXE_callfeed");
 /// The ffmpeg command a user would write for a live push (the reference command).
 const FFMPEG_LIVE: &str =
     "-c:v libx264 -preset veryfast -tune zerolatency -b:v 2M -g 60 -bf 0 -c:a aac -b:a 128k -f flv";
@@ -15,12 +15,12 @@ const FFMPEG_TEST_SOURCE: &str =
 
 /// The two tools every comparison runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tool {
+pub(crate) enum Tool {
     Callfeed,
     Ffmpeg,
 }
 
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -29,11 +29,11 @@ pub fn free_port() -> u16 {
 }
 
 /// A fresh stream name, so no two runs share an nginx stream.
-pub fn stream_name(prefix: &str) -> String {
+pub(crate) fn stream_name(prefix: &str) -> String {
     format!("{prefix}{}", rand::random::<u32>())
 }
 
-pub struct Nginx {
+pub(crate) struct Nginx {
     port: u16,
     child: Child,
     _dir: tempfile::TempDir,
@@ -71,7 +71,7 @@ rtmp {{ server {{ listen 127.0.0.1:{port}; chunk_size 4096; application live {{ 
         }
     }
 
-    pub fn url(&self, name: &str) -> String {
+    pub(crate) fn url(&self, name: &str) -> String {
         format!("rtmp://127.0.0.1:{}/live/{name}", self.port)
     }
 }
@@ -84,7 +84,7 @@ impl Drop for Nginx {
 }
 
 /// The inputs, callfeed's cache and nginx, shared by every figure of a run.
-pub struct Bench {
+pub(crate) struct Bench {
     pub nginx: Nginx,
     pub cache: PathBuf,
     /// The inputs' folder, as a string for command lines.
@@ -94,7 +94,7 @@ pub struct Bench {
 
 impl Bench {
     /// Makes the inputs (the same for both tools) and starts nginx.
-    pub fn prepare() -> Self {
+    pub(crate) fn prepare() -> Self {
         let work = tempfile::tempdir().unwrap();
         let w = work.path().display().to_string();
         assert!(
@@ -129,7 +129,7 @@ impl Bench {
     }
 
     /// The announcement both tools push in the audio and fan-out figures.
-    pub fn wav(&self) -> String {
+    pub(crate) fn wav(&self) -> String {
         format!("{}/announcement.wav", self.dir)
     }
 
@@ -138,7 +138,7 @@ impl Bench {
     /// picture as H.264 High with B-frames), `{wav}`, `{url}`, and ffmpeg's `{ffmpeg_live}`
     /// (the encoder and FLV options) and `{ffmpeg_test_source}` (its own 720p30 test pattern
     /// and 440 Hz tone).
-    pub fn args(&self, template: &str, url: &str) -> Vec<String> {
+    pub(crate) fn args(&self, template: &str, url: &str) -> Vec<String> {
         let mut args = Vec::new();
         for word in template.split_whitespace() {
             match word {
@@ -160,7 +160,7 @@ impl Bench {
     }
 
     /// `tool` started as `template` says, for the stream at `url`.
-    pub fn command(&self, tool: Tool, template: &str, url: &str) -> Command {
+    pub(crate) fn command(&self, tool: Tool, template: &str, url: &str) -> Command {
         let args = self.args(template, url);
         match tool {
             Tool::Callfeed => self.callfeed(args),
@@ -174,7 +174,7 @@ impl Bench {
     }
 
     /// callfeed with these arguments, its cache in the run's folder and no config file.
-    pub fn callfeed<S: AsRef<std::ffi::OsStr>>(
+    pub(crate) fn callfeed<S: AsRef<std::ffi::OsStr>>(
         &self,
         args: impl IntoIterator<Item = S>,
     ) -> Command {

@@ -16,15 +16,11 @@ use crate::cloud::room::{RoomKind, RoomRef};
 use crate::media::observer::{MediaTally, ObservedMedia};
 
 pub(crate) fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    crate::clock::unix_secs()
 }
 
 pub(crate) fn unix_now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    crate::clock::unix_ms().max(0) as u64
 }
 
 /// A member's place in a call.
