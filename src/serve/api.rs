@@ -40,6 +40,8 @@ use crate::session::journal::{OpenSession, process_identity};
 use crate::session::teardown::{Recovered, recover, recover_until_done};
 use crate::session::{CloudOps, RequestError, SessionRequest, room_key};
 
+/// The longest a request (body, validation and DNS included) may take, SSE aside.
+const REQUEST_LIMIT: Duration = Duration::from_secs(30);
 /// How long a 429 asks the client to wait.
 const RETRY_AFTER_SECS: u64 = 5;
 /// How long a drain waits for sessions to end before it leaves the rest to the journal.
@@ -221,8 +223,19 @@ impl<C: CloudOps + 'static> Service<C> {
 
     pub fn router(self: &Arc<Self>) -> axum::Router {
         use axum::routing::{get, post};
+        // A whole request that is not over in time is cut off: one byte every few seconds
+        // would otherwise hold a connection for days. Event streams are exempt.
+        let bounded = || {
+            tower_http::timeout::TimeoutLayer::with_status_code(
+                StatusCode::REQUEST_TIMEOUT,
+                REQUEST_LIMIT,
+            )
+        };
         let api = axum::Router::new()
-            .route("/v1/sessions", post(create::<C>).get(list::<C>))
+            .route(
+                "/v1/sessions",
+                post(create::<C>).layer(bounded()).get(list::<C>),
+            )
             .route("/v1/sessions/{id}", get(one::<C>).delete(stop::<C>))
             .route("/v1/sessions/{id}/events", get(events::<C>))
             .route_layer(axum::middleware::from_fn_with_state(
@@ -232,8 +245,8 @@ impl<C: CloudOps + 'static> Service<C> {
         let mut router = axum::Router::new().merge(api);
         if self.webhooks.is_some() {
             router = router
-                .route("/webhooks/call", post(call_webhook::<C>))
-                .route("/webhooks/trtc", post(trtc_webhook::<C>));
+                .route("/webhooks/call", post(call_webhook::<C>).layer(bounded()))
+                .route("/webhooks/trtc", post(trtc_webhook::<C>).layer(bounded()));
         }
         router
             .route("/metrics", get(metrics::<C>))
