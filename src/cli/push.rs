@@ -62,6 +62,9 @@ pub(super) struct PushArgs {
     /// Transcode to this MP4 file (faststart, meeting the contract) and exit.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["serve", "rtmp"])]
     mp4: Option<PathBuf>,
+    /// Replace the --mp4 file if it exists.
+    #[arg(long, short = 'y')]
+    force: bool,
     /// Stream a file live (HTTP-FLV) instead of serving it as an announcement MP4.
     #[arg(long)]
     live: bool,
@@ -94,6 +97,9 @@ pub(super) async fn run(config: &Config, mut args: PushArgs) -> anyhow::Result<E
         ));
     }
     let spec = InputSpec::parse(&args.input)?;
+    if let Some(out) = &args.mp4 {
+        check_mp4_output(&spec, out, &args)?;
+    }
     let contract = Contract::new(args.profile);
     let report = probe_input(&spec, contract).await?;
     let topologies = Topologies::load(&config.pipelines)?;
@@ -190,6 +196,56 @@ fn sign_css(args: &mut PushArgs) -> anyhow::Result<Option<String>> {
     Ok(Some(play_url))
 }
 
+/// The MP4 output never destroys the input nor, without `--force`, an existing file, and its
+/// folder exists; `--loop` and `--start` are for streams, so they are refused rather than
+/// silently ignored. All of it is checked before anything is read.
+fn check_mp4_output(input: &InputSpec, out: &Path, args: &PushArgs) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    if args.loops != Loops::Times(1) || args.start.is_some() {
+        anyhow::bail!(InvalidArgument::new(
+            "--mp4",
+            out.display(),
+            "without --loop or --start: the MP4 holds the input once from its start (a call loops an announcement itself with --repeat)"
+        ));
+    }
+    let folder = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !folder.is_dir() {
+        anyhow::bail!(InvalidArgument::new(
+            "--mp4",
+            out.display(),
+            format!(
+                "a file in an existing folder (`{}` does not exist)",
+                folder.display()
+            )
+        ));
+    }
+    let Ok(existing) = std::fs::metadata(out) else {
+        return Ok(());
+    };
+    // The same file, also through a link or another path.
+    if let InputSpec::File(path) = input
+        && let Ok(source) = std::fs::metadata(path)
+        && (source.dev(), source.ino()) == (existing.dev(), existing.ino())
+    {
+        anyhow::bail!(InvalidArgument::new(
+            "--mp4",
+            out.display(),
+            "a path other than the input's (writing there would destroy the input)"
+        ));
+    }
+    if !args.force {
+        anyhow::bail!(InvalidArgument::new(
+            "--mp4",
+            out.display(),
+            "a path where no file exists yet, or add --force to replace it"
+        ));
+    }
+    Ok(())
+}
+
 /// Files, playlists and URLs are probed first, so a missing, corrupt or non-media input is
 /// named before anything starts. Devices and test sources have nothing to probe.
 async fn probe_input(spec: &InputSpec, contract: Contract) -> anyhow::Result<Option<ProbeReport>> {
@@ -284,8 +340,16 @@ async fn announcement(
     bar.set_message("transcoding");
     let progress = |f: f64| bar.set_position((f * 1000.0) as u64);
     if let Some(out) = &args.mp4 {
-        crate::media::announce::transcode(path, report, contract, topologies, out, &progress)
-            .await?;
+        let write =
+            crate::media::announce::write_mp4(path, report, contract, topologies, out, &progress);
+        // Ctrl-C drops the write, and with it the partial file.
+        tokio::select! {
+            written = write => written?,
+            _ = app::shutdown_signal() => {
+                bar.finish_and_clear();
+                anyhow::bail!("interrupted: {} was not written", out.display());
+            }
+        }
         bar.finish_and_clear();
         println!("{}", out.display());
         return Ok(ExitCode::SUCCESS);

@@ -97,6 +97,31 @@ pub async fn prepare(
     Ok(target)
 }
 
+/// Transcodes `input` to an MP4 at `output`, written whole or not at all: into a temporary
+/// file beside it, renamed into place only once complete, so a failed or interrupted run
+/// leaves no partial file (and never a truncated one where something was).
+pub async fn write_mp4(
+    input: &Path,
+    report: &ProbeReport,
+    contract: Contract,
+    topologies: &Topologies,
+    output: &Path,
+    progress: &(dyn Fn(f64) + Sync),
+) -> Result<(), EngineError> {
+    let name = output
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "output.mp4".into());
+    let partial = RemoveOnDrop(
+        output.with_file_name(format!(".{name}.partial-{}", uuid::Uuid::new_v4().simple())),
+    );
+    transcode(input, report, contract, topologies, &partial.0, progress).await?;
+    std::fs::rename(&partial.0, output).map_err(|e| EngineError::Build {
+        stage: "output",
+        reason: format!("{}: {e}", output.display()),
+    })
+}
+
 /// A file that is deleted when this goes out of scope (a no-op once it was renamed away).
 struct RemoveOnDrop(PathBuf);
 

@@ -215,13 +215,22 @@ fn probe_uri(
     if video.is_none() && audio.is_none() {
         return Err(fail("it has neither audio nor video".into()));
     }
+    let duration_ms = info.duration().map(|d| d.mseconds());
+    let still = video.as_ref().is_some_and(|v| v.still_image);
+    // A file with streams but nothing in them would make an MP4 no player opens, or a call
+    // that hears nothing: refused now, with the reason.
+    if !live && !still && duration_ms == Some(0) {
+        return Err(fail(
+            "it holds no samples or frames (its length is 0): there is nothing to play".into(),
+        ));
+    }
     let (passthrough, reason) = passthrough(&container, video.as_ref(), audio.as_ref(), &contract);
     Ok(ProbeReport {
         input: shown,
         kind,
         live,
         container: Some(container),
-        duration_ms: info.duration().map(|d| d.mseconds()),
+        duration_ms,
         seekable: info.is_seekable(),
         video,
         audio,
