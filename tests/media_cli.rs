@@ -397,3 +397,21 @@ async fn a_css_push_is_signed_and_prints_the_matching_play_url() {
     observe_until(&nginx.url("cam1"), 20, Duration::from_secs(15)).await;
     let _ = child.kill().await;
 }
+
+#[tokio::test]
+async fn an_unreachable_or_refusing_url_is_named_with_its_cause() {
+    let port = closed_port();
+    let (out, _) = probe(&format!("http://127.0.0.1:{port}/x.mp4"), "audio").await;
+    assert_eq!(out.status.code(), Some(2));
+    let (_, err) = text(&out);
+    assert!(
+        err.contains(&format!("cannot connect to 127.0.0.1:{port}")) && err.contains("refused"),
+        "{err}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let base = serve_dir(dir.path()).await;
+    let (out, _) = probe(&format!("{base}missing.mp4"), "audio").await;
+    assert_eq!(out.status.code(), Some(2));
+    let (_, err) = text(&out);
+    assert!(err.contains("answered HTTP 404"), "{err}");
+}

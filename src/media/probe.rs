@@ -170,9 +170,10 @@ fn probe_uri(
             }
         });
     }
-    let info = discoverer
-        .discover_uri(uri)
-        .map_err(|e| fail(e.to_string()))?;
+    let info = discoverer.discover_uri(uri).map_err(|e| {
+        // GStreamer's own words ("Internal data stream error") name no cause: look again.
+        fail(diagnose_network(uri).unwrap_or_else(|| e.to_string()))
+    })?;
     match info.result() {
         pbutils::DiscovererResult::Ok => {}
         pbutils::DiscovererResult::Timeout => {
@@ -238,6 +239,65 @@ fn probe_uri(
         reason,
         contract,
     })
+}
+
+/// Why a network input could not be read, in words that name the host and the cause: the
+/// name does not resolve, the connection is refused or times out, or the server answered an
+/// HTTP error. `None` when none of these is the reason.
+fn diagnose_network(uri: &str) -> Option<String> {
+    use std::net::{TcpStream, ToSocketAddrs};
+    let url = url::Url::parse(uri).ok()?;
+    if url.scheme() == "file" {
+        return None;
+    }
+    let host = url.host_str()?.to_owned();
+    let port = url.port_or_known_default().unwrap_or(1935);
+    let addrs: Vec<_> = match (host.as_str(), port).to_socket_addrs() {
+        Ok(addrs) => addrs.collect(),
+        Err(e) => return Some(format!("the host `{host}` does not resolve: {e}")),
+    };
+    let addr = addrs.first()?;
+    if let Err(e) = TcpStream::connect_timeout(addr, std::time::Duration::from_secs(3)) {
+        return Some(format!("cannot connect to {host}:{port}: {e}"));
+    }
+    if !matches!(url.scheme(), "http" | "https") {
+        return None;
+    }
+    http_status(uri)
+        .filter(|status| *status >= 400)
+        .map(|status| format!("{host} answered HTTP {status}"))
+}
+
+/// The HTTP status a GET of `uri` gets, as GStreamer's HTTP source reports it.
+fn http_status(uri: &str) -> Option<u32> {
+    let pipeline = gst::Pipeline::new();
+    let source = gst::ElementFactory::make("souphttpsrc")
+        .property("location", uri)
+        .build()
+        .ok()?;
+    let sink = gst::ElementFactory::make("fakesink").build().ok()?;
+    pipeline.add_many([&source, &sink]).ok()?;
+    source.link(&sink).ok()?;
+    let pipeline = super::NullOnDrop::new(pipeline);
+    let bus = pipeline.bus()?;
+    pipeline.set_state(gst::State::Playing).ok()?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+        let msg = bus.timed_pop(gst::ClockTime::from_nseconds(left.as_nanos() as u64))?;
+        match msg.view() {
+            gst::MessageView::Element(e) => {
+                if let Some(s) = e.structure()
+                    && s.name() == "http-headers"
+                    && let Ok(status) = s.get::<u32>("http-status-code")
+                {
+                    return Some(status);
+                }
+            }
+            gst::MessageView::Error(_) | gst::MessageView::Eos(_) => return None,
+            _ => {}
+        }
+    }
+    None
 }
 
 /// Passthrough applies when remuxing alone meets the contract: H.264 without B-frames
