@@ -532,3 +532,48 @@ async fn a_panic_in_a_session_still_ends_its_call() {
         "failed"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_streamed_live_is_heard_from_its_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = Clip {
+        seconds: 3,
+        width: 320,
+        height: 240,
+        fps: 25,
+        tone_hz: 660,
+    }
+    .write(dir.path(), "live.mp4");
+    // The phone rings two seconds before anyone can hear anything.
+    let config = callfeed::emulator::EmulatorConfig {
+        default_behaviour: Behaviour::Answer {
+            after_ms: 2000,
+            hangup_after_ms: None,
+        },
+        ..test_emulator_config()
+    };
+    let emulator = Emulator::start(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let cloud = clients(&emulator, APP_KEY);
+    let mut live = spec(
+        "jack",
+        RoomRef::string("live-file").unwrap(),
+        clip.to_str().unwrap(),
+    );
+    live.live = true;
+    live.profile = Profile::Audio;
+    let report = run(live, &cloud, None).await;
+    assert_eq!(report.outcome, Outcome::Completed, "{report:?}");
+    assert_ne!(report.mode, "announcement");
+    let view = emulator
+        .call_view(report.call_id.as_deref().unwrap())
+        .unwrap();
+    let media = &view["media"][0];
+    let heard = media["audio_ms"].as_f64().unwrap();
+    assert!(heard >= 0.95 * 3000.0, "heard {heard} ms of 3000: {view:#}");
+    assert!(
+        (media["dominant_hz"].as_f64().unwrap() - 660.0).abs() < 5.0,
+        "{view:#}"
+    );
+}

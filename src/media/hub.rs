@@ -35,6 +35,8 @@ pub struct StreamHub {
     live: broadcast::Sender<Bytes>,
     bytes_in: AtomicU64,
     tags_in: AtomicU64,
+    /// Raised by the first reader: a held input starts then (see `LiveSettings`).
+    pulled: tokio::sync::watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for StreamHub {
@@ -65,7 +67,14 @@ impl StreamHub {
             live: broadcast::channel(READER_BUFFER).0,
             bytes_in: AtomicU64::new(0),
             tags_in: AtomicU64::new(0),
+            pulled: tokio::sync::watch::Sender::new(false),
         }
+    }
+
+    /// Returns once a reader has subscribed (at once if one already has).
+    pub async fn first_reader(&self) {
+        let mut pulled = self.pulled.subscribe();
+        let _ = pulled.wait_for(|p| *p).await;
     }
 
     /// Takes one buffer from the muxer. Headers are kept for late readers (the first of
@@ -147,10 +156,10 @@ impl StreamHub {
             .chain(s.gop.iter())
             .cloned()
             .collect();
-        Subscription {
-            preamble,
-            live: self.live.subscribe(),
-        }
+        let live = self.live.subscribe();
+        self.pulled
+            .send_if_modified(|p| !std::mem::replace(p, true));
+        Subscription { preamble, live }
     }
 
     pub fn readers(&self) -> usize {

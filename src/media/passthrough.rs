@@ -90,6 +90,7 @@ pub(super) fn start(
         events: events.clone(),
         counters: counters.clone(),
         stop: stop_rx,
+        hold_until_pulled: settings.hold_until_pulled,
     }));
     Ok(LiveStream::running(hub, events, counters, true, stop, task))
 }
@@ -255,6 +256,7 @@ struct Remux {
     events: broadcast::Sender<MediaEvent>,
     counters: Arc<Counters>,
     stop: watch::Receiver<bool>,
+    hold_until_pulled: bool,
 }
 
 /// The passthrough supervisor: owns the remux pipeline's bus, loops by seeking back.
@@ -267,6 +269,7 @@ async fn remux(r: Remux) -> Result<String, EngineError> {
         events,
         counters,
         mut stop,
+        hold_until_pulled,
     } = r;
     let Some(bus) = pipeline.bus() else {
         return Err(EngineError::Build {
@@ -275,6 +278,17 @@ async fn remux(r: Remux) -> Result<String, EngineError> {
         });
     };
     let mut messages = bus.stream();
+    if hold_until_pulled {
+        tokio::select! {
+            _ = hub.first_reader() => {}
+            _ = stop.changed() => {
+                pacer.finish().await;
+                hub.end();
+                counters.set_state(StreamState::Ended);
+                return Ok("stopped".to_owned());
+            }
+        }
+    }
     let _ = pipeline.set_state(gst::State::Playing);
     emit(
         &events,

@@ -98,6 +98,9 @@ pub(super) async fn prepare(
                 .and_then(|r| r.video.as_ref())
                 .is_some_and(|v| v.still_image);
             live.source_guard = spec.source_guard.clone();
+            // A file streamed live starts when the cloud first pulls it, so the callee
+            // hears it from its start; live sources run as they come.
+            live.hold_until_pulled = input.is_replayable();
             let stream = match mode {
                 Mode::Passthrough { path, container } => {
                     LiveStream::start_passthrough(path, &container, live)

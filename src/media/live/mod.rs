@@ -84,6 +84,10 @@ pub struct LiveSettings {
     pub slate_image: Option<PathBuf>,
     /// The input is a still picture: it is shown as video, frozen, until stopped.
     pub still_image: bool,
+    /// The input starts only when the stream is first pulled (the slate runs until then),
+    /// so a file is heard from its start by whoever pulls it: the cloud pulls at the
+    /// callee's answer, not when the phone starts ringing.
+    pub hold_until_pulled: bool,
     /// What sources the input's pipelines may open by themselves; a network input's own
     /// default ([`SourceGuard::for_uri`](super::policy::SourceGuard::for_uri)) when `None`.
     pub source_guard: Option<super::policy::SourceGuard>,
@@ -100,6 +104,7 @@ impl LiveSettings {
             backoff_max: Duration::from_secs(10),
             slate_image: None,
             still_image: false,
+            hold_until_pulled: false,
             source_guard: None,
         }
     }

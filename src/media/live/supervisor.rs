@@ -351,6 +351,13 @@ async fn supervise(mut s: Supervision) -> Result<String, EngineError> {
         .with_jitter()
         .without_max_times();
     let mut delays = backon::BackoffBuilder::build(backoff);
+    if s.settings.hold_until_pulled {
+        let hub = s.hub.clone();
+        tokio::select! {
+            _ = hub.first_reader() => {}
+            _ = s.stop.changed() => return s.finish(Ok("stopped".into())).await,
+        }
+    }
     loop {
         let attempt = s.play(item, &mut iteration, seek.take()).await;
         match attempt {
