@@ -415,3 +415,122 @@ async fn an_unreachable_or_refusing_url_is_named_with_its_cause() {
     let (_, err) = text(&out);
     assert!(err.contains("answered HTTP 404"), "{err}");
 }
+
+fn ffmpeg(args: &str) {
+    let ok = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-y"])
+        .args(args.split_whitespace())
+        .status()
+        .expect("ffmpeg must be installed: run `make setup`")
+        .success();
+    assert!(ok, "ffmpeg {args}");
+}
+
+/// One decoded picture of `video` as 8-bit luma (limited range: black 16, white 235).
+fn luma_frame(video: &std::path::Path, width: usize, height: usize) -> Vec<u8> {
+    let frames = tempfile::tempdir().unwrap();
+    gst(&format!(
+        "filesrc location={} ! decodebin ! videoconvert ! video/x-raw,format=GRAY8 ! multifilesink max-files=1 location={}/%d.gray",
+        video.display(),
+        frames.path().display()
+    ));
+    let frame = std::fs::read_dir(frames.path())
+        .unwrap()
+        .next()
+        .expect("a decoded picture")
+        .unwrap()
+        .path();
+    let luma = std::fs::read(frame).unwrap();
+    assert_eq!(luma.len(), width * height, "not a {width}x{height} picture");
+    luma
+}
+
+#[tokio::test]
+async fn a_phone_clip_comes_out_upright() {
+    let dir = tempfile::tempdir().unwrap();
+    // Landscape as stored, black on the left; the display matrix says to turn it 90° clockwise
+    // (ffmpeg's `rotate=270` is counter-clockwise), so upright the black half is on top.
+    let stored = dir.path().join("stored.mp4");
+    ffmpeg(&format!(
+        "-f lavfi -i color=white:s=320x240:r=30:d=1,drawbox=x=0:y=0:w=160:h=240:color=black:t=fill -c:v libx264 -pix_fmt yuv420p {}",
+        stored.display()
+    ));
+    let phone = dir.path().join("phone.mp4");
+    ffmpeg(&format!(
+        "-i {} -c copy -metadata:s:v:0 rotate=270 {}",
+        stored.display(),
+        phone.display()
+    ));
+    let out = dir.path().join("out.mp4");
+    let pushed = callfeed()
+        .args(["push", phone.to_str().unwrap(), "--mp4"])
+        .arg(&out)
+        .args(["--profile", "360p"])
+        .output()
+        .await
+        .unwrap();
+    assert!(pushed.status.success(), "{}", text(&pushed).1);
+    let luma = luma_frame(&out, 640, 360);
+    let at = |x: usize, y: usize| luma[y * 640 + x];
+    let (dark, bright) = (|l: u8| l < 60, |l: u8| l > 180);
+    // Upright, the picture is 270x360 in the middle of the frame (x 185..455), pillarboxed.
+    for (x, y, want_dark, what) in [
+        (260, 60, true, "the black half on top"),
+        (380, 60, true, "the black half on top"),
+        (260, 300, false, "the white half below"),
+        (380, 300, false, "the white half below"),
+        (200, 300, false, "the portrait picture's left edge"),
+        (440, 300, false, "the portrait picture's right edge"),
+        (100, 300, true, "a border on the left"),
+        (540, 300, true, "a border on the right"),
+    ] {
+        let l = at(x, y);
+        assert!(
+            if want_dark { dark(l) } else { bright(l) },
+            "{what}: luma {l} at ({x}, {y})"
+        );
+    }
+    // The output is upright itself: it carries no rotation for a player to apply again.
+    let (_, v) = probe(out.to_str().unwrap(), "360p").await;
+    assert!(v["video"]["orientation"].is_null(), "{v:#}");
+
+    // probe names the rotation (JSON and text).
+    let (probed, v) = probe(phone.to_str().unwrap(), "360p").await;
+    assert!(probed.status.success(), "{}", text(&probed).1);
+    assert_eq!(v["video"]["orientation"], "rotate-90", "{v:#}");
+    assert_eq!(
+        (&v["video"]["width"], &v["video"]["height"]),
+        (&320.into(), &240.into())
+    );
+    let probed = callfeed()
+        .args(["probe", phone.to_str().unwrap()])
+        .output()
+        .await
+        .unwrap();
+    assert!(text(&probed).0.contains("rotate-90"), "{}", text(&probed).0);
+
+    // A clip that would otherwise be remuxed untouched is decoded to be turned upright.
+    let conforming = Clip {
+        seconds: 1,
+        width: 640,
+        height: 360,
+        fps: 30,
+        tone_hz: 440,
+    }
+    .write(dir.path(), "conforming.mp4");
+    let (_, v) = probe(conforming.to_str().unwrap(), "360p").await;
+    assert_eq!(v["passthrough"], true, "{v:#}");
+    let turned = dir.path().join("turned.mp4");
+    ffmpeg(&format!(
+        "-i {} -c copy -metadata:s:v:0 rotate=180 {}",
+        conforming.display(),
+        turned.display()
+    ));
+    let (_, v) = probe(turned.to_str().unwrap(), "360p").await;
+    assert_eq!(v["video"]["orientation"], "rotate-180", "{v:#}");
+    assert_eq!(v["passthrough"], false, "{v:#}");
+    assert!(
+        v["reason"].as_str().unwrap().contains("rotate-180"),
+        "{v:#}"
+    );
+}

@@ -48,13 +48,17 @@ pub(super) async fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
         }
         if let Some(v) = &report.video {
             println!(
-                "video       {} {} {}x{} @ {:.2} fps{}",
+                "video       {} {} {}x{} @ {:.2} fps{}{}",
                 v.codec,
                 v.profile.as_deref().unwrap_or(""),
                 v.width,
                 v.height,
                 v.fps,
-                if v.still_image { " (still image)" } else { "" }
+                if v.still_image { " (still image)" } else { "" },
+                v.orientation
+                    .as_deref()
+                    .map(|o| format!(", orientation {o}"))
+                    .unwrap_or_default()
             );
         }
         if let Some(a) = &report.audio {

@@ -24,8 +24,24 @@ static INIT: OnceLock<Result<(), MediaInitError>> = OnceLock::new();
 
 /// Initialises GStreamer once per process.
 pub fn init() -> Result<(), MediaInitError> {
-    INIT.get_or_init(|| gstreamer::init().map_err(|e| MediaInitError(e.to_string())))
-        .clone()
+    INIT.get_or_init(|| {
+        gstreamer::init().map_err(|e| MediaInitError(e.to_string()))?;
+        read_exif_orientation();
+        Ok(())
+    })
+    .clone()
+}
+
+/// Lets decodebin (and the Discoverer) put `jpegparse` in front of the JPEG decoder: only
+/// it reads a photo's EXIF orientation into the `image-orientation` tag that `videoflip`
+/// follows. It ships with rank none, so without this a phone photo would stay on its side.
+fn read_exif_orientation() {
+    use gstreamer::prelude::*;
+    if let Some(parser) = gstreamer::Registry::get().lookup_feature("jpegparse")
+        && parser.rank() < gstreamer::Rank::MARGINAL
+    {
+        parser.set_rank(gstreamer::Rank::MARGINAL);
+    }
 }
 
 /// The GStreamer runtime version, e.g. `GStreamer 1.22.0`.

@@ -24,6 +24,9 @@ pub struct VideoStream {
     pub height: u32,
     pub fps: f64,
     pub still_image: bool,
+    /// The rotation or flip the container or EXIF asks for (the `image-orientation` tag,
+    /// e.g. `rotate-90`: turned 90° clockwise to be upright); `None` when upright as stored.
+    pub orientation: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -78,6 +81,12 @@ fn codec_name(name: &str, s: Option<&gst::Structure>) -> String {
             .trim_start_matches("x-")
             .to_owned(),
     }
+}
+
+/// The `image-orientation` tag, unless it says the picture is upright as stored.
+fn orientation(tags: Option<&gst::TagList>) -> Option<String> {
+    let value = tags?.get::<gst::tags::ImageOrientation>()?.get().to_owned();
+    (value != "rotate-0").then_some(value)
 }
 
 /// Probes a file or URL with GStreamer's Discoverer (blocking; run off the async threads).
@@ -203,6 +212,8 @@ fn probe_uri(
                 0.0
             },
             still_image: v.is_image(),
+            orientation: orientation(v.tags().as_ref())
+                .or_else(|| orientation(info.tags().as_ref())),
         }
     });
     let audio = info.audio_streams().first().map(|a| {
@@ -338,6 +349,13 @@ pub fn passthrough(
         (Some(_), None) => (
             false,
             "no video stream: a slate is added by encoding".into(),
+        ),
+        (Some(_), Some(v)) if v.orientation.is_some() => (
+            false,
+            format!(
+                "video has orientation {}: it is decoded to be turned upright",
+                v.orientation.as_deref().unwrap_or_default()
+            ),
         ),
         (Some(c), Some(v)) => {
             let baseline = matches!(

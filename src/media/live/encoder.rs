@@ -113,8 +113,9 @@ pub(super) fn slate_frame(
         return Ok(None);
     };
     if let Some(image) = image {
+        // Turned upright (EXIF orientation) before it is scaled, as any input picture is.
         let description = format!(
-            "decodebin name=decode ! imagefreeze num-buffers=1 ! videoconvert ! videoscale add-borders=true ! {} ! appsink name=sink",
+            "decodebin name=decode ! imagefreeze num-buffers=1 ! videoconvert ! videoflip video-direction=auto ! videoscale add-borders=true ! {} ! appsink name=sink",
             contract.raw_video_caps().expect("video contract")
         );
         let err = |reason: String| EngineError::Input {
