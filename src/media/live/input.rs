@@ -73,9 +73,11 @@ pub(super) fn build_input(
             ],
         )
         .map_err(|e| e.to_string())?;
-    // A picture decodes to one frame: frozen, it becomes a live video.
+    // A picture decodes to one frame: frozen, it becomes a video the appsink paces. Not a
+    // live imagefreeze: added while the pipeline prerolls, a live branch never prerolls and
+    // the picture never arrived (the stream stayed black).
     let freeze = if settings.still_image {
-        "imagefreeze is-live=true ! "
+        "imagefreeze ! "
     } else {
         ""
     };
