@@ -87,19 +87,17 @@ pub async fn prepare(
         progress(1.0);
         return Ok(target);
     }
-    // A name of its own per writer (other processes may share the cache), renamed into
-    // place in one step: a reader sees the whole file or none.
-    let partial = target.with_extension(format!("partial-{}", uuid::Uuid::new_v4().simple()));
-    // Removed however this ends: an error, or a session stopped mid-transcode.
-    let partial = RemoveOnDrop(partial);
-    transcode(input, report, contract, topologies, &partial.0, progress).await?;
-    std::fs::rename(&partial.0, &target).map_err(|e| fail(e.to_string()))?;
+    // Other processes may share the cache: each writer has a partial file of its own, and
+    // a reader sees the whole file or none.
+    write_mp4(input, report, contract, topologies, &target, progress).await?;
     Ok(target)
 }
 
 /// Transcodes `input` to an MP4 at `output`, written whole or not at all: into a temporary
 /// file beside it, renamed into place only once complete, so a failed or interrupted run
-/// leaves no partial file (and never a truncated one where something was).
+/// leaves no partial file (and never a truncated one where something was). The partial
+/// file's name is its writer's own, and it is removed however the write ends (an error, or
+/// a session stopped mid-transcode).
 pub async fn write_mp4(
     input: &Path,
     report: &ProbeReport,

@@ -127,16 +127,11 @@ impl Restrictions {
             }
             _ => return Err(self.refused()),
         }
-        let host = match url.host() {
-            Some(url::Host::Domain(d)) => d.to_ascii_lowercase(),
-            Some(url::Host::Ipv4(ip)) => ip.to_string(),
-            Some(url::Host::Ipv6(ip)) => ip.to_string(),
+        let (host, port) = match self.host_to_check(&url) {
             None => return Err(self.refused()),
+            Some(HostCheck::Listed) => return Ok(()),
+            Some(HostCheck::Resolve(host, port)) => (host, port),
         };
-        if self.allowed_url_hosts.contains(&host) {
-            return Ok(());
-        }
-        let port = url.port_or_known_default().unwrap_or(1935);
         let resolved = tokio::time::timeout(
             RESOLVE_TIMEOUT,
             tokio::net::lookup_host((host.as_str(), port)),
@@ -145,12 +140,42 @@ impl Restrictions {
         .map_err(|_| self.refused())?
         .map_err(|_| self.refused())?
         .collect::<Vec<_>>();
-        // Every address must be public: a resolver may hand out any of them.
-        if resolved.is_empty() || !resolved.iter().all(|a| is_public(a.ip())) {
+        if !all_public(&resolved) {
             return Err(self.refused());
         }
         Ok(())
     }
+}
+
+/// What a URL's host needs before it may be opened.
+enum HostCheck {
+    /// Listed with `--allow-url-host`: nothing more.
+    Listed,
+    /// Resolved (this name, this port), and every address public.
+    Resolve(String, u16),
+}
+
+impl Restrictions {
+    /// The check a URL's host needs; `None` when it has no host at all.
+    fn host_to_check(&self, url: &url::Url) -> Option<HostCheck> {
+        let host = match url.host()? {
+            url::Host::Domain(d) => d.to_ascii_lowercase(),
+            url::Host::Ipv4(ip) => ip.to_string(),
+            url::Host::Ipv6(ip) => ip.to_string(),
+        };
+        if self.allowed_url_hosts.contains(&host) {
+            return Some(HostCheck::Listed);
+        }
+        Some(HostCheck::Resolve(
+            host,
+            url.port_or_known_default().unwrap_or(1935),
+        ))
+    }
+}
+
+/// Whether a name resolved to public addresses only: a resolver may hand out any of them.
+fn all_public(resolved: &[std::net::SocketAddr]) -> bool {
+    !resolved.is_empty() && resolved.iter().all(|a| is_public(a.ip()))
 }
 
 impl InputPolicy {
@@ -284,24 +309,16 @@ impl SourceGuard {
                 .ok()
                 .is_some_and(|p| r.admit_file(&p).is_ok());
         }
-        let host = match url.host() {
-            Some(url::Host::Domain(d)) => d.to_ascii_lowercase(),
-            Some(url::Host::Ipv4(ip)) => ip.to_string(),
-            Some(url::Host::Ipv6(ip)) => ip.to_string(),
-            None => return false,
-        };
-        if r.allowed_url_hosts.contains(&host) {
-            return true;
+        match r.host_to_check(&url) {
+            None => false,
+            Some(HostCheck::Listed) => true,
+            Some(HostCheck::Resolve(host, port)) => {
+                use std::net::ToSocketAddrs;
+                (host.as_str(), port)
+                    .to_socket_addrs()
+                    .is_ok_and(|addrs| all_public(&addrs.collect::<Vec<_>>()))
+            }
         }
-        let port = url.port_or_known_default().unwrap_or(1935);
-        use std::net::ToSocketAddrs;
-        (host.as_str(), port)
-            .to_socket_addrs()
-            .map(|addrs| {
-                let addrs: Vec<_> = addrs.collect();
-                !addrs.is_empty() && addrs.iter().all(|a| is_public(a.ip()))
-            })
-            .unwrap_or(false)
     }
 }
 

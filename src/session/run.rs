@@ -370,6 +370,15 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
         }
     }
 
+    /// The cloud refused a start: the session fails at `stage`, with the cloud's code.
+    fn refused(&mut self, stage: Stage, e: &CloudError) -> Vec<Action> {
+        self.error_code = e.code();
+        self.machine.on(Event::Failed {
+            stage,
+            reason: e.to_string(),
+        })
+    }
+
     async fn start_call(&mut self) -> Vec<Action> {
         match self.cloud.start_call(&self.spec.start_call_request()).await {
             Ok(id) => {
@@ -384,13 +393,7 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
                 self.ringing_since = Some(Instant::now());
                 self.machine.on(Event::CallStarted)
             }
-            Err(e) => {
-                self.error_code = e.code();
-                self.machine.on(Event::Failed {
-                    stage: Stage::Ring,
-                    reason: e.to_string(),
-                })
-            }
+            Err(e) => self.refused(Stage::Ring, &e),
         }
     }
 
@@ -420,13 +423,7 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
                 }
                 self.machine.on(Event::IngestStarted)
             }
-            Err(e) => {
-                self.error_code = e.code();
-                self.machine.on(Event::Failed {
-                    stage: Stage::Ingest,
-                    reason: e.to_string(),
-                })
-            }
+            Err(e) => self.refused(Stage::Ingest, &e),
         }
     }
 

@@ -16,6 +16,16 @@ use super::journal::{Journal, OpenSession};
 const RETRY_MIN: Duration = Duration::from_millis(500);
 const RETRY_MAX: Duration = Duration::from_secs(30);
 
+/// Jittered delays between teardown attempts, from `RETRY_MIN` up to `RETRY_MAX`.
+fn retry_delays() -> backon::ExponentialBackoff {
+    backon::ExponentialBuilder::default()
+        .with_min_delay(RETRY_MIN)
+        .with_max_delay(RETRY_MAX)
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
+
 /// What a session started in the cloud and the cloud has not yet confirmed gone.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CloudLeftovers {
@@ -67,12 +77,7 @@ impl CloudLeftovers {
         mut pending: impl FnMut(&str),
     ) -> Result<(), String> {
         let started = tokio::time::Instant::now();
-        let mut delays = backon::ExponentialBuilder::default()
-            .with_min_delay(RETRY_MIN)
-            .with_max_delay(RETRY_MAX)
-            .with_jitter()
-            .without_max_times()
-            .build();
+        let mut delays = retry_delays();
         loop {
             let error = match self.stop_once(cloud, attempt_limit).await {
                 Ok(()) => return Ok(()),
@@ -172,9 +177,10 @@ async fn recover_one<C: CloudOps>(
     })
 }
 
-/// Recovers in rounds until every claimed session is confirmed: one attempt per session per
-/// round, jittered backoff between rounds, so one the cloud keeps refusing never holds up
-/// the others. `confirmed` hears each session the cloud confirmed.
+/// Recovers in rounds, after the round its caller has just made: one attempt per claimed
+/// session per round, jittered backoff between rounds while some are left (so one the cloud
+/// keeps refusing never holds up the others), and a look now and then once none are, for
+/// teardowns that give up later. `confirmed` hears each session the cloud confirmed.
 pub async fn recover_until_done<C: CloudOps>(
     journal: &Journal,
     cloud: &C,
@@ -182,35 +188,19 @@ pub async fn recover_until_done<C: CloudOps>(
     claim: impl Fn(&OpenSession) -> bool,
     mut confirmed: impl FnMut(&Recovered),
 ) {
-    let mut delays = backon::ExponentialBuilder::default()
-        .with_min_delay(RETRY_MIN)
-        .with_max_delay(RETRY_MAX)
-        .with_jitter()
-        .without_max_times()
-        .build();
+    let mut delays = retry_delays();
+    let mut pause = delays.next().unwrap_or(RETRY_MAX);
     loop {
-        let round = recover(journal, cloud, attempt_limit, &claim).await;
-        let mut left = 0;
-        for r in &round {
-            match r {
-                Ok(r) => confirmed(r),
-                Err(_) => left += 1,
-            }
-        }
-        if left == 0 {
-            delays = backon::ExponentialBuilder::default()
-                .with_min_delay(RETRY_MIN)
-                .with_max_delay(RETRY_MAX)
-                .with_jitter()
-                .without_max_times()
-                .build();
-        }
-        // Nothing left: look again now and then for teardowns that give up later.
-        let pause = if left == 0 {
-            RETRY_MAX
-        } else {
-            delays.next().unwrap_or(RETRY_MAX).min(RETRY_MAX)
-        };
         tokio::time::sleep(pause).await;
+        let round = recover(journal, cloud, attempt_limit, &claim).await;
+        for r in round.iter().flatten() {
+            confirmed(r);
+        }
+        pause = if round.iter().any(Result::is_err) {
+            delays.next().unwrap_or(RETRY_MAX).min(RETRY_MAX)
+        } else {
+            delays = retry_delays();
+            RETRY_MAX
+        };
     }
 }
