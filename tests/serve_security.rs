@@ -594,10 +594,8 @@ async fn two_hundred_sessions_come_and_go_without_leaving_anything() {
     drop(service);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_remote_playlist_cannot_open_a_local_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let secret = dir.path().join("secret.ts");
+/// One second of H.264 in MPEG-TS, as an HLS segment.
+fn write_ts_segment(path: &std::path::Path) {
     let status = std::process::Command::new("gst-launch-1.0")
         .args([
             "-q",
@@ -610,16 +608,25 @@ async fn a_remote_playlist_cannot_open_a_local_file() {
             "!",
             "filesink",
         ])
-        .arg(format!("location={}", secret.display()))
+        .arg(format!("location={}", path.display()))
         .status()
         .unwrap();
     assert!(status.success());
+}
+
+/// A finished HLS playlist of one one-second segment.
+fn playlist(segment: &str) -> String {
+    format!(
+        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n#EXTINF:1.0,\n{segment}\n#EXT-X-ENDLIST\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_playlist_cannot_open_a_local_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret.ts");
+    write_ts_segment(&secret);
     std::fs::copy(&secret, dir.path().join("seg0.ts")).unwrap();
-    let playlist = |segment: &str| {
-        format!(
-            "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n#EXTINF:1.0,\n{segment}\n#EXT-X-ENDLIST\n"
-        )
-    };
     std::fs::write(
         dir.path().join("evil.m3u8"),
         playlist(&format!("file://{}", secret.display())),
@@ -711,27 +718,7 @@ async fn an_api_client_playlist_reaches_no_private_host() {
     let dir = tempfile::tempdir().unwrap();
     let wire = Tripwire::start().await;
     let segment = dir.path().join("seg0.ts");
-    let status = std::process::Command::new("gst-launch-1.0")
-        .args([
-            "-q",
-            "videotestsrc",
-            "num-buffers=30",
-            "!",
-            "x264enc",
-            "!",
-            "mpegtsmux",
-            "!",
-            "filesink",
-        ])
-        .arg(format!("location={}", segment.display()))
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let playlist = |segment: &str| {
-        format!(
-            "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n#EXTINF:1.0,\n{segment}\n#EXT-X-ENDLIST\n"
-        )
-    };
+    write_ts_segment(&segment);
     // The playlist's host is allowed; its segment points at another, private one.
     std::fs::write(
         dir.path().join("private.m3u8"),
