@@ -470,6 +470,14 @@ async fn every_file_format_becomes_the_same_contract() {
     gst_make(&format!(
         "videotestsrc num-buffers=1 pattern=smpte ! video/x-raw,width=800,height=600 ! jpegenc ! filesink location={d}/still.jpg"
     ));
+    // An animated GIF of one second: looped, it is seeked back to its start.
+    let made = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg("testsrc=size=160x120:rate=10:duration=1")
+        .arg(format!("{d}/anim.gif"))
+        .status()
+        .expect("ffmpeg must be installed: run `make setup`");
+    assert!(made.success());
     // A stream whose resolution changes halfway: two TS segments of different sizes, joined.
     gst_make(&format!(
         "videotestsrc num-buffers=30 ! video/x-raw,format=I420,width=320,height=240,framerate=30/1 ! x264enc speed-preset=ultrafast ! mpegtsmux ! filesink location={d}/part1.ts"
@@ -492,6 +500,7 @@ async fn every_file_format_becomes_the_same_contract() {
         (format!("{d}/v.mkv"), Some(660.0)),
         (format!("{d}/v.webm"), Some(660.0)),
         (format!("{d}/still.jpg"), None),
+        (format!("{d}/anim.gif"), None),
         (format!("{d}/varsize.ts"), None),
     ] {
         let spec = InputSpec::parse(&file).unwrap();

@@ -185,11 +185,7 @@ pub async fn transcode(
         .by_name("out")
         .ok_or_else(|| build("no file sink".into()))?
         .set_property("location", location);
-    let decode = gst::ElementFactory::make("uridecodebin")
-        .property("uri", uri.as_str())
-        .build()
-        .map_err(|e| build(e.to_string()))?;
-    pipeline.add(&decode).map_err(|e| build(e.to_string()))?;
+    let decode = super::pads::decoder_for(uri.as_str(), &pipeline).map_err(build)?;
     let mux = pipeline
         .by_name("mux")
         .ok_or_else(|| build("no muxer".into()))?;

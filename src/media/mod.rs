@@ -161,6 +161,7 @@ pub(crate) fn launch_after(
     Ok(pipeline)
 }
 
+mod animation;
 pub mod announce;
 pub mod contract;
 pub mod flv;

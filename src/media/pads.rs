@@ -1,6 +1,7 @@
 //! One way to attach what a decoder's new pads feed, for the live input, the room observer
 //! and the announcement transcoder: the branch is built for the pad's media type, added,
 //! started and linked, and a failure is posted on the bus as an error, never dropped.
+//! Also the one choice of what decodes a URI.
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
@@ -32,36 +33,90 @@ impl Branch {
     }
 }
 
-/// For each pad `decoder` adds to `pipeline`, `branch(media_type)` says what it feeds
-/// (`None`: nothing, the pad is drained).
+/// What decodes `uri`: an animated picture's own frame source (GStreamer plays only its
+/// first frame, or every frame at once), else `uridecodebin`. Either is added to `pipeline`.
+pub(crate) fn decoder_for(uri: &str, pipeline: &gst::Pipeline) -> Result<gst::Element, String> {
+    let animated = url::Url::parse(uri)
+        .ok()
+        .filter(|u| u.scheme() == "file")
+        .and_then(|u| u.to_file_path().ok())
+        .filter(|path| super::animation::is_animated(path));
+    let decoder = match animated {
+        Some(path) => super::animation::source(&path)?,
+        None => gst::ElementFactory::make("uridecodebin")
+            .property("uri", uri)
+            .build()
+            .map_err(|e| e.to_string())?,
+    };
+    pipeline.add(&decoder).map_err(|e| e.to_string())?;
+    Ok(decoder)
+}
+
+/// For each pad `decoder` has or adds to `pipeline`, `branch(media_type)` says what it
+/// feeds (`None`: nothing, the pad is drained).
 pub(crate) fn attach_decoded_pads(
     decoder: &gst::Element,
     pipeline: &gst::Pipeline,
     branch: impl Fn(&str) -> Result<Option<Branch>, String> + Send + Sync + 'static,
 ) {
+    for pad in decoder.src_pads() {
+        attach_pad(pipeline, &pad, &branch);
+    }
     let weak = pipeline.downgrade();
     decoder.connect_pad_added(move |_, pad| {
-        let Some(pipeline) = weak.upgrade() else {
-            return;
-        };
-        let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
-        let kind = caps
-            .structure(0)
-            .map(|s| s.name().to_string())
-            .unwrap_or_default();
-        let attached = branch(&kind)
-            .and_then(|b| b.map_or_else(Branch::discard, Ok))
-            .and_then(|b| attach(&pipeline, pad, b));
-        if let Err(reason) = attached {
-            let _ = pipeline.post_message(
-                gst::message::Error::builder(
-                    gst::CoreError::Negotiation,
-                    &format!("cannot attach a {kind} branch: {reason}"),
-                )
-                .src(&pipeline)
-                .build(),
-            );
+        if let Some(pipeline) = weak.upgrade() {
+            attach_pad(&pipeline, pad, &branch);
         }
+    });
+}
+
+fn attach_pad(
+    pipeline: &gst::Pipeline,
+    pad: &gst::Pad,
+    branch: &dyn Fn(&str) -> Result<Option<Branch>, String>,
+) {
+    drop_picture_tags(pad);
+    let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
+    let kind = caps
+        .structure(0)
+        .map(|s| s.name().to_string())
+        .unwrap_or_default();
+    let attached = branch(&kind)
+        .and_then(|b| b.map_or_else(Branch::discard, Ok))
+        .and_then(|b| attach(pipeline, pad, b));
+    if let Err(reason) = attached {
+        let _ = pipeline.post_message(
+            gst::message::Error::builder(
+                gst::CoreError::Negotiation,
+                &format!("cannot attach a {kind} branch: {reason}"),
+            )
+            .src(pipeline)
+            .build(),
+        );
+    }
+}
+
+/// Cover art travels as an image tag, which mp4mux would write as a picture track beside
+/// the contract's one audio and one video stream: pictures are taken out of the tags.
+fn drop_picture_tags(pad: &gst::Pad) {
+    pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, |_, info| {
+        if let Some(gst::PadProbeData::Event(event)) = &mut info.data
+            && let gst::EventView::Tag(tag) = event.view()
+        {
+            let tags = tag.tag();
+            if tags.get::<gst::tags::Image>().is_some()
+                || tags.get::<gst::tags::PreviewImage>().is_some()
+            {
+                let mut kept = tag.tag_owned();
+                {
+                    let kept = kept.make_mut();
+                    kept.remove::<gst::tags::Image>();
+                    kept.remove::<gst::tags::PreviewImage>();
+                }
+                *event = gst::event::Tag::new(kept);
+            }
+        }
+        gst::PadProbeReturn::Ok
     });
 }
 

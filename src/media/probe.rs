@@ -162,6 +162,15 @@ fn probe_uri(
         input: shown.clone(),
         reason,
     };
+    if let Some(animation) = url::Url::parse(uri)
+        .ok()
+        .filter(|u| u.scheme() == "file")
+        .and_then(|u| u.to_file_path().ok())
+        .and_then(|path| super::animation::inspect(&path))
+    {
+        let animation = animation.map_err(fail)?;
+        return Ok(animated_report(shown, kind, live, &animation, contract));
+    }
     let discoverer = pbutils::Discoverer::new(gst::ClockTime::from_seconds(10))
         .map_err(|e| fail(e.to_string()))?;
     if let Some(guard) = guard {
@@ -211,7 +220,9 @@ fn probe_uri(
             } else {
                 0.0
             },
-            still_image: v.is_image(),
+            // A picture file here has one frame (animations were told apart above), even
+            // where a demuxer calls its one frame a video (a GIF).
+            still_image: v.is_image() || container.starts_with("image/"),
             orientation: orientation(v.tags().as_ref())
                 .or_else(|| orientation(info.tags().as_ref())),
         }
@@ -250,6 +261,46 @@ fn probe_uri(
         reason,
         contract,
     })
+}
+
+/// An animated picture, which the Discoverer sees as one still frame (GIF, APNG) or cannot
+/// read at all (WebP): it plays as a video of its own length.
+fn animated_report(
+    input: String,
+    kind: &'static str,
+    live: bool,
+    animation: &super::animation::Animation,
+    contract: Contract,
+) -> ProbeReport {
+    let seconds = animation.duration.as_secs_f64();
+    ProbeReport {
+        input,
+        kind,
+        live,
+        container: Some(animation.container.into()),
+        duration_ms: Some(animation.duration.as_millis() as u64),
+        seekable: true,
+        video: Some(VideoStream {
+            codec: animation.codec.into(),
+            profile: None,
+            width: animation.width,
+            height: animation.height,
+            fps: if seconds > 0.0 {
+                animation.frames as f64 / seconds
+            } else {
+                0.0
+            },
+            still_image: false,
+            orientation: None,
+        }),
+        audio: None,
+        passthrough: false,
+        reason: format!(
+            "an animated {} ({} frames) is encoded to the contract",
+            animation.codec, animation.frames
+        ),
+        contract,
+    }
 }
 
 /// Why a network input could not be read, in words that name the host and the cause: the

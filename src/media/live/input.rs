@@ -119,11 +119,7 @@ pub(super) fn build_input(
         }
         InputItem::Uri(uri) => {
             let pipeline = gst::Pipeline::new();
-            let decode = gst::ElementFactory::make("uridecodebin")
-                .property("uri", uri)
-                .build()
-                .map_err(|e| e.to_string())?;
-            pipeline.add(&decode).map_err(|e| e.to_string())?;
+            let decode = crate::media::pads::decoder_for(uri, &pipeline)?;
             let guard = settings
                 .source_guard
                 .clone()
