@@ -95,6 +95,23 @@ fn luma_at(video: &Path, at: f64) -> f64 {
     out.stdout.iter().map(|&l| f64::from(l)).sum::<f64>() / out.stdout.len() as f64
 }
 
+/// What a player hears in `file`, played as fast as it decodes.
+async fn heard(file: &Path) -> callfeed::media::observer::ObservedMedia {
+    use callfeed::media::observer::{MediaTally, ObserveSpec, Observer, Pace};
+    let tally = MediaTally::new(std::time::Instant::now());
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let uri = url::Url::from_file_path(file).unwrap().to_string();
+    let observer =
+        Observer::start(ObserveSpec::new(uri, Pace::Fast, None), tally.clone(), tx).unwrap();
+    let until = std::time::Instant::now() + Duration::from_secs(30);
+    while tally.snapshot().plays_completed == 0 {
+        assert!(std::time::Instant::now() < until, "{:?}", tally.snapshot());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    observer.stop().await;
+    tally.snapshot()
+}
+
 #[tokio::test]
 async fn an_animated_picture_plays_as_video_with_its_own_timing() {
     let dir = tempfile::tempdir().unwrap();
@@ -131,4 +148,131 @@ async fn an_animated_picture_plays_as_video_with_its_own_timing() {
     ));
     let v = probe(&still).await;
     assert_eq!(v["video"]["still_image"], true, "{v:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_audio_track_is_played_the_first_or_the_one_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let mkv = dir.path().join("two.mkv");
+    ffmpeg(&format!(
+        "-f lavfi -i sine=f=440:d=2 -f lavfi -i sine=f=880:d=2 -f lavfi -i testsrc=s=160x120:r=10:d=2 \
+         -map 2 -map 0 -map 1 -c:v libx264 -c:a libopus -metadata:s:a:0 language=eng -metadata:s:a:1 language=fre {}",
+        mkv.display()
+    ));
+    // probe lists every track with its language, and which one plays.
+    let v = probe(&mkv).await;
+    let tracks: Vec<_> = v["tracks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["kind"].as_str().unwrap().to_owned(),
+                t["index"].as_u64().unwrap(),
+                t["language"].as_str().map(str::to_owned),
+                t["chosen"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        tracks,
+        [
+            ("video".into(), 0, None, true),
+            ("audio".into(), 0, Some("en".into()), true),
+            ("audio".into(), 1, Some("fr".into()), false),
+        ],
+        "{v:#}"
+    );
+
+    for (pick, hz) in [
+        (None, 440.0),
+        (Some("1"), 880.0),
+        (Some("fra"), 880.0),
+        (Some("en"), 440.0),
+    ] {
+        let extra: Vec<&str> = pick.map(|p| vec!["--audio-track", p]).unwrap_or_default();
+        let copy = dir
+            .path()
+            .join(format!("pick-{}.mkv", pick.unwrap_or("none")));
+        std::fs::copy(&mkv, &copy).unwrap();
+        let out = push_mp4(&copy, &extra).await;
+        let found = streams(&out);
+        assert_eq!(
+            found.iter().filter(|s| s.0 == "audio").count(),
+            1,
+            "{pick:?}: {found:?}"
+        );
+        let seen = heard(&out).await;
+        assert!(
+            (seen.dominant_hz.unwrap_or(0.0) - hz).abs() < 10.0,
+            "{pick:?}: {seen:?}"
+        );
+    }
+
+    // A track that is not there is named with the ones that are, before anything starts.
+    let out = callfeed()
+        .arg("push")
+        .arg(&mkv)
+        .args(["--mp4", "never.mp4", "--audio-track", "de"])
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("no audio track is in `de`") && err.contains("0 (en), 1 (fr)"),
+        "{err}"
+    );
+    assert!(!Path::new("never.mp4").exists());
+}
+
+#[tokio::test]
+async fn cover_art_is_the_picture_never_a_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let cover = dir.path().join("cover.png");
+    ffmpeg(&format!(
+        "-f lavfi -i color=white:s=64x64:d=1 -frames:v 1 {}",
+        cover.display()
+    ));
+    let slate = dir.path().join("slate.png");
+    ffmpeg(&format!(
+        "-f lavfi -i color=black:s=64x64:d=1 -frames:v 1 {}",
+        slate.display()
+    ));
+    for name in ["song.mp3", "song.flac"] {
+        let song = dir.path().join(name);
+        ffmpeg(&format!(
+            "-f lavfi -i sine=f=440:d=2 -i {} -map 0 -map 1 -c:v copy -disposition:v attached_pic -id3v2_version 3 {}",
+            cover.display(),
+            song.display()
+        ));
+        let v = probe(&song).await;
+        assert_eq!(v["cover_art"]["format"], "image/png", "{name}: {v:#}");
+        assert!(v["video"].is_null(), "{name}: {v:#}");
+
+        let out = push_mp4(&song, &[]).await;
+        let found = streams(&out);
+        let kinds: Vec<_> = found.iter().map(|s| (s.0.as_str(), s.1.as_str())).collect();
+        assert_eq!(
+            kinds,
+            [("video", "h264"), ("audio", "aac")],
+            "{name}: {found:?}"
+        );
+        // The white cover, square in the middle of a 16:9 frame: bright, not black.
+        let shown = luma_at(&out, 1.0);
+        assert!(
+            shown > 100.0,
+            "{name}: the cover was not shown: luma {shown}"
+        );
+
+        // --slate wins over the cover.
+        let with_slate = dir.path().join(format!("slate-{name}"));
+        std::fs::copy(&song, &with_slate).unwrap();
+        let out = push_mp4(&with_slate, &["--slate", slate.to_str().unwrap()]).await;
+        let shown = luma_at(&out, 1.0);
+        assert!(
+            shown < 40.0,
+            "{name}: the slate was not shown: luma {shown}"
+        );
+    }
 }

@@ -290,6 +290,8 @@ async fn nothing_starts_before_the_whole_request_is_valid() {
         (with("to", json!(["robot"])), "robot"),
         (with("to", json!([])), "1 to 8 callees"),
         (with("ring_timeout_secs", json!(601)), "ring_timeout_secs"),
+        (with("audio_track", json!("../../etc")), "audio_track"),
+        (with("audio_track", json!("1 ! filesink")), "audio_track"),
     ] {
         let (status, answer) = api.post(body.clone()).await;
         assert_eq!(status, 422, "{body}: {answer}");

@@ -51,6 +51,7 @@ fn spec(callee: &str, room: RoomRef, media: &str) -> SessionSpec {
         ring_timeout: Duration::from_secs(30),
         max_duration: None,
         live: false,
+        audio_track: Default::default(),
     }
 }
 

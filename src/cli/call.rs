@@ -56,6 +56,10 @@ pub(super) struct CallArgs {
     /// Stream a file live (HTTP-FLV) instead of handing the cloud an announcement MP4.
     #[arg(long)]
     live: bool,
+    /// A file's audio track: its number as `callfeed probe` lists them (0 is the first) or
+    /// its language code (`en`, `eng`); the first when not given.
+    #[arg(long, value_name = "N|LANG")]
+    audio_track: Option<crate::media::tracks::AudioTrack>,
     /// Where the stream server listens; the cloud must reach it (see --public-url).
     #[arg(long, default_value = "127.0.0.1:0")]
     stream_listen: std::net::SocketAddr,
@@ -155,6 +159,7 @@ fn session_spec(args: &CallArgs) -> anyhow::Result<SessionSpec> {
         ring_timeout: Duration::from_millis(u64::from(ring_ms)),
         max_duration: args.max_duration.map(Duration::from_secs),
         live: args.live,
+        audio_track: args.audio_track.clone().unwrap_or_default(),
     })
 }
 

@@ -126,6 +126,7 @@ fn template(args: &LoadArgs) -> anyhow::Result<SessionRequest> {
         ));
     }
     Ok(SessionRequest {
+        audio_track: None,
         to: vec!["callee".into()],
         media: args.media.clone(),
         room: "room".into(),

@@ -17,14 +17,24 @@ pub(super) struct ProbeArgs {
     /// One JSON object instead of text.
     #[arg(long)]
     json: bool,
+    /// A file's audio track: its number as `callfeed probe` lists them (0 is the first) or
+    /// its language code (`en`, `eng`); the first when not given.
+    #[arg(long, value_name = "N|LANG")]
+    audio_track: Option<crate::media::tracks::AudioTrack>,
 }
 
 pub(super) async fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
     let spec = InputSpec::parse(&args.input)?;
     let contract = Contract::new(args.profile);
     let probed = spec.clone();
-    let report = tokio::task::spawn_blocking(move || crate::media::probe::probe(&probed, contract))
-        .await??;
+    let options = crate::media::probe::ProbeOptions {
+        audio_track: args.audio_track.clone().unwrap_or_default(),
+        ..Default::default()
+    };
+    let report = tokio::task::spawn_blocking(move || {
+        crate::media::probe::probe_with(&probed, contract, &options)
+    })
+    .await??;
     // What a session would do with it (push decides the same way for its outputs).
     let plan = crate::media::plan::plan(
         &spec,
@@ -63,6 +73,24 @@ pub(super) async fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
         }
         if let Some(a) = &report.audio {
             println!("audio       {} {} Hz, {} ch", a.codec, a.rate, a.channels);
+        }
+        if report.tracks.len() > 1 {
+            for t in &report.tracks {
+                println!(
+                    "track       {} {} {}{}{}",
+                    t.kind,
+                    t.index,
+                    t.codec,
+                    t.language
+                        .as_deref()
+                        .map(|l| format!(" ({l})"))
+                        .unwrap_or_default(),
+                    if t.chosen { "  <- played" } else { "" }
+                );
+            }
+        }
+        if let Some(c) = &report.cover_art {
+            println!("cover art   {} ({} bytes)", c.format, c.bytes);
         }
         println!("contract    {}", args.profile);
         println!(

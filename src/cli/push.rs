@@ -82,9 +82,14 @@ pub(super) struct PushArgs {
     /// Print the stream's counters as one JSON line a second on stdout, for scripts.
     #[arg(long)]
     stats: bool,
-    /// Still image shown when the input is gone (and for audio-only inputs); black otherwise.
+    /// Still image shown when the input is gone, and for audio-only inputs instead of their
+    /// cover art; black otherwise.
     #[arg(long, value_name = "IMAGE")]
     slate: Option<PathBuf>,
+    /// A file's audio track: its number as `callfeed probe` lists them (0 is the first) or
+    /// its language code (`en`, `eng`); the first when not given.
+    #[arg(long, value_name = "N|LANG")]
+    audio_track: Option<crate::media::tracks::AudioTrack>,
 }
 
 pub(super) async fn run(config: &Config, mut args: PushArgs) -> anyhow::Result<ExitCode> {
@@ -101,7 +106,7 @@ pub(super) async fn run(config: &Config, mut args: PushArgs) -> anyhow::Result<E
         check_mp4_output(&spec, out, &args)?;
     }
     let contract = Contract::new(args.profile);
-    let report = probe_input(&spec, contract).await?;
+    let report = probe_input(&spec, contract, &args).await?;
     let topologies = Topologies::load(&config.pipelines)?;
     // An MP4 file is always the announcement; a served stream is one unless --live.
     let plan = plan(
@@ -116,11 +121,7 @@ pub(super) async fn run(config: &Config, mut args: PushArgs) -> anyhow::Result<E
     let mut settings = LiveSettings::new(contract);
     settings.loops = args.loops;
     settings.start = args.start.map(Duration::from_secs_f64);
-    settings.slate_image = args.slate.clone();
-    settings.still_image = report
-        .as_ref()
-        .and_then(|r| r.video.as_ref())
-        .is_some_and(|v| v.still_image);
+    settings.follow(report.as_ref(), args.slate.as_deref());
     let stream = match plan.mode {
         Mode::Announcement { path, .. } => {
             let report = report.as_ref().expect("an announcement was probed");
@@ -248,7 +249,11 @@ fn check_mp4_output(input: &InputSpec, out: &Path, args: &PushArgs) -> anyhow::R
 
 /// Files, playlists and URLs are probed first, so a missing, corrupt or non-media input is
 /// named before anything starts. Devices and test sources have nothing to probe.
-async fn probe_input(spec: &InputSpec, contract: Contract) -> anyhow::Result<Option<ProbeReport>> {
+async fn probe_input(
+    spec: &InputSpec,
+    contract: Contract,
+    args: &PushArgs,
+) -> anyhow::Result<Option<ProbeReport>> {
     if !matches!(
         spec,
         InputSpec::File(_) | InputSpec::Playlist(_) | InputSpec::Url(_)
@@ -256,8 +261,14 @@ async fn probe_input(spec: &InputSpec, contract: Contract) -> anyhow::Result<Opt
         return Ok(None);
     }
     let spec = spec.clone();
-    let report =
-        tokio::task::spawn_blocking(move || crate::media::probe::probe(&spec, contract)).await??;
+    let options = crate::media::probe::ProbeOptions {
+        audio_track: args.audio_track.clone().unwrap_or_default(),
+        ..Default::default()
+    };
+    let report = tokio::task::spawn_blocking(move || {
+        crate::media::probe::probe_with(&spec, contract, &options)
+    })
+    .await??;
     Ok(Some(report))
 }
 
@@ -340,8 +351,15 @@ async fn announcement(
     bar.set_message("transcoding");
     let progress = |f: f64| bar.set_position((f * 1000.0) as u64);
     if let Some(out) = &args.mp4 {
-        let write =
-            crate::media::announce::write_mp4(path, report, contract, topologies, out, &progress);
+        let write = crate::media::announce::write_mp4(
+            path,
+            report,
+            args.slate.as_deref(),
+            contract,
+            topologies,
+            out,
+            &progress,
+        );
         // Ctrl-C drops the write, and with it the partial file.
         tokio::select! {
             written = write => written?,
@@ -358,7 +376,9 @@ async fn announcement(
         path.to_path_buf()
     } else {
         let dir = crate::media::announce::default_cache_dir();
-        crate::media::announce::prepare(path, report, contract, topologies, &dir, &progress).await?
+        let slate = args.slate.as_deref();
+        crate::media::announce::prepare(path, report, slate, contract, topologies, &dir, &progress)
+            .await?
     };
     bar.finish_and_clear();
     let addr = args

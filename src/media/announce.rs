@@ -55,11 +55,13 @@ fn in_flight(target: &Path) -> std::sync::Arc<tokio::sync::Mutex<()>> {
     flights.entry(target.to_path_buf()).or_default().clone()
 }
 
-/// The cached MP4 for `input` under `contract`, transcoding it first if needed.
+/// The cached MP4 for `input` under `contract`, transcoding it first if needed; `slate`
+/// is the picture of an input without video (its cover art otherwise).
 /// `progress` gets the fraction done (0..=1) while transcoding.
 pub async fn prepare(
     input: &Path,
     report: &ProbeReport,
+    slate: Option<&Path>,
     contract: Contract,
     topologies: &Topologies,
     cache_dir: &Path,
@@ -69,7 +71,14 @@ pub async fn prepare(
         input: input.display().to_string(),
         reason,
     };
-    let hash = content_hash(input).map_err(|e| fail(e.to_string()))?;
+    let mut hash = content_hash(input).map_err(|e| fail(e.to_string()))?;
+    if let Some(slate) = slate.filter(|_| report.video.is_none() && contract.video.is_some()) {
+        let shown = content_hash(slate).map_err(|e| EngineError::Input {
+            input: slate.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        hash = format!("{hash}-{}", &shown[..8]);
+    }
     std::fs::create_dir_all(cache_dir).map_err(|e| EngineError::Build {
         stage: "announcement cache",
         reason: format!("{}: {e}", cache_dir.display()),
@@ -89,7 +98,10 @@ pub async fn prepare(
     }
     // Other processes may share the cache: each writer has a partial file of its own, and
     // a reader sees the whole file or none.
-    write_mp4(input, report, contract, topologies, &target, progress).await?;
+    write_mp4(
+        input, report, slate, contract, topologies, &target, progress,
+    )
+    .await?;
     Ok(target)
 }
 
@@ -101,6 +113,7 @@ pub async fn prepare(
 pub async fn write_mp4(
     input: &Path,
     report: &ProbeReport,
+    slate: Option<&Path>,
     contract: Contract,
     topologies: &Topologies,
     output: &Path,
@@ -113,7 +126,17 @@ pub async fn write_mp4(
     let partial = RemoveOnDrop(
         output.with_file_name(format!(".{name}.partial-{}", uuid::Uuid::new_v4().simple())),
     );
-    transcode(input, report, contract, topologies, &partial.0, progress).await?;
+    let picture = super::picture::Picture::for_input(slate, Some(report));
+    transcode(
+        input,
+        report,
+        picture.as_ref(),
+        contract,
+        topologies,
+        &partial.0,
+        progress,
+    )
+    .await?;
     std::fs::rename(&partial.0, output).map_err(|e| EngineError::Build {
         stage: "output",
         reason: format!("{}: {e}", output.display()),
@@ -129,10 +152,12 @@ impl Drop for RemoveOnDrop {
     }
 }
 
-/// Transcodes `input` to a faststart MP4 at `output`, as fast as the machine allows.
+/// Transcodes `input` to a faststart MP4 at `output`, as fast as the machine allows; an
+/// input without video shows `picture` (else black).
 pub async fn transcode(
     input: &Path,
     report: &ProbeReport,
+    picture: Option<&super::picture::Picture>,
     contract: Contract,
     topologies: &Topologies,
     output: &Path,
@@ -156,11 +181,25 @@ pub async fn transcode(
             .map_err(|_| fail("not a file path".into()))?;
     let (audio_chain, video_chain) = contract_chains(contract, topologies).map_err(build)?;
     let mut branches = String::new();
-    // What the input lacks is made up: a black picture or silence for its whole length.
+    // What the input lacks is made up: its picture (or black) or silence for its length.
+    let mut shown_picture = None;
     if let (Some(v), None) = (contract.video, &report.video) {
         let frames = (duration.as_secs_f64() * f64::from(v.fps)).ceil().max(1.0) as u64;
+        let source = match picture {
+            Some(picture) => {
+                let frame = picture
+                    .frame(&contract)
+                    .map_err(|reason| EngineError::Input {
+                        input: picture.describe(),
+                        reason: format!("cannot be shown as the picture: {reason}"),
+                    })?;
+                shown_picture = Some(frame);
+                "appsrc name=picture ! imagefreeze".to_owned()
+            }
+            None => "videotestsrc pattern=black".to_owned(),
+        };
         branches.push_str(&format!(
-            " videotestsrc pattern=black num-buffers={frames} ! {} ! mux.",
+            " {source} num-buffers={frames} ! {} ! mux.",
             video_chain.clone().unwrap_or_default()
         ));
     }
@@ -185,16 +224,31 @@ pub async fn transcode(
         .by_name("out")
         .ok_or_else(|| build("no file sink".into()))?
         .set_property("location", location);
+    if let Some(frame) = shown_picture {
+        let src = pipeline
+            .by_name("picture")
+            .and_then(|e| e.downcast::<gstreamer_app::AppSrc>().ok())
+            .ok_or_else(|| build("no picture source".into()))?;
+        src.set_caps(
+            contract
+                .raw_video_caps()
+                .and_then(|c| c.parse().ok())
+                .as_ref(),
+        );
+        src.push_buffer(frame).map_err(|e| build(e.to_string()))?;
+        src.end_of_stream().map_err(|e| build(e.to_string()))?;
+    }
     let decode = super::pads::decoder_for(uri.as_str(), &pipeline).map_err(build)?;
     let mux = pipeline
         .by_name("mux")
         .ok_or_else(|| build("no muxer".into()))?;
     let weak_mux = mux.downgrade();
     let want_video = contract.video.is_some();
+    let audio_pick = super::pads::AudioPick::new(report.audio_track.unwrap_or(0));
     super::pads::attach_decoded_pads(&decode, &pipeline, move |kind| {
         let chain = if kind.starts_with("video/") && want_video {
             video_chain.clone()
-        } else if kind.starts_with("audio/") {
+        } else if kind.starts_with("audio/") && audio_pick.next_is_chosen() {
             Some(audio_chain.clone())
         } else {
             None

@@ -33,6 +33,27 @@ impl Branch {
     }
 }
 
+/// Which of a decoder's audio pads is attached: only the chosen track's (the Nth, in the
+/// order the decoder offers them, which is the order the probe lists them in).
+pub(crate) struct AudioPick {
+    wanted: usize,
+    seen: std::sync::atomic::AtomicUsize,
+}
+
+impl AudioPick {
+    pub(crate) fn new(wanted: usize) -> Self {
+        Self {
+            wanted,
+            seen: Default::default(),
+        }
+    }
+
+    /// Whether the audio pad now being added is the chosen one.
+    pub(crate) fn next_is_chosen(&self) -> bool {
+        self.seen.fetch_add(1, std::sync::atomic::Ordering::AcqRel) == self.wanted
+    }
+}
+
 /// What decodes `uri`: an animated picture's own frame source (GStreamer plays only its
 /// first frame, or every frame at once), else `uridecodebin`. Either is added to `pipeline`.
 pub(crate) fn decoder_for(uri: &str, pipeline: &gst::Pipeline) -> Result<gst::Element, String> {

@@ -8,6 +8,7 @@ use gstreamer_pbutils::prelude::*;
 use super::contract::Contract;
 use super::input::{InputItem, InputSpec};
 use super::policy::SourceGuard;
+use super::tracks::{AudioTrack, Track};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("input `{input}` cannot be used: {reason}")]
@@ -46,6 +47,13 @@ pub struct ProbeReport {
     pub seekable: bool,
     pub video: Option<VideoStream>,
     pub audio: Option<AudioStream>,
+    /// Every stream of a file, with its language; the chosen ones are marked.
+    pub tracks: Vec<Track>,
+    /// Which audio track (by its number among the audio tracks) goes into the contract.
+    pub audio_track: Option<usize>,
+    /// A picture the file carries (cover art): never a stream, but the picture of a video
+    /// profile when the file has no video of its own.
+    pub cover_art: Option<CoverArt>,
     /// Whether the input is remuxed as it is instead of decoded and encoded.
     pub passthrough: bool,
     /// Why passthrough does or does not apply.
@@ -53,14 +61,40 @@ pub struct ProbeReport {
     pub contract: Contract,
 }
 
-fn caps_name(caps: Option<gst::Caps>) -> (String, Option<gst::Structure>) {
+/// A picture embedded in a file's tags.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct CoverArt {
+    /// Its media type, e.g. `image/png`.
+    pub format: String,
+    pub bytes: usize,
+    #[serde(skip)]
+    pub data: bytes::Bytes,
+}
+
+/// The first picture in `tags` (the cover, or any attached image), if any.
+fn cover_art(tags: Option<&gst::TagList>) -> Option<CoverArt> {
+    let tags = tags?;
+    let sample = tags
+        .get::<gst::tags::Image>()
+        .or_else(|| tags.get::<gst::tags::PreviewImage>())?
+        .get();
+    let format = caps_name(sample.caps().map(|c| c.to_owned())).0;
+    let map = sample.buffer()?.map_readable().ok()?;
+    Some(CoverArt {
+        format,
+        bytes: map.len(),
+        data: bytes::Bytes::copy_from_slice(&map),
+    })
+}
+
+pub(super) fn caps_name(caps: Option<gst::Caps>) -> (String, Option<gst::Structure>) {
     match caps.and_then(|c| c.structure(0).map(|s| s.to_owned())) {
         Some(s) => (s.name().to_string(), Some(s)),
         None => ("unknown".into(), None),
     }
 }
 
-fn codec_name(name: &str, s: Option<&gst::Structure>) -> String {
+pub(super) fn codec_name(name: &str, s: Option<&gst::Structure>) -> String {
     match name {
         "video/x-h264" => "h264".into(),
         "video/x-h265" => "h265".into(),
@@ -91,15 +125,22 @@ fn orientation(tags: Option<&gst::TagList>) -> Option<String> {
 
 /// Probes a file or URL with GStreamer's Discoverer (blocking; run off the async threads).
 pub fn probe(spec: &InputSpec, contract: Contract) -> Result<ProbeReport, ProbeError> {
-    probe_guarded(spec, contract, None)
+    probe_with(spec, contract, &ProbeOptions::default())
 }
 
-/// [`probe`], with the sources the probe may open limited by `guard` (a network input's own
-/// default when `None`).
-pub fn probe_guarded(
+/// What a probe may open, and what it chooses.
+#[derive(Debug, Clone, Default)]
+pub struct ProbeOptions {
+    /// The sources the probe may open; a network input's own default when `None`.
+    pub guard: Option<SourceGuard>,
+    pub audio_track: AudioTrack,
+}
+
+/// [`probe`], with the sources the probe may open limited and the audio track chosen.
+pub fn probe_with(
     spec: &InputSpec,
     contract: Contract,
-    guard: Option<&SourceGuard>,
+    options: &ProbeOptions,
 ) -> Result<ProbeReport, ProbeError> {
     super::init().map_err(|e| ProbeError {
         input: spec.describe(),
@@ -126,13 +167,24 @@ pub fn probe_guarded(
                 seekable: false,
                 video: None,
                 audio: None,
+                tracks: Vec::new(),
+                audio_track: None,
+                cover_art: None,
                 passthrough: false,
                 reason: "a live source is encoded to the contract".into(),
                 contract,
             });
         };
-        let guard = guard.cloned().or_else(|| SourceGuard::for_uri(uri));
-        reports.push(probe_uri(uri, spec.is_live(), kind, contract, guard)?);
+        let guard = options.guard.clone().or_else(|| SourceGuard::for_uri(uri));
+        let audio_track = &options.audio_track;
+        reports.push(probe_uri(
+            uri,
+            spec.is_live(),
+            kind,
+            contract,
+            guard,
+            audio_track,
+        )?);
     }
     let mut first = reports.remove(0);
     if !reports.is_empty() {
@@ -152,6 +204,7 @@ fn probe_uri(
     kind: &'static str,
     contract: Contract,
     guard: Option<SourceGuard>,
+    audio_track: &AudioTrack,
 ) -> Result<ProbeReport, ProbeError> {
     let shown = if uri.starts_with("file://") {
         uri.trim_start_matches("file://").to_owned()
@@ -227,16 +280,29 @@ fn probe_uri(
                 .or_else(|| orientation(info.tags().as_ref())),
         }
     });
-    let audio = info.audio_streams().first().map(|a| {
-        let (name, s) = caps_name(a.caps());
-        AudioStream {
-            codec: codec_name(&name, s.as_ref()),
-            rate: a.sample_rate(),
-            channels: a.channels(),
-        }
+    let mut tracks = super::tracks::list(&info);
+    let audio_track = super::tracks::choose(&mut tracks, audio_track).map_err(fail)?;
+    let audio = audio_track
+        .and_then(|n| info.audio_streams().get(n).cloned())
+        .map(|a| {
+            let (name, s) = caps_name(a.caps());
+            AudioStream {
+                codec: codec_name(&name, s.as_ref()),
+                rate: a.sample_rate(),
+                channels: a.channels(),
+            }
+        });
+    let cover_art = cover_art(info.tags().as_ref()).or_else(|| {
+        info.audio_streams()
+            .iter()
+            .find_map(|a| cover_art(a.tags().as_ref()))
     });
     if video.is_none() && audio.is_none() {
-        return Err(fail("it has neither audio nor video".into()));
+        return Err(fail(if cover_art.is_some() {
+            "its only picture is cover art, with no audio or video to play".into()
+        } else {
+            "it has neither audio nor video".into()
+        }));
     }
     let duration_ms = info.duration().map(|d| d.mseconds());
     let still = video.as_ref().is_some_and(|v| v.still_image);
@@ -247,7 +313,14 @@ fn probe_uri(
             "it holds no samples or frames (its length is 0): there is nothing to play".into(),
         ));
     }
-    let (passthrough, reason) = passthrough(&container, video.as_ref(), audio.as_ref(), &contract);
+    let (passthrough, reason) = if tracks.iter().filter(|t| t.kind == "audio").count() > 1 {
+        (
+            false,
+            "it has several audio tracks: the chosen one is encoded".into(),
+        )
+    } else {
+        self::passthrough(&container, video.as_ref(), audio.as_ref(), &contract)
+    };
     Ok(ProbeReport {
         input: shown,
         kind,
@@ -257,6 +330,9 @@ fn probe_uri(
         seekable: info.is_seekable(),
         video,
         audio,
+        tracks,
+        audio_track,
+        cover_art,
         passthrough,
         reason,
         contract,
@@ -294,6 +370,15 @@ fn animated_report(
             orientation: None,
         }),
         audio: None,
+        tracks: vec![Track {
+            kind: "video",
+            index: 0,
+            codec: animation.codec.into(),
+            language: None,
+            chosen: true,
+        }],
+        audio_track: None,
+        cover_art: None,
         passthrough: false,
         reason: format!(
             "an animated {} ({} frames) is encoded to the contract",

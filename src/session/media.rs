@@ -38,10 +38,13 @@ pub(super) async fn prepare(
     let report = match &input {
         InputSpec::File(_) | InputSpec::Playlist(_) | InputSpec::Url(_) => {
             let probe_input = input.clone();
-            let guard = spec.source_guard.clone();
+            let options = crate::media::probe::ProbeOptions {
+                guard: spec.source_guard.clone(),
+                audio_track: spec.audio_track.clone(),
+            };
             Some(
                 tokio::task::spawn_blocking(move || {
-                    crate::media::probe::probe_guarded(&probe_input, contract, guard.as_ref())
+                    crate::media::probe::probe_with(&probe_input, contract, &options)
                 })
                 .await
                 .map_err(|e| e.to_string())?
@@ -71,6 +74,7 @@ pub(super) async fn prepare(
                 crate::media::announce::prepare(
                     &path,
                     report,
+                    None,
                     contract,
                     topologies,
                     &settings.cache_dir,
@@ -93,10 +97,7 @@ pub(super) async fn prepare(
                 Some(n) => Loops::Times(n.max(1)),
                 None => Loops::Forever,
             };
-            live.still_image = report
-                .as_ref()
-                .and_then(|r| r.video.as_ref())
-                .is_some_and(|v| v.still_image);
+            live.follow(report.as_ref(), None);
             live.source_guard = spec.source_guard.clone();
             // A file streamed live starts when the cloud first pulls it, so the callee
             // hears it from its start; live sources run as they come.

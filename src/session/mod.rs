@@ -171,6 +171,8 @@ pub struct SessionSpec {
     pub max_duration: Option<Duration>,
     /// Stream files live (HTTP-FLV) rather than as announcements the cloud plays.
     pub live: bool,
+    /// Which of a file's audio tracks is played.
+    pub audio_track: crate::media::tracks::AudioTrack,
 }
 
 impl SessionSpec {
@@ -226,6 +228,10 @@ pub struct SessionRequest {
     pub max_duration_secs: Option<u64>,
     #[serde(default)]
     pub live: bool,
+    /// A file's audio track, by number (0 is the first) or language code; the first when
+    /// absent.
+    #[serde(default)]
+    pub audio_track: Option<String>,
 }
 
 fn bounded_callees<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
@@ -405,6 +411,14 @@ impl SessionRequest {
                 .into());
             }
         };
+        let audio_track = match &self.audio_track {
+            Some(t) => t
+                .parse()
+                .map_err(|e: crate::media::tracks::InvalidAudioTrack| {
+                    InvalidArgument::new("audio_track", t, e.to_string())
+                })?,
+            None => Default::default(),
+        };
         let spec = SessionSpec {
             callees,
             ingest_user: robot.clone(),
@@ -423,6 +437,7 @@ impl SessionRequest {
             ring_timeout: Duration::from_millis(u64::from(ring_ms)),
             max_duration,
             live: self.live,
+            audio_track,
         };
         // The cloud request's own checks, so nothing the cloud would refuse gets this far.
         spec.start_call_request().body()?;

@@ -104,39 +104,22 @@ pub(super) fn build_encoder(
     ))
 }
 
-/// The slate frame: a still image scaled to the contract, or black.
+/// The slate frame: the picture scaled to the contract, or black.
 pub(super) fn slate_frame(
     contract: &Contract,
-    image: Option<&std::path::Path>,
+    picture: Option<&crate::media::picture::Picture>,
 ) -> Result<Option<gst::Buffer>, EngineError> {
     let Some(v) = contract.video else {
         return Ok(None);
     };
-    if let Some(image) = image {
-        // Turned upright (EXIF orientation) before it is scaled, as any input picture is.
-        let description = format!(
-            "decodebin name=decode ! imagefreeze num-buffers=1 ! videoconvert ! videoflip video-direction=auto ! videoscale add-borders=true ! {} ! appsink name=sink",
-            contract.raw_video_caps().expect("video contract")
-        );
-        let err = |reason: String| EngineError::Input {
-            input: image.display().to_string(),
-            reason: format!("cannot be used as the slate image: {reason}"),
-        };
-        let source = crate::media::file_source(image).map_err(err)?;
-        let pipeline = crate::media::launch_after(source, &description, "decode").map_err(err)?;
-        let sink = pipeline
-            .by_name("sink")
-            .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
-            .ok_or_else(|| err("no sink".into()))?;
-        pipeline
-            .set_state(gst::State::Playing)
-            .map_err(|e| err(e.to_string()))?;
-        let sample = sink.try_pull_sample(gst::ClockTime::from_seconds(10));
-        let _ = pipeline.set_state(gst::State::Null);
-        let buffer = sample
-            .and_then(|s| s.buffer_owned())
-            .ok_or_else(|| err("it did not decode to a picture".into()))?;
-        return Ok(Some(buffer));
+    if let Some(picture) = picture {
+        return picture
+            .frame(contract)
+            .map(Some)
+            .map_err(|reason| EngineError::Input {
+                input: picture.describe(),
+                reason: format!("cannot be used as the slate image: {reason}"),
+            });
     }
     let (w, h) = (v.width as usize, v.height as usize);
     let mut data = vec![16u8; w * h];

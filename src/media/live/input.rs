@@ -128,10 +128,11 @@ pub(super) fn build_input(
                 crate::media::policy::guard_sources(pipeline.upcast_ref(), guard);
             }
             let feed = feed.clone();
+            let audio_pick = crate::media::pads::AudioPick::new(settings.audio_track);
             crate::media::pads::attach_decoded_pads(&decode, &pipeline, move |kind| {
                 let description = if kind.starts_with("video/") {
                     video_branch.as_deref()
-                } else if kind.starts_with("audio/") {
+                } else if kind.starts_with("audio/") && audio_pick.next_is_chosen() {
                     Some(audio_branch.as_str())
                 } else {
                     None

@@ -80,8 +80,11 @@ pub struct LiveSettings {
     pub stall_timeout: Duration,
     pub backoff_min: Duration,
     pub backoff_max: Duration,
-    /// A still image for the slate (and for audio-only inputs); black when `None`.
-    pub slate_image: Option<PathBuf>,
+    /// The slate, shown when the input is gone and for an input without video (the user's
+    /// slate image, or the input's cover art); black when `None`.
+    pub picture: Option<crate::media::picture::Picture>,
+    /// Which of the input's audio tracks plays (its number among the audio tracks).
+    pub audio_track: usize,
     /// The input is a still picture: it is shown as video, frozen, until stopped.
     pub still_image: bool,
     /// The input starts only when the stream is first pulled (the slate runs until then),
@@ -94,6 +97,20 @@ pub struct LiveSettings {
 }
 
 impl LiveSettings {
+    /// Follows what the probe found: a still picture, the chosen audio track, and the
+    /// picture for an input without video (`slate` first, else its cover art).
+    pub fn follow(
+        &mut self,
+        report: Option<&crate::media::probe::ProbeReport>,
+        slate: Option<&std::path::Path>,
+    ) {
+        self.still_image = report
+            .and_then(|r| r.video.as_ref())
+            .is_some_and(|v| v.still_image);
+        self.audio_track = report.and_then(|r| r.audio_track).unwrap_or(0);
+        self.picture = crate::media::picture::Picture::for_input(slate, report);
+    }
+
     pub fn new(contract: Contract) -> Self {
         Self {
             contract,
@@ -102,7 +119,8 @@ impl LiveSettings {
             stall_timeout: Duration::from_secs(3),
             backoff_min: Duration::from_millis(500),
             backoff_max: Duration::from_secs(10),
-            slate_image: None,
+            picture: None,
+            audio_track: 0,
             still_image: false,
             hold_until_pulled: false,
             source_guard: None,

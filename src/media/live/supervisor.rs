@@ -51,7 +51,7 @@ pub(super) fn start(
         counters: counters.clone(),
     };
     let (encoder, sources) = build_encoder(&settings.contract, topologies, &hub)?;
-    let slate = slate_frame(&settings.contract, settings.slate_image.as_deref())?;
+    let slate = slate_frame(&settings.contract, settings.picture.as_ref())?;
     encoder
         .set_state(gst::State::Playing)
         .map_err(|e| EngineError::Build {
