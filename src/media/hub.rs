@@ -162,6 +162,11 @@ impl StreamHub {
         Subscription { preamble, live }
     }
 
+    /// Whether any reader ever subscribed (the cloud pulled the stream).
+    pub fn was_pulled(&self) -> bool {
+        *self.pulled.borrow()
+    }
+
     pub fn readers(&self) -> usize {
         self.live.receiver_count()
     }

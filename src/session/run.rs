@@ -430,7 +430,9 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
     /// Stops what the session started until the cloud confirms it, and reports.
     async fn into_report(mut self, mode: &'static str, media: Option<StreamStats>) -> Report {
         let outcome = match &self.machine.phase {
-            Phase::Ended { outcome } | Phase::Ending { outcome } => outcome.clone(),
+            Phase::Ended { outcome } | Phase::Ending { outcome } => {
+                super::state::confirmed(outcome.clone(), media.as_ref())
+            }
             _ => Outcome::Failed {
                 stage: Stage::Teardown,
                 reason: "ended in an unexpected state".into(),

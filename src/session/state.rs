@@ -259,6 +259,28 @@ impl Session {
     }
 }
 
+/// A `Completed` outcome stands only if the live stream's figures bear it out: the cloud
+/// pulled the stream, and the input gave media into it. Otherwise the session failed at
+/// the media stage, with what went wrong.
+pub fn confirmed(outcome: Outcome, live: Option<&crate::media::live::StreamStats>) -> Outcome {
+    let (Outcome::Completed, Some(stats)) = (&outcome, live) else {
+        return outcome;
+    };
+    let reason = if !stats.pulled {
+        "the cloud never pulled the stream: the room got nothing (is the stream URL reachable from the cloud? see --public-url)"
+    } else if stats.frames_out == 0 && stats.audio_ms_out == 0 {
+        "the stream produced no media"
+    } else if stats.frames_in == 0 && stats.position_ms == 0 {
+        "the input gave no media: the room saw only the slate"
+    } else {
+        return outcome;
+    };
+    Outcome::Failed {
+        stage: Stage::Media,
+        reason: reason.into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -374,5 +396,58 @@ mod tests {
         s.on(Event::TornDown);
         assert!(s.is_ended());
         assert_eq!(s.on(Event::Prepared), []);
+    }
+
+    #[test]
+    fn completed_stands_only_when_the_stream_was_pulled_and_carried_media() {
+        use crate::media::live::{StreamState, StreamStats};
+        let flowing = StreamStats {
+            state: StreamState::Ended,
+            passthrough: false,
+            frames_in: 90,
+            frames_out: 90,
+            audio_ms_out: 3000,
+            slate_frames: 0,
+            repeated_frames: 0,
+            restarts: 0,
+            item: 0,
+            iteration: 0,
+            position_ms: 3000,
+            bytes_out: 100_000,
+            readers: 0,
+            pulled: true,
+        };
+        assert_eq!(
+            confirmed(Outcome::Completed, Some(&flowing)),
+            Outcome::Completed
+        );
+        // An announcement has no live figures; other outcomes are left as they are.
+        assert_eq!(confirmed(Outcome::Completed, None), Outcome::Completed);
+        assert_eq!(confirmed(Outcome::HungUp, Some(&flowing)), Outcome::HungUp);
+        let failed = |stats: &StreamStats| match confirmed(Outcome::Completed, Some(stats)) {
+            Outcome::Failed {
+                stage: Stage::Media,
+                reason,
+            } => reason,
+            other => panic!("{other:?}"),
+        };
+        let never_pulled = StreamStats {
+            pulled: false,
+            ..flowing.clone()
+        };
+        assert!(failed(&never_pulled).contains("never pulled"));
+        let silent = StreamStats {
+            frames_out: 0,
+            audio_ms_out: 0,
+            ..flowing.clone()
+        };
+        assert!(failed(&silent).contains("no media"));
+        let slate_only = StreamStats {
+            frames_in: 0,
+            position_ms: 0,
+            slate_frames: 90,
+            ..flowing
+        };
+        assert!(failed(&slate_only).contains("only the slate"));
     }
 }

@@ -207,6 +207,8 @@ pub struct StreamStats {
     pub position_ms: u64,
     pub bytes_out: u64,
     pub readers: usize,
+    /// Whether anyone (the cloud) ever pulled the stream.
+    pub pulled: bool,
 }
 
 /// A stream's running figures, shared by its threads without a lock.
@@ -260,6 +262,7 @@ impl Counters {
             position_ms: get(&self.position_ms),
             bytes_out: hub.bytes_in(),
             readers: hub.readers(),
+            pulled: hub.was_pulled(),
         }
     }
 }
