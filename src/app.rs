@@ -122,6 +122,22 @@ impl From<CallbackTarget> for TrtcCallback {
     }
 }
 
+/// What the emulator's room observer saw arrive in a call's room: a session's witness, so
+/// its report is checked against the room, not only against callfeed's own figures. Holds
+/// the emulator weakly: its owner shuts it down.
+pub fn room_witness(emulator: &Arc<Emulator>) -> crate::session::driver::RoomWitness {
+    let emulator = Arc::downgrade(emulator);
+    Arc::new(move |call_id: &str| {
+        let view = emulator.upgrade()?.call_view(call_id)?;
+        let tasks = view["media"].as_array()?;
+        let sum = |field: &str| tasks.iter().filter_map(|t| t[field].as_u64()).sum();
+        Some(crate::session::state::RoomSeen {
+            audio_ms: sum("audio_ms"),
+            video_frames: sum("video_frames"),
+        })
+    })
+}
+
 /// Starts an in-process emulator that accepts the configured credentials (the SDKs' public
 /// demo ones where none are set), with `default_behaviour` for every callee and `scripted`
 /// ones for some, and points the config's endpoints at it.

@@ -56,6 +56,15 @@ fn spec(callee: &str, room: RoomRef, media: &str) -> SessionSpec {
 }
 
 async fn run<C: CloudOps>(spec: SessionSpec, cloud: &C, journal: Option<Arc<Journal>>) -> Report {
+    run_witnessed(spec, cloud, journal, None).await
+}
+
+async fn run_witnessed<C: CloudOps>(
+    spec: SessionSpec,
+    cloud: &C,
+    journal: Option<Arc<Journal>>,
+    room_witness: Option<driver::RoomWitness>,
+) -> Report {
     let (status, _) = tokio::sync::watch::channel(Status::default());
     let (_stop, stop_rx) = tokio::sync::watch::channel(false);
     let server = callfeed::publish::StreamServer::start("127.0.0.1:0".parse().unwrap())
@@ -63,6 +72,7 @@ async fn run<C: CloudOps>(spec: SessionSpec, cloud: &C, journal: Option<Arc<Jour
         .unwrap();
     let settings = DriverSettings {
         cache_dir: std::env::temp_dir().join(format!("callfeed-test-cache-{}", std::process::id())),
+        room_witness,
         ..DriverSettings::new(Arc::new(server))
     };
     tokio::time::timeout(
@@ -168,6 +178,28 @@ async fn an_announcement_plays_through_in_a_numeric_room() {
     );
     assert_eq!(view["room_kind"], "numeric");
     assert!(report.timings.answered_ms.unwrap() <= report.timings.ingest_started_ms.unwrap());
+
+    // The same announcement, but the room's witness saw nothing arrive: not completed.
+    let blind: driver::RoomWitness = Arc::new(|_: &str| Some(Default::default()));
+    let report = run_witnessed(
+        spec(
+            "jack",
+            RoomRef::numeric(12346).unwrap(),
+            clip.to_str().unwrap(),
+        ),
+        &cloud,
+        None,
+        Some(blind),
+    )
+    .await;
+    match &report.outcome {
+        Outcome::Failed { stage, reason } => {
+            assert_eq!(*stage, callfeed::session::state::Stage::Media, "{report:?}");
+            assert!(reason.contains("nothing arrived in the room"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(report.room, Some(Default::default()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

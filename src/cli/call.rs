@@ -93,13 +93,15 @@ pub(super) async fn run(mut config: Config, args: CallArgs) -> anyhow::Result<Ex
     // Everything is checked before the phone rings.
     let spec = session_spec(&args)?;
     let emulator = if args.emulator {
-        Some(start_emulator(&mut config, &args, &spec).await?)
+        Some(Arc::new(start_emulator(&mut config, &args, &spec).await?))
     } else {
         None
     };
+    let witness = emulator.as_ref().map(app::room_witness);
     let cloud = app::cloud_clients(&config)?;
     let journal = open_journal(emulator.is_some(), &cloud, &spec).await?;
-    let report = run_session(&config, &args, spec, &cloud, journal.journal().clone()).await?;
+    let journal = journal.journal().clone();
+    let report = run_session(&config, &args, spec, &cloud, journal, witness).await?;
     let room_view = emulator
         .as_ref()
         .and_then(|e| report.call_id.as_deref().and_then(|id| e.call_view(id)));
@@ -116,7 +118,9 @@ pub(super) async fn run(mut config: Config, args: CallArgs) -> anyhow::Result<Ex
             print_room(&view);
         }
     }
-    if let Some(e) = emulator {
+    if let Some(e) = emulator
+        && let Ok(e) = Arc::try_unwrap(e)
+    {
         e.shutdown().await;
     }
     Ok(ExitCode::from(code))
@@ -243,6 +247,7 @@ async fn run_session(
     spec: SessionSpec,
     cloud: &CloudClients,
     journal: Arc<crate::session::journal::Journal>,
+    room_witness: Option<driver::RoomWitness>,
 ) -> anyhow::Result<driver::Report> {
     let topologies = Topologies::load(&config.pipelines)?;
     // The session is handed where to publish: this command's own stream server.
@@ -250,7 +255,8 @@ async fn run_session(
         .await
         .map_err(|e| anyhow::anyhow!("cannot serve the stream on {}: {e}", args.stream_listen))?
         .with_public_base(args.public_url.as_deref());
-    let settings = driver::DriverSettings::new(Arc::new(server));
+    let mut settings = driver::DriverSettings::new(Arc::new(server));
+    settings.room_witness = room_witness;
     let session_id = uuid::Uuid::new_v4().to_string();
     let (status_tx, status_rx) = tokio::sync::watch::channel(driver::Status::default());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -86,10 +86,12 @@ pub(super) async fn run(mut config: Config, args: LoadArgs) -> anyhow::Result<Ex
     };
     // One stream server for every session of the run, as `serve` has.
     let server = crate::publish::StreamServer::start(([127, 0, 0, 1], 0).into()).await?;
+    let mut settings = driver::DriverSettings::new(Arc::new(server));
+    settings.room_witness = emulator.as_ref().map(app::room_witness);
     let run = crate::load::run(
         plan,
         cloud,
-        driver::DriverSettings::new(Arc::new(server)),
+        settings,
         Topologies::load(&config.pipelines)?,
         progress_tx,
         stop_rx,

@@ -33,7 +33,12 @@ pub struct DriverSettings {
     pub teardown_retry_for: Option<Duration>,
     /// The cloud's request rates, shared by every session of this process.
     pub poll_budget: Arc<PollBudget>,
+    /// Asked, with a session's CallId, what reached its room: only the emulator knows.
+    pub room_witness: Option<RoomWitness>,
 }
+
+/// What reached a call's room, by its CallId (`None`: not known).
+pub type RoomWitness = Arc<dyn Fn(&str) -> Option<super::state::RoomSeen> + Send + Sync>;
 
 impl DriverSettings {
     /// The defaults, publishing through `publisher`.
@@ -46,6 +51,7 @@ impl DriverSettings {
             cache_dir: crate::media::announce::default_cache_dir(),
             teardown_retry_for: Some(Duration::from_secs(30)),
             poll_budget: Arc::new(PollBudget::default()),
+            room_witness: None,
         }
     }
 }
@@ -88,6 +94,9 @@ pub struct Report {
     /// The cloud's error code, when the cloud refused something.
     pub error_code: Option<String>,
     pub teardown: Teardown,
+    /// What the room's witness saw arrive (with the emulator).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub room: Option<super::state::RoomSeen>,
 }
 
 /// Whether the cloud confirmed the session's task and call gone.
@@ -217,6 +226,7 @@ async fn after_panic<C: CloudOps>(
         task_restarts: 0,
         error_code: None,
         teardown,
+        room: None,
     }
 }
 

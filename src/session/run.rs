@@ -429,9 +429,16 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
 
     /// Stops what the session started until the cloud confirms it, and reports.
     async fn into_report(mut self, mode: &'static str, media: Option<StreamStats>) -> Report {
+        let mut room = None;
         let outcome = match &self.machine.phase {
             Phase::Ended { outcome } | Phase::Ending { outcome } => {
-                super::state::confirmed(outcome.clone(), media.as_ref())
+                let witness = self.settings.room_witness.as_ref();
+                room = self
+                    .call_id
+                    .as_deref()
+                    .zip(witness)
+                    .and_then(|(id, w)| w(id));
+                super::state::confirmed(outcome.clone(), media.as_ref(), room.as_ref())
             }
             _ => Outcome::Failed {
                 stage: Stage::Teardown,
@@ -461,6 +468,7 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
             task_restarts: self.task_restarts,
             error_code: self.error_code,
             teardown,
+            room,
         }
     }
 }

@@ -259,26 +259,50 @@ impl Session {
     }
 }
 
-/// A `Completed` outcome stands only if the live stream's figures bear it out: the cloud
-/// pulled the stream, and the input gave media into it. Otherwise the session failed at
-/// the media stage, with what went wrong.
-pub fn confirmed(outcome: Outcome, live: Option<&crate::media::live::StreamStats>) -> Outcome {
-    let (Outcome::Completed, Some(stats)) = (&outcome, live) else {
+/// What reached a session's room, as a witness there saw it (the emulator's room observer;
+/// against the real cloud there is none).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RoomSeen {
+    pub audio_ms: u64,
+    pub video_frames: u64,
+}
+
+/// A `Completed` outcome stands only if the figures bear it out: the live stream was
+/// pulled and its input gave media into it, and a witness in the room (when there is one)
+/// saw media arrive. Otherwise the session failed at the media stage, with what went wrong.
+pub fn confirmed(
+    outcome: Outcome,
+    live: Option<&crate::media::live::StreamStats>,
+    room: Option<&RoomSeen>,
+) -> Outcome {
+    if outcome != Outcome::Completed {
         return outcome;
+    }
+    let reason = if room.is_some_and(|r| r.audio_ms == 0 && r.video_frames == 0) {
+        Some("nothing arrived in the room (its observer saw no audio and no video)")
+    } else {
+        live.and_then(live_shortfall)
     };
-    let reason = if !stats.pulled {
+    match reason {
+        Some(reason) => Outcome::Failed {
+            stage: Stage::Media,
+            reason: reason.into(),
+        },
+        None => outcome,
+    }
+}
+
+/// Why a live stream carried nothing to the room, if it did not.
+fn live_shortfall(stats: &crate::media::live::StreamStats) -> Option<&'static str> {
+    Some(if !stats.pulled {
         "the cloud never pulled the stream: the room got nothing (is the stream URL reachable from the cloud? see --public-url)"
     } else if stats.frames_out == 0 && stats.audio_ms_out == 0 {
         "the stream produced no media"
     } else if stats.frames_in == 0 && stats.position_ms == 0 {
         "the input gave no media: the room saw only the slate"
     } else {
-        return outcome;
-    };
-    Outcome::Failed {
-        stage: Stage::Media,
-        reason: reason.into(),
-    }
+        return None;
+    })
 }
 
 #[cfg(test)]
@@ -417,14 +441,34 @@ mod tests {
             readers: 0,
             pulled: true,
         };
+        let heard = RoomSeen {
+            audio_ms: 3000,
+            video_frames: 0,
+        };
         assert_eq!(
-            confirmed(Outcome::Completed, Some(&flowing)),
+            confirmed(Outcome::Completed, Some(&flowing), Some(&heard)),
             Outcome::Completed
         );
         // An announcement has no live figures; other outcomes are left as they are.
-        assert_eq!(confirmed(Outcome::Completed, None), Outcome::Completed);
-        assert_eq!(confirmed(Outcome::HungUp, Some(&flowing)), Outcome::HungUp);
-        let failed = |stats: &StreamStats| match confirmed(Outcome::Completed, Some(stats)) {
+        assert_eq!(
+            confirmed(Outcome::Completed, None, None),
+            Outcome::Completed
+        );
+        assert_eq!(
+            confirmed(Outcome::HungUp, Some(&flowing), None),
+            Outcome::HungUp
+        );
+        // The room's witness saw nothing: whatever the stream's own figures say.
+        let empty_room = confirmed(
+            Outcome::Completed,
+            Some(&flowing),
+            Some(&RoomSeen::default()),
+        );
+        assert!(
+            matches!(&empty_room, Outcome::Failed { stage: Stage::Media, reason } if reason.contains("nothing arrived in the room")),
+            "{empty_room:?}"
+        );
+        let failed = |stats: &StreamStats| match confirmed(Outcome::Completed, Some(stats), None) {
             Outcome::Failed {
                 stage: Stage::Media,
                 reason,
