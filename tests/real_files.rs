@@ -209,6 +209,36 @@ async fn one_audio_track_is_played_the_first_or_the_one_asked_for() {
         );
     }
 
+    // Streamed live, the chosen track is the one heard.
+    {
+        use callfeed::media::contract::{Contract, Profile};
+        use callfeed::media::input::InputSpec;
+        use callfeed::media::live::{LiveSettings, LiveStream, Loops};
+        let spec = InputSpec::parse(mkv.to_str().unwrap()).unwrap();
+        let contract = Contract::new(Profile::Audio);
+        let options = callfeed::media::probe::ProbeOptions {
+            audio_track: "fre".parse().unwrap(),
+            ..Default::default()
+        };
+        let report = callfeed::media::probe::probe_with(&spec, contract, &options).unwrap();
+        assert_eq!(report.audio_track, Some(1));
+        let mut settings = LiveSettings::new(contract);
+        settings.loops = Loops::Forever;
+        settings.follow(Some(&report), None);
+        let topologies = callfeed::media::topology::Topologies::builtin().unwrap();
+        let stream = LiveStream::start(spec, settings, &topologies).unwrap();
+        let server = callfeed::publish::StreamServer::start("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let url = server.publish_live(stream.hub(), None);
+        let seen = common::observe_audio_until(&url, 1500, Duration::from_secs(20)).await;
+        assert!(
+            (seen.dominant_hz.unwrap_or(0.0) - 880.0).abs() < 10.0,
+            "live: {seen:?}"
+        );
+        stream.stop().await.unwrap();
+    }
+
     // A track that is not there is named with the ones that are, before anything starts.
     let out = callfeed()
         .arg("push")

@@ -575,3 +575,28 @@ pub async fn observe_until(
     observer.stop().await;
     tally.snapshot()
 }
+
+/// Like [`observe_until`], for `audio_ms` of audio (an audio-only stream has no frames).
+pub async fn observe_audio_until(
+    url: &str,
+    audio_ms: u64,
+    deadline: Duration,
+) -> callfeed::media::observer::ObservedMedia {
+    use callfeed::media::observer::{MediaTally, ObserveSpec, Observer, Pace};
+    let tally = MediaTally::new(std::time::Instant::now());
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut spec = ObserveSpec::new(url.to_owned(), Pace::Realtime, None);
+    spec.first_media_timeout = deadline;
+    let observer = Observer::start(spec, tally.clone(), tx).unwrap();
+    let until = std::time::Instant::now() + deadline;
+    while tally.snapshot().audio_ms < audio_ms {
+        assert!(
+            std::time::Instant::now() < until,
+            "{url}: {:?}",
+            tally.snapshot()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    observer.stop().await;
+    tally.snapshot()
+}
