@@ -295,6 +295,28 @@ async fn cover_art_is_the_picture_never_a_stream() {
             "{name}: the cover was not shown: luma {shown}"
         );
 
+        if name == "song.mp3" {
+            // The same file with its audio lost: only the tag with the cover is left.
+            let bytes = std::fs::read(&song).unwrap();
+            let size = bytes[6..10]
+                .iter()
+                .fold(0usize, |n, b| (n << 7) | usize::from(b & 0x7f));
+            let cover_only = dir.path().join("cover-only.mp3");
+            std::fs::write(&cover_only, &bytes[..10 + size]).unwrap();
+            let out = callfeed()
+                .arg("probe")
+                .arg(&cover_only)
+                .output()
+                .await
+                .unwrap();
+            assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+            let err = stderr(&out);
+            assert!(
+                err.contains("cover-only.mp3") && err.contains("only tags (such as cover art)"),
+                "{err}"
+            );
+        }
+
         // --slate wins over the cover.
         let with_slate = dir.path().join(format!("slate-{name}"));
         std::fs::copy(&song, &with_slate).unwrap();

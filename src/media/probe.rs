@@ -242,8 +242,13 @@ fn probe_uri(
         });
     }
     let info = discoverer.discover_uri(uri).map_err(|e| {
-        // GStreamer's own words ("Internal data stream error") name no cause: look again.
-        fail(diagnose_network(uri).unwrap_or_else(|| e.to_string()))
+        // GStreamer's own words ("Internal data stream error", "No data in file") name no
+        // cause: look again.
+        fail(
+            diagnose_network(uri)
+                .or_else(|| diagnose_tags_only(uri))
+                .unwrap_or_else(|| e.to_string()),
+        )
     })?;
     match info.result() {
         pbutils::DiscovererResult::Ok => {}
@@ -413,6 +418,30 @@ fn diagnose_network(uri: &str) -> Option<String> {
     http_status(uri)
         .filter(|status| *status >= 400)
         .map(|status| format!("{host} answered HTTP {status}"))
+}
+
+/// A file that is an ID3 tag and nothing else (an MP3 whose audio was lost, a cover art
+/// download): named for what it is.
+fn diagnose_tags_only(uri: &str) -> Option<String> {
+    use std::io::Read;
+    let path = url::Url::parse(uri).ok()?.to_file_path().ok()?;
+    let mut file = std::fs::File::open(&path).ok()?;
+    let mut header = [0u8; 10];
+    file.read_exact(&mut header).ok()?;
+    if &header[..3] != b"ID3" {
+        return None;
+    }
+    // The tag's size is four 7-bit bytes, after the 10-byte header (and a 10-byte footer
+    // when flag 0x10 is set).
+    let size = header[6..10]
+        .iter()
+        .fold(0u64, |n, b| (n << 7) | u64::from(b & 0x7f));
+    let footer = if header[5] & 0x10 != 0 { 10 } else { 0 };
+    let length = file.metadata().ok()?.len();
+    // What may follow: nothing, or a 128-byte ID3v1 tag.
+    let rest = length.saturating_sub(10 + size + footer);
+    (rest == 0 || rest == 128)
+        .then(|| "it holds only tags (such as cover art), no audio or video to play".to_owned())
 }
 
 /// The HTTP status a GET of `uri` gets, as GStreamer's HTTP source reports it.
