@@ -31,9 +31,18 @@ pub const DEMO_APP_KEY: &str = "5bd2850fff3ecb11d7c805251c51ee463a25727bddc2385f
 pub const DEMO_SECRET_ID: &str = "AKIDcallfeedEmulator000000000000000";
 pub const DEMO_SECRET_KEY: &str = "callfeedEmulatorSecretKey000000";
 
+/// What the cloud clients need: the call engine's two (first), then TRTC's two more.
+pub const CLOUD_CREDENTIALS: [crate::config::Setting; 4] = [
+    crate::config::SDKAPPID,
+    crate::config::SDK_SECRET_KEY,
+    crate::config::SECRET_ID,
+    crate::config::SECRET_KEY,
+];
+
 /// The call-engine and TRTC clients for the configured cloud (or emulator), sharing one
 /// transport so both obey the same timeouts, retries and rate limits.
 pub fn cloud_clients(config: &Config) -> anyhow::Result<CloudClients> {
+    config.require_credentials(&CLOUD_CREDENTIALS)?;
     let transport = Arc::new(Transport::new(config.http.clone())?);
     Ok(CloudClients {
         calls: call_client(config, transport.clone())?,
@@ -43,6 +52,7 @@ pub fn cloud_clients(config: &Config) -> anyhow::Result<CloudClients> {
 
 /// The call-engine client alone, for commands that need no TRTC credentials.
 pub fn call_client(config: &Config, transport: Arc<Transport>) -> anyhow::Result<CallClient> {
+    config.require_credentials(&CLOUD_CREDENTIALS[..2])?;
     Ok(CallClient::new(
         transport,
         config.im_endpoint.clone(),
@@ -52,6 +62,7 @@ pub fn call_client(config: &Config, transport: Arc<Transport>) -> anyhow::Result
 
 /// The TRTC StreamIngest client alone, for commands that need no call-engine credentials.
 pub fn ingest_client(config: &Config, transport: Arc<Transport>) -> anyhow::Result<IngestClient> {
+    config.require_credentials(&CLOUD_CREDENTIALS)?;
     Ok(IngestClient::new(
         transport,
         config.trtc_endpoint.clone(),
@@ -138,14 +149,9 @@ pub fn room_witness(emulator: &Arc<Emulator>) -> crate::session::driver::RoomWit
     })
 }
 
-/// Starts an in-process emulator that accepts the configured credentials (the SDKs' public
-/// demo ones where none are set), with `default_behaviour` for every callee and `scripted`
-/// ones for some, and points the config's endpoints at it.
-pub async fn start_embedded_emulator(
-    config: &mut Config,
-    default_behaviour: Behaviour,
-    scripted: &[(String, Behaviour)],
-) -> anyhow::Result<Emulator> {
+/// Fills every credential not configured with the demo ones, which only an emulator
+/// accepts: `call --emulator`, `load --emulator` and `callfeed emulator` need no account.
+pub fn use_demo_credentials(config: &mut Config) {
     if config.sdkappid.is_none() {
         config.sdkappid = Some(DEMO_SDKAPPID);
     }
@@ -158,6 +164,17 @@ pub async fn start_embedded_emulator(
     if config.secret_key.is_none() {
         config.secret_key = Some(SecretString::from(DEMO_SECRET_KEY));
     }
+}
+
+/// Starts an in-process emulator that accepts the configured credentials (the SDKs' public
+/// demo ones where none are set), with `default_behaviour` for every callee and `scripted`
+/// ones for some, and points the config's endpoints at it.
+pub async fn start_embedded_emulator(
+    config: &mut Config,
+    default_behaviour: Behaviour,
+    scripted: &[(String, Behaviour)],
+) -> anyhow::Result<Emulator> {
+    use_demo_credentials(config);
     let mut settings = emulator_config(config)?;
     // A call shown to a person plays at the pace a callee would hear it.
     settings.pace = Pace::Realtime;

@@ -51,6 +51,23 @@ pub enum ConfigError {
         env: &'static str,
         toml: &'static str,
     },
+    #[error(
+        "no Tencent credentials: set {} (or `{}` in the config file, --config or CALLFEED_CONFIG), or add --emulator (call, load) to try without an account",
+        list(.envs), .tomls.join("`, `")
+    )]
+    MissingCredentials {
+        envs: Vec<&'static str>,
+        tomls: Vec<&'static str>,
+    },
+}
+
+/// `A`, `A and B`, `A, B and C`.
+fn list(items: &[&str]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => (*one).to_owned(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
 }
 
 impl ConfigError {
@@ -429,6 +446,28 @@ impl Config {
             .get(setting.toml)
             .copied()
             .unwrap_or(Source::Default)
+    }
+
+    /// Every one of `needed` that is not set, named at once (a user fixes them all in one
+    /// go, not one per run).
+    pub fn require_credentials(&self, needed: &[Setting]) -> Result<(), ConfigError> {
+        let missing: Vec<&Setting> = needed
+            .iter()
+            .filter(|s| match s.toml {
+                t if t == SDKAPPID.toml => self.sdkappid.is_none(),
+                t if t == SDK_SECRET_KEY.toml => self.sdk_secret_key.is_none(),
+                t if t == SECRET_ID.toml => self.secret_id.is_none(),
+                t if t == SECRET_KEY.toml => self.secret_key.is_none(),
+                _ => false,
+            })
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(ConfigError::MissingCredentials {
+            envs: missing.iter().map(|s| s.env).collect(),
+            tomls: missing.iter().map(|s| s.toml).collect(),
+        })
     }
 
     pub fn require_sdkappid(&self) -> Result<u64, ConfigError> {

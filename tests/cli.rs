@@ -171,6 +171,57 @@ async fn a_missing_credential_is_named_by_env_and_toml() {
     let (_, stderr) = text(&out);
     assert!(stderr.contains("CALLFEED_SDK_SECRET_KEY"), "{stderr}");
     assert_eq!(server.count(), 0);
+
+    // With none set, all of them are named at once, with the way to go on without any.
+    let mut call = callfeed(&server.url());
+    for env in [
+        "CALLFEED_SDKAPPID",
+        "CALLFEED_SDK_SECRET_KEY",
+        "TENCENTCLOUD_SECRET_ID",
+        "TENCENTCLOUD_SECRET_KEY",
+    ] {
+        call.env_remove(env);
+    }
+    let out = call
+        .args(["call", "--to", "jack", "--room", "r", "--media", "test:"])
+        .output()
+        .await
+        .unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(
+            "set CALLFEED_SDKAPPID, CALLFEED_SDK_SECRET_KEY, TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY"
+        ) && stderr.contains("--emulator"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "one message: {stderr}");
+    assert_eq!(server.count(), 0);
+}
+
+#[tokio::test]
+async fn the_emulator_command_needs_no_account() {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_callfeed"))
+        .env_remove("CALLFEED_CONFIG")
+        .env_remove("CALLFEED_SDKAPPID")
+        .env_remove("CALLFEED_SDK_SECRET_KEY")
+        .env_remove("TENCENTCLOUD_SECRET_ID")
+        .env_remove("TENCENTCLOUD_SECRET_KEY")
+        .args(["emulator", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(std::time::Duration::from_secs(10), lines.next_line())
+        .await
+        .expect("the emulator starts without credentials")
+        .unwrap()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert!(v["im_endpoint"].as_str().is_some(), "{v}");
 }
 
 #[tokio::test]

@@ -72,8 +72,10 @@ async fn probe_says_when_passthrough_applies_and_why_not() {
     assert_eq!(v["passthrough"], false);
     assert_eq!(v["audio"]["rate"], 44100);
     assert_eq!(v["audio"]["channels"], 1);
+    // The container by the name people know, in the reason; its caps name in the JSON.
+    assert_eq!(v["container"], "audio/mpeg", "{v:#}");
     assert!(
-        v["reason"].as_str().unwrap().contains("audio/mpeg"),
+        v["reason"].as_str().unwrap().contains("MPEG audio"),
         "{v:#}"
     );
 }

@@ -93,3 +93,33 @@ pub(super) fn user(flag: &'static str, value: &str) -> Result<UserId, InvalidArg
 pub(super) fn callees(to: &[String]) -> Result<Vec<UserId>, InvalidArgument> {
     to.iter().map(|c| user("--to", c)).collect()
 }
+
+/// A listening address: `HOST:PORT`, or a port alone (`8080` or `:8080`), which listens on
+/// every interface: what a server the cloud must reach needs.
+pub(super) fn listen_addr(value: &str) -> Result<std::net::SocketAddr, String> {
+    let port = value.strip_prefix(':').unwrap_or(value);
+    if let Ok(port) = port.parse::<u16>() {
+        return Ok(std::net::SocketAddr::from(([0, 0, 0, 0], port)));
+    }
+    value.parse().map_err(|_| {
+        format!("`{value}` is not an address: give HOST:PORT (127.0.0.1:8080, [::1]:8080) or a port (8080)")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::listen_addr;
+
+    #[test]
+    fn a_port_alone_listens_everywhere() {
+        assert_eq!(listen_addr("8080").unwrap().to_string(), "0.0.0.0:8080");
+        assert_eq!(listen_addr(":8080").unwrap().to_string(), "0.0.0.0:8080");
+        assert_eq!(
+            listen_addr("127.0.0.1:0").unwrap().to_string(),
+            "127.0.0.1:0"
+        );
+        assert_eq!(listen_addr("[::1]:9").unwrap().to_string(), "[::1]:9");
+        let err = listen_addr("localhost:80x").unwrap_err();
+        assert!(err.contains("HOST:PORT"), "{err}");
+    }
+}

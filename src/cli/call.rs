@@ -61,7 +61,7 @@ pub(super) struct CallArgs {
     #[arg(long, value_name = "N|LANG")]
     audio_track: Option<crate::media::tracks::AudioTrack>,
     /// Where the stream server listens; the cloud must reach it (see --public-url).
-    #[arg(long, default_value = "127.0.0.1:0")]
+    #[arg(long, default_value = "127.0.0.1:0", value_parser = super::args::listen_addr)]
     stream_listen: std::net::SocketAddr,
     /// The base URL the cloud reaches the stream server at, e.g. https://media.example.com.
     #[arg(long, value_name = "URL")]
@@ -329,17 +329,30 @@ fn print_room(view: &serde_json::Value) {
         );
     }
     for t in view["media"].as_array().into_iter().flatten() {
+        let number = |v: &serde_json::Value| v.as_f64().map(|n| format!("{n:.0}"));
+        let video = match t["video_frames"].as_u64() {
+            Some(0) | None => "no video".to_owned(),
+            Some(frames) => format!(
+                "{frames} video frames {}x{} at {} fps",
+                t["width"],
+                t["height"],
+                number(&t["fps"]).unwrap_or_else(|| "?".into())
+            ),
+        };
+        let audio = match t["audio_ms"].as_u64() {
+            Some(0) | None => "no audio".to_owned(),
+            Some(ms) => match number(&t["dominant_hz"]) {
+                Some(hz) => format!("{ms} ms of audio (loudest at {hz} Hz)"),
+                None => format!("{ms} ms of audio"),
+            },
+        };
+        let first = number(&t["first_media_ms"])
+            .map(|ms| format!(", first media {ms} ms after StartStreamIngest"))
+            .unwrap_or_default();
         println!(
-            "  room {} {} received: {} video frames {}x{} at {} fps, {} ms of audio, tone {} Hz, first media {} ms after StartStreamIngest, {} gaps",
+            "  room {} {} received: {video}, {audio}{first}, {} gaps over 500 ms",
             t["room_kind"].as_str().unwrap_or(""),
             t["room_id"].as_str().unwrap_or(""),
-            t["video_frames"],
-            t["width"],
-            t["height"],
-            t["fps"],
-            t["audio_ms"],
-            t["dominant_hz"],
-            t["first_media_ms"],
             t["gaps_over_500ms"]
         );
     }

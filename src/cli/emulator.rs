@@ -14,7 +14,7 @@ use crate::emulator::Emulator;
 #[derive(Args)]
 pub(super) struct EmulatorArgs {
     /// Address to serve both APIs and the control API on.
-    #[arg(long, default_value = "127.0.0.1:8720")]
+    #[arg(long, default_value = "127.0.0.1:8720", value_parser = super::args::listen_addr)]
     listen: std::net::SocketAddr,
     /// How the room observer consumes streams (default: the config's, else realtime).
     #[arg(long, value_enum)]
@@ -22,7 +22,16 @@ pub(super) struct EmulatorArgs {
 }
 
 pub(super) async fn run(config: &Config, args: EmulatorArgs) -> anyhow::Result<ExitCode> {
-    let mut settings = app::emulator_config(config)?;
+    // Like `call --emulator`: without an account, the demo credentials (a client pointed
+    // at this emulator uses the same ones: see the endpoints line).
+    let mut config = config.clone();
+    if config.require_credentials(&app::CLOUD_CREDENTIALS).is_err() {
+        eprintln!(
+            "no Tencent credentials configured: the emulator accepts callfeed's demo ones, as `callfeed call --emulator` does"
+        );
+    }
+    app::use_demo_credentials(&mut config);
+    let mut settings = app::emulator_config(&config)?;
     if let Some(pace) = args.pace {
         settings.pace = pace.into();
     }

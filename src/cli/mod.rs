@@ -103,7 +103,7 @@ pub fn exit_code(result: anyhow::Result<ExitCode>) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", describe(&err));
             let invalid = err.chain().any(|e| {
                 e.is::<InvalidArgument>()
                     || e.is::<ConfigError>()
@@ -115,6 +115,23 @@ pub fn exit_code(result: anyhow::Result<ExitCode>) -> ExitCode {
             ExitCode::from(if invalid { EXIT_INVALID } else { EXIT_FAILED })
         }
     }
+}
+
+/// An error and its causes on one line, each cause said once: many errors already quote
+/// their source in their own words, which `{:#}` would repeat.
+fn describe(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let said = cause.to_string();
+        if text.contains(said.as_str()) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&said);
+    }
+    text
 }
 
 /// Logs go to stderr so stdout stays what scripts parse.
@@ -132,4 +149,22 @@ fn init_tracing(filter: Option<&str>) {
 fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::describe;
+
+    #[test]
+    fn each_cause_is_said_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("cannot open x.mp4: {0}")]
+        struct Open(#[source] std::io::Error);
+        let io = || std::io::Error::new(std::io::ErrorKind::NotFound, "No such file");
+        let err = anyhow::Error::new(Open(io())).context("preparing the media");
+        assert_eq!(
+            describe(&err),
+            "preparing the media: cannot open x.mp4: No such file"
+        );
+    }
 }

@@ -51,7 +51,7 @@ pub(super) async fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
     } else {
         println!("input       {} ({})", report.input, report.kind);
         if let Some(c) = &report.container {
-            println!("container   {c}");
+            println!("container   {}", crate::media::probe::container_label(c));
         }
         if let Some(d) = report.duration_ms {
             println!("duration    {:.3} s", d as f64 / 1000.0);

@@ -26,7 +26,7 @@ use crate::publish::StreamServer;
 pub(super) struct PushArgs {
     input: String,
     /// Serve live HTTP-FLV on this address (a free port when none is given).
-    #[arg(long, num_args = 0..=1, default_missing_value = "127.0.0.1:0", value_name = "ADDR")]
+    #[arg(long, num_args = 0..=1, default_missing_value = "127.0.0.1:0", value_name = "ADDR", value_parser = super::args::listen_addr)]
     serve: Option<std::net::SocketAddr>,
     /// Push to this RTMP URL (nginx-rtmp, SRS, Tencent CSS with txSecret...).
     #[arg(long, value_name = "URL")]
@@ -100,6 +100,16 @@ pub(super) async fn run(config: &Config, mut args: PushArgs) -> anyhow::Result<E
             "none",
             "--serve [ADDR], --rtmp URL or --mp4 FILE"
         ));
+    }
+    if let Some(url) = &args.rtmp {
+        let scheme = url::Url::parse(url).map(|u| u.scheme().to_owned());
+        if !matches!(scheme.as_deref(), Ok("rtmp" | "rtmps")) {
+            anyhow::bail!(InvalidArgument::new(
+                "--rtmp",
+                crate::redact::redact_url(url),
+                "an rtmp:// or rtmps:// URL (for HTTP-FLV, serve with --serve instead)"
+            ));
+        }
     }
     let spec = InputSpec::parse(&args.input)?;
     if let Some(out) = &args.mp4 {
@@ -328,8 +338,8 @@ impl Watched for Pushing {
         let kbps = (s.bytes_out - self.last_bytes) * 8 / 1000;
         self.last_bytes = s.bytes_out;
         line.set_message(format!(
-            "{:?} | item {} loop {} at {:.1} s | {} frames out, {} in, {} repeated | {kbps} kb/s | {} readers | {} restarts | slate {:.1} s",
-            s.state, s.item, s.iteration + 1, s.position_ms as f64 / 1000.0,
+            "{} | item {} loop {} at {:.1} s | {} frames out, {} in, {} repeated | {kbps} kb/s | {} readers | {} restarts | slate {:.1} s",
+            s.state.name(), s.item, s.iteration + 1, s.position_ms as f64 / 1000.0,
             s.frames_out, s.frames_in, s.repeated_frames, s.readers, s.restarts,
             s.slate_frames as f64 / 30.0
         ));

@@ -20,7 +20,7 @@ use crate::session::driver;
 #[derive(Args)]
 pub(super) struct ServeArgs {
     /// The API and the session streams (`/live/...`, `/files/...`) are served here.
-    #[arg(long, default_value = "127.0.0.1:8730")]
+    #[arg(long, default_value = "127.0.0.1:8730", value_parser = super::args::listen_addr)]
     listen: std::net::SocketAddr,
     /// The base URL the cloud reaches this server at, when it is not the listen address.
     #[arg(long, value_name = "URL")]

@@ -117,14 +117,14 @@ pub enum CloudError {
         status: u16,
         snippet: String,
     },
-    #[error("{command} failed with error {code}: {info}{hint} (RequestId {request_id})", hint = im_hint(*.code))]
+    #[error("{command} failed with error {code}: {info}{hint} (RequestId {request_id})", hint = unsaid(.info, im_hint(*.code)))]
     Im {
         command: &'static str,
         code: i64,
         info: String,
         request_id: String,
     },
-    #[error("{action} failed with {code}: {message}{hint} (RequestId {request_id})", hint = api_hint(.code))]
+    #[error("{action} failed with {code}: {message}{hint} (RequestId {request_id})", hint = unsaid(.message, api_hint(.code)))]
     Api {
         action: &'static str,
         code: String,
@@ -139,6 +139,26 @@ pub enum CloudError {
     },
     #[error("cannot set up the HTTP client: {0}")]
     ClientSetup(String),
+}
+
+/// `hint`, unless the cloud's own message already says it (the emulator's and some of the
+/// cloud's messages do): an error says each thing once.
+fn unsaid<'a>(message: &str, hint: &'a str) -> &'a str {
+    let gist = hint
+        .trim_start_matches(" — ")
+        .trim_start_matches("the ")
+        .split([':', ','])
+        .next()
+        .unwrap_or_default()
+        .split(" or ")
+        .next()
+        .unwrap_or_default()
+        .to_lowercase();
+    if !gist.is_empty() && message.to_lowercase().contains(&gist) {
+        ""
+    } else {
+        hint
+    }
 }
 
 fn im_hint(code: i64) -> &'static str {
@@ -451,6 +471,14 @@ impl Transport {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_hint_the_message_already_gives_is_not_repeated() {
+        let hint = " — the call does not exist or has already ended";
+        assert_eq!(unsaid("call does not exist or has ended", hint), "");
+        assert_eq!(unsaid("Err_Call_Not_Found", hint), hint);
+        assert_eq!(unsaid("anything", ""), "");
+    }
+
     use super::*;
 
     #[test]

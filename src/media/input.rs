@@ -334,7 +334,31 @@ impl InputSpec {
                     .join(",")
             ),
             InputSpec::Url(u) => crate::redact::redact_url(u),
-            other => format!("{other:?}"),
+            // In the syntax the user wrote (and can write again), never a Rust type.
+            InputSpec::Test { video, audio } => {
+                let video = video.as_ref().map(|v| match v {
+                    TestVideo::Still("smpte") => "bars".to_owned(),
+                    TestVideo::Still(pattern) => (*pattern).to_owned(),
+                    TestVideo::Ball => "ball".to_owned(),
+                });
+                let audio = audio.as_ref().map(|a| match a {
+                    TestAudio::Tone(hz) => format!("tone={hz}"),
+                    TestAudio::Silence => "silence".to_owned(),
+                });
+                let parts: Vec<String> = video.into_iter().chain(audio).collect();
+                format!("test:{}", parts.join("+"))
+            }
+            InputSpec::Devices { camera, microphone } => {
+                let camera = camera.as_ref().map(|c| format!("v4l2:{c}"));
+                let microphone = microphone.as_ref().map(|m| match m {
+                    Microphone::Alsa(d) => format!("alsa:{d}"),
+                    Microphone::Pulse(d) => format!("pulse:{d}"),
+                });
+                let parts: Vec<String> = camera.into_iter().chain(microphone).collect();
+                parts.join("+")
+            }
+            InputSpec::Custom { name, arg } if arg.is_empty() => format!("custom:{name}"),
+            InputSpec::Custom { name, arg } => format!("custom:{name}:{arg}"),
         }
     }
 }
@@ -494,6 +518,25 @@ fn parse_devices(spec: &str) -> Result<InputSpec, InputError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_input_is_described_in_the_syntax_that_names_it() {
+        for written in [
+            "test:ball+tone=440",
+            "test:bars+silence",
+            "test:black",
+            "v4l2:/dev/video9+alsa:hw:1",
+            "pulse:default",
+            "custom:mycam:x=1",
+        ] {
+            let spec = InputSpec::parse_syntax(written).unwrap();
+            assert_eq!(spec.describe(), written);
+        }
+        assert_eq!(
+            InputSpec::parse_syntax("test:").unwrap().describe(),
+            "test:ball+tone=440"
+        );
+    }
 
     #[test]
     fn a_url_never_shows_its_credentials() {

@@ -113,7 +113,34 @@ pub(super) fn codec_name(name: &str, s: Option<&gst::Structure>) -> String {
             .next()
             .unwrap_or(other)
             .trim_start_matches("x-")
+            // libav's decoders' own caps (`video/x-gst-libav-gif`): the codec is the rest.
+            .trim_start_matches("gst-libav-")
+            .trim_start_matches("gst-av-")
             .to_owned(),
+    }
+}
+
+/// A container's name as people know it, for text output (the JSON keeps the caps name).
+pub fn container_label(caps: &str) -> &str {
+    match caps {
+        "video/quicktime" => "MP4/MOV",
+        "video/x-matroska" => "Matroska (MKV)",
+        "video/webm" => "WebM",
+        "video/x-flv" => "FLV",
+        "video/mpegts" => "MPEG-TS",
+        "video/x-msvideo" => "AVI",
+        "application/x-id3" => "ID3-tagged audio (MP3)",
+        "application/x-apetag" => "APE-tagged audio",
+        "audio/x-flac" => "FLAC",
+        "audio/x-wav" => "WAV",
+        "audio/ogg" | "application/ogg" | "video/ogg" => "Ogg",
+        "audio/mpeg" => "MPEG audio",
+        "audio/x-m4a" => "M4A",
+        "image/gif" => "GIF",
+        "image/png" => "PNG",
+        "image/jpeg" => "JPEG",
+        "image/webp" => "WebP",
+        other => other,
     }
 }
 
@@ -488,7 +515,10 @@ pub fn passthrough(
     if !matches!(container, "video/quicktime" | "video/x-flv") {
         return (
             false,
-            format!("container {container} is re-encoded (passthrough needs MP4/MOV or FLV)"),
+            format!(
+                "container {} is re-encoded (passthrough needs MP4/MOV or FLV)",
+                container_label(container)
+            ),
         );
     }
     let Some(a) = audio else {

@@ -187,6 +187,19 @@ pub enum StreamState {
     Failed,
 }
 
+impl StreamState {
+    /// Its name as the JSON reports spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Starting => "starting",
+            Self::Live => "live",
+            Self::OnSlate => "on_slate",
+            Self::Ended => "ended",
+            Self::Failed => "failed",
+        }
+    }
+}
+
 /// Figures per stream.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct StreamStats {
