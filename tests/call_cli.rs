@@ -164,7 +164,8 @@ async fn an_unreachable_cloud_fails_with_the_endpoint_named() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.contains("failed at Ring") && stdout.contains(&format!("127.0.0.1:{port}")),
+        stdout.contains("failed at the ring stage")
+            && stdout.contains(&format!("127.0.0.1:{port}")),
         "{stdout}"
     );
 }
@@ -204,4 +205,67 @@ async fn a_load_smoke_run_of_five_calls() {
         report["session_ms"]["p50"].as_u64().unwrap() >= 2000,
         "{report:#}"
     );
+}
+
+#[tokio::test]
+async fn logs_are_plain_text_off_a_terminal_or_json_lines() {
+    let session = [
+        "call",
+        "--emulator",
+        "--to",
+        "jack",
+        "--room",
+        "log-room",
+        "--media",
+        "test:silence",
+        "--media-type",
+        "audio",
+        "--max-duration",
+        "1",
+        "--callee-answers-after",
+        "200",
+        "--json",
+    ];
+    // Text: no colour codes when stderr is not a terminal, one line per phase.
+    let out = callfeed()
+        .env_remove("NO_COLOR")
+        .env_remove("CALLFEED_LOG_FORMAT")
+        .args(["--log", "info"])
+        .args(session)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stderr(&out);
+    assert!(
+        !text.contains('\u{1b}'),
+        "escape codes in a log file: {text}"
+    );
+    for phase in ["ringing", "ingesting"] {
+        assert!(
+            text.lines()
+                .any(|l| l.contains("session phase") && l.contains(&format!("phase=\"{phase}\""))),
+            "{phase}: {text}"
+        );
+    }
+    assert!(text.contains("session ended"), "{text}");
+
+    // JSON: every log line is one object with its fields.
+    let out = callfeed()
+        .args(["--log", "info", "--log-format", "json"])
+        .args(session)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let lines: Vec<serde_json::Value> = stderr(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let ended = lines
+        .iter()
+        .find(|l| l["message"] == "session ended")
+        .expect("a session ended line");
+    assert_eq!(ended["outcome"], "completed", "{ended}");
+    assert_eq!(ended["level"], "INFO");
 }

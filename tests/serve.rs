@@ -72,7 +72,7 @@ async fn the_api_runs_follows_and_stops_sessions() {
     })
     .await
     .expect("the event stream ends with a report");
-    for phase in ["ringing", "answered", "ingesting", "ending"] {
+    for phase in ["preparing", "ringing", "answered", "ingesting", "ending"] {
         assert!(
             text.contains(&format!("\"phase\":\"{phase}\"")),
             "{phase} missing from {text}"
@@ -81,6 +81,7 @@ async fn the_api_runs_follows_and_stops_sessions() {
     assert!(text.contains("\"result\":\"completed\""), "{text}");
     let one = api.get(&format!("/v1/sessions/{id}")).await;
     assert_eq!(one["report"]["result"], "completed");
+    assert_eq!(one["status"]["phase"], "ended", "{one:#}");
 
     // A second session for a room and robot that are busy is refused with the running one.
     let long = json!({"to":["jack"],"media":"test:black+tone=440","room":"api-2","media_type":"audio","loop_forever":true});

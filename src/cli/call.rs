@@ -294,7 +294,7 @@ fn show_status(s: &driver::Status, line: &indicatif::ProgressBar) {
 fn print_report(report: &driver::Report) {
     println!("session {}: {}", report.session_id, report.outcome.name());
     if let Outcome::Failed { stage, reason } = &report.outcome {
-        println!("  failed at {stage:?}: {reason}");
+        println!("  failed at the {} stage: {reason}", stage.name());
     }
     if let driver::Teardown::Pending { reason } = &report.teardown {
         println!(

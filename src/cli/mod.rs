@@ -45,6 +45,15 @@ pub struct Cli {
     /// Log filter, e.g. `info` or `callfeed=debug` (default: $CALLFEED_LOG or `warn`).
     #[arg(long, global = true, value_name = "FILTER")]
     log: Option<String>,
+    /// Log lines as text for people, or one JSON object a line for log collectors.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "CALLFEED_LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -77,9 +86,15 @@ enum Command {
     Push(push::PushArgs),
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
 /// Sets up logging, loads the configuration and runs the command.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    init_tracing(cli.log.as_deref());
+    init_tracing(cli.log.as_deref(), cli.log_format);
     let config = Config::load(cli.config.as_deref())?;
     match cli.command {
         Command::Config => info::config(&config),
@@ -134,16 +149,24 @@ fn describe(err: &anyhow::Error) -> String {
     text
 }
 
-/// Logs go to stderr so stdout stays what scripts parse.
-fn init_tracing(filter: Option<&str>) {
+/// Logs go to stderr so stdout stays what scripts parse; colour only on a terminal (and
+/// not with `NO_COLOR`), so a log file never holds escape codes.
+fn init_tracing(filter: Option<&str>, format: LogFormat) {
+    use std::io::IsTerminal;
     let filter = filter
         .map(str::to_owned)
         .or_else(|| std::env::var("CALLFEED_LOG").ok())
         .unwrap_or_else(|| "warn".to_owned());
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => {
+            let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            builder.with_ansi(colour).try_init()
+        }
+    };
 }
 
 fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {

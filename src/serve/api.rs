@@ -215,9 +215,21 @@ impl<C: CloudOps + 'static> Service<C> {
             rounds.abort();
         }
         let mut tasks = std::mem::take(&mut *self.tasks.lock().expect("tasks lock"));
+        let running = tasks.len();
         let all = async { while tasks.join_next().await.is_some() {} };
+        let started = std::time::Instant::now();
+        tracing::info!(
+            sessions = running,
+            "draining: no new sessions, ending the running ones"
+        );
         if tokio::time::timeout(DRAIN_LIMIT, all).await.is_err() {
             tracing::error!("drain: some sessions did not end in time; the journal keeps them");
+        } else {
+            tracing::info!(
+                sessions = running,
+                took_ms = started.elapsed().as_millis() as u64,
+                "drained: every session ended"
+            );
         }
     }
 

@@ -111,7 +111,7 @@ pub enum Teardown {
 }
 
 /// What a status line shows while the session runs.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Status {
     pub phase: String,
     /// The call and ingest task, once they exist: webhooks find their session by them.
@@ -121,6 +121,21 @@ pub struct Status {
     pub iteration: u32,
     pub position_ms: u64,
     pub task: Option<&'static str>,
+}
+
+impl Default for Status {
+    /// A session not yet under way is preparing: named from the start, never `""`.
+    fn default() -> Self {
+        Self {
+            phase: "preparing".into(),
+            call_id: None,
+            task_id: None,
+            elapsed_ms: 0,
+            iteration: 0,
+            position_ms: 0,
+            task: None,
+        }
+    }
 }
 
 /// How the outside follows and steers a running session.
@@ -157,7 +172,7 @@ pub async fn run<C: CloudOps>(
         controls,
         leftovers.clone(),
     );
-    match std::panic::AssertUnwindSafe(run.run(topologies))
+    let report = match std::panic::AssertUnwindSafe(run.run(topologies))
         .catch_unwind()
         .await
     {
@@ -171,11 +186,32 @@ pub async fn run<C: CloudOps>(
             tracing::error!(session = %session_id, %reason, "session task panicked; tearing down");
             let known = leftovers.lock().map(|l| l.clone()).unwrap_or_default();
             after_panic(
-                session_id, known, cloud, journal, &settings, &status, reason,
+                session_id.clone(),
+                known,
+                cloud,
+                journal,
+                &settings,
+                &status,
+                reason,
             )
             .await
         }
+    };
+    if report.teardown == Teardown::Confirmed {
+        status.send_modify(|s| s.phase = "ended".into());
     }
+    let reason = match &report.outcome {
+        Outcome::Failed { stage, reason } => format!("{}: {reason}", stage.name()),
+        _ => String::new(),
+    };
+    tracing::info!(
+        session = %session_id,
+        outcome = report.outcome.name(),
+        %reason,
+        ended_ms = report.timings.ended_ms,
+        "session ended"
+    );
+    report
 }
 
 /// The session's task died: stop what the journal says it started.
@@ -233,7 +269,7 @@ async fn after_panic<C: CloudOps>(
 /// The journal's note for an outcome.
 fn outcome_note(outcome: &Outcome) -> String {
     match outcome {
-        Outcome::Failed { stage, reason } => format!("{stage:?}: {reason}"),
+        Outcome::Failed { stage, reason } => format!("{}: {reason}", stage.name()),
         _ => String::new(),
     }
 }

@@ -107,6 +107,9 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
 
     fn publish_phase(&self) {
         let (phase, elapsed) = (self.machine.phase.name(), self.ms());
+        if self.controls.status.borrow().phase != phase {
+            tracing::info!(session = %self.id, phase, elapsed_ms = elapsed, "session phase");
+        }
         self.controls.status.send_modify(|s| {
             s.phase = phase.to_owned();
             s.elapsed_ms = elapsed;

@@ -60,6 +60,19 @@ pub enum Stage {
     Teardown,
 }
 
+impl Stage {
+    /// Its name as reports and the API spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Prepare => "prepare",
+            Self::Ring => "ring",
+            Self::Ingest => "ingest",
+            Self::Media => "media",
+            Self::Teardown => "teardown",
+        }
+    }
+}
+
 /// Where a session is.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
