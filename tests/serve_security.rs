@@ -297,6 +297,14 @@ async fn nothing_starts_before_the_whole_request_is_valid() {
         assert_eq!(status, 422, "{body}: {answer}");
         let error = answer["error"].as_str().unwrap();
         assert!(error.contains(expect), "{body}: {error}");
+        // The field to fix, as the request names it, and what it may be.
+        let field = answer["field"].as_str().unwrap();
+        assert!(body.get(field).is_some(), "{body}: {answer}");
+        assert!(
+            answer["allowed"].as_str().is_some_and(|a| !a.is_empty()),
+            "{answer}"
+        );
+        assert!(answer["value"].is_string(), "{answer}");
     }
     // Over eight callees is refused while parsing, whatever the size.
     let (status, answer) = api.post(with("to", json!(many))).await;

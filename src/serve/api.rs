@@ -300,6 +300,21 @@ fn problem(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({"error": message.into()}))).into_response()
 }
 
+/// A 422 that says what to fix: the message, and for a field the cloud's rules refuse, the
+/// field, the value (shortened) and what is allowed.
+fn refused_request(e: &RequestError) -> Response {
+    let mut body = json!({ "error": e.to_string() });
+    match e {
+        RequestError::Invalid(invalid) => {
+            body["field"] = json!(invalid.field);
+            body["value"] = json!(invalid.value.chars().take(200).collect::<String>());
+            body["allowed"] = json!(invalid.allowed);
+        }
+        RequestError::Input(_) | RequestError::Refused(_) => body["field"] = json!("media"),
+    }
+    (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response()
+}
+
 /// A 500 says nothing of the inside; the log says it all.
 fn internal(detail: impl std::fmt::Display) -> Response {
     let reference = uuid::Uuid::new_v4().simple().to_string();
@@ -382,8 +397,7 @@ async fn create<C: CloudOps + 'static>(
                 RequestError::Refused(_) => "input_policy",
                 _ => "invalid",
             };
-            let answer = problem(StatusCode::UNPROCESSABLE_ENTITY, e.to_string());
-            return svc.refuse(reason, answer);
+            return svc.refuse(reason, refused_request(&e));
         }
     };
     if !svc.take_slot() {
