@@ -36,16 +36,19 @@ enum ApiCommand {
     StartCall(StartCallArgs),
     /// end_call: end a call for everyone.
     EndCall {
+        /// The call to end.
         #[arg(long)]
         call_id: String,
     },
     /// get_call_info: members and their states in a live call.
     GetCallInfo {
+        /// The call to look at.
         #[arg(long)]
         call_id: String,
     },
     /// get_record_by_callid: the record of a finished call.
     GetRecord {
+        /// The finished call.
         #[arg(long)]
         call_id: String,
     },
@@ -53,6 +56,7 @@ enum ApiCommand {
     GetRecords(GetRecordsArgs),
     /// set_callback: where the call engine posts its webhooks.
     SetCallback {
+        /// The URL the call engine posts to.
         #[arg(long)]
         url: String,
         /// A callback command; repeat for several (default: all three).
@@ -67,11 +71,13 @@ enum ApiCommand {
     StartIngest(StartIngestArgs),
     /// StopStreamIngest.
     StopIngest {
+        /// The task to stop.
         #[arg(long)]
         task_id: String,
     },
     /// DescribeStreamIngest: InProgress or NotExist.
     DescribeIngest {
+        /// The task to look at.
         #[arg(long)]
         task_id: String,
     },
@@ -81,6 +87,7 @@ enum ApiCommand {
 
 #[derive(Args)]
 struct StartCallArgs {
+    /// The robot account that calls.
     #[arg(long)]
     robot: String,
     /// A callee; repeat for a group call (at most 8).
@@ -88,6 +95,7 @@ struct StartCallArgs {
     to: Vec<String>,
     #[command(flatten)]
     room: RoomArgs,
+    /// Audio or video call.
     #[arg(long, value_enum, default_value = "video")]
     media_type: MediaTypeArg,
     /// Seconds the callees' phones ring (10 to 600).
@@ -126,16 +134,22 @@ impl StartCallArgs {
 
 #[derive(Args)]
 struct GetRecordsArgs {
+    /// Records from this Unix time.
     #[arg(long, value_name = "UNIX")]
     start_time: Option<i64>,
+    /// Records up to this Unix time.
     #[arg(long, value_name = "UNIX")]
     end_time: Option<i64>,
+    /// Records per page.
     #[arg(long)]
     per_page: Option<u32>,
+    /// The page to return, from 1.
     #[arg(long)]
     page: Option<u32>,
+    /// Only calls with this result, as the call engine names it.
     #[arg(long)]
     call_result: Option<String>,
+    /// Only calls of this type, as the call engine names it.
     #[arg(long)]
     call_type: Option<String>,
 }
@@ -166,6 +180,7 @@ struct StartIngestArgs {
     /// Use this UserSig instead of minting one from the app key.
     #[arg(long, hide = true)]
     user_sig: Option<String>,
+    /// A PrivateMapKey for a room with advanced permissions (see `callfeed private-map-key`).
     #[arg(long)]
     private_map_key: Option<String>,
     /// Plays (1 to 1000), or -1 to loop until stopped.
@@ -174,16 +189,22 @@ struct StartIngestArgs {
     /// Minutes a looping task may run (1 to 10080); needs --repeat -1.
     #[arg(long, value_name = "MINUTES")]
     max_duration: Option<u32>,
+    /// Start this many seconds into the media.
     #[arg(long, value_name = "SECS")]
     seek: Option<u32>,
+    /// Volume in percent (10 to 100).
     #[arg(long)]
     volume: Option<u32>,
+    /// Let the cloud pick the stream up again by itself (AutoPush).
     #[arg(long)]
     auto_push: bool,
+    /// Have the cloud report the play position in its callbacks.
     #[arg(long)]
     enable_progress: bool,
+    /// Playback speed (1.0 is normal).
     #[arg(long)]
     tempo: Option<f32>,
+    /// Seconds without media before the cloud ends the task.
     #[arg(long, value_name = "SECS")]
     idle_timeout: Option<u32>,
 }
@@ -208,16 +229,22 @@ impl StartIngestArgs {
 
 #[derive(Args)]
 struct UpdateIngestArgs {
+    /// The task to change.
     #[arg(long)]
     task_id: String,
+    /// A new source URL.
     #[arg(long)]
     url: Option<String>,
+    /// Volume in percent (10 to 100).
     #[arg(long)]
     volume: Option<u32>,
+    /// Pause the task.
     #[arg(long, conflicts_with = "resume")]
     pause: bool,
+    /// Resume a paused task.
     #[arg(long)]
     resume: bool,
+    /// Playback speed (1.0 is normal).
     #[arg(long)]
     tempo: Option<f32>,
 }

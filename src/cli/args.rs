@@ -6,6 +6,7 @@ use clap::{Args, ValueEnum};
 use crate::cloud::call::MediaType;
 use crate::cloud::{InvalidArgument, RoomKind, RoomRef, UserId};
 use crate::emulator::Pace;
+use crate::media::contract::Profile;
 use crate::session::state::IngestAt;
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -92,6 +93,13 @@ pub(super) fn user(flag: &'static str, value: &str) -> Result<UserId, InvalidArg
 /// Every `--to` callee, or the first one that is not a valid UserID.
 pub(super) fn callees(to: &[String]) -> Result<Vec<UserId>, InvalidArgument> {
     to.iter().map(|c| user("--to", c)).collect()
+}
+
+/// The output profiles, listed in `--help` and checked by clap.
+pub(super) fn profile_values() -> impl clap::builder::TypedValueParser<Value = Profile> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(Profile::ALL.map(|p| p.name()))
+        .map(|name| name.parse::<Profile>().expect("a listed profile"))
 }
 
 /// A listening address: `HOST:PORT`, or a port alone (`8080` or `:8080`), which listens on

@@ -33,10 +33,11 @@ pub(super) struct CallArgs {
     /// The robot account that calls (and whose UserID the stream uses in the room).
     #[arg(long, default_value = "robot")]
     robot: String,
+    /// Audio or video call.
     #[arg(long, value_enum, default_value = "video")]
     media_type: MediaTypeArg,
     /// Output profile (default: audio for audio calls, 720p for video calls).
-    #[arg(long)]
+    #[arg(long, value_parser = super::args::profile_values())]
     profile: Option<Profile>,
     /// Bind the stream when the callee answers (announcements) or while it rings (live feeds).
     #[arg(long, value_enum, default_value = "answer")]

@@ -35,6 +35,7 @@ pub(super) struct UsersigArgs {
 
 #[derive(Args)]
 pub(super) struct PrivateMapKeyArgs {
+    /// The UserID the key lets into the room.
     user: String,
     #[command(flatten)]
     room: RoomArgs,
@@ -42,20 +43,26 @@ pub(super) struct PrivateMapKeyArgs {
     /// 32 receive video, 64 send sub-stream, 128 receive sub-stream.
     #[arg(long, default_value_t = usersig::privilege::ALL)]
     privilege: u32,
+    /// Seconds the key is valid for.
     #[arg(long, default_value_t = 86_400)]
     expire: u32,
+    /// Make it as if now were this Unix time (for reproducing a key).
     #[arg(long, value_name = "UNIX")]
     time: Option<u32>,
 }
 
 #[derive(Args)]
 pub(super) struct CssUrlArgs {
+    /// The CSS push domain (CSS console → Domain Management).
     #[arg(long)]
     push_domain: String,
+    /// The CSS playback domain the cloud pulls from.
     #[arg(long)]
     play_domain: String,
+    /// The CSS application name (the path segment before the stream).
     #[arg(long, default_value = "live")]
     app: String,
+    /// The stream name.
     #[arg(long)]
     stream: String,
     /// The push domain's auth key (MasterAuthKey or BackupAuthKey).

@@ -22,6 +22,7 @@ use crate::session::{SessionRequest, driver};
 
 #[derive(Args)]
 pub(super) struct LoadArgs {
+    /// How many sessions to run in all.
     #[arg(long)]
     calls: u32,
     /// Sessions started per second.
@@ -30,14 +31,17 @@ pub(super) struct LoadArgs {
     /// Sessions running at once, at most (default: all).
     #[arg(long)]
     concurrency: Option<u32>,
+    /// What each session plays: a file, URL, test: source or device (see `callfeed push`).
     #[arg(long, value_name = "INPUT")]
     media: String,
     /// How long each session plays before it ends.
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     duration: u64,
+    /// Audio or video calls.
     #[arg(long, value_enum, default_value = "audio")]
     media_type: MediaTypeArg,
-    #[arg(long)]
+    /// Output profile (default: audio for audio calls, 720p for video calls).
+    #[arg(long, value_parser = super::args::profile_values())]
     profile: Option<Profile>,
     /// Run against the in-process emulator.
     #[arg(long)]

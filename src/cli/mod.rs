@@ -82,7 +82,8 @@ enum Command {
     Load(load::LoadArgs),
     /// Say what an input is, whether it passes through, and the contract it gets.
     Probe(probe::ProbeArgs),
-    /// Turn an input into a stream a cloud can pull: served HTTP-FLV or an RTMP push.
+    /// Turn an input into what a cloud can pull: served over HTTP (an MP4 announcement or
+    /// live HTTP-FLV), pushed over RTMP, or written as the contract MP4 (--mp4).
     Push(push::PushArgs),
 }
 
@@ -177,6 +178,33 @@ fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::describe;
+
+    /// Every command and every flag a user can give has a line of help.
+    #[test]
+    fn every_command_and_flag_is_documented() {
+        use clap::CommandFactory;
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            let path = format!("{path} {}", cmd.get_name());
+            if cmd.get_about().is_none() && cmd.get_long_about().is_none() {
+                missing.push(format!("{path}: no description"));
+            }
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if matches!(id, "help" | "version") || arg.is_hide_set() {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &path, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::Cli::command(), "", &mut missing);
+        assert!(missing.is_empty(), "undocumented:\n{}", missing.join("\n"));
+    }
 
     #[test]
     fn each_cause_is_said_once() {

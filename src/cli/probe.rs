@@ -12,7 +12,8 @@ use crate::media::input::InputSpec;
 pub(super) struct ProbeArgs {
     /// File, URL, playlist:, test: or device (see the README's input table).
     input: String,
-    #[arg(long, default_value = "720p")]
+    /// The output profile to judge it against.
+    #[arg(long, default_value = "720p", value_parser = super::args::profile_values())]
     profile: Profile,
     /// One JSON object instead of text.
     #[arg(long)]

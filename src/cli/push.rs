@@ -24,8 +24,10 @@ use crate::publish::StreamServer;
 
 #[derive(Args)]
 pub(super) struct PushArgs {
+    /// File, URL, playlist:, test: source or device (see the README's input table).
     input: String,
-    /// Serve live HTTP-FLV on this address (a free port when none is given).
+    /// Serve the stream over HTTP on this address (a free port when none is given): a file
+    /// as an MP4 announcement (as HTTP-FLV with --live), anything else as live HTTP-FLV.
     #[arg(long, num_args = 0..=1, default_missing_value = "127.0.0.1:0", value_name = "ADDR", value_parser = super::args::listen_addr)]
     serve: Option<std::net::SocketAddr>,
     /// Push to this RTMP URL (nginx-rtmp, SRS, Tencent CSS with txSecret...).
@@ -35,10 +37,13 @@ pub(super) struct PushArgs {
     /// the matching play URL (HTTP-FLV) is printed, ready for StartStreamIngest.
     #[arg(long, value_name = "DOMAIN", conflicts_with = "rtmp", requires_all = ["css_play_domain", "css_stream", "css_push_key"])]
     css_push_domain: Option<String>,
+    /// The CSS playback domain; the signed play URL uses it.
     #[arg(long, value_name = "DOMAIN")]
     css_play_domain: Option<String>,
+    /// The CSS application name.
     #[arg(long, default_value = "live", value_name = "APP")]
     css_app: String,
+    /// The CSS stream name.
     #[arg(long, value_name = "NAME")]
     css_stream: Option<String>,
     #[arg(
@@ -47,6 +52,7 @@ pub(super) struct PushArgs {
         hide_env_values = true,
         value_name = "KEY"
     )]
+    /// The push domain's auth key.
     css_push_key: Option<String>,
     /// The play domain's auth key, when playback authentication is on.
     #[arg(
@@ -71,7 +77,8 @@ pub(super) struct PushArgs {
     /// Served URLs stop working this many seconds from now.
     #[arg(long, value_name = "SECS")]
     expire: Option<u64>,
-    #[arg(long, default_value = "720p")]
+    /// Output profile.
+    #[arg(long, default_value = "720p", value_parser = super::args::profile_values())]
     profile: Profile,
     /// Play the input N times, or `forever`.
     #[arg(long = "loop", default_value = "1", value_name = "N|forever")]
@@ -287,7 +294,7 @@ fn expiry(secs: Option<u64>) -> Option<Instant> {
 }
 
 /// A live stream on the status line: state, frames, bitrate, readers, restarts, time on
-/// the slate; its events are printed above the line as JSON.
+/// the slate; its events are printed above the line as JSON lines on stderr.
 struct Pushing {
     /// Taken when Ctrl-C stops it.
     stream: Option<LiveStream>,
@@ -313,7 +320,10 @@ impl Watched for Pushing {
                     if let Ok(event) = event
                         && !matches!(event, MediaEvent::FirstMedia)
                     {
-                        self.line.println(serde_json::to_string(&event)?);
+                        // On stderr, one JSON line each, on a terminal or not (a hidden
+                        // bar's println would drop them).
+                        let line = serde_json::to_string(&event)?;
+                        self.line.suspend(|| eprintln!("{line}"));
                     }
                 }
             }
