@@ -554,6 +554,34 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
+    /// The example in the repository loads, names every setting, and its values are the
+    /// defaults it claims.
+    #[test]
+    fn the_example_config_names_every_setting_with_its_default() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        for setting in ALL_SETTINGS {
+            assert!(
+                text.contains(&format!("{} =", setting.toml)) && text.contains(setting.env),
+                "config.example.toml does not show {} / {}",
+                setting.toml,
+                setting.env
+            );
+        }
+        let example = Config::load_with(Some(&path), &|_| None).unwrap();
+        let defaults = Config::load_with(None, &|_| None).unwrap();
+        for (a, b) in example
+            .render_redacted()
+            .lines()
+            .skip(1)
+            .zip(defaults.render_redacted().lines().skip(1))
+        {
+            let value = |l: &str| l.split("  #").next().unwrap_or_default().to_owned();
+            assert_eq!(value(a), value(b), "the example's value is not the default");
+        }
+        assert!(example.emulator.default_behaviour.is_some());
+    }
+
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         let map: HashMap<String, String> = pairs
             .iter()

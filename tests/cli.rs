@@ -424,3 +424,56 @@ async fn the_emulator_command_prints_its_endpoints_and_serves() {
         .unwrap();
     assert!(status.success(), "{status:?}");
 }
+
+#[tokio::test]
+async fn completions_and_the_manual_come_from_the_same_definitions() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_callfeed"))
+            .args(["completions", shell])
+            .output()
+            .await
+            .unwrap();
+        assert!(out.status.success(), "{shell}");
+        let script = String::from_utf8_lossy(&out.stdout);
+        for word in ["push", "probe", "audio-track", "1080p"] {
+            assert!(script.contains(word), "{shell} completion lacks {word}");
+        }
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_callfeed"))
+        .arg("man")
+        .output()
+        .await
+        .unwrap();
+    let page = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        page.contains(".SH NAME") && page.contains("probe"),
+        "{page}"
+    );
+}
+
+#[tokio::test]
+async fn config_shows_every_section() {
+    let out = Command::new(env!("CARGO_BIN_EXE_callfeed"))
+        .env_remove("CALLFEED_CONFIG")
+        .arg("--config")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.toml"))
+        .arg("config")
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    for line in [
+        "admin = \"administrator\"",
+        "[emulator]",
+        "pace = \"realtime\"  # from the config file",
+        "default_behaviour = { action = \"answer\", after_ms = 1000 }",
+        "[pipelines]",
+    ] {
+        assert!(text.contains(line), "{line} missing from:\n{text}");
+    }
+}

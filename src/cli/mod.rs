@@ -64,6 +64,14 @@ enum Command {
     Config,
     /// Print callfeed's and GStreamer's versions.
     Version,
+    /// Print a shell completion script, e.g. `callfeed completions bash > /etc/bash_completion.d/callfeed`.
+    Completions {
+        /// The shell to complete in.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. `callfeed man | man -l -`.
+    Man,
     /// Make a UserSig for USER, or check one with --verify.
     Usersig(keys::UsersigArgs),
     /// Make a PrivateMapKey that lets USER into one room only.
@@ -100,6 +108,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Config => info::config(&config),
         Command::Version => info::version(),
+        Command::Completions { shell } => info::completions(shell),
+        Command::Man => info::man(),
         Command::Usersig(args) => keys::usersig(&config, args),
         Command::PrivateMapKey(args) => keys::private_map_key(&config, args),
         Command::CssUrl(args) => keys::css_url(args),
