@@ -59,7 +59,7 @@ pub struct LoadReport {
     pub calls: u32,
     pub succeeded: u32,
     pub failed: u32,
-    /// Results other than completed, by name (rejected, not_answered, ...).
+    /// Sessions by result (completed, rejected, not_answered, failed, ...).
     pub results: BTreeMap<String, u32>,
     /// Failures by the cloud's error code (`transport` when there was none).
     pub failures_by_code: BTreeMap<String, u32>,
@@ -219,10 +219,10 @@ fn summarize(reports: &[Report], wall: f64, first_media: &FirstMediaLookup) -> L
     let mut failures_by_code = BTreeMap::new();
     let mut succeeded = 0;
     for r in reports {
+        *results.entry(r.outcome.name().to_owned()).or_insert(0) += 1;
         if r.outcome == Outcome::Completed {
             succeeded += 1;
         } else {
-            *results.entry(r.outcome.name().to_owned()).or_insert(0) += 1;
             if let Outcome::Failed { .. } = r.outcome {
                 *failures_by_code
                     .entry(r.error_code.clone().unwrap_or_else(|| "transport".into()))

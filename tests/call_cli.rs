@@ -197,6 +197,14 @@ async fn a_load_smoke_run_of_five_calls() {
     assert_eq!(report["succeeded"], 5, "{report:#}");
     assert_eq!(report["failed"], 0);
     assert_eq!(report["answer_ms"]["count"], 5);
+    // Every result counted, completed too.
+    assert_eq!(report["results"]["completed"], 5, "{report:#}");
+    // The answer is noticed when it happens, not at the next slow poll.
+    let answer = report["answer_ms"]["p50"].as_u64().unwrap();
+    assert!(
+        (300..350).contains(&answer),
+        "answer p50 {answer} ms: {report:#}"
+    );
     let first_media = &report["answer_to_first_media_ms"];
     assert_eq!(first_media["count"], 5, "{report:#}");
     assert!(first_media["p95"].as_u64().unwrap() < 3000, "{report:#}");

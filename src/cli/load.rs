@@ -14,7 +14,7 @@ use crate::cloud::InvalidArgument;
 use crate::cloud::call::MediaType;
 use crate::config::Config;
 use crate::emulator::{Behaviour, Emulator};
-use crate::load::{FirstMediaLookup, LoadPlan, LoadProgress, LoadReport, Percentiles};
+use crate::load::{FirstMediaLookup, LoadPlan, LoadProgress, LoadReport};
 use crate::media::contract::Profile;
 use crate::media::policy::InputPolicy;
 use crate::media::topology::Topologies;
@@ -32,7 +32,7 @@ pub(super) struct LoadArgs {
     #[arg(long)]
     concurrency: Option<u32>,
     /// What each session plays: a file, URL, test: source or device (see `callfeed push`).
-    #[arg(long, value_name = "INPUT")]
+    #[arg(long, value_name = "INPUT", default_value = "test:tone")]
     media: String,
     /// How long each session plays before it ends.
     #[arg(long, value_name = "SECS", default_value_t = 10)]
@@ -184,19 +184,28 @@ fn print_report(report: &LoadReport) {
         report.wall_seconds,
         report.sessions_per_second
     );
-    let row = |name: &str, p: &Percentiles| {
+    let mut rows = vec![
+        ("ring (start_call)", &report.ring_ms),
+        ("answer", &report.answer_ms),
+        ("ingest (StartStreamIngest)", &report.ingest_ms),
+    ];
+    if let Some(p) = &report.answer_to_first_media_ms {
+        rows.push(("answer → first media", p));
+    }
+    rows.push(("whole session", &report.session_ms));
+    // Aligned on the longest name, counted in characters (the arrow is one).
+    let width = rows
+        .iter()
+        .map(|(n, _)| n.chars().count())
+        .max()
+        .unwrap_or(0);
+    for (name, p) in rows {
+        let pad = " ".repeat(width - name.chars().count());
         println!(
-            "  {name:<24} p50 {:>6} ms  p95 {:>6} ms  p99 {:>6} ms  max {:>6} ms",
+            "  {name}{pad}  p50 {:>6} ms  p95 {:>6} ms  p99 {:>6} ms  max {:>6} ms",
             p.p50, p.p95, p.p99, p.max
         );
-    };
-    row("ring (start_call)", &report.ring_ms);
-    row("answer", &report.answer_ms);
-    row("ingest (StartStreamIngest)", &report.ingest_ms);
-    if let Some(p) = &report.answer_to_first_media_ms {
-        row("answer → first media", p);
     }
-    row("whole session", &report.session_ms);
     for (code, n) in &report.failures_by_code {
         println!("  failed with {code}: {n}");
     }

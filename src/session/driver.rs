@@ -22,6 +22,9 @@ use crate::publish::Publisher;
 #[derive(Clone)]
 pub struct DriverSettings {
     pub poll_call: Duration,
+    /// How often a ringing call is polled: an answer is noticed this soon (the ingest is
+    /// bound at the answer, so every millisecond here is heard as silence).
+    pub poll_ringing: Duration,
     pub poll_task: Duration,
     pub teardown_timeout: Duration,
     /// Where the session's stream is published for the cloud to pull.
@@ -45,6 +48,7 @@ impl DriverSettings {
     pub fn new(publisher: Arc<dyn Publisher>) -> Self {
         Self {
             poll_call: Duration::from_millis(500),
+            poll_ringing: Duration::from_millis(50),
             poll_task: Duration::from_secs(1),
             teardown_timeout: Duration::from_secs(5),
             publisher,

@@ -271,8 +271,13 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
             _ = tokio::time::sleep_until(call_at), if call_due => {
                 let id = self.call_id.clone().unwrap_or_default();
                 polls.call = Some(Box::pin(async move { cloud.call_status(&id, &robot).await }));
+                let every = if matches!(self.machine.phase, Phase::Ringing) {
+                    self.settings.poll_ringing
+                } else {
+                    self.settings.poll_call
+                };
                 polls.next_call = tokio::time::Instant::now()
-                    + budget.interval(self.settings.poll_call, crate::cloud::http::CALL_COMMAND_PER_SECOND);
+                    + budget.interval(every, crate::cloud::http::CALL_COMMAND_PER_SECOND);
                 None
             }
             _ = tokio::time::sleep_until(task_at), if task_due => {
