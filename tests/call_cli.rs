@@ -65,6 +65,11 @@ async fn results_have_their_exit_codes_and_a_json_report() {
         "{report:#}"
     );
     assert_eq!(report["observed"]["members"][0]["user_id"], "jack");
+    // Jack was in the call while the media flowed: the room says he saw it, after the end too.
+    assert_eq!(
+        report["observed"]["members"][0]["sees_media"], true,
+        "{report:#}"
+    );
     // The outcome was checked against what the room received.
     assert!(
         report["room"]["audio_ms"].as_u64().unwrap() > 2000,

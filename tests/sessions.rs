@@ -159,6 +159,13 @@ async fn an_announcement_plays_through_in_a_numeric_room() {
     .await;
     assert_eq!(report.outcome, Outcome::Completed, "{report:?}");
     assert_eq!(report.mode, "announcement");
+    // The report has the announcement's own figures.
+    let figures = serde_json::to_value(&report.media).unwrap();
+    assert_eq!(figures["kind"], "announcement", "{figures:#}");
+    assert_eq!(figures["plays"], 1, "{figures:#}");
+    let one_play = figures["duration_ms"].as_u64().unwrap();
+    assert!((1900..2100).contains(&one_play), "{figures:#}");
+    assert!(figures["bound_ms"].as_u64().unwrap() >= 1800, "{figures:#}");
     let view = emulator
         .call_view(report.call_id.as_deref().unwrap())
         .unwrap();
@@ -489,7 +496,7 @@ async fn a_stall_mid_call_goes_to_the_slate_without_a_cloud_restart() {
     let (report, ()) = tokio::join!(session, flap);
     assert_eq!(report.outcome, Outcome::Completed, "{report:?}");
     assert_eq!(report.task_restarts, 0, "the cloud task rode it out");
-    let media = report.media.clone().unwrap();
+    let media = report.live().cloned().unwrap();
     assert!(media.slate_frames > 0, "{media:?}");
     let view = emulator
         .call_view(report.call_id.as_deref().unwrap())

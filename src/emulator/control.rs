@@ -127,7 +127,7 @@ pub(crate) fn call_view(inner: &Inner, id: &str) -> Option<serde_json::Value> {
         .iter()
         .map(|m| {
             json!({"user_id": m.user, "state": m.state,
-                "sees_media": m.state == MemberState::Calling && call.result.is_none() && media_flowing})
+                "sees_media": m.saw_media || (m.state == MemberState::Calling && call.result.is_none() && media_flowing)})
         })
         .collect();
     Some(json!({

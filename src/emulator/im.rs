@@ -291,6 +291,7 @@ fn register_call(state: &State, id: &str, start: &StartRequest) -> Vec<(String, 
             .map(|u| Member {
                 user: u.clone(),
                 state: MemberState::Waiting,
+                saw_media: false,
             })
             .collect(),
         start_time: unix_now(),
@@ -401,6 +402,20 @@ async fn play_callee(state: Arc<State>, call_id: String, user: String, behaviour
     }
 }
 
+/// Whether media has reached the room of call `call_id` (any task pulling into it has
+/// delivered audio or video).
+fn media_in_call_room(inner: &super::state::Inner, call_id: &str) -> bool {
+    let Some(room) = inner.calls.get(call_id).and_then(|c| c.room.clone()) else {
+        return false;
+    };
+    inner
+        .tasks
+        .values()
+        .filter(|t| t.room == room)
+        .map(|t| t.view())
+        .any(|v| v.media.video_frames > 0 || v.media.audio_ms > 0)
+}
+
 /// Moves a member to `to` if the move is possible from where it is, emits the webhooks and
 /// ends the call when nobody is left.
 pub(crate) fn change_member(
@@ -413,6 +428,7 @@ pub(crate) fn change_member(
     let mut inner = state.lock();
     let hook_changed = callback_for(&inner.call_callback, CallWebhook::AFTER_MEMBER_CHANGED);
     let hook_end = callback_for(&inner.call_callback, CallWebhook::AFTER_END_CALL);
+    let flowing = media_in_call_room(&inner, call_id);
     let Some(call) = inner.calls.get_mut(call_id) else {
         return;
     };
@@ -433,6 +449,9 @@ pub(crate) fn change_member(
     };
     if !allowed {
         return;
+    }
+    if member.state == MemberState::Calling {
+        member.saw_media |= flowing;
     }
     member.state = to;
     if to == MemberState::Calling && call.accept_time == 0 {
@@ -486,6 +505,7 @@ fn end_call(state: &State, req: &Obj) -> Response {
     {
         let mut inner = state.lock();
         let hook = callback_for(&inner.call_callback, CallWebhook::AFTER_END_CALL);
+        let flowing = media_in_call_room(&inner, id);
         match inner.calls.get_mut(id) {
             Some(call) if call.result.is_none() => {
                 let result = if call.accept_time > 0 {
@@ -494,6 +514,7 @@ fn end_call(state: &State, req: &Obj) -> Response {
                     "Cancel"
                 };
                 for m in call.callees.iter_mut().filter(|m| m.state.present()) {
+                    m.saw_media |= flowing && m.state == MemberState::Calling;
                     m.state = if m.state == MemberState::Calling {
                         MemberState::Ended
                     } else {

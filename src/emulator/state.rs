@@ -57,6 +57,9 @@ impl MemberState {
 pub(crate) struct Member {
     pub user: String,
     pub state: MemberState,
+    /// Media was flowing in the room when the member left the call: it saw some.
+    #[serde(skip)]
+    pub saw_media: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -498,7 +498,7 @@ async fn run_session<C: CloudOps + 'static>(
         .results
         .get_or_create(&labels(&[("result", finished.outcome.name())]))
         .inc();
-    if let Some(m) = &finished.media {
+    if let Some(m) = finished.live() {
         svc.metrics.restarts.inc_by(u64::from(m.restarts));
         svc.metrics
             .slate_seconds

@@ -93,7 +93,8 @@ pub struct Report {
     pub outcome: Outcome,
     pub mode: &'static str,
     pub timings: Timings,
-    pub media: Option<StreamStats>,
+    /// What the media did: a live stream's figures, or an announcement's.
+    pub media: Option<MediaFigures>,
     pub task_restarts: u32,
     /// The cloud's error code, when the cloud refused something.
     pub error_code: Option<String>,
@@ -101,6 +102,37 @@ pub struct Report {
     /// What the room's witness saw arrive (with the emulator).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub room: Option<super::state::RoomSeen>,
+}
+
+/// What a session's media did.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum MediaFigures {
+    Live(StreamStats),
+    Announcement(AnnouncementFigures),
+}
+
+/// An announcement the cloud played: how long it is, how often it was to play, and how long
+/// the cloud's task was bound.
+#[derive(Debug, Clone, Serialize)]
+pub struct AnnouncementFigures {
+    /// Always `announcement`, so a report reader tells the two kinds apart.
+    pub kind: &'static str,
+    pub duration_ms: Option<u64>,
+    /// `None`: looped until the call ended.
+    pub plays: Option<u32>,
+    /// From StartStreamIngest to the end of the session.
+    pub bound_ms: Option<u64>,
+}
+
+impl Report {
+    /// The live stream's figures, if the media was live.
+    pub fn live(&self) -> Option<&StreamStats> {
+        match &self.media {
+            Some(MediaFigures::Live(stats)) => Some(stats),
+            _ => None,
+        }
+    }
 }
 
 /// Whether the cloud confirmed the session's task and call gone.

@@ -15,6 +15,8 @@ pub(super) enum Media {
     /// A file the cloud plays itself; `expected` is how long all plays take.
     Announcement {
         expected: Option<Duration>,
+        /// One play.
+        duration: Option<Duration>,
     },
     Live(LiveStream),
 }
@@ -89,7 +91,8 @@ pub(super) async fn prepare(
                 .map(|(ms, n)| Duration::from_millis(ms * u64::from(n)));
             let repeat_num = spec.repeat.map_or(-1, |n| n as i32);
             let url = publisher.publish_file(file, None);
-            (Media::Announcement { expected }, url, repeat_num)
+            let duration = report.duration_ms.map(Duration::from_millis);
+            (Media::Announcement { expected, duration }, url, repeat_num)
         }
         mode => {
             let mut live = LiveSettings::new(contract);

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::driver::{Controls, DriverSettings, Report, Timings, confirm_teardown};
+use super::driver::{
+    AnnouncementFigures, Controls, DriverSettings, MediaFigures, Report, Timings, confirm_teardown,
+};
 use super::journal::{Admission, Journal};
 use super::media::{Media, Prepared, prepare};
 use super::state::{Action, Event, Outcome, Phase, Session, Stage};
@@ -12,7 +14,7 @@ use super::teardown::CloudLeftovers;
 use super::{CallStatus, CloudOps, SessionSpec, room_key};
 use crate::cloud::http::CloudError;
 use crate::cloud::ingest::StartStreamIngest;
-use crate::media::live::{MediaEvent, StreamStats};
+use crate::media::live::MediaEvent;
 use crate::media::topology::Topologies;
 
 /// How soon an ingest task the cloud ended is started again, at first and at most.
@@ -168,10 +170,18 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
             Media::Live(stream) => {
                 let stats = stream.stats();
                 let _ = tokio::time::timeout(self.settings.teardown_timeout, stream.stop()).await;
-                Some(stats)
+                MediaFigures::Live(stats)
             }
-            Media::Announcement { .. } => None,
+            Media::Announcement { duration, .. } => {
+                MediaFigures::Announcement(AnnouncementFigures {
+                    kind: "announcement",
+                    duration_ms: duration.map(|d| d.as_millis() as u64),
+                    plays: self.spec.repeat,
+                    bound_ms: self.ingest_started.map(|t| t.elapsed().as_millis() as u64),
+                })
+            }
         };
+        let stats = Some(stats);
         debug_assert!(torn_down);
         self.into_report(mode, stats).await
     }
@@ -352,7 +362,9 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
                     .send_modify(|s| s.task = Some("NotExist"));
                 let done = match media {
                     // The cloud played the announcement through: that is the end.
-                    Media::Announcement { expected: Some(e) } => self
+                    Media::Announcement {
+                        expected: Some(e), ..
+                    } => self
                         .ingest_started
                         .is_some_and(|t| t.elapsed().as_secs_f64() >= e.as_secs_f64() * 0.9),
                     _ => false,
@@ -436,7 +448,7 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
     }
 
     /// Stops what the session started until the cloud confirms it, and reports.
-    async fn into_report(mut self, mode: &'static str, media: Option<StreamStats>) -> Report {
+    async fn into_report(mut self, mode: &'static str, media: Option<MediaFigures>) -> Report {
         let mut room = None;
         let outcome = match &self.machine.phase {
             Phase::Ended { outcome } | Phase::Ending { outcome } => {
@@ -446,7 +458,11 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
                     .as_deref()
                     .zip(witness)
                     .and_then(|(id, w)| w(id));
-                super::state::confirmed(outcome.clone(), media.as_ref(), room.as_ref())
+                let live = match &media {
+                    Some(MediaFigures::Live(stats)) => Some(stats),
+                    _ => None,
+                };
+                super::state::confirmed(outcome.clone(), live, room.as_ref())
             }
             _ => Outcome::Failed {
                 stage: Stage::Teardown,
