@@ -617,3 +617,75 @@ async fn a_file_streamed_live_is_heard_from_its_start() {
         "{view:#}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_announcement_shows_its_transcode_and_its_position_as_it_goes() {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = Clip {
+        seconds: 3,
+        width: 320,
+        height: 240,
+        fps: 25,
+        tone_hz: 660,
+    }
+    .write(dir.path(), "progress.mp4");
+    let emulator = Emulator::start(test_emulator_config(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let cloud = clients(&emulator, APP_KEY);
+    let server = callfeed::publish::StreamServer::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    // A cache of its own, so the clip is transcoded here (not found done).
+    let settings = DriverSettings {
+        cache_dir: dir.path().join("cache"),
+        ..DriverSettings::new(Arc::new(server))
+    };
+    let (status, mut seen) = tokio::sync::watch::channel(Status::default());
+    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+    let session = driver::run(
+        uuid::Uuid::new_v4().to_string(),
+        spec(
+            "jack",
+            RoomRef::string("progress").unwrap(),
+            clip.to_str().unwrap(),
+        ),
+        &cloud,
+        None,
+        settings,
+        Topologies::builtin().unwrap(),
+        driver::Controls {
+            status,
+            stop: stop_rx,
+            nudge: Arc::new(tokio::sync::Notify::new()),
+        },
+    );
+    let watch = async {
+        let (mut transcoded, mut positions) = (None::<f64>, Vec::new());
+        while seen.changed().await.is_ok() {
+            let s = seen.borrow_and_update().clone();
+            // Kept in the status once done, whatever phase the watcher first sees.
+            transcoded = s.prepared.or(transcoded);
+            if s.phase == "ingesting" && positions.last() != Some(&s.position_ms) {
+                positions.push(s.position_ms);
+            }
+        }
+        (transcoded, positions)
+    };
+    let (report, (transcoded, positions)) = tokio::time::timeout(Duration::from_secs(60), async {
+        tokio::join!(session, watch)
+    })
+    .await
+    .unwrap();
+    assert_eq!(report.outcome, Outcome::Completed, "{report:?}");
+    assert_eq!(
+        transcoded,
+        Some(1.0),
+        "the transcode's progress reached the status"
+    );
+    // The position moves while the cloud plays it, not stuck at 0.
+    assert!(
+        positions.len() >= 3 && positions.iter().any(|&p| p >= 1000),
+        "{positions:?}"
+    );
+}

@@ -280,6 +280,25 @@ async fn run_session(
 }
 
 fn show_status(s: &driver::Status, line: &indicatif::ProgressBar) {
+    // Preparing an announcement is a transcode: show how far it is, as `push` does.
+    if s.phase == "preparing" {
+        let done = s.prepared.map_or(String::new(), |f| {
+            let width = 20;
+            let filled = ((f.clamp(0.0, 1.0) * width as f64) as usize).min(width);
+            format!(
+                " | transcoding the announcement [{}{}] {:.0} %",
+                "#".repeat(filled),
+                "-".repeat(width - filled),
+                f * 100.0
+            )
+        });
+        line.set_message(format!(
+            "preparing | {:.1} s{done}",
+            s.elapsed_ms as f64 / 1000.0
+        ));
+        line.tick();
+        return;
+    }
     line.set_message(format!(
         "{} | {:.1} s | media loop {} at {:.1} s | task {}",
         s.phase,

@@ -157,6 +157,8 @@ pub struct Status {
     pub iteration: u32,
     pub position_ms: u64,
     pub task: Option<&'static str>,
+    /// While preparing an announcement: the fraction of its transcode done (0..=1).
+    pub prepared: Option<f64>,
 }
 
 impl Default for Status {
@@ -170,6 +172,7 @@ impl Default for Status {
             iteration: 0,
             position_ms: 0,
             task: None,
+            prepared: None,
         }
     }
 }

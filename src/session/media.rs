@@ -29,10 +29,12 @@ pub(super) struct Prepared {
     pub(super) mode: &'static str,
 }
 
+/// Makes the media ready; `progress` gets the fraction done of a transcode (0..=1).
 pub(super) async fn prepare(
     spec: &SessionSpec,
     settings: &DriverSettings,
     topologies: &Topologies,
+    progress: &(dyn Fn(f64) + Sync),
 ) -> Result<Prepared, String> {
     use crate::media::plan::{Mode, PlanOptions, plan};
     let input = spec.input.clone();
@@ -80,7 +82,7 @@ pub(super) async fn prepare(
                     contract,
                     topologies,
                     &settings.cache_dir,
-                    &|_| {},
+                    progress,
                 )
                 .await
                 .map_err(|e| e.to_string())?

@@ -139,10 +139,18 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
     }
 
     pub(super) async fn run(mut self, topologies: Topologies) -> Report {
+        let status = self.controls.status.clone();
+        let started = self.started;
+        let progress = move |done: f64| {
+            status.send_modify(|s| {
+                s.prepared = Some(done);
+                s.elapsed_ms = started.elapsed().as_millis() as u64;
+            })
+        };
         let prepared = match self.admit() {
             Err(reason) => Some(Err(reason)),
             Ok(()) => tokio::select! {
-                p = prepare(&self.spec, &self.settings, &topologies) => Some(p),
+                p = prepare(&self.spec, &self.settings, &topologies, &progress) => Some(p),
                 _ = self.controls.stop.changed() => None,
             },
         };
@@ -231,12 +239,29 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
                 }
             }
             self.publish_phase();
-            if let Media::Live(stream) = &prepared.media {
-                let s = stream.stats();
-                self.controls.status.send_modify(|st| {
-                    st.iteration = s.iteration;
-                    st.position_ms = s.position_ms;
-                });
+            match &prepared.media {
+                Media::Live(stream) => {
+                    let s = stream.stats();
+                    self.controls.status.send_modify(|st| {
+                        st.iteration = s.iteration;
+                        st.position_ms = s.position_ms;
+                    });
+                }
+                // The cloud plays it; where it is comes from how long the task has run.
+                Media::Announcement {
+                    duration: Some(one_play),
+                    ..
+                } if !one_play.is_zero() => {
+                    if let Some(bound) = self.ingest_started.map(|t| t.elapsed()) {
+                        let play = one_play.as_millis() as u64;
+                        let ran = bound.as_millis() as u64;
+                        self.controls.status.send_modify(|st| {
+                            st.iteration = u32::try_from(ran / play).unwrap_or(u32::MAX);
+                            st.position_ms = ran % play;
+                        });
+                    }
+                }
+                Media::Announcement { .. } => {}
             }
             let event = self
                 .next_event(prepared, &mut media_events, &mut polls)
