@@ -190,6 +190,17 @@ fn every_dry_run_resigns_with_the_official_sdk() {
         for secret in [APP_KEY, SECRET_KEY] {
             assert!(!request.contains(secret), "{args:?} printed a secret key");
         }
+        // No UserSig is ever shown (they start `eJ`, zlib-compressed JSON in base64).
+        assert!(
+            !request.contains("eJ"),
+            "{args:?} printed a UserSig: {request}"
+        );
+        let needs_sig = args[0] == "start-ingest" || !args[0].ends_with("ingest");
+        assert_eq!(
+            request.contains("redacted"),
+            needs_sig,
+            "{args:?}: {request}"
+        );
         let verdict = python(&["resign", APP_KEY, SECRET_KEY], Some(&request));
         let verdict: serde_json::Value = serde_json::from_str(verdict.trim()).unwrap();
         assert_eq!(verdict["ok"], true, "{args:?}");

@@ -282,6 +282,14 @@ macro_rules! run_api {
 }
 
 pub(super) async fn run(config: &Config, args: ApiArgs) -> anyhow::Result<ExitCode> {
+    // A dry run shows the request's shape: without an account it is signed with placeholder
+    // credentials, and says so.
+    let mut config = config.clone();
+    if args.dry_run && config.require_credentials(&app::CLOUD_CREDENTIALS).is_err() {
+        eprintln!("no Tencent credentials configured: the request is signed with placeholder ones");
+        app::use_demo_credentials(&mut config);
+    }
+    let config = &config;
     let transport = Arc::new(Transport::new(config.http.clone())?);
     let dry = args.dry_run;
     // Each client is made only when used, so a call-engine command needs no API 3.0 keys.
@@ -307,7 +315,17 @@ pub(super) async fn run(config: &Config, args: ApiArgs) -> anyhow::Result<ExitCo
         }
         ApiCommand::GetCallback => run_api!(call_client()?, dry, GetCallback),
         ApiCommand::DeleteCallback => run_api!(call_client()?, dry, DeleteCallback),
-        ApiCommand::StartIngest(a) => run_api!(ingest_client()?, dry, a.command()?),
+        ApiCommand::StartIngest(a) => {
+            let mut cmd = a.command()?;
+            if dry {
+                // Shown, the robot's UserSig and a PrivateMapKey are placeholders; the request
+                // is signed over what is shown, so its signature still checks out.
+                let shown = || SecretString::from(crate::cloud::http::REDACTED);
+                cmd.user_sig = Some(shown());
+                cmd.private_map_key = cmd.private_map_key.as_ref().map(|_| shown());
+            }
+            run_api!(ingest_client()?, dry, cmd)
+        }
         ApiCommand::StopIngest { task_id } => {
             run_api!(ingest_client()?, dry, StopStreamIngest { task_id })
         }

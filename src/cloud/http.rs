@@ -51,9 +51,26 @@ impl PreparedRequest {
             .iter()
             .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
             .collect();
+        // The admin UserSig in an IM URL is a credential (and covered by no signature): the
+        // request is shown without it.
+        let mut url = self.url.clone();
+        let query: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if k.eq_ignore_ascii_case("usersig") {
+                    REDACTED.to_owned()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        if !query.is_empty() {
+            url.query_pairs_mut().clear().extend_pairs(query);
+        }
         serde_json::json!({
             "method": self.method,
-            "url": self.url.as_str(),
+            "url": url.as_str(),
             "headers": headers,
             "body": String::from_utf8_lossy(&self.body),
         })
@@ -66,6 +83,9 @@ impl PreparedRequest {
             .map(|(_, v)| v.as_str())
     }
 }
+
+/// What a dry run shows in place of a credential.
+pub const REDACTED: &str = "<redacted>";
 
 /// `host[:port]` as the HTTP stack writes the Host header for this URL.
 pub fn host_header(url: &url::Url) -> String {
