@@ -283,6 +283,41 @@ async fn an_rtmp_push_survives_its_server_going_away() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_rtmp_server_that_never_answers_is_reported_unreachable_with_its_attempts() {
+    use callfeed::media::rtmp::{RtmpEvent, RtmpOutput};
+    let stream = LiveStream::start(
+        InputSpec::parse("test:black+silence").unwrap(),
+        LiveSettings::new(Contract::new(Profile::Audio)),
+        &topologies(),
+    )
+    .unwrap();
+    let port = closed_port();
+    let output =
+        RtmpOutput::start(stream.hub(), format!("rtmp://127.0.0.1:{port}/live/x")).unwrap();
+    let mut events = output.events();
+    let second = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            if let Ok(RtmpEvent::Lost {
+                attempt,
+                unreachable,
+                retry_in_ms,
+                ..
+            }) = events.recv().await
+                && attempt >= 2
+            {
+                return (unreachable, retry_in_ms);
+            }
+        }
+    })
+    .await
+    .expect("two attempts reported");
+    assert!(second.0, "a closed port is unreachable, not a lost push");
+    assert!(second.1 > 0, "it retries after a backoff");
+    output.stop().await;
+    stream.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn odd_inputs_are_brought_to_the_contract() {
     let dir = tempfile::tempdir().unwrap();
     // A 44.1 kHz mono mp3 into a video profile: stereo 48 kHz AAC, and a slate for video.

@@ -17,9 +17,18 @@ use super::hub::StreamHub;
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum RtmpEvent {
-    Connecting { attempt: u32 },
+    Connecting {
+        attempt: u32,
+    },
     Publishing,
-    Lost { reason: String, retry_in_ms: u64 },
+    /// The push failed; `unreachable` when nothing answers at the server's address at all
+    /// (wrong host or port, or the server is down), as opposed to a push that was lost.
+    Lost {
+        reason: String,
+        attempt: u32,
+        unreachable: bool,
+        retry_in_ms: u64,
+    },
     Finished,
 }
 
@@ -119,10 +128,24 @@ async fn run(
             Session::Stopped => return,
             Session::Lost(reason) => {
                 let delay = delays.next().unwrap_or(Duration::from_secs(5));
-                tracing::warn!(url = %shown(&url), %reason, "RTMP output lost, reconnecting");
+                let retry_in_ms = delay.as_millis() as u64;
+                let unreachable = match unreachable(&url).await {
+                    Some(cause) => {
+                        tracing::warn!(url = %shown(&url), %cause, attempt, retry_in_ms,
+                            "RTMP server unreachable, retrying");
+                        true
+                    }
+                    None => {
+                        tracing::warn!(url = %shown(&url), %reason, attempt, retry_in_ms,
+                            "RTMP output lost, reconnecting");
+                        false
+                    }
+                };
                 let _ = events.send(RtmpEvent::Lost {
                     reason,
-                    retry_in_ms: delay.as_millis() as u64,
+                    attempt,
+                    unreachable,
+                    retry_in_ms,
                 });
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
@@ -133,6 +156,24 @@ async fn run(
                 }
             }
         }
+    }
+}
+
+/// Why nothing answers at the RTMP server's address (`host:port: cause`), or `None` when
+/// something does.
+async fn unreachable(url: &str) -> Option<String> {
+    let parsed = url::Url::parse(url).ok()?;
+    let host = parsed.host_str()?.to_owned();
+    let port = parsed.port().unwrap_or(if parsed.scheme() == "rtmps" {
+        443
+    } else {
+        1935
+    });
+    let connect = tokio::net::TcpStream::connect((host.as_str(), port));
+    match tokio::time::timeout(Duration::from_secs(3), connect).await {
+        Ok(Ok(_)) => None,
+        Ok(Err(e)) => Some(format!("{host}:{port}: {e}")),
+        Err(_) => Some(format!("{host}:{port}: no answer within 3 s")),
     }
 }
 
