@@ -536,3 +536,30 @@ async fn a_phone_clip_comes_out_upright() {
         "{v:#}"
     );
 }
+
+#[tokio::test]
+async fn gstreamer_chatter_goes_to_the_log_not_the_terminal() {
+    let sample = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/media-samples/tone-440hz-2s.ogg"
+    );
+    // With GStreamer's warnings asked for (GST_DEBUG=3), stderr still stays the user's.
+    let out = callfeed()
+        .env("GST_DEBUG", "3")
+        .args(["probe", sample])
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success());
+    let (_, err) = text(&out);
+    assert!(err.is_empty(), "GStreamer printed on stderr: {err}");
+    // Asked for, it is in the log.
+    let out = callfeed()
+        .env("GST_DEBUG", "3")
+        .args(["--log", "gstreamer=debug", "probe", sample])
+        .output()
+        .await
+        .unwrap();
+    let (_, err) = text(&out);
+    assert!(err.contains("gstreamer:"), "{err}");
+}

@@ -26,10 +26,38 @@ static INIT: OnceLock<Result<(), MediaInitError>> = OnceLock::new();
 pub fn init() -> Result<(), MediaInitError> {
     INIT.get_or_init(|| {
         gstreamer::init().map_err(|e| MediaInitError(e.to_string()))?;
+        log_through_tracing();
         read_exif_orientation();
         Ok(())
     })
     .clone()
+}
+
+/// GStreamer's (and its plugins') own messages go to the log, under the `gstreamer` target,
+/// not to stderr: a user sees them with `--log gstreamer=debug`, never as chatter between a
+/// command's output lines. Their warnings are routine (a latency query unanswered, a
+/// resampler's inexact taps), so they are logged at debug; what matters arrives as a bus
+/// message and is reported by the engine in its own words.
+fn log_through_tracing() {
+    use gstreamer::DebugLevel;
+    gstreamer::log::remove_default_log_function();
+    if std::env::var_os("GST_DEBUG").is_none() {
+        gstreamer::log::set_default_threshold(DebugLevel::Warning);
+    }
+    gstreamer::log::add_log_function(|category, level, file, function, line, _object, message| {
+        let Some(text) = message.get() else {
+            return;
+        };
+        let (category, text) = (category.name(), text.as_str());
+        match level {
+            DebugLevel::Error | DebugLevel::Warning | DebugLevel::Fixme | DebugLevel::Info => {
+                tracing::debug!(target: "gstreamer", %category, gst_level = %level.name(), %file, %function, line, "{text}");
+            }
+            _ => {
+                tracing::trace!(target: "gstreamer", %category, gst_level = %level.name(), %file, %function, line, "{text}");
+            }
+        }
+    });
 }
 
 /// Lets decodebin (and the Discoverer) put `jpegparse` in front of the JPEG decoder: only
