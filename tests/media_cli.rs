@@ -113,6 +113,7 @@ async fn bad_inputs_are_named_before_anything_starts() {
         (truncated.display().to_string(), "truncated.mp4"),
         ("v4l2:/dev/video77".to_owned(), "/dev/video77"),
         ("test:stripes".to_owned(), "stripes"),
+        ("custom:mycam".to_owned(), "add `mycam_video`"),
     ] {
         for args in [
             vec!["probe", input.as_str()],

@@ -93,6 +93,8 @@ pub(super) struct CallArgs {
 pub(super) async fn run(mut config: Config, args: CallArgs) -> anyhow::Result<ExitCode> {
     // Everything is checked before the phone rings.
     let spec = session_spec(&args)?;
+    spec.input
+        .check_sources(&Topologies::load(&config.pipelines)?)?;
     let emulator = if args.emulator {
         Some(Arc::new(start_emulator(&mut config, &args, &spec).await?))
     } else {

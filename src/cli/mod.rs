@@ -118,7 +118,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Call(args) => call::run(config, *args).await,
         Command::Serve(args) => serve::run(&config, *args).await,
         Command::Load(args) => load::run(config, args).await,
-        Command::Probe(args) => probe::run(args).await,
+        Command::Probe(args) => probe::run(&config, args).await,
         Command::Push(args) => push::run(&config, args).await,
     }
 }

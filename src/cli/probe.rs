@@ -24,8 +24,16 @@ pub(super) struct ProbeArgs {
     audio_track: Option<crate::media::tracks::AudioTrack>,
 }
 
-pub(super) async fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
+pub(super) async fn run(
+    config: &crate::config::Config,
+    args: ProbeArgs,
+) -> anyhow::Result<ExitCode> {
     let spec = InputSpec::parse(&args.input)?;
+    // A source input is probed by building it: a custom: one without its topology, or one
+    // that does not take its argument, is named here.
+    spec.check_sources(&crate::media::topology::Topologies::load(
+        &config.pipelines,
+    )?)?;
     let contract = Contract::new(args.profile);
     let probed = spec.clone();
     let options = crate::media::probe::ProbeOptions {

@@ -123,8 +123,10 @@ pub(super) async fn run(config: &Config, mut args: PushArgs) -> anyhow::Result<E
         check_mp4_output(&spec, out, &args)?;
     }
     let contract = Contract::new(args.profile);
-    let report = probe_input(&spec, contract, &args).await?;
     let topologies = Topologies::load(&config.pipelines)?;
+    // A custom: or device input whose pipeline cannot be built is named before anything runs.
+    spec.check_sources(&topologies)?;
+    let report = probe_input(&spec, contract, &args).await?;
     // An MP4 file is always the announcement; a served stream is one unless --live.
     let plan = plan(
         &spec,

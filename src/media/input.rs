@@ -279,9 +279,7 @@ impl InputSpec {
                     format!("source.{name}_audio"),
                 );
                 if !topologies.has(&vk) && !topologies.has(&ak) {
-                    return Err(super::topology::TopologyError::Missing(format!(
-                        "{vk} or {ak} (add it under [pipelines.source] in the config)"
-                    )));
+                    return Err(super::topology::TopologyError::UnknownCustom(name.clone()));
                 }
                 let v = topologies
                     .has(&vk)

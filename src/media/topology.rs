@@ -103,6 +103,10 @@ pub enum TopologyError {
     Parse { key: String, reason: String },
     #[error("pipelines: no topology `{0}`")]
     Missing(String),
+    #[error(
+        "no topology for `custom:{0}`: add `{0}_video` and/or `{0}_audio` under [pipelines.source] in the config (see config.example.toml)"
+    )]
+    UnknownCustom(String),
     #[error("pipelines: `{key}` needs a value for `{{{placeholder}}}`")]
     Unfilled { key: String, placeholder: String },
     #[error(

@@ -354,3 +354,11 @@ pub(super) async fn confirm_teardown<C: CloudOps>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_session_is_named_preparing_before_anything_happens() {
+        assert_eq!(super::Status::default().phase, "preparing");
+    }
+}
