@@ -564,3 +564,88 @@ async fn gstreamer_chatter_goes_to_the_log_not_the_terminal() {
     let (_, err) = text(&out);
     assert!(err.contains("gstreamer:"), "{err}");
 }
+
+#[tokio::test]
+async fn passthrough_is_decided_on_the_bitstream_not_the_profile_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let make = |name: &str, source: &str, video: &str, seconds: u32| {
+        let path = dir.path().join(name);
+        ffmpeg(&format!(
+            "-f lavfi -i {source}=s=640x360:r=30:d={seconds} -f lavfi -i sine=d={seconds}:sample_rate=48000 \
+             -pix_fmt yuv420p -c:v libx264 {video} -c:a aac -ar 48000 -movflags +faststart {}",
+            path.display()
+        ));
+        path
+    };
+    let cases = [
+        (
+            make(
+                "main.mp4",
+                "testsrc",
+                "-profile:v main -bf 0 -g 30 -b:v 600k",
+                3,
+            ),
+            None,
+        ),
+        (
+            make(
+                "high.mp4",
+                "testsrc",
+                "-profile:v high -bf 0 -g 30 -b:v 600k",
+                3,
+            ),
+            None,
+        ),
+        (
+            make(
+                "small.mp4",
+                "testsrc",
+                "-profile:v high -bf 0 -g 30 -s 320x180 -b:v 300k",
+                3,
+            ),
+            None,
+        ),
+        (
+            make(
+                "bframes.mp4",
+                "testsrc",
+                "-profile:v high -bf 2 -g 30 -b:v 600k",
+                3,
+            ),
+            Some("B-frames"),
+        ),
+        (
+            make(
+                "longgop.mp4",
+                "testsrc",
+                "-profile:v baseline -g 300 -b:v 600k",
+                5,
+            ),
+            Some("keyframes up to 5.0 s apart"),
+        ),
+        (
+            make(
+                "highrate.mp4",
+                "testsrc2",
+                "-profile:v high -bf 0 -g 30 -qp 4",
+                3,
+            ),
+            Some("at most 1200 kb/s"),
+        ),
+    ];
+    for (file, refused) in cases {
+        let (out, v) = probe(file.to_str().unwrap(), "360p").await;
+        assert!(out.status.success(), "{}", text(&out).1);
+        match refused {
+            None => assert_eq!(v["passthrough"], true, "{file:?}: {v:#}"),
+            Some(criterion) => {
+                assert_eq!(v["passthrough"], false, "{file:?}: {v:#}");
+                let reason = v["reason"].as_str().unwrap();
+                assert!(reason.contains(criterion), "{file:?}: {reason}");
+            }
+        }
+        // Every criterion checked is stated with what was measured.
+        let checks = v["checks"].as_array().unwrap();
+        assert!(checks.iter().all(|c| c["measured"].is_string()), "{v:#}");
+    }
+}

@@ -191,6 +191,7 @@ pub(crate) fn launch_after(
 
 mod animation;
 pub mod announce;
+pub mod conformance;
 pub mod contract;
 pub mod flv;
 pub mod hub;

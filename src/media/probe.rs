@@ -58,6 +58,8 @@ pub struct ProbeReport {
     pub passthrough: bool,
     /// Why passthrough does or does not apply.
     pub reason: String,
+    /// Each passthrough criterion with what was measured, in the order they are checked.
+    pub checks: Vec<super::conformance::Check>,
     pub contract: Contract,
 }
 
@@ -199,6 +201,7 @@ pub fn probe_with(
                 cover_art: None,
                 passthrough: false,
                 reason: "a live source is encoded to the contract".into(),
+                checks: Vec::new(),
                 contract,
             });
         };
@@ -345,14 +348,27 @@ fn probe_uri(
             "it holds no samples or frames (its length is 0): there is nothing to play".into(),
         ));
     }
-    let (passthrough, reason) = if tracks.iter().filter(|t| t.kind == "audio").count() > 1 {
-        (
-            false,
-            "it has several audio tracks: the chosen one is encoded".into(),
-        )
-    } else {
-        self::passthrough(&container, video.as_ref(), audio.as_ref(), &contract)
-    };
+    // Measured from the packets, for a local file whose container and codec could pass.
+    let measures = url::Url::parse(uri)
+        .ok()
+        .filter(|u| u.scheme() == "file")
+        .and_then(|u| u.to_file_path().ok())
+        .filter(|_| {
+            matches!(container.as_str(), "video/quicktime" | "video/x-flv")
+                && video.as_ref().is_some_and(|v| v.codec == "h264")
+        })
+        .map(|path| super::conformance::measure_h264(&path));
+    let audio_tracks = tracks.iter().filter(|t| t.kind == "audio").count();
+    let (passthrough, reason, checks) = super::conformance::verdict(
+        &super::conformance::Candidate {
+            container: &container,
+            video: video.as_ref(),
+            audio: audio.as_ref(),
+            audio_tracks,
+            measures: measures.as_ref(),
+        },
+        &contract,
+    );
     Ok(ProbeReport {
         input: shown,
         kind,
@@ -367,6 +383,7 @@ fn probe_uri(
         cover_art,
         passthrough,
         reason,
+        checks,
         contract,
     })
 }
@@ -416,6 +433,7 @@ fn animated_report(
             "an animated {} ({} frames) is encoded to the contract",
             animation.codec, animation.frames
         ),
+        checks: Vec::new(),
         contract,
     }
 }
@@ -501,93 +519,4 @@ fn http_status(uri: &str) -> Option<u32> {
         }
     }
     None
-}
-
-/// Passthrough applies when remuxing alone meets the contract: H.264 without B-frames
-/// (baseline) at the contract's size and at most its frame rate, AAC at the contract's rate,
-/// in MP4/MOV or FLV.
-pub fn passthrough(
-    container: &str,
-    video: Option<&VideoStream>,
-    audio: Option<&AudioStream>,
-    contract: &Contract,
-) -> (bool, String) {
-    if !matches!(container, "video/quicktime" | "video/x-flv") {
-        return (
-            false,
-            format!(
-                "container {} is re-encoded (passthrough needs MP4/MOV or FLV)",
-                container_label(container)
-            ),
-        );
-    }
-    let Some(a) = audio else {
-        return (
-            false,
-            "no audio stream: silence is added by encoding".into(),
-        );
-    };
-    if a.codec != "aac" || a.rate != contract.audio_rate || !(1..=2).contains(&a.channels) {
-        return (
-            false,
-            format!(
-                "audio is {} at {} Hz, {} ch; the contract is AAC at {} Hz",
-                a.codec, a.rate, a.channels, contract.audio_rate
-            ),
-        );
-    }
-    match (contract.video, video) {
-        (None, _) => (
-            false,
-            "the audio profile drops the video by encoding".into(),
-        ),
-        (Some(_), None) => (
-            false,
-            "no video stream: a slate is added by encoding".into(),
-        ),
-        (Some(_), Some(v)) if v.orientation.is_some() => (
-            false,
-            format!(
-                "video has orientation {}: it is decoded to be turned upright",
-                v.orientation.as_deref().unwrap_or_default()
-            ),
-        ),
-        (Some(c), Some(v)) => {
-            let baseline = matches!(
-                v.profile.as_deref(),
-                Some("baseline" | "constrained-baseline")
-            );
-            if v.codec != "h264" || !baseline {
-                (
-                    false,
-                    format!(
-                        "video is {} ({}); passthrough needs H.264 baseline (no B-frames)",
-                        v.codec,
-                        v.profile.as_deref().unwrap_or("unknown profile")
-                    ),
-                )
-            } else if (v.width, v.height) != (c.width, c.height) {
-                (
-                    false,
-                    format!(
-                        "video is {}x{}; the contract is {}x{}",
-                        v.width, v.height, c.width, c.height
-                    ),
-                )
-            } else if v.fps <= 0.0 || v.fps > f64::from(c.fps) {
-                (
-                    false,
-                    format!(
-                        "video is {} fps; the contract allows up to {}",
-                        v.fps, c.fps
-                    ),
-                )
-            } else {
-                (
-                    true,
-                    "H.264 baseline and AAC within the contract: remuxed without decoding".into(),
-                )
-            }
-        }
-    }
 }
