@@ -135,10 +135,11 @@ async fn concurrent_sessions_each_reach_only_their_own_room() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_announcement_plays_through_in_a_numeric_room() {
     let dir = tempfile::tempdir().unwrap();
+    // Larger than the profile's picture: transcoded to the contract, not passed through.
     let clip = Clip {
         seconds: 2,
-        width: 320,
-        height: 240,
+        width: 1280,
+        height: 720,
         fps: 25,
         tone_hz: 550,
     }
@@ -623,12 +624,13 @@ async fn an_announcement_shows_its_transcode_and_its_position_as_it_goes() {
     let dir = tempfile::tempdir().unwrap();
     let clip = Clip {
         seconds: 3,
-        width: 320,
-        height: 240,
+        width: 1280,
+        height: 720,
         fps: 25,
         tone_hz: 660,
     }
     .write(dir.path(), "progress.mp4");
+    // (Larger than the profile's picture, so it is transcoded.)
     let emulator = Emulator::start(test_emulator_config(), "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
