@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{Path, Request, State};
+use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -30,8 +30,7 @@ use serde_json::{Value, json};
 use tokio::sync::{Notify, watch};
 
 use super::metrics::{Metered, Metrics, labels};
-use super::webhooks::{Verdict, WebhookChecks, WebhookKeys};
-use crate::cloud::webhook::TrtcWebhook;
+use super::webhooks::{WebhookChecks, WebhookKeys};
 use crate::media::policy::InputPolicy;
 use crate::media::topology::Topologies;
 use crate::session::driver::{self, Controls, DriverSettings, Report, Status};
@@ -41,6 +40,8 @@ use crate::session::teardown::{Recovered, recover, recover_until_done};
 use crate::session::{CloudOps, RequestError, SessionRequest, room_key};
 
 /// The longest a request (body, validation and DNS included) may take, SSE aside.
+mod hooks;
+
 const REQUEST_LIMIT: Duration = Duration::from_secs(30);
 /// How long a 429 asks the client to wait.
 const RETRY_AFTER_SECS: u64 = 5;
@@ -257,8 +258,14 @@ impl<C: CloudOps + 'static> Service<C> {
         let mut router = axum::Router::new().merge(api);
         if self.webhooks.is_some() {
             router = router
-                .route("/webhooks/call", post(call_webhook::<C>).layer(bounded()))
-                .route("/webhooks/trtc", post(trtc_webhook::<C>).layer(bounded()));
+                .route(
+                    "/webhooks/call",
+                    post(hooks::call_webhook::<C>).layer(bounded()),
+                )
+                .route(
+                    "/webhooks/trtc",
+                    post(hooks::trtc_webhook::<C>).layer(bounded()),
+                );
         }
         router
             .route("/metrics", get(metrics::<C>))
@@ -595,81 +602,6 @@ async fn events<C: CloudOps + 'static>(
     Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response()
-}
-
-/// Makes the sessions a webhook is about look at the cloud now.
-fn nudge_where(svc: &Service<impl CloudOps>, about: impl Fn(&Status) -> bool) {
-    for e in svc.sessions.lock().expect("sessions lock").values() {
-        if about(&e.status.borrow()) {
-            e.nudge.notify_one();
-        }
-    }
-}
-
-fn count_webhook(svc: &Service<impl CloudOps>, kind: &str, verdict: Verdict) {
-    svc.metrics
-        .webhooks
-        .get_or_create(&labels(&[("kind", kind), ("verdict", verdict.name())]))
-        .inc();
-}
-
-async fn call_webhook<C: CloudOps + 'static>(
-    State(svc): State<Arc<Service<C>>>,
-    Query(query): Query<HashMap<String, String>>,
-    body: Bytes,
-) -> Response {
-    let param = |n: &str| query.get(n).map(String::as_str);
-    let Some(checks) = &svc.webhooks else {
-        return StatusCode::NOT_FOUND.into_response();
-    };
-    let verdict = match checks.call(
-        param("SdkAppid"),
-        param("token"),
-        param("CallbackCommand"),
-        &body,
-    ) {
-        Ok(hook) => {
-            nudge_where(&svc, |s| s.call_id.as_deref() == Some(hook.call_id()));
-            Verdict::Accepted
-        }
-        Err(v) => v,
-    };
-    count_webhook(&svc, "call", verdict);
-    let (status, ok) = if verdict == Verdict::Accepted {
-        (StatusCode::OK, "OK")
-    } else {
-        (StatusCode::BAD_REQUEST, "FAIL")
-    };
-    (
-        status,
-        Json(json!({"ActionStatus": ok, "ErrorCode": 0, "ErrorInfo": verdict.name()})),
-    )
-        .into_response()
-}
-
-async fn trtc_webhook<C: CloudOps + 'static>(
-    State(svc): State<Arc<Service<C>>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
-    let Some(checks) = &svc.webhooks else {
-        return StatusCode::NOT_FOUND.into_response();
-    };
-    let verdict = match checks.trtc(header("SdkAppId"), header("Sign"), &body) {
-        Ok(TrtcWebhook::Ingest { task_id, .. }) => {
-            nudge_where(&svc, |s| s.task_id.as_deref() == Some(task_id.as_str()));
-            Verdict::Accepted
-        }
-        Ok(_) => Verdict::Accepted,
-        Err(v) => v,
-    };
-    count_webhook(&svc, "trtc", verdict);
-    if verdict == Verdict::Accepted {
-        Json(json!({"code": 0})).into_response()
-    } else {
-        problem(StatusCode::BAD_REQUEST, verdict.name())
-    }
 }
 
 async fn metrics<C: CloudOps + 'static>(State(svc): State<Arc<Service<C>>>) -> Response {

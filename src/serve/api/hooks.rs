@@ -1,0 +1,94 @@
+//! The webhook endpoints: each one checked before it is believed, counted by verdict, and
+//! a believed one makes the sessions it is about look at the cloud at once.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::super::metrics::labels;
+use super::super::webhooks::Verdict;
+use super::{Service, problem};
+use crate::cloud::webhook::TrtcWebhook;
+use crate::session::CloudOps;
+use crate::session::driver::Status;
+
+/// Makes the sessions a webhook is about look at the cloud now.
+fn nudge_where(svc: &Service<impl CloudOps>, about: impl Fn(&Status) -> bool) {
+    for e in svc.sessions.lock().expect("sessions lock").values() {
+        if about(&e.status.borrow()) {
+            e.nudge.notify_one();
+        }
+    }
+}
+
+fn count_webhook(svc: &Service<impl CloudOps>, kind: &str, verdict: Verdict) {
+    svc.metrics
+        .webhooks
+        .get_or_create(&labels(&[("kind", kind), ("verdict", verdict.name())]))
+        .inc();
+}
+
+pub(super) async fn call_webhook<C: CloudOps + 'static>(
+    State(svc): State<Arc<Service<C>>>,
+    Query(query): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> Response {
+    let param = |n: &str| query.get(n).map(String::as_str);
+    let Some(checks) = &svc.webhooks else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let verdict = match checks.call(
+        param("SdkAppid"),
+        param("token"),
+        param("CallbackCommand"),
+        &body,
+    ) {
+        Ok(hook) => {
+            nudge_where(&svc, |s| s.call_id.as_deref() == Some(hook.call_id()));
+            Verdict::Accepted
+        }
+        Err(v) => v,
+    };
+    count_webhook(&svc, "call", verdict);
+    let (status, ok) = if verdict == Verdict::Accepted {
+        (StatusCode::OK, "OK")
+    } else {
+        (StatusCode::BAD_REQUEST, "FAIL")
+    };
+    (
+        status,
+        Json(json!({"ActionStatus": ok, "ErrorCode": 0, "ErrorInfo": verdict.name()})),
+    )
+        .into_response()
+}
+
+pub(super) async fn trtc_webhook<C: CloudOps + 'static>(
+    State(svc): State<Arc<Service<C>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+    let Some(checks) = &svc.webhooks else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let verdict = match checks.trtc(header("SdkAppId"), header("Sign"), &body) {
+        Ok(TrtcWebhook::Ingest { task_id, .. }) => {
+            nudge_where(&svc, |s| s.task_id.as_deref() == Some(task_id.as_str()));
+            Verdict::Accepted
+        }
+        Ok(_) => Verdict::Accepted,
+        Err(v) => v,
+    };
+    count_webhook(&svc, "trtc", verdict);
+    if verdict == Verdict::Accepted {
+        Json(json!({"code": 0})).into_response()
+    } else {
+        problem(StatusCode::BAD_REQUEST, verdict.name())
+    }
+}
