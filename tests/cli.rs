@@ -199,9 +199,20 @@ async fn a_missing_credential_is_named_by_env_and_toml() {
     assert_eq!(server.count(), 0);
 }
 
+/// The JSON line a started `callfeed emulator` prints when it is ready.
+async fn endpoints_line(child: &mut tokio::process::Child) -> serde_json::Value {
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(std::time::Duration::from_secs(10), lines.next_line())
+        .await
+        .expect("the emulator prints its endpoints when ready")
+        .unwrap()
+        .unwrap();
+    serde_json::from_str(&line).unwrap()
+}
+
 #[tokio::test]
 async fn the_emulator_command_needs_no_account() {
-    use tokio::io::AsyncBufReadExt;
     let mut child = Command::new(env!("CARGO_BIN_EXE_callfeed"))
         .env_remove("CALLFEED_CONFIG")
         .env_remove("CALLFEED_SDKAPPID")
@@ -214,13 +225,7 @@ async fn the_emulator_command_needs_no_account() {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(std::time::Duration::from_secs(10), lines.next_line())
-        .await
-        .expect("the emulator starts without credentials")
-        .unwrap()
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let v = endpoints_line(&mut child).await;
     assert!(v["im_endpoint"].as_str().is_some(), "{v}");
 }
 
@@ -380,20 +385,13 @@ async fn api_commands_reach_the_server_and_print_the_answer() {
 
 #[tokio::test]
 async fn the_emulator_command_prints_its_endpoints_and_serves() {
-    use tokio::io::AsyncBufReadExt;
     let mut child = callfeed("http://127.0.0.1:9/")
         .args(["emulator", "--listen", "127.0.0.1:0", "--pace", "fast"])
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(std::time::Duration::from_secs(10), lines.next_line())
-        .await
-        .expect("the emulator prints its endpoints when ready")
-        .unwrap()
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let v = endpoints_line(&mut child).await;
     let im = v["im_endpoint"].as_str().unwrap();
     assert_eq!(v["trtc_endpoint"], im, "one port serves both APIs");
     assert_eq!(v["control"], format!("{im}/emulator/v1"));

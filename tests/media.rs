@@ -506,13 +506,9 @@ async fn every_file_format_becomes_the_same_contract() {
         "videotestsrc num-buffers=1 pattern=smpte ! video/x-raw,width=800,height=600 ! jpegenc ! filesink location={d}/still.jpg"
     ));
     // An animated GIF of one second: looped, it is seeked back to its start.
-    let made = std::process::Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
-        .arg("testsrc=size=160x120:rate=10:duration=1")
-        .arg(format!("{d}/anim.gif"))
-        .status()
-        .expect("ffmpeg must be installed: run `make setup`");
-    assert!(made.success());
+    ffmpeg(&format!(
+        "-f lavfi -i testsrc=size=160x120:rate=10:duration=1 {d}/anim.gif"
+    ));
     // A stream whose resolution changes halfway: two TS segments of different sizes, joined.
     gst_make(&format!(
         "videotestsrc num-buffers=30 ! video/x-raw,format=I420,width=320,height=240,framerate=30/1 ! x264enc speed-preset=ultrafast ! mpegtsmux ! filesink location={d}/part1.ts"

@@ -419,16 +419,6 @@ async fn an_unreachable_or_refusing_url_is_named_with_its_cause() {
     assert!(err.contains("answered HTTP 404"), "{err}");
 }
 
-fn ffmpeg(args: &str) {
-    let ok = std::process::Command::new("ffmpeg")
-        .args(["-v", "error", "-y"])
-        .args(args.split_whitespace())
-        .status()
-        .expect("ffmpeg must be installed: run `make setup`")
-        .success();
-    assert!(ok, "ffmpeg {args}");
-}
-
 /// One decoded picture of `video` as 8-bit luma (limited range: black 16, white 235).
 fn luma_frame(video: &std::path::Path, width: usize, height: usize) -> Vec<u8> {
     let frames = tempfile::tempdir().unwrap();

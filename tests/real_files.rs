@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::ffmpeg;
+
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
@@ -17,16 +19,6 @@ fn callfeed() -> Command {
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn ffmpeg(args: &str) {
-    let ok = std::process::Command::new("ffmpeg")
-        .args(["-v", "error", "-y"])
-        .args(args.split_whitespace())
-        .status()
-        .expect("ffmpeg must be installed: run `make setup`")
-        .success();
-    assert!(ok, "ffmpeg {args}");
 }
 
 async fn probe(input: &Path) -> serde_json::Value {
@@ -95,21 +87,14 @@ fn luma_at(video: &Path, at: f64) -> f64 {
     out.stdout.iter().map(|&l| f64::from(l)).sum::<f64>() / out.stdout.len() as f64
 }
 
-/// What a player hears in `file`, played as fast as it decodes.
+/// What a player hears in `file`, played once as fast as it decodes.
 async fn heard(file: &Path) -> callfeed::media::observer::ObservedMedia {
-    use callfeed::media::observer::{MediaTally, ObserveSpec, Observer, Pace};
-    let tally = MediaTally::new(std::time::Instant::now());
-    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
     let uri = url::Url::from_file_path(file).unwrap().to_string();
-    let observer =
-        Observer::start(ObserveSpec::new(uri, Pace::Fast, None), tally.clone(), tx).unwrap();
-    let until = std::time::Instant::now() + Duration::from_secs(30);
-    while tally.snapshot().plays_completed == 0 {
-        assert!(std::time::Instant::now() < until, "{:?}", tally.snapshot());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    observer.stop().await;
-    tally.snapshot()
+    let pace = callfeed::media::observer::Pace::Fast;
+    common::observe_while(&uri, pace, Duration::from_secs(30), |m| {
+        m.plays_completed == 0
+    })
+    .await
 }
 
 #[tokio::test]

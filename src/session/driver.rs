@@ -125,13 +125,20 @@ pub struct AnnouncementFigures {
     pub bound_ms: Option<u64>,
 }
 
+impl MediaFigures {
+    /// The live stream's figures, if the media was live.
+    pub fn live(&self) -> Option<&StreamStats> {
+        match self {
+            Self::Live(stats) => Some(stats),
+            Self::Announcement(_) => None,
+        }
+    }
+}
+
 impl Report {
     /// The live stream's figures, if the media was live.
     pub fn live(&self) -> Option<&StreamStats> {
-        match &self.media {
-            Some(MediaFigures::Live(stats)) => Some(stats),
-            _ => None,
-        }
+        self.media.as_ref().and_then(MediaFigures::live)
     }
 }
 

@@ -483,10 +483,7 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
                     .as_deref()
                     .zip(witness)
                     .and_then(|(id, w)| w(id));
-                let live = match &media {
-                    Some(MediaFigures::Live(stats)) => Some(stats),
-                    _ => None,
-                };
+                let live = media.as_ref().and_then(MediaFigures::live);
                 super::state::confirmed(outcome.clone(), live, room.as_ref())
             }
             _ => Outcome::Failed {

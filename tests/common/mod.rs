@@ -550,30 +550,41 @@ pub fn test_clients(
     }
 }
 
-/// Plays `url` as a paced player until `frames` video frames were decoded (or panics at
-/// `deadline`), then stops and says what it saw.
-pub async fn observe_until(
+/// Plays `url` at `pace` while `more(what was seen so far)` holds (panicking at `deadline`),
+/// then stops and says what it saw.
+pub async fn observe_while(
     url: &str,
-    frames: u64,
+    pace: callfeed::media::observer::Pace,
     deadline: Duration,
+    more: impl Fn(&callfeed::media::observer::ObservedMedia) -> bool,
 ) -> callfeed::media::observer::ObservedMedia {
-    use callfeed::media::observer::{MediaTally, ObserveSpec, Observer, Pace};
+    use callfeed::media::observer::{MediaTally, ObserveSpec, Observer};
     let tally = MediaTally::new(std::time::Instant::now());
     let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut spec = ObserveSpec::new(url.to_owned(), Pace::Realtime, None);
+    let mut spec = ObserveSpec::new(url.to_owned(), pace, None);
     spec.first_media_timeout = deadline;
     let observer = Observer::start(spec, tally.clone(), tx).unwrap();
     let until = std::time::Instant::now() + deadline;
-    while tally.snapshot().video_frames < frames {
+    while more(&tally.snapshot()) {
         assert!(
             std::time::Instant::now() < until,
             "{url}: {:?}",
             tally.snapshot()
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     observer.stop().await;
     tally.snapshot()
+}
+
+/// Plays `url` as a paced player until `frames` video frames were decoded.
+pub async fn observe_until(
+    url: &str,
+    frames: u64,
+    deadline: Duration,
+) -> callfeed::media::observer::ObservedMedia {
+    use callfeed::media::observer::Pace;
+    observe_while(url, Pace::Realtime, deadline, |m| m.video_frames < frames).await
 }
 
 /// Like [`observe_until`], for `audio_ms` of audio (an audio-only stream has no frames).
@@ -582,21 +593,17 @@ pub async fn observe_audio_until(
     audio_ms: u64,
     deadline: Duration,
 ) -> callfeed::media::observer::ObservedMedia {
-    use callfeed::media::observer::{MediaTally, ObserveSpec, Observer, Pace};
-    let tally = MediaTally::new(std::time::Instant::now());
-    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut spec = ObserveSpec::new(url.to_owned(), Pace::Realtime, None);
-    spec.first_media_timeout = deadline;
-    let observer = Observer::start(spec, tally.clone(), tx).unwrap();
-    let until = std::time::Instant::now() + deadline;
-    while tally.snapshot().audio_ms < audio_ms {
-        assert!(
-            std::time::Instant::now() < until,
-            "{url}: {:?}",
-            tally.snapshot()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    observer.stop().await;
-    tally.snapshot()
+    use callfeed::media::observer::Pace;
+    observe_while(url, Pace::Realtime, deadline, |m| m.audio_ms < audio_ms).await
+}
+
+/// Runs ffmpeg (quiet, overwriting) with `args` split on whitespace, to make test media.
+pub fn ffmpeg(args: &str) {
+    let ok = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-y"])
+        .args(args.split_whitespace())
+        .status()
+        .expect("ffmpeg must be installed: run `make setup`")
+        .success();
+    assert!(ok, "ffmpeg {args}");
 }
