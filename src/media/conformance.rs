@@ -65,6 +65,14 @@ pub(crate) fn measure_h264(path: &Path) -> Result<VideoMeasures, String> {
     pipeline
         .set_state(gst::State::Playing)
         .map_err(|e| e.to_string())?;
+    read_h264(&sink, &pipeline)
+}
+
+/// Reads up to [`SCAN`] of the H.264 packets arriving at `sink` in the playing `pipeline`.
+pub(super) fn read_h264(
+    sink: &gst_app::AppSink,
+    pipeline: &gst::Pipeline,
+) -> Result<VideoMeasures, String> {
     let mut tally = Tally::default();
     while let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_seconds(5)) {
         let Some(buffer) = sample.buffer() else {

@@ -2,8 +2,6 @@
 //! contract it will be given, or why it cannot be used — before any call rings.
 
 use gstreamer as gst;
-use gstreamer_pbutils as pbutils;
-use gstreamer_pbutils::prelude::*;
 
 use super::contract::Contract;
 use super::input::{InputItem, InputSpec};
@@ -74,7 +72,7 @@ pub struct CoverArt {
 }
 
 /// The first picture in `tags` (the cover, or any attached image), if any.
-fn cover_art(tags: Option<&gst::TagList>) -> Option<CoverArt> {
+pub(super) fn cover_art(tags: Option<&gst::TagList>) -> Option<CoverArt> {
     let tags = tags?;
     let sample = tags
         .get::<gst::tags::Image>()
@@ -147,7 +145,7 @@ pub fn container_label(caps: &str) -> &str {
 }
 
 /// The `image-orientation` tag, unless it says the picture is upright as stored.
-fn orientation(tags: Option<&gst::TagList>) -> Option<String> {
+pub(super) fn orientation(tags: Option<&gst::TagList>) -> Option<String> {
     let value = tags?.get::<gst::tags::ImageOrientation>()?.get().to_owned();
     (value != "rotate-0").then_some(value)
 }
@@ -254,84 +252,36 @@ fn probe_uri(
         let animation = animation.map_err(fail)?;
         return Ok(animated_report(shown, kind, live, &animation, contract));
     }
-    let discoverer = pbutils::Discoverer::new(gst::ClockTime::from_seconds(10))
-        .map_err(|e| fail(e.to_string()))?;
-    if let Some(guard) = guard {
-        // The discoverer's pipeline is reached through the first source it sets up.
-        let guarded = std::sync::atomic::AtomicBool::new(false);
-        discoverer.connect_source_setup(move |_, source| {
-            let mut top = source.clone();
-            while let Some(parent) = top.parent().and_then(|p| p.downcast::<gst::Element>().ok()) {
-                top = parent;
-            }
-            if let Some(bin) = top.downcast_ref::<gst::Bin>()
-                && !guarded.swap(true, std::sync::atomic::Ordering::AcqRel)
-            {
-                super::policy::guard_sources(bin, guard.clone());
-            }
-        });
-    }
-    let info = discoverer.discover_uri(uri).map_err(|e| {
-        // GStreamer's own words ("Internal data stream error", "No data in file") name no
-        // cause: look again.
-        fail(
-            diagnose_network(uri)
-                .or_else(|| diagnose_tags_only(uri))
-                .unwrap_or_else(|| e.to_string()),
-        )
-    })?;
-    match info.result() {
-        pbutils::DiscovererResult::Ok => {}
-        pbutils::DiscovererResult::Timeout => {
-            return Err(fail(
-                "no answer within 10 s (unreachable, or not media)".into(),
-            ));
+    let local = url::Url::parse(uri)
+        .ok()
+        .filter(|u| u.scheme() == "file")
+        .and_then(|u| u.to_file_path().ok());
+    let scanned = local
+        .as_deref()
+        .ok_or("not a local file")
+        .and_then(super::scan::scan);
+    let found = match scanned {
+        Ok(scanned) => {
+            tracing::debug!(input = %shown, by = "parsers", "probed");
+            super::scan::found(scanned)
         }
-        pbutils::DiscovererResult::MissingPlugins => {
-            return Err(fail(
-                "no GStreamer plugin decodes it: run `make setup`".into(),
-            ));
+        Err(why_not) => {
+            tracing::debug!(input = %shown, by = "discoverer", why_not, "probing");
+            super::discover::found(uri, guard).map_err(fail)?
         }
-        other => return Err(fail(format!("{other:?}"))),
-    }
-    let (container, _) = caps_name(info.stream_info().and_then(|s| s.caps()));
-    let video = info.video_streams().first().map(|v| {
-        let (name, s) = caps_name(v.caps());
-        let fr = v.framerate();
-        VideoStream {
-            codec: codec_name(&name, s.as_ref()),
-            profile: s.as_ref().and_then(|s| s.get::<String>("profile").ok()),
-            width: v.width(),
-            height: v.height(),
-            fps: if fr.denom() > 0 {
-                f64::from(fr.numer()) / f64::from(fr.denom())
-            } else {
-                0.0
-            },
-            // A picture file here has one frame (animations were told apart above), even
-            // where a demuxer calls its one frame a video (a GIF).
-            still_image: v.is_image() || container.starts_with("image/"),
-            orientation: orientation(v.tags().as_ref())
-                .or_else(|| orientation(info.tags().as_ref())),
-        }
-    });
-    let mut tracks = super::tracks::list(&info);
+    };
+    let Found {
+        container,
+        video,
+        mut tracks,
+        audio_streams,
+        cover_art,
+        duration_ms,
+        seekable,
+        mut measures,
+    } = found;
     let audio_track = super::tracks::choose(&mut tracks, audio_track).map_err(fail)?;
-    let audio = audio_track
-        .and_then(|n| info.audio_streams().get(n).cloned())
-        .map(|a| {
-            let (name, s) = caps_name(a.caps());
-            AudioStream {
-                codec: codec_name(&name, s.as_ref()),
-                rate: a.sample_rate(),
-                channels: a.channels(),
-            }
-        });
-    let cover_art = cover_art(info.tags().as_ref()).or_else(|| {
-        info.audio_streams()
-            .iter()
-            .find_map(|a| cover_art(a.tags().as_ref()))
-    });
+    let audio = audio_track.and_then(|n| audio_streams.get(n).cloned());
     if video.is_none() && audio.is_none() {
         return Err(fail(if cover_art.is_some() {
             "its only picture is cover art, with no audio or video to play".into()
@@ -339,7 +289,6 @@ fn probe_uri(
             "it has neither audio nor video".into()
         }));
     }
-    let duration_ms = info.duration().map(|d| d.mseconds());
     let still = video.as_ref().is_some_and(|v| v.still_image);
     // A file with streams but nothing in them would make an MP4 no player opens, or a call
     // that hears nothing: refused now, with the reason.
@@ -349,15 +298,13 @@ fn probe_uri(
         ));
     }
     // Measured from the packets, for a local file whose container and codec could pass.
-    let measures = url::Url::parse(uri)
-        .ok()
-        .filter(|u| u.scheme() == "file")
-        .and_then(|u| u.to_file_path().ok())
-        .filter(|_| {
-            matches!(container.as_str(), "video/quicktime" | "video/x-flv")
-                && video.as_ref().is_some_and(|v| v.codec == "h264")
-        })
-        .map(|path| super::conformance::measure_h264(&path));
+    if measures.is_none()
+        && matches!(container.as_str(), "video/quicktime" | "video/x-flv")
+        && video.as_ref().is_some_and(|v| v.codec == "h264")
+        && let Some(path) = &local
+    {
+        measures = Some(super::conformance::measure_h264(path));
+    }
     let audio_tracks = tracks.iter().filter(|t| t.kind == "audio").count();
     let (passthrough, reason, checks) = super::conformance::verdict(
         &super::conformance::Candidate {
@@ -375,7 +322,7 @@ fn probe_uri(
         live,
         container: Some(container),
         duration_ms,
-        seekable: info.is_seekable(),
+        seekable,
         video,
         audio,
         tracks,
@@ -386,6 +333,22 @@ fn probe_uri(
         checks,
         contract,
     })
+}
+
+/// What a file holds, however it was found out.
+#[derive(Debug, PartialEq)]
+pub(super) struct Found {
+    pub(super) container: String,
+    pub(super) video: Option<VideoStream>,
+    /// Every track, none chosen yet.
+    pub(super) tracks: Vec<Track>,
+    /// The audio tracks' details, in track order.
+    pub(super) audio_streams: Vec<AudioStream>,
+    pub(super) cover_art: Option<CoverArt>,
+    pub(super) duration_ms: Option<u64>,
+    pub(super) seekable: bool,
+    /// The H.264 packets' figures, when they were read on the way.
+    pub(super) measures: Option<Result<super::conformance::VideoMeasures, String>>,
 }
 
 /// An animated picture, which the Discoverer sees as one still frame (GIF, APNG) or cannot
@@ -436,87 +399,4 @@ fn animated_report(
         checks: Vec::new(),
         contract,
     }
-}
-
-/// Why a network input could not be read, in words that name the host and the cause: the
-/// name does not resolve, the connection is refused or times out, or the server answered an
-/// HTTP error. `None` when none of these is the reason.
-fn diagnose_network(uri: &str) -> Option<String> {
-    use std::net::{TcpStream, ToSocketAddrs};
-    let url = url::Url::parse(uri).ok()?;
-    if url.scheme() == "file" {
-        return None;
-    }
-    let host = url.host_str()?.to_owned();
-    let port = url.port_or_known_default().unwrap_or(1935);
-    let addrs: Vec<_> = match (host.as_str(), port).to_socket_addrs() {
-        Ok(addrs) => addrs.collect(),
-        Err(e) => return Some(format!("the host `{host}` does not resolve: {e}")),
-    };
-    let addr = addrs.first()?;
-    if let Err(e) = TcpStream::connect_timeout(addr, std::time::Duration::from_secs(3)) {
-        return Some(format!("cannot connect to {host}:{port}: {e}"));
-    }
-    if !matches!(url.scheme(), "http" | "https") {
-        return None;
-    }
-    http_status(uri)
-        .filter(|status| *status >= 400)
-        .map(|status| format!("{host} answered HTTP {status}"))
-}
-
-/// A file that is an ID3 tag and nothing else (an MP3 whose audio was lost, a cover art
-/// download): named for what it is.
-fn diagnose_tags_only(uri: &str) -> Option<String> {
-    use std::io::Read;
-    let path = url::Url::parse(uri).ok()?.to_file_path().ok()?;
-    let mut file = std::fs::File::open(&path).ok()?;
-    let mut header = [0u8; 10];
-    file.read_exact(&mut header).ok()?;
-    if &header[..3] != b"ID3" {
-        return None;
-    }
-    // The tag's size is four 7-bit bytes, after the 10-byte header (and a 10-byte footer
-    // when flag 0x10 is set).
-    let size = header[6..10]
-        .iter()
-        .fold(0u64, |n, b| (n << 7) | u64::from(b & 0x7f));
-    let footer = if header[5] & 0x10 != 0 { 10 } else { 0 };
-    let length = file.metadata().ok()?.len();
-    // What may follow: nothing, or a 128-byte ID3v1 tag.
-    let rest = length.saturating_sub(10 + size + footer);
-    (rest == 0 || rest == 128)
-        .then(|| "it holds only tags (such as cover art), no audio or video to play".to_owned())
-}
-
-/// The HTTP status a GET of `uri` gets, as GStreamer's HTTP source reports it.
-fn http_status(uri: &str) -> Option<u32> {
-    let pipeline = gst::Pipeline::new();
-    let source = gst::ElementFactory::make("souphttpsrc")
-        .property("location", uri)
-        .build()
-        .ok()?;
-    let sink = gst::ElementFactory::make("fakesink").build().ok()?;
-    pipeline.add_many([&source, &sink]).ok()?;
-    source.link(&sink).ok()?;
-    let pipeline = super::NullOnDrop::new(pipeline);
-    let bus = pipeline.bus()?;
-    pipeline.set_state(gst::State::Playing).ok()?;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
-        let msg = bus.timed_pop(gst::ClockTime::from_nseconds(left.as_nanos() as u64))?;
-        match msg.view() {
-            gst::MessageView::Element(e) => {
-                if let Some(s) = e.structure()
-                    && s.name() == "http-headers"
-                    && let Ok(status) = s.get::<u32>("http-status-code")
-                {
-                    return Some(status);
-                }
-            }
-            gst::MessageView::Error(_) | gst::MessageView::Eos(_) => return None,
-            _ => {}
-        }
-    }
-    None
 }

@@ -67,31 +67,42 @@ pub struct Track {
 
 /// Every stream of a probed file, in the order a decoder offers them.
 pub(super) fn list(info: &pbutils::DiscovererInfo) -> Vec<Track> {
-    let mut tracks = Vec::new();
-    let mut counts = [0usize; 4];
-    for stream in info.stream_list() {
+    numbered(info.stream_list().iter().filter_map(|stream| {
         let (name, s) = super::probe::caps_name(stream.caps());
-        let (kind, slot, language) =
-            if let Some(a) = stream.downcast_ref::<pbutils::DiscovererAudioInfo>() {
-                ("audio", 0, a.language().map(|l| l.to_string()))
-            } else if let Some(v) = stream.downcast_ref::<pbutils::DiscovererVideoInfo>() {
-                let kind = if v.is_image() { "picture" } else { "video" };
-                (kind, if v.is_image() { 3 } else { 1 }, None)
-            } else if let Some(t) = stream.downcast_ref::<pbutils::DiscovererSubtitleInfo>() {
-                ("subtitle", 2, t.language().map(|l| l.to_string()))
-            } else {
-                continue;
-            };
-        tracks.push(Track {
-            kind,
-            index: counts[slot],
-            codec: super::probe::codec_name(&name, s.as_ref()),
-            language: language.filter(|l| !l.is_empty() && l != "und"),
-            chosen: false,
-        });
-        counts[slot] += 1;
-    }
-    tracks
+        let codec = super::probe::codec_name(&name, s.as_ref());
+        if let Some(a) = stream.downcast_ref::<pbutils::DiscovererAudioInfo>() {
+            Some(("audio", codec, a.language().map(|l| l.to_string())))
+        } else if let Some(v) = stream.downcast_ref::<pbutils::DiscovererVideoInfo>() {
+            let kind = if v.is_image() { "picture" } else { "video" };
+            Some((kind, codec, None))
+        } else if let Some(t) = stream.downcast_ref::<pbutils::DiscovererSubtitleInfo>() {
+            Some(("subtitle", codec, t.language().map(|l| l.to_string())))
+        } else {
+            None
+        }
+    }))
+}
+
+/// Tracks from `(kind, codec, language)` in the file's order, each numbered among its kind.
+pub(super) fn numbered(
+    streams: impl IntoIterator<Item = (&'static str, String, Option<String>)>,
+) -> Vec<Track> {
+    let mut counts = std::collections::HashMap::<&str, usize>::new();
+    streams
+        .into_iter()
+        .map(|(kind, codec, language)| {
+            let count = counts.entry(kind).or_default();
+            let index = *count;
+            *count += 1;
+            Track {
+                kind,
+                index,
+                codec,
+                language: language.filter(|l| !l.is_empty() && l != "und"),
+                chosen: false,
+            }
+        })
+        .collect()
 }
 
 /// Marks the audio track `choice` names, and the first video track, as chosen; the

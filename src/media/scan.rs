@@ -1,0 +1,441 @@
+//! The cheap preflight of a local file: demuxed and parsed, never decoded. GStreamer's
+//! Discoverer loads and runs the decoders to describe a file (a tenth of a CPU-second and
+//! tens of MB for a 1080p H.264 clip); for the files a phone, a camera or an encoder writes
+//! (H.264 and AAC in MP4/MOV, M4A or FLV) the parsers' caps and the container's tags say
+//! all the probe needs, and the same pass measures the H.264 packets for the passthrough
+//! verdict. Any other file is left to the Discoverer.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+
+use super::conformance::VideoMeasures;
+use super::probe::{
+    AudioStream, Found, VideoStream, caps_name as named, codec_name, cover_art, orientation,
+};
+
+/// Containers read this way.
+const CONTAINERS: [&str; 3] = ["video/quicktime", "audio/x-m4a", "video/x-flv"];
+
+/// What the parsers post on the bus once every stream has passed its first packet, so the
+/// tags sent ahead of it have been seen. parsebin shows all of a file's streams together,
+/// before any packet flows (and says no `no-more-pads`).
+const ALL_STREAMS: &str = "callfeed-scan-all-streams";
+
+/// How long the parsers may take to pass every stream's first packet.
+const PREROLL: gst::ClockTime = gst::ClockTime::from_seconds(5);
+
+/// One stream as its parser describes it.
+pub(super) struct ScannedStream {
+    pub(super) caps: gst::Caps,
+    /// The stream's own tags (language, rotation).
+    pub(super) tags: gst::TagList,
+}
+
+/// A local file, parsed.
+pub(super) struct Scanned {
+    /// The container's media type.
+    pub(super) container: String,
+    pub(super) duration: Option<gst::ClockTime>,
+    pub(super) seekable: bool,
+    /// In the order the demuxer offers them, which is the order a decoder plays them in.
+    pub(super) streams: Vec<ScannedStream>,
+    /// The file's own tags (cover art, rotation for the whole file).
+    pub(super) global_tags: gst::TagList,
+    /// The first H.264 stream's packets, measured.
+    pub(super) measures: Option<Result<VideoMeasures, String>>,
+}
+
+/// What the pad handler records: each pad (by its name's number) with its tags, the file's
+/// tags, the sink of the first H.264 stream, and how many streams flow.
+#[derive(Default)]
+struct Seen {
+    pads: Vec<(u32, gst::Pad, gst::TagList)>,
+    global: gst::TagList,
+    h264: Option<gst_app::AppSink>,
+    /// How many streams have passed their first packet.
+    flowing: usize,
+    /// How many streams the file says it has, where the demuxer shows them one by one.
+    expected: usize,
+}
+
+/// `path` parsed, or why not when it is not a file this path reads (another container or
+/// codec, or anything unexpected): the Discoverer then looks, and names any problem.
+pub(super) fn scan(path: &Path) -> Result<Scanned, &'static str> {
+    const BUILD: &str = "the parsers could not be set up";
+    super::init().map_err(|_| BUILD)?;
+    let pipeline = gst::Pipeline::new();
+    let source = super::file_source(path).map_err(|_| BUILD)?;
+    let parse = gst::ElementFactory::make("parsebin")
+        .build()
+        .map_err(|_| BUILD)?;
+    pipeline.add_many([&source, &parse]).map_err(|_| BUILD)?;
+    source.link(&parse).map_err(|_| BUILD)?;
+    let pipeline = super::NullOnDrop::new(pipeline);
+    let seen = Arc::new(Mutex::new(Seen {
+        expected: flv_streams(path).unwrap_or(0),
+        ..Seen::default()
+    }));
+    attach(&parse, &pipeline, &seen);
+    let bus = pipeline.bus().ok_or(BUILD)?;
+    // Playing from the start, every sink draining and none prerolling (`async=false`): a
+    // sink prerolling would hold the demuxer's one thread before the other streams had
+    // their first packet.
+    pipeline
+        .set_state(gst::State::Playing)
+        .map_err(|_| "the file cannot be opened")?;
+    let shown = bus
+        .timed_pop_filtered(
+            PREROLL,
+            &[gst::MessageType::Application, gst::MessageType::Error],
+        )
+        .ok_or("no packet within 5 s")?;
+    if !matches!(shown.view(), gst::MessageView::Application(_)) {
+        return Err("the parsers failed");
+    }
+    let container = container_type(&parse).ok_or("no container type found")?;
+    if !CONTAINERS.contains(&container.as_str()) {
+        return Err("another container");
+    }
+    let (mut pads, global, h264) = {
+        let mut seen = seen.lock().expect("scan lock");
+        let pads = std::mem::take(&mut seen.pads);
+        (pads, seen.global.clone(), seen.h264.take())
+    };
+    pads.sort_by_key(|(n, _, _)| *n);
+    let mut streams = Vec::new();
+    for (_, pad, tags) in pads {
+        let caps = pad.current_caps().ok_or("a stream without caps")?;
+        if !is_h264_or_aac(&caps) {
+            return Err("a stream other than H.264 or AAC");
+        }
+        streams.push(ScannedStream { caps, tags });
+    }
+    if streams.is_empty() {
+        return Err("no streams");
+    }
+    let duration = pipeline.query_duration::<gst::ClockTime>();
+    let mut seeking = gst::query::Seeking::new(gst::Format::Time);
+    let seekable = pipeline.query(&mut seeking) && seeking.result().0;
+    let measures = h264.map(|sink| super::conformance::read_h264(&sink, &pipeline));
+    Ok(Scanned {
+        container,
+        duration,
+        seekable,
+        streams,
+        global_tags: global,
+        measures,
+    })
+}
+
+/// The streams an FLV file's header announces (flvdemux adds its pads as each stream's
+/// first tag arrives, so the first stream flows before the second is shown).
+fn flv_streams(path: &Path) -> Option<usize> {
+    use std::io::Read;
+    let mut header = [0u8; 5];
+    std::fs::File::open(path)
+        .ok()?
+        .read_exact(&mut header)
+        .ok()?;
+    let flags = (&header[..3] == b"FLV").then_some(header[4])?;
+    Some(usize::from(flags & 0x04 != 0) + usize::from(flags & 0x01 != 0))
+}
+
+/// What parsebin's own typefind found the file to be.
+fn container_type(parse: &gst::Element) -> Option<String> {
+    let typefind = parse
+        .downcast_ref::<gst::Bin>()?
+        .iterate_elements()
+        .into_iter()
+        .flatten()
+        .find(|e| e.factory().is_some_and(|f| f.name() == "typefind"))?;
+    let caps = typefind.property::<Option<gst::Caps>>("caps")?;
+    caps.structure(0).map(|s| s.name().to_string())
+}
+
+fn caps_name(caps: &gst::CapsRef) -> &str {
+    caps.structure(0).map_or("", |s| s.name().as_str())
+}
+
+fn is_h264_or_aac(caps: &gst::CapsRef) -> bool {
+    match caps_name(caps) {
+        "video/x-h264" => true,
+        "audio/mpeg" => caps
+            .structure(0)
+            .and_then(|s| s.get::<i32>("mpegversion").ok())
+            .is_some_and(|v| v == 2 || v == 4),
+        _ => false,
+    }
+}
+
+/// Each parsed pad is recorded with its tags; the first H.264 one feeds an appsink through a
+/// queue (kept in `seen`), every other is drained.
+fn attach(parse: &gst::Element, pipeline: &gst::Pipeline, seen: &Arc<Mutex<Seen>>) {
+    let weak_pipeline = pipeline.downgrade();
+    let seen = seen.clone();
+    parse.connect_pad_added(move |_, pad| {
+        let number = pad
+            .name()
+            .rsplit('_')
+            .next()
+            .and_then(|n| n.parse::<u32>().ok())
+            .unwrap_or(u32::MAX);
+        seen.lock()
+            .expect("scan lock")
+            .pads
+            .push((number, pad.clone(), gst::TagList::new()));
+        let tags_of = seen.clone();
+        pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |pad, info| {
+            if let Some(gst::PadProbeData::Event(event)) = &info.data
+                && let gst::EventView::Tag(tag) = event.view()
+            {
+                record_tags(&tags_of, pad, tag.tag());
+            }
+            gst::PadProbeReturn::Ok
+        });
+        let (counted, to_tell) = (seen.clone(), weak_pipeline.clone());
+        pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            let all_flowing = {
+                let mut seen = counted.lock().expect("scan lock");
+                seen.flowing += 1;
+                seen.flowing == seen.pads.len() && seen.flowing >= seen.expected
+            };
+            if all_flowing && let Some(pipeline) = to_tell.upgrade() {
+                let all = gst::Structure::new_empty(ALL_STREAMS);
+                let _ = pipeline.post_message(gst::message::Application::new(all));
+            }
+            gst::PadProbeReturn::Remove
+        });
+        let Some(pipeline) = weak_pipeline.upgrade() else {
+            return;
+        };
+        let is_h264 = pad
+            .current_caps()
+            .unwrap_or_else(|| pad.query_caps(None))
+            .structure(0)
+            .is_some_and(|s| s.name() == "video/x-h264");
+        let first_h264 = is_h264 && seen.lock().expect("scan lock").h264.is_none();
+        let linked = if first_h264 {
+            let sink = gst_app::AppSink::builder()
+                .sync(false)
+                .async_(false)
+                .max_buffers(64)
+                .build();
+            seen.lock().expect("scan lock").h264 = Some(sink.clone());
+            link_through_queue(&pipeline, pad, sink.upcast_ref())
+        } else {
+            gst::ElementFactory::make("fakesink")
+                .property("sync", false)
+                .property("async", false)
+                .build()
+                .ok()
+                .and_then(|sink| {
+                    pipeline.add(&sink).ok()?;
+                    sink.sync_state_with_parent().ok()?;
+                    pad.link(&sink.static_pad("sink")?).ok()
+                })
+                .map(|_| ())
+        };
+        if linked.is_none() {
+            let _ = pipeline.post_message(
+                gst::message::Error::builder(gst::CoreError::Negotiation, "cannot attach a pad")
+                    .src(&pipeline)
+                    .build(),
+            );
+        }
+    });
+}
+
+fn link_through_queue(pipeline: &gst::Pipeline, pad: &gst::Pad, sink: &gst::Element) -> Option<()> {
+    let queue = gst::ElementFactory::make("queue").build().ok()?;
+    pipeline.add_many([&queue, sink]).ok()?;
+    queue.link(sink).ok()?;
+    sink.sync_state_with_parent().ok()?;
+    queue.sync_state_with_parent().ok()?;
+    pad.link(&queue.static_pad("sink")?).ok()?;
+    Some(())
+}
+
+/// A stream's tags go with its pad, the file's with the file.
+fn record_tags(seen: &Mutex<Seen>, pad: &gst::Pad, tags: &gst::TagListRef) {
+    let mut seen = seen.lock().expect("scan lock");
+    if tags.scope() == gst::TagScope::Global {
+        seen.global = seen.global.merge(tags, gst::TagMergeMode::Keep);
+    } else if let Some((_, _, kept)) = seen.pads.iter_mut().find(|(_, p, _)| p == pad) {
+        *kept = kept.merge(tags, gst::TagMergeMode::Keep);
+    }
+}
+
+/// A file the parsers alone described (see [`scan`](super::scan)).
+pub(super) fn found(scanned: Scanned) -> Found {
+    let global = Some(&scanned.global_tags);
+    let mut video = None;
+    let mut audio_streams = Vec::new();
+    let mut entries = Vec::new();
+    for stream in &scanned.streams {
+        let (name, s) = named(Some(stream.caps.clone()));
+        let codec = codec_name(&name, s.as_ref());
+        let int = |field: &str| s.as_ref().and_then(|s| s.get::<i32>(field).ok());
+        if name.starts_with("video/") {
+            let fps = s
+                .as_ref()
+                .and_then(|s| s.get::<gst::Fraction>("framerate").ok())
+                .filter(|f| f.denom() > 0)
+                .map_or(0.0, |f| f64::from(f.numer()) / f64::from(f.denom()));
+            video.get_or_insert_with(|| VideoStream {
+                codec: codec.clone(),
+                profile: s.as_ref().and_then(|s| s.get::<String>("profile").ok()),
+                width: int("width").unwrap_or(0) as u32,
+                height: int("height").unwrap_or(0) as u32,
+                fps,
+                still_image: false,
+                orientation: orientation(Some(&stream.tags)).or_else(|| orientation(global)),
+            });
+            entries.push(("video", codec, None));
+        } else {
+            audio_streams.push(AudioStream {
+                codec: codec.clone(),
+                rate: int("rate").unwrap_or(0) as u32,
+                channels: int("channels").unwrap_or(0) as u32,
+            });
+            let language = stream
+                .tags
+                .get::<gst::tags::LanguageCode>()
+                .map(|l| l.get().to_owned());
+            entries.push(("audio", codec, language));
+        }
+    }
+    let cover_art = cover_art(global).or_else(|| {
+        scanned
+            .streams
+            .iter()
+            .find_map(|s| cover_art(Some(&s.tags)))
+    });
+    Found {
+        container: scanned.container,
+        video,
+        tracks: super::tracks::numbered(entries),
+        audio_streams,
+        cover_art,
+        duration_ms: scanned.duration.map(|d| d.mseconds()),
+        seekable: scanned.seekable,
+        measures: scanned.measures,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs ffmpeg in `dir` (inputs named there are found) and returns `dir/name`.
+    fn make(dir: &Path, name: &str, args: &str) -> std::path::PathBuf {
+        let ok = std::process::Command::new("ffmpeg")
+            .current_dir(dir)
+            .args(["-v", "error", "-y"])
+            .args(args.split_whitespace())
+            .arg(name)
+            .status()
+            .expect("ffmpeg (make setup)")
+            .success();
+        assert!(ok, "ffmpeg {args} {name}");
+        dir.join(name)
+    }
+
+    const PICTURE: &str = "-f lavfi -i testsrc=s=640x360:r=30:d=2";
+    const TONE: &str = "-f lavfi -i sine=d=2:sample_rate=48000";
+    const H264_AAC: &str = "-pix_fmt yuv420p -c:v libx264 -bf 0 -c:a aac";
+
+    #[test]
+    fn the_parsers_describe_a_file_as_the_discoverer_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        make(
+            d,
+            "cover.png",
+            "-f lavfi -i color=c=red:s=64x64 -frames:v 1",
+        );
+        let files = [
+            make(
+                d,
+                "main.mp4",
+                &format!("{PICTURE} {TONE} {H264_AAC} -profile:v main"),
+            ),
+            make(
+                d,
+                "phone.mp4",
+                // ffmpeg's `rotate` is counter-clockwise, and honoured only when copying.
+                "-i main.mp4 -c copy -metadata:s:v:0 rotate=270",
+            ),
+            make(
+                d,
+                "languages.mp4",
+                &format!(
+                    "{PICTURE} -f lavfi -i sine=f=300:d=2 -f lavfi -i sine=f=600:d=2 -map 0:v \
+                     -map 1:a -map 2:a {H264_AAC} -metadata:s:a:0 language=eng -metadata:s:a:1 language=fre"
+                ),
+            ),
+            make(
+                d,
+                "cover.m4a",
+                &format!(
+                    "{TONE} -i cover.png -map 0:a -map 1:v -c:a aac -c:v png -disposition:v attached_pic"
+                ),
+            ),
+            make(d, "clip.flv", &format!("{PICTURE} {TONE} {H264_AAC}")),
+            make(d, "voice.m4a", &format!("{TONE} -c:a aac")),
+        ];
+        let mut described = Vec::new();
+        for path in files {
+            let by_parsers = found(scan(&path).unwrap_or_else(|e| panic!("{path:?}: {e}")));
+            let uri = url::Url::from_file_path(&path).unwrap().to_string();
+            let mut by_discoverer = super::super::discover::found(&uri, None).unwrap();
+            by_discoverer.measures = by_discoverer
+                .video
+                .as_ref()
+                .map(|_| super::super::conformance::measure_h264(&path));
+            assert_eq!(by_parsers, by_discoverer, "{path:?}");
+            described.push(by_parsers);
+        }
+        // What the files were made to show, shown.
+        let [main, phone, languages, cover, flv, voice] = &described[..] else {
+            unreachable!()
+        };
+        let video = |f: &Found| f.video.clone().unwrap();
+        assert_eq!(video(main).profile.as_deref(), Some("main"));
+        assert!(main.measures.as_ref().unwrap().is_ok());
+        assert_eq!(video(phone).orientation.as_deref(), Some("rotate-90"));
+        let spoken: Vec<_> = languages
+            .tracks
+            .iter()
+            .map(|t| t.language.clone())
+            .collect();
+        assert_eq!(spoken, [None, Some("en".into()), Some("fr".into())]);
+        assert!(
+            cover.cover_art.is_some() && cover.video.is_none(),
+            "{cover:?}"
+        );
+        assert_eq!((video(flv).width, flv.audio_streams[0].rate), (640, 48000));
+        assert_eq!(voice.duration_ms.map(|ms| ms / 100), Some(20));
+    }
+
+    #[test]
+    fn other_files_are_left_to_the_discoverer() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for path in [
+            make(d, "clip.mkv", &format!("{PICTURE} {TONE} {H264_AAC}")),
+            make(
+                d,
+                "mp3.mp4",
+                &format!("{PICTURE} {TONE} -pix_fmt yuv420p -c:v libx264 -c:a libmp3lame"),
+            ),
+            make(d, "tone.wav", "-f lavfi -i sine=d=1"),
+        ] {
+            assert!(scan(&path).is_err(), "{path:?}");
+        }
+        assert!(scan(&d.join("missing.mp4")).is_err());
+    }
+}
