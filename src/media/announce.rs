@@ -238,7 +238,9 @@ pub async fn transcode(
         src.push_buffer(frame).map_err(|e| build(e.to_string()))?;
         src.end_of_stream().map_err(|e| build(e.to_string()))?;
     }
-    let decode = super::pads::decoder_for(uri.as_str(), &pipeline).map_err(build)?;
+    let decode =
+        super::pads::decoder_for(uri.as_str(), &pipeline, super::pads::DecoderThreads::Auto)
+            .map_err(build)?;
     let mux = pipeline
         .by_name("mux")
         .ok_or_else(|| build("no muxer".into()))?;

@@ -200,6 +200,7 @@ pub mod input;
 pub mod live;
 pub mod observer;
 mod pads;
+pub use pads::DecoderThreads;
 pub mod passthrough;
 pub mod picture;
 pub mod plan;

@@ -36,7 +36,9 @@ pub(super) fn build_encoder(
             &[("audio_bps", &contract.audio_bps.to_string())],
         )
         .map_err(|e| err(e.to_string()))?;
-    // A live muxer waits for late streams only this long.
+    // No queues: each appsrc's own thread encodes its stream and the muxer (an aggregator)
+    // has its own, so a queue would only add a thread hop per buffer. A live muxer waits for
+    // late streams only this long.
     let mux = "flvmux name=mux streamable=true latency=200000000 ! appsink name=flv sync=false";
     let description = match contract.video {
         Some(v) => {
@@ -44,11 +46,10 @@ pub(super) fn build_encoder(
                 .render_video_encoder(contract, &v, crate::media::contract::EncoderThreads::Live)
                 .map_err(|e| err(e.to_string()))?;
             format!(
-                "appsrc name=vsrc ! queue ! {video_encode} ! queue ! {mux} \
-                 appsrc name=asrc ! queue ! {audio_encode} ! queue ! mux."
+                "appsrc name=vsrc ! {video_encode} ! {mux} appsrc name=asrc ! {audio_encode} ! mux."
             )
         }
-        None => format!("appsrc name=asrc ! queue ! {audio_encode} ! queue ! {mux}"),
+        None => format!("appsrc name=asrc ! {audio_encode} ! {mux}"),
     };
     let pipeline = gst::parse::launch(&description)
         .map_err(|e| err(e.to_string()))?

@@ -81,7 +81,13 @@ pub(super) fn build_input(
     } else {
         ""
     };
-    let video_branch = normalize_video.map(|n| format!("{freeze}queue ! {n} ! appsink name=video"));
+    // The queue parts the decoder's thread from the paced appsink's; two decoded pictures
+    // are all it needs to hold (its default, 10 MB, kept three 1080p pictures per session).
+    let video_branch = normalize_video.map(|n| {
+        format!(
+            "{freeze}queue max-size-buffers=2 max-size-bytes=0 max-size-time=0 ! {n} ! appsink name=video"
+        )
+    });
     let audio_branch = format!("queue ! {normalize_audio} ! appsink name=audio");
     let pipeline = match item {
         InputItem::Sources(spec) => {
@@ -119,7 +125,7 @@ pub(super) fn build_input(
         }
         InputItem::Uri(uri) => {
             let pipeline = gst::Pipeline::new();
-            let decode = crate::media::pads::decoder_for(uri, &pipeline)?;
+            let decode = crate::media::pads::decoder_for(uri, &pipeline, settings.decoder_threads)?;
             let guard = settings
                 .source_guard
                 .clone()

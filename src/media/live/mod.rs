@@ -6,7 +6,7 @@
 //!                                            slate when the input is gone   appsrc ─ aac ──┴ flvmux ─ appsink ─► StreamHub
 //! ```
 //!
-//! The pump emits frames at the contract's rate and audio in 20 ms chunks on its own
+//! The pump emits frames at the contract's rate and audio in chunks on its own
 //! clock, taking the newest input frame or, when the input is gone, the slate (a still image
 //! or black, and silence). So timestamps stay continuous and the caps never change across
 //! input restarts, loop points and fallbacks. The supervisor owns the input pipeline's bus,
@@ -87,6 +87,8 @@ pub struct LiveSettings {
     pub audio_track: usize,
     /// The input is a still picture: it is shown as video, frozen, until stopped.
     pub still_image: bool,
+    /// How many threads decode the input's video.
+    pub decoder_threads: crate::media::pads::DecoderThreads,
     /// The input starts only when the stream is first pulled (the slate runs until then),
     /// so a file is heard from its start by whoever pulls it: the cloud pulls at the
     /// callee's answer, not when the phone starts ringing.
@@ -108,6 +110,8 @@ impl LiveSettings {
             .and_then(|r| r.video.as_ref())
             .is_some_and(|v| v.still_image);
         self.audio_track = report.and_then(|r| r.audio_track).unwrap_or(0);
+        self.decoder_threads =
+            crate::media::pads::DecoderThreads::live(report.and_then(|r| r.video.as_ref()));
         self.picture = crate::media::picture::Picture::for_input(slate, report);
     }
 
@@ -122,6 +126,7 @@ impl LiveSettings {
             picture: None,
             audio_track: 0,
             still_image: false,
+            decoder_threads: crate::media::pads::DecoderThreads::Auto,
             hold_until_pulled: false,
             source_guard: None,
         }
