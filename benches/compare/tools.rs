@@ -6,9 +6,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub(crate) const CALLFEED: &str = env!("CARGO_BIN_EXE_callfeed");
-/// The ffmpeg command a user would write for a live push (the issue's reference command).
-const FFMPEG_LIVE: &str =
-    "-c:v libx264 -preset veryfast -tune zerolatency -b:v 2M -g 60 -bf 0 -c:a aac -b:a 128k -f flv";
+/// The ffmpeg command a user would write for a live push of the 720p profile, given what
+/// callfeed's encoder is given: the same preset, bitrate, 1 s GOP, one x264 thread, and AAC
+/// at 48 kHz stereo.
+const FFMPEG_LIVE: &str = "-vf scale=1280:720 -r 30 -c:v libx264 -preset veryfast -tune zerolatency -b:v 2M -maxrate 2M -bufsize 2M -g 30 -bf 0 -threads 1 -c:a aac -ar 48000 -ac 2 -b:a 128k -f flv";
 /// ffmpeg's own moving 720p30 test pattern and a 440 Hz tone.
 const FFMPEG_TEST_SOURCE: &str =
     "-f lavfi -i testsrc2=size=1280x720:rate=30 -f lavfi -i sine=frequency=440:sample_rate=48000";
@@ -109,16 +110,25 @@ impl Bench {
              ! queue ! mp4mux faststart=true name=m ! filesink location={w}/clip720.mp4 \
              audiotestsrc num-buffers=940 samplesperbuffer=1024 freq=440 ! audio/x-raw,rate=48000,channels=2 ! audioconvert ! voaacenc ! aacparse ! queue ! m."
         ));
-        // The same picture as H.264 High with B-frames: not passthrough material, so both tools
-        // decode and encode it at 720p.
-        gst(&format!(
-            "videotestsrc num-buffers=600 pattern=ball ! video/x-raw,format=I420,width=1280,height=720,framerate=30/1 \
-             ! x264enc speed-preset=veryfast bframes=2 key-int-max=60 ! video/x-h264,profile=high ! h264parse \
-             ! queue ! mp4mux faststart=true name=m ! filesink location={w}/clip720high.mp4 \
-             audiotestsrc num-buffers=940 samplesperbuffer=1024 freq=440 ! audio/x-raw,rate=48000,channels=2 ! audioconvert ! voaacenc ! aacparse ! queue ! m."
-        ));
         gst(&format!(
             "audiotestsrc num-buffers=500 samplesperbuffer=960 freq=440 ! audio/x-raw,rate=48000,channels=2 ! wavenc ! filesink location={w}/announcement.wav"
+        ));
+        // What users have: a detailed moving picture (not a test pattern, which flatters
+        // decoders and encoders alike) as a camera or phone writes it, 1080p H.264 High with
+        // B-frames and AAC at 44.1 kHz; the same picture at 720p as a hardware encoder writes
+        // it (Main, no B-frames: passthrough material); and a 44.1 kHz mono mp3 voice track.
+        ffmpeg(&format!(
+            "-f lavfi -i mandelbrot=size=1920x1080:rate=30 -f lavfi -i sine=frequency=330:sample_rate=44100 -t 10 \
+             -pix_fmt yuv420p -c:v libx264 -preset veryfast -profile:v high -bf 2 -g 60 -b:v 6M \
+             -c:a aac -ac 2 -b:a 128k -movflags +faststart {w}/real1080high.mp4"
+        ));
+        ffmpeg(&format!(
+            "-f lavfi -i mandelbrot=size=1280x720:rate=30 -f lavfi -i sine=frequency=330:sample_rate=48000 -t 10 \
+             -pix_fmt yuv420p -c:v libx264 -preset veryfast -profile:v main -bf 0 -g 30 -b:v 1800k -maxrate 2M -bufsize 2M \
+             -c:a aac -ac 2 -ar 48000 -b:a 128k -movflags +faststart {w}/main720.mp4"
+        ));
+        ffmpeg(&format!(
+            "-f lavfi -i sine=frequency=440:sample_rate=44100:duration=10 -ac 1 -c:a libmp3lame -b:a 96k {w}/voice.mp3"
         ));
         Self {
             nginx: Nginx::start(),
@@ -133,9 +143,15 @@ impl Bench {
         format!("{}/announcement.wav", self.dir)
     }
 
+    /// The 1080p H.264 High clip with B-frames.
+    pub(crate) fn real_clip(&self) -> String {
+        format!("{}/real1080high.mp4", self.dir)
+    }
+
     /// The command line a template stands for, with `url` where it says `{url}`. Placeholders
-    /// are whole words: `{clip}` (H.264 constrained baseline + AAC MP4), `{high}` (the same
-    /// picture as H.264 High with B-frames), `{wav}`, `{url}`, and ffmpeg's `{ffmpeg_live}`
+    /// are whole words: `{clip}` (H.264 constrained baseline + AAC MP4), `{real}` (1080p H.264 High with B-frames of a
+    /// detailed moving picture, AAC 44.1 kHz), `{main}` (720p H.264 Main without B-frames,
+    /// AAC 48 kHz), `{wav}`, `{mp3}` (44.1 kHz mono), `{url}`, and ffmpeg's `{ffmpeg_live}`
     /// (the encoder and FLV options) and `{ffmpeg_test_source}` (its own 720p30 test pattern
     /// and 440 Hz tone).
     pub(crate) fn args(&self, template: &str, url: &str) -> Vec<String> {
@@ -143,8 +159,10 @@ impl Bench {
         for word in template.split_whitespace() {
             match word {
                 "{clip}" => args.push(format!("{}/clip720.mp4", self.dir)),
-                "{high}" => args.push(format!("{}/clip720high.mp4", self.dir)),
                 "{wav}" => args.push(self.wav()),
+                "{real}" => args.push(self.real_clip()),
+                "{main}" => args.push(format!("{}/main720.mp4", self.dir)),
+                "{mp3}" => args.push(format!("{}/voice.mp3", self.dir)),
                 "{url}" => args.push(url.to_owned()),
                 "{ffmpeg_live}" => args.extend(FFMPEG_LIVE.split_whitespace().map(String::from)),
                 "{ffmpeg_test_source}" => {
@@ -195,5 +213,17 @@ fn gst(pipeline: &str) {
             .unwrap()
             .success(),
         "{pipeline}"
+    );
+}
+
+fn ffmpeg(args: &str) {
+    assert!(
+        Command::new("ffmpeg")
+            .args(["-v", "error", "-y"])
+            .args(args.split_whitespace())
+            .status()
+            .unwrap()
+            .success(),
+        "ffmpeg {args}"
     );
 }
