@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use crate::figures::{Measure, Slot, Versus};
 use crate::measure::cores;
 use crate::tools::CALLFEED;
-use crate::{MEDIA_SECS, ROUNDS, chart};
+use crate::{LIGHT_MEDIA_SECS, MEDIA_SECS, ROUNDS, chart};
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub(crate) struct Stat {
@@ -110,7 +110,7 @@ impl Results {
 /// The markdown's heading, one table row per comparison, and the RSS and control-plane line.
 fn table(report: &Value, comparisons: &[Comparison]) -> String {
     let mut md = format!(
-        "# callfeed vs ffmpeg\n\nMachine: {} cores, {}; {}; {}.\n\nEach figure: {ROUNDS} interleaved runs per tool on the same input, {MEDIA_SECS} s of media each; median (min–max).\n\n| figure | unit | callfeed | ffmpeg | ratio | target | met |\n|---|---|---|---|---|---|---|\n",
+        "# callfeed vs ffmpeg\n\nMachine: {} cores, {}; {}; {}.\n\nEach figure: {ROUNDS} interleaved runs per tool on the same input, {MEDIA_SECS} s of media each ({LIGHT_MEDIA_SECS} s for passthrough and audio); median (min–max).\n\n| figure | unit | callfeed | ffmpeg | ratio | target | met |\n|---|---|---|---|---|---|---|\n",
         report["machine"]["cores"],
         report["machine"]["cpu"].as_str().unwrap_or(""),
         report["machine"]["gstreamer"].as_str().unwrap_or(""),

@@ -2,7 +2,9 @@
 //!
 //! - `input`: what a user names (files, URLs, test sources, devices), parsed; `policy`:
 //!   which inputs an API client may use, and what a pipeline may open by itself
-//! - `probe`: what an input is; `contract`: the output every stream meets; `plan`: the one
+//! - `probe`: what an input is (`scan`: a local MP4/M4A/FLV of H.264 and AAC by its parsers
+//!   alone; `discover`: anything else with GStreamer's Discoverer); `conformance`: the one
+//!   passthrough verdict; `contract`: the output every stream meets; `plan`: the one
 //!   decision between announcement, passthrough and live
 //! - `live/`: a live stream (input side, pump, encoder, supervisor); `passthrough`: a
 //!   conforming file remuxed without decoding; `announce`: a file transcoded once, cached
