@@ -1,6 +1,7 @@
 //! What `callfeed push --mp4` does to the user's files: the input is never destroyed, an
 //! existing file is never overwritten without `--force`, an output is written whole or not
-//! at all, and options it cannot honour are refused, naming what is wrong.
+//! at all, and options it cannot honour are refused, naming what is wrong. And what
+//! `callfeed announce` makes: the cached announcement, made once, its path printed.
 
 mod common;
 
@@ -197,4 +198,76 @@ async fn an_interrupted_write_leaves_no_file() {
         "no partial file was left: {:?}",
         others(dir.path(), &["long.mp4"])
     );
+}
+
+async fn announce(input: &Path, cache: &Path, profile: &str) -> Output {
+    callfeed()
+        .arg("announce")
+        .arg(input)
+        .args(["--profile", profile])
+        .env("XDG_CACHE_HOME", cache)
+        .output()
+        .await
+        .unwrap()
+}
+
+/// Width, height and codec of each stream of `file`, as ffprobe reads it.
+fn stream_shapes(file: &Path) -> String {
+    let out = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name,width,height,sample_rate",
+        ])
+        .args(["-of", "csv=p=0"])
+        .arg(file)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[tokio::test]
+async fn announce_makes_the_announcement_once_and_prints_where_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let run = announce(Path::new(SAMPLE), &cache, "360p").await;
+    assert!(run.status.success(), "{}", stderr(&run));
+    let made = std::path::PathBuf::from(String::from_utf8_lossy(&run.stdout).trim());
+    assert!(made.starts_with(&cache), "in the sessions' cache: {made:?}");
+    // The contract: 360p H.264 with the tone as AAC at 48 kHz.
+    assert_eq!(stream_shapes(&made), "h264,640,360\naac,48000");
+    let first = std::fs::metadata(&made).unwrap().modified().unwrap();
+    // Asked again, the same file is the answer, not a second transcode.
+    let again = announce(Path::new(SAMPLE), &cache, "360p").await;
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(
+        String::from_utf8_lossy(&again.stdout).trim(),
+        made.to_str().unwrap()
+    );
+    assert_eq!(std::fs::metadata(&made).unwrap().modified().unwrap(), first);
+
+    // A file that already meets the contract is its own announcement.
+    let conforming = dir.path().join("conforming.mp4");
+    ffmpeg(&format!(
+        "-f lavfi -i testsrc=s=640x360:r=30:d=2 -f lavfi -i sine=d=2:sample_rate=48000 \
+         -pix_fmt yuv420p -c:v libx264 -profile:v main -bf 0 -g 30 -b:v 600k -c:a aac {}",
+        conforming.display()
+    ));
+    let run = announce(&conforming, &cache, "360p").await;
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert_eq!(
+        String::from_utf8_lossy(&run.stdout).trim(),
+        conforming.to_str().unwrap()
+    );
+    assert!(
+        stderr(&run).contains("already meets the 360p contract"),
+        "{}",
+        stderr(&run)
+    );
+
+    // Only a file makes an announcement; a URL is named as the problem.
+    let run = announce(Path::new("https://cdn.example.com/a.mp4"), &cache, "360p").await;
+    assert_eq!(run.status.code(), Some(2), "{}", stderr(&run));
+    assert!(stderr(&run).contains("a local file"), "{}", stderr(&run));
 }

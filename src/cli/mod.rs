@@ -5,6 +5,7 @@
 //! [`EXIT_INVALID`] for input refused before anything was sent, 3 to 6 for how a call
 //! ended ([`Outcome::exit_code`](crate::session::state::Outcome::exit_code)).
 
+mod announce;
 mod api;
 mod args;
 mod call;
@@ -93,6 +94,9 @@ enum Command {
     /// Turn an input into what a cloud can pull: served over HTTP (an MP4 announcement or
     /// live HTTP-FLV), pushed over RTMP, or written as the contract MP4 (--mp4).
     Push(push::PushArgs),
+    /// Make a file's announcement MP4 once (in the cache sessions use) and print its path,
+    /// to put on your own storage and play from there.
+    Announce(announce::AnnounceArgs),
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -120,6 +124,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Load(args) => load::run(config, args).await,
         Command::Probe(args) => probe::run(&config, args).await,
         Command::Push(args) => push::run(&config, args).await,
+        Command::Announce(args) => announce::run(&config, args).await,
     }
 }
 

@@ -1,0 +1,87 @@
+//! `callfeed announce`: a file made into the contract's announcement MP4 once, in the cache
+//! every session uses, and its path printed, so it can be put on your own storage (a CDN)
+//! and played from there. A file that already meets the contract is its own announcement.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use super::progress;
+use crate::app;
+use crate::cloud::InvalidArgument;
+use crate::config::Config;
+use crate::media::contract::{Contract, Profile};
+use crate::media::input::InputSpec;
+
+#[derive(Args)]
+pub(super) struct AnnounceArgs {
+    /// The file (audio, video or a picture) to make the announcement of.
+    input: String,
+    /// The output profile.
+    #[arg(long, default_value = "720p", value_parser = super::args::profile_values())]
+    profile: Profile,
+    /// Still image shown for an audio-only file in a video profile, instead of its cover art;
+    /// black otherwise.
+    #[arg(long, value_name = "IMAGE")]
+    slate: Option<PathBuf>,
+    /// A file's audio track: its number as `callfeed probe` lists them (0 is the first) or
+    /// its language code (`en`, `eng`); the first when not given.
+    #[arg(long, value_name = "N|LANG")]
+    audio_track: Option<crate::media::tracks::AudioTrack>,
+}
+
+pub(super) async fn run(config: &Config, args: AnnounceArgs) -> anyhow::Result<ExitCode> {
+    let spec = InputSpec::parse(&args.input)?;
+    let InputSpec::File(path) = &spec else {
+        anyhow::bail!(InvalidArgument::new(
+            "input",
+            &args.input,
+            "a local file (an announcement is made from a file; URLs and live sources are pushed with `callfeed push`)"
+        ));
+    };
+    let contract = Contract::new(args.profile);
+    let topologies = crate::media::topology::Topologies::load(&config.pipelines)?;
+    let options = crate::media::probe::ProbeOptions {
+        audio_track: args.audio_track.clone().unwrap_or_default(),
+        ..Default::default()
+    };
+    let probed = spec.clone();
+    let report = tokio::task::spawn_blocking(move || {
+        crate::media::probe::probe_with(&probed, contract, &options)
+    })
+    .await??;
+    if report.passthrough {
+        eprintln!(
+            "{} already meets the {} contract",
+            path.display(),
+            args.profile
+        );
+        println!("{}", path.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let bar = progress::fraction();
+    bar.set_message("transcoding");
+    let progress = |f: f64| bar.set_position((f * 1000.0) as u64);
+    let cache = crate::media::announce::default_cache_dir();
+    let prepare = crate::media::announce::prepare(
+        path,
+        &report,
+        args.slate.as_deref(),
+        contract,
+        &topologies,
+        &cache,
+        &progress,
+    );
+    // Ctrl-C drops the transcode, and with it the partial file.
+    let announcement = tokio::select! {
+        made = prepare => made?,
+        _ = app::shutdown_signal() => {
+            bar.finish_and_clear();
+            anyhow::bail!("interrupted: no announcement was made of {}", path.display());
+        }
+    };
+    bar.finish_and_clear();
+    println!("{}", announcement.display());
+    Ok(ExitCode::SUCCESS)
+}
