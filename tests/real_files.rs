@@ -224,6 +224,30 @@ async fn one_audio_track_is_played_the_first_or_the_one_asked_for() {
         stream.stop().await.unwrap();
     }
 
+    // Each track makes an announcement of its own in the cache, not the first one's again.
+    let cache = dir.path().join("cache");
+    let mut made = Vec::new();
+    for pick in ["0", "1"] {
+        let out = callfeed()
+            .arg("announce")
+            .arg(&mkv)
+            .args(["--profile", "audio", "--audio-track", pick])
+            .env("XDG_CACHE_HOME", &cache)
+            .output()
+            .await
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        made.push(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()));
+    }
+    assert_ne!(made[0], made[1]);
+    for (file, hz) in made.iter().zip([440.0, 880.0]) {
+        let seen = heard(file).await;
+        assert!(
+            (seen.dominant_hz.unwrap_or(0.0) - hz).abs() < 10.0,
+            "{file:?}: {seen:?}"
+        );
+    }
+
     // A track that is not there is named with the ones that are, before anything starts.
     let out = callfeed()
         .arg("push")

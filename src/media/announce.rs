@@ -79,6 +79,10 @@ pub async fn prepare(
         })?;
         hash = format!("{hash}-{}", &shown[..8]);
     }
+    // Another audio track of the same file is another announcement.
+    if let Some(track) = report.audio_track.filter(|n| *n > 0) {
+        hash = format!("{hash}-a{track}");
+    }
     std::fs::create_dir_all(cache_dir).map_err(|e| EngineError::Build {
         stage: "announcement cache",
         reason: format!("{}: {e}", cache_dir.display()),
