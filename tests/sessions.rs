@@ -52,6 +52,7 @@ fn spec(callee: &str, room: RoomRef, media: &str) -> SessionSpec {
         max_duration: None,
         live: false,
         audio_track: Default::default(),
+        direct: Default::default(),
     }
 }
 
@@ -485,6 +486,8 @@ async fn a_stall_mid_call_goes_to_the_slate_without_a_cloud_restart() {
         .unwrap();
     let cloud = clients(&emulator, APP_KEY);
     let mut s = spec("jack", RoomRef::string("stall").unwrap(), &valve.url());
+    // Restreamed, so callfeed's slate covers the stall (the cloud could pull it directly).
+    s.direct = callfeed::media::plan::Direct::Never;
     s.repeat = None;
     s.max_duration = Some(Duration::from_secs(12));
     let session = run(s, &cloud, None);

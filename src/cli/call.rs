@@ -61,6 +61,11 @@ pub(super) struct CallArgs {
     /// its language code (`en`, `eng`); the first when not given.
     #[arg(long, value_name = "N|LANG")]
     audio_track: Option<crate::media::tracks::AudioTrack>,
+    /// Hand a URL to the cloud to pull itself: `auto` when the probe says the cloud takes it
+    /// as it is (H.264 without B-frames within 1080p30, AAC or Opus), `always` unprobed (a URL
+    /// only the cloud can reach), `never` (always streamed by this node).
+    #[arg(long, default_value = "auto", value_name = "auto|always|never")]
+    direct: crate::media::plan::Direct,
     /// Where the stream server listens; the cloud must reach it (see --public-url).
     #[arg(long, default_value = "127.0.0.1:0", value_parser = super::args::listen_addr)]
     stream_listen: std::net::SocketAddr,
@@ -144,7 +149,8 @@ fn session_spec(args: &CallArgs) -> anyhow::Result<SessionSpec> {
     }
     let input = InputSpec::parse(&args.media)?;
     let media_type = MediaType::from(args.media_type);
-    Ok(SessionSpec {
+    let spec = SessionSpec {
+        direct: args.direct,
         callees,
         ingest_user: robot.clone(),
         robot,
@@ -167,7 +173,9 @@ fn session_spec(args: &CallArgs) -> anyhow::Result<SessionSpec> {
         max_duration: args.max_duration.map(Duration::from_secs),
         live: args.live,
         audio_track: args.audio_track.clone().unwrap_or_default(),
-    })
+    };
+    spec.check_direct()?;
+    Ok(spec)
 }
 
 /// The embedded emulator, with the `--callee-*` behaviour for every callee. It accepts

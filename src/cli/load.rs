@@ -149,6 +149,7 @@ fn template(args: &LoadArgs) -> anyhow::Result<SessionRequest> {
         ring_timeout_secs: 30,
         max_duration_secs: Some(args.duration),
         live: false,
+        direct: None,
     })
 }
 

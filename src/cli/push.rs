@@ -135,6 +135,8 @@ pub(super) async fn run(config: &Config, mut args: PushArgs) -> anyhow::Result<E
             live: args.live && args.mp4.is_none(),
             start: args.start.map(Duration::from_secs_f64),
             file_output: args.mp4.is_some() || (args.serve.is_some() && args.rtmp.is_none()),
+            // push is the stream a cloud pulls: it never hands its input over.
+            direct: crate::media::plan::Direct::Never,
         },
     );
     let mut settings = LiveSettings::new(contract);
@@ -157,7 +159,7 @@ pub(super) async fn run(config: &Config, mut args: PushArgs) -> anyhow::Result<E
             eprintln!("passthrough: {}", plan.reason);
             LiveStream::start_passthrough(path, &container, settings)?
         }
-        Mode::Live => LiveStream::start(spec, settings, &topologies)?,
+        Mode::Live | Mode::Direct { .. } => LiveStream::start(spec, settings, &topologies)?,
     };
     let events = stream.events();
     let server = match args.serve {

@@ -29,7 +29,32 @@ pub struct VideoMeasures {
 /// Reads up to [`SCAN`] of `path`'s first H.264 stream, demuxed and parsed only.
 pub(crate) fn measure_h264(path: &Path) -> Result<VideoMeasures, String> {
     super::init().map_err(|e| e.to_string())?;
-    let source = super::file_source(path)?;
+    measure_from(super::file_source(path)?, None, None)
+}
+
+/// How long a URL's packets are read for: enough to see B-frames (reordering shows within
+/// a GOP's first frames), not a live stream's 20 s of real time.
+const URL_SCAN: Duration = Duration::from_secs(3);
+/// Frames of a URL read at most.
+const URL_SCAN_FRAMES: u64 = 30;
+
+/// Reads a URL's first H.264 stream for at most [`URL_SCAN`], opening only what `guard`
+/// allows.
+pub(crate) fn measure_h264_uri(
+    uri: &str,
+    guard: Option<super::policy::SourceGuard>,
+) -> Result<VideoMeasures, String> {
+    super::init().map_err(|e| e.to_string())?;
+    let source =
+        gst::Element::make_from_uri(gst::URIType::Src, uri, None).map_err(|e| e.to_string())?;
+    measure_from(source, guard, Some(URL_SCAN))
+}
+
+fn measure_from(
+    source: gst::Element,
+    guard: Option<super::policy::SourceGuard>,
+    wall: Option<Duration>,
+) -> Result<VideoMeasures, String> {
     let parse = gst::ElementFactory::make("parsebin")
         .build()
         .map_err(|e| e.to_string())?;
@@ -38,6 +63,9 @@ pub(crate) fn measure_h264(path: &Path) -> Result<VideoMeasures, String> {
         .add_many([&source, &parse])
         .map_err(|e| e.to_string())?;
     source.link(&parse).map_err(|e| e.to_string())?;
+    if let Some(guard) = guard {
+        super::policy::guard_sources(pipeline.upcast_ref(), guard);
+    }
     let pipeline = super::NullOnDrop::new(pipeline);
     let sink = gst_app::AppSink::builder()
         .sync(false)
@@ -65,20 +93,27 @@ pub(crate) fn measure_h264(path: &Path) -> Result<VideoMeasures, String> {
     pipeline
         .set_state(gst::State::Playing)
         .map_err(|e| e.to_string())?;
-    read_h264(&sink, &pipeline)
+    read_h264(&sink, &pipeline, wall)
 }
 
-/// Reads up to [`SCAN`] of the H.264 packets arriving at `sink` in the playing `pipeline`.
+/// Reads up to [`SCAN`] of the H.264 packets arriving at `sink` in the playing `pipeline`,
+/// for at most `wall` of real time when given.
 pub(super) fn read_h264(
     sink: &gst_app::AppSink,
     pipeline: &gst::Pipeline,
+    wall: Option<Duration>,
 ) -> Result<VideoMeasures, String> {
     let mut tally = Tally::default();
+    let deadline = wall.map(|w| std::time::Instant::now() + w);
     while let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_seconds(5)) {
         let Some(buffer) = sample.buffer() else {
             continue;
         };
-        if tally.add(buffer) >= SCAN {
+        let read = tally.add(buffer);
+        if read >= SCAN
+            || deadline
+                .is_some_and(|d| tally.frames >= URL_SCAN_FRAMES || std::time::Instant::now() >= d)
+        {
             break;
         }
     }
@@ -291,5 +326,44 @@ fn video_checks(
         ),
         format!("{} kb/s", m.kbps),
         m.kbps as f64 <= f64::from(limit.kbps) * BITRATE_SLACK,
+    )
+}
+
+/// Whether the cloud can pull a URL as it is, and why: H.264 without B-frames within
+/// 1080p30 (or no video), with AAC or Opus audio (or none).
+pub(crate) fn direct_verdict(
+    video: Option<&super::probe::VideoStream>,
+    audio: Option<&super::probe::AudioStream>,
+    measures: Option<&Result<VideoMeasures, String>>,
+) -> (bool, String) {
+    if let Some(v) = video {
+        if v.codec != "h264" {
+            return (false, format!("its video is {}, not H.264", v.codec));
+        }
+        match measures {
+            Some(Ok(m)) if m.reordered => return (false, "its H.264 has B-frames".into()),
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return (false, format!("its H.264 packets could not be read: {e}")),
+            None => return (false, "its H.264 packets were not read".into()),
+        }
+        if v.width > 1920 || v.height > 1080 || v.fps > 30.01 {
+            return (
+                false,
+                format!(
+                    "{}x{} at {:.2} fps is over 1080p30",
+                    v.width, v.height, v.fps
+                ),
+            );
+        }
+    }
+    if let Some(a) = audio
+        && !matches!(a.codec.as_str(), "aac" | "opus")
+    {
+        return (false, format!("its audio is {}, not AAC or Opus", a.codec));
+    }
+    (
+        true,
+        "H.264 without B-frames within 1080p30, and AAC or Opus: the cloud takes it as it is"
+            .into(),
     )
 }

@@ -19,6 +19,8 @@ pub enum Mode {
     Passthrough { path: PathBuf, container: String },
     /// Decoded and encoded to the contract, live, kept alive on the slate.
     Live,
+    /// A URL the cloud pulls itself: handed to it unchanged, with no pipeline here.
+    Direct { url: String },
 }
 
 /// The decision and why it was made.
@@ -36,6 +38,7 @@ impl Plan {
             Mode::Announcement { .. } => "announcement",
             Mode::Passthrough { .. } => "passthrough",
             Mode::Live => "live",
+            Mode::Direct { .. } => "direct",
         }
     }
 }
@@ -50,6 +53,33 @@ pub struct PlanOptions {
     /// The output can carry a whole file (served with Range, or written as MP4); an RTMP
     /// push cannot.
     pub file_output: bool,
+    /// Whether a URL may be handed to the cloud to pull itself.
+    pub direct: Direct,
+}
+
+/// Whether a URL input is handed to the cloud as it is (`--direct`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direct {
+    /// When the probe says the cloud can take it as it is; restreamed otherwise.
+    #[default]
+    Auto,
+    /// Always, unprobed: for a URL the cloud can reach and this node cannot.
+    Always,
+    /// Never: always restreamed through this node.
+    Never,
+}
+
+impl std::str::FromStr for Direct {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "always" => Ok(Self::Always),
+            "never" => Ok(Self::Never),
+            _ => Err("auto, always or never".into()),
+        }
+    }
 }
 
 /// Decides how `input` (probed as `report`, when it is a file or URL) is streamed.
@@ -58,6 +88,30 @@ pub fn plan(input: &InputSpec, report: Option<&ProbeReport>, options: PlanOption
         mode: Mode::Live,
         reason: "encoded live to the contract".into(),
     };
+    if let InputSpec::Url(url) = input {
+        match (options.direct, report) {
+            (Direct::Always, _) => {
+                return Plan {
+                    mode: Mode::Direct { url: url.clone() },
+                    reason: "handed to the cloud as it is (direct: always), not probed".into(),
+                };
+            }
+            (Direct::Auto, Some(report)) if report.direct.is_some() => {
+                let (pullable, why) = report.direct.clone().unwrap_or_default();
+                if pullable {
+                    return Plan {
+                        mode: Mode::Direct { url: url.clone() },
+                        reason: format!("handed to the cloud as it is: {why}"),
+                    };
+                }
+                return Plan {
+                    mode: Mode::Live,
+                    reason: format!("re-encoded live to the contract: {why}"),
+                };
+            }
+            _ => {}
+        }
+    }
     let (InputSpec::File(path), Some(report)) = (input, report) else {
         return match input {
             InputSpec::Playlist(_) => Plan {

@@ -58,6 +58,8 @@ pub struct ProbeReport {
     pub reason: String,
     /// Each passthrough criterion with what was measured, in the order they are checked.
     pub checks: Vec<super::conformance::Check>,
+    /// For a URL: whether the cloud can pull it as it is, and why.
+    pub direct: Option<(bool, String)>,
     pub contract: Contract,
 }
 
@@ -200,6 +202,7 @@ pub fn probe_with(
                 passthrough: false,
                 reason: "a live source is encoded to the contract".into(),
                 checks: Vec::new(),
+                direct: None,
                 contract,
             });
         };
@@ -260,6 +263,7 @@ fn probe_uri(
         .as_deref()
         .ok_or("not a local file")
         .and_then(super::scan::scan);
+    let url_guard = guard.clone();
     let found = match scanned {
         Ok(scanned) => {
             tracing::debug!(input = %shown, by = "parsers", "probed");
@@ -316,7 +320,16 @@ fn probe_uri(
         },
         &contract,
     );
+    // A URL the cloud might pull itself: its packets are read briefly, for B-frames.
+    let direct = local.is_none().then(|| {
+        let measured = video
+            .as_ref()
+            .filter(|v| v.codec == "h264")
+            .map(|_| super::conformance::measure_h264_uri(uri, url_guard.clone()));
+        super::conformance::direct_verdict(video.as_ref(), audio.as_ref(), measured.as_ref())
+    });
     Ok(ProbeReport {
+        direct,
         input: shown,
         kind,
         live,
@@ -397,6 +410,7 @@ fn animated_report(
             animation.codec, animation.frames
         ),
         checks: Vec::new(),
+        direct: None,
         contract,
     }
 }

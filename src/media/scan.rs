@@ -120,7 +120,7 @@ pub(super) fn scan(path: &Path) -> Result<Scanned, &'static str> {
     let duration = pipeline.query_duration::<gst::ClockTime>();
     let mut seeking = gst::query::Seeking::new(gst::Format::Time);
     let seekable = pipeline.query(&mut seeking) && seeking.result().0;
-    let measures = h264.map(|sink| super::conformance::read_h264(&sink, &pipeline));
+    let measures = h264.map(|sink| super::conformance::read_h264(&sink, &pipeline, None));
     Ok(Scanned {
         container,
         duration,

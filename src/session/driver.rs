@@ -92,6 +92,9 @@ pub struct Report {
     #[serde(flatten)]
     pub outcome: Outcome,
     pub mode: &'static str,
+    /// Why the media took that path (the plan's reason).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode_reason: Option<String>,
     pub timings: Timings,
     /// What the media did: a live stream's figures, or an announcement's.
     pub media: Option<MediaFigures>,
@@ -303,6 +306,7 @@ async fn after_panic<C: CloudOps>(
         task_id,
         outcome,
         mode: "none",
+        mode_reason: None,
         timings: Timings::default(),
         media: None,
         task_restarts: 0,

@@ -25,8 +25,10 @@ pub(super) struct Prepared {
     pub(super) media: Media,
     pub(super) url: String,
     pub(super) repeat_num: i32,
-    /// The plan's name: announcement, passthrough or live.
+    /// The plan's name: announcement, passthrough, live or direct.
     pub(super) mode: &'static str,
+    /// Why.
+    pub(super) mode_reason: String,
 }
 
 /// Makes the media ready; `progress` gets the fraction done of a transcode (0..=1).
@@ -39,7 +41,10 @@ pub(super) async fn prepare(
     use crate::media::plan::{Mode, PlanOptions, plan};
     let input = spec.input.clone();
     let contract = Contract::new(spec.profile);
+    let unprobed = spec.direct == crate::media::plan::Direct::Always;
     let report = match &input {
+        // Handed over unprobed: the cloud may reach what this node cannot.
+        InputSpec::Url(_) if unprobed => None,
         InputSpec::File(_) | InputSpec::Playlist(_) | InputSpec::Url(_) => {
             let probe_input = input.clone();
             let options = crate::media::probe::ProbeOptions {
@@ -65,10 +70,12 @@ pub(super) async fn prepare(
             live: spec.live,
             start: None,
             file_output: true,
+            direct: spec.direct,
         },
     );
     tracing::info!(mode = plan.name(), reason = %plan.reason, "media plan");
     let mode = plan.name();
+    let mode_reason = plan.reason.clone();
     let (media, url, repeat_num) = match plan.mode {
         Mode::Announcement { path, conforms } => {
             let report = report.as_ref().expect("an announcement was probed");
@@ -94,6 +101,21 @@ pub(super) async fn prepare(
             let repeat_num = spec.repeat.map_or(-1, |n| n as i32);
             let url = publisher.publish_file(file, None);
             let duration = report.duration_ms.map(Duration::from_millis);
+            (Media::Announcement { expected, duration }, url, repeat_num)
+        }
+        Mode::Direct { url } => {
+            // The cloud plays it; a probed file's length says when it is done, and with no
+            // length known the task's end is the media's end.
+            let duration = report
+                .as_ref()
+                .and_then(|r| r.duration_ms)
+                .map(Duration::from_millis);
+            let expected = match (duration, spec.repeat) {
+                (Some(one), Some(n)) => Some(one * n),
+                (None, _) => Some(Duration::ZERO),
+                (Some(_), None) => None,
+            };
+            let repeat_num = spec.repeat.map_or(-1, |n| n as i32);
             (Media::Announcement { expected, duration }, url, repeat_num)
         }
         mode => {
@@ -123,5 +145,6 @@ pub(super) async fn prepare(
         url,
         repeat_num,
         mode,
+        mode_reason,
     })
 }

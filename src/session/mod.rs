@@ -173,9 +173,27 @@ pub struct SessionSpec {
     pub live: bool,
     /// Which of a file's audio tracks is played.
     pub audio_track: crate::media::tracks::AudioTrack,
+    /// Whether a URL is handed to the cloud to pull itself.
+    pub direct: crate::media::plan::Direct,
 }
 
 impl SessionSpec {
+    /// Only a URL can be handed to the cloud to pull.
+    pub fn check_direct(&self) -> Result<(), crate::cloud::InvalidArgument> {
+        let is_url = matches!(self.input, crate::media::input::InputSpec::Url(_));
+        if self.direct == crate::media::plan::Direct::Always && !is_url {
+            return Err(crate::cloud::InvalidArgument::new(
+                "direct",
+                "always",
+                format!(
+                    "a URL the cloud can pull (http, https or rtmp); `{}` is not one, so it is streamed by this node (direct: auto)",
+                    crate::redact::redact_url(&self.media)
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     pub fn start_call_request(&self) -> StartCallByRobot {
         StartCallByRobot {
             robot: self.robot.clone(),
@@ -232,6 +250,9 @@ pub struct SessionRequest {
     /// absent.
     #[serde(default)]
     pub audio_track: Option<String>,
+    /// `auto` (default), `always` or `never`: whether a URL is handed to the cloud as it is.
+    #[serde(default)]
+    pub direct: Option<String>,
 }
 
 fn bounded_callees<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
@@ -314,11 +335,13 @@ impl SessionRequest {
         let input = policy.admit(input).await?;
         input.check_available()?;
         input.check_sources(topologies)?;
-        Ok(SessionSpec {
+        let spec = SessionSpec {
             source_guard: policy.source_guard(&input),
             input,
             ..spec
-        })
+        };
+        spec.check_direct()?;
+        Ok(spec)
     }
 
     /// Every field but the media.
@@ -419,7 +442,14 @@ impl SessionRequest {
                 })?,
             None => Default::default(),
         };
+        let direct = match &self.direct {
+            Some(d) => d
+                .parse()
+                .map_err(|e: String| InvalidArgument::new("direct", d, e))?,
+            None => Default::default(),
+        };
         let spec = SessionSpec {
+            direct,
             callees,
             ingest_user: robot.clone(),
             robot,

@@ -52,6 +52,8 @@ pub(super) struct SessionRun<'a, C> {
     ringing_since: Option<Instant>,
     ingest_started: Option<Instant>,
     task_restarts: u32,
+    /// Why the media took its path, once prepared.
+    mode_reason: Option<String>,
     error_code: Option<String>,
     /// `max_duration` caps the media time, counted from the first StartStreamIngest.
     deadline: Option<tokio::time::Instant>,
@@ -84,6 +86,7 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
             ringing_since: None,
             ingest_started: None,
             task_restarts: 0,
+            mode_reason: None,
             error_code: None,
             deadline: None,
         }
@@ -169,6 +172,7 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
             }
         };
         self.timings.prepared_ms = Some(self.ms());
+        self.mode_reason = Some(prepared.mode_reason.clone());
         let actions = self.machine.on(Event::Prepared);
         let torn_down = self.drive(&mut prepared, actions).await;
         // The URL dies with the session, on a shared server too.
@@ -182,7 +186,8 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
             }
             Media::Announcement { duration, .. } => {
                 MediaFigures::Announcement(AnnouncementFigures {
-                    kind: "announcement",
+                    // "announcement", or "direct" for a URL the cloud pulled itself.
+                    kind: mode,
                     duration_ms: duration.map(|d| d.as_millis() as u64),
                     plays: self.spec.repeat,
                     bound_ms: self.ingest_started.map(|t| t.elapsed().as_millis() as u64),
@@ -509,6 +514,7 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
             task_id: self.task_id,
             outcome,
             mode,
+            mode_reason: self.mode_reason,
             timings: self.timings,
             media,
             task_restarts: self.task_restarts,
