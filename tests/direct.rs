@@ -87,6 +87,12 @@ async fn a_url_the_cloud_can_take_is_handed_over_and_others_are_restreamed() {
         "{report:#}"
     );
     assert_eq!(heard["width"], 640, "{report:#}");
+    // The ingest task pulled the URL itself, not one of callfeed's.
+    assert_eq!(
+        heard["stream_url"],
+        format!("{base}plain.mp4"),
+        "{report:#}"
+    );
 
     // B-frames: restreamed by callfeed, and the room still gets it.
     let (code, report, err) = call(&format!("{base}bframes.mp4"), &["--max-duration", "2"]).await;

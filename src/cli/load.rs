@@ -43,6 +43,10 @@ pub(super) struct LoadArgs {
     /// Output profile (default: audio for audio calls, 720p for video calls).
     #[arg(long, value_parser = super::args::profile_values())]
     profile: Option<Profile>,
+    /// Hand a URL to the cloud to pull itself: `auto` when it can take it as it is,
+    /// `always` unprobed, `never` (see `callfeed call --direct`).
+    #[arg(long, default_value = "auto", value_name = "auto|always|never")]
+    direct: crate::media::plan::Direct,
     /// Run against the in-process emulator.
     #[arg(long)]
     emulator: bool,
@@ -149,7 +153,7 @@ fn template(args: &LoadArgs) -> anyhow::Result<SessionRequest> {
         ring_timeout_secs: 30,
         max_duration_secs: Some(args.duration),
         live: false,
-        direct: None,
+        direct: Some(args.direct.as_str().to_owned()),
     })
 }
 

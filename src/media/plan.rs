@@ -70,6 +70,17 @@ pub enum Direct {
     Never,
 }
 
+impl Direct {
+    /// As the flag and the request field spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Always => "always",
+            Self::Never => "never",
+        }
+    }
+}
+
 impl std::str::FromStr for Direct {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
