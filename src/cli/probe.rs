@@ -38,6 +38,8 @@ pub(super) async fn run(
     let probed = spec.clone();
     let options = crate::media::probe::ProbeOptions {
         audio_track: args.audio_track.clone().unwrap_or_default(),
+        // The plan shown is a session's, which hands a URL over when it can.
+        judge_direct: true,
         ..Default::default()
     };
     let report = tokio::task::spawn_blocking(move || {

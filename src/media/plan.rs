@@ -107,17 +107,23 @@ pub fn plan(input: &InputSpec, report: Option<&ProbeReport>, options: PlanOption
                     reason: "handed to the cloud as it is (direct: always), not probed".into(),
                 };
             }
-            (Direct::Auto, Some(report)) if report.direct.is_some() => {
-                let (pullable, why) = report.direct.clone().unwrap_or_default();
-                if pullable {
-                    return Plan {
+            (
+                Direct::Auto,
+                Some(ProbeReport {
+                    direct: Some((pullable, why)),
+                    ..
+                }),
+            ) => {
+                return if *pullable {
+                    Plan {
                         mode: Mode::Direct { url: url.clone() },
                         reason: format!("handed to the cloud as it is: {why}"),
-                    };
-                }
-                return Plan {
-                    mode: Mode::Live,
-                    reason: format!("re-encoded live to the contract: {why}"),
+                    }
+                } else {
+                    Plan {
+                        mode: Mode::Live,
+                        reason: format!("re-encoded live to the contract: {why}"),
+                    }
                 };
             }
             _ => {}

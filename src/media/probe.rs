@@ -163,6 +163,9 @@ pub struct ProbeOptions {
     /// The sources the probe may open; a network input's own default when `None`.
     pub guard: Option<SourceGuard>,
     pub audio_track: AudioTrack,
+    /// Judge a URL for the cloud to pull as it is (`ProbeReport::direct`): its packets are
+    /// read for up to 3 s, so only a caller that may hand the URL over asks.
+    pub judge_direct: bool,
 }
 
 /// [`probe`], with the sources the probe may open limited and the audio track chosen.
@@ -207,14 +210,13 @@ pub fn probe_with(
             });
         };
         let guard = options.guard.clone().or_else(|| SourceGuard::for_uri(uri));
-        let audio_track = &options.audio_track;
         reports.push(probe_uri(
             uri,
             spec.is_live(),
             kind,
             contract,
             guard,
-            audio_track,
+            options,
         )?);
     }
     let mut first = reports.remove(0);
@@ -235,7 +237,7 @@ fn probe_uri(
     kind: &'static str,
     contract: Contract,
     guard: Option<SourceGuard>,
-    audio_track: &AudioTrack,
+    options: &ProbeOptions,
 ) -> Result<ProbeReport, ProbeError> {
     let shown = if uri.starts_with("file://") {
         uri.trim_start_matches("file://").to_owned()
@@ -284,7 +286,7 @@ fn probe_uri(
         seekable,
         mut measures,
     } = found;
-    let audio_track = super::tracks::choose(&mut tracks, audio_track).map_err(fail)?;
+    let audio_track = super::tracks::choose(&mut tracks, &options.audio_track).map_err(fail)?;
     let audio = audio_track.and_then(|n| audio_streams.get(n).cloned());
     if video.is_none() && audio.is_none() {
         return Err(fail(if cover_art.is_some() {
@@ -321,7 +323,7 @@ fn probe_uri(
         &contract,
     );
     // A URL the cloud might pull itself: its packets are read briefly, for B-frames.
-    let direct = local.is_none().then(|| {
+    let direct = (local.is_none() && options.judge_direct).then(|| {
         let measured = video
             .as_ref()
             .filter(|v| v.codec == "h264")

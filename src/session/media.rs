@@ -50,6 +50,7 @@ pub(super) async fn prepare(
             let options = crate::media::probe::ProbeOptions {
                 guard: spec.source_guard.clone(),
                 audio_track: spec.audio_track.clone(),
+                judge_direct: spec.direct == crate::media::plan::Direct::Auto,
             };
             Some(
                 tokio::task::spawn_blocking(move || {
