@@ -8,7 +8,6 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::progress;
-use crate::app;
 use crate::cloud::InvalidArgument;
 use crate::config::Config;
 use crate::media::contract::{Contract, Profile};
@@ -57,31 +56,24 @@ pub(super) async fn run(config: &Config, args: AnnounceArgs) -> anyhow::Result<E
             path.display(),
             args.profile
         );
-        println!("{}", path.display());
-        return Ok(ExitCode::SUCCESS);
     }
-    let bar = progress::fraction();
-    bar.set_message("transcoding");
-    let progress = |f: f64| bar.set_position((f * 1000.0) as u64);
     let cache = crate::media::announce::default_cache_dir();
-    let prepare = crate::media::announce::prepare(
-        path,
-        &report,
-        args.slate.as_deref(),
-        contract,
-        &topologies,
-        &cache,
-        &progress,
-    );
-    // Ctrl-C drops the transcode, and with it the partial file.
-    let announcement = tokio::select! {
-        made = prepare => made?,
-        _ = app::shutdown_signal() => {
-            bar.finish_and_clear();
-            anyhow::bail!("interrupted: no announcement was made of {}", path.display());
-        }
-    };
-    bar.finish_and_clear();
+    let announcement = progress::transcoding(
+        format!("no announcement was made of {}", path.display()),
+        async |progress| {
+            crate::media::announce::prepare(
+                path,
+                &report,
+                args.slate.as_deref(),
+                contract,
+                &topologies,
+                &cache,
+                progress,
+            )
+            .await
+        },
+    )
+    .await?;
     println!("{}", announcement.display());
     Ok(ExitCode::SUCCESS)
 }

@@ -122,3 +122,20 @@ pub(super) fn fraction() -> ProgressBar {
     );
     bar
 }
+
+/// A transcode under a progress bar. Ctrl-C drops it, and with it its partial file, and
+/// ends it as the error `interrupted: {interrupted}`.
+pub(super) async fn transcoding<T, E: Into<anyhow::Error>>(
+    interrupted: String,
+    transcode: impl AsyncFnOnce(&(dyn Fn(f64) + Sync)) -> Result<T, E>,
+) -> anyhow::Result<T> {
+    let bar = fraction();
+    bar.set_message("transcoding");
+    let progress = |f: f64| bar.set_position((f * 1000.0) as u64);
+    let done = tokio::select! {
+        done = transcode(&progress) => done.map_err(Into::into),
+        _ = crate::app::shutdown_signal() => Err(anyhow::anyhow!("interrupted: {interrupted}")),
+    };
+    bar.finish_and_clear();
+    done
+}

@@ -371,39 +371,34 @@ async fn announcement(
     topologies: &Topologies,
     args: &PushArgs,
 ) -> anyhow::Result<ExitCode> {
-    let bar = progress::fraction();
-    bar.set_message("transcoding");
-    let progress = |f: f64| bar.set_position((f * 1000.0) as u64);
     if let Some(out) = &args.mp4 {
-        let write = crate::media::announce::write_mp4(
-            path,
-            report,
-            args.slate.as_deref(),
-            contract,
-            topologies,
-            out,
-            &progress,
-        );
-        // Ctrl-C drops the write, and with it the partial file.
-        tokio::select! {
-            written = write => written?,
-            _ = app::shutdown_signal() => {
-                bar.finish_and_clear();
-                anyhow::bail!("interrupted: {} was not written", out.display());
-            }
-        }
-        bar.finish_and_clear();
+        progress::transcoding(
+            format!("{} was not written", out.display()),
+            async |progress| {
+                crate::media::announce::write_mp4(
+                    path,
+                    report,
+                    args.slate.as_deref(),
+                    contract,
+                    topologies,
+                    out,
+                    progress,
+                )
+                .await
+            },
+        )
+        .await?;
         println!("{}", out.display());
         return Ok(ExitCode::SUCCESS);
     }
-    let file = if report.passthrough {
-        path.to_path_buf()
-    } else {
-        let dir = crate::media::announce::default_cache_dir();
-        let slate = args.slate.as_deref();
+    let bar = progress::fraction();
+    bar.set_message("transcoding");
+    let progress = |f: f64| bar.set_position((f * 1000.0) as u64);
+    let dir = crate::media::announce::default_cache_dir();
+    let slate = args.slate.as_deref();
+    let file =
         crate::media::announce::prepare(path, report, slate, contract, topologies, &dir, &progress)
-            .await?
-    };
+            .await?;
     bar.finish_and_clear();
     let addr = args
         .serve

@@ -55,9 +55,10 @@ fn in_flight(target: &Path) -> std::sync::Arc<tokio::sync::Mutex<()>> {
     flights.entry(target.to_path_buf()).or_default().clone()
 }
 
-/// The cached MP4 for `input` under `contract`, transcoding it first if needed; `slate`
-/// is the picture of an input without video (its cover art otherwise).
-/// `progress` gets the fraction done (0..=1) while transcoding.
+/// The announcement of `input` under `contract`: the file itself when it already meets the
+/// contract (as `report` says), else the cached MP4, transcoded first if needed; `slate` is
+/// the picture of an input without video (its cover art otherwise). `progress` gets the
+/// fraction done (0..=1) while transcoding.
 pub async fn prepare(
     input: &Path,
     report: &ProbeReport,
@@ -67,6 +68,10 @@ pub async fn prepare(
     cache_dir: &Path,
     progress: &(dyn Fn(f64) + Sync),
 ) -> Result<PathBuf, EngineError> {
+    if report.passthrough {
+        progress(1.0);
+        return Ok(input.to_path_buf());
+    }
     let fail = |reason: String| EngineError::Input {
         input: input.display().to_string(),
         reason,

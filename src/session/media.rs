@@ -78,23 +78,19 @@ pub(super) async fn prepare(
     let mode = plan.name();
     let mode_reason = plan.reason.clone();
     let (media, url, repeat_num) = match plan.mode {
-        Mode::Announcement { path, conforms } => {
+        Mode::Announcement { path, .. } => {
             let report = report.as_ref().expect("an announcement was probed");
-            let file = if conforms {
-                path
-            } else {
-                crate::media::announce::prepare(
-                    &path,
-                    report,
-                    None,
-                    contract,
-                    topologies,
-                    &settings.cache_dir,
-                    progress,
-                )
-                .await
-                .map_err(|e| e.to_string())?
-            };
+            let file = crate::media::announce::prepare(
+                &path,
+                report,
+                None,
+                contract,
+                topologies,
+                &settings.cache_dir,
+                progress,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
             let expected = report
                 .duration_ms
                 .zip(spec.repeat)
