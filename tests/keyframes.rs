@@ -10,7 +10,6 @@ use callfeed::media::contract::{Contract, Profile};
 use callfeed::media::input::InputSpec;
 use callfeed::media::live::{LiveSettings, LiveStream};
 use callfeed::media::topology::Topologies;
-use callfeed::publish::StreamServer;
 use common::*;
 
 /// Black, bars, white: two hard cuts in the middle of a GOP (at 0.5 s and 1.7 s), where an
@@ -49,10 +48,7 @@ async fn a_live_stream_has_keyframes_every_gop_and_nowhere_else() {
         &Topologies::builtin().unwrap(),
     )
     .unwrap();
-    let server = StreamServer::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let url = server.publish_live(stream.hub(), None);
+    let (_server, url) = serve_live(&stream).await;
     let tags = read_flv(&url, Duration::from_secs(5)).await;
     stream.stop().await.unwrap();
 

@@ -9,19 +9,10 @@ use callfeed::media::input::InputSpec;
 use callfeed::media::live::{LiveSettings, LiveStream, Loops, MediaEvent};
 use callfeed::media::observer::{MediaTally, ObserveSpec, Observer, Pace};
 use callfeed::media::topology::Topologies;
-use callfeed::publish::StreamServer;
 use common::*;
 
 fn topologies() -> Topologies {
     Topologies::builtin().unwrap()
-}
-
-async fn serve(stream: &LiveStream) -> (StreamServer, String) {
-    let server = StreamServer::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let url = server.publish_live(stream.hub(), None);
-    (server, url)
 }
 
 /// Waits for an event matching `want`, or panics at the deadline.
@@ -52,7 +43,7 @@ async fn a_test_source_becomes_a_contract_stream() {
         &topologies(),
     )
     .unwrap();
-    let (_server, url) = serve(&stream).await;
+    let (_server, url) = serve_live(&stream).await;
     // An independent reader, paced as a player.
     let seen = observe_until(&url, 60, Duration::from_secs(10)).await;
     assert_eq!((seen.width, seen.height), (640, 360), "{seen:?}");
@@ -126,7 +117,7 @@ async fn a_looped_file_has_one_continuous_timeline() {
     settings.loops = Loops::Times(3);
     let mut stream = LiveStream::start(spec, settings, &topologies()).unwrap();
     let mut events = stream.events();
-    let (_server, url) = serve(&stream).await;
+    let (_server, url) = serve_live(&stream).await;
     let reader = tokio::spawn(async move { read_flv(&url, Duration::from_secs(15)).await });
     let reason = stream.wait().await.unwrap();
     assert_eq!(reason, "input finished");
@@ -183,7 +174,7 @@ async fn a_stalled_source_goes_to_the_slate_and_comes_back() {
         *e == MediaEvent::FirstMedia
     })
     .await;
-    let (_server, url) = serve(&stream).await;
+    let (_server, url) = serve_live(&stream).await;
     let closed_at = Instant::now();
     valve.close();
     wait_event(&mut events, Duration::from_secs(10), |e| {
@@ -355,7 +346,7 @@ async fn odd_inputs_are_brought_to_the_contract() {
         let mut settings = LiveSettings::new(Contract::new(Profile::P360));
         settings.loops = Loops::Forever;
         let stream = LiveStream::start(spec, settings, &topologies()).unwrap();
-        let (_server, url) = serve(&stream).await;
+        let (_server, url) = serve_live(&stream).await;
         let seen = observe_until(&url, 45, Duration::from_secs(20)).await;
         assert_eq!(
             (seen.width, seen.height, seen.size_changes),
@@ -393,7 +384,7 @@ async fn a_conforming_file_is_remuxed_without_decoding() {
         LiveStream::start_passthrough(path, report.container.as_deref().unwrap(), settings)
             .unwrap();
     assert!(stream.stats().passthrough);
-    let (_server, url) = serve(&stream).await;
+    let (_server, url) = serve_live(&stream).await;
     let reader = tokio::spawn(async move { read_flv(&url, Duration::from_secs(10)).await });
     assert_eq!(stream.wait().await.unwrap(), "input finished");
     let tags = reader.await.unwrap();
@@ -435,7 +426,7 @@ async fn a_playlist_plays_its_items_in_turn_from_the_start_offset() {
     settings.start = Some(Duration::from_secs(1));
     let mut stream = LiveStream::start(spec, settings, &topologies()).unwrap();
     let mut events = stream.events();
-    let (_server, url) = serve(&stream).await;
+    let (_server, url) = serve_live(&stream).await;
     let reader = tokio::spawn(async move { read_flv(&url, Duration::from_secs(10)).await });
     assert_eq!(stream.wait().await.unwrap(), "input finished");
     let tags = reader.await.unwrap();
@@ -468,7 +459,7 @@ async fn a_camera_becomes_a_contract_stream() {
         &topologies(),
     )
     .unwrap();
-    let (_server, url) = serve(&stream).await;
+    let (_server, url) = serve_live(&stream).await;
     let seen = observe_until(&url, 30, Duration::from_secs(15)).await;
     assert_eq!((seen.width, seen.height), (640, 360), "{seen:?}");
     stream.stop().await.unwrap();
@@ -541,7 +532,7 @@ async fn every_file_format_becomes_the_same_contract() {
         settings.loops = Loops::Forever;
         settings.still_image = report.video.as_ref().is_some_and(|v| v.still_image);
         let stream = LiveStream::start(spec, settings, &topologies()).unwrap();
-        let (_server, url) = serve(&stream).await;
+        let (_server, url) = serve_live(&stream).await;
         let seen = observe_until(&url, 40, Duration::from_secs(20)).await;
         assert_eq!(
             (seen.width, seen.height, seen.size_changes),
@@ -628,7 +619,7 @@ async fn hls_and_srt_sources_become_contract_streams() {
             &topologies(),
         )
         .unwrap();
-        let (_server, url) = serve(&stream).await;
+        let (_server, url) = serve_live(&stream).await;
         let seen = observe_until(&url, 45, Duration::from_secs(25)).await;
         assert_eq!((seen.width, seen.height), (640, 360), "{input}: {seen:?}");
         assert!(
@@ -647,7 +638,7 @@ async fn an_audio_profile_stream_is_heard_by_a_late_reader() {
         &topologies(),
     )
     .unwrap();
-    let (_server, url) = serve(&stream).await;
+    let (_server, url) = serve_live(&stream).await;
     let mut events = stream.events();
     wait_event(&mut events, Duration::from_secs(10), |e| {
         *e == MediaEvent::FirstMedia

@@ -212,10 +212,7 @@ async fn one_audio_track_is_played_the_first_or_the_one_asked_for() {
         settings.follow(Some(&report), None);
         let topologies = callfeed::media::topology::Topologies::builtin().unwrap();
         let stream = LiveStream::start(spec, settings, &topologies).unwrap();
-        let server = callfeed::publish::StreamServer::start("127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
-        let url = server.publish_live(stream.hub(), None);
+        let (_server, url) = common::serve_live(&stream).await;
         let seen = common::observe_audio_until(&url, 1500, Duration::from_secs(20)).await;
         assert!(
             (seen.dominant_hz.unwrap_or(0.0) - 880.0).abs() < 10.0,

@@ -12,7 +12,6 @@ use callfeed::media::live::{LiveSettings, LiveStream};
 use callfeed::media::observer::{MediaTally, ObserveSpec, Observer, Pace};
 use callfeed::media::rtmp::RtmpOutput;
 use callfeed::media::topology::Topologies;
-use callfeed::publish::StreamServer;
 use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -24,10 +23,7 @@ async fn stopping_frees_every_pipeline() {
         &Topologies::builtin().unwrap(),
     )
     .unwrap();
-    let server = StreamServer::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let url = server.publish_live(stream.hub(), None);
+    let (server, url) = serve_live(&stream).await;
     let rtmp = RtmpOutput::start(stream.hub(), nginx.url("t")).unwrap();
     let tally = MediaTally::new(Instant::now());
     let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();

@@ -607,3 +607,15 @@ pub fn ffmpeg(args: &str) {
         .success();
     assert!(ok, "ffmpeg {args}");
 }
+
+/// `stream` served as live HTTP-FLV on a free loopback port: the server (the URL lives as
+/// long as it does) and the URL.
+pub async fn serve_live(
+    stream: &callfeed::media::live::LiveStream,
+) -> (callfeed::publish::StreamServer, String) {
+    let server = callfeed::publish::StreamServer::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let url = server.publish_live(stream.hub(), None);
+    (server, url)
+}
