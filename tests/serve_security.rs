@@ -292,6 +292,9 @@ async fn nothing_starts_before_the_whole_request_is_valid() {
         (with("ring_timeout_secs", json!(601)), "ring_timeout_secs"),
         (with("audio_track", json!("../../etc")), "audio_track"),
         (with("audio_track", json!("1 ! filesink")), "audio_track"),
+        (with("direct", json!("always ! filesink")), "direct"),
+        // Only a URL can be handed to the cloud; this media is a test source.
+        (with("direct", json!("always")), "a URL the cloud can pull"),
     ] {
         let (status, answer) = api.post(body.clone()).await;
         assert_eq!(status, 422, "{body}: {answer}");
