@@ -14,9 +14,11 @@ use crate::cloud::http::HttpSettings;
 use crate::cloud::{ApiCredentials, ImCredentials, InvalidArgument, UserId};
 
 mod emulator;
+mod relay;
 mod settings;
 
 pub use emulator::{CallbackTarget, CalleeScript, EmulatorTable, ObserverPace};
+pub use relay::{ENV_CSS_PLAY_KEY, ENV_CSS_PUSH_KEY};
 pub use settings::{
     ADMIN, ALL_SETTINGS, DATA_CENTER, HTTP_MAX_ATTEMPTS, HTTP_TIMEOUT_MS, IM_ENDPOINT, RATE_LIMITS,
     REGION, SDK_SECRET_KEY, SDKAPPID, SECRET_ID, SECRET_KEY, Setting, TRTC_ENDPOINT,
@@ -184,6 +186,8 @@ struct FileConfig {
     rate_limits: Option<bool>,
     #[serde(default)]
     emulator: EmulatorTable,
+    /// The relay every session pushes to unless it names its own.
+    relay: Option<crate::publish::relay::RelayFields>,
     /// Topology overrides and additions: section → name → gst-launch fragment.
     #[serde(default)]
     pipelines: BTreeMap<String, BTreeMap<String, String>>,
@@ -213,6 +217,11 @@ pub struct Config {
     pub emulator: EmulatorTable,
     /// `[pipelines]` overrides of `pipelines/topologies.toml`, checked when loaded.
     pub pipelines: BTreeMap<String, BTreeMap<String, String>>,
+    /// `[relay]` as written (with the environment's keys), for flags that name only part
+    /// of a relay and take the keys from here.
+    pub relay_fields: crate::publish::relay::RelayFields,
+    /// The relay `[relay]` names: every session pushes there unless it names its own.
+    pub relay: Option<crate::publish::relay::Relay>,
     pub file: Option<PathBuf>,
     sources: BTreeMap<&'static str, Source>,
 }
@@ -231,6 +240,7 @@ impl std::fmt::Debug for Config {
             .field("im_endpoint", &self.im_endpoint.as_str())
             .field("trtc_endpoint", &self.trtc_endpoint.as_str())
             .field("http", &self.http)
+            .field("relay", &self.relay)
             .finish()
     }
 }
@@ -423,6 +433,7 @@ impl Config {
             file.http_max_attempts,
             file.rate_limits,
         )?;
+        let (relay_fields, relay) = relay::load(path.as_deref(), file.relay, env)?;
         Ok(Self {
             sdkappid,
             sdk_secret_key,
@@ -436,6 +447,8 @@ impl Config {
             http,
             emulator: file.emulator,
             pipelines: file.pipelines,
+            relay_fields,
+            relay,
             file: path,
             sources: picker.sources,
         })

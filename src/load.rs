@@ -23,6 +23,8 @@ pub struct LoadPlan {
     pub concurrency: u32,
     /// Each session's request; callee, room and robot are made unique per session.
     pub template: SessionRequest,
+    /// The relay sessions push to when the template names none (`[relay]`).
+    pub relay: Option<crate::publish::relay::Relay>,
 }
 
 /// Percentiles of one stage, in milliseconds.
@@ -121,6 +123,7 @@ pub async fn run<C: CloudOps + 'static>(
             .validate(
                 &crate::media::policy::InputPolicy::Unrestricted,
                 &topologies,
+                plan.relay.as_ref(),
             )
             .await
         {

@@ -53,6 +53,7 @@ fn spec(callee: &str, room: RoomRef, media: &str) -> SessionSpec {
         live: false,
         audio_track: Default::default(),
         direct: Default::default(),
+        relay: None,
     }
 }
 

@@ -131,3 +131,84 @@ mod tests {
         assert!(err.contains("HOST:PORT"), "{err}");
     }
 }
+
+/// An RTMP relay the stream is pushed to, for the cloud to pull from: for a node the cloud
+/// cannot reach (see the README's "Deployment shapes"). The same on `call` and `load`.
+#[derive(Args, Clone, Default)]
+#[command(next_help_heading = "Relay (the node pushes, the cloud pulls from the relay)")]
+pub(super) struct RelayArgs {
+    /// Push the stream to this RTMP server (SRS, nginx-rtmp, MediaMTX...); `{stream}` is
+    /// replaced by the session's own stream name.
+    #[arg(long, value_name = "RTMP_URL")]
+    relay_push: Option<String>,
+    /// The URL the cloud pulls the pushed stream from, with `{stream}`.
+    #[arg(long, value_name = "URL")]
+    relay_play: Option<String>,
+    /// Push to Tencent CSS on this push domain; the push URL is signed per session.
+    #[arg(long, value_name = "DOMAIN")]
+    css_push_domain: Option<String>,
+    /// The CSS playback domain the cloud pulls from.
+    #[arg(long, value_name = "DOMAIN")]
+    css_play_domain: Option<String>,
+    /// The push domain's auth key (or CALLFEED_CSS_PUSH_KEY, or `css_push_key` in [relay]).
+    #[arg(long, value_name = "KEY")]
+    css_push_key: Option<String>,
+    /// The play domain's auth key, when playback authentication is on (or
+    /// CALLFEED_CSS_PLAY_KEY).
+    #[arg(long, value_name = "KEY")]
+    css_play_key: Option<String>,
+    /// The CSS application name (default `live`).
+    #[arg(long, value_name = "APP")]
+    css_app: Option<String>,
+    /// The play URL handed to the cloud: `flv` (HTTPS-FLV, default), `rtmp` or `hls`.
+    #[arg(long, value_name = "flv|rtmp|hls")]
+    css_play_format: Option<String>,
+}
+
+impl RelayArgs {
+    /// The relay the flags name, with keys they leave out taken from the config; `None`
+    /// when they name none.
+    pub(super) fn fields(
+        &self,
+        config: &crate::config::Config,
+    ) -> Option<crate::publish::relay::RelayFields> {
+        let key = |k: &Option<String>| k.clone().map(secrecy::SecretString::from);
+        let fields = crate::publish::relay::RelayFields {
+            push: self.relay_push.clone(),
+            play: self.relay_play.clone(),
+            css_push_domain: self.css_push_domain.clone(),
+            css_play_domain: self.css_play_domain.clone(),
+            css_push_key: key(&self.css_push_key),
+            css_play_key: key(&self.css_play_key),
+            css_app: self.css_app.clone(),
+            css_play_format: self.css_play_format.clone(),
+        };
+        if !fields.names_a_relay() && fields.css_push_key.is_none() {
+            return None;
+        }
+        Some(fields.with_keys_from(&config.relay_fields))
+    }
+
+    /// The session's relay: the flags', else the config's; its host resolves.
+    pub(super) async fn relay(
+        &self,
+        config: &crate::config::Config,
+    ) -> Result<Option<crate::publish::relay::Relay>, InvalidArgument> {
+        let relay = match self.fields(config) {
+            Some(fields) if fields.names_a_relay() => fields.validate()?,
+            // A key alone on the command line names nothing to push to.
+            Some(_) => {
+                return Err(InvalidArgument::new(
+                    "relay.css_push_domain",
+                    "missing",
+                    "--css-push-domain and --css-play-domain with --css-push-key",
+                ));
+            }
+            None => config.relay.clone(),
+        };
+        if let Some(r) = &relay {
+            r.resolve().await?;
+        }
+        Ok(relay)
+    }
+}

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::args::{IngestAtArg, MediaTypeArg, RoomArgs, callees, user};
+use super::args::{IngestAtArg, MediaTypeArg, RelayArgs, RoomArgs, callees, user};
 use super::progress::{self, Stoppable};
 use crate::app;
 use crate::cloud::InvalidArgument;
@@ -66,6 +66,8 @@ pub(super) struct CallArgs {
     /// only the cloud can reach), `never` (always streamed by this node).
     #[arg(long, default_value = "auto", value_name = "auto|always|never")]
     direct: crate::media::plan::Direct,
+    #[command(flatten)]
+    relay: RelayArgs,
     /// Where the stream server listens; the cloud must reach it (see --public-url).
     #[arg(long, default_value = "127.0.0.1:0", value_parser = super::args::listen_addr)]
     stream_listen: std::net::SocketAddr,
@@ -97,7 +99,8 @@ pub(super) struct CallArgs {
 
 pub(super) async fn run(mut config: Config, args: CallArgs) -> anyhow::Result<ExitCode> {
     // Everything is checked before the phone rings.
-    let spec = session_spec(&args)?;
+    let mut spec = session_spec(&args)?;
+    spec.relay = args.relay.relay(&config).await?;
     spec.input
         .check_sources(&Topologies::load(&config.pipelines)?)?;
     let emulator = if args.emulator {
@@ -173,6 +176,7 @@ fn session_spec(args: &CallArgs) -> anyhow::Result<SessionSpec> {
         max_duration: args.max_duration.map(Duration::from_secs),
         live: args.live,
         audio_track: args.audio_track.clone().unwrap_or_default(),
+        relay: None,
     };
     spec.check_direct()?;
     Ok(spec)
@@ -309,8 +313,16 @@ fn show_status(s: &driver::Status, line: &indicatif::ProgressBar) {
         line.tick();
         return;
     }
+    let relay = s.relay.as_ref().map_or(String::new(), |r| {
+        format!(
+            " | relay {} ({} reconnects, {} kB out)",
+            r.state,
+            r.reconnects,
+            r.bytes_out / 1000
+        )
+    });
     line.set_message(format!(
-        "{} | {:.1} s | media loop {} at {:.1} s | task {}",
+        "{} | {:.1} s | media loop {} at {:.1} s | task {}{relay}",
         s.phase,
         s.elapsed_ms as f64 / 1000.0,
         s.iteration + 1,
@@ -347,6 +359,17 @@ fn print_report(report: &driver::Report) {
         at(t.ended_ms),
         report.mode
     );
+    if let Some(r) = &report.relay {
+        println!(
+            "  relay: pushed as {} (test push accepted at {}, publishing at {}), {} reconnects, {} kB out; the cloud pulled {}",
+            r.stream,
+            at(r.checked_ms),
+            at(r.publishing_ms),
+            r.reconnects,
+            r.bytes_out / 1000,
+            r.play_url
+        );
+    }
 }
 
 /// What the emulator's room observer saw: each callee's state and what reached the room.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use clap::Args;
 
 use super::EXIT_FAILED;
-use super::args::MediaTypeArg;
+use super::args::{MediaTypeArg, RelayArgs};
 use super::progress::{self, Stoppable};
 use crate::app;
 use crate::cloud::InvalidArgument;
@@ -47,6 +47,8 @@ pub(super) struct LoadArgs {
     /// `always` unprobed, `never` (see `callfeed call --direct`).
     #[arg(long, default_value = "auto", value_name = "auto|always|never")]
     direct: crate::media::plan::Direct,
+    #[command(flatten)]
+    relay: RelayArgs,
     /// Run against the in-process emulator.
     #[arg(long)]
     emulator: bool,
@@ -62,11 +64,13 @@ pub(super) struct LoadArgs {
 }
 
 pub(super) async fn run(mut config: Config, args: LoadArgs) -> anyhow::Result<ExitCode> {
-    let template = template(&args)?;
+    let mut template = template(&args)?;
+    template.relay = args.relay.fields(&config);
     template
         .validate(
             &InputPolicy::Unrestricted,
             &Topologies::load(&config.pipelines)?,
+            config.relay.as_ref(),
         )
         .await?;
     if args.no_rate_limits {
@@ -91,6 +95,7 @@ pub(super) async fn run(mut config: Config, args: LoadArgs) -> anyhow::Result<Ex
         rate: args.rate,
         concurrency: args.concurrency.unwrap_or(args.calls),
         template,
+        relay: config.relay.clone(),
     };
     // One stream server for every session of the run, as `serve` has.
     let server = crate::publish::StreamServer::start(([127, 0, 0, 1], 0).into()).await?;
@@ -154,6 +159,7 @@ fn template(args: &LoadArgs) -> anyhow::Result<SessionRequest> {
         max_duration_secs: Some(args.duration),
         live: false,
         direct: Some(args.direct.as_str().to_owned()),
+        relay: None,
     })
 }
 

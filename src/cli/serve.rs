@@ -130,6 +130,7 @@ pub(super) async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<Exit
                 .max_sessions
                 .unwrap_or_else(crate::serve::api::default_max_sessions),
             keep_ended: std::time::Duration::from_secs(args.keep_ended),
+            relay: config.relay.clone(),
         },
     );
     for (id, note) in service.recover().await {

@@ -179,6 +179,18 @@ fn all_public(resolved: &[std::net::SocketAddr]) -> bool {
 }
 
 impl InputPolicy {
+    /// Whether this requester may have the server connect to `host` (resolved to `addrs`):
+    /// anyone at a shell; an API client when the host is public or allowed.
+    pub fn allows_host(&self, host: &str, addrs: &[std::net::SocketAddr]) -> bool {
+        match self {
+            InputPolicy::Unrestricted => true,
+            InputPolicy::Restricted(r) => {
+                let host = host.trim_matches(['[', ']']).to_ascii_lowercase();
+                r.allowed_url_hosts.contains(&host) || all_public(addrs)
+            }
+        }
+    }
+
     /// The input as it will be opened, or the one refusal. Files come back canonical, so
     /// what plays is what was checked.
     pub async fn admit(&self, spec: InputSpec) -> Result<InputSpec, Refused> {

@@ -3,6 +3,7 @@
 //! the output reconnects with jittered backoff and restarts on a keyframe.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -20,13 +21,16 @@ pub enum RtmpEvent {
     Connecting {
         attempt: u32,
     },
+    /// The server accepted the push (its answer to `publish` came back).
     Publishing,
     /// The push failed; `unreachable` when nothing answers at the server's address at all
-    /// (wrong host or port, or the server is down), as opposed to a push that was lost.
+    /// (wrong host or port, or the server is down), `refused` when the server answered but
+    /// did not take the push (a wrong key or application), as opposed to a push that was lost.
     Lost {
         reason: String,
         attempt: u32,
         unreachable: bool,
+        refused: bool,
         retry_in_ms: u64,
     },
     Finished,
@@ -39,9 +43,22 @@ pub struct RtmpError {
     pub reason: String,
 }
 
+/// Why a test push did not go through.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PublishCheckError {
+    #[error("nothing answers at {0}")]
+    Unreachable(String),
+    #[error("the server answered but refused the push: {0}")]
+    Refused(String),
+    #[error("the server did not accept the push within {0} s")]
+    NoAnswer(u64),
+}
+
 /// A running RTMP push.
 pub struct RtmpOutput {
     events: broadcast::Sender<RtmpEvent>,
+    /// Bytes the server has taken, over every connection.
+    bytes_out: Arc<AtomicU64>,
     stop: watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -65,9 +82,16 @@ impl RtmpOutput {
         }
         let (events, _) = broadcast::channel(64);
         let (stop, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(run(hub, url, events.clone(), stop_rx));
+        let bytes_out = Arc::new(AtomicU64::new(0));
+        let out = Output {
+            url,
+            events: events.clone(),
+            bytes_out: bytes_out.clone(),
+        };
+        let task = tokio::spawn(run(hub, out, stop_rx));
         Ok(Self {
             events,
+            bytes_out,
             stop,
             task: Some(task),
         })
@@ -75,6 +99,11 @@ impl RtmpOutput {
 
     pub fn events(&self) -> broadcast::Receiver<RtmpEvent> {
         self.events.subscribe()
+    }
+
+    /// Bytes the server has taken so far, over every connection.
+    pub fn bytes_out(&self) -> u64 {
+        self.bytes_out.load(Ordering::Relaxed)
     }
 
     /// Waits until the stream has ended and its end was sent.
@@ -101,15 +130,19 @@ impl Drop for RtmpOutput {
 enum Session {
     Ended,
     Stopped,
-    Lost(String),
+    /// Why, and whether the server had accepted the push before.
+    Lost(String, bool),
 }
 
-async fn run(
-    hub: Arc<StreamHub>,
+/// What one push reports to, and where.
+struct Output {
     url: String,
     events: broadcast::Sender<RtmpEvent>,
-    mut stop: watch::Receiver<bool>,
-) {
+    bytes_out: Arc<AtomicU64>,
+}
+
+async fn run(hub: Arc<StreamHub>, out: Output, mut stop: watch::Receiver<bool>) {
+    let Output { url, events, .. } = &out;
     let backoff = backon::ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(500))
         .with_max_delay(Duration::from_secs(5))
@@ -120,23 +153,23 @@ async fn run(
     loop {
         attempt += 1;
         let _ = events.send(RtmpEvent::Connecting { attempt });
-        match session(&hub, &url, &events, &mut stop).await {
+        match session(&hub, &out, &mut stop).await {
             Session::Ended => {
                 let _ = events.send(RtmpEvent::Finished);
                 return;
             }
             Session::Stopped => return,
-            Session::Lost(reason) => {
+            Session::Lost(reason, accepted) => {
                 let delay = delays.next().unwrap_or(Duration::from_secs(5));
                 let retry_in_ms = delay.as_millis() as u64;
-                let unreachable = match unreachable(&url).await {
+                let unreachable = match unreachable(url).await {
                     Some(cause) => {
-                        tracing::warn!(url = %shown(&url), %cause, attempt, retry_in_ms,
+                        tracing::warn!(url = %shown(url), %cause, attempt, retry_in_ms,
                             "RTMP server unreachable, retrying");
                         true
                     }
                     None => {
-                        tracing::warn!(url = %shown(&url), %reason, attempt, retry_in_ms,
+                        tracing::warn!(url = %shown(url), %reason, attempt, retry_in_ms,
                             "RTMP output lost, reconnecting");
                         false
                     }
@@ -145,6 +178,7 @@ async fn run(
                     reason,
                     attempt,
                     unreachable,
+                    refused: !accepted && !unreachable,
                     retry_in_ms,
                 });
                 tokio::select! {
@@ -204,35 +238,86 @@ fn gather(
     (tags, ended)
 }
 
-/// One connection: the hub's preamble (headers + current GOP), then live tags.
-async fn session(
-    hub: &StreamHub,
-    url: &str,
-    events: &broadcast::Sender<RtmpEvent>,
-    stop: &mut watch::Receiver<bool>,
-) -> Session {
-    let description =
-        "appsrc name=src is-live=true format=time ! rtmp2sink name=sink sync=false chunk-size=4096";
-    let pipeline = match gst::parse::launch(description)
-        .ok()
-        .and_then(|p| p.downcast::<gst::Pipeline>().ok())
-    {
-        Some(p) => super::NullOnDrop::new(p),
-        None => return Session::Lost("cannot build the RTMP pipeline".into()),
-    };
-    let (Some(src), Some(sink)) = (
-        pipeline
-            .by_name("src")
-            .and_then(|e| e.downcast::<gst_app::AppSrc>().ok()),
-        pipeline.by_name("sink"),
-    ) else {
-        return Session::Lost("RTMP pipeline without its elements".into());
-    };
-    sink.set_property("location", url);
-    src.set_caps(Some(&gst::Caps::builder("video/x-flv").build()));
-    src.set_property("block", false);
+/// An `appsrc ! rtmp2sink` pipeline pushing to `url`, with its two ends.
+fn push_pipeline(url: &str) -> Result<(super::NullOnDrop, gst_app::AppSrc, gst::Element), String> {
+    let src = gst_app::AppSrc::builder()
+        .is_live(true)
+        .format(gst::Format::Time)
+        .caps(&gst::Caps::builder("video/x-flv").build())
+        .block(false)
+        .build();
+    let sink = gst::ElementFactory::make("rtmp2sink")
+        .property("sync", false)
+        .property("chunk-size", 4096u32)
+        .property("location", url)
+        .build()
+        .map_err(|e| format!("cannot build the RTMP pipeline: {e}"))?;
+    let pipeline = gst::Pipeline::new();
+    pipeline
+        .add_many([src.upcast_ref(), &sink])
+        .and_then(|()| src.link(&sink))
+        .map_err(|e| format!("cannot build the RTMP pipeline: {e}"))?;
+    Ok((super::NullOnDrop::new(pipeline), src, sink))
+}
+
+/// The bytes the server has taken on this connection; non-zero only once it accepted the
+/// push (rtmp2sink keeps a connection's figures only after `publish` succeeded).
+fn accepted_bytes(sink: &gst::Element) -> u64 {
+    sink.property::<Option<gst::Structure>>("stats")
+        .and_then(|s| s.get::<u64>("out-bytes-total").ok())
+        .unwrap_or(0)
+}
+
+/// A test push: connects, publishes and leaves again, without media. Tells a refused key
+/// or application (the server answers but drops the push) from a server that is not there,
+/// before anything depends on the push.
+pub async fn check_publish(url: &str, within: Duration) -> Result<(), PublishCheckError> {
+    super::init().map_err(|e| PublishCheckError::Refused(e.to_string()))?;
+    let (pipeline, _src, sink) = push_pipeline(url).map_err(PublishCheckError::Refused)?;
     let Some(bus) = pipeline.bus() else {
-        return Session::Lost("pipeline without a bus".into());
+        return Err(PublishCheckError::Refused("pipeline without a bus".into()));
+    };
+    let mut messages = bus.stream();
+    let failed = |reason: String| async move {
+        match unreachable(url).await {
+            Some(cause) => PublishCheckError::Unreachable(cause),
+            None => PublishCheckError::Refused(reason),
+        }
+    };
+    if pipeline.set_state(gst::State::Playing).is_err() {
+        return Err(failed(format!("cannot connect to {}", shown(url))).await);
+    }
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    let deadline = tokio::time::sleep(within);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            _ = &mut deadline => return Err(PublishCheckError::NoAnswer(within.as_secs())),
+            _ = tick.tick() => {
+                if accepted_bytes(&sink) > 0 {
+                    return Ok(());
+                }
+            }
+            msg = messages.next() => {
+                if let Some(msg) = msg
+                    && let gst::MessageView::Error(e) = msg.view()
+                {
+                    return Err(failed(e.error().to_string()).await);
+                }
+            }
+        }
+    }
+}
+
+/// One connection: the hub's preamble (headers + current GOP), then live tags.
+async fn session(hub: &StreamHub, out: &Output, stop: &mut watch::Receiver<bool>) -> Session {
+    let url = out.url.as_str();
+    let (pipeline, src, sink) = match push_pipeline(url) {
+        Ok(parts) => parts,
+        Err(reason) => return Session::Lost(reason, false),
+    };
+    let Some(bus) = pipeline.bus() else {
+        return Session::Lost("pipeline without a bus".into(), false);
     };
     let mut messages = bus.stream();
     let sub = hub.subscribe();
@@ -258,26 +343,33 @@ async fn session(
         src.push_buffer_list(list).is_ok()
     };
     if pipeline.set_state(gst::State::Playing).is_err() {
-        let _ = pipeline.set_state(gst::State::Null);
-        return Session::Lost(format!("cannot connect to {}", shown(url)));
+        return Session::Lost(format!("cannot connect to {}", shown(url)), false);
     }
     if !sub.preamble.is_empty() {
         push(sub.preamble);
     }
-    let mut announced = false;
+    // What earlier connections delivered; this one's figures are added on top.
+    let before = out.bytes_out.load(Ordering::Relaxed);
+    let mut accepted = false;
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let count = |accepted: &mut bool| {
+        let bytes = accepted_bytes(&sink);
+        if bytes > 0 {
+            out.bytes_out.store(before + bytes, Ordering::Relaxed);
+            if !*accepted {
+                *accepted = true;
+                let _ = out.events.send(RtmpEvent::Publishing);
+            }
+        }
+    };
     let outcome = loop {
         tokio::select! {
             _ = stop.changed() => break Session::Stopped,
+            _ = tick.tick() => count(&mut accepted),
             tag = live.recv() => {
                 let (tags, ended) = gather(tag, &mut live);
-                if !tags.is_empty() {
-                    if !push(tags) {
-                        break Session::Lost("the RTMP pipeline refused data".into());
-                    }
-                    if !announced {
-                        announced = true;
-                        let _ = events.send(RtmpEvent::Publishing);
-                    }
+                if !tags.is_empty() && !push(tags) {
+                    break Session::Lost("the RTMP pipeline refused data".into(), accepted);
                 }
                 match ended {
                     Ok(false) => {}
@@ -291,16 +383,17 @@ async fn session(
                                 }
                             }
                         }).await;
+                        count(&mut accepted);
                         break Session::Ended;
                     }
-                    Err(n) => break Session::Lost(format!("fell {n} tags behind the encoder")),
+                    Err(n) => break Session::Lost(format!("fell {n} tags behind the encoder"), accepted),
                 }
             }
             msg = messages.next() => {
                 if let Some(msg) = msg
                     && let gst::MessageView::Error(e) = msg.view()
                 {
-                    break Session::Lost(e.error().to_string());
+                    break Session::Lost(e.error().to_string(), accepted);
                 }
             }
         }

@@ -1,7 +1,8 @@
 //! Where streams are published for the cloud to pull: today the node's own HTTP server
-//! (HTTP-FLV live, files with Range); RTMP relays join here. Sessions know a publisher only
+//! (HTTP-FLV live, files with Range), or an RTMP relay the stream is pushed to ([`relay`]). Sessions know a publisher only
 //! through [`Publisher`], and are handed one: they never start a server themselves.
 
+pub mod relay;
 mod streams;
 
 use std::path::PathBuf;

@@ -105,6 +105,9 @@ pub struct Report {
     /// What the room's witness saw arrive (with the emulator).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub room: Option<super::state::RoomSeen>,
+    /// The push to the relay the cloud pulled from, when the session had one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relay: Option<super::relay::RelayFigures>,
 }
 
 /// What a session's media did.
@@ -169,6 +172,9 @@ pub struct Status {
     pub task: Option<&'static str>,
     /// While preparing an announcement: the fraction of its transcode done (0..=1).
     pub prepared: Option<f64>,
+    /// The push to a relay, when the session has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relay: Option<super::relay::RelayFigures>,
 }
 
 impl Default for Status {
@@ -183,6 +189,7 @@ impl Default for Status {
             position_ms: 0,
             task: None,
             prepared: None,
+            relay: None,
         }
     }
 }
@@ -313,6 +320,7 @@ async fn after_panic<C: CloudOps>(
         error_code: None,
         teardown,
         room: None,
+        relay: None,
     }
 }
 

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use super::SessionSpec;
 use super::driver::DriverSettings;
+use super::relay::RelayLink;
+use super::state::Stage;
 use crate::media::contract::Contract;
 use crate::media::input::InputSpec;
 use crate::media::live::{LiveSettings, LiveStream, Loops};
@@ -29,15 +31,21 @@ pub(super) struct Prepared {
     pub(super) mode: &'static str,
     /// Why.
     pub(super) mode_reason: String,
+    /// The push to the relay the cloud pulls `url` from, when the session has one.
+    pub(super) relay: Option<RelayLink>,
 }
 
-/// Makes the media ready; `progress` gets the fraction done of a transcode (0..=1).
+/// Makes the media ready; `progress` gets the fraction done of a transcode (0..=1), and
+/// `now_ms` tells the session's clock. An error names the stage that failed.
 pub(super) async fn prepare(
     spec: &SessionSpec,
+    session_id: &str,
     settings: &DriverSettings,
     topologies: &Topologies,
     progress: &(dyn Fn(f64) + Sync),
-) -> Result<Prepared, String> {
+    now_ms: &(dyn Fn() -> u64 + Sync),
+) -> Result<Prepared, (Stage, String)> {
+    let failed = |reason: String| (Stage::Prepare, reason);
     use crate::media::plan::{Mode, PlanOptions, plan};
     let input = spec.input.clone();
     let contract = Contract::new(spec.profile);
@@ -57,8 +65,8 @@ pub(super) async fn prepare(
                     crate::media::probe::probe_with(&probe_input, contract, &options)
                 })
                 .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())?,
+                .map_err(|e| failed(e.to_string()))?
+                .map_err(|e| failed(e.to_string()))?,
             )
         }
         _ => None,
@@ -70,13 +78,15 @@ pub(super) async fn prepare(
         PlanOptions {
             live: spec.live,
             start: None,
-            file_output: true,
+            // Through a relay a file is pushed as a stream: the node serves nothing.
+            file_output: spec.relay.is_none(),
             direct: spec.direct,
         },
     );
     tracing::info!(mode = plan.name(), reason = %plan.reason, "media plan");
     let mode = plan.name();
     let mode_reason = plan.reason.clone();
+    let mut relay = None;
     let (media, url, repeat_num) = match plan.mode {
         Mode::Announcement { path, .. } => {
             let report = report.as_ref().expect("an announcement was probed");
@@ -90,7 +100,7 @@ pub(super) async fn prepare(
                 progress,
             )
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| failed(e.to_string()))?;
             let expected = report
                 .duration_ms
                 .zip(spec.repeat)
@@ -115,24 +125,21 @@ pub(super) async fn prepare(
             let repeat_num = spec.repeat.map_or(-1, |n| n as i32);
             (Media::Announcement { expected, duration }, url, repeat_num)
         }
+        // The relay takes the stream: a test push first, so a refused key fails here.
+        mode if spec.relay.is_some() => {
+            let target = spec.relay.as_ref().expect("checked");
+            let endpoints = super::relay::check(target, spec, session_id)
+                .await
+                .map_err(|reason| (Stage::Relay, reason))?;
+            let checked_ms = now_ms();
+            let stream = start_live(mode, spec, report.as_ref(), topologies).map_err(failed)?;
+            let link = RelayLink::new(endpoints, stream.hub(), checked_ms);
+            let url = link.play_url().to_owned();
+            relay = Some(link);
+            (Media::Live(stream), url, -1)
+        }
         mode => {
-            let mut live = LiveSettings::new(contract);
-            live.loops = match spec.repeat {
-                Some(n) => Loops::Times(n.max(1)),
-                None => Loops::Forever,
-            };
-            live.follow(report.as_ref(), None);
-            live.source_guard = spec.source_guard.clone();
-            // A file streamed live starts when the cloud first pulls it, so the callee
-            // hears it from its start; live sources run as they come.
-            live.hold_until_pulled = input.is_replayable();
-            let stream = match mode {
-                Mode::Passthrough { path, container } => {
-                    LiveStream::start_passthrough(path, &container, live)
-                }
-                _ => LiveStream::start(input.clone(), live, topologies),
-            }
-            .map_err(|e| e.to_string())?;
+            let stream = start_live(mode, spec, report.as_ref(), topologies).map_err(failed)?;
             let url = publisher.publish_live(stream.hub(), None);
             (Media::Live(stream), url, -1)
         }
@@ -143,5 +150,34 @@ pub(super) async fn prepare(
         repeat_num,
         mode,
         mode_reason,
+        relay,
     })
+}
+
+/// Starts the live stream (or passthrough) the plan chose.
+fn start_live(
+    mode: crate::media::plan::Mode,
+    spec: &SessionSpec,
+    report: Option<&crate::media::probe::ProbeReport>,
+    topologies: &Topologies,
+) -> Result<LiveStream, String> {
+    use crate::media::plan::Mode;
+    let mut live = LiveSettings::new(Contract::new(spec.profile));
+    live.loops = match spec.repeat {
+        Some(n) => Loops::Times(n.max(1)),
+        None => Loops::Forever,
+    };
+    live.follow(report, None);
+    live.source_guard = spec.source_guard.clone();
+    // A file streamed live starts when it is first pulled (by the cloud, or by the push to
+    // a relay just before the stream is bound), so the callee hears it from its start; live
+    // sources run as they come.
+    live.hold_until_pulled = spec.input.is_replayable();
+    match mode {
+        Mode::Passthrough { path, container } => {
+            LiveStream::start_passthrough(path, &container, live)
+        }
+        _ => LiveStream::start(spec.input.clone(), live, topologies),
+    }
+    .map_err(|e| e.to_string())
 }

@@ -7,6 +7,7 @@
 pub mod driver;
 pub mod journal;
 mod media;
+pub mod relay;
 mod run;
 pub mod state;
 pub mod teardown;
@@ -175,6 +176,9 @@ pub struct SessionSpec {
     pub audio_track: crate::media::tracks::AudioTrack,
     /// Whether a URL is handed to the cloud to pull itself.
     pub direct: crate::media::plan::Direct,
+    /// The RTMP relay the stream is pushed to for the cloud to pull, instead of this node
+    /// serving it.
+    pub relay: Option<crate::publish::relay::Relay>,
 }
 
 impl SessionSpec {
@@ -253,6 +257,10 @@ pub struct SessionRequest {
     /// `auto` (default), `always` or `never`: whether a URL is handed to the cloud as it is.
     #[serde(default)]
     pub direct: Option<String>,
+    /// An RTMP relay to push the stream to, for the cloud to pull from (instead of this
+    /// node serving it); the server's configured relay when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay: Option<crate::publish::relay::RelayFields>,
 }
 
 fn bounded_callees<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
@@ -324,13 +332,34 @@ pub enum RequestError {
 impl SessionRequest {
     /// Checks every field the way the cloud would, with the cloud requests' own validators,
     /// admits the media under `policy`, and checks that it exists (and, for sources, that it
-    /// builds). Nothing rings and nothing is opened for media before this passes.
+    /// builds), and that a relay's host resolves. `configured` is the relay sessions use
+    /// when the request names none. Nothing rings and nothing is opened for media before
+    /// this passes.
     pub async fn validate(
         &self,
         policy: &crate::media::policy::InputPolicy,
         topologies: &crate::media::topology::Topologies,
+        configured: Option<&crate::publish::relay::Relay>,
     ) -> Result<SessionSpec, RequestError> {
-        let spec = self.validate_fields()?;
+        let mut spec = self.validate_fields()?;
+        let asked = match &self.relay {
+            Some(fields) => fields.validate()?,
+            None => None,
+        };
+        if let Some(relay) = &asked {
+            // A requester's relay is a place this server connects to: the same rule as a
+            // URL input's host.
+            let addrs = relay.resolve().await?;
+            if !policy.allows_host(&relay.push_host().0, &addrs) {
+                return Err(crate::cloud::InvalidArgument::new(
+                    relay.push_field(),
+                    relay.push_host().0,
+                    "a relay on a public host, or one this server allows with --allow-url-host",
+                )
+                .into());
+            }
+        }
+        spec.relay = asked.or_else(|| configured.cloned());
         let input = crate::media::input::InputSpec::parse_syntax(&self.media)?;
         let input = policy.admit(input).await?;
         input.check_available()?;
@@ -468,6 +497,7 @@ impl SessionRequest {
             max_duration,
             live: self.live,
             audio_track,
+            relay: None,
         };
         // The cloud request's own checks, so nothing the cloud would refuse gets this far.
         spec.start_call_request().body()?;

@@ -9,6 +9,7 @@ use super::driver::{
 };
 use super::journal::{Admission, Journal};
 use super::media::{Media, Prepared, prepare};
+use super::relay::RelayLink;
 use super::state::{Action, Event, Outcome, Phase, Session, Stage};
 use super::teardown::CloudLeftovers;
 use super::{CallStatus, CloudOps, SessionSpec, room_key};
@@ -57,6 +58,8 @@ pub(super) struct SessionRun<'a, C> {
     error_code: Option<String>,
     /// `max_duration` caps the media time, counted from the first StartStreamIngest.
     deadline: Option<tokio::time::Instant>,
+    /// The relay push's figures, once it stopped.
+    relay: Option<super::relay::RelayFigures>,
 }
 
 impl<'a, C: CloudOps> SessionRun<'a, C> {
@@ -89,6 +92,7 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
             mode_reason: None,
             error_code: None,
             deadline: None,
+            relay: None,
         }
     }
 
@@ -150,20 +154,18 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
                 s.elapsed_ms = started.elapsed().as_millis() as u64;
             })
         };
+        let now_ms = move || started.elapsed().as_millis() as u64;
         let prepared = match self.admit() {
-            Err(reason) => Some(Err(reason)),
+            Err(reason) => Some(Err((Stage::Prepare, reason))),
             Ok(()) => tokio::select! {
-                p = prepare(&self.spec, &self.settings, &topologies, &progress) => Some(p),
+                p = prepare(&self.spec, &self.id, &self.settings, &topologies, &progress, &now_ms) => Some(p),
                 _ = self.controls.stop.changed() => None,
             },
         };
         let mut prepared = match prepared {
             Some(Ok(p)) => p,
-            Some(Err(reason)) => {
-                self.machine.on(Event::Failed {
-                    stage: Stage::Prepare,
-                    reason,
-                });
+            Some(Err((stage, reason))) => {
+                self.machine.on(Event::Failed { stage, reason });
                 return self.into_report("none", None).await;
             }
             None => {
@@ -174,9 +176,15 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
         self.timings.prepared_ms = Some(self.ms());
         self.mode_reason = Some(prepared.mode_reason.clone());
         let actions = self.machine.on(Event::Prepared);
-        let torn_down = self.drive(&mut prepared, actions).await;
+        let mut relay = prepared.relay.take();
+        let torn_down = self.drive(&mut prepared, &mut relay, actions).await;
         // The URL dies with the session, on a shared server too.
-        self.settings.publisher.withdraw(&prepared.url);
+        if relay.is_none() {
+            self.settings.publisher.withdraw(&prepared.url);
+        }
+        if let Some(link) = relay {
+            self.relay = Some(link.stop(self.settings.teardown_timeout).await);
+        }
         let mode = prepared.mode;
         let stats = match prepared.media {
             Media::Live(stream) => {
@@ -201,7 +209,12 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
 
     /// Carries out the machine's actions and feeds it what happens, until it asks for the
     /// teardown.
-    async fn drive(&mut self, prepared: &mut Prepared, mut actions: Vec<Action>) -> bool {
+    async fn drive(
+        &mut self,
+        prepared: &mut Prepared,
+        relay: &mut Option<RelayLink>,
+        mut actions: Vec<Action>,
+    ) -> bool {
         let mut media_events = match &prepared.media {
             Media::Live(s) => Some(s.events()),
             Media::Announcement { .. } => None,
@@ -227,6 +240,19 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
                 match action {
                     Action::StartCall => actions.extend(self.start_call().await),
                     Action::StartIngest => {
+                        // The stream goes to the relay first: the cloud finds it there.
+                        if let Some(link) = relay.as_mut() {
+                            let started = self.started;
+                            let now = move || started.elapsed().as_millis() as u64;
+                            if let Err(reason) = link.ensure_started(now).await {
+                                let failed = Event::Failed {
+                                    stage: Stage::Relay,
+                                    reason,
+                                };
+                                actions.extend(self.machine.on(failed));
+                                continue;
+                            }
+                        }
                         actions.extend(self.start_ingest(&prepared.url, prepared.repeat_num).await)
                     }
                     Action::RestartIngest { attempt } => {
@@ -268,8 +294,14 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
                 }
                 Media::Announcement { .. } => {}
             }
+            if let Some(link) = relay.as_ref() {
+                let figures = link.figures();
+                self.controls
+                    .status
+                    .send_modify(|st| st.relay = Some(figures));
+            }
             let event = self
-                .next_event(prepared, &mut media_events, &mut polls)
+                .next_event(prepared, relay, &mut media_events, &mut polls)
                 .await;
             if let Some(event) = event {
                 tracing::info!(session = %self.id, ?event, "session event");
@@ -284,6 +316,7 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
     async fn next_event(
         &mut self,
         prepared: &Prepared,
+        relay: &mut Option<RelayLink>,
         media_events: &mut Option<tokio::sync::broadcast::Receiver<MediaEvent>>,
         polls: &mut Polls<'a>,
     ) -> Option<Event> {
@@ -355,6 +388,16 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
                 Some(MediaEvent::Failed { reason }) => Some(Event::Failed { stage: Stage::Media, reason }),
                 _ => None,
             },
+            event = async {
+                match relay.as_mut() {
+                    Some(link) => link.next_event().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                let now = self.ms();
+                let link = relay.as_mut()?;
+                link.on_event(event, now).map(|reason| Event::Failed { stage: Stage::Relay, reason })
+            }
         }
     }
 
@@ -521,6 +564,7 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
             error_code: self.error_code,
             teardown,
             room,
+            relay: self.relay,
         }
     }
 }

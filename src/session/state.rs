@@ -54,6 +54,8 @@ impl Outcome {
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
     Prepare,
+    /// The RTMP push to a relay the cloud pulls from.
+    Relay,
     Ring,
     Ingest,
     Media,
@@ -65,6 +67,7 @@ impl Stage {
     pub fn name(self) -> &'static str {
         match self {
             Self::Prepare => "prepare",
+            Self::Relay => "relay",
             Self::Ring => "ring",
             Self::Ingest => "ingest",
             Self::Media => "media",

@@ -377,8 +377,18 @@ impl Nginx {
 
     /// Starts on `port` (to bring a server back where it was).
     pub fn start_on(port: u16) -> Self {
+        Self::start_with(port, None)
+    }
+
+    /// Starts on `port`; with `on_publish`, every push is first asked of that URL (nginx-rtmp
+    /// POSTs the push's name and query; anything but a 2xx refuses it), as a relay with
+    /// push authentication does.
+    pub fn start_with(port: u16, on_publish: Option<&str>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let prefix = dir.path().display().to_string();
+        let on_publish = on_publish
+            .map(|url| format!("on_publish {url};"))
+            .unwrap_or_default();
         let conf = format!(
             "load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;
 daemon off; master_process off; worker_processes 1;
@@ -386,7 +396,7 @@ pid {prefix}/nginx.pid; error_log {prefix}/error.log warn;
 events {{ worker_connections 256; }}
 rtmp {{ server {{ listen 127.0.0.1:{port}; chunk_size 4096;
   application live {{ live on; allow publish 127.0.0.1; deny publish all;
-                     allow play 127.0.0.1; deny play all; }} }} }}
+                     allow play 127.0.0.1; deny play all; {on_publish} }} }} }}
 "
         );
         std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();

@@ -113,6 +113,7 @@ pub async fn start_service(
         policy: InputPolicy::Restricted(Restrictions::default()),
         max_sessions: 64,
         keep_ended: Duration::from_secs(600),
+        relay: None,
     };
     configure(&mut config);
     let service = Service::new(cloud, Arc::new(Journal::open(journal).unwrap()), config);

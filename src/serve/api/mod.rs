@@ -71,6 +71,7 @@ pub struct Service<C> {
     driver: DriverSettings,
     token: Option<SecretString>,
     policy: InputPolicy,
+    relay: Option<crate::publish::relay::Relay>,
     webhooks: Option<WebhookChecks>,
     pub metrics: Arc<Metrics>,
     sessions: Mutex<HashMap<String, Entry>>,
@@ -99,6 +100,8 @@ pub struct ServiceConfig {
     pub max_sessions: usize,
     /// How long an ended session stays readable over the API.
     pub keep_ended: Duration,
+    /// The relay sessions push to unless their request names one (`[relay]`).
+    pub relay: Option<crate::publish::relay::Relay>,
 }
 
 /// A default for `--max-sessions`: a live 720p stream costs about a quarter of a core and an
@@ -120,6 +123,7 @@ impl<C: CloudOps + 'static> Service<C> {
             },
             token: config.token,
             policy: config.policy,
+            relay: config.relay,
             webhooks: config
                 .webhooks
                 .then(|| WebhookChecks::new(config.sdkappid, config.webhook_keys)),
@@ -371,6 +375,10 @@ fn session_json(id: &str, e: &Entry) -> Value {
     // The request as asked, but a URL's credentials are not shown back.
     let mut request = e.request.clone();
     request.media = crate::redact::redact_url(&request.media);
+    if let Some(relay) = request.relay.as_mut() {
+        // A plain relay's push URL may carry its key.
+        relay.push = relay.push.as_deref().map(crate::redact::redact_url);
+    }
     json!({
         "id": id,
         "request": request,
@@ -397,7 +405,10 @@ async fn create<C: CloudOps + 'static>(
             return svc.refuse("malformed", answer);
         }
     };
-    let spec = match request.validate(&svc.policy, &svc.topologies).await {
+    let spec = match request
+        .validate(&svc.policy, &svc.topologies, svc.relay.as_ref())
+        .await
+    {
         Ok(s) => s,
         Err(e) => {
             let reason = match e {
