@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 CARGO ?= cargo
 
-.PHONY: setup build demo test lint bench
+.PHONY: setup build demo demo-relay demo-direct test lint bench
 
 setup:
 	@bash scripts/setup.sh
@@ -14,6 +14,14 @@ build: setup
 # The main job on the embedded default, no Tencent account needed.
 demo: build
 	@bash scripts/demo.sh
+
+# The other deployment shapes (README, "Deployment shapes"): through an RTMP relay, and a
+# public URL the cloud pulls itself.
+demo-relay: build
+	@bash scripts/shapes.sh relay
+
+demo-direct: build
+	@bash scripts/shapes.sh direct
 
 test: setup
 	$(CARGO) test

@@ -558,6 +558,11 @@ impl Config {
                 )),
             }
         }
+        // The relay, as its Debug shows it: no key, no signed query.
+        match &self.relay {
+            Some(relay) => out.push_str(&format!("# [relay]: {relay:?}\n")),
+            None => out.push_str("# [relay] is not set: sessions are served by this node\n"),
+        }
         out
     }
 }

@@ -17,7 +17,7 @@
 //!   live streams, passthrough, announcements, FLV, the room observer. It never calls the
 //!   cloud.
 //! - [`publish`]: where streams are published for the cloud to pull (the node's own HTTP
-//!   server, behind the `Publisher` trait sessions are handed).
+//!   server, behind the `Publisher` trait sessions are handed; an RTMP relay's URLs).
 //! - [`session`]: one call, room and stream as one lifecycle: the pure state machine, the
 //!   driver task, the journal, teardown and recovery.
 //! - [`serve`]: `callfeed serve`'s HTTP service: sessions API, webhooks, metrics.
@@ -31,8 +31,8 @@
 //!
 //! Dependency direction: `main → cli`; `cli → app, serve, session, load, emulator, publish,
 //! media, cloud, config`; `serve → session, publish, server`; `session → cloud, media,
-//! publish` (sessions are handed a publisher); `publish → media, server`; `emulator → cloud,
-//! media`; `config → cloud`. `cloud` and `media` never import each other; `session` never
+//! publish` (sessions are handed a publisher); `publish → media, server, cloud` (CSS
+//! signing); `emulator → cloud, media`; `config → cloud, publish` (the `[relay]` table). `cloud` and `media` never import each other; `session` never
 //! imports `serve` or `emulator`; nothing imports `cli`. `redact` and `clock` are leaves
 //! anyone may use.
 

@@ -359,6 +359,9 @@ fn print_report(report: &driver::Report) {
         at(t.ended_ms),
         report.mode
     );
+    if let Some(why) = &report.mode_reason {
+        println!("  {} media: {why}", report.mode);
+    }
     if let Some(r) = &report.relay {
         println!(
             "  relay: pushed as {} (test push accepted at {}, publishing at {}), {} reconnects, {} kB out; the cloud pulled {}",

@@ -201,7 +201,7 @@ pub(super) async fn run(config: &Config, mut args: PushArgs) -> anyhow::Result<E
 }
 
 /// Tencent CSS: signs the push URL into `--rtmp` and returns the play URL a puller is
-/// given, when the `--css-*` flags are there.
+/// given, when the `--css-*` flags are there; checked and signed as a session's relay is.
 fn sign_css(args: &mut PushArgs) -> anyhow::Result<Option<String>> {
     let (Some(push), Some(play), Some(stream), Some(key)) = (
         &args.css_push_domain,
@@ -211,11 +211,20 @@ fn sign_css(args: &mut PushArgs) -> anyhow::Result<Option<String>> {
     ) else {
         return Ok(None);
     };
-    let css = css::CssStream::new(push, play, &args.css_app, stream)?;
+    let fields = crate::publish::relay::RelayFields {
+        css_push_domain: Some(push.clone()),
+        css_play_domain: Some(play.clone()),
+        css_push_key: Some(key.clone().into()),
+        css_play_key: args.css_play_key.clone().map(Into::into),
+        css_app: Some(args.css_app.clone()),
+        ..Default::default()
+    };
+    let relay = fields.validate()?.expect("the CSS fields name a relay");
+    css::CssStream::new(push, play, &args.css_app, stream)?;
     let expires_at = crate::clock::unix_secs() + args.css_valid_for;
-    let play_url = css.flv_play_url(args.css_play_key.as_deref(), expires_at, true);
-    args.rtmp = Some(css.rtmp_push_url(key, expires_at));
-    Ok(Some(play_url))
+    let endpoints = relay.endpoints(stream, expires_at);
+    args.rtmp = Some(secrecy::ExposeSecret::expose_secret(&endpoints.push).to_owned());
+    Ok(Some(endpoints.play))
 }
 
 /// The MP4 output never destroys the input nor, without `--force`, an existing file, and its

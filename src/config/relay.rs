@@ -31,3 +31,43 @@ pub(super) fn load(
     })?;
     Ok((fields, relay))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::Config;
+    use std::io::Write;
+
+    fn config(toml: &str, env: &[(&str, &str)]) -> Result<Config, super::ConfigError> {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(toml.as_bytes()).unwrap();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::load_with(Some(file.path()), &move |name| {
+            env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        })
+    }
+
+    #[test]
+    fn the_relay_table_names_every_sessions_relay_with_keys_from_the_environment() {
+        let css = "[relay]\ncss_push_domain = \"push.example.com\"\ncss_play_domain = \"play.example.com\"\n";
+        // The key only in the environment.
+        let c = config(css, &[(super::ENV_CSS_PUSH_KEY, "envkey")]).unwrap();
+        let relay = c.relay.clone().expect("a relay");
+        let e = relay.endpoints("s", 1_700_003_600);
+        let push = secrecy::ExposeSecret::expose_secret(&e.push).to_owned();
+        assert!(push.starts_with("rtmp://push.example.com/live/s?txSecret="));
+        assert!(!format!("{c:?}").contains("envkey"));
+        // Without a key it is refused at load, naming the field.
+        let err = config(css, &[]).unwrap_err().to_string();
+        assert!(err.contains("relay.css_push_key"), "{err}");
+        let err = config("[relay]\npush = \"rtmp://r/live/{stream}\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("relay.play"), "{err}");
+        // No table, no relay; a key alone in the environment is for `push`.
+        let c = config("", &[(super::ENV_CSS_PUSH_KEY, "k")]).unwrap();
+        assert!(c.relay.is_none());
+    }
+}
