@@ -446,3 +446,55 @@ async fn a_serve_client_may_not_point_the_relay_at_a_private_host() {
         assert!(body.to_string().contains(field), "{relay}: {body}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_serve_session_pushes_through_the_relay_it_asks_for_and_never_shows_its_key() {
+    use callfeed::media::policy::{InputPolicy, Restrictions};
+    let nginx = Nginx::start();
+    let emulator = Emulator::start(test_emulator_config(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let journal = tempfile::tempdir().unwrap();
+    let (_service, api) =
+        common::serve::start_service(&emulator, &journal.path().join("j.db"), |c| {
+            // The operator allows this relay host, as --allow-url-host does.
+            c.policy = InputPolicy::Restricted(
+                Restrictions::new(&[], false, &["127.0.0.1".to_owned()]).unwrap(),
+            );
+        })
+        .await;
+    let push = format!(
+        "rtmp://127.0.0.1:{}/live/{{stream}}?secret=hunter2",
+        nginx.port
+    );
+    let play = format!("rtmp://127.0.0.1:{}/live/{{stream}}", nginx.port);
+    let (code, created) = api
+        .post(serde_json::json!({
+            "to": ["jack"], "media": "test:black+tone=660", "room": "relay-api",
+            "media_type": "audio", "max_duration_secs": 3,
+            "relay": {"push": push, "play": play},
+        }))
+        .await;
+    assert_eq!(code, 201, "{created}");
+    let path = format!("/v1/sessions/{}", created["id"].as_str().unwrap());
+    let done = api
+        .until(&path, Duration::from_secs(30), |v| v["report"].is_object())
+        .await;
+    let report = &done["report"];
+    assert_eq!(report["result"], "completed", "{done:#}");
+    let relay = &report["relay"];
+    let prefix = format!("rtmp://127.0.0.1:{}/live/callfeed-", nginx.port);
+    assert!(
+        relay["play_url"].as_str().unwrap().starts_with(&prefix),
+        "{done:#}"
+    );
+    assert!(relay["bytes_out"].as_u64().unwrap() > 10_000, "{done:#}");
+    let view = emulator
+        .call_view(report["call_id"].as_str().unwrap())
+        .unwrap();
+    let heard = &view["media"][0];
+    assert_eq!(heard["stream_url"], relay["play_url"], "{view:#}");
+    assert!(heard["audio_ms"].as_u64().unwrap() > 1500, "{view:#}");
+    assert!(!done.to_string().contains("hunter2"), "{done:#}");
+    assert_eq!(done["request"]["relay"]["play"], play);
+}
