@@ -21,7 +21,7 @@ pub const STREAM_PLACEHOLDER: &str = "{stream}";
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A relay as asked for, before validation.
-#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize)]
+#[derive(Clone, Default, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RelayFields {
     /// The RTMP URL to push to, with `{stream}` where the stream name goes.
@@ -44,6 +44,24 @@ pub struct RelayFields {
     /// `flv` (default), `rtmp` or `hls`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub css_play_format: Option<String>,
+}
+
+impl std::fmt::Debug for RelayFields {
+    /// A plain push URL may carry a key in its query; keys show as set or not.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let url = |u: &Option<String>| u.as_deref().map(crate::redact::redact_url);
+        let key = |k: &Option<SecretString>| k.as_ref().map(|_| "<redacted>");
+        f.debug_struct("RelayFields")
+            .field("push", &url(&self.push))
+            .field("play", &url(&self.play))
+            .field("css_push_domain", &self.css_push_domain)
+            .field("css_play_domain", &self.css_play_domain)
+            .field("css_push_key", &key(&self.css_push_key))
+            .field("css_play_key", &key(&self.css_play_key))
+            .field("css_app", &self.css_app)
+            .field("css_play_format", &self.css_play_format)
+            .finish()
+    }
 }
 
 /// The format of a CSS play URL handed to the cloud.
@@ -476,7 +494,7 @@ mod tests {
         );
         assert_eq!(e.play, "http://relay.example.com/live/callfeed-0a1b2c.flv");
         assert_eq!(relay.push_host(), ("relay.example.com".into(), 1936));
-        assert!(!format!("{relay:?}").contains("s3"));
+        assert!(!format!("{relay:?}{fields:?}").contains("s3"));
     }
 
     #[test]
