@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what callfeed needs to build, test and benchmark on Debian, and nothing twice:
-# Debian packages (GStreamer with its plugins, nginx with the RTMP module, ffmpeg) and a
+# Debian packages (GStreamer with its plugins, nginx with the RTMP module, ffmpeg, the
+# PostgreSQL server the cluster tests start their own throwaway instance of) and a
 # Python venv in .venv with Tencent's official SDKs, which the tests use as independent
 # clients. Safe to run again; it only installs what is missing.
 set -euo pipefail
@@ -12,7 +13,7 @@ apt_packages=(
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools
   gstreamer1.0-alsa gstreamer1.0-pulseaudio
-  nginx libnginx-mod-rtmp ffmpeg
+  nginx libnginx-mod-rtmp ffmpeg postgresql
   python3 python3-venv
 )
 python_packages=(tls-sig-api-v2 tencentcloud-sdk-python-trtc)

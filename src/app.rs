@@ -21,7 +21,7 @@ use crate::emulator::{
     TrtcCallback,
 };
 use crate::session::CloudClients;
-use crate::session::journal::{self, Journal, JournalError};
+use crate::store::{self as journal, Store as Journal, StoreError as JournalError};
 
 /// The SDKs' public demo SDKAppID, used against the embedded emulator when none is set.
 pub const DEMO_SDKAPPID: u64 = 1_400_000_000;
@@ -198,6 +198,8 @@ pub enum JournalAt {
     /// A private folder removed with the journal: runs against the in-process emulator,
     /// which forgets its calls when it stops, have nothing to recover later.
     Scratch,
+    /// A PostgreSQL database shared by a cluster of nodes (`serve --store postgres://...`).
+    Postgres(String),
 }
 
 impl JournalAt {
@@ -206,8 +208,14 @@ impl JournalAt {
         file.map_or(JournalAt::Default, JournalAt::File)
     }
 
-    pub fn open(self) -> Result<OpenJournal, JournalError> {
+    pub async fn open(self) -> Result<OpenJournal, JournalError> {
         let (path, scratch) = match self {
+            JournalAt::Postgres(url) => {
+                return Ok(OpenJournal {
+                    journal: Arc::new(Journal::connect(&url).await?),
+                    _scratch: None,
+                });
+            }
             JournalAt::Default => (journal::default_path(), None),
             JournalAt::File(path) => (path, None),
             JournalAt::Scratch => {

@@ -20,6 +20,8 @@
 //!   server, behind the `Publisher` trait sessions are handed; an RTMP relay's URLs).
 //! - [`session`]: one call, room and stream as one lifecycle: the pure state machine, the
 //!   driver task, the journal, teardown and recovery.
+//! - [`store`]: where sessions are recorded (room lock, CallId/TaskId, results): one trait,
+//!   embedded SQLite for one node, PostgreSQL for a cluster.
 //! - [`serve`]: `callfeed serve`'s HTTP service: sessions API, webhooks, metrics.
 //! - [`server`]: the bounded HTTP server every listener runs on (connection cap, header
 //!   and body timeouts, stalled readers dropped).
@@ -30,8 +32,8 @@
 //! - [`clock`]: Unix time, read one way everywhere.
 //!
 //! Dependency direction: `main → cli`; `cli → app, serve, session, load, emulator, publish,
-//! media, cloud, config`; `serve → session, publish, server`; `session → cloud, media,
-//! publish` (sessions are handed a publisher); `publish → media, server, cloud` (CSS
+//! media, cloud, config`; `serve → session, publish, server, store`; `session → cloud, media,
+//! publish, store` (sessions are handed a publisher and a store); `publish → media, server, cloud` (CSS
 //! signing); `emulator → cloud, media`; `config → cloud, publish` (the `[relay]` table). `cloud` and `media` never import each other; `session` never
 //! imports `serve` or `emulator`; nothing imports `cli`. `redact` and `clock` are leaves
 //! anyone may use.
@@ -49,3 +51,4 @@ pub mod redact;
 pub mod serve;
 pub mod server;
 pub mod session;
+pub mod store;

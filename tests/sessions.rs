@@ -13,9 +13,9 @@ use callfeed::emulator::{Behaviour, Emulator};
 use callfeed::media::contract::Profile;
 use callfeed::media::topology::Topologies;
 use callfeed::session::driver::{self, DriverSettings, Report, Status};
-use callfeed::session::journal::Journal;
 use callfeed::session::state::{IngestAt, Outcome, Stage};
 use callfeed::session::{CloudClients, CloudOps, SessionSpec};
+use callfeed::store::{SessionStore, Store as Journal};
 use common::*;
 use serde_json::Value;
 
@@ -433,12 +433,12 @@ async fn what_a_crashed_run_left_running_is_stopped_on_the_next_start() {
     );
     ingest.repeat_num = Some(-1);
     let task_id = cloud.start_ingest(&ingest).await.unwrap();
-    journal.admit("crashed", "string:x", "robot").unwrap();
-    journal.set_call("crashed", &call_id).unwrap();
-    journal.set_task("crashed", &task_id).unwrap();
+    journal.admit("crashed", "string:x", "robot").await.unwrap();
+    journal.set_call("crashed", &call_id).await.unwrap();
+    journal.set_task("crashed", &task_id).await.unwrap();
     assert!(cloud.task_alive(&task_id).await.unwrap());
     // Still this process's: recovery leaves a live run's session alone.
-    let orphaned = callfeed::session::journal::OpenSession::orphaned;
+    let orphaned = callfeed::store::OpenSession::orphaned;
     let limit = Duration::from_secs(5);
     let left_alone = callfeed::session::teardown::recover(&journal, &cloud, limit, orphaned).await;
     assert!(left_alone.is_empty(), "{left_alone:?}");
@@ -464,10 +464,10 @@ async fn what_a_crashed_run_left_running_is_stopped_on_the_next_start() {
         callfeed::session::CallStatus::Gone
     );
     assert_eq!(
-        journal.result_of("crashed").unwrap().unwrap().0,
+        journal.result_of("crashed").await.unwrap().unwrap().0,
         "recovered"
     );
-    assert!(journal.open_sessions().unwrap().is_empty());
+    assert!(journal.open_sessions().await.unwrap().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -571,9 +571,14 @@ async fn a_panic_in_a_session_still_ends_its_call() {
     assert!(reason.contains("a bug while starting"), "{reason}");
     let call_id = report.call_id.clone().expect("the journal had the call");
     assert_eq!(emulator.call_view(&call_id).unwrap()["state"], "ended");
-    assert!(journal.open_sessions().unwrap().is_empty());
+    assert!(journal.open_sessions().await.unwrap().is_empty());
     assert_eq!(
-        journal.result_of(&report.session_id).unwrap().unwrap().0,
+        journal
+            .result_of(&report.session_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .0,
         "failed"
     );
 }

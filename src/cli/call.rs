@@ -19,6 +19,7 @@ use crate::media::input::InputSpec;
 use crate::media::topology::Topologies;
 use crate::session::state::Outcome;
 use crate::session::{CloudClients, SessionSpec, driver};
+use crate::store::SessionStore;
 
 #[derive(Args)]
 pub(super) struct CallArgs {
@@ -224,11 +225,12 @@ async fn open_journal(
     } else {
         app::JournalAt::Default
     }
-    .open()?;
+    .open()
+    .await?;
     let journal = opened.journal();
     if !emulated {
         let limit = Duration::from_secs(5);
-        let orphaned = crate::session::journal::OpenSession::orphaned;
+        let orphaned = crate::store::OpenSession::orphaned;
         for r in crate::session::teardown::recover(journal, cloud, limit, orphaned).await {
             match r {
                 Ok(r) => eprintln!(
@@ -242,7 +244,10 @@ async fn open_journal(
         }
     }
     let (room, robot) = (&spec.room, &spec.robot);
-    if let Some(existing) = journal.active_for(&crate::session::room_key(room), robot.as_str())? {
+    if let Some(existing) = journal
+        .active_for(&crate::session::room_key(room), robot.as_str())
+        .await?
+    {
         anyhow::bail!(InvalidArgument::new(
             "--room",
             room.to_string(),
@@ -261,7 +266,7 @@ async fn run_session(
     args: &CallArgs,
     spec: SessionSpec,
     cloud: &CloudClients,
-    journal: Arc<crate::session::journal::Journal>,
+    journal: Arc<crate::store::Store>,
     room_witness: Option<driver::RoomWitness>,
 ) -> anyhow::Result<driver::Report> {
     let topologies = Topologies::load(&config.pipelines)?;

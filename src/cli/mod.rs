@@ -141,6 +141,7 @@ pub fn exit_code(result: anyhow::Result<ExitCode>) -> ExitCode {
                     || e.is::<crate::media::input::InputError>()
                     || e.is::<crate::media::probe::ProbeError>()
                     || e.is::<crate::media::topology::TopologyError>()
+                    || e.is::<crate::store::StoreError>()
                     || matches!(e.downcast_ref::<CloudError>(), Some(CloudError::Invalid(_)))
             });
             ExitCode::from(if invalid { EXIT_INVALID } else { EXIT_FAILED })

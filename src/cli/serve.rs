@@ -28,6 +28,16 @@ pub(super) struct ServeArgs {
     /// The session journal (default: $XDG_STATE_HOME/callfeed/journal.sqlite).
     #[arg(long, value_name = "FILE")]
     journal: Option<PathBuf>,
+    /// Record sessions in this PostgreSQL database, shared by a cluster of nodes, instead of
+    /// the local journal: postgres://user[:password]@host[:port]/database.
+    #[arg(
+        long,
+        env = "CALLFEED_STORE",
+        hide_env_values = true,
+        value_name = "URL",
+        conflicts_with = "journal"
+    )]
+    store: Option<String>,
     /// API clients may play files under this folder (repeatable; none: no files at all).
     #[arg(long, value_name = "DIR")]
     media_root: Vec<PathBuf>,
@@ -101,7 +111,22 @@ pub(super) async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<Exit
         Restrictions::new(&args.media_root, args.allow_devices, &args.allow_url_host)
             .map_err(|e| InvalidArgument::new("--media-root", e, "an existing folder"))?;
     let cloud = app::cloud_clients(config)?;
-    let journal = app::JournalAt::file_or_default(args.journal.clone()).open()?;
+    let journal = match &args.store {
+        Some(url) => {
+            let scheme = url.split_once("://").map(|(s, _)| s);
+            if !matches!(scheme, Some("postgres" | "postgresql")) {
+                anyhow::bail!(InvalidArgument::new(
+                    "--store",
+                    crate::redact::redact_url(url),
+                    "a postgres://user@host/database URL (without --store, sessions go to the local journal)"
+                ));
+            }
+            app::JournalAt::Postgres(url.clone())
+        }
+        None => app::JournalAt::file_or_default(args.journal.clone()),
+    }
+    .open()
+    .await?;
     if token.is_none() {
         tracing::warn!("CALLFEED_API_TOKEN is not set: the API takes requests without a token");
     }

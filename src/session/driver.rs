@@ -9,7 +9,6 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::sync::watch;
 
-use super::journal::Journal;
 use super::run::SessionRun;
 use super::state::{Outcome, Stage};
 use super::teardown::CloudLeftovers;
@@ -17,6 +16,7 @@ use super::{CloudOps, PollBudget, SessionSpec};
 use crate::media::live::StreamStats;
 use crate::media::topology::Topologies;
 use crate::publish::Publisher;
+use crate::store::{SessionStore, Store as Journal};
 
 /// How the driver works, beyond the session's own spec.
 #[derive(Clone)]
@@ -280,9 +280,10 @@ async fn after_panic<C: CloudOps>(
     status: &watch::Sender<Status>,
     reason: String,
 ) -> Report {
-    let open = journal
-        .as_ref()
-        .and_then(|j| j.open_session(&session_id).ok().flatten());
+    let open = match &journal {
+        Some(j) => j.open_session(&session_id).await.ok().flatten(),
+        None => None,
+    };
     // What the run knew, else what the journal recorded.
     let mut leftovers = CloudLeftovers {
         task_id: known
@@ -350,18 +351,19 @@ pub(super) async fn confirm_teardown<C: CloudOps>(
             |e| {
                 tracing::warn!(error = %e, "the cloud has not confirmed the teardown; retrying");
                 status.send_modify(|s| s.phase = "teardown_pending".into());
-                if let Some((j, id, outcome)) = journal
-                    && let Err(e) = j.teardown_pending(id, outcome.name(), &note)
-                {
-                    tracing::error!(error = %e, "journal write failed");
-                }
             },
+            journal.map(|(store, id, outcome)| super::teardown::PendingRecord {
+                store,
+                id,
+                result: outcome.name(),
+                note: &note,
+            }),
         )
         .await;
     match result {
         Ok(()) => {
             if let Some((j, id, outcome)) = journal
-                && let Err(e) = j.finish(id, outcome.name(), &note)
+                && let Err(e) = j.finish(id, outcome.name(), &note).await
             {
                 tracing::error!(error = %e, "journal write failed");
             }

@@ -5,7 +5,6 @@
 //! carries out its actions; `journal` records what we started so nothing is left running.
 
 pub mod driver;
-pub mod journal;
 mod media;
 pub mod relay;
 mod run;

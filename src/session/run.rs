@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use super::driver::{
     AnnouncementFigures, Controls, DriverSettings, MediaFigures, Report, Timings, confirm_teardown,
 };
-use super::journal::{Admission, Journal};
 use super::media::{Media, Prepared, prepare};
 use super::relay::RelayLink;
 use super::state::{Action, Event, Outcome, Phase, Session, Stage};
@@ -17,6 +16,7 @@ use crate::cloud::http::CloudError;
 use crate::cloud::ingest::StartStreamIngest;
 use crate::media::live::MediaEvent;
 use crate::media::topology::Topologies;
+use crate::store::{Admission, SessionStore, Store as Journal};
 
 /// How soon an ingest task the cloud ended is started again, at first and at most.
 const RESTART_MIN: Duration = Duration::from_millis(500);
@@ -100,10 +100,9 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
         self.started.elapsed().as_millis() as u64
     }
 
-    fn journal_note(&self, f: impl FnOnce(&Journal) -> Result<(), super::journal::JournalError>) {
-        if let Some(j) = &self.journal
-            && let Err(e) = f(j)
-        {
+    /// What a write to the store came to: a failed write is logged, not fatal.
+    fn journal_note(&self, written: Result<(), crate::store::StoreError>) {
+        if let Err(e) = written {
             tracing::error!(session = %self.id, error = %e, "journal write failed");
         }
     }
@@ -126,15 +125,12 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
     }
 
     /// Takes the room in the journal, unless an API already admitted this session.
-    fn admit(&self) -> Result<(), String> {
+    async fn admit(&self) -> Result<(), String> {
         let Some(j) = &self.journal else {
             return Ok(());
         };
-        match j.admit(
-            &self.id,
-            &room_key(&self.spec.room),
-            self.spec.robot.as_str(),
-        ) {
+        let room = room_key(&self.spec.room);
+        match j.admit(&self.id, &room, self.spec.robot.as_str()).await {
             Ok(Admission::Admitted) => Ok(()),
             Ok(Admission::Busy { existing }) if existing == self.id => Ok(()),
             Ok(Admission::Busy { existing }) => Err(format!(
@@ -155,7 +151,7 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
             })
         };
         let now_ms = move || started.elapsed().as_millis() as u64;
-        let prepared = match self.admit() {
+        let prepared = match self.admit().await {
             Err(reason) => Some(Err((Stage::Prepare, reason))),
             Ok(()) => tokio::select! {
                 p = prepare(&self.spec, &self.id, &self.settings, &topologies, &progress, &now_ms) => Some(p),
@@ -476,7 +472,9 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
         match self.cloud.start_call(&self.spec.start_call_request()).await {
             Ok(id) => {
                 tracing::info!(session = %self.id, call_id = %id, "call started");
-                self.journal_note(|j| j.set_call(&self.id, &id));
+                if let Some(j) = &self.journal {
+                    self.journal_note(j.set_call(&self.id, &id).await);
+                }
                 self.controls
                     .status
                     .send_modify(|s| s.call_id = Some(id.clone()));
@@ -500,7 +498,9 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
         match self.cloud.start_ingest(&req).await {
             Ok(id) => {
                 tracing::info!(session = %self.id, task_id = %id, "ingest started");
-                self.journal_note(|j| j.set_task(&self.id, &id));
+                if let Some(j) = &self.journal {
+                    self.journal_note(j.set_task(&self.id, &id).await);
+                }
                 self.controls
                     .status
                     .send_modify(|s| s.task_id = Some(id.clone()));

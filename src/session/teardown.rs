@@ -10,7 +10,7 @@ use std::time::Duration;
 use backon::BackoffBuilder;
 
 use super::CloudOps;
-use super::journal::{Journal, OpenSession};
+use crate::store::{OpenSession, SessionStore, Store as Journal};
 
 /// The first retry comes this soon; retries slow down to one per `RETRY_MAX`.
 const RETRY_MIN: Duration = Duration::from_millis(500);
@@ -74,7 +74,8 @@ impl CloudLeftovers {
         cloud: &C,
         attempt_limit: Duration,
         give_up_after: Option<Duration>,
-        mut pending: impl FnMut(&str),
+        mut on_retry: impl FnMut(&str),
+        record: Option<PendingRecord<'_>>,
     ) -> Result<(), String> {
         let started = tokio::time::Instant::now();
         let mut delays = retry_delays();
@@ -83,7 +84,12 @@ impl CloudLeftovers {
                 Ok(()) => return Ok(()),
                 Err(e) => e,
             };
-            pending(&error);
+            on_retry(&error);
+            if let Some(r) = &record
+                && let Err(e) = r.store.teardown_pending(r.id, r.result, r.note).await
+            {
+                tracing::error!(error = %e, "journal write failed");
+            }
             let delay = delays.next().unwrap_or(RETRY_MAX).min(RETRY_MAX);
             if give_up_after.is_some_and(|limit| started.elapsed() + delay > limit) {
                 return Err(error);
@@ -91,6 +97,15 @@ impl CloudLeftovers {
             tokio::time::sleep(delay).await;
         }
     }
+}
+
+/// Where a teardown still unconfirmed is recorded while it is retried, so a crash meanwhile
+/// leaves it for the next run.
+pub struct PendingRecord<'a> {
+    pub store: &'a Journal,
+    pub id: &'a str,
+    pub result: &'a str,
+    pub note: &'a str,
 }
 
 /// What recovery did with one open session.
@@ -114,7 +129,7 @@ pub async fn recover<C: CloudOps>(
     claim: impl Fn(&OpenSession) -> bool,
 ) -> Vec<Result<Recovered, (String, String)>> {
     use futures::StreamExt;
-    let open = match journal.open_sessions() {
+    let open = match journal.open_sessions().await {
         Ok(o) => o,
         Err(e) => {
             tracing::error!(error = %e, "cannot read the journal");
@@ -148,7 +163,7 @@ async fn recover_one<C: CloudOps>(
             .pending
             .clone()
             .unwrap_or_else(|| ("recovered".to_owned(), String::new()));
-        let _ = journal.teardown_pending(&s.id, &result, &note);
+        let _ = journal.teardown_pending(&s.id, &result, &note).await;
         return Err((s.id, e));
     }
     let mut stopped = Vec::new();
@@ -169,7 +184,7 @@ async fn recover_one<C: CloudOps>(
         None => ("recovered".to_owned(), stopped),
     };
     tracing::warn!(session = %s.id, %result, %note, "recovered a session an earlier run left open");
-    let _ = journal.finish(&s.id, &result, &note);
+    let _ = journal.finish(&s.id, &result, &note).await;
     Ok(Recovered {
         session_id: s.id,
         result,

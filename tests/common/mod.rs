@@ -4,6 +4,7 @@
 // Shared by every test binary through `mod common;`: `pub` is how they reach it.
 #![allow(unreachable_pub)]
 
+pub mod postgres;
 pub mod serve;
 
 use std::collections::VecDeque;

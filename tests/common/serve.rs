@@ -11,7 +11,7 @@ use callfeed::serve::api::{Service, ServiceConfig};
 use callfeed::serve::webhooks::WebhookKeys;
 use callfeed::session::CloudClients;
 use callfeed::session::driver::DriverSettings;
-use callfeed::session::journal::Journal;
+use callfeed::store::Store as Journal;
 use serde_json::Value;
 
 use super::{APP_KEY, SDKAPPID, test_clients};
@@ -91,6 +91,17 @@ pub async fn start_service(
     journal: &std::path::Path,
     configure: impl FnOnce(&mut ServiceConfig),
 ) -> (Arc<Service<CloudClients>>, Api) {
+    let store = Arc::new(Journal::open(journal).unwrap());
+    start_service_on(emulator, store, configure).await
+}
+
+/// [`start_service`] recording its sessions in `store` (a PostgreSQL store several nodes
+/// share, say).
+pub async fn start_service_on(
+    emulator: &Emulator,
+    store: Arc<Journal>,
+    configure: impl FnOnce(&mut ServiceConfig),
+) -> (Arc<Service<CloudClients>>, Api) {
     let cloud = test_clients(
         &format!("{}/", emulator.endpoints().im_endpoint),
         APP_KEY,
@@ -116,7 +127,7 @@ pub async fn start_service(
         relay: None,
     };
     configure(&mut config);
-    let service = Service::new(cloud, Arc::new(Journal::open(journal).unwrap()), config);
+    let service = Service::new(cloud, store, config);
     let app = service.router().merge(stream_routes);
     tokio::spawn(callfeed::server::serve(
         listener,

@@ -34,10 +34,10 @@ use super::webhooks::{WebhookChecks, WebhookKeys};
 use crate::media::policy::InputPolicy;
 use crate::media::topology::Topologies;
 use crate::session::driver::{self, Controls, DriverSettings, Report, Status};
-use crate::session::journal::{Admission, Journal};
-use crate::session::journal::{OpenSession, process_identity};
 use crate::session::teardown::{Recovered, recover, recover_until_done};
 use crate::session::{CloudOps, RequestError, SessionRequest, room_key};
+use crate::store::{Admission, SessionStore, Store as Journal};
+use crate::store::{OpenSession, process_identity};
 
 /// The longest a request (body, validation and DNS included) may take, SSE aside.
 mod hooks;
@@ -431,6 +431,7 @@ async fn create<C: CloudOps + 'static>(
     match svc
         .journal
         .admit(&id, &room_key(&spec.room), spec.robot.as_str())
+        .await
     {
         Ok(Admission::Admitted) => {}
         Ok(Admission::Busy { existing }) => {
@@ -473,20 +474,25 @@ async fn create<C: CloudOps + 'static>(
         report,
         ended_at,
     );
-    {
+    let refused = {
         // Checked, recorded and spawned under one lock, so a drain either sees this session
         // and waits for it, or this request sees the drain.
         let mut sessions = svc.sessions.lock().expect("sessions lock");
         if svc.draining.load(Ordering::SeqCst) {
-            drop(sessions);
-            svc.running.fetch_sub(1, Ordering::AcqRel);
-            let _ = svc
-                .journal
-                .finish(&id, "refused", "the service began draining");
-            return problem(StatusCode::SERVICE_UNAVAILABLE, "draining: no new sessions");
+            true
+        } else {
+            sessions.insert(id.clone(), entry);
+            svc.tasks.lock().expect("tasks lock").spawn(task);
+            false
         }
-        sessions.insert(id.clone(), entry);
-        svc.tasks.lock().expect("tasks lock").spawn(task);
+    };
+    if refused {
+        svc.running.fetch_sub(1, Ordering::AcqRel);
+        let _ = svc
+            .journal
+            .finish(&id, "refused", "the service began draining")
+            .await;
+        return problem(StatusCode::SERVICE_UNAVAILABLE, "draining: no new sessions");
     }
     (StatusCode::CREATED, Json(created)).into_response()
 }

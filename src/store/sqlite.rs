@@ -1,82 +1,24 @@
-//! The session journal: every session, CallId and TaskId recorded in SQLite as soon as
-//! they exist, so a crashed process's leftovers can be found and stopped on the next start.
+//! The embedded backend: one node's sessions in SQLite (WAL), created 0600 under
+//! `$XDG_STATE_HOME/callfeed`. A crashed run's leftovers are found by their owner process
+//! being gone (see [`OpenSession::orphaned`]) and stopped on the next start.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-#[derive(Debug, thiserror::Error)]
-#[error("session journal {path}: {source}")]
-pub struct JournalError {
-    path: String,
-    #[source]
-    source: rusqlite::Error,
-}
+use super::{Admission, OpenSession, SessionStore, StoreError, process_identity};
 
-/// A session the journal says was never finished: a crashed run's, or one whose teardown
-/// the cloud has not confirmed yet.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OpenSession {
-    pub id: String,
-    pub call_id: Option<String>,
-    pub task_id: Option<String>,
-    /// The result it ended with, when only the cloud's confirmation is missing.
-    pub pending: Option<(String, String)>,
-    /// The process that runs it, while that process lives: see [`process_identity`].
-    pub owner: Option<String>,
-}
-
-impl OpenSession {
-    /// Whether no living process runs this session any more (a crash, a kill, an exit with
-    /// the teardown unconfirmed): then recovery may stop what it started.
-    pub fn orphaned(&self) -> bool {
-        self.owner.as_deref().is_none_or(|o| !process_alive(o))
-    }
-}
-
-/// This process as the journal names owners: its pid and its start time, so a pid reused by
-/// another process is not taken for this one.
-pub fn process_identity() -> String {
-    let pid = std::process::id();
-    format!("{pid}:{}", start_time(pid).unwrap_or_default())
-}
-
-fn start_time(pid: u32) -> Option<String> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may hold spaces and parentheses: count from its end.
-    let after_name = &stat[stat.rfind(')')? + 2..];
-    after_name.split(' ').nth(19).map(str::to_owned)
-}
-
-fn process_alive(owner: &str) -> bool {
-    let Some((pid, started)) = owner.split_once(':') else {
-        return false;
-    };
-    pid.parse::<u32>()
-        .ok()
-        .and_then(start_time)
-        .is_some_and(|t| t == started)
-}
-
-/// Whether a session may have its room.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Admission {
-    Admitted,
-    /// An unfinished session already has the room and robot.
-    Busy {
-        existing: String,
-    },
-}
-
-pub struct Journal {
+pub struct SqliteStore {
     path: String,
     db: Mutex<Connection>,
 }
 
-impl std::fmt::Debug for Journal {
+impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Journal").field("path", &self.path).finish()
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -130,10 +72,10 @@ const MIGRATE_TO_2: &str = "ALTER TABLE sessions ADD COLUMN pending_result TEXT;
 /// Version 3: which process runs a session, so recovery never stops another live process's.
 const MIGRATE_TO_3: &str = "ALTER TABLE sessions ADD COLUMN owner TEXT; PRAGMA user_version = 3;";
 
-impl Journal {
-    pub fn open(path: &Path) -> Result<Self, JournalError> {
+impl SqliteStore {
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
         let shown = path.display().to_string();
-        let err = |source| JournalError {
+        let err = |source| StoreError::Sqlite {
             path: shown.clone(),
             source,
         };
@@ -163,20 +105,20 @@ impl Journal {
         })
     }
 
-    fn error(&self, source: rusqlite::Error) -> JournalError {
-        JournalError {
+    fn error(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::Sqlite {
             path: self.path.clone(),
             source,
         }
     }
 
-    fn exec(&self, sql: &str, args: impl rusqlite::Params) -> Result<(), JournalError> {
+    fn exec(&self, sql: &str, args: impl rusqlite::Params) -> Result<(), StoreError> {
         self.db
             .lock()
             .expect("journal lock")
             .execute(sql, args)
             .map(|_| ())
-            .map_err(|source| JournalError {
+            .map_err(|source| StoreError::Sqlite {
                 path: self.path.clone(),
                 source,
             })
@@ -184,7 +126,7 @@ impl Journal {
 
     /// Records a new session if its room and robot are free, in one statement: of any number
     /// of requests for one room at once, exactly one is admitted.
-    pub fn admit(&self, id: &str, room: &str, robot: &str) -> Result<Admission, JournalError> {
+    fn admit(&self, id: &str, room: &str, robot: &str) -> Result<Admission, StoreError> {
         let now = crate::clock::unix_ms();
         let inserted = self.db.lock().expect("journal lock").execute(
             "INSERT INTO sessions (id, created_ms, updated_ms, room, robot, state, owner) VALUES (?1, ?2, ?2, ?3, ?4, 'preparing', ?5)",
@@ -195,28 +137,28 @@ impl Journal {
             Err(rusqlite::Error::SqliteFailure(e, _))
                 if e.code == rusqlite::ErrorCode::ConstraintViolation =>
             {
-                let existing = self.active_for(room, robot)?.unwrap_or_default();
+                let existing = Self::active_for(self, room, robot)?.unwrap_or_default();
                 Ok(Admission::Busy { existing })
             }
             Err(e) => Err(self.error(e)),
         }
     }
 
-    pub fn set_state(&self, id: &str, state: &str) -> Result<(), JournalError> {
+    fn set_state(&self, id: &str, state: &str) -> Result<(), StoreError> {
         self.exec(
             "UPDATE sessions SET state = ?2, updated_ms = ?3 WHERE id = ?1",
             params![id, state, crate::clock::unix_ms()],
         )
     }
 
-    pub fn set_call(&self, id: &str, call_id: &str) -> Result<(), JournalError> {
+    fn set_call(&self, id: &str, call_id: &str) -> Result<(), StoreError> {
         self.exec(
             "UPDATE sessions SET call_id = ?2, updated_ms = ?3 WHERE id = ?1",
             params![id, call_id, crate::clock::unix_ms()],
         )
     }
 
-    pub fn set_task(&self, id: &str, task_id: &str) -> Result<(), JournalError> {
+    fn set_task(&self, id: &str, task_id: &str) -> Result<(), StoreError> {
         self.exec(
             "UPDATE sessions SET task_id = ?2, updated_ms = ?3 WHERE id = ?1",
             params![id, task_id, crate::clock::unix_ms()],
@@ -224,7 +166,7 @@ impl Journal {
     }
 
     /// The session is over, and the cloud confirmed its task and call gone.
-    pub fn finish(&self, id: &str, result: &str, note: &str) -> Result<(), JournalError> {
+    fn finish(&self, id: &str, result: &str, note: &str) -> Result<(), StoreError> {
         self.exec(
             "UPDATE sessions SET result = ?2, note = ?3, state = 'ended', pending_result = NULL, updated_ms = ?4 WHERE id = ?1",
             params![id, result, note, crate::clock::unix_ms()],
@@ -233,7 +175,7 @@ impl Journal {
 
     /// The session is over but the cloud has not confirmed its task or call gone: it stays
     /// open (and keeps its room) until a retry does.
-    pub fn teardown_pending(&self, id: &str, result: &str, note: &str) -> Result<(), JournalError> {
+    fn teardown_pending(&self, id: &str, result: &str, note: &str) -> Result<(), StoreError> {
         self.exec(
             "UPDATE sessions SET state = 'teardown_pending', pending_result = ?2, note = ?3, updated_ms = ?4 WHERE id = ?1",
             params![id, result, note, crate::clock::unix_ms()],
@@ -241,7 +183,7 @@ impl Journal {
     }
 
     /// An unfinished session already using this room and robot, if any.
-    pub fn active_for(&self, room: &str, robot: &str) -> Result<Option<String>, JournalError> {
+    fn active_for(&self, room: &str, robot: &str) -> Result<Option<String>, StoreError> {
         self.db
             .lock()
             .expect("journal lock")
@@ -251,15 +193,15 @@ impl Journal {
                 |r| r.get(0),
             )
             .optional()
-            .map_err(|source| JournalError {
+            .map_err(|source| StoreError::Sqlite {
                 path: self.path.clone(),
                 source,
             })
     }
 
-    pub fn open_sessions(&self) -> Result<Vec<OpenSession>, JournalError> {
+    fn open_sessions(&self) -> Result<Vec<OpenSession>, StoreError> {
         let db = self.db.lock().expect("journal lock");
-        let err = |source| JournalError {
+        let err = |source| StoreError::Sqlite {
             path: self.path.clone(),
             source,
         };
@@ -282,13 +224,8 @@ impl Journal {
         rows.collect::<Result<Vec<_>, _>>().map_err(err)
     }
 
-    /// One session's row, if it is still open.
-    pub fn open_session(&self, id: &str) -> Result<Option<OpenSession>, JournalError> {
-        Ok(self.open_sessions()?.into_iter().find(|s| s.id == id))
-    }
-
     /// The CallId recorded for a session, once it has one.
-    pub fn call_of(&self, id: &str) -> Result<Option<String>, JournalError> {
+    fn call_of(&self, id: &str) -> Result<Option<String>, StoreError> {
         self.db
             .lock()
             .expect("journal lock")
@@ -299,14 +236,14 @@ impl Journal {
             )
             .optional()
             .map(Option::flatten)
-            .map_err(|source| JournalError {
+            .map_err(|source| StoreError::Sqlite {
                 path: self.path.clone(),
                 source,
             })
     }
 
     /// The result recorded for a session, if it has ended.
-    pub fn result_of(&self, id: &str) -> Result<Option<(String, String)>, JournalError> {
+    fn result_of(&self, id: &str) -> Result<Option<(String, String)>, StoreError> {
         self.db
             .lock()
             .expect("journal lock")
@@ -321,10 +258,44 @@ impl Journal {
                 },
             )
             .optional()
-            .map_err(|source| JournalError {
+            .map_err(|source| StoreError::Sqlite {
                 path: self.path.clone(),
                 source,
             })
+    }
+}
+
+impl SessionStore for SqliteStore {
+    // Local, short writes under a lock never held across an await.
+    async fn admit(&self, id: &str, room: &str, robot: &str) -> Result<Admission, StoreError> {
+        Self::admit(self, id, room, robot)
+    }
+    async fn set_state(&self, id: &str, state: &str) -> Result<(), StoreError> {
+        Self::set_state(self, id, state)
+    }
+    async fn set_call(&self, id: &str, call_id: &str) -> Result<(), StoreError> {
+        Self::set_call(self, id, call_id)
+    }
+    async fn set_task(&self, id: &str, task_id: &str) -> Result<(), StoreError> {
+        Self::set_task(self, id, task_id)
+    }
+    async fn finish(&self, id: &str, result: &str, note: &str) -> Result<(), StoreError> {
+        Self::finish(self, id, result, note)
+    }
+    async fn teardown_pending(&self, id: &str, result: &str, note: &str) -> Result<(), StoreError> {
+        Self::teardown_pending(self, id, result, note)
+    }
+    async fn active_for(&self, room: &str, robot: &str) -> Result<Option<String>, StoreError> {
+        Self::active_for(self, room, robot)
+    }
+    async fn open_sessions(&self) -> Result<Vec<OpenSession>, StoreError> {
+        Self::open_sessions(self)
+    }
+    async fn call_of(&self, id: &str) -> Result<Option<String>, StoreError> {
+        Self::call_of(self, id)
+    }
+    async fn result_of(&self, id: &str) -> Result<Option<(String, String)>, StoreError> {
+        Self::result_of(self, id)
     }
 }
 
@@ -338,7 +309,7 @@ mod tests {
         let path = dir.join("j.sqlite");
         let _ = std::fs::remove_file(&path);
         {
-            let j = Journal::open(&path).unwrap();
+            let j = SqliteStore::open(&path).unwrap();
             assert_eq!(
                 j.admit("s1", "string:r", "robot").unwrap(),
                 Admission::Admitted
@@ -354,7 +325,7 @@ mod tests {
             j.admit("s2", "string:q", "robot").unwrap();
             j.finish("s2", "completed", "").unwrap();
         }
-        let j = Journal::open(&path).unwrap();
+        let j = SqliteStore::open(&path).unwrap();
         assert_eq!(
             j.open_sessions().unwrap(),
             [OpenSession {
@@ -390,7 +361,7 @@ mod tests {
     #[test]
     fn parallel_admissions_for_one_room_admit_exactly_one() {
         let dir = tempfile::tempdir().unwrap();
-        let j = std::sync::Arc::new(Journal::open(&dir.path().join("j.sqlite")).unwrap());
+        let j = std::sync::Arc::new(SqliteStore::open(&dir.path().join("j.sqlite")).unwrap());
         let admitted: Vec<_> = (0..8)
             .map(|i| {
                 let j = j.clone();

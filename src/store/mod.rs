@@ -1,0 +1,237 @@
+//! Where sessions are recorded: every session, its CallId and TaskId as soon as they exist,
+//! the one-session-per-room lock, and the result — so nothing a session started in the cloud
+//! is ever forgotten. One trait, [`SessionStore`], two backends: embedded SQLite for one node
+//! (the default, no server to install) and PostgreSQL for a cluster of nodes sharing it.
+//! The rest of callfeed holds a [`Store`], whichever backend it is.
+
+mod postgres;
+mod sqlite;
+
+use std::future::Future;
+
+pub use postgres::PostgresStore;
+pub use sqlite::{SqliteStore, default_path};
+
+/// Why the store could not do something.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("session journal {path}: {source}")]
+    Sqlite {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("session store {url}: {reason}")]
+    Postgres {
+        /// The store's URL without its password.
+        url: String,
+        reason: String,
+    },
+    #[error(
+        "session store {url}: its schema is version {found}, newer than this callfeed knows ({supported}); run a callfeed at least as new as the one that wrote it"
+    )]
+    NewerSchema {
+        url: String,
+        found: i64,
+        supported: i64,
+    },
+}
+
+/// A session the store says was never finished: a crashed run's, or one whose teardown the
+/// cloud has not confirmed yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenSession {
+    pub id: String,
+    pub call_id: Option<String>,
+    pub task_id: Option<String>,
+    /// The result it ended with, when only the cloud's confirmation is missing.
+    pub pending: Option<(String, String)>,
+    /// The process that runs it, while that process lives: see [`process_identity`].
+    pub owner: Option<String>,
+}
+
+impl OpenSession {
+    /// Whether no living process runs this session any more (a crash, a kill, an exit with
+    /// the teardown unconfirmed): then recovery may stop what it started. A session of
+    /// another machine's process is never taken for orphaned here: this machine cannot see
+    /// that process.
+    pub fn orphaned(&self) -> bool {
+        self.owner.as_deref().is_none_or(|o| !process_alive(o))
+    }
+}
+
+/// This process as the store names owners: its machine, its pid and its start time, so a
+/// pid reused by another process is not taken for this one.
+pub fn process_identity() -> String {
+    let pid = std::process::id();
+    format!(
+        "{}/{pid}:{}",
+        host_name(),
+        start_time(pid).unwrap_or_default()
+    )
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default()
+}
+
+fn start_time(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: count from its end.
+    let after_name = &stat[stat.rfind(')')? + 2..];
+    after_name.split(' ').nth(19).map(str::to_owned)
+}
+
+/// Whether the owner names a process alive on this machine, or one on another machine
+/// (which only that machine can tell).
+fn process_alive(owner: &str) -> bool {
+    // Owners written before hosts were recorded are this machine's.
+    let (host, process) = owner.split_once('/').unwrap_or(("", owner));
+    if !host.is_empty() && host != host_name() {
+        return true;
+    }
+    let Some((pid, started)) = process.split_once(':') else {
+        return false;
+    };
+    pid.parse::<u32>()
+        .ok()
+        .and_then(start_time)
+        .is_some_and(|t| t == started)
+}
+
+/// Whether a session may have its room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    Admitted,
+    /// An unfinished session already has the room and robot.
+    Busy {
+        existing: String,
+    },
+}
+
+/// What every backend does. Each write is durable when it returns.
+pub trait SessionStore: Send + Sync {
+    /// Records a new session if its room and robot are free, atomically: of any number of
+    /// requests for one room at once (on any node), exactly one is admitted.
+    fn admit(
+        &self,
+        id: &str,
+        room: &str,
+        robot: &str,
+    ) -> impl Future<Output = Result<Admission, StoreError>> + Send;
+    fn set_state(
+        &self,
+        id: &str,
+        state: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn set_call(
+        &self,
+        id: &str,
+        call_id: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn set_task(
+        &self,
+        id: &str,
+        task_id: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// The session is over, and the cloud confirmed its task and call gone: its room is free.
+    fn finish(
+        &self,
+        id: &str,
+        result: &str,
+        note: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// The session is over but the cloud has not confirmed its task or call gone: it stays
+    /// open (and keeps its room) until a retry does.
+    fn teardown_pending(
+        &self,
+        id: &str,
+        result: &str,
+        note: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// An unfinished session already using this room and robot, if any.
+    fn active_for(
+        &self,
+        room: &str,
+        robot: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+    /// Every unfinished session, oldest first.
+    fn open_sessions(&self) -> impl Future<Output = Result<Vec<OpenSession>, StoreError>> + Send;
+    /// The CallId recorded for a session, once it has one.
+    fn call_of(&self, id: &str) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+    /// The result and note recorded for a session, if it has ended.
+    fn result_of(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<(String, String)>, StoreError>> + Send;
+}
+
+/// The store a process uses: one of the backends.
+#[derive(Debug)]
+pub enum Store {
+    Sqlite(SqliteStore),
+    Postgres(PostgresStore),
+}
+
+/// Calls the same method on whichever backend this is.
+macro_rules! each {
+    ($self:ident, $s:ident => $call:expr) => {
+        match $self {
+            Store::Sqlite($s) => $call.await,
+            Store::Postgres($s) => $call.await,
+        }
+    };
+}
+
+impl Store {
+    /// The embedded journal at `path` (created 0600).
+    pub fn open(path: &std::path::Path) -> Result<Self, StoreError> {
+        SqliteStore::open(path).map(Self::Sqlite)
+    }
+
+    /// A PostgreSQL store shared by a cluster: connects, and applies the schema's
+    /// migrations; a database that cannot be reached or holds a newer schema is an error.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        PostgresStore::connect(url).await.map(Self::Postgres)
+    }
+
+    /// One session's row, if it is still open.
+    pub async fn open_session(&self, id: &str) -> Result<Option<OpenSession>, StoreError> {
+        Ok(self.open_sessions().await?.into_iter().find(|s| s.id == id))
+    }
+}
+
+impl SessionStore for Store {
+    async fn admit(&self, id: &str, room: &str, robot: &str) -> Result<Admission, StoreError> {
+        each!(self, s => s.admit(id, room, robot))
+    }
+    async fn set_state(&self, id: &str, state: &str) -> Result<(), StoreError> {
+        each!(self, s => s.set_state(id, state))
+    }
+    async fn set_call(&self, id: &str, call_id: &str) -> Result<(), StoreError> {
+        each!(self, s => s.set_call(id, call_id))
+    }
+    async fn set_task(&self, id: &str, task_id: &str) -> Result<(), StoreError> {
+        each!(self, s => s.set_task(id, task_id))
+    }
+    async fn finish(&self, id: &str, result: &str, note: &str) -> Result<(), StoreError> {
+        each!(self, s => s.finish(id, result, note))
+    }
+    async fn teardown_pending(&self, id: &str, result: &str, note: &str) -> Result<(), StoreError> {
+        each!(self, s => s.teardown_pending(id, result, note))
+    }
+    async fn active_for(&self, room: &str, robot: &str) -> Result<Option<String>, StoreError> {
+        each!(self, s => s.active_for(room, robot))
+    }
+    async fn open_sessions(&self) -> Result<Vec<OpenSession>, StoreError> {
+        each!(self, s => s.open_sessions())
+    }
+    async fn call_of(&self, id: &str) -> Result<Option<String>, StoreError> {
+        each!(self, s => s.call_of(id))
+    }
+    async fn result_of(&self, id: &str) -> Result<Option<(String, String)>, StoreError> {
+        each!(self, s => s.result_of(id))
+    }
+}

@@ -1,0 +1,322 @@
+//! The cluster backend: every node's sessions in one PostgreSQL database. The room lock is a
+//! unique index over unfinished sessions, so admission is one insert wherever it arrives; the
+//! schema is versioned and migrated at start under an advisory lock, so nodes starting
+//! together migrate it once.
+
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::NoTls;
+use tokio_postgres::error::SqlState;
+
+use super::{Admission, OpenSession, SessionStore, StoreError, process_identity};
+
+/// The schema this callfeed writes; a database at a later version is refused.
+const SCHEMA_VERSION: i64 = 1;
+
+/// Each migration takes the schema from its index to the next version.
+const MIGRATIONS: [&str; 1] = ["CREATE TABLE sessions (
+       id TEXT PRIMARY KEY,
+       created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+       updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+       room TEXT NOT NULL, robot TEXT NOT NULL, state TEXT NOT NULL,
+       call_id TEXT, task_id TEXT, result TEXT, note TEXT, pending_result TEXT, owner TEXT);
+     CREATE UNIQUE INDEX one_open_session_per_room ON sessions (room, robot) WHERE result IS NULL;
+     CREATE INDEX sessions_by_call ON sessions (call_id);"];
+
+/// How long connecting, and each statement, may take: a store that does not answer is an
+/// error, not a hang.
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Serialises migrations between nodes starting at once (an arbitrary, fixed key).
+const MIGRATION_LOCK: i64 = 0x0ca1_1feed;
+
+pub struct PostgresStore {
+    /// The URL as errors show it: no password.
+    shown: String,
+    pool: Pool,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("url", &self.shown)
+            .finish()
+    }
+}
+
+/// An error and what caused it, as one line: the pool's own message says little alone.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        cause = c.source();
+    }
+    text
+}
+
+/// `postgres://user:secret@host/db` as `postgres://user:***@host/db`.
+fn without_password(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            u.to_string()
+        }
+        Err(_) => crate::redact::redact_url(url),
+    }
+}
+
+impl PostgresStore {
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let shown = without_password(url);
+        let failed = |reason: String| StoreError::Postgres {
+            url: shown.clone(),
+            reason,
+        };
+        let mut config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| failed(format!("not a PostgreSQL URL ({e})")))?;
+        config.connect_timeout(TIMEOUT);
+        config.application_name("callfeed");
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(8)
+            .wait_timeout(Some(TIMEOUT))
+            .create_timeout(Some(TIMEOUT))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .map_err(|e| failed(with_causes(&e)))?;
+        let store = Self { shown, pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    fn failed(&self, reason: impl std::error::Error) -> StoreError {
+        StoreError::Postgres {
+            url: self.shown.clone(),
+            reason: with_causes(&reason),
+        }
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.pool.get().await.map_err(|e| StoreError::Postgres {
+            url: self.shown.clone(),
+            reason: format!(
+                "cannot connect ({}); check the URL (--store or CALLFEED_STORE) and that the server runs",
+                with_causes(&e)
+            ),
+        })
+    }
+
+    /// Brings the schema to [`SCHEMA_VERSION`], or refuses a newer one.
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(|e| self.failed(e))?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await
+            .map_err(|e| self.failed(e))?;
+        tx.batch_execute("CREATE TABLE IF NOT EXISTS callfeed_schema (version BIGINT NOT NULL)")
+            .await
+            .map_err(|e| self.failed(e))?;
+        let found: i64 = tx
+            .query_opt("SELECT version FROM callfeed_schema", &[])
+            .await
+            .map_err(|e| self.failed(e))?
+            .map_or(0, |row| row.get(0));
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema {
+                url: self.shown.clone(),
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        for migration in &MIGRATIONS[found as usize..] {
+            tx.batch_execute(migration)
+                .await
+                .map_err(|e| self.failed(e))?;
+        }
+        tx.execute("DELETE FROM callfeed_schema", &[])
+            .await
+            .map_err(|e| self.failed(e))?;
+        tx.execute(
+            "INSERT INTO callfeed_schema (version) VALUES ($1)",
+            &[&SCHEMA_VERSION],
+        )
+        .await
+        .map_err(|e| self.failed(e))?;
+        tx.commit().await.map_err(|e| self.failed(e))
+    }
+
+    fn timed_out(&self) -> StoreError {
+        StoreError::Postgres {
+            url: self.shown.clone(),
+            reason: format!("no answer within {} s", TIMEOUT.as_secs()),
+        }
+    }
+
+    async fn exec(
+        &self,
+        sql: &str,
+        args: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        tokio::time::timeout(TIMEOUT, client.execute(sql, args))
+            .await
+            .map_err(|_| self.timed_out())?
+            .map_err(|e| self.failed(e))
+    }
+
+    async fn query(
+        &self,
+        sql: &str,
+        args: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
+        let client = self.client().await?;
+        tokio::time::timeout(TIMEOUT, client.query(sql, args))
+            .await
+            .map_err(|_| self.timed_out())?
+            .map_err(|e| self.failed(e))
+    }
+}
+
+impl SessionStore for PostgresStore {
+    async fn admit(&self, id: &str, room: &str, robot: &str) -> Result<Admission, StoreError> {
+        let client = self.client().await?;
+        let owner = process_identity();
+        let args: [&(dyn tokio_postgres::types::ToSql + Sync); 4] = [&id, &room, &robot, &owner];
+        let insert = client.execute(
+            "INSERT INTO sessions (id, room, robot, state, owner) VALUES ($1, $2, $3, 'preparing', $4)",
+            &args,
+        );
+        let inserted = tokio::time::timeout(TIMEOUT, insert)
+            .await
+            .map_err(|_| self.timed_out())?;
+        match inserted {
+            Ok(_) => Ok(Admission::Admitted),
+            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                // On the same connection: a second one from a pool all taken by admissions
+                // would never come.
+                let existing = client
+                    .query_opt(
+                        "SELECT id FROM sessions WHERE result IS NULL AND room = $1 AND robot = $2",
+                        &[&room, &robot],
+                    )
+                    .await
+                    .map_err(|e| self.failed(e))?
+                    .map(|r| r.get(0))
+                    .unwrap_or_default();
+                Ok(Admission::Busy { existing })
+            }
+            Err(e) => Err(self.failed(e)),
+        }
+    }
+
+    async fn set_state(&self, id: &str, state: &str) -> Result<(), StoreError> {
+        self.exec(
+            "UPDATE sessions SET state = $2, updated_at = now() WHERE id = $1",
+            &[&id, &state],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn set_call(&self, id: &str, call_id: &str) -> Result<(), StoreError> {
+        self.exec(
+            "UPDATE sessions SET call_id = $2, updated_at = now() WHERE id = $1",
+            &[&id, &call_id],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn set_task(&self, id: &str, task_id: &str) -> Result<(), StoreError> {
+        self.exec(
+            "UPDATE sessions SET task_id = $2, updated_at = now() WHERE id = $1",
+            &[&id, &task_id],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn finish(&self, id: &str, result: &str, note: &str) -> Result<(), StoreError> {
+        self.exec(
+            "UPDATE sessions SET result = $2, note = $3, state = 'ended', pending_result = NULL, updated_at = now() WHERE id = $1",
+            &[&id, &result, &note],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn teardown_pending(&self, id: &str, result: &str, note: &str) -> Result<(), StoreError> {
+        self.exec(
+            "UPDATE sessions SET state = 'teardown_pending', pending_result = $2, note = $3, updated_at = now() WHERE id = $1",
+            &[&id, &result, &note],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn active_for(&self, room: &str, robot: &str) -> Result<Option<String>, StoreError> {
+        let rows = self
+            .query(
+                "SELECT id FROM sessions WHERE result IS NULL AND room = $1 AND robot = $2",
+                &[&room, &robot],
+            )
+            .await?;
+        Ok(rows.first().map(|r| r.get(0)))
+    }
+
+    async fn open_sessions(&self) -> Result<Vec<OpenSession>, StoreError> {
+        let rows = self
+            .query(
+                "SELECT id, call_id, task_id, pending_result, note, owner FROM sessions WHERE result IS NULL ORDER BY created_at, id",
+                &[],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let pending: Option<String> = r.get(3);
+                let note: Option<String> = r.get(4);
+                OpenSession {
+                    id: r.get(0),
+                    call_id: r.get(1),
+                    task_id: r.get(2),
+                    pending: pending.map(|p| (p, note.unwrap_or_default())),
+                    owner: r.get(5),
+                }
+            })
+            .collect())
+    }
+
+    async fn call_of(&self, id: &str) -> Result<Option<String>, StoreError> {
+        let rows = self
+            .query("SELECT call_id FROM sessions WHERE id = $1", &[&id])
+            .await?;
+        Ok(rows.first().and_then(|r| r.get(0)))
+    }
+
+    async fn result_of(&self, id: &str) -> Result<Option<(String, String)>, StoreError> {
+        let rows = self
+            .query(
+                "SELECT result, note FROM sessions WHERE id = $1 AND result IS NOT NULL",
+                &[&id],
+            )
+            .await?;
+        Ok(rows
+            .first()
+            .map(|r| (r.get(0), r.get::<_, Option<String>>(1).unwrap_or_default())))
+    }
+}
