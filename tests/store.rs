@@ -10,6 +10,13 @@ use common::postgres::Postgres;
 
 /// What every backend must do, as sessions and recovery rely on it.
 async fn conforms(store: Arc<Store>) {
+    let node = callfeed::store::NodeInfo {
+        api_url: "http://127.0.0.1:1".into(),
+        capacity: 4,
+    };
+    let lease = std::time::Duration::from_secs(30);
+    store.register_node(&node, lease).await.unwrap();
+    assert!(store.renew_lease(lease, 1, false).await.unwrap());
     let room = "string:lobby";
     assert_eq!(
         store.admit("s1", room, "robot").await.unwrap(),
@@ -58,9 +65,15 @@ async fn conforms(store: Arc<Store>) {
             task_id: Some("task-1".into()),
             pending: None,
             owner: Some(process_identity()),
+            owner_gone: open[0].owner_gone,
         }
     );
     assert!(!open[0].orphaned(), "this process runs it");
+    // A takeover names the owner it read: of two, one wins.
+    assert!(!store.claim("s3", Some("someone-else")).await.unwrap());
+    let owner = open[1].owner.clone();
+    assert!(store.claim("s3", owner.as_deref()).await.unwrap());
+    assert!(!store.claim("s3", Some("someone-else")).await.unwrap());
 
     // A teardown the cloud has not confirmed keeps the room, with the result aside.
     store
@@ -188,7 +201,7 @@ async fn a_store_that_cannot_be_used_is_named_without_its_password() {
             err,
             StoreError::NewerSchema {
                 found: 99,
-                supported: 1,
+                supported: 2,
                 ..
             }
         ),

@@ -38,6 +38,10 @@ pub(super) struct ServeArgs {
         conflicts_with = "journal"
     )]
     store: Option<String>,
+    /// With --store: this node's lease on the store's clock. A node that has not renewed it
+    /// for this long is taken for gone, and other nodes stop its sessions' cloud tasks.
+    #[arg(long, default_value_t = 10.0, value_name = "SECS")]
+    lease_secs: f64,
     /// API clients may play files under this folder (repeatable; none: no files at all).
     #[arg(long, value_name = "DIR")]
     media_root: Vec<PathBuf>,
@@ -140,6 +144,22 @@ pub(super) async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<Exit
         .clone()
         .unwrap_or_else(|| format!("http://{addr}"));
     let (streams, stream_routes) = crate::publish::StreamServer::attached(&public);
+    let cluster = match &args.store {
+        Some(_) if !(0.5..=3600.0).contains(&args.lease_secs) => {
+            anyhow::bail!(InvalidArgument::new(
+                "--lease-secs",
+                args.lease_secs,
+                "0.5 to 3600 seconds"
+            ));
+        }
+        Some(_) => Some(crate::serve::cluster::LeaseState::new(
+            std::time::Duration::from_secs_f64(args.lease_secs),
+        )),
+        None => None,
+    };
+    let max_sessions = args
+        .max_sessions
+        .unwrap_or_else(crate::serve::api::default_max_sessions);
     let service = Service::new(
         cloud,
         journal.journal().clone(),
@@ -151,13 +171,19 @@ pub(super) async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<Exit
             driver: driver::DriverSettings::new(streams),
             topologies: Topologies::load(&config.pipelines)?,
             policy: InputPolicy::Restricted(restrictions),
-            max_sessions: args
-                .max_sessions
-                .unwrap_or_else(crate::serve::api::default_max_sessions),
+            max_sessions,
             keep_ended: std::time::Duration::from_secs(args.keep_ended),
             relay: config.relay.clone(),
+            cluster: cluster.clone(),
         },
     );
+    if let (Some(url), Some(lease)) = (&args.store, &cluster) {
+        let info = crate::store::NodeInfo {
+            api_url: format!("http://{addr}"),
+            capacity: u32::try_from(max_sessions).unwrap_or(u32::MAX),
+        };
+        join_cluster(url, lease, &service, info, journal.journal()).await?;
+    }
     for (id, note) in service.recover().await {
         eprintln!("recovered session {id} left open by an earlier run: {note}");
     }
@@ -174,5 +200,37 @@ pub(super) async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<Exit
         drained.drain().await;
     })
     .await?;
+    if cluster.is_some()
+        && let Err(e) = crate::store::SessionStore::leave(&**journal.journal()).await
+    {
+        tracing::warn!(error = %e, "could not remove this node from the cluster");
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Registers this node in the cluster's store, keeps its lease, and stops its sessions
+/// whenever the lease is found gone.
+async fn join_cluster<C: crate::session::CloudOps + 'static>(
+    url: &str,
+    lease: &std::sync::Arc<crate::serve::cluster::LeaseState>,
+    service: &std::sync::Arc<Service<C>>,
+    info: crate::store::NodeInfo,
+    store: &crate::store::Store,
+) -> anyhow::Result<()> {
+    use crate::store::SessionStore;
+    store.register_node(&info, lease.lease).await?;
+    let probe = std::sync::Arc::downgrade(service);
+    let load: crate::serve::cluster::LoadProbe =
+        Box::new(move || probe.upgrade().map_or((0, true), |svc| svc.load()));
+    let mut lost = crate::serve::cluster::keep_lease(url.to_owned(), info, lease.clone(), load);
+    let service = std::sync::Arc::downgrade(service);
+    tokio::spawn(async move {
+        while lost.recv().await.is_some() {
+            match service.upgrade() {
+                Some(svc) => svc.stop_all(),
+                None => return,
+            }
+        }
+    });
+    Ok(())
 }

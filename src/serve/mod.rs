@@ -3,5 +3,6 @@
 //! [`publish`](crate::publish) server.
 
 pub mod api;
+pub mod cluster;
 pub mod metrics;
 pub mod webhooks;

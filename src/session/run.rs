@@ -468,7 +468,31 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
         })
     }
 
+    /// Why this process may not start anything more in the cloud for the session: another
+    /// node took it over (this one's lease ran out). A store that does not answer stops
+    /// nothing here: the session keeps running.
+    async fn fenced_out(&self) -> Option<String> {
+        let j = self.journal.as_ref()?;
+        match j.fence(&self.id).await {
+            Ok(true) => None,
+            Ok(false) => Some(
+                "another node took this session over (this node's lease ran out); nothing more is started here"
+                    .to_owned(),
+            ),
+            Err(e) => {
+                tracing::warn!(session = %self.id, error = %e, "fence check failed; going on");
+                None
+            }
+        }
+    }
+
     async fn start_call(&mut self) -> Vec<Action> {
+        if let Some(reason) = self.fenced_out().await {
+            return self.machine.on(Event::Failed {
+                stage: Stage::Ring,
+                reason,
+            });
+        }
         match self.cloud.start_call(&self.spec.start_call_request()).await {
             Ok(id) => {
                 tracing::info!(session = %self.id, call_id = %id, "call started");
@@ -489,6 +513,12 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
     }
 
     async fn start_ingest(&mut self, url: &str, repeat_num: i32) -> Vec<Action> {
+        if let Some(reason) = self.fenced_out().await {
+            return self.machine.on(Event::Failed {
+                stage: Stage::Ingest,
+                reason,
+            });
+        }
         let mut req = StartStreamIngest::new(
             self.spec.room.clone(),
             self.spec.ingest_user.clone(),

@@ -16,6 +16,9 @@ use crate::store::{OpenSession, SessionStore, Store as Journal};
 const RETRY_MIN: Duration = Duration::from_millis(500);
 const RETRY_MAX: Duration = Duration::from_secs(30);
 
+/// How often one node's recovery looks again once nothing is left to recover.
+pub const LOOK_EVERY: Duration = RETRY_MAX;
+
 /// Jittered delays between teardown attempts, from `RETRY_MIN` up to `RETRY_MAX`.
 fn retry_delays() -> backon::ExponentialBackoff {
     backon::ExponentialBuilder::default()
@@ -153,17 +156,23 @@ async fn recover_one<C: CloudOps>(
     attempt_limit: Duration,
     s: OpenSession,
 ) -> Result<Recovered, (String, String)> {
+    // Taken over first, atomically: of nodes recovering it at once, one goes on; and a
+    // node that comes back finds its session no longer its own.
+    match journal.claim(&s.id, s.owner.as_deref()).await {
+        Ok(true) => {}
+        Ok(false) => return Err((s.id, "taken over by another node".to_owned())),
+        Err(e) => return Err((s.id, e.to_string())),
+    }
     let mut leftovers = CloudLeftovers {
         task_id: s.task_id.clone(),
         call_id: s.call_id.clone(),
     };
+    let (result, pending_note) = s.recovered_result();
     if let Err(e) = leftovers.stop_once(cloud, attempt_limit).await {
         tracing::warn!(session = %s.id, error = %e, "recovery: the cloud has not confirmed the teardown yet");
-        let (result, note) = s
-            .pending
-            .clone()
-            .unwrap_or_else(|| ("recovered".to_owned(), String::new()));
-        let _ = journal.teardown_pending(&s.id, &result, &note).await;
+        let _ = journal
+            .teardown_pending(&s.id, &result, &pending_note)
+            .await;
         return Err((s.id, e));
     }
     let mut stopped = Vec::new();
@@ -178,10 +187,10 @@ async fn recover_one<C: CloudOps>(
     } else {
         stopped.join("; ")
     };
-    let (result, note) = match &s.pending {
-        Some((result, note)) if note.is_empty() => (result.clone(), stopped),
-        Some((result, note)) => (result.clone(), format!("{note}; {stopped}")),
-        None => ("recovered".to_owned(), stopped),
+    let note = if pending_note.is_empty() {
+        stopped
+    } else {
+        format!("{pending_note}; {stopped}")
     };
     tracing::warn!(session = %s.id, %result, %note, "recovered a session an earlier run left open");
     let _ = journal.finish(&s.id, &result, &note).await;
@@ -202,9 +211,10 @@ pub async fn recover_until_done<C: CloudOps>(
     attempt_limit: Duration,
     claim: impl Fn(&OpenSession) -> bool,
     mut confirmed: impl FnMut(&Recovered),
+    look_every: Duration,
 ) {
     let mut delays = retry_delays();
-    let mut pause = delays.next().unwrap_or(RETRY_MAX);
+    let mut pause = delays.next().unwrap_or(RETRY_MAX).min(look_every);
     loop {
         tokio::time::sleep(pause).await;
         let round = recover(journal, cloud, attempt_limit, &claim).await;
@@ -212,10 +222,10 @@ pub async fn recover_until_done<C: CloudOps>(
             confirmed(r);
         }
         pause = if round.iter().any(Result::is_err) {
-            delays.next().unwrap_or(RETRY_MAX).min(RETRY_MAX)
+            delays.next().unwrap_or(RETRY_MAX).min(look_every)
         } else {
             delays = retry_delays();
-            RETRY_MAX
+            look_every
         };
     }
 }

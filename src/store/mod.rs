@@ -48,6 +48,9 @@ pub struct OpenSession {
     pub pending: Option<(String, String)>,
     /// The process that runs it, while that process lives: see [`process_identity`].
     pub owner: Option<String>,
+    /// Whether the store knows its owner gone: a cluster node whose lease expired. `None`
+    /// when the store keeps no leases (one node), and the owner's process is looked for.
+    pub owner_gone: Option<bool>,
 }
 
 impl OpenSession {
@@ -56,19 +59,47 @@ impl OpenSession {
     /// another machine's process is never taken for orphaned here: this machine cannot see
     /// that process.
     pub fn orphaned(&self) -> bool {
-        self.owner.as_deref().is_none_or(|o| !process_alive(o))
+        match self.owner_gone {
+            Some(gone) => gone,
+            None => self.owner.as_deref().is_none_or(|o| !process_alive(o)),
+        }
     }
+
+    /// The result a session taken over from a gone owner is finished with: its own when
+    /// only its teardown was pending, `node_lost` when its node's lease expired, else
+    /// `recovered` (a crashed single-node run).
+    pub fn recovered_result(&self) -> (String, String) {
+        match (&self.pending, self.owner_gone) {
+            (Some(pending), _) => pending.clone(),
+            (None, Some(true)) => ("node_lost".to_owned(), String::new()),
+            (None, _) => ("recovered".to_owned(), String::new()),
+        }
+    }
+}
+
+/// A cluster node as the store lists it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct NodeInfo {
+    /// Where its API answers.
+    pub api_url: String,
+    /// Sessions it runs at once, at most.
+    pub capacity: u32,
 }
 
 /// This process as the store names owners: its machine, its pid and its start time, so a
 /// pid reused by another process is not taken for this one.
 pub fn process_identity() -> String {
-    let pid = std::process::id();
-    format!(
-        "{}/{pid}:{}",
-        host_name(),
-        start_time(pid).unwrap_or_default()
-    )
+    static IDENTITY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    IDENTITY
+        .get_or_init(|| {
+            let pid = std::process::id();
+            format!(
+                "{}/{pid}:{}",
+                host_name(),
+                start_time(pid).unwrap_or_default()
+            )
+        })
+        .clone()
 }
 
 fn host_name() -> String {
@@ -166,6 +197,32 @@ pub trait SessionStore: Send + Sync {
         &self,
         id: &str,
     ) -> impl Future<Output = Result<Option<(String, String)>, StoreError>> + Send;
+    /// Whether this process still owns the session: checked (and the row touched) before
+    /// every cloud start, so a node another one took the session from starts nothing.
+    fn fence(&self, id: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Takes an unfinished session over from `from` (its owner as last read), atomically:
+    /// of several nodes recovering it at once, one gets `true`.
+    fn claim(
+        &self,
+        id: &str,
+        from: Option<&str>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Announces this process as a node holding a lease of `lease` on the store's clock.
+    fn register_node(
+        &self,
+        info: &NodeInfo,
+        lease: std::time::Duration,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Extends this node's lease; `false` when it had already expired (other nodes may be
+    /// taking its sessions over: it must stop them and register anew).
+    fn renew_lease(
+        &self,
+        lease: std::time::Duration,
+        load: u32,
+        draining: bool,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Removes this node (after a drain).
+    fn leave(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// The store a process uses: one of the backends.
@@ -233,5 +290,29 @@ impl SessionStore for Store {
     }
     async fn result_of(&self, id: &str) -> Result<Option<(String, String)>, StoreError> {
         each!(self, s => s.result_of(id))
+    }
+    async fn claim(&self, id: &str, from: Option<&str>) -> Result<bool, StoreError> {
+        each!(self, s => s.claim(id, from))
+    }
+    async fn fence(&self, id: &str) -> Result<bool, StoreError> {
+        each!(self, s => s.fence(id))
+    }
+    async fn register_node(
+        &self,
+        info: &NodeInfo,
+        lease: std::time::Duration,
+    ) -> Result<(), StoreError> {
+        each!(self, s => s.register_node(info, lease))
+    }
+    async fn renew_lease(
+        &self,
+        lease: std::time::Duration,
+        load: u32,
+        draining: bool,
+    ) -> Result<bool, StoreError> {
+        each!(self, s => s.renew_lease(lease, load, draining))
+    }
+    async fn leave(&self) -> Result<(), StoreError> {
+        each!(self, s => s.leave())
     }
 }

@@ -12,17 +12,26 @@ use tokio_postgres::error::SqlState;
 use super::{Admission, OpenSession, SessionStore, StoreError, process_identity};
 
 /// The schema this callfeed writes; a database at a later version is refused.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// Each migration takes the schema from its index to the next version.
-const MIGRATIONS: [&str; 1] = ["CREATE TABLE sessions (
+const MIGRATIONS: [&str; 2] = [
+    "CREATE TABLE sessions (
        id TEXT PRIMARY KEY,
        created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
        updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
        room TEXT NOT NULL, robot TEXT NOT NULL, state TEXT NOT NULL,
        call_id TEXT, task_id TEXT, result TEXT, note TEXT, pending_result TEXT, owner TEXT);
      CREATE UNIQUE INDEX one_open_session_per_room ON sessions (room, robot) WHERE result IS NULL;
-     CREATE INDEX sessions_by_call ON sessions (call_id);"];
+     CREATE INDEX sessions_by_call ON sessions (call_id);",
+    // Version 2: nodes and their leases on the database clock; an epoch per session that
+    // each takeover raises.
+    "CREATE TABLE nodes (
+       id TEXT PRIMARY KEY, api_url TEXT NOT NULL, capacity INTEGER NOT NULL,
+       load INTEGER NOT NULL DEFAULT 0, draining BOOLEAN NOT NULL DEFAULT false,
+       started_at TIMESTAMPTZ NOT NULL DEFAULT now(), lease_until TIMESTAMPTZ NOT NULL);
+     ALTER TABLE sessions ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0;",
+];
 
 /// How long connecting, and each statement, may take: a store that does not answer is an
 /// error, not a hang.
@@ -225,8 +234,8 @@ impl SessionStore for PostgresStore {
 
     async fn set_state(&self, id: &str, state: &str) -> Result<(), StoreError> {
         self.exec(
-            "UPDATE sessions SET state = $2, updated_at = now() WHERE id = $1",
-            &[&id, &state],
+            "UPDATE sessions SET state = $2, updated_at = now() WHERE id = $1 AND owner = $3",
+            &[&id, &state, &process_identity()],
         )
         .await
         .map(drop)
@@ -234,8 +243,8 @@ impl SessionStore for PostgresStore {
 
     async fn set_call(&self, id: &str, call_id: &str) -> Result<(), StoreError> {
         self.exec(
-            "UPDATE sessions SET call_id = $2, updated_at = now() WHERE id = $1",
-            &[&id, &call_id],
+            "UPDATE sessions SET call_id = $2, updated_at = now() WHERE id = $1 AND owner = $3",
+            &[&id, &call_id, &process_identity()],
         )
         .await
         .map(drop)
@@ -243,8 +252,8 @@ impl SessionStore for PostgresStore {
 
     async fn set_task(&self, id: &str, task_id: &str) -> Result<(), StoreError> {
         self.exec(
-            "UPDATE sessions SET task_id = $2, updated_at = now() WHERE id = $1",
-            &[&id, &task_id],
+            "UPDATE sessions SET task_id = $2, updated_at = now() WHERE id = $1 AND owner = $3",
+            &[&id, &task_id, &process_identity()],
         )
         .await
         .map(drop)
@@ -252,8 +261,8 @@ impl SessionStore for PostgresStore {
 
     async fn finish(&self, id: &str, result: &str, note: &str) -> Result<(), StoreError> {
         self.exec(
-            "UPDATE sessions SET result = $2, note = $3, state = 'ended', pending_result = NULL, updated_at = now() WHERE id = $1",
-            &[&id, &result, &note],
+            "UPDATE sessions SET result = $2, note = $3, state = 'ended', pending_result = NULL, updated_at = now() WHERE id = $1 AND owner = $4",
+            &[&id, &result, &note, &process_identity()],
         )
         .await
         .map(drop)
@@ -261,8 +270,8 @@ impl SessionStore for PostgresStore {
 
     async fn teardown_pending(&self, id: &str, result: &str, note: &str) -> Result<(), StoreError> {
         self.exec(
-            "UPDATE sessions SET state = 'teardown_pending', pending_result = $2, note = $3, updated_at = now() WHERE id = $1",
-            &[&id, &result, &note],
+            "UPDATE sessions SET state = 'teardown_pending', pending_result = $2, note = $3, updated_at = now() WHERE id = $1 AND owner = $4",
+            &[&id, &result, &note, &process_identity()],
         )
         .await
         .map(drop)
@@ -281,7 +290,11 @@ impl SessionStore for PostgresStore {
     async fn open_sessions(&self) -> Result<Vec<OpenSession>, StoreError> {
         let rows = self
             .query(
-                "SELECT id, call_id, task_id, pending_result, note, owner FROM sessions WHERE result IS NULL ORDER BY created_at, id",
+                // An owner without a node row, or whose lease ran out, is gone.
+                "SELECT s.id, s.call_id, s.task_id, s.pending_result, s.note, s.owner,
+                        (n.id IS NULL OR n.lease_until < now()) AS owner_gone
+                 FROM sessions s LEFT JOIN nodes n ON n.id = s.owner
+                 WHERE s.result IS NULL ORDER BY s.created_at, s.id",
                 &[],
             )
             .await?;
@@ -296,6 +309,7 @@ impl SessionStore for PostgresStore {
                     task_id: r.get(2),
                     pending: pending.map(|p| (p, note.unwrap_or_default())),
                     owner: r.get(5),
+                    owner_gone: Some(r.get(6)),
                 }
             })
             .collect())
@@ -306,6 +320,72 @@ impl SessionStore for PostgresStore {
             .query("SELECT call_id FROM sessions WHERE id = $1", &[&id])
             .await?;
         Ok(rows.first().and_then(|r| r.get(0)))
+    }
+
+    async fn claim(&self, id: &str, from: Option<&str>) -> Result<bool, StoreError> {
+        let me = process_identity();
+        self.exec(
+            "UPDATE sessions SET owner = $2, epoch = epoch + 1, updated_at = now()
+             WHERE id = $1 AND result IS NULL AND owner IS NOT DISTINCT FROM $3",
+            &[&id, &me, &from],
+        )
+        .await
+        .map(|n| n == 1)
+    }
+
+    async fn fence(&self, id: &str) -> Result<bool, StoreError> {
+        let me = process_identity();
+        self.exec(
+            "UPDATE sessions SET updated_at = now() WHERE id = $1 AND result IS NULL AND owner = $2",
+            &[&id, &me],
+        )
+        .await
+        .map(|n| n == 1)
+    }
+
+    async fn register_node(
+        &self,
+        info: &super::NodeInfo,
+        lease: Duration,
+    ) -> Result<(), StoreError> {
+        let me = process_identity();
+        let secs = lease.as_secs_f64();
+        let capacity = i32::try_from(info.capacity).unwrap_or(i32::MAX);
+        self.exec(
+            "INSERT INTO nodes (id, api_url, capacity, lease_until)
+             VALUES ($1, $2, $3, now() + $4 * interval '1 second')
+             ON CONFLICT (id) DO UPDATE SET api_url = $2, capacity = $3, draining = false,
+               lease_until = now() + $4 * interval '1 second'",
+            &[&me, &info.api_url, &capacity, &secs],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn renew_lease(
+        &self,
+        lease: Duration,
+        load: u32,
+        draining: bool,
+    ) -> Result<bool, StoreError> {
+        let me = process_identity();
+        let secs = lease.as_secs_f64();
+        let load = i32::try_from(load).unwrap_or(i32::MAX);
+        // Only a lease still running is extended: one that ran out may have been acted on.
+        self.exec(
+            "UPDATE nodes SET lease_until = now() + $2 * interval '1 second', load = $3, draining = $4
+             WHERE id = $1 AND lease_until >= now()",
+            &[&me, &secs, &load, &draining],
+        )
+        .await
+        .map(|n| n == 1)
+    }
+
+    async fn leave(&self) -> Result<(), StoreError> {
+        let me = process_identity();
+        self.exec("DELETE FROM nodes WHERE id = $1", &[&me])
+            .await
+            .map(drop)
     }
 
     async fn result_of(&self, id: &str) -> Result<Option<(String, String)>, StoreError> {

@@ -218,6 +218,7 @@ impl SqliteStore {
                     task_id: r.get(2)?,
                     pending: pending.map(|p| (p, note.unwrap_or_default())),
                     owner: r.get(5)?,
+                    owner_gone: None,
                 })
             })
             .map_err(err)?;
@@ -297,6 +298,49 @@ impl SessionStore for SqliteStore {
     async fn result_of(&self, id: &str) -> Result<Option<(String, String)>, StoreError> {
         Self::result_of(self, id)
     }
+    async fn claim(&self, id: &str, from: Option<&str>) -> Result<bool, StoreError> {
+        let changed = self
+            .db
+            .lock()
+            .expect("journal lock")
+            .execute(
+                "UPDATE sessions SET owner = ?2, updated_ms = ?4 WHERE id = ?1 AND result IS NULL AND owner IS ?3",
+                params![id, process_identity(), from, crate::clock::unix_ms()],
+            )
+            .map_err(|e| self.error(e))?;
+        Ok(changed == 1)
+    }
+    async fn fence(&self, id: &str) -> Result<bool, StoreError> {
+        let changed = self
+            .db
+            .lock()
+            .expect("journal lock")
+            .execute(
+                "UPDATE sessions SET updated_ms = ?3 WHERE id = ?1 AND result IS NULL AND owner = ?2",
+                params![id, process_identity(), crate::clock::unix_ms()],
+            )
+            .map_err(|e| self.error(e))?;
+        Ok(changed == 1)
+    }
+    // One node: no other node could take its sessions, so there is no lease to keep.
+    async fn register_node(
+        &self,
+        _info: &super::NodeInfo,
+        _lease: std::time::Duration,
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn renew_lease(
+        &self,
+        _lease: std::time::Duration,
+        _load: u32,
+        _draining: bool,
+    ) -> Result<bool, StoreError> {
+        Ok(true)
+    }
+    async fn leave(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -334,6 +378,7 @@ mod tests {
                 task_id: Some("t1".into()),
                 pending: None,
                 owner: Some(process_identity()),
+                owner_gone: None,
             }]
         );
         assert_eq!(

@@ -125,6 +125,7 @@ pub async fn start_service_on(
         max_sessions: 64,
         keep_ended: Duration::from_secs(600),
         relay: None,
+        cluster: None,
     };
     configure(&mut config);
     let service = Service::new(cloud, store, config);

@@ -72,6 +72,7 @@ pub struct Service<C> {
     token: Option<SecretString>,
     policy: InputPolicy,
     relay: Option<crate::publish::relay::Relay>,
+    cluster: Option<Arc<super::cluster::LeaseState>>,
     webhooks: Option<WebhookChecks>,
     pub metrics: Arc<Metrics>,
     sessions: Mutex<HashMap<String, Entry>>,
@@ -102,6 +103,8 @@ pub struct ServiceConfig {
     pub keep_ended: Duration,
     /// The relay sessions push to unless their request names one (`[relay]`).
     pub relay: Option<crate::publish::relay::Relay>,
+    /// This node's lease, when it is one of a cluster sharing a PostgreSQL store.
+    pub cluster: Option<Arc<super::cluster::LeaseState>>,
 }
 
 /// A default for `--max-sessions`: a live 720p stream costs about a quarter of a core and an
@@ -124,6 +127,7 @@ impl<C: CloudOps + 'static> Service<C> {
             token: config.token,
             policy: config.policy,
             relay: config.relay,
+            cluster: config.cluster,
             webhooks: config
                 .webhooks
                 .then(|| WebhookChecks::new(config.sdkappid, config.webhook_keys)),
@@ -144,14 +148,24 @@ impl<C: CloudOps + 'static> Service<C> {
     /// over this service's own sessions whose teardown outlasted their task.
     pub async fn recover(self: &Arc<Self>) -> Vec<(String, String)> {
         let limit = self.driver.teardown_timeout;
-        let first = recover(&self.journal, &*self.cloud, limit, OpenSession::orphaned).await;
+        // Another node's sessions only once this node has held its lease a full lease long.
+        let cluster = self.cluster.clone();
+        let gone = move |s: &OpenSession| {
+            s.orphaned()
+                && (s.owner_gone != Some(true) || cluster.as_ref().is_none_or(|c| c.may_reap()))
+        };
+        let first = recover(&self.journal, &*self.cloud, limit, &gone).await;
         let svc = Arc::downgrade(self);
         let me = process_identity();
         let journal = self.journal.clone();
         let cloud = self.cloud.clone();
+        let look_every = self
+            .cluster
+            .as_ref()
+            .map_or(crate::session::teardown::LOOK_EVERY, |c| c.look_every());
         let rounds = tokio::spawn(async move {
             let claim = |s: &OpenSession| {
-                s.orphaned()
+                gone(s)
                     || (s.owner.as_deref() == Some(me.as_str())
                         && svc.upgrade().is_some_and(|svc| !svc.is_running(&s.id)))
             };
@@ -160,7 +174,7 @@ impl<C: CloudOps + 'static> Service<C> {
                     svc.confirmed(r);
                 }
             };
-            recover_until_done(&journal, &*cloud, limit, claim, confirmed).await;
+            recover_until_done(&journal, &*cloud, limit, claim, confirmed, look_every).await;
         });
         if let Some(old) = self
             .recovery
@@ -177,6 +191,22 @@ impl<C: CloudOps + 'static> Service<C> {
                 Err((id, e)) => (id, format!("teardown pending, retrying: {e}")),
             })
             .collect()
+    }
+
+    /// Sessions running on this node, and whether it drains: what its lease reports.
+    pub fn load(&self) -> (u32, bool) {
+        (
+            u32::try_from(self.running.load(Ordering::Relaxed)).unwrap_or(u32::MAX),
+            self.draining.load(Ordering::SeqCst),
+        )
+    }
+
+    /// Asks every running session to end (their teardowns stop what each started): this
+    /// node's lease ran out and other nodes may be taking its sessions over.
+    pub fn stop_all(&self) {
+        for entry in self.sessions.lock().expect("sessions lock").values() {
+            let _ = entry.stop.send(true);
+        }
     }
 
     /// Whether a session's own task still runs.

@@ -1,0 +1,137 @@
+//! A `serve` node in a cluster sharing one PostgreSQL store: its lease on the database clock,
+//! renewed from a thread of its own (media work on the runtime's workers cannot delay it),
+//! and when it may take a gone node's sessions over.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use crate::store::{NodeInfo, SessionStore, Store};
+
+/// What the lease keeper knows, shared with the recovery rounds.
+#[derive(Debug)]
+pub struct LeaseState {
+    pub lease: Duration,
+    /// Since when renewals have gone through without a break; `None` while the store does
+    /// not answer.
+    healthy_since: Mutex<Option<Instant>>,
+}
+
+impl LeaseState {
+    pub fn new(lease: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            lease,
+            healthy_since: Mutex::new(Some(Instant::now())),
+        })
+    }
+
+    /// Whether this node may take other nodes' sessions over: only after a full lease of
+    /// talking to the store, so an outage (in which no node could renew) kills nothing —
+    /// the others get a lease's time to renew first.
+    pub fn may_reap(&self) -> bool {
+        self.healthy_since
+            .lock()
+            .map(|since| since.is_some_and(|t| t.elapsed() >= self.lease))
+            .unwrap_or(false)
+    }
+
+    fn renewed(&self) {
+        if let Ok(mut since) = self.healthy_since.lock() {
+            since.get_or_insert_with(Instant::now);
+        }
+    }
+
+    fn broken(&self) {
+        if let Ok(mut since) = self.healthy_since.lock() {
+            *since = None;
+        }
+    }
+
+    /// How often recovery looks for gone nodes' sessions.
+    pub fn look_every(&self) -> Duration {
+        self.lease / 2
+    }
+}
+
+/// This node's load as the lease reports it: sessions running, and whether it drains.
+pub type LoadProbe = Box<dyn Fn() -> (u32, bool) + Send>;
+
+/// Keeps this node's lease from a thread of its own with its own connection, renewing three
+/// times per lease. Sends on the returned channel each time the lease was found gone (the
+/// node must stop its sessions: others may be taking them over); it registers anew then.
+pub fn keep_lease(
+    url: String,
+    info: NodeInfo,
+    state: Arc<LeaseState>,
+    load: LoadProbe,
+) -> mpsc::UnboundedReceiver<()> {
+    let (lost_tx, lost) = mpsc::unbounded_channel();
+    let spawned = std::thread::Builder::new()
+        .name("callfeed-lease".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot start the lease keeper");
+                    return;
+                }
+            };
+            runtime.block_on(renew_forever(url, info, state, load, lost_tx));
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the lease keeper");
+    }
+    lost
+}
+
+async fn renew_forever(
+    url: String,
+    info: NodeInfo,
+    state: Arc<LeaseState>,
+    load: LoadProbe,
+    lost: mpsc::UnboundedSender<()>,
+) {
+    let every = state.lease / 3;
+    let mut store: Option<Store> = None;
+    loop {
+        tokio::time::sleep(every).await;
+        if store.is_none() {
+            match Store::connect(&url).await {
+                Ok(s) => store = Some(s),
+                Err(e) => {
+                    state.broken();
+                    tracing::warn!(error = %e, "lease: the store does not answer; retrying");
+                    continue;
+                }
+            }
+        }
+        let Some(s) = &store else { continue };
+        let (running, draining) = load();
+        match s.renew_lease(state.lease, running, draining).await {
+            Ok(true) => state.renewed(),
+            Ok(false) => {
+                tracing::error!(
+                    "lease: this node's lease ran out; its sessions are stopped and it registers anew"
+                );
+                if lost.send(()).is_err() {
+                    return;
+                }
+                match s.register_node(&info, state.lease).await {
+                    Ok(()) => state.renewed(),
+                    Err(e) => {
+                        state.broken();
+                        tracing::warn!(error = %e, "lease: cannot register again; retrying");
+                    }
+                }
+            }
+            Err(e) => {
+                state.broken();
+                tracing::warn!(error = %e, "lease: renewal failed; retrying");
+            }
+        }
+    }
+}

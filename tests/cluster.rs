@@ -1,0 +1,168 @@
+//! A cluster of real `callfeed serve` processes on one real PostgreSQL, with a `callfeed
+//! emulator` process as the cloud: what a dead node leaves in the cloud is stopped by the
+//! others within seconds.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use callfeed::store::{SessionStore, Store};
+use common::postgres::Postgres;
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+const TOKEN: &str = "cluster-token";
+
+/// The account every process of the test uses: the emulator checks what the nodes sign.
+fn account(cmd: &mut Command) -> &mut Command {
+    cmd.env_remove("CALLFEED_CONFIG")
+        .env("CALLFEED_SDKAPPID", "1400000042")
+        .env("CALLFEED_SDK_SECRET_KEY", "clusterappkey")
+        .env("TENCENTCLOUD_SECRET_ID", "AKIDcluster")
+        .env("TENCENTCLOUD_SECRET_KEY", "clustersecret")
+        .env(
+            "XDG_STATE_HOME",
+            std::env::temp_dir().join("callfeed-cluster-state"),
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+}
+
+/// Starts `callfeed ARGS` and reads the one JSON line it prints when ready.
+async fn start(args: &[&str], env: &[(&str, &str)]) -> (Child, Value) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_callfeed"));
+    account(&mut cmd).args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("ready within 30 s")
+        .unwrap()
+        .expect("a line");
+    (child, serde_json::from_str(&line).unwrap())
+}
+
+async fn node(store: &str, emulator: &Value) -> (Child, String) {
+    let env = [
+        (
+            "CALLFEED_IM_ENDPOINT",
+            emulator["im_endpoint"].as_str().unwrap(),
+        ),
+        (
+            "CALLFEED_TRTC_ENDPOINT",
+            emulator["trtc_endpoint"].as_str().unwrap(),
+        ),
+        ("CALLFEED_API_TOKEN", TOKEN),
+    ];
+    let (child, ready) = start(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--store",
+            store,
+            "--lease-secs",
+            "2",
+        ],
+        &env,
+    )
+    .await;
+    (child, ready["api"].as_str().unwrap().to_owned())
+}
+
+async fn post(api: &str, body: Value) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .post(format!("{api}/v1/sessions"))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let code = r.status().as_u16();
+    (
+        code,
+        serde_json::from_slice(&r.bytes().await.unwrap()).unwrap_or_default(),
+    )
+}
+
+async fn calls(control: &str) -> Vec<Value> {
+    let body = reqwest::get(format!("{control}/calls"))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    v["calls"].as_array().cloned().unwrap_or_default()
+}
+
+/// Polls `done` on the emulator's calls every 100 ms until it holds; how long it took.
+async fn until_calls(control: &str, within: Duration, done: impl Fn(&[Value]) -> bool) -> Duration {
+    let started = Instant::now();
+    loop {
+        let now = calls(control).await;
+        if done(&now) {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < within, "timed out: {now:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_nodes_call_and_ingest_task_are_stopped_by_another_node_within_seconds() {
+    let pg = Postgres::start();
+    let store = pg.database().await;
+    let (_emulator, endpoints) = start(&["emulator", "--listen", "127.0.0.1:0"], &[]).await;
+    let control = endpoints["control"]
+        .as_str()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_owned();
+    let (mut a, api_a) = node(&store, &endpoints).await;
+    let (_b, api_b) = node(&store, &endpoints).await;
+    let request = serde_json::json!({
+        "to": ["jack"], "media": "test:black+tone=440", "room": "failover",
+        "media_type": "audio", "loop_forever": true,
+    });
+    let (code, created) = post(&api_a, request.clone()).await;
+    assert_eq!(code, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    // The room is the cluster's: node B refuses it while A runs it.
+    let (code, busy) = post(&api_b, request.clone()).await;
+    assert_eq!(code, 409, "{busy}");
+    assert_eq!(busy["existing"], id.as_str());
+    let in_call = |c: &[Value]| {
+        c.len() == 1 && c[0]["state"] == "connected" && c[0]["media"][0]["status"] == "InProgress"
+    };
+    until_calls(&control, Duration::from_secs(30), in_call).await;
+
+    // Node A dies at once.
+    a.start_kill().unwrap();
+    a.wait().await.unwrap();
+    let stopped =
+        |c: &[Value]| c[0]["state"] == "ended" && c[0]["media"][0]["status"] == "NotExist";
+    let took = until_calls(&control, Duration::from_secs(8), stopped).await;
+    eprintln!("failover: the dead node's call and task stopped {took:?} after the kill");
+
+    // The record says why, and the room is free again: B takes it.
+    let reader = Store::connect(&store).await.unwrap();
+    let (result, note) = reader.result_of(&id).await.unwrap().expect("finished");
+    assert_eq!(result, "node_lost", "{note}");
+    let (code, again) = post(&api_b, request).await;
+    assert_eq!(code, 201, "{again}");
+    // B rings for its own session; the lost one never got a second call or ingest task.
+    until_calls(&control, Duration::from_secs(30), |c| c.len() == 2).await;
+    let all = calls(&control).await;
+    let lost: Vec<_> = all.iter().filter(|c| c["state"] == "ended").collect();
+    assert_eq!(lost.len(), 1, "{all:#?}");
+    assert_eq!(lost[0]["media"].as_array().unwrap().len(), 1, "{all:#?}");
+}
