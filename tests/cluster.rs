@@ -166,3 +166,78 @@ async fn a_killed_nodes_call_and_ingest_task_are_stopped_by_another_node_within_
     assert_eq!(lost.len(), 1, "{all:#?}");
     assert_eq!(lost[0]["media"].as_array().unwrap().len(), 1, "{all:#?}");
 }
+
+fn signal(child: &Child, name: &str) {
+    let pid = child.id().unwrap().to_string();
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{name}"), &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_node_that_comes_back_after_being_reaped_starts_nothing_again() {
+    let pg = Postgres::start();
+    let store = pg.database().await;
+    let (_emulator, endpoints) = start(&["emulator", "--listen", "127.0.0.1:0"], &[]).await;
+    let control = endpoints["control"]
+        .as_str()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_owned();
+    let (a, api_a) = node(&store, &endpoints).await;
+    let (_b, _api_b) = node(&store, &endpoints).await;
+    let (code, created) = post(
+        &api_a,
+        serde_json::json!({
+            "to": ["jack"], "media": "test:black+tone=440", "room": "paused",
+            "media_type": "audio", "loop_forever": true,
+        }),
+    )
+    .await;
+    assert_eq!(code, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let in_call = |c: &[Value]| {
+        c.len() == 1 && c[0]["state"] == "connected" && c[0]["media"][0]["status"] == "InProgress"
+    };
+    until_calls(&control, Duration::from_secs(30), in_call).await;
+
+    // A freezes (a long GC pause, a stopped VM): B takes the session over.
+    signal(&a, "STOP");
+    let stopped =
+        |c: &[Value]| c[0]["state"] == "ended" && c[0]["media"][0]["status"] == "NotExist";
+    until_calls(&control, Duration::from_secs(8), stopped).await;
+    // A wakes up believing its session runs. Its call and task are gone; whichever it
+    // notices first (the ended call, its lease found gone, the fence before a restart), it
+    // starts nothing again, and its session ends there.
+    signal(&a, "CONT");
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    loop {
+        let body = client
+            .get(format!("{api_a}/v1/sessions/{id}"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let v: Value = serde_json::from_slice(&body).unwrap_or_default();
+        if v["report"].is_object() {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{v:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let all = calls(&control).await;
+    assert_eq!(all.len(), 1, "{all:#?}");
+    assert_eq!(
+        all[0]["media"].as_array().unwrap().len(),
+        1,
+        "no second ingest task: {all:#?}"
+    );
+    let reader = Store::connect(&store).await.unwrap();
+    assert_eq!(reader.result_of(&id).await.unwrap().unwrap().0, "node_lost");
+}

@@ -165,6 +165,27 @@ async fn the_postgres_store_conforms_and_keeps_what_it_recorded() {
             existing: "s5".into()
         }
     );
+    // Another node took s5 over: this process is fenced out, and its late writes change
+    // nothing of the new owner's record.
+    assert!(again.fence("s5").await.unwrap());
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute(
+            "UPDATE sessions SET owner = 'otherhost/1:1', epoch = epoch + 1 WHERE id = 's5'",
+        )
+        .await
+        .unwrap();
+    assert!(!again.fence("s5").await.unwrap());
+    again.finish("s5", "stopped", "late").await.unwrap();
+    again.set_task("s5", "task-late").await.unwrap();
+    assert_eq!(again.result_of("s5").await.unwrap(), None);
+    let s5 = again.open_session("s5").await.unwrap().unwrap();
+    assert_eq!(s5.task_id, None);
+    // Its owner has no lease: gone, for the others to reap.
+    assert_eq!(s5.owner_gone, Some(true));
 }
 
 #[tokio::test]
