@@ -241,3 +241,62 @@ async fn a_paused_node_that_comes_back_after_being_reaped_starts_nothing_again()
     let reader = Store::connect(&store).await.unwrap();
     assert_eq!(reader.result_of(&id).await.unwrap().unwrap().0, "node_lost");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarting_the_store_mid_call_reaps_nothing_and_refuses_new_sessions_meanwhile() {
+    let pg = Postgres::start();
+    let store = pg.database().await;
+    let (_emulator, endpoints) = start(&["emulator", "--listen", "127.0.0.1:0"], &[]).await;
+    let control = endpoints["control"]
+        .as_str()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_owned();
+    let (_a, api_a) = node(&store, &endpoints).await;
+    let (_b, api_b) = node(&store, &endpoints).await;
+    let session = |room: &str| {
+        serde_json::json!({
+            "to": ["jack"], "media": "test:black+tone=440", "room": room,
+            "media_type": "audio", "loop_forever": true,
+        })
+    };
+    let (code, created) = post(&api_a, session("outage")).await;
+    assert_eq!(code, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let in_call = |c: &[Value]| {
+        c.len() == 1 && c[0]["state"] == "connected" && c[0]["media"][0]["status"] == "InProgress"
+    };
+    until_calls(&control, Duration::from_secs(30), in_call).await;
+
+    // The store goes away for longer than two leases: every lease in it runs out.
+    pg.kill();
+    let (code, refused) = post(&api_b, session("during-outage")).await;
+    assert_eq!(code, 503, "{refused}");
+    assert!(
+        refused["error"].as_str().unwrap().contains("session store"),
+        "{refused}"
+    );
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    pg.restart();
+    // Both nodes find the store again and take sessions again...
+    let started = Instant::now();
+    loop {
+        let (code, _) = post(&api_b, session("after-outage")).await;
+        if code == 201 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "{code}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // ...and for two more leases nobody takes A's session for a gone node's.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let all = calls(&control).await;
+    let outage: Vec<_> = all.iter().filter(|c| c["room_id"] == "outage").collect();
+    assert_eq!(outage.len(), 1, "{all:#?}");
+    assert_eq!(outage[0]["state"], "connected", "{all:#?}");
+    assert_eq!(outage[0]["media"][0]["status"], "InProgress", "{all:#?}");
+    let reader = Store::connect(&store).await.unwrap();
+    assert_eq!(reader.result_of(&id).await.unwrap(), None);
+    let open = reader.open_session(&id).await.unwrap().unwrap();
+    assert_eq!(open.owner_gone, Some(false), "A renewed its lease");
+}

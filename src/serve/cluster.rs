@@ -112,10 +112,19 @@ async fn renew_forever(
         let Some(s) = &store else { continue };
         let (running, draining) = load();
         match s.renew_lease(state.lease, running, draining).await {
-            Ok(true) => state.renewed(),
+            Ok(true) => {
+                state.renewed();
+                // Rows of nodes gone for three leases: their sessions were taken over by
+                // now, and a node that comes back later must start afresh.
+                if state.may_reap()
+                    && let Err(e) = s.forget_nodes_gone_for(state.lease * 3).await
+                {
+                    tracing::warn!(error = %e, "lease: cannot remove gone nodes");
+                }
+            }
             Ok(false) => {
                 tracing::error!(
-                    "lease: this node's lease ran out; its sessions are stopped and it registers anew"
+                    "lease: this node was removed as gone; its sessions are stopped and it registers anew"
                 );
                 if lost.send(()).is_err() {
                     return;

@@ -213,14 +213,19 @@ pub trait SessionStore: Send + Sync {
         info: &NodeInfo,
         lease: std::time::Duration,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// Extends this node's lease; `false` when it had already expired (other nodes may be
-    /// taking its sessions over: it must stop them and register anew).
+    /// Extends this node's lease; `false` when its node row is gone (removed as long gone:
+    /// its sessions have been taken over, and it must stop them and register anew).
     fn renew_lease(
         &self,
         lease: std::time::Duration,
         load: u32,
         draining: bool,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Removes the rows of nodes whose lease ran out `gone_for` ago; how many.
+    fn forget_nodes_gone_for(
+        &self,
+        gone_for: std::time::Duration,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
     /// Removes this node (after a drain).
     fn leave(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
@@ -311,6 +316,12 @@ impl SessionStore for Store {
         draining: bool,
     ) -> Result<bool, StoreError> {
         each!(self, s => s.renew_lease(lease, load, draining))
+    }
+    async fn forget_nodes_gone_for(
+        &self,
+        gone_for: std::time::Duration,
+    ) -> Result<u64, StoreError> {
+        each!(self, s => s.forget_nodes_gone_for(gone_for))
     }
     async fn leave(&self) -> Result<(), StoreError> {
         each!(self, s => s.leave())

@@ -371,14 +371,25 @@ impl SessionStore for PostgresStore {
         let me = process_identity();
         let secs = lease.as_secs_f64();
         let load = i32::try_from(load).unwrap_or(i32::MAX);
-        // Only a lease still running is extended: one that ran out may have been acted on.
+        // A lease that ran out is extended too (after a store outage every lease has): the
+        // sessions taken over meanwhile are fenced. Only a node row removed as long gone
+        // means the node must start afresh.
         self.exec(
             "UPDATE nodes SET lease_until = now() + $2 * interval '1 second', load = $3, draining = $4
-             WHERE id = $1 AND lease_until >= now()",
+             WHERE id = $1",
             &[&me, &secs, &load, &draining],
         )
         .await
         .map(|n| n == 1)
+    }
+
+    async fn forget_nodes_gone_for(&self, gone_for: Duration) -> Result<u64, StoreError> {
+        let me = process_identity();
+        self.exec(
+            "DELETE FROM nodes WHERE id <> $1 AND lease_until < now() - $2 * interval '1 second'",
+            &[&me, &gone_for.as_secs_f64()],
+        )
+        .await
     }
 
     async fn leave(&self) -> Result<(), StoreError> {

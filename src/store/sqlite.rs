@@ -338,6 +338,12 @@ impl SessionStore for SqliteStore {
     ) -> Result<bool, StoreError> {
         Ok(true)
     }
+    async fn forget_nodes_gone_for(
+        &self,
+        _gone_for: std::time::Duration,
+    ) -> Result<u64, StoreError> {
+        Ok(0)
+    }
     async fn leave(&self) -> Result<(), StoreError> {
         Ok(())
     }

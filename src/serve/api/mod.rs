@@ -474,8 +474,17 @@ async fn create<C: CloudOps + 'static>(
             return svc.refuse("room_busy", answer);
         }
         Err(e) => {
+            // The store is away (a restart, a network cut): running sessions go on; new ones
+            // wait until it answers again, since nothing may ring that is not recorded.
             svc.running.fetch_sub(1, Ordering::AcqRel);
-            return internal(e);
+            tracing::warn!(error = %e, "session store unavailable; refusing a new session");
+            let answer = (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::RETRY_AFTER, RETRY_AFTER_SECS.to_string())],
+                Json(json!({"error": format!("the session store does not answer, so no session can be recorded; try again shortly ({e})")})),
+            )
+                .into_response();
+            return svc.refuse("store_unavailable", answer);
         }
     }
     let (status_tx, status_rx) = watch::channel(Status::default());
