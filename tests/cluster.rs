@@ -93,6 +93,19 @@ async fn post(api: &str, body: Value) -> (u16, Value) {
     )
 }
 
+async fn get(api: &str, path: &str) -> Value {
+    let body = reqwest::Client::new()
+        .get(format!("{api}{path}"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    serde_json::from_slice(&body).unwrap_or_default()
+}
+
 async fn calls(control: &str) -> Vec<Value> {
     let body = reqwest::get(format!("{control}/calls"))
         .await
@@ -136,6 +149,15 @@ async fn a_killed_nodes_call_and_ingest_task_are_stopped_by_another_node_within_
     let (code, created) = post(&api_a, request.clone()).await;
     assert_eq!(code, 201, "{created}");
     let id = created["id"].as_str().unwrap().to_owned();
+    // Both nodes are listed, with live leases, from either node.
+    let nodes = get(&api_b, "/v1/nodes").await;
+    let listed = nodes["nodes"].as_array().unwrap();
+    assert_eq!(listed.len(), 2, "{nodes:#}");
+    assert!(
+        listed
+            .iter()
+            .all(|n| n["live"] == true && n["capacity"].as_u64().unwrap() > 0)
+    );
     // The room is the cluster's: node B refuses it while A runs it.
     let (code, busy) = post(&api_b, request.clone()).await;
     assert_eq!(code, 409, "{busy}");
@@ -159,6 +181,16 @@ async fn a_killed_nodes_call_and_ingest_task_are_stopped_by_another_node_within_
     assert_eq!(result, "node_lost", "{note}");
     let (code, again) = post(&api_b, request).await;
     assert_eq!(code, 201, "{again}");
+    let metrics = reqwest::get(format!("{api_b}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("callfeed_sessions_reaped_total 1"),
+        "{metrics}"
+    );
     // B rings for its own session; the lost one never got a second call or ingest task.
     until_calls(&control, Duration::from_secs(30), |c| c.len() == 2).await;
     let all = calls(&control).await;

@@ -16,6 +16,7 @@ pub struct LeaseState {
     /// Since when renewals have gone through without a break; `None` while the store does
     /// not answer.
     healthy_since: Mutex<Option<Instant>>,
+    last_renewal: Mutex<Instant>,
 }
 
 impl LeaseState {
@@ -23,6 +24,7 @@ impl LeaseState {
         Arc::new(Self {
             lease,
             healthy_since: Mutex::new(Some(Instant::now())),
+            last_renewal: Mutex::new(Instant::now()),
         })
     }
 
@@ -40,6 +42,17 @@ impl LeaseState {
         if let Ok(mut since) = self.healthy_since.lock() {
             since.get_or_insert_with(Instant::now);
         }
+        if let Ok(mut last) = self.last_renewal.lock() {
+            *last = Instant::now();
+        }
+    }
+
+    /// Time since the lease was last renewed.
+    pub fn since_renewal(&self) -> Duration {
+        self.last_renewal
+            .lock()
+            .map(|t| t.elapsed())
+            .unwrap_or_default()
     }
 
     fn broken(&self) {

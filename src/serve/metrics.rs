@@ -29,6 +29,11 @@ pub struct Metrics {
     pub(crate) bytes_served: Counter,
     pub(crate) webhooks: Family<Labels, Counter>,
     pub(crate) refused: Family<Labels, Counter>,
+    /// This node's share of a cluster: `sum()` over nodes gives the cluster's.
+    pub(crate) node_capacity: Gauge,
+    pub(crate) node_load: Gauge,
+    pub(crate) lease_age: Gauge<f64, std::sync::atomic::AtomicU64>,
+    pub(crate) reaped: Counter,
 }
 
 impl Default for Metrics {
@@ -45,6 +50,30 @@ impl Default for Metrics {
         let bytes_served = Counter::default();
         let webhooks = Family::<Labels, Counter>::default();
         let refused = Family::<Labels, Counter>::default();
+        let node_capacity = Gauge::default();
+        let node_load = Gauge::default();
+        let lease_age = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        let reaped = Counter::default();
+        registry.register(
+            "node_capacity",
+            "Sessions this node runs at once, at most (sum over nodes: the cluster's)",
+            node_capacity.clone(),
+        );
+        registry.register(
+            "node_sessions",
+            "Sessions this node runs now (sum over nodes: the cluster's)",
+            node_load.clone(),
+        );
+        registry.register(
+            "lease_age_seconds",
+            "Time since this node last renewed its cluster lease (0 outside a cluster)",
+            lease_age.clone(),
+        );
+        registry.register(
+            "sessions_reaped",
+            "Sessions of gone nodes this node took over and stopped (result node_lost)",
+            reaped.clone(),
+        );
         registry.register(
             "sessions_refused",
             "Session requests refused before anything started, by reason",
@@ -97,6 +126,10 @@ impl Default for Metrics {
             bytes_served,
             webhooks,
             refused,
+            node_capacity,
+            node_load,
+            lease_age,
+            reaped,
         }
     }
 }

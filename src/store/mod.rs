@@ -77,7 +77,22 @@ impl OpenSession {
     }
 }
 
-/// A cluster node as the store lists it.
+/// A cluster node as `GET /v1/nodes` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct NodeView {
+    pub id: String,
+    pub api_url: String,
+    pub capacity: u32,
+    /// Sessions running on it at its last renewal.
+    pub load: u32,
+    pub draining: bool,
+    /// Since its last renewal.
+    pub lease_age_ms: u64,
+    /// Whether its lease still runs.
+    pub live: bool,
+}
+
+/// A cluster node as it registers.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct NodeInfo {
     /// Where its API answers.
@@ -226,6 +241,8 @@ pub trait SessionStore: Send + Sync {
         &self,
         gone_for: std::time::Duration,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    /// The cluster's nodes (none for a single node's journal).
+    fn nodes(&self) -> impl Future<Output = Result<Vec<NodeView>, StoreError>> + Send;
     /// Removes this node (after a drain).
     fn leave(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
@@ -322,6 +339,9 @@ impl SessionStore for Store {
         gone_for: std::time::Duration,
     ) -> Result<u64, StoreError> {
         each!(self, s => s.forget_nodes_gone_for(gone_for))
+    }
+    async fn nodes(&self) -> Result<Vec<NodeView>, StoreError> {
+        each!(self, s => s.nodes())
     }
     async fn leave(&self) -> Result<(), StoreError> {
         each!(self, s => s.leave())

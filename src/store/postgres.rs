@@ -29,7 +29,8 @@ const MIGRATIONS: [&str; 2] = [
     "CREATE TABLE nodes (
        id TEXT PRIMARY KEY, api_url TEXT NOT NULL, capacity INTEGER NOT NULL,
        load INTEGER NOT NULL DEFAULT 0, draining BOOLEAN NOT NULL DEFAULT false,
-       started_at TIMESTAMPTZ NOT NULL DEFAULT now(), lease_until TIMESTAMPTZ NOT NULL);
+       started_at TIMESTAMPTZ NOT NULL DEFAULT now(), renewed_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+       lease_until TIMESTAMPTZ NOT NULL);
      ALTER TABLE sessions ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0;",
 ];
 
@@ -355,7 +356,7 @@ impl SessionStore for PostgresStore {
             "INSERT INTO nodes (id, api_url, capacity, lease_until)
              VALUES ($1, $2, $3, now() + $4 * interval '1 second')
              ON CONFLICT (id) DO UPDATE SET api_url = $2, capacity = $3, draining = false,
-               lease_until = now() + $4 * interval '1 second'",
+               renewed_at = now(), lease_until = now() + $4 * interval '1 second'",
             &[&me, &info.api_url, &capacity, &secs],
         )
         .await
@@ -375,7 +376,8 @@ impl SessionStore for PostgresStore {
         // sessions taken over meanwhile are fenced. Only a node row removed as long gone
         // means the node must start afresh.
         self.exec(
-            "UPDATE nodes SET lease_until = now() + $2 * interval '1 second', load = $3, draining = $4
+            "UPDATE nodes SET renewed_at = now(), lease_until = now() + $2 * interval '1 second',
+               load = $3, draining = $4
              WHERE id = $1",
             &[&me, &secs, &load, &draining],
         )
@@ -390,6 +392,30 @@ impl SessionStore for PostgresStore {
             &[&me, &gone_for.as_secs_f64()],
         )
         .await
+    }
+
+    async fn nodes(&self) -> Result<Vec<super::NodeView>, StoreError> {
+        let rows = self
+            .query(
+                "SELECT id, api_url, capacity, load, draining,
+                        (extract(epoch FROM now() - renewed_at) * 1000)::bigint,
+                        lease_until > now()
+                 FROM nodes ORDER BY started_at, id",
+                &[],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| super::NodeView {
+                id: r.get(0),
+                api_url: r.get(1),
+                capacity: u32::try_from(r.get::<_, i32>(2)).unwrap_or(0),
+                load: u32::try_from(r.get::<_, i32>(3)).unwrap_or(0),
+                draining: r.get(4),
+                lease_age_ms: u64::try_from(r.get::<_, i64>(5)).unwrap_or(0),
+                live: r.get(6),
+            })
+            .collect())
     }
 
     async fn leave(&self) -> Result<(), StoreError> {

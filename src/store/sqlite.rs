@@ -344,6 +344,9 @@ impl SessionStore for SqliteStore {
     ) -> Result<u64, StoreError> {
         Ok(0)
     }
+    async fn nodes(&self) -> Result<Vec<super::NodeView>, StoreError> {
+        Ok(Vec::new())
+    }
     async fn leave(&self) -> Result<(), StoreError> {
         Ok(())
     }

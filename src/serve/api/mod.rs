@@ -41,6 +41,7 @@ use crate::store::{OpenSession, process_identity};
 
 /// The longest a request (body, validation and DNS included) may take, SSE aside.
 mod hooks;
+mod nodes;
 
 const REQUEST_LIMIT: Duration = Duration::from_secs(30);
 /// How long a 429 asks the client to wait.
@@ -220,6 +221,9 @@ impl<C: CloudOps + 'static> Service<C> {
 
     /// Recovery confirmed a session's teardown: its report says so now.
     fn confirmed(&self, r: &Recovered) {
+        if r.result == "node_lost" {
+            self.metrics.reaped.inc();
+        }
         if let Some(e) = self
             .sessions
             .lock()
@@ -285,6 +289,7 @@ impl<C: CloudOps + 'static> Service<C> {
             )
             .route("/v1/sessions/{id}", get(one::<C>).delete(stop::<C>))
             .route("/v1/sessions/{id}/events", get(events::<C>))
+            .route("/v1/nodes", get(nodes::list::<C>))
             .route_layer(axum::middleware::from_fn_with_state(
                 self.clone(),
                 auth::<C>,
@@ -661,6 +666,16 @@ async fn events<C: CloudOps + 'static>(
 }
 
 async fn metrics<C: CloudOps + 'static>(State(svc): State<Arc<Service<C>>>) -> Response {
+    let (load, _) = svc.load();
+    svc.metrics.node_load.set(i64::from(load));
+    svc.metrics
+        .node_capacity
+        .set(i64::try_from(svc.max_sessions).unwrap_or(i64::MAX));
+    if let Some(lease) = &svc.cluster {
+        svc.metrics
+            .lease_age
+            .set(lease.since_renewal().as_secs_f64());
+    }
     {
         let sessions = svc.sessions.lock().expect("sessions lock");
         let mut by_phase: HashMap<String, i64> = HashMap::new();

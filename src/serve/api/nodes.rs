@@ -1,0 +1,24 @@
+//! `GET /v1/nodes`: the cluster's nodes as the shared store knows them (lease age, capacity,
+//! load, draining); one node, not in a cluster, lists none.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::{Service, internal};
+use crate::session::CloudOps;
+use crate::store::SessionStore;
+
+pub(super) async fn list<C: CloudOps + 'static>(State(svc): State<Arc<Service<C>>>) -> Response {
+    match svc.journal.nodes().await {
+        Ok(nodes) => Json(json!({
+            "this_node": crate::store::process_identity(),
+            "nodes": nodes,
+        }))
+        .into_response(),
+        Err(e) => internal(e),
+    }
+}
