@@ -332,3 +332,78 @@ async fn restarting_the_store_mid_call_reaps_nothing_and_refuses_new_sessions_me
     let open = reader.open_session(&id).await.unwrap().unwrap();
     assert_eq!(open.owner_gone, Some(false), "A renewed its lease");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_node_follows_and_stops_a_session_another_node_runs() {
+    let pg = Postgres::start();
+    let store = pg.database().await;
+    let (_emulator, endpoints) = start(&["emulator", "--listen", "127.0.0.1:0"], &[]).await;
+    let (_a, api_a) = node(&store, &endpoints).await;
+    let (_b, api_b) = node(&store, &endpoints).await;
+    let (_c, api_c) = node(&store, &endpoints).await;
+    let (code, created) = post(
+        &api_a,
+        serde_json::json!({
+            "to": ["jack"], "media": "test:black+tone=440", "room": "anywhere",
+            "media_type": "audio", "loop_forever": true,
+        }),
+    )
+    .await;
+    assert_eq!(code, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/sessions/{id}");
+    // Followed on B, over SSE, until it is bound into the room.
+    let events = reqwest::Client::new()
+        .get(format!("{api_b}{path}/events"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.status().as_u16(), 200);
+    let mut stream = events.bytes_stream();
+    let mut seen = String::new();
+    let started = Instant::now();
+    while !seen.contains("\"phase\":\"ingesting\"") {
+        let chunk = tokio::time::timeout(
+            Duration::from_secs(30),
+            futures::StreamExt::next(&mut stream),
+        )
+        .await
+        .expect("events within 30 s")
+        .expect("the stream goes on")
+        .unwrap();
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+        assert!(started.elapsed() < Duration::from_secs(30), "{seen}");
+    }
+    assert!(seen.contains("event: status"), "{seen}");
+    // Read on B as on A.
+    let on_b = get(&api_b, &path).await;
+    assert_eq!(on_b["id"], id.as_str(), "{on_b:#}");
+    assert_eq!(on_b["status"]["phase"], "ingesting", "{on_b:#}");
+    // Stopped from C.
+    let stop = reqwest::Client::new()
+        .delete(format!("{api_c}{path}"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stop.status().as_u16(), 202);
+    let started = Instant::now();
+    loop {
+        let v = get(&api_c, &path).await;
+        if v["report"].is_object() {
+            assert_eq!(v["report"]["result"], "stopped", "{v:#}");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{v:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A wrong token is refused by the node asked, and by the one it would ask.
+    let denied = reqwest::Client::new()
+        .get(format!("{api_b}{path}"))
+        .bearer_auth("wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(denied.status().as_u16(), 401);
+}

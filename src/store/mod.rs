@@ -92,6 +92,18 @@ pub struct NodeView {
     pub live: bool,
 }
 
+/// Where a session is, for a node that does not run it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Whereabouts {
+    pub owner: Option<String>,
+    /// The API of the node that owns it, while that node's lease runs.
+    pub live_node_api: Option<String>,
+    /// How it ended, when it has.
+    pub result: Option<(String, String)>,
+    /// Its last recorded state.
+    pub state: String,
+}
+
 /// A cluster node as it registers.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct NodeInfo {
@@ -241,6 +253,12 @@ pub trait SessionStore: Send + Sync {
         &self,
         gone_for: std::time::Duration,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    /// Where a session is: its owner (and that node's API while its lease runs) and how
+    /// it ended; `None` for a session the store does not know.
+    fn whereabouts(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<Whereabouts>, StoreError>> + Send;
     /// The cluster's nodes (none for a single node's journal).
     fn nodes(&self) -> impl Future<Output = Result<Vec<NodeView>, StoreError>> + Send;
     /// Removes this node (after a drain).
@@ -342,6 +360,9 @@ impl SessionStore for Store {
     }
     async fn nodes(&self) -> Result<Vec<NodeView>, StoreError> {
         each!(self, s => s.nodes())
+    }
+    async fn whereabouts(&self, id: &str) -> Result<Option<Whereabouts>, StoreError> {
+        each!(self, s => s.whereabouts(id))
     }
     async fn leave(&self) -> Result<(), StoreError> {
         each!(self, s => s.leave())

@@ -394,6 +394,27 @@ impl SessionStore for PostgresStore {
         .await
     }
 
+    async fn whereabouts(&self, id: &str) -> Result<Option<super::Whereabouts>, StoreError> {
+        let rows = self
+            .query(
+                "SELECT s.owner, CASE WHEN n.lease_until > now() THEN n.api_url END,
+                        s.result, s.note, s.state
+                 FROM sessions s LEFT JOIN nodes n ON n.id = s.owner WHERE s.id = $1",
+                &[&id],
+            )
+            .await?;
+        Ok(rows.first().map(|r| {
+            let result: Option<String> = r.get(2);
+            let note: Option<String> = r.get(3);
+            super::Whereabouts {
+                owner: r.get(0),
+                live_node_api: r.get(1),
+                result: result.map(|res| (res, note.unwrap_or_default())),
+                state: r.get(4),
+            }
+        }))
+    }
+
     async fn nodes(&self) -> Result<Vec<super::NodeView>, StoreError> {
         let rows = self
             .query(

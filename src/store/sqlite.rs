@@ -347,6 +347,28 @@ impl SessionStore for SqliteStore {
     async fn nodes(&self) -> Result<Vec<super::NodeView>, StoreError> {
         Ok(Vec::new())
     }
+    async fn whereabouts(&self, id: &str) -> Result<Option<super::Whereabouts>, StoreError> {
+        // One node: nobody else runs its sessions; only how they ended can be told.
+        self.db
+            .lock()
+            .expect("journal lock")
+            .query_row(
+                "SELECT owner, result, note, state FROM sessions WHERE id = ?1",
+                params![id],
+                |r| {
+                    let result: Option<String> = r.get(1)?;
+                    let note: Option<String> = r.get(2)?;
+                    Ok(super::Whereabouts {
+                        owner: r.get(0)?,
+                        live_node_api: None,
+                        result: result.map(|res| (res, note.unwrap_or_default())),
+                        state: r.get(3)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| self.error(e))
+    }
     async fn leave(&self) -> Result<(), StoreError> {
         Ok(())
     }

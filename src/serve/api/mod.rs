@@ -40,6 +40,7 @@ use crate::store::{Admission, SessionStore, Store as Journal};
 use crate::store::{OpenSession, process_identity};
 
 /// The longest a request (body, validation and DNS included) may take, SSE aside.
+mod elsewhere;
 mod hooks;
 mod nodes;
 
@@ -74,6 +75,8 @@ pub struct Service<C> {
     policy: InputPolicy,
     relay: Option<crate::publish::relay::Relay>,
     cluster: Option<Arc<super::cluster::LeaseState>>,
+    /// Talks to the other nodes of a cluster.
+    peers: reqwest::Client,
     webhooks: Option<WebhookChecks>,
     pub metrics: Arc<Metrics>,
     sessions: Mutex<HashMap<String, Entry>>,
@@ -129,6 +132,10 @@ impl<C: CloudOps + 'static> Service<C> {
             policy: config.policy,
             relay: config.relay,
             cluster: config.cluster,
+            peers: reqwest::Client::builder()
+                .connect_timeout(elsewhere::CONNECT_TIMEOUT)
+                .build()
+                .unwrap_or_default(),
             webhooks: config
                 .webhooks
                 .then(|| WebhookChecks::new(config.sdkappid, config.webhook_keys)),
@@ -587,42 +594,55 @@ async fn list<C: CloudOps + 'static>(State(svc): State<Arc<Service<C>>>) -> Resp
 async fn one<C: CloudOps + 'static>(
     State(svc): State<Arc<Service<C>>>,
     Path(id): Path<String>,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
 ) -> Response {
-    let sessions = svc.sessions.lock().expect("sessions lock");
-    match sessions.get(&id) {
-        Some(e) => Json(session_json(&id, e)).into_response(),
-        None => problem(StatusCode::NOT_FOUND, "no such session"),
+    let here = {
+        let sessions = svc.sessions.lock().expect("sessions lock");
+        sessions.get(&id).map(|e| session_json(&id, e))
+    };
+    match here {
+        Some(v) => Json(v).into_response(),
+        None => elsewhere::answer(&svc, &id, axum::http::Method::GET, uri.path(), &headers).await,
     }
 }
 
 async fn stop<C: CloudOps + 'static>(
     State(svc): State<Arc<Service<C>>>,
     Path(id): Path<String>,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
 ) -> Response {
-    let sessions = svc.sessions.lock().expect("sessions lock");
-    match sessions.get(&id) {
-        Some(e) => {
-            let _ = e.stop.send(true);
-            (
-                StatusCode::ACCEPTED,
-                Json(json!({"id": id, "stopping": true})),
-            )
-                .into_response()
+    let stopped = {
+        let sessions = svc.sessions.lock().expect("sessions lock");
+        sessions.get(&id).map(|e| e.stop.send(true))
+    };
+    match stopped {
+        Some(_) => (
+            StatusCode::ACCEPTED,
+            Json(json!({"id": id, "stopping": true})),
+        )
+            .into_response(),
+        None => {
+            elsewhere::answer(&svc, &id, axum::http::Method::DELETE, uri.path(), &headers).await
         }
-        None => problem(StatusCode::NOT_FOUND, "no such session"),
     }
 }
 
 async fn events<C: CloudOps + 'static>(
     State(svc): State<Arc<Service<C>>>,
     Path(id): Path<String>,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
 ) -> Response {
-    let (status, report) = {
+    let here = {
         let sessions = svc.sessions.lock().expect("sessions lock");
-        match sessions.get(&id) {
-            Some(e) => (e.status.clone(), e.report.subscribe()),
-            None => return problem(StatusCode::NOT_FOUND, "no such session"),
-        }
+        sessions
+            .get(&id)
+            .map(|e| (e.status.clone(), e.report.subscribe()))
+    };
+    let Some((status, report)) = here else {
+        return elsewhere::answer(&svc, &id, axum::http::Method::GET, uri.path(), &headers).await;
     };
     // One `status` event per change of phase, then one `report` event, then the end.
     let stream = futures::stream::unfold(

@@ -1,0 +1,115 @@
+//! Sessions this node does not run. In a cluster another node may run it: the request is
+//! passed to that node as it came (token, `Last-Event-ID`), and its answer streamed back, so
+//! any node answers GET, SSE and DELETE for every session. A session that has ended is told
+//! from the shared store.
+
+use axum::Json;
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::{Service, problem};
+use crate::session::CloudOps;
+use crate::store::SessionStore;
+
+/// Marks a request one node passed to another: it is never passed on again.
+const FORWARDED: &str = "x-callfeed-forwarded";
+
+/// How long connecting to another node may take.
+pub(super) const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// How long a passed-on request may take, event streams aside.
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The answer for session `id`, which this node does not have: `path` is the request's own.
+pub(super) async fn answer<C: CloudOps + 'static>(
+    svc: &Service<C>,
+    id: &str,
+    method: Method,
+    path: &str,
+    headers: &HeaderMap,
+) -> Response {
+    let not_found = || problem(StatusCode::NOT_FOUND, "no such session");
+    if headers.contains_key(FORWARDED) {
+        return not_found();
+    }
+    let place = match svc.journal.whereabouts(id).await {
+        Ok(Some(place)) => place,
+        Ok(None) => return not_found(),
+        Err(e) => {
+            return problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("the session store does not answer; try again shortly ({e})"),
+            );
+        }
+    };
+    if let Some((result, note)) = place.result {
+        return ended(id, &method, &result, &note);
+    }
+    let me = crate::store::process_identity();
+    match (place.owner, place.live_node_api) {
+        (Some(owner), Some(api)) if owner != me => pass_on(svc, &api, method, path, headers).await,
+        (Some(owner), None) if owner != me => problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the node running this session does not renew its lease; another node takes the session over when it runs out",
+        ),
+        _ => not_found(),
+    }
+}
+
+/// A session that ended, as the store recorded it.
+fn ended(id: &str, method: &Method, result: &str, note: &str) -> Response {
+    let report = json!({"result": result, "note": note});
+    if *method == Method::DELETE {
+        return (
+            StatusCode::OK,
+            Json(json!({"id": id, "stopping": false, "report": report})),
+        )
+            .into_response();
+    }
+    Json(json!({"id": id, "status": {"phase": "ended"}, "report": report})).into_response()
+}
+
+async fn pass_on<C: CloudOps + 'static>(
+    svc: &Service<C>,
+    api: &str,
+    method: Method,
+    path: &str,
+    headers: &HeaderMap,
+) -> Response {
+    let events = path.ends_with("/events");
+    let mut request = svc
+        .peers
+        .request(method, format!("{}{path}", api.trim_end_matches('/')))
+        .header(FORWARDED, "1");
+    for name in [
+        header::AUTHORIZATION,
+        header::ACCEPT,
+        "last-event-id".parse().expect("a header name"),
+    ] {
+        if let Some(value) = headers.get(&name) {
+            request = request.header(name, value);
+        }
+    }
+    if !events {
+        request = request.timeout(REQUEST_TIMEOUT);
+    }
+    let answer = match request.send().await {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::warn!(node = %api, error = %e, "cannot reach the session's node");
+            return problem(
+                StatusCode::BAD_GATEWAY,
+                format!("the node running this session ({api}) does not answer"),
+            );
+        }
+    };
+    let status = StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let content_type = answer.headers().get(header::CONTENT_TYPE).cloned();
+    let body = axum::body::Body::from_stream(answer.bytes_stream());
+    let mut response = (status, body).into_response();
+    if let Some(ct) = content_type {
+        response.headers_mut().insert(header::CONTENT_TYPE, ct);
+    }
+    response
+}
