@@ -50,6 +50,10 @@ async fn start(args: &[&str], env: &[(&str, &str)]) -> (Child, Value) {
 }
 
 async fn node(store: &str, emulator: &Value) -> (Child, String) {
+    node_with(store, emulator, &[]).await
+}
+
+async fn node_with(store: &str, emulator: &Value, extra: &[&str]) -> (Child, String) {
     let env = [
         (
             "CALLFEED_IM_ENDPOINT",
@@ -61,19 +65,17 @@ async fn node(store: &str, emulator: &Value) -> (Child, String) {
         ),
         ("CALLFEED_API_TOKEN", TOKEN),
     ];
-    let (child, ready) = start(
-        &[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--store",
-            store,
-            "--lease-secs",
-            "2",
-        ],
-        &env,
-    )
-    .await;
+    let mut args = vec![
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--store",
+        store,
+        "--lease-secs",
+        "2",
+    ];
+    args.extend_from_slice(extra);
+    let (child, ready) = start(&args, &env).await;
     (child, ready["api"].as_str().unwrap().to_owned())
 }
 
@@ -406,4 +408,62 @@ async fn any_node_follows_and_stops_a_session_another_node_runs() {
         .await
         .unwrap();
     assert_eq!(denied.status().as_u16(), 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_asked_of_a_full_node_run_on_the_nodes_with_room() {
+    let pg = Postgres::start();
+    let store = pg.database().await;
+    let (_emulator, endpoints) = start(&["emulator", "--listen", "127.0.0.1:0"], &[]).await;
+    let control = endpoints["control"]
+        .as_str()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_owned();
+    let (_a, api_a) = node_with(&store, &endpoints, &["--max-sessions", "1"]).await;
+    let (_b, api_b) = node_with(&store, &endpoints, &["--max-sessions", "2"]).await;
+    let (_c, api_c) = node_with(&store, &endpoints, &["--max-sessions", "2"]).await;
+    // Five sessions asked of A, which runs one at most: the cluster has room for five.
+    let mut ids = Vec::new();
+    let mut placed_on = Vec::new();
+    for i in 0..5 {
+        let (code, created) = post(
+            &api_a,
+            serde_json::json!({
+                "to": [format!("callee{i}")], "media": "test:black+tone=440",
+                "room": format!("placed{i}"), "media_type": "audio", "loop_forever": true,
+            }),
+        )
+        .await;
+        assert_eq!(code, 201, "{created}");
+        ids.push(created["id"].as_str().unwrap().to_owned());
+        placed_on.push(created["node"].as_str().unwrap_or(&api_a).to_owned());
+    }
+    let count = |api: &str| placed_on.iter().filter(|n| n.as_str() == api).count();
+    assert_eq!(
+        (count(&api_a), count(&api_b), count(&api_c)),
+        (1, 2, 2),
+        "{placed_on:?}"
+    );
+    // A sixth finds no room anywhere.
+    let (code, full) = post(
+        &api_a,
+        serde_json::json!({"to": ["late"], "media": "test:tone", "room": "late", "media_type": "audio"}),
+    )
+    .await;
+    assert_eq!(code, 429, "{full}");
+    // Each runs where it was placed, and A answers for all of them.
+    for id in &ids {
+        let started = Instant::now();
+        loop {
+            let v = get(&api_a, &format!("/v1/sessions/{id}")).await;
+            if v["status"]["phase"] == "ingesting" {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(40), "{v:#}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    let in_calls = calls(&control).await;
+    assert_eq!(in_calls.len(), 5, "{in_calls:#?}");
 }

@@ -159,6 +159,19 @@ fn process_alive(owner: &str) -> bool {
         .is_some_and(|t| t == started)
 }
 
+/// Where a session was admitted, in a cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placement {
+    /// On this node: it runs it now.
+    Here,
+    /// On another node (its API): that node picks it up.
+    There { api_url: String },
+    /// An unfinished session already has the room and robot.
+    Busy { existing: String },
+    /// No live node has room for it.
+    Full,
+}
+
 /// Whether a session may have its room.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Admission {
@@ -179,6 +192,19 @@ pub trait SessionStore: Send + Sync {
         room: &str,
         robot: &str,
     ) -> impl Future<Output = Result<Admission, StoreError>> + Send;
+    /// Admits a session and places it on the live node with the most free room (this one on
+    /// a tie), in one transaction; `request` is what the chosen node runs. One node's
+    /// journal always places it here.
+    fn admit_placing(
+        &self,
+        id: &str,
+        room: &str,
+        robot: &str,
+        request: &str,
+    ) -> impl Future<Output = Result<Placement, StoreError>> + Send;
+    /// Takes the sessions placed on this node by others, each once: their ids and requests.
+    fn take_placed(&self)
+    -> impl Future<Output = Result<Vec<(String, String)>, StoreError>> + Send;
     fn set_state(
         &self,
         id: &str,
@@ -303,6 +329,18 @@ impl Store {
 impl SessionStore for Store {
     async fn admit(&self, id: &str, room: &str, robot: &str) -> Result<Admission, StoreError> {
         each!(self, s => s.admit(id, room, robot))
+    }
+    async fn admit_placing(
+        &self,
+        id: &str,
+        room: &str,
+        robot: &str,
+        request: &str,
+    ) -> Result<Placement, StoreError> {
+        each!(self, s => s.admit_placing(id, room, robot, request))
+    }
+    async fn take_placed(&self) -> Result<Vec<(String, String)>, StoreError> {
+        each!(self, s => s.take_placed())
     }
     async fn set_state(&self, id: &str, state: &str) -> Result<(), StoreError> {
         each!(self, s => s.set_state(id, state))

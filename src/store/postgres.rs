@@ -31,7 +31,9 @@ const MIGRATIONS: [&str; 2] = [
        load INTEGER NOT NULL DEFAULT 0, draining BOOLEAN NOT NULL DEFAULT false,
        started_at TIMESTAMPTZ NOT NULL DEFAULT now(), renewed_at TIMESTAMPTZ NOT NULL DEFAULT now(),
        lease_until TIMESTAMPTZ NOT NULL);
-     ALTER TABLE sessions ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0;",
+     ALTER TABLE sessions ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0;
+     -- What the node a session was placed on runs.
+     ALTER TABLE sessions ADD COLUMN request TEXT;",
 ];
 
 /// How long connecting, and each statement, may take: a store that does not answer is an
@@ -40,6 +42,9 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Serialises migrations between nodes starting at once (an arbitrary, fixed key).
 const MIGRATION_LOCK: i64 = 0x0ca1_1feed;
+
+/// Serialises placements, so each counts the sessions the others placed.
+const PLACEMENT_LOCK: i64 = 0x0ca1_1fee0;
 
 pub struct PostgresStore {
     /// The URL as errors show it: no password.
@@ -231,6 +236,83 @@ impl SessionStore for PostgresStore {
             }
             Err(e) => Err(self.failed(e)),
         }
+    }
+
+    async fn admit_placing(
+        &self,
+        id: &str,
+        room: &str,
+        robot: &str,
+        request: &str,
+    ) -> Result<super::Placement, StoreError> {
+        let me = process_identity();
+        let mut client = self.client().await?;
+        let placed = tokio::time::timeout(TIMEOUT, async {
+            let tx = client.transaction().await?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&PLACEMENT_LOCK])
+                .await?;
+            let chosen = tx
+                .query_opt(
+                    "SELECT n.id, n.api_url FROM nodes n
+                       LEFT JOIN sessions s ON s.owner = n.id AND s.result IS NULL
+                     WHERE n.lease_until > now() AND NOT n.draining
+                     GROUP BY n.id
+                     HAVING n.capacity > count(s.id)
+                     ORDER BY n.capacity - count(s.id) DESC, (n.id = $1) DESC, n.id
+                     LIMIT 1",
+                    &[&me],
+                )
+                .await?;
+            let Some(row) = chosen else {
+                return Ok(None);
+            };
+            let (node, api_url): (String, String) = (row.get(0), row.get(1));
+            let state = if node == me { "preparing" } else { "placed" };
+            let inserted = tx
+                .execute(
+                    "INSERT INTO sessions (id, room, robot, state, owner, request)
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                    &[&id, &room, &robot, &state, &node, &request],
+                )
+                .await;
+            match inserted {
+                Ok(_) => {
+                    tx.commit().await?;
+                    Ok(Some(Ok((node, api_url))))
+                }
+                Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => Ok(Some(Err(()))),
+                Err(e) => Err(e),
+            }
+        })
+        .await
+        .map_err(|_| self.timed_out())?
+        .map_err(|e| self.failed(e))?;
+        drop(client);
+        Ok(match placed {
+            None => super::Placement::Full,
+            Some(Ok((node, _))) if node == me => super::Placement::Here,
+            Some(Ok((_, api_url))) => super::Placement::There { api_url },
+            Some(Err(())) => {
+                let existing = self.active_for(room, robot).await?.unwrap_or_default();
+                super::Placement::Busy { existing }
+            }
+        })
+    }
+
+    async fn take_placed(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let me = process_identity();
+        let rows = self
+            .query(
+                "UPDATE sessions SET state = 'preparing', updated_at = now()
+                 WHERE owner = $1 AND state = 'placed' AND result IS NULL
+                 RETURNING id, request",
+                &[&me],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get::<_, Option<String>>(1).unwrap_or_default()))
+            .collect())
     }
 
     async fn set_state(&self, id: &str, state: &str) -> Result<(), StoreError> {

@@ -271,6 +271,21 @@ impl SessionStore for SqliteStore {
     async fn admit(&self, id: &str, room: &str, robot: &str) -> Result<Admission, StoreError> {
         Self::admit(self, id, room, robot)
     }
+    async fn admit_placing(
+        &self,
+        id: &str,
+        room: &str,
+        robot: &str,
+        _request: &str,
+    ) -> Result<super::Placement, StoreError> {
+        Ok(match Self::admit(self, id, room, robot)? {
+            Admission::Admitted => super::Placement::Here,
+            Admission::Busy { existing } => super::Placement::Busy { existing },
+        })
+    }
+    async fn take_placed(&self) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(Vec::new())
+    }
     async fn set_state(&self, id: &str, state: &str) -> Result<(), StoreError> {
         Self::set_state(self, id, state)
     }

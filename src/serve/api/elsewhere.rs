@@ -47,6 +47,10 @@ pub(super) async fn answer<C: CloudOps + 'static>(
         return ended(id, &method, &result, &note);
     }
     let me = crate::store::process_identity();
+    if place.state == "placed" && place.owner.as_deref() == Some(me.as_str()) {
+        // Placed here; picked up within a moment.
+        return Json(json!({"id": id, "status": {"phase": "placed"}})).into_response();
+    }
     match (place.owner, place.live_node_api) {
         (Some(owner), Some(api)) if owner != me => pass_on(svc, &api, method, path, headers).await,
         (Some(owner), None) if owner != me => problem(

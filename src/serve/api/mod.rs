@@ -18,7 +18,6 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
@@ -35,11 +34,12 @@ use crate::media::policy::InputPolicy;
 use crate::media::topology::Topologies;
 use crate::session::driver::{self, Controls, DriverSettings, Report, Status};
 use crate::session::teardown::{Recovered, recover, recover_until_done};
-use crate::session::{CloudOps, RequestError, SessionRequest, room_key};
-use crate::store::{Admission, SessionStore, Store as Journal};
+use crate::session::{CloudOps, RequestError, SessionRequest};
+use crate::store::Store as Journal;
 use crate::store::{OpenSession, process_identity};
 
 /// The longest a request (body, validation and DNS included) may take, SSE aside.
+mod create;
 mod elsewhere;
 mod hooks;
 mod nodes;
@@ -120,7 +120,7 @@ pub fn default_max_sessions() -> usize {
 impl<C: CloudOps + 'static> Service<C> {
     pub fn new(cloud: C, journal: Arc<Journal>, config: ServiceConfig) -> Arc<Self> {
         let metrics = Arc::new(Metrics::default());
-        Arc::new(Self {
+        let service = Arc::new(Self {
             cloud: Arc::new(Metered::new(cloud, metrics.clone())),
             journal,
             topologies: config.topologies,
@@ -147,7 +147,11 @@ impl<C: CloudOps + 'static> Service<C> {
             keep_ended: config.keep_ended,
             tasks: Mutex::new(tokio::task::JoinSet::new()),
             recovery: Mutex::new(None),
-        })
+        });
+        if service.cluster.is_some() {
+            tokio::spawn(create::pick_up_placed(Arc::downgrade(&service)));
+        }
+        service
     }
 
     /// Stops what an earlier run left in the cloud (a crash, a kill, or a teardown the cloud
@@ -292,7 +296,7 @@ impl<C: CloudOps + 'static> Service<C> {
         let api = axum::Router::new()
             .route(
                 "/v1/sessions",
-                post(create::<C>).layer(bounded()).get(list::<C>),
+                post(create::create::<C>).layer(bounded()).get(list::<C>),
             )
             .route("/v1/sessions/{id}", get(one::<C>).delete(stop::<C>))
             .route("/v1/sessions/{id}/events", get(events::<C>))
@@ -427,125 +431,6 @@ fn session_json(id: &str, e: &Entry) -> Value {
         "status": status,
         "report": report,
     })
-}
-
-async fn create<C: CloudOps + 'static>(
-    State(svc): State<Arc<Service<C>>>,
-    body: Bytes,
-) -> Response {
-    svc.prune();
-    if svc.draining.load(Ordering::SeqCst) {
-        return problem(StatusCode::SERVICE_UNAVAILABLE, "draining: no new sessions");
-    }
-    let request: SessionRequest = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(e) => {
-            let answer = problem(
-                StatusCode::BAD_REQUEST,
-                format!("not a session request: {e}"),
-            );
-            return svc.refuse("malformed", answer);
-        }
-    };
-    let spec = match request
-        .validate(&svc.policy, &svc.topologies, svc.relay.as_ref())
-        .await
-    {
-        Ok(s) => s,
-        Err(e) => {
-            let reason = match e {
-                RequestError::Refused(_) => "input_policy",
-                _ => "invalid",
-            };
-            return svc.refuse(reason, refused_request(&e));
-        }
-    };
-    if !svc.take_slot() {
-        let answer = (
-            StatusCode::TOO_MANY_REQUESTS,
-            [(header::RETRY_AFTER, RETRY_AFTER_SECS.to_string())],
-            Json(json!({"error": format!("this server runs at most {} sessions at once; try again later", svc.max_sessions)})),
-        )
-            .into_response();
-        return svc.refuse("capacity", answer);
-    }
-    let id = uuid::Uuid::new_v4().to_string();
-    match svc
-        .journal
-        .admit(&id, &room_key(&spec.room), spec.robot.as_str())
-        .await
-    {
-        Ok(Admission::Admitted) => {}
-        Ok(Admission::Busy { existing }) => {
-            svc.running.fetch_sub(1, Ordering::AcqRel);
-            let answer = (
-                StatusCode::CONFLICT,
-                Json(json!({"error": format!("{} already has a session for {}", spec.room, spec.robot), "existing": existing})),
-            )
-                .into_response();
-            return svc.refuse("room_busy", answer);
-        }
-        Err(e) => {
-            // The store is away (a restart, a network cut): running sessions go on; new ones
-            // wait until it answers again, since nothing may ring that is not recorded.
-            svc.running.fetch_sub(1, Ordering::AcqRel);
-            tracing::warn!(error = %e, "session store unavailable; refusing a new session");
-            let answer = (
-                StatusCode::SERVICE_UNAVAILABLE,
-                [(header::RETRY_AFTER, RETRY_AFTER_SECS.to_string())],
-                Json(json!({"error": format!("the session store does not answer, so no session can be recorded; try again shortly ({e})")})),
-            )
-                .into_response();
-            return svc.refuse("store_unavailable", answer);
-        }
-    }
-    let (status_tx, status_rx) = watch::channel(Status::default());
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let report = Arc::new(watch::Sender::new(None));
-    let nudge = Arc::new(Notify::new());
-    let ended_at = Arc::new(OnceLock::new());
-    let entry = Entry {
-        request,
-        status: status_rx,
-        stop: stop_tx,
-        nudge: nudge.clone(),
-        report: report.clone(),
-        ended_at: ended_at.clone(),
-    };
-    let created = session_json(&id, &entry);
-    let task = run_session(
-        svc.clone(),
-        id.clone(),
-        spec,
-        Controls {
-            status: status_tx,
-            stop: stop_rx,
-            nudge,
-        },
-        report,
-        ended_at,
-    );
-    let refused = {
-        // Checked, recorded and spawned under one lock, so a drain either sees this session
-        // and waits for it, or this request sees the drain.
-        let mut sessions = svc.sessions.lock().expect("sessions lock");
-        if svc.draining.load(Ordering::SeqCst) {
-            true
-        } else {
-            sessions.insert(id.clone(), entry);
-            svc.tasks.lock().expect("tasks lock").spawn(task);
-            false
-        }
-    };
-    if refused {
-        svc.running.fetch_sub(1, Ordering::AcqRel);
-        let _ = svc
-            .journal
-            .finish(&id, "refused", "the service began draining")
-            .await;
-        return problem(StatusCode::SERVICE_UNAVAILABLE, "draining: no new sessions");
-    }
-    (StatusCode::CREATED, Json(created)).into_response()
 }
 
 /// One admitted session, run to its end: its place is freed, its result counted, its

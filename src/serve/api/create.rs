@@ -1,0 +1,257 @@
+//! `POST /v1/sessions`: a request checked whole, admitted in the store (which, in a cluster,
+//! places it on the live node with the most free room), and run here or picked up by the
+//! node it was placed on.
+
+use std::sync::{Arc, OnceLock};
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use tokio::sync::{Notify, watch};
+
+use super::{
+    Entry, RETRY_AFTER_SECS, Service, problem, refused_request, run_session, session_json,
+};
+use crate::session::driver::{Controls, Status};
+use crate::session::{CloudOps, RequestError, SessionRequest, SessionSpec, room_key};
+use crate::store::{Placement, SessionStore};
+use std::sync::atomic::Ordering;
+
+/// How often a node looks for sessions other nodes placed on it.
+const PICK_UP_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+pub(super) async fn create<C: CloudOps + 'static>(
+    State(svc): State<Arc<Service<C>>>,
+    body: Bytes,
+) -> Response {
+    svc.prune();
+    if svc.draining.load(Ordering::SeqCst) {
+        return problem(StatusCode::SERVICE_UNAVAILABLE, "draining: no new sessions");
+    }
+    let request: SessionRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            let answer = problem(
+                StatusCode::BAD_REQUEST,
+                format!("not a session request: {e}"),
+            );
+            return svc.refuse("malformed", answer);
+        }
+    };
+    let spec = match request
+        .validate(&svc.policy, &svc.topologies, svc.relay.as_ref())
+        .await
+    {
+        Ok(s) => s,
+        Err(e) => {
+            let reason = match e {
+                RequestError::Refused(_) => "input_policy",
+                _ => "invalid",
+            };
+            return svc.refuse(reason, refused_request(&e));
+        }
+    };
+    let id = uuid::Uuid::new_v4().to_string();
+    let room = room_key(&spec.room);
+    let robot = spec.robot.as_str().to_owned();
+    // A request with relay keys is never written down for another node: it runs here.
+    let placeable = svc.cluster.is_some()
+        && request
+            .relay
+            .as_ref()
+            .is_none_or(|r| r.css_push_key.is_none() && r.css_play_key.is_none());
+    if placeable {
+        let stored = serde_json::to_string(&request).unwrap_or_default();
+        match svc.journal.admit_placing(&id, &room, &robot, &stored).await {
+            Ok(Placement::Here) => {}
+            Ok(Placement::There { api_url }) => {
+                tracing::info!(session = %id, node = %api_url, "session placed on another node");
+                return (
+                    StatusCode::CREATED,
+                    Json(json!({"id": id, "node": api_url, "status": {"phase": "placed"}})),
+                )
+                    .into_response();
+            }
+            Ok(Placement::Busy { existing }) => return busy(&svc, &spec, existing),
+            Ok(Placement::Full) => {
+                let answer = (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [(header::RETRY_AFTER, RETRY_AFTER_SECS.to_string())],
+                    Json(json!({"error": "every node of the cluster runs as many sessions as it may; try again later"})),
+                )
+                    .into_response();
+                return svc.refuse("capacity", answer);
+            }
+            Err(e) => return store_away(&svc, e),
+        }
+        if !svc.take_slot() {
+            let _ = svc
+                .journal
+                .finish(&id, "refused", "this node was full")
+                .await;
+            return full(&svc);
+        }
+    } else {
+        if !svc.take_slot() {
+            return full(&svc);
+        }
+        match svc.journal.admit(&id, &room, &robot).await {
+            Ok(crate::store::Admission::Admitted) => {}
+            Ok(crate::store::Admission::Busy { existing }) => {
+                svc.running.fetch_sub(1, Ordering::AcqRel);
+                return busy(&svc, &spec, existing);
+            }
+            Err(e) => {
+                svc.running.fetch_sub(1, Ordering::AcqRel);
+                return store_away(&svc, e);
+            }
+        }
+    }
+    match start_here(&svc, id.clone(), request, spec) {
+        Some(created) => (StatusCode::CREATED, Json(created)).into_response(),
+        None => {
+            let _ = svc
+                .journal
+                .finish(&id, "refused", "the service began draining")
+                .await;
+            problem(StatusCode::SERVICE_UNAVAILABLE, "draining: no new sessions")
+        }
+    }
+}
+
+fn full<C: CloudOps + 'static>(svc: &Service<C>) -> Response {
+    let answer = (
+        StatusCode::TOO_MANY_REQUESTS,
+        [(header::RETRY_AFTER, RETRY_AFTER_SECS.to_string())],
+        Json(json!({"error": format!("this server runs at most {} sessions at once; try again later", svc.max_sessions)})),
+    )
+        .into_response();
+    svc.refuse("capacity", answer)
+}
+
+fn busy<C: CloudOps + 'static>(svc: &Service<C>, spec: &SessionSpec, existing: String) -> Response {
+    let answer = (
+        StatusCode::CONFLICT,
+        Json(json!({"error": format!("{} already has a session for {}", spec.room, spec.robot), "existing": existing})),
+    )
+        .into_response();
+    svc.refuse("room_busy", answer)
+}
+
+/// The store is away (a restart, a network cut): running sessions go on; new ones wait
+/// until it answers again, since nothing may ring that is not recorded.
+fn store_away<C: CloudOps + 'static>(svc: &Service<C>, e: crate::store::StoreError) -> Response {
+    tracing::warn!(error = %e, "session store unavailable; refusing a new session");
+    let answer = (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::RETRY_AFTER, RETRY_AFTER_SECS.to_string())],
+        Json(json!({"error": format!("the session store does not answer, so no session can be recorded; try again shortly ({e})")})),
+    )
+        .into_response();
+    svc.refuse("store_unavailable", answer)
+}
+
+/// Runs an admitted session on this node (its slot taken); what `POST` answers, or `None`
+/// when the service began draining meanwhile (the slot is given back).
+fn start_here<C: CloudOps + 'static>(
+    svc: &Arc<Service<C>>,
+    id: String,
+    request: SessionRequest,
+    spec: SessionSpec,
+) -> Option<Value> {
+    let (status_tx, status_rx) = watch::channel(Status::default());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let report = Arc::new(watch::Sender::new(None));
+    let nudge = Arc::new(Notify::new());
+    let ended_at = Arc::new(OnceLock::new());
+    let entry = Entry {
+        request,
+        status: status_rx,
+        stop: stop_tx,
+        nudge: nudge.clone(),
+        report: report.clone(),
+        ended_at: ended_at.clone(),
+    };
+    let created = session_json(&id, &entry);
+    let task = run_session(
+        svc.clone(),
+        id.clone(),
+        spec,
+        Controls {
+            status: status_tx,
+            stop: stop_rx,
+            nudge,
+        },
+        report,
+        ended_at,
+    );
+    // Checked, recorded and spawned under one lock, so a drain either sees this session
+    // and waits for it, or this request sees the drain.
+    let mut sessions = svc.sessions.lock().expect("sessions lock");
+    if svc.draining.load(Ordering::SeqCst) {
+        drop(sessions);
+        svc.running.fetch_sub(1, Ordering::AcqRel);
+        return None;
+    }
+    sessions.insert(id, entry);
+    svc.tasks.lock().expect("tasks lock").spawn(task);
+    Some(created)
+}
+
+/// Runs the sessions other nodes placed on this one, for as long as the service lives: each
+/// is checked again under this node's own rules, and one that fails them is finished with
+/// the reason.
+pub(super) async fn pick_up_placed<C: CloudOps + 'static>(svc: std::sync::Weak<Service<C>>) {
+    loop {
+        tokio::time::sleep(PICK_UP_EVERY).await;
+        let Some(svc) = svc.upgrade() else { return };
+        if svc.draining.load(Ordering::SeqCst) {
+            continue;
+        }
+        let placed = match svc.journal.take_placed().await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot look for placed sessions");
+                continue;
+            }
+        };
+        for (id, stored) in placed {
+            let refused = |why: String| {
+                let svc = svc.clone();
+                let id = id.clone();
+                async move {
+                    tracing::warn!(session = %id, reason = %why, "a placed session is refused here");
+                    let _ = svc.journal.finish(&id, "refused", &why).await;
+                }
+            };
+            let request: SessionRequest = match serde_json::from_str(&stored) {
+                Ok(r) => r,
+                Err(e) => {
+                    refused(format!("its request cannot be read: {e}")).await;
+                    continue;
+                }
+            };
+            let spec = match request
+                .validate(&svc.policy, &svc.topologies, svc.relay.as_ref())
+                .await
+            {
+                Ok(s) => s,
+                Err(e) => {
+                    refused(e.to_string()).await;
+                    continue;
+                }
+            };
+            if !svc.take_slot() {
+                refused("the node it was placed on was full".into()).await;
+                continue;
+            }
+            tracing::info!(session = %id, "running a session placed here by another node");
+            if start_here(&svc, id.clone(), request, spec).is_none() {
+                refused("the node it was placed on began draining".into()).await;
+            }
+        }
+    }
+}
