@@ -467,3 +467,64 @@ async fn sessions_asked_of_a_full_node_run_on_the_nodes_with_room() {
     let in_calls = calls(&control).await;
     assert_eq!(in_calls.len(), 5, "{in_calls:#?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_drives_sessions_through_the_api_of_every_node() {
+    let pg = Postgres::start();
+    let store = pg.database().await;
+    let (_emulator, endpoints) = start(&["emulator", "--listen", "127.0.0.1:0"], &[]).await;
+    let control = endpoints["control"]
+        .as_str()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_owned();
+    let (_a, api_a) = node(&store, &endpoints).await;
+    let (_b, api_b) = node(&store, &endpoints).await;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_callfeed"));
+    let out = account(&mut cmd)
+        .args(["load", "--calls", "4", "--rate", "8", "--duration", "2"])
+        .args(["--media", "test:black+tone=440", "--json", "--api"])
+        .arg(format!("{api_a},{api_b}"))
+        .env("CALLFEED_API_TOKEN", TOKEN)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(report["succeeded"], 4, "{report:#}");
+    assert_eq!(report["ring_ms"]["count"], 4, "{report:#}");
+    assert_eq!(report["session_ms"]["count"], 4, "{report:#}");
+    let all = calls(&control).await;
+    assert_eq!(all.len(), 4, "{all:#?}");
+    assert!(all.iter().all(|c| c["state"] == "ended"), "{all:#?}");
+
+    // A wrong token: every session refused, counted by the answer's status.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_callfeed"));
+    let out = account(&mut cmd)
+        .args([
+            "load",
+            "--calls",
+            "2",
+            "--rate",
+            "8",
+            "--duration",
+            "1",
+            "--json",
+            "--api",
+        ])
+        .arg(&api_a)
+        .env("CALLFEED_API_TOKEN", "wrong")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(report["failures_by_code"]["http_401"], 2, "{report:#}");
+}

@@ -50,8 +50,12 @@ pub(super) struct LoadArgs {
     #[command(flatten)]
     relay: RelayArgs,
     /// Run against the in-process emulator.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "api")]
     emulator: bool,
+    /// Drive the sessions through the API of these `callfeed serve` nodes (round robin)
+    /// instead of in this process; the token is CALLFEED_API_TOKEN's.
+    #[arg(long, value_name = "URL[,URL...]", value_delimiter = ',')]
+    api: Vec<String>,
     /// With --emulator: callees answer after this many ms.
     #[arg(long, value_name = "MS", default_value_t = 1000)]
     callee_answers_after: u64,
@@ -66,6 +70,9 @@ pub(super) struct LoadArgs {
 pub(super) async fn run(mut config: Config, args: LoadArgs) -> anyhow::Result<ExitCode> {
     let mut template = template(&args)?;
     template.relay = args.relay.fields(&config);
+    if !args.api.is_empty() {
+        return through_api(args, template).await;
+    }
     template
         .validate(
             &InputPolicy::Unrestricted,
@@ -122,6 +129,66 @@ pub(super) async fn run(mut config: Config, args: LoadArgs) -> anyhow::Result<Ex
         && let Ok(e) = Arc::try_unwrap(e)
     {
         e.shutdown().await;
+    }
+    Ok(if report.failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_FAILED)
+    })
+}
+
+/// The run through the HTTP API of deployed nodes: each node checks every request itself
+/// (its media roots, its policy), so nothing is opened here.
+async fn through_api(args: LoadArgs, template: SessionRequest) -> anyhow::Result<ExitCode> {
+    for node in &args.api {
+        let parsed = url::Url::parse(node).ok();
+        if !parsed.is_some_and(|u| matches!(u.scheme(), "http" | "https")) {
+            anyhow::bail!(InvalidArgument::new(
+                "--api",
+                crate::redact::redact_url(node),
+                "the http(s):// URL of a callfeed serve node, e.g. http://10.0.0.5:8730"
+            ));
+        }
+    }
+    // Keys are never sent over the API (a request shows none back): the nodes sign with
+    // their own [relay] keys.
+    if template
+        .relay
+        .as_ref()
+        .is_some_and(|r| r.css_push_key.is_some() || r.css_play_key.is_some())
+    {
+        anyhow::bail!(InvalidArgument::new(
+            "--css-push-key",
+            "<redacted>",
+            "no key with --api: set it on the nodes (CALLFEED_CSS_PUSH_KEY or `css_push_key` in their [relay])"
+        ));
+    }
+    let plan = LoadPlan {
+        calls: args.calls,
+        rate: args.rate,
+        concurrency: args.concurrency.unwrap_or(args.calls),
+        template,
+        relay: None,
+    };
+    let target = crate::load::api::ApiTarget {
+        nodes: args.api.clone(),
+        token: std::env::var("CALLFEED_API_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty())
+            .map(Into::into),
+    };
+    let (progress_tx, progress_rx) = tokio::sync::watch::channel(LoadProgress::default());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // A session runs its duration, rings, prepares and tears down: give it ample room.
+    let max_session = std::time::Duration::from_secs(args.duration + 300);
+    let run = crate::load::api::run(plan, target, max_session, progress_tx, stop_rx);
+    let bar = progress::counter(u64::from(args.calls), args.json);
+    let mut run = Stoppable::new(run, stop_tx, progress_rx, show_progress);
+    let report = progress::watch(&mut run, &bar, std::time::Duration::from_millis(250)).await?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print_report(&report);
     }
     Ok(if report.failed == 0 {
         ExitCode::SUCCESS

@@ -74,7 +74,7 @@ impl std::fmt::Debug for DriverSettings {
 }
 
 /// Milliseconds since the session started, per stage.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
 pub struct Timings {
     pub prepared_ms: Option<u64>,
     pub call_started_ms: Option<u64>,

@@ -1,5 +1,8 @@
 //! `callfeed load`: many full sessions (call, ingest, media, teardown) at a given rate, to
-//! size a deployment or load-test an app, with per-stage latency percentiles.
+//! size a deployment or load-test an app, with per-stage latency percentiles: run in this
+//! process, or through the HTTP API of the nodes of a deployment ([`api`]).
+
+pub mod api;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -90,6 +93,46 @@ pub struct LoadProgress {
 /// its room, where that is known (the emulator's observer).
 pub type FirstMediaLookup = Arc<dyn Fn(&Report) -> Option<u64> + Send + Sync>;
 
+/// What one session came to, whether it ran in this process or on a node of a deployment.
+#[derive(Debug, Clone, Default)]
+pub struct Finished {
+    /// `completed`, `failed`, `rejected`...
+    pub result: String,
+    /// The cloud's error code (or the API's refusal) when it failed.
+    pub error_code: Option<String>,
+    pub timings: driver::Timings,
+    /// From StartStreamIngest to the first decoded frame in the room, where known.
+    pub first_media_ms: Option<u64>,
+}
+
+impl Finished {
+    fn from_report(r: &Report, first_media: &FirstMediaLookup) -> Self {
+        Self {
+            result: r.outcome.name().to_owned(),
+            error_code: r.error_code.clone(),
+            timings: r.timings.clone(),
+            first_media_ms: first_media(r),
+        }
+    }
+
+    fn completed(&self) -> bool {
+        self.result == "completed"
+    }
+}
+
+/// Counts a finished session in the progress shown.
+fn count_finished(progress: &watch::Sender<LoadProgress>, ok: bool) {
+    progress.send_modify(|p| {
+        p.running = p.running.saturating_sub(1);
+        p.finished += 1;
+        if ok {
+            p.succeeded += 1;
+        } else {
+            p.failed += 1;
+        }
+    });
+}
+
 /// Runs the plan. `first_media` maps a finished session's report to the ms from StartStreamIngest
 /// to the first decoded frame in its room, where that is known (the emulator's observer).
 pub async fn run<C: CloudOps + 'static>(
@@ -157,14 +200,14 @@ pub async fn run<C: CloudOps + 'static>(
             }
         })
     };
-    let mut reports = Vec::new();
+    let mut finished = Vec::new();
     for t in tasks {
         if let Ok(r) = t.await {
-            reports.push(r);
+            finished.push(Finished::from_report(&r, &first_media));
         }
     }
     stopper.abort();
-    summarize(&reports, started.elapsed().as_secs_f64(), &first_media)
+    summarize(&finished, started.elapsed().as_secs_f64())
 }
 
 /// The template with its callee, room and robot made unique to session `i` of run `run_id`.
@@ -202,41 +245,30 @@ async fn drive_session<C: CloudOps>(
     )
     .await;
     drop(permit);
-    let ok = report.outcome == Outcome::Completed;
-    progress.send_modify(|p| {
-        p.running -= 1;
-        p.finished += 1;
-        if ok {
-            p.succeeded += 1;
-        } else {
-            p.failed += 1;
-        }
-    });
+    count_finished(&progress, report.outcome == Outcome::Completed);
     report
 }
 
 /// The run's counts and per-stage percentiles; `wall` is the run's length in seconds.
-fn summarize(reports: &[Report], wall: f64, first_media: &FirstMediaLookup) -> LoadReport {
+fn summarize(reports: &[Finished], wall: f64) -> LoadReport {
     let diff = |a: Option<u64>, b: Option<u64>| a.zip(b).map(|(a, b)| b.saturating_sub(a));
     let mut results = BTreeMap::new();
     let mut failures_by_code = BTreeMap::new();
     let mut succeeded = 0;
     for r in reports {
-        *results.entry(r.outcome.name().to_owned()).or_insert(0) += 1;
-        if r.outcome == Outcome::Completed {
+        *results.entry(r.result.clone()).or_insert(0) += 1;
+        if r.completed() {
             succeeded += 1;
-        } else {
-            if let Outcome::Failed { .. } = r.outcome {
-                *failures_by_code
-                    .entry(r.error_code.clone().unwrap_or_else(|| "transport".into()))
-                    .or_insert(0) += 1;
-            }
+        } else if r.result == "failed" {
+            *failures_by_code
+                .entry(r.error_code.clone().unwrap_or_else(|| "transport".into()))
+                .or_insert(0) += 1;
         }
     }
     let first_media_values: Vec<u64> = reports
         .iter()
         .filter_map(|r| {
-            let media = first_media(r)?;
+            let media = r.first_media_ms?;
             let wait = diff(r.timings.answered_ms, r.timings.ingest_started_ms).unwrap_or(0);
             Some(media + wait)
         })
