@@ -14,6 +14,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 const TOKEN: &str = "cluster-token";
+const CALLBACK_KEY: &str = "cluster-callback-key";
 
 /// The account every process of the test uses: the emulator checks what the nodes sign.
 fn account(cmd: &mut Command) -> &mut Command {
@@ -64,6 +65,7 @@ async fn node_with(store: &str, emulator: &Value, extra: &[&str]) -> (Child, Str
             emulator["trtc_endpoint"].as_str().unwrap(),
         ),
         ("CALLFEED_API_TOKEN", TOKEN),
+        ("CALLFEED_CALLBACK_KEY", CALLBACK_KEY),
     ];
     let mut args = vec![
         "serve",
@@ -382,6 +384,41 @@ async fn any_node_follows_and_stops_a_session_another_node_runs() {
     let on_b = get(&api_b, &path).await;
     assert_eq!(on_b["id"], id.as_str(), "{on_b:#}");
     assert_eq!(on_b["status"]["phase"], "ingesting", "{on_b:#}");
+    // A webhook about it reaching B makes A, which runs it, look at the cloud at once.
+    let task_id = on_b["status"]["task_id"].as_str().unwrap().to_owned();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let body = format!(
+        r#"{{"EventGroupId":7,"EventType":701,"CallbackMsTs":{now_ms},"EventInfo":{{"EventMsTs":{now_ms},"TaskId":"{task_id}","Status":0}}}}"#
+    );
+    let hook = reqwest::Client::new()
+        .post(format!("{api_b}/webhooks/trtc"))
+        .header("SdkAppId", "1400000042")
+        .header(
+            "Sign",
+            callfeed::cloud::webhook::trtc_sign(CALLBACK_KEY, body.as_bytes()),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hook.status().as_u16(), 200);
+    let started = Instant::now();
+    loop {
+        let metrics = reqwest::get(format!("{api_a}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if metrics.contains("callfeed_webhooks_total{kind=\"forwarded\",verdict=\"accepted\"} 1") {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "{metrics}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     // Stopped from C.
     let stop = reqwest::Client::new()
         .delete(format!("{api_c}{path}"))

@@ -285,6 +285,12 @@ pub trait SessionStore: Send + Sync {
         &self,
         id: &str,
     ) -> impl Future<Output = Result<Option<Whereabouts>, StoreError>> + Send;
+    /// The unfinished session with this CallId or TaskId, if any.
+    fn session_by_cloud_id(
+        &self,
+        call_id: Option<&str>,
+        task_id: Option<&str>,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
     /// The cluster's nodes (none for a single node's journal).
     fn nodes(&self) -> impl Future<Output = Result<Vec<NodeView>, StoreError>> + Send;
     /// Removes this node (after a drain).
@@ -401,6 +407,13 @@ impl SessionStore for Store {
     }
     async fn whereabouts(&self, id: &str) -> Result<Option<Whereabouts>, StoreError> {
         each!(self, s => s.whereabouts(id))
+    }
+    async fn session_by_cloud_id(
+        &self,
+        call_id: Option<&str>,
+        task_id: Option<&str>,
+    ) -> Result<Option<String>, StoreError> {
+        each!(self, s => s.session_by_cloud_id(call_id, task_id))
     }
     async fn leave(&self) -> Result<(), StoreError> {
         each!(self, s => s.leave())

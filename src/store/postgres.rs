@@ -476,6 +476,21 @@ impl SessionStore for PostgresStore {
         .await
     }
 
+    async fn session_by_cloud_id(
+        &self,
+        call_id: Option<&str>,
+        task_id: Option<&str>,
+    ) -> Result<Option<String>, StoreError> {
+        let rows = self
+            .query(
+                "SELECT id FROM sessions WHERE result IS NULL
+                   AND (call_id = $1 OR task_id = $2) LIMIT 1",
+                &[&call_id, &task_id],
+            )
+            .await?;
+        Ok(rows.first().map(|r| r.get(0)))
+    }
+
     async fn whereabouts(&self, id: &str) -> Result<Option<super::Whereabouts>, StoreError> {
         let rows = self
             .query(

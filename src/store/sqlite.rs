@@ -362,6 +362,14 @@ impl SessionStore for SqliteStore {
     async fn nodes(&self) -> Result<Vec<super::NodeView>, StoreError> {
         Ok(Vec::new())
     }
+    async fn session_by_cloud_id(
+        &self,
+        _call_id: Option<&str>,
+        _task_id: Option<&str>,
+    ) -> Result<Option<String>, StoreError> {
+        // One node: a webhook's session is this node's own, or none.
+        Ok(None)
+    }
     async fn whereabouts(&self, id: &str) -> Result<Option<super::Whereabouts>, StoreError> {
         // One node: nobody else runs its sessions; only how they ended can be told.
         self.db

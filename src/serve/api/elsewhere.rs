@@ -61,6 +61,46 @@ pub(super) async fn answer<C: CloudOps + 'static>(
     }
 }
 
+/// Tells the node running the session with these cloud ids to look at the cloud now.
+pub(super) async fn nudge_owner<C: CloudOps + 'static>(
+    svc: &Service<C>,
+    call_id: Option<&str>,
+    task_id: Option<&str>,
+) {
+    let id = match svc.journal.session_by_cloud_id(call_id, task_id).await {
+        Ok(Some(id)) => id,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot find a webhook's session in the store");
+            return;
+        }
+    };
+    let Ok(Some(place)) = svc.journal.whereabouts(&id).await else {
+        return;
+    };
+    let me = crate::store::process_identity();
+    let (Some(owner), Some(api)) = (place.owner, place.live_node_api) else {
+        return;
+    };
+    if owner == me {
+        return;
+    }
+    let mut request = svc
+        .peers
+        .post(format!(
+            "{}/v1/sessions/{id}/nudge",
+            api.trim_end_matches('/')
+        ))
+        .header(FORWARDED, "1")
+        .timeout(REQUEST_TIMEOUT);
+    if let Some(token) = &svc.token {
+        request = request.bearer_auth(secrecy::ExposeSecret::expose_secret(token));
+    }
+    if let Err(e) = request.send().await {
+        tracing::warn!(node = %api, error = %e, "cannot pass a webhook on to the session's node");
+    }
+}
+
 /// A session that ended, as the store recorded it.
 fn ended(id: &str, method: &Method, result: &str, note: &str) -> Response {
     let report = json!({"result": result, "note": note});

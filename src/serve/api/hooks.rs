@@ -18,12 +18,52 @@ use crate::cloud::webhook::TrtcWebhook;
 use crate::session::CloudOps;
 use crate::session::driver::Status;
 
-/// Makes the sessions a webhook is about look at the cloud now.
-fn nudge_where(svc: &Service<impl CloudOps>, about: impl Fn(&Status) -> bool) {
+/// Makes the sessions a webhook is about look at the cloud now; whether any runs here.
+fn nudge_where(svc: &Service<impl CloudOps>, about: impl Fn(&Status) -> bool) -> bool {
+    let mut found = false;
     for e in svc.sessions.lock().expect("sessions lock").values() {
         if about(&e.status.borrow()) {
             e.nudge.notify_one();
+            found = true;
         }
+    }
+    found
+}
+
+/// A believed webhook about a session this node does not run: in a cluster, the node that
+/// runs it is told to look at the cloud now (in the background: the cloud gets its answer
+/// at once).
+fn nudge_elsewhere<C: CloudOps + 'static>(
+    svc: &Arc<Service<C>>,
+    call_id: Option<String>,
+    task_id: Option<String>,
+) {
+    if svc.cluster.is_none() {
+        return;
+    }
+    let svc = svc.clone();
+    tokio::spawn(async move {
+        super::elsewhere::nudge_owner(&svc, call_id.as_deref(), task_id.as_deref()).await;
+    });
+}
+
+/// `POST /v1/sessions/{id}/nudge`: another node received a webhook about this session.
+pub(super) async fn nudge<C: CloudOps + 'static>(
+    State(svc): State<Arc<Service<C>>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    let found = svc
+        .sessions
+        .lock()
+        .expect("sessions lock")
+        .get(&id)
+        .map(|e| e.nudge.notify_one())
+        .is_some();
+    if found {
+        count_webhook(&svc, "forwarded", Verdict::Accepted);
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        problem(StatusCode::NOT_FOUND, "no such session")
     }
 }
 
@@ -50,7 +90,9 @@ pub(super) async fn call_webhook<C: CloudOps + 'static>(
         &body,
     ) {
         Ok(hook) => {
-            nudge_where(&svc, |s| s.call_id.as_deref() == Some(hook.call_id()));
+            if !nudge_where(&svc, |s| s.call_id.as_deref() == Some(hook.call_id())) {
+                nudge_elsewhere(&svc, Some(hook.call_id().to_owned()), None);
+            }
             Verdict::Accepted
         }
         Err(v) => v,
@@ -79,7 +121,9 @@ pub(super) async fn trtc_webhook<C: CloudOps + 'static>(
     };
     let verdict = match checks.trtc(header("SdkAppId"), header("Sign"), &body) {
         Ok(TrtcWebhook::Ingest { task_id, .. }) => {
-            nudge_where(&svc, |s| s.task_id.as_deref() == Some(task_id.as_str()));
+            if !nudge_where(&svc, |s| s.task_id.as_deref() == Some(task_id.as_str())) {
+                nudge_elsewhere(&svc, None, Some(task_id));
+            }
             Verdict::Accepted
         }
         Ok(_) => Verdict::Accepted,

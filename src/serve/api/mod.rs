@@ -301,6 +301,7 @@ impl<C: CloudOps + 'static> Service<C> {
             .route("/v1/sessions/{id}", get(one::<C>).delete(stop::<C>))
             .route("/v1/sessions/{id}/events", get(events::<C>))
             .route("/v1/nodes", get(nodes::list::<C>))
+            .route("/v1/sessions/{id}/nudge", post(hooks::nudge::<C>))
             .route_layer(axum::middleware::from_fn_with_state(
                 self.clone(),
                 auth::<C>,
