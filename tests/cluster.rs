@@ -565,3 +565,51 @@ async fn load_drives_sessions_through_the_api_of_every_node() {
     let report: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     assert_eq!(report["failures_by_code"]["http_401"], 2, "{report:#}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drained_node_lets_its_sessions_finish_then_leaves_the_cluster() {
+    let pg = Postgres::start();
+    let store = pg.database().await;
+    let (_emulator, endpoints) = start(&["emulator", "--listen", "127.0.0.1:0"], &[]).await;
+    let (mut a, api_a) = node_with(&store, &endpoints, &["--drain-grace", "30"]).await;
+    let (_b, api_b) = node(&store, &endpoints).await;
+    let (code, created) = post(
+        &api_a,
+        serde_json::json!({
+            "to": ["jack"], "media": "test:black+tone=440", "room": "drained",
+            "media_type": "audio", "loop_forever": true, "max_duration_secs": 3,
+        }),
+    )
+    .await;
+    assert_eq!(code, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    // Both nodes are empty: the node asked takes it.
+    assert!(created["node"].is_null(), "{created}");
+    let drain = reqwest::Client::new()
+        .post(format!("{api_a}/v1/drain"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(drain.status().as_u16(), 202);
+    // New sessions go elsewhere from now on.
+    let (code, other) = post(
+        &api_b,
+        serde_json::json!({"to": ["rita"], "media": "test:tone", "room": "meanwhile",
+            "media_type": "audio", "max_duration_secs": 1}),
+    )
+    .await;
+    assert_eq!(code, 201, "{other}");
+    assert!(other["node"].is_null(), "placed on B itself: {other}");
+    // A's session runs to its end (not stopped), then A leaves and exits.
+    let status = tokio::time::timeout(Duration::from_secs(40), a.wait())
+        .await
+        .expect("the drained node exits")
+        .unwrap();
+    assert!(status.success());
+    let reader = Store::connect(&store).await.unwrap();
+    let (result, _) = reader.result_of(&id).await.unwrap().expect("finished");
+    assert_eq!(result, "completed");
+    let nodes = get(&api_b, "/v1/nodes").await;
+    assert_eq!(nodes["nodes"].as_array().unwrap().len(), 1, "{nodes:#}");
+}

@@ -42,6 +42,10 @@ pub(super) struct ServeArgs {
     /// for this long is taken for gone, and other nodes stop its sessions' cloud tasks.
     #[arg(long, default_value_t = 10.0, value_name = "SECS")]
     lease_secs: f64,
+    /// On SIGTERM or POST /v1/drain, let running sessions finish by themselves for this
+    /// long before ending the rest (rolling restarts).
+    #[arg(long, default_value_t = 0, value_name = "SECS")]
+    drain_grace: u64,
     /// API clients may play files under this folder (repeatable; none: no files at all).
     #[arg(long, value_name = "DIR")]
     media_root: Vec<PathBuf>,
@@ -175,6 +179,7 @@ pub(super) async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<Exit
             keep_ended: std::time::Duration::from_secs(args.keep_ended),
             relay: config.relay.clone(),
             cluster: cluster.clone(),
+            drain_grace: std::time::Duration::from_secs(args.drain_grace),
         },
     );
     if let (Some(url), Some(lease)) = (&args.store, &cluster) {
@@ -195,7 +200,10 @@ pub(super) async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<Exit
         ..Default::default()
     };
     crate::server::serve(listener, router, limits, async move {
-        app::shutdown_signal().await;
+        tokio::select! {
+            _ = app::shutdown_signal() => {}
+            _ = drained.drain_asked() => {}
+        }
         // No new sessions; every running one ends cleanly before the server stops.
         drained.drain().await;
     })

@@ -126,6 +126,7 @@ pub async fn start_service_on(
         keep_ended: Duration::from_secs(600),
         relay: None,
         cluster: None,
+        drain_grace: Duration::ZERO,
     };
     configure(&mut config);
     let service = Service::new(cloud, store, config);

@@ -208,9 +208,6 @@ pub(super) async fn pick_up_placed<C: CloudOps + 'static>(svc: std::sync::Weak<S
     loop {
         tokio::time::sleep(PICK_UP_EVERY).await;
         let Some(svc) = svc.upgrade() else { return };
-        if svc.draining.load(Ordering::SeqCst) {
-            continue;
-        }
         let placed = match svc.journal.take_placed().await {
             Ok(p) => p,
             Err(e) => {
@@ -227,6 +224,10 @@ pub(super) async fn pick_up_placed<C: CloudOps + 'static>(svc: std::sync::Weak<S
                     let _ = svc.journal.finish(&id, "refused", &why).await;
                 }
             };
+            if svc.draining.load(Ordering::SeqCst) {
+                refused("the node it was placed on began draining; ask again".into()).await;
+                continue;
+            }
             let request: SessionRequest = match serde_json::from_str(&stored) {
                 Ok(r) => r,
                 Err(e) => {

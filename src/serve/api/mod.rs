@@ -75,6 +75,9 @@ pub struct Service<C> {
     policy: InputPolicy,
     relay: Option<crate::publish::relay::Relay>,
     cluster: Option<Arc<super::cluster::LeaseState>>,
+    drain_grace: Duration,
+    /// Woken by `POST /v1/drain`: the process drains as on SIGTERM.
+    drain_asked: Notify,
     /// Talks to the other nodes of a cluster.
     peers: reqwest::Client,
     webhooks: Option<WebhookChecks>,
@@ -105,6 +108,8 @@ pub struct ServiceConfig {
     pub max_sessions: usize,
     /// How long an ended session stays readable over the API.
     pub keep_ended: Duration,
+    /// How long a drain lets running sessions finish by themselves before it ends them.
+    pub drain_grace: Duration,
     /// The relay sessions push to unless their request names one (`[relay]`).
     pub relay: Option<crate::publish::relay::Relay>,
     /// This node's lease, when it is one of a cluster sharing a PostgreSQL store.
@@ -132,6 +137,8 @@ impl<C: CloudOps + 'static> Service<C> {
             policy: config.policy,
             relay: config.relay,
             cluster: config.cluster,
+            drain_grace: config.drain_grace,
+            drain_asked: Notify::new(),
             peers: reqwest::Client::builder()
                 .connect_timeout(elsewhere::CONNECT_TIMEOUT)
                 .build()
@@ -205,6 +212,11 @@ impl<C: CloudOps + 'static> Service<C> {
             .collect()
     }
 
+    /// Resolves when a client asked for a drain (`POST /v1/drain`).
+    pub async fn drain_asked(&self) {
+        self.drain_asked.notified().await;
+    }
+
     /// Sessions running on this node, and whether it drains: what its lease reports.
     pub fn load(&self) -> (u32, bool) {
         (
@@ -255,10 +267,17 @@ impl<C: CloudOps + 'static> Service<C> {
         {
             // Under the sessions lock: a request admitted before this has its task spawned
             // already (see `create`), one after it sees the flag.
-            let sessions = self.sessions.lock().expect("sessions lock");
+            let _sessions = self.sessions.lock().expect("sessions lock");
             self.draining.store(true, Ordering::SeqCst);
-            for entry in sessions.values() {
-                let _ = entry.stop.send(true);
+        }
+        // The cluster places nothing more here from now on, not from the next renewal.
+        if let Some(lease) = &self.cluster {
+            let (load, _) = self.load();
+            if let Err(e) =
+                crate::store::SessionStore::renew_lease(&*self.journal, lease.lease, load, true)
+                    .await
+            {
+                tracing::warn!(error = %e, "drain: cannot mark this node draining in the store");
             }
         }
         if let Some(rounds) = self.recovery.lock().expect("recovery lock").take() {
@@ -266,12 +285,30 @@ impl<C: CloudOps + 'static> Service<C> {
         }
         let mut tasks = std::mem::take(&mut *self.tasks.lock().expect("tasks lock"));
         let running = tasks.len();
-        let all = async { while tasks.join_next().await.is_some() {} };
         let started = std::time::Instant::now();
+        if !self.drain_grace.is_zero() && running > 0 {
+            tracing::info!(
+                sessions = running,
+                grace_s = self.drain_grace.as_secs(),
+                "draining: no new sessions; the running ones may finish"
+            );
+            let all = async { while tasks.join_next().await.is_some() {} };
+            if tokio::time::timeout(self.drain_grace, all).await.is_ok() {
+                tracing::info!(
+                    took_ms = started.elapsed().as_millis() as u64,
+                    "drained: every session finished"
+                );
+                return;
+            }
+        }
+        for entry in self.sessions.lock().expect("sessions lock").values() {
+            let _ = entry.stop.send(true);
+        }
         tracing::info!(
-            sessions = running,
+            sessions = tasks.len(),
             "draining: no new sessions, ending the running ones"
         );
+        let all = async { while tasks.join_next().await.is_some() {} };
         if tokio::time::timeout(DRAIN_LIMIT, all).await.is_err() {
             tracing::error!("drain: some sessions did not end in time; the journal keeps them");
         } else {
@@ -301,6 +338,7 @@ impl<C: CloudOps + 'static> Service<C> {
             .route("/v1/sessions/{id}", get(one::<C>).delete(stop::<C>))
             .route("/v1/sessions/{id}/events", get(events::<C>))
             .route("/v1/nodes", get(nodes::list::<C>))
+            .route("/v1/drain", post(nodes::drain::<C>))
             .route("/v1/sessions/{id}/nudge", post(hooks::nudge::<C>))
             .route_layer(axum::middleware::from_fn_with_state(
                 self.clone(),

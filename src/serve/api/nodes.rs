@@ -12,6 +12,20 @@ use super::{Service, internal};
 use crate::session::CloudOps;
 use crate::store::SessionStore;
 
+/// `POST /v1/drain`: this node takes no new session from now on (`/readyz` answers 503 and
+/// placement passes it by), lets its sessions finish up to its drain grace, ends the rest,
+/// and leaves the cluster, as on SIGTERM.
+pub(super) async fn drain<C: CloudOps + 'static>(State(svc): State<Arc<Service<C>>>) -> Response {
+    svc.draining
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    svc.drain_asked.notify_one();
+    (
+        axum::http::StatusCode::ACCEPTED,
+        Json(json!({"draining": true})),
+    )
+        .into_response()
+}
+
 pub(super) async fn list<C: CloudOps + 'static>(State(svc): State<Arc<Service<C>>>) -> Response {
     match svc.journal.nodes().await {
         Ok(nodes) => Json(json!({
