@@ -22,10 +22,12 @@
 //!   driver task, the journal, teardown and recovery.
 //! - [`store`]: where sessions are recorded (room lock, CallId/TaskId, results): one trait,
 //!   embedded SQLite for one node, PostgreSQL for a cluster.
-//! - [`serve`]: `callfeed serve`'s HTTP service: sessions API, webhooks, metrics.
+//! - [`serve`]: `callfeed serve`'s HTTP service: sessions API, webhooks, metrics, and a
+//!   node's part in a cluster (lease, placement, passing requests to other nodes).
 //! - [`server`]: the bounded HTTP server every listener runs on (connection cap, header
 //!   and body timeouts, stalled readers dropped).
-//! - [`load`]: many sessions at a given rate, with per-stage latency percentiles.
+//! - [`load`]: many sessions at a given rate, with per-stage latency percentiles, run in
+//!   this process or through the API of deployed nodes.
 //! - [`emulator`]: a local Tencent cloud (both APIs, webhooks, callee scripts, fault
 //!   injection) whose room observer really pulls and decodes each ingest stream.
 //! - [`redact`]: what may be shown of a URL in errors, logs and `Debug`.
