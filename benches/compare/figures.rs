@@ -217,6 +217,12 @@ pub(crate) static FIGURES: &[Figure] = &[
         run: bespoke::answer_to_first_frame,
     }),
     Figure::Bespoke(Bespoke {
+        key: "cluster",
+        heading: "cluster: sessions admitted per second through 1 vs 3 nodes; failover after kill -9",
+        slot: Slot::More("cluster"),
+        run: crate::cluster::cluster,
+    }),
+    Figure::Bespoke(Bespoke {
         key: "fanout",
         heading: "announcement fan-out",
         slot: Slot::More("announcement_fanout"),

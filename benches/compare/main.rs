@@ -12,6 +12,7 @@ use std::path::PathBuf;
 
 mod bespoke;
 mod chart;
+mod cluster;
 mod concurrency;
 mod control;
 mod figures;
@@ -19,6 +20,19 @@ mod measure;
 mod readers;
 mod report;
 mod tools;
+
+/// The tests' throwaway PostgreSQL, for the cluster figure.
+#[path = "../../tests/common/postgres.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod postgres;
+
+/// A free loopback port (what the PostgreSQL harness listens on).
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
 
 use figures::{FIGURES, Figure};
 use report::Results;

@@ -174,6 +174,18 @@ fn more(report: &Value) -> String {
             ));
         }
     }
+    if let Some(f) = report["more"].get("cluster") {
+        md.push_str(&format!(
+            "\nCluster on one PostgreSQL (real `serve` processes, the emulator, audio test source): sessions admitted per second (POST → 201, then DELETE; {} clients) through 1 node: {}, through 3 nodes: {}. Failover with a {} s lease, from `kill -9` of a session's node to its call ended and ingest task stopped by another node, over {} kills: p50 {} ms, p95 {} ms.\n",
+            8,
+            f["admitted_per_second"]["one_node"],
+            f["admitted_per_second"]["three_nodes"],
+            f["lease_secs"],
+            f["failover_ms"]["kills"],
+            f["failover_ms"]["p50"],
+            f["failover_ms"]["p95"]
+        ));
+    }
     if let Some(f) = report["more"].get("announcement_fanout") {
         md.push_str("\nAnnouncement fan-out — not like for like: one callfeed process serving one cached MP4 (transcoded once) to N pullers, against N live ffmpeg encodes and pushes, one per room. CPU seconds and MB over the media time:\n\n| rooms | callfeed CPU-s | callfeed MB | ffmpeg CPU-s | ffmpeg MB |\n|---|---|---|---|---|\n");
         for r in f["rows"].as_array().into_iter().flatten() {

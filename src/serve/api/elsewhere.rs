@@ -48,6 +48,24 @@ pub(super) async fn answer<C: CloudOps + 'static>(
     }
     let me = crate::store::process_identity();
     if place.state == "placed" && place.owner.as_deref() == Some(me.as_str()) {
+        if method == Method::DELETE {
+            // Stopped before it was picked up: nothing started, it never will.
+            return match svc
+                .journal
+                .finish(id, "stopped", "stopped before it started")
+                .await
+            {
+                Ok(()) => (
+                    StatusCode::ACCEPTED,
+                    Json(json!({"id": id, "stopping": true})),
+                )
+                    .into_response(),
+                Err(e) => problem(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("the session store does not answer; try again shortly ({e})"),
+                ),
+            };
+        }
         // Placed here; picked up within a moment.
         return Json(json!({"id": id, "status": {"phase": "placed"}})).into_response();
     }
