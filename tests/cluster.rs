@@ -489,6 +489,22 @@ async fn sessions_asked_of_a_full_node_run_on_the_nodes_with_room() {
     )
     .await;
     assert_eq!(code, 429, "{full}");
+    // The nodes they were placed on are woken at once (a notification), not at their next
+    // look (every 5 s).
+    let posted = Instant::now();
+    for id in &ids {
+        loop {
+            let v = get(&api_a, &format!("/v1/sessions/{id}")).await;
+            if v["status"]["phase"] != "placed" {
+                break;
+            }
+            assert!(
+                posted.elapsed() < Duration::from_secs(2),
+                "still waiting: {v:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
     // Each runs where it was placed, and A answers for all of them.
     for id in &ids {
         let started = Instant::now();

@@ -172,6 +172,19 @@ pub enum Placement {
     Full,
 }
 
+/// Wake-ups from the store, with what keeps them coming (a listening connection).
+pub struct WakeUps {
+    rx: tokio::sync::mpsc::UnboundedReceiver<()>,
+    _connection: Box<dyn std::any::Any + Send + Sync>,
+}
+
+impl WakeUps {
+    /// The next wake-up; `None` once the listening connection is gone.
+    pub async fn next(&mut self) -> Option<()> {
+        self.rx.recv().await
+    }
+}
+
 /// Whether a session may have its room.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Admission {
@@ -202,6 +215,9 @@ pub trait SessionStore: Send + Sync {
         robot: &str,
         request: &str,
     ) -> impl Future<Output = Result<Placement, StoreError>> + Send;
+    /// Wakes each time another node places a session here (`None`: the store cannot say,
+    /// and placed sessions are found by looking).
+    fn placed_here(&self) -> impl Future<Output = Option<WakeUps>> + Send;
     /// Takes the sessions placed on this node by others, each once: their ids and requests.
     fn take_placed(&self)
     -> impl Future<Output = Result<Vec<(String, String)>, StoreError>> + Send;
@@ -347,6 +363,9 @@ impl SessionStore for Store {
     }
     async fn take_placed(&self) -> Result<Vec<(String, String)>, StoreError> {
         each!(self, s => s.take_placed())
+    }
+    async fn placed_here(&self) -> Option<WakeUps> {
+        each!(self, s => s.placed_here())
     }
     async fn set_state(&self, id: &str, state: &str) -> Result<(), StoreError> {
         each!(self, s => s.set_state(id, state))

@@ -49,8 +49,13 @@ const PLACEMENT_LOCK: i64 = 0x0ca1_1fee0;
 pub struct PostgresStore {
     /// The URL as errors show it: no password.
     shown: String,
+    /// How to connect (a listening connection is one of its own).
+    config: tokio_postgres::Config,
     pool: Pool,
 }
+
+/// Where placements are announced: the payload is the chosen node's id.
+const PLACED_CHANNEL: &str = "callfeed_placed";
 
 impl std::fmt::Debug for PostgresStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -100,7 +105,7 @@ impl PostgresStore {
         config.connect_timeout(TIMEOUT);
         config.application_name("callfeed");
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -113,7 +118,11 @@ impl PostgresStore {
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()
             .map_err(|e| failed(with_causes(&e)))?;
-        let store = Self { shown, pool };
+        let store = Self {
+            shown,
+            config,
+            pool,
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -268,6 +277,12 @@ impl SessionStore for PostgresStore {
             };
             let (node, api_url): (String, String) = (row.get(0), row.get(1));
             let state = if node == me { "preparing" } else { "placed" };
+            if node != me {
+                // Delivered at commit: the chosen node starts it at once rather than at its
+                // next look.
+                tx.execute("SELECT pg_notify($1, $2)", &[&PLACED_CHANNEL, &node])
+                    .await?;
+            }
             let inserted = tx
                 .execute(
                     "INSERT INTO sessions (id, room, robot, state, owner, request)
@@ -296,6 +311,32 @@ impl SessionStore for PostgresStore {
                 let existing = self.active_for(room, robot).await?.unwrap_or_default();
                 super::Placement::Busy { existing }
             }
+        })
+    }
+
+    async fn placed_here(&self) -> Option<super::WakeUps> {
+        use futures::StreamExt;
+        let (client, mut connection) = self.config.connect(NoTls).await.ok()?;
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let me = process_identity();
+        tokio::spawn(async move {
+            let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+            while let Some(Ok(message)) = messages.next().await {
+                if let tokio_postgres::AsyncMessage::Notification(n) = message
+                    && n.payload() == me
+                    && tx.send(()).is_err()
+                {
+                    return;
+                }
+            }
+        });
+        client
+            .batch_execute(&format!("LISTEN {PLACED_CHANNEL}"))
+            .await
+            .ok()?;
+        Some(super::WakeUps {
+            rx,
+            _connection: Box::new(client),
         })
     }
 

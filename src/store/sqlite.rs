@@ -286,6 +286,9 @@ impl SessionStore for SqliteStore {
     async fn take_placed(&self) -> Result<Vec<(String, String)>, StoreError> {
         Ok(Vec::new())
     }
+    async fn placed_here(&self) -> Option<super::WakeUps> {
+        None
+    }
     async fn set_state(&self, id: &str, state: &str) -> Result<(), StoreError> {
         Self::set_state(self, id, state)
     }

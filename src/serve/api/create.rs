@@ -20,8 +20,9 @@ use crate::session::{CloudOps, RequestError, SessionRequest, SessionSpec, room_k
 use crate::store::{Placement, SessionStore};
 use std::sync::atomic::Ordering;
 
-/// How often a node looks for sessions other nodes placed on it.
-const PICK_UP_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+/// How often a node looks for sessions other nodes placed on it when no wake-up came (the
+/// store's notification is lost while its listening connection is down).
+const PICK_UP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub(super) async fn create<C: CloudOps + 'static>(
     State(svc): State<Arc<Service<C>>>,
@@ -205,8 +206,24 @@ fn start_here<C: CloudOps + 'static>(
 /// is checked again under this node's own rules, and one that fails them is finished with
 /// the reason.
 pub(super) async fn pick_up_placed<C: CloudOps + 'static>(svc: std::sync::Weak<Service<C>>) {
+    let mut wake_ups = None;
     loop {
-        tokio::time::sleep(PICK_UP_EVERY).await;
+        if wake_ups.is_none()
+            && let Some(s) = svc.upgrade()
+        {
+            wake_ups = s.journal.placed_here().await;
+        }
+        // Woken by the placing node's notification, or looking anyway now and then.
+        let woken = async {
+            match wake_ups.as_mut() {
+                Some(w) => w.next().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            w = woken => if w.is_none() { wake_ups = None },
+            _ = tokio::time::sleep(PICK_UP_EVERY) => {}
+        }
         let Some(svc) = svc.upgrade() else { return };
         let placed = match svc.journal.take_placed().await {
             Ok(p) => p,
