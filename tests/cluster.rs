@@ -380,6 +380,43 @@ async fn any_node_follows_and_stops_a_session_another_node_runs() {
         assert!(started.elapsed() < Duration::from_secs(30), "{seen}");
     }
     assert!(seen.contains("event: status"), "{seen}");
+    // Every event has its number; a client that reconnects (to another node, even) with the
+    // last one it saw gets only what came after.
+    let ids: Vec<i64> = seen
+        .lines()
+        .filter_map(|l| l.strip_prefix("id:"))
+        .map(|v| v.trim().parse().unwrap())
+        .collect();
+    assert!(
+        ids.len() >= 3 && ids.windows(2).all(|w| w[0] < w[1]),
+        "{seen}"
+    );
+    let resumed = reqwest::Client::new()
+        .get(format!("{api_c}{path}/events"))
+        .bearer_auth(TOKEN)
+        .header("Last-Event-ID", ids[0].to_string())
+        .send()
+        .await
+        .unwrap();
+    let mut resumed = resumed.bytes_stream();
+    let mut again = String::new();
+    while again.lines().filter(|l| l.starts_with("id:")).count() < ids.len() - 1 {
+        let chunk = tokio::time::timeout(
+            Duration::from_secs(10),
+            futures::StreamExt::next(&mut resumed),
+        )
+        .await
+        .expect("replayed events")
+        .expect("the stream goes on")
+        .unwrap();
+        again.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let replayed: Vec<i64> = again
+        .lines()
+        .filter_map(|l| l.strip_prefix("id:"))
+        .map(|v| v.trim().parse().unwrap())
+        .collect();
+    assert_eq!(replayed, ids[1..], "{again}");
     // Read on B as on A.
     let on_b = get(&api_b, &path).await;
     assert_eq!(on_b["id"], id.as_str(), "{on_b:#}");

@@ -108,6 +108,22 @@ async fn conforms(store: Arc<Store>) {
         Admission::Admitted
     );
 
+    // Events are numbered in order; a reader resumes after the last one it saw.
+    let first = store
+        .append_event("s1", "status", "{\"phase\":\"ringing\"}")
+        .await
+        .unwrap();
+    store.append_event("s3", "status", "{}").await.unwrap();
+    let second = store.append_event("s1", "report", "{}").await.unwrap();
+    assert!(second > first);
+    let all = store.events_after("s1", 0).await.unwrap();
+    assert_eq!(
+        all.iter().map(|e| (e.0, e.1.as_str())).collect::<Vec<_>>(),
+        [(first, "status"), (second, "report")]
+    );
+    assert_eq!(store.events_after("s1", first).await.unwrap().len(), 1);
+    assert!(store.events_after("s1", second).await.unwrap().is_empty());
+
     // Of many admissions for one room at once, exactly one wins; the rest name it.
     let racers = (0..12).map(|i| {
         let store = store.clone();

@@ -307,6 +307,20 @@ pub trait SessionStore: Send + Sync {
         call_id: Option<&str>,
         task_id: Option<&str>,
     ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+    /// Records one of a session's events; its sequence number (increasing, also across
+    /// sessions), which `Last-Event-ID` names.
+    fn append_event(
+        &self,
+        session: &str,
+        kind: &str,
+        data: &str,
+    ) -> impl Future<Output = Result<i64, StoreError>> + Send;
+    /// A session's events after sequence number `after`, oldest first: (seq, kind, data).
+    fn events_after(
+        &self,
+        session: &str,
+        after: i64,
+    ) -> impl Future<Output = Result<Vec<(i64, String, String)>, StoreError>> + Send;
     /// The cluster's nodes (none for a single node's journal).
     fn nodes(&self) -> impl Future<Output = Result<Vec<NodeView>, StoreError>> + Send;
     /// Removes this node (after a drain).
@@ -423,6 +437,16 @@ impl SessionStore for Store {
     }
     async fn nodes(&self) -> Result<Vec<NodeView>, StoreError> {
         each!(self, s => s.nodes())
+    }
+    async fn append_event(&self, session: &str, kind: &str, data: &str) -> Result<i64, StoreError> {
+        each!(self, s => s.append_event(session, kind, data))
+    }
+    async fn events_after(
+        &self,
+        session: &str,
+        after: i64,
+    ) -> Result<Vec<(i64, String, String)>, StoreError> {
+        each!(self, s => s.events_after(session, after))
     }
     async fn whereabouts(&self, id: &str) -> Result<Option<Whereabouts>, StoreError> {
         each!(self, s => s.whereabouts(id))

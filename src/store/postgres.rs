@@ -33,7 +33,11 @@ const MIGRATIONS: [&str; 2] = [
        lease_until TIMESTAMPTZ NOT NULL);
      ALTER TABLE sessions ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0;
      -- What the node a session was placed on runs.
-     ALTER TABLE sessions ADD COLUMN request TEXT;",
+     ALTER TABLE sessions ADD COLUMN request TEXT;
+     -- Each session's events, numbered, so any node can replay and resume them.
+     CREATE TABLE events (seq BIGSERIAL PRIMARY KEY, session TEXT NOT NULL, kind TEXT NOT NULL,
+       data TEXT NOT NULL, at TIMESTAMPTZ NOT NULL DEFAULT now());
+     CREATE INDEX events_by_session ON events (session, seq);",
 ];
 
 /// How long connecting, and each statement, may take: a store that does not answer is an
@@ -551,6 +555,33 @@ impl SessionStore for PostgresStore {
                 state: r.get(4),
             }
         }))
+    }
+
+    async fn append_event(&self, session: &str, kind: &str, data: &str) -> Result<i64, StoreError> {
+        let rows = self
+            .query(
+                "INSERT INTO events (session, kind, data) VALUES ($1, $2, $3) RETURNING seq",
+                &[&session, &kind, &data],
+            )
+            .await?;
+        Ok(rows.first().map_or(0, |r| r.get(0)))
+    }
+
+    async fn events_after(
+        &self,
+        session: &str,
+        after: i64,
+    ) -> Result<Vec<(i64, String, String)>, StoreError> {
+        let rows = self
+            .query(
+                "SELECT seq, kind, data FROM events WHERE session = $1 AND seq > $2 ORDER BY seq",
+                &[&session, &after],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect())
     }
 
     async fn nodes(&self) -> Result<Vec<super::NodeView>, StoreError> {

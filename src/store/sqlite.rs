@@ -71,6 +71,11 @@ const MIGRATE_TO_2: &str = "ALTER TABLE sessions ADD COLUMN pending_result TEXT;
      PRAGMA user_version = 2;";
 /// Version 3: which process runs a session, so recovery never stops another live process's.
 const MIGRATE_TO_3: &str = "ALTER TABLE sessions ADD COLUMN owner TEXT; PRAGMA user_version = 3;";
+/// Version 4: each session's events, numbered, so an event stream can be resumed.
+const MIGRATE_TO_4: &str = "CREATE TABLE events (seq INTEGER PRIMARY KEY AUTOINCREMENT,
+       session TEXT NOT NULL, kind TEXT NOT NULL, data TEXT NOT NULL, at_ms INTEGER NOT NULL);
+     CREATE INDEX events_by_session ON events(session, seq);
+     PRAGMA user_version = 4;";
 
 impl SqliteStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
@@ -97,6 +102,10 @@ impl SqliteStore {
         }
         if version < 3 {
             db.execute_batch(&format!("BEGIN; {MIGRATE_TO_3} COMMIT;"))
+                .map_err(err)?;
+        }
+        if version < 4 {
+            db.execute_batch(&format!("BEGIN; {MIGRATE_TO_4} COMMIT;"))
                 .map_err(err)?;
         }
         Ok(Self {
@@ -364,6 +373,34 @@ impl SessionStore for SqliteStore {
     }
     async fn nodes(&self) -> Result<Vec<super::NodeView>, StoreError> {
         Ok(Vec::new())
+    }
+    async fn append_event(&self, session: &str, kind: &str, data: &str) -> Result<i64, StoreError> {
+        let db = self.db.lock().expect("journal lock");
+        db.execute(
+            "INSERT INTO events (session, kind, data, at_ms) VALUES (?1, ?2, ?3, ?4)",
+            params![session, kind, data, crate::clock::unix_ms()],
+        )
+        .map_err(|e| self.error(e))?;
+        Ok(db.last_insert_rowid())
+    }
+    async fn events_after(
+        &self,
+        session: &str,
+        after: i64,
+    ) -> Result<Vec<(i64, String, String)>, StoreError> {
+        let db = self.db.lock().expect("journal lock");
+        let mut stmt = db
+            .prepare(
+                "SELECT seq, kind, data FROM events WHERE session = ?1 AND seq > ?2 ORDER BY seq",
+            )
+            .map_err(|e| self.error(e))?;
+        let rows = stmt
+            .query_map(params![session, after], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .map_err(|e| self.error(e))?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.error(e))
     }
     async fn session_by_cloud_id(
         &self,

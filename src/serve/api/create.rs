@@ -168,6 +168,14 @@ fn start_here<C: CloudOps + 'static>(
     let report = Arc::new(watch::Sender::new(None));
     let nudge = Arc::new(Notify::new());
     let ended_at = Arc::new(OnceLock::new());
+    let recorded = Arc::new(Notify::new());
+    let recorder = super::events::record(
+        Arc::downgrade(svc),
+        id.clone(),
+        status_rx.clone(),
+        report.subscribe(),
+        recorded.clone(),
+    );
     let entry = Entry {
         request,
         status: status_rx,
@@ -175,6 +183,7 @@ fn start_here<C: CloudOps + 'static>(
         nudge: nudge.clone(),
         report: report.clone(),
         ended_at: ended_at.clone(),
+        recorded,
     };
     let created = session_json(&id, &entry);
     let task = run_session(
@@ -198,6 +207,7 @@ fn start_here<C: CloudOps + 'static>(
         return None;
     }
     sessions.insert(id, entry);
+    tokio::spawn(recorder);
     svc.tasks.lock().expect("tasks lock").spawn(task);
     Some(created)
 }

@@ -12,7 +12,6 @@
 //! journal keeps them).
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -21,7 +20,6 @@ use axum::Json;
 use axum::extract::{Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
-use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::text::encode;
 use secrecy::{ExposeSecret, SecretString};
@@ -41,6 +39,7 @@ use crate::store::{OpenSession, process_identity};
 /// The longest a request (body, validation and DNS included) may take, SSE aside.
 mod create;
 mod elsewhere;
+mod events;
 mod hooks;
 mod nodes;
 
@@ -63,6 +62,8 @@ struct Entry {
     report: Arc<watch::Sender<Option<Report>>>,
     /// When its report came; the entry is dropped `keep_ended` later.
     ended_at: Arc<OnceLock<Instant>>,
+    /// Woken each time one of its events is recorded.
+    recorded: Arc<Notify>,
 }
 
 /// What the service shares between requests.
@@ -336,7 +337,7 @@ impl<C: CloudOps + 'static> Service<C> {
                 post(create::create::<C>).layer(bounded()).get(list::<C>),
             )
             .route("/v1/sessions/{id}", get(one::<C>).delete(stop::<C>))
-            .route("/v1/sessions/{id}/events", get(events::<C>))
+            .route("/v1/sessions/{id}/events", get(events::stream::<C>))
             .route("/v1/nodes", get(nodes::list::<C>))
             .route("/v1/drain", post(nodes::drain::<C>))
             .route("/v1/sessions/{id}/nudge", post(hooks::nudge::<C>))
@@ -551,62 +552,6 @@ async fn stop<C: CloudOps + 'static>(
             elsewhere::answer(&svc, &id, axum::http::Method::DELETE, uri.path(), &headers).await
         }
     }
-}
-
-async fn events<C: CloudOps + 'static>(
-    State(svc): State<Arc<Service<C>>>,
-    Path(id): Path<String>,
-    uri: axum::http::Uri,
-    headers: axum::http::HeaderMap,
-) -> Response {
-    let here = {
-        let sessions = svc.sessions.lock().expect("sessions lock");
-        sessions
-            .get(&id)
-            .map(|e| (e.status.clone(), e.report.subscribe()))
-    };
-    let Some((status, report)) = here else {
-        return elsewhere::answer(&svc, &id, axum::http::Method::GET, uri.path(), &headers).await;
-    };
-    // One `status` event per change of phase, then one `report` event, then the end.
-    let stream = futures::stream::unfold(
-        (status, report, String::new(), false),
-        |(mut status, mut report, mut last_phase, done)| async move {
-            if done {
-                return None;
-            }
-            loop {
-                let finished = report.borrow().clone();
-                if let Some(r) = finished {
-                    let ev = SseEvent::default()
-                        .event("report")
-                        .json_data(&r)
-                        .unwrap_or_default();
-                    return Some((Ok::<_, Infallible>(ev), (status, report, last_phase, true)));
-                }
-                let s = status.borrow_and_update().clone();
-                if s.phase != last_phase {
-                    last_phase = s.phase.clone();
-                    let ev = SseEvent::default()
-                        .event("status")
-                        .json_data(&s)
-                        .unwrap_or_default();
-                    return Some((Ok(ev), (status, report, last_phase, false)));
-                }
-                tokio::select! {
-                    changed = status.changed() => if changed.is_err() && report.changed().await.is_err() {
-                        return None;
-                    },
-                    changed = report.changed() => if changed.is_err() {
-                        return None;
-                    },
-                }
-            }
-        },
-    );
-    Sse::new(stream)
-        .keep_alive(KeepAlive::default())
-        .into_response()
 }
 
 async fn metrics<C: CloudOps + 'static>(State(svc): State<Arc<Service<C>>>) -> Response {

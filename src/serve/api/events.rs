@@ -1,0 +1,163 @@
+//! A session's events: recorded in the store as they happen (a `status` event per change of
+//! phase, then the `report`), each with its sequence number as the SSE event id, so a client
+//! that reconnects with `Last-Event-ID` gets what it missed and nothing twice.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Method, Uri};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use tokio::sync::{Notify, watch};
+
+use super::Service;
+use crate::session::CloudOps;
+use crate::session::driver::{Report, Status};
+use crate::store::SessionStore;
+
+/// How often a stream looks in the store when no event woke it (an event the recorder could
+/// not write at once is retried).
+const LOOK_EVERY: Duration = Duration::from_secs(1);
+
+/// Records a session's events until its report, waking `recorded` after each.
+pub(super) async fn record<C: CloudOps + 'static>(
+    svc: std::sync::Weak<Service<C>>,
+    id: String,
+    mut status: watch::Receiver<Status>,
+    mut report: watch::Receiver<Option<Report>>,
+    recorded: Arc<Notify>,
+) {
+    let mut last_phase = String::new();
+    loop {
+        let finished = report.borrow_and_update().clone();
+        let now = status.borrow_and_update().clone();
+        let Some(svc) = svc.upgrade() else { return };
+        if let Some(r) = finished {
+            append(
+                &svc,
+                &id,
+                "report",
+                &serde_json::to_string(&r).unwrap_or_default(),
+            )
+            .await;
+            recorded.notify_waiters();
+            return;
+        }
+        if now.phase != last_phase {
+            last_phase = now.phase.clone();
+            append(
+                &svc,
+                &id,
+                "status",
+                &serde_json::to_string(&now).unwrap_or_default(),
+            )
+            .await;
+            recorded.notify_waiters();
+        }
+        drop(svc);
+        tokio::select! {
+            changed = status.changed() => if changed.is_err() && report.changed().await.is_err() {
+                return;
+            },
+            changed = report.changed() => if changed.is_err() {
+                return;
+            },
+        }
+    }
+}
+
+async fn append<C: CloudOps + 'static>(svc: &Service<C>, id: &str, kind: &str, data: &str) {
+    if let Err(e) = svc.journal.append_event(id, kind, data).await {
+        tracing::warn!(session = %id, error = %e, "cannot record a session event");
+    }
+}
+
+/// `GET /v1/sessions/{id}/events`: the events recorded so far (after `Last-Event-ID`, when
+/// given), then each as it is recorded, until the report. A session another node runs is
+/// streamed from that node.
+pub(super) async fn stream<C: CloudOps + 'static>(
+    State(svc): State<Arc<Service<C>>>,
+    Path(id): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let recorded = {
+        let sessions = svc.sessions.lock().expect("sessions lock");
+        sessions.get(&id).map(|e| e.recorded.clone())
+    };
+    let Some(recorded) = recorded else {
+        return super::elsewhere::answer(&svc, &id, Method::GET, uri.path(), &headers).await;
+    };
+    let after = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .unwrap_or(0);
+    let state = Follow {
+        svc,
+        id,
+        after,
+        pending: std::collections::VecDeque::new(),
+        recorded,
+        done: false,
+    };
+    let events = futures::stream::unfold(state, |mut f| async move {
+        let ev = f.next().await?;
+        Some((Ok::<_, Infallible>(ev), f))
+    });
+    Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
+
+/// One client's place in a session's events.
+struct Follow<C> {
+    svc: Arc<Service<C>>,
+    id: String,
+    after: i64,
+    pending: std::collections::VecDeque<(i64, String, String)>,
+    recorded: Arc<Notify>,
+    done: bool,
+}
+
+impl<C: CloudOps + 'static> Follow<C> {
+    async fn next(&mut self) -> Option<SseEvent> {
+        loop {
+            if let Some((seq, kind, data)) = self.pending.pop_front() {
+                self.after = seq;
+                if kind == "report" {
+                    self.done = true;
+                }
+                return Some(
+                    SseEvent::default()
+                        .id(seq.to_string())
+                        .event(kind)
+                        .data(data),
+                );
+            }
+            if self.done {
+                return None;
+            }
+            // Registered before looking, so an event recorded meanwhile still wakes it.
+            let woken = self.recorded.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            match self.svc.journal.events_after(&self.id, self.after).await {
+                Ok(events) if !events.is_empty() => {
+                    self.pending.extend(events);
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(session = %self.id, error = %e, "cannot read session events")
+                }
+            }
+            tokio::select! {
+                _ = woken => {}
+                _ = tokio::time::sleep(LOOK_EVERY) => {}
+            }
+        }
+    }
+}
