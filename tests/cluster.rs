@@ -666,3 +666,45 @@ async fn a_drained_node_lets_its_sessions_finish_then_leaves_the_cluster() {
     let nodes = get(&api_b, "/v1/nodes").await;
     assert_eq!(nodes["nodes"].as_array().unwrap().len(), 1, "{nodes:#}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_encode_takes_more_of_a_nodes_room_than_an_announcement() {
+    let pg = Postgres::start();
+    let store = pg.database().await;
+    let (_emulator, endpoints) = start(&["emulator", "--listen", "127.0.0.1:0"], &[]).await;
+    let costs = ["--live-cost", "4", "--announcement-cost", "1"];
+    let (_a, api_a) = node_with(
+        &store,
+        &endpoints,
+        &[&["--max-sessions", "4"][..], &costs[..]].concat(),
+    )
+    .await;
+    let (_b, api_b) = node_with(
+        &store,
+        &endpoints,
+        &[&["--max-sessions", "8"][..], &costs[..]].concat(),
+    )
+    .await;
+    // Live test sources cost 4: B (8 free), then A (4 free each, A asked), then B again.
+    let mut placed = Vec::new();
+    for i in 0..3 {
+        let (code, created) = post(
+            &api_a,
+            serde_json::json!({
+                "to": [format!("live{i}")], "media": "test:black+tone=440",
+                "room": format!("live{i}"), "media_type": "audio", "loop_forever": true,
+            }),
+        )
+        .await;
+        assert_eq!(code, 201, "{created}");
+        placed.push(created["node"].as_str().unwrap_or(&api_a).to_owned());
+    }
+    assert_eq!(placed, [api_b.clone(), api_a.clone(), api_b.clone()]);
+    // Both nodes' room is taken (4 of 4, 8 of 8): a fourth live session finds none.
+    let (code, full) = post(
+        &api_a,
+        serde_json::json!({"to": ["late"], "media": "test:tone", "room": "late", "media_type": "audio"}),
+    )
+    .await;
+    assert_eq!(code, 429, "{full}");
+}

@@ -46,6 +46,13 @@ pub(super) struct ServeArgs {
     /// long before ending the rest (rolling restarts).
     #[arg(long, default_value_t = 0, value_name = "SECS")]
     drain_grace: u64,
+    /// With --store: how much of a node's room (--max-sessions) a live-encoded session
+    /// takes when the cluster places it.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    live_cost: u32,
+    /// With --store: the same for an announcement, passthrough or handed-over URL.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    announcement_cost: u32,
     /// API clients may play files under this folder (repeatable; none: no files at all).
     #[arg(long, value_name = "DIR")]
     media_root: Vec<PathBuf>,
@@ -180,6 +187,10 @@ pub(super) async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<Exit
             relay: config.relay.clone(),
             cluster: cluster.clone(),
             drain_grace: std::time::Duration::from_secs(args.drain_grace),
+            costs: crate::serve::cluster::PlacementCosts {
+                live: args.live_cost.max(1),
+                announcement: args.announcement_cost.max(1),
+            },
         },
     );
     if let (Some(url), Some(lease)) = (&args.store, &cluster) {

@@ -67,6 +67,40 @@ impl LeaseState {
     }
 }
 
+/// How much of a node's room (its `--max-sessions`) a session takes when it is placed: a
+/// live encode costs far more CPU than an announcement the cloud plays or a passthrough.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlacementCosts {
+    pub live: u32,
+    pub announcement: u32,
+}
+
+impl Default for PlacementCosts {
+    fn default() -> Self {
+        Self {
+            live: 1,
+            announcement: 1,
+        }
+    }
+}
+
+impl PlacementCosts {
+    /// A session's cost, known before its media is probed: a file or playlist that is not
+    /// asked to stream live nor through a relay is an announcement (or a passthrough, or a
+    /// URL handed over); everything else is encoded live.
+    pub fn of(&self, spec: &crate::session::SessionSpec) -> u32 {
+        use crate::media::input::InputSpec;
+        let file = matches!(spec.input, InputSpec::File(_) | InputSpec::Playlist(_));
+        let direct = matches!(spec.input, InputSpec::Url(_))
+            && spec.direct == crate::media::plan::Direct::Always;
+        if (file && !spec.live && spec.relay.is_none()) || direct {
+            self.announcement
+        } else {
+            self.live
+        }
+    }
+}
+
 /// This node's load as the lease reports it: sessions running, and whether it drains.
 pub type LoadProbe = Box<dyn Fn() -> (u32, bool) + Send>;
 

@@ -206,14 +206,16 @@ pub trait SessionStore: Send + Sync {
         robot: &str,
     ) -> impl Future<Output = Result<Admission, StoreError>> + Send;
     /// Admits a session and places it on the live node with the most free room (this one on
-    /// a tie), in one transaction; `request` is what the chosen node runs. One node's
-    /// journal always places it here.
+    /// a tie) that has `cost` left (capacities and costs in the same units), in one
+    /// transaction; `request` is what the chosen node runs. One node's journal always
+    /// places it here.
     fn admit_placing(
         &self,
         id: &str,
         room: &str,
         robot: &str,
         request: &str,
+        cost: u32,
     ) -> impl Future<Output = Result<Placement, StoreError>> + Send;
     /// Wakes each time another node places a session here (`None`: the store cannot say,
     /// and placed sessions are found by looking).
@@ -372,8 +374,9 @@ impl SessionStore for Store {
         room: &str,
         robot: &str,
         request: &str,
+        cost: u32,
     ) -> Result<Placement, StoreError> {
-        each!(self, s => s.admit_placing(id, room, robot, request))
+        each!(self, s => s.admit_placing(id, room, robot, request, cost))
     }
     async fn take_placed(&self) -> Result<Vec<(String, String)>, StoreError> {
         each!(self, s => s.take_placed())

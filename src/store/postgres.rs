@@ -32,8 +32,9 @@ const MIGRATIONS: [&str; 2] = [
        started_at TIMESTAMPTZ NOT NULL DEFAULT now(), renewed_at TIMESTAMPTZ NOT NULL DEFAULT now(),
        lease_until TIMESTAMPTZ NOT NULL);
      ALTER TABLE sessions ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0;
-     -- What the node a session was placed on runs.
+     -- What the node a session was placed on runs, and how much of a node's room it takes.
      ALTER TABLE sessions ADD COLUMN request TEXT;
+     ALTER TABLE sessions ADD COLUMN cost INTEGER NOT NULL DEFAULT 1;
      -- Each session's events, numbered, so any node can replay and resume them.
      CREATE TABLE events (seq BIGSERIAL PRIMARY KEY, session TEXT NOT NULL, kind TEXT NOT NULL,
        data TEXT NOT NULL, at TIMESTAMPTZ NOT NULL DEFAULT now());
@@ -257,8 +258,10 @@ impl SessionStore for PostgresStore {
         room: &str,
         robot: &str,
         request: &str,
+        cost: u32,
     ) -> Result<super::Placement, StoreError> {
         let me = process_identity();
+        let cost = i64::from(cost);
         let mut client = self.client().await?;
         let placed = tokio::time::timeout(TIMEOUT, async {
             let tx = client.transaction().await?;
@@ -270,10 +273,10 @@ impl SessionStore for PostgresStore {
                        LEFT JOIN sessions s ON s.owner = n.id AND s.result IS NULL
                      WHERE n.lease_until > now() AND NOT n.draining
                      GROUP BY n.id
-                     HAVING n.capacity > count(s.id)
-                     ORDER BY n.capacity - count(s.id) DESC, (n.id = $1) DESC, n.id
+                     HAVING n.capacity - coalesce(sum(s.cost), 0) >= $2
+                     ORDER BY n.capacity - coalesce(sum(s.cost), 0) DESC, (n.id = $1) DESC, n.id
                      LIMIT 1",
-                    &[&me],
+                    &[&me, &cost],
                 )
                 .await?;
             let Some(row) = chosen else {
@@ -289,9 +292,9 @@ impl SessionStore for PostgresStore {
             }
             let inserted = tx
                 .execute(
-                    "INSERT INTO sessions (id, room, robot, state, owner, request)
-                     VALUES ($1, $2, $3, $4, $5, $6)",
-                    &[&id, &room, &robot, &state, &node, &request],
+                    "INSERT INTO sessions (id, room, robot, state, owner, request, cost)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7::bigint)",
+                    &[&id, &room, &robot, &state, &node, &request, &cost],
                 )
                 .await;
             match inserted {

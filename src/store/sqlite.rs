@@ -286,6 +286,7 @@ impl SessionStore for SqliteStore {
         room: &str,
         robot: &str,
         _request: &str,
+        _cost: u32,
     ) -> Result<super::Placement, StoreError> {
         Ok(match Self::admit(self, id, room, robot)? {
             Admission::Admitted => super::Placement::Here,

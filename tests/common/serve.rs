@@ -127,6 +127,7 @@ pub async fn start_service_on(
         relay: None,
         cluster: None,
         drain_grace: Duration::ZERO,
+        costs: Default::default(),
     };
     configure(&mut config);
     let service = Service::new(cloud, store, config);

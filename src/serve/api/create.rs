@@ -66,7 +66,12 @@ pub(super) async fn create<C: CloudOps + 'static>(
             .is_none_or(|r| r.css_push_key.is_none() && r.css_play_key.is_none());
     if placeable {
         let stored = serde_json::to_string(&request).unwrap_or_default();
-        match svc.journal.admit_placing(&id, &room, &robot, &stored).await {
+        let cost = svc.costs.of(&spec);
+        match svc
+            .journal
+            .admit_placing(&id, &room, &robot, &stored, cost)
+            .await
+        {
             Ok(Placement::Here) => {}
             Ok(Placement::There { api_url }) => {
                 tracing::info!(session = %id, node = %api_url, "session placed on another node");

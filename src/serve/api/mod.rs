@@ -77,6 +77,7 @@ pub struct Service<C> {
     relay: Option<crate::publish::relay::Relay>,
     cluster: Option<Arc<super::cluster::LeaseState>>,
     drain_grace: Duration,
+    costs: super::cluster::PlacementCosts,
     /// Woken by `POST /v1/drain`: the process drains as on SIGTERM.
     drain_asked: Notify,
     /// Talks to the other nodes of a cluster.
@@ -111,6 +112,8 @@ pub struct ServiceConfig {
     pub keep_ended: Duration,
     /// How long a drain lets running sessions finish by themselves before it ends them.
     pub drain_grace: Duration,
+    /// What a session costs of a node's room when the cluster places it.
+    pub costs: super::cluster::PlacementCosts,
     /// The relay sessions push to unless their request names one (`[relay]`).
     pub relay: Option<crate::publish::relay::Relay>,
     /// This node's lease, when it is one of a cluster sharing a PostgreSQL store.
@@ -139,6 +142,7 @@ impl<C: CloudOps + 'static> Service<C> {
             relay: config.relay,
             cluster: config.cluster,
             drain_grace: config.drain_grace,
+            costs: config.costs,
             drain_asked: Notify::new(),
             peers: reqwest::Client::builder()
                 .connect_timeout(elsewhere::CONNECT_TIMEOUT)
