@@ -228,7 +228,7 @@ async fn a_paused_node_that_comes_back_after_being_reaped_starts_nothing_again()
         &api_a,
         serde_json::json!({
             "to": ["jack"], "media": "test:black+tone=440", "room": "paused",
-            "media_type": "audio", "loop_forever": true,
+            "media_type": "audio", "loop_forever": true, "max_duration_secs": 600,
         }),
     )
     .await;
@@ -238,6 +238,12 @@ async fn a_paused_node_that_comes_back_after_being_reaped_starts_nothing_again()
         c.len() == 1 && c[0]["state"] == "connected" && c[0]["media"][0]["status"] == "InProgress"
     };
     until_calls(&control, Duration::from_secs(30), in_call).await;
+    // Its task carries a backstop: the cloud ends it a little after the session's own limit
+    // even if every record of it were lost.
+    assert_eq!(
+        calls(&control).await[0]["media"][0]["max_duration_minutes"],
+        12
+    );
 
     // A freezes (a long GC pause, a stopped VM): B takes the session over.
     signal(&a, "STOP");

@@ -162,6 +162,8 @@ pub(crate) struct Task {
     pub user_id: String,
     pub url: String,
     pub repeat_num: i64,
+    /// MaxDuration, in minutes, when the request set it.
+    pub max_duration: Option<i64>,
     pub volume: Option<u64>,
     pub phase: TaskPhase,
     pub reconnects: u32,
@@ -182,6 +184,8 @@ pub(crate) struct TaskView {
     pub phase: String,
     pub stream_url: String,
     pub repeat_num: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_duration_minutes: Option<i64>,
     pub reconnects: u32,
     #[serde(flatten)]
     pub media: ObservedMedia,
@@ -205,6 +209,7 @@ impl Task {
                 .unwrap_or_default(),
             stream_url: self.url.split('?').next().unwrap_or_default().to_owned(),
             repeat_num: self.repeat_num,
+            max_duration_minutes: self.max_duration,
             reconnects: self.reconnects,
             media: self.tally.snapshot(),
         }

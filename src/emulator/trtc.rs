@@ -454,6 +454,7 @@ fn add_task(
         user,
         url,
         repeat,
+        max_duration,
         volume,
         ..
     } = request;
@@ -477,6 +478,7 @@ fn add_task(
             user_id: (*user).to_owned(),
             url: url.clone(),
             repeat_num: *repeat,
+            max_duration: *max_duration,
             volume: volume.map(|v| v as u64),
             phase: TaskPhase::Connecting,
             reconnects: 0,

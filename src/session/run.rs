@@ -525,6 +525,19 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
             url.to_owned(),
         );
         req.repeat_num = Some(repeat_num);
+        // A backstop: should this process die and its record of the task be lost, the cloud
+        // still ends a looping task shortly after the session's own limit (the cloud takes
+        // MaxDuration only with RepeatNum -1; a counted play ends by itself).
+        req.max_duration_minutes = self
+            .spec
+            .max_duration
+            .filter(|_| repeat_num == -1)
+            .map(|d| {
+                let minutes = d.as_secs().div_ceil(60) + 2;
+                u32::try_from(minutes)
+                    .unwrap_or(u32::MAX)
+                    .min(crate::cloud::ingest::MAX_DURATION_MINUTES)
+            });
         match self.cloud.start_ingest(&req).await {
             Ok(id) => {
                 tracing::info!(session = %self.id, task_id = %id, "ingest started");
