@@ -76,6 +76,10 @@ async fn node_with(store: &str, emulator: &Value, extra: &[&str]) -> (Child, Str
         "--lease-secs",
         "2",
     ];
+    // The tests load the machine themselves: no node refuses for CPU unless a test says so.
+    if !extra.contains(&"--max-cpu") {
+        args.extend_from_slice(&["--max-cpu", "100"]);
+    }
     args.extend_from_slice(extra);
     let (child, ready) = start(&args, &env).await;
     (child, ready["api"].as_str().unwrap().to_owned())
@@ -713,4 +717,37 @@ async fn a_live_encode_takes_more_of_a_nodes_room_than_an_announcement() {
     )
     .await;
     assert_eq!(code, 429, "{full}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_cpu_is_over_its_limit_is_passed_by() {
+    let pg = Postgres::start();
+    let store = pg.database().await;
+    let (_emulator, endpoints) = start(&["emulator", "--listen", "127.0.0.1:0"], &[]).await;
+    // A limit of 0 %: any measured use is over it.
+    let (_a, api_a) = node_with(&store, &endpoints, &["--max-cpu", "0"]).await;
+    let (_b, api_b) = node(&store, &endpoints).await;
+    let started = Instant::now();
+    loop {
+        let nodes = get(&api_b, "/v1/nodes").await;
+        let a = nodes["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["api_url"] == api_a.as_str())
+            .cloned();
+        if a.is_some_and(|a| a["busy"] == true) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "{nodes:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (code, created) = post(
+        &api_a,
+        serde_json::json!({"to": ["jack"], "media": "test:tone", "room": "busy",
+            "media_type": "audio", "max_duration_secs": 1}),
+    )
+    .await;
+    assert_eq!(code, 201, "{created}");
+    assert_eq!(created["node"], api_b.as_str(), "{created}");
 }

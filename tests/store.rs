@@ -16,7 +16,11 @@ async fn conforms(store: Arc<Store>) {
     };
     let lease = std::time::Duration::from_secs(30);
     store.register_node(&node, lease).await.unwrap();
-    assert!(store.renew_lease(lease, 1, false).await.unwrap());
+    let load = callfeed::store::NodeLoad {
+        sessions: 1,
+        ..Default::default()
+    };
+    assert!(store.renew_lease(lease, load).await.unwrap());
     let room = "string:lobby";
     assert_eq!(
         store.admit("s1", room, "robot").await.unwrap(),

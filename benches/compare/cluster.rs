@@ -78,6 +78,9 @@ async fn node(store: &str, emulator: &Value) -> (Child, String) {
         "2",
         "--max-sessions",
         "1000",
+        // The benchmark loads the machine on purpose.
+        "--max-cpu",
+        "100",
     ];
     let (child, ready) = start(&args, &env).await;
     (child, ready["api"].as_str().unwrap().to_owned())

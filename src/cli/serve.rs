@@ -53,6 +53,10 @@ pub(super) struct ServeArgs {
     /// With --store: the same for an announcement, passthrough or handed-over URL.
     #[arg(long, default_value_t = 1, value_name = "N")]
     announcement_cost: u32,
+    /// With --store: while the machine's CPU is at or above this share (measured at each
+    /// lease renewal), the cluster places no new session here; 100 never refuses.
+    #[arg(long, default_value_t = 95.0, value_name = "PERCENT")]
+    max_cpu: f64,
     /// API clients may play files under this folder (repeatable; none: no files at all).
     #[arg(long, value_name = "DIR")]
     media_root: Vec<PathBuf>,
@@ -163,8 +167,20 @@ pub(super) async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<Exit
                 "0.5 to 3600 seconds"
             ));
         }
+        Some(_) if !(0.0..=100.0).contains(&args.max_cpu) => {
+            anyhow::bail!(InvalidArgument::new(
+                "--max-cpu",
+                args.max_cpu,
+                "0 to 100 percent"
+            ));
+        }
         Some(_) => Some(crate::serve::cluster::LeaseState::new(
             std::time::Duration::from_secs_f64(args.lease_secs),
+            if args.max_cpu >= 100.0 {
+                f64::INFINITY
+            } else {
+                args.max_cpu
+            },
         )),
         None => None,
     };

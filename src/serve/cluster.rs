@@ -13,6 +13,8 @@ use crate::store::{NodeInfo, SessionStore, Store};
 #[derive(Debug)]
 pub struct LeaseState {
     pub lease: Duration,
+    /// Above this share of the machine's CPU (0–100) the node takes no new sessions.
+    pub max_cpu_percent: f64,
     /// Since when renewals have gone through without a break; `None` while the store does
     /// not answer.
     healthy_since: Mutex<Option<Instant>>,
@@ -20,9 +22,10 @@ pub struct LeaseState {
 }
 
 impl LeaseState {
-    pub fn new(lease: Duration) -> Arc<Self> {
+    pub fn new(lease: Duration, max_cpu_percent: f64) -> Arc<Self> {
         Arc::new(Self {
             lease,
+            max_cpu_percent,
             healthy_since: Mutex::new(Some(Instant::now())),
             last_renewal: Mutex::new(Instant::now()),
         })
@@ -135,6 +138,30 @@ pub fn keep_lease(
     lost
 }
 
+/// The machine's CPU time so far, from `/proc/stat`: (busy, total) in clock ticks.
+fn cpu_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().next()?.strip_prefix("cpu ")?;
+    let fields: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    let total: u64 = fields.iter().take(8).sum();
+    // idle and iowait are the time nothing ran.
+    let idle = fields.get(3).copied().unwrap_or(0) + fields.get(4).copied().unwrap_or(0);
+    Some((total.saturating_sub(idle), total))
+}
+
+/// Share of the machine's CPU used since `before` (0–100), and the new reading.
+fn cpu_since(before: Option<(u64, u64)>) -> (Option<f64>, Option<(u64, u64)>) {
+    let now = cpu_ticks();
+    let percent = before.zip(now).and_then(|((b0, t0), (b1, t1))| {
+        let total = t1.checked_sub(t0).filter(|t| *t > 0)?;
+        Some(b1.saturating_sub(b0) as f64 * 100.0 / total as f64)
+    });
+    (percent, now)
+}
+
 async fn renew_forever(
     url: String,
     info: NodeInfo,
@@ -144,6 +171,7 @@ async fn renew_forever(
 ) {
     let every = state.lease / 3;
     let mut store: Option<Store> = None;
+    let mut cpu = cpu_ticks();
     loop {
         tokio::time::sleep(every).await;
         if store.is_none() {
@@ -157,8 +185,16 @@ async fn renew_forever(
             }
         }
         let Some(s) = &store else { continue };
-        let (running, draining) = load();
-        match s.renew_lease(state.lease, running, draining).await {
+        let (sessions, draining) = load();
+        let (percent, reading) = cpu_since(cpu);
+        cpu = reading;
+        let busy = percent.is_some_and(|p| p >= state.max_cpu_percent);
+        let now = crate::store::NodeLoad {
+            sessions,
+            draining,
+            busy,
+        };
+        match s.renew_lease(state.lease, now).await {
             Ok(true) => {
                 state.renewed();
                 // Rows of nodes gone for three leases: their sessions were taken over by

@@ -86,6 +86,8 @@ pub struct NodeView {
     /// Sessions running on it at its last renewal.
     pub load: u32,
     pub draining: bool,
+    /// Its CPU was over its limit at its last renewal: placement passes it by.
+    pub busy: bool,
     /// Since its last renewal.
     pub lease_age_ms: u64,
     /// Whether its lease still runs.
@@ -102,6 +104,17 @@ pub struct Whereabouts {
     pub result: Option<(String, String)>,
     /// Its last recorded state.
     pub state: String,
+}
+
+/// What a node reports with each renewal of its lease.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NodeLoad {
+    /// Sessions running on it.
+    pub sessions: u32,
+    /// It takes no new sessions: it drains.
+    pub draining: bool,
+    /// It takes no new sessions for now: its measured CPU is over its limit.
+    pub busy: bool,
 }
 
 /// A cluster node as it registers.
@@ -289,8 +302,7 @@ pub trait SessionStore: Send + Sync {
     fn renew_lease(
         &self,
         lease: std::time::Duration,
-        load: u32,
-        draining: bool,
+        now: NodeLoad,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Removes the rows of nodes whose lease ran out `gone_for` ago; how many.
     fn forget_nodes_gone_for(
@@ -427,10 +439,9 @@ impl SessionStore for Store {
     async fn renew_lease(
         &self,
         lease: std::time::Duration,
-        load: u32,
-        draining: bool,
+        now: NodeLoad,
     ) -> Result<bool, StoreError> {
-        each!(self, s => s.renew_lease(lease, load, draining))
+        each!(self, s => s.renew_lease(lease, now))
     }
     async fn forget_nodes_gone_for(
         &self,

@@ -29,6 +29,7 @@ const MIGRATIONS: [&str; 2] = [
     "CREATE TABLE nodes (
        id TEXT PRIMARY KEY, api_url TEXT NOT NULL, capacity INTEGER NOT NULL,
        load INTEGER NOT NULL DEFAULT 0, draining BOOLEAN NOT NULL DEFAULT false,
+       busy BOOLEAN NOT NULL DEFAULT false,
        started_at TIMESTAMPTZ NOT NULL DEFAULT now(), renewed_at TIMESTAMPTZ NOT NULL DEFAULT now(),
        lease_until TIMESTAMPTZ NOT NULL);
      ALTER TABLE sessions ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0;
@@ -271,7 +272,7 @@ impl SessionStore for PostgresStore {
                 .query_opt(
                     "SELECT n.id, n.api_url FROM nodes n
                        LEFT JOIN sessions s ON s.owner = n.id AND s.result IS NULL
-                     WHERE n.lease_until > now() AND NOT n.draining
+                     WHERE n.lease_until > now() AND NOT n.draining AND NOT n.busy
                      GROUP BY n.id
                      HAVING n.capacity - coalesce(sum(s.cost), 0) >= $2
                      ORDER BY n.capacity - coalesce(sum(s.cost), 0) DESC, (n.id = $1) DESC, n.id
@@ -493,23 +494,19 @@ impl SessionStore for PostgresStore {
         .map(drop)
     }
 
-    async fn renew_lease(
-        &self,
-        lease: Duration,
-        load: u32,
-        draining: bool,
-    ) -> Result<bool, StoreError> {
+    async fn renew_lease(&self, lease: Duration, now: super::NodeLoad) -> Result<bool, StoreError> {
         let me = process_identity();
         let secs = lease.as_secs_f64();
-        let load = i32::try_from(load).unwrap_or(i32::MAX);
+        let load = i32::try_from(now.sessions).unwrap_or(i32::MAX);
+        let (draining, busy) = (now.draining, now.busy);
         // A lease that ran out is extended too (after a store outage every lease has): the
         // sessions taken over meanwhile are fenced. Only a node row removed as long gone
         // means the node must start afresh.
         self.exec(
             "UPDATE nodes SET renewed_at = now(), lease_until = now() + $2 * interval '1 second',
-               load = $3, draining = $4
+               load = $3, draining = $4, busy = $5
              WHERE id = $1",
-            &[&me, &secs, &load, &draining],
+            &[&me, &secs, &load, &draining, &busy],
         )
         .await
         .map(|n| n == 1)
@@ -592,7 +589,7 @@ impl SessionStore for PostgresStore {
             .query(
                 "SELECT id, api_url, capacity, load, draining,
                         (extract(epoch FROM now() - renewed_at) * 1000)::bigint,
-                        lease_until > now()
+                        lease_until > now(), busy
                  FROM nodes ORDER BY started_at, id",
                 &[],
             )
@@ -607,6 +604,7 @@ impl SessionStore for PostgresStore {
                 draining: r.get(4),
                 lease_age_ms: u64::try_from(r.get::<_, i64>(5)).unwrap_or(0),
                 live: r.get(6),
+                busy: r.get(7),
             })
             .collect())
     }

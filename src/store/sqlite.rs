@@ -361,8 +361,7 @@ impl SessionStore for SqliteStore {
     async fn renew_lease(
         &self,
         _lease: std::time::Duration,
-        _load: u32,
-        _draining: bool,
+        _now: super::NodeLoad,
     ) -> Result<bool, StoreError> {
         Ok(true)
     }

@@ -278,9 +278,16 @@ impl<C: CloudOps + 'static> Service<C> {
         // The cluster places nothing more here from now on, not from the next renewal.
         if let Some(lease) = &self.cluster {
             let (load, _) = self.load();
-            if let Err(e) =
-                crate::store::SessionStore::renew_lease(&*self.journal, lease.lease, load, true)
-                    .await
+            if let Err(e) = crate::store::SessionStore::renew_lease(
+                &*self.journal,
+                lease.lease,
+                crate::store::NodeLoad {
+                    sessions: load,
+                    draining: true,
+                    busy: false,
+                },
+            )
+            .await
             {
                 tracing::warn!(error = %e, "drain: cannot mark this node draining in the store");
             }
