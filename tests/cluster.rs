@@ -187,6 +187,11 @@ async fn a_killed_nodes_call_and_ingest_task_are_stopped_by_another_node_within_
     let reader = Store::connect(&store).await.unwrap();
     let (result, note) = reader.result_of(&id).await.unwrap().expect("finished");
     assert_eq!(result, "node_lost", "{note}");
+    // Its last recorded event says so too.
+    let events = reader.events_after(&id, 0).await.unwrap();
+    let (_, kind, data) = events.last().expect("events");
+    assert_eq!(kind, "report");
+    assert!(data.contains("node_lost"), "{data}");
     let (code, again) = post(&api_b, request).await;
     assert_eq!(code, 201, "{again}");
     let metrics = reqwest::get(format!("{api_b}/metrics"))
@@ -566,6 +571,18 @@ async fn sessions_asked_of_a_full_node_run_on_the_nodes_with_room() {
     }
     let in_calls = calls(&control).await;
     assert_eq!(in_calls.len(), 5, "{in_calls:#?}");
+    // Any node lists every node's sessions.
+    let listed = get(&api_c, "/v1/sessions").await;
+    let mut listed: Vec<&str> = listed["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["id"].as_str())
+        .collect();
+    listed.sort_unstable();
+    let mut expected: Vec<&str> = ids.iter().map(String::as_str).collect();
+    expected.sort_unstable();
+    assert_eq!(listed, expected);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

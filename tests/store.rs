@@ -251,7 +251,7 @@ async fn a_store_that_cannot_be_used_is_named_without_its_password() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_nodes_on_one_postgres_share_the_room_lock_and_the_record() {
+async fn three_nodes_on_one_postgres_share_the_room_lock_and_the_record() {
     use callfeed::emulator::Emulator;
     let pg = Postgres::start();
     let url = pg.database().await;
@@ -264,18 +264,29 @@ async fn two_nodes_on_one_postgres_share_the_room_lock_and_the_record() {
     let node = |store| common::serve::start_service_on(&emulator, store, |_| {});
     let (_a, a) = node(Arc::new(Store::connect(&url).await.unwrap())).await;
     let (_b, b) = node(Arc::new(Store::connect(&url).await.unwrap())).await;
+    let (_c, c) = node(Arc::new(Store::connect(&url).await.unwrap())).await;
     let request = serde_json::json!({
         "to": ["jack"], "media": "test:black+tone=440", "room": "shared-room",
         "media_type": "audio", "max_duration_secs": 2,
     });
     // The same room asked of both nodes at once: one session, the other told which.
-    let (first, second) = tokio::join!(a.post(request.clone()), b.post(request.clone()));
-    let mut answers = [first, second];
+    // The same room asked of three nodes at once: one session, the others told which.
+    let (first, second, third) = tokio::join!(
+        a.post(request.clone()),
+        b.post(request.clone()),
+        c.post(request.clone())
+    );
+    let mut answers = [first, second, third];
     answers.sort_by_key(|(code, _)| *code);
-    let [(created, session), (conflict, busy)] = answers;
-    assert_eq!((created, conflict), (201, 409), "{session} {busy}");
+    let [(created, session), (conflict, busy), (conflict2, busy2)] = answers;
+    assert_eq!(
+        (created, conflict, conflict2),
+        (201, 409, 409),
+        "{session} {busy} {busy2}"
+    );
     let id = session["id"].as_str().unwrap().to_owned();
     assert_eq!(busy["existing"], id.as_str());
+    assert_eq!(busy2["existing"], id.as_str());
     // It ends, and the shared record says how, for any node to read.
     let node_of = if a.get(&format!("/v1/sessions/{id}")).await["id"] == id.as_str() {
         &a

@@ -194,6 +194,11 @@ async fn recover_one<C: CloudOps>(
     };
     tracing::warn!(session = %s.id, %result, %note, "recovered a session an earlier run left open");
     let _ = journal.finish(&s.id, &result, &note).await;
+    // Its last event, for whoever follows or replays its events.
+    let last = serde_json::json!({"session_id": s.id, "result": result, "note": note});
+    let _ = journal
+        .append_event(&s.id, "report", &last.to_string())
+        .await;
     Ok(Recovered {
         session_id: s.id,
         result,

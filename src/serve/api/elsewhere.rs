@@ -119,6 +119,46 @@ pub(super) async fn nudge_owner<C: CloudOps + 'static>(
     }
 }
 
+/// The sessions the other live nodes of the cluster hold, asked of each with the caller's
+/// token (none outside a cluster, and none for a request another node passed on).
+pub(super) async fn other_nodes_sessions<C: CloudOps + 'static>(
+    svc: &Service<C>,
+    headers: &HeaderMap,
+) -> Vec<serde_json::Value> {
+    if svc.cluster.is_none() || headers.contains_key(FORWARDED) {
+        return Vec::new();
+    }
+    let me = crate::store::process_identity();
+    let nodes = match svc.journal.nodes().await {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list the cluster's nodes");
+            return Vec::new();
+        }
+    };
+    let asks = nodes.into_iter().filter(|n| n.live && n.id != me).map(|n| {
+        let mut request = svc
+            .peers
+            .get(format!("{}/v1/sessions", n.api_url.trim_end_matches('/')))
+            .header(FORWARDED, "1")
+            .timeout(REQUEST_TIMEOUT);
+        if let Some(auth) = headers.get(header::AUTHORIZATION) {
+            request = request.header(header::AUTHORIZATION, auth);
+        }
+        async move {
+            let body = request.send().await.ok()?.bytes().await.ok()?;
+            let v: serde_json::Value = serde_json::from_slice(&body).ok()?;
+            v["sessions"].as_array().cloned()
+        }
+    });
+    futures::future::join_all(asks)
+        .await
+        .into_iter()
+        .flatten()
+        .flatten()
+        .collect()
+}
+
 /// A session that ended, as the store recorded it.
 fn ended(id: &str, method: &Method, result: &str, note: &str) -> Response {
     let report = json!({"result": result, "note": note});

@@ -520,10 +520,17 @@ async fn run_session<C: CloudOps + 'static>(
     report.send_replace(Some(finished));
 }
 
-async fn list<C: CloudOps + 'static>(State(svc): State<Arc<Service<C>>>) -> Response {
+async fn list<C: CloudOps + 'static>(
+    State(svc): State<Arc<Service<C>>>,
+    headers: axum::http::HeaderMap,
+) -> Response {
     svc.prune();
-    let sessions = svc.sessions.lock().expect("sessions lock");
-    let all: Vec<Value> = sessions.iter().map(|(id, e)| session_json(id, e)).collect();
+    let mut all: Vec<Value> = {
+        let sessions = svc.sessions.lock().expect("sessions lock");
+        sessions.iter().map(|(id, e)| session_json(id, e)).collect()
+    };
+    // In a cluster, every node's sessions.
+    all.extend(elsewhere::other_nodes_sessions(&svc, &headers).await);
     Json(json!({ "sessions": all })).into_response()
 }
 
