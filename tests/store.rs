@@ -199,6 +199,7 @@ async fn the_postgres_store_conforms_and_keeps_what_it_recorded() {
         .await
         .unwrap();
     assert!(!again.fence("s5").await.unwrap());
+    assert_eq!(again.fence_losses(), 1, "counted for the metrics");
     again.finish("s5", "stopped", "late").await.unwrap();
     again.set_task("s5", "task-late").await.unwrap();
     assert_eq!(again.result_of("s5").await.unwrap(), None);

@@ -34,6 +34,7 @@ pub struct Metrics {
     pub(crate) node_load: Gauge,
     pub(crate) lease_age: Gauge<f64, std::sync::atomic::AtomicU64>,
     pub(crate) reaped: Counter,
+    pub(crate) fence_losses: Gauge,
 }
 
 impl Default for Metrics {
@@ -54,6 +55,12 @@ impl Default for Metrics {
         let node_load = Gauge::default();
         let lease_age = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
         let reaped = Counter::default();
+        let fence_losses = Gauge::default();
+        registry.register(
+            "fence_losses",
+            "Cloud starts this node gave up because another node had taken the session over",
+            fence_losses.clone(),
+        );
         registry.register(
             "node_capacity",
             "Sessions this node runs at once, at most (sum over nodes: the cluster's)",
@@ -130,6 +137,7 @@ impl Default for Metrics {
             node_load,
             lease_age,
             reaped,
+            fence_losses,
         }
     }
 }

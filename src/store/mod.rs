@@ -370,6 +370,14 @@ impl Store {
         PostgresStore::connect(url).await.map(Self::Postgres)
     }
 
+    /// Cloud starts this process gave up because another node had taken the session over.
+    pub fn fence_losses(&self) -> u64 {
+        match self {
+            Self::Sqlite(_) => 0,
+            Self::Postgres(s) => s.fence_losses(),
+        }
+    }
+
     /// One session's row, if it is still open.
     pub async fn open_session(&self, id: &str) -> Result<Option<OpenSession>, StoreError> {
         Ok(self.open_sessions().await?.into_iter().find(|s| s.id == id))

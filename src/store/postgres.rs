@@ -58,10 +58,19 @@ pub struct PostgresStore {
     /// How to connect (a listening connection is one of its own).
     config: tokio_postgres::Config,
     pool: Pool,
+    /// Fence checks this process lost: a session another node had taken over.
+    fence_losses: std::sync::atomic::AtomicU64,
 }
 
 /// Where placements are announced: the payload is the chosen node's id.
 const PLACED_CHANNEL: &str = "callfeed_placed";
+
+impl PostgresStore {
+    /// Fence checks this process lost so far.
+    pub fn fence_losses(&self) -> u64 {
+        self.fence_losses.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
 
 impl std::fmt::Debug for PostgresStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -128,6 +137,7 @@ impl PostgresStore {
             shown,
             config,
             pool,
+            fence_losses: std::sync::atomic::AtomicU64::new(0),
         };
         store.migrate().await?;
         Ok(store)
@@ -472,7 +482,13 @@ impl SessionStore for PostgresStore {
             &[&id, &me],
         )
         .await
-        .map(|n| n == 1)
+        .map(|n| {
+            if n != 1 {
+                self.fence_losses
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            n == 1
+        })
     }
 
     async fn register_node(

@@ -578,6 +578,9 @@ async fn metrics<C: CloudOps + 'static>(State(svc): State<Arc<Service<C>>>) -> R
     svc.metrics
         .node_capacity
         .set(i64::try_from(svc.max_sessions).unwrap_or(i64::MAX));
+    svc.metrics
+        .fence_losses
+        .set(i64::try_from(svc.journal.fence_losses()).unwrap_or(i64::MAX));
     if let Some(lease) = &svc.cluster {
         svc.metrics
             .lease_age
