@@ -166,6 +166,11 @@ async fn a_killed_nodes_call_and_ingest_task_are_stopped_by_another_node_within_
             .iter()
             .all(|n| n["live"] == true && n["capacity"].as_u64().unwrap() > 0)
     );
+    // Each with where the cloud reaches its streams (its own address here, no --public-url).
+    assert!(
+        listed.iter().any(|n| n["stream_base"] == api_a.as_str()),
+        "{nodes:#}"
+    );
     // The room is the cluster's: node B refuses it while A runs it.
     let (code, busy) = post(&api_b, request.clone()).await;
     assert_eq!(code, 409, "{busy}");

@@ -12,6 +12,7 @@ use common::postgres::Postgres;
 async fn conforms(store: Arc<Store>) {
     let node = callfeed::store::NodeInfo {
         api_url: "http://127.0.0.1:1".into(),
+        stream_base: "http://127.0.0.1:1".into(),
         capacity: 4,
     };
     let lease = std::time::Duration::from_secs(30);

@@ -212,6 +212,7 @@ pub(super) async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<Exit
     if let (Some(url), Some(lease)) = (&args.store, &cluster) {
         let info = crate::store::NodeInfo {
             api_url: format!("http://{addr}"),
+            stream_base: public.clone(),
             capacity: u32::try_from(max_sessions).unwrap_or(u32::MAX),
         };
         join_cluster(url, lease, &service, info, journal.journal()).await?;

@@ -82,6 +82,8 @@ impl OpenSession {
 pub struct NodeView {
     pub id: String,
     pub api_url: String,
+    /// Where the cloud reaches the streams it serves.
+    pub stream_base: String,
     pub capacity: u32,
     /// Sessions running on it at its last renewal.
     pub load: u32,
@@ -122,6 +124,8 @@ pub struct NodeLoad {
 pub struct NodeInfo {
     /// Where its API answers.
     pub api_url: String,
+    /// Where the cloud reaches the streams it serves (its public URL).
+    pub stream_base: String,
     /// Sessions it runs at once, at most.
     pub capacity: u32,
 }

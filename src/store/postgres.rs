@@ -27,7 +27,8 @@ const MIGRATIONS: [&str; 2] = [
     // Version 2: nodes and their leases on the database clock; an epoch per session that
     // each takeover raises.
     "CREATE TABLE nodes (
-       id TEXT PRIMARY KEY, api_url TEXT NOT NULL, capacity INTEGER NOT NULL,
+       id TEXT PRIMARY KEY, api_url TEXT NOT NULL, stream_base TEXT NOT NULL DEFAULT '',
+       capacity INTEGER NOT NULL,
        load INTEGER NOT NULL DEFAULT 0, draining BOOLEAN NOT NULL DEFAULT false,
        busy BOOLEAN NOT NULL DEFAULT false,
        started_at TIMESTAMPTZ NOT NULL DEFAULT now(), renewed_at TIMESTAMPTZ NOT NULL DEFAULT now(),
@@ -500,11 +501,12 @@ impl SessionStore for PostgresStore {
         let secs = lease.as_secs_f64();
         let capacity = i32::try_from(info.capacity).unwrap_or(i32::MAX);
         self.exec(
-            "INSERT INTO nodes (id, api_url, capacity, lease_until)
-             VALUES ($1, $2, $3, now() + $4 * interval '1 second')
+            "INSERT INTO nodes (id, api_url, capacity, lease_until, stream_base)
+             VALUES ($1, $2, $3, now() + $4 * interval '1 second', $5)
              ON CONFLICT (id) DO UPDATE SET api_url = $2, capacity = $3, draining = false,
+               stream_base = $5,
                renewed_at = now(), lease_until = now() + $4 * interval '1 second'",
-            &[&me, &info.api_url, &capacity, &secs],
+            &[&me, &info.api_url, &capacity, &secs, &info.stream_base],
         )
         .await
         .map(drop)
@@ -605,7 +607,7 @@ impl SessionStore for PostgresStore {
             .query(
                 "SELECT id, api_url, capacity, load, draining,
                         (extract(epoch FROM now() - renewed_at) * 1000)::bigint,
-                        lease_until > now(), busy
+                        lease_until > now(), busy, stream_base
                  FROM nodes ORDER BY started_at, id",
                 &[],
             )
@@ -621,6 +623,7 @@ impl SessionStore for PostgresStore {
                 lease_age_ms: u64::try_from(r.get::<_, i64>(5)).unwrap_or(0),
                 live: r.get(6),
                 busy: r.get(7),
+                stream_base: r.get(8),
             })
             .collect())
     }
