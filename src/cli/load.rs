@@ -117,6 +117,22 @@ pub(super) async fn run(mut config: Config, args: LoadArgs) -> anyhow::Result<Ex
         stop_rx,
         first_media_lookup(emulator.as_ref()),
     );
+    let report = watch_and_report(run, &args, stop_tx, progress_rx).await?;
+    if let Some(e) = emulator
+        && let Ok(e) = Arc::try_unwrap(e)
+    {
+        e.shutdown().await;
+    }
+    Ok(exit_code(&report))
+}
+
+/// Shows a run's progress until it ends (Ctrl-C ends it cleanly), then prints its report.
+async fn watch_and_report(
+    run: impl std::future::Future<Output = LoadReport>,
+    args: &LoadArgs,
+    stop_tx: tokio::sync::watch::Sender<bool>,
+    progress_rx: tokio::sync::watch::Receiver<LoadProgress>,
+) -> anyhow::Result<LoadReport> {
     let bar = progress::counter(u64::from(args.calls), args.json);
     let mut run = Stoppable::new(run, stop_tx, progress_rx, show_progress);
     let report = progress::watch(&mut run, &bar, std::time::Duration::from_millis(250)).await?;
@@ -125,16 +141,15 @@ pub(super) async fn run(mut config: Config, args: LoadArgs) -> anyhow::Result<Ex
     } else {
         print_report(&report);
     }
-    if let Some(e) = emulator
-        && let Ok(e) = Arc::try_unwrap(e)
-    {
-        e.shutdown().await;
-    }
-    Ok(if report.failed == 0 {
+    Ok(report)
+}
+
+fn exit_code(report: &LoadReport) -> ExitCode {
+    if report.failed == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(EXIT_FAILED)
-    })
+    }
 }
 
 /// The run through the HTTP API of deployed nodes: each node checks every request itself
@@ -182,19 +197,8 @@ async fn through_api(args: LoadArgs, template: SessionRequest) -> anyhow::Result
     // A session runs its duration, rings, prepares and tears down: give it ample room.
     let max_session = std::time::Duration::from_secs(args.duration + 300);
     let run = crate::load::api::run(plan, target, max_session, progress_tx, stop_rx);
-    let bar = progress::counter(u64::from(args.calls), args.json);
-    let mut run = Stoppable::new(run, stop_tx, progress_rx, show_progress);
-    let report = progress::watch(&mut run, &bar, std::time::Duration::from_millis(250)).await?;
-    if args.json {
-        println!("{}", serde_json::to_string(&report)?);
-    } else {
-        print_report(&report);
-    }
-    Ok(if report.failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(EXIT_FAILED)
-    })
+    let report = watch_and_report(run, &args, stop_tx, progress_rx).await?;
+    Ok(exit_code(&report))
 }
 
 /// The session every call of the run plays; callee, room and robot are made unique per

@@ -50,6 +50,10 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 /// Serialises migrations between nodes starting at once (an arbitrary, fixed key).
 const MIGRATION_LOCK: i64 = 0x0ca1_1feed;
 
+/// The unfinished session holding a room and robot.
+const ACTIVE_FOR: &str =
+    "SELECT id FROM sessions WHERE result IS NULL AND room = $1 AND robot = $2";
+
 /// Serialises placements, so each counts the sessions the others placed.
 const PLACEMENT_LOCK: i64 = 0x0ca1_1fee0;
 
@@ -250,10 +254,7 @@ impl SessionStore for PostgresStore {
                 // On the same connection: a second one from a pool all taken by admissions
                 // would never come.
                 let existing = client
-                    .query_opt(
-                        "SELECT id FROM sessions WHERE result IS NULL AND room = $1 AND robot = $2",
-                        &[&room, &robot],
-                    )
+                    .query_opt(ACTIVE_FOR, &[&room, &robot])
                     .await
                     .map_err(|e| self.failed(e))?
                     .map(|r| r.get(0))
@@ -421,12 +422,7 @@ impl SessionStore for PostgresStore {
     }
 
     async fn active_for(&self, room: &str, robot: &str) -> Result<Option<String>, StoreError> {
-        let rows = self
-            .query(
-                "SELECT id FROM sessions WHERE result IS NULL AND room = $1 AND robot = $2",
-                &[&room, &robot],
-            )
-            .await?;
+        let rows = self.query(ACTIVE_FOR, &[&room, &robot]).await?;
         Ok(rows.first().map(|r| r.get(0)))
     }
 
