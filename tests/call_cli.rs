@@ -10,24 +10,7 @@ use common::*;
 use tokio::process::Command;
 
 fn callfeed() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_callfeed"));
-    for var in [
-        "CALLFEED_CONFIG",
-        "CALLFEED_SDKAPPID",
-        "CALLFEED_SDK_SECRET_KEY",
-        "TENCENTCLOUD_SECRET_ID",
-        "TENCENTCLOUD_SECRET_KEY",
-        "CALLFEED_IM_ENDPOINT",
-        "CALLFEED_TRTC_ENDPOINT",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.env(
-        "XDG_STATE_HOME",
-        std::env::temp_dir().join("callfeed-call-cli-state"),
-    );
-    cmd.kill_on_drop(true);
-    cmd
+    callfeed_cli("callfeed-call-cli-state")
 }
 
 fn stderr(out: &Output) -> String {

@@ -50,6 +50,36 @@ async fn start(args: &[&str], env: &[(&str, &str)]) -> (Child, Value) {
     (child, serde_json::from_str(&line).unwrap())
 }
 
+/// What every cluster test runs against: a throwaway PostgreSQL with a database of its own,
+/// and a `callfeed emulator` process as the cloud (`control`: its control API).
+struct Cloud {
+    pg: Postgres,
+    store: String,
+    endpoints: Value,
+    control: String,
+    _emulator: Child,
+}
+
+impl Cloud {
+    async fn start() -> Self {
+        let pg = Postgres::start();
+        let store = pg.database().await;
+        let (emulator, endpoints) = start(&["emulator", "--listen", "127.0.0.1:0"], &[]).await;
+        let control = endpoints["control"]
+            .as_str()
+            .unwrap()
+            .trim_end_matches('/')
+            .to_owned();
+        Self {
+            pg,
+            store,
+            endpoints,
+            control,
+            _emulator: emulator,
+        }
+    }
+}
+
 async fn node(store: &str, emulator: &Value) -> (Child, String) {
     node_with(store, emulator, &[]).await
 }
@@ -140,16 +170,10 @@ async fn until_calls(control: &str, within: Duration, done: impl Fn(&[Value]) ->
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_nodes_call_and_ingest_task_are_stopped_by_another_node_within_seconds() {
-    let pg = Postgres::start();
-    let store = pg.database().await;
-    let (_emulator, endpoints) = start(&["emulator", "--listen", "127.0.0.1:0"], &[]).await;
-    let control = endpoints["control"]
-        .as_str()
-        .unwrap()
-        .trim_end_matches('/')
-        .to_owned();
-    let (mut a, api_a) = node(&store, &endpoints).await;
-    let (_b, api_b) = node(&store, &endpoints).await;
+    let cloud = Cloud::start().await;
+    let (store, endpoints, control) = (&cloud.store, &cloud.endpoints, &cloud.control);
+    let (mut a, api_a) = node(store, endpoints).await;
+    let (_b, api_b) = node(store, endpoints).await;
     let request = serde_json::json!({
         "to": ["jack"], "media": "test:black+tone=440", "room": "failover",
         "media_type": "audio", "loop_forever": true,
@@ -178,18 +202,18 @@ async fn a_killed_nodes_call_and_ingest_task_are_stopped_by_another_node_within_
     let in_call = |c: &[Value]| {
         c.len() == 1 && c[0]["state"] == "connected" && c[0]["media"][0]["status"] == "InProgress"
     };
-    until_calls(&control, Duration::from_secs(30), in_call).await;
+    until_calls(control, Duration::from_secs(30), in_call).await;
 
     // Node A dies at once.
     a.start_kill().unwrap();
     a.wait().await.unwrap();
     let stopped =
         |c: &[Value]| c[0]["state"] == "ended" && c[0]["media"][0]["status"] == "NotExist";
-    let took = until_calls(&control, Duration::from_secs(8), stopped).await;
+    let took = until_calls(control, Duration::from_secs(8), stopped).await;
     eprintln!("failover: the dead node's call and task stopped {took:?} after the kill");
 
     // The record says why, and the room is free again: B takes it.
-    let reader = Store::connect(&store).await.unwrap();
+    let reader = Store::connect(store).await.unwrap();
     let (result, note) = reader.result_of(&id).await.unwrap().expect("finished");
     assert_eq!(result, "node_lost", "{note}");
     // Its last recorded event says so too.
@@ -210,8 +234,8 @@ async fn a_killed_nodes_call_and_ingest_task_are_stopped_by_another_node_within_
         "{metrics}"
     );
     // B rings for its own session; the lost one never got a second call or ingest task.
-    until_calls(&control, Duration::from_secs(30), |c| c.len() == 2).await;
-    let all = calls(&control).await;
+    until_calls(control, Duration::from_secs(30), |c| c.len() == 2).await;
+    let all = calls(control).await;
     let lost: Vec<_> = all.iter().filter(|c| c["state"] == "ended").collect();
     assert_eq!(lost.len(), 1, "{all:#?}");
     assert_eq!(lost[0]["media"].as_array().unwrap().len(), 1, "{all:#?}");
@@ -228,16 +252,10 @@ fn signal(child: &Child, name: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_node_that_comes_back_after_being_reaped_starts_nothing_again() {
-    let pg = Postgres::start();
-    let store = pg.database().await;
-    let (_emulator, endpoints) = start(&["emulator", "--listen", "127.0.0.1:0"], &[]).await;
-    let control = endpoints["control"]
-        .as_str()
-        .unwrap()
-        .trim_end_matches('/')
-        .to_owned();
-    let (a, api_a) = node(&store, &endpoints).await;
-    let (_b, _api_b) = node(&store, &endpoints).await;
+    let cloud = Cloud::start().await;
+    let (store, endpoints, control) = (&cloud.store, &cloud.endpoints, &cloud.control);
+    let (a, api_a) = node(store, endpoints).await;
+    let (_b, _api_b) = node(store, endpoints).await;
     let (code, created) = post(
         &api_a,
         serde_json::json!({
@@ -251,11 +269,11 @@ async fn a_paused_node_that_comes_back_after_being_reaped_starts_nothing_again()
     let in_call = |c: &[Value]| {
         c.len() == 1 && c[0]["state"] == "connected" && c[0]["media"][0]["status"] == "InProgress"
     };
-    until_calls(&control, Duration::from_secs(30), in_call).await;
+    until_calls(control, Duration::from_secs(30), in_call).await;
     // Its task carries a backstop: the cloud ends it a little after the session's own limit
     // even if every record of it were lost.
     assert_eq!(
-        calls(&control).await[0]["media"][0]["max_duration_minutes"],
+        calls(control).await[0]["media"][0]["max_duration_minutes"],
         12
     );
 
@@ -263,7 +281,7 @@ async fn a_paused_node_that_comes_back_after_being_reaped_starts_nothing_again()
     signal(&a, "STOP");
     let stopped =
         |c: &[Value]| c[0]["state"] == "ended" && c[0]["media"][0]["status"] == "NotExist";
-    until_calls(&control, Duration::from_secs(8), stopped).await;
+    until_calls(control, Duration::from_secs(8), stopped).await;
     // A wakes up believing its session runs. Its call and task are gone; whichever it
     // notices first (the ended call, its lease found gone, the fence before a restart), it
     // starts nothing again, and its session ends there.
@@ -287,29 +305,24 @@ async fn a_paused_node_that_comes_back_after_being_reaped_starts_nothing_again()
         assert!(started.elapsed() < Duration::from_secs(30), "{v:#}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let all = calls(&control).await;
+    let all = calls(control).await;
     assert_eq!(all.len(), 1, "{all:#?}");
     assert_eq!(
         all[0]["media"].as_array().unwrap().len(),
         1,
         "no second ingest task: {all:#?}"
     );
-    let reader = Store::connect(&store).await.unwrap();
+    let reader = Store::connect(store).await.unwrap();
     assert_eq!(reader.result_of(&id).await.unwrap().unwrap().0, "node_lost");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restarting_the_store_mid_call_reaps_nothing_and_refuses_new_sessions_meanwhile() {
-    let pg = Postgres::start();
-    let store = pg.database().await;
-    let (_emulator, endpoints) = start(&["emulator", "--listen", "127.0.0.1:0"], &[]).await;
-    let control = endpoints["control"]
-        .as_str()
-        .unwrap()
-        .trim_end_matches('/')
-        .to_owned();
-    let (_a, api_a) = node(&store, &endpoints).await;
-    let (_b, api_b) = node(&store, &endpoints).await;
+    let cloud = Cloud::start().await;
+    let (pg, store, endpoints, control) =
+        (&cloud.pg, &cloud.store, &cloud.endpoints, &cloud.control);
+    let (_a, api_a) = node(store, endpoints).await;
+    let (_b, api_b) = node(store, endpoints).await;
     let session = |room: &str| {
         serde_json::json!({
             "to": ["jack"], "media": "test:black+tone=440", "room": room,
@@ -322,7 +335,7 @@ async fn restarting_the_store_mid_call_reaps_nothing_and_refuses_new_sessions_me
     let in_call = |c: &[Value]| {
         c.len() == 1 && c[0]["state"] == "connected" && c[0]["media"][0]["status"] == "InProgress"
     };
-    until_calls(&control, Duration::from_secs(30), in_call).await;
+    until_calls(control, Duration::from_secs(30), in_call).await;
 
     // The store goes away for longer than two leases: every lease in it runs out.
     pg.kill();
@@ -346,12 +359,12 @@ async fn restarting_the_store_mid_call_reaps_nothing_and_refuses_new_sessions_me
     }
     // ...and for two more leases nobody takes A's session for a gone node's.
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let all = calls(&control).await;
+    let all = calls(control).await;
     let outage: Vec<_> = all.iter().filter(|c| c["room_id"] == "outage").collect();
     assert_eq!(outage.len(), 1, "{all:#?}");
     assert_eq!(outage[0]["state"], "connected", "{all:#?}");
     assert_eq!(outage[0]["media"][0]["status"], "InProgress", "{all:#?}");
-    let reader = Store::connect(&store).await.unwrap();
+    let reader = Store::connect(store).await.unwrap();
     assert_eq!(reader.result_of(&id).await.unwrap(), None);
     let open = reader.open_session(&id).await.unwrap().unwrap();
     assert_eq!(open.owner_gone, Some(false), "A renewed its lease");
@@ -359,12 +372,11 @@ async fn restarting_the_store_mid_call_reaps_nothing_and_refuses_new_sessions_me
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn any_node_follows_and_stops_a_session_another_node_runs() {
-    let pg = Postgres::start();
-    let store = pg.database().await;
-    let (_emulator, endpoints) = start(&["emulator", "--listen", "127.0.0.1:0"], &[]).await;
-    let (_a, api_a) = node(&store, &endpoints).await;
-    let (_b, api_b) = node(&store, &endpoints).await;
-    let (_c, api_c) = node(&store, &endpoints).await;
+    let cloud = Cloud::start().await;
+    let (store, endpoints) = (&cloud.store, &cloud.endpoints);
+    let (_a, api_a) = node(store, endpoints).await;
+    let (_b, api_b) = node(store, endpoints).await;
+    let (_c, api_c) = node(store, endpoints).await;
     let (code, created) = post(
         &api_a,
         serde_json::json!({
@@ -506,17 +518,11 @@ async fn any_node_follows_and_stops_a_session_another_node_runs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_asked_of_a_full_node_run_on_the_nodes_with_room() {
-    let pg = Postgres::start();
-    let store = pg.database().await;
-    let (_emulator, endpoints) = start(&["emulator", "--listen", "127.0.0.1:0"], &[]).await;
-    let control = endpoints["control"]
-        .as_str()
-        .unwrap()
-        .trim_end_matches('/')
-        .to_owned();
-    let (_a, api_a) = node_with(&store, &endpoints, &["--max-sessions", "1"]).await;
-    let (_b, api_b) = node_with(&store, &endpoints, &["--max-sessions", "2"]).await;
-    let (_c, api_c) = node_with(&store, &endpoints, &["--max-sessions", "2"]).await;
+    let cloud = Cloud::start().await;
+    let (store, endpoints, control) = (&cloud.store, &cloud.endpoints, &cloud.control);
+    let (_a, api_a) = node_with(store, endpoints, &["--max-sessions", "1"]).await;
+    let (_b, api_b) = node_with(store, endpoints, &["--max-sessions", "2"]).await;
+    let (_c, api_c) = node_with(store, endpoints, &["--max-sessions", "2"]).await;
     // Five sessions asked of A, which runs one at most: the cluster has room for five.
     let mut ids = Vec::new();
     let mut placed_on = Vec::new();
@@ -574,7 +580,7 @@ async fn sessions_asked_of_a_full_node_run_on_the_nodes_with_room() {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
-    let in_calls = calls(&control).await;
+    let in_calls = calls(control).await;
     assert_eq!(in_calls.len(), 5, "{in_calls:#?}");
     // Any node lists every node's sessions.
     let listed = get(&api_c, "/v1/sessions").await;
@@ -592,16 +598,10 @@ async fn sessions_asked_of_a_full_node_run_on_the_nodes_with_room() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn load_drives_sessions_through_the_api_of_every_node() {
-    let pg = Postgres::start();
-    let store = pg.database().await;
-    let (_emulator, endpoints) = start(&["emulator", "--listen", "127.0.0.1:0"], &[]).await;
-    let control = endpoints["control"]
-        .as_str()
-        .unwrap()
-        .trim_end_matches('/')
-        .to_owned();
-    let (_a, api_a) = node(&store, &endpoints).await;
-    let (_b, api_b) = node(&store, &endpoints).await;
+    let cloud = Cloud::start().await;
+    let (store, endpoints, control) = (&cloud.store, &cloud.endpoints, &cloud.control);
+    let (_a, api_a) = node(store, endpoints).await;
+    let (_b, api_b) = node(store, endpoints).await;
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_callfeed"));
     let out = account(&mut cmd)
         .args(["load", "--calls", "4", "--rate", "8", "--duration", "2"])
@@ -622,7 +622,7 @@ async fn load_drives_sessions_through_the_api_of_every_node() {
     assert_eq!(report["succeeded"], 4, "{report:#}");
     assert_eq!(report["ring_ms"]["count"], 4, "{report:#}");
     assert_eq!(report["session_ms"]["count"], 4, "{report:#}");
-    let all = calls(&control).await;
+    let all = calls(control).await;
     assert_eq!(all.len(), 4, "{all:#?}");
     assert!(all.iter().all(|c| c["state"] == "ended"), "{all:#?}");
 
@@ -653,11 +653,10 @@ async fn load_drives_sessions_through_the_api_of_every_node() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_drained_node_lets_its_sessions_finish_then_leaves_the_cluster() {
-    let pg = Postgres::start();
-    let store = pg.database().await;
-    let (_emulator, endpoints) = start(&["emulator", "--listen", "127.0.0.1:0"], &[]).await;
-    let (mut a, api_a) = node_with(&store, &endpoints, &["--drain-grace", "30"]).await;
-    let (_b, api_b) = node(&store, &endpoints).await;
+    let cloud = Cloud::start().await;
+    let (store, endpoints) = (&cloud.store, &cloud.endpoints);
+    let (mut a, api_a) = node_with(store, endpoints, &["--drain-grace", "30"]).await;
+    let (_b, api_b) = node(store, endpoints).await;
     let (code, created) = post(
         &api_a,
         serde_json::json!({
@@ -692,7 +691,7 @@ async fn a_drained_node_lets_its_sessions_finish_then_leaves_the_cluster() {
         .expect("the drained node exits")
         .unwrap();
     assert!(status.success());
-    let reader = Store::connect(&store).await.unwrap();
+    let reader = Store::connect(store).await.unwrap();
     let (result, _) = reader.result_of(&id).await.unwrap().expect("finished");
     assert_eq!(result, "completed");
     let nodes = get(&api_b, "/v1/nodes").await;
@@ -701,19 +700,18 @@ async fn a_drained_node_lets_its_sessions_finish_then_leaves_the_cluster() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_live_encode_takes_more_of_a_nodes_room_than_an_announcement() {
-    let pg = Postgres::start();
-    let store = pg.database().await;
-    let (_emulator, endpoints) = start(&["emulator", "--listen", "127.0.0.1:0"], &[]).await;
+    let cloud = Cloud::start().await;
+    let (store, endpoints) = (&cloud.store, &cloud.endpoints);
     let costs = ["--live-cost", "4", "--announcement-cost", "1"];
     let (_a, api_a) = node_with(
-        &store,
-        &endpoints,
+        store,
+        endpoints,
         &[&["--max-sessions", "4"][..], &costs[..]].concat(),
     )
     .await;
     let (_b, api_b) = node_with(
-        &store,
-        &endpoints,
+        store,
+        endpoints,
         &[&["--max-sessions", "8"][..], &costs[..]].concat(),
     )
     .await;
@@ -743,12 +741,11 @@ async fn a_live_encode_takes_more_of_a_nodes_room_than_an_announcement() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_whose_cpu_is_over_its_limit_is_passed_by() {
-    let pg = Postgres::start();
-    let store = pg.database().await;
-    let (_emulator, endpoints) = start(&["emulator", "--listen", "127.0.0.1:0"], &[]).await;
+    let cloud = Cloud::start().await;
+    let (store, endpoints) = (&cloud.store, &cloud.endpoints);
     // A limit of 0 %: any measured use is over it.
-    let (_a, api_a) = node_with(&store, &endpoints, &["--max-cpu", "0"]).await;
-    let (_b, api_b) = node(&store, &endpoints).await;
+    let (_a, api_a) = node_with(store, endpoints, &["--max-cpu", "0"]).await;
+    let (_b, api_b) = node(store, endpoints).await;
     let started = Instant::now();
     loop {
         let nodes = get(&api_b, "/v1/nodes").await;

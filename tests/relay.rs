@@ -21,24 +21,7 @@ use md5::{Digest, Md5};
 use tokio::process::Command;
 
 fn callfeed() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_callfeed"));
-    for var in [
-        "CALLFEED_CONFIG",
-        "CALLFEED_SDKAPPID",
-        "CALLFEED_SDK_SECRET_KEY",
-        "TENCENTCLOUD_SECRET_ID",
-        "TENCENTCLOUD_SECRET_KEY",
-        "CALLFEED_CSS_PUSH_KEY",
-        "CALLFEED_CSS_PLAY_KEY",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.env(
-        "XDG_STATE_HOME",
-        std::env::temp_dir().join("callfeed-relay-state"),
-    );
-    cmd.kill_on_drop(true);
-    cmd
+    callfeed_cli("callfeed-relay-state")
 }
 
 fn stderr(out: &Output) -> String {

@@ -630,3 +630,25 @@ pub async fn serve_live(
     let url = server.publish_live(stream.hub(), None);
     (server, url)
 }
+
+/// The `callfeed` binary as a user at a shell runs it, with none of this machine's account,
+/// config or endpoints, its journal in a folder of its own (`state`, under the temp dir).
+pub fn callfeed_cli(state: &str) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_callfeed"));
+    for var in [
+        "CALLFEED_CONFIG",
+        "CALLFEED_SDKAPPID",
+        "CALLFEED_SDK_SECRET_KEY",
+        "TENCENTCLOUD_SECRET_ID",
+        "TENCENTCLOUD_SECRET_KEY",
+        "CALLFEED_IM_ENDPOINT",
+        "CALLFEED_TRTC_ENDPOINT",
+        "CALLFEED_CSS_PUSH_KEY",
+        "CALLFEED_CSS_PLAY_KEY",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("XDG_STATE_HOME", std::env::temp_dir().join(state));
+    cmd.kill_on_drop(true);
+    cmd
+}
