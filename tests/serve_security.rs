@@ -289,6 +289,8 @@ async fn nothing_starts_before_the_whole_request_is_valid() {
         (with("repeat", json!(0)), "repeat"),
         (with("to", json!(["robot"])), "robot"),
         (with("to", json!([])), "1 to 8 callees"),
+        (with("room", json!("")), "room"),
+        (with("room_type", json!("plaid")), "room_type"),
         (with("ring_timeout_secs", json!(601)), "ring_timeout_secs"),
         (with("audio_track", json!("../../etc")), "audio_track"),
         (with("audio_track", json!("1 ! filesink")), "audio_track"),

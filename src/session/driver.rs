@@ -175,6 +175,15 @@ pub struct Status {
     /// The push to a relay, when the session has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub relay: Option<super::relay::RelayFigures>,
+    /// The plan's name once the media is ready: announcement, passthrough, live or direct.
+    pub mode: Option<&'static str>,
+    /// The URL the cloud pulls (it carries the stream's own token, never an API secret).
+    pub stream_url: Option<String>,
+    /// When each phase began, on the session's clock.
+    pub timings: Timings,
+    /// A live stream's running figures.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub media: Option<crate::media::live::StreamStats>,
 }
 
 impl Default for Status {
@@ -190,6 +199,10 @@ impl Default for Status {
             task: None,
             prepared: None,
             relay: None,
+            mode: None,
+            stream_url: None,
+            timings: Timings::default(),
+            media: None,
         }
     }
 }

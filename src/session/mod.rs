@@ -398,8 +398,16 @@ impl SessionRequest {
                 InvalidArgument::new("to", robot.as_str(), "callees other than the robot").into(),
             );
         }
-        let kind: crate::cloud::RoomKind = self.room_type.parse()?;
-        let room = RoomRef::new(&self.room, kind)?;
+        // The cloud's rules, reported under the request's own field names.
+        let kind: crate::cloud::RoomKind =
+            self.room_type
+                .parse()
+                .map_err(|e: InvalidArgument| InvalidArgument {
+                    field: "room_type",
+                    ..e
+                })?;
+        let room =
+            RoomRef::new(&self.room, kind).map_err(|e| InvalidArgument { field: "room", ..e })?;
         let ring_ms = self.ring_timeout_secs.saturating_mul(1000);
         if !(MIN_RING_TIMEOUT_MS..=MAX_RING_TIMEOUT_MS).contains(&ring_ms) {
             return Err(InvalidArgument::new(

@@ -121,6 +121,7 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
         self.controls.status.send_modify(|s| {
             s.phase = phase.to_owned();
             s.elapsed_ms = elapsed;
+            s.timings = self.timings.clone();
         });
     }
 
@@ -171,6 +172,10 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
         };
         self.timings.prepared_ms = Some(self.ms());
         self.mode_reason = Some(prepared.mode_reason.clone());
+        self.controls.status.send_modify(|st| {
+            st.mode = Some(prepared.mode);
+            st.stream_url = Some(prepared.url.clone());
+        });
         let actions = self.machine.on(Event::Prepared);
         let mut relay = prepared.relay.take();
         let torn_down = self.drive(&mut prepared, &mut relay, actions).await;
@@ -272,6 +277,7 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
                     self.controls.status.send_modify(|st| {
                         st.iteration = s.iteration;
                         st.position_ms = s.position_ms;
+                        st.media = Some(s);
                     });
                 }
                 // The cloud plays it; where it is comes from how long the task has run.

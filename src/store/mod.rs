@@ -339,10 +339,28 @@ pub trait SessionStore: Send + Sync {
         session: &str,
         after: i64,
     ) -> impl Future<Output = Result<Vec<(i64, String, String)>, StoreError>> + Send;
+    /// Every session's events after sequence number `after`, oldest first, at most `limit`:
+    /// what the console's one stream for all sessions follows.
+    fn all_events_after(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<FeedEvent>, StoreError>> + Send;
+    /// The newest event's sequence number (0: none yet).
+    fn last_event_seq(&self) -> impl Future<Output = Result<i64, StoreError>> + Send;
     /// The cluster's nodes (none for a single node's journal).
     fn nodes(&self) -> impl Future<Output = Result<Vec<NodeView>, StoreError>> + Send;
     /// Removes this node (after a drain).
     fn leave(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// One recorded event of some session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedEvent {
+    pub seq: i64,
+    pub session: String,
+    pub kind: String,
+    pub data: String,
 }
 
 /// The store a process uses: one of the backends.
@@ -473,6 +491,12 @@ impl SessionStore for Store {
         after: i64,
     ) -> Result<Vec<(i64, String, String)>, StoreError> {
         each!(self, s => s.events_after(session, after))
+    }
+    async fn all_events_after(&self, after: i64, limit: u32) -> Result<Vec<FeedEvent>, StoreError> {
+        each!(self, s => s.all_events_after(after, limit))
+    }
+    async fn last_event_seq(&self) -> Result<i64, StoreError> {
+        each!(self, s => s.last_event_seq())
     }
     async fn whereabouts(&self, id: &str) -> Result<Option<Whereabouts>, StoreError> {
         each!(self, s => s.whereabouts(id))

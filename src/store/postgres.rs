@@ -598,6 +598,35 @@ impl SessionStore for PostgresStore {
             .collect())
     }
 
+    async fn all_events_after(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<super::FeedEvent>, StoreError> {
+        let rows = self
+            .query(
+                "SELECT seq, session, kind, data FROM events WHERE seq > $1 ORDER BY seq LIMIT $2",
+                &[&after, &i64::from(limit)],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| super::FeedEvent {
+                seq: r.get(0),
+                session: r.get(1),
+                kind: r.get(2),
+                data: r.get(3),
+            })
+            .collect())
+    }
+
+    async fn last_event_seq(&self) -> Result<i64, StoreError> {
+        let rows = self
+            .query("SELECT COALESCE(MAX(seq), 0)::bigint FROM events", &[])
+            .await?;
+        Ok(rows.first().map_or(0, |r| r.get(0)))
+    }
+
     async fn nodes(&self) -> Result<Vec<super::NodeView>, StoreError> {
         let rows = self
             .query(

@@ -402,6 +402,35 @@ impl SessionStore for SqliteStore {
         rows.collect::<Result<Vec<_>, _>>()
             .map_err(|e| self.error(e))
     }
+    async fn all_events_after(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<super::FeedEvent>, StoreError> {
+        let db = self.db.lock().expect("journal lock");
+        let mut stmt = db
+            .prepare(
+                "SELECT seq, session, kind, data FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            )
+            .map_err(|e| self.error(e))?;
+        let rows = stmt
+            .query_map(params![after, limit], |r| {
+                Ok(super::FeedEvent {
+                    seq: r.get(0)?,
+                    session: r.get(1)?,
+                    kind: r.get(2)?,
+                    data: r.get(3)?,
+                })
+            })
+            .map_err(|e| self.error(e))?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.error(e))
+    }
+    async fn last_event_seq(&self) -> Result<i64, StoreError> {
+        let db = self.db.lock().expect("journal lock");
+        db.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))
+            .map_err(|e| self.error(e))
+    }
     async fn session_by_cloud_id(
         &self,
         _call_id: Option<&str>,
