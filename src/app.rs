@@ -149,6 +149,13 @@ pub fn room_witness(emulator: &Arc<Emulator>) -> crate::session::driver::RoomWit
     })
 }
 
+/// What the emulator's room observer saw of a call, whole (callees, and per ingest task the
+/// frames, picture size, audio level and dominant tone): the console's room panel.
+pub fn room_view(emulator: &Arc<Emulator>) -> crate::serve::api::RoomView {
+    let emulator = Arc::downgrade(emulator);
+    Arc::new(move |call_id: &str| emulator.upgrade()?.call_view(call_id))
+}
+
 /// Fills every credential not configured with the demo ones, which only an emulator
 /// accepts: `call --emulator`, `load --emulator` and `callfeed emulator` need no account.
 pub fn use_demo_credentials(config: &mut Config) {

@@ -82,6 +82,13 @@ pub(super) struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = crate::server::DEFAULT_MAX_CONNECTIONS)]
     #[arg(value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     max_connections: usize,
+    /// Run the in-process emulator as the cloud (demo credentials, callees that answer):
+    /// try the API and the console at / without a Tencent account.
+    #[arg(long)]
+    emulator: bool,
+    /// With --emulator: callees answer after this many ms.
+    #[arg(long, value_name = "MS", default_value_t = 1500, requires = "emulator")]
+    callee_answers_after: u64,
 }
 
 /// The secret in an environment variable, if set and not empty.
@@ -120,6 +127,26 @@ fn check_exposure(
 }
 
 pub(super) async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let mut config = config.clone();
+    let emulator = if args.emulator {
+        if args.store.is_some() {
+            anyhow::bail!(InvalidArgument::new(
+                "--emulator",
+                "with --store",
+                "one node on its own journal: the emulator lives in this process, a cluster's nodes would each have their own cloud"
+            ));
+        }
+        let answer = crate::emulator::Behaviour::Answer {
+            after_ms: args.callee_answers_after,
+            hangup_after_ms: None,
+        };
+        Some(std::sync::Arc::new(
+            app::start_embedded_emulator(&mut config, answer, &[]).await?,
+        ))
+    } else {
+        None
+    };
+    let config = &config;
     let token = secret_env("CALLFEED_API_TOKEN");
     let webhook_keys = WebhookKeys {
         callback_key: secret_env("CALLFEED_CALLBACK_KEY"),
@@ -142,6 +169,8 @@ pub(super) async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<Exit
             }
             app::JournalAt::Postgres(url.clone())
         }
+        // The emulator forgets its calls when it stops: nothing to recover later.
+        None if emulator.is_some() && args.journal.is_none() => app::JournalAt::Scratch,
         None => app::JournalAt::file_or_default(args.journal.clone()),
     }
     .open()
@@ -195,7 +224,11 @@ pub(super) async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<Exit
             sdkappid: config.require_sdkappid()?,
             webhook_keys,
             webhooks: !args.no_webhooks,
-            driver: driver::DriverSettings::new(streams),
+            driver: driver::DriverSettings {
+                room_witness: emulator.as_ref().map(app::room_witness),
+                ..driver::DriverSettings::new(streams)
+            },
+            room_view: emulator.as_ref().map(app::room_view),
             topologies: Topologies::load(&config.pipelines)?,
             policy: InputPolicy::Restricted(restrictions),
             max_sessions,
@@ -220,7 +253,16 @@ pub(super) async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<Exit
     for (id, note) in service.recover().await {
         eprintln!("recovered session {id} left open by an earlier run: {note}");
     }
-    println!("{}", serde_json::json!({ "api": format!("http://{addr}") }));
+    println!(
+        "{}",
+        serde_json::json!({ "api": format!("http://{addr}"), "console": format!("http://{addr}/") })
+    );
+    if emulator.is_some() {
+        eprintln!(
+            "console: http://{addr}/ — the cloud is the in-process emulator (callees answer after {} ms)",
+            args.callee_answers_after
+        );
+    }
     let router = service.router().merge(stream_routes);
     let drained = service.clone();
     let limits = crate::server::HttpLimits {
@@ -240,6 +282,9 @@ pub(super) async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<Exit
         && let Err(e) = crate::store::SessionStore::leave(&**journal.journal()).await
     {
         tracing::warn!(error = %e, "could not remove this node from the cluster");
+    }
+    if let Some(emulator) = emulator.and_then(std::sync::Arc::into_inner) {
+        emulator.shutdown().await;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -4,5 +4,6 @@
 
 pub mod api;
 pub mod cluster;
+pub mod console;
 pub mod metrics;
 pub mod webhooks;

@@ -128,6 +128,7 @@ pub async fn start_service_on(
         cluster: None,
         drain_grace: Duration::ZERO,
         costs: Default::default(),
+        room_view: None,
     };
     configure(&mut config);
     let service = Service::new(cloud, store, config);

@@ -72,6 +72,7 @@ async fn append<C: CloudOps + 'static>(svc: &Service<C>, id: &str, kind: &str, d
     if let Err(e) = svc.journal.append_event(id, kind, data).await {
         tracing::warn!(session = %id, error = %e, "cannot record a session event");
     }
+    svc.any_recorded.notify_waiters();
 }
 
 /// `GET /v1/sessions/{id}/events`: the events recorded so far (after `Last-Event-ID`, when

@@ -40,8 +40,12 @@ use crate::store::{OpenSession, process_identity};
 mod create;
 mod elsewhere;
 mod events;
+mod feed;
 mod hooks;
 mod nodes;
+mod room;
+
+pub use room::RoomView;
 
 const REQUEST_LIMIT: Duration = Duration::from_secs(30);
 /// How long a 429 asks the client to wait.
@@ -85,6 +89,12 @@ pub struct Service<C> {
     webhooks: Option<WebhookChecks>,
     pub metrics: Arc<Metrics>,
     sessions: Mutex<HashMap<String, Entry>>,
+    /// Woken each time any session's event is recorded (the console's stream).
+    any_recorded: Notify,
+    /// The consoles logged in to the event stream.
+    viewers: feed::Viewers,
+    /// What reached a call's room, when the cloud is the embedded emulator.
+    room_view: Option<RoomView>,
     draining: AtomicBool,
     /// Sessions admitted and not yet ended, against `max_sessions`.
     running: AtomicUsize,
@@ -118,6 +128,8 @@ pub struct ServiceConfig {
     pub relay: Option<crate::publish::relay::Relay>,
     /// This node's lease, when it is one of a cluster sharing a PostgreSQL store.
     pub cluster: Option<Arc<super::cluster::LeaseState>>,
+    /// What the room observer saw, when the cloud is the embedded emulator.
+    pub room_view: Option<RoomView>,
 }
 
 /// A default for `--max-sessions`: a live 720p stream costs about a quarter of a core and an
@@ -153,6 +165,9 @@ impl<C: CloudOps + 'static> Service<C> {
                 .then(|| WebhookChecks::new(config.sdkappid, config.webhook_keys)),
             metrics,
             sessions: Mutex::new(HashMap::new()),
+            any_recorded: Notify::new(),
+            viewers: feed::Viewers::default(),
+            room_view: config.room_view,
             draining: AtomicBool::new(false),
             running: AtomicUsize::new(0),
             max_sessions: config.max_sessions.max(1),
@@ -275,6 +290,8 @@ impl<C: CloudOps + 'static> Service<C> {
             let _sessions = self.sessions.lock().expect("sessions lock");
             self.draining.store(true, Ordering::SeqCst);
         }
+        // Console streams end, or they would hold the server's shutdown.
+        self.any_recorded.notify_waiters();
         // The cluster places nothing more here from now on, not from the next renewal.
         if let Some(lease) = &self.cluster {
             let (load, _) = self.load();
@@ -352,6 +369,9 @@ impl<C: CloudOps + 'static> Service<C> {
             .route("/v1/nodes", get(nodes::list::<C>))
             .route("/v1/drain", post(nodes::drain::<C>))
             .route("/v1/sessions/{id}/nudge", post(hooks::nudge::<C>))
+            .route("/v1/sessions/{id}/room", get(room::seen::<C>))
+            .route("/v1/events", get(feed::stream::<C>))
+            .route("/v1/console/login", post(feed::login::<C>))
             .route_layer(axum::middleware::from_fn_with_state(
                 self.clone(),
                 auth::<C>,
@@ -369,8 +389,12 @@ impl<C: CloudOps + 'static> Service<C> {
                 );
         }
         router
+            .merge(super::console::routes())
             .route("/metrics", get(metrics::<C>))
             .route("/healthz", get(|| async { "ok" }))
+            .route("/v1/console/hello", get(feed::hello::<C>))
+            // Open: it only forgets the login its own cookie names.
+            .route("/v1/console/logout", post(feed::logout::<C>))
             .route("/readyz", get(ready::<C>))
             .with_state(self.clone())
     }
@@ -447,7 +471,14 @@ async fn auth<C: CloudOps + 'static>(
         let ok = presented.is_some_and(|p| {
             super::webhooks::constant_time_eq(p.as_bytes(), token.expose_secret().as_bytes())
         });
-        if !ok {
+        // The console's event stream also takes its login cookie (EventSource sends no
+        // headers); the cookie opens nothing else.
+        let viewer = || {
+            request.method() == axum::http::Method::GET
+                && request.uri().path() == "/v1/events"
+                && feed::admits_viewer(&svc, request.headers())
+        };
+        if !ok && !viewer() {
             let mut answer = problem(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
             answer.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -520,17 +551,25 @@ async fn run_session<C: CloudOps + 'static>(
     report.send_replace(Some(finished));
 }
 
-async fn list<C: CloudOps + 'static>(
-    State(svc): State<Arc<Service<C>>>,
-    headers: axum::http::HeaderMap,
-) -> Response {
+/// Every session: this node's, and in a cluster the other nodes' (asked with `headers`).
+async fn all_sessions<C: CloudOps + 'static>(
+    svc: &Service<C>,
+    headers: &axum::http::HeaderMap,
+) -> Vec<Value> {
     svc.prune();
     let mut all: Vec<Value> = {
         let sessions = svc.sessions.lock().expect("sessions lock");
         sessions.iter().map(|(id, e)| session_json(id, e)).collect()
     };
-    // In a cluster, every node's sessions.
-    all.extend(elsewhere::other_nodes_sessions(&svc, &headers).await);
+    all.extend(elsewhere::other_nodes_sessions(svc, headers).await);
+    all
+}
+
+async fn list<C: CloudOps + 'static>(
+    State(svc): State<Arc<Service<C>>>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let all = all_sessions(&svc, &headers).await;
     Json(json!({ "sessions": all })).into_response()
 }
 
