@@ -1,0 +1,642 @@
+//! The operator console in a real browser: Debian's headless Chromium driven through
+//! ChromeDriver (WebDriver), against `callfeed serve --emulator` run as a user would.
+//! Set `CALLFEED_SCREENSHOTS=DIR` to keep screenshots of the sessions and session views.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+use tokio::process::{Child, Command};
+
+const TOKEN: &str = "console-test-token-7f3a";
+
+/// `callfeed serve --emulator` on a free loopback port, with an API token.
+async fn serve() -> (Child, String) {
+    use tokio::io::AsyncBufReadExt;
+    let mut cmd = common::callfeed_cli("callfeed-console-test");
+    cmd.args([
+        "serve",
+        "--emulator",
+        "--listen",
+        "127.0.0.1:0",
+        "--callee-answers-after",
+        "300",
+    ])
+    .env("CALLFEED_API_TOKEN", TOKEN)
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().expect("callfeed serve starts");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("serve prints its address in time")
+        .unwrap()
+        .expect("a line");
+    let v: Value = serde_json::from_str(&line).unwrap();
+    (child, v["api"].as_str().unwrap().to_owned())
+}
+
+/// ChromeDriver on a free port, and a headless Chromium session through it.
+struct Browser {
+    client: Client,
+    _driver: Child,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    async fn start() -> Self {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("chromedriver (Debian package chromium-driver; `make setup` installs it)");
+        let profile = tempfile::tempdir().unwrap();
+        let caps = json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--autoplay-policy=no-user-gesture-required", "--window-size=1280,1000",
+                    "--no-first-run", "--disable-background-networking", "--disable-sync",
+                    "--disable-component-update", "--disable-default-apps",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ],
+            },
+            "goog:loggingPrefs": {"browser": "ALL"},
+        });
+        let caps: serde_json::Map<String, Value> = caps.as_object().unwrap().clone();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let client = loop {
+            let plain_http = hyper_util::client::legacy::connect::HttpConnector::new();
+            match ClientBuilder::new(plain_http)
+                .capabilities(caps.clone())
+                .connect(&format!("http://127.0.0.1:{port}"))
+                .await
+            {
+                Ok(c) => break c,
+                Err(e) => {
+                    assert!(
+                        Instant::now() < deadline,
+                        "chromedriver did not start a browser: {e}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        };
+        Self {
+            client,
+            _driver: driver,
+            _profile: profile,
+        }
+    }
+
+    /// The browser console's entries since the last call (ChromeDriver's log endpoint).
+    async fn console_entries(&self) -> Vec<Value> {
+        let answer = self
+            .client
+            .issue_cmd(BrowserLog)
+            .await
+            .expect("the browser's console log");
+        answer.as_array().cloned().unwrap_or_default()
+    }
+
+    async fn js(&self, script: &str) -> Value {
+        self.client
+            .execute(script, vec![])
+            .await
+            .unwrap_or_else(|e| panic!("{script}: {e}"))
+    }
+
+    /// Waits for `script` to return something other than null/false, polling the page.
+    async fn until(&self, what: &str, within: Duration, script: &str) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let v = self.js(script).await;
+            if !v.is_null() && v != Value::Bool(false) {
+                return v;
+            }
+            if Instant::now() > deadline {
+                let page = self.js("return document.body.innerText").await;
+                panic!("{what}: not within {within:?}; the page shows:\n{page}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn type_into(&self, css: &str, text: &str) {
+        let field = self.client.find(Locator::Css(css)).await.unwrap();
+        field.clear().await.unwrap();
+        field.send_keys(text).await.unwrap();
+    }
+
+    async fn click(&self, css: &str) {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"))
+            .click()
+            .await
+            .unwrap();
+    }
+
+    async fn screenshot(&self, name: &str) {
+        if let Ok(dir) = std::env::var("CALLFEED_SCREENSHOTS") {
+            let png = self.client.screenshot().await.unwrap();
+            std::fs::write(std::path::Path::new(&dir).join(name), png).unwrap();
+        }
+    }
+}
+
+/// ChromeDriver's `POST /session/{id}/se/log` for the browser console.
+#[derive(Debug)]
+struct BrowserLog;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/se/log",
+            session_id.unwrap_or_default()
+        ))
+    }
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        (http::Method::POST, Some(r#"{"type":"browser"}"#.to_owned()))
+    }
+}
+
+fn errors(entries: &[Value]) -> Vec<&Value> {
+    entries.iter().filter(|e| e["level"] == "SEVERE").collect()
+}
+
+/// What the page's text shows in one element, or null.
+fn text_of(css: &str) -> String {
+    format!("const e = document.querySelector({css:?}); return e ? e.textContent : null;")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_starts_watches_hears_and_stops_a_session_from_the_console() {
+    let (_serve, api) = serve().await;
+    let browser = Browser::start().await;
+    browser.client.goto(&format!("{api}/")).await.unwrap();
+
+    // Signing in with the keyboard: the token, then Enter.
+    browser
+        .until(
+            "the sign-in form",
+            Duration::from_secs(10),
+            "return document.getElementById('token')",
+        )
+        .await;
+    browser.type_into("#token", &format!("{TOKEN}\n")).await;
+    browser
+        .until("the signed-in console", Duration::from_secs(10), "return !document.getElementById('nav').hidden && document.querySelector('[data-count=sessions]')")
+        .await;
+    let href = browser.js("return location.href").await;
+    assert!(
+        !href.as_str().unwrap().contains(TOKEN),
+        "the token went into the URL: {href}"
+    );
+    let history = browser
+        .js("return document.cookie + ' ' + localStorage.length")
+        .await;
+    assert_eq!(
+        history,
+        json!(" 0"),
+        "the token is in no script-readable cookie nor localStorage"
+    );
+
+    // A session from the form, with its default test source.
+    browser.click("#nav a[href='#/new']").await;
+    browser
+        .until(
+            "the form",
+            Duration::from_secs(5),
+            "return document.getElementById('new-session')",
+        )
+        .await;
+    browser.type_into("#f-max_duration_secs", "120").await;
+    browser.click("#new-session button[type=submit]").await;
+    let phase = text_of("#session-phase");
+    browser
+        .until(
+            "the session reaches ingesting without a reload",
+            Duration::from_secs(30),
+            &format!("const p = (() => {{ {phase} }})(); return p === 'ingesting' ? p : null;"),
+        )
+        .await;
+    let id = browser
+        .js("return decodeURIComponent(location.hash.slice(4))")
+        .await;
+    let id = id.as_str().unwrap().to_owned();
+
+    // The player plays the live stream in the page.
+    let played = browser
+        .until(
+            "the player's currentTime advances",
+            Duration::from_secs(30),
+            "const v = document.getElementById('player'); return v && v.currentTime > 1.5 ? v.currentTime : null;",
+        )
+        .await;
+    assert!(played.as_f64().unwrap() > 1.5);
+
+    // What the room observer heard: the test source's 440 Hz tone.
+    let tone = browser
+        .until(
+            "the room observer's tone",
+            Duration::from_secs(30),
+            &text_of("[data-fact=room_tone]"),
+        )
+        .await;
+    let hz: f64 = tone
+        .as_str()
+        .unwrap()
+        .trim_end_matches(" Hz")
+        .parse()
+        .unwrap();
+    assert!((hz - 440.0).abs() < 30.0, "the room heard {hz} Hz");
+    // Media charts from the live figures.
+    browser
+        .until(
+            "a chart of the stream",
+            Duration::from_secs(10),
+            "return document.querySelector('.charts .chart canvas')",
+        )
+        .await;
+    assert_eq!(
+        browser
+            .js(&text_of("[data-fact=call_id]"))
+            .await
+            .as_str()
+            .map(str::len)
+            .map(|n| n > 0),
+        Some(true)
+    );
+    browser.screenshot("console-session.png").await;
+
+    // The sessions view shows it live, with its room, callees and mode.
+    browser.click("#nav a[href='#/']").await;
+    let row = format!("tr[data-session='{id}']");
+    browser
+        .until(
+            "the session in the list",
+            Duration::from_secs(10),
+            &format!("return document.querySelector(\"{row}\")"),
+        )
+        .await;
+    let cells = browser
+        .js(&format!(
+            "return [...document.querySelectorAll(\"{row} td\")].map(td => td.textContent)"
+        ))
+        .await;
+    let cells: Vec<String> = serde_json::from_value(cells).unwrap();
+    assert_eq!(cells[1], "jack", "{cells:?}");
+    assert!(cells[2].ends_with("(string)"), "{cells:?}");
+    assert!(cells[3].starts_with("ingesting"), "{cells:?}");
+    assert_eq!(cells[4], "live", "{cells:?}");
+    assert_eq!(
+        browser.js(&text_of("[data-count=ingesting] .n")).await,
+        json!("1")
+    );
+    browser.screenshot("console-sessions.png").await;
+
+    // Stop, from the session view; the result comes without a reload.
+    browser.click(&format!("{row} a")).await;
+    browser
+        .until(
+            "the stop button",
+            Duration::from_secs(5),
+            "return document.getElementById('stop')",
+        )
+        .await;
+    browser.click("#stop").await;
+    browser
+        .until(
+            "the result stopped",
+            Duration::from_secs(30),
+            &format!(
+                "const r = (() => {{ {} }})(); return r === 'stopped' ? r : null;",
+                text_of("#session-result")
+            ),
+        )
+        .await;
+
+    // Nothing went wrong in the page, and it asked nothing of any other origin.
+    let entries = browser.console_entries().await;
+    assert!(errors(&entries).is_empty(), "console errors: {entries:#?}");
+    let origins = browser
+        .js("return performance.getEntriesByType('resource').map(e => new URL(e.name).origin)")
+        .await;
+    for origin in origins.as_array().unwrap() {
+        assert_eq!(origin.as_str().unwrap(), api, "a request went elsewhere");
+    }
+
+    // A field the API refuses is shown next to that field.
+    browser.click("#nav a[href='#/new']").await;
+    browser
+        .until(
+            "the form",
+            Duration::from_secs(5),
+            "return document.getElementById('new-session')",
+        )
+        .await;
+    browser.type_into("#f-ring_timeout_secs", "5").await;
+    browser.click("#new-session button[type=submit]").await;
+    let message = browser
+        .until(
+            "the 422 next to its field",
+            Duration::from_secs(10),
+            "const e = document.querySelector('[data-error-for=ring_timeout_secs]'); return e && !e.hidden ? e.textContent : null;",
+        )
+        .await;
+    assert!(message.as_str().unwrap().contains("10 to 600"), "{message}");
+    assert_eq!(
+        browser.js("return document.activeElement.id").await,
+        json!("f-ring_timeout_secs"),
+        "the field to fix has the focus"
+    );
+    assert_eq!(
+        browser.js("return location.hash").await,
+        json!("#/new"),
+        "no session started"
+    );
+
+    // At a phone's width the list fits without sideways scrolling.
+    browser.client.set_window_size(390, 844).await.unwrap();
+    browser.click("#nav a[href='#/']").await;
+    browser
+        .until(
+            "the list",
+            Duration::from_secs(5),
+            &format!("return document.querySelector(\"{row}\")"),
+        )
+        .await;
+    let fits = browser
+        .js("return document.documentElement.scrollWidth <= window.innerWidth")
+        .await;
+    assert_eq!(fits, json!(true), "the page scrolls sideways at 390 px");
+    browser.client.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_token_shows_an_error_and_nothing_else() {
+    let (_serve, api) = serve().await;
+    // A session exists, so "nothing else" is something the page could have shown.
+    let http = reqwest::Client::new();
+    let created = http
+        .post(format!("{api}/v1/sessions"))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/json")
+        .body(json!({"to": ["jack"], "room": "hidden-room", "media": "test:", "max_duration_secs": 30}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let browser = Browser::start().await;
+    browser.client.goto(&format!("{api}/")).await.unwrap();
+    browser
+        .until(
+            "the sign-in form",
+            Duration::from_secs(10),
+            "return document.getElementById('token')",
+        )
+        .await;
+    browser.type_into("#token", "not-the-token\n").await;
+    let message = browser
+        .until(
+            "the refusal",
+            Duration::from_secs(10),
+            "const e = document.getElementById('login-error'); return e && !e.hidden ? e.textContent : null;",
+        )
+        .await;
+    assert!(
+        message.as_str().unwrap().contains("not accepted"),
+        "{message}"
+    );
+    let page = browser.js("return document.body.innerText").await;
+    assert!(!page.as_str().unwrap().contains("hidden-room"), "{page}");
+    assert_eq!(
+        browser
+            .js("return document.getElementById('nav').hidden")
+            .await,
+        json!(true)
+    );
+    assert_eq!(
+        browser.js("return sessionStorage.length").await,
+        json!(0),
+        "a refused token is not kept"
+    );
+    assert_eq!(
+        browser.js("return document.activeElement.id").await,
+        json!("token")
+    );
+    // The refusal is the one error in the browser's console: the log is really read.
+    let entries = browser.console_entries().await;
+    let refused = errors(&entries);
+    assert_eq!(refused.len(), 1, "{entries:#?}");
+    assert!(
+        refused[0]["message"].as_str().unwrap().contains("401"),
+        "{entries:#?}"
+    );
+    browser.client.close().await.unwrap();
+}
+
+/// One HTTP request to the server: (status, headers, body).
+async fn request(
+    method: reqwest::Method,
+    url: &str,
+    headers: &[(&str, &str)],
+) -> (u16, reqwest::header::HeaderMap, String) {
+    let mut r = reqwest::Client::new().request(method, url);
+    for (k, v) in headers {
+        r = r.header(*k, *v);
+    }
+    let answer = r.send().await.unwrap();
+    let status = answer.status().as_u16();
+    let headers = answer.headers().clone();
+    (status, headers, answer.text().await.unwrap_or_default())
+}
+
+/// Reads an event stream until `enough` says so (or a deadline): (event, id, data) triples.
+async fn read_events(
+    url: &str,
+    headers: &[(&str, &str)],
+    enough: impl Fn(&[(String, String, String)]) -> bool,
+) -> Vec<(String, String, String)> {
+    use futures::StreamExt;
+    let mut r = reqwest::Client::new().get(url);
+    for (k, v) in headers {
+        r = r.header(*k, *v);
+    }
+    let answer = r.send().await.unwrap();
+    assert_eq!(answer.status(), 200);
+    let mut body = answer.bytes_stream();
+    let (mut text, mut events) = (String::new(), Vec::new());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !enough(&events) {
+        let chunk = tokio::time::timeout_at(deadline, body.next())
+            .await
+            .unwrap_or_else(|_| panic!("events so far: {events:#?}"))
+            .expect("the stream goes on")
+            .unwrap();
+        text.push_str(std::str::from_utf8(&chunk).unwrap());
+        while let Some(end) = text.find("\n\n") {
+            let block: String = text.drain(..end + 2).collect();
+            let field = |name: &str| {
+                block
+                    .lines()
+                    .filter_map(|l| l.strip_prefix(name))
+                    .map(str::trim_start)
+                    .collect::<Vec<_>>()
+                    .join("")
+            };
+            if !field("event:").is_empty() {
+                events.push((field("event:"), field("id:"), field("data:")));
+            }
+        }
+    }
+    events
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_stream_takes_a_login_cookie_that_opens_nothing_else_and_resumes() {
+    use reqwest::Method;
+    let (_serve, api) = serve().await;
+    let bearer = format!("Bearer {TOKEN}");
+
+    // The page: a policy that admits no inline script and no other origin.
+    let (status, headers, page) = request(Method::GET, &format!("{api}/"), &[]).await;
+    assert_eq!(status, 200);
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    for rule in [
+        "default-src 'none'",
+        "script-src 'self'",
+        "connect-src 'self'",
+        "frame-ancestors 'none'",
+    ] {
+        assert!(csp.contains(rule), "{csp}");
+    }
+    assert!(!csp.contains("unsafe"), "{csp}");
+    assert!(page.contains("/console/app.js") && !page.contains("<script>"));
+
+    // Without a token nothing; a wrong token gets no cookie.
+    let events = format!("{api}/v1/events");
+    assert_eq!(request(Method::GET, &events, &[]).await.0, 401);
+    let login = format!("{api}/v1/console/login");
+    let (status, headers, _) =
+        request(Method::POST, &login, &[("authorization", "Bearer nope")]).await;
+    assert_eq!(status, 401);
+    assert!(headers.get("set-cookie").is_none());
+    let (status, headers, _) = request(Method::POST, &login, &[("authorization", &bearer)]).await;
+    assert_eq!(status, 204);
+    let cookie = headers["set-cookie"].to_str().unwrap().to_owned();
+    for flag in ["HttpOnly", "SameSite=Strict", "Path=/v1/events"] {
+        assert!(cookie.contains(flag), "{cookie}");
+    }
+    assert!(!cookie.contains(TOKEN), "the cookie is not the token");
+    let pair = cookie.split(';').next().unwrap().to_owned();
+
+    // The cookie opens the event stream and nothing else.
+    for (method, path) in [
+        (Method::GET, "/v1/sessions"),
+        (Method::POST, "/v1/sessions"),
+        (Method::GET, "/v1/nodes"),
+        (Method::POST, "/v1/drain"),
+    ] {
+        let (status, _, _) = request(
+            method.clone(),
+            &format!("{api}{path}"),
+            &[("cookie", &pair)],
+        )
+        .await;
+        assert_eq!(status, 401, "{method} {path} with the console cookie");
+    }
+
+    // The stream opens with every session, then each session's events as they happen.
+    let created = reqwest::Client::new()
+        .post(format!("{api}/v1/sessions"))
+        .header("authorization", &bearer)
+        .header("content-type", "application/json")
+        .body(json!({"to": ["jack"], "room": "feed-room", "media": "test:", "media_type": "audio", "max_duration_secs": 2}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let created: Value = serde_json::from_str(&created.text().await.unwrap()).unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    let seen = read_events(&events, &[("cookie", &pair)], |evs| {
+        evs.iter()
+            .any(|(kind, _, data)| kind == "report" && data.contains(&id))
+    })
+    .await;
+    assert_eq!(seen[0].0, "sessions", "{seen:#?}");
+    let numbered: Vec<_> = seen
+        .iter()
+        .filter(|(kind, _, _)| kind == "status" || kind == "report")
+        .collect();
+    let phases: Vec<String> = numbered
+        .iter()
+        .filter(|(kind, _, _)| kind == "status")
+        .map(|(_, _, data)| {
+            serde_json::from_str::<Value>(data).unwrap()["data"]["phase"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let mut order = phases.iter();
+    for phase in ["preparing", "ringing", "answered", "ingesting"] {
+        assert!(order.any(|p| p == phase), "{phase} in order: {phases:?}");
+    }
+    assert!(
+        seen.iter().any(|(kind, id, data)| kind == "stats"
+            && id.is_empty()
+            && data.contains("elapsed_ms")),
+        "samples come unnumbered: {seen:#?}"
+    );
+
+    // Resuming from an event gets exactly what came after it.
+    let (_, middle_id, _) = numbered[numbered.len() - 2].clone();
+    let resumed = read_events(
+        &events,
+        &[("cookie", &pair), ("last-event-id", &middle_id)],
+        |evs| evs.iter().any(|(kind, _, _)| kind == "report"),
+    )
+    .await;
+    let resumed: Vec<_> = resumed
+        .into_iter()
+        .filter(|(kind, _, _)| kind != "stats")
+        .collect();
+    assert_eq!(resumed.len(), 1, "{resumed:#?}");
+    assert_eq!(resumed[0], numbered[numbered.len() - 1].clone());
+
+    // Signed out: the cookie opens nothing.
+    let (status, headers, _) = request(
+        Method::POST,
+        &format!("{api}/v1/console/logout"),
+        &[("cookie", &pair)],
+    )
+    .await;
+    assert_eq!(status, 204);
+    assert!(
+        headers["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    assert_eq!(
+        request(Method::GET, &events, &[("cookie", &pair)]).await.0,
+        401
+    );
+}
