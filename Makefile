@@ -3,12 +3,17 @@ SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 CARGO ?= cargo
 
-.PHONY: setup build demo demo-relay demo-direct test lint bench
+.PHONY: setup setup-demo build demo demo-relay demo-direct console test lint bench
 
+# Everything the tests and benchmarks need.
 setup:
 	@bash scripts/setup.sh
 
-build: setup
+# Only what building and running callfeed needs, so a newcomer's first command stays quick.
+setup-demo:
+	@bash scripts/setup.sh demo
+
+build: setup-demo
 	$(CARGO) build
 
 # The main job on the embedded default, no Tencent account needed.
@@ -18,15 +23,20 @@ demo: build
 # The other deployment shapes (README, "Deployment shapes"): through an RTMP relay, and a
 # public URL the cloud pulls itself.
 demo-relay: build
+	@bash scripts/setup.sh relay
 	@bash scripts/shapes.sh relay
 
 demo-direct: build
 	@bash scripts/shapes.sh direct
 
+# The operator console on the in-process emulator: open the printed address, paste the token.
+console: build
+	@bash scripts/console.sh
+
 test: setup
 	$(CARGO) test
 
-lint: setup
+lint: setup-demo
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 

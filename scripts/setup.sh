@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
-# Installs what callfeed needs to build, test and benchmark on Debian, and nothing twice:
-# Debian packages (GStreamer with its plugins, nginx with the RTMP module, ffmpeg, the
-# PostgreSQL server the cluster tests start their own throwaway instance of) and a
-# Python venv in .venv with Tencent's official SDKs, which the tests use as independent
-# clients. Safe to run again; it only installs what is missing.
+# Installs what callfeed needs on Debian, and nothing twice. Safe to run again; it only
+# installs what is missing.
+#
+#   setup.sh demo   what building and running callfeed needs (the demos, the console):
+#                   GStreamer with its plugins
+#   setup.sh relay  that, and nginx with the RTMP module (make demo-relay)
+#   setup.sh        (all) that, and what the tests and benchmarks start: nginx with the
+#                   RTMP module, ffmpeg, the PostgreSQL server (throwaway instances),
+#                   Chromium with ChromeDriver (the console tests), and a Python venv in
+#                   .venv with Tencent's official SDKs as independent clients
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scope=${1:-all}
 
 apt_packages=(
   pkg-config ca-certificates
@@ -13,9 +19,17 @@ apt_packages=(
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools
   gstreamer1.0-alsa gstreamer1.0-pulseaudio
-  nginx libnginx-mod-rtmp ffmpeg postgresql
-  python3 python3-venv
 )
+if [ "$scope" != demo ]; then
+  apt_packages+=(nginx libnginx-mod-rtmp)
+fi
+if [ "$scope" = all ]; then
+  apt_packages+=(
+    ffmpeg postgresql
+    chromium chromium-driver
+    python3 python3-venv
+  )
+fi
 python_packages=(tls-sig-api-v2 tencentcloud-sdk-python-trtc)
 
 as_root() {
@@ -45,6 +59,8 @@ if ! command -v cargo >/dev/null; then
   fi
   exit 1
 fi
+
+[ "$scope" = all ] || exit 0
 
 # The tests run Tencent's own Python SDKs against our signatures.
 if [ ! -x .venv/bin/python ]; then

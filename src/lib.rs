@@ -22,8 +22,9 @@
 //!   driver task, the journal, teardown and recovery.
 //! - [`store`]: where sessions are recorded (room lock, CallId/TaskId, results): one trait,
 //!   embedded SQLite for one node, PostgreSQL for a cluster.
-//! - [`serve`]: `callfeed serve`'s HTTP service: sessions API, webhooks, metrics, and a
-//!   node's part in a cluster (lease, placement, passing requests to other nodes).
+//! - [`serve`]: `callfeed serve`'s HTTP service: sessions API, every session's event
+//!   stream, webhooks, metrics, the operator console's embedded files, and a node's part in
+//!   a cluster (lease, placement, passing requests to other nodes).
 //! - [`server`]: the bounded HTTP server every listener runs on (connection cap, header
 //!   and body timeouts, stalled readers dropped).
 //! - [`load`]: many sessions at a given rate, with per-stage latency percentiles, run in

@@ -138,14 +138,25 @@ impl Browser {
         field.send_keys(text).await.unwrap();
     }
 
+    /// Clicks the element `css` names; found again if the page re-rendered it meanwhile
+    /// (the list redraws as figures arrive).
     async fn click(&self, css: &str) {
-        self.client
-            .find(Locator::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("{css}: {e}"))
-            .click()
-            .await
-            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let found = self.client.find(Locator::Css(css)).await;
+            let clicked = match found {
+                Ok(element) => element.click().await,
+                Err(e) => Err(e),
+            };
+            match clicked {
+                Ok(()) => return,
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("{css}: {e}"),
+            }
+        }
     }
 
     async fn screenshot(&self, name: &str) {
@@ -283,7 +294,19 @@ async fn an_operator_starts_watches_hears_and_stops_a_session_from_the_console()
             .map(|n| n > 0),
         Some(true)
     );
-    browser.screenshot("console-session.png").await;
+    if std::env::var_os("CALLFEED_SCREENSHOTS").is_some() {
+        // A few seconds of figures in the charts, and the whole page in the picture.
+        browser.client.set_window_size(1280, 1750).await.unwrap();
+        browser
+            .until(
+                "some seconds of video in the room",
+                Duration::from_secs(20),
+                "const e = document.querySelector('[data-fact=room_frames]'); return e && Number(e.textContent) > 240;",
+            )
+            .await;
+        browser.screenshot("console-session.png").await;
+        browser.client.set_window_size(1280, 1000).await.unwrap();
+    }
 
     // The sessions view shows it live, with its room, callees and mode.
     browser.click("#nav a[href='#/']").await;

@@ -2,8 +2,9 @@
 //!
 //! `POST /v1/sessions` starts a session (the same options as `callfeed call`, as JSON),
 //! `GET /v1/sessions[/{id}]` reads them, `DELETE /v1/sessions/{id}` ends one,
-//! `GET /v1/sessions/{id}/events` follows one as Server-Sent Events. A bearer token guards
-//! `/v1`. Webhooks from the call engine and TRTC are verified and make the session look at
+//! `GET /v1/sessions/{id}/events` follows one as Server-Sent Events, `GET /v1/events` follows
+//! them all (the console's stream, see `feed`). A bearer token guards `/v1`; the console's
+//! login cookie opens `/v1/events` alone. Webhooks from the call engine and TRTC are verified and make the session look at
 //! the cloud at once. SIGTERM drains: no new sessions, every running one ended cleanly.
 //!
 //! A request is validated whole (fields, the input policy, the media's existence) before a
