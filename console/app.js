@@ -8,10 +8,15 @@ import { sessionView } from '/console/session.js';
 const TOKEN_KEY = 'callfeed.token';
 const SAMPLES_KEPT = 300;
 
+/// How long an ended session stays in the tab (the server's default --keep-ended).
+const KEEP_ENDED_MS = 600 * 1000;
+
 export const store = {
   sessions: new Map(), // id -> {id, request, status, report}
-  samples: new Map(), // id -> [{t, status}] from `stats` events
+  samples: new Map(), // id -> [{t, frames, bytes, repeated}] from `stats` events
+  endedAt: new Map(), // id -> when its report came (ms)
   listeners: new Set(),
+  hello: { token_required: true, room_observer: false },
 };
 
 export function h(tag, attrs = {}, ...children) {
@@ -36,9 +41,24 @@ export function fill(el, ...children) {
   el.replaceChildren(...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
 }
 
+let drawing = false;
+
+/// Redraws the view once per frame, however many events came.
 export function changed() {
-  for (const f of store.listeners) f();
-  renderCounts();
+  if (drawing) return;
+  drawing = true;
+  requestAnimationFrame(() => {
+    drawing = false;
+    const now = Date.now();
+    for (const [id, at] of store.endedAt) {
+      if (now - at > KEEP_ENDED_MS) {
+        store.endedAt.delete(id);
+        store.sessions.delete(id);
+      }
+    }
+    for (const f of store.listeners) f();
+    renderCounts();
+  });
 }
 
 function token() {
@@ -52,6 +72,8 @@ function authHeaders() {
 
 /// One API request; the answer's JSON (or null) with its status.
 export async function api(method, path, body) {
+  const sent = token();
+  if (store.hello.token_required && !sent) return { status: 401, ok: false, data: null };
   const headers = { Accept: 'application/json', ...authHeaders() };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   let r;
@@ -72,7 +94,8 @@ export async function api(method, path, body) {
   } catch (_) {
     data = null;
   }
-  if (r.status === 401) signOut('The server no longer accepts this token: sign in again.');
+  // Refused although a token went with it: the token was changed on the server.
+  if (r.status === 401 && sent && sent === token()) signOut('The server no longer accepts this token: sign in again.');
   return { status: r.status, ok: r.ok, data };
 }
 
@@ -101,51 +124,68 @@ export function seconds(ms) {
 // ---- the event stream -------------------------------------------------------------
 
 let events = null;
+let retry = null;
+const asked = new Set(); // sessions whose request is being read
 
 function setLink(text) {
   document.getElementById('link-state').textContent = text;
 }
 
-function upsert(id, change) {
-  const s = store.sessions.get(id);
-  if (s) {
-    change(s);
-    return true;
+/// Applies an event to its session; one not seen yet (started by curl, another console or
+/// node) is kept from its first event, and its request read once.
+function upsert(id, change, askRequest) {
+  let s = store.sessions.get(id);
+  if (!s) {
+    s = { id, request: null, status: null, report: null };
+    store.sessions.set(id, s);
   }
-  // Started elsewhere (another console, curl, another node): its request is read once.
-  api('GET', '/v1/sessions/' + encodeURIComponent(id)).then((r) => {
-    if (r.ok && r.data && r.data.id) {
-      store.sessions.set(id, r.data);
-      changed();
-    }
-  });
-  return false;
+  change(s);
+  if (s.report && !store.endedAt.has(id)) {
+    store.endedAt.set(id, Date.now());
+    store.samples.delete(id);
+  }
+  if (!s.request && askRequest && !asked.has(id)) {
+    asked.add(id);
+    api('GET', '/v1/sessions/' + encodeURIComponent(id)).then((r) => {
+      const known = store.sessions.get(id);
+      if (r.ok && r.data && r.data.request && known && !known.request) {
+        known.request = r.data.request;
+        changed();
+      }
+    });
+  }
+  changed();
 }
 
 function follow() {
+  clearTimeout(retry);
   if (events) events.close();
   events = new EventSource('/v1/events', { withCredentials: true });
   events.addEventListener('open', () => setLink('live'));
   events.addEventListener('sessions', (e) => {
     const all = JSON.parse(e.data).sessions || [];
     store.sessions = new Map(all.map((s) => [s.id, s]));
+    store.endedAt = new Map(all.filter((s) => s.report).map((s) => [s.id, Date.now()]));
     changed();
   });
   events.addEventListener('status', (e) => {
     const { id, data } = JSON.parse(e.data);
-    if (upsert(id, (s) => { s.status = data; })) changed();
+    upsert(id, (s) => { s.status = data; }, true);
   });
   events.addEventListener('report', (e) => {
     const { id, data } = JSON.parse(e.data);
-    if (upsert(id, (s) => { s.report = data; })) changed();
+    upsert(id, (s) => { s.report = data; }, false);
   });
   events.addEventListener('stats', (e) => {
     const { id, data } = JSON.parse(e.data);
-    const list = store.samples.get(id) || [];
-    list.push({ t: Date.now() / 1000, status: data });
-    if (list.length > SAMPLES_KEPT) list.shift();
-    store.samples.set(id, list);
-    if (upsert(id, (s) => { s.status = data; })) changed();
+    const m = data.media;
+    if (m) {
+      const list = store.samples.get(id) || [];
+      list.push({ t: Date.now() / 1000, frames: m.frames_out, bytes: m.bytes_out, repeated: m.repeated_frames });
+      if (list.length > SAMPLES_KEPT) list.shift();
+      store.samples.set(id, list);
+    }
+    upsert(id, (s) => { s.status = data; }, true);
   });
   events.addEventListener('error', async () => {
     if (events.readyState === EventSource.CLOSED) {
@@ -153,9 +193,10 @@ function follow() {
       setLink('reconnecting…');
       events = null;
       const status = await login(token());
-      if (status === 204) setTimeout(follow, 1000);
+      if (events !== null || document.getElementById('nav').hidden) return;
+      if (status === 204) retry = setTimeout(follow, 1000);
       else if (status === 401) signOut('The server no longer accepts this token: sign in again.');
-      else setTimeout(follow, 3000);
+      else retry = setTimeout(follow, 3000);
     } else {
       setLink('reconnecting…');
     }
@@ -180,11 +221,16 @@ async function login(t) {
 
 function signOut(message) {
   sessionStorage.removeItem(TOKEN_KEY);
+  clearTimeout(retry);
   if (events) events.close();
   events = null;
-  fetch('/v1/console/logout', { method: 'POST', credentials: 'same-origin' }).catch(() => {});
+  leaveView();
+  // Under the cookie's path, so the browser sends the cookie to be signed out.
+  fetch('/v1/events/logout', { method: 'POST', credentials: 'same-origin' }).catch(() => {});
   store.sessions.clear();
   store.samples.clear();
+  store.endedAt.clear();
+  asked.clear();
   showLogin(message);
 }
 
@@ -249,18 +295,33 @@ function renderCounts() {
 
 let leave = null;
 
-function route() {
+function leaveView() {
   if (leave) leave();
   leave = null;
   store.listeners.clear();
+}
+
+function sessionIdIn(hash) {
+  try {
+    return decodeURIComponent(hash.slice(4));
+  } catch (_) {
+    return null;
+  }
+}
+
+function route(focus) {
   const main = document.getElementById('main');
   const hash = location.hash || '#/';
+  leaveView();
   let view;
-  if (hash.startsWith('#/s/')) view = sessionView(decodeURIComponent(hash.slice(4)));
+  const id = hash.startsWith('#/s/') ? sessionIdIn(hash) : null;
+  if (id) view = sessionView(id);
   else if (hash === '#/new') view = newSessionView();
   else view = sessionsView();
   main.replaceChildren(view.el);
   leave = view.leave || null;
+  // A keyboard user lands at the top of what they opened, not on a link that is gone.
+  if (focus) main.focus();
   for (const a of document.querySelectorAll('#nav a')) {
     if (a.getAttribute('href') === hash) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
@@ -276,12 +337,18 @@ function openApp() {
 }
 
 export function go(hash) {
-  if (location.hash === hash) route();
+  if (location.hash === hash) route(true);
   else location.hash = hash;
 }
 
 window.addEventListener('hashchange', () => {
-  if (!document.getElementById('nav').hidden) route();
+  // Only the console's own places (#/...): "#main" is the skip link's target.
+  if (!document.getElementById('nav').hidden && location.hash.startsWith('#/')) route(true);
+});
+
+document.querySelector('.skip').addEventListener('click', (e) => {
+  e.preventDefault();
+  document.getElementById('main').focus();
 });
 
 document.getElementById('sign-out').addEventListener('click', () => signOut('Signed out.'));
@@ -289,14 +356,13 @@ document.getElementById('sign-out').addEventListener('click', () => signOut('Sig
 // Whether this server wants a token is asked first: a request bound to be refused would
 // only fill the browser's console with errors.
 async function start() {
-  let required = true;
   try {
     const r = await fetch('/v1/console/hello', { cache: 'no-store' });
-    required = (await r.json()).token_required !== false;
+    store.hello = await r.json();
   } catch (_) {
-    required = true;
+    store.hello = { token_required: true, room_observer: false };
   }
-  if (required && !token()) {
+  if (store.hello.token_required !== false && !token()) {
     showLogin(null);
     return;
   }

@@ -66,11 +66,11 @@ function series(samples) {
   for (let i = 1; i < samples.length; i++) {
     const a = samples[i - 1], b = samples[i];
     const dt = b.t - a.t;
-    if (!a.status.media || !b.status.media || dt <= 0) continue;
+    if (dt <= 0) continue;
     t.push(b.t);
-    fps.push((b.status.media.frames_out - a.status.media.frames_out) / dt);
-    kbps.push(((b.status.media.bytes_out - a.status.media.bytes_out) * 8) / dt / 1000);
-    repeated.push(b.status.media.repeated_frames - a.status.media.repeated_frames);
+    fps.push((b.frames - a.frames) / dt);
+    kbps.push(((b.bytes - a.bytes) * 8) / dt / 1000);
+    repeated.push(b.repeated - a.repeated);
   }
   return [t, fps, kbps, repeated];
 }
@@ -104,7 +104,12 @@ function charts(id) {
     rateChart.setData([t, kbps]);
     repeatChart.setData([t, repeated]);
   };
-  return { el: h('div', {}, note, host), draw };
+  // uPlot keeps every plot in a global set until destroyed.
+  const destroy = () => {
+    for (const c of [fpsChart, rateChart, repeatChart]) if (c) c.destroy();
+    fpsChart = rateChart = repeatChart = null;
+  };
+  return { el: h('div', {}, note, host), draw, destroy };
 }
 
 // ---- the player -------------------------------------------------------------------
@@ -118,13 +123,21 @@ function sameOrigin(url) {
 }
 
 function player() {
-  const video = h('video', { id: 'player', controls: true, muted: true, playsinline: true });
+  const video = h('video', { id: 'player', controls: true, playsinline: true });
+  // The property, not the attribute: only the parser's attribute mutes an element.
+  video.muted = true;
   const note = h('p', { class: 'muted', text: 'The stream plays here once the session has one.' });
   let engine = null, source = null;
   const stop = () => {
     if (engine) {
       engine.destroy();
       engine = null;
+    }
+    // A file's URL is withdrawn with the session: reading on would only fail.
+    if (video.getAttribute('src')) {
+      video.pause();
+      video.removeAttribute('src');
+      video.load();
     }
   };
   const show = (s) => {
@@ -135,6 +148,7 @@ function player() {
       return;
     }
     if (!url || url === source) return;
+    stop();
     source = url;
     if (!sameOrigin(url)) {
       note.textContent = 'The cloud pulls this stream from another host; the page plays only this server\'s streams.';
@@ -161,8 +175,14 @@ function player() {
 // ---- the room observer ------------------------------------------------------------
 
 function roomPanel(id) {
+  if (!store.hello.room_observer) {
+    return {
+      el: h('p', { id: 'room', class: 'muted', text: 'Tencent Cloud shows nobody what a room receives; the emulator (serve --emulator) does.' }),
+      leave: () => {},
+    };
+  }
   const el = h('div', { id: 'room', class: 'room' }, h('p', { class: 'muted', text: 'Asking the room…' }));
-  let stopped = false;
+  let stopped = false, timer = null, final = false;
   const render = (seen) => {
     const call = seen.room;
     if (!call) {
@@ -190,16 +210,20 @@ function roomPanel(id) {
     if (stopped) return;
     const r = await api('GET', '/v1/sessions/' + encodeURIComponent(id) + '/room');
     if (stopped) return;
-    if (r.status === 404 && r.data && /observer/.test(r.data.error || '')) {
-      fill(el, h('p', { class: 'muted', text: 'Tencent Cloud shows nobody what a room receives; the emulator (serve --emulator) does.' }));
+    if (!r.ok) {
+      fill(el, h('p', { class: 'muted', text: r.status === 404 ? 'This server does not know the session.' : 'The room could not be asked (' + r.status + ').' }));
       return;
     }
-    if (r.ok) render(r.data);
+    render(r.data);
+    // Every second while it runs, and once after its end for the final figures.
     const s = store.sessions.get(id);
-    if (!s || !s.report) setTimeout(look, 1000);
+    if (s && (!s.report || !final)) {
+      final = Boolean(s.report);
+      timer = setTimeout(look, 1000);
+    }
   };
   look();
-  return { el, leave: () => { stopped = true; } };
+  return { el, leave: () => { stopped = true; clearTimeout(timer); } };
 }
 
 // ---- the event log (this session's own stream, read through fetch with the token) ----
@@ -248,7 +272,10 @@ function eventLog(id) {
 // ---- the view ---------------------------------------------------------------------
 
 export function sessionView(id) {
-  const head = h('div', { class: 'bar' });
+  const title = h('h1', {}, 'Session ', h('code', { text: id }));
+  const phaseBadge = h('span', { id: 'session-phase', class: 'phase' });
+  const resultBadge = h('span', { id: 'session-result', class: 'result', hidden: true });
+  const unknown = h('p', { class: 'muted', text: 'Not known to this server (yet).', hidden: true });
   const body = h('div', { class: 'session-summary' });
   const steps = h('div');
   const graphs = charts(id);
@@ -257,7 +284,9 @@ export function sessionView(id) {
   const log = eventLog(id);
   const stopError = h('p', { class: 'error', role: 'alert' });
   stopError.hidden = true;
-  const stop = h('button', { id: 'stop', type: 'button', class: 'danger', text: 'Stop' });
+  const stop = h('button', { id: 'stop', type: 'button', class: 'danger', text: 'Stop', hidden: true });
+  // Built once and updated in place: a redraw never takes the focus off Stop.
+  const head = h('div', { class: 'bar', id: 'session-title' }, title, phaseBadge, resultBadge, stop, unknown);
   stop.addEventListener('click', async () => {
     stop.disabled = true;
     const r = await api('DELETE', '/v1/sessions/' + encodeURIComponent(id));
@@ -269,15 +298,16 @@ export function sessionView(id) {
   });
   const render = () => {
     const s = store.sessions.get(id);
-    if (!s) {
-      fill(head, h('h1', { text: 'Session ' + id }), h('p', { class: 'muted', text: 'Not known to this server (yet).' }));
-      return;
+    unknown.hidden = Boolean(s);
+    if (!s) return;
+    phaseBadge.className = 'phase ' + phaseOf(s);
+    phaseBadge.textContent = phaseOf(s).replace('_', ' ');
+    resultBadge.hidden = !resultOf(s);
+    if (resultOf(s)) {
+      resultBadge.className = 'result ' + resultOf(s);
+      resultBadge.textContent = resultOf(s).replace('_', ' ');
     }
-    fill(head,
-      h('h1', {}, 'Session ', h('code', { text: id })),
-      h('span', { class: 'phase ' + phaseOf(s), id: 'session-phase', text: phaseOf(s).replace('_', ' ') }),
-      resultOf(s) ? h('span', { class: 'result ' + resultOf(s), id: 'session-result', text: resultOf(s).replace('_', ' ') }) : null,
-      s.report ? null : stop);
+    stop.hidden = Boolean(s.report);
     fill(body, summary(s));
     fill(steps, timeline(s));
     graphs.draw();
@@ -290,7 +320,6 @@ export function sessionView(id) {
       h('div', {}, h('h2', { text: 'Player' }), play.el, h('h2', { text: 'What the room received' }), room.el)),
     h('h2', { text: 'Media' }), graphs.el,
     h('h2', { text: 'Events' }), log.el);
-  head.id = 'session-title';
   store.listeners.add(render);
   if (!store.sessions.has(id)) {
     api('GET', '/v1/sessions/' + encodeURIComponent(id)).then((r) => {
@@ -301,5 +330,5 @@ export function sessionView(id) {
     });
   }
   render();
-  return { el, leave: () => { play.stop(); room.leave(); log.leave(); } };
+  return { el, leave: () => { play.stop(); room.leave(); log.leave(); graphs.destroy(); } };
 }

@@ -27,21 +27,44 @@ function room(s) {
   return q.room ? q.room + ' (' + (q.room_type || 'string') + ')' : '—';
 }
 
-function row(s) {
+const LABELS = ['Session', 'Callees', 'Room', 'Phase', 'Media', 'Result'];
+
+/// The cells after the first (the link, which never changes), as elements.
+function cells(s) {
   const phase = phaseOf(s);
   const result = resultOf(s);
   const elapsed = s.status ? seconds(s.status.elapsed_ms) : '—';
+  return [
+    ((s.request && s.request.to) || []).join(', ') || '—',
+    room(s),
+    [h('span', { class: 'phase ' + phase, text: phase.replace('_', ' ') }), h('span', { class: 'muted', text: ' ' + elapsed })],
+    modeOf(s),
+    [result ? h('span', { class: 'result ' + result, text: result.replace('_', ' ') }) : '—',
+      reasonOf(s) ? h('div', { class: 'reason', text: reasonOf(s) }) : null],
+  ];
+}
+
+/// A session's row, updated in place: the link a keyboard user is on stays where it is.
+function updateRow(tr, s) {
+  tr.setAttribute('data-phase', phaseOf(s));
+  const now = cells(s);
+  now.forEach((content, i) => {
+    const td = tr.children[i + 1];
+    const parts = [content].flat().filter((c) => c !== null);
+    const signature = parts.map((c) => (c instanceof Node ? c.outerHTML : String(c))).join('');
+    if (td.dataset.signature !== signature) {
+      td.dataset.signature = signature;
+      td.replaceChildren(...parts);
+    }
+  });
+}
+
+function newRow(s) {
   const link = h('a', { href: '#/s/' + encodeURIComponent(s.id), text: s.id.slice(0, 8) });
-  return h('tr', { 'data-session': s.id, 'data-phase': phase },
-    h('td', { 'data-label': 'Session' }, link),
-    h('td', { 'data-label': 'Callees', text: ((s.request && s.request.to) || []).join(', ') }),
-    h('td', { 'data-label': 'Room', text: room(s) }),
-    h('td', { 'data-label': 'Phase' }, h('span', { class: 'phase ' + phase, text: phase.replace('_', ' ') }),
-      h('span', { class: 'muted', text: ' ' + elapsed })),
-    h('td', { 'data-label': 'Media', text: modeOf(s) }),
-    h('td', { 'data-label': 'Result' },
-      result ? h('span', { class: 'result ' + result, text: result.replace('_', ' ') }) : '—',
-      reasonOf(s) ? h('div', { class: 'reason', text: reasonOf(s) }) : null));
+  const tr = h('tr', { 'data-session': s.id },
+    LABELS.map((label, i) => h('td', { 'data-label': label }, i === 0 ? link : null)));
+  updateRow(tr, s);
+  return tr;
 }
 
 export function sessionsView() {
@@ -49,15 +72,25 @@ export function sessionsView() {
   const empty = h('p', { class: 'muted empty' });
   const table = h('table', { class: 'sessions' },
     h('caption', { class: 'sr-only', text: 'Sessions' }),
-    h('thead', {}, h('tr', {}, ['Session', 'Callees', 'Room', 'Phase', 'Media', 'Result'].map((t) => h('th', { scope: 'col', text: t })))),
+    h('thead', {}, h('tr', {}, LABELS.map((t) => h('th', { scope: 'col', text: t })))),
     body);
+  const rows = new Map();
   const render = () => {
     const all = [...store.sessions.values()]
       .filter((s) => !filters.phase || phaseOf(s) === filters.phase)
       .filter((s) => !filters.result || resultOf(s) === filters.result)
       .sort((a, b) => (a.id < b.id ? -1 : 1))
       .sort((a, b) => (phaseOf(a) === 'ended') - (phaseOf(b) === 'ended'));
-    body.replaceChildren(...all.map(row));
+    const wanted = all.map((s) => {
+      let tr = rows.get(s.id);
+      if (tr) updateRow(tr, s);
+      else rows.set(s.id, (tr = newRow(s)));
+      return tr;
+    });
+    for (const [id, tr] of rows) if (!wanted.includes(tr)) { tr.remove(); rows.delete(id); }
+    // Moved only when the order changed: moving a row would take the focus off its link.
+    const order = [...body.children];
+    if (order.length !== wanted.length || order.some((tr, i) => tr !== wanted[i])) body.replaceChildren(...wanted);
     table.hidden = all.length === 0;
     empty.hidden = all.length > 0;
     empty.textContent = store.sessions.size === 0
@@ -88,8 +121,8 @@ const FIELDS = [
   { name: 'media_type', label: 'Call type', options: ['video', 'audio'] },
   { name: 'profile', label: 'Profile', options: ['', 'audio', '360p', '540p', '720p', '1080p'], help: 'Empty: the call type\'s default.' },
   { name: 'ingest_at', label: 'Bind the stream', options: ['answer', 'ring'] },
-  { name: 'max_duration_secs', label: 'Longest, seconds', value: '300', type: 'number', help: 'Ends the session after this long; empty for no limit.' },
-  { name: 'ring_timeout_secs', label: 'Ring for, seconds', value: '30', type: 'number' },
+  { name: 'max_duration_secs', label: 'Longest, seconds', value: '300', number: true, help: 'Ends the session after this long; empty for no limit.' },
+  { name: 'ring_timeout_secs', label: 'Ring for, seconds', value: '30', number: true },
   { name: 'live', label: 'Encode live (loop a file as a live stream)', type: 'checkbox' },
   { name: 'loop_forever', label: 'Play until the call ends', type: 'checkbox' },
 ];
@@ -104,8 +137,10 @@ function control(f) {
   } else if (f.type === 'checkbox') {
     input = h('input', { id, name: f.name, type: 'checkbox', 'aria-describedby': described });
   } else {
-    input = h('input', { id, name: f.name, type: f.type || 'text', value: f.value, 'aria-describedby': described,
-      inputmode: f.type === 'number' ? 'numeric' : undefined, autocomplete: 'off' });
+    // Text with a numeric keypad: a number input would hand over "" for "12s" and the
+    // server's default would silently apply.
+    input = h('input', { id, name: f.name, type: 'text', value: f.value, 'aria-describedby': described,
+      inputmode: f.number ? 'numeric' : undefined, autocomplete: 'off' });
   }
   const error = h('p', { id: id + '-error', class: 'error field-error', 'data-error-for': f.name });
   error.hidden = true;
@@ -129,11 +164,27 @@ function requestFrom(form) {
     loop_forever: form.elements.loop_forever.checked,
   };
   if (value('profile')) body.profile = value('profile');
-  // A number the API must judge, not the browser: what is not a number goes as it is.
-  const number = (n) => (value(n) === '' ? undefined : (/^\d+$/.test(value(n)) ? Number(value(n)) : value(n)));
-  if (number('max_duration_secs') !== undefined) body.max_duration_secs = number('max_duration_secs');
-  if (number('ring_timeout_secs') !== undefined) body.ring_timeout_secs = number('ring_timeout_secs');
+  // The range is the API's to judge (its 422 names the field); only a whole number can go.
+  for (const f of FIELDS.filter((f) => f.number)) {
+    if (value(f.name) !== '') body[f.name] = Number(value(f.name));
+  }
   return body;
+}
+
+/// The fields that are not whole numbers, which no request can carry.
+function notNumbers(form) {
+  return FIELDS.filter((f) => f.number && !/^\d*$/.test(form.elements[f.name].value.trim())).map((f) => f.name);
+}
+
+function showFieldError(form, name, message) {
+  const field = form.querySelector('[data-error-for="' + CSS.escape(name) + '"]');
+  if (!field) return false;
+  field.textContent = message;
+  field.hidden = false;
+  const input = form.elements[name];
+  input.setAttribute('aria-invalid', 'true');
+  input.focus();
+  return true;
 }
 
 export function newSessionView() {
@@ -150,6 +201,11 @@ export function newSessionView() {
     for (const el of form.querySelectorAll('.field-error')) { el.hidden = true; el.textContent = ''; }
     for (const el of form.querySelectorAll('[aria-invalid]')) el.removeAttribute('aria-invalid');
     general.hidden = true;
+    const bad = notNumbers(form);
+    if (bad.length) {
+      showFieldError(form, bad[0], 'A whole number of seconds.');
+      return;
+    }
     const button = form.querySelector('button[type=submit]');
     button.disabled = true;
     const r = await api('POST', '/v1/sessions', requestFrom(form));
@@ -161,14 +217,8 @@ export function newSessionView() {
       return;
     }
     const message = (r.data && r.data.error) || 'The server answered ' + r.status + '.';
-    const field = r.data && r.data.field && form.querySelector('[data-error-for="' + CSS.escape(r.data.field) + '"]');
-    if (field) {
-      field.textContent = message + (r.data.allowed ? ' Allowed: ' + r.data.allowed + '.' : '');
-      field.hidden = false;
-      const input = form.elements[r.data.field];
-      input.setAttribute('aria-invalid', 'true');
-      input.focus();
-    } else {
+    const allowed = r.data && r.data.allowed ? ' Allowed: ' + r.data.allowed + '.' : '';
+    if (!(r.data && r.data.field && showFieldError(form, r.data.field, message + allowed))) {
       general.textContent = message;
       general.hidden = false;
     }

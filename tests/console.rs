@@ -138,6 +138,31 @@ impl Browser {
         field.send_keys(text).await.unwrap();
     }
 
+    /// Waits for the text of `css` to change twice: two redraws of the view.
+    async fn redrawn(&self, css: &str) {
+        let read = text_of(css);
+        for _ in 0..2 {
+            let before = self.js(&read).await;
+            self.until(
+                "a redraw",
+                Duration::from_secs(5),
+                &format!(
+                    "const now = (() => {{ {read} }})(); return now !== {before} ? now : null;"
+                ),
+            )
+            .await;
+        }
+    }
+
+    /// Presses Enter on whatever has the focus.
+    async fn press_enter(&self) {
+        let focused = self.client.active_element().await.unwrap();
+        focused
+            .send_keys(&fantoccini::key::Key::Enter.to_string())
+            .await
+            .unwrap();
+    }
+
     /// Clicks the element `css` names; found again if the page re-rendered it meanwhile
     /// (the list redraws as figures arrive).
     async fn click(&self, css: &str) {
@@ -334,16 +359,44 @@ async fn an_operator_starts_watches_hears_and_stops_a_session_from_the_console()
     );
     browser.screenshot("console-sessions.png").await;
 
-    // Stop, from the session view; the result comes without a reload.
-    browser.click(&format!("{row} a")).await;
+    // With the keyboard: the row's link keeps the focus while the list redraws, and Enter
+    // opens the session.
+    browser
+        .js(&format!(
+            "document.querySelector(\"{row} a\").focus(); return true"
+        ))
+        .await;
+    browser.redrawn(&format!("{row} td:nth-child(4)")).await;
+    assert_eq!(
+        browser
+            .js("return document.activeElement.getAttribute('href')")
+            .await,
+        json!(format!("#/s/{id}")),
+        "the focus stayed on the row's link through the redraws"
+    );
+    browser.press_enter().await;
     browser
         .until(
             "the stop button",
             Duration::from_secs(5),
-            "return document.getElementById('stop')",
+            "const b = document.getElementById('stop'); return b && !b.hidden;",
         )
         .await;
-    browser.click("#stop").await;
+    assert_eq!(
+        browser.js("return document.activeElement.id").await,
+        json!("main"),
+        "a keyboard user lands at the top of the opened view"
+    );
+    // Stop, from the keyboard: the button keeps the focus while the view redraws.
+    browser
+        .js("document.getElementById('stop').focus(); return true")
+        .await;
+    browser.redrawn("[data-fact=Elapsed]").await;
+    assert_eq!(
+        browser.js("return document.activeElement.id").await,
+        json!("stop")
+    );
+    browser.press_enter().await;
     browser
         .until(
             "the result stopped",
@@ -354,16 +407,6 @@ async fn an_operator_starts_watches_hears_and_stops_a_session_from_the_console()
             ),
         )
         .await;
-
-    // Nothing went wrong in the page, and it asked nothing of any other origin.
-    let entries = browser.console_entries().await;
-    assert!(errors(&entries).is_empty(), "console errors: {entries:#?}");
-    let origins = browser
-        .js("return performance.getEntriesByType('resource').map(e => new URL(e.name).origin)")
-        .await;
-    for origin in origins.as_array().unwrap() {
-        assert_eq!(origin.as_str().unwrap(), api, "a request went elsewhere");
-    }
 
     // A field the API refuses is shown next to that field.
     browser.click("#nav a[href='#/new']").await;
@@ -395,7 +438,7 @@ async fn an_operator_starts_watches_hears_and_stops_a_session_from_the_console()
         "no session started"
     );
 
-    // At a phone's width the list fits without sideways scrolling.
+    // At a phone's width the list and the session fit without sideways scrolling.
     browser.client.set_window_size(390, 844).await.unwrap();
     browser.click("#nav a[href='#/']").await;
     browser
@@ -405,10 +448,42 @@ async fn an_operator_starts_watches_hears_and_stops_a_session_from_the_console()
             &format!("return document.querySelector(\"{row}\")"),
         )
         .await;
-    let fits = browser
-        .js("return document.documentElement.scrollWidth <= window.innerWidth")
+    let fits = "return document.documentElement.scrollWidth <= window.innerWidth \
+        && [...document.querySelectorAll('.table-wrap, .facts, .charts')].every(e => e.scrollWidth <= e.clientWidth + 1)";
+    assert_eq!(
+        browser.js(fits).await,
+        json!(true),
+        "the list scrolls sideways at 390 px"
+    );
+    browser.click(&format!("{row} a")).await;
+    browser
+        .until(
+            "the session",
+            Duration::from_secs(5),
+            &text_of("#session-result"),
+        )
         .await;
-    assert_eq!(fits, json!(true), "the page scrolls sideways at 390 px");
+    assert_eq!(
+        browser.js(fits).await,
+        json!(true),
+        "the session scrolls sideways at 390 px"
+    );
+
+    // Nothing went wrong in the page but the one refusal asked for, and it asked nothing of
+    // any other origin.
+    let entries = browser.console_entries().await;
+    let errors = errors(&entries);
+    assert_eq!(errors.len(), 1, "console errors: {entries:#?}");
+    assert!(
+        errors[0]["message"].as_str().unwrap().contains("422"),
+        "{entries:#?}"
+    );
+    let origins = browser
+        .js("return performance.getEntriesByType('resource').map(e => new URL(e.name).origin)")
+        .await;
+    for origin in origins.as_array().unwrap() {
+        assert_eq!(origin.as_str().unwrap(), api, "a request went elsewhere");
+    }
     browser.client.close().await.unwrap();
 }
 
@@ -491,45 +566,59 @@ async fn request(
     (status, headers, answer.text().await.unwrap_or_default())
 }
 
-/// Reads an event stream until `enough` says so (or a deadline): (event, id, data) triples.
-async fn read_events(
-    url: &str,
-    headers: &[(&str, &str)],
-    enough: impl Fn(&[(String, String, String)]) -> bool,
-) -> Vec<(String, String, String)> {
-    use futures::StreamExt;
-    let mut r = reqwest::Client::new().get(url);
-    for (k, v) in headers {
-        r = r.header(*k, *v);
-    }
-    let answer = r.send().await.unwrap();
-    assert_eq!(answer.status(), 200);
-    let mut body = answer.bytes_stream();
-    let (mut text, mut events) = (String::new(), Vec::new());
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !enough(&events) {
-        let chunk = tokio::time::timeout_at(deadline, body.next())
-            .await
-            .unwrap_or_else(|_| panic!("events so far: {events:#?}"))
-            .expect("the stream goes on")
-            .unwrap();
-        text.push_str(std::str::from_utf8(&chunk).unwrap());
-        while let Some(end) = text.find("\n\n") {
-            let block: String = text.drain(..end + 2).collect();
-            let field = |name: &str| {
-                block
-                    .lines()
-                    .filter_map(|l| l.strip_prefix(name))
-                    .map(str::trim_start)
-                    .collect::<Vec<_>>()
-                    .join("")
-            };
-            if !field("event:").is_empty() {
-                events.push((field("event:"), field("id:"), field("data:")));
-            }
+type Sse = (String, String, String);
+
+/// An open event stream, read as far as a test needs: (event, id, data) triples.
+struct EventStream {
+    body: std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    text: String,
+    events: Vec<Sse>,
+}
+
+impl EventStream {
+    async fn open(url: &str, headers: &[(&str, &str)]) -> Self {
+        let mut r = reqwest::Client::new().get(url);
+        for (k, v) in headers {
+            r = r.header(*k, *v);
+        }
+        let answer = r.send().await.unwrap();
+        assert_eq!(answer.status(), 200);
+        Self {
+            body: Box::pin(answer.bytes_stream()),
+            text: String::new(),
+            events: Vec::new(),
         }
     }
-    events
+
+    /// Reads on until `enough` says so (or a deadline); every event read so far.
+    async fn until(&mut self, enough: impl Fn(&[Sse]) -> bool) -> &[Sse] {
+        use futures::StreamExt;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while !enough(&self.events) {
+            let chunk = tokio::time::timeout_at(deadline, self.body.next())
+                .await
+                .unwrap_or_else(|_| panic!("events so far: {:#?}", self.events))
+                .expect("the stream goes on")
+                .unwrap();
+            self.text.push_str(std::str::from_utf8(&chunk).unwrap());
+            while let Some(end) = self.text.find("\n\n") {
+                let block: String = self.text.drain(..end + 2).collect();
+                let field = |name: &str| {
+                    block
+                        .lines()
+                        .filter_map(|l| l.strip_prefix(name))
+                        .map(str::trim_start)
+                        .collect::<Vec<_>>()
+                        .join("")
+                };
+                if !field("event:").is_empty() {
+                    self.events
+                        .push((field("event:"), field("id:"), field("data:")));
+                }
+            }
+        }
+        &self.events
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -551,7 +640,14 @@ async fn the_console_stream_takes_a_login_cookie_that_opens_nothing_else_and_res
         assert!(csp.contains(rule), "{csp}");
     }
     assert!(!csp.contains("unsafe"), "{csp}");
-    assert!(page.contains("/console/app.js") && !page.contains("<script>"));
+    assert!(page.contains("/console/app.js"));
+    for script in page.split("<script").skip(1) {
+        let tag = &script[..script.find('>').unwrap()];
+        assert!(
+            tag.contains("src=") && script[tag.len() + 1..].starts_with("</script>"),
+            "an inline script: <script{tag}>"
+        );
+    }
 
     // Without a token nothing; a wrong token gets no cookie.
     let events = format!("{api}/v1/events");
@@ -587,6 +683,8 @@ async fn the_console_stream_takes_a_login_cookie_that_opens_nothing_else_and_res
     }
 
     // The stream opens with every session, then each session's events as they happen.
+    let mut stream = EventStream::open(&events, &[("cookie", &pair)]).await;
+    stream.until(|evs| !evs.is_empty()).await;
     let created = reqwest::Client::new()
         .post(format!("{api}/v1/sessions"))
         .header("authorization", &bearer)
@@ -598,12 +696,15 @@ async fn the_console_stream_takes_a_login_cookie_that_opens_nothing_else_and_res
     assert_eq!(created.status(), 201);
     let created: Value = serde_json::from_str(&created.text().await.unwrap()).unwrap();
     let id = created["id"].as_str().unwrap().to_owned();
-    let seen = read_events(&events, &[("cookie", &pair)], |evs| {
-        evs.iter()
-            .any(|(kind, _, data)| kind == "report" && data.contains(&id))
-    })
-    .await;
+    let seen = stream
+        .until(|evs| {
+            evs.iter()
+                .any(|(kind, _, data)| kind == "report" && data.contains(&id))
+        })
+        .await
+        .to_vec();
     assert_eq!(seen[0].0, "sessions", "{seen:#?}");
+    assert!(!seen[0].2.contains(&id), "created after the stream opened");
     let numbered: Vec<_> = seen
         .iter()
         .filter(|(kind, _, _)| kind == "status" || kind == "report")
@@ -631,15 +732,14 @@ async fn the_console_stream_takes_a_login_cookie_that_opens_nothing_else_and_res
 
     // Resuming from an event gets exactly what came after it.
     let (_, middle_id, _) = numbered[numbered.len() - 2].clone();
-    let resumed = read_events(
-        &events,
-        &[("cookie", &pair), ("last-event-id", &middle_id)],
-        |evs| evs.iter().any(|(kind, _, _)| kind == "report"),
-    )
-    .await;
-    let resumed: Vec<_> = resumed
-        .into_iter()
+    let mut again =
+        EventStream::open(&events, &[("cookie", &pair), ("last-event-id", &middle_id)]).await;
+    let resumed: Vec<_> = again
+        .until(|evs| evs.iter().any(|(kind, _, _)| kind == "report"))
+        .await
+        .iter()
         .filter(|(kind, _, _)| kind != "stats")
+        .cloned()
         .collect();
     assert_eq!(resumed.len(), 1, "{resumed:#?}");
     assert_eq!(resumed[0], numbered[numbered.len() - 1].clone());
@@ -647,7 +747,7 @@ async fn the_console_stream_takes_a_login_cookie_that_opens_nothing_else_and_res
     // Signed out: the cookie opens nothing.
     let (status, headers, _) = request(
         Method::POST,
-        &format!("{api}/v1/console/logout"),
+        &format!("{api}/v1/events/logout"),
         &[("cookie", &pair)],
     )
     .await;

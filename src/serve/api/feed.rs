@@ -5,18 +5,15 @@
 //! `Last-Event-ID` gets what it missed; and once a second a `stats` event (not numbered,
 //! a sample) per session running on this node, which the console's charts draw.
 //!
-//! A browser's `EventSource` cannot send an `Authorization` header, and a token in a URL
-//! ends up in logs and history. So `POST /v1/console/login`, authorised with the bearer
-//! token, sets an `HttpOnly`, `SameSite=Strict` cookie holding a random viewer id (never the
-//! token), which admits its holder to this stream and nothing else.
+//! The console signs in to it with a cookie (`viewers`).
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::convert::Infallible;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -25,12 +22,6 @@ use super::Service;
 use crate::session::CloudOps;
 use crate::store::SessionStore;
 
-/// The cookie that admits a console to the event stream.
-const VIEWER_COOKIE: &str = "callfeed_viewer";
-/// How long a console login lasts (a working day).
-const VIEWER_LIFETIME: Duration = Duration::from_secs(12 * 3600);
-/// Console logins kept at once; the oldest goes first.
-const MAX_VIEWERS: usize = 1000;
 /// How often running sessions' figures are sampled.
 const STATS_EVERY: Duration = Duration::from_secs(1);
 /// How often the store is read when nothing woke the stream (other nodes' events).
@@ -38,100 +29,73 @@ const LOOK_EVERY: Duration = Duration::from_secs(1);
 /// Events read from the store at once.
 const BATCH: u32 = 500;
 /// Sequence numbers looked at again below the newest sent: PostgreSQL hands them out at
-/// insert, so two nodes' events can commit out of order.
+/// insert, so two nodes' events can commit out of order. 64, so which of them a client has
+/// fits in its `Last-Event-ID` as one 64-bit mask.
 const OVERLAP: i64 = 64;
 
-/// The console logins this node knows: viewer id → when it lapses.
-#[derive(Default)]
-pub(super) struct Viewers(Mutex<HashMap<String, Instant>>);
+/// Which events a client has: all up to `floor`, and those in `sent` above it. Its id
+/// (`Last-Event-ID`) is `NEWEST-MASK`, bit i of MASK saying whether NEWEST - i was sent, so
+/// a client that reconnects still gets an event that committed late below what it had.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Window {
+    floor: i64,
+    newest: i64,
+    sent: BTreeSet<i64>,
+}
 
-impl Viewers {
-    fn admit(&self) -> String {
-        let id = format!(
-            "{}{}",
-            uuid::Uuid::new_v4().simple(),
-            uuid::Uuid::new_v4().simple()
-        );
-        let now = Instant::now();
-        let mut all = self.0.lock().expect("viewers lock");
-        all.retain(|_, until| *until > now);
-        if all.len() >= MAX_VIEWERS
-            && let Some(oldest) = all.iter().min_by_key(|(_, t)| **t).map(|(k, _)| k.clone())
-        {
-            all.remove(&oldest);
+impl Window {
+    /// Everything up to `newest` (a snapshot covers it).
+    fn through(newest: i64) -> Self {
+        Self {
+            floor: newest,
+            newest,
+            sent: BTreeSet::new(),
         }
-        all.insert(id.clone(), now + VIEWER_LIFETIME);
-        id
     }
 
-    fn knows(&self, id: &str) -> bool {
-        self.0
-            .lock()
-            .expect("viewers lock")
-            .get(id)
-            .is_some_and(|until| *until > Instant::now())
+    /// From a client's `Last-Event-ID`: `N-MASK`, or a bare `N` (everything up to N).
+    fn resume(id: &str) -> Option<Self> {
+        let id = id.trim();
+        let Some((newest, mask)) = id.split_once('-') else {
+            return id.parse().ok().map(Self::through);
+        };
+        let newest: i64 = newest.parse().ok()?;
+        let mask = u64::from_str_radix(mask, 16).ok()?;
+        let floor = newest - OVERLAP;
+        let sent = (0..OVERLAP)
+            .filter(|i| mask & (1u64 << i) != 0)
+            .map(|i| newest - i)
+            .filter(|seq| *seq > floor)
+            .collect();
+        Some(Self {
+            floor,
+            newest,
+            sent,
+        })
     }
 
-    fn forget(&self, id: &str) {
-        self.0.lock().expect("viewers lock").remove(id);
+    /// Whether `seq` is new to the client; if so it counts as sent.
+    fn take(&mut self, seq: i64) -> bool {
+        if seq <= self.floor || !self.sent.insert(seq) {
+            return false;
+        }
+        self.newest = self.newest.max(seq);
+        // Older than the overlap: the client is taken to have all of them.
+        self.floor = self.floor.max(self.newest - OVERLAP);
+        let floor = self.floor;
+        self.sent.retain(|s| *s > floor);
+        true
     }
-}
 
-/// The viewer id a request's cookie carries, if any.
-fn viewer_cookie(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == VIEWER_COOKIE)
-        .map(|(_, value)| value)
-}
-
-/// Whether a request to the event stream holds a console login.
-pub(super) fn admits_viewer<C>(svc: &Service<C>, headers: &HeaderMap) -> bool {
-    viewer_cookie(headers).is_some_and(|id| svc.viewers.knows(id))
-}
-
-fn set_cookie(value: &str, max_age: u64) -> HeaderValue {
-    // Path scopes it to the stream: no other request carries it.
-    HeaderValue::from_str(&format!(
-        "{VIEWER_COOKIE}={value}; Path=/v1/events; Max-Age={max_age}; HttpOnly; SameSite=Strict"
-    ))
-    .expect("a cookie of ASCII")
-}
-
-/// `GET /v1/console/hello` (open): whether the console must ask for a token, so it does
-/// not send requests bound to be refused.
-pub(super) async fn hello<C: CloudOps + 'static>(State(svc): State<Arc<Service<C>>>) -> Response {
-    axum::Json(json!({ "token_required": svc.token.is_some() })).into_response()
-}
-
-/// `POST /v1/console/login` (bearer token): a cookie for the event stream.
-pub(super) async fn login<C: CloudOps + 'static>(State(svc): State<Arc<Service<C>>>) -> Response {
-    let id = svc.viewers.admit();
-    let mut answer = StatusCode::NO_CONTENT.into_response();
-    answer.headers_mut().insert(
-        header::SET_COOKIE,
-        set_cookie(&id, VIEWER_LIFETIME.as_secs()),
-    );
-    answer
-}
-
-/// `POST /v1/console/logout`: the stream's cookie is forgotten here and in the browser.
-pub(super) async fn logout<C: CloudOps + 'static>(
-    State(svc): State<Arc<Service<C>>>,
-    headers: HeaderMap,
-) -> Response {
-    if let Some(id) = viewer_cookie(&headers) {
-        svc.viewers.forget(id);
+    fn id(&self) -> String {
+        let mask = (0..OVERLAP)
+            .filter(|i| {
+                let seq = self.newest - i;
+                seq <= self.floor || self.sent.contains(&seq)
+            })
+            .fold(0u64, |m, i| m | (1u64 << i));
+        format!("{}-{mask:x}", self.newest)
     }
-    let mut answer = StatusCode::NO_CONTENT.into_response();
-    answer
-        .headers_mut()
-        .insert(header::SET_COOKIE, set_cookie("", 0));
-    answer
 }
 
 /// `GET /v1/events`.
@@ -139,16 +103,24 @@ pub(super) async fn stream<C: CloudOps + 'static>(
     State(svc): State<Arc<Service<C>>>,
     headers: HeaderMap,
 ) -> Response {
-    let resume = headers
+    let mut resume = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<i64>().ok());
+        .and_then(Window::resume);
+    // An id from before this store (another server, a wiped journal): start afresh.
+    if let Some(w) = &resume
+        && svc
+            .journal
+            .last_event_seq()
+            .await
+            .is_ok_and(|n| w.newest > n)
+    {
+        resume = None;
+    }
     let feed = Feed {
         svc,
-        after: resume.unwrap_or(0),
-        resumed_from: resume.unwrap_or(0),
         snapshot_due: resume.is_none(),
-        sent: BTreeSet::new(),
+        window: resume.unwrap_or_else(|| Window::through(0)),
         pending: VecDeque::new(),
         next_stats: Instant::now(),
     };
@@ -164,14 +136,9 @@ pub(super) async fn stream<C: CloudOps + 'static>(
 /// One client's place in every session's events.
 struct Feed<C> {
     svc: Arc<Service<C>>,
-    /// The newest sequence number sent (what the client's `Last-Event-ID` says).
-    after: i64,
-    /// What the client had when this stream opened (its `Last-Event-ID`, or the snapshot):
-    /// nothing at or below it is sent.
-    resumed_from: i64,
+    /// What the client has.
+    window: Window,
     snapshot_due: bool,
-    /// Numbers sent within the overlap, so none is sent twice.
-    sent: BTreeSet<i64>,
     pending: VecDeque<SseEvent>,
     next_stats: Instant,
 }
@@ -233,19 +200,22 @@ impl<C: CloudOps + 'static> Feed<C> {
             }
         }
         let sessions = super::all_sessions(&self.svc, &peers).await;
-        self.after = newest;
-        self.resumed_from = newest;
+        self.window = Window::through(newest);
         self.pending.push_back(
             SseEvent::default()
-                .id(newest.to_string())
+                .id(self.window.id())
                 .event("sessions")
                 .data(json!({ "sessions": sessions }).to_string()),
         );
     }
 
     async fn read_store(&mut self) {
-        let from = (self.after - OVERLAP).max(0);
-        let events = match self.svc.journal.all_events_after(from, BATCH).await {
+        let events = match self
+            .svc
+            .journal
+            .all_events_after(self.window.floor, BATCH)
+            .await
+        {
             Ok(events) => events,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read session events");
@@ -253,26 +223,21 @@ impl<C: CloudOps + 'static> Feed<C> {
             }
         };
         for e in events {
-            if e.seq <= from.max(self.resumed_from) || !self.sent.insert(e.seq) {
+            if !self.window.take(e.seq) {
                 continue;
             }
-            self.after = self.after.max(e.seq);
             let data = format!(
                 "{{\"id\":{},\"data\":{}}}",
                 serde_json::Value::String(e.session),
                 e.data
             );
-            // Numbered with the newest sent, never lower: a late-committed event must not
-            // send a reconnecting client back over what it has.
             self.pending.push_back(
                 SseEvent::default()
-                    .id(self.after.to_string())
+                    .id(self.window.id())
                     .event(e.kind)
                     .data(data),
             );
         }
-        let floor = self.after - OVERLAP;
-        self.sent.retain(|seq| *seq > floor);
     }
 
     fn queue_stats(&mut self) {
@@ -288,5 +253,43 @@ impl<C: CloudOps + 'static> Feed<C> {
             self.pending
                 .push_back(SseEvent::default().event("stats").data(sample.to_string()));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_that_commits_late_still_reaches_a_client_that_reconnects() {
+        // 101 is sent while 100 is still uncommitted; the client reconnects with 101's id.
+        let mut live = Window::through(99);
+        assert!(live.take(101));
+        let mut resumed = Window::resume(&live.id()).unwrap();
+        assert!(resumed.take(100), "the late one comes");
+        assert!(!resumed.take(101) && !resumed.take(99), "nothing twice");
+        assert!(resumed.take(102));
+    }
+
+    #[test]
+    fn a_bare_number_means_everything_up_to_it_and_garbage_means_none() {
+        let mut w = Window::resume("42").unwrap();
+        assert!(!w.take(42) && !w.take(1));
+        assert!(w.take(43));
+        assert_eq!(Window::resume("x"), None);
+        assert_eq!(Window::resume("5-zz"), None);
+    }
+
+    #[test]
+    fn the_id_round_trips_and_the_window_keeps_its_size() {
+        let mut w = Window::through(0);
+        for seq in [1, 2, 5, 300, 301, 303] {
+            assert!(w.take(seq));
+        }
+        let again = Window::resume(&w.id()).unwrap();
+        assert_eq!(again.newest, 303);
+        assert_eq!(again.floor, 303 - OVERLAP);
+        assert_eq!(again.sent, w.sent);
+        assert!(w.sent.len() <= OVERLAP as usize);
     }
 }

@@ -45,6 +45,7 @@ mod feed;
 mod hooks;
 mod nodes;
 mod room;
+mod viewers;
 
 pub use room::RoomView;
 
@@ -91,9 +92,9 @@ pub struct Service<C> {
     pub metrics: Arc<Metrics>,
     sessions: Mutex<HashMap<String, Entry>>,
     /// Woken each time any session's event is recorded (the console's stream).
-    any_recorded: Notify,
+    any_recorded: Arc<Notify>,
     /// The consoles logged in to the event stream.
-    viewers: feed::Viewers,
+    viewers: viewers::Viewers,
     /// What reached a call's room, when the cloud is the embedded emulator.
     room_view: Option<RoomView>,
     draining: AtomicBool,
@@ -142,6 +143,7 @@ pub fn default_max_sessions() -> usize {
 impl<C: CloudOps + 'static> Service<C> {
     pub fn new(cloud: C, journal: Arc<Journal>, config: ServiceConfig) -> Arc<Self> {
         let metrics = Arc::new(Metrics::default());
+        let viewers = viewers::Viewers::new(config.token.as_ref());
         let service = Arc::new(Self {
             cloud: Arc::new(Metered::new(cloud, metrics.clone())),
             journal,
@@ -166,8 +168,8 @@ impl<C: CloudOps + 'static> Service<C> {
                 .then(|| WebhookChecks::new(config.sdkappid, config.webhook_keys)),
             metrics,
             sessions: Mutex::new(HashMap::new()),
-            any_recorded: Notify::new(),
-            viewers: feed::Viewers::default(),
+            any_recorded: Arc::new(Notify::new()),
+            viewers,
             room_view: config.room_view,
             draining: AtomicBool::new(false),
             running: AtomicUsize::new(0),
@@ -279,6 +281,20 @@ impl<C: CloudOps + 'static> Service<C> {
                     report.teardown = driver::Teardown::Confirmed;
                 }
             });
+            // Its event stream ended with the pending report: followers learn of this one.
+            if let Some(report) = e.report.borrow().clone() {
+                let (journal, woken) = (self.journal.clone(), self.any_recorded.clone());
+                let (id, data) = (r.session_id.clone(), serde_json::to_string(&report));
+                tokio::spawn(async move {
+                    let data = data.unwrap_or_default();
+                    let written =
+                        crate::store::SessionStore::append_event(&*journal, &id, "report", &data);
+                    if let Err(e) = written.await {
+                        tracing::warn!(session = %id, error = %e, "cannot record a session event");
+                    }
+                    woken.notify_waiters();
+                });
+            }
         }
     }
 
@@ -372,7 +388,7 @@ impl<C: CloudOps + 'static> Service<C> {
             .route("/v1/sessions/{id}/nudge", post(hooks::nudge::<C>))
             .route("/v1/sessions/{id}/room", get(room::seen::<C>))
             .route("/v1/events", get(feed::stream::<C>))
-            .route("/v1/console/login", post(feed::login::<C>))
+            .route("/v1/console/login", post(viewers::login::<C>))
             .route_layer(axum::middleware::from_fn_with_state(
                 self.clone(),
                 auth::<C>,
@@ -393,9 +409,9 @@ impl<C: CloudOps + 'static> Service<C> {
             .merge(super::console::routes())
             .route("/metrics", get(metrics::<C>))
             .route("/healthz", get(|| async { "ok" }))
-            .route("/v1/console/hello", get(feed::hello::<C>))
-            // Open: it only forgets the login its own cookie names.
-            .route("/v1/console/logout", post(feed::logout::<C>))
+            .route("/v1/console/hello", get(viewers::hello::<C>))
+            // Open: it only signs out the login its own cookie names.
+            .route("/v1/events/logout", post(viewers::logout::<C>))
             .route("/readyz", get(ready::<C>))
             .with_state(self.clone())
     }
@@ -477,7 +493,7 @@ async fn auth<C: CloudOps + 'static>(
         let viewer = || {
             request.method() == axum::http::Method::GET
                 && request.uri().path() == "/v1/events"
-                && feed::admits_viewer(&svc, request.headers())
+                && viewers::admits_viewer(&svc, request.headers())
         };
         if !ok && !viewer() {
             let mut answer = problem(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
