@@ -2,13 +2,18 @@
 //! ChromeDriver (WebDriver), against `callfeed serve --emulator` run as a user would.
 //! Set `CALLFEED_SCREENSHOTS=DIR` to keep screenshots of the sessions and session views.
 
+mod browser;
+#[path = "../common/mod.rs"]
 mod common;
+mod http;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
+
+use browser::{Browser, errors, text_of};
+use http::{EventStream, request};
 
 const TOKEN: &str = "console-test-token-7f3a";
 
@@ -36,189 +41,6 @@ async fn serve() -> (Child, String) {
         .expect("a line");
     let v: Value = serde_json::from_str(&line).unwrap();
     (child, v["api"].as_str().unwrap().to_owned())
-}
-
-/// ChromeDriver on a free port, and a headless Chromium session through it.
-struct Browser {
-    client: Client,
-    _driver: Child,
-    _profile: tempfile::TempDir,
-}
-
-impl Browser {
-    async fn start() -> Self {
-        let port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
-        let driver = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("chromedriver (Debian package chromium-driver; `make setup` installs it)");
-        let profile = tempfile::tempdir().unwrap();
-        let caps = json!({
-            "browserName": "chrome",
-            "goog:chromeOptions": {
-                "binary": "/usr/bin/chromium",
-                "args": [
-                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                    "--autoplay-policy=no-user-gesture-required", "--window-size=1280,1000",
-                    "--no-first-run", "--disable-background-networking", "--disable-sync",
-                    "--disable-component-update", "--disable-default-apps",
-                    format!("--user-data-dir={}", profile.path().display()),
-                ],
-            },
-            "goog:loggingPrefs": {"browser": "ALL"},
-        });
-        let caps: serde_json::Map<String, Value> = caps.as_object().unwrap().clone();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let client = loop {
-            let plain_http = hyper_util::client::legacy::connect::HttpConnector::new();
-            match ClientBuilder::new(plain_http)
-                .capabilities(caps.clone())
-                .connect(&format!("http://127.0.0.1:{port}"))
-                .await
-            {
-                Ok(c) => break c,
-                Err(e) => {
-                    assert!(
-                        Instant::now() < deadline,
-                        "chromedriver did not start a browser: {e}"
-                    );
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
-        };
-        Self {
-            client,
-            _driver: driver,
-            _profile: profile,
-        }
-    }
-
-    /// The browser console's entries since the last call (ChromeDriver's log endpoint).
-    async fn console_entries(&self) -> Vec<Value> {
-        let answer = self
-            .client
-            .issue_cmd(BrowserLog)
-            .await
-            .expect("the browser's console log");
-        answer.as_array().cloned().unwrap_or_default()
-    }
-
-    async fn js(&self, script: &str) -> Value {
-        self.client
-            .execute(script, vec![])
-            .await
-            .unwrap_or_else(|e| panic!("{script}: {e}"))
-    }
-
-    /// Waits for `script` to return something other than null/false, polling the page.
-    async fn until(&self, what: &str, within: Duration, script: &str) -> Value {
-        let deadline = Instant::now() + within;
-        loop {
-            let v = self.js(script).await;
-            if !v.is_null() && v != Value::Bool(false) {
-                return v;
-            }
-            if Instant::now() > deadline {
-                let page = self.js("return document.body.innerText").await;
-                panic!("{what}: not within {within:?}; the page shows:\n{page}");
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    async fn type_into(&self, css: &str, text: &str) {
-        let field = self.client.find(Locator::Css(css)).await.unwrap();
-        field.clear().await.unwrap();
-        field.send_keys(text).await.unwrap();
-    }
-
-    /// Waits for the text of `css` to change twice: two redraws of the view.
-    async fn redrawn(&self, css: &str) {
-        let read = text_of(css);
-        for _ in 0..2 {
-            let before = self.js(&read).await;
-            self.until(
-                "a redraw",
-                Duration::from_secs(5),
-                &format!(
-                    "const now = (() => {{ {read} }})(); return now !== {before} ? now : null;"
-                ),
-            )
-            .await;
-        }
-    }
-
-    /// Presses Enter on whatever has the focus.
-    async fn press_enter(&self) {
-        let focused = self.client.active_element().await.unwrap();
-        focused
-            .send_keys(&fantoccini::key::Key::Enter.to_string())
-            .await
-            .unwrap();
-    }
-
-    /// Clicks the element `css` names; found again if the page re-rendered it meanwhile
-    /// (the list redraws as figures arrive).
-    async fn click(&self, css: &str) {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let found = self.client.find(Locator::Css(css)).await;
-            let clicked = match found {
-                Ok(element) => element.click().await,
-                Err(e) => Err(e),
-            };
-            match clicked {
-                Ok(()) => return,
-                Err(e) if Instant::now() < deadline => {
-                    let _ = e;
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                Err(e) => panic!("{css}: {e}"),
-            }
-        }
-    }
-
-    async fn screenshot(&self, name: &str) {
-        if let Ok(dir) = std::env::var("CALLFEED_SCREENSHOTS") {
-            let png = self.client.screenshot().await.unwrap();
-            std::fs::write(std::path::Path::new(&dir).join(name), png).unwrap();
-        }
-    }
-}
-
-/// ChromeDriver's `POST /session/{id}/se/log` for the browser console.
-#[derive(Debug)]
-struct BrowserLog;
-
-impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
-    fn endpoint(
-        &self,
-        base_url: &url::Url,
-        session_id: Option<&str>,
-    ) -> Result<url::Url, url::ParseError> {
-        base_url.join(&format!(
-            "session/{}/se/log",
-            session_id.unwrap_or_default()
-        ))
-    }
-    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
-        (http::Method::POST, Some(r#"{"type":"browser"}"#.to_owned()))
-    }
-}
-
-fn errors(entries: &[Value]) -> Vec<&Value> {
-    entries.iter().filter(|e| e["level"] == "SEVERE").collect()
-}
-
-/// What the page's text shows in one element, or null.
-fn text_of(css: &str) -> String {
-    format!("const e = document.querySelector({css:?}); return e ? e.textContent : null;")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -548,77 +370,6 @@ async fn a_wrong_token_shows_an_error_and_nothing_else() {
         "{entries:#?}"
     );
     browser.client.close().await.unwrap();
-}
-
-/// One HTTP request to the server: (status, headers, body).
-async fn request(
-    method: reqwest::Method,
-    url: &str,
-    headers: &[(&str, &str)],
-) -> (u16, reqwest::header::HeaderMap, String) {
-    let mut r = reqwest::Client::new().request(method, url);
-    for (k, v) in headers {
-        r = r.header(*k, *v);
-    }
-    let answer = r.send().await.unwrap();
-    let status = answer.status().as_u16();
-    let headers = answer.headers().clone();
-    (status, headers, answer.text().await.unwrap_or_default())
-}
-
-type Sse = (String, String, String);
-
-/// An open event stream, read as far as a test needs: (event, id, data) triples.
-struct EventStream {
-    body: std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
-    text: String,
-    events: Vec<Sse>,
-}
-
-impl EventStream {
-    async fn open(url: &str, headers: &[(&str, &str)]) -> Self {
-        let mut r = reqwest::Client::new().get(url);
-        for (k, v) in headers {
-            r = r.header(*k, *v);
-        }
-        let answer = r.send().await.unwrap();
-        assert_eq!(answer.status(), 200);
-        Self {
-            body: Box::pin(answer.bytes_stream()),
-            text: String::new(),
-            events: Vec::new(),
-        }
-    }
-
-    /// Reads on until `enough` says so (or a deadline); every event read so far.
-    async fn until(&mut self, enough: impl Fn(&[Sse]) -> bool) -> &[Sse] {
-        use futures::StreamExt;
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        while !enough(&self.events) {
-            let chunk = tokio::time::timeout_at(deadline, self.body.next())
-                .await
-                .unwrap_or_else(|_| panic!("events so far: {:#?}", self.events))
-                .expect("the stream goes on")
-                .unwrap();
-            self.text.push_str(std::str::from_utf8(&chunk).unwrap());
-            while let Some(end) = self.text.find("\n\n") {
-                let block: String = self.text.drain(..end + 2).collect();
-                let field = |name: &str| {
-                    block
-                        .lines()
-                        .filter_map(|l| l.strip_prefix(name))
-                        .map(str::trim_start)
-                        .collect::<Vec<_>>()
-                        .join("")
-                };
-                if !field("event:").is_empty() {
-                    self.events
-                        .push((field("event:"), field("id:"), field("data:")));
-                }
-            }
-        }
-        &self.events
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
