@@ -21,7 +21,7 @@ use crate::emulator::{
     TrtcCallback,
 };
 use crate::session::CloudClients;
-use crate::store::{self as journal, Store as Journal, StoreError as JournalError};
+use crate::store::{self as journal, Store, StoreError};
 
 /// The SDKs' public demo SDKAppID, used against the embedded emulator when none is set.
 pub const DEMO_SDKAPPID: u64 = 1_400_000_000;
@@ -215,11 +215,11 @@ impl JournalAt {
         file.map_or(JournalAt::Default, JournalAt::File)
     }
 
-    pub async fn open(self) -> Result<OpenJournal, JournalError> {
+    pub async fn open(self) -> Result<OpenJournal, StoreError> {
         let (path, scratch) = match self {
             JournalAt::Postgres(url) => {
                 return Ok(OpenJournal {
-                    journal: Arc::new(Journal::connect(&url).await?),
+                    journal: Arc::new(Store::connect(&url).await?),
                     _scratch: None,
                 });
             }
@@ -231,7 +231,7 @@ impl JournalAt {
             }
         };
         Ok(OpenJournal {
-            journal: Arc::new(Journal::open(&path)?),
+            journal: Arc::new(Store::open(&path)?),
             _scratch: scratch,
         })
     }
@@ -241,12 +241,12 @@ impl JournalAt {
 #[derive(Debug)]
 pub struct OpenJournal {
     // Declared first so the database is closed before its folder is removed.
-    journal: Arc<Journal>,
+    journal: Arc<Store>,
     _scratch: Option<ScratchDir>,
 }
 
 impl OpenJournal {
-    pub fn journal(&self) -> &Arc<Journal> {
+    pub fn journal(&self) -> &Arc<Store> {
         &self.journal
     }
 }

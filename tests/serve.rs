@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use callfeed::emulator::Emulator;
-use callfeed::store::{SessionStore, Store as Journal};
+use callfeed::store::{SessionStore, Store};
 use common::serve::*;
 use common::*;
 use serde_json::{Value, json};
@@ -337,7 +337,7 @@ async fn a_killed_service_leaves_nothing_running_after_its_restart() {
         assert!(Instant::now() < deadline, "not recovered: {t:#} {calls:#}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let j = Journal::open(std::path::Path::new(&journal)).unwrap();
+    let j = Store::open(std::path::Path::new(&journal)).unwrap();
     let (result, note) = j.result_of(&id).await.unwrap().unwrap();
     assert_eq!(result, "recovered");
     assert!(

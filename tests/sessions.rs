@@ -15,7 +15,7 @@ use callfeed::media::topology::Topologies;
 use callfeed::session::driver::{self, DriverSettings, Report, Status};
 use callfeed::session::state::{IngestAt, Outcome, Stage};
 use callfeed::session::{CloudClients, CloudOps, SessionSpec};
-use callfeed::store::{SessionStore, Store as Journal};
+use callfeed::store::{SessionStore, Store};
 use common::*;
 use serde_json::Value;
 
@@ -57,14 +57,14 @@ fn spec(callee: &str, room: RoomRef, media: &str) -> SessionSpec {
     }
 }
 
-async fn run<C: CloudOps>(spec: SessionSpec, cloud: &C, journal: Option<Arc<Journal>>) -> Report {
+async fn run<C: CloudOps>(spec: SessionSpec, cloud: &C, journal: Option<Arc<Store>>) -> Report {
     run_witnessed(spec, cloud, journal, None).await
 }
 
 async fn run_witnessed<C: CloudOps>(
     spec: SessionSpec,
     cloud: &C,
-    journal: Option<Arc<Journal>>,
+    journal: Option<Arc<Store>>,
     room_witness: Option<driver::RoomWitness>,
 ) -> Report {
     let (status, _) = tokio::sync::watch::channel(Status::default());
@@ -420,7 +420,7 @@ async fn what_a_crashed_run_left_running_is_stopped_on_the_next_start() {
         .unwrap();
     let cloud = clients(&emulator, APP_KEY);
     let dir = tempfile::tempdir().unwrap();
-    let journal = Journal::open(&dir.path().join("j.sqlite")).unwrap();
+    let journal = Store::open(&dir.path().join("j.sqlite")).unwrap();
     // A session that got as far as a live call and a running task, then the process died.
     let call_id = cloud
         .start_call(&spec("jack", RoomRef::string("x").unwrap(), "test:").start_call_request())
@@ -557,7 +557,7 @@ async fn a_panic_in_a_session_still_ends_its_call() {
         .unwrap();
     let cloud = PanicsAtIngest(clients(&emulator, APP_KEY));
     let dir = tempfile::tempdir().unwrap();
-    let journal = Arc::new(Journal::open(&dir.path().join("j.sqlite")).unwrap());
+    let journal = Arc::new(Store::open(&dir.path().join("j.sqlite")).unwrap());
     let report = run(
         spec("jack", RoomRef::string("panic").unwrap(), "test:"),
         &cloud,

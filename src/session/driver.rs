@@ -16,7 +16,7 @@ use super::{CloudOps, PollBudget, SessionSpec};
 use crate::media::live::StreamStats;
 use crate::media::topology::Topologies;
 use crate::publish::Publisher;
-use crate::store::{SessionStore, Store as Journal};
+use crate::store::{SessionStore, Store};
 
 /// How the driver works, beyond the session's own spec.
 #[derive(Clone)]
@@ -223,7 +223,7 @@ pub async fn run<C: CloudOps>(
     session_id: String,
     spec: SessionSpec,
     cloud: &C,
-    journal: Option<Arc<Journal>>,
+    journal: Option<Arc<Store>>,
     settings: DriverSettings,
     topologies: Topologies,
     controls: Controls,
@@ -288,7 +288,7 @@ async fn after_panic<C: CloudOps>(
     session_id: String,
     known: CloudLeftovers,
     cloud: &C,
-    journal: Option<Arc<Journal>>,
+    journal: Option<Arc<Store>>,
     settings: &DriverSettings,
     status: &watch::Sender<Status>,
     reason: String,
@@ -353,7 +353,7 @@ pub(super) async fn confirm_teardown<C: CloudOps>(
     cloud: &C,
     settings: &DriverSettings,
     status: &watch::Sender<Status>,
-    journal: Option<(&Journal, &str, &Outcome)>,
+    journal: Option<(&Store, &str, &Outcome)>,
 ) -> Teardown {
     let note = journal.map(|(_, _, o)| outcome_note(o)).unwrap_or_default();
     let result = leftovers

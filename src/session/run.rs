@@ -16,7 +16,7 @@ use crate::cloud::http::CloudError;
 use crate::cloud::ingest::StartStreamIngest;
 use crate::media::live::MediaEvent;
 use crate::media::topology::Topologies;
-use crate::store::{Admission, SessionStore, Store as Journal};
+use crate::store::{Admission, SessionStore, Store};
 
 /// How soon an ingest task the cloud ended is started again, at first and at most.
 const RESTART_MIN: Duration = Duration::from_millis(500);
@@ -39,7 +39,7 @@ pub(super) struct SessionRun<'a, C> {
     id: String,
     spec: SessionSpec,
     cloud: &'a C,
-    journal: Option<Arc<Journal>>,
+    journal: Option<Arc<Store>>,
     settings: DriverSettings,
     controls: Controls,
     machine: Session,
@@ -67,7 +67,7 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
         id: String,
         spec: SessionSpec,
         cloud: &'a C,
-        journal: Option<Arc<Journal>>,
+        journal: Option<Arc<Store>>,
         settings: DriverSettings,
         controls: Controls,
         leftovers: Arc<std::sync::Mutex<CloudLeftovers>>,

@@ -10,7 +10,7 @@ use std::time::Duration;
 use backon::BackoffBuilder;
 
 use super::CloudOps;
-use crate::store::{OpenSession, SessionStore, Store as Journal};
+use crate::store::{OpenSession, SessionStore, Store};
 
 /// The first retry comes this soon; retries slow down to one per `RETRY_MAX`.
 const RETRY_MIN: Duration = Duration::from_millis(500);
@@ -105,7 +105,7 @@ impl CloudLeftovers {
 /// Where a teardown still unconfirmed is recorded while it is retried, so a crash meanwhile
 /// leaves it for the next run.
 pub struct PendingRecord<'a> {
-    pub store: &'a Journal,
+    pub store: &'a Store,
     pub id: &'a str,
     pub result: &'a str,
     pub note: &'a str,
@@ -126,7 +126,7 @@ pub struct Recovered {
 /// once), recording what the cloud confirmed. Sessions still unconfirmed stay open in the
 /// journal and come back as `Err`, for the next round.
 pub async fn recover<C: CloudOps>(
-    journal: &Journal,
+    journal: &Store,
     cloud: &C,
     attempt_limit: Duration,
     claim: impl Fn(&OpenSession) -> bool,
@@ -151,7 +151,7 @@ pub async fn recover<C: CloudOps>(
 const RECOVER_AT_ONCE: usize = 8;
 
 async fn recover_one<C: CloudOps>(
-    journal: &Journal,
+    journal: &Store,
     cloud: &C,
     attempt_limit: Duration,
     s: OpenSession,
@@ -211,7 +211,7 @@ async fn recover_one<C: CloudOps>(
 /// keeps refusing never holds up the others), and a look now and then once none are, for
 /// teardowns that give up later. `confirmed` hears each session the cloud confirmed.
 pub async fn recover_until_done<C: CloudOps>(
-    journal: &Journal,
+    journal: &Store,
     cloud: &C,
     attempt_limit: Duration,
     claim: impl Fn(&OpenSession) -> bool,

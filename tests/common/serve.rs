@@ -11,7 +11,7 @@ use callfeed::serve::api::{Service, ServiceConfig};
 use callfeed::serve::webhooks::WebhookKeys;
 use callfeed::session::CloudClients;
 use callfeed::session::driver::DriverSettings;
-use callfeed::store::Store as Journal;
+use callfeed::store::Store;
 use serde_json::Value;
 
 use super::{APP_KEY, SDKAPPID, test_clients};
@@ -91,7 +91,7 @@ pub async fn start_service(
     journal: &std::path::Path,
     configure: impl FnOnce(&mut ServiceConfig),
 ) -> (Arc<Service<CloudClients>>, Api) {
-    let store = Arc::new(Journal::open(journal).unwrap());
+    let store = Arc::new(Store::open(journal).unwrap());
     start_service_on(emulator, store, configure).await
 }
 
@@ -99,7 +99,7 @@ pub async fn start_service(
 /// share, say).
 pub async fn start_service_on(
     emulator: &Emulator,
-    store: Arc<Journal>,
+    store: Arc<Store>,
     configure: impl FnOnce(&mut ServiceConfig),
 ) -> (Arc<Service<CloudClients>>, Api) {
     let cloud = test_clients(

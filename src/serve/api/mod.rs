@@ -34,7 +34,7 @@ use crate::media::topology::Topologies;
 use crate::session::driver::{self, Controls, DriverSettings, Report, Status};
 use crate::session::teardown::{Recovered, recover, recover_until_done};
 use crate::session::{CloudOps, RequestError, SessionRequest};
-use crate::store::Store as Journal;
+use crate::store::Store;
 use crate::store::{OpenSession, process_identity};
 
 /// The longest a request (body, validation and DNS included) may take, SSE aside.
@@ -75,7 +75,7 @@ struct Entry {
 /// What the service shares between requests.
 pub struct Service<C> {
     cloud: Arc<Metered<C>>,
-    journal: Arc<Journal>,
+    journal: Arc<Store>,
     topologies: Topologies,
     driver: DriverSettings,
     token: Option<SecretString>,
@@ -141,7 +141,7 @@ pub fn default_max_sessions() -> usize {
 }
 
 impl<C: CloudOps + 'static> Service<C> {
-    pub fn new(cloud: C, journal: Arc<Journal>, config: ServiceConfig) -> Arc<Self> {
+    pub fn new(cloud: C, journal: Arc<Store>, config: ServiceConfig) -> Arc<Self> {
         let metrics = Arc::new(Metrics::default());
         let viewers = viewers::Viewers::new(config.token.as_ref());
         let service = Arc::new(Self {
