@@ -4,51 +4,13 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use callfeed::store::{SessionStore, Store};
 use common::postgres::Postgres;
+use common::processes::{self, CALLBACK_KEY, TOKEN, account};
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
-
-const TOKEN: &str = "cluster-token";
-const CALLBACK_KEY: &str = "cluster-callback-key";
-
-/// The account every process of the test uses: the emulator checks what the nodes sign.
-fn account(cmd: &mut Command) -> &mut Command {
-    cmd.env_remove("CALLFEED_CONFIG")
-        .env("CALLFEED_SDKAPPID", "1400000042")
-        .env("CALLFEED_SDK_SECRET_KEY", "clusterappkey")
-        .env("TENCENTCLOUD_SECRET_ID", "AKIDcluster")
-        .env("TENCENTCLOUD_SECRET_KEY", "clustersecret")
-        .env(
-            "XDG_STATE_HOME",
-            std::env::temp_dir().join("callfeed-cluster-state"),
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-}
-
-/// Starts `callfeed ARGS` and reads the one JSON line it prints when ready.
-async fn start(args: &[&str], env: &[(&str, &str)]) -> (Child, Value) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_callfeed"));
-    account(&mut cmd).args(args);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-        .await
-        .expect("ready within 30 s")
-        .unwrap()
-        .expect("a line");
-    (child, serde_json::from_str(&line).unwrap())
-}
 
 /// What every cluster test runs against: a throwaway PostgreSQL with a database of its own,
 /// and a `callfeed emulator` process as the cloud (`control`: its control API).
@@ -80,39 +42,18 @@ impl Cloud {
     }
 }
 
+const CALLFEED: &str = env!("CARGO_BIN_EXE_callfeed");
+
+async fn start(args: &[&str], env: &[(&str, &str)]) -> (Child, Value) {
+    processes::start(CALLFEED, args, env).await
+}
+
 async fn node(store: &str, emulator: &Value) -> (Child, String) {
-    node_with(store, emulator, &[]).await
+    processes::node(CALLFEED, store, emulator, &[]).await
 }
 
 async fn node_with(store: &str, emulator: &Value, extra: &[&str]) -> (Child, String) {
-    let env = [
-        (
-            "CALLFEED_IM_ENDPOINT",
-            emulator["im_endpoint"].as_str().unwrap(),
-        ),
-        (
-            "CALLFEED_TRTC_ENDPOINT",
-            emulator["trtc_endpoint"].as_str().unwrap(),
-        ),
-        ("CALLFEED_API_TOKEN", TOKEN),
-        ("CALLFEED_CALLBACK_KEY", CALLBACK_KEY),
-    ];
-    let mut args = vec![
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--store",
-        store,
-        "--lease-secs",
-        "2",
-    ];
-    // The tests load the machine themselves: no node refuses for CPU unless a test says so.
-    if !extra.contains(&"--max-cpu") {
-        args.extend_from_slice(&["--max-cpu", "100"]);
-    }
-    args.extend_from_slice(extra);
-    let (child, ready) = start(&args, &env).await;
-    (child, ready["api"].as_str().unwrap().to_owned())
+    processes::node(CALLFEED, store, emulator, extra).await
 }
 
 async fn post(api: &str, body: Value) -> (u16, Value) {

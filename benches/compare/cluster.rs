@@ -2,17 +2,15 @@
 //! `kill -9` of a node takes to have its call and ingest task stopped by another node. Real
 //! `callfeed serve` processes, a `callfeed emulator` process and a throwaway PostgreSQL.
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 use crate::postgres::Postgres;
+use crate::processes::{self, TOKEN};
 use crate::tools::{Bench, CALLFEED};
 
-const TOKEN: &str = "bench-token";
 /// Sessions asked for in the admission figure, and by how many clients at once.
 const ADMISSIONS: usize = 120;
 const CLIENTS: usize = 8;
@@ -33,57 +31,11 @@ pub(crate) fn cluster(_: &Bench) -> Value {
 }
 
 async fn start(args: &[&str], env: &[(&str, &str)]) -> (Child, Value) {
-    let mut cmd = Command::new(CALLFEED);
-    cmd.env_remove("CALLFEED_CONFIG")
-        .env("CALLFEED_SDKAPPID", "1400000042")
-        .env("CALLFEED_SDK_SECRET_KEY", "benchappkey")
-        .env("TENCENTCLOUD_SECRET_ID", "AKIDbench")
-        .env("TENCENTCLOUD_SECRET_KEY", "benchsecret")
-        .env("CALLFEED_API_TOKEN", TOKEN)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    (child, serde_json::from_str(&line).unwrap())
+    processes::start(CALLFEED, args, env).await
 }
 
 async fn node(store: &str, emulator: &Value) -> (Child, String) {
-    let env = [
-        (
-            "CALLFEED_IM_ENDPOINT",
-            emulator["im_endpoint"].as_str().unwrap(),
-        ),
-        (
-            "CALLFEED_TRTC_ENDPOINT",
-            emulator["trtc_endpoint"].as_str().unwrap(),
-        ),
-    ];
-    let args = [
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--store",
-        store,
-        "--lease-secs",
-        "2",
-        "--max-sessions",
-        "1000",
-        // The benchmark loads the machine on purpose.
-        "--max-cpu",
-        "100",
-    ];
-    let (child, ready) = start(&args, &env).await;
-    (child, ready["api"].as_str().unwrap().to_owned())
+    processes::node(CALLFEED, store, emulator, &["--max-sessions", "1000"]).await
 }
 
 async fn call(

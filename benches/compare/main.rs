@@ -26,6 +26,11 @@ mod tools;
 #[allow(dead_code, unreachable_pub)]
 mod postgres;
 
+/// The cluster tests' way of starting nodes and the emulator, for the same figure.
+#[path = "../../tests/common/processes.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod processes;
+
 /// A free loopback port (what the PostgreSQL harness listens on).
 fn closed_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

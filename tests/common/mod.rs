@@ -5,6 +5,7 @@
 #![allow(unreachable_pub)]
 
 pub mod postgres;
+pub mod processes;
 pub mod serve;
 
 use std::collections::VecDeque;

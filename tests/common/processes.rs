@@ -1,0 +1,82 @@
+//! `callfeed` processes as the cluster tests and the cluster benchmark start them: one
+//! made-up account the emulator and every node share, each process's ready line read.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// The API token every node of a cluster run takes.
+pub const TOKEN: &str = "cluster-token";
+/// The TRTC callback key every node checks webhooks with.
+pub const CALLBACK_KEY: &str = "cluster-callback-key";
+
+/// The account every process of a run uses: the emulator checks what the nodes sign.
+pub fn account(cmd: &mut Command) -> &mut Command {
+    cmd.env_remove("CALLFEED_CONFIG")
+        .env("CALLFEED_SDKAPPID", "1400000042")
+        .env("CALLFEED_SDK_SECRET_KEY", "clusterappkey")
+        .env("TENCENTCLOUD_SECRET_ID", "AKIDcluster")
+        .env("TENCENTCLOUD_SECRET_KEY", "clustersecret")
+        .env(
+            "XDG_STATE_HOME",
+            std::env::temp_dir().join("callfeed-cluster-state"),
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+}
+
+/// Starts `bin ARGS` with the shared account and reads the one JSON line it prints when
+/// ready.
+pub async fn start(bin: &str, args: &[&str], env: &[(&str, &str)]) -> (Child, Value) {
+    let mut cmd = Command::new(bin);
+    account(&mut cmd).args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("ready within 30 s")
+        .unwrap()
+        .expect("a line");
+    (child, serde_json::from_str(&line).unwrap())
+}
+
+/// A `serve` node on `store`, the cloud being the emulator at `emulator` (its ready line),
+/// with a 2 s lease and `extra` arguments; its API URL.
+pub async fn node(bin: &str, store: &str, emulator: &Value, extra: &[&str]) -> (Child, String) {
+    let env = [
+        (
+            "CALLFEED_IM_ENDPOINT",
+            emulator["im_endpoint"].as_str().unwrap(),
+        ),
+        (
+            "CALLFEED_TRTC_ENDPOINT",
+            emulator["trtc_endpoint"].as_str().unwrap(),
+        ),
+        ("CALLFEED_API_TOKEN", TOKEN),
+        ("CALLFEED_CALLBACK_KEY", CALLBACK_KEY),
+    ];
+    let mut args = vec![
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--store",
+        store,
+        "--lease-secs",
+        "2",
+    ];
+    // Tests and benchmarks load the machine themselves: no node refuses for CPU unless asked.
+    if !extra.contains(&"--max-cpu") {
+        args.extend_from_slice(&["--max-cpu", "100"]);
+    }
+    args.extend_from_slice(extra);
+    let (child, ready) = start(bin, &args, &env).await;
+    (child, ready["api"].as_str().unwrap().to_owned())
+}
