@@ -106,6 +106,28 @@ impl Browser {
         field.send_keys(text).await.unwrap();
     }
 
+    /// Opens the console at `api` and waits for its sign-in form.
+    pub(crate) async fn open_sign_in(&self, api: &str) {
+        self.client.goto(&format!("{api}/")).await.unwrap();
+        self.until(
+            "the sign-in form",
+            Duration::from_secs(10),
+            "return document.getElementById('token')",
+        )
+        .await;
+    }
+
+    /// Opens the new-session form from the navigation.
+    pub(crate) async fn open_form(&self) {
+        self.click("#nav a[href='#/new']").await;
+        self.until(
+            "the form",
+            Duration::from_secs(5),
+            "return document.getElementById('new-session')",
+        )
+        .await;
+    }
+
     /// Waits for the text of `css` to change twice: two redraws of the view.
     pub(crate) async fn redrawn(&self, css: &str) {
         let read = text_of(css);

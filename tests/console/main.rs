@@ -47,16 +47,8 @@ async fn serve() -> (Child, String) {
 async fn an_operator_starts_watches_hears_and_stops_a_session_from_the_console() {
     let (_serve, api) = serve().await;
     let browser = Browser::start().await;
-    browser.client.goto(&format!("{api}/")).await.unwrap();
-
+    browser.open_sign_in(&api).await;
     // Signing in with the keyboard: the token, then Enter.
-    browser
-        .until(
-            "the sign-in form",
-            Duration::from_secs(10),
-            "return document.getElementById('token')",
-        )
-        .await;
     browser.type_into("#token", &format!("{TOKEN}\n")).await;
     browser
         .until("the signed-in console", Duration::from_secs(10), "return !document.getElementById('nav').hidden && document.querySelector('[data-count=sessions]')")
@@ -76,14 +68,7 @@ async fn an_operator_starts_watches_hears_and_stops_a_session_from_the_console()
     );
 
     // A session from the form, with its default test source.
-    browser.click("#nav a[href='#/new']").await;
-    browser
-        .until(
-            "the form",
-            Duration::from_secs(5),
-            "return document.getElementById('new-session')",
-        )
-        .await;
+    browser.open_form().await;
     browser.type_into("#f-max_duration_secs", "120").await;
     browser.click("#new-session button[type=submit]").await;
     let phase = text_of("#session-phase");
@@ -231,14 +216,7 @@ async fn an_operator_starts_watches_hears_and_stops_a_session_from_the_console()
         .await;
 
     // A field the API refuses is shown next to that field.
-    browser.click("#nav a[href='#/new']").await;
-    browser
-        .until(
-            "the form",
-            Duration::from_secs(5),
-            "return document.getElementById('new-session')",
-        )
-        .await;
+    browser.open_form().await;
     browser.type_into("#f-ring_timeout_secs", "5").await;
     browser.click("#new-session button[type=submit]").await;
     let message = browser
@@ -324,14 +302,7 @@ async fn a_wrong_token_shows_an_error_and_nothing_else() {
         .unwrap();
     assert_eq!(created.status(), 201);
     let browser = Browser::start().await;
-    browser.client.goto(&format!("{api}/")).await.unwrap();
-    browser
-        .until(
-            "the sign-in form",
-            Duration::from_secs(10),
-            "return document.getElementById('token')",
-        )
-        .await;
+    browser.open_sign_in(&api).await;
     browser.type_into("#token", "not-the-token\n").await;
     let message = browser
         .until(
