@@ -60,54 +60,63 @@ function summary(s) {
 
 // ---- charts -----------------------------------------------------------------------
 
-/// fps and kbit/s from consecutive samples' counters.
+/// The charts: each a title and its series, computed from two consecutive samples.
+const CHARTS = [
+  ['Frames per second', [['fps', '#1f6feb', (a, b, dt) => (b.frames - a.frames) / dt]]],
+  ['Bitrate', [['kbit/s', '#2da44e', (a, b, dt) => ((b.bytes - a.bytes) * 8) / dt / 1000]]],
+  ['Repeated frames', [['per second', '#bf8700', (a, b, dt) => (b.repeated - a.repeated) / dt]]],
+  ['Input restarts and slate', [
+    ['restarts', '#cf222e', (a, b) => b.restarts],
+    ['on slate, s', '#8250df', (a, b) => b.slate / 30],
+  ]],
+];
+
+/// Each chart's data: the times, then one column per series.
 function series(samples) {
-  const t = [], fps = [], kbps = [], repeated = [];
+  const data = CHARTS.map(([, lines]) => [[], ...lines.map(() => [])]);
   for (let i = 1; i < samples.length; i++) {
     const a = samples[i - 1], b = samples[i];
     const dt = b.t - a.t;
     if (dt <= 0) continue;
-    t.push(b.t);
-    fps.push((b.frames - a.frames) / dt);
-    kbps.push(((b.bytes - a.bytes) * 8) / dt / 1000);
-    repeated.push(b.repeated - a.repeated);
+    CHARTS.forEach(([, lines], c) => {
+      data[c][0].push(b.t);
+      lines.forEach(([, , value], l) => data[c][l + 1].push(value(a, b, dt)));
+    });
   }
-  return [t, fps, kbps, repeated];
+  return data;
 }
 
-function chart(host, title, label, stroke) {
+function chart(host, title, lines) {
   const width = Math.max(260, Math.min(560, host.clientWidth || 320));
   return new window.uPlot({
     title, width, height: 160,
     scales: { x: { time: true } },
     axes: [{}, { size: 50 }],
-    series: [{}, { label, stroke, width: 2, points: { show: false } }],
-  }, [[], []], host);
+    series: [{}, ...lines.map(([label, stroke]) => ({ label, stroke, width: 2, points: { show: false } }))],
+  }, [[], ...lines.map(() => [])], host);
 }
 
 function charts(id) {
   const host = h('div', { class: 'charts', 'aria-label': 'Media over time' });
   const note = h('p', { class: 'muted', text: 'Charts show a live stream\'s output; the cloud plays an announcement itself.' });
-  let fpsChart = null, rateChart = null, repeatChart = null;
+  let plots = [];
   const draw = () => {
-    const [t, fps, kbps, repeated] = series(store.samples.get(id) || []);
-    if (t.length === 0 || !window.uPlot) return;
+    const data = series(store.samples.get(id) || []);
+    if (data[0][0].length === 0 || !window.uPlot) return;
     note.hidden = true;
-    if (!fpsChart) {
-      const boxes = [h('div', { class: 'chart' }), h('div', { class: 'chart' }), h('div', { class: 'chart' })];
-      host.append(...boxes);
-      fpsChart = chart(boxes[0], 'Frames per second', 'fps', '#1f6feb');
-      rateChart = chart(boxes[1], 'Bitrate', 'kbit/s', '#2da44e');
-      repeatChart = chart(boxes[2], 'Repeated frames', 'per second', '#bf8700');
+    if (plots.length === 0) {
+      plots = CHARTS.map(([title, lines]) => {
+        const box = h('div', { class: 'chart' });
+        host.append(box);
+        return chart(box, title, lines);
+      });
     }
-    fpsChart.setData([t, fps]);
-    rateChart.setData([t, kbps]);
-    repeatChart.setData([t, repeated]);
+    plots.forEach((plot, c) => plot.setData(data[c]));
   };
   // uPlot keeps every plot in a global set until destroyed.
   const destroy = () => {
-    for (const c of [fpsChart, rateChart, repeatChart]) if (c) c.destroy();
-    fpsChart = rateChart = repeatChart = null;
+    for (const plot of plots) plot.destroy();
+    plots = [];
   };
   return { el: h('div', {}, note, host), draw, destroy };
 }
