@@ -19,6 +19,11 @@ const TOKEN: &str = "console-test-token-7f3a";
 
 /// `callfeed serve --emulator` on a free loopback port, with an API token.
 async fn serve() -> (Child, String) {
+    serve_with(&[]).await
+}
+
+/// The same, with `extra` arguments.
+async fn serve_with(extra: &[&str]) -> (Child, String) {
     use tokio::io::AsyncBufReadExt;
     let mut cmd = common::callfeed_cli("callfeed-console-test");
     cmd.args([
@@ -29,6 +34,7 @@ async fn serve() -> (Child, String) {
         "--callee-answers-after",
         "300",
     ])
+    .args(extra)
     .env("CALLFEED_API_TOKEN", TOKEN)
     .stdout(std::process::Stdio::piped())
     .stderr(std::process::Stdio::null());
@@ -284,6 +290,57 @@ async fn an_operator_starts_watches_hears_and_stops_a_session_from_the_console()
     for origin in origins.as_array().unwrap() {
         assert_eq!(origin.as_str().unwrap(), api, "a request went elsewhere");
     }
+    browser.client.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_announcement_plays_in_the_page_from_the_file_the_cloud_plays() {
+    let samples = concat!(env!("CARGO_MANIFEST_DIR"), "/media-samples");
+    let (_serve, api) = serve_with(&["--media-root", samples]).await;
+    let created = reqwest::Client::new()
+        .post(format!("{api}/v1/sessions"))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/json")
+        .body(
+            json!({"to": ["jack"], "room": "announcement-room", "media_type": "audio",
+                "media": format!("{samples}/tone-440hz-2s.ogg"), "repeat": 5})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let created: Value = serde_json::from_str(&created.text().await.unwrap()).unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    let browser = Browser::start().await;
+    browser.open_sign_in(&api).await;
+    browser.type_into("#token", &format!("{TOKEN}\n")).await;
+    browser
+        .until(
+            "the signed-in console",
+            Duration::from_secs(10),
+            "return !document.getElementById('nav').hidden",
+        )
+        .await;
+    browser
+        .js(&format!("location.hash = '#/s/{id}'; return true"))
+        .await;
+    let source = browser
+        .until(
+            "the announcement playing in the page",
+            Duration::from_secs(30),
+            "const v = document.getElementById('player'); return v && v.currentTime > 0.5 ? v.currentSrc : null;",
+        )
+        .await;
+    let source = source.as_str().unwrap();
+    assert!(
+        source.starts_with(&api) && source.ends_with(".mp4"),
+        "{source}"
+    );
+    assert_eq!(
+        browser.js(&text_of("[data-fact=mode]")).await,
+        json!("announcement")
+    );
     browser.client.close().await.unwrap();
 }
 
