@@ -56,6 +56,29 @@ async fn node_with(store: &str, emulator: &Value, extra: &[&str]) -> (Child, Str
     processes::node(CALLFEED, store, emulator, extra).await
 }
 
+/// What most of these tests run: a tone `to` hears until the session is stopped (or its
+/// limit), in `room`.
+fn looping_tone(to: &str, room: &str) -> Value {
+    serde_json::json!({
+        "to": [to], "media": "test:black+tone=440", "room": room,
+        "media_type": "audio", "loop_forever": true,
+    })
+}
+
+/// The same with a limit of `secs`.
+fn looping_tone_for(room: &str, secs: u64) -> Value {
+    let mut request = looping_tone("jack", room);
+    request["max_duration_secs"] = secs.into();
+    request
+}
+
+/// The emulator's one call is connected and its ingest task runs.
+fn in_call(calls: &[Value]) -> bool {
+    calls.len() == 1
+        && calls[0]["state"] == "connected"
+        && calls[0]["media"][0]["status"] == "InProgress"
+}
+
 async fn post(api: &str, body: Value) -> (u16, Value) {
     let r = reqwest::Client::new()
         .post(format!("{api}/v1/sessions"))
@@ -115,10 +138,7 @@ async fn a_killed_nodes_call_and_ingest_task_are_stopped_by_another_node_within_
     let (store, endpoints, control) = (&cloud.store, &cloud.endpoints, &cloud.control);
     let (mut a, api_a) = node(store, endpoints).await;
     let (_b, api_b) = node(store, endpoints).await;
-    let request = serde_json::json!({
-        "to": ["jack"], "media": "test:black+tone=440", "room": "failover",
-        "media_type": "audio", "loop_forever": true,
-    });
+    let request = looping_tone("jack", "failover");
     let (code, created) = post(&api_a, request.clone()).await;
     assert_eq!(code, 201, "{created}");
     let id = created["id"].as_str().unwrap().to_owned();
@@ -140,9 +160,6 @@ async fn a_killed_nodes_call_and_ingest_task_are_stopped_by_another_node_within_
     let (code, busy) = post(&api_b, request.clone()).await;
     assert_eq!(code, 409, "{busy}");
     assert_eq!(busy["existing"], id.as_str());
-    let in_call = |c: &[Value]| {
-        c.len() == 1 && c[0]["state"] == "connected" && c[0]["media"][0]["status"] == "InProgress"
-    };
     until_calls(control, Duration::from_secs(30), in_call).await;
 
     // Node A dies at once.
@@ -197,19 +214,9 @@ async fn a_paused_node_that_comes_back_after_being_reaped_starts_nothing_again()
     let (store, endpoints, control) = (&cloud.store, &cloud.endpoints, &cloud.control);
     let (a, api_a) = node(store, endpoints).await;
     let (_b, _api_b) = node(store, endpoints).await;
-    let (code, created) = post(
-        &api_a,
-        serde_json::json!({
-            "to": ["jack"], "media": "test:black+tone=440", "room": "paused",
-            "media_type": "audio", "loop_forever": true, "max_duration_secs": 600,
-        }),
-    )
-    .await;
+    let (code, created) = post(&api_a, looping_tone_for("paused", 600)).await;
     assert_eq!(code, 201, "{created}");
     let id = created["id"].as_str().unwrap().to_owned();
-    let in_call = |c: &[Value]| {
-        c.len() == 1 && c[0]["state"] == "connected" && c[0]["media"][0]["status"] == "InProgress"
-    };
     until_calls(control, Duration::from_secs(30), in_call).await;
     // Its task carries a backstop: the cloud ends it a little after the session's own limit
     // even if every record of it were lost.
@@ -264,18 +271,10 @@ async fn restarting_the_store_mid_call_reaps_nothing_and_refuses_new_sessions_me
         (&cloud.pg, &cloud.store, &cloud.endpoints, &cloud.control);
     let (_a, api_a) = node(store, endpoints).await;
     let (_b, api_b) = node(store, endpoints).await;
-    let session = |room: &str| {
-        serde_json::json!({
-            "to": ["jack"], "media": "test:black+tone=440", "room": room,
-            "media_type": "audio", "loop_forever": true,
-        })
-    };
+    let session = |room: &str| looping_tone("jack", room);
     let (code, created) = post(&api_a, session("outage")).await;
     assert_eq!(code, 201, "{created}");
     let id = created["id"].as_str().unwrap().to_owned();
-    let in_call = |c: &[Value]| {
-        c.len() == 1 && c[0]["state"] == "connected" && c[0]["media"][0]["status"] == "InProgress"
-    };
     until_calls(control, Duration::from_secs(30), in_call).await;
 
     // The store goes away for longer than two leases: every lease in it runs out.
@@ -318,14 +317,7 @@ async fn any_node_follows_and_stops_a_session_another_node_runs() {
     let (_a, api_a) = node(store, endpoints).await;
     let (_b, api_b) = node(store, endpoints).await;
     let (_c, api_c) = node(store, endpoints).await;
-    let (code, created) = post(
-        &api_a,
-        serde_json::json!({
-            "to": ["jack"], "media": "test:black+tone=440", "room": "anywhere",
-            "media_type": "audio", "loop_forever": true,
-        }),
-    )
-    .await;
+    let (code, created) = post(&api_a, looping_tone("jack", "anywhere")).await;
     assert_eq!(code, 201, "{created}");
     let id = created["id"].as_str().unwrap().to_owned();
     let path = format!("/v1/sessions/{id}");
@@ -468,14 +460,8 @@ async fn sessions_asked_of_a_full_node_run_on_the_nodes_with_room() {
     let mut ids = Vec::new();
     let mut placed_on = Vec::new();
     for i in 0..5 {
-        let (code, created) = post(
-            &api_a,
-            serde_json::json!({
-                "to": [format!("callee{i}")], "media": "test:black+tone=440",
-                "room": format!("placed{i}"), "media_type": "audio", "loop_forever": true,
-            }),
-        )
-        .await;
+        let request = looping_tone(&format!("callee{i}"), &format!("placed{i}"));
+        let (code, created) = post(&api_a, request).await;
         assert_eq!(code, 201, "{created}");
         ids.push(created["id"].as_str().unwrap().to_owned());
         placed_on.push(created["node"].as_str().unwrap_or(&api_a).to_owned());
@@ -598,14 +584,7 @@ async fn a_drained_node_lets_its_sessions_finish_then_leaves_the_cluster() {
     let (store, endpoints) = (&cloud.store, &cloud.endpoints);
     let (mut a, api_a) = node_with(store, endpoints, &["--drain-grace", "30"]).await;
     let (_b, api_b) = node(store, endpoints).await;
-    let (code, created) = post(
-        &api_a,
-        serde_json::json!({
-            "to": ["jack"], "media": "test:black+tone=440", "room": "drained",
-            "media_type": "audio", "loop_forever": true, "max_duration_secs": 3,
-        }),
-    )
-    .await;
+    let (code, created) = post(&api_a, looping_tone_for("drained", 3)).await;
     assert_eq!(code, 201, "{created}");
     let id = created["id"].as_str().unwrap().to_owned();
     // Both nodes are empty: the node asked takes it.
@@ -659,14 +638,8 @@ async fn a_live_encode_takes_more_of_a_nodes_room_than_an_announcement() {
     // Live test sources cost 4: B (8 free), then A (4 free each, A asked), then B again.
     let mut placed = Vec::new();
     for i in 0..3 {
-        let (code, created) = post(
-            &api_a,
-            serde_json::json!({
-                "to": [format!("live{i}")], "media": "test:black+tone=440",
-                "room": format!("live{i}"), "media_type": "audio", "loop_forever": true,
-            }),
-        )
-        .await;
+        let request = looping_tone(&format!("live{i}"), &format!("live{i}"));
+        let (code, created) = post(&api_a, request).await;
         assert_eq!(code, 201, "{created}");
         placed.push(created["node"].as_str().unwrap_or(&api_a).to_owned());
     }
