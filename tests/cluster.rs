@@ -7,46 +7,11 @@ mod common;
 use std::time::{Duration, Instant};
 
 use callfeed::store::{SessionStore, Store};
-use common::postgres::Postgres;
-use common::processes::{self, CALLBACK_KEY, TOKEN, account};
+use common::processes::{self, CALLBACK_KEY, Cloud, TOKEN, account};
 use serde_json::Value;
 use tokio::process::{Child, Command};
 
-/// What every cluster test runs against: a throwaway PostgreSQL with a database of its own,
-/// and a `callfeed emulator` process as the cloud (`control`: its control API).
-struct Cloud {
-    pg: Postgres,
-    store: String,
-    endpoints: Value,
-    control: String,
-    _emulator: Child,
-}
-
-impl Cloud {
-    async fn start() -> Self {
-        let pg = Postgres::start();
-        let store = pg.database().await;
-        let (emulator, endpoints) = start(&["emulator", "--listen", "127.0.0.1:0"], &[]).await;
-        let control = endpoints["control"]
-            .as_str()
-            .unwrap()
-            .trim_end_matches('/')
-            .to_owned();
-        Self {
-            pg,
-            store,
-            endpoints,
-            control,
-            _emulator: emulator,
-        }
-    }
-}
-
 const CALLFEED: &str = env!("CARGO_BIN_EXE_callfeed");
-
-async fn start(args: &[&str], env: &[(&str, &str)]) -> (Child, Value) {
-    processes::start(CALLFEED, args, env).await
-}
 
 async fn node(store: &str, emulator: &Value) -> (Child, String) {
     processes::node(CALLFEED, store, emulator, &[]).await
@@ -134,7 +99,7 @@ async fn until_calls(control: &str, within: Duration, done: impl Fn(&[Value]) ->
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_nodes_call_and_ingest_task_are_stopped_by_another_node_within_seconds() {
-    let cloud = Cloud::start().await;
+    let cloud = Cloud::start(CALLFEED).await;
     let (store, endpoints, control) = (&cloud.store, &cloud.endpoints, &cloud.control);
     let (mut a, api_a) = node(store, endpoints).await;
     let (_b, api_b) = node(store, endpoints).await;
@@ -210,7 +175,7 @@ fn signal(child: &Child, name: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_node_that_comes_back_after_being_reaped_starts_nothing_again() {
-    let cloud = Cloud::start().await;
+    let cloud = Cloud::start(CALLFEED).await;
     let (store, endpoints, control) = (&cloud.store, &cloud.endpoints, &cloud.control);
     let (a, api_a) = node(store, endpoints).await;
     let (_b, _api_b) = node(store, endpoints).await;
@@ -266,7 +231,7 @@ async fn a_paused_node_that_comes_back_after_being_reaped_starts_nothing_again()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restarting_the_store_mid_call_reaps_nothing_and_refuses_new_sessions_meanwhile() {
-    let cloud = Cloud::start().await;
+    let cloud = Cloud::start(CALLFEED).await;
     let (pg, store, endpoints, control) =
         (&cloud.pg, &cloud.store, &cloud.endpoints, &cloud.control);
     let (_a, api_a) = node(store, endpoints).await;
@@ -312,7 +277,7 @@ async fn restarting_the_store_mid_call_reaps_nothing_and_refuses_new_sessions_me
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn any_node_follows_and_stops_a_session_another_node_runs() {
-    let cloud = Cloud::start().await;
+    let cloud = Cloud::start(CALLFEED).await;
     let (store, endpoints) = (&cloud.store, &cloud.endpoints);
     let (_a, api_a) = node(store, endpoints).await;
     let (_b, api_b) = node(store, endpoints).await;
@@ -451,7 +416,7 @@ async fn any_node_follows_and_stops_a_session_another_node_runs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_asked_of_a_full_node_run_on_the_nodes_with_room() {
-    let cloud = Cloud::start().await;
+    let cloud = Cloud::start(CALLFEED).await;
     let (store, endpoints, control) = (&cloud.store, &cloud.endpoints, &cloud.control);
     let (_a, api_a) = node_with(store, endpoints, &["--max-sessions", "1"]).await;
     let (_b, api_b) = node_with(store, endpoints, &["--max-sessions", "2"]).await;
@@ -525,7 +490,7 @@ async fn sessions_asked_of_a_full_node_run_on_the_nodes_with_room() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn load_drives_sessions_through_the_api_of_every_node() {
-    let cloud = Cloud::start().await;
+    let cloud = Cloud::start(CALLFEED).await;
     let (store, endpoints, control) = (&cloud.store, &cloud.endpoints, &cloud.control);
     let (_a, api_a) = node(store, endpoints).await;
     let (_b, api_b) = node(store, endpoints).await;
@@ -580,7 +545,7 @@ async fn load_drives_sessions_through_the_api_of_every_node() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_drained_node_lets_its_sessions_finish_then_leaves_the_cluster() {
-    let cloud = Cloud::start().await;
+    let cloud = Cloud::start(CALLFEED).await;
     let (store, endpoints) = (&cloud.store, &cloud.endpoints);
     let (mut a, api_a) = node_with(store, endpoints, &["--drain-grace", "30"]).await;
     let (_b, api_b) = node(store, endpoints).await;
@@ -620,7 +585,7 @@ async fn a_drained_node_lets_its_sessions_finish_then_leaves_the_cluster() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_live_encode_takes_more_of_a_nodes_room_than_an_announcement() {
-    let cloud = Cloud::start().await;
+    let cloud = Cloud::start(CALLFEED).await;
     let (store, endpoints) = (&cloud.store, &cloud.endpoints);
     let costs = ["--live-cost", "4", "--announcement-cost", "1"];
     let (_a, api_a) = node_with(
@@ -655,7 +620,7 @@ async fn a_live_encode_takes_more_of_a_nodes_room_than_an_announcement() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_whose_cpu_is_over_its_limit_is_passed_by() {
-    let cloud = Cloud::start().await;
+    let cloud = Cloud::start(CALLFEED).await;
     let (store, endpoints) = (&cloud.store, &cloud.endpoints);
     // A limit of 0 %: any measured use is over it.
     let (_a, api_a) = node_with(store, endpoints, &["--max-cpu", "0"]).await;

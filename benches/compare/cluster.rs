@@ -7,8 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tokio::process::Child;
 
-use crate::postgres::Postgres;
-use crate::processes::{self, TOKEN};
+use crate::processes::{self, Cloud, TOKEN};
 use crate::tools::{Bench, CALLFEED};
 
 /// Sessions asked for in the admission figure, and by how many clients at once.
@@ -28,10 +27,6 @@ pub(crate) fn cluster(_: &Bench) -> Value {
             "lease_secs": 2,
         })
     })
-}
-
-async fn start(args: &[&str], env: &[(&str, &str)]) -> (Child, Value) {
-    processes::start(CALLFEED, args, env).await
 }
 
 async fn node(store: &str, emulator: &Value) -> (Child, String) {
@@ -64,13 +59,12 @@ async fn call(
 /// `CLIENTS` clients at once; each is ended right after it is admitted, so admission,
 /// placement and the start of preparing are what is measured.
 async fn admitted_per_second(nodes: usize) -> f64 {
-    let pg = Postgres::start();
-    let store = pg.database().await;
-    let (_emulator, endpoints) = start(&["emulator", "--listen", "127.0.0.1:0"], &[]).await;
+    let cloud = Cloud::start(CALLFEED).await;
+    let (store, endpoints) = (&cloud.store, &cloud.endpoints);
     let mut children = Vec::new();
     let mut apis = Vec::new();
     for _ in 0..nodes {
-        let (c, api) = node(&store, &endpoints).await;
+        let (c, api) = node(store, endpoints).await;
         children.push(c);
         apis.push(api);
     }
@@ -107,19 +101,13 @@ async fn admitted_per_second(nodes: usize) -> f64 {
 /// From `kill -9` of the node running a session to the emulator showing its call ended and
 /// its ingest task gone, over `KILLS` kills: p50 and p95 in ms.
 async fn failover_ms() -> Value {
-    let pg = Postgres::start();
-    let store = pg.database().await;
-    let (_emulator, endpoints) = start(&["emulator", "--listen", "127.0.0.1:0"], &[]).await;
-    let control = endpoints["control"]
-        .as_str()
-        .unwrap()
-        .trim_end_matches('/')
-        .to_owned();
+    let cloud = Cloud::start(CALLFEED).await;
+    let (store, endpoints, control) = (&cloud.store, &cloud.endpoints, &cloud.control);
     let client = reqwest::Client::new();
-    let (_survivor, _) = node(&store, &endpoints).await;
+    let (_survivor, _) = node(store, endpoints).await;
     let mut took = Vec::new();
     for k in 0..KILLS {
-        let (mut victim, api) = node(&store, &endpoints).await;
+        let (mut victim, api) = node(store, endpoints).await;
         let body = json!({"to": [format!("k{k}")], "media": "test:black+tone=440", "room": format!("kill{k}"),
             "media_type": "audio", "loop_forever": true});
         // Both nodes are as free; the node asked takes it on a tie.

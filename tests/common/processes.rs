@@ -8,6 +8,8 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
+use super::postgres::Postgres;
+
 /// The API token every node of a cluster run takes.
 pub const TOKEN: &str = "cluster-token";
 /// The TRTC callback key every node checks webhooks with.
@@ -79,4 +81,34 @@ pub async fn node(bin: &str, store: &str, emulator: &Value, extra: &[&str]) -> (
     args.extend_from_slice(extra);
     let (child, ready) = start(bin, &args, &env).await;
     (child, ready["api"].as_str().unwrap().to_owned())
+}
+
+/// What a cluster run stands on: a throwaway PostgreSQL with a database of its own, and a
+/// `callfeed emulator` process as the cloud (`control`: its control API).
+pub struct Cloud {
+    pub pg: Postgres,
+    pub store: String,
+    pub endpoints: Value,
+    pub control: String,
+    _emulator: Child,
+}
+
+impl Cloud {
+    pub async fn start(bin: &str) -> Self {
+        let pg = Postgres::start();
+        let store = pg.database().await;
+        let (emulator, endpoints) = start(bin, &["emulator", "--listen", "127.0.0.1:0"], &[]).await;
+        let control = endpoints["control"]
+            .as_str()
+            .unwrap()
+            .trim_end_matches('/')
+            .to_owned();
+        Self {
+            pg,
+            store,
+            endpoints,
+            control,
+            _emulator: emulator,
+        }
+    }
 }
