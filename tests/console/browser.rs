@@ -117,6 +117,18 @@ impl Browser {
         .await;
     }
 
+    /// Signs in from the open form with the keyboard (the token, then Enter) and waits for
+    /// the console.
+    pub(crate) async fn sign_in(&self, token: &str) {
+        self.type_into("#token", &format!("{token}\n")).await;
+        self.until(
+            "the signed-in console",
+            Duration::from_secs(10),
+            "return !document.getElementById('nav').hidden && document.querySelector('[data-count=sessions]')",
+        )
+        .await;
+    }
+
     /// Opens the new-session form from the navigation.
     pub(crate) async fn open_form(&self) {
         self.click("#nav a[href='#/new']").await;
@@ -124,6 +136,17 @@ impl Browser {
             "the form",
             Duration::from_secs(5),
             "return document.getElementById('new-session')",
+        )
+        .await;
+    }
+
+    /// Waits, without reloading, for the element `css` names to show `text`.
+    pub(crate) async fn until_text(&self, css: &str, text: &str, within: Duration) {
+        let read = text_of(css);
+        self.until(
+            &format!("{css} showing {text}"),
+            within,
+            &format!("const now = (() => {{ {read} }})(); return now === {text:?} ? now : null;"),
         )
         .await;
     }

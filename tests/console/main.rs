@@ -55,10 +55,7 @@ async fn an_operator_starts_watches_hears_and_stops_a_session_from_the_console()
     let browser = Browser::start().await;
     browser.open_sign_in(&api).await;
     // Signing in with the keyboard: the token, then Enter.
-    browser.type_into("#token", &format!("{TOKEN}\n")).await;
-    browser
-        .until("the signed-in console", Duration::from_secs(10), "return !document.getElementById('nav').hidden && document.querySelector('[data-count=sessions]')")
-        .await;
+    browser.sign_in(TOKEN).await;
     let href = browser.js("return location.href").await;
     assert!(
         !href.as_str().unwrap().contains(TOKEN),
@@ -77,13 +74,8 @@ async fn an_operator_starts_watches_hears_and_stops_a_session_from_the_console()
     browser.open_form().await;
     browser.type_into("#f-max_duration_secs", "120").await;
     browser.click("#new-session button[type=submit]").await;
-    let phase = text_of("#session-phase");
     browser
-        .until(
-            "the session reaches ingesting without a reload",
-            Duration::from_secs(30),
-            &format!("const p = (() => {{ {phase} }})(); return p === 'ingesting' ? p : null;"),
-        )
+        .until_text("#session-phase", "ingesting", Duration::from_secs(30))
         .await;
     let id = browser
         .js("return decodeURIComponent(location.hash.slice(4))")
@@ -211,14 +203,7 @@ async fn an_operator_starts_watches_hears_and_stops_a_session_from_the_console()
     );
     browser.press_enter().await;
     browser
-        .until(
-            "the result stopped",
-            Duration::from_secs(30),
-            &format!(
-                "const r = (() => {{ {} }})(); return r === 'stopped' ? r : null;",
-                text_of("#session-result")
-            ),
-        )
+        .until_text("#session-result", "stopped", Duration::from_secs(30))
         .await;
 
     // A field the API refuses is shown next to that field.
@@ -314,14 +299,7 @@ async fn an_announcement_plays_in_the_page_from_the_file_the_cloud_plays() {
     let id = created["id"].as_str().unwrap().to_owned();
     let browser = Browser::start().await;
     browser.open_sign_in(&api).await;
-    browser.type_into("#token", &format!("{TOKEN}\n")).await;
-    browser
-        .until(
-            "the signed-in console",
-            Duration::from_secs(10),
-            "return !document.getElementById('nav').hidden",
-        )
-        .await;
+    browser.sign_in(TOKEN).await;
     browser
         .js(&format!("location.hash = '#/s/{id}'; return true"))
         .await;
