@@ -7,11 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 
-use super::{
-    Finished, LoadPlan, LoadProgress, LoadReport, count_finished, summarize, unique_request,
-};
+use super::{Finished, LoadPlan, LoadProgress, LoadReport, Pacer, count_finished, summarize};
 
 /// How often a session's node is asked whether it has ended.
 const FOLLOW_EVERY: Duration = Duration::from_millis(250);
@@ -48,24 +46,12 @@ pub async fn run(
         .timeout(REQUEST_TIMEOUT)
         .build()
         .unwrap_or_default();
-    let permits = Arc::new(Semaphore::new(plan.concurrency.max(1) as usize));
     let progress = Arc::new(progress);
-    let gap = Duration::from_secs_f64(1.0 / plan.rate.max(0.001));
-    let mut tick = tokio::time::interval(gap);
-    let run_id = uuid::Uuid::new_v4().simple().to_string()[..6].to_owned();
     let mut tasks = Vec::new();
     let mut stop_issuing = stop.clone();
-    for i in 0..plan.calls {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stop_issuing.changed() => break,
-        }
-        let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => p.expect("semaphore open"),
-            _ = stop_issuing.changed() => break,
-        };
+    let mut pacer = Pacer::new(&plan);
+    while let Some((i, permit, request)) = pacer.next(&mut stop_issuing).await {
         let node = target.nodes[i as usize % target.nodes.len()].clone();
-        let request = unique_request(&plan.template, &run_id, i);
         progress.send_modify(|p| {
             p.started += 1;
             p.running += 1;

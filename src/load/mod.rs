@@ -145,24 +145,13 @@ pub async fn run<C: CloudOps + 'static>(
     first_media: FirstMediaLookup,
 ) -> LoadReport {
     let started = Instant::now();
-    let permits = Arc::new(Semaphore::new(plan.concurrency.max(1) as usize));
     let (stop_all, _) = watch::channel(false);
     let stop_all = Arc::new(stop_all);
     let progress = Arc::new(progress);
     let mut tasks = Vec::new();
-    let gap = Duration::from_secs_f64(1.0 / plan.rate.max(0.001));
-    let mut tick = tokio::time::interval(gap);
-    let run_id = uuid::Uuid::new_v4().simple().to_string()[..6].to_owned();
-    for i in 0..plan.calls {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stop.changed() => break,
-        }
-        let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => p.expect("semaphore open"),
-            _ = stop.changed() => break,
-        };
-        let spec = match unique_request(&plan.template, &run_id, i)
+    let mut pacer = Pacer::new(&plan);
+    while let Some((_, permit, request)) = pacer.next(&mut stop).await {
+        let spec = match request
             .validate(
                 &crate::media::policy::InputPolicy::Unrestricted,
                 &topologies,
@@ -208,6 +197,54 @@ pub async fn run<C: CloudOps + 'static>(
     }
     stopper.abort();
     summarize(&finished, started.elapsed().as_secs_f64())
+}
+
+/// Issues a run's sessions: one each `1 / rate` seconds, at most `concurrency` running at
+/// once, each with its own callee, room and robot, until all are issued or a stop.
+struct Pacer<'a> {
+    plan: &'a LoadPlan,
+    tick: tokio::time::Interval,
+    permits: Arc<Semaphore>,
+    run_id: String,
+    issued: u32,
+}
+
+impl<'a> Pacer<'a> {
+    fn new(plan: &'a LoadPlan) -> Self {
+        Self {
+            plan,
+            tick: tokio::time::interval(Duration::from_secs_f64(1.0 / plan.rate.max(0.001))),
+            permits: Arc::new(Semaphore::new(plan.concurrency.max(1) as usize)),
+            run_id: uuid::Uuid::new_v4().simple().to_string()[..6].to_owned(),
+            issued: 0,
+        }
+    }
+
+    /// The next session's number, its place among the running (held until it ends) and its
+    /// request; `None` once all are issued or `stop` changes.
+    async fn next(
+        &mut self,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Option<(u32, tokio::sync::OwnedSemaphorePermit, SessionRequest)> {
+        if self.issued == self.plan.calls {
+            return None;
+        }
+        tokio::select! {
+            _ = self.tick.tick() => {}
+            _ = stop.changed() => return None,
+        }
+        let permit = tokio::select! {
+            p = self.permits.clone().acquire_owned() => p.expect("semaphore open"),
+            _ = stop.changed() => return None,
+        };
+        let i = self.issued;
+        self.issued += 1;
+        Some((
+            i,
+            permit,
+            unique_request(&self.plan.template, &self.run_id, i),
+        ))
+    }
 }
 
 /// The template with its callee, room and robot made unique to session `i` of run `run_id`.
