@@ -416,6 +416,24 @@ async fn a_serve_client_may_not_point_the_relay_at_a_private_host() {
             serde_json::json!({"css_push_domain": "localhost", "css_play_domain": "p.example.com", "css_push_key": "k"}),
             "relay.css_push_domain",
         ),
+        // What the cloud is sent to pull is judged like a direct URL.
+        (
+            serde_json::json!({"push": "rtmp://8.8.8.8/live/{stream}", "play": "http://127.0.0.1:8080/live/{stream}.flv"}),
+            "relay.play",
+        ),
+        (
+            serde_json::json!({"push": "rtmp://8.8.8.8/live/{stream}", "play": "rtmp://169.254.169.254/live/{stream}"}),
+            "relay.play",
+        ),
+        // A per-session host name could resolve anywhere (a wildcard DNS answer).
+        (
+            serde_json::json!({"push": "rtmp://{stream}.relay.example/live/s", "play": "rtmp://8.8.8.8/live/{stream}"}),
+            "relay.push",
+        ),
+        (
+            serde_json::json!({"push": "rtmp://8.8.8.8/live/{stream}", "play": "https://{stream}.relay.example/live.flv"}),
+            "relay.play",
+        ),
     ];
     for (relay, field) in cases {
         let (code, body) = api.post(request(relay.clone())).await;

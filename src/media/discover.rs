@@ -16,7 +16,7 @@ use super::probe::{
 pub(super) fn found(uri: &str, guard: Option<SourceGuard>) -> Result<Found, String> {
     let discoverer =
         pbutils::Discoverer::new(gst::ClockTime::from_seconds(10)).map_err(|e| e.to_string())?;
-    if let Some(guard) = guard {
+    if let Some(guard) = guard.clone() {
         // The discoverer's pipeline is reached through the first source it sets up.
         let guarded = std::sync::atomic::AtomicBool::new(false);
         discoverer.connect_source_setup(move |_, source| {
@@ -34,7 +34,7 @@ pub(super) fn found(uri: &str, guard: Option<SourceGuard>) -> Result<Found, Stri
     let info = discoverer.discover_uri(uri).map_err(|e| {
         // GStreamer's own words ("Internal data stream error", "No data in file") name no
         // cause: look again.
-        diagnose_network(uri)
+        diagnose_network(uri, guard.as_ref())
             .or_else(|| diagnose_tags_only(uri))
             .unwrap_or_else(|| e.to_string())
     })?;
@@ -100,11 +100,13 @@ pub(super) fn found(uri: &str, guard: Option<SourceGuard>) -> Result<Found, Stri
 
 /// Why a network input could not be read, in words that name the host and the cause: the
 /// name does not resolve, the connection is refused or times out, or the server answered an
-/// HTTP error. `None` when none of these is the reason.
-fn diagnose_network(uri: &str) -> Option<String> {
+/// HTTP error. `None` when none of these is the reason. It looks only where `guard` lets
+/// the input itself look, and follows no redirect the input would not: what a host the
+/// input may not reach would answer must not reach the requester either.
+fn diagnose_network(uri: &str, guard: Option<&SourceGuard>) -> Option<String> {
     use std::net::{TcpStream, ToSocketAddrs};
     let url = url::Url::parse(uri).ok()?;
-    if url.scheme() == "file" {
+    if url.scheme() == "file" || guard.is_some_and(|g| !g.permits(uri)) {
         return None;
     }
     let host = url.host_str()?.to_owned();
@@ -120,7 +122,7 @@ fn diagnose_network(uri: &str) -> Option<String> {
     if !matches!(url.scheme(), "http" | "https") {
         return None;
     }
-    http_status(uri)
+    http_status(uri, guard)
         .filter(|status| *status >= 400)
         .map(|status| format!("{host} answered HTTP {status}"))
 }
@@ -149,8 +151,9 @@ fn diagnose_tags_only(uri: &str) -> Option<String> {
         .then(|| "it holds only tags (such as cover art), no audio or video to play".to_owned())
 }
 
-/// The HTTP status a GET of `uri` gets, as GStreamer's HTTP source reports it.
-fn http_status(uri: &str) -> Option<u32> {
+/// The HTTP status a GET of `uri` gets, as GStreamer's HTTP source reports it, under
+/// `guard` (an API client's source answers with its redirect, not where it leads).
+fn http_status(uri: &str, guard: Option<&SourceGuard>) -> Option<u32> {
     let pipeline = gst::Pipeline::new();
     let source = gst::ElementFactory::make("souphttpsrc")
         .property("location", uri)
@@ -159,6 +162,9 @@ fn http_status(uri: &str) -> Option<u32> {
     let sink = gst::ElementFactory::make("fakesink").build().ok()?;
     pipeline.add_many([&source, &sink]).ok()?;
     source.link(&sink).ok()?;
+    if let Some(guard) = guard {
+        super::policy::guard_sources(pipeline.upcast_ref(), guard.clone());
+    }
     let pipeline = super::NullOnDrop::new(pipeline);
     let bus = pipeline.bus()?;
     pipeline.set_state(gst::State::Playing).ok()?;

@@ -11,7 +11,7 @@
 //! behind the user's back: an HLS playlist naming a `file://` segment is stopped by
 //! [`guard_sources`] before the segment's source runs.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -22,6 +22,11 @@ use super::input::InputSpec;
 
 /// How long resolving a URL's host may take.
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Redirects an API client's URL may go through before it is refused (browsers allow 20;
+/// media hosts use one or two).
+const MAX_REDIRECTS: usize = 5;
+/// How long one hop of a redirect chain may take to answer with its head.
+const REDIRECT_CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The one answer to an input the policy refuses, whatever the reason.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -100,13 +105,23 @@ impl Restrictions {
         }
     }
 
-    async fn admit_url(&self, raw: &str) -> Result<(), Refused> {
+    /// The URL as it will be opened: `raw` itself, or where its redirects lead, every hop
+    /// judged by the same rules before anything connects to it.
+    async fn admit_url(&self, raw: &str) -> Result<String, Refused> {
         // What plays is the parsed URL's own text (see `InputSpec::parse_syntax`): checked
         // here as the pipeline will read it.
         let url = url::Url::parse(raw).map_err(|_| self.refused())?;
         if url.as_str() != raw {
             return Err(self.refused());
         }
+        let addrs = self.judge_url(&url).await?;
+        let url = self.follow_redirects(url, addrs).await?;
+        Ok(url.into())
+    }
+
+    /// Whether `url` may be opened: its scheme and options, and its host (listed, or every
+    /// address it resolves to public). The addresses checked, to connect to, unless listed.
+    async fn judge_url(&self, url: &url::Url) -> Result<Option<Vec<SocketAddr>>, Refused> {
         match url.scheme() {
             "http" | "https" | "rtmp" | "rtmps" => {}
             // A listener or rendezvous socket would make the server accept connections, and
@@ -127,9 +142,9 @@ impl Restrictions {
             }
             _ => return Err(self.refused()),
         }
-        let (host, port) = match self.host_to_check(&url) {
+        let (host, port) = match self.host_to_check(url) {
             None => return Err(self.refused()),
-            Some(HostCheck::Listed) => return Ok(()),
+            Some(HostCheck::Listed) => return Ok(None),
             Some(HostCheck::Resolve(host, port)) => (host, port),
         };
         let resolved = tokio::time::timeout(
@@ -143,7 +158,51 @@ impl Restrictions {
         if !all_public(&resolved) {
             return Err(self.refused());
         }
-        Ok(())
+        Ok(Some(resolved))
+    }
+
+    /// Where an http(s) URL's redirects lead, each hop judged as the URL was: the pipeline,
+    /// the probe and the cloud are then given a URL that answers itself, and no source of
+    /// an API client's follows a redirect (see [`guard_sources`]), so a public host cannot
+    /// send the node, or the cloud, to a private one. Each hop connects only to the
+    /// addresses just judged (a second DNS answer cannot differ). A host that cannot be
+    /// reached is left for the probe to name.
+    async fn follow_redirects(
+        &self,
+        mut url: url::Url,
+        mut addrs: Option<Vec<SocketAddr>>,
+    ) -> Result<url::Url, Refused> {
+        for _ in 0..=MAX_REDIRECTS {
+            if !matches!(url.scheme(), "http" | "https") {
+                return Ok(url);
+            }
+            let mut client = reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(REDIRECT_CHECK_TIMEOUT)
+                .no_proxy();
+            if let (Some(addrs), Some(host)) = (&addrs, url.host_str()) {
+                client = client.resolve_to_addrs(host.trim_matches(['[', ']']), addrs);
+            }
+            let Ok(client) = client.build() else {
+                return Ok(url);
+            };
+            // Only the head is read: the body (a live stream, say) is dropped unread.
+            let Ok(answer) = client.get(url.clone()).send().await else {
+                return Ok(url);
+            };
+            if !answer.status().is_redirection() {
+                return Ok(url);
+            }
+            let next = answer
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|l| l.to_str().ok())
+                .and_then(|l| url.join(l).ok())
+                .ok_or_else(|| self.refused())?;
+            addrs = self.judge_url(&next).await?;
+            url = next;
+        }
+        Err(self.refused())
     }
 }
 
@@ -179,6 +238,11 @@ fn all_public(resolved: &[std::net::SocketAddr]) -> bool {
 }
 
 impl InputPolicy {
+    /// Whether this requester is an API client, whose hosts are checked.
+    pub fn is_restricted(&self) -> bool {
+        matches!(self, InputPolicy::Restricted(_))
+    }
+
     /// Whether this requester may have the server connect to `host` (resolved to `addrs`):
     /// anyone at a shell; an API client when the host is public or allowed.
     pub fn allows_host(&self, host: &str, addrs: &[std::net::SocketAddr]) -> bool {
@@ -207,10 +271,7 @@ impl InputPolicy {
                 .map(|p| r.admit_file(p))
                 .collect::<Result<Vec<_>, _>>()
                 .map(InputSpec::Playlist),
-            InputSpec::Url(url) => {
-                r.admit_url(&url).await?;
-                Ok(InputSpec::Url(url))
-            }
+            InputSpec::Url(url) => r.admit_url(&url).await.map(InputSpec::Url),
         }
     }
 }
@@ -305,7 +366,7 @@ impl SourceGuard {
 
     /// Whether a source element may open `uri`; called as the element is added, before it
     /// runs (a name is resolved here, on the pipeline's thread).
-    fn permits(&self, uri: &str) -> bool {
+    pub(super) fn permits(&self, uri: &str) -> bool {
         let Ok(url) = url::Url::parse(uri) else {
             return false;
         };
@@ -347,48 +408,106 @@ fn network_protocols(uri: &str) -> Vec<String> {
     allowed
 }
 
-/// Stops any source element created anywhere in `bin` (an HLS segment, a redirect) that
-/// `guard` does not permit: its output is dropped before a byte leaves it, it is kept from
-/// starting, and an error ends the pipeline.
+/// Stops any source element in `bin`, there already or created later anywhere inside it
+/// (an HLS segment, a redirect), that `guard` does not permit: its output is dropped before
+/// a byte leaves it, it is kept from starting, and an error ends the pipeline. An API
+/// client's sources follow no redirect: the URL was followed and judged when admitted.
 pub fn guard_sources(bin: &gst::Bin, guard: SourceGuard) {
-    bin.connect_deep_element_added(move |top, _, element| {
-        let Some(handler) = element.dynamic_cast_ref::<gst::URIHandler>() else {
-            return;
-        };
-        if handler.uri_type() != gst::URIType::Src {
-            return;
+    let mut present = Vec::new();
+    let mut elements = bin.iterate_recurse();
+    while let Ok(Some(element)) = elements.next() {
+        present.push(element);
+    }
+    for element in present {
+        judge(bin, &element, &guard);
+    }
+    bin.connect_deep_element_added(move |top, _, element| judge(top, element, &guard));
+}
+
+fn judge(top: &gst::Bin, element: &gst::Element, guard: &SourceGuard) {
+    let Some(handler) = element.dynamic_cast_ref::<gst::URIHandler>() else {
+        return;
+    };
+    if handler.uri_type() != gst::URIType::Src {
+        return;
+    }
+    if guard.restricted.is_some() && element.has_property("automatic-redirect") {
+        element.set_property("automatic-redirect", false);
+    }
+    let permitted = match handler.uri() {
+        Some(uri) => guard.permits(&uri),
+        // Not set yet: judge by what the element can open at all.
+        None => handler
+            .protocols()
+            .iter()
+            .all(|p| guard.protocols.contains(&p.to_ascii_lowercase())),
+    };
+    if permitted {
+        if guard.restricted.is_some() {
+            judge_each_use(element, guard);
         }
-        if guard.restricted.is_some() && element.has_property("automatic-redirect") {
-            element.set_property("automatic-redirect", false);
-        }
-        let permitted = match handler.uri() {
-            Some(uri) => guard.permits(&uri),
-            // Not set yet: judge by what the element can open at all.
-            None => handler
-                .protocols()
-                .iter()
-                .all(|p| guard.protocols.contains(&p.to_ascii_lowercase())),
-        };
-        if permitted {
-            return;
-        }
-        for pad in element.src_pads() {
-            pad.add_probe(gst::PadProbeType::DATA_DOWNSTREAM, |_, _| {
-                gst::PadProbeReturn::Drop
-            });
-        }
-        element.set_locked_state(true);
-        // Posted on the top bin: a demuxer would take its source's own error for a failed
-        // download and retry it.
-        let _ = top.post_message(
-            gst::message::Error::builder(
-                gst::ResourceError::NotAuthorized,
-                "the input may not open this source (another protocol, a local file, or a private host)",
-            )
-            .src(element)
-            .build(),
+        return;
+    }
+    refuse(top, element);
+}
+
+/// Judges the URI a source opens every time it starts again: an adaptive demuxer reuses
+/// one source for every segment of the same scheme, setting a new URI each time (no
+/// element is added then, and no property notifies). A source pushes `stream-start` before
+/// it asks for anything, so a forbidden URI is held there: the source's thread waits on the
+/// pad until the pipeline is stopped, and no request leaves.
+fn judge_each_use(element: &gst::Element, guard: &SourceGuard) {
+    for pad in element.src_pads() {
+        let (weak, guard) = (element.downgrade(), guard.clone());
+        pad.add_probe(
+            gst::PadProbeType::BLOCK | gst::PadProbeType::EVENT_DOWNSTREAM,
+            move |_, info| {
+                let starts = matches!(
+                    &info.data,
+                    Some(gst::PadProbeData::Event(e)) if e.type_() == gst::EventType::StreamStart
+                );
+                let Some(element) = weak.upgrade().filter(|_| starts) else {
+                    return gst::PadProbeReturn::Pass;
+                };
+                let uri = element
+                    .dynamic_cast_ref::<gst::URIHandler>()
+                    .and_then(|h| h.uri());
+                if uri.is_some_and(|uri| guard.permits(&uri)) {
+                    return gst::PadProbeReturn::Pass;
+                }
+                let mut top = element.clone();
+                while let Some(parent) =
+                    top.parent().and_then(|p| p.downcast::<gst::Element>().ok())
+                {
+                    top = parent;
+                }
+                if let Some(top) = top.downcast_ref::<gst::Bin>() {
+                    refuse(top, &element);
+                }
+                gst::PadProbeReturn::Ok
+            },
         );
-    });
+    }
+}
+
+/// Keeps `element` from producing anything and ends the pipeline with an error.
+fn refuse(top: &gst::Bin, element: &gst::Element) {
+    for pad in element.src_pads() {
+        pad.add_probe(gst::PadProbeType::DATA_DOWNSTREAM, |_, _| {
+            gst::PadProbeReturn::Drop
+        });
+    }
+    element.set_locked_state(true);
+    // Posted on the top bin: a demuxer would take its source's own error for a failed
+    // download and retry it.
+    let _ = top.post_message(
+        gst::message::Error::builder(
+            gst::ResourceError::NotAuthorized,
+            "the input may not open this source (another protocol, a local file, or a private host)",
+        )
+        .src(element)
+        .build(),
+    );
 }
 
 #[cfg(test)]

@@ -191,6 +191,20 @@ fn check_url(
             ),
         ));
     }
+    // The host is checked once, as written: a name made per session could resolve anywhere.
+    let authority = template
+        .split_once("://")
+        .map_or(template, |(_, rest)| rest)
+        .split(['/', '?', '#'])
+        .next()
+        .unwrap_or_default();
+    if authority.contains(STREAM_PLACEHOLDER) {
+        return Err(InvalidArgument::new(
+            field,
+            shown,
+            format!("{allowed}, with `{STREAM_PLACEHOLDER}` in the path or query, not the host"),
+        ));
+    }
     match url::Url::parse(&with_stream(template, "stream")) {
         Ok(url)
             if schemes.contains(&url.scheme()) && url.host_str().is_some_and(|h| !h.is_empty()) =>
@@ -385,22 +399,24 @@ impl Relay {
 
     /// The host and port the push connects to.
     pub fn push_host(&self) -> (String, u16) {
-        let url = match self {
-            Self::Rtmp { push, .. } => with_stream(push, "stream"),
-            Self::Css(css) => format!("rtmp://{}/", css.push_domain),
-        };
-        let parsed = url::Url::parse(&url).ok();
-        let host = parsed
-            .as_ref()
-            .and_then(|u| u.host_str())
-            .unwrap_or_default()
-            .trim_matches(['[', ']'])
-            .to_owned();
-        let port = parsed
-            .as_ref()
-            .and_then(url::Url::port)
-            .unwrap_or(if url.starts_with("rtmps:") { 443 } else { 1935 });
-        (host, port)
+        match self {
+            Self::Rtmp { push, .. } => host_of(&with_stream(push, "stream")),
+            Self::Css(css) => host_of(&format!("rtmp://{}/", css.push_domain)),
+        }
+    }
+
+    /// The host and port the cloud pulls from.
+    pub fn play_host(&self) -> (String, u16) {
+        match self {
+            Self::Rtmp { play, .. } => host_of(&with_stream(play, "stream")),
+            Self::Css(css) => {
+                let scheme = match css.play_format {
+                    PlayFormat::Rtmp => "rtmp",
+                    PlayFormat::Flv | PlayFormat::Hls => "https",
+                };
+                host_of(&format!("{scheme}://{}/", css.play_domain))
+            }
+        }
     }
 
     /// The field that names the push host, for errors.
@@ -411,31 +427,66 @@ impl Relay {
         }
     }
 
+    /// The field that names the play host, for errors.
+    pub fn play_field(&self) -> &'static str {
+        match self {
+            Self::Rtmp { .. } => "relay.play",
+            Self::Css(_) => "relay.css_play_domain",
+        }
+    }
+
     /// The push host's addresses, or an error naming the field when it does not resolve.
     pub async fn resolve(&self) -> Result<Vec<std::net::SocketAddr>, InvalidArgument> {
-        let (host, port) = self.push_host();
-        let failed = |why: String| {
-            InvalidArgument::new(
-                self.push_field(),
-                &host,
-                format!("a host name that resolves ({why}); check it for typos"),
-            )
-        };
-        match tokio::time::timeout(
-            RESOLVE_TIMEOUT,
-            tokio::net::lookup_host((host.as_str(), port)),
+        resolve(self.push_field(), self.push_host()).await
+    }
+
+    /// The play host's addresses, or an error naming the field when it does not resolve.
+    pub async fn resolve_play(&self) -> Result<Vec<std::net::SocketAddr>, InvalidArgument> {
+        resolve(self.play_field(), self.play_host()).await
+    }
+}
+
+/// A URL's host (without IPv6 brackets) and port (the scheme's, RTMP's 1935 by default).
+fn host_of(url: &str) -> (String, u16) {
+    let parsed = url::Url::parse(url).ok();
+    let host = parsed
+        .as_ref()
+        .and_then(|u| u.host_str())
+        .unwrap_or_default()
+        .trim_matches(['[', ']'])
+        .to_owned();
+    let port = parsed
+        .as_ref()
+        .and_then(url::Url::port_or_known_default)
+        .unwrap_or(if url.starts_with("rtmps:") { 443 } else { 1935 });
+    (host, port)
+}
+
+async fn resolve(
+    field: &'static str,
+    (host, port): (String, u16),
+) -> Result<Vec<std::net::SocketAddr>, InvalidArgument> {
+    let failed = |why: String| {
+        InvalidArgument::new(
+            field,
+            &host,
+            format!("a host name that resolves ({why}); check it for typos"),
         )
-        .await
-        {
-            Err(_) => Err(failed("no answer from DNS within 5 s".into())),
-            Ok(Err(e)) => Err(failed(e.to_string())),
-            Ok(Ok(addrs)) => {
-                let addrs: Vec<_> = addrs.collect();
-                if addrs.is_empty() {
-                    Err(failed("no addresses".into()))
-                } else {
-                    Ok(addrs)
-                }
+    };
+    match tokio::time::timeout(
+        RESOLVE_TIMEOUT,
+        tokio::net::lookup_host((host.as_str(), port)),
+    )
+    .await
+    {
+        Err(_) => Err(failed("no answer from DNS within 5 s".into())),
+        Ok(Err(e)) => Err(failed(e.to_string())),
+        Ok(Ok(addrs)) => {
+            let addrs: Vec<_> = addrs.collect();
+            if addrs.is_empty() {
+                Err(failed("no addresses".into()))
+            } else {
+                Ok(addrs)
             }
         }
     }
@@ -511,6 +562,17 @@ mod tests {
         assert_eq!(field(plain("rtmp://r/live/fixed", play)), "relay.push");
         assert_eq!(field(plain(" rtmp://r/live/{stream}", play)), "relay.push");
         assert_eq!(field(plain("rtmp://r/live/{stream}", None)), "relay.play");
+        assert_eq!(
+            field(plain("rtmp://{stream}.r.example/live/s", play)),
+            "relay.push"
+        );
+        assert_eq!(
+            field(plain(
+                "rtmp://r/live/{stream}",
+                Some("http://{stream}.r.example/x")
+            )),
+            "relay.play"
+        );
         assert_eq!(
             field(plain(
                 "rtmp://r/live/{stream}",

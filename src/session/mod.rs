@@ -346,16 +346,24 @@ impl SessionRequest {
             None => None,
         };
         if let Some(relay) = &asked {
-            // A requester's relay is a place this server connects to: the same rule as a
-            // URL input's host.
-            let addrs = relay.resolve().await?;
-            if !policy.allows_host(&relay.push_host().0, &addrs) {
-                return Err(crate::cloud::InvalidArgument::new(
-                    relay.push_field(),
-                    relay.push_host().0,
+            // A requester's relay is a place this server connects to, and its play URL one
+            // the cloud is sent to: the same rule as a URL input's host (and a direct URL's).
+            let refused = |field, host| {
+                crate::cloud::InvalidArgument::new(
+                    field,
+                    host,
                     "a relay on a public host, or one this server allows with --allow-url-host",
                 )
-                .into());
+            };
+            let addrs = relay.resolve().await?;
+            if !policy.allows_host(&relay.push_host().0, &addrs) {
+                return Err(refused(relay.push_field(), relay.push_host().0).into());
+            }
+            if policy.is_restricted() {
+                let addrs = relay.resolve_play().await?;
+                if !policy.allows_host(&relay.play_host().0, &addrs) {
+                    return Err(refused(relay.play_field(), relay.play_host().0).into());
+                }
             }
         }
         spec.relay = asked.or_else(|| configured.cloned());
