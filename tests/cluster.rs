@@ -276,6 +276,118 @@ async fn restarting_the_store_mid_call_reaps_nothing_and_refuses_new_sessions_me
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_password_given_in_the_query_shows_in_no_answer_and_no_log() {
+    let cloud = Cloud::start(CALLFEED).await;
+    // tokio-postgres takes the password as a query parameter too (trust auth ignores it).
+    let store = format!("{}?password=hunter2&sslmode=disable", cloud.store);
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let env = [
+        (
+            "CALLFEED_IM_ENDPOINT",
+            cloud.endpoints["im_endpoint"].as_str().unwrap(),
+        ),
+        (
+            "CALLFEED_TRTC_ENDPOINT",
+            cloud.endpoints["trtc_endpoint"].as_str().unwrap(),
+        ),
+        ("CALLFEED_API_TOKEN", TOKEN),
+        ("CALLFEED_CALLBACK_KEY", CALLBACK_KEY),
+        ("CALLFEED_LOG_FORMAT", "json"),
+    ];
+    let args = [
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--store",
+        &store,
+        "--lease-secs",
+        "2",
+        "--max-cpu",
+        "100",
+        "--log",
+        "debug",
+        "--allow-url-host",
+        "127.0.0.1",
+    ];
+    let (_node, ready) =
+        processes::start_logging(CALLFEED, &args, &env, log.reopen().unwrap()).await;
+    let api = ready["api"].as_str().unwrap();
+    // A media URL's credentials are masked in the log at every level too.
+    let media = format!(
+        "http://bob:s3cretpw@127.0.0.1:{}/x.flv?token=tok123",
+        common::closed_port()
+    );
+    let (code, failing) = post(
+        api,
+        serde_json::json!({"to": ["jack"], "media": media, "room": "creds", "live": true, "direct": "never"}),
+    )
+    .await;
+    assert_eq!(code, 201, "{failing}");
+    let path = format!("/v1/sessions/{}", failing["id"].as_str().unwrap());
+    let started = Instant::now();
+    while get(api, &path).await["report"].is_null() {
+        assert!(started.elapsed() < Duration::from_secs(30), "no report");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (code, created) = post(api, looping_tone("jack", "before")).await;
+    assert_eq!(code, 201, "{created}");
+    cloud.pg.kill();
+    let (code, refused) = post(api, looping_tone("jack", "during")).await;
+    assert_eq!(code, 503, "{refused}");
+    let answer = refused.to_string();
+    assert!(answer.contains("reference"), "{answer}");
+    let store_host = cloud
+        .store
+        .split('@')
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap();
+    assert!(
+        !answer.contains("hunter2") && !answer.contains(store_host),
+        "the store shows in an answer: {answer}"
+    );
+    let (_, one) = get_answer(
+        api,
+        &format!("/v1/sessions/{}", created["id"].as_str().unwrap()),
+    )
+    .await;
+    assert!(
+        !one.contains("hunter2") && !one.contains(store_host),
+        "{one}"
+    );
+    let logged = std::fs::read_to_string(log.path()).unwrap();
+    assert!(
+        logged.contains("session store"),
+        "the outage is logged: {logged}"
+    );
+    assert!(!logged.contains("hunter2"), "the password is in the log");
+    assert!(
+        logged.contains("127.0.0.1"),
+        "the media URL is logged: {logged}"
+    );
+    let leaks: Vec<_> = logged
+        .lines()
+        .filter(|l| l.contains("s3cretpw") || l.contains("tok123"))
+        .collect();
+    assert!(
+        leaks.is_empty(),
+        "a media URL's credentials are in the log: {leaks:#?}"
+    );
+}
+
+async fn get_answer(api: &str, path: &str) -> (u16, String) {
+    let r = reqwest::Client::new()
+        .get(format!("{api}{path}"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn any_node_follows_and_stops_a_session_another_node_runs() {
     let cloud = Cloud::start(CALLFEED).await;
     let (store, endpoints) = (&cloud.store, &cloud.endpoints);

@@ -174,6 +174,13 @@ fn init_tracing(filter: Option<&str>, format: LogFormat) {
         .map(str::to_owned)
         .or_else(|| std::env::var("CALLFEED_LOG").ok())
         .unwrap_or_else(|| "warn".to_owned());
+    // The database driver logs every statement's parameters at debug: a session's request,
+    // media URL and all. Only a filter that names it asks for that.
+    let filter = if filter.contains("tokio_postgres") {
+        filter
+    } else {
+        format!("{filter},tokio_postgres=info")
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr);

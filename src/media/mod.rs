@@ -50,6 +50,8 @@ fn log_through_tracing() {
         let Some(text) = message.get() else {
             return;
         };
+        // Elements quote the URLs they open, credentials and signed queries included.
+        let text = crate::redact::redact_urls_in(text.as_str());
         let (category, text) = (category.name(), text.as_str());
         match level {
             DebugLevel::Error | DebugLevel::Warning | DebugLevel::Fixme | DebugLevel::Info => {

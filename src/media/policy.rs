@@ -562,6 +562,12 @@ mod tests {
         );
         assert!(admit("test:").await.is_ok());
         assert!(admit("http://localhost:8080/x.flv").await.is_ok());
+        assert!(
+            admit("http://bob:pw@localhost:1/x.flv?token=t")
+                .await
+                .is_ok(),
+            "credentials in a listed host's URL"
+        );
         let refusals = [
             dir.path().join("secret").display().to_string(),
             root.join("link.mp3").display().to_string(),

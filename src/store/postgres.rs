@@ -99,22 +99,9 @@ fn with_causes(e: &dyn std::error::Error) -> String {
     text
 }
 
-/// `postgres://user:secret@host/db` as `postgres://user:***@host/db`.
-fn without_password(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) => {
-            if u.password().is_some() {
-                let _ = u.set_password(Some("***"));
-            }
-            u.to_string()
-        }
-        Err(_) => crate::redact::redact_url(url),
-    }
-}
-
 impl PostgresStore {
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let shown = without_password(url);
+        let shown = crate::redact::redact_store_url(url);
         let failed = |reason: String| StoreError::Postgres {
             url: shown.clone(),
             reason,

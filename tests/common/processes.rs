@@ -34,8 +34,18 @@ pub fn account(cmd: &mut Command) -> &mut Command {
 /// Starts `bin ARGS` with the shared account and reads the one JSON line it prints when
 /// ready.
 pub async fn start(bin: &str, args: &[&str], env: &[(&str, &str)]) -> (Child, Value) {
+    start_logging(bin, args, env, Stdio::null()).await
+}
+
+/// [`start`], its log (stderr) going to `log`.
+pub async fn start_logging(
+    bin: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+    log: impl Into<Stdio>,
+) -> (Child, Value) {
     let mut cmd = Command::new(bin);
-    account(&mut cmd).args(args);
+    account(&mut cmd).args(args).stderr(log);
     for (k, v) in env {
         cmd.env(k, v);
     }

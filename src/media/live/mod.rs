@@ -381,7 +381,7 @@ impl Drop for LiveStream {
 
 /// Sends one event to the log and the stream's subscribers.
 pub(crate) fn emit(events: &broadcast::Sender<MediaEvent>, event: MediaEvent) {
-    tracing::info!(event = ?event, "media");
+    tracing::info!(event = %crate::redact::redact_urls_in(&format!("{event:?}")), "media");
     let _ = events.send(event);
 }
 

@@ -150,13 +150,7 @@ fn busy<C: CloudOps + 'static>(svc: &Service<C>, spec: &SessionSpec, existing: S
 /// The store is away (a restart, a network cut): running sessions go on; new ones wait
 /// until it answers again, since nothing may ring that is not recorded.
 fn store_away<C: CloudOps + 'static>(svc: &Service<C>, e: crate::store::StoreError) -> Response {
-    tracing::warn!(error = %e, "session store unavailable; refusing a new session");
-    let answer = (
-        StatusCode::SERVICE_UNAVAILABLE,
-        [(header::RETRY_AFTER, RETRY_AFTER_SECS.to_string())],
-        Json(json!({"error": format!("the session store does not answer, so no session can be recorded; try again shortly ({e})")})),
-    )
-        .into_response();
+    let answer = super::store_unavailable(&e, "no session can be recorded");
     svc.refuse("store_unavailable", answer)
 }
 

@@ -36,12 +36,7 @@ pub(super) async fn answer<C: CloudOps + 'static>(
     let place = match svc.journal.whereabouts(id).await {
         Ok(Some(place)) => place,
         Ok(None) => return not_found(),
-        Err(e) => {
-            return problem(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("the session store does not answer; try again shortly ({e})"),
-            );
-        }
+        Err(e) => return super::store_unavailable(&e, "the session cannot be found"),
     };
     if let Some((result, note)) = place.result {
         return ended(id, &method, &result, &note);
@@ -60,10 +55,7 @@ pub(super) async fn answer<C: CloudOps + 'static>(
                     Json(json!({"id": id, "stopping": true})),
                 )
                     .into_response(),
-                Err(e) => problem(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    format!("the session store does not answer; try again shortly ({e})"),
-                ),
+                Err(e) => super::store_unavailable(&e, "the stop cannot be recorded"),
             };
         }
         // Placed here; picked up within a moment.

@@ -464,6 +464,21 @@ fn refused_request(e: &RequestError) -> Response {
     (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response()
 }
 
+/// The store does not answer: a 503 an API client may retry, with a reference to the log
+/// line that says why — the store's address and errors are the operator's business.
+fn store_unavailable(e: &crate::store::StoreError, consequence: &str) -> Response {
+    let reference = uuid::Uuid::new_v4().simple().to_string();
+    tracing::warn!(%reference, error = %e, "session store unavailable: {consequence}");
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::RETRY_AFTER, RETRY_AFTER_SECS.to_string())],
+        Json(json!({"error": format!(
+            "the session store does not answer, so {consequence}; try again shortly (reference {reference} in the server log)"
+        )})),
+    )
+        .into_response()
+}
+
 /// A 500 says nothing of the inside; the log says it all.
 fn internal(detail: impl std::fmt::Display) -> Response {
     let reference = uuid::Uuid::new_v4().simple().to_string();
