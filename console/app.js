@@ -181,7 +181,7 @@ function follow() {
     const m = data.media;
     if (m) {
       const list = store.samples.get(id) || [];
-      list.push({ t: Date.now() / 1000, frames: m.frames_out, bytes: m.bytes_out, repeated: m.repeated_frames, restarts: m.restarts, slate: m.slate_frames });
+      list.push({ t: Date.now() / 1000, frames: m.frames_out, bytes: m.bytes_out, repeated: m.repeated_frames, dropped: m.dropped_frames, restarts: m.restarts, slate: m.slate_frames });
       if (list.length > SAMPLES_KEPT) list.shift();
       store.samples.set(id, list);
     }

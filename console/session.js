@@ -52,6 +52,7 @@ function summary(s) {
     ['Task restarts', r.task_restarts],
     ['Input restarts', live ? live.restarts : null, 'restarts'],
     ['Repeated frames', live ? live.repeated_frames : null, 'repeated'],
+    ['Dropped frames', live ? live.dropped_frames : null, 'dropped'],
     ['On slate', live ? seconds((live.slate_frames / 30) * 1000) : null, 'slate'],
     ['Relay', st.relay ? st.relay.state + ', ' + st.relay.reconnects + ' reconnects' : null],
     ['Teardown', r.teardown ? r.teardown.state + (r.teardown.reason ? ': ' + r.teardown.reason : '') : null],
@@ -64,7 +65,10 @@ function summary(s) {
 const CHARTS = [
   ['Frames per second', [['fps', '#1f6feb', (a, b, dt) => (b.frames - a.frames) / dt]]],
   ['Bitrate', [['kbit/s', '#2da44e', (a, b, dt) => ((b.bytes - a.bytes) * 8) / dt / 1000]]],
-  ['Repeated frames', [['per second', '#bf8700', (a, b, dt) => (b.repeated - a.repeated) / dt]]],
+  ['Repeated and dropped frames', [
+    ['repeated/s', '#bf8700', (a, b, dt) => (b.repeated - a.repeated) / dt],
+    ['dropped/s', '#cf222e', (a, b, dt) => (b.dropped - a.dropped) / dt],
+  ]],
   ['Input restarts and slate', [
     ['restarts', '#cf222e', (a, b) => b.restarts],
     ['on slate, s', '#8250df', (a, b) => b.slate / 30],

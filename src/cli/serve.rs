@@ -46,11 +46,11 @@ pub(super) struct ServeArgs {
     /// long before ending the rest (rolling restarts).
     #[arg(long, default_value_t = 0, value_name = "SECS")]
     drain_grace: u64,
-    /// With --store: how much of a node's room (--max-sessions) a live-encoded session
-    /// takes when the cluster places it.
+    /// How much of this node's room (--max-sessions) a live-encoded session takes, as a
+    /// multiple of its profile's cost (audio 1, 360p 2, 540p 3, 720p 5, 1080p 12 units).
     #[arg(long, default_value_t = 1, value_name = "N")]
     live_cost: u32,
-    /// With --store: the same for an announcement, passthrough or handed-over URL.
+    /// The units an announcement, passthrough or handed-over URL takes.
     #[arg(long, default_value_t = 1, value_name = "N")]
     announcement_cost: u32,
     /// With --store: while the machine's CPU is at or above this share (measured at each
@@ -72,7 +72,8 @@ pub(super) struct ServeArgs {
     /// Do not receive call-engine and TRTC webhooks (sessions poll the cloud instead).
     #[arg(long)]
     no_webhooks: bool,
-    /// Sessions running at once; more are answered 429 (default: 4 per core).
+    /// This node's room, in cost units (--live-cost, --announcement-cost): what does not fit
+    /// is answered 429 (default: 20 per core, about what the cores encode in real time).
     #[arg(long, value_name = "N")]
     max_sessions: Option<usize>,
     /// How long an ended session stays readable over the API, in seconds.

@@ -29,6 +29,26 @@ pub enum Profile {
     P1080,
 }
 
+impl Profile {
+    /// What encoding a live stream of this profile costs a machine, in units of about a
+    /// twentieth of a core (decode, scale and encode of a typical input, measured on this
+    /// project's benchmark machine: a 720p stream about a quarter of a core, a 1080p one about
+    /// 0.6). An announcement, a passthrough or a URL handed over costs one.
+    pub fn live_cost(self) -> u32 {
+        match self {
+            Profile::Audio => 1,
+            Profile::P360 => 2,
+            Profile::P540 => 3,
+            Profile::P720 => 5,
+            Profile::P1080 => 12,
+        }
+    }
+}
+
+/// What a machine of this many cores can encode in real time, in the units of
+/// [`Profile::live_cost`].
+pub const COST_UNITS_PER_CORE: u32 = 20;
+
 /// The video part of a profile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct VideoContract {

@@ -70,10 +70,14 @@ impl LeaseState {
     }
 }
 
-/// How much of a node's room (its `--max-sessions`) a session takes when it is placed: a
-/// live encode costs far more CPU than an announcement the cloud plays or a passthrough.
+/// How much of a node's room (its `--max-sessions`, in cost units) a session takes, on one
+/// node and when a cluster places it: a live encode costs far more CPU than an announcement
+/// the cloud plays or a passthrough, and more the larger its picture.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PlacementCosts {
+    /// Multiplies a live encode's cost by profile ([`Profile::live_cost`]).
+    ///
+    /// [`Profile::live_cost`]: crate::media::contract::Profile::live_cost
     pub live: u32,
     pub announcement: u32,
 }
@@ -99,7 +103,7 @@ impl PlacementCosts {
         if (file && !spec.live && spec.relay.is_none()) || direct {
             self.announcement
         } else {
-            self.live
+            self.live.saturating_mul(spec.profile.live_cost())
         }
     }
 }

@@ -449,6 +449,8 @@ mod tests {
             audio_ms_out: 3000,
             slate_frames: 0,
             repeated_frames: 0,
+            dropped_frames: 0,
+            dropped_audio_ms: 0,
             restarts: 0,
             item: 0,
             iteration: 0,

@@ -66,7 +66,8 @@ pub(super) fn build_encoder(
         src.set_format(gst::Format::Time);
         src.set_is_live(true);
         src.set_property("block", false);
-        // Unbounded here: the pump pushes in real time, so the queue stays short.
+        // The pump never pushes past what the encoder holds queued (see `pump::Backlog`);
+        // this is only the element's own idea of full.
         src.set_max_bytes(0);
         Ok(src)
     };

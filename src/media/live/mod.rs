@@ -219,6 +219,11 @@ pub struct StreamStats {
     /// contract's rate, a late one, or a machine short of CPU. The timeline stays
     /// real-time; the picture stutters.
     pub repeated_frames: u64,
+    /// Pictures the encoder could not take in time (a machine short of CPU): not queued,
+    /// so memory and latency stay bounded; the room sees a lower frame rate.
+    pub dropped_frames: u64,
+    /// Audio the encoder could not take in time, in milliseconds.
+    pub dropped_audio_ms: u64,
     pub restarts: u32,
     pub item: usize,
     pub iteration: u32,
@@ -237,6 +242,8 @@ pub(crate) struct Counters {
     pub(crate) audio_ms_out: AtomicU64,
     pub(crate) slate_frames: AtomicU64,
     pub(crate) repeated_frames: AtomicU64,
+    pub(crate) dropped_frames: AtomicU64,
+    pub(crate) dropped_audio_ms: AtomicU64,
     pub(crate) restarts: AtomicU32,
     pub(crate) item: AtomicU64,
     pub(crate) iteration: AtomicU32,
@@ -274,6 +281,8 @@ impl Counters {
             audio_ms_out: get(&self.audio_ms_out),
             slate_frames: get(&self.slate_frames),
             repeated_frames: get(&self.repeated_frames),
+            dropped_frames: get(&self.dropped_frames),
+            dropped_audio_ms: get(&self.dropped_audio_ms),
             restarts: self.restarts.load(Ordering::Relaxed),
             item: get(&self.item) as usize,
             iteration: self.iteration.load(Ordering::Relaxed),

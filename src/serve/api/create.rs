@@ -93,25 +93,26 @@ pub(super) async fn create<C: CloudOps + 'static>(
             }
             Err(e) => return store_away(&svc, e),
         }
-        if !svc.take_slot() {
+        if !svc.take_slot(cost) {
             let _ = svc
                 .journal
                 .finish(&id, "refused", "this node was full")
                 .await;
-            return full(&svc);
+            return full(&svc, cost);
         }
     } else {
-        if !svc.take_slot() {
-            return full(&svc);
+        let cost = svc.costs.of(&spec);
+        if !svc.take_slot(cost) {
+            return full(&svc, cost);
         }
         match svc.journal.admit(&id, &room, &robot).await {
             Ok(crate::store::Admission::Admitted) => {}
             Ok(crate::store::Admission::Busy { existing }) => {
-                svc.running.fetch_sub(1, Ordering::AcqRel);
+                svc.give_back(cost);
                 return busy(&svc, &spec, existing);
             }
             Err(e) => {
-                svc.running.fetch_sub(1, Ordering::AcqRel);
+                svc.give_back(cost);
                 return store_away(&svc, e);
             }
         }
@@ -128,11 +129,15 @@ pub(super) async fn create<C: CloudOps + 'static>(
     }
 }
 
-fn full<C: CloudOps + 'static>(svc: &Service<C>) -> Response {
+fn full<C: CloudOps + 'static>(svc: &Service<C>, cost: u32) -> Response {
+    let taken = svc.running.load(Ordering::Acquire);
     let answer = (
         StatusCode::TOO_MANY_REQUESTS,
         [(header::RETRY_AFTER, RETRY_AFTER_SECS.to_string())],
-        Json(json!({"error": format!("this server runs at most {} sessions at once; try again later", svc.max_sessions)})),
+        Json(json!({"error": format!(
+            "this node cannot run this session in real time now: it costs {cost} of the node's {} units (--max-sessions) and {taken} are taken; try again later, or ask for a smaller profile",
+            svc.max_sessions
+        )})),
     )
         .into_response();
     svc.refuse("capacity", answer)
@@ -162,6 +167,7 @@ fn start_here<C: CloudOps + 'static>(
     request: SessionRequest,
     spec: SessionSpec,
 ) -> Option<Value> {
+    let cost = svc.costs.of(&spec);
     let (status_tx, status_rx) = watch::channel(Status::default());
     let (stop_tx, stop_rx) = watch::channel(false);
     let report = Arc::new(watch::Sender::new(None));
@@ -202,7 +208,7 @@ fn start_here<C: CloudOps + 'static>(
     let mut sessions = svc.sessions.lock().expect("sessions lock");
     if svc.draining.load(Ordering::SeqCst) {
         drop(sessions);
-        svc.running.fetch_sub(1, Ordering::AcqRel);
+        svc.give_back(cost);
         return None;
     }
     sessions.insert(id, entry);
@@ -271,7 +277,7 @@ pub(super) async fn pick_up_placed<C: CloudOps + 'static>(svc: std::sync::Weak<S
                     continue;
                 }
             };
-            if !svc.take_slot() {
+            if !svc.take_slot(svc.costs.of(&spec)) {
                 refused("the node it was placed on was full".into()).await;
                 continue;
             }

@@ -98,7 +98,7 @@ pub struct Service<C> {
     /// What reached a call's room, when the cloud is the embedded emulator.
     room_view: Option<RoomView>,
     draining: AtomicBool,
-    /// Sessions admitted and not yet ended, against `max_sessions`.
+    /// The cost units of the sessions admitted and not yet ended, against `max_sessions`.
     running: AtomicUsize,
     max_sessions: usize,
     keep_ended: Duration,
@@ -134,10 +134,12 @@ pub struct ServiceConfig {
     pub room_view: Option<RoomView>,
 }
 
-/// A default for `--max-sessions`: a live 720p stream costs about a quarter of a core and an
-/// announcement almost nothing, so a few per core keeps every stream real-time.
+/// A default for `--max-sessions`, in cost units: what this machine's cores encode in real
+/// time ([`COST_UNITS_PER_CORE`](crate::media::contract::COST_UNITS_PER_CORE) each), so
+/// three live 1080p streams or eight 720p ones on two cores, or forty announcements.
 pub fn default_max_sessions() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get()) * 4
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+        * crate::media::contract::COST_UNITS_PER_CORE as usize
 }
 
 impl<C: CloudOps + 'static> Service<C> {
@@ -427,13 +429,19 @@ impl<C: CloudOps + 'static> Service<C> {
         while tasks.try_join_next().is_some() {}
     }
 
-    /// Takes a running-session slot, unless all are taken.
-    fn take_slot(&self) -> bool {
+    /// Takes `cost` units of this node's room, unless that would pass its capacity.
+    fn take_slot(&self, cost: u32) -> bool {
+        let cost = cost as usize;
         self.running
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < self.max_sessions).then_some(n + 1)
+                (n + cost <= self.max_sessions).then_some(n + cost)
             })
             .is_ok()
+    }
+
+    /// Gives back what [`take_slot`](Self::take_slot) took.
+    fn give_back(&self, cost: u32) {
+        self.running.fetch_sub(cost as usize, Ordering::AcqRel);
     }
 
     fn refuse(&self, reason: &str, response: Response) -> Response {
@@ -557,6 +565,7 @@ async fn run_session<C: CloudOps + 'static>(
     report: Arc<watch::Sender<Option<Report>>>,
     ended_at: Arc<OnceLock<Instant>>,
 ) {
+    let cost = svc.costs.of(&spec);
     let finished = driver::run(
         id,
         spec,
@@ -567,7 +576,7 @@ async fn run_session<C: CloudOps + 'static>(
         controls,
     )
     .await;
-    svc.running.fetch_sub(1, Ordering::AcqRel);
+    svc.give_back(cost);
     svc.metrics
         .results
         .get_or_create(&labels(&[("result", finished.outcome.name())]))
