@@ -696,6 +696,51 @@ async fn a_drained_node_lets_its_sessions_finish_then_leaves_the_cluster() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_takes_another_token_runs_none_of_this_tokens_sessions() {
+    let cloud = Cloud::start(CALLFEED).await;
+    let (store, endpoints) = (&cloud.store, &cloud.endpoints);
+    let (_a, api_a) = node_with(store, endpoints, &["--max-sessions", "1"]).await;
+    // Same store, another token: far more room, so placement would pick it first.
+    let args = [
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--store",
+        store,
+        "--lease-secs",
+        "2",
+        "--max-cpu",
+        "100",
+        "--max-sessions",
+        "100",
+    ];
+    let env = [
+        (
+            "CALLFEED_IM_ENDPOINT",
+            endpoints["im_endpoint"].as_str().unwrap(),
+        ),
+        (
+            "CALLFEED_TRTC_ENDPOINT",
+            endpoints["trtc_endpoint"].as_str().unwrap(),
+        ),
+        ("CALLFEED_API_TOKEN", "another-clusters-token"),
+        ("CALLFEED_CALLBACK_KEY", CALLBACK_KEY),
+    ];
+    let (_b, b_ready) = processes::start(CALLFEED, &args, &env).await;
+    let api_b = b_ready["api"].as_str().unwrap().to_owned();
+    let (code, created) = post(&api_a, looping_tone("jack", "mine")).await;
+    assert_eq!(code, 201, "{created}");
+    assert!(
+        created["node"].is_null() || created["node"] == api_a.as_str(),
+        "placed on the node with another token: {created}"
+    );
+    assert_ne!(created["node"], api_b.as_str());
+    // A is full now, and B is not a node of this token's cluster.
+    let (code, refused) = post(&api_a, looping_tone("jack", "also-mine")).await;
+    assert_eq!(code, 429, "{refused}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_live_encode_takes_more_of_a_nodes_room_than_an_announcement() {
     let cloud = Cloud::start(CALLFEED).await;
     let (store, endpoints) = (&cloud.store, &cloud.endpoints);

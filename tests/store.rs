@@ -14,6 +14,7 @@ async fn conforms(store: Arc<Store>) {
         api_url: "http://127.0.0.1:1".into(),
         stream_base: "http://127.0.0.1:1".into(),
         capacity: 4,
+        token_fingerprint: String::new(),
     };
     let lease = std::time::Duration::from_secs(30);
     store.register_node(&node, lease).await.unwrap();
@@ -244,7 +245,7 @@ async fn a_store_that_cannot_be_used_is_named_without_its_password() {
             err,
             StoreError::NewerSchema {
                 found: 99,
-                supported: 2,
+                supported: 3,
                 ..
             }
         ),

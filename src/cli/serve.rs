@@ -149,6 +149,7 @@ pub(super) async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<Exit
     };
     let config = &config;
     let token = secret_env("CALLFEED_API_TOKEN");
+    let fingerprint = crate::serve::cluster::token_fingerprint(token.as_ref());
     let webhook_keys = WebhookKeys {
         callback_key: secret_env("CALLFEED_CALLBACK_KEY"),
         call_token: secret_env("CALLFEED_CALL_WEBHOOK_TOKEN"),
@@ -248,6 +249,7 @@ pub(super) async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<Exit
             api_url: format!("http://{addr}"),
             stream_base: public.clone(),
             capacity: u32::try_from(max_sessions).unwrap_or(u32::MAX),
+            token_fingerprint: fingerprint,
         };
         join_cluster(url, lease, &service, info, journal.journal()).await?;
     }

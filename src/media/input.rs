@@ -421,8 +421,11 @@ fn looks_like_file(url: &str) -> bool {
         .any(|ext| path.ends_with(ext))
 }
 
+/// The path as a URI, made absolute but not resolved: links are followed when it is opened,
+/// where the input's guard judges where they lead — a message naming the file names the path
+/// that was given, never where a link swapped in since points.
 fn file_uri(path: &Path) -> String {
-    let absolute = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     url::Url::from_file_path(&absolute)
         .map(|u| u.to_string())
         .unwrap_or_else(|_| format!("file://{}", absolute.display()))

@@ -108,6 +108,17 @@ impl PlacementCosts {
     }
 }
 
+/// What nodes compare to tell whether they take the same API token, never the token: a
+/// hash of it (a node without one has the hash of nothing).
+pub fn token_fingerprint(token: Option<&secrecy::SecretString>) -> String {
+    use secrecy::ExposeSecret;
+    use sha2::Digest;
+    let mut hash = sha2::Sha256::new();
+    hash.update(b"callfeed api token\0");
+    hash.update(token.map_or("", |t| t.expose_secret()).as_bytes());
+    hex::encode(&hash.finalize()[..16])
+}
+
 /// This node's load as the lease reports it: sessions running, and whether it drains.
 pub type LoadProbe = Box<dyn Fn() -> (u32, bool) + Send>;
 

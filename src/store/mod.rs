@@ -126,8 +126,11 @@ pub struct NodeInfo {
     pub api_url: String,
     /// Where the cloud reaches the streams it serves (its public URL).
     pub stream_base: String,
-    /// Sessions it runs at once, at most.
+    /// Its room, in cost units.
     pub capacity: u32,
+    /// A fingerprint of the API token it takes ([`crate::serve::cluster::token_fingerprint`]):
+    /// sessions are placed only on nodes that take the same token.
+    pub token_fingerprint: String,
 }
 
 /// This process as the store names owners: its machine, its pid and its start time, so a

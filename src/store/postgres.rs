@@ -12,10 +12,10 @@ use tokio_postgres::error::SqlState;
 use super::{Admission, OpenSession, SessionStore, StoreError, process_identity};
 
 /// The schema this callfeed writes; a database at a later version is refused.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 /// Each migration takes the schema from its index to the next version.
-const MIGRATIONS: [&str; 2] = [
+const MIGRATIONS: [&str; 3] = [
     "CREATE TABLE sessions (
        id TEXT PRIMARY KEY,
        created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
@@ -41,6 +41,9 @@ const MIGRATIONS: [&str; 2] = [
      CREATE TABLE events (seq BIGSERIAL PRIMARY KEY, session TEXT NOT NULL, kind TEXT NOT NULL,
        data TEXT NOT NULL, at TIMESTAMPTZ NOT NULL DEFAULT now());
      CREATE INDEX events_by_session ON events (session, seq);",
+    // Version 3: which API token a node takes (a fingerprint), so a session admitted under
+    // one token is never run by a node that takes another.
+    "ALTER TABLE nodes ADD COLUMN token_fingerprint TEXT NOT NULL DEFAULT '';",
 ];
 
 /// How long connecting, and each statement, may take: a store that does not answer is an
@@ -272,6 +275,8 @@ impl SessionStore for PostgresStore {
                     "SELECT n.id, n.api_url FROM nodes n
                        LEFT JOIN sessions s ON s.owner = n.id AND s.result IS NULL
                      WHERE n.lease_until > now() AND NOT n.draining AND NOT n.busy
+                       AND n.token_fingerprint =
+                           (SELECT token_fingerprint FROM nodes WHERE id = $1)
                      GROUP BY n.id
                      HAVING n.capacity - coalesce(sum(s.cost), 0) >= $2
                      ORDER BY n.capacity - coalesce(sum(s.cost), 0) DESC, (n.id = $1) DESC, n.id
@@ -484,12 +489,19 @@ impl SessionStore for PostgresStore {
         let secs = lease.as_secs_f64();
         let capacity = i32::try_from(info.capacity).unwrap_or(i32::MAX);
         self.exec(
-            "INSERT INTO nodes (id, api_url, capacity, lease_until, stream_base)
-             VALUES ($1, $2, $3, now() + $4 * interval '1 second', $5)
+            "INSERT INTO nodes (id, api_url, capacity, lease_until, stream_base, token_fingerprint)
+             VALUES ($1, $2, $3, now() + $4 * interval '1 second', $5, $6)
              ON CONFLICT (id) DO UPDATE SET api_url = $2, capacity = $3, draining = false,
-               stream_base = $5,
+               stream_base = $5, token_fingerprint = $6,
                renewed_at = now(), lease_until = now() + $4 * interval '1 second'",
-            &[&me, &info.api_url, &capacity, &secs, &info.stream_base],
+            &[
+                &me,
+                &info.api_url,
+                &capacity,
+                &secs,
+                &info.stream_base,
+                &info.token_fingerprint,
+            ],
         )
         .await
         .map(drop)
