@@ -696,6 +696,94 @@ async fn a_drained_node_lets_its_sessions_finish_then_leaves_the_cluster() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_placed_on_a_node_that_freezes_before_picking_it_up_is_placed_again() {
+    let cloud = Cloud::start(CALLFEED).await;
+    let (store, endpoints, control) = (&cloud.store, &cloud.endpoints, &cloud.control);
+    let (_a, api_a) = node_with(store, endpoints, &["--max-sessions", "4"]).await;
+    // B has the most room, so the next session goes there.
+    let (b, api_b) = node_with(store, endpoints, &["--max-sessions", "100"]).await;
+    // Both hold their leases a full lease, as a running cluster's nodes do.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    signal(&b, "STOP");
+    let (code, created) = post(&api_a, looping_tone_for("stranded", 60)).await;
+    assert_eq!(code, 201, "{created}");
+    assert_eq!(created["node"], api_b.as_str(), "placed on B: {created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    // B never picks it up: once B's lease runs out, A places it again (on itself) and it rings.
+    until_calls(control, Duration::from_secs(20), in_call).await;
+    let status = get(&api_a, &format!("/v1/sessions/{id}")).await;
+    assert_eq!(status["id"], id.as_str(), "{status:#}");
+    assert!(status["report"].is_null(), "it runs: {status:#}");
+    // B comes back and starts nothing for it.
+    signal(&b, "CONT");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let all = calls(control).await;
+    assert_eq!(all.len(), 1, "one call for the session: {all:#?}");
+    assert!(in_call(&all), "{all:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_result_reached_while_the_store_is_down_is_recorded_when_it_is_back() {
+    let cloud = Cloud::start(CALLFEED).await;
+    let (pg, store, endpoints, control) =
+        (&cloud.pg, &cloud.store, &cloud.endpoints, &cloud.control);
+    let (_a, api_a) = node(store, endpoints).await;
+    // jill hangs up 4 s into the call.
+    let behaviour = reqwest::Client::new()
+        .post(format!("{control}/users/jill/behaviour"))
+        .header("content-type", "application/json")
+        .body(
+            serde_json::json!({"action": "answer", "after_ms": 200, "hangup_after_ms": 4000})
+                .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(behaviour.status().is_success());
+    let (code, created) = post(&api_a, looping_tone("jill", "outage-result")).await;
+    assert_eq!(code, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    until_calls(control, Duration::from_secs(30), in_call).await;
+    // The store goes away; meanwhile she hangs up and the session ends.
+    pg.kill();
+    let path = format!("/v1/sessions/{id}");
+    let started = Instant::now();
+    let report = loop {
+        let v = get(&api_a, &path).await;
+        if !v["report"].is_null() {
+            break v["report"].clone();
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{v:#}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(report["result"], "hung_up", "{report:#}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    pg.restart();
+    // The store has its real result once it is back, not a crash's `recovered`.
+    let reader = Store::connect(store).await.unwrap();
+    let started = Instant::now();
+    let recorded = loop {
+        if let Some(result) = reader.result_of(&id).await.unwrap() {
+            break result;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(40),
+            "never recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(recorded.0, "hung_up", "{recorded:?}");
+    // And its last event, for followers on any node.
+    let events = reader.events_after(&id, 0).await.unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|(_, kind, data)| kind == "report" && data.contains("hung_up")),
+        "{events:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_that_takes_another_token_runs_none_of_this_tokens_sessions() {
     let cloud = Cloud::start(CALLFEED).await;
     let (store, endpoints) = (&cloud.store, &cloud.endpoints);
@@ -805,4 +893,32 @@ async fn a_node_whose_cpu_is_over_its_limit_is_passed_by() {
     .await;
     assert_eq!(code, 201, "{created}");
     assert_eq!(created["node"], api_b.as_str(), "{created}");
+    // With B full too, the one node with room is over its CPU limit: the 429 says so.
+    drop(_b);
+    let started = Instant::now();
+    let refused = loop {
+        let (code, body) = post(
+            &api_a,
+            serde_json::json!({"to": ["jack"], "media": "test:tone", "room": "busy-too",
+                "media_type": "audio", "max_duration_secs": 1}),
+        )
+        .await;
+        if code == 429 {
+            break body;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "{code} {body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let error = refused["error"].as_str().unwrap();
+    assert!(
+        error.contains("CPU") && error.contains("--max-cpu"),
+        "{error}"
+    );
+    let metrics = reqwest::get(format!("{api_a}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("reason=\"cpu\""), "{metrics}");
 }

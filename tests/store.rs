@@ -72,6 +72,7 @@ async fn conforms(store: Arc<Store>) {
             pending: None,
             owner: Some(process_identity()),
             owner_gone: open[0].owner_gone,
+            placed: false,
         }
     );
     assert!(!open[0].orphaned(), "this process runs it");

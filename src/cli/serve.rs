@@ -53,8 +53,9 @@ pub(super) struct ServeArgs {
     /// The units an announcement, passthrough or handed-over URL takes.
     #[arg(long, default_value_t = 1, value_name = "N")]
     announcement_cost: u32,
-    /// With --store: while the machine's CPU is at or above this share (measured at each
-    /// lease renewal), the cluster places no new session here; 100 never refuses.
+    /// With --store: while this node's own CPU use is at or above this share of the machine
+    /// (measured at each lease renewal), the cluster places no new session here; 100 never
+    /// refuses.
     #[arg(long, default_value_t = 95.0, value_name = "PERCENT")]
     max_cpu: f64,
     /// API clients may play files under this folder (repeatable; none: no files at all).

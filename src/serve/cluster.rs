@@ -153,26 +153,30 @@ pub fn keep_lease(
     lost
 }
 
-/// The machine's CPU time so far, from `/proc/stat`: (busy, total) in clock ticks.
-fn cpu_ticks() -> Option<(u64, u64)> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let line = stat.lines().next()?.strip_prefix("cpu ")?;
-    let fields: Vec<u64> = line
-        .split_whitespace()
-        .filter_map(|f| f.parse().ok())
-        .collect();
-    let total: u64 = fields.iter().take(8).sum();
-    // idle and iowait are the time nothing ran.
-    let idle = fields.get(3).copied().unwrap_or(0) + fields.get(4).copied().unwrap_or(0);
-    Some((total.saturating_sub(idle), total))
+/// This process's CPU time so far, from `/proc/self/stat` (user and system, in the kernel's
+/// 100 Hz ticks), and when it was read. A node judges its own use, not the machine's: nodes
+/// sharing a host, or a busy neighbour, do not make every node refuse together.
+fn cpu_ticks() -> Option<(u64, std::time::Instant)> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) may hold spaces and parentheses: count from its end.
+    let after_name = &stat[stat.rfind(')')? + 2..];
+    let mut fields = after_name.split(' ').skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some((user + system, std::time::Instant::now()))
 }
 
-/// Share of the machine's CPU used since `before` (0–100), and the new reading.
-fn cpu_since(before: Option<(u64, u64)>) -> (Option<f64>, Option<(u64, u64)>) {
+/// The share of the machine's CPU (all cores, 0–100) this process used since `before`, and
+/// the new reading.
+fn cpu_since(
+    before: Option<(u64, std::time::Instant)>,
+) -> (Option<f64>, Option<(u64, std::time::Instant)>) {
+    const TICKS_PER_SEC: f64 = 100.0;
     let now = cpu_ticks();
-    let percent = before.zip(now).and_then(|((b0, t0), (b1, t1))| {
-        let total = t1.checked_sub(t0).filter(|t| *t > 0)?;
-        Some(b1.saturating_sub(b0) as f64 * 100.0 / total as f64)
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let percent = before.zip(now).and_then(|((t0, at0), (t1, at1))| {
+        let wall = at1.duration_since(at0).as_secs_f64();
+        (wall > 0.0).then(|| t1.saturating_sub(t0) as f64 / TICKS_PER_SEC / wall / cores * 100.0)
     });
     (percent, now)
 }

@@ -316,9 +316,7 @@ async fn after_panic<C: CloudOps>(
         cloud,
         settings,
         status,
-        journal
-            .as_deref()
-            .map(|j| (j, session_id.as_str(), &outcome)),
+        journal.as_ref().map(|j| (j, session_id.as_str(), &outcome)),
     )
     .await;
     Report {
@@ -353,7 +351,7 @@ pub(super) async fn confirm_teardown<C: CloudOps>(
     cloud: &C,
     settings: &DriverSettings,
     status: &watch::Sender<Status>,
-    journal: Option<(&Store, &str, &Outcome)>,
+    journal: Option<(&Arc<Store>, &str, &Outcome)>,
 ) -> Teardown {
     let note = journal.map(|(_, _, o)| outcome_note(o)).unwrap_or_default();
     let result = leftovers
@@ -366,24 +364,44 @@ pub(super) async fn confirm_teardown<C: CloudOps>(
                 status.send_modify(|s| s.phase = "teardown_pending".into());
             },
             journal.map(|(store, id, outcome)| super::teardown::PendingRecord {
-                store,
+                store: store.as_ref(),
                 id,
                 result: outcome.name(),
                 note: &note,
             }),
         )
         .await;
+    // What the session ended with is kept, whatever the store does meanwhile: a write it
+    // refuses now is made when it answers again.
     match result {
         Ok(()) => {
             if let Some((j, id, outcome)) = journal
                 && let Err(e) = j.finish(id, outcome.name(), &note).await
             {
-                tracing::error!(error = %e, "journal write failed");
+                tracing::error!(error = %e, "journal write failed; writing the result once the store answers");
+                super::teardown::record_when_back(
+                    j.clone(),
+                    id.to_owned(),
+                    super::teardown::Record::Finished {
+                        result: outcome.name().to_owned(),
+                        note,
+                    },
+                );
             }
             Teardown::Confirmed
         }
         Err(reason) => {
             tracing::error!(%reason, "teardown not confirmed; the journal keeps the session for the next run");
+            if let Some((j, id, outcome)) = journal {
+                super::teardown::record_when_back(
+                    j.clone(),
+                    id.to_owned(),
+                    super::teardown::Record::Pending {
+                        result: outcome.name().to_owned(),
+                        note,
+                    },
+                );
+            }
             Teardown::Pending { reason }
         }
     }

@@ -595,7 +595,7 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
             self.cloud,
             &self.settings,
             &self.controls.status,
-            journal.as_deref().map(|j| (j, self.id.as_str(), &outcome)),
+            journal.as_ref().map(|j| (j, self.id.as_str(), &outcome)),
         )
         .await;
         self.machine.on(Event::TornDown);

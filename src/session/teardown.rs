@@ -111,6 +111,44 @@ pub struct PendingRecord<'a> {
     pub note: &'a str,
 }
 
+/// How a session ended, to be written to the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Record {
+    /// The cloud confirmed everything stopped: the session is finished.
+    Finished { result: String, note: String },
+    /// The cloud has not confirmed: the session stays open with its result pending, for
+    /// recovery to finish.
+    Pending { result: String, note: String },
+}
+
+/// Writes `record` for session `id` from a task of its own, retrying with jittered backoff
+/// until the store takes it: a result reached while the store was away (a restart, a network
+/// cut) is written when it is back, not lost and later taken for a crash's `recovered`.
+pub fn record_when_back(store: std::sync::Arc<Store>, id: String, record: Record) {
+    tokio::spawn(async move {
+        let mut delays = retry_delays();
+        let mut failed = false;
+        loop {
+            let written = match &record {
+                Record::Finished { result, note } => store.finish(&id, result, note).await,
+                Record::Pending { result, note } => store.teardown_pending(&id, result, note).await,
+            };
+            match written {
+                Ok(()) if failed => {
+                    tracing::info!(session = %id, ?record, "written now that the store answers");
+                    return;
+                }
+                Ok(()) => return,
+                Err(e) => {
+                    failed = true;
+                    tracing::debug!(session = %id, error = %e, "the store does not answer yet");
+                }
+            }
+            tokio::time::sleep(delays.next().unwrap_or(RETRY_MAX).min(RETRY_MAX)).await;
+        }
+    });
+}
+
 /// What recovery did with one open session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recovered {

@@ -51,6 +51,8 @@ pub struct OpenSession {
     /// Whether the store knows its owner gone: a cluster node whose lease expired. `None`
     /// when the store keeps no leases (one node), and the owner's process is looked for.
     pub owner_gone: Option<bool>,
+    /// Placed on a node that has not picked it up yet: nothing of it has started.
+    pub placed: bool,
 }
 
 impl OpenSession {
@@ -188,8 +190,22 @@ pub enum Placement {
     There { api_url: String },
     /// An unfinished session already has the room and robot.
     Busy { existing: String },
-    /// No live node has room for it.
-    Full,
+    /// No live node has room for it; `cpu_bound` when some had room but were over their CPU
+    /// limit (`--max-cpu`).
+    Full { cpu_bound: bool },
+}
+
+/// Why a session placed on a node that never picked it up was finished.
+pub const STRANDED_NOTE: &str =
+    "placed on a node that did not pick it up, and no other node had room; nothing had started";
+
+/// A session placed on a node that did not pick it up (gone, or silent for a lease).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replaced {
+    pub id: String,
+    /// The node it is placed on now (its API), or `None`: no node had room, and it was
+    /// finished as `refused`.
+    pub to: Option<String>,
 }
 
 /// Wake-ups from the store, with what keeps them coming (a listening connection).
@@ -240,6 +256,13 @@ pub trait SessionStore: Send + Sync {
     /// Wakes each time another node places a session here (`None`: the store cannot say,
     /// and placed sessions are found by looking).
     fn placed_here(&self) -> impl Future<Output = Option<WakeUps>> + Send;
+    /// Places again the sessions placed on a node that did not pick them up — its lease ran
+    /// out, or `lease` passed — on another live node of this node's token with room, or
+    /// finishes them as `refused` when none has any. Nothing of them had started.
+    fn replace_stranded(
+        &self,
+        lease: std::time::Duration,
+    ) -> impl Future<Output = Result<Vec<Replaced>, StoreError>> + Send;
     /// Takes the sessions placed on this node by others, each once: their ids and requests.
     fn take_placed(&self)
     -> impl Future<Output = Result<Vec<(String, String)>, StoreError>> + Send;
@@ -425,6 +448,12 @@ impl SessionStore for Store {
     }
     async fn take_placed(&self) -> Result<Vec<(String, String)>, StoreError> {
         each!(self, s => s.take_placed())
+    }
+    async fn replace_stranded(
+        &self,
+        lease: std::time::Duration,
+    ) -> Result<Vec<Replaced>, StoreError> {
+        each!(self, s => s.replace_stranded(lease))
     }
     async fn placed_here(&self) -> Option<WakeUps> {
         each!(self, s => s.placed_here())

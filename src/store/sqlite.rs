@@ -228,6 +228,7 @@ impl SqliteStore {
                     pending: pending.map(|p| (p, note.unwrap_or_default())),
                     owner: r.get(5)?,
                     owner_gone: None,
+                    placed: false,
                 })
             })
             .map_err(err)?;
@@ -294,6 +295,12 @@ impl SessionStore for SqliteStore {
         })
     }
     async fn take_placed(&self) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(Vec::new())
+    }
+    async fn replace_stranded(
+        &self,
+        _lease: std::time::Duration,
+    ) -> Result<Vec<super::Replaced>, StoreError> {
         Ok(Vec::new())
     }
     async fn placed_here(&self) -> Option<super::WakeUps> {
@@ -502,6 +509,7 @@ mod tests {
                 pending: None,
                 owner: Some(process_identity()),
                 owner_gone: None,
+                placed: false,
             }]
         );
         assert_eq!(

@@ -82,14 +82,25 @@ pub(super) async fn create<C: CloudOps + 'static>(
                     .into_response();
             }
             Ok(Placement::Busy { existing }) => return busy(&svc, &spec, existing),
-            Ok(Placement::Full) => {
+            Ok(Placement::Full { cpu_bound }) => {
+                let (reason, error) = if cpu_bound {
+                    (
+                        "cpu",
+                        "every node with room for this session is over its CPU limit (--max-cpu); try again later",
+                    )
+                } else {
+                    (
+                        "capacity",
+                        "no node of the cluster has room for this session (--max-sessions, in cost units); try again later",
+                    )
+                };
                 let answer = (
                     StatusCode::TOO_MANY_REQUESTS,
                     [(header::RETRY_AFTER, RETRY_AFTER_SECS.to_string())],
-                    Json(json!({"error": "every node of the cluster runs as many sessions as it may; try again later"})),
+                    Json(json!({"error": error})),
                 )
                     .into_response();
-                return svc.refuse("capacity", answer);
+                return svc.refuse(reason, answer);
             }
             Err(e) => return store_away(&svc, e),
         }
@@ -217,6 +228,41 @@ fn start_here<C: CloudOps + 'static>(
     Some(created)
 }
 
+/// Places again what was placed on a node that never picked it up (killed just after, or
+/// silent for a lease): an admitted session is run somewhere, or refused with a reason —
+/// never lost. Only while this node's own lease is sound, so an outage of the store is not
+/// taken for nodes gone.
+async fn replace_stranded<C: CloudOps + 'static>(svc: &Service<C>) {
+    let Some(cluster) = svc.cluster.as_ref().filter(|c| c.may_reap()) else {
+        return;
+    };
+    let replaced = match svc.journal.replace_stranded(cluster.lease).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot look for sessions placed on gone nodes");
+            return;
+        }
+    };
+    for r in replaced {
+        match r.to {
+            Some(node) => {
+                tracing::warn!(session = %r.id, %node, "placed again: the node it was placed on did not pick it up");
+            }
+            None => {
+                tracing::warn!(session = %r.id, reason = crate::store::STRANDED_NOTE, "refused");
+                let last = json!({"session_id": r.id, "result": "refused", "note": crate::store::STRANDED_NOTE});
+                if let Err(e) = svc
+                    .journal
+                    .append_event(&r.id, "report", &last.to_string())
+                    .await
+                {
+                    tracing::warn!(session = %r.id, error = %e, "cannot record a session event");
+                }
+            }
+        }
+    }
+}
+
 /// Runs the sessions other nodes placed on this one, for as long as the service lives: each
 /// is checked again under this node's own rules, and one that fails them is finished with
 /// the reason.
@@ -235,11 +281,16 @@ pub(super) async fn pick_up_placed<C: CloudOps + 'static>(svc: std::sync::Weak<S
                 None => std::future::pending().await,
             }
         };
+        let look_every = svc
+            .upgrade()
+            .and_then(|s| s.cluster.as_ref().map(|c| c.look_every()))
+            .map_or(PICK_UP_EVERY, |every| every.min(PICK_UP_EVERY));
         tokio::select! {
             w = woken => if w.is_none() { wake_ups = None },
-            _ = tokio::time::sleep(PICK_UP_EVERY) => {}
+            _ = tokio::time::sleep(look_every) => {}
         }
         let Some(svc) = svc.upgrade() else { return };
+        replace_stranded(&svc).await;
         let placed = match svc.journal.take_placed().await {
             Ok(p) => p,
             Err(e) => {

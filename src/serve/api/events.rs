@@ -33,18 +33,13 @@ pub(super) async fn record<C: CloudOps + 'static>(
     loop {
         let finished = report.borrow_and_update().clone();
         let now = status.borrow_and_update().clone();
-        let Some(svc) = svc.upgrade() else { return };
         if let Some(r) = finished {
-            append(
-                &svc,
-                &id,
-                "report",
-                &serde_json::to_string(&r).unwrap_or_default(),
-            )
-            .await;
+            let data = serde_json::to_string(&r).unwrap_or_default();
+            append_report(&svc, &id, &data).await;
             recorded.notify_waiters();
             return;
         }
+        let Some(svc) = svc.upgrade() else { return };
         if now.phase != last_phase {
             last_phase = now.phase.clone();
             append(
@@ -65,6 +60,34 @@ pub(super) async fn record<C: CloudOps + 'static>(
                 return;
             },
         }
+    }
+}
+
+/// How long the recorder waits at most between tries of a report the store refused.
+const REPORT_RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// Records a session's report, trying again while the store is away (for as long as the
+/// service lives): the last event is what followers on any node and replays end on.
+async fn append_report<C: CloudOps + 'static>(
+    svc: &std::sync::Weak<Service<C>>,
+    id: &str,
+    data: &str,
+) {
+    let mut wait = Duration::from_millis(500);
+    loop {
+        let Some(svc) = svc.upgrade() else { return };
+        match svc.journal.append_event(id, "report", data).await {
+            Ok(_) => {
+                svc.any_recorded.notify_waiters();
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(session = %id, error = %e, "cannot record a session's report yet; retrying");
+            }
+        }
+        drop(svc);
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(REPORT_RETRY_MAX);
     }
 }
 

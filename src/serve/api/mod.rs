@@ -194,8 +194,11 @@ impl<C: CloudOps + 'static> Service<C> {
         let limit = self.driver.teardown_timeout;
         // Another node's sessions only once this node has held its lease a full lease long.
         let cluster = self.cluster.clone();
+        // A session placed on a gone node had nothing started: it is placed again (see
+        // `create::replace_stranded`), not reaped.
         let gone = move |s: &OpenSession| {
             s.orphaned()
+                && !s.placed
                 && (s.owner_gone != Some(true) || cluster.as_ref().is_none_or(|c| c.may_reap()))
         };
         let first = recover(&self.journal, &*self.cloud, limit, &gone).await;
@@ -208,9 +211,14 @@ impl<C: CloudOps + 'static> Service<C> {
             .as_ref()
             .map_or(crate::session::teardown::LOOK_EVERY, |c| c.look_every());
         let rounds = tokio::spawn(async move {
+            // Of this node's own sessions, only those whose task ended with the teardown
+            // unconfirmed (their result pending): one placed here and not yet picked up, or
+            // being picked up, or whose result waits for the store to come back, is not
+            // this loop's.
             let claim = |s: &OpenSession| {
                 gone(s)
                     || (s.owner.as_deref() == Some(me.as_str())
+                        && s.pending.is_some()
                         && svc.upgrade().is_some_and(|svc| !svc.is_running(&s.id)))
             };
             let confirmed = |r: &Recovered| {
