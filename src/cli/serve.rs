@@ -82,6 +82,12 @@ pub(super) struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = crate::server::DEFAULT_MAX_CONNECTIONS)]
     #[arg(value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     max_connections: usize,
+    /// Open connections one peer address (an IPv6 /64) may hold; one more is closed at once
+    /// (default: a quarter of --max-connections; behind a reverse proxy, every client is
+    /// the proxy's address).
+    #[arg(long, value_name = "N")]
+    #[arg(value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    max_connections_per_peer: Option<usize>,
     /// Run the in-process emulator as the cloud (demo credentials, callees that answer):
     /// try the API and the console at / without a Tencent account.
     #[arg(long)]
@@ -265,10 +271,10 @@ pub(super) async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<Exit
     }
     let router = service.router().merge(stream_routes);
     let drained = service.clone();
-    let limits = crate::server::HttpLimits {
-        max_connections: args.max_connections,
-        ..Default::default()
-    };
+    let mut limits = crate::server::HttpLimits::with_max_connections(args.max_connections);
+    if let Some(per_peer) = args.max_connections_per_peer {
+        limits.max_connections_per_peer = per_peer;
+    }
     crate::server::serve(listener, router, limits, async move {
         tokio::select! {
             _ = app::shutdown_signal() => {}

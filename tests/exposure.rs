@@ -1,0 +1,260 @@
+//! What a greedy client can make a `callfeed serve` do, against the real binary (and the
+//! bounded server in process): half-sent requests from one address, or from many, do not
+//! keep another's health probes out, and one address holds only its share of connections.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use callfeed::emulator::Emulator;
+use common::serve::{cloud_env, serve_binary};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+/// Generous bound for anything that should happen "soon" on a loaded 2-core machine.
+const DEADLINE: Duration = Duration::from_secs(10);
+
+/// A `callfeed serve` on a free loopback port with `extra` arguments, without a token unless
+/// `env` sets one, its cloud the `emulator` when given (else the embedded one); the process
+/// and its address.
+async fn node(
+    dir: &tempfile::TempDir,
+    emulator: Option<&Emulator>,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> (tokio::process::Child, SocketAddr) {
+    let journal = dir.path().join("journal.sqlite").display().to_string();
+    let mut args = vec!["--listen", "127.0.0.1:0"];
+    let cloud = emulator.map(cloud_env).unwrap_or_default();
+    if emulator.is_none() {
+        args.push("--emulator");
+    } else {
+        args.extend(["--journal", &journal]);
+    }
+    args.extend_from_slice(extra);
+    let mut all_env: Vec<(&str, &str)> = cloud.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    all_env.extend_from_slice(env);
+    let (child, api) = serve_binary(&args, &all_env).await;
+    let addr = api.trim_start_matches("http://").parse().unwrap();
+    (child, addr)
+}
+
+/// One HTTP/1.1 request on a new connection (asked to close after it), sent byte for byte
+/// as given; the status and the body, or None when the connection closed with no answer.
+async fn raw(addr: SocketAddr, head: &str, body: &str) -> Option<(u16, String)> {
+    let mut stream = tokio::time::timeout(DEADLINE, TcpStream::connect(addr))
+        .await
+        .expect("connect in time")
+        .ok()?;
+    let request = format!(
+        "{head}Connection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut response = Vec::new();
+    tokio::time::timeout(DEADLINE, stream.read_to_end(&mut response))
+        .await
+        .expect("an answer in time")
+        .ok()?;
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let status = response.split(' ').nth(1)?.parse().ok()?;
+    let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    Some((status, body.to_owned()))
+}
+
+/// `GET path` naming `host`.
+async fn get_as(addr: SocketAddr, host: &str, path: &str) -> Option<(u16, String)> {
+    raw(
+        addr,
+        &format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n"),
+        "",
+    )
+    .await
+}
+
+/// Connections from one address, each with half a request head sent and never finished,
+/// reopened (after the attacker's pause) whenever the server closes one; they stop when this
+/// is dropped.
+struct Flood {
+    /// Open now.
+    held: Arc<AtomicUsize>,
+    /// Connections made so far.
+    tried: Arc<AtomicUsize>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Flood {
+    fn start(from: &str, addr: SocketAddr, count: usize, pause: Duration) -> Self {
+        let held = Arc::new(AtomicUsize::new(0));
+        let tried = Arc::new(AtomicUsize::new(0));
+        let from: SocketAddr = format!("{from}:0").parse().unwrap();
+        let tasks = (0..count)
+            .map(|_| {
+                let (held, tried) = (held.clone(), tried.clone());
+                tokio::spawn(async move {
+                    loop {
+                        let socket = TcpSocket::new_v4().unwrap();
+                        socket.bind(from).unwrap();
+                        let connected = socket.connect(addr).await;
+                        tried.fetch_add(1, Ordering::Relaxed);
+                        if let Ok(mut stream) = connected
+                            && stream
+                                .write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow:")
+                                .await
+                                .is_ok()
+                        {
+                            held.fetch_add(1, Ordering::Relaxed);
+                            // Until the server closes it.
+                            let mut buf = [0; 64];
+                            while let Ok(1..) = stream.read(&mut buf).await {}
+                            held.fetch_sub(1, Ordering::Relaxed);
+                        }
+                        // The attacker's pace, not a wait for the server.
+                        tokio::time::sleep(pause).await;
+                    }
+                })
+            })
+            .collect();
+        Self { held, tried, tasks }
+    }
+}
+
+impl Drop for Flood {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Asks `/healthz` from 127.0.0.1 twenty times, each on a new connection: every probe must
+/// be answered 200, promptly, while `floods` go on.
+async fn probes_are_answered(addr: SocketAddr, floods: &[Flood]) {
+    let held = || -> usize { floods.iter().map(|f| f.held.load(Ordering::Relaxed)).sum() };
+    let started = Instant::now();
+    while floods
+        .iter()
+        .any(|f| f.tried.load(Ordering::Relaxed) < f.tasks.len())
+    {
+        assert!(started.elapsed() < DEADLINE, "the flood never got going");
+        tokio::task::yield_now().await;
+    }
+    for probe in 0..20 {
+        let asked = Instant::now();
+        let answer = raw(
+            addr,
+            &format!(
+                "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n",
+                addr.port()
+            ),
+            "",
+        )
+        .await;
+        assert_eq!(
+            answer.as_ref().map(|(s, _)| *s),
+            Some(200),
+            "probe {probe}: {answer:?} while {} half-open connections were held",
+            held()
+        );
+        assert!(
+            asked.elapsed() < Duration::from_secs(3),
+            "probe {probe} took {:?}",
+            asked.elapsed()
+        );
+    }
+    assert!(held() > 0, "the flood held connections throughout");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_open_connections_from_one_address_do_not_keep_health_probes_out() {
+    let dir = tempfile::tempdir().unwrap();
+    // Fewer connections than the flood, so that holding them all is possible.
+    let (_node, addr) = node(&dir, None, &["--max-connections", "256"], &[]).await;
+    let flood = Flood::start("127.0.0.3", addr, 300, Duration::from_millis(500));
+    probes_are_answered(addr, &[flood]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_open_connections_from_many_addresses_do_not_keep_health_probes_out_either() {
+    let dir = tempfile::tempdir().unwrap();
+    // Each address stays under its cap (64 of 256); together they are more than all.
+    let (_node, addr) = node(&dir, None, &["--max-connections", "256"], &[]).await;
+    let floods: Vec<Flood> = (3..13)
+        .map(|i| {
+            Flood::start(
+                &format!("127.0.0.{i}"),
+                addr,
+                30,
+                Duration::from_millis(500),
+            )
+        })
+        .collect();
+    probes_are_answered(addr, &floods).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_holds_at_most_its_share_of_connections() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new().route("/ping", axum::routing::get(|| async { "pong" }));
+    tokio::spawn(callfeed::server::serve(
+        listener,
+        app,
+        callfeed::server::HttpLimits {
+            max_connections_per_peer: 4,
+            header_read_timeout: Duration::from_secs(60),
+            ..Default::default()
+        },
+        std::future::pending(),
+    ));
+    let from: SocketAddr = "127.0.0.3:0".parse().unwrap();
+    let connect_from = || async {
+        let socket = TcpSocket::new_v4().unwrap();
+        socket.bind(from).unwrap();
+        socket.connect(addr).await.unwrap()
+    };
+    // Four idle connections are held; each sends a byte of a head so the server has read
+    // from it before the next one comes (its accept order is then ours).
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        let mut stream = connect_from().await;
+        stream.write_all(b"G").await.unwrap();
+        held.push(stream);
+    }
+    // The fifth from that address is closed at once, with no answer.
+    let mut fifth = connect_from().await;
+    let _ = fifth
+        .write_all(b"GET /ping HTTP/1.1\r\nHost: t\r\n\r\n")
+        .await;
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(DEADLINE, fifth.read_to_end(&mut buf))
+        .await
+        .expect("closed in time");
+    assert!(
+        read.is_err() || buf.is_empty(),
+        "{:?}",
+        String::from_utf8_lossy(&buf)
+    );
+    // Another address is served.
+    let (status, body) = get_as(addr, "t", "/ping").await.expect("an answer");
+    assert_eq!((status, body.as_str()), (200, "pong"));
+    // And the address gets a place back once it lets one go.
+    drop(held.pop());
+    let started = Instant::now();
+    loop {
+        let mut stream = connect_from().await;
+        let _ = stream
+            .write_all(b"GET /ping HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            .await;
+        let mut got = Vec::new();
+        let _ = tokio::time::timeout(DEADLINE, stream.read_to_end(&mut got)).await;
+        if got.ends_with(b"pong") {
+            break;
+        }
+        assert!(started.elapsed() < DEADLINE, "no place given back");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
