@@ -23,8 +23,9 @@
 //! - [`store`]: where sessions are recorded (room lock, CallId/TaskId, results): one trait,
 //!   embedded SQLite for one node, PostgreSQL for a cluster.
 //! - [`serve`]: `callfeed serve`'s HTTP service: sessions API, every session's event
-//!   stream, webhooks, metrics, the operator console's embedded files, and a node's part in
-//!   a cluster (lease, placement, passing requests to other nodes).
+//!   stream, webhooks, metrics, the operator console's embedded files, what a web page may
+//!   make the node do (Host, Origin, JSON bodies), and a node's part in a cluster (lease,
+//!   placement, passing requests to other nodes).
 //! - [`server`]: the bounded HTTP server every listener runs on (connection caps in all and
 //!   per peer, a budget for connections yet to send a head, header and body timeouts,
 //!   stalled readers dropped).

@@ -1,6 +1,8 @@
-//! What a greedy client can make a `callfeed serve` do, against the real binary (and the
-//! bounded server in process): half-sent requests from one address, or from many, do not
-//! keep another's health probes out, and one address holds only its share of connections.
+//! What a web page, a stranger's host name and a greedy client can make a `callfeed serve`
+//! do, against the real binary (and the bounded server in process): a token-less node answers
+//! only its own names and takes no change from another origin; half-sent requests from one
+//! address, or from many, do not keep another's health probes out, and one address holds only
+//! its share of connections.
 
 mod common;
 
@@ -11,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use callfeed::emulator::Emulator;
 use common::serve::{cloud_env, serve_binary};
+use common::test_emulator_config;
+use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -73,6 +77,172 @@ async fn get_as(addr: SocketAddr, host: &str, path: &str) -> Option<(u16, String
         "",
     )
     .await
+}
+
+async fn emulator() -> Emulator {
+    Emulator::start(test_emulator_config(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+}
+
+async fn emulator_calls(emulator: &Emulator) -> Vec<Value> {
+    let url = format!("{}/calls", emulator.endpoints().control);
+    let body = reqwest::get(url).await.unwrap().bytes().await.unwrap();
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    v["calls"].as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_of_another_origin_starts_nothing_on_a_tokenless_node() {
+    let emulator = emulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (_node, addr) = node(&dir, Some(&emulator), &[], &[]).await;
+    let host = format!("Host: 127.0.0.1:{}\r\n", addr.port());
+    let session = |room: &str| {
+        json!({"to":["jack"],"media":"test:black+tone=440","room":room,"media_type":"audio","max_duration_secs":2}).to_string()
+    };
+    // What `fetch(url, {method: "POST", body})` sends from any page without asking first.
+    let (status, body) = raw(
+        addr,
+        &format!(
+            "POST /v1/sessions HTTP/1.1\r\n{host}Origin: http://evil.example\r\nContent-Type: text/plain;charset=UTF-8\r\n"
+        ),
+        &session("from-a-page"),
+    )
+    .await
+    .expect("an answer");
+    assert_eq!(status, 415, "{body}");
+    assert!(body.contains("application/json"), "{body}");
+    // A form post is no better.
+    let (status, _) = raw(
+        addr,
+        &format!(
+            "POST /v1/sessions HTTP/1.1\r\n{host}Content-Type: application/x-www-form-urlencoded\r\n"
+        ),
+        &session("from-a-form"),
+    )
+    .await
+    .expect("an answer");
+    assert_eq!(status, 415);
+    // Nor a request with no body, which needs no preflight either: the node does not drain.
+    let (status, body) = raw(
+        addr,
+        &format!("POST /v1/drain HTTP/1.1\r\n{host}Origin: http://evil.example\r\n"),
+        "",
+    )
+    .await
+    .expect("an answer");
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("CALLFEED_API_TOKEN"), "{body}");
+    // The preflight a page would need for JSON is refused, with no CORS grant.
+    let preflight = reqwest::Client::new()
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("http://{addr}/v1/sessions"),
+        )
+        .header("Origin", "http://evil.example")
+        .header("Access-Control-Request-Method", "POST")
+        .header("Access-Control-Request-Headers", "content-type")
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_client_error(), "{preflight:?}");
+    assert!(
+        !preflight
+            .headers()
+            .keys()
+            .any(|k| k.as_str().starts_with("access-control-")),
+        "{preflight:?}"
+    );
+
+    // The console's own JSON request (same origin) and a program's are taken.
+    let (status, body) = raw(
+        addr,
+        &format!(
+            "POST /v1/sessions HTTP/1.1\r\n{host}Origin: http://127.0.0.1:{}\r\nContent-Type: application/json\r\n",
+            addr.port()
+        ),
+        &session("from-the-console"),
+    )
+    .await
+    .expect("an answer");
+    assert_eq!(status, 201, "{body}");
+    let started = Instant::now();
+    let calls = loop {
+        let calls = emulator_calls(&emulator).await;
+        if !calls.is_empty() {
+            break calls;
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "the console's session never rang"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let listed = reqwest::get(format!("http://{addr}/v1/sessions"))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let listed: Value = serde_json::from_slice(&listed).unwrap();
+    let rooms: Vec<&str> = listed["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["request"]["room"].as_str().unwrap())
+        .collect();
+    assert_eq!(rooms, ["from-the-console"], "only that one was admitted");
+    assert_eq!(calls.len(), 1, "only that one rang: {calls:#?}");
+    let ready = reqwest::get(format!("http://{addr}/readyz")).await.unwrap();
+    assert_eq!(ready.status(), 200, "the node is not draining");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tokenless_node_answers_only_requests_for_its_own_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_node, addr) = node(&dir, None, &[], &[]).await;
+    let port = addr.port();
+    // A DNS-rebinding page reaches the node under its own name.
+    for path in ["/v1/sessions", "/", "/metrics", "/v1/events"] {
+        let (status, body) = get_as(addr, &format!("evil.example:{port}"), path)
+            .await
+            .expect("an answer");
+        assert_eq!(status, 421, "{path}: {body}");
+        if path.starts_with("/v1") {
+            assert!(body.contains("CALLFEED_API_TOKEN"), "{body}");
+        }
+    }
+    for ours in [
+        format!("localhost:{port}"),
+        format!("127.0.0.1:{port}"),
+        "localhost".to_owned(),
+    ] {
+        for path in ["/v1/sessions", "/"] {
+            let (status, body) = get_as(addr, &ours, path).await.expect("an answer");
+            assert_eq!(status, 200, "{ours} {path}: {body}");
+        }
+    }
+    // Health probes name the node however their platform does.
+    let (status, _) = get_as(addr, "pod-7.internal", "/healthz")
+        .await
+        .expect("an answer");
+    assert_eq!(status, 200);
+
+    // With a token, the token is the defence: any name is answered.
+    let dir = tempfile::tempdir().unwrap();
+    let (_node, addr) = node(&dir, None, &[], &[("CALLFEED_API_TOKEN", "t0ken")]).await;
+    let (status, body) = raw(
+        addr,
+        &format!(
+            "GET /v1/sessions HTTP/1.1\r\nHost: evil.example:{}\r\nAuthorization: Bearer t0ken\r\n",
+            addr.port()
+        ),
+        "",
+    )
+    .await
+    .expect("an answer");
+    assert_eq!(status, 200, "{body}");
 }
 
 /// Connections from one address, each with half a request head sent and never finished,

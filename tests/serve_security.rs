@@ -356,6 +356,7 @@ async fn parallel_requests_for_one_room_admit_one_and_capacity_is_kept() {
         .http
         .post(format!("{}/v1/sessions", api.base))
         .header("Authorization", format!("Bearer {TOKEN}"))
+        .header("content-type", "application/json")
         .body(
             json!({"to":["jack"],"media":"test:","room":"cap-over","media_type":"audio"})
                 .to_string(),

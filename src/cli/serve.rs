@@ -241,6 +241,8 @@ pub(super) async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<Exit
             keep_ended: std::time::Duration::from_secs(args.keep_ended),
             relay: config.relay.clone(),
             cluster: cluster.clone(),
+            listen: Some(addr),
+            public_url: args.public_url.clone(),
             drain_grace: std::time::Duration::from_secs(args.drain_grace),
             costs: crate::serve::cluster::PlacementCosts {
                 live: args.live_cost.max(1),

@@ -108,7 +108,8 @@ pub async fn start_service_on(
         HttpSettings::default(),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
+    let addr = listener.local_addr().unwrap();
+    let base = format!("http://{addr}");
     // As `callfeed serve` does: session streams on the API's own port.
     let (streams, stream_routes) = callfeed::publish::StreamServer::attached(&base);
     let mut config = ServiceConfig {
@@ -129,6 +130,8 @@ pub async fn start_service_on(
         drain_grace: Duration::ZERO,
         costs: Default::default(),
         room_view: None,
+        listen: Some(addr),
+        public_url: None,
     };
     configure(&mut config);
     let service = Service::new(cloud, store, config);

@@ -4,7 +4,8 @@
 //! `GET /v1/sessions[/{id}]` reads them, `DELETE /v1/sessions/{id}` ends one,
 //! `GET /v1/sessions/{id}/events` follows one as Server-Sent Events, `GET /v1/events` follows
 //! them all (the console's stream, see `feed`). A bearer token guards `/v1`; the console's
-//! login cookie opens `/v1/events` alone. Webhooks from the call engine and TRTC are verified and make the session look at
+//! login cookie opens `/v1/events` alone. The rules of [`exposure`](super::exposure) come
+//! first. Webhooks from the call engine and TRTC are verified and make the session look at
 //! the cloud at once. SIGTERM drains: no new sessions, every running one ended cleanly.
 //!
 //! A request is validated whole (fields, the input policy, the media's existence) before a
@@ -95,6 +96,8 @@ pub struct Service<C> {
     any_recorded: Arc<Notify>,
     /// The consoles logged in to the event stream.
     viewers: viewers::Viewers,
+    /// What a web page may make this node do (Host, Origin, Content-Type).
+    exposure: Arc<super::exposure::Exposure>,
     /// What reached a call's room, when the cloud is the embedded emulator.
     room_view: Option<RoomView>,
     draining: AtomicBool,
@@ -132,6 +135,10 @@ pub struct ServiceConfig {
     pub cluster: Option<Arc<super::cluster::LeaseState>>,
     /// What the room observer saw, when the cloud is the embedded emulator.
     pub room_view: Option<RoomView>,
+    /// The listen address as bound, and the URL the cloud reaches this node at: without a
+    /// token, only requests naming these (or loopback) are answered.
+    pub listen: Option<std::net::SocketAddr>,
+    pub public_url: Option<String>,
 }
 
 /// A default for `--max-sessions`: a live 720p stream costs about a quarter of a core and an
@@ -144,6 +151,11 @@ impl<C: CloudOps + 'static> Service<C> {
     pub fn new(cloud: C, journal: Arc<Store>, config: ServiceConfig) -> Arc<Self> {
         let metrics = Arc::new(Metrics::default());
         let viewers = viewers::Viewers::new(config.token.as_ref());
+        let exposure = super::exposure::Exposure::new(
+            config.token.is_none(),
+            config.listen,
+            config.public_url.as_deref(),
+        );
         let service = Arc::new(Self {
             cloud: Arc::new(Metered::new(cloud, metrics.clone())),
             journal,
@@ -170,6 +182,7 @@ impl<C: CloudOps + 'static> Service<C> {
             sessions: Mutex::new(HashMap::new()),
             any_recorded: Arc::new(Notify::new()),
             viewers,
+            exposure: Arc::new(exposure),
             room_view: config.room_view,
             draining: AtomicBool::new(false),
             running: AtomicUsize::new(0),
@@ -393,7 +406,22 @@ impl<C: CloudOps + 'static> Service<C> {
                 self.clone(),
                 auth::<C>,
             ));
-        let mut router = axum::Router::new().merge(api);
+        // What a browser reaches: the API, the console and metrics are answered only under
+        // the rules of `exposure` (our own host names without a token, JSON bodies, no CORS).
+        let guarded = axum::Router::new()
+            .merge(api)
+            .merge(super::console::routes())
+            .route("/metrics", get(metrics::<C>))
+            .route("/v1/console/hello", get(viewers::hello::<C>))
+            // Open: it only signs out the login its own cookie names.
+            .route("/v1/events/logout", post(viewers::logout::<C>))
+            .layer(axum::middleware::from_fn_with_state(
+                self.exposure.clone(),
+                super::exposure::guard,
+            ));
+        let mut router = axum::Router::new().merge(guarded);
+        // The cloud's webhooks are checked by their own signature or token, and probes may
+        // name the node however their platform does: neither is under the Host rule.
         if self.webhooks.is_some() {
             router = router
                 .route(
@@ -406,12 +434,7 @@ impl<C: CloudOps + 'static> Service<C> {
                 );
         }
         router
-            .merge(super::console::routes())
-            .route("/metrics", get(metrics::<C>))
             .route("/healthz", get(|| async { "ok" }))
-            .route("/v1/console/hello", get(viewers::hello::<C>))
-            // Open: it only signs out the login its own cookie names.
-            .route("/v1/events/logout", post(viewers::logout::<C>))
             .route("/readyz", get(ready::<C>))
             .with_state(self.clone())
     }
@@ -445,7 +468,7 @@ impl<C: CloudOps + 'static> Service<C> {
     }
 }
 
-fn problem(status: StatusCode, message: impl Into<String>) -> Response {
+pub(super) fn problem(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({"error": message.into()}))).into_response()
 }
 
