@@ -1,8 +1,8 @@
 //! What a web page, a stranger's host name and a greedy client can make a `callfeed serve`
 //! do, against the real binary (and the bounded server in process): a token-less node answers
-//! only its own names and takes no change from another origin; half-sent requests from one
-//! address, or from many, do not keep another's health probes out, and one address holds only
-//! its share of connections.
+//! only its own names and takes no change from another origin, `--public-url` needs a token,
+//! half-sent requests from one address, or from many, do not keep another's health probes
+//! out, and one address holds only its share of connections.
 
 mod common;
 
@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use callfeed::emulator::Emulator;
-use common::serve::{cloud_env, serve_binary};
+use common::serve::{cloud_env, serve_binary, serve_command};
 use common::test_emulator_config;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -243,6 +243,53 @@ async fn a_tokenless_node_answers_only_requests_for_its_own_host() {
     .await
     .expect("an answer");
     assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_public_url_without_a_token_refuses_to_start_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("j.sqlite").display().to_string();
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--journal",
+        &journal,
+        "--public-url",
+        "https://x.example",
+    ];
+    let out = tokio::time::timeout(Duration::from_secs(20), serve_command(&args, &[]).output())
+        .await
+        .expect("serve refuses at once")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--public-url")
+            && stderr.contains("CALLFEED_API_TOKEN")
+            && stderr.contains("--allow-unauthenticated"),
+        "{stderr}"
+    );
+
+    // Allowed: it starts, and answers requests for the public host as its own.
+    let (_node, addr) = node(
+        &dir,
+        None,
+        &[
+            "--public-url",
+            "https://x.example",
+            "--allow-unauthenticated",
+        ],
+        &[],
+    )
+    .await;
+    let (status, body) = get_as(addr, "x.example", "/v1/sessions")
+        .await
+        .expect("an answer");
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = get_as(addr, "y.example", "/v1/sessions")
+        .await
+        .expect("an answer");
+    assert_eq!(status, 421);
 }
 
 /// Connections from one address, each with half a request head sent and never finished,

@@ -23,6 +23,8 @@ pub(super) struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1:8730", value_parser = super::args::listen_addr)]
     listen: std::net::SocketAddr,
     /// The base URL the cloud reaches this server at, when it is not the listen address.
+    /// It exposes the node like a public --listen: CALLFEED_API_TOKEN is required (or
+    /// --allow-unauthenticated).
     #[arg(long, value_name = "URL")]
     public_url: Option<String>,
     /// The session journal (default: $XDG_STATE_HOME/callfeed/journal.sqlite).
@@ -66,7 +68,8 @@ pub(super) struct ServeArgs {
     /// API clients may name this URL host even though it is private or loopback (repeatable).
     #[arg(long, value_name = "HOST")]
     allow_url_host: Vec<String>,
-    /// Serve the API without a token on a non-loopback address (CALLFEED_API_TOKEN unset).
+    /// Serve the API without a token on a non-loopback address or behind --public-url
+    /// (CALLFEED_API_TOKEN unset).
     #[arg(long)]
     allow_unauthenticated: bool,
     /// Do not receive call-engine and TRTC webhooks (sessions poll the cloud instead).
@@ -105,24 +108,44 @@ fn secret_env(name: &str) -> Option<SecretString> {
         .map(SecretString::from)
 }
 
-/// What `serve` refuses to start with on a non-loopback address: no API token, or webhooks
-/// nobody could tell from forgeries.
+/// The flag that makes this node reachable from beyond this machine, and its value: a
+/// non-loopback --listen, else a --public-url. The one place that decides what counts as
+/// exposed.
+fn exposed_by(args: &ServeArgs) -> Option<(&'static str, String)> {
+    if !args.listen.ip().is_loopback() {
+        return Some(("--listen", args.listen.to_string()));
+    }
+    let public = args.public_url.as_deref()?;
+    Some(("--public-url", crate::redact::redact_url(public)))
+}
+
+/// What `serve` refuses to start with when exposed (see `exposed_by`): no API token, or, on
+/// a public listen address, webhooks nobody could tell from forgeries.
 fn check_exposure(
     args: &ServeArgs,
     token: &Option<SecretString>,
     keys: &WebhookKeys,
 ) -> anyhow::Result<()> {
-    if args.listen.ip().is_loopback() {
+    let Some((flag, value)) = exposed_by(args) else {
         return Ok(());
-    }
+    };
     if token.is_none() && !args.allow_unauthenticated {
-        anyhow::bail!(InvalidArgument::new(
-            "--listen",
-            args.listen,
-            "a loopback address, or set CALLFEED_API_TOKEN (or pass --allow-unauthenticated to serve the API to anyone who reaches it)"
-        ));
+        let allowed = match flag {
+            "--listen" => {
+                "a loopback address, or set CALLFEED_API_TOKEN (or pass --allow-unauthenticated to serve the API to anyone who reaches it)"
+            }
+            _ => {
+                "only with CALLFEED_API_TOKEN set (or pass --allow-unauthenticated to serve the API to anyone who reaches the node through that URL)"
+            }
+        };
+        anyhow::bail!(InvalidArgument::new(flag, value, allowed));
     }
-    if !args.no_webhooks && (keys.callback_key.is_none() || keys.call_token.is_none()) {
+    // A reverse proxy at the public URL may pass the webhooks on or not: only a public
+    // listen address is known to receive them from anyone.
+    if flag == "--listen"
+        && !args.no_webhooks
+        && (keys.callback_key.is_none() || keys.call_token.is_none())
+    {
         anyhow::bail!(InvalidArgument::new(
             "--listen",
             args.listen,
