@@ -2,7 +2,8 @@
 //! do, against the real binary (and the bounded server in process): a token-less node answers
 //! only its own names and takes no change from another origin, `--public-url` needs a token,
 //! half-sent requests from one address, or from many, do not keep another's health probes
-//! out, and one address holds only its share of connections.
+//! out, one address holds only its share of connections, and one client only so many event
+//! streams.
 
 mod common;
 
@@ -474,4 +475,109 @@ async fn one_address_holds_at_most_its_share_of_connections() {
         assert!(started.elapsed() < DEADLINE, "no place given back");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Opens `GET path` as an event stream with `auth` headers from `client`; the status, and
+/// the response (held open) when it is 200.
+async fn open_stream(
+    client: &reqwest::Client,
+    url: &str,
+    auth: &[(&str, &str)],
+) -> (u16, reqwest::Response) {
+    let mut request = client.get(url).header("Accept", "text/event-stream");
+    for (k, v) in auth {
+        request = request.header(*k, *v);
+    }
+    let response = tokio::time::timeout(DEADLINE, request.send())
+        .await
+        .expect("an answer in time")
+        .unwrap();
+    (response.status().as_u16(), response)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_streams_beyond_a_clients_cap_get_429() {
+    let dir = tempfile::tempdir().unwrap();
+    // The default cap: every holder of the token together is one client.
+    let (_node, addr) = node(&dir, None, &[], &[("CALLFEED_API_TOKEN", "t0ken")]).await;
+    let http = reqwest::Client::new();
+    let events = format!("http://{addr}/v1/events");
+    let bearer = [("Authorization", "Bearer t0ken")];
+    let mut open = Vec::new();
+    for _ in 0..callfeed::serve::api::DEFAULT_MAX_EVENT_STREAMS {
+        let (status, stream) = open_stream(&http, &events, &bearer).await;
+        assert_eq!(status, 200);
+        open.push(stream);
+    }
+    let (status, refused) = open_stream(&http, &events, &bearer).await;
+    assert_eq!(status, 429);
+    assert!(refused.headers().contains_key("retry-after"));
+    let body: Value = serde_json::from_slice(&refused.bytes().await.unwrap()).unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("event streams"),
+        "{body}"
+    );
+    // A session's own stream counts against the same cap.
+    let (status, _) = open_stream(
+        &http,
+        &format!("http://{addr}/v1/sessions/no-such/events"),
+        &bearer,
+    )
+    .await;
+    assert_eq!(status, 429);
+
+    // A console login is another client, with its own streams.
+    let login = http
+        .post(format!("http://{addr}/v1/console/login"))
+        .header("Authorization", "Bearer t0ken")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 204);
+    let cookie = login.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let (status, _viewer) = open_stream(&http, &events, &[("Cookie", &cookie)]).await;
+    assert_eq!(status, 200);
+
+    // A stream closed gives its place back.
+    open.pop();
+    let started = Instant::now();
+    loop {
+        let (status, stream) = open_stream(&http, &events, &bearer).await;
+        if status == 200 {
+            open.push(stream);
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "never given back"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_token_event_streams_are_counted_per_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_node, addr) = node(&dir, None, &["--max-event-streams", "2"], &[]).await;
+    let events = format!("http://{addr}/v1/events");
+    let here = reqwest::Client::new();
+    let (_a, _b) = (
+        open_stream(&here, &events, &[]).await,
+        open_stream(&here, &events, &[]).await,
+    );
+    assert_eq!((_a.0, _b.0), (200, 200));
+    let (status, _) = open_stream(&here, &events, &[]).await;
+    assert_eq!(status, 429);
+    let elsewhere = reqwest::Client::builder()
+        .local_address("127.0.0.3".parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap();
+    let (status, _c) = open_stream(&elsewhere, &events, &[]).await;
+    assert_eq!(status, 200);
 }

@@ -91,6 +91,11 @@ pub(super) struct ServeArgs {
     #[arg(long, value_name = "N")]
     #[arg(value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     max_connections_per_peer: Option<usize>,
+    /// Event streams (SSE) one client may hold open at once: per API token or console login,
+    /// or per address without a token; more are answered 429.
+    #[arg(long, value_name = "N", default_value_t = crate::serve::api::DEFAULT_MAX_EVENT_STREAMS)]
+    #[arg(value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    max_event_streams: usize,
     /// Run the in-process emulator as the cloud (demo credentials, callees that answer):
     /// try the API and the console at / without a Tencent account.
     #[arg(long)]
@@ -266,6 +271,7 @@ pub(super) async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<Exit
             cluster: cluster.clone(),
             listen: Some(addr),
             public_url: args.public_url.clone(),
+            max_event_streams: args.max_event_streams,
             drain_grace: std::time::Duration::from_secs(args.drain_grace),
             costs: crate::serve::cluster::PlacementCosts {
                 live: args.live_cost.max(1),

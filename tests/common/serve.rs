@@ -132,6 +132,7 @@ pub async fn start_service_on(
         room_view: None,
         listen: Some(addr),
         public_url: None,
+        max_event_streams: callfeed::serve::api::DEFAULT_MAX_EVENT_STREAMS,
     };
     configure(&mut config);
     let service = Service::new(cloud, store, config);
