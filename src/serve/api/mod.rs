@@ -38,7 +38,6 @@ use crate::session::{CloudOps, RequestError, SessionRequest};
 use crate::store::Store;
 use crate::store::{OpenSession, process_identity};
 
-/// The longest a request (body, validation and DNS included) may take, SSE aside.
 mod auth;
 mod budget;
 mod create;
@@ -53,6 +52,8 @@ mod viewers;
 pub use budget::DEFAULT_MAX_EVENT_STREAMS;
 pub use room::RoomView;
 
+/// The longest a request (body, validation and DNS included) may take, SSE aside. Each chunk
+/// of its body must also come within the server's body timeout (`server::HttpLimits`).
 const REQUEST_LIMIT: Duration = Duration::from_secs(30);
 /// How long a 429 asks the client to wait.
 const RETRY_AFTER_SECS: u64 = 5;
