@@ -160,6 +160,16 @@ fn check_exposure(
     Ok(())
 }
 
+/// What one client may hold of the server: the defaults for --max-connections, and the
+/// per-peer cap if given.
+fn http_limits(args: &ServeArgs) -> crate::server::HttpLimits {
+    let mut limits = crate::server::HttpLimits::with_max_connections(args.max_connections);
+    if let Some(per_peer) = args.max_connections_per_peer {
+        limits.max_connections_per_peer = per_peer;
+    }
+    limits
+}
+
 pub(super) async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let mut config = config.clone();
     let emulator = if args.emulator {
@@ -302,11 +312,7 @@ pub(super) async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<Exit
     }
     let router = service.router().merge(stream_routes);
     let drained = service.clone();
-    let mut limits = crate::server::HttpLimits::with_max_connections(args.max_connections);
-    if let Some(per_peer) = args.max_connections_per_peer {
-        limits.max_connections_per_peer = per_peer;
-    }
-    crate::server::serve(listener, router, limits, async move {
+    crate::server::serve(listener, router, http_limits(&args), async move {
         tokio::select! {
             _ = app::shutdown_signal() => {}
             _ = drained.drain_asked() => {}

@@ -154,8 +154,7 @@ pub async fn serve(
     // Warn once per spell at the cap, not once per refused connection: a flood would bury
     // everything else in the log.
     let mut refusing = false;
-    let mut peer_refusals = Spell::default();
-    let mut evictions = Spell::default();
+    let mut warnings = AdmissionWarnings::default();
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -191,30 +190,10 @@ pub async fn serve(
             tracing::info!("below {} connections again", limits.max_connections);
             refusing = false;
         }
-        let (mut place, head, admitted) = match admission.admit(peer.ip()) {
-            Ok(admitted) => admitted,
-            Err(Refused::PeerFull) => {
-                if let Some(refused) = peer_refusals.count() {
-                    tracing::warn!(
-                        peer = %peer.ip(),
-                        cap = limits.max_connections_per_peer,
-                        refused,
-                        "a peer holds its cap of connections: refusing its new ones"
-                    );
-                }
-                drop(stream);
-                continue;
-            }
+        let Some((mut place, head)) = admit(&admission, peer, &limits, &mut warnings) else {
+            drop(stream);
+            continue;
         };
-        if admitted == Admitted::ClosedAnother
-            && let Some(closed) = evictions.count()
-        {
-            tracing::warn!(
-                budget = limits.max_unheaded,
-                closed,
-                "connections waiting for their request head at the budget: closing the oldest of the address holding most"
-            );
-        }
         let info = ConnectionInfo {
             peer,
             local: stream.local_addr().unwrap_or_else(|_| {
@@ -247,6 +226,47 @@ pub async fn serve(
     drop(listener);
     graceful.shutdown().await;
     Ok(())
+}
+
+/// Warnings about the admission book, each at most every [`WARN_EVERY`].
+#[derive(Default)]
+struct AdmissionWarnings {
+    peer_refusals: Spell,
+    closures: Spell,
+}
+
+/// Enters a connection from `peer` in the admission book; None when its peer is at its cap.
+fn admit(
+    admission: &Arc<Admission>,
+    peer: SocketAddr,
+    limits: &HttpLimits,
+    warnings: &mut AdmissionWarnings,
+) -> Option<(admission::Place, HeadSeen)> {
+    match admission.admit(peer.ip()) {
+        Ok((place, head, admitted)) => {
+            if admitted == Admitted::ClosedAnother
+                && let Some(closed) = warnings.closures.count()
+            {
+                tracing::warn!(
+                    budget = limits.max_unheaded,
+                    closed,
+                    "connections without a request head at their budget: closing some to make room"
+                );
+            }
+            Some((place, head))
+        }
+        Err(Refused::PeerFull) => {
+            if let Some(refused) = warnings.peer_refusals.count() {
+                tracing::warn!(
+                    peer = %peer.ip(),
+                    cap = limits.max_connections_per_peer,
+                    refused,
+                    "a peer holds its cap of connections: refusing its new ones"
+                );
+            }
+            None
+        }
+    }
 }
 
 /// The app as one connection calls it: each request learns where it came from, and the
