@@ -23,10 +23,12 @@
 //! - [`store`]: where sessions are recorded (room lock, CallId/TaskId, results): one trait,
 //!   embedded SQLite for one node, PostgreSQL for a cluster.
 //! - [`serve`]: `callfeed serve`'s HTTP service: sessions API, every session's event
-//!   stream, webhooks, metrics, the operator console's embedded files, and a node's part in
-//!   a cluster (lease, placement, passing requests to other nodes).
-//! - [`server`]: the bounded HTTP server every listener runs on (connection cap, header
-//!   and body timeouts, stalled readers dropped).
+//!   stream, webhooks, metrics, the operator console's embedded files, what a web page may
+//!   make the node do (Host, Origin, JSON bodies), and a node's part in a cluster (lease,
+//!   placement, passing requests to other nodes).
+//! - [`server`]: the bounded HTTP server every listener runs on (connection caps in all and
+//!   per peer, a budget for connections yet to send a head, header and body timeouts,
+//!   stalled readers dropped).
 //! - [`load`]: many sessions at a given rate, with per-stage latency percentiles, run in
 //!   this process or through the API of deployed nodes.
 //! - [`emulator`]: a local Tencent cloud (both APIs, webhooks, callee scripts, fault

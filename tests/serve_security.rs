@@ -356,6 +356,7 @@ async fn parallel_requests_for_one_room_admit_one_and_capacity_is_kept() {
         .http
         .post(format!("{}/v1/sessions", api.base))
         .header("Authorization", format!("Bearer {TOKEN}"))
+        .header("content-type", "application/json")
         .body(
             json!({"to":["jack"],"media":"test:","room":"cap-over","media_type":"audio"})
                 .to_string(),
@@ -447,21 +448,7 @@ async fn a_teardown_the_cloud_refuses_stays_pending_until_it_is_confirmed() {
 
 /// Starts `callfeed serve` with `args` and `env`; its exit code and stderr if it exits.
 async fn serve_exits(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_callfeed"));
-    cmd.arg("serve")
-        .args(args)
-        .env_remove("CALLFEED_CONFIG")
-        .env_remove("CALLFEED_API_TOKEN")
-        .env_remove("CALLFEED_CALLBACK_KEY")
-        .env_remove("CALLFEED_CALL_WEBHOOK_TOKEN")
-        .env("CALLFEED_SDKAPPID", SDKAPPID.to_string())
-        .env("CALLFEED_SDK_SECRET_KEY", APP_KEY)
-        .env("TENCENTCLOUD_SECRET_ID", SECRET_ID)
-        .env("TENCENTCLOUD_SECRET_KEY", SECRET_KEY)
-        .kill_on_drop(true);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
+    let mut cmd = serve_command(args, env);
     let out = tokio::time::timeout(Duration::from_secs(20), cmd.output())
         .await
         .expect("serve refuses at once")

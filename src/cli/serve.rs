@@ -23,6 +23,8 @@ pub(super) struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1:8730", value_parser = super::args::listen_addr)]
     listen: std::net::SocketAddr,
     /// The base URL the cloud reaches this server at, when it is not the listen address.
+    /// It exposes the node like a public --listen: CALLFEED_API_TOKEN is required (or
+    /// --allow-unauthenticated).
     #[arg(long, value_name = "URL")]
     public_url: Option<String>,
     /// The session journal (default: $XDG_STATE_HOME/callfeed/journal.sqlite).
@@ -67,7 +69,8 @@ pub(super) struct ServeArgs {
     /// API clients may name this URL host even though it is private or loopback (repeatable).
     #[arg(long, value_name = "HOST")]
     allow_url_host: Vec<String>,
-    /// Serve the API without a token on a non-loopback address (CALLFEED_API_TOKEN unset).
+    /// Serve the API without a token on a non-loopback address or behind --public-url
+    /// (CALLFEED_API_TOKEN unset).
     #[arg(long)]
     allow_unauthenticated: bool,
     /// Do not receive call-engine and TRTC webhooks (sessions poll the cloud instead).
@@ -84,6 +87,17 @@ pub(super) struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = crate::server::DEFAULT_MAX_CONNECTIONS)]
     #[arg(value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     max_connections: usize,
+    /// Open connections one peer address (an IPv6 /64) may hold; one more is closed at once
+    /// (default: a quarter of --max-connections; behind a reverse proxy, every client is
+    /// the proxy's address).
+    #[arg(long, value_name = "N")]
+    #[arg(value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    max_connections_per_peer: Option<usize>,
+    /// Event streams (SSE) one client may hold open at once: per API token or console login,
+    /// or per address without a token; more are answered 429.
+    #[arg(long, value_name = "N", default_value_t = crate::serve::api::DEFAULT_MAX_EVENT_STREAMS)]
+    #[arg(value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    max_event_streams: usize,
     /// Run the in-process emulator as the cloud (demo credentials, callees that answer):
     /// try the API and the console at / without a Tencent account.
     #[arg(long)]
@@ -101,24 +115,44 @@ fn secret_env(name: &str) -> Option<SecretString> {
         .map(SecretString::from)
 }
 
-/// What `serve` refuses to start with on a non-loopback address: no API token, or webhooks
-/// nobody could tell from forgeries.
+/// The flag that makes this node reachable from beyond this machine, and its value: a
+/// non-loopback --listen, else a --public-url. The one place that decides what counts as
+/// exposed.
+fn exposed_by(args: &ServeArgs) -> Option<(&'static str, String)> {
+    if !args.listen.ip().is_loopback() {
+        return Some(("--listen", args.listen.to_string()));
+    }
+    let public = args.public_url.as_deref()?;
+    Some(("--public-url", crate::redact::redact_url(public)))
+}
+
+/// What `serve` refuses to start with when exposed (see `exposed_by`): no API token, or, on
+/// a public listen address, webhooks nobody could tell from forgeries.
 fn check_exposure(
     args: &ServeArgs,
     token: &Option<SecretString>,
     keys: &WebhookKeys,
 ) -> anyhow::Result<()> {
-    if args.listen.ip().is_loopback() {
+    let Some((flag, value)) = exposed_by(args) else {
         return Ok(());
-    }
+    };
     if token.is_none() && !args.allow_unauthenticated {
-        anyhow::bail!(InvalidArgument::new(
-            "--listen",
-            args.listen,
-            "a loopback address, or set CALLFEED_API_TOKEN (or pass --allow-unauthenticated to serve the API to anyone who reaches it)"
-        ));
+        let allowed = match flag {
+            "--listen" => {
+                "a loopback address, or set CALLFEED_API_TOKEN (or pass --allow-unauthenticated to serve the API to anyone who reaches it)"
+            }
+            _ => {
+                "only with CALLFEED_API_TOKEN set (or pass --allow-unauthenticated to serve the API to anyone who reaches the node through that URL)"
+            }
+        };
+        anyhow::bail!(InvalidArgument::new(flag, value, allowed));
     }
-    if !args.no_webhooks && (keys.callback_key.is_none() || keys.call_token.is_none()) {
+    // A reverse proxy at the public URL may pass the webhooks on or not: only a public
+    // listen address is known to receive them from anyone.
+    if flag == "--listen"
+        && !args.no_webhooks
+        && (keys.callback_key.is_none() || keys.call_token.is_none())
+    {
         anyhow::bail!(InvalidArgument::new(
             "--listen",
             args.listen,
@@ -126,6 +160,16 @@ fn check_exposure(
         ));
     }
     Ok(())
+}
+
+/// What one client may hold of the server: the defaults for --max-connections, and the
+/// per-peer cap if given.
+fn http_limits(args: &ServeArgs) -> crate::server::HttpLimits {
+    let mut limits = crate::server::HttpLimits::with_max_connections(args.max_connections);
+    if let Some(per_peer) = args.max_connections_per_peer {
+        limits.max_connections_per_peer = per_peer;
+    }
+    limits
 }
 
 pub(super) async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -238,6 +282,9 @@ pub(super) async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<Exit
             keep_ended: std::time::Duration::from_secs(args.keep_ended),
             relay: config.relay.clone(),
             cluster: cluster.clone(),
+            listen: Some(addr),
+            public_url: args.public_url.clone(),
+            max_event_streams: args.max_event_streams,
             drain_grace: std::time::Duration::from_secs(args.drain_grace),
             costs: crate::serve::cluster::PlacementCosts {
                 live: args.live_cost.max(1),
@@ -269,11 +316,7 @@ pub(super) async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<Exit
     }
     let router = service.router().merge(stream_routes);
     let drained = service.clone();
-    let limits = crate::server::HttpLimits {
-        max_connections: args.max_connections,
-        ..Default::default()
-    };
-    crate::server::serve(listener, router, limits, async move {
+    crate::server::serve(listener, router, http_limits(&args), async move {
         tokio::select! {
             _ = app::shutdown_signal() => {}
             _ = drained.drain_asked() => {}

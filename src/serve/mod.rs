@@ -5,5 +5,6 @@
 pub mod api;
 pub mod cluster;
 pub mod console;
+pub mod exposure;
 pub mod metrics;
 pub mod webhooks;

@@ -108,7 +108,8 @@ pub async fn start_service_on(
         HttpSettings::default(),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
+    let addr = listener.local_addr().unwrap();
+    let base = format!("http://{addr}");
     // As `callfeed serve` does: session streams on the API's own port.
     let (streams, stream_routes) = callfeed::publish::StreamServer::attached(&base);
     let mut config = ServiceConfig {
@@ -129,6 +130,9 @@ pub async fn start_service_on(
         drain_grace: Duration::ZERO,
         costs: Default::default(),
         room_view: None,
+        listen: Some(addr),
+        public_url: None,
+        max_event_streams: callfeed::serve::api::DEFAULT_MAX_EVENT_STREAMS,
     };
     configure(&mut config);
     let service = Service::new(cloud, store, config);
@@ -146,4 +150,51 @@ pub async fn start_service_on(
             http: reqwest::Client::new(),
         },
     )
+}
+
+/// `callfeed serve ARGS` as a user starts it, with the test account, no API token and no
+/// webhook keys (`env` may set them, or point the cloud elsewhere), stdout piped.
+pub fn serve_command(args: &[&str], env: &[(&str, &str)]) -> tokio::process::Command {
+    let mut cmd = super::callfeed_cli("callfeed-serve-test");
+    cmd.arg("serve")
+        .args(args)
+        .env_remove("CALLFEED_API_TOKEN")
+        .env_remove("CALLFEED_CALLBACK_KEY")
+        .env_remove("CALLFEED_CALL_WEBHOOK_TOKEN")
+        .env("CALLFEED_SDKAPPID", SDKAPPID.to_string())
+        .env("CALLFEED_SDK_SECRET_KEY", APP_KEY)
+        .env("TENCENTCLOUD_SECRET_ID", super::SECRET_ID)
+        .env("TENCENTCLOUD_SECRET_KEY", super::SECRET_KEY)
+        .stdout(std::process::Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+/// The environment that makes `serve` take `emulator` as its cloud.
+pub fn cloud_env(emulator: &Emulator) -> Vec<(&'static str, String)> {
+    let endpoints = emulator.endpoints();
+    vec![
+        ("CALLFEED_IM_ENDPOINT", endpoints.im_endpoint),
+        ("CALLFEED_TRTC_ENDPOINT", endpoints.trtc_endpoint),
+    ]
+}
+
+/// Starts [`serve_command`] and reads the line it prints once it listens; the process and
+/// its API's base URL.
+pub async fn serve_binary(args: &[&str], env: &[(&str, &str)]) -> (tokio::process::Child, String) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = serve_command(args, env)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("callfeed serve starts");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("serve prints its address in time")
+        .unwrap()
+        .expect("serve prints its address");
+    let ready: Value = serde_json::from_str(&line).unwrap();
+    (child, ready["api"].as_str().unwrap().to_owned())
 }

@@ -4,8 +4,10 @@
 //! `GET /v1/sessions[/{id}]` reads them, `DELETE /v1/sessions/{id}` ends one,
 //! `GET /v1/sessions/{id}/events` follows one as Server-Sent Events, `GET /v1/events` follows
 //! them all (the console's stream, see `feed`). A bearer token guards `/v1`; the console's
-//! login cookie opens `/v1/events` alone. Webhooks from the call engine and TRTC are verified and make the session look at
-//! the cloud at once. SIGTERM drains: no new sessions, every running one ended cleanly.
+//! login cookie opens `/v1/events` alone; one client holds only so many event streams
+//! (`budget`). The rules of [`exposure`](super::exposure) come first. Webhooks from the call
+//! engine and TRTC are verified and make the session look at the cloud at once. SIGTERM
+//! drains: no new sessions, every running one ended cleanly.
 //!
 //! A request is validated whole (fields, the input policy, the media's existence) before a
 //! session is admitted; admission is one journal insert, so one room gets one session; at
@@ -18,12 +20,11 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::Json;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::text::encode;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde_json::{Value, json};
 use tokio::sync::{Notify, watch};
 
@@ -37,7 +38,8 @@ use crate::session::{CloudOps, RequestError, SessionRequest};
 use crate::store::Store;
 use crate::store::{OpenSession, process_identity};
 
-/// The longest a request (body, validation and DNS included) may take, SSE aside.
+mod auth;
+mod budget;
 mod create;
 mod elsewhere;
 mod events;
@@ -47,8 +49,11 @@ mod nodes;
 mod room;
 mod viewers;
 
+pub use budget::DEFAULT_MAX_EVENT_STREAMS;
 pub use room::RoomView;
 
+/// The longest a request (body, validation and DNS included) may take, SSE aside. Each chunk
+/// of its body must also come within the server's body timeout (`server::HttpLimits`).
 const REQUEST_LIMIT: Duration = Duration::from_secs(30);
 /// How long a 429 asks the client to wait.
 const RETRY_AFTER_SECS: u64 = 5;
@@ -95,6 +100,10 @@ pub struct Service<C> {
     any_recorded: Arc<Notify>,
     /// The consoles logged in to the event stream.
     viewers: viewers::Viewers,
+    /// What a web page may make this node do (Host, Origin, Content-Type).
+    exposure: Arc<super::exposure::Exposure>,
+    /// Event streams open, by client.
+    streams: Arc<budget::StreamBudget>,
     /// What reached a call's room, when the cloud is the embedded emulator.
     room_view: Option<RoomView>,
     draining: AtomicBool,
@@ -132,6 +141,13 @@ pub struct ServiceConfig {
     pub cluster: Option<Arc<super::cluster::LeaseState>>,
     /// What the room observer saw, when the cloud is the embedded emulator.
     pub room_view: Option<RoomView>,
+    /// The listen address as bound, and the URL the cloud reaches this node at: without a
+    /// token, only requests naming these (or loopback) are answered.
+    pub listen: Option<std::net::SocketAddr>,
+    pub public_url: Option<String>,
+    /// Event streams one client (token, console login, or address without a token) may hold
+    /// open at once; more are answered 429.
+    pub max_event_streams: usize,
 }
 
 /// A default for `--max-sessions`, in cost units: what this machine's cores encode in real
@@ -146,6 +162,11 @@ impl<C: CloudOps + 'static> Service<C> {
     pub fn new(cloud: C, journal: Arc<Store>, config: ServiceConfig) -> Arc<Self> {
         let metrics = Arc::new(Metrics::default());
         let viewers = viewers::Viewers::new(config.token.as_ref());
+        let exposure = super::exposure::Exposure::new(
+            config.token.is_none(),
+            config.listen,
+            config.public_url.as_deref(),
+        );
         let service = Arc::new(Self {
             cloud: Arc::new(Metered::new(cloud, metrics.clone())),
             journal,
@@ -172,6 +193,8 @@ impl<C: CloudOps + 'static> Service<C> {
             sessions: Mutex::new(HashMap::new()),
             any_recorded: Arc::new(Notify::new()),
             viewers,
+            exposure: Arc::new(exposure),
+            streams: budget::StreamBudget::new(config.max_event_streams),
             room_view: config.room_view,
             draining: AtomicBool::new(false),
             running: AtomicUsize::new(0),
@@ -386,24 +409,45 @@ impl<C: CloudOps + 'static> Service<C> {
                 REQUEST_LIMIT,
             )
         };
+        // One client holds only so many event streams (`budget`); inside `auth`, which
+        // says who the client is.
+        let streams = || axum::middleware::from_fn_with_state(self.clone(), budget::limit::<C>);
         let api = axum::Router::new()
             .route(
                 "/v1/sessions",
                 post(create::create::<C>).layer(bounded()).get(list::<C>),
             )
             .route("/v1/sessions/{id}", get(one::<C>).delete(stop::<C>))
-            .route("/v1/sessions/{id}/events", get(events::stream::<C>))
+            .route(
+                "/v1/sessions/{id}/events",
+                get(events::stream::<C>).layer(streams()),
+            )
             .route("/v1/nodes", get(nodes::list::<C>))
             .route("/v1/drain", post(nodes::drain::<C>))
             .route("/v1/sessions/{id}/nudge", post(hooks::nudge::<C>))
             .route("/v1/sessions/{id}/room", get(room::seen::<C>))
-            .route("/v1/events", get(feed::stream::<C>))
+            .route("/v1/events", get(feed::stream::<C>).layer(streams()))
             .route("/v1/console/login", post(viewers::login::<C>))
             .route_layer(axum::middleware::from_fn_with_state(
                 self.clone(),
-                auth::<C>,
+                auth::auth::<C>,
             ));
-        let mut router = axum::Router::new().merge(api);
+        // What a browser reaches: the API, the console and metrics are answered only under
+        // the rules of `exposure` (our own host names without a token, JSON bodies, no CORS).
+        let guarded = axum::Router::new()
+            .merge(api)
+            .merge(super::console::routes())
+            .route("/metrics", get(metrics::<C>))
+            .route("/v1/console/hello", get(viewers::hello::<C>))
+            // Open: it only signs out the login its own cookie names.
+            .route("/v1/events/logout", post(viewers::logout::<C>))
+            .layer(axum::middleware::from_fn_with_state(
+                self.exposure.clone(),
+                super::exposure::guard,
+            ));
+        let mut router = axum::Router::new().merge(guarded);
+        // The cloud's webhooks are checked by their own signature or token, and probes may
+        // name the node however their platform does: neither is under the Host rule.
         if self.webhooks.is_some() {
             router = router
                 .route(
@@ -416,12 +460,7 @@ impl<C: CloudOps + 'static> Service<C> {
                 );
         }
         router
-            .merge(super::console::routes())
-            .route("/metrics", get(metrics::<C>))
             .route("/healthz", get(|| async { "ok" }))
-            .route("/v1/console/hello", get(viewers::hello::<C>))
-            // Open: it only signs out the login its own cookie names.
-            .route("/v1/events/logout", post(viewers::logout::<C>))
             .route("/readyz", get(ready::<C>))
             .with_state(self.clone())
     }
@@ -461,7 +500,7 @@ impl<C: CloudOps + 'static> Service<C> {
     }
 }
 
-fn problem(status: StatusCode, message: impl Into<String>) -> Response {
+pub(super) fn problem(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({"error": message.into()}))).into_response()
 }
 
@@ -503,39 +542,6 @@ fn internal(detail: impl std::fmt::Display) -> Response {
         StatusCode::INTERNAL_SERVER_ERROR,
         format!("internal error (reference {reference} in the server log)"),
     )
-}
-
-async fn auth<C: CloudOps + 'static>(
-    State(svc): State<Arc<Service<C>>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    if let Some(token) = &svc.token {
-        let presented = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        let ok = presented.is_some_and(|p| {
-            super::webhooks::constant_time_eq(p.as_bytes(), token.expose_secret().as_bytes())
-        });
-        // The console's event stream also takes its login cookie (EventSource sends no
-        // headers); the cookie opens nothing else.
-        let viewer = || {
-            request.method() == axum::http::Method::GET
-                && request.uri().path() == "/v1/events"
-                && viewers::admits_viewer(&svc, request.headers())
-        };
-        if !ok && !viewer() {
-            let mut answer = problem(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
-            answer.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Bearer"),
-            );
-            return answer;
-        }
-    }
-    next.run(request).await
 }
 
 fn session_json(id: &str, e: &Entry) -> Value {

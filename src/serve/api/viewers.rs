@@ -113,9 +113,11 @@ fn viewer_cookie(headers: &HeaderMap) -> Option<&str> {
         .map(|(_, value)| value)
 }
 
-/// Whether a request to the event stream holds a console login.
-pub(super) fn admits_viewer<C>(svc: &Service<C>, headers: &HeaderMap) -> bool {
-    viewer_cookie(headers).is_some_and(|v| svc.viewers.knows(v))
+/// The console login a request to the event stream holds (its cookie's value), if any.
+pub(super) fn admitted_viewer<C>(svc: &Service<C>, headers: &HeaderMap) -> Option<String> {
+    viewer_cookie(headers)
+        .filter(|v| svc.viewers.knows(v))
+        .map(str::to_owned)
 }
 
 fn set_cookie(value: &str, max_age: u64) -> HeaderValue {

@@ -1,0 +1,119 @@
+//! Event streams (`GET /v1/sessions/{id}/events`, `GET /v1/events`) are long responses: each
+//! holds a connection for as long as its client likes. So one client may hold only so many at
+//! once, counted by what let it in: the API token, a console login (its cookie), or, on a node
+//! without a token, the peer's address. One over is answered 429 with `Retry-After`; a stream's
+//! place is given back when its response ends or its client goes away.
+//!
+//! `/v1/events` carries every session, so a client following many needs one stream, not many.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use futures::StreamExt;
+
+use super::{RETRY_AFTER_SECS, Service, problem};
+use crate::session::CloudOps;
+
+/// Event streams one client may hold open at once, unless set otherwise.
+pub const DEFAULT_MAX_EVENT_STREAMS: usize = 32;
+
+/// What let a request in; set by `auth` as a request extension.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(super) enum Client {
+    /// The API token (every holder of it is one client).
+    Token,
+    /// One console login, by its cookie.
+    Viewer(String),
+    /// A node without a token: the peer's address (IPv6 by /64).
+    Peer(IpAddr),
+}
+
+/// Open event streams by client.
+pub(super) struct StreamBudget {
+    max: usize,
+    open: Mutex<HashMap<Client, usize>>,
+}
+
+impl StreamBudget {
+    pub(super) fn new(max: usize) -> Arc<Self> {
+        Arc::new(Self {
+            max: max.max(1),
+            open: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// A place for one more stream of `client`, unless it holds its cap.
+    fn take(self: &Arc<Self>, client: Client) -> Option<StreamPlace> {
+        let mut open = self.open.lock().expect("stream budget lock");
+        let held = open.entry(client.clone()).or_default();
+        if *held >= self.max {
+            return None;
+        }
+        *held += 1;
+        Some(StreamPlace {
+            budget: self.clone(),
+            client,
+        })
+    }
+}
+
+/// One open stream's place; given back when dropped.
+struct StreamPlace {
+    budget: Arc<StreamBudget>,
+    client: Client,
+}
+
+impl Drop for StreamPlace {
+    fn drop(&mut self) {
+        let mut open = self.budget.open.lock().expect("stream budget lock");
+        if let Some(held) = open.get_mut(&self.client) {
+            *held -= 1;
+            if *held == 0 {
+                open.remove(&self.client);
+            }
+        }
+    }
+}
+
+/// The middleware on the event-stream routes, inside `auth`.
+pub(super) async fn limit<C: CloudOps + 'static>(
+    State(svc): State<Arc<Service<C>>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    // `auth` always says who (the routes are behind it).
+    let client = request
+        .extensions()
+        .get::<Client>()
+        .cloned()
+        .unwrap_or(Client::Peer(IpAddr::from([0, 0, 0, 0])));
+    let Some(place) = svc.streams.take(client.clone()) else {
+        tracing::debug!(?client, "refused an event stream: the client holds its cap");
+        let mut answer = problem(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "{} event streams are open for this client already: close one, or follow every \
+                 session on one stream with GET /v1/events",
+                svc.streams.max
+            ),
+        );
+        answer
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+        return svc.refuse("event_streams", answer);
+    };
+    let response = next.run(request).await;
+    // The place goes with the body: it is given back when the stream ends or is dropped.
+    response.map(|body| {
+        Body::from_stream(body.into_data_stream().map(move |chunk| {
+            let _held = &place;
+            chunk
+        }))
+    })
+}
