@@ -124,6 +124,7 @@ pub(crate) async fn handle(
             format!("unknown command {service}/{command}"),
         );
     }
+    let mut drop_answer = false;
     if let Some(fault) = state.take_fault(&command) {
         match fault.inject().await {
             Injected::Answer(response) => return response,
@@ -133,6 +134,7 @@ pub(crate) async fn handle(
                 }
             }
             Injected::Nothing => {}
+            Injected::EffectThenDrop => drop_answer = true,
         }
     }
     if state.im_limiter.check_key(&command).is_err() {
@@ -141,7 +143,7 @@ pub(crate) async fn handle(
     let Ok(Value::Object(req)) = serde_json::from_slice::<Value>(&body) else {
         return fail(&state, 60003, "request body is not a JSON object");
     };
-    match command.as_str() {
+    let answer = match command.as_str() {
         "start_call_by_robot" => start_call(&state, &req),
         "end_call" => end_call(&state, &req),
         "get_call_info" => get_call_info(&state, &req),
@@ -150,7 +152,11 @@ pub(crate) async fn handle(
         "set_callback" => set_callback(&state, &req),
         "get_callback" => get_callback(&state),
         _ => delete_callback(&state),
+    };
+    if drop_answer {
+        return super::state::dropped_answer();
     }
+    answer
 }
 
 type Obj = serde_json::Map<String, Value>;

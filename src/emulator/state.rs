@@ -238,6 +238,10 @@ pub struct Fault {
     /// Break the connection instead of answering.
     #[serde(default)]
     pub drop: bool,
+    /// Carry the request out, then break the connection instead of answering: the start
+    /// took effect, and the client never hears of it (the riskiest failure for leaks).
+    #[serde(default)]
+    pub effect_then_drop: bool,
 }
 
 fn one() -> u32 {
@@ -252,6 +256,16 @@ pub(crate) enum Injected {
     Code(serde_json::Value, String),
     /// Only a delay: handle the request as usual.
     Nothing,
+    /// Handle the request as usual, then answer with [`dropped_answer`] instead.
+    EffectThenDrop,
+}
+
+/// An answer whose body breaks off: the client sees the connection drop mid-answer.
+pub(crate) fn dropped_answer() -> axum::response::Response {
+    let stream = futures::stream::once(async {
+        Err::<axum::body::Bytes, std::io::Error>(std::io::Error::other("connection dropped"))
+    });
+    axum::response::Response::new(axum::body::Body::from_stream(stream))
 }
 
 impl Fault {
@@ -262,15 +276,10 @@ impl Fault {
             tokio::time::sleep(Duration::from_millis(self.delay_ms)).await;
         }
         if self.drop {
-            // A body that breaks off: the client sees the connection drop mid-answer.
-            let stream = futures::stream::once(async {
-                Err::<axum::body::Bytes, std::io::Error>(std::io::Error::other(
-                    "connection dropped",
-                ))
-            });
-            return Injected::Answer(axum::response::Response::new(
-                axum::body::Body::from_stream(stream),
-            ));
+            return Injected::Answer(dropped_answer());
+        }
+        if self.effect_then_drop {
+            return Injected::EffectThenDrop;
         }
         if let Some(status) = self.http_status {
             let status = axum::http::StatusCode::from_u16(status)

@@ -93,6 +93,7 @@ pub(crate) async fn handle(
         Ok(action) => action,
         Err(e) => return respond(Err(e)),
     };
+    let mut drop_answer = false;
     if let Some(fault) = state.take_fault(action) {
         match fault.inject().await {
             Injected::Answer(response) => return response,
@@ -102,6 +103,7 @@ pub(crate) async fn handle(
                 }
             }
             Injected::Nothing => {}
+            Injected::EffectThenDrop => drop_answer = true,
         }
     }
     if state.api_limiter.check_key(&action.to_owned()).is_err() {
@@ -116,12 +118,16 @@ pub(crate) async fn handle(
             "the body is not a JSON object",
         )));
     };
-    respond(match action {
+    let answer = respond(match action {
         "StartStreamIngest" => start(&state, &params),
         "StopStreamIngest" => stop(&state, &params),
         "DescribeStreamIngest" => describe(&state, &params),
         _ => update(&state, &params),
-    })
+    });
+    if drop_answer {
+        return super::state::dropped_answer();
+    }
+    answer
 }
 
 /// The signature, then the action, version and region headers, checked in that order;

@@ -35,6 +35,7 @@ pub struct Metrics {
     pub(crate) lease_age: Gauge<f64, std::sync::atomic::AtomicU64>,
     pub(crate) reaped: Counter,
     pub(crate) fence_losses: Gauge,
+    pub(crate) strays_stopped: Counter,
 }
 
 impl Default for Metrics {
@@ -56,6 +57,12 @@ impl Default for Metrics {
         let lease_age = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
         let reaped = Counter::default();
         let fence_losses = Gauge::default();
+        let strays_stopped = Counter::default();
+        registry.register(
+            "strays_stopped",
+            "Calls and ingest tasks a start whose answer was lost had started, which this node stopped",
+            strays_stopped.clone(),
+        );
         registry.register(
             "fence_losses",
             "Cloud starts this node gave up because another node had taken the session over",
@@ -138,6 +145,7 @@ impl Default for Metrics {
             lease_age,
             reaped,
             fence_losses,
+            strays_stopped,
         }
     }
 }

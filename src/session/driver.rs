@@ -108,6 +108,11 @@ pub struct Report {
     /// The push to the relay the cloud pulled from, when the session had one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub relay: Option<super::relay::RelayFigures>,
+    /// A start whose answer was lost (a timeout, a dropped connection, a 5xx): the cloud may
+    /// have started a `call` or an `ingest_task` the session never heard of. A service
+    /// with webhooks stops it when the cloud reports it (see `serve::api::strays`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unconfirmed_start: Option<&'static str>,
 }
 
 /// What a session's media did.
@@ -333,6 +338,7 @@ async fn after_panic<C: CloudOps>(
         teardown,
         room: None,
         relay: None,
+        unconfirmed_start: None,
     }
 }
 

@@ -56,6 +56,8 @@ pub(super) struct SessionRun<'a, C> {
     /// Why the media took its path, once prepared.
     mode_reason: Option<String>,
     error_code: Option<String>,
+    /// A start the cloud may have carried out without the session hearing of it.
+    unconfirmed_start: Option<&'static str>,
     /// `max_duration` caps the media time, counted from the first StartStreamIngest.
     deadline: Option<tokio::time::Instant>,
     /// The relay push's figures, once it stopped.
@@ -91,6 +93,7 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
             task_restarts: 0,
             mode_reason: None,
             error_code: None,
+            unconfirmed_start: None,
             deadline: None,
             relay: None,
         }
@@ -468,6 +471,13 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
     /// The cloud refused a start: the session fails at `stage`, with the cloud's code.
     fn refused(&mut self, stage: Stage, e: &CloudError) -> Vec<Action> {
         self.error_code = e.code();
+        if e.class() == crate::cloud::http::FailureClass::MaybeProcessed {
+            tracing::warn!(session = %self.id, error = %e, "the cloud may have carried out a start whose answer was lost");
+            self.unconfirmed_start = Some(match stage {
+                Stage::Ring => "call",
+                _ => "ingest_task",
+            });
+        }
         self.machine.on(Event::Failed {
             stage,
             reason: e.to_string(),
@@ -611,6 +621,7 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
             media,
             task_restarts: self.task_restarts,
             error_code: self.error_code,
+            unconfirmed_start: self.unconfirmed_start,
             teardown,
             room,
             relay: self.relay,

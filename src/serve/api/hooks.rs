@@ -93,6 +93,13 @@ pub(super) async fn call_webhook<C: CloudOps + 'static>(
             if !nudge_where(&svc, |s| s.call_id.as_deref() == Some(hook.call_id())) {
                 nudge_elsewhere(&svc, Some(hook.call_id().to_owned()), None);
             }
+            if let crate::cloud::webhook::CallWebhook::AfterStartCall { call, .. } = &hook {
+                let room = crate::cloud::RoomRef::from_call(&call.room_id, call.room_id_type)
+                    .ok()
+                    .flatten()
+                    .map(|r| crate::session::room_key(&r));
+                super::strays::call_started(&svc, call.call_id.clone(), room);
+            }
             Verdict::Accepted
         }
         Err(v) => v,
@@ -120,7 +127,11 @@ pub(super) async fn trtc_webhook<C: CloudOps + 'static>(
         return StatusCode::NOT_FOUND.into_response();
     };
     let verdict = match checks.trtc(header("SdkAppId"), header("Sign"), &body) {
-        Ok(TrtcWebhook::Ingest { task_id, .. }) => {
+        Ok(TrtcWebhook::Ingest { task_id, event, .. }) => {
+            use crate::cloud::webhook::IngestEvent;
+            if matches!(event, IngestEvent::Started | IngestEvent::Restarting) {
+                super::strays::task_started(&svc, task_id.clone());
+            }
             if !nudge_where(&svc, |s| s.task_id.as_deref() == Some(task_id.as_str())) {
                 nudge_elsewhere(&svc, None, Some(task_id));
             }

@@ -47,6 +47,7 @@ mod feed;
 mod hooks;
 mod nodes;
 mod room;
+mod strays;
 mod viewers;
 
 pub use budget::DEFAULT_MAX_EVENT_STREAMS;
@@ -112,6 +113,8 @@ pub struct Service<C> {
     max_sessions: usize,
     keep_ended: Duration,
     tasks: Mutex<tokio::task::JoinSet<()>>,
+    /// Starts of this node whose answer was lost, for the webhooks of what they started.
+    lost_starts: strays::LostStarts,
     /// The background recovery rounds; a drain stops them (the journal keeps what is left).
     recovery: Mutex<Option<tokio::task::AbortHandle>>,
 }
@@ -202,6 +205,7 @@ impl<C: CloudOps + 'static> Service<C> {
             keep_ended: config.keep_ended,
             tasks: Mutex::new(tokio::task::JoinSet::new()),
             recovery: Mutex::new(None),
+            lost_starts: strays::LostStarts::default(),
         });
         if service.cluster.is_some() {
             tokio::spawn(create::pick_up_placed(Arc::downgrade(&service)));
@@ -580,6 +584,7 @@ async fn run_session<C: CloudOps + 'static>(
     ended_at: Arc<OnceLock<Instant>>,
 ) {
     let cost = svc.costs.of(&spec);
+    let room = crate::session::room_key(&spec.room);
     let finished = driver::run(
         id,
         spec,
@@ -591,6 +596,10 @@ async fn run_session<C: CloudOps + 'static>(
     )
     .await;
     svc.give_back(cost);
+    if let Some(unconfirmed) = finished.unconfirmed_start {
+        svc.lost_starts
+            .note(strays::StrayKind::of(unconfirmed), room);
+    }
     svc.metrics
         .results
         .get_or_create(&labels(&[("result", finished.outcome.name())]))

@@ -1,0 +1,168 @@
+//! Calls and ingest tasks the cloud started without the session hearing of it: a start
+//! whose answer was lost (a timeout, a dropped connection, a 5xx) may have taken effect. The
+//! session fails and says so (`unconfirmed_start` in its report); when the cloud then reports
+//! a call started in that session's room, or an ingest task no session knows, shortly after,
+//! the service stops it. Only after a grace — a start's own answer may come after its
+//! webhook — and only what a lost start of this node can explain: calls and tasks that other
+//! systems on the same account start are never touched.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::Service;
+use crate::session::CloudOps;
+use crate::session::teardown::CloudLeftovers;
+use crate::store::SessionStore;
+
+/// How long after a lost start the cloud's report of it is taken for it.
+const WATCH_FOR: Duration = Duration::from_secs(60);
+/// How long a webhook waits before its call or task counts as no session's: a start's answer
+/// can arrive after the webhook it caused.
+const GRACE: Duration = Duration::from_secs(3);
+/// How long the service tries to stop a stray before it gives up (the call times out or the
+/// task ends by itself).
+const STOP_FOR: Duration = Duration::from_secs(120);
+
+/// What a lost start may have started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum StrayKind {
+    Call,
+    Task,
+}
+
+impl StrayKind {
+    /// From a report's `unconfirmed_start`.
+    pub(super) fn of(unconfirmed: &str) -> Self {
+        if unconfirmed == "call" {
+            StrayKind::Call
+        } else {
+            StrayKind::Task
+        }
+    }
+}
+
+struct LostStart {
+    kind: StrayKind,
+    /// The session's room (`room_key`): a started call names its room.
+    room: String,
+    at: Instant,
+}
+
+/// The starts of this node whose answer was lost, recently.
+#[derive(Default)]
+pub(super) struct LostStarts(Mutex<Vec<LostStart>>);
+
+impl LostStarts {
+    pub(super) fn note(&self, kind: StrayKind, room: String) {
+        let mut lost = self.0.lock().expect("lost starts lock");
+        lost.retain(|l| l.at.elapsed() < WATCH_FOR);
+        lost.push(LostStart {
+            kind,
+            room,
+            at: Instant::now(),
+        });
+    }
+
+    /// Takes the lost start a report explains: a call in `room`, or any task (a task's
+    /// webhook names no room).
+    fn take(&self, kind: StrayKind, room: Option<&str>) -> bool {
+        let mut lost = self.0.lock().expect("lost starts lock");
+        lost.retain(|l| l.at.elapsed() < WATCH_FOR);
+        let found = lost
+            .iter()
+            .position(|l| l.kind == kind && room.is_none_or(|r| r == l.room));
+        found.map(|i| lost.remove(i)).is_some()
+    }
+}
+
+/// The cloud reports a call started in `room`: if, after the grace, no session knows it and
+/// a start of this node for that room lost its answer, the call is ended.
+pub(super) fn call_started<C: CloudOps + 'static>(
+    svc: &Arc<Service<C>>,
+    call_id: String,
+    room: Option<String>,
+) {
+    let svc = Arc::downgrade(svc);
+    tokio::spawn(async move {
+        tokio::time::sleep(GRACE).await;
+        let Some(svc) = svc.upgrade() else { return };
+        if known(&svc, Some(&call_id), None).await
+            || !svc.lost_starts.take(StrayKind::Call, room.as_deref())
+        {
+            return;
+        }
+        stop(
+            &svc,
+            CloudLeftovers {
+                call_id: Some(call_id),
+                task_id: None,
+            },
+        )
+        .await;
+    });
+}
+
+/// The cloud reports an ingest task: if, after the grace, no session knows it and a start of
+/// this node lost its answer, the task is stopped.
+pub(super) fn task_started<C: CloudOps + 'static>(svc: &Arc<Service<C>>, task_id: String) {
+    let svc = Arc::downgrade(svc);
+    tokio::spawn(async move {
+        tokio::time::sleep(GRACE).await;
+        let Some(svc) = svc.upgrade() else { return };
+        if known(&svc, None, Some(&task_id)).await || !svc.lost_starts.take(StrayKind::Task, None) {
+            return;
+        }
+        stop(
+            &svc,
+            CloudLeftovers {
+                call_id: None,
+                task_id: Some(task_id),
+            },
+        )
+        .await;
+    });
+}
+
+/// Whether a session (this node's, or any the store knows) has this call or task.
+async fn known<C: CloudOps + 'static>(
+    svc: &Service<C>,
+    call_id: Option<&str>,
+    task_id: Option<&str>,
+) -> bool {
+    let local = svc
+        .sessions
+        .lock()
+        .expect("sessions lock")
+        .values()
+        .any(|e| {
+            let s = e.status.borrow();
+            (call_id.is_some() && s.call_id.as_deref() == call_id)
+                || (task_id.is_some() && s.task_id.as_deref() == task_id)
+        });
+    // A store that cannot say is taken for yes: nothing is stopped on a guess.
+    local
+        || svc
+            .journal
+            .session_by_cloud_id(call_id, task_id)
+            .await
+            .map_or(true, |s| s.is_some())
+}
+
+async fn stop<C: CloudOps + 'static>(svc: &Service<C>, mut stray: CloudLeftovers) {
+    tracing::warn!(call = ?stray.call_id, task = ?stray.task_id, "stopping what a start whose answer was lost started");
+    let stopped = stray
+        .stop_until_confirmed(
+            &*svc.cloud,
+            svc.driver.teardown_timeout,
+            Some(STOP_FOR),
+            |e| tracing::warn!(error = %e, "a stray is not stopped yet; retrying"),
+            None,
+        )
+        .await;
+    match stopped {
+        Ok(()) => {
+            svc.metrics.strays_stopped.inc();
+        }
+        Err(e) => tracing::error!(error = %e, "a stray could not be stopped"),
+    }
+}
