@@ -99,7 +99,10 @@ async fn a_call_started_whose_answer_was_lost_is_ended() {
         .text()
         .await
         .unwrap();
-    assert!(metrics.contains("callfeed_strays_stopped_total 1"), "{metrics}");
+    assert!(
+        metrics.contains("callfeed_strays_stopped_total 1"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -120,15 +123,16 @@ async fn an_ingest_task_started_whose_answer_was_lost_is_stopped() {
     let site = serve_dir(dir.path()).await;
     let api = service_with_webhooks(&emulator, dir.path(), |c| {
         c.policy = callfeed::media::policy::InputPolicy::Restricted(
-            callfeed::media::policy::Restrictions::new(&[], false, &["127.0.0.1".into()])
-                .unwrap(),
+            callfeed::media::policy::Restrictions::new(&[], false, &["127.0.0.1".into()]).unwrap(),
         );
     })
     .await;
     emulator.add_fault(fault("StartStreamIngest"));
     let (status, created) = api
-        .post(json!({"to":["jack"],"media":format!("{site}clip.flv"),"room":"lost-task",
-            "media_type":"video","direct":"always","loop_forever":true}))
+        .post(
+            json!({"to":["jack"],"media":format!("{site}clip.flv"),"room":"lost-task",
+            "media_type":"video","direct":"always","loop_forever":true}),
+        )
         .await;
     assert_eq!(status, 201, "{created}");
     let path = format!("/v1/sessions/{}", created["id"].as_str().unwrap());
@@ -145,7 +149,14 @@ async fn an_ingest_task_started_whose_answer_was_lost_is_stopped() {
         t.len() == 1 && t[0]["status"] == "NotExist"
     })
     .await;
-    assert_eq!(tasks[0]["stream_url"], format!("{site}clip.flv"), "{tasks:#?}");
+    assert_eq!(
+        tasks[0]["stream_url"],
+        format!("{site}clip.flv"),
+        "{tasks:#?}"
+    );
     // And the call, which the session knew, was ended by its own teardown.
-    until(&emulator, "calls", |c| c.len() == 1 && c[0]["state"] == "ended").await;
+    until(&emulator, "calls", |c| {
+        c.len() == 1 && c[0]["state"] == "ended"
+    })
+    .await;
 }

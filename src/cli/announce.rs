@@ -28,6 +28,8 @@ pub(super) struct AnnounceArgs {
     /// its language code (`en`, `eng`); the first when not given.
     #[arg(long, value_name = "N|LANG")]
     audio_track: Option<crate::media::tracks::AudioTrack>,
+    #[command(flatten)]
+    input_size: super::args::InputSizeArgs,
 }
 
 pub(super) async fn run(config: &Config, args: AnnounceArgs) -> anyhow::Result<ExitCode> {
@@ -43,6 +45,7 @@ pub(super) async fn run(config: &Config, args: AnnounceArgs) -> anyhow::Result<E
     let topologies = crate::media::topology::Topologies::load(&config.pipelines)?;
     let options = crate::media::probe::ProbeOptions {
         audio_track: args.audio_track.clone().unwrap_or_default(),
+        bounds: args.input_size.into(),
         ..Default::default()
     };
     let probed = spec.clone();

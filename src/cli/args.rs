@@ -85,6 +85,26 @@ impl From<PaceArg> for Pace {
     }
 }
 
+/// How large an input may be decoded: the same flag on every command that opens inputs.
+#[derive(Args, Clone, Copy)]
+pub(super) struct InputSizeArgs {
+    /// Pictures, animations and video up to N times the largest profile's size per side are
+    /// decoded (2: up to 3840x2160, either way up); larger ones are refused before decoding.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = crate::media::bounds::DEFAULT_INPUT_SCALE,
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::media::bounds::MAX_INPUT_SCALE)),
+    )]
+    max_input_scale: u32,
+}
+
+impl From<InputSizeArgs> for crate::media::bounds::InputBounds {
+    fn from(a: InputSizeArgs) -> Self {
+        Self::new(a.max_input_scale).expect("clap checked the range")
+    }
+}
+
 /// A UserID from a flag; the error names the flag.
 pub(super) fn user(flag: &'static str, value: &str) -> Result<UserId, InvalidArgument> {
     UserId::new(flag, value)

@@ -14,7 +14,7 @@ use crate::cloud::InvalidArgument;
 use crate::cloud::call::{self, MediaType};
 use crate::config::Config;
 use crate::emulator::{Behaviour, Emulator};
-use crate::media::contract::Profile;
+use crate::media::contract::{Contract, Profile};
 use crate::media::input::InputSpec;
 use crate::media::topology::Topologies;
 use crate::session::state::Outcome;
@@ -96,6 +96,8 @@ pub(super) struct CallArgs {
     /// One JSON report at the end instead of text.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    input_size: super::args::InputSizeArgs,
 }
 
 pub(super) async fn run(mut config: Config, args: CallArgs) -> anyhow::Result<ExitCode> {
@@ -104,6 +106,13 @@ pub(super) async fn run(mut config: Config, args: CallArgs) -> anyhow::Result<Ex
     spec.relay = args.relay.relay(&config).await?;
     spec.input
         .check_sources(&Topologies::load(&config.pipelines)?)?;
+    // A file too large to decode is refused now, by its headers, not after the call rang.
+    let (measured, contract) = (spec.input.clone(), Contract::new(spec.profile));
+    let bounds = args.input_size.into();
+    tokio::task::spawn_blocking(move || {
+        crate::media::sizes::check_size(&measured, contract, bounds)
+    })
+    .await??;
     let emulator = if args.emulator {
         Some(Arc::new(start_emulator(&mut config, &args, &spec).await?))
     } else {
@@ -277,6 +286,7 @@ async fn run_session(
         .with_public_base(args.public_url.as_deref());
     let mut settings = driver::DriverSettings::new(Arc::new(server));
     settings.room_witness = room_witness;
+    settings.input_bounds = args.input_size.into();
     let session_id = uuid::Uuid::new_v4().to_string();
     let (status_tx, status_rx) = tokio::sync::watch::channel(driver::Status::default());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -78,6 +78,7 @@ pub(super) async fn run(mut config: Config, args: LoadArgs) -> anyhow::Result<Ex
             &InputPolicy::Unrestricted,
             &Topologies::load(&config.pipelines)?,
             config.relay.as_ref(),
+            Default::default(),
         )
         .await?;
     if args.no_rate_limits {

@@ -22,6 +22,8 @@ pub(super) struct ProbeArgs {
     /// its language code (`en`, `eng`); the first when not given.
     #[arg(long, value_name = "N|LANG")]
     audio_track: Option<crate::media::tracks::AudioTrack>,
+    #[command(flatten)]
+    input_size: super::args::InputSizeArgs,
 }
 
 pub(super) async fn run(
@@ -40,6 +42,7 @@ pub(super) async fn run(
         audio_track: args.audio_track.clone().unwrap_or_default(),
         // The plan shown is a session's, which hands a URL over when it can.
         judge_direct: true,
+        bounds: args.input_size.into(),
         ..Default::default()
     };
     let report = tokio::task::spawn_blocking(move || {

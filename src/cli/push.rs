@@ -97,6 +97,8 @@ pub(super) struct PushArgs {
     /// its language code (`en`, `eng`); the first when not given.
     #[arg(long, value_name = "N|LANG")]
     audio_track: Option<crate::media::tracks::AudioTrack>,
+    #[command(flatten)]
+    input_size: super::args::InputSizeArgs,
 }
 
 pub(super) async fn run(config: &Config, mut args: PushArgs) -> anyhow::Result<ExitCode> {
@@ -142,6 +144,7 @@ pub(super) async fn run(config: &Config, mut args: PushArgs) -> anyhow::Result<E
     let mut settings = LiveSettings::new(contract);
     settings.loops = args.loops;
     settings.start = args.start.map(Duration::from_secs_f64);
+    settings.input_bounds = args.input_size.into();
     settings.follow(report.as_ref(), args.slate.as_deref());
     let stream = match plan.mode {
         Mode::Announcement { path, .. } => {
@@ -293,6 +296,7 @@ async fn probe_input(
     let spec = spec.clone();
     let options = crate::media::probe::ProbeOptions {
         audio_track: args.audio_track.clone().unwrap_or_default(),
+        bounds: args.input_size.into(),
         ..Default::default()
     };
     let report = tokio::task::spawn_blocking(move || {

@@ -105,6 +105,8 @@ pub(super) struct ServeArgs {
     /// With --emulator: callees answer after this many ms.
     #[arg(long, value_name = "MS", default_value_t = 1500, requires = "emulator")]
     callee_answers_after: u64,
+    #[command(flatten)]
+    input_size: super::args::InputSizeArgs,
 }
 
 /// The secret in an environment variable, if set and not empty.
@@ -273,6 +275,7 @@ pub(super) async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<Exit
             webhooks: !args.no_webhooks,
             driver: driver::DriverSettings {
                 room_witness: emulator.as_ref().map(app::room_witness),
+                input_bounds: args.input_size.into(),
                 ..driver::DriverSettings::new(streams)
             },
             room_view: emulator.as_ref().map(app::room_view),

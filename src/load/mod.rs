@@ -156,6 +156,7 @@ pub async fn run<C: CloudOps + 'static>(
                 &crate::media::policy::InputPolicy::Unrestricted,
                 &topologies,
                 plan.relay.as_ref(),
+                settings.input_bounds,
             )
             .await
         {

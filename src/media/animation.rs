@@ -5,6 +5,10 @@
 //! Discoverer fails on an animated WebP. The `image` crate composes each frame (disposal,
 //! blending) and gives its delay; an `appsrc` plays the frames, seekable, so loops and
 //! `--start` work as for any file. A picture with one frame stays a still.
+//!
+//! What an animation is (its size, frames and length) is read from its headers
+//! (`header`), never by decoding it: a 3,000-frame GIF is measured in milliseconds, and
+//! one too large or too long is refused before a frame is composed.
 
 use std::fs::File;
 use std::io::BufReader;
@@ -18,126 +22,71 @@ use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use image::{AnimationDecoder, ImageDecoder, ImageFormat};
 
-/// What an animated picture is.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Animation {
-    /// `gif`, `apng` or `webp`.
-    pub(crate) codec: &'static str,
-    /// The container caps name GStreamer would give it (`image/gif`, ...).
-    pub(crate) container: &'static str,
-    pub(crate) width: u32,
-    pub(crate) height: u32,
-    pub(crate) frames: u64,
-    /// One play, the sum of the frames' delays.
-    pub(crate) duration: Duration,
-}
-
-/// Browsers show a GIF frame whose delay is under 20 ms for 100 ms (most such files were
-/// made for that); so does callfeed, or the animation would race.
-fn shown_for(frame: &image::Frame) -> Duration {
-    let (numer, denom) = frame.delay().numer_denom_ms();
-    let delay = Duration::from_secs_f64(f64::from(numer) / f64::from(denom.max(1)) / 1000.0);
-    if delay < Duration::from_millis(20) {
-        Duration::from_millis(100)
-    } else {
-        delay
-    }
-}
+use super::bounds::InputBounds;
+use super::header;
 
 struct Opened {
-    codec: &'static str,
-    container: &'static str,
     width: u32,
     height: u32,
     frames: image::Frames<'static>,
 }
 
-/// The frames of `path` if it is a picture format that can animate; `None` for anything
-/// else (and for a file the `image` crate cannot open: GStreamer judges those).
-fn open(path: &Path) -> Option<Opened> {
+/// The frames of `path`, decoded by the `image` crate within `bounds` (its limits are a
+/// second line behind the header check [`source`] makes); `None` for a picture that does
+/// not animate or cannot be opened.
+fn open(path: &Path, bounds: InputBounds) -> Option<Opened> {
     let reader = image::ImageReader::new(BufReader::new(File::open(path).ok()?))
         .with_guessed_format()
         .ok()?;
     let format = reader.format()?;
     let reader = reader.into_inner();
-    let (codec, container, (width, height), frames) = match format {
+    let limits = bounds.image_limits();
+    let ((width, height), frames) = match format {
         ImageFormat::Gif => {
-            let decoder = image::codecs::gif::GifDecoder::new(reader).ok()?;
-            let size = decoder.dimensions();
-            ("gif", "image/gif", size, decoder.into_frames())
+            let mut decoder = image::codecs::gif::GifDecoder::new(reader).ok()?;
+            decoder.set_limits(limits).ok()?;
+            (decoder.dimensions(), decoder.into_frames())
         }
         ImageFormat::Png => {
-            let decoder = image::codecs::png::PngDecoder::new(reader).ok()?;
+            let decoder = image::codecs::png::PngDecoder::with_limits(reader, limits).ok()?;
             if !decoder.is_apng().ok()? {
                 return None;
             }
-            let size = decoder.dimensions();
-            (
-                "apng",
-                "image/png",
-                size,
-                decoder.apng().ok()?.into_frames(),
-            )
+            (decoder.dimensions(), decoder.apng().ok()?.into_frames())
         }
         ImageFormat::WebP => {
-            let decoder = image::codecs::webp::WebPDecoder::new(reader).ok()?;
+            let mut decoder = image::codecs::webp::WebPDecoder::new(reader).ok()?;
             if !decoder.has_animation() {
                 return None;
             }
-            let size = decoder.dimensions();
-            ("webp", "image/webp", size, decoder.into_frames())
+            decoder.set_limits(limits).ok()?;
+            (decoder.dimensions(), decoder.into_frames())
         }
         _ => return None,
     };
     Some(Opened {
-        codec,
-        container,
         width,
         height,
         frames,
     })
 }
 
-/// Whether `path` is a picture with more than one frame (decodes at most two).
+/// Whether `path` is a picture with more than one frame (from its headers: nothing is
+/// decoded).
 pub(crate) fn is_animated(path: &Path) -> bool {
-    open(path).is_some_and(|o| o.frames.take(2).filter(Result::is_ok).count() == 2)
-}
-
-/// What the animated picture at `path` is: `None` when it is not one, an error naming the
-/// first frame that does not decode.
-pub(crate) fn inspect(path: &Path) -> Option<Result<Animation, String>> {
-    let opened = open(path)?;
-    let mut frames = 0u64;
-    let mut duration = Duration::ZERO;
-    for frame in opened.frames {
-        match frame {
-            Ok(frame) => {
-                frames += 1;
-                duration += shown_for(&frame);
-            }
-            Err(e) if frames >= 2 => {
-                return Some(Err(format!("frame {} cannot be decoded: {e}", frames + 1)));
-            }
-            Err(_) => return None,
-        }
-    }
-    (frames >= 2).then_some({
-        Ok(Animation {
-            codec: opened.codec,
-            container: opened.container,
-            width: opened.width,
-            height: opened.height,
-            frames,
-            duration,
-        })
-    })
+    header::read(path, 2).is_some_and(|h| h.is_ok_and(|h| h.is_animated()))
 }
 
 /// A source element playing the animated picture at `path` once, as raw RGBA frames with
-/// their own timing, on a static `src` pad. Seeking back replays it.
-pub(crate) fn source(path: &Path) -> Result<gst::Element, String> {
-    let opened =
-        open(path).ok_or_else(|| format!("{} is not an animated picture", path.display()))?;
+/// their own timing, on a static `src` pad. Seeking back replays it. One larger or longer
+/// than `bounds` allow is refused before a frame is decoded.
+pub(crate) fn source(path: &Path, bounds: InputBounds) -> Result<gst::Element, String> {
+    let not_animated = || format!("{} is not an animated picture", path.display());
+    header::read(path, super::bounds::FRAMES_COUNTED)
+        .ok_or_else(not_animated)??
+        .check(bounds)
+        .map_err(|e| e.to_string())?;
+    let opened = open(path, bounds).ok_or_else(not_animated)?;
     let caps = gst::Caps::builder("video/x-raw")
         .field("format", "RGBA")
         .field("width", opened.width as i32)
@@ -150,7 +99,7 @@ pub(crate) fn source(path: &Path) -> Result<gst::Element, String> {
         .format(gst::Format::Time)
         .stream_type(gst_app::AppStreamType::Seekable)
         .build();
-    let feeder = Arc::new(Feeder::spawn(path.to_path_buf())?);
+    let feeder = Arc::new(Feeder::spawn(path.to_path_buf(), bounds)?);
     let seeker = feeder.clone();
     appsrc.set_callbacks(
         gst_app::AppSrcCallbacks::builder()
@@ -190,12 +139,12 @@ struct Feeder {
 }
 
 impl Feeder {
-    fn spawn(path: PathBuf) -> Result<Self, String> {
+    fn spawn(path: PathBuf, bounds: InputBounds) -> Result<Self, String> {
         let (commands, requests) = mpsc::channel();
         let (decoded, frames) = mpsc::sync_channel(2);
         std::thread::Builder::new()
             .name("callfeed-animation".into())
-            .spawn(move || decode_plays(&path, &requests, &decoded))
+            .spawn(move || decode_plays(&path, bounds, &requests, &decoded))
             .map_err(|e| e.to_string())?;
         commands
             .send((0, 0))
@@ -249,12 +198,13 @@ enum Played {
 /// until the source is gone.
 fn decode_plays(
     path: &Path,
+    bounds: InputBounds,
     requests: &mpsc::Receiver<(u64, u64)>,
     decoded: &mpsc::SyncSender<Decoded>,
 ) {
     let mut next = requests.recv().ok();
     while let Some((generation, from)) = next.take() {
-        match play(path, generation, from, requests, decoded) {
+        match play(path, bounds, generation, from, requests, decoded) {
             Played::Interrupted(request) => next = Some(request),
             Played::Ended => {
                 if decoded.send((generation, None)).is_err() {
@@ -269,12 +219,13 @@ fn decode_plays(
 
 fn play(
     path: &Path,
+    bounds: InputBounds,
     generation: u64,
     from: u64,
     requests: &mpsc::Receiver<(u64, u64)>,
     decoded: &mpsc::SyncSender<Decoded>,
 ) -> Played {
-    let Some(opened) = open(path) else {
+    let Some(opened) = open(path, bounds) else {
         return Played::Ended;
     };
     let mut pts = Duration::ZERO;
@@ -285,7 +236,9 @@ fn play(
         let Ok(frame) = frame else {
             return Played::Ended;
         };
-        let shown = shown_for(&frame);
+        let (numer, denom) = frame.delay().numer_denom_ms();
+        let delay = Duration::from_secs_f64(f64::from(numer) / f64::from(denom.max(1)) / 1000.0);
+        let shown = header::shown_for(delay);
         let picture = gst::Buffer::from_mut_slice(frame.into_buffer().into_raw());
         for (at, lasting) in showings(pts, shown) {
             if (at + lasting).as_nanos() as u64 <= from {

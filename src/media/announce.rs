@@ -196,12 +196,12 @@ pub async fn transcode(
         let frames = (duration.as_secs_f64() * f64::from(v.fps)).ceil().max(1.0) as u64;
         let source = match picture {
             Some(picture) => {
-                let frame = picture
-                    .frame(&contract)
-                    .map_err(|reason| EngineError::Input {
+                let frame = picture.frame(&contract, report.bounds).map_err(|reason| {
+                    EngineError::Input {
                         input: picture.describe(),
                         reason: format!("cannot be shown as the picture: {reason}"),
-                    })?;
+                    }
+                })?;
                 shown_picture = Some(frame);
                 "appsrc name=picture ! imagefreeze".to_owned()
             }
@@ -247,9 +247,13 @@ pub async fn transcode(
         src.push_buffer(frame).map_err(|e| build(e.to_string()))?;
         src.end_of_stream().map_err(|e| build(e.to_string()))?;
     }
-    let decode =
-        super::pads::decoder_for(uri.as_str(), &pipeline, super::pads::DecoderThreads::Auto)
-            .map_err(build)?;
+    let decode = super::pads::decoder_for(
+        uri.as_str(),
+        &pipeline,
+        super::pads::DecoderThreads::Auto,
+        report.bounds,
+    )
+    .map_err(build)?;
     let mux = pipeline
         .by_name("mux")
         .ok_or_else(|| build("no muxer".into()))?;

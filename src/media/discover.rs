@@ -7,31 +7,47 @@ use gstreamer::prelude::*;
 use gstreamer_pbutils as pbutils;
 use gstreamer_pbutils::prelude::*;
 
+use super::bounds::InputBounds;
 use super::policy::SourceGuard;
 use super::probe::{
     AudioStream, Found, VideoStream, caps_name, codec_name, cover_art, orientation,
 };
 
-/// A file or URL as GStreamer's Discoverer describes it, decoders and all.
-pub(super) fn found(uri: &str, guard: Option<SourceGuard>) -> Result<Found, String> {
+/// A file or URL as GStreamer's Discoverer describes it, decoders and all: every picture
+/// and video decoder it loads is guarded by `bounds`.
+pub(super) fn found(
+    uri: &str,
+    guard: Option<SourceGuard>,
+    bounds: InputBounds,
+) -> Result<Found, String> {
     let discoverer =
         pbutils::Discoverer::new(gst::ClockTime::from_seconds(10)).map_err(|e| e.to_string())?;
-    if let Some(guard) = guard.clone() {
-        // The discoverer's pipeline is reached through the first source it sets up.
-        let guarded = std::sync::atomic::AtomicBool::new(false);
-        discoverer.connect_source_setup(move |_, source| {
-            let mut top = source.clone();
-            while let Some(parent) = top.parent().and_then(|p| p.downcast::<gst::Element>().ok()) {
-                top = parent;
-            }
-            if let Some(bin) = top.downcast_ref::<gst::Bin>()
-                && !guarded.swap(true, std::sync::atomic::Ordering::AcqRel)
-            {
+    // The discoverer's pipeline is reached through the first source it sets up, before any
+    // decoder is added to it.
+    let refusal = super::sizes::Refusal::default();
+    let guarded = std::sync::atomic::AtomicBool::new(false);
+    let refused = refusal.clone();
+    let hook_guard = guard.clone();
+    discoverer.connect_source_setup(move |_, source| {
+        let mut top = source.clone();
+        while let Some(parent) = top.parent().and_then(|p| p.downcast::<gst::Element>().ok()) {
+            top = parent;
+        }
+        if let Some(bin) = top.downcast_ref::<gst::Bin>()
+            && !guarded.swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
+            if let Some(guard) = &hook_guard {
                 super::policy::guard_sources(bin, guard.clone());
             }
-        });
+            super::sizes::guard_decoders_into(bin, bounds, &refused);
+        }
+    });
+    let discovered = discoverer.discover_uri(uri);
+    // A decoder stopped for the input's size: that is the reason, whatever else failed.
+    if let Some(too_large) = refusal.get() {
+        return Err(too_large.to_string());
     }
-    let info = discoverer.discover_uri(uri).map_err(|e| {
+    let info = discovered.map_err(|e| {
         // GStreamer's own words ("Internal data stream error", "No data in file") name no
         // cause: look again.
         diagnose_network(uri, guard.as_ref())

@@ -3,7 +3,9 @@
 //! - `input`: what a user names (files, URLs, test sources, devices), parsed; `policy`:
 //!   which inputs an API client may use, and what a pipeline may open by itself
 //! - `probe`: what an input is (`scan`: a local MP4/M4A/FLV of H.264 and AAC by its parsers
-//!   alone; `discover`: anything else with GStreamer's Discoverer); `conformance`: the one
+//!   alone; `discover`: anything else with GStreamer's Discoverer); `bounds`: how large an
+//!   input may be; `header`: a picture's size and frames from its headers; `sizes`: every
+//!   input measured before it is decoded, and the guard on decoders; `conformance`: the one
 //!   passthrough verdict; `contract`: the output every stream meets; `plan`: the one
 //!   decision between announcement, passthrough and live
 //! - `live/`: a live stream (input side, pump, encoder, supervisor); `passthrough`: a
@@ -195,10 +197,12 @@ pub(crate) fn launch_after(
 
 mod animation;
 pub mod announce;
+pub mod bounds;
 pub mod conformance;
 pub mod contract;
 mod discover;
 pub mod flv;
+mod header;
 pub mod hub;
 pub mod input;
 pub mod live;
@@ -212,5 +216,6 @@ pub mod policy;
 pub mod probe;
 pub mod rtmp;
 mod scan;
+pub mod sizes;
 pub mod topology;
 pub mod tracks;

@@ -104,20 +104,24 @@ impl DecoderThreads {
 }
 
 /// What decodes `uri`: an animated picture's own frame source (GStreamer plays only its
-/// first frame, or every frame at once), else `uridecodebin`. Either is added to `pipeline`.
+/// first frame, or every frame at once), else `uridecodebin`. Either is added to `pipeline`,
+/// and decodes nothing larger than `bounds` (the probe judged the input's first size; the
+/// guard holds a stream that changes size midway to the same).
 pub(crate) fn decoder_for(
     uri: &str,
     pipeline: &gst::Pipeline,
     threads: DecoderThreads,
+    bounds: super::bounds::InputBounds,
 ) -> Result<gst::Element, String> {
     threads.apply(pipeline);
+    super::sizes::guard_decoders(pipeline.upcast_ref(), bounds);
     let animated = url::Url::parse(uri)
         .ok()
         .filter(|u| u.scheme() == "file")
         .and_then(|u| u.to_file_path().ok())
         .filter(|path| super::animation::is_animated(path));
     let decoder = match animated {
-        Some(path) => super::animation::source(&path)?,
+        Some(path) => super::animation::source(&path, bounds)?,
         None => gst::ElementFactory::make("uridecodebin")
             .property("uri", uri)
             .build()

@@ -8,6 +8,7 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 
+use super::bounds::InputBounds;
 use super::contract::Contract;
 use super::probe::ProbeReport;
 
@@ -52,15 +53,32 @@ impl Picture {
         }
     }
 
-    /// The picture as one raw frame in the contract's video caps.
-    pub(crate) fn frame(&self, contract: &Contract) -> Result<gst::Buffer, String> {
+    /// The picture as one raw frame in the contract's video caps. Its size is judged by its
+    /// headers before it is decoded (and by its decoder's caps, for a format whose headers
+    /// are not read here): a slate or cover art larger than `bounds` is refused.
+    pub(crate) fn frame(
+        &self,
+        contract: &Contract,
+        bounds: InputBounds,
+    ) -> Result<gst::Buffer, String> {
         let caps = contract
             .raw_video_caps()
             .ok_or("the contract has no video")?;
+        match self {
+            Self::File(path) => {
+                if let Some(Ok(header)) = super::header::read(path, 1) {
+                    bounds
+                        .check("picture", header.width, header.height)
+                        .map_err(|e| e.to_string())?;
+                }
+            }
+            Self::Embedded(data) => super::sizes::check_cover(data, bounds)?,
+        }
         let description = format!(
             "decodebin name=decode ! imagefreeze num-buffers=1 ! videoconvert ! videoflip video-direction=auto ! videoscale add-borders=true ! {caps} ! appsink name=sink"
         );
         let pipeline = super::launch_after(self.source()?, &description, "decode")?;
+        let refusal = super::sizes::guard_decoders(pipeline.upcast_ref(), bounds);
         let pipeline = super::NullOnDrop::new(pipeline);
         let sink = pipeline
             .by_name("sink")
@@ -69,8 +87,29 @@ impl Picture {
         pipeline
             .set_state(gst::State::Playing)
             .map_err(|e| e.to_string())?;
-        sink.try_pull_sample(gst::ClockTime::from_seconds(10))
-            .and_then(|s| s.buffer_owned())
-            .ok_or_else(|| "it did not decode to a picture".to_owned())
+        // A decoder stopped for the picture's size ends the wait at once, with the reason.
+        let bus = pipeline.bus().ok_or("no bus")?;
+        let deadline = std::time::Instant::now() + DECODE_TIME;
+        loop {
+            if let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_mseconds(100)) {
+                return sample
+                    .buffer_owned()
+                    .ok_or_else(|| "it did not decode to a picture".to_owned());
+            }
+            if let Some(too_large) = refusal.get() {
+                return Err(too_large.to_string());
+            }
+            if let Some(message) = bus.pop_filtered(&[gst::MessageType::Error])
+                && let gst::MessageView::Error(e) = message.view()
+            {
+                return Err(e.error().to_string());
+            }
+            if sink.is_eos() || std::time::Instant::now() >= deadline {
+                return Err("it did not decode to a picture".to_owned());
+            }
+        }
     }
 }
+
+/// How long a picture may take to decode.
+const DECODE_TIME: std::time::Duration = std::time::Duration::from_secs(10);

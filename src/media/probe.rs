@@ -3,6 +3,7 @@
 
 use gstreamer as gst;
 
+use super::bounds::InputBounds;
 use super::contract::Contract;
 use super::input::{InputItem, InputSpec};
 use super::policy::SourceGuard;
@@ -61,6 +62,9 @@ pub struct ProbeReport {
     /// For a URL: whether the cloud can pull it as it is, and why.
     pub direct: Option<(bool, String)>,
     pub contract: Contract,
+    /// How large the input could be to pass; whatever decodes it later keeps to the same.
+    #[serde(skip)]
+    pub bounds: InputBounds,
 }
 
 /// A picture embedded in a file's tags.
@@ -166,6 +170,8 @@ pub struct ProbeOptions {
     /// Judge a URL for the cloud to pull as it is (`ProbeReport::direct`): its packets are
     /// read for up to 3 s, so only a caller that may hand the URL over asks.
     pub judge_direct: bool,
+    /// How large an input may be; a larger one is refused before it is decoded.
+    pub bounds: InputBounds,
 }
 
 /// [`probe`], with the sources the probe may open limited and the audio track chosen.
@@ -207,6 +213,7 @@ pub fn probe_with(
                 checks: Vec::new(),
                 direct: None,
                 contract,
+                bounds: options.bounds,
             });
         };
         let guard = options.guard.clone().or_else(|| SourceGuard::for_uri(uri));
@@ -248,34 +255,32 @@ fn probe_uri(
         input: shown.clone(),
         reason,
     };
-    if let Some(animation) = url::Url::parse(uri)
-        .ok()
-        .filter(|u| u.scheme() == "file")
-        .and_then(|u| u.to_file_path().ok())
-        .and_then(|path| super::animation::inspect(&path))
-    {
-        let animation = animation.map_err(fail)?;
-        return Ok(animated_report(shown, kind, live, &animation, contract));
-    }
     let local = url::Url::parse(uri)
         .ok()
         .filter(|u| u.scheme() == "file")
         .and_then(|u| u.to_file_path().ok());
-    let scanned = local
-        .as_deref()
-        .ok_or("not a local file")
-        .and_then(super::scan::scan);
+    // A picture is measured by its headers before anything decodes it; an animated one is
+    // described by them entirely (the Discoverer sees one frame, or none).
+    if let Some(path) = &local
+        && let Some(picture) = super::sizes::check_local(path, options.bounds).map_err(fail)?
+        && picture.is_animated()
+    {
+        return Ok(animated_report(
+            shown,
+            kind,
+            live,
+            &picture,
+            contract,
+            options.bounds,
+        ));
+    }
     let url_guard = guard.clone();
-    let found = match scanned {
-        Ok(scanned) => {
-            tracing::debug!(input = %shown, by = "parsers", "probed");
-            super::scan::found(scanned)
-        }
-        Err(why_not) => {
-            tracing::debug!(input = %shown, by = "discoverer", why_not, "probing");
-            super::discover::found(uri, guard).map_err(fail)?
-        }
-    };
+    let found = described(uri, local.as_deref(), &shown, guard, options.bounds)
+        .and_then(|found| {
+            super::sizes::check_found(&found, contract, options.bounds)?;
+            Ok(found)
+        })
+        .map_err(fail)?;
     let Found {
         container,
         video,
@@ -347,7 +352,29 @@ fn probe_uri(
         reason,
         checks,
         contract,
+        bounds: options.bounds,
     })
+}
+
+/// What `uri` holds: by its parsers alone when they can tell (a local MP4/FLV of H.264
+/// and AAC), else by the Discoverer, whose decoders keep to `bounds`.
+fn described(
+    uri: &str,
+    local: Option<&std::path::Path>,
+    shown: &str,
+    guard: Option<SourceGuard>,
+    bounds: InputBounds,
+) -> Result<Found, String> {
+    match local.ok_or("not a local file").and_then(super::scan::scan) {
+        Ok(scanned) => {
+            tracing::debug!(input = %shown, by = "parsers", "probed");
+            Ok(super::scan::found(scanned))
+        }
+        Err(why_not) => {
+            tracing::debug!(input = %shown, by = "discoverer", why_not, "probing");
+            super::discover::found(uri, guard, bounds)
+        }
+    }
 }
 
 /// What a file holds, however it was found out.
@@ -372,8 +399,9 @@ fn animated_report(
     input: String,
     kind: &'static str,
     live: bool,
-    animation: &super::animation::Animation,
+    animation: &super::header::PictureHeader,
     contract: Contract,
+    bounds: InputBounds,
 ) -> ProbeReport {
     let seconds = animation.duration.as_secs_f64();
     ProbeReport {
@@ -414,5 +442,6 @@ fn animated_report(
         checks: Vec::new(),
         direct: None,
         contract,
+        bounds,
     }
 }

@@ -62,9 +62,16 @@ struct Seen {
     expected: usize,
 }
 
-/// `path` parsed, or why not when it is not a file this path reads (another container or
-/// codec, or anything unexpected): the Discoverer then looks, and names any problem.
-pub(super) fn scan(path: &Path) -> Result<Scanned, &'static str> {
+/// The parsers running over a file, every stream past its first packet.
+struct Parsed {
+    pipeline: super::NullOnDrop,
+    parse: gst::Element,
+    seen: Arc<Mutex<Seen>>,
+}
+
+/// Runs the parsers over `path` until every stream has passed its first packet (and its
+/// tags have been seen).
+fn parse(path: &Path) -> Result<Parsed, &'static str> {
     const BUILD: &str = "the parsers could not be set up";
     super::init().map_err(|_| BUILD)?;
     let pipeline = gst::Pipeline::new();
@@ -96,6 +103,37 @@ pub(super) fn scan(path: &Path) -> Result<Scanned, &'static str> {
     if !matches!(shown.view(), gst::MessageView::Application(_)) {
         return Err("the parsers failed");
     }
+    Ok(Parsed {
+        pipeline,
+        parse,
+        seen,
+    })
+}
+
+/// Each stream's caps (which carry a video's size from the container or the bitstream)
+/// and the tags of the file and of its streams, from the parsers alone, whatever the
+/// container: nothing is decoded.
+pub(super) fn streams(path: &Path) -> Result<(Vec<gst::Caps>, gst::TagList), &'static str> {
+    // Kept playing while the pads are read: a pad stopped forgets its caps.
+    let parsed = parse(path)?;
+    let seen = parsed.seen.lock().expect("scan lock");
+    let mut tags = seen.global.clone();
+    let mut caps = Vec::new();
+    for (_, pad, stream_tags) in &seen.pads {
+        caps.extend(pad.current_caps());
+        tags = tags.merge(stream_tags, gst::TagMergeMode::Keep);
+    }
+    Ok((caps, tags))
+}
+
+/// `path` parsed, or why not when it is not a file this path reads (another container or
+/// codec, or anything unexpected): the Discoverer then looks, and names any problem.
+pub(super) fn scan(path: &Path) -> Result<Scanned, &'static str> {
+    let Parsed {
+        pipeline,
+        parse,
+        seen,
+    } = parse(path)?;
     let container = container_type(&parse).ok_or("no container type found")?;
     if !CONTAINERS.contains(&container.as_str()) {
         return Err("another container");
@@ -391,7 +429,8 @@ mod tests {
         for path in files {
             let by_parsers = found(scan(&path).unwrap_or_else(|e| panic!("{path:?}: {e}")));
             let uri = url::Url::from_file_path(&path).unwrap().to_string();
-            let mut by_discoverer = super::super::discover::found(&uri, None).unwrap();
+            let mut by_discoverer =
+                super::super::discover::found(&uri, None, Default::default()).unwrap();
             by_discoverer.measures = by_discoverer
                 .video
                 .as_ref()

@@ -38,6 +38,8 @@ pub struct DriverSettings {
     pub poll_budget: Arc<PollBudget>,
     /// Asked, with a session's CallId, what reached its room: only the emulator knows.
     pub room_witness: Option<RoomWitness>,
+    /// How large an input may be (`--max-input-scale`); a larger one is refused at probe.
+    pub input_bounds: crate::media::bounds::InputBounds,
 }
 
 /// What reached a call's room, by its CallId (`None`: not known).
@@ -56,6 +58,7 @@ impl DriverSettings {
             teardown_retry_for: Some(Duration::from_secs(30)),
             poll_budget: Arc::new(PollBudget::default()),
             room_witness: None,
+            input_bounds: Default::default(),
         }
     }
 }

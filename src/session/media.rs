@@ -59,6 +59,7 @@ pub(super) async fn prepare(
                 guard: spec.source_guard.clone(),
                 audio_track: spec.audio_track.clone(),
                 judge_direct: spec.direct == crate::media::plan::Direct::Auto,
+                bounds: settings.input_bounds,
             };
             Some(
                 tokio::task::spawn_blocking(move || {

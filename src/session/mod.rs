@@ -326,12 +326,16 @@ pub enum RequestError {
     Input(#[from] crate::media::input::InputError),
     #[error(transparent)]
     Refused(#[from] crate::media::policy::Refused),
+    /// The media is larger than this node decodes.
+    #[error(transparent)]
+    TooLarge(#[from] crate::media::probe::ProbeError),
 }
 
 impl SessionRequest {
     /// Checks every field the way the cloud would, with the cloud requests' own validators,
     /// admits the media under `policy`, and checks that it exists (and, for sources, that it
-    /// builds), and that a relay's host resolves. `configured` is the relay sessions use
+    /// builds), that a file is no larger than `bounds` (by its headers and parsers, nothing
+    /// decoded), and that a relay's host resolves. `configured` is the relay sessions use
     /// when the request names none. Nothing rings and nothing is opened for media before
     /// this passes.
     pub async fn validate(
@@ -339,6 +343,7 @@ impl SessionRequest {
         policy: &crate::media::policy::InputPolicy,
         topologies: &crate::media::topology::Topologies,
         configured: Option<&crate::publish::relay::Relay>,
+        bounds: crate::media::bounds::InputBounds,
     ) -> Result<SessionSpec, RequestError> {
         let mut spec = self.validate_fields()?;
         let asked = match &self.relay {
@@ -371,6 +376,18 @@ impl SessionRequest {
         let input = policy.admit(input).await?;
         input.check_available()?;
         input.check_sources(topologies)?;
+        let (measured, contract) = (
+            input.clone(),
+            crate::media::contract::Contract::new(spec.profile),
+        );
+        tokio::task::spawn_blocking(move || {
+            crate::media::sizes::check_size(&measured, contract, bounds)
+        })
+        .await
+        .map_err(|e| crate::media::probe::ProbeError {
+            input: self.media.clone(),
+            reason: format!("its size could not be read: {e}"),
+        })??;
         let spec = SessionSpec {
             source_guard: policy.source_guard(&input),
             input,

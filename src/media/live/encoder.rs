@@ -110,13 +110,14 @@ pub(super) fn build_encoder(
 pub(super) fn slate_frame(
     contract: &Contract,
     picture: Option<&crate::media::picture::Picture>,
+    bounds: crate::media::bounds::InputBounds,
 ) -> Result<Option<gst::Buffer>, EngineError> {
     let Some(v) = contract.video else {
         return Ok(None);
     };
     if let Some(picture) = picture {
         return picture
-            .frame(contract)
+            .frame(contract, bounds)
             .map(Some)
             .map_err(|reason| EngineError::Input {
                 input: picture.describe(),

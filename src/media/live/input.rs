@@ -125,7 +125,12 @@ pub(super) fn build_input(
         }
         InputItem::Uri(uri) => {
             let pipeline = gst::Pipeline::new();
-            let decode = crate::media::pads::decoder_for(uri, &pipeline, settings.decoder_threads)?;
+            let decode = crate::media::pads::decoder_for(
+                uri,
+                &pipeline,
+                settings.decoder_threads,
+                settings.input_bounds,
+            )?;
             let guard = settings
                 .source_guard
                 .clone()

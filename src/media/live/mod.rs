@@ -96,6 +96,8 @@ pub struct LiveSettings {
     /// What sources the input's pipelines may open by themselves; a network input's own
     /// default ([`SourceGuard::for_uri`](super::policy::SourceGuard::for_uri)) when `None`.
     pub source_guard: Option<super::policy::SourceGuard>,
+    /// How large a picture the input (and the slate) may decode to.
+    pub input_bounds: super::bounds::InputBounds,
 }
 
 impl LiveSettings {
@@ -113,6 +115,9 @@ impl LiveSettings {
         self.decoder_threads =
             crate::media::pads::DecoderThreads::live(report.and_then(|r| r.video.as_ref()));
         self.picture = crate::media::picture::Picture::for_input(slate, report);
+        if let Some(report) = report {
+            self.input_bounds = report.bounds;
+        }
     }
 
     pub fn new(contract: Contract) -> Self {
@@ -129,6 +134,7 @@ impl LiveSettings {
             decoder_threads: crate::media::pads::DecoderThreads::Auto,
             hold_until_pulled: false,
             source_guard: None,
+            input_bounds: Default::default(),
         }
     }
 }

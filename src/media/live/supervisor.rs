@@ -51,7 +51,11 @@ pub(super) fn start(
         counters: counters.clone(),
     };
     let (encoder, sources) = build_encoder(&settings.contract, topologies, &hub)?;
-    let slate = slate_frame(&settings.contract, settings.picture.as_ref())?;
+    let slate = slate_frame(
+        &settings.contract,
+        settings.picture.as_ref(),
+        settings.input_bounds,
+    )?;
     encoder
         .set_state(gst::State::Playing)
         .map_err(|e| EngineError::Build {

@@ -43,13 +43,19 @@ pub(super) async fn create<C: CloudOps + 'static>(
         }
     };
     let spec = match request
-        .validate(&svc.policy, &svc.topologies, svc.relay.as_ref())
+        .validate(
+            &svc.policy,
+            &svc.topologies,
+            svc.relay.as_ref(),
+            svc.driver.input_bounds,
+        )
         .await
     {
         Ok(s) => s,
         Err(e) => {
             let reason = match e {
                 RequestError::Refused(_) => "input_policy",
+                RequestError::TooLarge(_) => "input_size",
                 _ => "invalid",
             };
             return svc.refuse(reason, refused_request(&e));
@@ -319,7 +325,12 @@ pub(super) async fn pick_up_placed<C: CloudOps + 'static>(svc: std::sync::Weak<S
                 }
             };
             let spec = match request
-                .validate(&svc.policy, &svc.topologies, svc.relay.as_ref())
+                .validate(
+                    &svc.policy,
+                    &svc.topologies,
+                    svc.relay.as_ref(),
+                    svc.driver.input_bounds,
+                )
                 .await
             {
                 Ok(s) => s,

@@ -518,7 +518,9 @@ fn refused_request(e: &RequestError) -> Response {
             body["value"] = json!(invalid.value.chars().take(200).collect::<String>());
             body["allowed"] = json!(invalid.allowed);
         }
-        RequestError::Input(_) | RequestError::Refused(_) => body["field"] = json!("media"),
+        RequestError::Input(_) | RequestError::Refused(_) | RequestError::TooLarge(_) => {
+            body["field"] = json!("media")
+        }
     }
     (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response()
 }
