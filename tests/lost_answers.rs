@@ -154,6 +154,16 @@ async fn an_ingest_task_started_whose_answer_was_lost_is_stopped() {
         format!("{site}clip.flv"),
         "{tasks:#?}"
     );
+    let metrics = reqwest::get(format!("{}/metrics", api.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("callfeed_strays_stopped_total 1"),
+        "stopped by the service, not by itself: {metrics}"
+    );
     // And the call, which the session knew, was ended by its own teardown.
     until(&emulator, "calls", |c| {
         c.len() == 1 && c[0]["state"] == "ended"
