@@ -16,9 +16,9 @@ use crate::store::SessionStore;
 
 /// How long after a lost start the cloud's report of it is taken for it.
 const WATCH_FOR: Duration = Duration::from_secs(60);
-/// How long a webhook waits before its call or task counts as no session's: a start's answer
-/// can arrive after the webhook it caused.
-const GRACE: Duration = Duration::from_secs(3);
+/// How long a webhook waits before its call or task may count as no session's: a start's
+/// answer can arrive after the webhook it caused.
+const GRACE: Duration = Duration::from_secs(2);
 /// How long the service tries to stop a stray before it gives up (the call times out or the
 /// task ends by itself).
 const STOP_FOR: Duration = Duration::from_secs(120);
@@ -75,51 +75,57 @@ impl LostStarts {
     }
 }
 
-/// The cloud reports a call started in `room`: if, after the grace, no session knows it and
-/// a start of this node for that room lost its answer, the call is ended.
+/// The cloud reports a call started in `room`: if no session knows it and a start of this
+/// node for that room lost its answer (now, or within [`WATCH_FOR`]), the call is ended.
 pub(super) fn call_started<C: CloudOps + 'static>(
     svc: &Arc<Service<C>>,
     call_id: String,
     room: Option<String>,
 ) {
-    let svc = Arc::downgrade(svc);
-    tokio::spawn(async move {
-        tokio::time::sleep(GRACE).await;
-        let Some(svc) = svc.upgrade() else { return };
-        if known(&svc, Some(&call_id), None).await
-            || !svc.lost_starts.take(StrayKind::Call, room.as_deref())
-        {
-            return;
-        }
-        stop(
-            &svc,
-            CloudLeftovers {
-                call_id: Some(call_id),
-                task_id: None,
-            },
-        )
-        .await;
-    });
+    let stray = CloudLeftovers {
+        call_id: Some(call_id),
+        task_id: None,
+    };
+    watch(svc, stray, StrayKind::Call, room);
 }
 
-/// The cloud reports an ingest task: if, after the grace, no session knows it and a start of
-/// this node lost its answer, the task is stopped.
+/// The cloud reports an ingest task: if no session knows it and a start of this node lost
+/// its answer, the task is stopped.
 pub(super) fn task_started<C: CloudOps + 'static>(svc: &Arc<Service<C>>, task_id: String) {
+    let stray = CloudLeftovers {
+        call_id: None,
+        task_id: Some(task_id),
+    };
+    watch(svc, stray, StrayKind::Task, None);
+}
+
+/// Looks, after the grace and then every second for [`WATCH_FOR`], whether a session knows
+/// `stray` (then it is no stray) or a lost start explains it (then it is stopped). The
+/// session whose start lost its answer may report it after the webhook came.
+fn watch<C: CloudOps + 'static>(
+    svc: &Arc<Service<C>>,
+    stray: CloudLeftovers,
+    kind: StrayKind,
+    room: Option<String>,
+) {
     let svc = Arc::downgrade(svc);
     tokio::spawn(async move {
         tokio::time::sleep(GRACE).await;
-        let Some(svc) = svc.upgrade() else { return };
-        if known(&svc, None, Some(&task_id)).await || !svc.lost_starts.take(StrayKind::Task, None) {
-            return;
+        let until = Instant::now() + WATCH_FOR;
+        while Instant::now() < until {
+            let Some(svc) = svc.upgrade() else { return };
+            let call = stray.call_id.as_deref();
+            let task = stray.task_id.as_deref();
+            if known(&svc, call, task).await {
+                return;
+            }
+            if svc.lost_starts.take(kind, room.as_deref()) {
+                stop(&svc, stray).await;
+                return;
+            }
+            drop(svc);
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
-        stop(
-            &svc,
-            CloudLeftovers {
-                call_id: None,
-                task_id: Some(task_id),
-            },
-        )
-        .await;
     });
 }
 
