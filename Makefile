@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 CARGO ?= cargo
 
-.PHONY: setup setup-demo build demo demo-relay demo-direct console test lint bench
+.PHONY: setup setup-demo build demo demo-relay demo-direct console test lint bench soak
 
 # Everything the tests and benchmarks need.
 setup:
@@ -43,3 +43,8 @@ lint: setup-demo
 bench: setup
 	$(CARGO) bench --bench signing
 	$(CARGO) bench --bench compare
+
+# A bounded soak of real processes under a mixed workload with faults and kill -9s (tests/soak.rs):
+# SOAK_SECS (default 600), half on one node, half on a two-node cluster on PostgreSQL.
+soak: setup
+	$(CARGO) test --test soak -- --ignored --nocapture

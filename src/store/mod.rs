@@ -177,8 +177,21 @@ fn process_alive(owner: &str) -> bool {
     };
     pid.parse::<u32>()
         .ok()
+        .filter(|pid| !is_zombie(*pid))
         .and_then(start_time)
         .is_some_and(|t| t == started)
+}
+
+/// Whether a process has exited and only waits for its parent to collect it: it runs
+/// nothing any more (a node killed under a supervisor that has not reaped it yet).
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let after_name = stat.get(stat.rfind(')')? + 2..)?.to_owned();
+            after_name.chars().next()
+        })
+        .is_some_and(|state| state == 'Z')
 }
 
 /// Where a session was admitted, in a cluster.
