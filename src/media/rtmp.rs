@@ -238,6 +238,10 @@ fn gather(
     (tags, ended)
 }
 
+/// The stream a push may hold queued for a relay that does not take it: about 20 s of a
+/// 1080p contract stream.
+const RELAY_BACKLOG_BYTES: u64 = 8 * 1024 * 1024;
+
 /// An `appsrc ! rtmp2sink` pipeline pushing to `url`, with its two ends.
 fn push_pipeline(url: &str) -> Result<(super::NullOnDrop, gst_app::AppSrc, gst::Element), String> {
     let src = gst_app::AppSrc::builder()
@@ -323,8 +327,13 @@ async fn session(hub: &StreamHub, out: &Output, stop: &mut watch::Receiver<bool>
     let sub = hub.subscribe();
     let mut live = sub.live;
     // Tags that arrived together go down as one buffer list: the appsrc thread and
-    // rtmp2sink wake once for them, not once per tag.
+    // rtmp2sink wake once for them, not once per tag. A relay that stops taking the stream
+    // (its socket full) loses the connection rather than have it queue here without end;
+    // the push reconnects.
     let push = |tags: Vec<bytes::Bytes>| -> bool {
+        if src.current_level_bytes() >= RELAY_BACKLOG_BYTES {
+            return false;
+        }
         let mut list = gst::BufferList::new_sized(tags.len());
         {
             let list = list.get_mut().expect("new list");
@@ -369,7 +378,7 @@ async fn session(hub: &StreamHub, out: &Output, stop: &mut watch::Receiver<bool>
             tag = live.recv() => {
                 let (tags, ended) = gather(tag, &mut live);
                 if !tags.is_empty() && !push(tags) {
-                    break Session::Lost("the RTMP pipeline refused data".into(), accepted);
+                    break Session::Lost("the relay does not take the stream as fast as it comes".into(), accepted);
                 }
                 match ended {
                     Ok(false) => {}

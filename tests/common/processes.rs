@@ -104,6 +104,11 @@ pub struct Cloud {
 }
 
 impl Cloud {
+    /// The emulator process's id, to watch what it holds.
+    pub fn emulator_pid(&self) -> Option<u32> {
+        self._emulator.id()
+    }
+
     pub async fn start(bin: &str) -> Self {
         let pg = Postgres::start();
         let store = pg.database().await;
