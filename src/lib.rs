@@ -34,14 +34,15 @@
 //! - [`emulator`]: a local Tencent cloud (both APIs, webhooks, callee scripts, fault
 //!   injection) whose room observer really pulls and decodes each ingest stream.
 //! - [`redact`]: what may be shown of a URL in errors, logs and `Debug`.
+//! - [`memory`]: how the process gives memory back between sessions (glibc's allocator).
 //! - [`clock`]: Unix time, read one way everywhere.
 //!
 //! Dependency direction: `main → cli`; `cli → app, serve, session, load, emulator, publish,
 //! media, cloud, config`; `serve → session, publish, server, store`; `session → cloud, media,
 //! publish, store` (sessions are handed a publisher and a store); `publish → media, server, cloud` (CSS
 //! signing); `emulator → cloud, media`; `config → cloud, publish` (the `[relay]` table). `cloud` and `media` never import each other; `session` never
-//! imports `serve` or `emulator`; nothing imports `cli`. `redact` and `clock` are leaves
-//! anyone may use.
+//! imports `serve` or `emulator`; nothing imports `cli`. `redact`, `clock` and `memory` are
+//! leaves anyone may use.
 
 pub mod app;
 pub mod cli;
@@ -51,6 +52,7 @@ pub mod config;
 pub mod emulator;
 pub mod load;
 pub mod media;
+pub mod memory;
 pub mod publish;
 pub mod redact;
 pub mod serve;

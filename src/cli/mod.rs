@@ -107,6 +107,7 @@ enum LogFormat {
 
 /// Sets up logging, loads the configuration and runs the command.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    crate::memory::tune();
     init_tracing(cli.log.as_deref(), cli.log_format);
     let config = Config::load(cli.config.as_deref())?;
     match cli.command {

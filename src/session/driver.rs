@@ -277,6 +277,8 @@ pub async fn run<C: CloudOps>(
     if report.teardown == Teardown::Confirmed {
         status.send_modify(|s| s.phase = "ended".into());
     }
+    // Its pipelines are gone: what they used goes back to the system, not to the next peak.
+    crate::memory::release();
     let reason = match &report.outcome {
         Outcome::Failed { stage, reason } => format!("{}: {reason}", stage.name()),
         _ => String::new(),

@@ -364,7 +364,7 @@ async fn one_node(length: Duration) {
     drive(
         &mut soak,
         &[api],
-        length.mul_f64(0.4),
+        length.mul_f64(0.3),
         &pids,
         &mut samples,
         clock,
@@ -379,7 +379,7 @@ async fn one_node(length: Duration) {
     drive(
         &mut soak,
         &apis,
-        length.mul_f64(0.15),
+        length.mul_f64(0.3),
         &pids,
         &mut samples,
         clock,
@@ -389,7 +389,7 @@ async fn one_node(length: Duration) {
     drive(
         &mut soak,
         &apis,
-        length.mul_f64(0.45),
+        length.mul_f64(0.4),
         &pids,
         &mut samples,
         clock,

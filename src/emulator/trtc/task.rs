@@ -149,6 +149,7 @@ impl TaskRun {
                 ingest_webhook(&s, EVENT_INGEST_STOP, &self.id, 0);
             }
             tracing::info!(task_id = %self.id, ?phase, "emulated ingest task ended");
+            crate::memory::release();
         }
     }
 
