@@ -169,6 +169,8 @@ async fn bombs_under_the_media_root_are_refused_and_the_node_stays_bounded() {
             journal.to_str().unwrap(),
             "--media-root",
             media.to_str().unwrap(),
+            "--allow-url-host",
+            "127.0.0.1",
         ],
         &[
             (
@@ -219,6 +221,39 @@ async fn bombs_under_the_media_root_are_refused_and_the_node_stays_bounded() {
         .unwrap();
     let calls: Value = serde_json::from_slice(&calls).unwrap();
     assert_eq!(calls["calls"].as_array().map(Vec::len), Some(0), "{calls}");
+
+    // The same pictures from a URL: nothing reads their headers first, so the decoder's own
+    // output caps are where the size shows; it is held there, before it allocates.
+    let site = common::serve_dir(&media).await;
+    // A GIF from a URL is not decoded at all (libav's GIF demuxer spins on some: only the
+    // `image` crate plays GIFs, from files); an APNG's canvas is caught by its size.
+    let from_urls = [
+        ("screen-65535.gif", "from a file only"),
+        ("screen-16384.gif", "from a file only"),
+        ("canvas-16384.png", "16384x16384"),
+    ];
+    for (i, (name, named)) in from_urls.iter().enumerate() {
+        let url = format!("{site}{name}");
+        let (status, created) = api
+            .post(json!({"to":["jack"],"media":url,"room":format!("url-bomb-{i}"),"media_type":"video","live":true,"direct":"never"}))
+            .await;
+        let said = if status == 201 {
+            let path = format!("/v1/sessions/{}", created["id"].as_str().unwrap());
+            let ended = api
+                .until(&path, Duration::from_secs(60), |v| !v["report"].is_null())
+                .await;
+            assert_eq!(ended["report"]["result"], "failed", "{url}: {ended:#}");
+            ended["report"]["reason"].to_string()
+        } else {
+            assert_eq!(status, 422, "{url}: {created}");
+            created["error"].to_string()
+        };
+        assert!(said.contains(named), "{url}: {said}");
+        assert!(
+            serve.try_wait().unwrap().is_none(),
+            "the node died on {url}"
+        );
+    }
 
     // The largest inputs accepted are decoded (transcoded once) and played.
     for (i, input) in largest.iter().enumerate() {

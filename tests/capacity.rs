@@ -279,3 +279,25 @@ async fn a_node_churning_live_video_sessions_goes_back_to_the_same_memory_when_i
         "idle memory grew with churn: {idle:?} MB"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_larger_than_the_whole_node_is_refused_as_such_not_asked_to_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), &["--max-sessions", "10"]).await;
+    let (status, retry, body) = node
+        .post(
+            json!({"to": ["jack"], "media": "test:ball+tone=440", "room": "huge",
+            "media_type": "video", "profile": "1080p", "live": true}),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(retry.is_none(), "no point retrying: {body}");
+    assert_eq!(body["field"], "profile", "{body}");
+    let (status, _, body) = node
+        .post(
+            json!({"to": ["jack"], "media": "test:ball+tone=440", "room": "fits",
+            "media_type": "video", "profile": "720p", "live": true, "max_duration_secs": 1}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+}

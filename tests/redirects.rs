@@ -1,13 +1,14 @@
-//! An API client's URL may redirect, and the places it redirects to are judged like the
-//! URL itself: a host the policy refuses gets no request from the node — not from the
-//! admission check, the probe, the direct verdict or the pipeline — and is not handed to the
-//! cloud either.
+//! An API client's input leads nowhere its policy refuses, even after it was admitted: a URL
+//! may redirect, and the places it redirects to are judged like the URL itself — a host the
+//! policy refuses gets no request from the node (not from the admission check, the probe, the
+//! direct verdict or the pipeline) and is not handed to the cloud either; a folder of the
+//! media root swapped for a link later plays nothing outside and names no outside path.
 
 mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -305,4 +306,70 @@ async fn a_playlist_cannot_lead_its_later_segments_to_an_unlisted_host() {
         0,
         "a later segment reached the unlisted host"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_swapped_in_after_admission_plays_nothing_outside_and_names_no_outside_path() {
+    let emulator = emulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let sample = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/media-samples/tone-440hz-2s.ogg"
+    );
+    let media = dir.path().join("media");
+    std::fs::create_dir_all(media.join("today")).unwrap();
+    std::fs::copy(sample, media.join("today/tone.ogg")).unwrap();
+    let outside = dir.path().join("private-outside");
+    std::fs::create_dir(&outside).unwrap();
+    std::fs::copy(sample, outside.join("tone.ogg")).unwrap();
+    let root = media.clone();
+    let (_service, api) = start_service(&emulator, &dir.path().join("j.sqlite"), move |c| {
+        c.policy = InputPolicy::Restricted(Restrictions::new(&[root], false, &[]).unwrap());
+    })
+    .await;
+    let (status, created) = api
+        .post(json!({"to":["jack"],"media":media.join("today/tone.ogg").display().to_string(),
+            "room":"swap","media_type":"audio","live":true,"loop_forever":true,"max_duration_secs":30}))
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let path = format!("/v1/sessions/{}", created["id"].as_str().unwrap());
+    api.until(&path, Duration::from_secs(30), |v| {
+        v["status"]["phase"] == "ingesting"
+    })
+    .await;
+    // The folder the admitted file is in becomes a link to a place outside the media root:
+    // the next loop opens the same path.
+    std::fs::rename(media.join("today"), media.join("yesterday")).unwrap();
+    std::os::unix::fs::symlink(&outside, media.join("today")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let seen = loop {
+        let v = api.get(&path).await;
+        let restarts = v["status"]["media"]["restarts"].as_u64().unwrap_or(0);
+        if !v["report"].is_null() || restarts > 0 {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "the swap went unnoticed: {v:#}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    eprintln!("after the swap: {seen:#}");
+    // Stopped, so its event stream ends: everything it ever said is read.
+    api.call(reqwest::Method::DELETE, &path, None, Some(TOKEN))
+        .await;
+    let ended = api
+        .until(&path, Duration::from_secs(30), |v| !v["report"].is_null())
+        .await;
+    let (_, events) = api
+        .call(
+            reqwest::Method::GET,
+            &format!("{path}/events"),
+            None,
+            Some(TOKEN),
+        )
+        .await;
+    for said in [seen.to_string(), ended.to_string(), events.to_string()] {
+        assert!(
+            !said.contains("private-outside"),
+            "the outside target shows: {said}"
+        );
+    }
 }

@@ -265,6 +265,14 @@ pub(super) async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<Exit
     let max_sessions = args
         .max_sessions
         .unwrap_or_else(crate::serve::api::default_max_sessions);
+    let largest = crate::media::contract::Profile::P1080.live_cost() * args.live_cost.max(1);
+    if max_sessions < largest as usize {
+        tracing::warn!(
+            max_sessions,
+            largest,
+            "--max-sessions is a room in cost units: a live 1080p session ({largest} units) never fits; live sessions of that profile are refused"
+        );
+    }
     let service = Service::new(
         cloud,
         journal.journal().clone(),

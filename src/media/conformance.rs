@@ -29,7 +29,7 @@ pub struct VideoMeasures {
 /// Reads up to [`SCAN`] of `path`'s first H.264 stream, demuxed and parsed only.
 pub(crate) fn measure_h264(path: &Path) -> Result<VideoMeasures, String> {
     super::init().map_err(|e| e.to_string())?;
-    measure_from(super::file_source(path)?, None, None)
+    measure_from(super::file_source(path)?, None, None, false)
 }
 
 /// How long a URL's packets are read for: enough to see B-frames (reordering shows within
@@ -47,17 +47,21 @@ pub(crate) fn measure_h264_uri(
     super::init().map_err(|e| e.to_string())?;
     let source =
         gst::Element::make_from_uri(gst::URIType::Src, uri, None).map_err(|e| e.to_string())?;
-    measure_from(source, guard, Some(URL_SCAN))
+    measure_from(source, guard, Some(URL_SCAN), true)
 }
 
 fn measure_from(
     source: gst::Element,
     guard: Option<super::policy::SourceGuard>,
     wall: Option<Duration>,
+    network: bool,
 ) -> Result<VideoMeasures, String> {
     let parse = gst::ElementFactory::make("parsebin")
         .build()
         .map_err(|e| e.to_string())?;
+    if network {
+        super::pads::skip_gif_demuxer(&parse);
+    }
     let pipeline = gst::Pipeline::new();
     pipeline
         .add_many([&source, &parse])

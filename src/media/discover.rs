@@ -28,6 +28,7 @@ pub(super) fn found(
     let guarded = std::sync::atomic::AtomicBool::new(false);
     let refused = refusal.clone();
     let hook_guard = guard.clone();
+    let network_uri = uri.to_owned();
     discoverer.connect_source_setup(move |_, source| {
         let mut top = source.clone();
         while let Some(parent) = top.parent().and_then(|p| p.downcast::<gst::Element>().ok()) {
@@ -39,6 +40,14 @@ pub(super) fn found(
             if let Some(guard) = &hook_guard {
                 super::policy::guard_sources(bin, guard.clone());
             }
+            if !network_uri.starts_with("file:") {
+                let mut children = bin.iterate_recurse();
+                while let Ok(Some(child)) = children.next() {
+                    if child.factory().is_some_and(|f| f.name() == "uridecodebin") {
+                        super::pads::skip_gif_demuxer(&child);
+                    }
+                }
+            }
             super::sizes::guard_decoders_into(bin, bounds, &refused);
         }
     });
@@ -48,6 +57,9 @@ pub(super) fn found(
         return Err(too_large.to_string());
     }
     let info = discovered.map_err(|e| {
+        if e.matches(gst::CoreError::MissingPlugin) {
+            return no_decoder(uri);
+        }
         // GStreamer's own words ("Internal data stream error", "No data in file") name no
         // cause: look again.
         diagnose_network(uri, guard.as_ref())
@@ -59,9 +71,7 @@ pub(super) fn found(
         pbutils::DiscovererResult::Timeout => {
             return Err("no answer within 10 s (unreachable, or not media)".into());
         }
-        pbutils::DiscovererResult::MissingPlugins => {
-            return Err("no GStreamer plugin decodes it: run `make setup`".into());
-        }
+        pbutils::DiscovererResult::MissingPlugins => return Err(no_decoder(uri)),
         other => return Err(format!("{other:?}")),
     }
     let (container, _) = caps_name(info.stream_info().and_then(|s| s.caps()));
@@ -114,6 +124,19 @@ pub(super) fn found(
     })
 }
 
+/// Why nothing decodes `uri`. A GIF is played from a file only (see `animation`): libav's
+/// GIF demuxer, the one GStreamer element for it, spins on some GIFs and is never used.
+fn no_decoder(uri: &str) -> String {
+    let gif = url::Url::parse(uri)
+        .map(|u| u.path().to_ascii_lowercase().ends_with(".gif"))
+        .unwrap_or(false);
+    if gif && !uri.starts_with("file:") {
+        "an animated picture (GIF) plays from a file only: put it under a media root, or give it as a video".into()
+    } else {
+        "no GStreamer plugin decodes it: run `make setup`".into()
+    }
+}
+
 /// Why a network input could not be read, in words that name the host and the cause: the
 /// name does not resolve, the connection is refused or times out, or the server answered an
 /// HTTP error. `None` when none of these is the reason. It looks only where `guard` lets
@@ -122,7 +145,9 @@ pub(super) fn found(
 fn diagnose_network(uri: &str, guard: Option<&SourceGuard>) -> Option<String> {
     use std::net::{TcpStream, ToSocketAddrs};
     let url = url::Url::parse(uri).ok()?;
-    if url.scheme() == "file" || guard.is_some_and(|g| !g.permits(uri)) {
+    // Not for an API client at all: a name can resolve to a public address when judged and
+    // a private one when connected, and what that host answered would reach the client.
+    if url.scheme() == "file" || guard.is_some_and(SourceGuard::is_restricted) {
         return None;
     }
     let host = url.host_str()?.to_owned();

@@ -122,13 +122,43 @@ pub(crate) fn decoder_for(
         .filter(|path| super::animation::is_animated(path));
     let decoder = match animated {
         Some(path) => super::animation::source(&path, bounds)?,
-        None => gst::ElementFactory::make("uridecodebin")
-            .property("uri", uri)
-            .build()
-            .map_err(|e| e.to_string())?,
+        None => {
+            let decode = gst::ElementFactory::make("uridecodebin")
+                .property("uri", uri)
+                .build()
+                .map_err(|e| e.to_string())?;
+            if !uri.starts_with("file:") {
+                skip_gif_demuxer(&decode);
+            }
+            decode
+        }
     };
     pipeline.add(&decoder).map_err(|e| e.to_string())?;
     Ok(decoder)
+}
+
+/// Keeps `decodebin` (a uridecodebin, decodebin or parsebin) from plugging libav's GIF demuxer: on
+/// some GIFs read from a network source (a 66-byte one does it) it spins in
+/// `avformat_find_stream_info` without end, a core burnt and the probe never answering. A
+/// GIF file is played by `animation` (the `image` crate, under limits); from a URL, none is.
+pub(crate) fn skip_gif_demuxer(decodebin: &gst::Element) {
+    let Some(result_type) = gst::glib::Type::from_name("GstAutoplugSelectResult") else {
+        return;
+    };
+    decodebin.connect("autoplug-select", false, move |values| {
+        // The signal needs an answer every time: "try" (what decodebin does by itself) for
+        // anything else.
+        // (element, pad, caps, factory)
+        let gif = values
+            .get(3)
+            .and_then(|v| v.get::<gst::ElementFactory>().ok())
+            .is_some_and(|f| f.name() == "avdemux_gif");
+        gst::glib::EnumClass::with_type(result_type)?.to_value_by_nick(if gif {
+            "skip"
+        } else {
+            "try"
+        })
+    });
 }
 
 /// For each pad `decoder` has or adds to `pipeline`, `branch(media_type)` says what it

@@ -364,6 +364,11 @@ impl SourceGuard {
         })
     }
 
+    /// Whether the sources it guards are an API client's.
+    pub(super) fn is_restricted(&self) -> bool {
+        self.restricted.is_some()
+    }
+
     /// Whether a source element may open `uri`; called as the element is added, before it
     /// runs (a name is resolved here, on the pipeline's thread).
     pub(super) fn permits(&self, uri: &str) -> bool {

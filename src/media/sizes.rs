@@ -163,16 +163,31 @@ pub(crate) fn guard_decoders_into(bin: &gst::Bin, bounds: InputBounds, refusal: 
 }
 
 fn refuse_large_caps(pad: &gst::Pad, bounds: InputBounds, refusal: Refusal) {
-    pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |pad, info| {
+    // On a decoder's output, a blocking probe: a GIF's or WebP's size shows only in the caps
+    // its decoder sets there, after which it allocates the canvas, so the decoder is held
+    // right there, before allocating, until the pipeline is stopped. On its input the size
+    // comes from a parser, and the caps are taken out of the stream.
+    let output = pad.direction() == gst::PadDirection::Src;
+    let kind = if output {
+        gst::PadProbeType::BLOCK | gst::PadProbeType::EVENT_DOWNSTREAM
+    } else {
+        gst::PadProbeType::EVENT_DOWNSTREAM
+    };
+    let pass = if output {
+        gst::PadProbeReturn::Pass
+    } else {
+        gst::PadProbeReturn::Ok
+    };
+    pad.add_probe(kind, move |pad, info| {
         let Some(gst::PadProbeData::Event(event)) = &info.data else {
-            return gst::PadProbeReturn::Ok;
+            return pass;
         };
         let gst::EventView::Caps(caps) = event.view() else {
-            return gst::PadProbeReturn::Ok;
+            return pass;
         };
         let caps = caps.caps();
         let Some((width, height)) = caps_size(caps) else {
-            return gst::PadProbeReturn::Ok;
+            return pass;
         };
         let what = if caps
             .structure(0)
@@ -183,7 +198,7 @@ fn refuse_large_caps(pad: &gst::Pad, bounds: InputBounds, refusal: Refusal) {
             "video"
         };
         let Err(too_large) = bounds.check(what, width, height) else {
-            return gst::PadProbeReturn::Ok;
+            return pass;
         };
         tracing::warn!(%too_large, "a decoder was stopped before it decoded");
         let reason = too_large.to_string();
@@ -192,9 +207,13 @@ fn refuse_large_caps(pad: &gst::Pad, bounds: InputBounds, refusal: Refusal) {
             // A format error: fatal, never retried.
             decoder.post_error_message(gst::error_msg!(gst::StreamError::Format, ("{}", reason)));
         }
-        // Taken out of the stream (and freed here): `Drop` would have a sticky event sent
-        // by decodebin freed twice.
-        gst::PadProbeReturn::Handled
+        if output {
+            gst::PadProbeReturn::Ok
+        } else {
+            // Taken out of the stream (and freed here): `Drop` would have a sticky event
+            // sent by decodebin freed twice.
+            gst::PadProbeReturn::Handled
+        }
     });
 }
 

@@ -11,6 +11,8 @@ use tokio_postgres::error::SqlState;
 
 use super::{Admission, OpenSession, SessionStore, StoreError, process_identity};
 
+mod placement;
+
 /// The schema this callfeed writes; a database at a later version is refused.
 const SCHEMA_VERSION: i64 = 3;
 
@@ -56,19 +58,6 @@ const MIGRATION_LOCK: i64 = 0x0ca1_1feed;
 /// The unfinished session holding a room and robot.
 const ACTIVE_FOR: &str =
     "SELECT id FROM sessions WHERE result IS NULL AND room = $1 AND robot = $2";
-
-/// The node a session goes to: live, not draining, taking `$1`'s token, passing `$3` by, and
-/// with the most room left of at least `$2` units (`$1` itself on a tie); nodes over their
-/// CPU limit count only when `$4`.
-const CHOOSE_NODE: &str = "SELECT n.id, n.api_url FROM nodes n
-       LEFT JOIN sessions s ON s.owner = n.id AND s.result IS NULL
-     WHERE n.lease_until > now() AND NOT n.draining AND (NOT n.busy OR $4)
-       AND n.id IS DISTINCT FROM $3
-       AND n.token_fingerprint = (SELECT token_fingerprint FROM nodes WHERE id = $1)
-     GROUP BY n.id
-     HAVING n.capacity - coalesce(sum(s.cost), 0) >= $2
-     ORDER BY n.capacity - coalesce(sum(s.cost), 0) DESC, (n.id = $1) DESC, n.id
-     LIMIT 1";
 
 /// Serialises placements, so each counts the sessions the others placed.
 const PLACEMENT_LOCK: i64 = 0x0ca1_1fee0;
@@ -276,62 +265,7 @@ impl SessionStore for PostgresStore {
         request: &str,
         cost: u32,
     ) -> Result<super::Placement, StoreError> {
-        let me = process_identity();
-        let cost = i64::from(cost);
-        let mut client = self.client().await?;
-        let placed = tokio::time::timeout(TIMEOUT, async {
-            let tx = client.transaction().await?;
-            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&PLACEMENT_LOCK])
-                .await?;
-            let none: Option<String> = None;
-            let chosen = tx
-                .query_opt(CHOOSE_NODE, &[&me, &cost, &none, &false])
-                .await?;
-            let Some(row) = chosen else {
-                // Would a node over its CPU limit have had the room?
-                let cpu_bound = tx
-                    .query_opt(CHOOSE_NODE, &[&me, &cost, &none, &true])
-                    .await?
-                    .is_some();
-                return Ok(Err(Some(cpu_bound)));
-            };
-            let (node, api_url): (String, String) = (row.get(0), row.get(1));
-            let state = if node == me { "preparing" } else { "placed" };
-            if node != me {
-                // Delivered at commit: the chosen node starts it at once rather than at its
-                // next look.
-                tx.execute("SELECT pg_notify($1, $2)", &[&PLACED_CHANNEL, &node])
-                    .await?;
-            }
-            let inserted = tx
-                .execute(
-                    "INSERT INTO sessions (id, room, robot, state, owner, request, cost)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7::bigint)",
-                    &[&id, &room, &robot, &state, &node, &request, &cost],
-                )
-                .await;
-            match inserted {
-                Ok(_) => {
-                    tx.commit().await?;
-                    Ok(Ok((node, api_url)))
-                }
-                Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => Ok(Err(None)),
-                Err(e) => Err(e),
-            }
-        })
-        .await
-        .map_err(|_| self.timed_out())?
-        .map_err(|e| self.failed(e))?;
-        drop(client);
-        Ok(match placed {
-            Err(Some(cpu_bound)) => super::Placement::Full { cpu_bound },
-            Ok((node, _)) if node == me => super::Placement::Here,
-            Ok((_, api_url)) => super::Placement::There { api_url },
-            Err(None) => {
-                let existing = self.active_for(room, robot).await?.unwrap_or_default();
-                super::Placement::Busy { existing }
-            }
-        })
+        self.place(id, room, robot, request, cost).await
     }
 
     async fn placed_here(&self) -> Option<super::WakeUps> {
@@ -361,65 +295,7 @@ impl SessionStore for PostgresStore {
     }
 
     async fn replace_stranded(&self, lease: Duration) -> Result<Vec<super::Replaced>, StoreError> {
-        let me = process_identity();
-        let secs = lease.as_secs_f64();
-        let mut client = self.client().await?;
-        let replaced = tokio::time::timeout(TIMEOUT, async {
-            let tx = client.transaction().await?;
-            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&PLACEMENT_LOCK])
-                .await?;
-            let stranded = tx
-                .query(
-                    "SELECT s.id, s.owner, s.cost::bigint FROM sessions s
-                       LEFT JOIN nodes n ON n.id = s.owner
-                     WHERE s.result IS NULL AND s.state = 'placed'
-                       AND (n.id IS NULL OR n.lease_until < now()
-                            OR s.updated_at < now() - $1 * interval '1 second')
-                       AND (n.id IS NULL OR n.token_fingerprint =
-                            (SELECT token_fingerprint FROM nodes WHERE id = $2))
-                     ORDER BY s.created_at
-                     FOR UPDATE OF s SKIP LOCKED",
-                    &[&secs, &me],
-                )
-                .await?;
-            let mut done = Vec::new();
-            for row in stranded {
-                let (id, owner, cost): (String, Option<String>, i64) =
-                    (row.get(0), row.get(1), row.get(2));
-                let chosen = tx
-                    .query_opt(CHOOSE_NODE, &[&me, &cost, &owner, &false])
-                    .await?;
-                let to = match chosen {
-                    Some(node) => {
-                        let (node, api_url): (String, String) = (node.get(0), node.get(1));
-                        tx.execute(
-                            "UPDATE sessions SET owner = $2, updated_at = now() WHERE id = $1",
-                            &[&id, &node],
-                        )
-                        .await?;
-                        tx.execute("SELECT pg_notify($1, $2)", &[&PLACED_CHANNEL, &node])
-                            .await?;
-                        Some(api_url)
-                    }
-                    None => {
-                        tx.execute(
-                            "UPDATE sessions SET result = 'refused', note = $2, state = 'ended',
-                               updated_at = now() WHERE id = $1",
-                            &[&id, &super::STRANDED_NOTE],
-                        )
-                        .await?;
-                        None
-                    }
-                };
-                done.push(super::Replaced { id, to });
-            }
-            tx.commit().await?;
-            Ok::<_, tokio_postgres::Error>(done)
-        })
-        .await
-        .map_err(|_| self.timed_out())?
-        .map_err(|e| self.failed(e))?;
-        Ok(replaced)
+        self.place_again(lease).await
     }
 
     async fn take_placed(&self) -> Result<Vec<(String, String)>, StoreError> {

@@ -234,6 +234,15 @@ async fn idle(soak: &Soak, apis: &[String], pids: &[u32]) -> Vec<figures::Figure
         .collect()
 }
 
+/// What the emulator is known to keep per relay session it pulled: GStreamer 1.22's
+/// `rtmp2src` keeps its connection (a socket and one more descriptor) after its pipeline is
+/// freed, when the publisher leaves as the pull stops (`media::pipelines_alive()` is 0 then).
+/// librtmp's `rtmpsrc` closes it, but first decodes an audio-only stream seconds late, which
+/// would spoil what the observer measures. Counted here so any other growth still fails.
+fn rtmp_pull_sockets(relay_sessions: usize) -> u64 {
+    2 * relay_sessions as u64
+}
+
 fn soak_length() -> Duration {
     let secs: u64 = std::env::var("SOAK_SECS")
         .ok()
@@ -386,6 +395,7 @@ async fn one_node(length: Duration) {
     )
     .await;
     let before = idle(&soak, &apis, &pids).await;
+    let relayed = soak.relayed;
     drive(
         &mut soak,
         &apis,
@@ -399,8 +409,9 @@ async fn one_node(length: Duration) {
     let results = settle(&soak, &store).await;
     let after = idle(&soak, &apis, &pids).await;
     verify("one node", &soak, &results, &samples).await;
-    figures::assert_flat("one node: the restarted node", before[0], after[0], true);
-    figures::assert_flat("one node: the emulator", before[1], after[1], false);
+    figures::assert_flat("one node: the restarted node", before[0], after[0], true, 0);
+    let pulls = rtmp_pull_sockets(soak.relayed - relayed);
+    figures::assert_flat("one node: the emulator", before[1], after[1], false, pulls);
     kill9(&mut second);
 }
 
@@ -434,6 +445,7 @@ async fn cluster(length: Duration) {
     )
     .await;
     let before = idle(&soak, &both, &pids).await;
+    let relayed = soak.relayed;
     drive(
         &mut soak,
         &both,
@@ -470,8 +482,9 @@ async fn cluster(length: Duration) {
     let results = settle(&soak, &store).await;
     let after = idle(&soak, &both, &pids).await;
     verify("cluster", &soak, &results, &samples).await;
-    figures::assert_flat("cluster: node B", before[0], after[0], true);
-    figures::assert_flat("cluster: the emulator", before[1], after[1], false);
+    figures::assert_flat("cluster: node B", before[0], after[0], true, 0);
+    let pulls = rtmp_pull_sockets(soak.relayed - relayed);
+    figures::assert_flat("cluster: the emulator", before[1], after[1], false, pulls);
     kill9(&mut a);
     drop(b);
 }

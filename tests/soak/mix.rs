@@ -62,6 +62,8 @@ pub(crate) struct Soak {
     pub(crate) lost_answers: bool,
     /// Each refusal's reason, with the first session it came for.
     pub(crate) reasons: HashMap<String, usize>,
+    /// Sessions admitted through the relay so far.
+    pub(crate) relayed: usize,
     /// The RTMP relay relay sessions push to, and the cloud pulls from.
     pub(crate) relay: common::Nginx,
 }
@@ -96,6 +98,7 @@ impl Soak {
             n: 0,
             lost_answers: false,
             reasons: HashMap::new(),
+            relayed: 0,
             relay: common::Nginx::start(),
         }
     }
@@ -179,6 +182,9 @@ impl Soak {
             serde_json::from_slice(&answer.bytes().await.unwrap_or_default()).unwrap_or_default();
         match (status, body["id"].as_str()) {
             (201, Some(id)) => {
+                if n % 7 == 6 {
+                    self.relayed += 1;
+                }
                 self.issued
                     .insert(id.to_owned(), Issued { node, room, callee });
             }

@@ -40,8 +40,8 @@ pub(super) async fn auth<C: CloudOps + 'static>(
         };
         if ok {
             Client::Token
-        } else if let Some(login) = viewer() {
-            Client::Viewer(login)
+        } else if viewer().is_some() {
+            Client::Consoles
         } else {
             let mut answer = problem(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
             answer.headers_mut().insert(

@@ -1,7 +1,7 @@
 //! Event streams (`GET /v1/sessions/{id}/events`, `GET /v1/events`) are long responses: each
 //! holds a connection for as long as its client likes. So one client may hold only so many at
-//! once, counted by what let it in: the API token, a console login (its cookie), or, on a node
-//! without a token, the peer's address. One over is answered 429 with `Retry-After`; a stream's
+//! once, counted by what let it in: the API token, the console logins (their cookies,
+//! together), or, on a node without a token, the peer's address. One over is answered 429 with `Retry-After`; a stream's
 //! place is given back when its response ends or its client goes away.
 //!
 //! `/v1/events` carries every session, so a client following many needs one stream, not many.
@@ -28,8 +28,9 @@ pub const DEFAULT_MAX_EVENT_STREAMS: usize = 32;
 pub(super) enum Client {
     /// The API token (every holder of it is one client).
     Token,
-    /// One console login, by its cookie.
-    Viewer(String),
+    /// The console logins, all together: each login is minted with the token, so counting
+    /// them apart would let a token holder open any number of streams.
+    Consoles,
     /// A node without a token: the peer's address (IPv6 by /64).
     Peer(IpAddr),
 }

@@ -111,14 +111,27 @@ pub(super) async fn create<C: CloudOps + 'static>(
             Err(e) => return store_away(&svc, e),
         }
         if !svc.take_slot(cost) {
-            let _ = svc
-                .journal
-                .finish(&id, "refused", "this node was full")
-                .await;
+            finish_refused(&svc, &id, "this node was full").await;
             return full(&svc, cost);
         }
     } else {
         let cost = svc.costs.of(&spec);
+        if cost as usize > svc.max_sessions {
+            // It never fits, however long the client waits: not a 429.
+            let answer = (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Json(json!({
+                    "error": format!(
+                        "this session costs {cost} units and this node's whole room is {} (--max-sessions): ask for a smaller profile",
+                        svc.max_sessions
+                    ),
+                    "field": "profile",
+                    "value": spec.profile,
+                })),
+            )
+                .into_response();
+            return svc.refuse("too_costly", answer);
+        }
         if !svc.take_slot(cost) {
             return full(&svc, cost);
         }
@@ -137,12 +150,26 @@ pub(super) async fn create<C: CloudOps + 'static>(
     match start_here(&svc, id.clone(), request, spec) {
         Some(created) => (StatusCode::CREATED, Json(created)).into_response(),
         None => {
-            let _ = svc
-                .journal
-                .finish(&id, "refused", "the service began draining")
-                .await;
+            finish_refused(&svc, &id, "the service began draining").await;
             problem(StatusCode::SERVICE_UNAVAILABLE, "draining: no new sessions")
         }
+    }
+}
+
+/// Records an admitted session as refused before anything started; a store that does not
+/// take it now is written to when it answers again (the node claims only sessions whose
+/// result is pending, so a lost write would hold the room until a restart).
+async fn finish_refused<C: CloudOps + 'static>(svc: &Service<C>, id: &str, why: &str) {
+    if let Err(e) = svc.journal.finish(id, "refused", why).await {
+        tracing::warn!(session = %id, error = %e, "cannot record a refusal yet; retrying");
+        crate::session::teardown::record_when_back(
+            svc.journal.clone(),
+            id.to_owned(),
+            crate::session::teardown::Record::Finished {
+                result: "refused".to_owned(),
+                note: why.to_owned(),
+            },
+        );
     }
 }
 
@@ -310,7 +337,7 @@ pub(super) async fn pick_up_placed<C: CloudOps + 'static>(svc: std::sync::Weak<S
                 let id = id.clone();
                 async move {
                     tracing::warn!(session = %id, reason = %why, "a placed session is refused here");
-                    let _ = svc.journal.finish(&id, "refused", &why).await;
+                    finish_refused(&svc, &id, &why).await;
                 }
             };
             if svc.draining.load(Ordering::SeqCst) {

@@ -33,10 +33,8 @@ use super::webhooks::{WebhookChecks, WebhookKeys};
 use crate::media::policy::InputPolicy;
 use crate::media::topology::Topologies;
 use crate::session::driver::{self, Controls, DriverSettings, Report, Status};
-use crate::session::teardown::{Recovered, recover, recover_until_done};
 use crate::session::{CloudOps, RequestError, SessionRequest};
 use crate::store::Store;
-use crate::store::{OpenSession, process_identity};
 
 mod auth;
 mod budget;
@@ -46,6 +44,7 @@ mod events;
 mod feed;
 mod hooks;
 mod nodes;
+mod recovery;
 mod room;
 mod strays;
 mod viewers;
@@ -213,65 +212,6 @@ impl<C: CloudOps + 'static> Service<C> {
         service
     }
 
-    /// Stops what an earlier run left in the cloud (a crash, a kill, or a teardown the cloud
-    /// never confirmed): one round now, whose results are returned, then rounds in the
-    /// background, with backoff, for as long as the service runs. Those rounds also take
-    /// over this service's own sessions whose teardown outlasted their task.
-    pub async fn recover(self: &Arc<Self>) -> Vec<(String, String)> {
-        let limit = self.driver.teardown_timeout;
-        // Another node's sessions only once this node has held its lease a full lease long.
-        let cluster = self.cluster.clone();
-        // A session placed on a gone node had nothing started: it is placed again (see
-        // `create::replace_stranded`), not reaped.
-        let gone = move |s: &OpenSession| {
-            s.orphaned()
-                && !s.placed
-                && (s.owner_gone != Some(true) || cluster.as_ref().is_none_or(|c| c.may_reap()))
-        };
-        let first = recover(&self.journal, &*self.cloud, limit, &gone).await;
-        let svc = Arc::downgrade(self);
-        let me = process_identity();
-        let journal = self.journal.clone();
-        let cloud = self.cloud.clone();
-        let look_every = self
-            .cluster
-            .as_ref()
-            .map_or(crate::session::teardown::LOOK_EVERY, |c| c.look_every());
-        let rounds = tokio::spawn(async move {
-            // Of this node's own sessions, only those whose task ended with the teardown
-            // unconfirmed (their result pending): one placed here and not yet picked up, or
-            // being picked up, or whose result waits for the store to come back, is not
-            // this loop's.
-            let claim = |s: &OpenSession| {
-                gone(s)
-                    || (s.owner.as_deref() == Some(me.as_str())
-                        && s.pending.is_some()
-                        && svc.upgrade().is_some_and(|svc| !svc.is_running(&s.id)))
-            };
-            let confirmed = |r: &Recovered| {
-                if let Some(svc) = svc.upgrade() {
-                    svc.confirmed(r);
-                }
-            };
-            recover_until_done(&journal, &*cloud, limit, claim, confirmed, look_every).await;
-        });
-        if let Some(old) = self
-            .recovery
-            .lock()
-            .expect("recovery lock")
-            .replace(rounds.abort_handle())
-        {
-            old.abort();
-        }
-        first
-            .into_iter()
-            .map(|r| match r {
-                Ok(r) => (r.session_id, r.note),
-                Err((id, e)) => (id, format!("teardown pending, retrying: {e}")),
-            })
-            .collect()
-    }
-
     /// Resolves when a client asked for a drain (`POST /v1/drain`).
     pub async fn drain_asked(&self) {
         self.drain_asked.notified().await;
@@ -300,39 +240,6 @@ impl<C: CloudOps + 'static> Service<C> {
             .expect("sessions lock")
             .get(id)
             .is_some_and(|e| e.report.borrow().is_none())
-    }
-
-    /// Recovery confirmed a session's teardown: its report says so now.
-    fn confirmed(&self, r: &Recovered) {
-        if r.result == "node_lost" {
-            self.metrics.reaped.inc();
-        }
-        if let Some(e) = self
-            .sessions
-            .lock()
-            .expect("sessions lock")
-            .get(&r.session_id)
-        {
-            e.report.send_modify(|report| {
-                if let Some(report) = report {
-                    report.teardown = driver::Teardown::Confirmed;
-                }
-            });
-            // Its event stream ended with the pending report: followers learn of this one.
-            if let Some(report) = e.report.borrow().clone() {
-                let (journal, woken) = (self.journal.clone(), self.any_recorded.clone());
-                let (id, data) = (r.session_id.clone(), serde_json::to_string(&report));
-                tokio::spawn(async move {
-                    let data = data.unwrap_or_default();
-                    let written =
-                        crate::store::SessionStore::append_event(&*journal, &id, "report", &data);
-                    if let Err(e) = written.await {
-                        tracing::warn!(session = %id, error = %e, "cannot record a session event");
-                    }
-                    woken.notify_waiters();
-                });
-            }
-        }
     }
 
     /// No new sessions; every running one is ended cleanly; returns when all have ended, or

@@ -19,6 +19,9 @@ const WATCH_FOR: Duration = Duration::from_secs(60);
 /// How long a webhook waits before its call or task may count as no session's: a start's
 /// answer can arrive after the webhook it caused.
 const GRACE: Duration = Duration::from_secs(2);
+/// How close to a lost StartStreamIngest the cloud's report of an unknown task must come to
+/// be taken for it: the cloud reports a task's start within seconds.
+const TASK_WINDOW: Duration = Duration::from_secs(20);
 /// How long the service tries to stop a stray before it gives up (the call times out or the
 /// task ends by itself).
 const STOP_FOR: Duration = Duration::from_secs(120);
@@ -63,14 +66,19 @@ impl LostStarts {
         });
     }
 
-    /// Takes the lost start a report explains: a call in `room`, or any task (a task's
-    /// webhook names no room).
+    /// Takes the lost start a report explains: a call in its session's `room` (a call whose
+    /// room cannot be read explains nothing), or a task started within [`TASK_WINDOW`] of
+    /// the lost start (a task's webhook names no room, so time is all that ties the two).
     fn take(&self, kind: StrayKind, room: Option<&str>) -> bool {
         let mut lost = self.0.lock().expect("lost starts lock");
         lost.retain(|l| l.at.elapsed() < WATCH_FOR);
-        let found = lost
-            .iter()
-            .position(|l| l.kind == kind && room.is_none_or(|r| r == l.room));
+        let found = lost.iter().position(|l| {
+            l.kind == kind
+                && match kind {
+                    StrayKind::Call => room.is_some_and(|r| r == l.room),
+                    StrayKind::Task => l.at.elapsed() < TASK_WINDOW,
+                }
+        });
         found.map(|i| lost.remove(i)).is_some()
     }
 }
