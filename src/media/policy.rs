@@ -453,7 +453,7 @@ fn judge(top: &gst::Bin, element: &gst::Element, guard: &SourceGuard) {
         }
         return;
     }
-    refuse(top, element);
+    refuse(top, element, true);
 }
 
 /// Judges the URI a source opens every time it starts again: an adaptive demuxer reuses
@@ -487,7 +487,9 @@ fn judge_each_use(element: &gst::Element, guard: &SourceGuard) {
                     top = parent;
                 }
                 if let Some(top) = top.downcast_ref::<gst::Bin>() {
-                    refuse(top, &element);
+                    // Running already: held on this pad, not locked (a locked element would
+                    // not be stopped with its pipeline).
+                    refuse(top, &element, false);
                 }
                 gst::PadProbeReturn::Ok
             },
@@ -495,14 +497,17 @@ fn judge_each_use(element: &gst::Element, guard: &SourceGuard) {
     }
 }
 
-/// Keeps `element` from producing anything and ends the pipeline with an error.
-fn refuse(top: &gst::Bin, element: &gst::Element) {
+/// Keeps `element` from producing anything and ends the pipeline with an error; `lock`
+/// keeps one that has not started from starting.
+fn refuse(top: &gst::Bin, element: &gst::Element, lock: bool) {
     for pad in element.src_pads() {
         pad.add_probe(gst::PadProbeType::DATA_DOWNSTREAM, |_, _| {
             gst::PadProbeReturn::Drop
         });
     }
-    element.set_locked_state(true);
+    if lock {
+        element.set_locked_state(true);
+    }
     // Posted on the top bin: a demuxer would take its source's own error for a failed
     // download and retry it.
     let _ = top.post_message(
