@@ -365,7 +365,7 @@ impl SourceGuard {
     }
 
     /// Whether the sources it guards are an API client's.
-    pub(super) fn is_restricted(&self) -> bool {
+    pub fn is_restricted(&self) -> bool {
         self.restricted.is_some()
     }
 

@@ -163,31 +163,17 @@ pub(crate) fn guard_decoders_into(bin: &gst::Bin, bounds: InputBounds, refusal: 
 }
 
 fn refuse_large_caps(pad: &gst::Pad, bounds: InputBounds, refusal: Refusal) {
-    // On a decoder's output, a blocking probe: a GIF's or WebP's size shows only in the caps
-    // its decoder sets there, after which it allocates the canvas, so the decoder is held
-    // right there, before allocating, until the pipeline is stopped. On its input the size
-    // comes from a parser, and the caps are taken out of the stream.
     let output = pad.direction() == gst::PadDirection::Src;
-    let kind = if output {
-        gst::PadProbeType::BLOCK | gst::PadProbeType::EVENT_DOWNSTREAM
-    } else {
-        gst::PadProbeType::EVENT_DOWNSTREAM
-    };
-    let pass = if output {
-        gst::PadProbeReturn::Pass
-    } else {
-        gst::PadProbeReturn::Ok
-    };
-    pad.add_probe(kind, move |pad, info| {
+    pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |pad, info| {
         let Some(gst::PadProbeData::Event(event)) = &info.data else {
-            return pass;
+            return gst::PadProbeReturn::Ok;
         };
         let gst::EventView::Caps(caps) = event.view() else {
-            return pass;
+            return gst::PadProbeReturn::Ok;
         };
         let caps = caps.caps();
         let Some((width, height)) = caps_size(caps) else {
-            return pass;
+            return gst::PadProbeReturn::Ok;
         };
         let what = if caps
             .structure(0)
@@ -198,7 +184,7 @@ fn refuse_large_caps(pad: &gst::Pad, bounds: InputBounds, refusal: Refusal) {
             "video"
         };
         let Err(too_large) = bounds.check(what, width, height) else {
-            return pass;
+            return gst::PadProbeReturn::Ok;
         };
         tracing::warn!(%too_large, "a decoder was stopped before it decoded");
         let reason = too_large.to_string();
@@ -208,10 +194,21 @@ fn refuse_large_caps(pad: &gst::Pad, bounds: InputBounds, refusal: Refusal) {
             decoder.post_error_message(gst::error_msg!(gst::StreamError::Format, ("{}", reason)));
         }
         if output {
+            // A GIF's or WebP's size shows only in the caps its decoder sets on its output,
+            // after which it allocates the canvas: the decoder is held right here, before
+            // allocating, until the pipeline is stopped. A blocking probe added now is run
+            // on this same event (GStreamer restarts the probes when their list changes).
+            // It is added only to a refused decoder: a blocking probe on every decoder's
+            // output stalled decodebin's preroll of a WebM with VP8 and Vorbis.
+            pad.add_probe(
+                gst::PadProbeType::BLOCK | gst::PadProbeType::DATA_DOWNSTREAM,
+                |_, _| gst::PadProbeReturn::Ok,
+            );
             gst::PadProbeReturn::Ok
         } else {
-            // Taken out of the stream (and freed here): `Drop` would have a sticky event
-            // sent by decodebin freed twice.
+            // On its input the size comes from a parser, and the caps are taken out of the
+            // stream (and freed here): `Drop` would have a sticky event sent by decodebin
+            // freed twice.
             gst::PadProbeReturn::Handled
         }
     });

@@ -91,6 +91,19 @@ pub(super) async fn prepare(
     let (media, url, repeat_num) = match plan.mode {
         Mode::Announcement { path, .. } => {
             let report = report.as_ref().expect("an announcement was probed");
+            // An API client's file was admitted by its canonical path: one that no longer
+            // is (a folder swapped for a link since) leads out of the media root.
+            if spec
+                .source_guard
+                .as_ref()
+                .is_some_and(crate::media::policy::SourceGuard::is_restricted)
+                && std::fs::canonicalize(&path).ok().as_ref() != Some(&path)
+            {
+                return Err(failed(format!(
+                    "input {}: the file changed since it was admitted (a link now stands in its path)",
+                    path.display()
+                )));
+            }
             let file = crate::media::announce::prepare(
                 &path,
                 report,
