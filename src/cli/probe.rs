@@ -68,7 +68,17 @@ pub(super) async fn run(
             println!("container   {}", crate::media::probe::container_label(c));
         }
         if let Some(d) = report.duration_ms {
-            println!("duration    {:.3} s", d as f64 / 1000.0);
+            let declared = report
+                .declared_duration_ms
+                .map(|h| format!(" measured (its header declares {:.3} s)", h as f64 / 1000.0))
+                .unwrap_or_default();
+            println!("duration    {:.3} s{declared}", d as f64 / 1000.0);
+        }
+        if let Some(start) = report.start_ms {
+            println!(
+                "starts at   {:.3} s (its first sample: played from there)",
+                start as f64 / 1000.0
+            );
         }
         if let Some(v) = &report.video {
             println!(
@@ -99,7 +109,13 @@ pub(super) async fn run(
                         .as_deref()
                         .map(|l| format!(" ({l})"))
                         .unwrap_or_default(),
-                    if t.chosen { "  <- played" } else { "" }
+                    match (t.chosen, t.kind) {
+                        (true, _) => "  <- played",
+                        (false, "subtitle" | "data") =>
+                            "  (ignored: only audio and video are played)",
+                        (false, "picture") => "  (cover art: shown only when there is no video)",
+                        (false, _) => "",
+                    }
                 );
             }
         }
@@ -107,11 +123,20 @@ pub(super) async fn run(
             println!("cover art   {} ({} bytes)", c.format, c.bytes);
         }
         println!("contract    {}", args.profile);
-        println!(
-            "passthrough {} — {}",
-            if report.passthrough { "yes" } else { "no" },
-            report.reason
-        );
+        // One verdict: for a URL it is whether the cloud takes it as it is.
+        match &report.direct {
+            Some((pullable, why)) => {
+                println!(
+                    "direct      {} — {why}",
+                    if *pullable { "yes" } else { "no" }
+                )
+            }
+            None => println!(
+                "passthrough {} — {}",
+                if report.passthrough { "yes" } else { "no" },
+                report.reason
+            ),
+        }
         println!("plan        {} — {}", plan.name(), plan.reason);
     }
     Ok(ExitCode::SUCCESS)

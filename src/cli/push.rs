@@ -155,7 +155,7 @@ pub(super) async fn run(config: &Config, mut args: PushArgs) -> anyhow::Result<E
             anyhow::bail!(InvalidArgument::new(
                 "--mp4",
                 &args.input,
-                "a file input (live sources are pushed with --serve or --rtmp)"
+                "a local audio or video file: a still picture, a URL, a playlist or a live source has no end to write, so it is streamed live (push it with --serve or --rtmp, or give it to a call)"
             ));
         }
         Mode::Passthrough { path, container } => {

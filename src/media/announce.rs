@@ -135,17 +135,23 @@ pub async fn write_mp4(
     let partial = RemoveOnDrop(
         output.with_file_name(format!(".{name}.partial-{}", uuid::Uuid::new_v4().simple())),
     );
-    let picture = super::picture::Picture::for_input(slate, Some(report));
-    transcode(
-        input,
-        report,
-        picture.as_ref(),
-        contract,
-        topologies,
-        &partial.0,
-        progress,
-    )
-    .await?;
+    // A file that meets the contract is its own announcement (see `prepare`): written, it
+    // is remuxed, its bitstream unchanged, rather than decoded and encoded once more.
+    if report.passthrough {
+        remux(input, report, &partial.0, progress).await?;
+    } else {
+        let picture = super::picture::Picture::for_input(slate, Some(report));
+        transcode(
+            input,
+            report,
+            picture.as_ref(),
+            contract,
+            topologies,
+            &partial.0,
+            progress,
+        )
+        .await?;
+    }
     std::fs::rename(&partial.0, output).map_err(|e| EngineError::Build {
         stage: "output",
         reason: format!("{}: {e}", output.display()),
@@ -260,6 +266,12 @@ pub async fn transcode(
     let weak_mux = mux.downgrade();
     let want_video = contract.video.is_some();
     let audio_pick = super::pads::AudioPick::new(report.audio_track.unwrap_or(0));
+    // A file whose first sample is late (an edited export starting at 10 s) starts at that
+    // sample, as ffmpeg does: every track is moved by the same amount, so audio and video
+    // keep their offset to each other.
+    let moved_by = report.start_ms.map_or(0, |ms| {
+        -(gst::ClockTime::from_mseconds(ms).nseconds() as i64)
+    });
     super::pads::attach_decoded_pads(&decode, &pipeline, move |kind| {
         let chain = if kind.starts_with("video/") && want_video {
             video_chain.clone()
@@ -274,6 +286,11 @@ pub async fn transcode(
         let mux = weak_mux.upgrade().ok_or("the muxer is gone")?;
         let bin = gst::parse::bin_from_description(&format!("queue ! {chain} ! queue"), true)
             .map_err(|e| e.to_string())?;
+        if moved_by != 0
+            && let Some(pad) = bin.static_pad("sink")
+        {
+            pad.set_offset(moved_by);
+        }
         Ok(Some(super::pads::Branch {
             element: bin.upcast(),
             downstream: Some(mux),
@@ -284,6 +301,100 @@ pub async fn transcode(
         .map_err(|e| match e {
             Ended::Failed(reason) => fail(reason),
             Ended::Broken(reason) => build(reason),
+        })?;
+    progress(1.0);
+    Ok(())
+}
+
+/// Remuxes a conforming `input` (H.264 and one AAC track in MP4/MOV or FLV) into a
+/// faststart MP4 at `output`: demuxed and parsed, never decoded, so the packets are the
+/// input's own.
+async fn remux(
+    input: &Path,
+    report: &ProbeReport,
+    output: &Path,
+    progress: &(dyn Fn(f64) + Sync),
+) -> Result<(), EngineError> {
+    let build = |reason: String| EngineError::Build {
+        stage: "remux",
+        reason,
+    };
+    super::init().map_err(|e| build(e.to_string()))?;
+    let pipeline = gst::Pipeline::new();
+    let source = super::file_source(input).map_err(build)?;
+    // Demuxed, and parsed only where the demuxer's packets do not say all a muxer needs
+    // (an MP4's do: h264parse would put the parameter sets back in the first keyframe, and
+    // the bitstream would no longer be the input's). decodebin, stopping there, shows
+    // every stream at once, before the muxer starts: it takes no stream after that.
+    let mut elementary = gst::Caps::builder("video/x-h264")
+        .field("stream-format", "avc")
+        .field("alignment", "au")
+        .build();
+    elementary.make_mut().append_structure(
+        gst::Structure::builder("audio/mpeg")
+            .field("mpegversion", 4)
+            .field("stream-format", "raw")
+            .build(),
+    );
+    let parse = gst::ElementFactory::make("decodebin")
+        .property("caps", &elementary)
+        .build()
+        .map_err(|e| build(e.to_string()))?;
+    let mux = gst::ElementFactory::make("mp4mux")
+        .property("faststart", true)
+        .build()
+        .map_err(|e| build(e.to_string()))?;
+    let location = output
+        .to_str()
+        .ok_or_else(|| build(format!("`{}` is not a UTF-8 path", output.display())))?;
+    let sink = gst::ElementFactory::make("filesink")
+        .property("location", location)
+        .build()
+        .map_err(|e| build(e.to_string()))?;
+    pipeline
+        .add_many([&source, &parse, &mux, &sink])
+        .map_err(|e| build(e.to_string()))?;
+    source.link(&parse).map_err(|e| build(e.to_string()))?;
+    mux.link(&sink).map_err(|e| build(e.to_string()))?;
+    let pipeline = super::NullOnDrop::new(pipeline);
+    let weak_mux = mux.downgrade();
+    let audio_pick = super::pads::AudioPick::new(report.audio_track.unwrap_or(0));
+    let video_taken = std::sync::atomic::AtomicBool::new(false);
+    super::pads::attach_decoded_pads(&parse, &pipeline, move |kind| {
+        let wanted = if kind.starts_with("video/") {
+            !video_taken.swap(true, std::sync::atomic::Ordering::AcqRel)
+        } else {
+            kind.starts_with("audio/") && audio_pick.next_is_chosen()
+        };
+        if !wanted {
+            return Ok(None);
+        }
+        let mux = weak_mux.upgrade().ok_or("the muxer is gone")?;
+        // The branch says what it carries, so the muxer gives it a pad of that kind.
+        let carries = if kind.starts_with("video/") {
+            "video/x-h264"
+        } else {
+            "audio/mpeg"
+        };
+        let bin =
+            gst::parse::bin_from_description(&format!("queue ! capsfilter caps={carries}"), true)
+                .map_err(|e| e.to_string())?;
+        Ok(Some(super::pads::Branch {
+            element: bin.upcast(),
+            downstream: Some(mux),
+        }))
+    });
+    let duration = report
+        .duration_ms
+        .map(Duration::from_millis)
+        .unwrap_or_default();
+    run_to_end(&pipeline, duration, progress)
+        .await
+        .map_err(|e| match e {
+            Ended::Failed(reason) | Ended::Broken(reason) => EngineError::Input {
+                input: input.display().to_string(),
+                reason,
+            },
         })?;
     progress(1.0);
     Ok(())

@@ -35,8 +35,9 @@ pub(crate) fn measure_h264(path: &Path) -> Result<VideoMeasures, String> {
 /// How long a URL's packets are read for: enough to see B-frames (reordering shows within
 /// a GOP's first frames), not a live stream's 20 s of real time.
 const URL_SCAN: Duration = Duration::from_secs(3);
-/// Frames of a URL read at most.
-const URL_SCAN_FRAMES: u64 = 30;
+/// Media of a URL read at most: a little over the longest keyframe gap that passes, so a
+/// stream with one keyframe every 10 s shows a gap too long.
+const URL_SCAN_MEDIA: Duration = Duration::from_millis(MAX_KEYFRAME_GAP_MS + 200);
 
 /// Reads a URL's first H.264 stream for at most [`URL_SCAN`], opening only what `guard`
 /// allows.
@@ -115,8 +116,7 @@ pub(super) fn read_h264(
         };
         let read = tally.add(buffer);
         if read >= SCAN
-            || deadline
-                .is_some_and(|d| tally.frames >= URL_SCAN_FRAMES || std::time::Instant::now() >= d)
+            || deadline.is_some_and(|d| read >= URL_SCAN_MEDIA || std::time::Instant::now() >= d)
         {
             break;
         }
@@ -220,6 +220,8 @@ pub(crate) struct Candidate<'a> {
     pub(crate) audio: Option<&'a super::probe::AudioStream>,
     pub(crate) audio_tracks: usize,
     pub(crate) measures: Option<&'a Result<VideoMeasures, String>>,
+    /// Where its first sample is, when later than its start.
+    pub(crate) start_ms: Option<u64>,
 }
 
 /// A keyframe at least this often: a late reader (the cloud's pull) starts within it.
@@ -227,13 +229,27 @@ pub const MAX_KEYFRAME_GAP_MS: u64 = 2000;
 /// How far over the profile's bitrate cap a passed-through stream may be.
 pub const BITRATE_SLACK: f64 = 1.5;
 
-/// Whether remuxing alone meets the contract, why, and every criterion checked (up to the
-/// first that fails). One place decides it: any H.264 without B-frames, no larger than the
-/// profile's picture, at most its frame rate, a keyframe at least every 2 s and a bitrate
-/// within 1.5 × its cap, with one AAC track at the contract's rate, in MP4/MOV or FLV.
+/// Who would take the input as it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Taker {
+    /// This node, remuxing a local file without decoding it (passthrough, or an
+    /// announcement served as it is).
+    Remux,
+    /// The cloud, pulling a URL itself (`direct`): any container it pulls, and a bitrate
+    /// that a few seconds of packets cannot tell.
+    Cloud,
+}
+
+/// Whether the input can be taken as it is, why, and every criterion checked (up to the
+/// first that fails). One place decides it, for a local passthrough and for a URL the
+/// cloud pulls alike: any H.264 without B-frames, upright, no larger than the profile's
+/// picture, at most its frame rate, a keyframe at least every 2 s, starting at 0, with one
+/// AAC track at the contract's rate; for a remux also in MP4/MOV or FLV and within 1.5 ×
+/// the profile's bitrate cap.
 pub(crate) fn verdict(
     c: &Candidate<'_>,
     contract: &super::contract::Contract,
+    taker: Taker,
 ) -> (bool, String, Vec<Check>) {
     let mut checks = Vec::new();
     let mut check = |criterion: &str, measured: String, ok: bool| {
@@ -244,30 +260,44 @@ pub(crate) fn verdict(
         });
         ok
     };
-    let passes = check(
-        "container MP4/MOV or FLV",
-        super::probe::container_label(c.container).to_owned(),
-        matches!(c.container, "video/quicktime" | "video/x-flv"),
-    ) && check(
-        "one audio track",
-        match c.audio_tracks {
-            1 => "1 audio track".to_owned(),
-            n => format!("{n} audio tracks"),
-        },
-        c.audio_tracks == 1,
-    ) && check(
-        &format!("AAC at {} Hz, mono or stereo", contract.audio_rate),
-        c.audio.map_or("no audio".into(), |a| {
-            format!("{} at {} Hz, {} ch", a.codec, a.rate, a.channels)
-        }),
-        c.audio.is_some_and(|a| {
-            a.codec == "aac" && a.rate == contract.audio_rate && (1..=2).contains(&a.channels)
-        }),
-    ) && video_checks(c, contract, &mut check);
-    let reason = match checks.iter().find(|k| !k.ok) {
-        Some(k) => format!("re-encoded: needs {}, it has {}", k.criterion, k.measured),
-        None => "H.264 without B-frames and AAC within the contract: remuxed without decoding"
-            .to_owned(),
+    let passes = (taker == Taker::Cloud
+        || check(
+            "container MP4/MOV or FLV",
+            super::probe::container_label(c.container).to_owned(),
+            matches!(c.container, "video/quicktime" | "video/x-flv"),
+        ))
+        && check(
+            "its first sample at 0 s",
+            c.start_ms.map_or("its first sample at 0 s".into(), |ms| {
+                format!("its first sample at {:.2} s", ms as f64 / 1000.0)
+            }),
+            c.start_ms.is_none(),
+        )
+        && check(
+            "one audio track",
+            match c.audio_tracks {
+                1 => "1 audio track".to_owned(),
+                n => format!("{n} audio tracks"),
+            },
+            c.audio_tracks == 1,
+        )
+        && check(
+            &format!("AAC at {} Hz, mono or stereo", contract.audio_rate),
+            c.audio.map_or("no audio".into(), |a| {
+                format!("{} at {} Hz, {} ch", a.codec, a.rate, a.channels)
+            }),
+            c.audio.is_some_and(|a| {
+                a.codec == "aac" && a.rate == contract.audio_rate && (1..=2).contains(&a.channels)
+            }),
+        )
+        && video_checks(c, contract, taker, &mut check);
+    let reason = match (checks.iter().find(|k| !k.ok), taker) {
+        (Some(k), _) => format!("re-encoded: needs {}, it has {}", k.criterion, k.measured),
+        (None, Taker::Remux) => {
+            "H.264 without B-frames and AAC within the contract: remuxed without decoding"
+                .to_owned()
+        }
+        (None, Taker::Cloud) => "H.264 without B-frames and AAC within the contract".to_owned(),
     };
     (passes, reason, checks)
 }
@@ -275,6 +305,7 @@ pub(crate) fn verdict(
 fn video_checks(
     c: &Candidate<'_>,
     contract: &super::contract::Contract,
+    taker: Taker,
     check: &mut impl FnMut(&str, String, bool) -> bool,
 ) -> bool {
     let Some(limit) = contract.video else {
@@ -302,7 +333,7 @@ fn video_checks(
     let m = match c.measures {
         Some(Ok(m)) => m,
         Some(Err(e)) => return check("readable H.264 packets", e.clone(), false),
-        None => return check("a local file to measure", "not a local file".into(), false),
+        None => return check("H.264 packets read", "none read".into(), false),
     };
     check(
         "no B-frames (frames shown in decode order)",
@@ -323,51 +354,13 @@ fn video_checks(
             m.max_keyframe_gap_ms as f64 / 1000.0
         ),
         m.max_keyframe_gap_ms <= MAX_KEYFRAME_GAP_MS,
-    ) && check(
-        &format!(
-            "at most {:.0} kb/s ({BITRATE_SLACK} × the profile's cap)",
-            f64::from(limit.kbps) * BITRATE_SLACK
-        ),
-        format!("{} kb/s", m.kbps),
-        m.kbps as f64 <= f64::from(limit.kbps) * BITRATE_SLACK,
-    )
-}
-
-/// Whether the cloud can pull a URL as it is, and why: H.264 without B-frames within
-/// 1080p30 (or no video), with AAC or Opus audio (or none).
-pub(crate) fn direct_verdict(
-    video: Option<&super::probe::VideoStream>,
-    audio: Option<&super::probe::AudioStream>,
-    measures: Option<&Result<VideoMeasures, String>>,
-) -> (bool, String) {
-    if let Some(v) = video {
-        if v.codec != "h264" {
-            return (false, format!("its video is {}, not H.264", v.codec));
-        }
-        match measures {
-            Some(Ok(m)) if m.reordered => return (false, "its H.264 has B-frames".into()),
-            Some(Ok(_)) => {}
-            Some(Err(e)) => return (false, format!("its H.264 packets could not be read: {e}")),
-            None => return (false, "its H.264 packets were not read".into()),
-        }
-        if v.width > 1920 || v.height > 1080 || v.fps > 30.01 {
-            return (
-                false,
-                format!(
-                    "{}x{} at {:.2} fps is over 1080p30",
-                    v.width, v.height, v.fps
-                ),
-            );
-        }
-    }
-    if let Some(a) = audio
-        && !matches!(a.codec.as_str(), "aac" | "opus")
-    {
-        return (false, format!("its audio is {}, not AAC or Opus", a.codec));
-    }
-    (
-        true,
-        "H.264 without B-frames within 1080p30, and AAC or Opus: the cloud takes it as it is"
-            .into(),
-    )
+    ) && (taker == Taker::Cloud
+        || check(
+            &format!(
+                "at most {:.0} kb/s ({BITRATE_SLACK} × the profile's cap)",
+                f64::from(limit.kbps) * BITRATE_SLACK
+            ),
+            format!("{} kb/s", m.kbps),
+            m.kbps as f64 <= f64::from(limit.kbps) * BITRATE_SLACK,
+        ))
 }

@@ -29,6 +29,9 @@ pub(super) fn found(
     let refused = refusal.clone();
     let hook_guard = guard.clone();
     let network_uri = uri.to_owned();
+    // The media types no decoder here takes, as decodebin reports them.
+    let undecoded = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let reported = undecoded.clone();
     discoverer.connect_source_setup(move |_, source| {
         let mut top = source.clone();
         while let Some(parent) = top.parent().and_then(|p| p.downcast::<gst::Element>().ok()) {
@@ -40,12 +43,25 @@ pub(super) fn found(
             if let Some(guard) = &hook_guard {
                 super::policy::guard_sources(bin, guard.clone());
             }
-            if !network_uri.starts_with("file:") {
-                let mut children = bin.iterate_recurse();
-                while let Ok(Some(child)) = children.next() {
-                    if child.factory().is_some_and(|f| f.name() == "uridecodebin") {
+            let mut children = bin.iterate_recurse();
+            while let Ok(Some(child)) = children.next() {
+                if child.factory().is_some_and(|f| f.name() == "uridecodebin") {
+                    if !network_uri.starts_with("file:") {
                         super::pads::skip_gif_demuxer(&child);
                     }
+                    super::pads::decode_media_only(&child);
+                    let reported = reported.clone();
+                    // (element, pad, caps)
+                    child.connect("unknown-type", false, move |values| {
+                        if let Some(s) = values
+                            .get(2)
+                            .and_then(|v| v.get::<gst::Caps>().ok())
+                            .and_then(|c| c.structure(0).map(|s| s.name().to_string()))
+                        {
+                            reported.lock().expect("undecoded lock").push(s);
+                        }
+                        None
+                    });
                 }
             }
             super::sizes::guard_decoders_into(bin, bounds, &refused);
@@ -56,9 +72,10 @@ pub(super) fn found(
     if let Some(too_large) = refusal.get() {
         return Err(too_large.to_string());
     }
+    let undecoded = undecoded.lock().expect("undecoded lock").clone();
     let info = discovered.map_err(|e| {
         if e.matches(gst::CoreError::MissingPlugin) {
-            return no_decoder(uri);
+            return no_decoder(uri, &undecoded);
         }
         // GStreamer's own words ("Internal data stream error", "No data in file") name no
         // cause: look again.
@@ -71,7 +88,7 @@ pub(super) fn found(
         pbutils::DiscovererResult::Timeout => {
             return Err("no answer within 10 s (unreachable, or not media)".into());
         }
-        pbutils::DiscovererResult::MissingPlugins => return Err(no_decoder(uri)),
+        pbutils::DiscovererResult::MissingPlugins => return Err(no_decoder(uri, &undecoded)),
         other => return Err(format!("{other:?}")),
     }
     let (container, _) = caps_name(info.stream_info().and_then(|s| s.caps()));
@@ -124,17 +141,49 @@ pub(super) fn found(
     })
 }
 
-/// Why nothing decodes `uri`. A GIF is played from a file only (see `animation`): libav's
-/// GIF demuxer, the one GStreamer element for it, spins on some GIFs and is never used.
-fn no_decoder(uri: &str) -> String {
+/// Why nothing decodes `uri`, whose streams of `undecoded` media types found no decoder. A
+/// GIF is played from a file only (see `animation`): libav's GIF demuxer, the one
+/// GStreamer element for it, spins on some GIFs and is never used. The package to install
+/// is named only when it would really decode the stream.
+fn no_decoder(uri: &str, undecoded: &[String]) -> String {
     let gif = url::Url::parse(uri)
         .map(|u| u.path().to_ascii_lowercase().ends_with(".gif"))
         .unwrap_or(false);
     if gif && !uri.starts_with("file:") {
-        "an animated picture (GIF) plays from a file only: put it under a media root, or give it as a video".into()
-    } else {
-        "no GStreamer plugin decodes it: run `make setup`".into()
+        return "an animated picture (GIF) plays from a file only: put it under a media root, or give it as a video".into();
     }
+    let convert = "convert it first, e.g. `ffmpeg -i <file> -c:v libx264 -c:a aac <new>.mp4`";
+    let Some(media_type) = undecoded.first() else {
+        return format!("no GStreamer plugin here decodes it: {convert}");
+    };
+    let codec = codec_name(media_type, None);
+    match decoder_package(media_type) {
+        Some((package, element)) if gst::ElementFactory::find(element).is_none() => format!(
+            "no GStreamer plugin here decodes its {codec}: install {package} (`make setup` does)"
+        ),
+        _ => format!("no GStreamer plugin decodes its {codec} ({media_type}): {convert}"),
+    }
+}
+
+/// The Debian package whose element decodes a media type, for the ones users bring.
+fn decoder_package(media_type: &str) -> Option<(&'static str, &'static str)> {
+    Some(match media_type {
+        "video/x-h264" => ("gstreamer1.0-libav", "avdec_h264"),
+        "video/x-h265" => ("gstreamer1.0-libav", "avdec_h265"),
+        "video/mpeg" => ("gstreamer1.0-libav", "avdec_mpeg4"),
+        "video/x-vp8" => ("gstreamer1.0-plugins-good", "vp8dec"),
+        "video/x-vp9" => ("gstreamer1.0-plugins-good", "vp9dec"),
+        "video/x-av1" => ("gstreamer1.0-plugins-bad", "dav1ddec"),
+        "video/x-wmv" => ("gstreamer1.0-libav", "avdec_wmv3"),
+        "audio/mpeg" => ("gstreamer1.0-libav", "avdec_aac"),
+        "audio/x-ac3" | "audio/x-eac3" => ("gstreamer1.0-libav", "avdec_ac3"),
+        "audio/x-opus" => ("gstreamer1.0-plugins-base", "opusdec"),
+        "audio/x-vorbis" => ("gstreamer1.0-plugins-base", "vorbisdec"),
+        "audio/x-flac" => ("gstreamer1.0-plugins-good", "flacdec"),
+        "audio/x-alac" => ("gstreamer1.0-libav", "avdec_alac"),
+        "audio/x-wma" => ("gstreamer1.0-libav", "avdec_wmav2"),
+        _ => return None,
+    })
 }
 
 /// Why a network input could not be read, in words that name the host and the cause: the

@@ -201,6 +201,7 @@ pub mod bounds;
 pub mod conformance;
 pub mod contract;
 mod discover;
+mod extent;
 pub mod flv;
 mod header;
 pub mod hub;

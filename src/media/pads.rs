@@ -130,6 +130,7 @@ pub(crate) fn decoder_for(
             if !uri.starts_with("file:") {
                 skip_gif_demuxer(&decode);
             }
+            decode_media_only(&decode);
             decode
         }
     };
@@ -159,6 +160,40 @@ pub(crate) fn skip_gif_demuxer(decodebin: &gst::Element) {
             "try"
         })
     });
+}
+
+/// Keeps `decodebin` (a uridecodebin or decodebin) from decoding what is never played:
+/// subtitles, closed captions, timed metadata and data tracks are exposed as they are and
+/// drained, so a track nobody decodes (a WebVTT subtitle, an iPhone's `mebx`) is ignored
+/// instead of failing the whole input, and none costs a decoder.
+pub(crate) fn decode_media_only(decodebin: &gst::Element) {
+    // (element, pad, caps) -> whether to go on plugging elements after this pad.
+    decodebin.connect("autoplug-continue", false, |values| {
+        let caps = values.get(2).and_then(|v| v.get::<gst::Caps>().ok());
+        let stop = caps
+            .as_ref()
+            .and_then(|c| c.structure(0))
+            .is_some_and(|s| never_played(s.name().as_str()));
+        Some((!stop).to_value())
+    });
+}
+
+/// Whether a stream of this media type is one callfeed never plays.
+pub(crate) fn never_played(media_type: &str) -> bool {
+    const NEVER: [&str; 11] = [
+        "text/",
+        "subpicture/",
+        "closedcaption/",
+        "meta/",
+        "timecode/",
+        "application/x-subtitle",
+        "application/x-ssa",
+        "application/x-ass",
+        "application/x-usf",
+        "application/x-teletext",
+        "application/x-onvif-metadata",
+    ];
+    NEVER.iter().any(|prefix| media_type.starts_with(prefix))
 }
 
 /// For each pad `decoder` has or adds to `pipeline`, `branch(media_type)` says what it

@@ -122,7 +122,7 @@ pub fn plan(input: &InputSpec, report: Option<&ProbeReport>, options: PlanOption
                 } else {
                     Plan {
                         mode: Mode::Live,
-                        reason: format!("re-encoded live to the contract: {why}"),
+                        reason: format!("restreamed live to the contract, {why}"),
                     }
                 };
             }

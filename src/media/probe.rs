@@ -42,7 +42,15 @@ pub struct ProbeReport {
     pub kind: &'static str,
     pub live: bool,
     pub container: Option<String>,
+    /// How long the played media really lasts: measured from a local file's packets, the
+    /// header's claim otherwise.
     pub duration_ms: Option<u64>,
+    /// The length the file's header declares, when it disagrees with the measured one by
+    /// more than a frame (an interrupted copy declares more than it holds).
+    pub declared_duration_ms: Option<u64>,
+    /// Where a local file's first sample is, when it is later than its start (an edited
+    /// export): what is played starts there, as ffmpeg does.
+    pub start_ms: Option<u64>,
     pub seekable: bool,
     pub video: Option<VideoStream>,
     pub audio: Option<AudioStream>,
@@ -202,6 +210,8 @@ pub fn probe_with(
                 live: true,
                 container: None,
                 duration_ms: None,
+                declared_duration_ms: None,
+                start_ms: None,
                 seekable: false,
                 video: None,
                 audio: None,
@@ -301,6 +311,23 @@ fn probe_uri(
         }));
     }
     let still = video.as_ref().is_some_and(|v| v.still_image);
+    // A local file's real length is read from its packets; one with nothing to play, or
+    // cut short, is refused here, before anything rings.
+    let measured = match &local {
+        Some(path) if !live && !still => super::extent::judge(
+            path,
+            &super::extent::Played {
+                video_codec: video.as_ref().map(|v| v.codec.as_str()),
+                video_fps: video.as_ref().map_or(0.0, |v| v.fps),
+                audio: audio_track.zip(audio.as_ref().map(|a| a.codec.as_str())),
+                audio_rate: audio.as_ref().map_or(0, |a| a.rate),
+                declared_ms: duration_ms,
+            },
+        )
+        .map_err(fail)?,
+        _ => None,
+    };
+    let duration_ms = measured.map_or(duration_ms, |m| Some(m.length_ms));
     // A file with streams but nothing in them would make an MP4 no player opens, or a call
     // that hears nothing: refused now, with the reason.
     if !live && !still && duration_ms == Some(0) {
@@ -317,24 +344,38 @@ fn probe_uri(
         measures = Some(super::conformance::measure_h264(path));
     }
     let audio_tracks = tracks.iter().filter(|t| t.kind == "audio").count();
-    let (passthrough, reason, checks) = super::conformance::verdict(
-        &super::conformance::Candidate {
-            container: &container,
-            video: video.as_ref(),
-            audio: audio.as_ref(),
-            audio_tracks,
-            measures: measures.as_ref(),
-        },
-        &contract,
-    );
-    // A URL the cloud might pull itself: its packets are read briefly, for B-frames.
-    let direct = (local.is_none() && options.judge_direct).then(|| {
-        let measured = video
+    let mut candidate = super::conformance::Candidate {
+        container: &container,
+        video: video.as_ref(),
+        audio: audio.as_ref(),
+        audio_tracks,
+        measures: measures.as_ref(),
+        start_ms: measured.and_then(|m| m.start_ms),
+    };
+    // One verdict for "taken as it is": by this node remuxing a local file, or by the
+    // cloud pulling a URL itself (whose packets are read briefly, for B-frames and GOP).
+    let url_measures;
+    let (passthrough, reason, checks, direct) = if local.is_some() {
+        let (passes, reason, checks) =
+            super::conformance::verdict(&candidate, &contract, super::conformance::Taker::Remux);
+        (passes, reason, checks, None)
+    } else if options.judge_direct {
+        url_measures = video
             .as_ref()
             .filter(|v| v.codec == "h264")
             .map(|_| super::conformance::measure_h264_uri(uri, url_guard.clone()));
-        super::conformance::direct_verdict(video.as_ref(), audio.as_ref(), measured.as_ref())
-    });
+        candidate.measures = url_measures.as_ref();
+        let (pullable, why, checks) =
+            super::conformance::verdict(&candidate, &contract, super::conformance::Taker::Cloud);
+        (false, why.clone(), checks, Some((pullable, why)))
+    } else {
+        (
+            false,
+            "a URL is restreamed through this node".to_owned(),
+            Vec::new(),
+            None,
+        )
+    };
     Ok(ProbeReport {
         direct,
         input: shown,
@@ -342,6 +383,8 @@ fn probe_uri(
         live,
         container: Some(container),
         duration_ms,
+        declared_duration_ms: measured.and_then(|m| m.declared_ms),
+        start_ms: measured.and_then(|m| m.start_ms),
         seekable,
         video,
         audio,
@@ -410,6 +453,8 @@ fn animated_report(
         live,
         container: Some(animation.container.into()),
         duration_ms: Some(animation.duration.as_millis() as u64),
+        declared_duration_ms: None,
+        start_ms: None,
         seekable: true,
         video: Some(VideoStream {
             codec: animation.codec.into(),

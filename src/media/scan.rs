@@ -56,8 +56,11 @@ struct Seen {
     pads: Vec<(u32, gst::Pad, gst::TagList)>,
     global: gst::TagList,
     h264: Option<gst_app::AppSink>,
-    /// How many streams have passed their first packet.
+    /// How many audio and video streams have passed their first packet.
     flowing: usize,
+    /// How many audio and video streams are shown: only they are waited for (a subtitle
+    /// track may have no packet for minutes).
+    playable: usize,
     /// How many streams the file says it has, where the demuxer shows them one by one.
     expected: usize,
 }
@@ -97,7 +100,11 @@ fn parse(path: &Path) -> Result<Parsed, &'static str> {
     let shown = bus
         .timed_pop_filtered(
             PREROLL,
-            &[gst::MessageType::Application, gst::MessageType::Error],
+            &[
+                gst::MessageType::Application,
+                gst::MessageType::Error,
+                gst::MessageType::Eos,
+            ],
         )
         .ok_or("no packet within 5 s")?;
     if !matches!(shown.view(), gst::MessageView::Application(_)) {
@@ -221,10 +228,16 @@ fn attach(parse: &gst::Element, pipeline: &gst::Pipeline, seen: &Arc<Mutex<Seen>
             .next()
             .and_then(|n| n.parse::<u32>().ok())
             .unwrap_or(u32::MAX);
-        seen.lock()
-            .expect("scan lock")
-            .pads
-            .push((number, pad.clone(), gst::TagList::new()));
+        let playable = pad
+            .current_caps()
+            .unwrap_or_else(|| pad.query_caps(None))
+            .structure(0)
+            .is_some_and(|s| s.name().starts_with("audio/") || s.name().starts_with("video/"));
+        {
+            let mut seen = seen.lock().expect("scan lock");
+            seen.pads.push((number, pad.clone(), gst::TagList::new()));
+            seen.playable += usize::from(playable);
+        }
         let tags_of = seen.clone();
         pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |pad, info| {
             if let Some(gst::PadProbeData::Event(event)) = &info.data
@@ -236,10 +249,13 @@ fn attach(parse: &gst::Element, pipeline: &gst::Pipeline, seen: &Arc<Mutex<Seen>
         });
         let (counted, to_tell) = (seen.clone(), weak_pipeline.clone());
         pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            if !playable {
+                return gst::PadProbeReturn::Remove;
+            }
             let all_flowing = {
                 let mut seen = counted.lock().expect("scan lock");
                 seen.flowing += 1;
-                seen.flowing == seen.pads.len() && seen.flowing >= seen.expected
+                seen.flowing == seen.playable && seen.flowing >= seen.expected
             };
             if all_flowing && let Some(pipeline) = to_tell.upgrade() {
                 let all = gst::Structure::new_empty(ALL_STREAMS);

@@ -44,7 +44,9 @@ pub fn check_size(
         if check_local(&path, bounds).map_err(fail)?.is_some() {
             continue;
         }
-        // Not a picture read by its headers: its streams as the parsers describe them.
+        // Not a picture: a file with nothing to play, or cut short, is refused now.
+        super::extent::admit(&path).map_err(fail)?;
+        // Its streams as the parsers describe them.
         let Ok((streams, tags)) = super::scan::streams(&path) else {
             continue;
         };

@@ -55,7 +55,8 @@ impl std::fmt::Display for AudioTrack {
 /// One stream of a file, as `probe` lists it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Track {
-    /// `audio`, `video`, `subtitle` or `picture` (cover art: never carried).
+    /// `audio`, `video`, `subtitle`, `data` (timed metadata, captions: never played) or
+    /// `picture` (cover art: never carried).
     pub kind: &'static str,
     /// Its number among the tracks of its kind, from 0 (what `--audio-track` takes).
     pub index: usize,
@@ -77,6 +78,11 @@ pub(super) fn list(info: &pbutils::DiscovererInfo) -> Vec<Track> {
             Some((kind, codec, None))
         } else if let Some(t) = stream.downcast_ref::<pbutils::DiscovererSubtitleInfo>() {
             Some(("subtitle", codec, t.language().map(|l| l.to_string())))
+        } else if stream.is::<pbutils::DiscovererContainerInfo>() {
+            None
+        } else if super::pads::never_played(&name) {
+            // Timed metadata, captions, data: listed, never played.
+            Some(("data", codec, None))
         } else {
             None
         }

@@ -140,6 +140,8 @@ pub(super) fn build_input(
             }
             let feed = feed.clone();
             let audio_pick = crate::media::pads::AudioPick::new(settings.audio_track);
+            // A file whose first sample is late is played from it (see `announce`).
+            let moved_by = settings.first_sample.map_or(0, |d| -(d.as_nanos() as i64));
             crate::media::pads::attach_decoded_pads(&decode, &pipeline, move |kind| {
                 let description = if kind.starts_with("video/") {
                     video_branch.as_deref()
@@ -153,6 +155,11 @@ pub(super) fn build_input(
                 };
                 let bin = gst::parse::bin_from_description(description, true)
                     .map_err(|e| e.to_string())?;
+                if moved_by != 0
+                    && let Some(pad) = bin.static_pad("sink")
+                {
+                    pad.set_offset(moved_by);
+                }
                 for name in ["video", "audio"] {
                     if let Some(sink) = bin
                         .by_name(name)

@@ -98,6 +98,8 @@ pub struct LiveSettings {
     pub source_guard: Option<super::policy::SourceGuard>,
     /// How large a picture the input (and the slate) may decode to.
     pub input_bounds: super::bounds::InputBounds,
+    /// Where a file's first sample is, when later than its start: played from there.
+    pub first_sample: Option<Duration>,
 }
 
 impl LiveSettings {
@@ -117,6 +119,10 @@ impl LiveSettings {
         self.picture = crate::media::picture::Picture::for_input(slate, report);
         if let Some(report) = report {
             self.input_bounds = report.bounds;
+            self.first_sample = report
+                .start_ms
+                .filter(|_| report.kind == "file")
+                .map(Duration::from_millis);
         }
     }
 
@@ -135,6 +141,7 @@ impl LiveSettings {
             hold_until_pulled: false,
             source_guard: None,
             input_bounds: Default::default(),
+            first_sample: None,
         }
     }
 }

@@ -1,0 +1,414 @@
+//! Files that lie about themselves, as users bring them: a header promising more than the
+//! file holds (an interrupted copy), nothing playable behind a whole header, a late first
+//! timestamp, tracks nobody decodes, a conforming file written as MP4, a rotated clip by
+//! URL, subtitles that would stall a probe. What a user observes: the exit code, what the
+//! room heard and for how long, the output's length and bytes, what `probe` says.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+fn callfeed() -> tokio::process::Command {
+    callfeed_cli("callfeed-lying-files-state")
+}
+
+/// `ffmpeg` writing `dir/name`.
+fn make(dir: &Path, name: &str, args: &str) -> PathBuf {
+    let path = dir.join(name);
+    ffmpeg(&format!("{args} {}", path.display()));
+    path
+}
+
+/// The first `bytes` of `from`, as an interrupted copy leaves it.
+fn cut(from: &Path, to: &Path, bytes: usize) -> PathBuf {
+    let data = std::fs::read(from).unwrap();
+    std::fs::write(to, &data[..bytes.min(data.len())]).unwrap();
+    to.to_path_buf()
+}
+
+/// A file's length as ffprobe reads it, in seconds.
+fn ffprobe_seconds(path: &Path) -> f64 {
+    let out = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("ffprobe {path:?}: {out:?}"))
+}
+
+async fn probe_json(input: &str) -> (Option<i32>, Value, String) {
+    let out = callfeed()
+        .args(["probe", input, "--json"])
+        .output()
+        .await
+        .unwrap();
+    let json = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    (
+        out.status.code(),
+        json,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+async fn call(media: &Path, media_type: &str) -> (Option<i32>, Value, String) {
+    let out = callfeed()
+        .args(["call", "--emulator", "--to", "jack", "--room", "lying"])
+        .arg("--media")
+        .arg(media)
+        .args(["--media-type", media_type, "--profile", "360p"])
+        .args(["--callee-answers-after", "200", "--json"])
+        .output()
+        .await
+        .unwrap();
+    let report = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    (
+        out.status.code(),
+        report,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_header_that_promises_more_is_heard_once_and_the_call_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A FLAC whose STREAMINFO says 20 s, cut after about 4 s of frames.
+    let whole = make(d, "whole.flac", "-f lavfi -i sine=f=440:d=20 -c:a flac");
+    let flac = cut(&whole, &d.join("interrupted.flac"), 60_000);
+    // A Matroska file that says 8 s and stops near 3 s.
+    let mkv_whole = make(
+        d,
+        "whole.mkv",
+        "-f lavfi -i sine=f=440:d=8 -c:a libopus -b:a 64k",
+    );
+    let mkv_len = std::fs::metadata(&mkv_whole).unwrap().len() as usize;
+    let mkv = cut(&mkv_whole, &d.join("interrupted.mkv"), mkv_len * 3 / 8);
+
+    for (file, declared) in [(&flac, 20.0), (&mkv, 8.0)] {
+        let (code, probed, err) = probe_json(file.to_str().unwrap()).await;
+        assert_eq!(code, Some(0), "{file:?}: {err}");
+        let measured = probed["duration_ms"].as_f64().unwrap() / 1000.0;
+        let claimed = probed["declared_duration_ms"].as_f64().unwrap_or(0.0) / 1000.0;
+        assert!(
+            measured > 1.5 && measured < declared * 0.6,
+            "{file:?} measured {measured} s: {probed:#}"
+        );
+        assert!(
+            (claimed - declared).abs() < 0.5,
+            "{file:?}: the header's figure is shown too: {probed:#}"
+        );
+
+        // Heard once, from its first moment, and the call completes.
+        let (code, report, err) = call(file, "audio").await;
+        assert_eq!(code, Some(0), "{file:?}: {err}\n{report:#}");
+        assert_eq!(report["result"], "completed", "{file:?}: {report:#}");
+        assert_eq!(
+            report["task_restarts"].as_u64().unwrap_or(0),
+            0,
+            "{report:#}"
+        );
+        let heard_s = report["room"]["audio_ms"].as_f64().unwrap_or(0.0) / 1000.0;
+        assert!(
+            heard_s > measured * 0.7 && heard_s < measured * 1.5 + 1.0,
+            "{file:?}: the room heard {heard_s} s of a {measured} s file: {report:#}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_with_nothing_playable_is_refused_before_anything_rings() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // An audiobook cut off right after its header: the `moov` says 30 s of AAC, no sample
+    // follows.
+    let book = make(
+        d,
+        "book.m4a",
+        "-f lavfi -i sine=d=30 -c:a aac -movflags +faststart",
+    );
+    let data = std::fs::read(&book).unwrap();
+    let mdat = data.windows(4).position(|w| w == b"mdat").unwrap();
+    let empty = cut(&book, &d.join("empty.m4b"), mdat + 12);
+    // A video whose sample table points past the end of the file.
+    let clip = make(
+        d,
+        "clip.mp4",
+        "-f lavfi -i testsrc=s=320x240:r=30:d=6 -f lavfi -i sine=d=6 -pix_fmt yuv420p \
+         -c:v libx264 -c:a aac -movflags +faststart",
+    );
+    let len = std::fs::metadata(&clip).unwrap().len() as usize;
+    let truncated = cut(&clip, &d.join("truncated.mp4"), len / 2);
+
+    for (file, named) in [(&empty, "none of it present"), (&truncated, "truncated")] {
+        let (code, _, err) = probe_json(file.to_str().unwrap()).await;
+        assert_eq!(code, Some(2), "{file:?}: {err}");
+        assert!(err.contains(named), "{file:?}: {err}");
+        // Never an MP4 that nothing opens.
+        let out_path = d.join("out.mp4");
+        let out = callfeed()
+            .arg("push")
+            .arg(file)
+            .arg("--mp4")
+            .arg(&out_path)
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{file:?}: {out:?}");
+        assert!(!out_path.exists(), "{file:?} left an output");
+        // A call refuses it before the phone rings: exit 2, and no call was placed.
+        let (code, report, err) = call(file, "audio").await;
+        assert_eq!(code, Some(2), "{file:?}: {err}\n{report:#}");
+        assert!(err.contains(named), "{file:?}: {err}");
+        assert!(report["call_id"].is_null(), "a call was placed: {report:#}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_first_timestamp_plays_from_the_first_sample() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let late = make(
+        d,
+        "late.mp4",
+        "-f lavfi -i testsrc=s=320x240:r=30:d=4 -f lavfi -i sine=f=440:d=4:sample_rate=48000 \
+         -pix_fmt yuv420p -c:v libx264 -c:a aac -output_ts_offset 10",
+    );
+    let (code, probed, err) = probe_json(late.to_str().unwrap()).await;
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        (probed["start_ms"].as_f64().unwrap_or(0.0) - 10_000.0).abs() < 100.0,
+        "{probed:#}"
+    );
+    let out = d.join("out.mp4");
+    let status = callfeed()
+        .arg("push")
+        .arg(&late)
+        .args(["--profile", "360p", "--mp4"])
+        .arg(&out)
+        .output()
+        .await
+        .unwrap()
+        .status;
+    assert!(status.success());
+    let length = ffprobe_seconds(&out);
+    assert!(
+        (length - 4.0).abs() < 0.3,
+        "the announcement is {length} s long: the input's media lasts 4 s"
+    );
+    // Its first second is the tone, not silence.
+    let level = first_second_level_db(&out);
+    assert!(level > -30.0, "the first second is at {level} dB");
+}
+
+/// The mean volume of `path`'s first second of audio, by ffmpeg.
+fn first_second_level_db(path: &Path) -> f64 {
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-v", "info", "-t", "1", "-i"])
+        .arg(path)
+        .args(["-af", "volumedetect", "-f", "null", "-"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    text.lines()
+        .find_map(|l| l.split("mean_volume:").nth(1))
+        .and_then(|v| v.trim().trim_end_matches("dB").trim().parse().ok())
+        .unwrap_or(f64::NEG_INFINITY)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tracks_nobody_decodes_are_ignored_and_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("words.srt"),
+        "1\n00:00:00,500 --> 00:00:01,500\nhello\n\n",
+    )
+    .unwrap();
+    // WebVTT subtitles, which no GStreamer plugin decodes, beside decodable audio and video.
+    let file = make(
+        d,
+        "subtitled.mkv",
+        &format!(
+            "-f lavfi -i testsrc=s=320x240:r=30:d=2 -f lavfi -i sine=d=2 -i {} -map 0 -map 1 -map 2 \
+             -pix_fmt yuv420p -c:v libx264 -c:a libopus -c:s webvtt",
+            d.join("words.srt").display()
+        ),
+    );
+    let out = callfeed().arg("probe").arg(&file).output().await.unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        said.lines()
+            .any(|l| l.starts_with("track       subtitle") && l.contains("ignored")),
+        "{said}"
+    );
+    let written = d.join("out.mp4");
+    let status = callfeed()
+        .arg("push")
+        .arg(&file)
+        .args(["--profile", "360p", "--mp4"])
+        .arg(&written)
+        .output()
+        .await
+        .unwrap()
+        .status;
+    assert!(status.success());
+    assert!((ffprobe_seconds(&written) - 2.0).abs() < 0.3);
+}
+
+/// Each H.264 packet's hash, in order (ffmpeg's `framemd5` of the stream copied).
+fn h264_packet_hashes(path: &Path) -> Vec<String> {
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args(["-map", "0:v", "-c", "copy", "-f", "framemd5", "-"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit(',').next().map(|h| h.trim().to_owned()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conforming_file_written_as_mp4_is_remuxed_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let conforming = make(
+        d,
+        "conforming.mp4",
+        "-f lavfi -i testsrc=s=640x360:r=30:d=3 -f lavfi -i sine=d=3:sample_rate=48000 \
+         -pix_fmt yuv420p -c:v libx264 -profile:v main -bf 0 -g 30 -b:v 500k -c:a aac \
+         -movflags +faststart",
+    );
+    let (_, probed, _) = probe_json(conforming.to_str().unwrap()).await;
+    assert_eq!(probed["passthrough"], true, "{probed:#}");
+    let written = d.join("out.mp4");
+    let out = callfeed()
+        .arg("push")
+        .arg(&conforming)
+        .args(["--profile", "360p", "--mp4"])
+        .arg(&written)
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let (input, output) = (
+        h264_packet_hashes(&conforming),
+        h264_packet_hashes(&written),
+    );
+    assert_eq!(input.len(), 90);
+    assert_eq!(input, output, "the H.264 packets changed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_clip_by_url_is_not_handed_to_the_cloud() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let upright = make(
+        d,
+        "upright.mp4",
+        "-f lavfi -i testsrc=s=640x360:r=30:d=3 -f lavfi -i sine=d=3:sample_rate=48000 \
+         -pix_fmt yuv420p -c:v libx264 -profile:v main -bf 0 -g 30 -b:v 500k -c:a aac \
+         -movflags +faststart",
+    );
+    make(
+        d,
+        "phone.mp4",
+        &format!("-i {} -c copy -metadata:s:v:0 rotate=90", upright.display()),
+    );
+    let site = serve_dir(d).await;
+    let (code, probed, err) = probe_json(&format!("{site}upright.mp4")).await;
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(probed["plan"]["mode"], "direct", "{probed:#}");
+    let (code, probed, err) = probe_json(&format!("{site}phone.mp4")).await;
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(probed["direct"][0], false, "{probed:#}");
+    assert_eq!(probed["plan"]["mode"], "live", "{probed:#}");
+    assert!(
+        probed["plan"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("upright")),
+        "{probed:#}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_probe_does_not_wait_on_subtitles() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("late.srt"),
+        "1\n00:00:25,000 --> 00:00:26,000\nlate\n\n",
+    )
+    .unwrap();
+    let plain = make(
+        d,
+        "plain.mkv",
+        "-f lavfi -i testsrc=s=320x240:r=30:d=30 -f lavfi -i sine=d=30 -pix_fmt yuv420p \
+         -c:v libx264 -preset ultrafast -c:a aac",
+    );
+    let subtitled = make(
+        d,
+        "subtitled.mkv",
+        &format!(
+            "-i {} -i {} -map 0 -map 1 -c:v copy -c:a copy -c:s srt",
+            plain.display(),
+            d.join("late.srt").display()
+        ),
+    );
+    let mut took = Vec::new();
+    for file in [&plain, &subtitled] {
+        let started = Instant::now();
+        let (code, _, err) = probe_json(file.to_str().unwrap()).await;
+        assert_eq!(code, Some(0), "{file:?}: {err}");
+        took.push(started.elapsed());
+    }
+    // Today's figure is within 0.3 s; a loaded CI machine gets a second.
+    assert!(
+        took[1] < took[0] + Duration::from_secs(1),
+        "the subtitled file took {:?}, the plain one {:?}",
+        took[1],
+        took[0]
+    );
+}
+
+#[tokio::test]
+async fn writing_an_mp4_of_a_still_or_a_url_says_it_is_streamed_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let still = make(
+        d,
+        "still.png",
+        "-f lavfi -i color=c=red:s=64x64 -frames:v 1",
+    );
+    let out = callfeed()
+        .arg("push")
+        .arg(&still)
+        .arg("--mp4")
+        .arg(d.join("out.mp4"))
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("a local audio or video file") && err.contains("streamed live"),
+        "{err}"
+    );
+}
