@@ -125,17 +125,15 @@ pub(super) async fn prepare(
             (Media::Announcement { expected, duration }, url, repeat_num)
         }
         Mode::Direct { url } => {
-            // The cloud plays it; a probed file's length says when it is done, and with no
-            // length known the task's end is the media's end.
+            // The cloud plays it, and the task's end is the media's end: a URL's length is
+            // its header's claim (an interrupted upload declares more than it holds), and
+            // starting the task again would replay it from the start. Its length only
+            // tells where the play is.
             let duration = report
                 .as_ref()
                 .and_then(|r| r.duration_ms)
                 .map(Duration::from_millis);
-            let expected = match (duration, spec.repeat) {
-                (Some(one), Some(n)) => Some(one * n),
-                (None, _) => Some(Duration::ZERO),
-                (Some(_), None) => None,
-            };
+            let expected = spec.repeat.map(|_| Duration::ZERO);
             let repeat_num = spec.repeat.map_or(-1, |n| n as i32);
             (Media::Announcement { expected, duration }, url, repeat_num)
         }
