@@ -287,6 +287,36 @@ async fn tracks_nobody_decodes_are_ignored_and_listed() {
         .status;
     assert!(status.success());
     assert!((ffprobe_seconds(&written) - 2.0).abs() < 0.3);
+
+    // An iPhone's timed-metadata track: a `meta` handler with `mebx` samples, made from a
+    // text track whose names are changed.
+    let texted = make(
+        d,
+        "texted.mp4",
+        &format!(
+            "-f lavfi -i testsrc=s=320x240:r=30:d=2 -f lavfi -i sine=d=2 -i {} -map 0 -map 1 -map 2 \
+             -pix_fmt yuv420p -c:v libx264 -c:a aac -c:s mov_text",
+            d.join("words.srt").display()
+        ),
+    );
+    let mut data = std::fs::read(&texted).unwrap();
+    for (from, to) in [(b"tx3g", b"mebx"), (b"sbtl", b"meta")] {
+        let at = data.windows(4).position(|w| w == from).unwrap();
+        data[at..at + 4].copy_from_slice(to);
+    }
+    let phone = d.join("phone.mov");
+    std::fs::write(&phone, data).unwrap();
+    let written = d.join("phone-out.mp4");
+    let out = callfeed()
+        .arg("push")
+        .arg(&phone)
+        .args(["--profile", "360p", "--mp4"])
+        .arg(&written)
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!((ffprobe_seconds(&written) - 2.0).abs() < 0.3);
 }
 
 /// Each H.264 packet's hash, in order (ffmpeg's `framemd5` of the stream copied).
