@@ -309,6 +309,15 @@ fn video_checks(
     check: &mut impl FnMut(&str, String, bool) -> bool,
 ) -> bool {
     let Some(limit) = contract.video else {
+        // The cloud takes an audio-only URL as it is; a local file in the audio profile is
+        // made into the profile's own announcement.
+        if taker == Taker::Cloud {
+            return check(
+                "no video in the audio profile",
+                if c.video.is_some() { "video" } else { "no video" }.into(),
+                c.video.is_none(),
+            );
+        }
         return check(
             "a video profile (the audio profile drops the video by encoding)",
             "the audio profile".into(),
