@@ -314,7 +314,12 @@ fn video_checks(
         if taker == Taker::Cloud {
             return check(
                 "no video in the audio profile",
-                if c.video.is_some() { "video" } else { "no video" }.into(),
+                if c.video.is_some() {
+                    "video"
+                } else {
+                    "no video"
+                }
+                .into(),
                 c.video.is_none(),
             );
         }

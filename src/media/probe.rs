@@ -311,18 +311,12 @@ fn probe_uri(
         }));
     }
     let still = video.as_ref().is_some_and(|v| v.still_image);
-    // A local file's real length is read from its packets; one with nothing to play, or
-    // cut short, is refused here, before anything rings.
     let measured = match &local {
-        Some(path) if !live && !still => super::extent::judge(
+        Some(path) if !live && !still => real_length(
             path,
-            &super::extent::Played {
-                video_codec: video.as_ref().map(|v| v.codec.as_str()),
-                video_fps: video.as_ref().map_or(0.0, |v| v.fps),
-                audio: audio_track.zip(audio.as_ref().map(|a| a.codec.as_str())),
-                audio_rate: audio.as_ref().map_or(0, |a| a.rate),
-                declared_ms: duration_ms,
-            },
+            video.as_ref(),
+            audio_track.zip(audio.as_ref()),
+            duration_ms,
         )
         .map_err(fail)?,
         _ => None,
@@ -343,39 +337,25 @@ fn probe_uri(
     {
         measures = Some(super::conformance::measure_h264(path));
     }
-    let audio_tracks = tracks.iter().filter(|t| t.kind == "audio").count();
-    let mut candidate = super::conformance::Candidate {
+    let candidate = super::conformance::Candidate {
         container: &container,
         video: video.as_ref(),
         audio: audio.as_ref(),
-        audio_tracks,
+        audio_tracks: tracks.iter().filter(|t| t.kind == "audio").count(),
         measures: measures.as_ref(),
         start_ms: measured.and_then(|m| m.start_ms),
     };
-    // One verdict for "taken as it is": by this node remuxing a local file, or by the
-    // cloud pulling a URL itself (whose packets are read briefly, for B-frames and GOP).
-    let url_measures;
-    let (passthrough, reason, checks, direct) = if local.is_some() {
-        let (passes, reason, checks) =
-            super::conformance::verdict(&candidate, &contract, super::conformance::Taker::Remux);
-        (passes, reason, checks, None)
-    } else if options.judge_direct {
-        url_measures = video
-            .as_ref()
-            .filter(|v| v.codec == "h264")
-            .map(|_| super::conformance::measure_h264_uri(uri, url_guard.clone()));
-        candidate.measures = url_measures.as_ref();
-        let (pullable, why, checks) =
-            super::conformance::verdict(&candidate, &contract, super::conformance::Taker::Cloud);
-        (false, why.clone(), checks, Some((pullable, why)))
-    } else {
-        (
-            false,
-            "a URL is restreamed through this node".to_owned(),
-            Vec::new(),
-            None,
-        )
+    let taker = match (&local, options.judge_direct) {
+        (Some(_), _) => Taker::ThisNode,
+        (None, true) => Taker::Cloud(uri, url_guard),
+        (None, false) => Taker::Nobody,
     };
+    let Verdict {
+        passthrough,
+        reason,
+        checks,
+        direct,
+    } = verdict(candidate, &contract, taker);
     Ok(ProbeReport {
         direct,
         input: shown,
@@ -397,6 +377,92 @@ fn probe_uri(
         contract,
         bounds: options.bounds,
     })
+}
+
+/// A local file's real length, read from its packets (see `extent`): one with nothing on
+/// a played track, or cut short, is refused here, before anything rings.
+fn real_length(
+    path: &std::path::Path,
+    video: Option<&VideoStream>,
+    audio: Option<(usize, &AudioStream)>,
+    declared_ms: Option<u64>,
+) -> Result<Option<super::extent::Measured>, String> {
+    super::extent::judge(
+        path,
+        &super::extent::Played {
+            video_codec: video.map(|v| v.codec.as_str()),
+            video_fps: video.map_or(0.0, |v| v.fps),
+            audio: audio.map(|(n, a)| (n, a.codec.as_str())),
+            audio_rate: audio.map_or(0, |(_, a)| a.rate),
+            declared_ms,
+        },
+    )
+}
+
+/// Whether an input is taken as it is, and by whom.
+struct Verdict {
+    /// This node remuxes the local file without decoding it.
+    passthrough: bool,
+    reason: String,
+    checks: Vec<super::conformance::Check>,
+    /// For a URL: whether the cloud pulls it as it is, and why.
+    direct: Option<(bool, String)>,
+}
+
+/// Who would take an input as it is.
+enum Taker<'a> {
+    /// This node, remuxing a local file.
+    ThisNode,
+    /// The cloud, pulling this URL itself (read here with what its source may open).
+    Cloud(&'a str, Option<SourceGuard>),
+    /// Nobody: a URL restreamed through this node.
+    Nobody,
+}
+
+/// One verdict for "taken as it is", by this node remuxing a local file or by the cloud
+/// pulling a URL itself (its packets read briefly, for B-frames and the keyframe gap).
+fn verdict(
+    candidate: super::conformance::Candidate<'_>,
+    contract: &Contract,
+    taker: Taker<'_>,
+) -> Verdict {
+    use super::conformance::Taker as By;
+    match taker {
+        Taker::ThisNode => {
+            let (passthrough, reason, checks) =
+                super::conformance::verdict(&candidate, contract, By::Remux);
+            Verdict {
+                passthrough,
+                reason,
+                checks,
+                direct: None,
+            }
+        }
+        Taker::Cloud(uri, guard) => {
+            let url_measures = candidate
+                .video
+                .filter(|v| v.codec == "h264")
+                .map(|_| super::conformance::measure_h264_uri(uri, guard));
+            let candidate = super::conformance::Candidate {
+                measures: url_measures.as_ref(),
+                ..candidate
+            };
+            let (pullable, why, checks) =
+                super::conformance::verdict(&candidate, contract, By::Cloud);
+            Verdict {
+                passthrough: false,
+                reason: why.clone(),
+                checks,
+                direct: Some((pullable, why)),
+            }
+        }
+        Taker::Nobody => Verdict {
+            passthrough: false,
+            reason: "a URL is restreamed through this node".to_owned(),
+            checks: Vec::new(),
+            direct: None,
+        },
+    }
 }
 
 /// What `uri` holds: by its parsers alone when they can tell (a local MP4/FLV of H.264
