@@ -401,3 +401,46 @@ pub(crate) fn seconds(ms: u64) -> String {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lengths_read_as_people_write_them() {
+        assert_eq!(seconds(1_950), "1.95 s");
+        assert_eq!(seconds(271_800), "271.8 s");
+        assert_eq!(seconds(6_422_000), "6,422 s");
+        assert_eq!(seconds(1_558_264_778), "1,558,264 s");
+    }
+
+    #[test]
+    fn a_box_running_past_the_end_is_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let boxed = |name: &[u8; 4], declared: u32, body: usize| {
+            let mut b = declared.to_be_bytes().to_vec();
+            b.extend_from_slice(name);
+            b.extend(std::iter::repeat_n(0u8, body));
+            b
+        };
+        let mut whole = boxed(b"ftyp", 16, 8);
+        whole.extend(boxed(b"mdat", 108, 100));
+        let mut cut = boxed(b"ftyp", 16, 8);
+        cut.extend(boxed(b"mdat", 1_000_000, 100));
+        // A 64-bit size (1) that runs past the end too.
+        let mut large = boxed(b"ftyp", 16, 8);
+        large.extend(1u32.to_be_bytes());
+        large.extend(b"mdat");
+        large.extend(u64::MAX.to_be_bytes());
+        for (name, bytes, expected) in [
+            ("whole.mp4", whole, None),
+            ("cut.mp4", cut, Some("mdat".to_owned())),
+            ("large.mp4", large, Some("mdat".to_owned())),
+        ] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, bytes).unwrap();
+            assert!(is_mp4(&path), "{name}");
+            assert_eq!(cut_short_box(&path), expected, "{name}");
+        }
+    }
+}
