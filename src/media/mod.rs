@@ -10,6 +10,8 @@
 //!   decision between announcement, passthrough and live
 //! - `live/`: a live stream (input side, pump, encoder, supervisor); `passthrough`: a
 //!   conforming file remuxed without decoding; `announce`: a file transcoded once, cached
+//! - `downmix`: surround audio to stereo as ffmpeg mixes it, in front of every decoded
+//!   audio branch
 //! - `hub`: one stream's FLV for all its readers; `flv`: tag knowledge; `rtmp`: the push
 //!   to a relay; `topology`: launch fragments as data; `observer`: what a room receives
 //!
@@ -201,6 +203,7 @@ pub mod bounds;
 pub mod conformance;
 pub mod contract;
 mod discover;
+mod downmix;
 mod extent;
 pub mod flv;
 mod header;

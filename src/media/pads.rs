@@ -227,7 +227,7 @@ fn attach_pad(
         .unwrap_or_default();
     let attached = branch(&kind)
         .and_then(|b| b.map_or_else(Branch::discard, Ok))
-        .and_then(|b| attach(pipeline, pad, b));
+        .and_then(|b| attach(pipeline, pad, &caps, b));
     if let Err(reason) = attached {
         let _ = pipeline.post_message(
             gst::message::Error::builder(
@@ -264,7 +264,14 @@ fn drop_picture_tags(pad: &gst::Pad) {
     });
 }
 
-fn attach(pipeline: &gst::Pipeline, pad: &gst::Pad, branch: Branch) -> Result<(), String> {
+/// Adds `branch` and links `pad` (whose caps are `caps`) to it; surround audio goes
+/// through the stereo downmix first, every branch being stereo at most.
+fn attach(
+    pipeline: &gst::Pipeline,
+    pad: &gst::Pad,
+    caps: &gst::Caps,
+    branch: Branch,
+) -> Result<(), String> {
     pipeline.add(&branch.element).map_err(|e| e.to_string())?;
     if let Some(downstream) = &branch.downstream {
         branch.element.link(downstream).map_err(|e| e.to_string())?;
@@ -273,9 +280,17 @@ fn attach(pipeline: &gst::Pipeline, pad: &gst::Pad, branch: Branch) -> Result<()
         .element
         .sync_state_with_parent()
         .map_err(|e| e.to_string())?;
-    let sink = branch
+    let mut sink = branch
         .element
         .static_pad("sink")
         .ok_or("the branch has no sink pad")?;
+    if let Some(mix) = super::downmix::in_front_of_branch(caps)? {
+        pipeline.add(&mix).map_err(|e| e.to_string())?;
+        mix.link(&branch.element).map_err(|e| e.to_string())?;
+        mix.sync_state_with_parent().map_err(|e| e.to_string())?;
+        sink = mix
+            .static_pad("sink")
+            .ok_or("the downmix has no sink pad")?;
+    }
     pad.link(&sink).map(|_| ()).map_err(|e| e.to_string())
 }
