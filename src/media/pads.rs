@@ -225,9 +225,10 @@ fn attach_pad(
         .structure(0)
         .map(|s| s.name().to_string())
         .unwrap_or_default();
-    let attached = branch(&kind)
-        .and_then(|b| b.map_or_else(Branch::discard, Ok))
-        .and_then(|b| attach(pipeline, pad, &caps, b));
+    let attached = branch(&kind).and_then(|b| match b {
+        Some(b) => attach(pipeline, pad, Some(&caps), b),
+        None => attach(pipeline, pad, None, Branch::discard()?),
+    });
     if let Err(reason) = attached {
         let _ = pipeline.post_message(
             gst::message::Error::builder(
@@ -264,12 +265,12 @@ fn drop_picture_tags(pad: &gst::Pad) {
     });
 }
 
-/// Adds `branch` and links `pad` (whose caps are `caps`) to it; surround audio goes
+/// Adds `branch` and links `pad` to it; surround audio played (of these `caps`) goes
 /// through the stereo downmix first, every branch being stereo at most.
 fn attach(
     pipeline: &gst::Pipeline,
     pad: &gst::Pad,
-    caps: &gst::Caps,
+    caps: Option<&gst::Caps>,
     branch: Branch,
 ) -> Result<(), String> {
     pipeline.add(&branch.element).map_err(|e| e.to_string())?;
@@ -284,7 +285,8 @@ fn attach(
         .element
         .static_pad("sink")
         .ok_or("the branch has no sink pad")?;
-    if let Some(mix) = super::downmix::in_front_of_branch(caps)? {
+    let downmix = caps.map(|c| super::downmix::in_front_of_branch(c));
+    if let Some(mix) = downmix.transpose()?.flatten() {
         pipeline.add(&mix).map_err(|e| e.to_string())?;
         mix.link(&branch.element).map_err(|e| e.to_string())?;
         mix.sync_state_with_parent().map_err(|e| e.to_string())?;
