@@ -11,7 +11,8 @@
 //! - `live/`: a live stream (input side, pump, encoder, supervisor); `passthrough`: a
 //!   conforming file remuxed without decoding; `announce`: a file transcoded once, cached
 //! - `downmix`: surround audio to stereo as ffmpeg mixes it, in front of every decoded
-//!   audio branch
+//!   audio branch; `encoder_delay`: the AAC encoder drained at the end of a transcode and
+//!   its delay skipped by the MP4's edit list
 //! - `hub`: one stream's FLV for all its readers; `flv`: tag knowledge; `rtmp`: the push
 //!   to a relay; `topology`: launch fragments as data; `observer`: what a room receives
 //!
@@ -204,6 +205,7 @@ pub mod conformance;
 pub mod contract;
 mod discover;
 mod downmix;
+mod encoder_delay;
 mod extent;
 pub mod flv;
 mod header;
