@@ -5,7 +5,8 @@
 //! - `probe`: what an input is (`scan`: a local MP4/M4A/FLV of H.264 and AAC by its parsers
 //!   alone; `discover`: anything else with GStreamer's Discoverer); `bounds`: how large an
 //!   input may be; `header`: a picture's size and frames from its headers; `sizes`: every
-//!   input measured before it is decoded, and the guard on decoders; `conformance`: the one
+//!   input measured before it is decoded, and the guard on decoders; `flac`: a FLAC whose
+//!   samples GStreamer cannot decode, named from its header; `conformance`: the one
 //!   passthrough verdict; `contract`: the output every stream meets; `plan`: the one
 //!   decision between announcement, passthrough and live
 //! - `live/`: a live stream (input side, pump, encoder, supervisor); `passthrough`: a
@@ -207,6 +208,7 @@ mod discover;
 mod downmix;
 mod encoder_delay;
 mod extent;
+mod flac;
 pub mod flv;
 mod header;
 pub mod hub;
