@@ -268,7 +268,7 @@ async fn an_announcement_is_transcoded_once_and_served_with_range() {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     assert_eq!(cached.len(), 1, "{cached:?}");
-    assert!(cached[0].ends_with("-360p-v1.mp4"), "{cached:?}");
+    assert!(cached[0].ends_with("-360p-v2.mp4"), "{cached:?}");
     let modified = std::fs::metadata(cache.path().join("callfeed/announcements").join(&cached[0]))
         .unwrap()
         .modified()

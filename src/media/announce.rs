@@ -17,7 +17,7 @@ use super::probe::ProbeReport;
 use super::topology::Topologies;
 
 /// Bumped whenever the encoder settings change, so old cache entries are not reused.
-const CACHE_VERSION: &str = "v1";
+const CACHE_VERSION: &str = "v2";
 
 /// Where transcoded announcements are kept.
 pub fn default_cache_dir() -> PathBuf {
@@ -232,6 +232,8 @@ pub async fn transcode(
         .downcast::<gst::Pipeline>()
         .map_err(|_| build("not a pipeline".into()))?;
     let pipeline = super::NullOnDrop::new(pipeline);
+    let aac_tail = super::encoder_delay::AacTail::default();
+    aac_tail.watch(pipeline.upcast_ref());
     let location = output
         .to_str()
         .ok_or_else(|| build(format!("`{}` is not a UTF-8 path", output.display())))?;
@@ -272,6 +274,7 @@ pub async fn transcode(
     let moved_by = report.start_ms.map_or(0, |ms| {
         -(gst::ClockTime::from_mseconds(ms).nseconds() as i64)
     });
+    let tail = aac_tail.clone();
     super::pads::attach_decoded_pads(&decode, &pipeline, move |kind| {
         let chain = if kind.starts_with("video/") && want_video {
             video_chain.clone()
@@ -291,6 +294,7 @@ pub async fn transcode(
         {
             pad.set_offset(moved_by);
         }
+        tail.watch(&bin);
         Ok(Some(super::pads::Branch {
             element: bin.upcast(),
             downstream: Some(mux),
@@ -302,6 +306,7 @@ pub async fn transcode(
             Ended::Failed(reason) => fail(reason),
             Ended::Broken(reason) => build(reason),
         })?;
+    aac_tail.trim(output).map_err(build)?;
     progress(1.0);
     Ok(())
 }

@@ -5,11 +5,15 @@
 //! - `probe`: what an input is (`scan`: a local MP4/M4A/FLV of H.264 and AAC by its parsers
 //!   alone; `discover`: anything else with GStreamer's Discoverer); `bounds`: how large an
 //!   input may be; `header`: a picture's size and frames from its headers; `sizes`: every
-//!   input measured before it is decoded, and the guard on decoders; `conformance`: the one
+//!   input measured before it is decoded, and the guard on decoders; `flac`: a FLAC whose
+//!   samples GStreamer cannot decode, named from its header; `conformance`: the one
 //!   passthrough verdict; `contract`: the output every stream meets; `plan`: the one
 //!   decision between announcement, passthrough and live
 //! - `live/`: a live stream (input side, pump, encoder, supervisor); `passthrough`: a
 //!   conforming file remuxed without decoding; `announce`: a file transcoded once, cached
+//! - `downmix`: surround audio to stereo as ffmpeg mixes it, in front of every decoded
+//!   audio branch; `encoder_delay`: the AAC encoder drained at the end of a transcode and
+//!   its delay skipped by the MP4's edit list
 //! - `hub`: one stream's FLV for all its readers; `flv`: tag knowledge; `rtmp`: the push
 //!   to a relay; `topology`: launch fragments as data; `observer`: what a room receives
 //!
@@ -201,7 +205,10 @@ pub mod bounds;
 pub mod conformance;
 pub mod contract;
 mod discover;
+mod downmix;
+mod encoder_delay;
 mod extent;
+mod flac;
 pub mod flv;
 mod header;
 pub mod hub;

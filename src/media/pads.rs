@@ -225,9 +225,10 @@ fn attach_pad(
         .structure(0)
         .map(|s| s.name().to_string())
         .unwrap_or_default();
-    let attached = branch(&kind)
-        .and_then(|b| b.map_or_else(Branch::discard, Ok))
-        .and_then(|b| attach(pipeline, pad, b));
+    let attached = branch(&kind).and_then(|b| match b {
+        Some(b) => attach(pipeline, pad, Some(&caps), b),
+        None => attach(pipeline, pad, None, Branch::discard()?),
+    });
     if let Err(reason) = attached {
         let _ = pipeline.post_message(
             gst::message::Error::builder(
@@ -264,7 +265,14 @@ fn drop_picture_tags(pad: &gst::Pad) {
     });
 }
 
-fn attach(pipeline: &gst::Pipeline, pad: &gst::Pad, branch: Branch) -> Result<(), String> {
+/// Adds `branch` and links `pad` to it; surround audio played (of these `caps`) goes
+/// through the stereo downmix first, every branch being stereo at most.
+fn attach(
+    pipeline: &gst::Pipeline,
+    pad: &gst::Pad,
+    caps: Option<&gst::Caps>,
+    branch: Branch,
+) -> Result<(), String> {
     pipeline.add(&branch.element).map_err(|e| e.to_string())?;
     if let Some(downstream) = &branch.downstream {
         branch.element.link(downstream).map_err(|e| e.to_string())?;
@@ -273,9 +281,18 @@ fn attach(pipeline: &gst::Pipeline, pad: &gst::Pad, branch: Branch) -> Result<()
         .element
         .sync_state_with_parent()
         .map_err(|e| e.to_string())?;
-    let sink = branch
+    let mut sink = branch
         .element
         .static_pad("sink")
         .ok_or("the branch has no sink pad")?;
+    let downmix = caps.map(|c| super::downmix::in_front_of_branch(c));
+    if let Some(mix) = downmix.transpose()?.flatten() {
+        pipeline.add(&mix).map_err(|e| e.to_string())?;
+        mix.link(&branch.element).map_err(|e| e.to_string())?;
+        mix.sync_state_with_parent().map_err(|e| e.to_string())?;
+        sink = mix
+            .static_pad("sink")
+            .ok_or("the downmix has no sink pad")?;
+    }
     pad.link(&sink).map(|_| ()).map_err(|e| e.to_string())
 }

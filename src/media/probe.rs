@@ -269,6 +269,10 @@ fn probe_uri(
         .ok()
         .filter(|u| u.scheme() == "file")
         .and_then(|u| u.to_file_path().ok());
+    local
+        .as_deref()
+        .map_or(Ok(()), super::flac::refuse_undecodable)
+        .map_err(fail)?;
     // A picture is measured by its headers before anything decodes it; an animated one is
     // described by them entirely (the Discoverer sees one frame, or none).
     if let Some(path) = &local
