@@ -33,6 +33,8 @@ pub(crate) struct TrackExtent {
     pub(crate) start: Option<Duration>,
     /// When its last sample ends, in running time.
     pub(crate) end: Option<Duration>,
+    /// Its longest packet: a FLAC block can be 93 ms, and a last block's end is counted whole.
+    pub(crate) longest: Duration,
 }
 
 /// The span of the tracks that are played.
@@ -40,6 +42,8 @@ pub(crate) struct TrackExtent {
 pub(crate) struct Span {
     pub(crate) start: Duration,
     pub(crate) end: Duration,
+    /// The longest packet of the tracks spanned.
+    pub(crate) longest: Duration,
 }
 
 impl Span {
@@ -179,6 +183,8 @@ fn tally(pad: &gst::Pad, tracks: &Arc<Mutex<Vec<TrackExtent>>>, slot: usize) {
                     let mut tracks = tracks.lock().expect("extent lock");
                     let track = &mut tracks[slot];
                     track.packets += 1;
+                    let lasts = until.saturating_sub(at);
+                    track.longest = track.longest.max(Duration::from_nanos(lasts.nseconds()));
                     let as_duration = |t: gst::ClockTime| Duration::from_nanos(t.nseconds());
                     if let Some(start) = start.map(as_duration) {
                         track.start = Some(track.start.map_or(start, |s| s.min(start)));
@@ -214,8 +220,13 @@ pub(crate) fn played_span(
             Some(s) => Span {
                 start: s.start.min(start),
                 end: s.end.max(end),
+                longest: s.longest.max(track.longest),
             },
-            None => Span { start, end },
+            None => Span {
+                start,
+                end,
+                longest: track.longest,
+            },
         });
     }
     Ok(span)
@@ -307,24 +318,28 @@ pub(crate) fn judge(path: &Path, played: &Played<'_>) -> Result<Option<Measured>
     let Some(span) = span else {
         return Ok(None);
     };
-    let length_ms = span.length().as_millis() as u64;
-    // A frame of the played tracks: a video frame, or an audio codec's frame of 1024 samples.
+    // A frame of the played tracks: a video frame, an audio codec's frame of 1024 samples,
+    // or their longest packet (a FLAC block).
     let frame_ms = [
         (played.video_fps > 0.0).then(|| 1000.0 / played.video_fps),
         (played.audio_rate > 0).then(|| 1_024_000.0 / f64::from(played.audio_rate)),
+        Some(span.longest.as_secs_f64() * 1000.0),
     ]
     .into_iter()
     .flatten()
     .fold(1.0_f64, f64::max)
     .ceil() as u64;
     let start_ms = span.start.as_millis() as u64;
+    let end_ms = span.end.as_millis() as u64;
+    // Compared with where the last sample ends: a header counts a late start too. Within a
+    // frame the header is the finer figure (a last packet's end is counted whole).
+    let declared_ms = played.declared_ms;
+    let agrees = declared_ms.filter(|declared| declared.abs_diff(end_ms) <= frame_ms);
+    let length_ms = agrees.unwrap_or(end_ms).saturating_sub(start_ms);
     Ok(Some(Measured {
         length_ms,
         start_ms: (start_ms > frame_ms).then_some(start_ms),
-        // Compared with where the last sample ends: a header counts a late start too.
-        declared_ms: played
-            .declared_ms
-            .filter(|declared| declared.abs_diff(span.end.as_millis() as u64) > frame_ms),
+        declared_ms: declared_ms.filter(|_| agrees.is_none()),
     }))
 }
 
