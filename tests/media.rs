@@ -364,7 +364,7 @@ async fn odd_inputs_are_brought_to_the_contract() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_conforming_file_is_remuxed_without_decoding() {
-    use callfeed::media::probe;
+    use callfeed::media::inspect as probe;
     let dir = tempfile::tempdir().unwrap();
     let clip = Clip {
         seconds: 1,
@@ -477,7 +477,7 @@ fn gst_make(pipeline: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_file_format_becomes_the_same_contract() {
-    use callfeed::media::probe;
+    use callfeed::media::inspect as probe;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display();
     let tone = "audiotestsrc num-buffers=50 samplesperbuffer=1024 freq=660 ! audio/x-raw,rate=44100,channels=2";

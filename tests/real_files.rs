@@ -201,11 +201,11 @@ async fn one_audio_track_is_played_the_first_or_the_one_asked_for() {
         use callfeed::media::live::{LiveSettings, LiveStream, Loops};
         let spec = InputSpec::parse(mkv.to_str().unwrap()).unwrap();
         let contract = Contract::new(Profile::Audio);
-        let options = callfeed::media::probe::ProbeOptions {
+        let options = callfeed::media::inspect::ProbeOptions {
             audio_track: "fre".parse().unwrap(),
             ..Default::default()
         };
-        let report = callfeed::media::probe::probe_with(&spec, contract, &options).unwrap();
+        let report = callfeed::media::inspect::probe_with(&spec, contract, &options).unwrap();
         assert_eq!(report.audio_track, Some(1));
         let mut settings = LiveSettings::new(contract);
         settings.loops = Loops::Forever;

@@ -178,7 +178,7 @@ impl Sessions {
         use callfeed::media::live::{LiveSettings, LiveStream, Loops};
         let spec = InputSpec::parse(input).unwrap();
         let contract = Contract::new(profile);
-        let report = callfeed::media::probe::probe(&spec, contract).ok();
+        let report = callfeed::media::inspect::probe(&spec, contract).ok();
         let mut settings = LiveSettings::new(contract);
         settings.follow(report.as_ref(), None);
         if loops {

@@ -27,7 +27,7 @@ pub(super) struct AnnounceArgs {
     /// A file's audio track: its number as `callfeed probe` lists them (0 is the first) or
     /// its language code (`en`, `eng`); the first when not given.
     #[arg(long, value_name = "N|LANG")]
-    audio_track: Option<crate::media::tracks::AudioTrack>,
+    audio_track: Option<crate::media::inspect::tracks::AudioTrack>,
     #[command(flatten)]
     input_size: super::args::InputSizeArgs,
 }
@@ -43,14 +43,14 @@ pub(super) async fn run(config: &Config, args: AnnounceArgs) -> anyhow::Result<E
     };
     let contract = Contract::new(args.profile);
     let topologies = crate::media::topology::Topologies::load(&config.pipelines)?;
-    let options = crate::media::probe::ProbeOptions {
+    let options = crate::media::inspect::ProbeOptions {
         audio_track: args.audio_track.clone().unwrap_or_default(),
         bounds: args.input_size.into(),
         ..Default::default()
     };
     let probed = spec.clone();
     let report = tokio::task::spawn_blocking(move || {
-        crate::media::probe::probe_with(&probed, contract, &options)
+        crate::media::inspect::probe_with(&probed, contract, &options)
     })
     .await??;
     if report.passthrough {

@@ -61,7 +61,7 @@ pub(super) struct CallArgs {
     /// A file's audio track: its number as `callfeed probe` lists them (0 is the first) or
     /// its language code (`en`, `eng`); the first when not given.
     #[arg(long, value_name = "N|LANG")]
-    audio_track: Option<crate::media::tracks::AudioTrack>,
+    audio_track: Option<crate::media::inspect::tracks::AudioTrack>,
     /// Hand a URL to the cloud to pull itself: `auto` when the probe says the cloud takes it
     /// as it is (H.264 without B-frames within 1080p30, AAC or Opus), `always` unprobed (a URL
     /// only the cloud can reach), `never` (always streamed by this node).

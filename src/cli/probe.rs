@@ -21,7 +21,7 @@ pub(super) struct ProbeArgs {
     /// A file's audio track: its number as `callfeed probe` lists them (0 is the first) or
     /// its language code (`en`, `eng`); the first when not given.
     #[arg(long, value_name = "N|LANG")]
-    audio_track: Option<crate::media::tracks::AudioTrack>,
+    audio_track: Option<crate::media::inspect::tracks::AudioTrack>,
     #[command(flatten)]
     input_size: super::args::InputSizeArgs,
 }
@@ -38,7 +38,7 @@ pub(super) async fn run(
     )?)?;
     let contract = Contract::new(args.profile);
     let probed = spec.clone();
-    let options = crate::media::probe::ProbeOptions {
+    let options = crate::media::inspect::ProbeOptions {
         audio_track: args.audio_track.clone().unwrap_or_default(),
         // The plan shown is a session's, which hands a URL over when it can.
         judge_direct: true,
@@ -46,7 +46,7 @@ pub(super) async fn run(
         ..Default::default()
     };
     let report = tokio::task::spawn_blocking(move || {
-        crate::media::probe::probe_with(&probed, contract, &options)
+        crate::media::inspect::probe_with(&probed, contract, &options)
     })
     .await??;
     // What a session would do with it (push decides the same way for its outputs).
@@ -65,7 +65,7 @@ pub(super) async fn run(
     } else {
         println!("input       {} ({})", report.input, report.kind);
         if let Some(c) = &report.container {
-            println!("container   {}", crate::media::probe::container_label(c));
+            println!("container   {}", crate::media::inspect::container_label(c));
         }
         if let Some(d) = report.duration_ms {
             let declared = report

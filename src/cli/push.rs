@@ -16,9 +16,9 @@ use crate::cloud::{InvalidArgument, css};
 use crate::config::Config;
 use crate::media::contract::{Contract, Profile};
 use crate::media::input::InputSpec;
+use crate::media::inspect::ProbeReport;
 use crate::media::live::{LiveSettings, LiveStream, Loops, MediaEvent};
 use crate::media::plan::{Mode, PlanOptions, plan};
-use crate::media::probe::ProbeReport;
 use crate::media::topology::Topologies;
 use crate::publish::StreamServer;
 
@@ -96,7 +96,7 @@ pub(super) struct PushArgs {
     /// A file's audio track: its number as `callfeed probe` lists them (0 is the first) or
     /// its language code (`en`, `eng`); the first when not given.
     #[arg(long, value_name = "N|LANG")]
-    audio_track: Option<crate::media::tracks::AudioTrack>,
+    audio_track: Option<crate::media::inspect::tracks::AudioTrack>,
     #[command(flatten)]
     input_size: super::args::InputSizeArgs,
 }
@@ -294,13 +294,13 @@ async fn probe_input(
         return Ok(None);
     }
     let spec = spec.clone();
-    let options = crate::media::probe::ProbeOptions {
+    let options = crate::media::inspect::ProbeOptions {
         audio_track: args.audio_track.clone().unwrap_or_default(),
         bounds: args.input_size.into(),
         ..Default::default()
     };
     let report = tokio::task::spawn_blocking(move || {
-        crate::media::probe::probe_with(&spec, contract, &options)
+        crate::media::inspect::probe_with(&spec, contract, &options)
     })
     .await??;
     Ok(Some(report))

@@ -12,8 +12,8 @@ use gstreamer::prelude::*;
 use sha2::{Digest, Sha256};
 
 use super::contract::Contract;
+use super::inspect::ProbeReport;
 use super::live::EngineError;
-use super::probe::ProbeReport;
 use super::topology::Topologies;
 
 /// Bumped whenever the encoder settings change, so old cache entries are not reused.

@@ -2,13 +2,13 @@
 //!
 //! - `input`: what a user names (files, URLs, test sources, devices), parsed; `policy`:
 //!   which inputs an API client may use, and what a pipeline may open by itself
-//! - `probe`: what an input is (`scan`: a local MP4/M4A/FLV of H.264 and AAC by its parsers
-//!   alone; `discover`: anything else with GStreamer's Discoverer); `bounds`: how large an
-//!   input may be; `header`: a picture's size and frames from its headers; `sizes`: every
-//!   input measured before it is decoded, and the guard on decoders; `flac`: a FLAC whose
-//!   samples GStreamer cannot decode, named from its header; `conformance`: the one
-//!   passthrough verdict; `contract`: the output every stream meets; `plan`: the one
-//!   decision between announcement, passthrough and live
+//! - `inspect/`: what an input is, its real length, and whether it can be taken as it is
+//!   (the probe; its vocabulary in `inspect::report`, its rules in `inspect::verdict`);
+//!   `bounds`: how large an input may be; `header`: a picture's size and frames from its
+//!   headers; `sizes`: every input measured before it is decoded, and the guard on
+//!   decoders; `flac`: a FLAC whose samples GStreamer cannot decode, named from its header;
+//!   `contract`: the output every stream meets; `plan`: the one decision between
+//!   announcement, passthrough and live
 //! - `live/`: a live stream (input side, pump, encoder, supervisor); `passthrough`: a
 //!   conforming file remuxed without decoding; `announce`: a file transcoded once, cached
 //! - `downmix`: surround audio to stereo as ffmpeg mixes it, in front of every decoded
@@ -202,17 +202,15 @@ pub(crate) fn launch_after(
 mod animation;
 pub mod announce;
 pub mod bounds;
-pub mod conformance;
 pub mod contract;
-mod discover;
 mod downmix;
 mod encoder_delay;
-mod extent;
 mod flac;
 pub mod flv;
 mod header;
 pub mod hub;
 pub mod input;
+pub mod inspect;
 pub mod live;
 pub mod observer;
 mod pads;
@@ -221,9 +219,6 @@ pub mod passthrough;
 pub mod picture;
 pub mod plan;
 pub mod policy;
-pub mod probe;
 pub mod rtmp;
-mod scan;
 pub mod sizes;
 pub mod topology;
-pub mod tracks;

@@ -73,7 +73,7 @@ impl DecoderThreads {
     const ONE_THREAD_PIXEL_RATE: f64 = 3840.0 * 2160.0 * 30.0;
 
     /// The choice for a live stream of an input with this video.
-    pub fn live(video: Option<&super::probe::VideoStream>) -> Self {
+    pub fn live(video: Option<&super::inspect::report::VideoStream>) -> Self {
         match video {
             Some(v)
                 if v.fps > 0.0

@@ -10,7 +10,7 @@ use gstreamer_app as gst_app;
 
 use super::bounds::InputBounds;
 use super::contract::Contract;
-use super::probe::ProbeReport;
+use super::inspect::ProbeReport;
 
 /// A still picture: a file the user names, or one embedded in the input.
 #[derive(Debug, Clone, PartialEq)]

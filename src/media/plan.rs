@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::input::InputSpec;
-use super::probe::ProbeReport;
+use super::inspect::ProbeReport;
 
 /// How an input is turned into what the cloud pulls.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

@@ -15,7 +15,8 @@ use super::bounds::{FRAMES_COUNTED, InputBounds, TooLarge};
 use super::contract::Contract;
 use super::header::{self, PictureHeader};
 use super::input::{InputItem, InputSpec};
-use super::probe::{Found, ProbeError};
+use super::inspect::ProbeError;
+use super::inspect::report::Found;
 
 /// The local files of `spec` are no larger than `bounds` allow (headers and parsers only,
 /// nothing decoded): what a session request is checked for before it is admitted, so a
@@ -45,9 +46,9 @@ pub fn check_size(
             continue;
         }
         // Not a picture: a file with nothing to play, or cut short, is refused now.
-        super::extent::admit(&path).map_err(fail)?;
+        super::inspect::extent::admit(&path).map_err(fail)?;
         // Its streams as the parsers describe them.
-        let Ok((streams, tags)) = super::scan::streams(&path) else {
+        let Ok((streams, tags)) = super::inspect::scan::streams(&path) else {
             continue;
         };
         let mut video = false;
@@ -59,7 +60,7 @@ pub fn check_size(
                     .map_err(|e| fail(e.to_string()))?;
             }
         }
-        let cover = super::probe::cover_art(Some(&tags));
+        let cover = super::inspect::report::cover_art(Some(&tags));
         if !video
             && contract.video.is_some()
             && let Some(cover) = cover

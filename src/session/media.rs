@@ -55,7 +55,7 @@ pub(super) async fn prepare(
         InputSpec::Url(_) if unprobed => None,
         InputSpec::File(_) | InputSpec::Playlist(_) | InputSpec::Url(_) => {
             let probe_input = input.clone();
-            let options = crate::media::probe::ProbeOptions {
+            let options = crate::media::inspect::ProbeOptions {
                 guard: spec.source_guard.clone(),
                 audio_track: spec.audio_track.clone(),
                 judge_direct: spec.direct == crate::media::plan::Direct::Auto,
@@ -63,7 +63,7 @@ pub(super) async fn prepare(
             };
             Some(
                 tokio::task::spawn_blocking(move || {
-                    crate::media::probe::probe_with(&probe_input, contract, &options)
+                    crate::media::inspect::probe_with(&probe_input, contract, &options)
                 })
                 .await
                 .map_err(|e| failed(e.to_string()))?
@@ -170,7 +170,7 @@ pub(super) async fn prepare(
 fn start_live(
     mode: crate::media::plan::Mode,
     spec: &SessionSpec,
-    report: Option<&crate::media::probe::ProbeReport>,
+    report: Option<&crate::media::inspect::ProbeReport>,
     topologies: &Topologies,
 ) -> Result<LiveStream, String> {
     use crate::media::plan::Mode;

@@ -172,7 +172,7 @@ pub struct SessionSpec {
     /// Stream files live (HTTP-FLV) rather than as announcements the cloud plays.
     pub live: bool,
     /// Which of a file's audio tracks is played.
-    pub audio_track: crate::media::tracks::AudioTrack,
+    pub audio_track: crate::media::inspect::tracks::AudioTrack,
     /// Whether a URL is handed to the cloud to pull itself.
     pub direct: crate::media::plan::Direct,
     /// The RTMP relay the stream is pushed to for the cloud to pull, instead of this node
@@ -328,7 +328,7 @@ pub enum RequestError {
     Refused(#[from] crate::media::policy::Refused),
     /// The media is larger than this node decodes.
     #[error(transparent)]
-    TooLarge(#[from] crate::media::probe::ProbeError),
+    TooLarge(#[from] crate::media::inspect::ProbeError),
 }
 
 impl SessionRequest {
@@ -384,7 +384,7 @@ impl SessionRequest {
             crate::media::sizes::check_size(&measured, contract, bounds)
         })
         .await
-        .map_err(|e| crate::media::probe::ProbeError {
+        .map_err(|e| crate::media::inspect::ProbeError {
             input: self.media.clone(),
             reason: format!("its size could not be read: {e}"),
         })??;
@@ -496,11 +496,12 @@ impl SessionRequest {
             }
         };
         let audio_track = match &self.audio_track {
-            Some(t) => t
-                .parse()
-                .map_err(|e: crate::media::tracks::InvalidAudioTrack| {
-                    InvalidArgument::new("audio_track", t, e.to_string())
-                })?,
+            Some(t) => {
+                t.parse()
+                    .map_err(|e: crate::media::inspect::tracks::InvalidAudioTrack| {
+                        InvalidArgument::new("audio_track", t, e.to_string())
+                    })?
+            }
             None => Default::default(),
         };
         let direct = match &self.direct {

@@ -107,7 +107,7 @@ impl LiveSettings {
     /// picture for an input without video (`slate` first, else its cover art).
     pub fn follow(
         &mut self,
-        report: Option<&crate::media::probe::ProbeReport>,
+        report: Option<&crate::media::inspect::ProbeReport>,
         slate: Option<&std::path::Path>,
     ) {
         self.still_image = report

@@ -12,8 +12,8 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 
-use super::conformance::VideoMeasures;
-use super::probe::{
+use super::report::VideoMeasures;
+use super::report::{
     AudioStream, Found, VideoStream, caps_name as named, codec_name, cover_art, orientation,
 };
 
@@ -67,7 +67,7 @@ struct Seen {
 
 /// The parsers running over a file, every stream past its first packet.
 struct Parsed {
-    pipeline: super::NullOnDrop,
+    pipeline: crate::media::NullOnDrop,
     parse: gst::Element,
     seen: Arc<Mutex<Seen>>,
 }
@@ -76,15 +76,15 @@ struct Parsed {
 /// tags have been seen).
 fn parse(path: &Path) -> Result<Parsed, &'static str> {
     const BUILD: &str = "the parsers could not be set up";
-    super::init().map_err(|_| BUILD)?;
+    crate::media::init().map_err(|_| BUILD)?;
     let pipeline = gst::Pipeline::new();
-    let source = super::file_source(path).map_err(|_| BUILD)?;
+    let source = crate::media::file_source(path).map_err(|_| BUILD)?;
     let parse = gst::ElementFactory::make("parsebin")
         .build()
         .map_err(|_| BUILD)?;
     pipeline.add_many([&source, &parse]).map_err(|_| BUILD)?;
     source.link(&parse).map_err(|_| BUILD)?;
-    let pipeline = super::NullOnDrop::new(pipeline);
+    let pipeline = crate::media::NullOnDrop::new(pipeline);
     let seen = Arc::new(Mutex::new(Seen {
         expected: flv_streams(path).unwrap_or(0),
         ..Seen::default()
@@ -120,7 +120,7 @@ fn parse(path: &Path) -> Result<Parsed, &'static str> {
 /// Each stream's caps (which carry a video's size from the container or the bitstream)
 /// and the tags of the file and of its streams, from the parsers alone, whatever the
 /// container: nothing is decoded.
-pub(super) fn streams(path: &Path) -> Result<(Vec<gst::Caps>, gst::TagList), &'static str> {
+pub(crate) fn streams(path: &Path) -> Result<(Vec<gst::Caps>, gst::TagList), &'static str> {
     // Kept playing while the pads are read: a pad stopped forgets its caps.
     let parsed = parse(path)?;
     let seen = parsed.seen.lock().expect("scan lock");
@@ -165,7 +165,7 @@ pub(super) fn scan(path: &Path) -> Result<Scanned, &'static str> {
     let duration = pipeline.query_duration::<gst::ClockTime>();
     let mut seeking = gst::query::Seeking::new(gst::Format::Time);
     let seekable = pipeline.query(&mut seeking) && seeking.result().0;
-    let measures = h264.map(|sink| super::conformance::read_h264(&sink, &pipeline, None));
+    let measures = h264.map(|sink| super::measure::read_h264(&sink, &pipeline, None));
     Ok(Scanned {
         container,
         duration,
@@ -450,7 +450,7 @@ mod tests {
             by_discoverer.measures = by_discoverer
                 .video
                 .as_ref()
-                .map(|_| super::super::conformance::measure_h264(&path));
+                .map(|_| super::super::measure::measure_h264(&path));
             assert_eq!(by_parsers, by_discoverer, "{path:?}");
             described.push(by_parsers);
         }

@@ -1,151 +1,18 @@
-//! The thorough preflight: GStreamer's Discoverer, which loads the decoders to describe
-//! anything GStreamer plays (network inputs, pictures, every container and codec), and the
-//! diagnoses that name why an input could not be read.
+//! Why an input could not be read or decoded, in words that name the cause and the fix:
+//! the host that does not resolve or answered an error, the file that holds only tags, the
+//! codec no plugin here decodes and the package that would.
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
-use gstreamer_pbutils as pbutils;
-use gstreamer_pbutils::prelude::*;
 
-use super::bounds::InputBounds;
-use super::policy::SourceGuard;
-use super::probe::{
-    AudioStream, Found, VideoStream, caps_name, codec_name, cover_art, orientation,
-};
-
-/// A file or URL as GStreamer's Discoverer describes it, decoders and all: every picture
-/// and video decoder it loads is guarded by `bounds`.
-pub(super) fn found(
-    uri: &str,
-    guard: Option<SourceGuard>,
-    bounds: InputBounds,
-) -> Result<Found, String> {
-    let discoverer =
-        pbutils::Discoverer::new(gst::ClockTime::from_seconds(10)).map_err(|e| e.to_string())?;
-    // The discoverer's pipeline is reached through the first source it sets up, before any
-    // decoder is added to it.
-    let refusal = super::sizes::Refusal::default();
-    let guarded = std::sync::atomic::AtomicBool::new(false);
-    let refused = refusal.clone();
-    let hook_guard = guard.clone();
-    let network_uri = uri.to_owned();
-    // The media types no decoder here takes, as decodebin reports them.
-    let undecoded = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let reported = undecoded.clone();
-    discoverer.connect_source_setup(move |_, source| {
-        let mut top = source.clone();
-        while let Some(parent) = top.parent().and_then(|p| p.downcast::<gst::Element>().ok()) {
-            top = parent;
-        }
-        if let Some(bin) = top.downcast_ref::<gst::Bin>()
-            && !guarded.swap(true, std::sync::atomic::Ordering::AcqRel)
-        {
-            if let Some(guard) = &hook_guard {
-                super::policy::guard_sources(bin, guard.clone());
-            }
-            let mut children = bin.iterate_recurse();
-            while let Ok(Some(child)) = children.next() {
-                if child.factory().is_some_and(|f| f.name() == "uridecodebin") {
-                    if !network_uri.starts_with("file:") {
-                        super::pads::skip_gif_demuxer(&child);
-                    }
-                    super::pads::decode_media_only(&child);
-                    let reported = reported.clone();
-                    // (element, pad, caps)
-                    child.connect("unknown-type", false, move |values| {
-                        if let Some(s) = values
-                            .get(2)
-                            .and_then(|v| v.get::<gst::Caps>().ok())
-                            .and_then(|c| c.structure(0).map(|s| s.name().to_string()))
-                        {
-                            reported.lock().expect("undecoded lock").push(s);
-                        }
-                        None
-                    });
-                }
-            }
-            super::sizes::guard_decoders_into(bin, bounds, &refused);
-        }
-    });
-    let discovered = discoverer.discover_uri(uri);
-    // A decoder stopped for the input's size: that is the reason, whatever else failed.
-    if let Some(too_large) = refusal.get() {
-        return Err(too_large.to_string());
-    }
-    let undecoded = undecoded.lock().expect("undecoded lock").clone();
-    let info = discovered.map_err(|e| {
-        if e.matches(gst::CoreError::MissingPlugin) {
-            return no_decoder(uri, &undecoded);
-        }
-        // GStreamer's own words ("Internal data stream error", "No data in file") name no
-        // cause: look again.
-        diagnose_network(uri, guard.as_ref())
-            .or_else(|| diagnose_tags_only(uri))
-            .unwrap_or_else(|| e.to_string())
-    })?;
-    match info.result() {
-        pbutils::DiscovererResult::Ok => {}
-        pbutils::DiscovererResult::Timeout => {
-            return Err("no answer within 10 s (unreachable, or not media)".into());
-        }
-        pbutils::DiscovererResult::MissingPlugins => return Err(no_decoder(uri, &undecoded)),
-        other => return Err(format!("{other:?}")),
-    }
-    let (container, _) = caps_name(info.stream_info().and_then(|s| s.caps()));
-    let video = info.video_streams().first().map(|v| {
-        let (name, s) = caps_name(v.caps());
-        let fr = v.framerate();
-        VideoStream {
-            codec: codec_name(&name, s.as_ref()),
-            profile: s.as_ref().and_then(|s| s.get::<String>("profile").ok()),
-            width: v.width(),
-            height: v.height(),
-            fps: if fr.denom() > 0 {
-                f64::from(fr.numer()) / f64::from(fr.denom())
-            } else {
-                0.0
-            },
-            // A picture file here has one frame (animations were told apart above), even
-            // where a demuxer calls its one frame a video (a GIF).
-            still_image: v.is_image() || container.starts_with("image/"),
-            orientation: orientation(v.tags().as_ref())
-                .or_else(|| orientation(info.tags().as_ref())),
-        }
-    });
-    let audio_streams = info
-        .audio_streams()
-        .iter()
-        .map(|a| {
-            let (name, s) = caps_name(a.caps());
-            AudioStream {
-                codec: codec_name(&name, s.as_ref()),
-                rate: a.sample_rate(),
-                channels: a.channels(),
-            }
-        })
-        .collect();
-    let cover_art = cover_art(info.tags().as_ref()).or_else(|| {
-        info.audio_streams()
-            .iter()
-            .find_map(|a| cover_art(a.tags().as_ref()))
-    });
-    Ok(Found {
-        container,
-        video,
-        tracks: super::tracks::list(&info),
-        audio_streams,
-        cover_art,
-        duration_ms: info.duration().map(|d| d.mseconds()),
-        seekable: info.is_seekable(),
-        measures: None,
-    })
-}
+use super::report::codec_name;
+use crate::media::policy::SourceGuard;
 
 /// Why nothing decodes `uri`, whose streams of `undecoded` media types found no decoder. A
 /// GIF is played from a file only (see `animation`): libav's GIF demuxer, the one
 /// GStreamer element for it, spins on some GIFs and is never used. The package to install
 /// is named only when it would really decode the stream.
-fn no_decoder(uri: &str, undecoded: &[String]) -> String {
+pub(super) fn no_decoder(uri: &str, undecoded: &[String]) -> String {
     let gif = url::Url::parse(uri)
         .map(|u| u.path().to_ascii_lowercase().ends_with(".gif"))
         .unwrap_or(false);
@@ -191,7 +58,7 @@ fn decoder_package(media_type: &str) -> Option<(&'static str, &'static str)> {
 /// HTTP error. `None` when none of these is the reason. It looks only where `guard` lets
 /// the input itself look, and follows no redirect the input would not: what a host the
 /// input may not reach would answer must not reach the requester either.
-fn diagnose_network(uri: &str, guard: Option<&SourceGuard>) -> Option<String> {
+pub(super) fn network(uri: &str, guard: Option<&SourceGuard>) -> Option<String> {
     use std::net::{TcpStream, ToSocketAddrs};
     let url = url::Url::parse(uri).ok()?;
     // Not for an API client at all: a name can resolve to a public address when judged and
@@ -219,7 +86,7 @@ fn diagnose_network(uri: &str, guard: Option<&SourceGuard>) -> Option<String> {
 
 /// A file that is an ID3 tag and nothing else (an MP3 whose audio was lost, a cover art
 /// download): named for what it is.
-fn diagnose_tags_only(uri: &str) -> Option<String> {
+pub(super) fn tags_only(uri: &str) -> Option<String> {
     use std::io::Read;
     let path = url::Url::parse(uri).ok()?.to_file_path().ok()?;
     let mut file = std::fs::File::open(&path).ok()?;
@@ -253,9 +120,9 @@ fn http_status(uri: &str, guard: Option<&SourceGuard>) -> Option<u32> {
     pipeline.add_many([&source, &sink]).ok()?;
     source.link(&sink).ok()?;
     if let Some(guard) = guard {
-        super::policy::guard_sources(pipeline.upcast_ref(), guard.clone());
+        crate::media::policy::guard_sources(pipeline.upcast_ref(), guard.clone());
     }
-    let pipeline = super::NullOnDrop::new(pipeline);
+    let pipeline = crate::media::NullOnDrop::new(pipeline);
     let bus = pipeline.bus()?;
     pipeline.set_state(gst::State::Playing).ok()?;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);

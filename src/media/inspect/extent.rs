@@ -63,9 +63,9 @@ pub(crate) struct Measurement {
 
 /// Every audio and video track of `path`, read to the end of the file.
 pub(crate) fn measure(path: &Path) -> Result<Measurement, String> {
-    super::init().map_err(|e| e.to_string())?;
+    crate::media::init().map_err(|e| e.to_string())?;
     let pipeline = gst::Pipeline::new();
-    let source = super::file_source(path)?;
+    let source = crate::media::file_source(path)?;
     let parse = gst::ElementFactory::make("parsebin")
         .build()
         .map_err(|e| e.to_string())?;
@@ -73,7 +73,7 @@ pub(crate) fn measure(path: &Path) -> Result<Measurement, String> {
         .add_many([&source, &parse])
         .map_err(|e| e.to_string())?;
     source.link(&parse).map_err(|e| e.to_string())?;
-    let pipeline = super::NullOnDrop::new(pipeline);
+    let pipeline = crate::media::NullOnDrop::new(pipeline);
     let tracks = Arc::new(Mutex::new(Vec::<TrackExtent>::new()));
     attach(&parse, &pipeline, &tracks);
     let bus = pipeline.bus().ok_or("no bus")?;
@@ -112,7 +112,7 @@ fn attach(parse: &gst::Element, pipeline: &gst::Pipeline, tracks: &Arc<Mutex<Vec
             return;
         };
         let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
-        let (name, structure) = super::probe::caps_name(Some(caps));
+        let (name, structure) = super::report::caps_name(Some(caps));
         let kind = if name.starts_with("audio/") {
             Some("audio")
         } else if name.starts_with("video/") {
@@ -127,7 +127,7 @@ fn attach(parse: &gst::Element, pipeline: &gst::Pipeline, tracks: &Arc<Mutex<Vec
                 tracks.push(TrackExtent {
                     kind,
                     index,
-                    codec: super::probe::codec_name(&name, structure.as_ref()),
+                    codec: super::report::codec_name(&name, structure.as_ref()),
                     ..TrackExtent::default()
                 });
                 tracks.len() - 1

@@ -3,6 +3,8 @@
 //! attached pictures (cover art) never carried as a stream.
 
 use gstreamer_pbutils as pbutils;
+
+use super::report::Track;
 use gstreamer_pbutils::prelude::*;
 
 /// Which audio track a user wants.
@@ -52,25 +54,11 @@ impl std::fmt::Display for AudioTrack {
     }
 }
 
-/// One stream of a file, as `probe` lists it.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Track {
-    /// `audio`, `video`, `subtitle`, `data` (timed metadata, captions: never played) or
-    /// `picture` (cover art: never carried).
-    pub kind: &'static str,
-    /// Its number among the tracks of its kind, from 0 (what `--audio-track` takes).
-    pub index: usize,
-    pub codec: String,
-    pub language: Option<String>,
-    /// It goes into the contract.
-    pub chosen: bool,
-}
-
 /// Every stream of a probed file, in the order a decoder offers them.
 pub(super) fn list(info: &pbutils::DiscovererInfo) -> Vec<Track> {
     numbered(info.stream_list().iter().filter_map(|stream| {
-        let (name, s) = super::probe::caps_name(stream.caps());
-        let codec = super::probe::codec_name(&name, s.as_ref());
+        let (name, s) = super::report::caps_name(stream.caps());
+        let codec = super::report::codec_name(&name, s.as_ref());
         if let Some(a) = stream.downcast_ref::<pbutils::DiscovererAudioInfo>() {
             Some(("audio", codec, a.language().map(|l| l.to_string())))
         } else if let Some(v) = stream.downcast_ref::<pbutils::DiscovererVideoInfo>() {
@@ -80,7 +68,7 @@ pub(super) fn list(info: &pbutils::DiscovererInfo) -> Vec<Track> {
             Some(("subtitle", codec, t.language().map(|l| l.to_string())))
         } else if stream.is::<pbutils::DiscovererContainerInfo>() {
             None
-        } else if super::pads::never_played(&name) {
+        } else if crate::media::pads::never_played(&name) {
             // Timed metadata, captions, data: listed, never played.
             Some(("data", codec, None))
         } else {

@@ -1,168 +1,33 @@
-//! Preflight: what an input is, whether it can be passed through without decoding, and the
-//! contract it will be given, or why it cannot be used — before any call rings.
+//! Preflight: what an input is, whether it can be taken as it is, and the contract it will
+//! be given, or why it cannot be used — before any call rings. This file is the door and
+//! the orchestrator; what the parts share is the leaf `report`.
+//!
+//! - `report`: the vocabulary (the report, streams, what a file holds, codec names)
+//! - `scan`: a local MP4/M4A/FLV of H.264 and AAC by its parsers alone; `discover`: anything
+//!   else, with GStreamer's Discoverer (`diagnose`: why one could not be read); `tracks`:
+//!   which streams play
+//! - `extent`: a local file's real length, from its packets; `measure`: its H.264 packets
+//! - `verdict`: the rules for taking an input as it is (no GStreamer)
 
-use gstreamer as gst;
+mod diagnose;
+mod discover;
+pub(crate) mod extent;
+pub(crate) mod measure;
+pub mod report;
+pub(crate) mod scan;
+pub mod tracks;
+pub(crate) mod verdict;
+
+pub use report::{AudioStream, CoverArt, ProbeError, ProbeReport, VideoStream, container_label};
+pub use verdict::{BITRATE_SLACK, MAX_KEYFRAME_GAP_MS};
 
 use super::bounds::InputBounds;
 use super::contract::Contract;
 use super::input::{InputItem, InputSpec};
 use super::policy::SourceGuard;
-use super::tracks::{AudioTrack, Track};
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("input `{input}` cannot be used: {reason}")]
-pub struct ProbeError {
-    pub input: String,
-    pub reason: String,
-}
-
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct VideoStream {
-    pub codec: String,
-    pub profile: Option<String>,
-    pub width: u32,
-    pub height: u32,
-    pub fps: f64,
-    pub still_image: bool,
-    /// The rotation or flip the container or EXIF asks for (the `image-orientation` tag,
-    /// e.g. `rotate-90`: turned 90° clockwise to be upright); `None` when upright as stored.
-    pub orientation: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct AudioStream {
-    pub codec: String,
-    pub rate: u32,
-    pub channels: u32,
-}
-
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct ProbeReport {
-    pub input: String,
-    pub kind: &'static str,
-    pub live: bool,
-    pub container: Option<String>,
-    /// How long the played media really lasts: measured from a local file's packets, the
-    /// header's claim otherwise.
-    pub duration_ms: Option<u64>,
-    /// The length the file's header declares, when it disagrees with the measured one by
-    /// more than a frame (an interrupted copy declares more than it holds).
-    pub declared_duration_ms: Option<u64>,
-    /// Where a local file's first sample is, when it is later than its start (an edited
-    /// export): what is played starts there, as ffmpeg does.
-    pub start_ms: Option<u64>,
-    pub seekable: bool,
-    pub video: Option<VideoStream>,
-    pub audio: Option<AudioStream>,
-    /// Every stream of a file, with its language; the chosen ones are marked.
-    pub tracks: Vec<Track>,
-    /// Which audio track (by its number among the audio tracks) goes into the contract.
-    pub audio_track: Option<usize>,
-    /// A picture the file carries (cover art): never a stream, but the picture of a video
-    /// profile when the file has no video of its own.
-    pub cover_art: Option<CoverArt>,
-    /// Whether the input is remuxed as it is instead of decoded and encoded.
-    pub passthrough: bool,
-    /// Why passthrough does or does not apply.
-    pub reason: String,
-    /// Each passthrough criterion with what was measured, in the order they are checked.
-    pub checks: Vec<super::conformance::Check>,
-    /// For a URL: whether the cloud can pull it as it is, and why.
-    pub direct: Option<(bool, String)>,
-    pub contract: Contract,
-    /// How large the input could be to pass; whatever decodes it later keeps to the same.
-    #[serde(skip)]
-    pub bounds: InputBounds,
-}
-
-/// A picture embedded in a file's tags.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct CoverArt {
-    /// Its media type, e.g. `image/png`.
-    pub format: String,
-    pub bytes: usize,
-    #[serde(skip)]
-    pub data: bytes::Bytes,
-}
-
-/// The first picture in `tags` (the cover, or any attached image), if any.
-pub(super) fn cover_art(tags: Option<&gst::TagList>) -> Option<CoverArt> {
-    let tags = tags?;
-    let sample = tags
-        .get::<gst::tags::Image>()
-        .or_else(|| tags.get::<gst::tags::PreviewImage>())?
-        .get();
-    let format = caps_name(sample.caps().map(|c| c.to_owned())).0;
-    let map = sample.buffer()?.map_readable().ok()?;
-    Some(CoverArt {
-        format,
-        bytes: map.len(),
-        data: bytes::Bytes::copy_from_slice(&map),
-    })
-}
-
-pub(super) fn caps_name(caps: Option<gst::Caps>) -> (String, Option<gst::Structure>) {
-    match caps.and_then(|c| c.structure(0).map(|s| s.to_owned())) {
-        Some(s) => (s.name().to_string(), Some(s)),
-        None => ("unknown".into(), None),
-    }
-}
-
-pub(super) fn codec_name(name: &str, s: Option<&gst::Structure>) -> String {
-    match name {
-        "video/x-h264" => "h264".into(),
-        "video/x-h265" => "h265".into(),
-        "video/x-vp8" => "vp8".into(),
-        "video/x-vp9" => "vp9".into(),
-        "audio/x-opus" => "opus".into(),
-        "audio/x-vorbis" => "vorbis".into(),
-        "audio/x-flac" => "flac".into(),
-        "audio/mpeg" => match s.and_then(|s| s.get::<i32>("mpegversion").ok()) {
-            Some(1) => "mp3".into(),
-            Some(2 | 4) => "aac".into(),
-            _ => "mpeg-audio".into(),
-        },
-        other => other
-            .rsplit('/')
-            .next()
-            .unwrap_or(other)
-            .trim_start_matches("x-")
-            // libav's decoders' own caps (`video/x-gst-libav-gif`): the codec is the rest.
-            .trim_start_matches("gst-libav-")
-            .trim_start_matches("gst-av-")
-            .to_owned(),
-    }
-}
-
-/// A container's name as people know it, for text output (the JSON keeps the caps name).
-pub fn container_label(caps: &str) -> &str {
-    match caps {
-        "video/quicktime" => "MP4/MOV",
-        "video/x-matroska" => "Matroska (MKV)",
-        "video/webm" => "WebM",
-        "video/x-flv" => "FLV",
-        "video/mpegts" => "MPEG-TS",
-        "video/x-msvideo" => "AVI",
-        "application/x-id3" => "ID3-tagged audio (MP3)",
-        "application/x-apetag" => "APE-tagged audio",
-        "audio/x-flac" => "FLAC",
-        "audio/x-wav" => "WAV",
-        "audio/ogg" | "application/ogg" | "video/ogg" => "Ogg",
-        "audio/mpeg" => "MPEG audio",
-        "audio/x-m4a" => "M4A",
-        "image/gif" => "GIF",
-        "image/png" => "PNG",
-        "image/jpeg" => "JPEG",
-        "image/webp" => "WebP",
-        other => other,
-    }
-}
-
-/// The `image-orientation` tag, unless it says the picture is upright as stored.
-pub(super) fn orientation(tags: Option<&gst::TagList>) -> Option<String> {
-    let value = tags?.get::<gst::tags::ImageOrientation>()?.get().to_owned();
-    (value != "rotate-0").then_some(value)
-}
+use report::Found;
+use report::Track;
+use tracks::AudioTrack;
 
 /// Probes a file or URL with GStreamer's Discoverer (blocking; run off the async threads).
 pub fn probe(spec: &InputSpec, contract: Contract) -> Result<ProbeReport, ProbeError> {
@@ -305,7 +170,7 @@ fn probe_uri(
         seekable,
         mut measures,
     } = found;
-    let audio_track = super::tracks::choose(&mut tracks, &options.audio_track).map_err(fail)?;
+    let audio_track = tracks::choose(&mut tracks, &options.audio_track).map_err(fail)?;
     let audio = audio_track.and_then(|n| audio_streams.get(n).cloned());
     if video.is_none() && audio.is_none() {
         return Err(fail(if cover_art.is_some() {
@@ -339,9 +204,9 @@ fn probe_uri(
         && video.as_ref().is_some_and(|v| v.codec == "h264")
         && let Some(path) = &local
     {
-        measures = Some(super::conformance::measure_h264(path));
+        measures = Some(measure::measure_h264(path));
     }
-    let candidate = super::conformance::Candidate {
+    let candidate = verdict::Candidate {
         container: &container,
         video: video.as_ref(),
         audio: audio.as_ref(),
@@ -390,10 +255,10 @@ fn real_length(
     video: Option<&VideoStream>,
     audio: Option<(usize, &AudioStream)>,
     declared_ms: Option<u64>,
-) -> Result<Option<super::extent::Measured>, String> {
-    super::extent::judge(
+) -> Result<Option<extent::Measured>, String> {
+    extent::judge(
         path,
-        &super::extent::Played {
+        &extent::Played {
             video_codec: video.map(|v| v.codec.as_str()),
             video_fps: video.map_or(0.0, |v| v.fps),
             audio: audio.map(|(n, a)| (n, a.codec.as_str())),
@@ -408,7 +273,7 @@ struct Verdict {
     /// This node remuxes the local file without decoding it.
     passthrough: bool,
     reason: String,
-    checks: Vec<super::conformance::Check>,
+    checks: Vec<report::Check>,
     /// For a URL: whether the cloud pulls it as it is, and why.
     direct: Option<(bool, String)>,
 }
@@ -425,16 +290,11 @@ enum Taker<'a> {
 
 /// One verdict for "taken as it is", by this node remuxing a local file or by the cloud
 /// pulling a URL itself (its packets read briefly, for B-frames and the keyframe gap).
-fn verdict(
-    candidate: super::conformance::Candidate<'_>,
-    contract: &Contract,
-    taker: Taker<'_>,
-) -> Verdict {
-    use super::conformance::Taker as By;
+fn verdict(candidate: verdict::Candidate<'_>, contract: &Contract, taker: Taker<'_>) -> Verdict {
+    use verdict::Taker as By;
     match taker {
         Taker::ThisNode => {
-            let (passthrough, reason, checks) =
-                super::conformance::verdict(&candidate, contract, By::Remux);
+            let (passthrough, reason, checks) = verdict::verdict(&candidate, contract, By::Remux);
             Verdict {
                 passthrough,
                 reason,
@@ -446,13 +306,12 @@ fn verdict(
             let url_measures = candidate
                 .video
                 .filter(|v| v.codec == "h264")
-                .map(|_| super::conformance::measure_h264_uri(uri, guard));
-            let candidate = super::conformance::Candidate {
+                .map(|_| measure::measure_h264_uri(uri, guard));
+            let candidate = verdict::Candidate {
                 measures: url_measures.as_ref(),
                 ..candidate
             };
-            let (pullable, why, checks) =
-                super::conformance::verdict(&candidate, contract, By::Cloud);
+            let (pullable, why, checks) = verdict::verdict(&candidate, contract, By::Cloud);
             Verdict {
                 passthrough: false,
                 reason: why.clone(),
@@ -478,32 +337,16 @@ fn described(
     guard: Option<SourceGuard>,
     bounds: InputBounds,
 ) -> Result<Found, String> {
-    match local.ok_or("not a local file").and_then(super::scan::scan) {
+    match local.ok_or("not a local file").and_then(scan::scan) {
         Ok(scanned) => {
             tracing::debug!(input = %shown, by = "parsers", "probed");
-            Ok(super::scan::found(scanned))
+            Ok(scan::found(scanned))
         }
         Err(why_not) => {
             tracing::debug!(input = %shown, by = "discoverer", why_not, "probing");
-            super::discover::found(uri, guard, bounds)
+            discover::found(uri, guard, bounds)
         }
     }
-}
-
-/// What a file holds, however it was found out.
-#[derive(Debug, PartialEq)]
-pub(super) struct Found {
-    pub(super) container: String,
-    pub(super) video: Option<VideoStream>,
-    /// Every track, none chosen yet.
-    pub(super) tracks: Vec<Track>,
-    /// The audio tracks' details, in track order.
-    pub(super) audio_streams: Vec<AudioStream>,
-    pub(super) cover_art: Option<CoverArt>,
-    pub(super) duration_ms: Option<u64>,
-    pub(super) seekable: bool,
-    /// The H.264 packets' figures, when they were read on the way.
-    pub(super) measures: Option<Result<super::conformance::VideoMeasures, String>>,
 }
 
 /// An animated picture, which the Discoverer sees as one still frame (GIF, APNG) or cannot
