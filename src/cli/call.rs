@@ -110,7 +110,7 @@ pub(super) async fn run(mut config: Config, args: CallArgs) -> anyhow::Result<Ex
     let (measured, contract) = (spec.input.clone(), Contract::new(spec.profile));
     let bounds = args.input_size.into();
     tokio::task::spawn_blocking(move || {
-        crate::media::sizes::check_size(&measured, contract, bounds)
+        crate::media::inspect::admit::check_size(&measured, contract, bounds)
     })
     .await??;
     let emulator = if args.emulator {

@@ -14,66 +14,11 @@ use gstreamer::prelude::*;
 use super::bounds::{FRAMES_COUNTED, InputBounds, TooLarge};
 use super::contract::Contract;
 use super::header::{self, PictureHeader};
-use super::input::{InputItem, InputSpec};
-use super::inspect::ProbeError;
 use super::inspect::report::Found;
-
-/// The local files of `spec` are no larger than `bounds` allow (headers and parsers only,
-/// nothing decoded): what a session request is checked for before it is admitted, so a
-/// file too large is refused at once, not after a call has been placed. Other inputs (and
-/// files that cannot be read) are left to the probe. Blocking.
-pub fn check_size(
-    spec: &InputSpec,
-    contract: Contract,
-    bounds: InputBounds,
-) -> Result<(), ProbeError> {
-    for item in spec.items() {
-        let InputItem::Uri(uri) = item else {
-            continue;
-        };
-        let Some(path) = url::Url::parse(&uri)
-            .ok()
-            .filter(|u| u.scheme() == "file")
-            .and_then(|u| u.to_file_path().ok())
-        else {
-            continue;
-        };
-        let fail = |reason: String| ProbeError {
-            input: path.display().to_string(),
-            reason,
-        };
-        if check_local(&path, bounds).map_err(fail)?.is_some() {
-            continue;
-        }
-        // Not a picture: a file with nothing to play, or cut short, is refused now.
-        super::inspect::extent::admit(&path).map_err(fail)?;
-        // Its streams as the parsers describe them.
-        let Ok((streams, tags)) = super::inspect::scan::streams(&path) else {
-            continue;
-        };
-        let mut video = false;
-        for caps in &streams {
-            if let Some((width, height)) = caps_size(caps) {
-                video = true;
-                bounds
-                    .check("video", width, height)
-                    .map_err(|e| fail(e.to_string()))?;
-            }
-        }
-        let cover = super::inspect::report::cover_art(Some(&tags));
-        if !video
-            && contract.video.is_some()
-            && let Some(cover) = cover
-        {
-            check_cover(&cover.data, bounds).map_err(fail)?;
-        }
-    }
-    Ok(())
-}
 
 /// The headers of the local picture at `path`, judged: `None` when it is not a picture
 /// read by its headers, an error when it is too large or its animation cannot be read.
-pub(super) fn check_local(
+pub(crate) fn check_local(
     path: &Path,
     bounds: InputBounds,
 ) -> Result<Option<PictureHeader>, String> {
@@ -92,7 +37,7 @@ pub(super) fn check_local(
 
 /// What the probe found, judged: the video's size, and the cover art's when it will be
 /// shown (a video profile, no video of its own).
-pub(super) fn check_found(
+pub(crate) fn check_found(
     found: &Found,
     contract: Contract,
     bounds: InputBounds,
@@ -110,7 +55,7 @@ pub(super) fn check_found(
 
 /// A picture in memory (cover art, a slate picked from the tags), judged by its headers
 /// when they can be read here (GStreamer's guarded decoders judge any other).
-pub(super) fn check_cover(data: &[u8], bounds: InputBounds) -> Result<(), String> {
+pub(crate) fn check_cover(data: &[u8], bounds: InputBounds) -> Result<(), String> {
     match header::read_bytes(data, 1) {
         Some(Ok(header)) => bounds
             .check("cover art", header.width, header.height)
@@ -119,7 +64,7 @@ pub(super) fn check_cover(data: &[u8], bounds: InputBounds) -> Result<(), String
     }
 }
 
-fn caps_size(caps: &gst::CapsRef) -> Option<(u32, u32)> {
+pub(crate) fn caps_size(caps: &gst::CapsRef) -> Option<(u32, u32)> {
     let s = caps.structure(0)?;
     if !(s.name().starts_with("video/") || s.name().starts_with("image/")) {
         return None;

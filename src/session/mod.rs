@@ -381,7 +381,7 @@ impl SessionRequest {
             crate::media::contract::Contract::new(spec.profile),
         );
         tokio::task::spawn_blocking(move || {
-            crate::media::sizes::check_size(&measured, contract, bounds)
+            crate::media::inspect::admit::check_size(&measured, contract, bounds)
         })
         .await
         .map_err(|e| crate::media::inspect::ProbeError {

@@ -2,6 +2,7 @@
 //! be given, or why it cannot be used — before any call rings. This file is the door and
 //! the orchestrator; what the parts share is the leaf `report`.
 //!
+//! - `admit`: what a session request is checked for before it is admitted
 //! - `report`: the vocabulary (the report, streams, what a file holds, codec names)
 //! - `scan`: a local MP4/M4A/FLV of H.264 and AAC by its parsers alone; `discover`: anything
 //!   else, with GStreamer's Discoverer (`diagnose`: why one could not be read); `tracks`:
@@ -9,6 +10,7 @@
 //! - `extent`: a local file's real length, from its packets; `measure`: its H.264 packets
 //! - `verdict`: the rules for taking an input as it is (no GStreamer)
 
+pub mod admit;
 mod diagnose;
 mod discover;
 pub(crate) mod extent;

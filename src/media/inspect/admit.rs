@@ -1,0 +1,63 @@
+//! What a session request is checked for before it is admitted, so a file that cannot be
+//! played is refused at once, not after a call has been placed: its size (headers and
+//! parsers only, nothing decoded), and whether it holds anything to play at all.
+
+use crate::media::bounds::InputBounds;
+use crate::media::contract::Contract;
+use crate::media::input::{InputItem, InputSpec};
+use crate::media::sizes::{caps_size, check_cover, check_local};
+
+use super::report::ProbeError;
+
+/// The local files of `spec` are no larger than `bounds` allow (headers and parsers only,
+/// nothing decoded): what a session request is checked for before it is admitted, so a
+/// file too large is refused at once, not after a call has been placed. Other inputs (and
+/// files that cannot be read) are left to the probe. Blocking.
+pub fn check_size(
+    spec: &InputSpec,
+    contract: Contract,
+    bounds: InputBounds,
+) -> Result<(), ProbeError> {
+    for item in spec.items() {
+        let InputItem::Uri(uri) = item else {
+            continue;
+        };
+        let Some(path) = url::Url::parse(&uri)
+            .ok()
+            .filter(|u| u.scheme() == "file")
+            .and_then(|u| u.to_file_path().ok())
+        else {
+            continue;
+        };
+        let fail = |reason: String| ProbeError {
+            input: path.display().to_string(),
+            reason,
+        };
+        if check_local(&path, bounds).map_err(fail)?.is_some() {
+            continue;
+        }
+        // Not a picture: a file with nothing to play, or cut short, is refused now.
+        super::extent::admit(&path).map_err(fail)?;
+        // Its streams as the parsers describe them.
+        let Ok((streams, tags)) = super::scan::streams(&path) else {
+            continue;
+        };
+        let mut video = false;
+        for caps in &streams {
+            if let Some((width, height)) = caps_size(caps) {
+                video = true;
+                bounds
+                    .check("video", width, height)
+                    .map_err(|e| fail(e.to_string()))?;
+            }
+        }
+        let cover = super::report::cover_art(Some(&tags));
+        if !video
+            && contract.video.is_some()
+            && let Some(cover) = cover
+        {
+            check_cover(&cover.data, bounds).map_err(fail)?;
+        }
+    }
+    Ok(())
+}
