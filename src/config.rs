@@ -14,10 +14,12 @@ use crate::cloud::http::HttpSettings;
 use crate::cloud::{ApiCredentials, ImCredentials, InvalidArgument, UserId};
 
 mod emulator;
+mod error;
 mod relay;
 mod settings;
 
 pub use emulator::{CallbackTarget, CalleeScript, EmulatorTable, ObserverPace};
+pub use error::ConfigError;
 pub use relay::{ENV_CSS_PLAY_KEY, ENV_CSS_PUSH_KEY};
 pub use settings::{
     ADMIN, ALL_SETTINGS, DATA_CENTER, HTTP_MAX_ATTEMPTS, HTTP_TIMEOUT_MS, IM_ENDPOINT, RATE_LIMITS,
@@ -27,73 +29,6 @@ pub use settings::{
 pub const ENV_CONFIG: &str = "CALLFEED_CONFIG";
 pub const DEFAULT_ADMIN: &str = "administrator";
 pub const DEFAULT_DATA_CENTER: DataCenter = DataCenter::China;
-
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("config file {path} is not valid: {message}")]
-    Parse { path: PathBuf, message: String },
-    #[error("invalid {env} / `{toml}` value `{value}`: {allowed}")]
-    Invalid {
-        env: &'static str,
-        toml: &'static str,
-        value: String,
-        allowed: String,
-    },
-    #[error(
-        "missing {about}: set {env} or `{toml}` in the config file (--config or CALLFEED_CONFIG)"
-    )]
-    Missing {
-        about: &'static str,
-        env: &'static str,
-        toml: &'static str,
-    },
-    #[error(
-        "no Tencent credentials: set {} (or `{}` in the config file, --config or CALLFEED_CONFIG), or add --emulator (call, load) to try without an account",
-        list(.envs), .tomls.join("`, `")
-    )]
-    MissingCredentials {
-        envs: Vec<&'static str>,
-        tomls: Vec<&'static str>,
-    },
-}
-
-/// `A`, `A and B`, `A, B and C`.
-fn list(items: &[&str]) -> String {
-    match items {
-        [] => String::new(),
-        [one] => (*one).to_owned(),
-        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
-    }
-}
-
-impl ConfigError {
-    fn invalid(setting: Setting, value: &str, allowed: impl Into<String>) -> Self {
-        ConfigError::Invalid {
-            env: setting.env,
-            toml: setting.toml,
-            value: if setting.secret {
-                "<redacted>".into()
-            } else {
-                value.to_owned()
-            },
-            allowed: allowed.into(),
-        }
-    }
-
-    fn missing(setting: Setting) -> Self {
-        ConfigError::Missing {
-            about: setting.about,
-            env: setting.env,
-            toml: setting.toml,
-        }
-    }
-}
 
 /// Where an SDKAppID's IM service lives; it decides the default hosts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

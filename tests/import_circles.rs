@@ -21,7 +21,6 @@ const KNOWN: &[&[&str]] = &[
         "cli/load.rs",
         "cli/mod.rs",
     ],
-    &["config.rs", "config/relay.rs"],
     &["emulator/im.rs", "emulator/mod.rs", "emulator/trtc.rs"],
     &[
         "media/live/encoder.rs",

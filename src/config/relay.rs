@@ -3,7 +3,7 @@
 
 use secrecy::SecretString;
 
-use super::ConfigError;
+use super::error::ConfigError;
 use crate::publish::relay::{Relay, RelayFields};
 
 pub const ENV_CSS_PUSH_KEY: &str = "CALLFEED_CSS_PUSH_KEY";
