@@ -21,7 +21,6 @@ const KNOWN: &[&[&str]] = &[
         "cli/load.rs",
         "cli/mod.rs",
     ],
-    &["emulator/im.rs", "emulator/mod.rs", "emulator/trtc.rs"],
     &[
         "media/live/encoder.rs",
         "media/live/input.rs",

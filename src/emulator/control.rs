@@ -10,8 +10,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::json;
 
+use super::settings::{Behaviour, TrtcCallback};
 use super::state::{Fault, Inner, MemberState, State, TaskCommand, TaskView};
-use super::{Behaviour, TrtcCallback};
 use crate::cloud::room::{RoomKind, RoomRef};
 
 fn not_found(what: &str) -> Response {

@@ -10,8 +10,8 @@ use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use super::settings::{Behaviour, MAX_BODY_BYTES};
 use super::state::{Call, Injected, Member, MemberState, State, unix_now, unix_now_ms};
-use super::{Behaviour, MAX_BODY_BYTES};
 use crate::cloud::UserId;
 use crate::cloud::call::{
     MAX_CALLEES, MAX_RING_TIMEOUT_MS, MAX_USER_DATA_BYTES, MIN_RING_TIMEOUT_MS,

@@ -16,7 +16,7 @@ mod webhooks;
 
 pub use settings::{
     Behaviour, DEFAULT_ANSWER_AFTER_MS, DEFAULT_RECONNECT_DELAYS_MS, DEFAULT_RECORD_DELAY_MS,
-    DEFAULT_REJECT_AFTER_MS, EmulatorConfig, Pace, TrtcCallback,
+    DEFAULT_REJECT_AFTER_MS, EmulatorConfig, MAX_BODY_BYTES, Pace, TrtcCallback,
 };
 pub use state::Fault;
 
@@ -128,9 +128,6 @@ impl Drop for Emulator {
         self.state.abort_all_tasks();
     }
 }
-
-/// Requests larger than this are refused with the documented size error.
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 fn router(state: Arc<state::State>) -> axum::Router {
     use axum::routing::{any, get, post};

@@ -120,3 +120,6 @@ impl EmulatorConfig {
         }
     }
 }
+
+/// Requests larger than this are refused with the documented size error.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;

@@ -14,7 +14,7 @@ use rand::RngCore;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use super::MAX_BODY_BYTES;
+use super::settings::MAX_BODY_BYTES;
 use super::state::{Injected, State, Task, TaskCommand, TaskPhase, unix_now};
 use crate::cloud::ids::check_stream_url;
 use crate::cloud::ingest::{
