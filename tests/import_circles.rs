@@ -15,13 +15,6 @@ use std::path::{Path, PathBuf};
 /// share and calls them.
 const KNOWN: &[&[&str]] = &[
     &[
-        "cli/api.rs",
-        "cli/info.rs",
-        "cli/keys.rs",
-        "cli/load.rs",
-        "cli/mod.rs",
-    ],
-    &[
         "media/live/encoder.rs",
         "media/live/input.rs",
         "media/live/mod.rs",

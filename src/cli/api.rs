@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use secrecy::SecretString;
 
 use super::args::{MediaTypeArg, RoomArgs, callees, user};
-use super::print_json;
+use super::output::print_json;
 use crate::app;
 use crate::cloud::call::{
     self, DeleteCallback, EndCall, GetCallInfo, GetCallback, GetRecordByCallId, GetRecordByFilter,

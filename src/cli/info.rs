@@ -112,19 +112,19 @@ fn inline<T: serde::Serialize>(value: &T) -> String {
 }
 
 /// A completion script for `shell`, from the same definitions as `--help`.
-pub(super) fn completions(shell: clap_complete::Shell) -> anyhow::Result<ExitCode> {
-    use clap::CommandFactory;
-    let mut command = super::Cli::command();
+pub(super) fn completions(
+    mut command: clap::Command,
+    shell: clap_complete::Shell,
+) -> anyhow::Result<ExitCode> {
     let mut script = Vec::new();
     clap_complete::generate(shell, &mut command, "callfeed", &mut script);
     print_all(&script)
 }
 
 /// The manual page, from the same definitions as `--help`.
-pub(super) fn man() -> anyhow::Result<ExitCode> {
-    use clap::CommandFactory;
+pub(super) fn man(command: clap::Command) -> anyhow::Result<ExitCode> {
     let mut page = Vec::new();
-    clap_mangen::Man::new(super::Cli::command()).render(&mut page)?;
+    clap_mangen::Man::new(command).render(&mut page)?;
     print_all(&page)
 }
 

@@ -9,7 +9,7 @@ use clap::Args;
 use secrecy::ExposeSecret;
 
 use super::args::RoomArgs;
-use super::{EXIT_FAILED, print_json};
+use super::output::{EXIT_FAILED, print_json};
 use crate::clock::unix_secs;
 use crate::cloud::{UserId, css, usersig};
 use crate::config::Config;

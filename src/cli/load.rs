@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use clap::Args;
 
-use super::EXIT_FAILED;
 use super::args::{MediaTypeArg, RelayArgs};
+use super::output::EXIT_FAILED;
 use super::progress::{self, Stoppable};
 use crate::app;
 use crate::cloud::InvalidArgument;

@@ -13,24 +13,22 @@ mod emulator;
 mod info;
 mod keys;
 mod load;
+mod output;
 mod probe;
 mod progress;
 mod push;
 mod serve;
 
+pub use output::{EXIT_FAILED, EXIT_INVALID};
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::CommandFactory;
 use clap::{Parser, Subcommand};
-use serde::Serialize;
 
 use crate::cloud::{CloudError, InvalidArgument};
 use crate::config::{Config, ConfigError};
-
-/// Exit code for input refused before anything was sent (clap uses 2 for usage errors too).
-pub const EXIT_INVALID: u8 = 2;
-/// Exit code for a failure reported by, or on the way to, the cloud.
-pub const EXIT_FAILED: u8 = 1;
 
 /// The whole command line.
 #[derive(Parser)]
@@ -113,8 +111,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Config => info::config(&config),
         Command::Version => info::version(),
-        Command::Completions { shell } => info::completions(shell),
-        Command::Man => info::man(),
+        Command::Completions { shell } => info::completions(Cli::command(), shell),
+        Command::Man => info::man(Cli::command()),
         Command::Usersig(args) => keys::usersig(&config, args),
         Command::PrivateMapKey(args) => keys::private_map_key(&config, args),
         Command::CssUrl(args) => keys::css_url(args),
@@ -192,11 +190,6 @@ fn init_tracing(filter: Option<&str>, format: LogFormat) {
             builder.with_ansi(colour).try_init()
         }
     };
-}
-
-fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
-    Ok(())
 }
 
 #[cfg(test)]
