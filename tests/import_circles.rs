@@ -37,7 +37,6 @@ const KNOWN: &[&[&str]] = &[
         "serve/api/viewers.rs",
         "serve/exposure.rs",
     ],
-    &["session/driver.rs", "session/media.rs", "session/run.rs"],
 ];
 
 #[test]

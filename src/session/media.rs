@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use super::SessionSpec;
-use super::driver::DriverSettings;
 use super::relay::RelayLink;
+use super::settings::DriverSettings;
 use super::state::Stage;
 use crate::media::contract::Contract;
 use crate::media::input::InputSpec;

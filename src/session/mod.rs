@@ -7,7 +7,9 @@
 pub mod driver;
 mod media;
 pub mod relay;
+mod report;
 mod run;
+mod settings;
 pub mod state;
 pub mod teardown;
 

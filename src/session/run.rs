@@ -4,13 +4,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::driver::{
-    AnnouncementFigures, Controls, DriverSettings, MediaFigures, Report, Timings, confirm_teardown,
-};
 use super::media::{Media, Prepared, prepare};
 use super::relay::RelayLink;
+use super::report::{AnnouncementFigures, Controls, MediaFigures, Report, Timings};
+use super::settings::DriverSettings;
 use super::state::{Action, Event, Outcome, Phase, Session, Stage};
 use super::teardown::CloudLeftovers;
+use super::teardown::confirm_teardown;
 use super::{CallStatus, CloudOps, SessionSpec, room_key};
 use crate::cloud::http::CloudError;
 use crate::cloud::ingest::StartStreamIngest;

@@ -10,7 +10,12 @@ use std::time::Duration;
 use backon::BackoffBuilder;
 
 use super::CloudOps;
+use super::report::{Status, Teardown};
+use super::settings::DriverSettings;
+use super::state::Outcome;
 use crate::store::{OpenSession, SessionStore, Store};
+use std::sync::Arc;
+use tokio::sync::watch;
 
 /// The first retry comes this soon; retries slow down to one per `RETRY_MAX`.
 const RETRY_MIN: Duration = Duration::from_millis(500);
@@ -270,5 +275,76 @@ pub async fn recover_until_done<C: CloudOps>(
             delays = retry_delays();
             look_every
         };
+    }
+}
+
+/// The journal's note for an outcome.
+fn outcome_note(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Failed { stage, reason } => format!("{}: {reason}", stage.name()),
+        _ => String::new(),
+    }
+}
+
+/// Stops `leftovers` until the cloud confirms, within the settings' retry time, and records
+/// the result: finished, or `teardown_pending` for a later run.
+pub(super) async fn confirm_teardown<C: CloudOps>(
+    leftovers: &mut CloudLeftovers,
+    cloud: &C,
+    settings: &DriverSettings,
+    status: &watch::Sender<Status>,
+    journal: Option<(&Arc<Store>, &str, &Outcome)>,
+) -> Teardown {
+    let note = journal.map(|(_, _, o)| outcome_note(o)).unwrap_or_default();
+    let result = leftovers
+        .stop_until_confirmed(
+            cloud,
+            settings.teardown_timeout,
+            settings.teardown_retry_for,
+            |e| {
+                tracing::warn!(error = %e, "the cloud has not confirmed the teardown; retrying");
+                status.send_modify(|s| s.phase = "teardown_pending".into());
+            },
+            journal.map(|(store, id, outcome)| PendingRecord {
+                store: store.as_ref(),
+                id,
+                result: outcome.name(),
+                note: &note,
+            }),
+        )
+        .await;
+    // What the session ended with is kept, whatever the store does meanwhile: a write it
+    // refuses now is made when it answers again.
+    match result {
+        Ok(()) => {
+            if let Some((j, id, outcome)) = journal
+                && let Err(e) = j.finish(id, outcome.name(), &note).await
+            {
+                tracing::error!(error = %e, "journal write failed; writing the result once the store answers");
+                record_when_back(
+                    j.clone(),
+                    id.to_owned(),
+                    Record::Finished {
+                        result: outcome.name().to_owned(),
+                        note,
+                    },
+                );
+            }
+            Teardown::Confirmed
+        }
+        Err(reason) => {
+            tracing::error!(%reason, "teardown not confirmed; the journal keeps the session for the next run");
+            if let Some((j, id, outcome)) = journal {
+                record_when_back(
+                    j.clone(),
+                    id.to_owned(),
+                    Record::Pending {
+                        result: outcome.name().to_owned(),
+                        note,
+                    },
+                );
+            }
+            Teardown::Pending { reason }
+        }
     }
 }
