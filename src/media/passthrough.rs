@@ -16,7 +16,7 @@ use tokio::sync::{broadcast, watch};
 
 use super::NullOnDrop;
 use super::hub::StreamHub;
-use super::live::{
+use super::live::stream::{
     Counters, EngineError, LiveSettings, LiveStream, Loops, MediaEvent, StreamState, bump, emit,
 };
 

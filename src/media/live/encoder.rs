@@ -10,7 +10,7 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 
-use super::EngineError;
+use super::stream::EngineError;
 use crate::media::contract::Contract;
 use crate::media::hub::StreamHub;
 use crate::media::topology::Topologies;

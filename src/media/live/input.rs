@@ -9,7 +9,7 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 
-use super::{Counters, LiveSettings, bump};
+use super::stream::{Counters, LiveSettings, bump};
 use crate::media::input::InputItem;
 use crate::media::topology::Topologies;
 

@@ -9,7 +9,7 @@ use gstreamer as gst;
 
 use super::encoder::EncoderSources;
 use super::input::{FirstMedia, SharedSlot};
-use super::{Counters, bump};
+use super::stream::{Counters, bump};
 use crate::media::contract::Contract;
 
 /// How long the pump waits, at a tick with no new picture, for one that is only a little late.

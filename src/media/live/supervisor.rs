@@ -13,9 +13,9 @@ use tokio::sync::{broadcast, watch};
 
 use super::encoder::{EncoderWatch, build_encoder, slate_frame};
 use super::input::{Feed, Slot, build_input, classify};
-use super::{
+use super::pump;
+use super::stream::{
     Counters, EngineError, InputFailure, LiveSettings, LiveStream, MediaEvent, StreamState, emit,
-    pump,
 };
 use crate::media::NullOnDrop;
 use crate::media::hub::StreamHub;
