@@ -13,9 +13,9 @@
 //! - [`config`]: the TOML file and environment overrides; secrets redacted.
 //! - [`cloud`]: Tencent's wire protocols — UserSig, TC3 signing, rooms, the call engine,
 //!   StreamIngest, CSS URLs, webhooks and the shared HTTP transport. No GStreamer here.
-//! - [`media`]: every line of GStreamer code — inputs and the input policy, the media plan,
-//!   live streams, passthrough, announcements, FLV, the room observer. It never calls the
-//!   cloud.
+//! - [`media`]: every line of GStreamer code — inputs and the input policy, the inspection
+//!   (`media::inspect`: the probe, real lengths, the one verdict), the media plan, live
+//!   streams, passthrough, announcements, FLV, the room observer. It never calls the cloud.
 //! - [`publish`]: where streams are published for the cloud to pull (the node's own HTTP
 //!   server, behind the `Publisher` trait sessions are handed; an RTMP relay's URLs).
 //! - [`session`]: one call, room and stream as one lifecycle: the pure state machine, the
@@ -42,7 +42,9 @@
 //! publish, store` (sessions are handed a publisher and a store); `publish → media, server, cloud` (CSS
 //! signing); `emulator → cloud, media`; `config → cloud, publish` (the `[relay]` table). `cloud` and `media` never import each other; `session` never
 //! imports `serve` or `emulator`; nothing imports `cli`. `redact`, `clock` and `memory` are
-//! leaves anyone may use.
+//! leaves anyone may use. Inside a module, a `mod.rs` is the door: what its children share
+//! lives in a leaf file they all import, never in the file that calls them
+//! (`tests/import_circles.rs` holds every file to it).
 
 pub mod app;
 pub mod cli;
