@@ -268,12 +268,7 @@ pub async fn transcode(
     let weak_mux = mux.downgrade();
     let want_video = contract.video.is_some();
     let audio_pick = super::pads::AudioPick::new(report.audio_track.unwrap_or(0));
-    // A file whose first sample is late (an edited export starting at 10 s) starts at that
-    // sample, as ffmpeg does: every track is moved by the same amount, so audio and video
-    // keep their offset to each other.
-    let moved_by = report.start_ms.map_or(0, |ms| {
-        -(gst::ClockTime::from_mseconds(ms).nseconds() as i64)
-    });
+    let first_sample = report.start_ms.map(Duration::from_millis);
     let tail = aac_tail.clone();
     super::pads::attach_decoded_pads(&decode, &pipeline, move |kind| {
         let chain = if kind.starts_with("video/") && want_video {
@@ -289,11 +284,7 @@ pub async fn transcode(
         let mux = weak_mux.upgrade().ok_or("the muxer is gone")?;
         let bin = gst::parse::bin_from_description(&format!("queue ! {chain} ! queue"), true)
             .map_err(|e| e.to_string())?;
-        if moved_by != 0
-            && let Some(pad) = bin.static_pad("sink")
-        {
-            pad.set_offset(moved_by);
-        }
+        super::pads::play_from(&bin, first_sample);
         tail.watch(&bin);
         Ok(Some(super::pads::Branch {
             element: bin.upcast(),

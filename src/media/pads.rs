@@ -33,6 +33,33 @@ impl Branch {
     }
 }
 
+/// Links `pad` to a sink of its own in `pipeline` that drains it without prerolling
+/// (`async=false`: a sink prerolling would hold a demuxer's one thread before its other
+/// streams had their turn). `None` when it could not be added or linked.
+pub(crate) fn drain(pipeline: &gst::Pipeline, pad: &gst::Pad) -> Option<()> {
+    let sink = gst::ElementFactory::make("fakesink")
+        .property("sync", false)
+        .property("async", false)
+        .build()
+        .ok()?;
+    pipeline.add(&sink).ok()?;
+    sink.sync_state_with_parent().ok()?;
+    pad.link(&sink.static_pad("sink")?).ok()?;
+    Some(())
+}
+
+/// Plays what enters `branch` from `first_sample` on, as ffmpeg does with a file whose first
+/// sample is late (an edited export starting at 10 s): every branch is moved by the same
+/// amount, so audio and video keep their offset to each other.
+pub(crate) fn play_from(branch: &gst::Bin, first_sample: Option<std::time::Duration>) {
+    let Some(first) = first_sample.filter(|d| !d.is_zero()) else {
+        return;
+    };
+    if let Some(pad) = branch.static_pad("sink") {
+        pad.set_offset(-i64::try_from(first.as_nanos()).unwrap_or(i64::MAX));
+    }
+}
+
 /// Which of a decoder's audio pads is attached: only the chosen track's (the Nth, in the
 /// order the decoder offers them, which is the order the probe lists them in).
 pub(crate) struct AudioPick {

@@ -134,17 +134,7 @@ fn attach(parse: &gst::Element, pipeline: &gst::Pipeline, tracks: &Arc<Mutex<Vec
             };
             tally(pad, &tracks, slot);
         }
-        let drained = gst::ElementFactory::make("fakesink")
-            .property("sync", false)
-            .property("async", false)
-            .build()
-            .ok()
-            .and_then(|sink| {
-                pipeline.add(&sink).ok()?;
-                sink.sync_state_with_parent().ok()?;
-                pad.link(&sink.static_pad("sink")?).ok()
-            });
-        if drained.is_none() {
+        if crate::media::pads::drain(&pipeline, pad).is_none() {
             let _ = pipeline.post_message(
                 gst::message::Error::builder(gst::CoreError::Negotiation, "cannot drain a track")
                     .src(&pipeline)

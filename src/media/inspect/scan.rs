@@ -281,17 +281,7 @@ fn attach(parse: &gst::Element, pipeline: &gst::Pipeline, seen: &Arc<Mutex<Seen>
             seen.lock().expect("scan lock").h264 = Some(sink.clone());
             link_through_queue(&pipeline, pad, sink.upcast_ref())
         } else {
-            gst::ElementFactory::make("fakesink")
-                .property("sync", false)
-                .property("async", false)
-                .build()
-                .ok()
-                .and_then(|sink| {
-                    pipeline.add(&sink).ok()?;
-                    sink.sync_state_with_parent().ok()?;
-                    pad.link(&sink.static_pad("sink")?).ok()
-                })
-                .map(|_| ())
+            crate::media::pads::drain(&pipeline, pad)
         };
         if linked.is_none() {
             let _ = pipeline.post_message(

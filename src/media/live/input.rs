@@ -140,8 +140,7 @@ pub(super) fn build_input(
             }
             let feed = feed.clone();
             let audio_pick = crate::media::pads::AudioPick::new(settings.audio_track);
-            // A file whose first sample is late is played from it (see `announce`).
-            let moved_by = settings.first_sample.map_or(0, |d| -(d.as_nanos() as i64));
+            let first_sample = settings.first_sample;
             crate::media::pads::attach_decoded_pads(&decode, &pipeline, move |kind| {
                 let description = if kind.starts_with("video/") {
                     video_branch.as_deref()
@@ -155,11 +154,7 @@ pub(super) fn build_input(
                 };
                 let bin = gst::parse::bin_from_description(description, true)
                     .map_err(|e| e.to_string())?;
-                if moved_by != 0
-                    && let Some(pad) = bin.static_pad("sink")
-                {
-                    pad.set_offset(moved_by);
-                }
+                crate::media::pads::play_from(&bin, first_sample);
                 for name in ["video", "audio"] {
                     if let Some(sink) = bin
                         .by_name(name)
