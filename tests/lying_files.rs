@@ -64,7 +64,23 @@ async fn probe_json(input: &str) -> (Option<i32>, Value, String) {
     )
 }
 
-async fn call(media: &Path, media_type: &str) -> (Option<i32>, Value, String) {
+/// `callfeed push INPUT --profile 360p --mp4 OUT`, its output.
+async fn push_mp4(input: &Path, out: &Path) -> std::process::Output {
+    callfeed()
+        .arg("push")
+        .arg(input)
+        .args(["--profile", "360p", "--mp4"])
+        .arg(out)
+        .output()
+        .await
+        .unwrap()
+}
+
+/// `callfeed call --emulator` of `media` at 360p: the exit code, the JSON report, stderr.
+async fn call(
+    media: impl AsRef<std::ffi::OsStr>,
+    media_type: &str,
+) -> (Option<i32>, Value, String) {
     let out = callfeed()
         .args(["call", "--emulator", "--to", "jack", "--room", "lying"])
         .arg("--media")
@@ -185,14 +201,7 @@ async fn a_file_with_nothing_playable_is_refused_before_anything_rings() {
         assert!(err.contains(named), "{file:?}: {err}");
         // Never an MP4 that nothing opens.
         let out_path = d.join("out.mp4");
-        let out = callfeed()
-            .arg("push")
-            .arg(file)
-            .arg("--mp4")
-            .arg(&out_path)
-            .output()
-            .await
-            .unwrap();
+        let out = push_mp4(file, &out_path).await;
         assert_eq!(out.status.code(), Some(2), "{file:?}: {out:?}");
         assert!(!out_path.exists(), "{file:?} left an output");
         // A call refuses it before the phone rings: exit 2, and no call was placed.
@@ -220,15 +229,7 @@ async fn a_late_first_timestamp_plays_from_the_first_sample() {
         "{probed:#}"
     );
     let out = d.join("out.mp4");
-    let status = callfeed()
-        .arg("push")
-        .arg(&late)
-        .args(["--profile", "360p", "--mp4"])
-        .arg(&out)
-        .output()
-        .await
-        .unwrap()
-        .status;
+    let status = push_mp4(&late, &out).await.status;
     assert!(status.success());
     let length = ffprobe_seconds(&out);
     assert!(
@@ -248,15 +249,7 @@ async fn a_late_first_timestamp_plays_from_the_first_sample() {
          -pix_fmt yuv420p -c:v libx264 -c:a aac",
     );
     let out = d.join("delayed-out.mp4");
-    let status = callfeed()
-        .arg("push")
-        .arg(&delayed)
-        .args(["--profile", "360p", "--mp4"])
-        .arg(&out)
-        .output()
-        .await
-        .unwrap()
-        .status;
+    let status = push_mp4(&delayed, &out).await.status;
     assert!(status.success());
     let (video, audio) = (stream_start(&out, "v"), stream_start(&out, "a"));
     assert!(
@@ -322,15 +315,7 @@ async fn tracks_nobody_decodes_are_ignored_and_listed() {
         "{said}"
     );
     let written = d.join("out.mp4");
-    let status = callfeed()
-        .arg("push")
-        .arg(&file)
-        .args(["--profile", "360p", "--mp4"])
-        .arg(&written)
-        .output()
-        .await
-        .unwrap()
-        .status;
+    let status = push_mp4(&file, &written).await.status;
     assert!(status.success());
     assert!((ffprobe_seconds(&written) - 2.0).abs() < 0.3);
 
@@ -353,14 +338,7 @@ async fn tracks_nobody_decodes_are_ignored_and_listed() {
     let phone = d.join("phone.mov");
     std::fs::write(&phone, data).unwrap();
     let written = d.join("phone-out.mp4");
-    let out = callfeed()
-        .arg("push")
-        .arg(&phone)
-        .args(["--profile", "360p", "--mp4"])
-        .arg(&written)
-        .output()
-        .await
-        .unwrap();
+    let out = push_mp4(&phone, &written).await;
     assert!(out.status.success(), "{out:?}");
     assert!((ffprobe_seconds(&written) - 2.0).abs() < 0.3);
 }
@@ -394,14 +372,7 @@ async fn a_conforming_file_written_as_mp4_is_remuxed_unchanged() {
     let (_, probed, _) = probe_json(conforming.to_str().unwrap()).await;
     assert_eq!(probed["passthrough"], true, "{probed:#}");
     let written = d.join("out.mp4");
-    let out = callfeed()
-        .arg("push")
-        .arg(&conforming)
-        .args(["--profile", "360p", "--mp4"])
-        .arg(&written)
-        .output()
-        .await
-        .unwrap();
+    let out = push_mp4(&conforming, &written).await;
     assert!(out.status.success(), "{out:?}");
     let (input, output) = (
         h264_packet_hashes(&conforming),
@@ -492,14 +463,7 @@ async fn writing_an_mp4_of_a_still_or_a_url_says_it_is_streamed_live() {
         "still.png",
         "-f lavfi -i color=c=red:s=64x64 -frames:v 1",
     );
-    let out = callfeed()
-        .arg("push")
-        .arg(&still)
-        .arg("--mp4")
-        .arg(d.join("out.mp4"))
-        .output()
-        .await
-        .unwrap();
+    let out = push_mp4(&still, &d.join("out.mp4")).await;
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -523,17 +487,9 @@ async fn a_url_whose_header_promises_more_is_played_once_by_the_cloud() {
     let len = std::fs::metadata(&whole).unwrap().len() as usize;
     cut(&whole, &d.join("upload.mkv"), len * 3 / 8);
     let site = serve_dir(d).await;
-    let out = callfeed()
-        .args(["call", "--emulator", "--to", "jack", "--room", "upload"])
-        .args(["--media", &format!("{site}upload.mkv")])
-        .args(["--media-type", "video", "--profile", "360p"])
-        .args(["--callee-answers-after", "200", "--json"])
-        .output()
-        .await
-        .unwrap();
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    assert_eq!(report["mode"], "direct", "{report:#}");
-    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    let (code, report, err) = call(format!("{site}upload.mkv"), "video").await;
+    assert_eq!(report["mode"], "direct", "{err}\n{report:#}");
+    assert_eq!(code, Some(0), "{report:#}");
     assert_eq!(
         report["task_restarts"], 0,
         "it was started again: {report:#}"
