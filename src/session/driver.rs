@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 pub use super::report::{
-    AnnouncementFigures, Controls, MediaFigures, Report, Status, Teardown, Timings,
+    AnnouncementFigures, Controls, MediaFigures, Phase, Report, Status, Teardown, Timings,
 };
 pub use super::settings::{DriverSettings, RoomWitness};
 
@@ -68,7 +68,7 @@ pub async fn run<C: CloudOps>(
         }
     };
     if report.teardown == Teardown::Confirmed {
-        status.send_modify(|s| s.phase = "ended".into());
+        status.send_modify(|s| s.phase = Phase::Ended);
     }
     // Its pipelines are gone: what they used goes back to the system, not to the next peak.
     crate::memory::release();
@@ -144,6 +144,6 @@ async fn after_panic<C: CloudOps>(
 mod tests {
     #[test]
     fn a_session_is_named_preparing_before_anything_happens() {
-        assert_eq!(super::Status::default().phase, "preparing");
+        assert_eq!(super::Status::default().phase.name(), "preparing");
     }
 }

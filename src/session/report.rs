@@ -87,6 +87,14 @@ impl Report {
     pub fn live(&self) -> Option<&StreamStats> {
         self.media.as_ref().and_then(MediaFigures::live)
     }
+
+    /// Where an ended session stands: ended once the cloud confirmed its teardown.
+    pub fn phase(&self) -> Phase {
+        match self.teardown {
+            Teardown::Confirmed => Phase::Ended,
+            Teardown::Pending { .. } => Phase::TeardownPending,
+        }
+    }
 }
 
 /// Whether the cloud confirmed the session's task and call gone.
@@ -100,10 +108,75 @@ pub enum Teardown {
     },
 }
 
+/// Where a session stands, as the API, the metrics, the console and status lines name it:
+/// named here once, so no reader derives it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// A session not yet under way is preparing: named from the start, never `""`.
+    #[default]
+    Preparing,
+    Ringing,
+    /// A callee answered; the ingest task is being started.
+    Answered,
+    Ingesting,
+    Ending,
+    /// Ended, and the cloud confirmed that what it started is stopped.
+    Ended,
+    /// Ended, but the cloud has not yet confirmed the teardown: it is retried.
+    TeardownPending,
+    /// Admitted in a cluster and placed on another node, not yet picked up there.
+    Placed,
+}
+
+impl Phase {
+    /// The name the API and the metrics spell.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Preparing => "preparing",
+            Self::Ringing => "ringing",
+            Self::Answered => "answered",
+            Self::Ingesting => "ingesting",
+            Self::Ending => "ending",
+            Self::Ended => "ended",
+            Self::TeardownPending => "teardown_pending",
+            Self::Placed => "placed",
+        }
+    }
+}
+
+impl From<&super::state::Phase> for Phase {
+    fn from(machine: &super::state::Phase) -> Self {
+        use super::state::Phase as Machine;
+        match machine {
+            Machine::Preparing => Self::Preparing,
+            Machine::Ringing => Self::Ringing,
+            Machine::Answered => Self::Answered,
+            Machine::Ingesting => Self::Ingesting,
+            Machine::Ending { .. } => Self::Ending,
+            Machine::Ended { .. } => Self::Ended,
+        }
+    }
+}
+
+/// A phase equals its name: readers that know it as a string (tests, status lines) compare
+/// as before.
+impl PartialEq<&str> for Phase {
+    fn eq(&self, name: &&str) -> bool {
+        self.name() == *name
+    }
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// What a status line shows while the session runs.
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
-    pub phase: String,
+    pub phase: Phase,
     /// The call and ingest task, once they exist: webhooks find their session by them.
     pub call_id: Option<String>,
     pub task_id: Option<String>,
@@ -131,7 +204,7 @@ impl Default for Status {
     /// A session not yet under way is preparing: named from the start, never `""`.
     fn default() -> Self {
         Self {
-            phase: "preparing".into(),
+            phase: Phase::Preparing,
             call_id: None,
             task_id: None,
             elapsed_ms: 0,

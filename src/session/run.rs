@@ -34,6 +34,13 @@ struct Polls<'a> {
     next_task: tokio::time::Instant,
 }
 
+/// What the cloud started for a session.
+#[derive(Clone, Copy)]
+enum Started {
+    Call,
+    Task,
+}
+
 /// One session's state while it runs: today's locals of the loop, one method per phase.
 pub(super) struct SessionRun<'a, C> {
     id: String,
@@ -117,12 +124,12 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
     }
 
     fn publish_phase(&self) {
-        let (phase, elapsed) = (self.machine.phase.name(), self.ms());
+        let (phase, elapsed) = (super::report::Phase::from(&self.machine.phase), self.ms());
         if self.controls.status.borrow().phase != phase {
-            tracing::info!(session = %self.id, phase, elapsed_ms = elapsed, "session phase");
+            tracing::info!(session = %self.id, phase = phase.name(), elapsed_ms = elapsed, "session phase");
         }
         self.controls.status.send_modify(|s| {
-            s.phase = phase.to_owned();
+            s.phase = phase;
             s.elapsed_ms = elapsed;
             s.timings = self.timings.clone();
         });
@@ -502,6 +509,28 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
         }
     }
 
+    /// The one place a started call's or task's id is written: the journal (so a crash
+    /// still stops it), the status (webhooks find the session by it), what the teardown
+    /// stops, and the run's own polls.
+    async fn started(&mut self, what: Started, id: String) {
+        if let Some(j) = &self.journal {
+            let written = match what {
+                Started::Call => j.set_call(&self.id, &id).await,
+                Started::Task => j.set_task(&self.id, &id).await,
+            };
+            self.journal_note(written);
+        }
+        let slot = |call: &'_ mut Option<String>, task: &'_ mut Option<String>| match what {
+            Started::Call => *call = Some(id.clone()),
+            Started::Task => *task = Some(id.clone()),
+        };
+        self.controls
+            .status
+            .send_modify(|s| slot(&mut s.call_id, &mut s.task_id));
+        self.remember(|l| slot(&mut l.call_id, &mut l.task_id));
+        slot(&mut self.call_id, &mut self.task_id);
+    }
+
     async fn start_call(&mut self) -> Vec<Action> {
         if let Some(reason) = self.fenced_out().await {
             return self.machine.on(Event::Failed {
@@ -512,14 +541,7 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
         match self.cloud.start_call(&self.spec.start_call_request()).await {
             Ok(id) => {
                 tracing::info!(session = %self.id, call_id = %id, "call started");
-                if let Some(j) = &self.journal {
-                    self.journal_note(j.set_call(&self.id, &id).await);
-                }
-                self.controls
-                    .status
-                    .send_modify(|s| s.call_id = Some(id.clone()));
-                self.remember(|l| l.call_id = Some(id.clone()));
-                self.call_id = Some(id);
+                self.started(Started::Call, id).await;
                 self.timings.call_started_ms = Some(self.ms());
                 self.ringing_since = Some(Instant::now());
                 self.machine.on(Event::CallStarted)
@@ -557,14 +579,7 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
         match self.cloud.start_ingest(&req).await {
             Ok(id) => {
                 tracing::info!(session = %self.id, task_id = %id, "ingest started");
-                if let Some(j) = &self.journal {
-                    self.journal_note(j.set_task(&self.id, &id).await);
-                }
-                self.controls
-                    .status
-                    .send_modify(|s| s.task_id = Some(id.clone()));
-                self.remember(|l| l.task_id = Some(id.clone()));
-                self.task_id = Some(id);
+                self.started(Started::Task, id).await;
                 self.ingest_started = Some(Instant::now());
                 self.timings.ingest_started_ms.get_or_insert(self.ms());
                 if self.deadline.is_none() {

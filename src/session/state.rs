@@ -93,20 +93,6 @@ pub enum Phase {
     },
 }
 
-impl Phase {
-    /// The phase's name, as status lines and the API show it.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Phase::Preparing => "preparing",
-            Phase::Ringing => "ringing",
-            Phase::Answered => "answered",
-            Phase::Ingesting => "ingesting",
-            Phase::Ending { .. } => "ending",
-            Phase::Ended { .. } => "ended",
-        }
-    }
-}
-
 /// What happened, as the driver learned it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {

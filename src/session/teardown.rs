@@ -303,7 +303,7 @@ pub(super) async fn confirm_teardown<C: CloudOps>(
             settings.teardown_retry_for,
             |e| {
                 tracing::warn!(error = %e, "the cloud has not confirmed the teardown; retrying");
-                status.send_modify(|s| s.phase = "teardown_pending".into());
+                status.send_modify(|s| s.phase = super::report::Phase::TeardownPending);
             },
             journal.map(|(store, id, outcome)| PendingRecord {
                 store: store.as_ref(),

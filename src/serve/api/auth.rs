@@ -5,14 +5,20 @@
 
 use std::sync::Arc;
 
+use std::net::IpAddr;
+
+use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
 use secrecy::ExposeSecret;
 
 use super::budget::Client;
-use super::{Service, problem, viewers};
+use super::error::ApiError;
+use super::service::Service;
+use super::viewers;
 use crate::session::CloudOps;
 
 /// Lets a request to `/v1` in if it holds the token (or, for the event stream, a console
@@ -29,7 +35,7 @@ pub(super) async fn auth<C: CloudOps + 'static>(
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "));
         let ok = presented.is_some_and(|p| {
-            super::super::webhooks::constant_time_eq(p.as_bytes(), token.expose_secret().as_bytes())
+            crate::serve::webhooks::constant_time_eq(p.as_bytes(), token.expose_secret().as_bytes())
         });
         // The console's event stream also takes its login cookie (EventSource sends no
         // headers); the cookie opens nothing else.
@@ -43,12 +49,7 @@ pub(super) async fn auth<C: CloudOps + 'static>(
         } else if viewer().is_some() {
             Client::Consoles
         } else {
-            let mut answer = problem(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
-            answer.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Bearer"),
-            );
-            return answer;
+            return ApiError::Unauthorized.into_response();
         }
     } else {
         let peer = request
@@ -59,4 +60,36 @@ pub(super) async fn auth<C: CloudOps + 'static>(
     };
     request.extensions_mut().insert(client);
     next.run(request).await
+}
+
+/// The middleware on the event-stream routes, inside `auth`: one client holds only so many
+/// (`budget`).
+pub(super) async fn limit<C: CloudOps + 'static>(
+    State(svc): State<Arc<Service<C>>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    // `auth` always says who (the routes are behind it).
+    let client = request
+        .extensions()
+        .get::<Client>()
+        .cloned()
+        .unwrap_or(Client::Peer(IpAddr::from([0, 0, 0, 0])));
+    let Some(place) = svc.streams.take(client.clone()) else {
+        tracing::debug!(?client, "refused an event stream: the client holds its cap");
+        let refused = ApiError::TooMany(format!(
+            "{} event streams are open for this client already: close one, or follow every \
+             session on one stream with GET /v1/events",
+            svc.streams.max()
+        ));
+        return svc.refuse("event_streams", refused).into_response();
+    };
+    let response = next.run(request).await;
+    // The place goes with the body: it is given back when the stream ends or is dropped.
+    response.map(|body| {
+        Body::from_stream(body.into_data_stream().map(move |chunk| {
+            let _held = &place;
+            chunk
+        }))
+    })
 }

@@ -10,16 +10,6 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
-use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::Next;
-use axum::response::Response;
-use futures::StreamExt;
-
-use super::{RETRY_AFTER_SECS, Service, problem};
-use crate::session::CloudOps;
-
 /// Event streams one client may hold open at once, unless set otherwise.
 pub const DEFAULT_MAX_EVENT_STREAMS: usize = 32;
 
@@ -49,8 +39,13 @@ impl StreamBudget {
         })
     }
 
+    /// How many streams one client may hold.
+    pub(super) fn max(&self) -> usize {
+        self.max
+    }
+
     /// A place for one more stream of `client`, unless it holds its cap.
-    fn take(self: &Arc<Self>, client: Client) -> Option<StreamPlace> {
+    pub(super) fn take(self: &Arc<Self>, client: Client) -> Option<StreamPlace> {
         let mut open = self.open.lock().expect("stream budget lock");
         let held = open.entry(client.clone()).or_default();
         if *held >= self.max {
@@ -65,7 +60,7 @@ impl StreamBudget {
 }
 
 /// One open stream's place; given back when dropped.
-struct StreamPlace {
+pub(super) struct StreamPlace {
     budget: Arc<StreamBudget>,
     client: Client,
 }
@@ -80,41 +75,4 @@ impl Drop for StreamPlace {
             }
         }
     }
-}
-
-/// The middleware on the event-stream routes, inside `auth`.
-pub(super) async fn limit<C: CloudOps + 'static>(
-    State(svc): State<Arc<Service<C>>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    // `auth` always says who (the routes are behind it).
-    let client = request
-        .extensions()
-        .get::<Client>()
-        .cloned()
-        .unwrap_or(Client::Peer(IpAddr::from([0, 0, 0, 0])));
-    let Some(place) = svc.streams.take(client.clone()) else {
-        tracing::debug!(?client, "refused an event stream: the client holds its cap");
-        let mut answer = problem(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!(
-                "{} event streams are open for this client already: close one, or follow every \
-                 session on one stream with GET /v1/events",
-                svc.streams.max
-            ),
-        );
-        answer
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
-        return svc.refuse("event_streams", answer);
-    };
-    let response = next.run(request).await;
-    // The place goes with the body: it is given back when the stream ends or is dropped.
-    response.map(|body| {
-        Body::from_stream(body.into_data_stream().map(move |chunk| {
-            let _held = &place;
-            chunk
-        }))
-    })
 }

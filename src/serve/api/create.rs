@@ -2,23 +2,25 @@
 //! places it on the live node with the most free room), and run here or picked up by the
 //! node it was placed on.
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
 use serde_json::{Value, json};
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, watch};
 
-use super::{
-    Entry, RETRY_AFTER_SECS, Service, problem, refused_request, run_session, session_json,
-};
-use crate::session::driver::{Controls, Status};
+use super::error::ApiError;
+use super::events;
+use super::lost_starts::StrayKind;
+use super::service::{Entry, Service, session_json};
+use crate::serve::metrics::labels;
+use crate::session::driver::{self, Controls, Phase, Report, Status};
 use crate::session::{CloudOps, RequestError, SessionRequest, SessionSpec, room_key};
 use crate::store::{Placement, SessionStore};
-use std::sync::atomic::Ordering;
 
 /// How often a node looks for sessions other nodes placed on it when no wake-up came (the
 /// store's notification is lost while its listening connection is down).
@@ -27,22 +29,19 @@ const PICK_UP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 pub(super) async fn create<C: CloudOps + 'static>(
     State(svc): State<Arc<Service<C>>>,
     body: Bytes,
-) -> Response {
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     svc.prune();
     if svc.draining.load(Ordering::SeqCst) {
-        return problem(StatusCode::SERVICE_UNAVAILABLE, "draining: no new sessions");
+        return Err(draining());
     }
-    let request: SessionRequest = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(e) => {
-            let answer = problem(
-                StatusCode::BAD_REQUEST,
-                format!("not a session request: {e}"),
-            );
-            return svc.refuse("malformed", answer);
-        }
-    };
-    let spec = match request
+    let request: SessionRequest = serde_json::from_slice(&body).map_err(|e| {
+        let malformed = ApiError::problem(
+            StatusCode::BAD_REQUEST,
+            format!("not a session request: {e}"),
+        );
+        svc.refuse("malformed", malformed)
+    })?;
+    let spec = request
         .validate(
             &svc.policy,
             &svc.topologies,
@@ -50,109 +49,132 @@ pub(super) async fn create<C: CloudOps + 'static>(
             svc.driver.input_bounds,
         )
         .await
-    {
-        Ok(s) => s,
-        Err(e) => {
+        .map_err(|e| {
             let reason = match e {
                 RequestError::Refused(_) => "input_policy",
                 RequestError::TooLarge(_) => "input_size",
                 _ => "invalid",
             };
-            return svc.refuse(reason, refused_request(&e));
-        }
-    };
+            svc.refuse(reason, e.into())
+        })?;
     let id = uuid::Uuid::new_v4().to_string();
-    let room = room_key(&spec.room);
-    let robot = spec.robot.as_str().to_owned();
     // A request with relay keys is never written down for another node: it runs here.
     let placeable = svc.cluster.is_some()
         && request
             .relay
             .as_ref()
             .is_none_or(|r| r.css_push_key.is_none() && r.css_play_key.is_none());
-    if placeable {
-        let stored = serde_json::to_string(&request).unwrap_or_default();
-        let cost = svc.costs.of(&spec);
-        match svc
-            .journal
-            .admit_placing(&id, &room, &robot, &stored, cost)
-            .await
-        {
-            Ok(Placement::Here) => {}
-            Ok(Placement::There { api_url }) => {
+    let slot = if placeable {
+        match admit_placing(&svc, &id, &request, &spec).await? {
+            Placed::Here(slot) => slot,
+            Placed::There { api_url } => {
                 tracing::info!(session = %id, node = %api_url, "session placed on another node");
-                return (
-                    StatusCode::CREATED,
-                    Json(json!({"id": id, "node": api_url, "status": {"phase": "placed"}})),
-                )
-                    .into_response();
+                let placed = json!({"id": id, "node": api_url, "status": {"phase": Phase::Placed}});
+                return Ok((StatusCode::CREATED, Json(placed)));
             }
-            Ok(Placement::Busy { existing }) => return busy(&svc, &spec, existing),
-            Ok(Placement::Full { cpu_bound }) => {
-                let (reason, error) = if cpu_bound {
-                    (
-                        "cpu",
-                        "every node with room for this session is over its CPU limit (--max-cpu); try again later",
-                    )
-                } else {
-                    (
-                        "capacity",
-                        "no node of the cluster has room for this session (--max-sessions, in cost units); try again later",
-                    )
-                };
-                let answer = (
-                    StatusCode::TOO_MANY_REQUESTS,
-                    [(header::RETRY_AFTER, RETRY_AFTER_SECS.to_string())],
-                    Json(json!({"error": error})),
-                )
-                    .into_response();
-                return svc.refuse(reason, answer);
-            }
-            Err(e) => return store_away(&svc, e),
-        }
-        if !svc.take_slot(cost) {
-            finish_refused(&svc, &id, "this node was full").await;
-            return full(&svc, cost);
         }
     } else {
-        let cost = svc.costs.of(&spec);
-        if cost as usize > svc.max_sessions {
-            // It never fits, however long the client waits: not a 429.
-            let answer = (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                Json(json!({
-                    "error": format!(
-                        "this session costs {cost} units and this node's whole room is {} (--max-sessions): ask for a smaller profile",
-                        svc.max_sessions
-                    ),
-                    "field": "profile",
-                    "value": spec.profile,
-                })),
-            )
-                .into_response();
-            return svc.refuse("too_costly", answer);
-        }
-        if !svc.take_slot(cost) {
-            return full(&svc, cost);
-        }
-        match svc.journal.admit(&id, &room, &robot).await {
-            Ok(crate::store::Admission::Admitted) => {}
-            Ok(crate::store::Admission::Busy { existing }) => {
-                svc.give_back(cost);
-                return busy(&svc, &spec, existing);
-            }
-            Err(e) => {
-                svc.give_back(cost);
-                return store_away(&svc, e);
-            }
-        }
-    }
-    match start_here(&svc, id.clone(), request, spec) {
-        Some(created) => (StatusCode::CREATED, Json(created)).into_response(),
+        admit_here(&svc, &id, &spec).await?
+    };
+    match start_here(&svc, id.clone(), request, spec, slot) {
+        Some(created) => Ok((StatusCode::CREATED, Json(created))),
         None => {
             finish_refused(&svc, &id, "the service began draining").await;
-            problem(StatusCode::SERVICE_UNAVAILABLE, "draining: no new sessions")
+            Err(draining())
         }
+    }
+}
+
+fn draining() -> ApiError {
+    ApiError::problem(StatusCode::SERVICE_UNAVAILABLE, "draining: no new sessions")
+}
+
+/// Where the cluster's store placed a session.
+enum Placed {
+    /// Here, holding this node's slot.
+    Here(OwnedSemaphorePermit),
+    There {
+        api_url: String,
+    },
+}
+
+/// Admits a session in the cluster's store, which places it on the live node with the most
+/// free room.
+async fn admit_placing<C: CloudOps + 'static>(
+    svc: &Service<C>,
+    id: &str,
+    request: &SessionRequest,
+    spec: &SessionSpec,
+) -> Result<Placed, ApiError> {
+    let stored = serde_json::to_string(request).unwrap_or_default();
+    let cost = svc.costs.of(spec);
+    let placement = svc
+        .journal
+        .admit_placing(
+            id,
+            &room_key(&spec.room),
+            spec.robot.as_str(),
+            &stored,
+            cost,
+        )
+        .await
+        .map_err(|e| store_away(svc, e))?;
+    match placement {
+        Placement::Here => {}
+        Placement::There { api_url } => return Ok(Placed::There { api_url }),
+        Placement::Busy { existing } => return Err(busy(svc, spec, existing)),
+        Placement::Full { cpu_bound } => {
+            let (reason, error) = if cpu_bound {
+                (
+                    "cpu",
+                    "every node with room for this session is over its CPU limit (--max-cpu); try again later",
+                )
+            } else {
+                (
+                    "capacity",
+                    "no node of the cluster has room for this session (--max-sessions, in cost units); try again later",
+                )
+            };
+            return Err(svc.refuse(reason, ApiError::TooMany(error.to_owned())));
+        }
+    }
+    match svc.take_slot(cost) {
+        Some(slot) => Ok(Placed::Here(slot)),
+        None => {
+            finish_refused(svc, id, "this node was full").await;
+            Err(full(svc, cost))
+        }
+    }
+}
+
+/// Admits a session on this node alone: its slot, once the journal has it.
+async fn admit_here<C: CloudOps + 'static>(
+    svc: &Service<C>,
+    id: &str,
+    spec: &SessionSpec,
+) -> Result<OwnedSemaphorePermit, ApiError> {
+    let cost = svc.costs.of(spec);
+    if cost as usize > svc.max_sessions {
+        // It never fits, however long the client waits: not a 429.
+        let refused = ApiError::TooCostly {
+            message: format!(
+                "this session costs {cost} units and this node's whole room is {} (--max-sessions): ask for a smaller profile",
+                svc.max_sessions
+            ),
+            profile: json!(spec.profile),
+        };
+        return Err(svc.refuse("too_costly", refused));
+    }
+    let slot = svc.take_slot(cost).ok_or_else(|| full(svc, cost))?;
+    // A refusal below drops the slot: its place is given back.
+    match svc
+        .journal
+        .admit(id, &room_key(&spec.room), spec.robot.as_str())
+        .await
+    {
+        Ok(crate::store::Admission::Admitted) => Ok(slot),
+        Ok(crate::store::Admission::Busy { existing }) => Err(busy(svc, spec, existing)),
+        Err(e) => Err(store_away(svc, e)),
     }
 }
 
@@ -173,52 +195,48 @@ async fn finish_refused<C: CloudOps + 'static>(svc: &Service<C>, id: &str, why: 
     }
 }
 
-fn full<C: CloudOps + 'static>(svc: &Service<C>, cost: u32) -> Response {
-    let taken = svc.running.load(Ordering::Acquire);
-    let answer = (
-        StatusCode::TOO_MANY_REQUESTS,
-        [(header::RETRY_AFTER, RETRY_AFTER_SECS.to_string())],
-        Json(json!({"error": format!(
-            "this node cannot run this session in real time now: it costs {cost} of the node's {} units (--max-sessions) and {taken} are taken; try again later, or ask for a smaller profile",
-            svc.max_sessions
-        )})),
-    )
-        .into_response();
-    svc.refuse("capacity", answer)
+fn full<C: CloudOps + 'static>(svc: &Service<C>, cost: u32) -> ApiError {
+    let refused = ApiError::TooMany(format!(
+        "this node cannot run this session in real time now: it costs {cost} of the node's {} units (--max-sessions) and {} are taken; try again later, or ask for a smaller profile",
+        svc.max_sessions,
+        svc.taken()
+    ));
+    svc.refuse("capacity", refused)
 }
 
-fn busy<C: CloudOps + 'static>(svc: &Service<C>, spec: &SessionSpec, existing: String) -> Response {
-    let answer = (
-        StatusCode::CONFLICT,
-        Json(json!({"error": format!("{} already has a session for {}", spec.room, spec.robot), "existing": existing})),
-    )
-        .into_response();
-    svc.refuse("room_busy", answer)
+fn busy<C: CloudOps + 'static>(svc: &Service<C>, spec: &SessionSpec, existing: String) -> ApiError {
+    let refused = ApiError::RoomBusy {
+        message: format!("{} already has a session for {}", spec.room, spec.robot),
+        existing,
+    };
+    svc.refuse("room_busy", refused)
 }
 
 /// The store is away (a restart, a network cut): running sessions go on; new ones wait
 /// until it answers again, since nothing may ring that is not recorded.
-fn store_away<C: CloudOps + 'static>(svc: &Service<C>, e: crate::store::StoreError) -> Response {
-    let answer = super::store_unavailable(&e, "no session can be recorded");
-    svc.refuse("store_unavailable", answer)
+fn store_away<C: CloudOps + 'static>(svc: &Service<C>, e: crate::store::StoreError) -> ApiError {
+    svc.refuse(
+        "store_unavailable",
+        ApiError::store(e, "no session can be recorded"),
+    )
 }
 
-/// Runs an admitted session on this node (its slot taken); what `POST` answers, or `None`
+/// Runs an admitted session on this node, holding its slot; what `POST` answers, or `None`
 /// when the service began draining meanwhile (the slot is given back).
 fn start_here<C: CloudOps + 'static>(
     svc: &Arc<Service<C>>,
     id: String,
     request: SessionRequest,
     spec: SessionSpec,
+    slot: OwnedSemaphorePermit,
 ) -> Option<Value> {
-    let cost = svc.costs.of(&spec);
     let (status_tx, status_rx) = watch::channel(Status::default());
     let (stop_tx, stop_rx) = watch::channel(false);
     let report = Arc::new(watch::Sender::new(None));
     let nudge = Arc::new(Notify::new());
     let ended_at = Arc::new(OnceLock::new());
     let recorded = Arc::new(Notify::new());
-    let recorder = super::events::record(
+    let recorder = events::record(
         Arc::downgrade(svc),
         id.clone(),
         status_rx.clone(),
@@ -239,6 +257,7 @@ fn start_here<C: CloudOps + 'static>(
         svc.clone(),
         id.clone(),
         spec,
+        slot,
         Controls {
             status: status_tx,
             stop: stop_rx,
@@ -251,14 +270,53 @@ fn start_here<C: CloudOps + 'static>(
     // and waits for it, or this request sees the drain.
     let mut sessions = svc.sessions.lock().expect("sessions lock");
     if svc.draining.load(Ordering::SeqCst) {
-        drop(sessions);
-        svc.give_back(cost);
         return None;
     }
     sessions.insert(id, entry);
     tokio::spawn(recorder);
     svc.tasks.lock().expect("tasks lock").spawn(task);
     Some(created)
+}
+
+/// One admitted session, run to its end: its place is freed, its result counted, its
+/// report published.
+async fn run_session<C: CloudOps + 'static>(
+    svc: Arc<Service<C>>,
+    id: String,
+    spec: SessionSpec,
+    slot: OwnedSemaphorePermit,
+    controls: Controls,
+    report: Arc<watch::Sender<Option<Report>>>,
+    ended_at: Arc<OnceLock<Instant>>,
+) {
+    let room = room_key(&spec.room);
+    let finished = driver::run(
+        id,
+        spec,
+        &*svc.cloud,
+        Some(svc.journal.clone()),
+        svc.driver.clone(),
+        svc.topologies.clone(),
+        controls,
+    )
+    .await;
+    drop(slot);
+    if let Some(unconfirmed) = finished.unconfirmed_start {
+        svc.lost_starts.note(StrayKind::of(unconfirmed), room);
+    }
+    svc.metrics
+        .results
+        .get_or_create(&labels(&[("result", finished.outcome.name())]))
+        .inc();
+    if let Some(m) = finished.live() {
+        svc.metrics.restarts.inc_by(u64::from(m.restarts));
+        svc.metrics
+            .slate_seconds
+            .inc_by(m.slate_frames as f64 / 30.0);
+        svc.metrics.bytes_served.inc_by(m.bytes_out);
+    }
+    let _ = ended_at.set(Instant::now());
+    report.send_replace(Some(finished));
 }
 
 /// Places again what was placed on a node that never picked it up (killed just after, or
@@ -366,12 +424,12 @@ pub(super) async fn pick_up_placed<C: CloudOps + 'static>(svc: std::sync::Weak<S
                     continue;
                 }
             };
-            if !svc.take_slot(svc.costs.of(&spec)) {
+            let Some(slot) = svc.take_slot(svc.costs.of(&spec)) else {
                 refused("the node it was placed on was full".into()).await;
                 continue;
-            }
+            };
             tracing::info!(session = %id, "running a session placed here by another node");
-            if start_here(&svc, id.clone(), request, spec).is_none() {
+            if start_here(&svc, id.clone(), request, spec, slot).is_none() {
                 refused("the node it was placed on began draining".into()).await;
             }
         }

@@ -8,8 +8,10 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::{Service, problem};
+use super::error::ApiError;
+use super::service::Service;
 use crate::session::CloudOps;
+use crate::session::driver::Phase;
 use crate::store::SessionStore;
 
 /// Marks a request one node passed to another: it is never passed on again.
@@ -28,46 +30,44 @@ pub(super) async fn answer<C: CloudOps + 'static>(
     method: Method,
     path: &str,
     headers: &HeaderMap,
-) -> Response {
-    let not_found = || problem(StatusCode::NOT_FOUND, "no such session");
+) -> Result<Response, ApiError> {
+    let not_found = || ApiError::problem(StatusCode::NOT_FOUND, "no such session");
     if headers.contains_key(FORWARDED) {
-        return not_found();
+        return Err(not_found());
     }
-    let place = match svc.journal.whereabouts(id).await {
-        Ok(Some(place)) => place,
-        Ok(None) => return not_found(),
-        Err(e) => return super::store_unavailable(&e, "the session cannot be found"),
-    };
+    let place = svc
+        .journal
+        .whereabouts(id)
+        .await
+        .map_err(|e| ApiError::store(e, "the session cannot be found"))?
+        .ok_or_else(not_found)?;
     if let Some((result, note)) = place.result {
-        return ended(id, &method, &result, &note);
+        return Ok(ended(id, &method, &result, &note));
     }
     let me = crate::store::process_identity();
     if place.state == "placed" && place.owner.as_deref() == Some(me.as_str()) {
         if method == Method::DELETE {
             // Stopped before it was picked up: nothing started, it never will.
-            return match svc
-                .journal
+            svc.journal
                 .finish(id, "stopped", "stopped before it started")
                 .await
-            {
-                Ok(()) => (
-                    StatusCode::ACCEPTED,
-                    Json(json!({"id": id, "stopping": true})),
-                )
-                    .into_response(),
-                Err(e) => super::store_unavailable(&e, "the stop cannot be recorded"),
-            };
+                .map_err(|e| ApiError::store(e, "the stop cannot be recorded"))?;
+            return Ok((
+                StatusCode::ACCEPTED,
+                Json(json!({"id": id, "stopping": true})),
+            )
+                .into_response());
         }
         // Placed here; picked up within a moment.
-        return Json(json!({"id": id, "status": {"phase": "placed"}})).into_response();
+        return Ok(Json(json!({"id": id, "status": {"phase": Phase::Placed}})).into_response());
     }
     match (place.owner, place.live_node_api) {
         (Some(owner), Some(api)) if owner != me => pass_on(svc, &api, method, path, headers).await,
-        (Some(owner), None) if owner != me => problem(
+        (Some(owner), None) if owner != me => Err(ApiError::problem(
             StatusCode::SERVICE_UNAVAILABLE,
             "the node running this session does not renew its lease; another node takes the session over when it runs out",
-        ),
-        _ => not_found(),
+        )),
+        _ => Err(not_found()),
     }
 }
 
@@ -161,7 +161,7 @@ fn ended(id: &str, method: &Method, result: &str, note: &str) -> Response {
         )
             .into_response();
     }
-    Json(json!({"id": id, "status": {"phase": "ended"}, "report": report})).into_response()
+    Json(json!({"id": id, "status": {"phase": Phase::Ended}, "report": report})).into_response()
 }
 
 async fn pass_on<C: CloudOps + 'static>(
@@ -170,7 +170,7 @@ async fn pass_on<C: CloudOps + 'static>(
     method: Method,
     path: &str,
     headers: &HeaderMap,
-) -> Response {
+) -> Result<Response, ApiError> {
     let events = path.ends_with("/events");
     let mut request = svc
         .peers
@@ -192,10 +192,10 @@ async fn pass_on<C: CloudOps + 'static>(
         Ok(a) => a,
         Err(e) => {
             tracing::warn!(node = %api, error = %e, "cannot reach the session's node");
-            return problem(
+            return Err(ApiError::problem(
                 StatusCode::BAD_GATEWAY,
                 format!("the node running this session ({api}) does not answer"),
-            );
+            ));
         }
     };
     let status = StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
@@ -205,5 +205,5 @@ async fn pass_on<C: CloudOps + 'static>(
     if let Some(ct) = content_type {
         response.headers_mut().insert(header::CONTENT_TYPE, ct);
     }
-    response
+    Ok(response)
 }

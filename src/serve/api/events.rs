@@ -12,7 +12,8 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::{Notify, watch};
 
-use super::Service;
+use super::error::ApiError;
+use super::service::Service;
 use crate::session::CloudOps;
 use crate::session::driver::{Report, Status};
 use crate::store::SessionStore;
@@ -29,7 +30,7 @@ pub(super) async fn record<C: CloudOps + 'static>(
     mut report: watch::Receiver<Option<Report>>,
     recorded: Arc<Notify>,
 ) {
-    let mut last_phase = String::new();
+    let mut last_phase = None;
     loop {
         let finished = report.borrow_and_update().clone();
         let now = status.borrow_and_update().clone();
@@ -40,8 +41,8 @@ pub(super) async fn record<C: CloudOps + 'static>(
             return;
         }
         let Some(svc) = svc.upgrade() else { return };
-        if now.phase != last_phase {
-            last_phase = now.phase.clone();
+        if last_phase != Some(now.phase) {
+            last_phase = Some(now.phase);
             append(
                 &svc,
                 &id,
@@ -106,7 +107,7 @@ pub(super) async fn stream<C: CloudOps + 'static>(
     Path(id): Path<String>,
     uri: Uri,
     headers: HeaderMap,
-) -> Response {
+) -> Result<Response, ApiError> {
     let recorded = {
         let sessions = svc.sessions.lock().expect("sessions lock");
         sessions.get(&id).map(|e| e.recorded.clone())
@@ -131,9 +132,9 @@ pub(super) async fn stream<C: CloudOps + 'static>(
         let ev = f.next().await?;
         Some((Ok::<_, Infallible>(ev), f))
     });
-    Sse::new(events)
+    Ok(Sse::new(events)
         .keep_alive(KeepAlive::default())
-        .into_response()
+        .into_response())
 }
 
 /// One client's place in a session's events.

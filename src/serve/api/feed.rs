@@ -14,11 +14,12 @@ use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::IntoResponse;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
-use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::Service;
+use super::service::Service;
+use super::sessions::all_sessions;
 use crate::session::CloudOps;
 use crate::store::SessionStore;
 
@@ -102,7 +103,7 @@ impl Window {
 pub(super) async fn stream<C: CloudOps + 'static>(
     State(svc): State<Arc<Service<C>>>,
     headers: HeaderMap,
-) -> Response {
+) -> impl IntoResponse {
     let mut resume = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -128,9 +129,7 @@ pub(super) async fn stream<C: CloudOps + 'static>(
         let ev = f.next().await?;
         Some((Ok::<_, Infallible>(ev), f))
     });
-    Sse::new(events)
-        .keep_alive(KeepAlive::default())
-        .into_response()
+    Sse::new(events).keep_alive(KeepAlive::default())
 }
 
 /// One client's place in every session's events.
@@ -199,7 +198,7 @@ impl<C: CloudOps + 'static> Feed<C> {
                 peers.insert(header::AUTHORIZATION, v);
             }
         }
-        let sessions = super::all_sessions(&self.svc, &peers).await;
+        let sessions = all_sessions(&self.svc, &peers).await;
         self.window = Window::through(newest);
         self.pending.push_back(
             SseEvent::default()

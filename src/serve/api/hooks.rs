@@ -11,10 +11,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::super::metrics::labels;
-use super::super::webhooks::Verdict;
-use super::{Service, problem};
+use super::error::ApiError;
+use super::service::Service;
 use crate::cloud::webhook::TrtcWebhook;
+use crate::serve::metrics::labels;
+use crate::serve::webhooks::Verdict;
 use crate::session::CloudOps;
 use crate::session::driver::Status;
 
@@ -51,7 +52,7 @@ fn nudge_elsewhere<C: CloudOps + 'static>(
 pub(super) async fn nudge<C: CloudOps + 'static>(
     State(svc): State<Arc<Service<C>>>,
     axum::extract::Path(id): axum::extract::Path<String>,
-) -> Response {
+) -> Result<StatusCode, ApiError> {
     let found = svc
         .sessions
         .lock()
@@ -61,9 +62,9 @@ pub(super) async fn nudge<C: CloudOps + 'static>(
         .is_some();
     if found {
         count_webhook(&svc, "forwarded", Verdict::Accepted);
-        StatusCode::NO_CONTENT.into_response()
+        Ok(StatusCode::NO_CONTENT)
     } else {
-        problem(StatusCode::NOT_FOUND, "no such session")
+        Err(ApiError::problem(StatusCode::NOT_FOUND, "no such session"))
     }
 }
 
@@ -78,11 +79,9 @@ pub(super) async fn call_webhook<C: CloudOps + 'static>(
     State(svc): State<Arc<Service<C>>>,
     Query(query): Query<HashMap<String, String>>,
     body: Bytes,
-) -> Response {
+) -> Result<Response, ApiError> {
     let param = |n: &str| query.get(n).map(String::as_str);
-    let Some(checks) = &svc.webhooks else {
-        return StatusCode::NOT_FOUND.into_response();
-    };
+    let checks = svc.webhooks.as_ref().ok_or_else(no_webhooks)?;
     let verdict = match checks.call(
         param("SdkAppid"),
         param("token"),
@@ -110,22 +109,30 @@ pub(super) async fn call_webhook<C: CloudOps + 'static>(
     } else {
         (StatusCode::BAD_REQUEST, "FAIL")
     };
-    (
+    // The call engine reads its own answer shape, refusals included.
+    Ok((
         status,
         Json(json!({"ActionStatus": ok, "ErrorCode": 0, "ErrorInfo": verdict.name()})),
     )
-        .into_response()
+        .into_response())
+}
+
+/// The receivers are mounted only with webhooks configured; a request that reaches one
+/// without them finds nothing.
+fn no_webhooks() -> ApiError {
+    ApiError::problem(
+        StatusCode::NOT_FOUND,
+        "webhooks are not configured on this node",
+    )
 }
 
 pub(super) async fn trtc_webhook<C: CloudOps + 'static>(
     State(svc): State<Arc<Service<C>>>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
+) -> Result<Json<serde_json::Value>, ApiError> {
     let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
-    let Some(checks) = &svc.webhooks else {
-        return StatusCode::NOT_FOUND.into_response();
-    };
+    let checks = svc.webhooks.as_ref().ok_or_else(no_webhooks)?;
     let verdict = match checks.trtc(header("SdkAppId"), header("Sign"), &body) {
         Ok(TrtcWebhook::Ingest { task_id, event, .. }) => {
             use crate::cloud::webhook::IngestEvent;
@@ -142,8 +149,8 @@ pub(super) async fn trtc_webhook<C: CloudOps + 'static>(
     };
     count_webhook(&svc, "trtc", verdict);
     if verdict == Verdict::Accepted {
-        Json(json!({"code": 0})).into_response()
+        Ok(Json(json!({"code": 0})))
     } else {
-        problem(StatusCode::BAD_REQUEST, verdict.name())
+        Err(ApiError::problem(StatusCode::BAD_REQUEST, verdict.name()))
     }
 }

@@ -8,7 +8,8 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::{Service, internal};
+use super::error::ApiError;
+use super::service::Service;
 use crate::session::CloudOps;
 use crate::store::SessionStore;
 
@@ -26,13 +27,12 @@ pub(super) async fn drain<C: CloudOps + 'static>(State(svc): State<Arc<Service<C
         .into_response()
 }
 
-pub(super) async fn list<C: CloudOps + 'static>(State(svc): State<Arc<Service<C>>>) -> Response {
-    match svc.journal.nodes().await {
-        Ok(nodes) => Json(json!({
-            "this_node": crate::store::process_identity(),
-            "nodes": nodes,
-        }))
-        .into_response(),
-        Err(e) => internal(e),
-    }
+pub(super) async fn list<C: CloudOps + 'static>(
+    State(svc): State<Arc<Service<C>>>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let nodes = svc.journal.nodes().await.map_err(ApiError::internal)?;
+    Ok(Json(json!({
+        "this_node": crate::store::process_identity(),
+        "nodes": nodes,
+    })))
 }

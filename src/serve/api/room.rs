@@ -11,23 +11,21 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::{Service, problem};
+use super::error::ApiError;
+use super::service::Service;
 use crate::session::CloudOps;
-
-/// What the room observer saw of a call, by its CallId (`None`: no such call).
-pub type RoomView = Arc<dyn Fn(&str) -> Option<serde_json::Value> + Send + Sync>;
 
 pub(super) async fn seen<C: CloudOps + 'static>(
     State(svc): State<Arc<Service<C>>>,
     Path(id): Path<String>,
     uri: Uri,
     headers: HeaderMap,
-) -> Response {
+) -> Result<Response, ApiError> {
     let Some(view) = svc.room_view.clone() else {
-        return problem(
+        return Err(ApiError::problem(
             StatusCode::NOT_FOUND,
             "no room observer: only the embedded emulator (serve --emulator) shows what reached a room",
-        );
+        ));
     };
     let call_id = {
         let sessions = svc.sessions.lock().expect("sessions lock");
@@ -36,7 +34,7 @@ pub(super) async fn seen<C: CloudOps + 'static>(
     match call_id {
         Some(call_id) => {
             let seen = call_id.as_deref().and_then(|c| view(c));
-            Json(json!({ "id": id, "call_id": call_id, "room": seen })).into_response()
+            Ok(Json(json!({ "id": id, "call_id": call_id, "room": seen })).into_response())
         }
         None => super::elsewhere::answer(&svc, &id, Method::GET, uri.path(), &headers).await,
     }
