@@ -28,10 +28,10 @@ impl From<RoomTypeArg> for RoomKind {
 pub(super) struct RoomArgs {
     /// Room id; digits for a numeric room.
     #[arg(long, value_name = "ID")]
-    room: String,
+    pub(super) room: String,
     /// How the room is numbered; the callee's app must join the same kind.
     #[arg(long, value_enum, default_value = "string")]
-    room_type: RoomTypeArg,
+    pub(super) room_type: RoomTypeArg,
 }
 
 impl RoomArgs {
@@ -209,26 +209,34 @@ impl RelayArgs {
         Some(fields.with_keys_from(&config.relay_fields))
     }
 
-    /// The session's relay: the flags', else the config's; its host resolves.
-    pub(super) async fn relay(
+    /// The relay the flags name (keys they leave out from the config), for a request to
+    /// validate; `None` when they name none. A key alone names nothing to push to.
+    pub(super) fn named(
+        &self,
+        config: &crate::config::Config,
+    ) -> Result<Option<crate::publish::relay::RelayFields>, InvalidArgument> {
+        match self.fields(config) {
+            Some(fields) if !fields.names_a_relay() => Err(key_alone()),
+            named => Ok(named),
+        }
+    }
+
+    /// The config's relay, for sessions whose flags name none; its host resolves.
+    pub(super) async fn configured(
         &self,
         config: &crate::config::Config,
     ) -> Result<Option<crate::publish::relay::Relay>, InvalidArgument> {
-        let relay = match self.fields(config) {
-            Some(fields) if fields.names_a_relay() => fields.validate()?,
-            // A key alone on the command line names nothing to push to.
-            Some(_) => {
-                return Err(InvalidArgument::new(
-                    "relay.css_push_domain",
-                    "missing",
-                    "--css-push-domain and --css-play-domain with --css-push-key",
-                ));
-            }
-            None => config.relay.clone(),
-        };
-        if let Some(r) = &relay {
+        if let Some(r) = &config.relay {
             r.resolve().await?;
         }
-        Ok(relay)
+        Ok(config.relay.clone())
     }
+}
+
+fn key_alone() -> InvalidArgument {
+    InvalidArgument::new(
+        "relay.css_push_domain",
+        "missing",
+        "--css-push-domain and --css-play-domain with --css-push-key",
+    )
 }

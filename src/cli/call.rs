@@ -5,20 +5,20 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 
-use super::args::{IngestAtArg, MediaTypeArg, RelayArgs, RoomArgs, callees, user};
+use super::args::{IngestAtArg, MediaTypeArg, RelayArgs, RoomArgs};
 use super::progress::{self, Stoppable};
 use crate::app;
 use crate::cloud::InvalidArgument;
-use crate::cloud::call::{self, MediaType};
+use crate::cloud::call;
 use crate::config::Config;
 use crate::emulator::{Behaviour, Emulator};
-use crate::media::contract::{Contract, Profile};
-use crate::media::input::InputSpec;
+use crate::media::contract::Profile;
+use crate::media::policy::InputPolicy;
 use crate::media::topology::Topologies;
 use crate::session::state::Outcome;
-use crate::session::{CloudClients, SessionSpec, driver};
+use crate::session::{CloudClients, SessionRequest, SessionSpec, driver};
 use crate::store::SessionStore;
 
 #[derive(Args)]
@@ -61,12 +61,12 @@ pub(super) struct CallArgs {
     /// A file's audio track: its number as `callfeed probe` lists them (0 is the first) or
     /// its language code (`en`, `eng`); the first when not given.
     #[arg(long, value_name = "N|LANG")]
-    audio_track: Option<crate::media::inspect::tracks::AudioTrack>,
+    audio_track: Option<String>,
     /// Hand a URL to the cloud to pull itself: `auto` when the probe says the cloud takes it
     /// as it is (H.264 without B-frames within 1080p30, AAC or Opus), `always` unprobed (a URL
     /// only the cloud can reach), `never` (always streamed by this node).
     #[arg(long, default_value = "auto", value_name = "auto|always|never")]
-    direct: crate::media::plan::Direct,
+    direct: String,
     #[command(flatten)]
     relay: RelayArgs,
     /// Where the stream server listens; the cloud must reach it (see --public-url).
@@ -101,18 +101,21 @@ pub(super) struct CallArgs {
 }
 
 pub(super) async fn run(mut config: Config, args: CallArgs) -> anyhow::Result<ExitCode> {
-    // Everything is checked before the phone rings.
-    let mut spec = session_spec(&args)?;
-    spec.relay = args.relay.relay(&config).await?;
-    spec.input
-        .check_sources(&Topologies::load(&config.pipelines)?)?;
-    // A file too large to decode is refused now, by its headers, not after the call rang.
-    let (measured, contract) = (spec.input.clone(), Contract::new(spec.profile));
-    let bounds = args.input_size.into();
-    tokio::task::spawn_blocking(move || {
-        crate::media::inspect::admit::check_size(&measured, contract, bounds)
-    })
-    .await??;
+    // Everything is checked before the phone rings, by the API's own rules: the same
+    // fields are named when something is refused. The user at a shell opens what they like.
+    let request = session_request(&args, &config)?;
+    let configured = match &request.relay {
+        Some(_) => None,
+        None => args.relay.configured(&config).await?,
+    };
+    let spec = request
+        .validate(
+            &InputPolicy::Unrestricted,
+            &Topologies::load(&config.pipelines)?,
+            configured.as_ref(),
+            args.input_size.into(),
+        )
+        .await?;
     let emulator = if args.emulator {
         Some(Arc::new(start_emulator(&mut config, &args, &spec).await?))
     } else {
@@ -147,49 +150,34 @@ pub(super) async fn run(mut config: Config, args: CallArgs) -> anyhow::Result<Ex
     Ok(ExitCode::from(code))
 }
 
-/// The session the flags describe, every id and range checked as the cloud would.
-fn session_spec(args: &CallArgs) -> anyhow::Result<SessionSpec> {
-    let callees = callees(&args.to)?;
-    let robot = user("--robot", &args.robot)?;
-    let room = args.room.room()?;
-    let ring_ms = args.ring_timeout.saturating_mul(1000);
-    if !(call::MIN_RING_TIMEOUT_MS..=call::MAX_RING_TIMEOUT_MS).contains(&ring_ms) {
-        anyhow::bail!(InvalidArgument::new(
-            "--ring-timeout",
-            format!("{} s", args.ring_timeout),
-            "10 to 600 seconds"
-        ));
-    }
-    let input = InputSpec::parse(&args.media)?;
-    let media_type = MediaType::from(args.media_type);
-    let spec = SessionSpec {
-        direct: args.direct,
-        callees,
-        ingest_user: robot.clone(),
-        robot,
-        room,
+/// The session the flags describe, as an API client would ask for it.
+fn session_request(args: &CallArgs, config: &Config) -> anyhow::Result<SessionRequest> {
+    Ok(SessionRequest {
+        to: args.to.clone(),
         media: args.media.clone(),
-        input,
-        // The user at a shell opens what they like; a network input still opens nothing else.
-        source_guard: None,
-        media_type,
-        profile: args
-            .profile
-            .unwrap_or_else(|| crate::session::default_profile(media_type)),
-        ingest_at: args.ingest_at.into(),
-        repeat: if args.loop_forever.is_some() {
-            None
-        } else {
-            Some(args.repeat.max(1))
-        },
-        ring_timeout: Duration::from_millis(u64::from(ring_ms)),
-        max_duration: args.max_duration.map(Duration::from_secs),
+        room: args.room.room.clone(),
+        room_type: value_name(&args.room.room_type),
+        robot: args.robot.clone(),
+        media_type: value_name(&args.media_type),
+        profile: args.profile.map(|p| p.name().to_owned()),
+        ingest_at: value_name(&args.ingest_at),
+        repeat: args.loop_forever.is_none().then_some(args.repeat),
+        loop_forever: args.loop_forever.is_some(),
+        ring_timeout_secs: args.ring_timeout,
+        max_duration_secs: args.max_duration,
         live: args.live,
-        audio_track: args.audio_track.clone().unwrap_or_default(),
-        relay: None,
-    };
-    spec.check_direct()?;
-    Ok(spec)
+        audio_track: args.audio_track.clone(),
+        direct: Some(args.direct.clone()),
+        relay: args.relay.named(config)?,
+    })
+}
+
+/// A flag's value as its help spells it.
+fn value_name(value: &impl ValueEnum) -> String {
+    value
+        .to_possible_value()
+        .map(|v| v.get_name().to_owned())
+        .unwrap_or_default()
 }
 
 /// The embedded emulator, with the `--callee-*` behaviour for every callee. It accepts
@@ -310,7 +298,7 @@ async fn run_session(
 
 fn show_status(s: &driver::Status, line: &indicatif::ProgressBar) {
     // Preparing an announcement is a transcode: show how far it is, as `push` does.
-    if s.phase == "preparing" {
+    if s.phase == driver::Phase::Preparing {
         let done = s.prepared.map_or(String::new(), |f| {
             let width = 20;
             let filled = ((f.clamp(0.0, 1.0) * width as f64) as usize).min(width);

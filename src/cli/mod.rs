@@ -139,6 +139,7 @@ pub fn exit_code(result: anyhow::Result<ExitCode>) -> ExitCode {
                     || e.is::<ConfigError>()
                     || e.is::<crate::media::input::InputError>()
                     || e.is::<crate::media::inspect::ProbeError>()
+                    || e.is::<crate::session::RequestError>()
                     || e.is::<crate::media::topology::TopologyError>()
                     || e.is::<crate::store::StoreError>()
                     || matches!(e.downcast_ref::<CloudError>(), Some(CloudError::Invalid(_)))
