@@ -1,9 +1,9 @@
-// How the page reads a session ({id, request, status, report}).
+// How the page reads a session as the server describes it ({id, request, status, report}):
+// each figure is taken as sent, none worked out from others.
 
-/// A session's phase as the list shows it: its report's teardown decides "ended".
+/// A session's phase as the server names it, or null before it has said.
 export function phaseOf(s) {
-  if (s.report) return s.report.teardown && s.report.teardown.state === 'pending' ? 'teardown_pending' : 'ended';
-  return (s.status && s.status.phase) || 'preparing';
+  return (s.status && s.status.phase) || null;
 }
 
 export function resultOf(s) {
@@ -13,13 +13,13 @@ export function resultOf(s) {
 /// The plan the media took, and whether it goes through a relay.
 export function modeOf(s) {
   const st = s.status || {};
-  const mode = st.mode || (s.report && s.report.mode !== 'none' ? s.report.mode : null);
-  if (!mode) return null;
-  return st.relay || (s.report && s.report.relay) ? mode + ' · relay' : mode;
+  if (!st.mode) return null;
+  return st.relay ? st.mode + ' · relay' : st.mode;
 }
 
 /// The room and its type, as the request named them.
 export function roomOf(s) {
   const q = s.request || {};
-  return q.room ? q.room + ' (' + (q.room_type || 'string') + ')' : null;
+  if (!q.room) return null;
+  return q.room_type ? q.room + ' (' + q.room_type + ')' : q.room;
 }
