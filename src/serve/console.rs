@@ -37,9 +37,24 @@ const CSS: &str = "text/css; charset=utf-8";
 
 static ASSETS: &[Asset] = &[
     asset!("index.html", "text/html; charset=utf-8"),
-    asset!("app.js", JS),
-    asset!("views.js", JS),
-    asset!("session.js", JS),
+    // ES modules: main.js wires the others; views/ imports only the helpers beside main.js.
+    asset!("main.js", JS),
+    asset!("api.js", JS),
+    asset!("dom.js", JS),
+    asset!("feed.js", JS),
+    asset!("format.js", JS),
+    asset!("record.js", JS),
+    asset!("store.js", JS),
+    asset!("views/counts.js", JS),
+    asset!("views/new-session.js", JS),
+    asset!("views/session.js", JS),
+    asset!("views/session/charts.js", JS),
+    asset!("views/session/event-log.js", JS),
+    asset!("views/session/facts.js", JS),
+    asset!("views/session/player.js", JS),
+    asset!("views/session/room.js", JS),
+    asset!("views/sessions.js", JS),
+    asset!("views/sign-in.js", JS),
     asset!("style.css", CSS),
     asset!("icon.svg", "image/svg+xml"),
     asset!("vendor/mpegts.js", JS),
@@ -103,10 +118,63 @@ mod tests {
         assert!(!index.contains("style="), "no inline style");
     }
 
+    /// The files a console module imports (`import … from '…';` lines), resolved from its
+    /// own folder.
+    fn imports(module: &Asset) -> Vec<String> {
+        let text = std::str::from_utf8(module.body).unwrap();
+        let folder = module
+            .name
+            .rsplit_once('/')
+            .map_or("", |(folder, _)| folder);
+        text.lines()
+            .filter(|line| line.starts_with("import "))
+            .filter_map(|line| line.split('\'').nth(1))
+            .map(|target| {
+                let mut path: Vec<&str> = folder.split('/').filter(|p| !p.is_empty()).collect();
+                for part in target.split('/') {
+                    match part {
+                        "." => {}
+                        ".." => assert!(path.pop().is_some(), "{}: {target}", module.name),
+                        part => path.push(part),
+                    }
+                }
+                path.join("/")
+            })
+            .collect()
+    }
+
+    /// A missing entry in `ASSETS` would only show as a 404 in a browser; and the imports run
+    /// one way: views import the helpers (and their own parts), never the wiring in main.js
+    /// and feed.js, and the helpers import no view.
+    #[test]
+    fn every_import_is_embedded_and_views_import_only_helpers() {
+        const HELPERS: &[&str] = &["api.js", "dom.js", "format.js", "record.js", "store.js"];
+        let modules = ASSETS
+            .iter()
+            .filter(|a| a.name.ends_with(".js") && !a.name.starts_with("vendor/"));
+        for module in modules {
+            for target in imports(module) {
+                assert!(
+                    ASSETS.iter().any(|a| a.name == target),
+                    "{} imports {target}, which is not embedded",
+                    module.name
+                );
+                let allowed = if module.name.starts_with("views/") {
+                    HELPERS.contains(&target.as_str()) || target.starts_with("views/")
+                } else if HELPERS.contains(&module.name) {
+                    HELPERS.contains(&target.as_str())
+                } else {
+                    target != "main.js"
+                };
+                assert!(allowed, "{} imports {target}", module.name);
+            }
+        }
+    }
+
     #[test]
     fn an_unknown_file_is_404_and_a_known_one_carries_the_policy() {
         assert_eq!(answer("../Cargo.toml").status(), StatusCode::NOT_FOUND);
-        let ok = answer("app.js");
+        let ok = answer("main.js");
         assert_eq!(ok.status(), StatusCode::OK);
         let csp = ok.headers()[header::CONTENT_SECURITY_POLICY]
             .to_str()

@@ -397,7 +397,7 @@ async fn the_console_stream_takes_a_login_cookie_that_opens_nothing_else_and_res
         assert!(csp.contains(rule), "{csp}");
     }
     assert!(!csp.contains("unsafe"), "{csp}");
-    assert!(page.contains("/console/app.js"));
+    assert!(page.contains("/console/main.js"));
     for script in page.split("<script").skip(1) {
         let tag = &script[..script.find('>').unwrap()];
         assert!(
