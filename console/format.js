@@ -10,10 +10,6 @@ export function words(name) {
   return String(name).replaceAll('_', ' ');
 }
 
-// Every profile's output runs at 30 frames a second, and the server counts a live stream's
-// time on the slate in frames only.
-const OUTPUT_FPS = 30;
-
-export function slateSeconds(frames) {
-  return frames / OUTPUT_FPS;
+export function slateSeconds(ms) {
+  return ms / 1000;
 }

@@ -4,9 +4,9 @@
 
 const SAMPLES_KEPT = 300;
 
-// The server forgets an ended session after its --keep-ended, which it does not tell a
-// console: the page assumes the flag's default.
-const KEEP_ENDED_MS = 600 * 1000;
+// The server forgets an ended session after its --keep-ended, which hello tells; the
+// flag's default until it has.
+const DEFAULT_KEEP_ENDED_SECS = 600;
 
 let sessions = new Map(); // id -> {id, request, status, report}
 let endedAt = new Map(); // id -> when its report came (ms)
@@ -71,7 +71,7 @@ export function addSample(id, media) {
   list.push({
     t: Date.now() / 1000, frames: media.frames_out, bytes: media.bytes_out,
     repeated: media.repeated_frames, dropped: media.dropped_frames,
-    restarts: media.restarts, slate: media.slate_frames,
+    restarts: media.restarts, slate: media.slate_ms,
   });
   if (list.length > SAMPLES_KEPT) list.shift();
   samples.set(id, list);
@@ -108,7 +108,7 @@ function changed() {
     drawing = false;
     const now = Date.now();
     for (const [id, at] of endedAt) {
-      if (now - at > KEEP_ENDED_MS) {
+      if (now - at > (about.keep_ended_secs ?? DEFAULT_KEEP_ENDED_SECS) * 1000) {
         endedAt.delete(id);
         sessions.delete(id);
       }

@@ -57,7 +57,7 @@ function summary(s) {
     ['Input restarts', live ? live.restarts : null, 'restarts'],
     ['Repeated frames', live ? live.repeated_frames : null, 'repeated'],
     ['Dropped frames', live ? live.dropped_frames : null, 'dropped'],
-    ['On slate', live ? seconds(slateSeconds(live.slate_frames) * 1000) : null, 'slate'],
+    ['On slate', live ? seconds(slateSeconds(live.slate_ms) * 1000) : null, 'slate'],
     ['Relay', st.relay ? st.relay.state + ', ' + st.relay.reconnects + ' reconnects' : null],
     ['Teardown', r.teardown ? r.teardown.state + (r.teardown.reason ? ': ' + r.teardown.reason : '') : null],
   ]);

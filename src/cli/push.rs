@@ -158,11 +158,12 @@ pub(super) async fn run(config: &Config, mut args: PushArgs) -> anyhow::Result<E
                 "a local audio or video file: a still picture, a URL, a playlist or a live source has no end to write, so it is streamed live (push it with --serve or --rtmp, or give it to a call)"
             ));
         }
-        Mode::Passthrough { path, container } => {
-            eprintln!("passthrough: {}", plan.reason);
-            LiveStream::start_passthrough(path, &container, settings)?
+        mode => {
+            if let Mode::Passthrough { .. } = mode {
+                eprintln!("passthrough: {}", plan.reason);
+            }
+            crate::media::stream::start(&mode, &spec, settings, &topologies)?
         }
-        Mode::Live | Mode::Direct { .. } => LiveStream::start(spec, settings, &topologies)?,
     };
     let events = stream.events();
     let server = match args.serve {
@@ -368,7 +369,7 @@ impl Watched for Pushing {
             "{} | item {} loop {} at {:.1} s | {} frames out, {} in, {} repeated | {kbps} kb/s | {} readers | {} restarts | slate {:.1} s",
             s.state.name(), s.item, s.iteration + 1, s.position_ms as f64 / 1000.0,
             s.frames_out, s.frames_in, s.repeated_frames, s.readers, s.restarts,
-            s.slate_frames as f64 / 30.0
+            s.slate_ms as f64 / 1000.0
         ));
         line.tick();
         Ok(())

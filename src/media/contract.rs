@@ -10,6 +10,8 @@ use std::fmt;
 pub const AUDIO_RATE: u32 = 48_000;
 pub const AUDIO_CHANNELS: u32 = 2;
 pub const AUDIO_BITRATE: u32 = 128_000;
+/// Every video profile's frame rate: the cloud's ingest takes up to 30 fps.
+pub const OUTPUT_FPS: u32 = 30;
 
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
@@ -111,7 +113,7 @@ impl Profile {
         Some(VideoContract {
             width,
             height,
-            fps: 30,
+            fps: OUTPUT_FPS,
             kbps,
             gop_frames: 30,
         })

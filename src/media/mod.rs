@@ -221,4 +221,5 @@ pub mod plan;
 pub mod policy;
 pub mod rtmp;
 pub mod sizes;
+pub mod stream;
 pub mod topology;

@@ -16,13 +16,24 @@ use tokio::sync::{broadcast, watch};
 
 use super::NullOnDrop;
 use super::hub::StreamHub;
-use super::live::stream::{
+use super::stream::handle::{
     Counters, EngineError, LiveSettings, LiveStream, Loops, MediaEvent, StreamState, bump, emit,
 };
 
-/// Streams a file that already meets the contract (see `probe::passthrough`) by remuxing it
-/// to FLV, without decoding. Loops are seamless: each play's timestamps continue the last.
-pub(super) fn start(
+impl LiveStream {
+    /// Streams a file that already meets the contract (see `inspect::verdict`) by remuxing
+    /// it to FLV, without decoding. Loops are seamless: each play's timestamps continue the
+    /// last.
+    pub fn start_passthrough(
+        path: PathBuf,
+        container: &str,
+        settings: LiveSettings,
+    ) -> Result<Self, EngineError> {
+        start(path, container, settings)
+    }
+}
+
+fn start(
     path: PathBuf,
     container: &str,
     settings: LiveSettings,

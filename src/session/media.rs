@@ -173,7 +173,6 @@ fn start_live(
     report: Option<&crate::media::inspect::ProbeReport>,
     topologies: &Topologies,
 ) -> Result<LiveStream, String> {
-    use crate::media::plan::Mode;
     let mut live = LiveSettings::new(Contract::new(spec.profile));
     live.loops = match spec.repeat {
         Some(n) => Loops::Times(n.max(1)),
@@ -185,11 +184,5 @@ fn start_live(
     // a relay just before the stream is bound), so the callee hears it from its start; live
     // sources run as they come.
     live.hold_until_pulled = spec.input.is_replayable();
-    match mode {
-        Mode::Passthrough { path, container } => {
-            LiveStream::start_passthrough(path, &container, live)
-        }
-        _ => LiveStream::start(spec.input.clone(), live, topologies),
-    }
-    .map_err(|e| e.to_string())
+    crate::media::stream::start(&mode, &spec.input, live, topologies).map_err(|e| e.to_string())
 }

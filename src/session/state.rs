@@ -434,6 +434,7 @@ mod tests {
             frames_out: 90,
             audio_ms_out: 3000,
             slate_frames: 0,
+            slate_ms: 0,
             repeated_frames: 0,
             dropped_frames: 0,
             dropped_audio_ms: 0,

@@ -10,9 +10,9 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 
-use super::stream::EngineError;
 use crate::media::contract::Contract;
 use crate::media::hub::StreamHub;
+use crate::media::stream::handle::EngineError;
 use crate::media::topology::Topologies;
 
 /// Where the pump pushes raw video (when the contract has video) and audio.

@@ -9,8 +9,8 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 
-use super::stream::{Counters, LiveSettings, bump};
 use crate::media::input::InputItem;
+use crate::media::stream::handle::{Counters, LiveSettings, bump};
 use crate::media::topology::Topologies;
 
 /// What an input attempt writes to: the slot, the first-media flag and the counters.

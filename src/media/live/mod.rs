@@ -22,12 +22,9 @@
 mod encoder;
 mod input;
 mod pump;
-pub(crate) mod stream;
 mod supervisor;
 
-use std::path::PathBuf;
-
-pub use stream::{
+pub use super::stream::{
     EngineError, InputFailure, LiveSettings, LiveStream, Loops, MediaEvent, StreamState,
     StreamStats,
 };
@@ -35,7 +32,6 @@ pub use stream::{
 use super::input::InputSpec;
 use super::topology::Topologies;
 
-/// The two producers of a stream, started here: the one place that picks.
 impl LiveStream {
     /// Builds the encoder and the pump and starts the first input. Must run on a tokio
     /// runtime. Files are checked (decodable, not truncated) before anything starts.
@@ -45,16 +41,5 @@ impl LiveStream {
         topologies: &Topologies,
     ) -> Result<Self, EngineError> {
         supervisor::start(spec, settings, topologies)
-    }
-
-    /// Streams a file that already meets the contract (see `probe::passthrough`) by
-    /// remuxing it to FLV, without decoding. Loops are seamless: each play's timestamps
-    /// continue the last.
-    pub fn start_passthrough(
-        path: PathBuf,
-        container: &str,
-        settings: LiveSettings,
-    ) -> Result<Self, EngineError> {
-        super::passthrough::start(path, container, settings)
     }
 }

@@ -9,8 +9,8 @@ use gstreamer as gst;
 
 use super::encoder::EncoderSources;
 use super::input::{FirstMedia, SharedSlot};
-use super::stream::{Counters, bump};
 use crate::media::contract::Contract;
+use crate::media::stream::handle::{Counters, bump};
 
 /// How long the pump waits, at a tick with no new picture, for one that is only a little late.
 /// The input and the pump run on their own clocks at the same rate; without the wait, a

@@ -14,12 +14,12 @@ use tokio::sync::{broadcast, watch};
 use super::encoder::{EncoderWatch, build_encoder, slate_frame};
 use super::input::{Feed, Slot, build_input, classify};
 use super::pump;
-use super::stream::{
-    Counters, EngineError, InputFailure, LiveSettings, LiveStream, MediaEvent, StreamState, emit,
-};
 use crate::media::NullOnDrop;
 use crate::media::hub::StreamHub;
 use crate::media::input::{InputItem, InputSpec};
+use crate::media::stream::handle::{
+    Counters, EngineError, InputFailure, LiveSettings, LiveStream, MediaEvent, StreamState, emit,
+};
 use crate::media::topology::Topologies;
 
 /// Which attempt a periodic check looks at, and since when it runs.

@@ -203,6 +203,8 @@ pub struct StreamStats {
     pub frames_out: u64,
     pub audio_ms_out: u64,
     pub slate_frames: u64,
+    /// The time on the slate, so no reader divides frames by a frame rate of its own.
+    pub slate_ms: u64,
     /// Frames sent again because no new input frame had come: an input slower than the
     /// contract's rate, a late one, or a machine short of CPU. The timeline stays
     /// real-time; the picture stutters.
@@ -268,6 +270,8 @@ impl Counters {
             frames_out: get(&self.frames_out),
             audio_ms_out: get(&self.audio_ms_out),
             slate_frames: get(&self.slate_frames),
+            slate_ms: get(&self.slate_frames) * 1000
+                / u64::from(crate::media::contract::OUTPUT_FPS),
             repeated_frames: get(&self.repeated_frames),
             dropped_frames: get(&self.dropped_frames),
             dropped_audio_ms: get(&self.dropped_audio_ms),

@@ -310,9 +310,7 @@ async fn run_session<C: CloudOps + 'static>(
         .inc();
     if let Some(m) = finished.live() {
         svc.metrics.restarts.inc_by(u64::from(m.restarts));
-        svc.metrics
-            .slate_seconds
-            .inc_by(m.slate_frames as f64 / 30.0);
+        svc.metrics.slate_seconds.inc_by(m.slate_ms as f64 / 1000.0);
         svc.metrics.bytes_served.inc_by(m.bytes_out);
     }
     let _ = ended_at.set(Instant::now());

@@ -55,6 +55,9 @@ pub(super) async fn hello<C: CloudOps + 'static>(State(svc): State<Arc<Service<C
     axum::Json(json!({
         "token_required": svc.token.is_some(),
         "room_observer": svc.room_view.is_some(),
+        // How long an ended session stays listed (--keep-ended), so the page forgets it
+        // when the server does.
+        "keep_ended_secs": svc.keep_ended.as_secs(),
     }))
     .into_response()
 }
