@@ -206,24 +206,7 @@ pub(super) async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<Exit
         Restrictions::new(&args.media_root, args.allow_devices, &args.allow_url_host)
             .map_err(|e| InvalidArgument::new("--media-root", e, "an existing folder"))?;
     let cloud = app::cloud_clients(config)?;
-    let journal = match &args.store {
-        Some(url) => {
-            let scheme = url.split_once("://").map(|(s, _)| s);
-            if !matches!(scheme, Some("postgres" | "postgresql")) {
-                anyhow::bail!(InvalidArgument::new(
-                    "--store",
-                    crate::redact::redact_url(url),
-                    "a postgres://user@host/database URL (without --store, sessions go to the local journal)"
-                ));
-            }
-            app::JournalAt::Postgres(url.clone())
-        }
-        // The emulator forgets its calls when it stops: nothing to recover later.
-        None if emulator.is_some() && args.journal.is_none() => app::JournalAt::Scratch,
-        None => app::JournalAt::file_or_default(args.journal.clone()),
-    }
-    .open()
-    .await?;
+    let journal = journal_at(&args, emulator.is_some())?.open().await?;
     if token.is_none() {
         tracing::warn!("CALLFEED_API_TOKEN is not set: the API takes requests without a token");
     }
@@ -237,42 +220,8 @@ pub(super) async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<Exit
         .clone()
         .unwrap_or_else(|| format!("http://{addr}"));
     let (streams, stream_routes) = crate::publish::StreamServer::attached(&public);
-    let cluster = match &args.store {
-        Some(_) if !(0.5..=3600.0).contains(&args.lease_secs) => {
-            anyhow::bail!(InvalidArgument::new(
-                "--lease-secs",
-                args.lease_secs,
-                "0.5 to 3600 seconds"
-            ));
-        }
-        Some(_) if !(0.0..=100.0).contains(&args.max_cpu) => {
-            anyhow::bail!(InvalidArgument::new(
-                "--max-cpu",
-                args.max_cpu,
-                "0 to 100 percent"
-            ));
-        }
-        Some(_) => Some(crate::serve::cluster::LeaseState::new(
-            std::time::Duration::from_secs_f64(args.lease_secs),
-            if args.max_cpu >= 100.0 {
-                f64::INFINITY
-            } else {
-                args.max_cpu
-            },
-        )),
-        None => None,
-    };
-    let max_sessions = args
-        .max_sessions
-        .unwrap_or_else(crate::serve::api::default_max_sessions);
-    let largest = crate::media::contract::Profile::P1080.live_cost() * args.live_cost.max(1);
-    if max_sessions < largest as usize {
-        tracing::warn!(
-            max_sessions,
-            largest,
-            "--max-sessions is a room in cost units: a live 1080p session ({largest} units) never fits; live sessions of that profile are refused"
-        );
-    }
+    let cluster = lease_of(&args)?;
+    let max_sessions = capacity(&args);
     let service = Service::new(
         cloud,
         journal.journal().clone(),
@@ -315,16 +264,7 @@ pub(super) async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<Exit
     for (id, note) in service.recover().await {
         eprintln!("recovered session {id} left open by an earlier run: {note}");
     }
-    println!(
-        "{}",
-        serde_json::json!({ "api": format!("http://{addr}"), "console": format!("http://{addr}/") })
-    );
-    if emulator.is_some() {
-        eprintln!(
-            "console: http://{addr}/ — the cloud is the in-process emulator (callees answer after {} ms)",
-            args.callee_answers_after
-        );
-    }
+    say_where(addr, emulator.is_some(), &args);
     let router = service.router().merge(stream_routes);
     let drained = service.clone();
     crate::server::serve(listener, router, http_limits(&args), async move {
@@ -345,6 +285,88 @@ pub(super) async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<Exit
         emulator.shutdown().await;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where sessions are recorded: the cluster's PostgreSQL (`--store`), a scratch journal for
+/// the emulator (it forgets its calls when it stops: nothing to recover later), or a file.
+fn journal_at(args: &ServeArgs, emulated: bool) -> anyhow::Result<app::JournalAt> {
+    Ok(match &args.store {
+        Some(url) => {
+            let scheme = url.split_once("://").map(|(s, _)| s);
+            if !matches!(scheme, Some("postgres" | "postgresql")) {
+                anyhow::bail!(InvalidArgument::new(
+                    "--store",
+                    crate::redact::redact_url(url),
+                    "a postgres://user@host/database URL (without --store, sessions go to the local journal)"
+                ));
+            }
+            app::JournalAt::Postgres(url.clone())
+        }
+        None if emulated && args.journal.is_none() => app::JournalAt::Scratch,
+        None => app::JournalAt::file_or_default(args.journal.clone()),
+    })
+}
+
+/// This node's lease, when it joins a cluster (`--store`), its limits checked.
+fn lease_of(
+    args: &ServeArgs,
+) -> anyhow::Result<Option<std::sync::Arc<crate::serve::cluster::LeaseState>>> {
+    Ok(match &args.store {
+        Some(_) if !(0.5..=3600.0).contains(&args.lease_secs) => {
+            anyhow::bail!(InvalidArgument::new(
+                "--lease-secs",
+                args.lease_secs,
+                "0.5 to 3600 seconds"
+            ));
+        }
+        Some(_) if !(0.0..=100.0).contains(&args.max_cpu) => {
+            anyhow::bail!(InvalidArgument::new(
+                "--max-cpu",
+                args.max_cpu,
+                "0 to 100 percent"
+            ));
+        }
+        Some(_) => Some(crate::serve::cluster::LeaseState::new(
+            std::time::Duration::from_secs_f64(args.lease_secs),
+            if args.max_cpu >= 100.0 {
+                f64::INFINITY
+            } else {
+                args.max_cpu
+            },
+        )),
+        None => None,
+    })
+}
+
+/// The node's room in cost units (`--max-sessions`, or what its cores encode in real time).
+fn capacity(args: &ServeArgs) -> usize {
+    let max_sessions = args
+        .max_sessions
+        .unwrap_or_else(crate::serve::api::default_max_sessions);
+    let largest = crate::media::contract::Profile::P1080.live_cost() * args.live_cost.max(1);
+    if max_sessions < largest as usize {
+        tracing::warn!(
+            max_sessions,
+            largest,
+            "--max-sessions is a room in cost units: a live 1080p session ({largest} units) never fits; live sessions of that profile are refused"
+        );
+    }
+    max_sessions
+}
+
+/// Where the API and the console are: one JSON line on stdout for scripts, a hint on
+/// stderr for a person running the embedded emulator.
+fn say_where(addr: std::net::SocketAddr, emulated: bool, args: &ServeArgs) {
+    println!(
+        "{}",
+        serde_json::json!({ "api": format!("http://{addr}"), "console": format!("http://{addr}/") })
+    );
+    if emulated {
+        eprintln!(
+            "console: http://{addr}/ — the cloud is the in-process emulator (callees answer after {} ms)",
+            args.callee_answers_after
+        );
+    }
 }
 
 /// Registers this node in the cluster's store, keeps its lease, and stops its sessions
