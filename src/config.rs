@@ -15,12 +15,11 @@ use crate::cloud::{ApiCredentials, ImCredentials, InvalidArgument, UserId};
 
 mod emulator;
 mod error;
-mod relay;
 mod settings;
 
+pub use crate::publish::relay::{ENV_CSS_PLAY_KEY, ENV_CSS_PUSH_KEY};
 pub use emulator::{CallbackTarget, CalleeScript, EmulatorTable, ObserverPace};
 pub use error::ConfigError;
-pub use relay::{ENV_CSS_PLAY_KEY, ENV_CSS_PUSH_KEY};
 pub use settings::{
     ADMIN, ALL_SETTINGS, DATA_CENTER, HTTP_MAX_ATTEMPTS, HTTP_TIMEOUT_MS, IM_ENDPOINT, RATE_LIMITS,
     REGION, SDK_SECRET_KEY, SDKAPPID, SECRET_ID, SECRET_KEY, Setting, TRTC_ENDPOINT,
@@ -368,7 +367,7 @@ impl Config {
             file.http_max_attempts,
             file.rate_limits,
         )?;
-        let (relay_fields, relay) = relay::load(path.as_deref(), file.relay, env)?;
+        let (relay_fields, relay) = crate::publish::relay::load(path.as_deref(), file.relay, env)?;
         Ok(Self {
             sdkappid,
             sdk_secret_key,

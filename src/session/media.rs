@@ -5,13 +5,13 @@
 use std::time::Duration;
 
 use super::SessionSpec;
-use super::relay::RelayLink;
 use super::settings::DriverSettings;
 use super::state::Stage;
 use crate::media::contract::Contract;
 use crate::media::input::InputSpec;
 use crate::media::live::{LiveSettings, LiveStream, Loops};
 use crate::media::topology::Topologies;
+use crate::publish::relay::RelayLink;
 
 pub(super) enum Media {
     /// A file the cloud plays itself; `expected` is how long all plays take.
@@ -140,7 +140,7 @@ pub(super) async fn prepare(
         // The relay takes the stream: a test push first, so a refused key fails here.
         mode if spec.relay.is_some() => {
             let target = spec.relay.as_ref().expect("checked");
-            let endpoints = super::relay::check(target, spec, session_id)
+            let endpoints = crate::publish::relay::check(target, session_id, spec.lasts_up_to())
                 .await
                 .map_err(|reason| (Stage::Relay, reason))?;
             let checked_ms = now_ms();

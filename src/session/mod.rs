@@ -6,7 +6,6 @@
 
 pub mod driver;
 mod media;
-pub mod relay;
 mod report;
 mod request;
 mod run;

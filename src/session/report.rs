@@ -43,7 +43,7 @@ pub struct Report {
     pub room: Option<super::state::RoomSeen>,
     /// The push to the relay the cloud pulled from, when the session had one.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub relay: Option<super::relay::RelayFigures>,
+    pub relay: Option<crate::publish::relay::RelayFigures>,
     /// A start whose answer was lost (a timeout, a dropped connection, a 5xx): the cloud may
     /// have started a `call` or an `ingest_task` the session never heard of. A service
     /// with webhooks stops it when the cloud reports it (see `serve::api::strays`).
@@ -188,7 +188,7 @@ pub struct Status {
     pub prepared: Option<f64>,
     /// The push to a relay, when the session has one.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub relay: Option<super::relay::RelayFigures>,
+    pub relay: Option<crate::publish::relay::RelayFigures>,
     /// The plan's name once the media is ready: announcement, passthrough, live or direct.
     pub mode: Option<&'static str>,
     /// The URL the cloud pulls (it carries the stream's own token, never an API secret).

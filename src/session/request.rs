@@ -56,6 +56,14 @@ impl SessionSpec {
         Ok(())
     }
 
+    /// The longest the call can last: its whole ring and its longest media.
+    pub fn lasts_up_to(&self) -> Duration {
+        self.ring_timeout
+            + self
+                .max_duration
+                .unwrap_or(Duration::from_secs(MAX_DURATION_SECS))
+    }
+
     pub fn start_call_request(&self) -> StartCallByRobot {
         StartCallByRobot {
             robot: self.robot.clone(),

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::media::{Media, Prepared, prepare};
-use super::relay::RelayLink;
 use super::report::{AnnouncementFigures, Controls, MediaFigures, Report, Timings};
 use super::settings::DriverSettings;
 use super::state::{Action, Event, Outcome, Phase, Session, Stage};
@@ -16,6 +15,7 @@ use crate::cloud::http::CloudError;
 use crate::cloud::ingest::StartStreamIngest;
 use crate::media::live::MediaEvent;
 use crate::media::topology::Topologies;
+use crate::publish::relay::RelayLink;
 use crate::store::{Admission, SessionStore, Store};
 
 /// How soon an ingest task the cloud ended is started again, at first and at most.
@@ -68,7 +68,7 @@ pub(super) struct SessionRun<'a, C> {
     /// `max_duration` caps the media time, counted from the first StartStreamIngest.
     deadline: Option<tokio::time::Instant>,
     /// The relay push's figures, once it stopped.
-    relay: Option<super::relay::RelayFigures>,
+    relay: Option<crate::publish::relay::RelayFigures>,
 }
 
 impl<'a, C: CloudOps> SessionRun<'a, C> {

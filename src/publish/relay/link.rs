@@ -1,4 +1,4 @@
-//! A session's stream through an RTMP relay: a test push before anything rings (a refused key
+//! The push of a session's stream to its relay: a test push before anything rings (a refused key
 //! is named before a phone rings), the push itself from just before the stream is bound (a
 //! file then starts when the callee can hear it), and what the push does while the call runs.
 
@@ -9,10 +9,9 @@ use secrecy::ExposeSecret;
 use serde::Serialize;
 use tokio::sync::broadcast;
 
-use super::SessionSpec;
+use super::target::{Endpoints, Relay, stream_name};
 use crate::media::hub::StreamHub;
 use crate::media::rtmp::{PublishCheckError, RtmpEvent, RtmpOutput};
-use crate::publish::relay::{Endpoints, Relay, stream_name};
 
 /// How long the relay has to accept a push.
 const ACCEPT_WITHIN: Duration = Duration::from_secs(10);
@@ -44,7 +43,7 @@ pub struct RelayFigures {
 }
 
 /// The push of one session's stream to its relay.
-pub(super) struct RelayLink {
+pub struct RelayLink {
     endpoints: Endpoints,
     hub: Arc<StreamHub>,
     output: Option<RtmpOutput>,
@@ -53,22 +52,16 @@ pub(super) struct RelayLink {
     refused_in_row: u32,
 }
 
-/// Until when the signed URLs must stay valid: the whole ring and the longest media, so a
-/// reconnect late in the call is still accepted.
-fn expires_at(spec: &SessionSpec) -> u64 {
-    let media = spec
-        .max_duration
-        .unwrap_or(Duration::from_secs(super::MAX_DURATION_SECS));
-    crate::clock::unix_secs() + (spec.ring_timeout + media + EXPIRY_MARGIN).as_secs()
-}
-
-/// The session's URLs on `relay`, after a test push shows the relay takes them.
-pub(super) async fn check(
+/// Session `session_id`'s URLs on `relay`, after a test push shows the relay takes them.
+/// They stay valid for as long as the call may last (`call_lasts_up_to`: its whole ring and
+/// longest media) and a margin, so a reconnect late in the call is still accepted.
+pub async fn check(
     relay: &Relay,
-    spec: &SessionSpec,
     session_id: &str,
+    call_lasts_up_to: Duration,
 ) -> Result<Endpoints, String> {
-    let endpoints = relay.endpoints(&stream_name(session_id), expires_at(spec));
+    let expires_at = crate::clock::unix_secs() + (call_lasts_up_to + EXPIRY_MARGIN).as_secs();
+    let endpoints = relay.endpoints(&stream_name(session_id), expires_at);
     let push = endpoints.push.expose_secret();
     let shown = crate::redact::redact_url(push);
     match crate::media::rtmp::check_publish(push, ACCEPT_WITHIN).await {
@@ -84,7 +77,7 @@ pub(super) async fn check(
 }
 
 impl RelayLink {
-    pub(super) fn new(endpoints: Endpoints, hub: Arc<StreamHub>, checked_ms: u64) -> Self {
+    pub fn new(endpoints: Endpoints, hub: Arc<StreamHub>, checked_ms: u64) -> Self {
         let figures = RelayFigures {
             stream: endpoints.stream.clone(),
             play_url: crate::redact::redact_url(&endpoints.play),
@@ -106,13 +99,13 @@ impl RelayLink {
     }
 
     /// The URL the cloud pulls.
-    pub(super) fn play_url(&self) -> &str {
+    pub fn play_url(&self) -> &str {
         &self.endpoints.play
     }
 
     /// Starts the push, once, and waits until the relay takes it: the cloud must find the
     /// stream there when it first pulls.
-    pub(super) async fn ensure_started(&mut self, now_ms: impl Fn() -> u64) -> Result<(), String> {
+    pub async fn ensure_started(&mut self, now_ms: impl Fn() -> u64) -> Result<(), String> {
         if self.output.is_some() {
             return Ok(());
         }
@@ -155,7 +148,7 @@ impl RelayLink {
     }
 
     /// The push's next event; never, before the push started.
-    pub(super) async fn next_event(&mut self) -> RtmpEvent {
+    pub async fn next_event(&mut self) -> RtmpEvent {
         let Some(events) = self.events.as_mut() else {
             return std::future::pending().await;
         };
@@ -172,7 +165,7 @@ impl RelayLink {
     }
 
     /// Takes in what the push did; a reason when the session should fail at the relay.
-    pub(super) fn on_event(&mut self, event: RtmpEvent, now_ms: u64) -> Option<String> {
+    pub fn on_event(&mut self, event: RtmpEvent, now_ms: u64) -> Option<String> {
         match event {
             RtmpEvent::Connecting { .. } => {
                 if self.figures.state != "lost" {
@@ -207,7 +200,7 @@ impl RelayLink {
         None
     }
 
-    pub(super) fn figures(&self) -> RelayFigures {
+    pub fn figures(&self) -> RelayFigures {
         let mut figures = self.figures.clone();
         if let Some(output) = &self.output {
             figures.bytes_out = output.bytes_out();
@@ -216,7 +209,7 @@ impl RelayLink {
     }
 
     /// Stops the push; its figures at the end.
-    pub(super) async fn stop(mut self, within: Duration) -> RelayFigures {
+    pub async fn stop(mut self, within: Duration) -> RelayFigures {
         let figures = self.figures();
         if let Some(output) = self.output.take() {
             let _ = tokio::time::timeout(within, output.stop()).await;

@@ -1,24 +1,14 @@
-//! An RTMP relay a session's stream is pushed to, and the play URL the cloud pulls from it:
-//! for nodes the cloud cannot reach (behind NAT). Either any RTMP server (SRS, nginx-rtmp,
-//! MediaMTX), given as push and play URLs with a `{stream}` placeholder, or Tencent CSS,
-//! given as domains and keys, whose URLs are signed per session.
-//!
-//! The same fields come from the flags of `call` and `load`, a `serve` session request's
-//! `relay` object and the config file's `[relay]` table; [`RelayFields::validate`] is the one
-//! place they are checked.
-
-use std::time::Duration;
+//! A relay as asked for — by the flags of `call` and `load`, a `serve` session request's
+//! `relay` object, or the config file's `[relay]` table (its keys from the environment
+//! too) — and [`RelayFields::validate`], the one place they are checked.
+//! The CSS keys may come from the environment instead, as `callfeed push` takes them.
 
 use secrecy::{ExposeSecret, SecretString};
 
+use super::target::{CssRelay, PlayFormat, Relay, STREAM_PLACEHOLDER, with_stream};
 use crate::cloud::InvalidArgument;
 use crate::cloud::css::CssStream;
-
-/// Replaced by the session's stream name in a push or play URL.
-pub const STREAM_PLACEHOLDER: &str = "{stream}";
-
-/// How long resolving the relay's host may take.
-const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
+use crate::config::ConfigError;
 
 /// A relay as asked for, before validation.
 #[derive(Clone, Default, serde::Deserialize, serde::Serialize)]
@@ -62,99 +52,6 @@ impl std::fmt::Debug for RelayFields {
             .field("css_play_format", &self.css_play_format)
             .finish()
     }
-}
-
-/// The format of a CSS play URL handed to the cloud.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PlayFormat {
-    Flv,
-    Rtmp,
-    Hls,
-}
-
-impl std::str::FromStr for PlayFormat {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "flv" => Ok(Self::Flv),
-            "rtmp" => Ok(Self::Rtmp),
-            "hls" => Ok(Self::Hls),
-            _ => Err("flv (HTTPS-FLV, the default), rtmp or hls".into()),
-        }
-    }
-}
-
-/// Tencent CSS: a push domain and its play domain, with their auth keys.
-#[derive(Debug, Clone)]
-pub struct CssRelay {
-    push_domain: String,
-    play_domain: String,
-    app: String,
-    push_key: SecretString,
-    play_key: Option<SecretString>,
-    play_format: PlayFormat,
-}
-
-/// A validated relay.
-#[derive(Clone)]
-pub enum Relay {
-    /// Any RTMP server: push and play URLs, each with `{stream}`.
-    Rtmp {
-        push: String,
-        play: String,
-    },
-    Css(CssRelay),
-}
-
-impl std::fmt::Debug for Relay {
-    /// A plain push URL may carry a key in its query: never shown.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Rtmp { push, play } => f
-                .debug_struct("Rtmp")
-                .field("push", &crate::redact::redact_url(push))
-                .field("play", &crate::redact::redact_url(play))
-                .finish(),
-            Self::Css(css) => css.fmt(f),
-        }
-    }
-}
-
-/// One session's URLs on the relay.
-#[derive(Clone)]
-pub struct Endpoints {
-    pub stream: String,
-    /// A credential (signed, or with the relay's key): given only to the RTMP push.
-    pub push: SecretString,
-    /// What the cloud pulls; never contains the push key.
-    pub play: String,
-}
-
-impl std::fmt::Debug for Endpoints {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Endpoints")
-            .field("stream", &self.stream)
-            .field(
-                "push",
-                &crate::redact::redact_url(self.push.expose_secret()),
-            )
-            .field("play", &crate::redact::redact_url(&self.play))
-            .finish()
-    }
-}
-
-/// The stream name of a session on a relay: unique per session, and only letters, digits and
-/// `-` (CSS appends `_<template>` for its transcodes, so no `_`).
-pub fn stream_name(session_id: &str) -> String {
-    let id: String = session_id
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .collect();
-    format!("callfeed-{id}")
-}
-
-fn with_stream(template: &str, stream: &str) -> String {
-    template.replace(STREAM_PLACEHOLDER, stream)
 }
 
 /// A value someone typed: no spaces or control characters anywhere (a URL parser would
@@ -367,133 +264,35 @@ impl RelayFields {
     }
 }
 
-impl Relay {
-    /// The session's push and play URLs for stream `stream`; signed ones stay valid until
-    /// `expires_at` (Unix seconds), long enough to reconnect at any time in the call.
-    pub fn endpoints(&self, stream: &str, expires_at: u64) -> Endpoints {
-        match self {
-            Self::Rtmp { push, play } => Endpoints {
-                stream: stream.to_owned(),
-                push: SecretString::from(with_stream(push, stream)),
-                play: with_stream(play, stream),
-            },
-            Self::Css(css) => {
-                let names = CssStream::new(&css.push_domain, &css.play_domain, &css.app, stream)
-                    .expect("checked when validated; the stream name is ours");
-                let play_key = css.play_key.as_ref().map(|k| k.expose_secret());
-                let play = match css.play_format {
-                    PlayFormat::Flv => names.flv_play_url(play_key, expires_at, true),
-                    PlayFormat::Hls => names.hls_play_url(play_key, expires_at, true),
-                    PlayFormat::Rtmp => names.rtmp_play_url(play_key, expires_at),
-                };
-                Endpoints {
-                    stream: stream.to_owned(),
-                    push: SecretString::from(
-                        names.rtmp_push_url(css.push_key.expose_secret(), expires_at),
-                    ),
-                    play,
-                }
-            }
-        }
-    }
+pub const ENV_CSS_PUSH_KEY: &str = "CALLFEED_CSS_PUSH_KEY";
+pub const ENV_CSS_PLAY_KEY: &str = "CALLFEED_CSS_PLAY_KEY";
 
-    /// The host and port the push connects to.
-    pub fn push_host(&self) -> (String, u16) {
-        match self {
-            Self::Rtmp { push, .. } => host_of(&with_stream(push, "stream")),
-            Self::Css(css) => host_of(&format!("rtmp://{}/", css.push_domain)),
-        }
+/// The table's fields with the environment's keys over the file's, and the relay they name.
+pub(crate) fn load(
+    path: Option<&std::path::Path>,
+    table: Option<RelayFields>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(RelayFields, Option<Relay>), ConfigError> {
+    let mut fields = table.unwrap_or_default();
+    let from_env = |name| env(name).filter(|v| !v.is_empty()).map(SecretString::from);
+    if let Some(key) = from_env(ENV_CSS_PUSH_KEY) {
+        fields.css_push_key = Some(key);
     }
-
-    /// The host and port the cloud pulls from.
-    pub fn play_host(&self) -> (String, u16) {
-        match self {
-            Self::Rtmp { play, .. } => host_of(&with_stream(play, "stream")),
-            Self::Css(css) => {
-                let scheme = match css.play_format {
-                    PlayFormat::Rtmp => "rtmp",
-                    PlayFormat::Flv | PlayFormat::Hls => "https",
-                };
-                host_of(&format!("{scheme}://{}/", css.play_domain))
-            }
-        }
+    if let Some(key) = from_env(ENV_CSS_PLAY_KEY) {
+        fields.css_play_key = Some(key);
     }
-
-    /// The field that names the push host, for errors.
-    pub fn push_field(&self) -> &'static str {
-        match self {
-            Self::Rtmp { .. } => "relay.push",
-            Self::Css(_) => "relay.css_push_domain",
-        }
-    }
-
-    /// The field that names the play host, for errors.
-    pub fn play_field(&self) -> &'static str {
-        match self {
-            Self::Rtmp { .. } => "relay.play",
-            Self::Css(_) => "relay.css_play_domain",
-        }
-    }
-
-    /// The push host's addresses, or an error naming the field when it does not resolve.
-    pub async fn resolve(&self) -> Result<Vec<std::net::SocketAddr>, InvalidArgument> {
-        resolve(self.push_field(), self.push_host()).await
-    }
-
-    /// The play host's addresses, or an error naming the field when it does not resolve.
-    pub async fn resolve_play(&self) -> Result<Vec<std::net::SocketAddr>, InvalidArgument> {
-        resolve(self.play_field(), self.play_host()).await
-    }
-}
-
-/// A URL's host (without IPv6 brackets) and port (the scheme's, RTMP's 1935 by default).
-fn host_of(url: &str) -> (String, u16) {
-    let parsed = url::Url::parse(url).ok();
-    let host = parsed
-        .as_ref()
-        .and_then(|u| u.host_str())
-        .unwrap_or_default()
-        .trim_matches(['[', ']'])
-        .to_owned();
-    let port = parsed
-        .as_ref()
-        .and_then(url::Url::port_or_known_default)
-        .unwrap_or(if url.starts_with("rtmps:") { 443 } else { 1935 });
-    (host, port)
-}
-
-async fn resolve(
-    field: &'static str,
-    (host, port): (String, u16),
-) -> Result<Vec<std::net::SocketAddr>, InvalidArgument> {
-    let failed = |why: String| {
-        InvalidArgument::new(
-            field,
-            &host,
-            format!("a host name that resolves ({why}); check it for typos"),
-        )
-    };
-    match tokio::time::timeout(
-        RESOLVE_TIMEOUT,
-        tokio::net::lookup_host((host.as_str(), port)),
-    )
-    .await
-    {
-        Err(_) => Err(failed("no answer from DNS within 5 s".into())),
-        Ok(Err(e)) => Err(failed(e.to_string())),
-        Ok(Ok(addrs)) => {
-            let addrs: Vec<_> = addrs.collect();
-            if addrs.is_empty() {
-                Err(failed("no addresses".into()))
-            } else {
-                Ok(addrs)
-            }
-        }
-    }
+    let relay = fields.validate().map_err(|e| ConfigError::Parse {
+        path: path
+            .map(Into::into)
+            .unwrap_or_else(|| "(environment)".into()),
+        message: format!("[relay] {e}"),
+    })?;
+    Ok((fields, relay))
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::target::stream_name;
     use super::*;
 
     fn css(key: &str) -> RelayFields {
@@ -628,5 +427,45 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.field, "relay.push");
         assert!(err.to_string().contains("no-such-relay.invalid"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod config_table {
+    use crate::config::{Config, ConfigError};
+    use std::io::Write;
+
+    fn config(toml: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(toml.as_bytes()).unwrap();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::load_with(Some(file.path()), &move |name| {
+            env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        })
+    }
+
+    #[test]
+    fn the_relay_table_names_every_sessions_relay_with_keys_from_the_environment() {
+        let css = "[relay]\ncss_push_domain = \"push.example.com\"\ncss_play_domain = \"play.example.com\"\n";
+        // The key only in the environment.
+        let c = config(css, &[(super::ENV_CSS_PUSH_KEY, "envkey")]).unwrap();
+        let relay = c.relay.clone().expect("a relay");
+        let e = relay.endpoints("s", 1_700_003_600);
+        let push = secrecy::ExposeSecret::expose_secret(&e.push).to_owned();
+        assert!(push.starts_with("rtmp://push.example.com/live/s?txSecret="));
+        assert!(!format!("{c:?}").contains("envkey"));
+        // Without a key it is refused at load, naming the field.
+        let err = config(css, &[]).unwrap_err().to_string();
+        assert!(err.contains("relay.css_push_key"), "{err}");
+        let err = config("[relay]\npush = \"rtmp://r/live/{stream}\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("relay.play"), "{err}");
+        // No table, no relay; a key alone in the environment is for `push`.
+        let c = config("", &[(super::ENV_CSS_PUSH_KEY, "k")]).unwrap();
+        assert!(c.relay.is_none());
     }
 }
