@@ -367,7 +367,14 @@ impl Config {
             file.http_max_attempts,
             file.rate_limits,
         )?;
-        let (relay_fields, relay) = crate::publish::relay::load(path.as_deref(), file.relay, env)?;
+        let (relay_fields, relay) =
+            crate::publish::relay::load(file.relay, env).map_err(|e| ConfigError::Parse {
+                path: path
+                    .as_deref()
+                    .map(Into::into)
+                    .unwrap_or_else(|| "(environment)".into()),
+                message: format!("[relay] {e}"),
+            })?;
         Ok(Self {
             sdkappid,
             sdk_secret_key,

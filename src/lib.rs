@@ -13,13 +13,17 @@
 //! - [`config`]: the TOML file and environment overrides; secrets redacted.
 //! - [`cloud`]: Tencent's wire protocols — UserSig, TC3 signing, rooms, the call engine,
 //!   StreamIngest, CSS URLs, webhooks and the shared HTTP transport. No GStreamer here.
-//! - [`media`]: every line of GStreamer code — inputs and the input policy, the inspection
-//!   (`media::inspect`: the probe, real lengths, the one verdict), the media plan, live
-//!   streams, passthrough, announcements, FLV, the room observer. It never calls the cloud.
+//! - [`media`]: every line of GStreamer code — inputs (`media::input`: one file per kind
+//!   behind one trait) and the input policy, the inspection (`media::inspect`: the probe,
+//!   real lengths, the one verdict), the media plan, streams (`media::stream`: the handle
+//!   and the one start that picks live encoding or passthrough), announcements, FLV, the
+//!   room observer. It never calls the cloud.
 //! - [`publish`]: where streams are published for the cloud to pull (the node's own HTTP
-//!   server, behind the `Publisher` trait sessions are handed; an RTMP relay's URLs).
-//! - [`session`]: one call, room and stream as one lifecycle: the pure state machine, the
-//!   driver task, the journal, teardown and recovery.
+//!   server, behind the `Publisher` trait sessions are handed; an RTMP relay in one room:
+//!   its fields, URLs, test push and push).
+//! - [`session`]: one call, room and stream as one lifecycle: the request and its one
+//!   validation, the pure state machine, the driver task, the journal, teardown and
+//!   recovery.
 //! - [`store`]: where sessions are recorded (room lock, CallId/TaskId, results): one trait,
 //!   embedded SQLite for one node, PostgreSQL for a cluster.
 //! - [`serve`]: `callfeed serve`'s HTTP service: sessions API, every session's event
@@ -40,7 +44,7 @@
 //! Dependency direction: `main → cli`; `cli → app, serve, session, load, emulator, publish,
 //! media, cloud, config`; `serve → session, publish, server, store`; `session → cloud, media,
 //! publish, store` (sessions are handed a publisher and a store); `publish → media, server, cloud` (CSS
-//! signing); `emulator → cloud, media`; `config → cloud, publish` (the `[relay]` table). `cloud` and `media` never import each other; `session` never
+//! signing); `emulator → cloud, media`; `config → cloud, publish` (the `[relay]` table's loading). `cloud` and `media` never import each other; `session` never
 //! imports `serve` or `emulator`; nothing imports `cli`. `redact`, `clock` and `memory` are
 //! leaves anyone may use. Inside a module, a `mod.rs` is the door: what its children share
 //! lives in a leaf file they all import, never in the file that calls them

@@ -8,7 +8,6 @@ use secrecy::{ExposeSecret, SecretString};
 use super::target::{CssRelay, PlayFormat, Relay, STREAM_PLACEHOLDER, with_stream};
 use crate::cloud::InvalidArgument;
 use crate::cloud::css::CssStream;
-use crate::config::ConfigError;
 
 /// A relay as asked for, before validation.
 #[derive(Clone, Default, serde::Deserialize, serde::Serialize)]
@@ -269,10 +268,9 @@ pub const ENV_CSS_PLAY_KEY: &str = "CALLFEED_CSS_PLAY_KEY";
 
 /// The table's fields with the environment's keys over the file's, and the relay they name.
 pub(crate) fn load(
-    path: Option<&std::path::Path>,
     table: Option<RelayFields>,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<(RelayFields, Option<Relay>), ConfigError> {
+) -> Result<(RelayFields, Option<Relay>), InvalidArgument> {
     let mut fields = table.unwrap_or_default();
     let from_env = |name| env(name).filter(|v| !v.is_empty()).map(SecretString::from);
     if let Some(key) = from_env(ENV_CSS_PUSH_KEY) {
@@ -281,12 +279,7 @@ pub(crate) fn load(
     if let Some(key) = from_env(ENV_CSS_PLAY_KEY) {
         fields.css_play_key = Some(key);
     }
-    let relay = fields.validate().map_err(|e| ConfigError::Parse {
-        path: path
-            .map(Into::into)
-            .unwrap_or_else(|| "(environment)".into()),
-        message: format!("[relay] {e}"),
-    })?;
+    let relay = fields.validate()?;
     Ok((fields, relay))
 }
 
