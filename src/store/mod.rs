@@ -4,245 +4,23 @@
 //! (the default, no server to install) and PostgreSQL for a cluster of nodes sharing it.
 //! The rest of callfeed holds a [`Store`], whichever backend it is.
 
+mod cluster;
+mod error;
+mod events;
+mod journal;
+mod owner;
 mod postgres;
 mod sqlite;
 
 use std::future::Future;
 
+pub use cluster::{NodeInfo, NodeLoad, NodeView, Placement, Replaced, STRANDED_NOTE, WakeUps};
+pub use error::StoreError;
+pub use events::FeedEvent;
+pub use journal::{Admission, OpenSession, Whereabouts};
+pub use owner::process_identity;
 pub use postgres::PostgresStore;
 pub use sqlite::{SqliteStore, default_path};
-
-/// Why the store could not do something.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("session journal {path}: {source}")]
-    Sqlite {
-        path: String,
-        #[source]
-        source: rusqlite::Error,
-    },
-    #[error("session store {url}: {reason}")]
-    Postgres {
-        /// The store's URL without its password.
-        url: String,
-        reason: String,
-    },
-    #[error(
-        "session store {url}: its schema is version {found}, newer than this callfeed knows ({supported}); run a callfeed at least as new as the one that wrote it"
-    )]
-    NewerSchema {
-        url: String,
-        found: i64,
-        supported: i64,
-    },
-}
-
-/// A session the store says was never finished: a crashed run's, or one whose teardown the
-/// cloud has not confirmed yet.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OpenSession {
-    pub id: String,
-    pub call_id: Option<String>,
-    pub task_id: Option<String>,
-    /// The result it ended with, when only the cloud's confirmation is missing.
-    pub pending: Option<(String, String)>,
-    /// The process that runs it, while that process lives: see [`process_identity`].
-    pub owner: Option<String>,
-    /// Whether the store knows its owner gone: a cluster node whose lease expired. `None`
-    /// when the store keeps no leases (one node), and the owner's process is looked for.
-    pub owner_gone: Option<bool>,
-    /// Placed on a node that has not picked it up yet: nothing of it has started.
-    pub placed: bool,
-}
-
-impl OpenSession {
-    /// Whether no living process runs this session any more (a crash, a kill, an exit with
-    /// the teardown unconfirmed): then recovery may stop what it started. A session of
-    /// another machine's process is never taken for orphaned here: this machine cannot see
-    /// that process.
-    pub fn orphaned(&self) -> bool {
-        match self.owner_gone {
-            Some(gone) => gone,
-            None => self.owner.as_deref().is_none_or(|o| !process_alive(o)),
-        }
-    }
-
-    /// The result a session taken over from a gone owner is finished with: its own when
-    /// only its teardown was pending, `node_lost` when its node's lease expired, else
-    /// `recovered` (a crashed single-node run).
-    pub fn recovered_result(&self) -> (String, String) {
-        match (&self.pending, self.owner_gone) {
-            (Some(pending), _) => pending.clone(),
-            (None, Some(true)) => ("node_lost".to_owned(), String::new()),
-            (None, _) => ("recovered".to_owned(), String::new()),
-        }
-    }
-}
-
-/// A cluster node as `GET /v1/nodes` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct NodeView {
-    pub id: String,
-    pub api_url: String,
-    /// Where the cloud reaches the streams it serves.
-    pub stream_base: String,
-    pub capacity: u32,
-    /// Sessions running on it at its last renewal.
-    pub load: u32,
-    pub draining: bool,
-    /// Its CPU was over its limit at its last renewal: placement passes it by.
-    pub busy: bool,
-    /// Since its last renewal.
-    pub lease_age_ms: u64,
-    /// Whether its lease still runs.
-    pub live: bool,
-}
-
-/// Where a session is, for a node that does not run it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Whereabouts {
-    pub owner: Option<String>,
-    /// The API of the node that owns it, while that node's lease runs.
-    pub live_node_api: Option<String>,
-    /// How it ended, when it has.
-    pub result: Option<(String, String)>,
-    /// Its last recorded state.
-    pub state: String,
-}
-
-/// What a node reports with each renewal of its lease.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct NodeLoad {
-    /// Sessions running on it.
-    pub sessions: u32,
-    /// It takes no new sessions: it drains.
-    pub draining: bool,
-    /// It takes no new sessions for now: its measured CPU is over its limit.
-    pub busy: bool,
-}
-
-/// A cluster node as it registers.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct NodeInfo {
-    /// Where its API answers.
-    pub api_url: String,
-    /// Where the cloud reaches the streams it serves (its public URL).
-    pub stream_base: String,
-    /// Its room, in cost units.
-    pub capacity: u32,
-    /// A fingerprint of the API token it takes ([`crate::serve::cluster::token_fingerprint`]):
-    /// sessions are placed only on nodes that take the same token.
-    pub token_fingerprint: String,
-}
-
-/// This process as the store names owners: its machine, its pid and its start time, so a
-/// pid reused by another process is not taken for this one.
-pub fn process_identity() -> String {
-    static IDENTITY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    IDENTITY
-        .get_or_init(|| {
-            let pid = std::process::id();
-            format!(
-                "{}/{pid}:{}",
-                host_name(),
-                start_time(pid).unwrap_or_default()
-            )
-        })
-        .clone()
-}
-
-fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_default()
-}
-
-fn start_time(pid: u32) -> Option<String> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may hold spaces and parentheses: count from its end.
-    let after_name = &stat[stat.rfind(')')? + 2..];
-    after_name.split(' ').nth(19).map(str::to_owned)
-}
-
-/// Whether the owner names a process alive on this machine, or one on another machine
-/// (which only that machine can tell).
-fn process_alive(owner: &str) -> bool {
-    // Owners written before hosts were recorded are this machine's.
-    let (host, process) = owner.split_once('/').unwrap_or(("", owner));
-    if !host.is_empty() && host != host_name() {
-        return true;
-    }
-    let Some((pid, started)) = process.split_once(':') else {
-        return false;
-    };
-    pid.parse::<u32>()
-        .ok()
-        .filter(|pid| !is_zombie(*pid))
-        .and_then(start_time)
-        .is_some_and(|t| t == started)
-}
-
-/// Whether a process has exited and only waits for its parent to collect it: it runs
-/// nothing any more (a node killed under a supervisor that has not reaped it yet).
-fn is_zombie(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| {
-            let after_name = stat.get(stat.rfind(')')? + 2..)?.to_owned();
-            after_name.chars().next()
-        })
-        .is_some_and(|state| state == 'Z')
-}
-
-/// Where a session was admitted, in a cluster.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Placement {
-    /// On this node: it runs it now.
-    Here,
-    /// On another node (its API): that node picks it up.
-    There { api_url: String },
-    /// An unfinished session already has the room and robot.
-    Busy { existing: String },
-    /// No live node has room for it; `cpu_bound` when some had room but were over their CPU
-    /// limit (`--max-cpu`).
-    Full { cpu_bound: bool },
-}
-
-/// Why a session placed on a node that never picked it up was finished.
-pub const STRANDED_NOTE: &str =
-    "placed on a node that did not pick it up, and no other node had room; nothing had started";
-
-/// A session placed on a node that did not pick it up (gone, or silent for a lease).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Replaced {
-    pub id: String,
-    /// The node it is placed on now (its API), or `None`: no node had room, and it was
-    /// finished as `refused`.
-    pub to: Option<String>,
-}
-
-/// Wake-ups from the store, with what keeps them coming (a listening connection).
-pub struct WakeUps {
-    rx: tokio::sync::mpsc::UnboundedReceiver<()>,
-    _connection: Box<dyn std::any::Any + Send + Sync>,
-}
-
-impl WakeUps {
-    /// The next wake-up; `None` once the listening connection is gone.
-    pub async fn next(&mut self) -> Option<()> {
-        self.rx.recv().await
-    }
-}
-
-/// Whether a session may have its room.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Admission {
-    Admitted,
-    /// An unfinished session already has the room and robot.
-    Busy {
-        existing: String,
-    },
-}
 
 /// What every backend does. Each write is durable when it returns.
 pub trait SessionStore: Send + Sync {
@@ -391,15 +169,6 @@ pub trait SessionStore: Send + Sync {
     fn nodes(&self) -> impl Future<Output = Result<Vec<NodeView>, StoreError>> + Send;
     /// Removes this node (after a drain).
     fn leave(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
-}
-
-/// One recorded event of some session.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FeedEvent {
-    pub seq: i64,
-    pub session: String,
-    pub kind: String,
-    pub data: String,
 }
 
 /// The store a process uses: one of the backends.

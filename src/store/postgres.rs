@@ -9,7 +9,12 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 
-use super::{Admission, OpenSession, SessionStore, StoreError, process_identity};
+use super::SessionStore;
+use super::cluster::{NodeInfo, NodeLoad, NodeView, Placement, Replaced, WakeUps};
+use super::error::StoreError;
+use super::events::FeedEvent;
+use super::journal::{Admission, OpenSession, Whereabouts};
+use super::owner::process_identity;
 
 mod placement;
 
@@ -264,11 +269,11 @@ impl SessionStore for PostgresStore {
         robot: &str,
         request: &str,
         cost: u32,
-    ) -> Result<super::Placement, StoreError> {
+    ) -> Result<Placement, StoreError> {
         self.place(id, room, robot, request, cost).await
     }
 
-    async fn placed_here(&self) -> Option<super::WakeUps> {
+    async fn placed_here(&self) -> Option<WakeUps> {
         use futures::StreamExt;
         let (client, mut connection) = self.config.connect(NoTls).await.ok()?;
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
@@ -288,13 +293,13 @@ impl SessionStore for PostgresStore {
             .batch_execute(&format!("LISTEN {PLACED_CHANNEL}"))
             .await
             .ok()?;
-        Some(super::WakeUps {
+        Some(WakeUps {
             rx,
             _connection: Box::new(client),
         })
     }
 
-    async fn replace_stranded(&self, lease: Duration) -> Result<Vec<super::Replaced>, StoreError> {
+    async fn replace_stranded(&self, lease: Duration) -> Result<Vec<Replaced>, StoreError> {
         self.place_again(lease).await
     }
 
@@ -428,11 +433,7 @@ impl SessionStore for PostgresStore {
         })
     }
 
-    async fn register_node(
-        &self,
-        info: &super::NodeInfo,
-        lease: Duration,
-    ) -> Result<(), StoreError> {
+    async fn register_node(&self, info: &NodeInfo, lease: Duration) -> Result<(), StoreError> {
         let me = process_identity();
         let secs = lease.as_secs_f64();
         let capacity = i32::try_from(info.capacity).unwrap_or(i32::MAX);
@@ -455,7 +456,7 @@ impl SessionStore for PostgresStore {
         .map(drop)
     }
 
-    async fn renew_lease(&self, lease: Duration, now: super::NodeLoad) -> Result<bool, StoreError> {
+    async fn renew_lease(&self, lease: Duration, now: NodeLoad) -> Result<bool, StoreError> {
         let me = process_identity();
         let secs = lease.as_secs_f64();
         let load = i32::try_from(now.sessions).unwrap_or(i32::MAX);
@@ -497,7 +498,7 @@ impl SessionStore for PostgresStore {
         Ok(rows.first().map(|r| r.get(0)))
     }
 
-    async fn whereabouts(&self, id: &str) -> Result<Option<super::Whereabouts>, StoreError> {
+    async fn whereabouts(&self, id: &str) -> Result<Option<Whereabouts>, StoreError> {
         let rows = self
             .query(
                 "SELECT s.owner, CASE WHEN n.lease_until > now() THEN n.api_url END,
@@ -509,7 +510,7 @@ impl SessionStore for PostgresStore {
         Ok(rows.first().map(|r| {
             let result: Option<String> = r.get(2);
             let note: Option<String> = r.get(3);
-            super::Whereabouts {
+            Whereabouts {
                 owner: r.get(0),
                 live_node_api: r.get(1),
                 result: result.map(|res| (res, note.unwrap_or_default())),
@@ -545,11 +546,7 @@ impl SessionStore for PostgresStore {
             .collect())
     }
 
-    async fn all_events_after(
-        &self,
-        after: i64,
-        limit: u32,
-    ) -> Result<Vec<super::FeedEvent>, StoreError> {
+    async fn all_events_after(&self, after: i64, limit: u32) -> Result<Vec<FeedEvent>, StoreError> {
         let rows = self
             .query(
                 "SELECT seq, session, kind, data FROM events WHERE seq > $1 ORDER BY seq LIMIT $2",
@@ -558,7 +555,7 @@ impl SessionStore for PostgresStore {
             .await?;
         Ok(rows
             .iter()
-            .map(|r| super::FeedEvent {
+            .map(|r| FeedEvent {
                 seq: r.get(0),
                 session: r.get(1),
                 kind: r.get(2),
@@ -574,7 +571,7 @@ impl SessionStore for PostgresStore {
         Ok(rows.first().map_or(0, |r| r.get(0)))
     }
 
-    async fn nodes(&self) -> Result<Vec<super::NodeView>, StoreError> {
+    async fn nodes(&self) -> Result<Vec<NodeView>, StoreError> {
         let rows = self
             .query(
                 "SELECT id, api_url, capacity, load, draining,
@@ -586,7 +583,7 @@ impl SessionStore for PostgresStore {
             .await?;
         Ok(rows
             .iter()
-            .map(|r| super::NodeView {
+            .map(|r| NodeView {
                 id: r.get(0),
                 api_url: r.get(1),
                 capacity: u32::try_from(r.get::<_, i32>(2)).unwrap_or(0),

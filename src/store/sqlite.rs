@@ -7,7 +7,12 @@ use std::sync::Mutex;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{Admission, OpenSession, SessionStore, StoreError, process_identity};
+use super::SessionStore;
+use super::cluster::{NodeInfo, NodeLoad, NodeView, Placement, Replaced, WakeUps};
+use super::error::StoreError;
+use super::events::FeedEvent;
+use super::journal::{Admission, OpenSession, Whereabouts};
+use super::owner::process_identity;
 
 pub struct SqliteStore {
     path: String,
@@ -288,10 +293,10 @@ impl SessionStore for SqliteStore {
         robot: &str,
         _request: &str,
         _cost: u32,
-    ) -> Result<super::Placement, StoreError> {
+    ) -> Result<Placement, StoreError> {
         Ok(match Self::admit(self, id, room, robot)? {
-            Admission::Admitted => super::Placement::Here,
-            Admission::Busy { existing } => super::Placement::Busy { existing },
+            Admission::Admitted => Placement::Here,
+            Admission::Busy { existing } => Placement::Busy { existing },
         })
     }
     async fn take_placed(&self) -> Result<Vec<(String, String)>, StoreError> {
@@ -300,10 +305,10 @@ impl SessionStore for SqliteStore {
     async fn replace_stranded(
         &self,
         _lease: std::time::Duration,
-    ) -> Result<Vec<super::Replaced>, StoreError> {
+    ) -> Result<Vec<Replaced>, StoreError> {
         Ok(Vec::new())
     }
-    async fn placed_here(&self) -> Option<super::WakeUps> {
+    async fn placed_here(&self) -> Option<WakeUps> {
         None
     }
     async fn set_state(&self, id: &str, state: &str) -> Result<(), StoreError> {
@@ -360,7 +365,7 @@ impl SessionStore for SqliteStore {
     // One node: no other node could take its sessions, so there is no lease to keep.
     async fn register_node(
         &self,
-        _info: &super::NodeInfo,
+        _info: &NodeInfo,
         _lease: std::time::Duration,
     ) -> Result<(), StoreError> {
         Ok(())
@@ -368,7 +373,7 @@ impl SessionStore for SqliteStore {
     async fn renew_lease(
         &self,
         _lease: std::time::Duration,
-        _now: super::NodeLoad,
+        _now: NodeLoad,
     ) -> Result<bool, StoreError> {
         Ok(true)
     }
@@ -378,7 +383,7 @@ impl SessionStore for SqliteStore {
     ) -> Result<u64, StoreError> {
         Ok(0)
     }
-    async fn nodes(&self) -> Result<Vec<super::NodeView>, StoreError> {
+    async fn nodes(&self) -> Result<Vec<NodeView>, StoreError> {
         Ok(Vec::new())
     }
     async fn append_event(&self, session: &str, kind: &str, data: &str) -> Result<i64, StoreError> {
@@ -409,11 +414,7 @@ impl SessionStore for SqliteStore {
         rows.collect::<Result<Vec<_>, _>>()
             .map_err(|e| self.error(e))
     }
-    async fn all_events_after(
-        &self,
-        after: i64,
-        limit: u32,
-    ) -> Result<Vec<super::FeedEvent>, StoreError> {
+    async fn all_events_after(&self, after: i64, limit: u32) -> Result<Vec<FeedEvent>, StoreError> {
         let db = self.db.lock().expect("journal lock");
         let mut stmt = db
             .prepare(
@@ -422,7 +423,7 @@ impl SessionStore for SqliteStore {
             .map_err(|e| self.error(e))?;
         let rows = stmt
             .query_map(params![after, limit], |r| {
-                Ok(super::FeedEvent {
+                Ok(FeedEvent {
                     seq: r.get(0)?,
                     session: r.get(1)?,
                     kind: r.get(2)?,
@@ -446,7 +447,7 @@ impl SessionStore for SqliteStore {
         // One node: a webhook's session is this node's own, or none.
         Ok(None)
     }
-    async fn whereabouts(&self, id: &str) -> Result<Option<super::Whereabouts>, StoreError> {
+    async fn whereabouts(&self, id: &str) -> Result<Option<Whereabouts>, StoreError> {
         // One node: nobody else runs its sessions; only how they ended can be told.
         self.db
             .lock()
@@ -457,7 +458,7 @@ impl SessionStore for SqliteStore {
                 |r| {
                     let result: Option<String> = r.get(1)?;
                     let note: Option<String> = r.get(2)?;
-                    Ok(super::Whereabouts {
+                    Ok(Whereabouts {
                         owner: r.get(0)?,
                         live_node_api: None,
                         result: result.map(|res| (res, note.unwrap_or_default())),

@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use tokio_postgres::error::SqlState;
 
-use super::super::{SessionStore, StoreError, process_identity};
+use super::super::SessionStore;
+use super::super::cluster::{Placement, Replaced, STRANDED_NOTE};
+use super::super::error::StoreError;
+use super::super::owner::process_identity;
 use super::{PLACED_CHANNEL, PLACEMENT_LOCK, PostgresStore, TIMEOUT};
 
 /// The node a session goes to: live, not draining, taking `$1`'s token, passing `$3` by, and
@@ -31,7 +34,7 @@ impl PostgresStore {
         robot: &str,
         request: &str,
         cost: u32,
-    ) -> Result<super::super::Placement, StoreError> {
+    ) -> Result<Placement, StoreError> {
         let me = process_identity();
         let cost = i64::from(cost);
         let mut client = self.client().await?;
@@ -80,21 +83,18 @@ impl PostgresStore {
         .map_err(|e| self.failed(e))?;
         drop(client);
         Ok(match placed {
-            Err(Some(cpu_bound)) => super::super::Placement::Full { cpu_bound },
-            Ok((node, _)) if node == me => super::super::Placement::Here,
-            Ok((_, api_url)) => super::super::Placement::There { api_url },
+            Err(Some(cpu_bound)) => Placement::Full { cpu_bound },
+            Ok((node, _)) if node == me => Placement::Here,
+            Ok((_, api_url)) => Placement::There { api_url },
             Err(None) => {
                 let existing = self.active_for(room, robot).await?.unwrap_or_default();
-                super::super::Placement::Busy { existing }
+                Placement::Busy { existing }
             }
         })
     }
 
     /// See [`SessionStore::replace_stranded`].
-    pub(super) async fn place_again(
-        &self,
-        lease: Duration,
-    ) -> Result<Vec<super::super::Replaced>, StoreError> {
+    pub(super) async fn place_again(&self, lease: Duration) -> Result<Vec<Replaced>, StoreError> {
         let me = process_identity();
         let secs = lease.as_secs_f64();
         let mut client = self.client().await?;
@@ -139,13 +139,13 @@ impl PostgresStore {
                         tx.execute(
                             "UPDATE sessions SET result = 'refused', note = $2, state = 'ended',
                                updated_at = now() WHERE id = $1",
-                            &[&id, &super::super::STRANDED_NOTE],
+                            &[&id, &STRANDED_NOTE],
                         )
                         .await?;
                         None
                     }
                 };
-                done.push(super::super::Replaced { id, to });
+                done.push(Replaced { id, to });
             }
             tx.commit().await?;
             Ok::<_, tokio_postgres::Error>(done)
