@@ -24,8 +24,9 @@
 //! - [`session`]: one call, room and stream as one lifecycle: the request and its one
 //!   validation, the pure state machine, the driver task, the journal, teardown and
 //!   recovery.
-//! - [`store`]: where sessions are recorded (room lock, CallId/TaskId, results): one trait,
-//!   embedded SQLite for one node, PostgreSQL for a cluster.
+//! - [`store`]: where sessions are recorded (room lock, CallId/TaskId, results), by role:
+//!   the journal and the event log, which embedded SQLite (one node) and PostgreSQL have, and
+//!   the cluster (nodes, leases, placement), which only PostgreSQL has.
 //! - [`serve`]: `callfeed serve`'s HTTP service: sessions API, every session's event
 //!   stream, webhooks, metrics, the operator console's embedded files, what a web page may
 //!   make the node do (Host, Origin, JSON bodies), and a node's part in a cluster (lease,

@@ -19,7 +19,7 @@ use crate::media::policy::InputPolicy;
 use crate::media::topology::Topologies;
 use crate::session::state::Outcome;
 use crate::session::{CloudClients, SessionRequest, SessionSpec, driver};
-use crate::store::SessionStore;
+use crate::store::Journal;
 
 #[derive(Args)]
 pub(super) struct CallArgs {

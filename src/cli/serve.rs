@@ -16,6 +16,7 @@ use crate::media::topology::Topologies;
 use crate::serve::api::{Service, ServiceConfig};
 use crate::serve::webhooks::WebhookKeys;
 use crate::session::driver;
+use crate::store::Cluster;
 
 #[derive(Args)]
 pub(super) struct ServeArgs {
@@ -252,14 +253,15 @@ pub(super) async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<Exit
             },
         },
     );
-    if let (Some(url), Some(lease)) = (&args.store, &cluster) {
+    let shared = journal.journal().cluster();
+    if let (Some(url), Some(lease), Some(shared)) = (&args.store, &cluster, shared) {
         let info = crate::store::NodeInfo {
             api_url: format!("http://{addr}"),
             stream_base: public.clone(),
             capacity: u32::try_from(max_sessions).unwrap_or(u32::MAX),
             token_fingerprint: fingerprint,
         };
-        join_cluster(url, lease, &service, info, journal.journal()).await?;
+        join_cluster(url, lease, &service, info, shared).await?;
     }
     for (id, note) in service.recover().await {
         eprintln!("recovered session {id} left open by an earlier run: {note}");
@@ -277,7 +279,8 @@ pub(super) async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<Exit
     })
     .await?;
     if cluster.is_some()
-        && let Err(e) = crate::store::SessionStore::leave(&**journal.journal()).await
+        && let Some(shared) = shared
+        && let Err(e) = shared.leave().await
     {
         tracing::warn!(error = %e, "could not remove this node from the cluster");
     }
@@ -376,9 +379,8 @@ async fn join_cluster<C: crate::session::CloudOps + 'static>(
     lease: &std::sync::Arc<crate::serve::cluster::LeaseState>,
     service: &std::sync::Arc<Service<C>>,
     info: crate::store::NodeInfo,
-    store: &crate::store::Store,
+    store: &impl Cluster,
 ) -> anyhow::Result<()> {
-    use crate::store::SessionStore;
     store.register_node(&info, lease.lease).await?;
     let probe = std::sync::Arc::downgrade(service);
     let load: crate::serve::cluster::LoadProbe =

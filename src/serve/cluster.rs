@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use crate::store::{NodeInfo, SessionStore, Store};
+use crate::store::{Cluster, NodeInfo, PostgresStore};
 
 /// What the lease keeper knows, shared with the recovery rounds.
 #[derive(Debug)]
@@ -189,12 +189,12 @@ async fn renew_forever(
     lost: mpsc::UnboundedSender<()>,
 ) {
     let every = state.lease / 3;
-    let mut store: Option<Store> = None;
+    let mut store: Option<PostgresStore> = None;
     let mut cpu = cpu_ticks();
     loop {
         tokio::time::sleep(every).await;
         if store.is_none() {
-            match Store::connect(&url).await {
+            match PostgresStore::connect(&url).await {
                 Ok(s) => store = Some(s),
                 Err(e) => {
                     state.broken();

@@ -16,7 +16,7 @@ use crate::cloud::ingest::StartStreamIngest;
 use crate::media::live::MediaEvent;
 use crate::media::topology::Topologies;
 use crate::publish::relay::RelayLink;
-use crate::store::{Admission, SessionStore, Store};
+use crate::store::{Admission, Journal, Store};
 
 /// How soon an ingest task the cloud ended is started again, at first and at most.
 const RESTART_MIN: Duration = Duration::from_millis(500);

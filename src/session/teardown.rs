@@ -13,7 +13,7 @@ use super::CloudOps;
 use super::report::{Status, Teardown};
 use super::settings::DriverSettings;
 use super::state::Outcome;
-use crate::store::{OpenSession, SessionStore, Store};
+use crate::store::{EventLog, Journal, OpenSession, Store};
 use std::sync::Arc;
 use tokio::sync::watch;
 

@@ -1,4 +1,11 @@
-//! Nodes sharing one store: their leases, their load, and where a session is placed.
+//! Nodes sharing one store: their leases, their load, where a session is placed, and which
+//! node runs what. Only a store that several nodes share has this role: one node's journal
+//! has no other node to lease against, place on or ask.
+
+use std::future::Future;
+use std::time::Duration;
+
+use super::error::StoreError;
 
 /// A cluster node as `GET /v1/nodes` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -82,4 +89,60 @@ impl WakeUps {
     pub async fn next(&mut self) -> Option<()> {
         self.rx.recv().await
     }
+}
+
+/// What nodes sharing a store do through it. Each write is durable when it returns.
+pub trait Cluster: Send + Sync {
+    /// Announces this process as a node holding a lease of `lease` on the store's clock.
+    fn register_node(
+        &self,
+        info: &NodeInfo,
+        lease: Duration,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Extends this node's lease; `false` when its node row is gone (removed as long gone:
+    /// its sessions have been taken over, and it must stop them and register anew).
+    fn renew_lease(
+        &self,
+        lease: Duration,
+        now: NodeLoad,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Removes the rows of nodes whose lease ran out `gone_for` ago; how many.
+    fn forget_nodes_gone_for(
+        &self,
+        gone_for: Duration,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    /// The cluster's nodes.
+    fn nodes(&self) -> impl Future<Output = Result<Vec<NodeView>, StoreError>> + Send;
+    /// Removes this node (after a drain).
+    fn leave(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Admits a session and places it on the live node with the most free room (this one on
+    /// a tie) that has `cost` left (capacities and costs in the same units), in one
+    /// transaction; `request` is what the chosen node runs.
+    fn admit_placing(
+        &self,
+        id: &str,
+        room: &str,
+        robot: &str,
+        request: &str,
+        cost: u32,
+    ) -> impl Future<Output = Result<Placement, StoreError>> + Send;
+    /// Wakes each time another node places a session here (`None`: no listening connection
+    /// now, and placed sessions are found by looking).
+    fn placed_here(&self) -> impl Future<Output = Option<WakeUps>> + Send;
+    /// Takes the sessions placed on this node by others, each once: their ids and requests.
+    fn take_placed(&self)
+    -> impl Future<Output = Result<Vec<(String, String)>, StoreError>> + Send;
+    /// Places again the sessions placed on a node that did not pick them up — its lease ran
+    /// out, or `lease` passed — on another live node of this node's token with room, or
+    /// finishes them as `refused` when none has any. Nothing of them had started.
+    fn replace_stranded(
+        &self,
+        lease: Duration,
+    ) -> impl Future<Output = Result<Vec<Replaced>, StoreError>> + Send;
+    /// The unfinished session with this CallId or TaskId, whichever node runs it.
+    fn session_by_cloud_id(
+        &self,
+        call_id: Option<&str>,
+        task_id: Option<&str>,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
 }

@@ -1,6 +1,9 @@
 //! What a session records as it runs: its admission (the one-session-per-room lock), its
 //! state, CallId and TaskId as soon as they exist, its owner, and how it ended.
 
+use std::future::Future;
+
+use super::error::StoreError;
 use super::owner::process_alive;
 
 /// Whether a session may have its room.
@@ -67,4 +70,78 @@ pub struct Whereabouts {
     pub result: Option<(String, String)>,
     /// Its last recorded state.
     pub state: String,
+}
+
+/// What a session records, on one node's journal or a cluster's shared store. Each write is
+/// durable when it returns.
+pub trait Journal: Send + Sync {
+    /// Records a new session if its room and robot are free, atomically: of any number of
+    /// requests for one room at once (on any node), exactly one is admitted.
+    fn admit(
+        &self,
+        id: &str,
+        room: &str,
+        robot: &str,
+    ) -> impl Future<Output = Result<Admission, StoreError>> + Send;
+    fn set_state(
+        &self,
+        id: &str,
+        state: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn set_call(
+        &self,
+        id: &str,
+        call_id: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn set_task(
+        &self,
+        id: &str,
+        task_id: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// The session is over, and the cloud confirmed its task and call gone: its room is free.
+    fn finish(
+        &self,
+        id: &str,
+        result: &str,
+        note: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// The session is over but the cloud has not confirmed its task or call gone: it stays
+    /// open (and keeps its room) until a retry does.
+    fn teardown_pending(
+        &self,
+        id: &str,
+        result: &str,
+        note: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// An unfinished session already using this room and robot, if any.
+    fn active_for(
+        &self,
+        room: &str,
+        robot: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+    /// Every unfinished session, oldest first.
+    fn open_sessions(&self) -> impl Future<Output = Result<Vec<OpenSession>, StoreError>> + Send;
+    /// The CallId recorded for a session, once it has one.
+    fn call_of(&self, id: &str) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+    /// The result and note recorded for a session, if it has ended.
+    fn result_of(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<(String, String)>, StoreError>> + Send;
+    /// Whether this process still owns the session: checked (and the row touched) before
+    /// every cloud start, so a node another one took the session from starts nothing.
+    fn fence(&self, id: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Takes an unfinished session over from `from` (its owner as last read), atomically:
+    /// of several nodes recovering it at once, one gets `true`.
+    fn claim(
+        &self,
+        id: &str,
+        from: Option<&str>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Where a session is: its owner (and, in a cluster, that node's API while its lease
+    /// runs) and how it ended; `None` for a session the store does not know.
+    fn whereabouts(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<Whereabouts>, StoreError>> + Send;
 }

@@ -7,11 +7,9 @@ use std::sync::Mutex;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::SessionStore;
-use super::cluster::{NodeInfo, NodeLoad, NodeView, Placement, Replaced, WakeUps};
 use super::error::StoreError;
-use super::events::FeedEvent;
-use super::journal::{Admission, OpenSession, Whereabouts};
+use super::events::{EventLog, FeedEvent};
+use super::journal::{Admission, Journal, OpenSession, Whereabouts};
 use super::owner::process_identity;
 
 pub struct SqliteStore {
@@ -281,35 +279,10 @@ impl SqliteStore {
     }
 }
 
-impl SessionStore for SqliteStore {
+impl Journal for SqliteStore {
     // Local, short writes under a lock never held across an await.
     async fn admit(&self, id: &str, room: &str, robot: &str) -> Result<Admission, StoreError> {
         Self::admit(self, id, room, robot)
-    }
-    async fn admit_placing(
-        &self,
-        id: &str,
-        room: &str,
-        robot: &str,
-        _request: &str,
-        _cost: u32,
-    ) -> Result<Placement, StoreError> {
-        Ok(match Self::admit(self, id, room, robot)? {
-            Admission::Admitted => Placement::Here,
-            Admission::Busy { existing } => Placement::Busy { existing },
-        })
-    }
-    async fn take_placed(&self) -> Result<Vec<(String, String)>, StoreError> {
-        Ok(Vec::new())
-    }
-    async fn replace_stranded(
-        &self,
-        _lease: std::time::Duration,
-    ) -> Result<Vec<Replaced>, StoreError> {
-        Ok(Vec::new())
-    }
-    async fn placed_here(&self) -> Option<WakeUps> {
-        None
     }
     async fn set_state(&self, id: &str, state: &str) -> Result<(), StoreError> {
         Self::set_state(self, id, state)
@@ -362,30 +335,31 @@ impl SessionStore for SqliteStore {
             .map_err(|e| self.error(e))?;
         Ok(changed == 1)
     }
-    // One node: no other node could take its sessions, so there is no lease to keep.
-    async fn register_node(
-        &self,
-        _info: &NodeInfo,
-        _lease: std::time::Duration,
-    ) -> Result<(), StoreError> {
-        Ok(())
+    async fn whereabouts(&self, id: &str) -> Result<Option<Whereabouts>, StoreError> {
+        // One node: nobody else runs its sessions; only how they ended can be told.
+        self.db
+            .lock()
+            .expect("journal lock")
+            .query_row(
+                "SELECT owner, result, note, state FROM sessions WHERE id = ?1",
+                params![id],
+                |r| {
+                    let result: Option<String> = r.get(1)?;
+                    let note: Option<String> = r.get(2)?;
+                    Ok(Whereabouts {
+                        owner: r.get(0)?,
+                        live_node_api: None,
+                        result: result.map(|res| (res, note.unwrap_or_default())),
+                        state: r.get(3)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| self.error(e))
     }
-    async fn renew_lease(
-        &self,
-        _lease: std::time::Duration,
-        _now: NodeLoad,
-    ) -> Result<bool, StoreError> {
-        Ok(true)
-    }
-    async fn forget_nodes_gone_for(
-        &self,
-        _gone_for: std::time::Duration,
-    ) -> Result<u64, StoreError> {
-        Ok(0)
-    }
-    async fn nodes(&self) -> Result<Vec<NodeView>, StoreError> {
-        Ok(Vec::new())
-    }
+}
+
+impl EventLog for SqliteStore {
     async fn append_event(&self, session: &str, kind: &str, data: &str) -> Result<i64, StoreError> {
         let db = self.db.lock().expect("journal lock");
         db.execute(
@@ -438,39 +412,6 @@ impl SessionStore for SqliteStore {
         let db = self.db.lock().expect("journal lock");
         db.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))
             .map_err(|e| self.error(e))
-    }
-    async fn session_by_cloud_id(
-        &self,
-        _call_id: Option<&str>,
-        _task_id: Option<&str>,
-    ) -> Result<Option<String>, StoreError> {
-        // One node: a webhook's session is this node's own, or none.
-        Ok(None)
-    }
-    async fn whereabouts(&self, id: &str) -> Result<Option<Whereabouts>, StoreError> {
-        // One node: nobody else runs its sessions; only how they ended can be told.
-        self.db
-            .lock()
-            .expect("journal lock")
-            .query_row(
-                "SELECT owner, result, note, state FROM sessions WHERE id = ?1",
-                params![id],
-                |r| {
-                    let result: Option<String> = r.get(1)?;
-                    let note: Option<String> = r.get(2)?;
-                    Ok(Whereabouts {
-                        owner: r.get(0)?,
-                        live_node_api: None,
-                        result: result.map(|res| (res, note.unwrap_or_default())),
-                        state: r.get(3)?,
-                    })
-                },
-            )
-            .optional()
-            .map_err(|e| self.error(e))
-    }
-    async fn leave(&self) -> Result<(), StoreError> {
-        Ok(())
     }
 }
 

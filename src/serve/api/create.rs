@@ -20,7 +20,7 @@ use super::service::{Entry, Service, session_json};
 use crate::serve::metrics::labels;
 use crate::session::driver::{self, Controls, Phase, Report, Status};
 use crate::session::{CloudOps, RequestError, SessionRequest, SessionSpec, room_key};
-use crate::store::{Placement, SessionStore};
+use crate::store::{Cluster, EventLog, Journal, Placement};
 
 /// How often a node looks for sessions other nodes placed on it when no wake-up came (the
 /// store's notification is lost while its listening connection is down).
@@ -59,22 +59,23 @@ pub(super) async fn create<C: CloudOps + 'static>(
         })?;
     let id = uuid::Uuid::new_v4().to_string();
     // A request with relay keys is never written down for another node: it runs here.
-    let placeable = svc.cluster.is_some()
-        && request
-            .relay
-            .as_ref()
-            .is_none_or(|r| r.css_push_key.is_none() && r.css_play_key.is_none());
-    let slot = if placeable {
-        match admit_placing(&svc, &id, &request, &spec).await? {
+    let placing = svc.journal.cluster().filter(|_| {
+        svc.cluster.is_some()
+            && request
+                .relay
+                .as_ref()
+                .is_none_or(|r| r.css_push_key.is_none() && r.css_play_key.is_none())
+    });
+    let slot = match placing {
+        Some(cluster) => match admit_placing(&svc, cluster, &id, &request, &spec).await? {
             Placed::Here(slot) => slot,
             Placed::There { api_url } => {
                 tracing::info!(session = %id, node = %api_url, "session placed on another node");
                 let placed = json!({"id": id, "node": api_url, "status": {"phase": Phase::Placed}});
                 return Ok((StatusCode::CREATED, Json(placed)));
             }
-        }
-    } else {
-        admit_here(&svc, &id, &spec).await?
+        },
+        None => admit_here(&svc, &id, &spec).await?,
     };
     match start_here(&svc, id.clone(), request, spec, slot) {
         Some(created) => Ok((StatusCode::CREATED, Json(created))),
@@ -102,14 +103,14 @@ enum Placed {
 /// free room.
 async fn admit_placing<C: CloudOps + 'static>(
     svc: &Service<C>,
+    cluster: &impl Cluster,
     id: &str,
     request: &SessionRequest,
     spec: &SessionSpec,
 ) -> Result<Placed, ApiError> {
     let stored = serde_json::to_string(request).unwrap_or_default();
     let cost = svc.costs.of(spec);
-    let placement = svc
-        .journal
+    let placement = cluster
         .admit_placing(
             id,
             &room_key(&spec.room),
@@ -321,11 +322,11 @@ async fn run_session<C: CloudOps + 'static>(
 /// silent for a lease): an admitted session is run somewhere, or refused with a reason —
 /// never lost. Only while this node's own lease is sound, so an outage of the store is not
 /// taken for nodes gone.
-async fn replace_stranded<C: CloudOps + 'static>(svc: &Service<C>) {
-    let Some(cluster) = svc.cluster.as_ref().filter(|c| c.may_reap()) else {
+async fn replace_stranded<C: CloudOps + 'static>(svc: &Service<C>, cluster: &impl Cluster) {
+    let Some(lease) = svc.cluster.as_ref().filter(|c| c.may_reap()) else {
         return;
     };
-    let replaced = match svc.journal.replace_stranded(cluster.lease).await {
+    let replaced = match cluster.replace_stranded(lease.lease).await {
         Ok(r) => r,
         Err(e) => {
             tracing::warn!(error = %e, "cannot look for sessions placed on gone nodes");
@@ -354,14 +355,17 @@ async fn replace_stranded<C: CloudOps + 'static>(svc: &Service<C>) {
 
 /// Runs the sessions other nodes placed on this one, for as long as the service lives: each
 /// is checked again under this node's own rules, and one that fails them is finished with
-/// the reason.
+/// the reason. Only a store shared by nodes places sessions anywhere.
 pub(super) async fn pick_up_placed<C: CloudOps + 'static>(svc: std::sync::Weak<Service<C>>) {
     let mut wake_ups = None;
     loop {
         if wake_ups.is_none()
             && let Some(s) = svc.upgrade()
         {
-            wake_ups = s.journal.placed_here().await;
+            let Some(cluster) = s.journal.cluster() else {
+                return;
+            };
+            wake_ups = cluster.placed_here().await;
         }
         // Woken by the placing node's notification, or looking anyway now and then.
         let woken = async {
@@ -379,8 +383,11 @@ pub(super) async fn pick_up_placed<C: CloudOps + 'static>(svc: std::sync::Weak<S
             _ = tokio::time::sleep(look_every) => {}
         }
         let Some(svc) = svc.upgrade() else { return };
-        replace_stranded(&svc).await;
-        let placed = match svc.journal.take_placed().await {
+        let Some(cluster) = svc.journal.cluster() else {
+            return;
+        };
+        replace_stranded(&svc, cluster).await;
+        let placed = match cluster.take_placed().await {
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot look for placed sessions");

@@ -12,7 +12,7 @@ use super::error::ApiError;
 use super::service::Service;
 use crate::session::CloudOps;
 use crate::session::driver::Phase;
-use crate::store::SessionStore;
+use crate::store::{Cluster, Journal};
 
 /// Marks a request one node passed to another: it is never passed on again.
 const FORWARDED: &str = "x-callfeed-forwarded";
@@ -77,7 +77,10 @@ pub(super) async fn nudge_owner<C: CloudOps + 'static>(
     call_id: Option<&str>,
     task_id: Option<&str>,
 ) {
-    let id = match svc.journal.session_by_cloud_id(call_id, task_id).await {
+    let Some(cluster) = svc.journal.cluster() else {
+        return;
+    };
+    let id = match cluster.session_by_cloud_id(call_id, task_id).await {
         Ok(Some(id)) => id,
         Ok(None) => return,
         Err(e) => {
@@ -117,11 +120,12 @@ pub(super) async fn other_nodes_sessions<C: CloudOps + 'static>(
     svc: &Service<C>,
     headers: &HeaderMap,
 ) -> Vec<serde_json::Value> {
-    if svc.cluster.is_none() || headers.contains_key(FORWARDED) {
-        return Vec::new();
-    }
+    let cluster = match svc.journal.cluster() {
+        Some(c) if svc.cluster.is_some() && !headers.contains_key(FORWARDED) => c,
+        _ => return Vec::new(),
+    };
     let me = crate::store::process_identity();
-    let nodes = match svc.journal.nodes().await {
+    let nodes = match cluster.nodes().await {
         Ok(n) => n,
         Err(e) => {
             tracing::warn!(error = %e, "cannot list the cluster's nodes");

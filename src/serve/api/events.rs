@@ -16,7 +16,7 @@ use super::error::ApiError;
 use super::service::Service;
 use crate::session::CloudOps;
 use crate::session::driver::{Report, Status};
-use crate::store::SessionStore;
+use crate::store::EventLog;
 
 /// How often a stream looks in the store when no event woke it (an event the recorder could
 /// not write at once is retried).

@@ -21,7 +21,7 @@ use serde_json::json;
 use super::service::Service;
 use super::sessions::all_sessions;
 use crate::session::CloudOps;
-use crate::store::SessionStore;
+use crate::store::EventLog;
 
 /// How often running sessions' figures are sampled.
 const STATS_EVERY: Duration = Duration::from_secs(1);

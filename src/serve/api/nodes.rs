@@ -11,7 +11,7 @@ use serde_json::json;
 use super::error::ApiError;
 use super::service::Service;
 use crate::session::CloudOps;
-use crate::store::SessionStore;
+use crate::store::Cluster;
 
 /// `POST /v1/drain`: this node takes no new session from now on (`/readyz` answers 503 and
 /// placement passes it by), lets its sessions finish up to its drain grace, ends the rest,
@@ -30,7 +30,11 @@ pub(super) async fn drain<C: CloudOps + 'static>(State(svc): State<Arc<Service<C
 pub(super) async fn list<C: CloudOps + 'static>(
     State(svc): State<Arc<Service<C>>>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let nodes = svc.journal.nodes().await.map_err(ApiError::internal)?;
+    // One node's journal has no cluster: it lists none.
+    let nodes = match svc.journal.cluster() {
+        Some(cluster) => cluster.nodes().await.map_err(ApiError::internal)?,
+        None => Vec::new(),
+    };
     Ok(Json(json!({
         "this_node": crate::store::process_identity(),
         "nodes": nodes,

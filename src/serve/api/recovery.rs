@@ -93,7 +93,7 @@ impl<C: CloudOps + 'static> Service<C> {
                 tokio::spawn(async move {
                     let data = data.unwrap_or_default();
                     let written =
-                        crate::store::SessionStore::append_event(&*journal, &id, "report", &data);
+                        crate::store::EventLog::append_event(&*journal, &id, "report", &data);
                     if let Err(e) = written.await {
                         tracing::warn!(session = %id, error = %e, "cannot record a session event");
                     }

@@ -23,7 +23,7 @@ use crate::serve::metrics::{Metered, Metrics, labels};
 use crate::serve::webhooks::{WebhookChecks, WebhookKeys};
 use crate::session::driver::{DriverSettings, Phase, Report, Status};
 use crate::session::{CloudOps, SessionRequest};
-use crate::store::Store;
+use crate::store::{Cluster, NodeLoad, Store};
 
 /// The longest a request (body, validation and DNS included) may take, SSE aside. Each chunk
 /// of its body must also come within the server's body timeout (`server::HttpLimits`).
@@ -178,19 +178,14 @@ impl<C: CloudOps + 'static> Service<C> {
         // Console streams end, or they would hold the server's shutdown.
         self.any_recorded.notify_waiters();
         // The cluster places nothing more here from now on, not from the next renewal.
-        if let Some(lease) = &self.cluster {
+        if let (Some(lease), Some(cluster)) = (&self.cluster, self.journal.cluster()) {
             let (load, _) = self.load();
-            if let Err(e) = crate::store::SessionStore::renew_lease(
-                &*self.journal,
-                lease.lease,
-                crate::store::NodeLoad {
-                    sessions: load,
-                    draining: true,
-                    busy: false,
-                },
-            )
-            .await
-            {
+            let now = NodeLoad {
+                sessions: load,
+                draining: true,
+                busy: false,
+            };
+            if let Err(e) = cluster.renew_lease(lease.lease, now).await {
                 tracing::warn!(error = %e, "drain: cannot mark this node draining in the store");
             }
         }

@@ -13,7 +13,7 @@ use super::lost_starts::{StrayKind, WATCH_FOR};
 use super::service::Service;
 use crate::session::CloudOps;
 use crate::session::teardown::CloudLeftovers;
-use crate::store::SessionStore;
+use crate::store::Cluster;
 
 /// How long a webhook waits before its call or task may count as no session's: a start's
 /// answer can arrive after the webhook it caused.
@@ -92,10 +92,13 @@ async fn known<C: CloudOps + 'static>(
             (call_id.is_some() && s.call_id.as_deref() == call_id)
                 || (task_id.is_some() && s.task_id.as_deref() == task_id)
         });
-    // A store that cannot say is taken for yes: nothing is stopped on a guess.
+    // A store that cannot say is taken for yes: nothing is stopped on a guess. One node's
+    // journal has no other node's sessions to say.
+    let Some(cluster) = svc.journal.cluster() else {
+        return local;
+    };
     local
-        || svc
-            .journal
+        || cluster
             .session_by_cloud_id(call_id, task_id)
             .await
             .map_or(true, |s| s.is_some())

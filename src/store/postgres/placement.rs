@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use tokio_postgres::error::SqlState;
 
-use super::super::SessionStore;
 use super::super::cluster::{Placement, Replaced, STRANDED_NOTE};
 use super::super::error::StoreError;
+use super::super::journal::Journal;
 use super::super::owner::process_identity;
 use super::{PLACED_CHANNEL, PLACEMENT_LOCK, PostgresStore, TIMEOUT};
 
@@ -26,7 +26,7 @@ const CHOOSE_NODE: &str = "SELECT n.id, n.api_url FROM nodes n
      LIMIT 1";
 
 impl PostgresStore {
-    /// See [`SessionStore::admit_placing`].
+    /// See [`Cluster::admit_placing`](super::super::cluster::Cluster::admit_placing).
     pub(super) async fn place(
         &self,
         id: &str,
@@ -93,7 +93,7 @@ impl PostgresStore {
         })
     }
 
-    /// See [`SessionStore::replace_stranded`].
+    /// See [`Cluster::replace_stranded`](super::super::cluster::Cluster::replace_stranded).
     pub(super) async fn place_again(&self, lease: Duration) -> Result<Vec<Replaced>, StoreError> {
         let me = process_identity();
         let secs = lease.as_secs_f64();
