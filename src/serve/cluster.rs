@@ -2,9 +2,10 @@
 //! renewed from a thread of its own (media work on the runtime's workers cannot delay it),
 //! and when it may take a gone node's sessions over.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
 use crate::store::{Cluster, NodeInfo, PostgresStore};
@@ -37,31 +38,21 @@ impl LeaseState {
     pub fn may_reap(&self) -> bool {
         self.healthy_since
             .lock()
-            .map(|since| since.is_some_and(|t| t.elapsed() >= self.lease))
-            .unwrap_or(false)
+            .is_some_and(|t| t.elapsed() >= self.lease)
     }
 
     fn renewed(&self) {
-        if let Ok(mut since) = self.healthy_since.lock() {
-            since.get_or_insert_with(Instant::now);
-        }
-        if let Ok(mut last) = self.last_renewal.lock() {
-            *last = Instant::now();
-        }
+        self.healthy_since.lock().get_or_insert_with(Instant::now);
+        *self.last_renewal.lock() = Instant::now();
     }
 
     /// Time since the lease was last renewed.
     pub fn since_renewal(&self) -> Duration {
-        self.last_renewal
-            .lock()
-            .map(|t| t.elapsed())
-            .unwrap_or_default()
+        self.last_renewal.lock().elapsed()
     }
 
     fn broken(&self) {
-        if let Ok(mut since) = self.healthy_since.lock() {
-            *since = None;
-        }
+        *self.healthy_since.lock() = None;
     }
 
     /// How often recovery looks for gone nodes' sessions.

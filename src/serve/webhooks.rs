@@ -8,8 +8,8 @@
 //! look at all: the service would spend the account's request budget on it.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
 
+use parking_lot::Mutex;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
@@ -114,12 +114,7 @@ impl WebhookChecks {
         let digest: [u8; 32] = Sha256::digest(body).into();
         // Remembered until the webhook is stale by its own date, even one dated ahead.
         let dated = now.max(sent_ms);
-        if !self
-            .seen
-            .lock()
-            .expect("webhook memory")
-            .first_time(digest, now, dated)
-        {
+        if !self.seen.lock().first_time(digest, now, dated) {
             return Err(Verdict::Replayed);
         }
         Ok(())

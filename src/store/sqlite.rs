@@ -3,8 +3,8 @@
 //! being gone (see [`OpenSession::orphaned`]) and stopped on the next start.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
+use parking_lot::Mutex;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::error::StoreError;
@@ -127,7 +127,6 @@ impl SqliteStore {
     fn exec(&self, sql: &str, args: impl rusqlite::Params) -> Result<(), StoreError> {
         self.db
             .lock()
-            .expect("journal lock")
             .execute(sql, args)
             .map(|_| ())
             .map_err(|source| StoreError::Sqlite {
@@ -140,7 +139,7 @@ impl SqliteStore {
     /// of requests for one room at once, exactly one is admitted.
     fn admit(&self, id: &str, room: &str, robot: &str) -> Result<Admission, StoreError> {
         let now = crate::clock::unix_ms();
-        let inserted = self.db.lock().expect("journal lock").execute(
+        let inserted = self.db.lock().execute(
             "INSERT INTO sessions (id, created_ms, updated_ms, room, robot, state, owner) VALUES (?1, ?2, ?2, ?3, ?4, 'preparing', ?5)",
             params![id, now, room, robot, process_identity()],
         );
@@ -198,7 +197,6 @@ impl SqliteStore {
     fn active_for(&self, room: &str, robot: &str) -> Result<Option<String>, StoreError> {
         self.db
             .lock()
-            .expect("journal lock")
             .query_row(
                 "SELECT id FROM sessions WHERE result IS NULL AND room = ?1 AND robot = ?2",
                 params![room, robot],
@@ -212,7 +210,7 @@ impl SqliteStore {
     }
 
     fn open_sessions(&self) -> Result<Vec<OpenSession>, StoreError> {
-        let db = self.db.lock().expect("journal lock");
+        let db = self.db.lock();
         let err = |source| StoreError::Sqlite {
             path: self.path.clone(),
             source,
@@ -242,7 +240,6 @@ impl SqliteStore {
     fn call_of(&self, id: &str) -> Result<Option<String>, StoreError> {
         self.db
             .lock()
-            .expect("journal lock")
             .query_row(
                 "SELECT call_id FROM sessions WHERE id = ?1",
                 params![id],
@@ -260,7 +257,6 @@ impl SqliteStore {
     fn result_of(&self, id: &str) -> Result<Option<(String, String)>, StoreError> {
         self.db
             .lock()
-            .expect("journal lock")
             .query_row(
                 "SELECT result, note FROM sessions WHERE id = ?1 AND result IS NOT NULL",
                 params![id],
@@ -315,7 +311,6 @@ impl Journal for SqliteStore {
         let changed = self
             .db
             .lock()
-            .expect("journal lock")
             .execute(
                 "UPDATE sessions SET owner = ?2, updated_ms = ?4 WHERE id = ?1 AND result IS NULL AND owner IS ?3",
                 params![id, process_identity(), from, crate::clock::unix_ms()],
@@ -327,7 +322,6 @@ impl Journal for SqliteStore {
         let changed = self
             .db
             .lock()
-            .expect("journal lock")
             .execute(
                 "UPDATE sessions SET updated_ms = ?3 WHERE id = ?1 AND result IS NULL AND owner = ?2",
                 params![id, process_identity(), crate::clock::unix_ms()],
@@ -339,7 +333,6 @@ impl Journal for SqliteStore {
         // One node: nobody else runs its sessions; only how they ended can be told.
         self.db
             .lock()
-            .expect("journal lock")
             .query_row(
                 "SELECT owner, result, note, state FROM sessions WHERE id = ?1",
                 params![id],
@@ -361,7 +354,7 @@ impl Journal for SqliteStore {
 
 impl EventLog for SqliteStore {
     async fn append_event(&self, session: &str, kind: &str, data: &str) -> Result<i64, StoreError> {
-        let db = self.db.lock().expect("journal lock");
+        let db = self.db.lock();
         db.execute(
             "INSERT INTO events (session, kind, data, at_ms) VALUES (?1, ?2, ?3, ?4)",
             params![session, kind, data, crate::clock::unix_ms()],
@@ -374,7 +367,7 @@ impl EventLog for SqliteStore {
         session: &str,
         after: i64,
     ) -> Result<Vec<(i64, String, String)>, StoreError> {
-        let db = self.db.lock().expect("journal lock");
+        let db = self.db.lock();
         let mut stmt = db
             .prepare(
                 "SELECT seq, kind, data FROM events WHERE session = ?1 AND seq > ?2 ORDER BY seq",
@@ -389,7 +382,7 @@ impl EventLog for SqliteStore {
             .map_err(|e| self.error(e))
     }
     async fn all_events_after(&self, after: i64, limit: u32) -> Result<Vec<FeedEvent>, StoreError> {
-        let db = self.db.lock().expect("journal lock");
+        let db = self.db.lock();
         let mut stmt = db
             .prepare(
                 "SELECT seq, session, kind, data FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
@@ -409,7 +402,7 @@ impl EventLog for SqliteStore {
             .map_err(|e| self.error(e))
     }
     async fn last_event_seq(&self) -> Result<i64, StoreError> {
-        let db = self.db.lock().expect("journal lock");
+        let db = self.db.lock();
         db.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))
             .map_err(|e| self.error(e))
     }

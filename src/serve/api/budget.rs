@@ -8,7 +8,9 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 /// Event streams one client may hold open at once, unless set otherwise.
 pub const DEFAULT_MAX_EVENT_STREAMS: usize = 32;
@@ -46,7 +48,7 @@ impl StreamBudget {
 
     /// A place for one more stream of `client`, unless it holds its cap.
     pub(super) fn take(self: &Arc<Self>, client: Client) -> Option<StreamPlace> {
-        let mut open = self.open.lock().expect("stream budget lock");
+        let mut open = self.open.lock();
         let held = open.entry(client.clone()).or_default();
         if *held >= self.max {
             return None;
@@ -67,7 +69,7 @@ pub(super) struct StreamPlace {
 
 impl Drop for StreamPlace {
     fn drop(&mut self) {
-        let mut open = self.budget.open.lock().expect("stream budget lock");
+        let mut open = self.budget.open.lock();
         if let Some(held) = open.get_mut(&self.client) {
             *held -= 1;
             if *held == 0 {

@@ -269,13 +269,13 @@ fn start_here<C: CloudOps + 'static>(
     );
     // Checked, recorded and spawned under one lock, so a drain either sees this session
     // and waits for it, or this request sees the drain.
-    let mut sessions = svc.sessions.lock().expect("sessions lock");
+    let mut sessions = svc.sessions.lock();
     if svc.draining.load(Ordering::SeqCst) {
         return None;
     }
     sessions.insert(id, entry);
     tokio::spawn(recorder);
-    svc.tasks.lock().expect("tasks lock").spawn(task);
+    svc.tasks.lock().spawn(task);
     Some(created)
 }
 

@@ -109,7 +109,7 @@ pub(super) async fn stream<C: CloudOps + 'static>(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let recorded = {
-        let sessions = svc.sessions.lock().expect("sessions lock");
+        let sessions = svc.sessions.lock();
         sessions.get(&id).map(|e| e.recorded.clone())
     };
     let Some(recorded) = recorded else {

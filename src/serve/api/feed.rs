@@ -241,7 +241,7 @@ impl<C: CloudOps + 'static> Feed<C> {
 
     fn queue_stats(&mut self) {
         let running: Vec<_> = {
-            let sessions = self.svc.sessions.lock().expect("sessions lock");
+            let sessions = self.svc.sessions.lock();
             sessions
                 .iter()
                 .filter(|(_, e)| e.report.borrow().is_none())

@@ -22,7 +22,7 @@ use crate::session::driver::Status;
 /// Makes the sessions a webhook is about look at the cloud now; whether any runs here.
 fn nudge_where(svc: &Service<impl CloudOps>, about: impl Fn(&Status) -> bool) -> bool {
     let mut found = false;
-    for e in svc.sessions.lock().expect("sessions lock").values() {
+    for e in svc.sessions.lock().values() {
         if about(&e.status.borrow()) {
             e.nudge.notify_one();
             found = true;
@@ -56,7 +56,6 @@ pub(super) async fn nudge<C: CloudOps + 'static>(
     let found = svc
         .sessions
         .lock()
-        .expect("sessions lock")
         .get(&id)
         .map(|e| e.nudge.notify_one())
         .is_some();

@@ -4,10 +4,10 @@
 //! remembered until it lapses.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
+use parking_lot::Mutex;
 use secrecy::ExposeSecret;
 use sha2::Sha256;
 
@@ -63,11 +63,7 @@ impl Viewers {
         let expected = self.sign(expiry, nonce);
         crate::serve::webhooks::constant_time_eq(mac.as_bytes(), expected.as_bytes())
             && expiry > now_secs()
-            && !self
-                .signed_out
-                .lock()
-                .expect("viewers lock")
-                .contains_key(nonce)
+            && !self.signed_out.lock().contains_key(nonce)
     }
 
     pub(super) fn sign_out(&self, value: &str) {
@@ -79,7 +75,7 @@ impl Viewers {
             return;
         };
         let now = now_secs();
-        let mut all = self.signed_out.lock().expect("viewers lock");
+        let mut all = self.signed_out.lock();
         all.retain(|_, until| *until > now);
         all.insert(nonce.to_owned(), expiry.parse().unwrap_or(now));
     }

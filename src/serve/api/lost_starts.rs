@@ -2,8 +2,9 @@
 //! session hearing of it. A session's task notes one; the webhooks take one when the cloud
 //! reports what it started (see `strays`).
 
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
 
 /// How long after a lost start the cloud's report of it is taken for it.
 pub(super) const WATCH_FOR: Duration = Duration::from_secs(60);
@@ -42,7 +43,7 @@ pub(super) struct LostStarts(Mutex<Vec<LostStart>>);
 
 impl LostStarts {
     pub(super) fn note(&self, kind: StrayKind, room: String) {
-        let mut lost = self.0.lock().expect("lost starts lock");
+        let mut lost = self.0.lock();
         lost.retain(|l| l.at.elapsed() < WATCH_FOR);
         lost.push(LostStart {
             kind,
@@ -55,7 +56,7 @@ impl LostStarts {
     /// room cannot be read explains nothing), or a task started within [`TASK_WINDOW`] of
     /// the lost start (a task's webhook names no room, so time is all that ties the two).
     pub(super) fn take(&self, kind: StrayKind, room: Option<&str>) -> bool {
-        let mut lost = self.0.lock().expect("lost starts lock");
+        let mut lost = self.0.lock();
         lost.retain(|l| l.at.elapsed() < WATCH_FOR);
         let found = lost.iter().position(|l| {
             l.kind == kind

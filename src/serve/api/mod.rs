@@ -15,10 +15,11 @@
 //! journal keeps them).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
 
 use axum::http::StatusCode;
+use parking_lot::Mutex;
 use tokio::sync::{Notify, Semaphore};
 
 use super::metrics::{Metered, Metrics};

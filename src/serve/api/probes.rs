@@ -32,7 +32,7 @@ pub(super) async fn metrics<C: CloudOps + 'static>(
             .set(lease.since_renewal().as_secs_f64());
     }
     {
-        let sessions = svc.sessions.lock().expect("sessions lock");
+        let sessions = svc.sessions.lock();
         let mut by_phase: HashMap<Phase, i64> = HashMap::new();
         for e in sessions.values() {
             *by_phase.entry(e.phase()).or_default() += 1;

@@ -53,12 +53,7 @@ impl<C: CloudOps + 'static> Service<C> {
             };
             recover_until_done(&journal, &*cloud, limit, claim, confirmed, look_every).await;
         });
-        if let Some(old) = self
-            .recovery
-            .lock()
-            .expect("recovery lock")
-            .replace(rounds.abort_handle())
-        {
+        if let Some(old) = self.recovery.lock().replace(rounds.abort_handle()) {
             old.abort();
         }
         first
@@ -75,12 +70,7 @@ impl<C: CloudOps + 'static> Service<C> {
         if r.result == "node_lost" {
             self.metrics.reaped.inc();
         }
-        if let Some(e) = self
-            .sessions
-            .lock()
-            .expect("sessions lock")
-            .get(&r.session_id)
-        {
+        if let Some(e) = self.sessions.lock().get(&r.session_id) {
             e.report.send_modify(|report| {
                 if let Some(report) = report {
                     report.teardown = driver::Teardown::Confirmed;

@@ -28,7 +28,7 @@ pub(super) async fn seen<C: CloudOps + 'static>(
         ));
     };
     let call_id = {
-        let sessions = svc.sessions.lock().expect("sessions lock");
+        let sessions = svc.sessions.lock();
         sessions.get(&id).map(|e| e.status.borrow().call_id.clone())
     };
     match call_id {

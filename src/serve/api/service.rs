@@ -4,9 +4,10 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use parking_lot::Mutex;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
@@ -152,7 +153,7 @@ impl<C: CloudOps + 'static> Service<C> {
     /// Asks every running session to end (their teardowns stop what each started): this
     /// node's lease ran out and other nodes may be taking its sessions over.
     pub fn stop_all(&self) {
-        for entry in self.sessions.lock().expect("sessions lock").values() {
+        for entry in self.sessions.lock().values() {
             let _ = entry.stop.send(true);
         }
     }
@@ -161,7 +162,6 @@ impl<C: CloudOps + 'static> Service<C> {
     pub(super) fn is_running(&self, id: &str) -> bool {
         self.sessions
             .lock()
-            .expect("sessions lock")
             .get(id)
             .is_some_and(|e| e.report.borrow().is_none())
     }
@@ -172,7 +172,7 @@ impl<C: CloudOps + 'static> Service<C> {
         {
             // Under the sessions lock: a request admitted before this has its task spawned
             // already (see `create`), one after it sees the flag.
-            let _sessions = self.sessions.lock().expect("sessions lock");
+            let _sessions = self.sessions.lock();
             self.draining.store(true, Ordering::SeqCst);
         }
         // Console streams end, or they would hold the server's shutdown.
@@ -189,10 +189,10 @@ impl<C: CloudOps + 'static> Service<C> {
                 tracing::warn!(error = %e, "drain: cannot mark this node draining in the store");
             }
         }
-        if let Some(rounds) = self.recovery.lock().expect("recovery lock").take() {
+        if let Some(rounds) = self.recovery.lock().take() {
             rounds.abort();
         }
-        let mut tasks = std::mem::take(&mut *self.tasks.lock().expect("tasks lock"));
+        let mut tasks = std::mem::take(&mut *self.tasks.lock());
         let running = tasks.len();
         let started = std::time::Instant::now();
         if !self.drain_grace.is_zero() && running > 0 {
@@ -210,7 +210,7 @@ impl<C: CloudOps + 'static> Service<C> {
                 return;
             }
         }
-        for entry in self.sessions.lock().expect("sessions lock").values() {
+        for entry in self.sessions.lock().values() {
             let _ = entry.stop.send(true);
         }
         tracing::info!(
@@ -234,9 +234,8 @@ impl<C: CloudOps + 'static> Service<C> {
         let keep = self.keep_ended;
         self.sessions
             .lock()
-            .expect("sessions lock")
             .retain(|_, e| e.ended_at.get().is_none_or(|t| t.elapsed() < keep));
-        let mut tasks = self.tasks.lock().expect("tasks lock");
+        let mut tasks = self.tasks.lock();
         while tasks.try_join_next().is_some() {}
     }
 

@@ -21,7 +21,7 @@ pub(super) async fn all_sessions<C: CloudOps + 'static>(
 ) -> Vec<Value> {
     svc.prune();
     let mut all: Vec<Value> = {
-        let sessions = svc.sessions.lock().expect("sessions lock");
+        let sessions = svc.sessions.lock();
         sessions.iter().map(|(id, e)| session_json(id, e)).collect()
     };
     all.extend(elsewhere::other_nodes_sessions(svc, headers).await);
@@ -43,7 +43,7 @@ pub(super) async fn one<C: CloudOps + 'static>(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let here = {
-        let sessions = svc.sessions.lock().expect("sessions lock");
+        let sessions = svc.sessions.lock();
         sessions.get(&id).map(|e| session_json(&id, e))
     };
     match here {
@@ -59,7 +59,7 @@ pub(super) async fn stop<C: CloudOps + 'static>(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let stopped = {
-        let sessions = svc.sessions.lock().expect("sessions lock");
+        let sessions = svc.sessions.lock();
         sessions.get(&id).map(|e| e.stop.send(true))
     };
     match stopped {

@@ -82,16 +82,11 @@ async fn known<C: CloudOps + 'static>(
     call_id: Option<&str>,
     task_id: Option<&str>,
 ) -> bool {
-    let local = svc
-        .sessions
-        .lock()
-        .expect("sessions lock")
-        .values()
-        .any(|e| {
-            let s = e.status.borrow();
-            (call_id.is_some() && s.call_id.as_deref() == call_id)
-                || (task_id.is_some() && s.task_id.as_deref() == task_id)
-        });
+    let local = svc.sessions.lock().values().any(|e| {
+        let s = e.status.borrow();
+        (call_id.is_some() && s.call_id.as_deref() == call_id)
+            || (task_id.is_some() && s.task_id.as_deref() == task_id)
+    });
     // A store that cannot say is taken for yes: nothing is stopped on a guess. One node's
     // journal has no other node's sessions to say.
     let Some(cluster) = svc.journal.cluster() else {
