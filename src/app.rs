@@ -230,8 +230,13 @@ impl JournalAt {
                 (dir.0.join("journal.sqlite"), Some(dir))
             }
         };
+        // Opening creates and migrates the file: blocking work, kept off the runtime's
+        // threads. Only a panic ends the task early (the runtime outlives this await).
+        let opened = tokio::task::spawn_blocking(move || Store::open(&path))
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
         Ok(OpenJournal {
-            journal: Arc::new(Store::open(&path)?),
+            journal: Arc::new(opened?),
             _scratch: scratch,
         })
     }

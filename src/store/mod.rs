@@ -27,6 +27,8 @@ pub use sqlite::{SqliteStore, default_path};
 pub use whole::SessionStore;
 
 /// The store a process uses: one of the backends.
+// One per process, behind an Arc: the larger variant's size is paid once, not per use.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Store {
     Sqlite(SqliteStore),
