@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
@@ -12,6 +12,7 @@ use axum::extract::{Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use parking_lot::Mutex;
 use tower::ServiceExt;
 
 use crate::media::flv::ReaderTimeline;
@@ -30,7 +31,7 @@ struct Registry {
 
 impl Registry {
     fn get(&self, token: &str) -> Option<Published> {
-        let mut entries = self.entries.lock().expect("registry lock");
+        let mut entries = self.entries.lock();
         match entries.get(token) {
             Some((_, Some(expiry))) if *expiry <= Instant::now() => {
                 entries.remove(token);
@@ -130,7 +131,6 @@ impl StreamServer {
         self.registry
             .entries
             .lock()
-            .expect("registry lock")
             .insert(t.clone(), (Published::Live(hub), expires));
         format!("{}/live/{t}.flv", self.base)
     }
@@ -146,7 +146,6 @@ impl StreamServer {
         self.registry
             .entries
             .lock()
-            .expect("registry lock")
             .insert(t.clone(), (Published::File(path), expires));
         format!("{}/files/{t}.{ext}", self.base)
     }
@@ -154,11 +153,7 @@ impl StreamServer {
     /// Withdraws a URL: later requests get 404.
     pub fn unpublish(&self, url: &str) {
         if let Some(t) = url.rsplit('/').next().and_then(|f| f.split('.').next()) {
-            self.registry
-                .entries
-                .lock()
-                .expect("registry lock")
-                .remove(t);
+            self.registry.entries.lock().remove(t);
         }
     }
 }

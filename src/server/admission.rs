@@ -19,9 +19,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv6Addr};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 
+use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
 /// The address a peer's connections are counted under: IPv4 as is (an IPv4-mapped IPv6
@@ -118,7 +119,7 @@ impl Admission {
     ) -> Result<(Place, HeadSeen, Admitted), Refused> {
         let key = peer_key(peer);
         let (tell, closed) = oneshot::channel();
-        let mut book = self.book.lock().expect("admission lock");
+        let mut book = self.book.lock();
         let held = book.peers.entry(key).or_default();
         if *held >= self.max_per_peer {
             return Err(Refused::PeerFull);
@@ -154,10 +155,7 @@ impl Admission {
 
     fn headed(&self, key: IpAddr, seq: u64) {
         // Dropping the sender is not a close: `Place::evicted` tells the two apart.
-        self.book
-            .lock()
-            .expect("admission lock")
-            .forget_unheaded(key, seq);
+        self.book.lock().forget_unheaded(key, seq);
     }
 }
 
@@ -185,7 +183,7 @@ impl Place {
 
 impl Drop for Place {
     fn drop(&mut self) {
-        let mut book = self.admission.book.lock().expect("admission lock");
+        let mut book = self.admission.book.lock();
         book.forget_unheaded(self.key, self.seq);
         if let Some(held) = book.peers.get_mut(&self.key) {
             *held -= 1;
