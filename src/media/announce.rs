@@ -195,36 +195,17 @@ pub async fn transcode(
         url::Url::from_file_path(std::fs::canonicalize(input).map_err(|e| fail(e.to_string()))?)
             .map_err(|_| fail("not a file path".into()))?;
     let (audio_chain, video_chain) = contract_chains(contract, topologies).map_err(build)?;
-    let mut branches = String::new();
-    // What the input lacks is made up: its picture (or black) or silence for its length.
-    let mut shown_picture = None;
-    if let (Some(v), None) = (contract.video, &report.video) {
-        let frames = (duration.as_secs_f64() * f64::from(v.fps)).ceil().max(1.0) as u64;
-        let source = match picture {
-            Some(picture) => {
-                let frame = picture.frame(&contract, report.bounds).map_err(|reason| {
-                    EngineError::Input {
-                        input: picture.describe(),
-                        reason: format!("cannot be shown as the picture: {reason}"),
-                    }
-                })?;
-                shown_picture = Some(frame);
-                "appsrc name=picture ! imagefreeze".to_owned()
-            }
-            None => "videotestsrc pattern=black".to_owned(),
-        };
-        branches.push_str(&format!(
-            " {source} num-buffers={frames} ! {} ! mux.",
-            video_chain.clone().unwrap_or_default()
-        ));
-    }
-    if report.audio.is_none() {
-        let buffers = (duration.as_secs_f64() * 50.0).ceil().max(1.0) as u64;
-        branches.push_str(&format!(
-            " audiotestsrc wave=silence samplesperbuffer={} num-buffers={buffers} ! {audio_chain} ! queue ! mux.",
-            contract.audio_rate / 50
-        ));
-    }
+    let MadeUp {
+        branches,
+        shown_picture,
+    } = made_up(
+        report,
+        picture,
+        contract,
+        duration,
+        video_chain.as_deref(),
+        &audio_chain,
+    )?;
     // The input's URI and the output path are set as properties, never parsed.
     let description = format!("mp4mux name=mux faststart=true ! filesink name=out{branches}");
     let pipeline = gst::parse::launch(&description)
@@ -242,18 +223,7 @@ pub async fn transcode(
         .ok_or_else(|| build("no file sink".into()))?
         .set_property("location", location);
     if let Some(frame) = shown_picture {
-        let src = pipeline
-            .by_name("picture")
-            .and_then(|e| e.downcast::<gstreamer_app::AppSrc>().ok())
-            .ok_or_else(|| build("no picture source".into()))?;
-        src.set_caps(
-            contract
-                .raw_video_caps()
-                .and_then(|c| c.parse().ok())
-                .as_ref(),
-        );
-        src.push_buffer(frame).map_err(|e| build(e.to_string()))?;
-        src.end_of_stream().map_err(|e| build(e.to_string()))?;
+        feed_picture(&pipeline, contract, frame).map_err(build)?;
     }
     let decode = super::pads::decoder_for(
         uri.as_str(),
@@ -299,6 +269,80 @@ pub async fn transcode(
         })?;
     aac_tail.trim(output).map_err(build)?;
     progress(1.0);
+    Ok(())
+}
+
+/// The launch branches that make up what an input lacks, and the picture one of them shows.
+struct MadeUp {
+    /// Each begins with a space and ends in the muxer.
+    branches: String,
+    /// The frame the `picture` appsrc is given, when the input's picture is shown.
+    shown_picture: Option<gst::Buffer>,
+}
+
+/// What the input lacks is made up: its picture (or black) or silence for its length.
+fn made_up(
+    report: &ProbeReport,
+    picture: Option<&super::picture::Picture>,
+    contract: Contract,
+    duration: Duration,
+    video_chain: Option<&str>,
+    audio_chain: &str,
+) -> Result<MadeUp, EngineError> {
+    let mut branches = String::new();
+    let mut shown_picture = None;
+    if let (Some(v), None) = (contract.video, &report.video) {
+        let frames = (duration.as_secs_f64() * f64::from(v.fps)).ceil().max(1.0) as u64;
+        let source = match picture {
+            Some(picture) => {
+                let frame = picture.frame(&contract, report.bounds).map_err(|reason| {
+                    EngineError::Input {
+                        input: picture.describe(),
+                        reason: format!("cannot be shown as the picture: {reason}"),
+                    }
+                })?;
+                shown_picture = Some(frame);
+                "appsrc name=picture ! imagefreeze".to_owned()
+            }
+            None => "videotestsrc pattern=black".to_owned(),
+        };
+        branches.push_str(&format!(
+            " {source} num-buffers={frames} ! {} ! mux.",
+            video_chain.unwrap_or_default()
+        ));
+    }
+    if report.audio.is_none() {
+        let buffers = (duration.as_secs_f64() * 50.0).ceil().max(1.0) as u64;
+        branches.push_str(&format!(
+            " audiotestsrc wave=silence samplesperbuffer={} num-buffers={buffers} ! {audio_chain} ! queue ! mux.",
+            contract.audio_rate / 50
+        ));
+    }
+    Ok(MadeUp {
+        branches,
+        shown_picture,
+    })
+}
+
+/// Gives the pipeline's `picture` appsrc its one frame, in the contract's raw caps, and ends
+/// its stream.
+fn feed_picture(
+    pipeline: &gst::Pipeline,
+    contract: Contract,
+    frame: gst::Buffer,
+) -> Result<(), String> {
+    let src = pipeline
+        .by_name("picture")
+        .and_then(|e| e.downcast::<gstreamer_app::AppSrc>().ok())
+        .ok_or_else(|| "no picture source".to_owned())?;
+    src.set_caps(
+        contract
+            .raw_video_caps()
+            .and_then(|c| c.parse().ok())
+            .as_ref(),
+    );
+    src.push_buffer(frame).map_err(|e| e.to_string())?;
+    src.end_of_stream().map_err(|e| e.to_string())?;
     Ok(())
 }
 

@@ -9,6 +9,7 @@ use super::settings::DriverSettings;
 use super::state::Stage;
 use crate::media::contract::Contract;
 use crate::media::input::InputSpec;
+use crate::media::inspect::ProbeReport;
 use crate::media::live::{LiveSettings, LiveStream, Loops};
 use crate::media::topology::Topologies;
 use crate::publish::relay::RelayLink;
@@ -49,29 +50,7 @@ pub(super) async fn prepare(
     use crate::media::plan::{Mode, PlanOptions, plan};
     let input = spec.input.clone();
     let contract = Contract::new(spec.profile);
-    let unprobed = spec.direct == crate::media::plan::Direct::Always;
-    let report = match &input {
-        // Handed over unprobed: the cloud may reach what this node cannot.
-        InputSpec::Url(_) if unprobed => None,
-        InputSpec::File(_) | InputSpec::Playlist(_) | InputSpec::Url(_) => {
-            let probe_input = input.clone();
-            let options = crate::media::inspect::ProbeOptions {
-                guard: spec.source_guard.clone(),
-                audio_track: spec.audio_track.clone(),
-                judge_direct: spec.direct == crate::media::plan::Direct::Auto,
-                bounds: settings.input_bounds,
-            };
-            Some(
-                tokio::task::spawn_blocking(move || {
-                    crate::media::inspect::probe_with(&probe_input, contract, &options)
-                })
-                .await
-                .map_err(|e| failed(e.to_string()))?
-                .map_err(|e| failed(e.to_string()))?,
-            )
-        }
-        _ => None,
-    };
+    let report = probe(spec, settings, contract).await.map_err(failed)?;
     let publisher = &settings.publisher;
     let plan = plan(
         &input,
@@ -91,38 +70,11 @@ pub(super) async fn prepare(
     let (media, url, repeat_num) = match plan.mode {
         Mode::Announcement { path, .. } => {
             let report = report.as_ref().expect("an announcement was probed");
-            // An API client's file was admitted by its canonical path: one that no longer
-            // is (a folder swapped for a link since) leads out of the media root.
-            if spec
-                .source_guard
-                .as_ref()
-                .is_some_and(crate::media::policy::SourceGuard::is_restricted)
-                && std::fs::canonicalize(&path).ok().as_ref() != Some(&path)
-            {
-                return Err(failed(format!(
-                    "input {}: the file changed since it was admitted (a link now stands in its path)",
-                    path.display()
-                )));
-            }
-            let file = crate::media::announce::prepare(
-                &path,
-                report,
-                None,
-                contract,
-                topologies,
-                &settings.cache_dir,
-                progress,
+            announcement(
+                &path, report, spec, settings, topologies, contract, progress,
             )
             .await
-            .map_err(|e| failed(e.to_string()))?;
-            let expected = report
-                .duration_ms
-                .zip(spec.repeat)
-                .map(|(ms, n)| Duration::from_millis(ms * u64::from(n)));
-            let repeat_num = spec.repeat.map_or(-1, |n| n as i32);
-            let url = publisher.publish_file(file, None);
-            let duration = report.duration_ms.map(Duration::from_millis);
-            (Media::Announcement { expected, duration }, url, repeat_num)
+            .map_err(failed)?
         }
         Mode::Direct { url } => {
             // The cloud plays it, and the task's end is the media's end: a URL's length is
@@ -166,11 +118,88 @@ pub(super) async fn prepare(
     })
 }
 
+/// The input probed, when it is something to probe: a file, a playlist, or a URL this node
+/// is to read.
+async fn probe(
+    spec: &SessionSpec,
+    settings: &DriverSettings,
+    contract: Contract,
+) -> Result<Option<ProbeReport>, String> {
+    let unprobed = spec.direct == crate::media::plan::Direct::Always;
+    Ok(match &spec.input {
+        // Handed over unprobed: the cloud may reach what this node cannot.
+        InputSpec::Url(_) if unprobed => None,
+        InputSpec::File(_) | InputSpec::Playlist(_) | InputSpec::Url(_) => {
+            let probe_input = spec.input.clone();
+            let options = crate::media::inspect::ProbeOptions {
+                guard: spec.source_guard.clone(),
+                audio_track: spec.audio_track.clone(),
+                judge_direct: spec.direct == crate::media::plan::Direct::Auto,
+                bounds: settings.input_bounds,
+            };
+            Some(
+                tokio::task::spawn_blocking(move || {
+                    crate::media::inspect::probe_with(&probe_input, contract, &options)
+                })
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?,
+            )
+        }
+        _ => None,
+    })
+}
+
+/// The announcement made ready and published: the file at `path` transcoded to the
+/// contract (or taken as it is), its URL, and how long its plays take.
+async fn announcement(
+    path: &std::path::Path,
+    report: &ProbeReport,
+    spec: &SessionSpec,
+    settings: &DriverSettings,
+    topologies: &Topologies,
+    contract: Contract,
+    progress: &(dyn Fn(f64) + Sync),
+) -> Result<(Media, String, i32), String> {
+    // An API client's file was admitted by its canonical path: one that no longer
+    // is (a folder swapped for a link since) leads out of the media root.
+    if spec
+        .source_guard
+        .as_ref()
+        .is_some_and(crate::media::policy::SourceGuard::is_restricted)
+        && std::fs::canonicalize(path).ok().as_deref() != Some(path)
+    {
+        return Err(format!(
+            "input {}: the file changed since it was admitted (a link now stands in its path)",
+            path.display()
+        ));
+    }
+    let file = crate::media::announce::prepare(
+        path,
+        report,
+        None,
+        contract,
+        topologies,
+        &settings.cache_dir,
+        progress,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let expected = report
+        .duration_ms
+        .zip(spec.repeat)
+        .map(|(ms, n)| Duration::from_millis(ms * u64::from(n)));
+    let repeat_num = spec.repeat.map_or(-1, |n| n as i32);
+    let url = settings.publisher.publish_file(file, None);
+    let duration = report.duration_ms.map(Duration::from_millis);
+    Ok((Media::Announcement { expected, duration }, url, repeat_num))
+}
+
 /// Starts the live stream (or passthrough) the plan chose.
 fn start_live(
     mode: crate::media::plan::Mode,
     spec: &SessionSpec,
-    report: Option<&crate::media::inspect::ProbeReport>,
+    report: Option<&ProbeReport>,
     topologies: &Topologies,
 ) -> Result<LiveStream, String> {
     let mut live = LiveSettings::new(Contract::new(spec.profile));

@@ -22,51 +22,7 @@ pub(super) fn found(
 ) -> Result<Found, String> {
     let discoverer =
         pbutils::Discoverer::new(gst::ClockTime::from_seconds(10)).map_err(|e| e.to_string())?;
-    // The discoverer's pipeline is reached through the first source it sets up, before any
-    // decoder is added to it.
-    let refusal = crate::media::sizes::Refusal::default();
-    let guarded = std::sync::atomic::AtomicBool::new(false);
-    let refused = refusal.clone();
-    let hook_guard = guard.clone();
-    let network_uri = uri.to_owned();
-    // The media types no decoder here takes, as decodebin reports them.
-    let undecoded = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let reported = undecoded.clone();
-    discoverer.connect_source_setup(move |_, source| {
-        let mut top = source.clone();
-        while let Some(parent) = top.parent().and_then(|p| p.downcast::<gst::Element>().ok()) {
-            top = parent;
-        }
-        if let Some(bin) = top.downcast_ref::<gst::Bin>()
-            && !guarded.swap(true, std::sync::atomic::Ordering::AcqRel)
-        {
-            if let Some(guard) = &hook_guard {
-                crate::media::policy::guard_sources(bin, guard.clone());
-            }
-            let mut children = bin.iterate_recurse();
-            while let Ok(Some(child)) = children.next() {
-                if child.factory().is_some_and(|f| f.name() == "uridecodebin") {
-                    if !network_uri.starts_with("file:") {
-                        crate::media::pads::skip_gif_demuxer(&child);
-                    }
-                    crate::media::pads::decode_media_only(&child);
-                    let reported = reported.clone();
-                    // (element, pad, caps)
-                    child.connect("unknown-type", false, move |values| {
-                        if let Some(s) = values
-                            .get(2)
-                            .and_then(|v| v.get::<gst::Caps>().ok())
-                            .and_then(|c| c.structure(0).map(|s| s.name().to_string()))
-                        {
-                            reported.lock().expect("undecoded lock").push(s);
-                        }
-                        None
-                    });
-                }
-            }
-            crate::media::sizes::guard_decoders_into(bin, bounds, &refused);
-        }
-    });
+    let Watch { refusal, undecoded } = watch(&discoverer, uri, guard.clone(), bounds);
     let discovered = discoverer.discover_uri(uri);
     // A decoder stopped for the input's size: that is the reason, whatever else failed.
     if let Some(too_large) = refusal.get() {
@@ -93,6 +49,74 @@ pub(super) fn found(
         }
         other => return Err(format!("{other:?}")),
     }
+    Ok(described(&info))
+}
+
+/// What a discovery's hook on its pipeline saw.
+struct Watch {
+    /// Set when a decoder was stopped for the input's size.
+    refusal: crate::media::sizes::Refusal,
+    /// The media types no decoder here takes, as decodebin reports them.
+    undecoded: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+/// Hooks the discoverer's pipeline: its sources kept to `guard`, its decoders to `bounds`,
+/// and the media types nothing decodes noted.
+fn watch(
+    discoverer: &pbutils::Discoverer,
+    uri: &str,
+    guard: Option<SourceGuard>,
+    bounds: InputBounds,
+) -> Watch {
+    // The discoverer's pipeline is reached through the first source it sets up, before any
+    // decoder is added to it.
+    let refusal = crate::media::sizes::Refusal::default();
+    let guarded = std::sync::atomic::AtomicBool::new(false);
+    let refused = refusal.clone();
+    let network_uri = uri.to_owned();
+    let undecoded = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let reported = undecoded.clone();
+    discoverer.connect_source_setup(move |_, source| {
+        let mut top = source.clone();
+        while let Some(parent) = top.parent().and_then(|p| p.downcast::<gst::Element>().ok()) {
+            top = parent;
+        }
+        if let Some(bin) = top.downcast_ref::<gst::Bin>()
+            && !guarded.swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
+            if let Some(guard) = &guard {
+                crate::media::policy::guard_sources(bin, guard.clone());
+            }
+            let mut children = bin.iterate_recurse();
+            while let Ok(Some(child)) = children.next() {
+                if child.factory().is_some_and(|f| f.name() == "uridecodebin") {
+                    if !network_uri.starts_with("file:") {
+                        crate::media::pads::skip_gif_demuxer(&child);
+                    }
+                    crate::media::pads::decode_media_only(&child);
+                    let reported = reported.clone();
+                    // (element, pad, caps)
+                    child.connect("unknown-type", false, move |values| {
+                        if let Some(s) = values
+                            .get(2)
+                            .and_then(|v| v.get::<gst::Caps>().ok())
+                            .and_then(|c| c.structure(0).map(|s| s.name().to_string()))
+                        {
+                            reported.lock().expect("undecoded lock").push(s);
+                        }
+                        None
+                    });
+                }
+            }
+            crate::media::sizes::guard_decoders_into(bin, bounds, &refused);
+        }
+    });
+    Watch { refusal, undecoded }
+}
+
+/// What a discovery found: the container, the first video stream, every audio stream and
+/// the cover art.
+fn described(info: &pbutils::DiscovererInfo) -> Found {
     let (container, _) = caps_name(info.stream_info().and_then(|s| s.caps()));
     let video = info.video_streams().first().map(|v| {
         let (name, s) = caps_name(v.caps());
@@ -131,14 +155,14 @@ pub(super) fn found(
             .iter()
             .find_map(|a| cover_art(a.tags().as_ref()))
     });
-    Ok(Found {
+    Found {
         container,
         video,
-        tracks: super::tracks::list(&info),
+        tracks: super::tracks::list(info),
         audio_streams,
         cover_art,
         duration_ms: info.duration().map(|d| d.mseconds()),
         seekable: info.is_seekable(),
         measures: None,
-    })
+    }
 }

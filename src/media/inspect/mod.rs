@@ -123,19 +123,12 @@ fn probe_uri(
     guard: Option<SourceGuard>,
     options: &ProbeOptions,
 ) -> Result<ProbeReport, ProbeError> {
-    let shown = if uri.starts_with("file://") {
-        uri.trim_start_matches("file://").to_owned()
-    } else {
-        crate::redact::redact_url(uri)
-    };
+    let shown = shown_input(uri);
     let fail = |reason: String| ProbeError {
         input: shown.clone(),
         reason,
     };
-    let local = url::Url::parse(uri)
-        .ok()
-        .filter(|u| u.scheme() == "file")
-        .and_then(|u| u.to_file_path().ok());
+    let local = local_file(uri);
     local
         .as_deref()
         .map_or(Ok(()), super::flac::refuse_undecodable)
@@ -181,32 +174,16 @@ fn probe_uri(
             "it has neither audio nor video".into()
         }));
     }
-    let still = video.as_ref().is_some_and(|v| v.still_image);
-    let measured = match &local {
-        Some(path) if !live && !still => real_length(
-            path,
-            video.as_ref(),
-            audio_track.zip(audio.as_ref()),
-            duration_ms,
-        )
-        .map_err(fail)?,
-        _ => None,
-    };
-    let duration_ms = measured.map_or(duration_ms, |m| Some(m.length_ms));
-    // A file with streams but nothing in them would make an MP4 no player opens, or a call
-    // that hears nothing: refused now, with the reason.
-    if !live && !still && duration_ms == Some(0) {
-        return Err(fail(
-            "it holds no samples or frames (its length is 0): there is nothing to play".into(),
-        ));
-    }
-    // Measured from the packets, for a local file whose container and codec could pass.
-    if measures.is_none()
-        && matches!(container.as_str(), "video/quicktime" | "video/x-flv")
-        && video.as_ref().is_some_and(|v| v.codec == "h264")
-        && let Some(path) = &local
-    {
-        measures = Some(measure::measure_h264(path));
+    let (duration_ms, measured) = played_length(
+        local.as_deref(),
+        live,
+        video.as_ref(),
+        audio_track.zip(audio.as_ref()),
+        duration_ms,
+    )
+    .map_err(fail)?;
+    if measures.is_none() {
+        measures = packet_measures(&container, video.as_ref(), local.as_deref());
     }
     let candidate = verdict::Candidate {
         container: &container,
@@ -216,11 +193,7 @@ fn probe_uri(
         measures: measures.as_ref(),
         start_ms: measured.and_then(|m| m.start_ms),
     };
-    let taker = match (&local, options.judge_direct) {
-        (Some(_), _) => Taker::ThisNode,
-        (None, true) => Taker::Cloud(uri, url_guard),
-        (None, false) => Taker::Nobody,
-    };
+    let taker = Taker::of(uri, local.is_some(), options.judge_direct, url_guard);
     let Verdict {
         passthrough,
         reason,
@@ -248,6 +221,63 @@ fn probe_uri(
         contract,
         bounds: options.bounds,
     })
+}
+
+/// How `uri` is named in messages: a local file by its path, a URL without its secrets.
+fn shown_input(uri: &str) -> String {
+    if uri.starts_with("file://") {
+        uri.trim_start_matches("file://").to_owned()
+    } else {
+        crate::redact::redact_url(uri)
+    }
+}
+
+/// The file a `file://` URI names; `None` for anything else.
+fn local_file(uri: &str) -> Option<std::path::PathBuf> {
+    url::Url::parse(uri)
+        .ok()
+        .filter(|u| u.scheme() == "file")
+        .and_then(|u| u.to_file_path().ok())
+}
+
+/// How long the input plays, and what a local file's packets told (see `real_length`); a
+/// live input or a still picture is not measured.
+fn played_length(
+    local: Option<&std::path::Path>,
+    live: bool,
+    video: Option<&VideoStream>,
+    audio: Option<(usize, &AudioStream)>,
+    declared_ms: Option<u64>,
+) -> Result<(Option<u64>, Option<extent::Measured>), String> {
+    let still = video.is_some_and(|v| v.still_image);
+    let measured = match local {
+        Some(path) if !live && !still => real_length(path, video, audio, declared_ms)?,
+        _ => None,
+    };
+    let duration_ms = measured.map_or(declared_ms, |m| Some(m.length_ms));
+    // A file with streams but nothing in them would make an MP4 no player opens, or a call
+    // that hears nothing: refused now, with the reason.
+    if !live && !still && duration_ms == Some(0) {
+        return Err(
+            "it holds no samples or frames (its length is 0): there is nothing to play".into(),
+        );
+    }
+    Ok((duration_ms, measured))
+}
+
+/// Measured from the packets, for a local file whose container and codec could pass.
+fn packet_measures(
+    container: &str,
+    video: Option<&VideoStream>,
+    local: Option<&std::path::Path>,
+) -> Option<Result<report::VideoMeasures, String>> {
+    if matches!(container, "video/quicktime" | "video/x-flv")
+        && video.is_some_and(|v| v.codec == "h264")
+        && let Some(path) = local
+    {
+        return Some(measure::measure_h264(path));
+    }
+    None
 }
 
 /// A local file's real length, read from its packets (see `extent`): one with nothing on
@@ -288,6 +318,18 @@ enum Taker<'a> {
     Cloud(&'a str, Option<SourceGuard>),
     /// Nobody: a URL restreamed through this node.
     Nobody,
+}
+
+impl<'a> Taker<'a> {
+    /// A local file is this node's to remux; a URL is judged for the cloud only when the
+    /// caller may hand it over.
+    fn of(uri: &'a str, local: bool, judge_direct: bool, guard: Option<SourceGuard>) -> Self {
+        match (local, judge_direct) {
+            (true, _) => Taker::ThisNode,
+            (false, true) => Taker::Cloud(uri, guard),
+            (false, false) => Taker::Nobody,
+        }
+    }
 }
 
 /// One verdict for "taken as it is", by this node remuxing a local file or by the cloud

@@ -9,7 +9,7 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 
-use crate::media::input::InputItem;
+use crate::media::input::{InputItem, InputSpec};
 use crate::media::stream::handle::{Counters, LiveSettings, bump};
 use crate::media::topology::Topologies;
 
@@ -49,126 +49,156 @@ pub(super) fn build_input(
     topologies: &Topologies,
     feed: &Feed,
 ) -> Result<gst::Pipeline, String> {
-    let contract = &settings.contract;
-    let normalize_video = contract
-        .video
-        .map(|v| {
-            topologies.render(
-                "normalize.video",
+    let branches = Branches::new(settings, topologies)?;
+    match item {
+        InputItem::Sources(spec) => sources_pipeline(spec, &branches, settings, topologies, feed),
+        InputItem::Uri(uri) => decoded_pipeline(uri, branches, settings, feed),
+    }
+}
+
+/// The launch descriptions of the two branches that bring decoded media to the contract's
+/// raw caps and into the appsinks.
+struct Branches {
+    /// `None` when the contract has no video.
+    video: Option<String>,
+    audio: String,
+}
+
+impl Branches {
+    fn new(settings: &LiveSettings, topologies: &Topologies) -> Result<Self, String> {
+        let contract = &settings.contract;
+        let normalize_video = contract
+            .video
+            .map(|v| {
+                topologies.render(
+                    "normalize.video",
+                    &[
+                        ("fps", &v.fps.to_string()),
+                        ("width", &v.width.to_string()),
+                        ("height", &v.height.to_string()),
+                    ],
+                )
+            })
+            .transpose()
+            .map_err(|e| e.to_string())?;
+        let normalize_audio = topologies
+            .render(
+                "normalize.audio",
                 &[
-                    ("fps", &v.fps.to_string()),
-                    ("width", &v.width.to_string()),
-                    ("height", &v.height.to_string()),
+                    ("rate", &contract.audio_rate.to_string()),
+                    ("channels", &contract.audio_channels.to_string()),
                 ],
             )
-        })
-        .transpose()
+            .map_err(|e| e.to_string())?;
+        // A picture decodes to one frame: frozen, it becomes a video the appsink paces. Not a
+        // live imagefreeze: added while the pipeline prerolls, a live branch never prerolls
+        // and the picture never arrived (the stream stayed black).
+        let freeze = if settings.still_image {
+            "imagefreeze ! "
+        } else {
+            ""
+        };
+        // The queue parts the decoder's thread from the paced appsink's; two decoded pictures
+        // are all it needs to hold (its default, 10 MB, kept three 1080p pictures per session).
+        let video = normalize_video.map(|n| {
+            format!(
+                "{freeze}queue max-size-buffers=2 max-size-bytes=0 max-size-time=0 ! {n} ! appsink name=video"
+            )
+        });
+        let audio = format!("queue ! {normalize_audio} ! appsink name=audio");
+        Ok(Self { video, audio })
+    }
+}
+
+/// The pipeline of devices or custom sources, launched with the branches behind them.
+fn sources_pipeline(
+    spec: &InputSpec,
+    branches: &Branches,
+    settings: &LiveSettings,
+    topologies: &Topologies,
+    feed: &Feed,
+) -> Result<gst::Pipeline, String> {
+    let contract = &settings.contract;
+    let (v, a) = spec
+        .source_fragments(topologies, contract.video.map(|v| (v.width, v.height)))
         .map_err(|e| e.to_string())?;
-    let normalize_audio = topologies
-        .render(
-            "normalize.audio",
-            &[
-                ("rate", &contract.audio_rate.to_string()),
-                ("channels", &contract.audio_channels.to_string()),
-            ],
-        )
-        .map_err(|e| e.to_string())?;
-    // A picture decodes to one frame: frozen, it becomes a video the appsink paces. Not a
-    // live imagefreeze: added while the pipeline prerolls, a live branch never prerolls and
-    // the picture never arrived (the stream stayed black).
-    let freeze = if settings.still_image {
-        "imagefreeze ! "
-    } else {
-        ""
-    };
-    // The queue parts the decoder's thread from the paced appsink's; two decoded pictures
-    // are all it needs to hold (its default, 10 MB, kept three 1080p pictures per session).
-    let video_branch = normalize_video.map(|n| {
-        format!(
-            "{freeze}queue max-size-buffers=2 max-size-bytes=0 max-size-time=0 ! {n} ! appsink name=video"
-        )
-    });
-    let audio_branch = format!("queue ! {normalize_audio} ! appsink name=audio");
-    let pipeline = match item {
-        InputItem::Sources(spec) => {
-            let (v, a) = spec
-                .source_fragments(topologies, contract.video.map(|v| (v.width, v.height)))
-                .map_err(|e| e.to_string())?;
-            let mut description = String::new();
-            if let (Some(v), Some(branch)) = (&v, &video_branch) {
-                description.push_str(&format!("{} ! {branch} ", v.launch()));
-            } else if let Some(v) = &v {
-                description.push_str(&format!("{} ! fakesink ", v.launch()));
-            }
-            if let Some(a) = &a {
-                description.push_str(&format!("{} ! {audio_branch}", a.launch()));
-            }
-            let pipeline = gst::parse::launch(&description)
-                .map_err(|e| e.to_string())?
-                .downcast::<gst::Pipeline>()
-                .map_err(|_| "not a pipeline".to_string())?;
-            // Device names and custom arguments are set as properties, never parsed.
-            for fragment in v.iter().chain(a.iter()) {
-                fragment
-                    .bind(pipeline.upcast_ref())
-                    .map_err(|e| e.to_string())?;
-            }
-            for name in ["video", "audio"] {
-                if let Some(sink) = pipeline
-                    .by_name(name)
-                    .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
-                {
-                    attach_sink(&sink, name == "video", !spec.paces_itself(), feed);
-                }
-            }
-            pipeline
-        }
-        InputItem::Uri(uri) => {
-            let pipeline = gst::Pipeline::new();
-            let decode = crate::media::pads::decoder_for(
-                uri,
-                &pipeline,
-                settings.decoder_threads,
-                settings.input_bounds,
-            )?;
-            let guard = settings
-                .source_guard
-                .clone()
-                .or_else(|| crate::media::policy::SourceGuard::for_uri(uri));
-            if let Some(guard) = guard {
-                crate::media::policy::guard_sources(pipeline.upcast_ref(), guard);
-            }
-            let feed = feed.clone();
-            let audio_pick = crate::media::pads::AudioPick::new(settings.audio_track);
-            let first_sample = settings.first_sample;
-            crate::media::pads::attach_decoded_pads(&decode, &pipeline, move |kind| {
-                let description = if kind.starts_with("video/") {
-                    video_branch.as_deref()
-                } else if kind.starts_with("audio/") && audio_pick.next_is_chosen() {
-                    Some(audio_branch.as_str())
-                } else {
-                    None
-                };
-                let Some(description) = description else {
-                    return Ok(None);
-                };
-                let bin = gst::parse::bin_from_description(description, true)
-                    .map_err(|e| e.to_string())?;
-                crate::media::pads::play_from(&bin, first_sample);
-                for name in ["video", "audio"] {
-                    if let Some(sink) = bin
-                        .by_name(name)
-                        .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
-                    {
-                        attach_sink(&sink, name == "video", true, &feed);
-                    }
-                }
-                Ok(Some(crate::media::pads::Branch::new(bin)))
-            });
-            pipeline
-        }
-    };
+    let mut description = String::new();
+    if let (Some(v), Some(branch)) = (&v, &branches.video) {
+        description.push_str(&format!("{} ! {branch} ", v.launch()));
+    } else if let Some(v) = &v {
+        description.push_str(&format!("{} ! fakesink ", v.launch()));
+    }
+    if let Some(a) = &a {
+        description.push_str(&format!("{} ! {}", a.launch(), branches.audio));
+    }
+    let pipeline = gst::parse::launch(&description)
+        .map_err(|e| e.to_string())?
+        .downcast::<gst::Pipeline>()
+        .map_err(|_| "not a pipeline".to_string())?;
+    // Device names and custom arguments are set as properties, never parsed.
+    for fragment in v.iter().chain(a.iter()) {
+        fragment
+            .bind(pipeline.upcast_ref())
+            .map_err(|e| e.to_string())?;
+    }
+    attach_sinks(pipeline.upcast_ref(), !spec.paces_itself(), feed);
     Ok(pipeline)
+}
+
+/// The pipeline that decodes a file or URL (its sources guarded), a branch added for each
+/// stream it plays as the decoder finds it.
+fn decoded_pipeline(
+    uri: &str,
+    branches: Branches,
+    settings: &LiveSettings,
+    feed: &Feed,
+) -> Result<gst::Pipeline, String> {
+    let pipeline = gst::Pipeline::new();
+    let decode = crate::media::pads::decoder_for(
+        uri,
+        &pipeline,
+        settings.decoder_threads,
+        settings.input_bounds,
+    )?;
+    let guard = settings
+        .source_guard
+        .clone()
+        .or_else(|| crate::media::policy::SourceGuard::for_uri(uri));
+    if let Some(guard) = guard {
+        crate::media::policy::guard_sources(pipeline.upcast_ref(), guard);
+    }
+    let feed = feed.clone();
+    let audio_pick = crate::media::pads::AudioPick::new(settings.audio_track);
+    let first_sample = settings.first_sample;
+    crate::media::pads::attach_decoded_pads(&decode, &pipeline, move |kind| {
+        let description = if kind.starts_with("video/") {
+            branches.video.as_deref()
+        } else if kind.starts_with("audio/") && audio_pick.next_is_chosen() {
+            Some(branches.audio.as_str())
+        } else {
+            None
+        };
+        let Some(description) = description else {
+            return Ok(None);
+        };
+        let bin = gst::parse::bin_from_description(description, true).map_err(|e| e.to_string())?;
+        crate::media::pads::play_from(&bin, first_sample);
+        attach_sinks(&bin, true, &feed);
+        Ok(Some(crate::media::pads::Branch::new(bin)))
+    });
+    Ok(pipeline)
+}
+
+/// Feeds the slot from the `video` and `audio` appsinks in `bin`, those it has.
+fn attach_sinks(bin: &gst::Bin, paced: bool, feed: &Feed) {
+    for name in ["video", "audio"] {
+        if let Some(sink) = bin
+            .by_name(name)
+            .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+        {
+            attach_sink(&sink, name == "video", paced, feed);
+        }
+    }
 }
 
 fn attach_sink(sink: &gst_app::AppSink, video: bool, paced: bool, feed: &Feed) {

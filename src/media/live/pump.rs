@@ -56,6 +56,111 @@ fn backlogged(src: &gstreamer_app::AppSrc, limit: u64) -> bool {
     src.current_level_bytes() >= limit
 }
 
+/// The pump's timeline and limits, from the contract.
+struct Pacing {
+    /// One picture's time.
+    frame: Duration,
+    /// One audio chunk's time, and its length in milliseconds and bytes.
+    chunk: Duration,
+    chunk_ms: usize,
+    chunk_bytes: usize,
+    /// The audio queue is kept between 0 and this much, so latency stays bounded.
+    max_queue: usize,
+    /// Bytes queued before the encoder at most (see [`VIDEO_BACKLOG`], [`AUDIO_BACKLOG`]).
+    video_limit: u64,
+    audio_limit: u64,
+}
+
+impl Pacing {
+    fn new(contract: &Contract) -> Self {
+        let fps = contract.video.map_or(30, |v| v.fps);
+        let frame = Duration::from_nanos(1_000_000_000 / u64::from(fps));
+        let chunk = audio_chunk(contract);
+        let chunk_ms = chunk.as_millis() as usize;
+        let bytes_per_ms = (contract.audio_rate * contract.audio_channels * 2 / 1000) as usize;
+        let chunk_bytes = bytes_per_ms * chunk_ms;
+        let max_queue = bytes_per_ms * 500;
+        let video_limit = contract
+            .video
+            .map_or(0, |v| VIDEO_BACKLOG * u64::from(v.width * v.height * 3 / 2));
+        let audio_limit = (bytes_per_ms * AUDIO_BACKLOG.as_millis() as usize) as u64;
+        Self {
+            frame,
+            chunk,
+            chunk_ms,
+            chunk_bytes,
+            max_queue,
+            video_limit,
+            audio_limit,
+        }
+    }
+}
+
+/// The picture for this tick, as [`next_picture`] chose it.
+struct NextPicture {
+    /// `None`: the slate is shown.
+    latest: Option<gst::Buffer>,
+    /// The last picture, sent again: the input had no new one in time.
+    repeated: bool,
+    /// The input is gone (see `Slot::on_slate`).
+    on_slate: bool,
+}
+
+/// Takes the input's newest picture for this tick (waiting [`PICTURE_GRACE`] for one only a
+/// little late), or the last one again; none once the input stalled or is gone.
+/// `last_picture` is what was last taken, and is kept up to date.
+fn next_picture(
+    slot: &SharedSlot,
+    stall: Duration,
+    last_picture: &mut Option<gst::Buffer>,
+) -> NextPicture {
+    let (mut next, fresh, on_slate) = {
+        let mut s = slot.lock().expect("slot lock");
+        let fresh = s.video_at.is_some_and(|t| t.elapsed() < stall) && !s.on_slate;
+        (s.video.take(), fresh, s.on_slate)
+    };
+    if next.is_none() && fresh && last_picture.is_some() {
+        let deadline = Instant::now() + PICTURE_GRACE;
+        while next.is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+            next = slot.lock().expect("slot lock").video.take();
+        }
+    }
+    let (latest, repeated) = match (next, fresh) {
+        (Some(picture), true) => {
+            *last_picture = Some(picture.clone());
+            (Some(picture), false)
+        }
+        (None, true) => (last_picture.clone(), last_picture.is_some()),
+        (_, false) => {
+            *last_picture = None;
+            (None, false)
+        }
+    };
+    NextPicture {
+        latest,
+        repeated,
+        on_slate,
+    }
+}
+
+/// Takes up to one chunk of the input's audio, none once it stalled; a queue grown past
+/// `max_queue` is cut back first.
+fn take_audio(slot: &SharedSlot, stall: Duration, max_queue: usize, chunk_bytes: usize) -> Vec<u8> {
+    let mut s = slot.lock().expect("slot lock");
+    if s.audio.len() > max_queue {
+        let excess = s.audio.len() - (max_queue / 5).max(chunk_bytes);
+        s.audio.drain(..excess);
+    }
+    let fresh = s.audio_at.is_some_and(|t| t.elapsed() < stall);
+    let take = if fresh {
+        s.audio.len().min(chunk_bytes)
+    } else {
+        0
+    };
+    s.audio.drain(..take).collect::<Vec<u8>>()
+}
+
 /// Emits video at the contract's rate and audio in chunks, on its own clock.
 pub(super) fn pump(
     slot: SharedSlot,
@@ -70,18 +175,15 @@ pub(super) fn pump(
         video_src,
         audio_src,
     } = sources;
-    let fps = contract.video.map_or(30, |v| v.fps);
-    let frame = Duration::from_nanos(1_000_000_000 / u64::from(fps));
-    let chunk = audio_chunk(&contract);
-    let chunk_ms = chunk.as_millis() as usize;
-    let bytes_per_ms = (contract.audio_rate * contract.audio_channels * 2 / 1000) as usize;
-    let chunk_bytes = bytes_per_ms * chunk_ms;
-    // The audio queue is kept between 0 and this much, so latency stays bounded.
-    let max_queue = bytes_per_ms * 500;
-    let video_limit = contract
-        .video
-        .map_or(0, |v| VIDEO_BACKLOG * u64::from(v.width * v.height * 3 / 2));
-    let audio_limit = (bytes_per_ms * AUDIO_BACKLOG.as_millis() as usize) as u64;
+    let Pacing {
+        frame,
+        chunk,
+        chunk_ms,
+        chunk_bytes,
+        max_queue,
+        video_limit,
+        audio_limit,
+    } = Pacing::new(&contract);
     let started = Instant::now();
     let (mut frames, mut chunks) = (0u64, 0u64);
     // Sent again when the input has no new picture in time.
@@ -97,29 +199,11 @@ pub(super) fn pump(
         if let (Some(src), Some(at)) = (&video_src, next_video)
             && at <= next_audio
         {
-            let (mut next, fresh, on_slate) = {
-                let mut s = slot.lock().expect("slot lock");
-                let fresh = s.video_at.is_some_and(|t| t.elapsed() < stall) && !s.on_slate;
-                (s.video.take(), fresh, s.on_slate)
-            };
-            if next.is_none() && fresh && last_picture.is_some() {
-                let deadline = Instant::now() + PICTURE_GRACE;
-                while next.is_none() && Instant::now() < deadline {
-                    std::thread::sleep(Duration::from_millis(2));
-                    next = slot.lock().expect("slot lock").video.take();
-                }
-            }
-            let (latest, repeated) = match (next, fresh) {
-                (Some(picture), true) => {
-                    last_picture = Some(picture.clone());
-                    (Some(picture), false)
-                }
-                (None, true) => (last_picture.clone(), last_picture.is_some()),
-                (_, false) => {
-                    last_picture = None;
-                    (None, false)
-                }
-            };
+            let NextPicture {
+                latest,
+                repeated,
+                on_slate,
+            } = next_picture(&slot, stall, &mut last_picture);
             let showing_slate = latest.is_none();
             let Some(mut buffer) = latest.or_else(|| slate.clone()) else {
                 break;
@@ -148,20 +232,7 @@ pub(super) fn pump(
             }
             continue;
         }
-        let mut data = {
-            let mut s = slot.lock().expect("slot lock");
-            if s.audio.len() > max_queue {
-                let excess = s.audio.len() - (max_queue / 5).max(chunk_bytes);
-                s.audio.drain(..excess);
-            }
-            let fresh = s.audio_at.is_some_and(|t| t.elapsed() < stall);
-            let take = if fresh {
-                s.audio.len().min(chunk_bytes)
-            } else {
-                0
-            };
-            s.audio.drain(..take).collect::<Vec<u8>>()
-        };
+        let mut data = take_audio(&slot, stall, max_queue, chunk_bytes);
         // An underrun is filled with silence; the clock never waits for the input.
         data.resize(chunk_bytes, 0);
         let mut buffer = gst::Buffer::from_mut_slice(data);
