@@ -5,14 +5,13 @@
 //! size; the largest input that is accepted is decoded within the bound the README states;
 //! the process stays alive, answering, and under that bound all along.
 
-mod common;
-
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::serve::{Api, TOKEN};
-use common::{callfeed_cli, ffmpeg};
+use crate::common;
+use crate::common::serve::{Api, TOKEN};
+use crate::common::{callfeed_cli, ffmpeg};
 use serde_json::{Value, json};
 
 /// The README's bound on a node's memory while one input is decoded (`### callfeed serve`,

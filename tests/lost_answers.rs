@@ -3,15 +3,13 @@
 //! webhook reports it. The emulator's `effect_then_drop` fault applies the start and breaks
 //! the connection before the answer.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
+use crate::common::serve::*;
+use crate::common::*;
 use callfeed::cloud::call::SetCallback;
 use callfeed::cloud::webhook::CallWebhook;
 use callfeed::emulator::{Emulator, Fault, TrtcCallback};
-use common::serve::*;
-use common::*;
 use serde_json::{Value, json};
 
 async fn emulator_list(emulator: &Emulator, what: &str) -> Vec<Value> {

@@ -4,19 +4,17 @@
 //! direct verdict or the pipeline) and is not handed to the cloud either; a folder of the
 //! media root swapped for a link later plays nothing outside and names no outside path.
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use crate::common::serve::*;
+use crate::common::*;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use callfeed::emulator::Emulator;
 use callfeed::media::policy::{InputPolicy, Restrictions};
-use common::serve::*;
-use common::*;
 use serde_json::{Value, json};
 
 /// A host the policy does not list: any connection to it is counted.

@@ -1,13 +1,13 @@
 //! Sessions through an RTMP relay: a real nginx-rtmp stands in for Tencent CSS, SRS or any
 //! relay, and the emulator's room observer pulls the relay's play URL, as the cloud would.
 
-mod common;
-
 use std::process::Output;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use crate::common;
+use crate::common::*;
 use callfeed::cloud::http::HttpSettings;
 use callfeed::cloud::{RoomRef, UserId};
 use callfeed::emulator::Emulator;
@@ -16,7 +16,6 @@ use callfeed::publish::relay::RelayFields;
 use callfeed::session::SessionSpec;
 use callfeed::session::driver::{self, DriverSettings, Status};
 use callfeed::session::state::Outcome;
-use common::*;
 use md5::{Digest, Md5};
 use tokio::process::Command;
 

@@ -1,14 +1,12 @@
 //! `callfeed serve` end to end: the API a user drives, what the cloud is left with after a
 //! crash, and many sessions at once each reaching only its own room.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
+use crate::common::serve::*;
+use crate::common::*;
 use callfeed::emulator::Emulator;
 use callfeed::store::{SessionStore, Store};
-use common::serve::*;
-use common::*;
 use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

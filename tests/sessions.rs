@@ -1,11 +1,10 @@
 //! Sessions end to end against the emulator: what arrived in each room, how calls end, what
 //! the cloud is left with.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::*;
 use callfeed::cloud::call::MediaType;
 use callfeed::cloud::http::HttpSettings;
 use callfeed::cloud::{RoomRef, UserId};
@@ -16,7 +15,6 @@ use callfeed::session::driver::{self, DriverSettings, Report, Status};
 use callfeed::session::state::{IngestAt, Outcome, Stage};
 use callfeed::session::{CloudClients, CloudOps, SessionSpec};
 use callfeed::store::{SessionStore, Store};
-use common::*;
 use serde_json::Value;
 
 fn clients(emulator: &Emulator, app_key: &str) -> CloudClients {

@@ -4,13 +4,13 @@
 
 use std::time::{Duration, Instant};
 
-use super::common::{
-    self,
-    processes::{self, CALLBACK_KEY, Cloud, TOKEN},
-};
 use super::{
     CALLFEED, calls, get, in_call, looping_tone, looping_tone_for, node, node_with, post, signal,
     until_calls,
+};
+use crate::common::{
+    self,
+    processes::{self, CALLBACK_KEY, Cloud, TOKEN},
 };
 use callfeed::store::{SessionStore, Store};
 

@@ -1,6 +1,5 @@
 //! Shared test helpers: a scripted HTTP server on 127.0.0.1 that answers from a queue and
 //! records every request it received.
-#![allow(dead_code)]
 // Shared by every test binary through `mod common;`: `pub` is how they reach it.
 #![allow(unreachable_pub)]
 
@@ -50,6 +49,8 @@ impl Answer {
 /// A request as the server received it.
 #[derive(Clone, Debug)]
 pub struct Received {
+    /// Read in failure messages only (`{:#?}`), which dead-code analysis does not count.
+    #[allow(dead_code)]
     pub method: String,
     pub uri: String,
     pub headers: Vec<(String, String)>,
@@ -201,6 +202,20 @@ async fn answer(
         answer.body,
     )
         .into_response()
+}
+
+/// What the emulator lists as `what` (`calls` or `tasks`) on its control API.
+pub async fn emulator_list(
+    emulator: &callfeed::emulator::Emulator,
+    what: &str,
+) -> Vec<serde_json::Value> {
+    let url = format!("{}/{what}", emulator.endpoints().control);
+    let body = reqwest::get(url).await.unwrap().bytes().await.unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    v[what]
+        .as_array()
+        .cloned()
+        .unwrap_or_else(|| panic!("the emulator lists {what}: {v}"))
 }
 
 /// A port on 127.0.0.1 with nothing listening.

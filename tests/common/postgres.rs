@@ -153,6 +153,7 @@ impl Postgres {
         self.url(&name)
     }
 
+    #[allow(dead_code)]
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
     }

@@ -104,7 +104,8 @@ pub struct Cloud {
 }
 
 impl Cloud {
-    /// The emulator process's id, to watch what it holds.
+    /// The emulator process's id, to watch what it holds (the soak does, in its own binary).
+    #[allow(dead_code)]
     pub fn emulator_pid(&self) -> Option<u32> {
         self._emulator.id()
     }

@@ -15,6 +15,8 @@
 //! the emulator's threads and descriptors, are flat after warm-up (`figures.rs`). It prints
 //! those figures.
 
+// The harness serves the main test binary; the soak uses a few of its helpers.
+#[allow(dead_code)]
 #[path = "../common/mod.rs"]
 mod common;
 mod figures;

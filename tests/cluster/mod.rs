@@ -2,14 +2,12 @@
 //! emulator` process as the cloud: what a dead node leaves in the cloud is stopped by the
 //! others within seconds.
 
-#[path = "../common/mod.rs"]
-mod common;
 mod second_audit;
 
 use std::time::{Duration, Instant};
 
+use crate::common::processes::{self, CALLBACK_KEY, Cloud, TOKEN, account};
 use callfeed::store::{SessionStore, Store};
-use common::processes::{self, CALLBACK_KEY, Cloud, TOKEN, account};
 use serde_json::Value;
 use tokio::process::{Child, Command};
 
