@@ -138,7 +138,7 @@ async fn css_auth(key: &'static str) -> CssAuth {
 #[tokio::test]
 async fn css_pushes_are_signed_per_session_and_a_wrong_key_is_refused_before_anything_rings() {
     let auth = css_auth("relaykey42").await;
-    let nginx = Nginx::start_with(closed_port(), Some(&auth.url));
+    let nginx = Nginx::start_with(Some(&auth.url));
     let domain = format!("127.0.0.1:{}", nginx.port);
     let css = |key: &'static str| {
         [
