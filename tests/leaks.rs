@@ -112,12 +112,7 @@ async fn two_hundred_sessions_come_and_go_without_leaving_anything() {
     let warm = json!({"to":["jack"],"media":clip.display().to_string(),"room":"warm","media_type":"audio","max_duration_secs":1});
     let (_, w) = api.post(warm).await;
     let warm_id = w["id"].as_str().unwrap().to_owned();
-    api.until(
-        &format!("/v1/sessions/{warm_id}"),
-        Duration::from_secs(30),
-        |v| !v["report"].is_null(),
-    )
-    .await;
+    api.ended(&warm_id, Duration::from_secs(30)).await;
     let (threads0, rss0) = (proc_status("Threads:"), proc_status("VmRSS:"));
     let started = Instant::now();
     let ids: Vec<String> = futures::future::join_all((0..SESSIONS).map(|i| {

@@ -186,8 +186,7 @@ fn ts_segment(path: &std::path::Path) {
 
 /// Waits for the session's report; its result and failure reason.
 async fn ended(api: &Api, created: &Value) -> Value {
-    let path = format!("/v1/sessions/{}", created["id"].as_str().unwrap());
-    api.until(&path, Duration::from_secs(40), |v| !v["report"].is_null())
+    api.ended(created["id"].as_str().unwrap(), Duration::from_secs(40))
         .await
 }
 

@@ -120,20 +120,9 @@ async fn injected_launch_syntax_runs_nothing_but_the_named_source() {
     assert_eq!(status, 201, "{created}");
     let file_session = created["id"].as_str().unwrap().to_owned();
     for id in &ids {
-        api.until(
-            &format!("/v1/sessions/{id}"),
-            Duration::from_secs(30),
-            |v| !v["report"].is_null(),
-        )
-        .await;
+        api.ended(id, Duration::from_secs(30)).await;
     }
-    let played = api
-        .until(
-            &format!("/v1/sessions/{file_session}"),
-            Duration::from_secs(30),
-            |v| !v["report"].is_null(),
-        )
-        .await;
+    let played = api.ended(&file_session, Duration::from_secs(30)).await;
     assert_eq!(played["report"]["result"], "completed", "{played:#}");
     let view = emulator
         .call_view(played["report"]["call_id"].as_str().unwrap())
@@ -367,12 +356,7 @@ async fn parallel_requests_for_one_room_admit_one_and_capacity_is_kept() {
     }
     for s in sessions["sessions"].as_array().unwrap() {
         let id = s["id"].as_str().unwrap();
-        api.until(
-            &format!("/v1/sessions/{id}"),
-            Duration::from_secs(20),
-            |v| !v["report"].is_null(),
-        )
-        .await;
+        api.ended(id, Duration::from_secs(20)).await;
     }
     let (status, body) = api
         .post(json!({"to":["jack"],"media":"test:","room":"cap-over","media_type":"audio","max_duration_secs":1}))

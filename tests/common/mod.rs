@@ -209,7 +209,12 @@ pub async fn emulator_list(
     emulator: &callfeed::emulator::Emulator,
     what: &str,
 ) -> Vec<serde_json::Value> {
-    let url = format!("{}/{what}", emulator.endpoints().control);
+    emulator_list_at(&emulator.endpoints().control, what).await
+}
+
+/// [`emulator_list`] for an emulator whose control API is at `control` (a process's, say).
+pub async fn emulator_list_at(control: &str, what: &str) -> Vec<serde_json::Value> {
+    let url = format!("{control}/{what}");
     let body = reqwest::get(url).await.unwrap().bytes().await.unwrap();
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
     v[what]
