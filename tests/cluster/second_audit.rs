@@ -182,14 +182,20 @@ async fn a_result_reached_while_the_store_is_down_is_recorded_when_it_is_back() 
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
     assert_eq!(recorded.0, "hung_up", "{recorded:?}");
-    // And its last event, for followers on any node.
-    let events = reader.events_after(&id, 0).await.unwrap();
-    assert!(
-        events
+    // And its last event, for followers on any node. The report is retried apart from the
+    // result (with its own backoff), so it may be written a few seconds after it.
+    let started = Instant::now();
+    loop {
+        let events = reader.events_after(&id, 0).await.unwrap();
+        if events
             .iter()
-            .any(|(_, kind, data)| kind == "report" && data.contains("hung_up")),
-        "{events:#?}"
-    );
+            .any(|(_, kind, data)| kind == "report" && data.contains("hung_up"))
+        {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(40), "{events:#?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
