@@ -44,7 +44,7 @@ bench: setup
 	$(CARGO) bench --bench signing
 	$(CARGO) bench --bench compare
 
-# A bounded soak of real processes under a mixed workload with faults and kill -9s (tests/soak.rs):
+# A bounded soak of real processes under a mixed workload with faults and kill -9s (tests/soak/):
 # SOAK_SECS (default 600), half on one node, half on a two-node cluster on PostgreSQL.
 soak: setup
 	$(CARGO) test --test soak -- --ignored --nocapture

@@ -5,14 +5,13 @@
 //! size; the largest input that is accepted is decoded within the bound the README states;
 //! the process stays alive, answering, and under that bound all along.
 
-mod common;
-
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::serve::{Api, TOKEN};
-use common::{callfeed_cli, ffmpeg};
+use crate::common;
+use crate::common::serve::{Api, TOKEN};
+use crate::common::{callfeed_cli, ffmpeg};
 use serde_json::{Value, json};
 
 /// The README's bound on a node's memory while one input is decoded (`### callfeed serve`,
@@ -238,10 +237,8 @@ async fn bombs_under_the_media_root_are_refused_and_the_node_stays_bounded() {
             .post(json!({"to":["jack"],"media":url,"room":format!("url-bomb-{i}"),"media_type":"video","live":true,"direct":"never"}))
             .await;
         let said = if status == 201 {
-            let path = format!("/v1/sessions/{}", created["id"].as_str().unwrap());
-            let ended = api
-                .until(&path, Duration::from_secs(60), |v| !v["report"].is_null())
-                .await;
+            let id = created["id"].as_str().unwrap();
+            let ended = api.ended(id, Duration::from_secs(60)).await;
             assert_eq!(ended["report"]["result"], "failed", "{url}: {ended:#}");
             ended["report"]["reason"].to_string()
         } else {
@@ -261,10 +258,8 @@ async fn bombs_under_the_media_root_are_refused_and_the_node_stays_bounded() {
             .post(json!({"to":["jack"],"media":input,"room":format!("largest-{i}"),"media_type":"video","profile":"1080p","max_duration_secs":1}))
             .await;
         assert_eq!(status, 201, "{input:?}: {created}");
-        let path = format!("/v1/sessions/{}", created["id"].as_str().unwrap());
-        let ended = api
-            .until(&path, Duration::from_secs(180), |v| !v["report"].is_null())
-            .await;
+        let id = created["id"].as_str().unwrap();
+        let ended = api.ended(id, Duration::from_secs(180)).await;
         assert_eq!(
             ended["report"]["result"], "completed",
             "{input:?}: {ended:#}"

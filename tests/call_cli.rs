@@ -2,11 +2,9 @@
 //! checked before the phone rings, and a URL the cloud can pull itself handed to it
 //! unchanged (`--direct auto|always|never`).
 
-mod common;
-
 use std::process::Output;
 
-use common::*;
+use crate::common::*;
 use tokio::process::Command;
 
 fn callfeed() -> Command {

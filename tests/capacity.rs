@@ -2,11 +2,10 @@
 //! 1080p encodes of a real-world clip (High profile, B-frames) against a real `callfeed
 //! serve --emulator` process.
 
-mod common;
-
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use crate::common;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 

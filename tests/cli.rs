@@ -2,11 +2,9 @@
 //! message naming the field, the value and the allowed range; secrets never printed;
 //! UserSig making and checking; real requests to a local server.
 
-mod common;
-
 use std::process::Output;
 
-use common::*;
+use crate::common::*;
 use tokio::process::Command;
 
 const V1_PY: &str = "eJyrVgrxCdYrSy1SslJQMtIzUNJRAItkpqTmlWSmZUIkKjIT87NK82CSxSnZiQUFmSlAKUMTAyiAyqVWFGQWpYJkTE1NjRDiJZm5YFFzNPXFmekgG3zKHM1T9D3LzdODi-OKs8vCqpxcAvydnV2SSv2cy03cPcpDnA2SMgu0nUxslWoBHdYzUg__";

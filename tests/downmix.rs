@@ -1,11 +1,9 @@
 //! Surround files written as the stereo contract MP4 (`push --mp4`) are as loud as ffmpeg's
 //! own `-ac 2` downmix of the same file: what a user compares them with.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::common::*;
 
 fn callfeed() -> tokio::process::Command {
     callfeed_cli("callfeed-downmix-state")

@@ -2,10 +2,9 @@
 //! the documented error paths, webhooks, callee scripts, fault injection, and what the room
 //! observer saw in each room.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::*;
 use callfeed::cloud::call::{
     CallClient, GetRecordByFilter, MediaType, SetCallback, StartCallByRobot,
 };
@@ -16,7 +15,6 @@ use callfeed::cloud::webhook::{
 };
 use callfeed::cloud::{RoomRef, UserId};
 use callfeed::emulator::{Behaviour, Emulator, EmulatorConfig, Pace, TrtcCallback};
-use common::*;
 use serde_json::{Value, json};
 
 const CALLBACK_KEY: &str = "123654";

@@ -2,13 +2,11 @@
 //! SDKs run against it unchanged, and every documented error path answers with the right
 //! envelope and code (never a panic, a hang or a bare HTTP error).
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::*;
 use callfeed::cloud::{tc3, usersig};
 use callfeed::emulator::{Behaviour, Emulator, EmulatorConfig, Pace};
-use common::*;
 use serde_json::{Value, json};
 
 fn config() -> EmulatorConfig {

@@ -5,16 +5,14 @@
 //! out, one address holds only its share of connections, and one client only so many event
 //! streams.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::common::serve::{cloud_env, serve_binary, serve_command};
+use crate::common::test_emulator_config;
 use callfeed::emulator::Emulator;
-use common::serve::{cloud_env, serve_binary, serve_command};
-use common::test_emulator_config;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};

@@ -2,11 +2,9 @@
 //! refused at probe with what it holds and how to convert it, not "No valid frames decoded";
 //! the same tone at 24 bits plays.
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 
 fn callfeed() -> tokio::process::Command {
     callfeed_cli("callfeed-flac-32-bit-state")

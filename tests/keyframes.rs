@@ -1,16 +1,14 @@
 //! The output's keyframes: exactly every GOP of the contract and nowhere else, whatever the
 //! picture does — in a live stream as a reader receives it, and in an announcement MP4.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::common::*;
 use callfeed::media::contract::{Contract, Profile};
 use callfeed::media::input::InputSpec;
 use callfeed::media::live::{LiveSettings, LiveStream};
 use callfeed::media::topology::Topologies;
-use common::*;
 
 /// Black, bars, white: two hard cuts in the middle of a GOP (at 0.5 s and 1.7 s), where an
 /// encoder's scene-cut detection would put keyframes of its own.

@@ -3,23 +3,14 @@
 //! webhook reports it. The emulator's `effect_then_drop` fault applies the start and breaks
 //! the connection before the answer.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
+use crate::common::serve::*;
+use crate::common::*;
 use callfeed::cloud::call::SetCallback;
 use callfeed::cloud::webhook::CallWebhook;
 use callfeed::emulator::{Emulator, Fault, TrtcCallback};
-use common::serve::*;
-use common::*;
 use serde_json::{Value, json};
-
-async fn emulator_list(emulator: &Emulator, what: &str) -> Vec<Value> {
-    let url = format!("{}/{what}", emulator.endpoints().control);
-    let body = reqwest::get(url).await.unwrap().bytes().await.unwrap();
-    let v: Value = serde_json::from_slice(&body).unwrap();
-    v[what].as_array().cloned().unwrap_or_default()
-}
 
 /// Waits until `done` holds for the emulator's `what` (calls or tasks).
 async fn until(emulator: &Emulator, what: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
@@ -78,10 +69,8 @@ async fn a_call_started_whose_answer_was_lost_is_ended() {
         .post(json!({"to":["jack"],"media":"test:black+tone=440","room":"lost-call","media_type":"audio","loop_forever":true}))
         .await;
     assert_eq!(status, 201, "{created}");
-    let path = format!("/v1/sessions/{}", created["id"].as_str().unwrap());
-    let ended = api
-        .until(&path, Duration::from_secs(30), |v| !v["report"].is_null())
-        .await;
+    let id = created["id"].as_str().unwrap();
+    let ended = api.ended(id, Duration::from_secs(30)).await;
     let report = &ended["report"];
     assert_eq!(report["result"], "failed", "{report:#}");
     assert_eq!(report["stage"], "ring", "{report:#}");
@@ -93,12 +82,7 @@ async fn a_call_started_whose_answer_was_lost_is_ended() {
     })
     .await;
     assert_eq!(calls[0]["room_id"], "lost-call", "{calls:#?}");
-    let metrics = reqwest::get(format!("{}/metrics", api.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics(&api.base).await;
     assert!(
         metrics.contains("callfeed_strays_stopped_total 1"),
         "{metrics}"
@@ -135,10 +119,8 @@ async fn an_ingest_task_started_whose_answer_was_lost_is_stopped() {
         )
         .await;
     assert_eq!(status, 201, "{created}");
-    let path = format!("/v1/sessions/{}", created["id"].as_str().unwrap());
-    let ended = api
-        .until(&path, Duration::from_secs(30), |v| !v["report"].is_null())
-        .await;
+    let id = created["id"].as_str().unwrap();
+    let ended = api.ended(id, Duration::from_secs(30)).await;
     let report = &ended["report"];
     assert_eq!(report["result"], "failed", "{report:#}");
     assert_eq!(report["stage"], "ingest", "{report:#}");
@@ -154,12 +136,7 @@ async fn an_ingest_task_started_whose_answer_was_lost_is_stopped() {
         format!("{site}clip.flv"),
         "{tasks:#?}"
     );
-    let metrics = reqwest::get(format!("{}/metrics", api.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics(&api.base).await;
     assert!(
         metrics.contains("callfeed_strays_stopped_total 1"),
         "stopped by the service, not by itself: {metrics}"

@@ -4,12 +4,10 @@
 //! URL, subtitles that would stall a probe. What a user observes: the exit code, what the
 //! room heard and for how long, the output's length and bytes, what `probe` says.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 fn callfeed() -> tokio::process::Command {

@@ -1,15 +1,13 @@
 //! The media engine with real pipelines and real readers: what a puller receives.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use callfeed::media::contract::{Contract, Profile};
 use callfeed::media::input::InputSpec;
 use callfeed::media::live::{LiveSettings, LiveStream, Loops, MediaEvent};
 use callfeed::media::observer::{MediaTally, ObserveSpec, Observer, Pace};
 use callfeed::media::topology::Topologies;
-use common::*;
 
 fn topologies() -> Topologies {
     Topologies::builtin().unwrap()
@@ -447,8 +445,9 @@ async fn a_playlist_plays_its_items_in_turn_from_the_start_offset() {
     assert_eq!(items, [0, 1]);
 }
 
-/// Needs a camera, which build machines lack: `cargo test --test media -- --ignored` where
-/// `/dev/video0` exists. (Without one, the v4l2 description is unit-tested in `media::input`.)
+/// Needs a camera, which build machines lack: `cargo test --test tests media:: -- --ignored`
+/// where `/dev/video0` exists. (Without one, the v4l2 description is unit-tested in
+/// `media::input`.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs a camera at /dev/video0"]
 async fn a_camera_becomes_a_contract_stream() {

@@ -1,12 +1,10 @@
 //! `callfeed probe` and `callfeed push` as a user meets them: what an input is, whether it
 //! passes through, and bad inputs refused with their name before anything starts.
 
-mod common;
-
 use std::process::Output;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use tokio::process::Command;
 
 fn callfeed() -> Command {

@@ -1,13 +1,11 @@
 //! The room observer measured against streams whose content is known.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use callfeed::media::observer::{
     MediaTally, ObserveSpec, Observer, ObserverEvent, ObserverExit, Pace,
 };
-use common::*;
 
 fn within(actual: f64, expected: f64, tolerance: f64) -> bool {
     (actual - expected).abs() <= expected * tolerance

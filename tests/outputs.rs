@@ -3,13 +3,11 @@
 //! at all, and options it cannot honour are refused, naming what is wrong. And what
 //! `callfeed announce` makes: the cached announcement, made once, its path printed.
 
-mod common;
-
 use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use tokio::process::Command;
 
 fn callfeed() -> Command {

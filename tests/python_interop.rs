@@ -4,13 +4,11 @@
 //!
 //! Needs `python3` with both packages (`make setup` installs them).
 
-mod common;
-
 use std::io::Write;
 use std::process::{Command, Stdio};
 
+use crate::common::python_bin;
 use callfeed::cloud::usersig::{self, Expectation};
-use common::python_bin;
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/py/independent.py");
 const SDKAPPID: &str = "1400000000";

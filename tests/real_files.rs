@@ -1,9 +1,8 @@
 //! Files users really have, made small by ffmpeg: animated pictures, several audio tracks,
 //! cover art. Each comes out as the user meant: moving, the chosen track, no extra stream.
 
-mod common;
-
-use common::ffmpeg;
+use crate::common;
+use crate::common::ffmpeg;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;

@@ -4,19 +4,17 @@
 //! direct verdict or the pipeline) and is not handed to the cloud either; a folder of the
 //! media root swapped for a link later plays nothing outside and names no outside path.
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use crate::common::serve::*;
+use crate::common::*;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use callfeed::emulator::Emulator;
 use callfeed::media::policy::{InputPolicy, Restrictions};
-use common::serve::*;
-use common::*;
 use serde_json::{Value, json};
 
 /// A host the policy does not list: any connection to it is counted.
@@ -188,8 +186,7 @@ fn ts_segment(path: &std::path::Path) {
 
 /// Waits for the session's report; its result and failure reason.
 async fn ended(api: &Api, created: &Value) -> Value {
-    let path = format!("/v1/sessions/{}", created["id"].as_str().unwrap());
-    api.until(&path, Duration::from_secs(40), |v| !v["report"].is_null())
+    api.ended(created["id"].as_str().unwrap(), Duration::from_secs(40))
         .await
 }
 

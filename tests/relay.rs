@@ -1,13 +1,13 @@
 //! Sessions through an RTMP relay: a real nginx-rtmp stands in for Tencent CSS, SRS or any
 //! relay, and the emulator's room observer pulls the relay's play URL, as the cloud would.
 
-mod common;
-
 use std::process::Output;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use crate::common;
+use crate::common::*;
 use callfeed::cloud::http::HttpSettings;
 use callfeed::cloud::{RoomRef, UserId};
 use callfeed::emulator::Emulator;
@@ -16,7 +16,6 @@ use callfeed::publish::relay::RelayFields;
 use callfeed::session::SessionSpec;
 use callfeed::session::driver::{self, DriverSettings, Status};
 use callfeed::session::state::Outcome;
-use common::*;
 use md5::{Digest, Md5};
 use tokio::process::Command;
 
@@ -139,7 +138,7 @@ async fn css_auth(key: &'static str) -> CssAuth {
 #[tokio::test]
 async fn css_pushes_are_signed_per_session_and_a_wrong_key_is_refused_before_anything_rings() {
     let auth = css_auth("relaykey42").await;
-    let nginx = Nginx::start_with(closed_port(), Some(&auth.url));
+    let nginx = Nginx::start_with(Some(&auth.url));
     let domain = format!("127.0.0.1:{}", nginx.port);
     let css = |key: &'static str| {
         [

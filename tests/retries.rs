@@ -1,16 +1,14 @@
 //! Retry classification against a local server that fails on purpose: what is retried,
 //! what fails at once, and what a user is told.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::*;
 use callfeed::cloud::call::{CallClient, ImCredentials, MediaType, StartCallByRobot};
 use callfeed::cloud::http::{CloudError, HttpSettings, Transport};
 use callfeed::cloud::ingest::{ApiCredentials, IngestClient, IngestStatus, StartStreamIngest};
 use callfeed::cloud::{RoomRef, UserId};
-use common::*;
 use serde_json::json;
 
 fn settings() -> HttpSettings {

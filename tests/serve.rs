@@ -1,14 +1,12 @@
 //! `callfeed serve` end to end: the API a user drives, what the cloud is left with after a
 //! crash, and many sessions at once each reaching only its own room.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
+use crate::common::serve::*;
+use crate::common::*;
 use callfeed::emulator::Emulator;
 use callfeed::store::{SessionStore, Store};
-use common::serve::*;
-use common::*;
 use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -106,13 +104,7 @@ async fn the_api_runs_follows_and_stops_sessions() {
         )
         .await;
     assert_eq!(status, 202);
-    let stopped = api
-        .until(
-            &format!("/v1/sessions/{first_id}"),
-            Duration::from_secs(10),
-            |v| !v["report"].is_null(),
-        )
-        .await;
+    let stopped = api.ended(&first_id, Duration::from_secs(10)).await;
     assert_eq!(stopped["report"]["result"], "stopped");
     let call = emulator
         .call_view(stopped["report"]["call_id"].as_str().unwrap())
@@ -160,12 +152,7 @@ async fn the_api_runs_follows_and_stops_sessions() {
         "a replayed webhook is refused"
     );
 
-    let metrics = reqwest::get(format!("{}/metrics", api.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics(&api.base).await;
     for line in [
         "callfeed_session_results_total{result=\"completed\"} 1",
         "callfeed_session_results_total{result=\"stopped\"} 1",
@@ -211,13 +198,7 @@ async fn ten_concurrent_sessions_each_reach_only_their_own_room() {
         ids.push(created["id"].as_str().unwrap().to_owned());
     }
     for (i, (id, hz)) in ids.iter().zip(&tones).enumerate() {
-        let s = api
-            .until(
-                &format!("/v1/sessions/{id}"),
-                Duration::from_secs(30),
-                |v| !v["report"].is_null(),
-            )
-            .await;
+        let s = api.ended(id, Duration::from_secs(30)).await;
         assert_eq!(s["report"]["result"], "completed", "{s:#}");
         let view = emulator
             .call_view(s["report"]["call_id"].as_str().unwrap())

@@ -1,11 +1,10 @@
 //! Sessions end to end against the emulator: what arrived in each room, how calls end, what
 //! the cloud is left with.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::*;
 use callfeed::cloud::call::MediaType;
 use callfeed::cloud::http::HttpSettings;
 use callfeed::cloud::{RoomRef, UserId};
@@ -16,7 +15,6 @@ use callfeed::session::driver::{self, DriverSettings, Report, Status};
 use callfeed::session::state::{IngestAt, Outcome, Stage};
 use callfeed::session::{CloudClients, CloudOps, SessionSpec};
 use callfeed::store::{SessionStore, Store};
-use common::*;
 use serde_json::Value;
 
 fn clients(emulator: &Emulator, app_key: &str) -> CloudClients {
@@ -493,8 +491,19 @@ async fn a_stall_mid_call_goes_to_the_slate_without_a_cloud_restart() {
     s.max_duration = Some(Duration::from_secs(12));
     let session = run(s, &cloud, None);
     let flap = async {
-        tokio::time::sleep(Duration::from_secs(3)).await;
+        // Mid-call: once the room has heard a second of the stream (not a guessed moment).
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let calls = emulator_list(&emulator, "calls").await;
+            let heard = |c: &Value| c["media"][0]["audio_ms"].as_u64() >= Some(1000);
+            if calls.iter().any(heard) {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{calls:#?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         valve.close();
+        // The stall itself.
         tokio::time::sleep(Duration::from_secs(4)).await;
         valve.open();
     };

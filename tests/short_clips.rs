@@ -2,11 +2,9 @@
 //! player hears starts and ends where the input's does and the audio track is as long as
 //! the input, give or take one AAC frame.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::common::*;
 
 /// One AAC frame at the contract's 48 kHz, in seconds.
 const AAC_FRAME_S: f64 = 1024.0 / 48_000.0;

@@ -1,12 +1,11 @@
 //! One conformance suite for every session store: the embedded SQLite journal and the
 //! PostgreSQL store a cluster shares (a real server, started by the harness).
 
-mod common;
-
 use std::sync::Arc;
 
+use crate::common;
+use crate::common::postgres::Postgres;
 use callfeed::store::{Admission, OpenSession, SessionStore, Store, StoreError, process_identity};
-use common::postgres::Postgres;
 
 /// What every backend must do, as sessions and recovery rely on it.
 async fn conforms(store: Arc<Store>) {

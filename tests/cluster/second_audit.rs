@@ -4,13 +4,14 @@
 
 use std::time::{Duration, Instant};
 
-use super::common::{
-    self,
-    processes::{self, CALLBACK_KEY, Cloud, TOKEN},
-};
 use super::{
     CALLFEED, calls, get, in_call, looping_tone, looping_tone_for, node, node_with, post, signal,
     until_calls,
+};
+use crate::common::{
+    self,
+    processes::{self, Cloud, TOKEN},
+    serve::until_ended,
 };
 use callfeed::store::{SessionStore, Store};
 
@@ -20,19 +21,9 @@ async fn a_store_password_given_in_the_query_shows_in_no_answer_and_no_log() {
     // tokio-postgres takes the password as a query parameter too (trust auth ignores it).
     let store = format!("{}?password=hunter2&sslmode=disable", cloud.store);
     let log = tempfile::NamedTempFile::new().unwrap();
-    let env = [
-        (
-            "CALLFEED_IM_ENDPOINT",
-            cloud.endpoints["im_endpoint"].as_str().unwrap(),
-        ),
-        (
-            "CALLFEED_TRTC_ENDPOINT",
-            cloud.endpoints["trtc_endpoint"].as_str().unwrap(),
-        ),
-        ("CALLFEED_API_TOKEN", TOKEN),
-        ("CALLFEED_CALLBACK_KEY", CALLBACK_KEY),
-        ("CALLFEED_LOG_FORMAT", "json"),
-    ];
+    let mut env = processes::node_env(&cloud.endpoints, TOKEN);
+    env.push(("CALLFEED_LOG_FORMAT", "json".into()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let args = [
         "serve",
         "--listen",
@@ -62,12 +53,8 @@ async fn a_store_password_given_in_the_query_shows_in_no_answer_and_no_log() {
     )
     .await;
     assert_eq!(code, 201, "{failing}");
-    let path = format!("/v1/sessions/{}", failing["id"].as_str().unwrap());
-    let started = Instant::now();
-    while get(api, &path).await["report"].is_null() {
-        assert!(started.elapsed() < Duration::from_secs(30), "no report");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let failing_id = failing["id"].as_str().unwrap();
+    until_ended(api, TOKEN, failing_id, Duration::from_secs(30)).await;
     let (code, created) = post(api, looping_tone("jack", "before")).await;
     assert_eq!(code, 201, "{created}");
     cloud.pg.kill();
@@ -177,16 +164,7 @@ async fn a_result_reached_while_the_store_is_down_is_recorded_when_it_is_back() 
     until_calls(control, Duration::from_secs(30), in_call).await;
     // The store goes away; meanwhile she hangs up and the session ends.
     pg.kill();
-    let path = format!("/v1/sessions/{id}");
-    let started = Instant::now();
-    let report = loop {
-        let v = get(&api_a, &path).await;
-        if !v["report"].is_null() {
-            break v["report"].clone();
-        }
-        assert!(started.elapsed() < Duration::from_secs(30), "{v:#}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let report = until_ended(&api_a, TOKEN, &id, Duration::from_secs(30)).await["report"].clone();
     assert_eq!(report["result"], "hung_up", "{report:#}");
     tokio::time::sleep(Duration::from_secs(3)).await;
     pg.restart();
@@ -204,14 +182,20 @@ async fn a_result_reached_while_the_store_is_down_is_recorded_when_it_is_back() 
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
     assert_eq!(recorded.0, "hung_up", "{recorded:?}");
-    // And its last event, for followers on any node.
-    let events = reader.events_after(&id, 0).await.unwrap();
-    assert!(
-        events
+    // And its last event, for followers on any node. The report is retried apart from the
+    // result (with its own backoff), so it may be written a few seconds after it.
+    let started = Instant::now();
+    loop {
+        let events = reader.events_after(&id, 0).await.unwrap();
+        if events
             .iter()
-            .any(|(_, kind, data)| kind == "report" && data.contains("hung_up")),
-        "{events:#?}"
-    );
+            .any(|(_, kind, data)| kind == "report" && data.contains("hung_up"))
+        {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(40), "{events:#?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -220,33 +204,15 @@ async fn a_node_that_takes_another_token_runs_none_of_this_tokens_sessions() {
     let (store, endpoints) = (&cloud.store, &cloud.endpoints);
     let (_a, api_a) = node_with(store, endpoints, &["--max-sessions", "1"]).await;
     // Same store, another token: far more room, so placement would pick it first.
-    let args = [
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--store",
+    let another = "another-clusters-token";
+    let (_b, api_b) = processes::node_as(
+        CALLFEED,
         store,
-        "--lease-secs",
-        "2",
-        "--max-cpu",
-        "100",
-        "--max-sessions",
-        "100",
-    ];
-    let env = [
-        (
-            "CALLFEED_IM_ENDPOINT",
-            endpoints["im_endpoint"].as_str().unwrap(),
-        ),
-        (
-            "CALLFEED_TRTC_ENDPOINT",
-            endpoints["trtc_endpoint"].as_str().unwrap(),
-        ),
-        ("CALLFEED_API_TOKEN", "another-clusters-token"),
-        ("CALLFEED_CALLBACK_KEY", CALLBACK_KEY),
-    ];
-    let (_b, b_ready) = processes::start(CALLFEED, &args, &env).await;
-    let api_b = b_ready["api"].as_str().unwrap().to_owned();
+        endpoints,
+        another,
+        &["--max-sessions", "100"],
+    )
+    .await;
     let (code, created) = post(&api_a, looping_tone("jack", "mine")).await;
     assert_eq!(code, 201, "{created}");
     assert!(

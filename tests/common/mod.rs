@@ -1,6 +1,5 @@
 //! Shared test helpers: a scripted HTTP server on 127.0.0.1 that answers from a queue and
 //! records every request it received.
-#![allow(dead_code)]
 // Shared by every test binary through `mod common;`: `pub` is how they reach it.
 #![allow(unreachable_pub)]
 
@@ -50,6 +49,8 @@ impl Answer {
 /// A request as the server received it.
 #[derive(Clone, Debug)]
 pub struct Received {
+    /// Read in failure messages only (`{:#?}`), which dead-code analysis does not count.
+    #[allow(dead_code)]
     pub method: String,
     pub uri: String,
     pub headers: Vec<(String, String)>,
@@ -201,6 +202,25 @@ async fn answer(
         answer.body,
     )
         .into_response()
+}
+
+/// What the emulator lists as `what` (`calls` or `tasks`) on its control API.
+pub async fn emulator_list(
+    emulator: &callfeed::emulator::Emulator,
+    what: &str,
+) -> Vec<serde_json::Value> {
+    emulator_list_at(&emulator.endpoints().control, what).await
+}
+
+/// [`emulator_list`] for an emulator whose control API is at `control` (a process's, say).
+pub async fn emulator_list_at(control: &str, what: &str) -> Vec<serde_json::Value> {
+    let url = format!("{control}/{what}");
+    let body = reqwest::get(url).await.unwrap().bytes().await.unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    v[what]
+        .as_array()
+        .cloned()
+        .unwrap_or_else(|| panic!("the emulator lists {what}: {v}"))
 }
 
 /// A port on 127.0.0.1 with nothing listening.
@@ -373,19 +393,36 @@ pub struct Nginx {
 }
 
 impl Nginx {
+    /// Starts on a free port.
     pub fn start() -> Self {
-        Self::start_on(closed_port())
+        Self::start_with(None)
+    }
+
+    /// Starts on a free port; with `on_publish`, every push is first asked of that URL
+    /// (nginx-rtmp POSTs the push's name and query; anything but a 2xx refuses it), as a relay
+    /// with push authentication does.
+    ///
+    /// nginx cannot report a port it picked, so it is given one that was free a moment ago;
+    /// if something took it meanwhile, nginx fails to bind and starts again on another.
+    pub fn start_with(on_publish: Option<&str>) -> Self {
+        let mut taken = Vec::new();
+        for _ in 0..5 {
+            let port = closed_port();
+            match Self::launch(port, on_publish) {
+                Ok(nginx) => return nginx,
+                Err(log) => taken.push((port, log)),
+            }
+        }
+        panic!("nginx found every port taken: {taken:#?}")
     }
 
     /// Starts on `port` (to bring a server back where it was).
     pub fn start_on(port: u16) -> Self {
-        Self::start_with(port, None)
+        Self::launch(port, None).unwrap_or_else(|log| panic!("port {port} is taken: {log}"))
     }
 
-    /// Starts on `port`; with `on_publish`, every push is first asked of that URL (nginx-rtmp
-    /// POSTs the push's name and query; anything but a 2xx refuses it), as a relay with
-    /// push authentication does.
-    pub fn start_with(port: u16, on_publish: Option<&str>) -> Self {
+    /// nginx listening on `port`, or its log if the port was taken.
+    fn launch(port: u16, on_publish: Option<&str>) -> Result<Self, String> {
         let dir = tempfile::tempdir().unwrap();
         let prefix = dir.path().display().to_string();
         let on_publish = on_publish
@@ -402,27 +439,44 @@ rtmp {{ server {{ listen 127.0.0.1:{port}; chunk_size 4096;
 "
         );
         std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
-        let child = std::process::Command::new("nginx")
+        let stderr = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
+        let mut child = std::process::Command::new("nginx")
             .arg("-c")
             .arg(dir.path().join("nginx.conf"))
             .arg("-p")
             .arg(dir.path())
-            .stderr(std::process::Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("nginx with the RTMP module: run `make setup`");
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "nginx did not listen on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Self {
+        let mut nginx = Self {
             port,
             dir,
-            child: Some(child),
+            child: None,
+        };
+        // Ready once nginx itself listens: something else may answer on a port it failed to take.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !listens(child.id(), port) {
+            let log = || {
+                let stderr = std::fs::read_to_string(nginx.dir.path().join("stderr.log"));
+                format!("{}{}", nginx.error_log(), stderr.unwrap_or_default())
+            };
+            if child.try_wait().unwrap().is_some() {
+                let log = log();
+                assert!(
+                    log.contains("Address already in use"),
+                    "nginx exited: {log}"
+                );
+                return Err(log);
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("nginx did not listen on {port}: {}", log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
+        nginx.child = Some(child);
+        Ok(nginx)
     }
 
     pub fn url(&self, stream: &str) -> String {
@@ -446,6 +500,25 @@ impl Drop for Nginx {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Whether process `pid` holds a socket listening on 127.0.0.1:`port` (read from /proc: the
+/// listening socket's inode among the process's descriptors).
+fn listens(pid: u32, port: u16) -> bool {
+    let local = format!("0100007F:{port:04X}");
+    let tcp = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    let inodes: Vec<String> = tcp
+        .lines()
+        .skip(1)
+        .map(|line| line.split_whitespace().collect::<Vec<_>>())
+        .filter(|f| f.len() > 9 && f[1] == local && f[3] == "0A")
+        .map(|f| format!("socket:[{}]", f[9]))
+        .collect();
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .any(|target| inodes.iter().any(|i| target.as_os_str() == i.as_str()))
 }
 
 /// Serves a hub's FLV, and can hold it: open connections stop receiving, new ones get 503.

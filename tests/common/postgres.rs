@@ -46,8 +46,8 @@ impl Postgres {
                 .unwrap();
             assert!(status.success(), "chown the test database folder");
         }
-        let pg = Self {
-            port: super::closed_port(),
+        let mut pg = Self {
+            port: 0,
             bin,
             dir,
             as_postgres,
@@ -68,8 +68,21 @@ impl Postgres {
                 "--no-sync",
             ],
         );
-        pg.start_server();
-        pg
+        // PostgreSQL cannot report a port it picked, so it is given one that was free a
+        // moment ago; if something took it meanwhile, the server starts again on another.
+        let mut taken = Vec::new();
+        for _ in 0..5 {
+            pg.port = super::closed_port();
+            let logged = pg.log().len();
+            match pg.start_server() {
+                Ok(()) => return pg,
+                Err(_) if pg.log()[logged..].contains("Address already in use") => {
+                    taken.push(pg.port)
+                }
+                Err(e) => panic!("{e}\n{}", pg.log()),
+            }
+        }
+        panic!("PostgreSQL found ports {taken:?} taken:\n{}", pg.log())
     }
 
     fn data(&self) -> String {
@@ -77,6 +90,12 @@ impl Postgres {
     }
 
     fn run(&self, program: &str, args: &[&str]) {
+        if let Err(e) = self.try_run(program, args) {
+            panic!("{e}");
+        }
+    }
+
+    fn try_run(&self, program: &str, args: &[&str]) -> Result<(), String> {
         let path = self.bin.join(program);
         let mut cmd = if self.as_postgres {
             let mut c = Command::new("runuser");
@@ -86,22 +105,24 @@ impl Postgres {
             Command::new(&path)
         };
         let out = cmd.args(args).output().unwrap();
-        assert!(
-            out.status.success(),
+        if out.status.success() {
+            return Ok(());
+        }
+        Err(format!(
             "{program}: {}{}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
-        );
+        ))
     }
 
-    fn start_server(&self) {
+    fn start_server(&self) -> Result<(), String> {
         let options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
             self.port,
             self.dir.path().display()
         );
         let log = self.dir.path().join("server.log").display().to_string();
-        self.run(
+        self.try_run(
             "pg_ctl",
             &[
                 "-D",
@@ -115,7 +136,7 @@ impl Postgres {
                 "30",
                 "start",
             ],
-        );
+        )
     }
 
     /// Stops the server at once, as a crash would.
@@ -128,7 +149,9 @@ impl Postgres {
 
     /// Starts it again on the same port, with what it had.
     pub fn restart(&self) {
-        self.start_server();
+        if let Err(e) = self.start_server() {
+            panic!("{e}\n{}", self.log());
+        }
     }
 
     /// A URL for `database` on this server.

@@ -60,21 +60,40 @@ pub async fn start_logging(
     (child, serde_json::from_str(&line).unwrap())
 }
 
-/// A `serve` node on `store`, the cloud being the emulator at `emulator` (its ready line),
-/// with a 2 s lease and `extra` arguments; its API URL.
-pub async fn node(bin: &str, store: &str, emulator: &Value, extra: &[&str]) -> (Child, String) {
-    let env = [
+/// A node's environment: the cloud is the emulator at `emulator` (its ready line), its API
+/// takes `token`, its webhooks are checked with [`CALLBACK_KEY`].
+pub fn node_env(emulator: &Value, token: &str) -> Vec<(&'static str, String)> {
+    vec![
         (
             "CALLFEED_IM_ENDPOINT",
-            emulator["im_endpoint"].as_str().unwrap(),
+            emulator["im_endpoint"].as_str().unwrap().to_owned(),
         ),
         (
             "CALLFEED_TRTC_ENDPOINT",
-            emulator["trtc_endpoint"].as_str().unwrap(),
+            emulator["trtc_endpoint"].as_str().unwrap().to_owned(),
         ),
-        ("CALLFEED_API_TOKEN", TOKEN),
-        ("CALLFEED_CALLBACK_KEY", CALLBACK_KEY),
-    ];
+        ("CALLFEED_API_TOKEN", token.to_owned()),
+        ("CALLFEED_CALLBACK_KEY", CALLBACK_KEY.to_owned()),
+    ]
+}
+
+/// A `serve` node on `store`, the cloud being the emulator at `emulator` (its ready line),
+/// with a 2 s lease and `extra` arguments; its API URL.
+pub async fn node(bin: &str, store: &str, emulator: &Value, extra: &[&str]) -> (Child, String) {
+    node_as(bin, store, emulator, TOKEN, extra).await
+}
+
+/// [`node`] whose API takes `token`: with another token, a node of another cluster on the
+/// same store.
+pub async fn node_as(
+    bin: &str,
+    store: &str,
+    emulator: &Value,
+    token: &str,
+    extra: &[&str],
+) -> (Child, String) {
+    let env = node_env(emulator, token);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let mut args = vec![
         "serve",
         "--listen",
@@ -104,7 +123,8 @@ pub struct Cloud {
 }
 
 impl Cloud {
-    /// The emulator process's id, to watch what it holds.
+    /// The emulator process's id, to watch what it holds (the soak does, in its own binary).
+    #[allow(dead_code)]
     pub fn emulator_pid(&self) -> Option<u32> {
         self._emulator.id()
     }

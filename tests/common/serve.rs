@@ -82,6 +82,50 @@ impl Api {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+
+    /// The session `id` once it has ended (has a report), panicking after `within`.
+    pub async fn ended(&self, id: &str, within: Duration) -> Value {
+        until_ended(&self.base, TOKEN, id, within).await
+    }
+}
+
+/// GET `path` of the API at `base` with the bearer `token`: the JSON answered (null if none).
+pub async fn get_json(base: &str, path: &str, token: &str) -> Value {
+    let body = reqwest::Client::new()
+        .get(format!("{base}{path}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    serde_json::from_slice(&body).unwrap_or_default()
+}
+
+/// Polls the session `id` on the API at `base` (bearer `token`) every 100 ms until it has
+/// ended (has a report), panicking after `within`; the session as it was then.
+pub async fn until_ended(base: &str, token: &str, id: &str, within: Duration) -> Value {
+    let path = format!("/v1/sessions/{id}");
+    let started = Instant::now();
+    loop {
+        let v = get_json(base, &path, token).await;
+        if !v["report"].is_null() {
+            return v;
+        }
+        assert!(started.elapsed() < within, "not ended in {within:?}: {v:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The `/metrics` text of the API at `base`.
+pub async fn metrics(base: &str) -> String {
+    reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
 }
 
 /// A `callfeed serve` in this process, as the command builds it, with `configure` applied

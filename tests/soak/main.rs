@@ -15,6 +15,8 @@
 //! the emulator's threads and descriptors, are flat after warm-up (`figures.rs`). It prints
 //! those figures.
 
+// The harness serves the main test binary; the soak uses a few of its helpers.
+#[allow(dead_code)]
 #[path = "../common/mod.rs"]
 mod common;
 mod figures;
@@ -258,22 +260,6 @@ fn kill9(child: &mut Child) {
         .status();
 }
 
-/// The node's environment: the emulator's endpoints, the token, the webhook key.
-fn node_env(endpoints: &Value) -> Vec<(&'static str, String)> {
-    vec![
-        (
-            "CALLFEED_IM_ENDPOINT",
-            endpoints["im_endpoint"].as_str().unwrap().to_owned(),
-        ),
-        (
-            "CALLFEED_TRTC_ENDPOINT",
-            endpoints["trtc_endpoint"].as_str().unwrap().to_owned(),
-        ),
-        ("CALLFEED_API_TOKEN", TOKEN.to_owned()),
-        ("CALLFEED_CALLBACK_KEY", CALLBACK_KEY.to_owned()),
-    ]
-}
-
 /// Points the cloud's webhooks (call engine and ingest) at the node at `api`, as an operator
 /// configures them once for an account.
 async fn point_webhooks(control: &str, endpoints: &Value, api: &str) {
@@ -314,7 +300,7 @@ async fn point_webhooks(control: &str, endpoints: &Value, api: &str) {
 }
 
 async fn start_node(args: &[String], endpoints: &Value) -> (Child, String) {
-    let env = node_env(endpoints);
+    let env = processes::node_env(endpoints, TOKEN);
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let (child, ready) = processes::start(CALLFEED, &args, &env).await;

@@ -234,16 +234,6 @@ impl Soak {
     }
 
     pub(crate) async fn list(&self, what: &str) -> Vec<Value> {
-        let body = self
-            .http
-            .get(format!("{}/{what}", self.control))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
-        let v: Value = serde_json::from_slice(&body).unwrap();
-        v[what].as_array().cloned().unwrap_or_default()
+        common::emulator_list_at(&self.control, what).await
     }
 }

@@ -2,14 +2,14 @@
 //! emulator` process as the cloud: what a dead node leaves in the cloud is stopped by the
 //! others within seconds.
 
-#[path = "../common/mod.rs"]
-mod common;
 mod second_audit;
 
 use std::time::{Duration, Instant};
 
+use crate::common::emulator_list_at;
+use crate::common::processes::{self, CALLBACK_KEY, Cloud, TOKEN, account};
+use crate::common::serve::{get_json, metrics, until_ended};
 use callfeed::store::{SessionStore, Store};
-use common::processes::{self, CALLBACK_KEY, Cloud, TOKEN, account};
 use serde_json::Value;
 use tokio::process::{Child, Command};
 
@@ -63,27 +63,11 @@ async fn post(api: &str, body: Value) -> (u16, Value) {
 }
 
 async fn get(api: &str, path: &str) -> Value {
-    let body = reqwest::Client::new()
-        .get(format!("{api}{path}"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    serde_json::from_slice(&body).unwrap_or_default()
+    get_json(api, path, TOKEN).await
 }
 
 async fn calls(control: &str) -> Vec<Value> {
-    let body = reqwest::get(format!("{control}/calls"))
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    let v: Value = serde_json::from_slice(&body).unwrap();
-    v["calls"].as_array().cloned().unwrap_or_default()
+    emulator_list_at(control, "calls").await
 }
 
 /// Polls `done` on the emulator's calls every 100 ms until it holds; how long it took.
@@ -148,12 +132,7 @@ async fn a_killed_nodes_call_and_ingest_task_are_stopped_by_another_node_within_
     assert!(data.contains("node_lost"), "{data}");
     let (code, again) = post(&api_b, request).await;
     assert_eq!(code, 201, "{again}");
-    let metrics = reqwest::get(format!("{api_b}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics(&api_b).await;
     assert!(
         metrics.contains("callfeed_sessions_reaped_total 1"),
         "{metrics}"
@@ -201,25 +180,7 @@ async fn a_paused_node_that_comes_back_after_being_reaped_starts_nothing_again()
     // notices first (the ended call, its lease found gone, the fence before a restart), it
     // starts nothing again, and its session ends there.
     signal(&a, "CONT");
-    let client = reqwest::Client::new();
-    let started = Instant::now();
-    loop {
-        let body = client
-            .get(format!("{api_a}/v1/sessions/{id}"))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
-        let v: Value = serde_json::from_slice(&body).unwrap_or_default();
-        if v["report"].is_object() {
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(30), "{v:#}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    until_ended(&api_a, TOKEN, &id, Duration::from_secs(30)).await;
     let all = calls(control).await;
     assert_eq!(all.len(), 1, "{all:#?}");
     assert_eq!(
@@ -376,12 +337,7 @@ async fn any_node_follows_and_stops_a_session_another_node_runs() {
     assert_eq!(hook.status().as_u16(), 200);
     let started = Instant::now();
     loop {
-        let metrics = reqwest::get(format!("{api_a}/metrics"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = metrics(&api_a).await;
         if metrics.contains("callfeed_webhooks_total{kind=\"forwarded\",verdict=\"accepted\"} 1") {
             break;
         }
@@ -396,16 +352,8 @@ async fn any_node_follows_and_stops_a_session_another_node_runs() {
         .await
         .unwrap();
     assert_eq!(stop.status().as_u16(), 202);
-    let started = Instant::now();
-    loop {
-        let v = get(&api_c, &path).await;
-        if v["report"].is_object() {
-            assert_eq!(v["report"]["result"], "stopped", "{v:#}");
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(30), "{v:#}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let v = until_ended(&api_c, TOKEN, &id, Duration::from_secs(30)).await;
+    assert_eq!(v["report"]["result"], "stopped", "{v:#}");
     // A wrong token is refused by the node asked, and by the one it would ask.
     let denied = reqwest::Client::new()
         .get(format!("{api_b}{path}"))
@@ -671,11 +619,6 @@ async fn a_node_whose_cpu_is_over_its_limit_is_passed_by() {
         error.contains("CPU") && error.contains("--max-cpu"),
         "{error}"
     );
-    let metrics = reqwest::get(format!("{api_a}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics(&api_a).await;
     assert!(metrics.contains("reason=\"cpu\""), "{metrics}");
 }

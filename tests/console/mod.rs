@@ -3,8 +3,6 @@
 //! Set `CALLFEED_SCREENSHOTS=DIR` to keep screenshots of the sessions and session views.
 
 mod browser;
-#[path = "../common/mod.rs"]
-mod common;
 mod http;
 
 use std::time::Duration;
@@ -12,6 +10,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::process::Child;
 
+use crate::common;
 use browser::{Browser, errors, text_of};
 use http::{EventStream, request};
 
