@@ -240,6 +240,7 @@ fn start_here<C: CloudOps + 'static>(
     let recorder = events::record(
         Arc::downgrade(svc),
         id.clone(),
+        status_rx.borrow().clone(),
         status_rx.clone(),
         report.subscribe(),
         recorded.clone(),

@@ -22,18 +22,24 @@ use crate::store::EventLog;
 /// not write at once is retried).
 const LOOK_EVERY: Duration = Duration::from_secs(1);
 
-/// Records a session's events until its report, waking `recorded` after each.
+/// Records a session's events until its report, waking `recorded` after each. `first` is
+/// the status the session was created with: a watch keeps only the newest value, so a
+/// session that moved on before this task first looked would otherwise never show it.
 pub(super) async fn record<C: CloudOps + 'static>(
     svc: std::sync::Weak<Service<C>>,
     id: String,
+    first: Status,
     mut status: watch::Receiver<Status>,
     mut report: watch::Receiver<Option<Report>>,
     recorded: Arc<Notify>,
 ) {
     let mut last_phase = None;
+    let mut first = Some(first);
     loop {
         let finished = report.borrow_and_update().clone();
-        let now = status.borrow_and_update().clone();
+        let now = first
+            .take()
+            .unwrap_or_else(|| status.borrow_and_update().clone());
         if let Some(r) = finished {
             let data = serde_json::to_string(&r).unwrap_or_default();
             append_report(&svc, &id, &data).await;
