@@ -123,7 +123,7 @@ impl NullOnDrop {
             .name("callfeed-teardown".into())
             .spawn(move || {
                 let _ = pipeline.set_state(gstreamer::State::Null);
-                drop(pipeline);
+                release_later(pipeline);
                 let _ = done.send(());
             });
         if spawned.is_err() {
@@ -161,8 +161,53 @@ impl std::ops::Deref for NullOnDrop {
 impl Drop for NullOnDrop {
     fn drop(&mut self) {
         use gstreamer::prelude::ElementExt;
-        if let Some(pipeline) = &self.0 {
+        if let Some(pipeline) = self.0.take() {
             let _ = pipeline.set_state(gstreamer::State::Null);
+            release_later(pipeline);
+        }
+    }
+}
+
+/// How long a stopped pipeline is kept before its last reference is dropped.
+const RELEASE_AFTER: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Drops a stopped pipeline's (or a discoverer's) last reference a moment later, on a
+/// thread of its own. GStreamer 1.22 lets a streaming thread run its leave callback, which
+/// holds a reference to its element, just after `set_state(Null)` joined it: an element
+/// freed then is freed on its own streaming thread, which joins itself ("Trying to join
+/// task from its thread would deadlock") and can crash the process. Seen with 200 sessions
+/// starting at once. What was freed goes back to the system once nothing else waits.
+pub(crate) fn release_later(held: impl Send + 'static) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::mpsc::{Sender, channel};
+    static RELEASER: std::sync::OnceLock<Option<std::sync::Mutex<Sender<Held>>>> =
+        std::sync::OnceLock::new();
+    static WAITING: AtomicUsize = AtomicUsize::new(0);
+    struct Held(Box<dyn Send>, std::time::Instant);
+    let releaser = RELEASER.get_or_init(|| {
+        let (send, receive) = channel::<Held>();
+        std::thread::Builder::new()
+            .name("callfeed-release".into())
+            .spawn(move || {
+                for Held(held, stopped) in receive {
+                    std::thread::sleep(RELEASE_AFTER.saturating_sub(stopped.elapsed()));
+                    drop(held);
+                    if WAITING.fetch_sub(1, Ordering::AcqRel) == 1 {
+                        crate::memory::release();
+                    }
+                }
+            })
+            .ok()
+            .map(|_| std::sync::Mutex::new(send))
+    });
+    let held = Held(Box::new(held), std::time::Instant::now());
+    // Without the thread (it could not be started), the reference is dropped here.
+    if let Some(send) = releaser
+        && let Ok(send) = send.lock()
+    {
+        WAITING.fetch_add(1, Ordering::AcqRel);
+        if send.send(held).is_err() {
+            WAITING.fetch_sub(1, Ordering::AcqRel);
         }
     }
 }

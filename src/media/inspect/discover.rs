@@ -24,6 +24,8 @@ pub(super) fn found(
         pbutils::Discoverer::new(gst::ClockTime::from_seconds(10)).map_err(|e| e.to_string())?;
     let Watch { refusal, undecoded } = watch(&discoverer, uri, guard.clone(), bounds);
     let discovered = discoverer.discover_uri(uri);
+    // Its pipeline is freed a moment after it stopped, not on one of its own threads.
+    crate::media::release_later(discoverer);
     // A decoder stopped for the input's size: that is the reason, whatever else failed.
     if let Some(too_large) = refusal.get() {
         return Err(too_large.to_string());
