@@ -1,7 +1,7 @@
 //! `custom:NAME[:ARG]`: the user's own `source.NAME_video` / `source.NAME_audio` topology.
 //! A custom fragment may read a file, so it is paced like one.
 
-use super::spec::{Input, InputError, InputItem, InputSpec, invalid};
+use super::spec::{Input, InputError, InputSpec, invalid};
 use crate::media::topology::{Fragment, Topologies, TopologyError};
 
 pub(super) struct Custom<'a> {
@@ -10,18 +10,6 @@ pub(super) struct Custom<'a> {
 }
 
 impl Input for Custom<'_> {
-    fn is_live(&self) -> bool {
-        true
-    }
-    fn is_replayable(&self) -> bool {
-        false
-    }
-    fn items(&self) -> Vec<InputItem> {
-        vec![InputItem::Sources(InputSpec::Custom {
-            name: self.name.to_owned(),
-            arg: self.arg.to_owned(),
-        })]
-    }
     /// The argument stays data: see [`Fragment::bind`].
     fn source_fragments(
         &self,

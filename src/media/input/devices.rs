@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::spec::{Input, InputError, InputItem, InputSpec, Microphone, invalid};
+use super::spec::{Input, InputError, InputSpec, Microphone, invalid};
 use crate::media::topology::{Fragment, Topologies, TopologyError};
 
 pub(super) struct Devices<'a> {
@@ -19,20 +19,8 @@ impl Input for Devices<'_> {
             _ => Ok(()),
         }
     }
-    fn is_live(&self) -> bool {
-        true
-    }
     fn paces_itself(&self) -> bool {
         true
-    }
-    fn is_replayable(&self) -> bool {
-        false
-    }
-    fn items(&self) -> Vec<InputItem> {
-        vec![InputItem::Sources(InputSpec::Devices {
-            camera: self.camera.clone(),
-            microphone: self.microphone.clone(),
-        })]
     }
     /// Device names stay data: see [`Fragment::bind`].
     fn source_fragments(

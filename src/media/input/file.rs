@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::spec::{Input, InputError, InputItem, InputSpec, invalid};
+use super::spec::{Input, InputError, InputSpec, invalid};
 
 /// A file GStreamer decodes (audio, video, or a still image).
 pub(super) struct File<'a>(pub(super) &'a Path);
@@ -20,8 +20,8 @@ impl Input for File<'_> {
     fn is_replayable(&self) -> bool {
         true
     }
-    fn items(&self) -> Vec<InputItem> {
-        vec![InputItem::Uri(file_uri(self.0))]
+    fn uris(&self) -> Option<Vec<String>> {
+        Some(vec![file_uri(self.0)])
     }
     fn describe(&self) -> String {
         self.0.display().to_string()
@@ -38,8 +38,8 @@ impl Input for Playlist<'_> {
     fn is_replayable(&self) -> bool {
         true
     }
-    fn items(&self) -> Vec<InputItem> {
-        self.0.iter().map(|p| InputItem::Uri(file_uri(p))).collect()
+    fn uris(&self) -> Option<Vec<String>> {
+        Some(self.0.iter().map(|p| file_uri(p)).collect())
     }
     fn describe(&self) -> String {
         format!(

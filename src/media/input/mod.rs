@@ -107,7 +107,10 @@ impl InputSpec {
 
     /// The items played in turn: files for a playlist, one item otherwise.
     pub fn items(&self) -> Vec<InputItem> {
-        kind_of(self).items()
+        match kind_of(self).uris() {
+            Some(uris) => uris.into_iter().map(InputItem::Uri).collect(),
+            None => vec![InputItem::Sources(self.clone())],
+        }
     }
 
     /// The launch fragments of a source input (test, devices, custom): (video, audio).

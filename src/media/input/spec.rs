@@ -122,16 +122,24 @@ pub(super) trait Input {
         Ok(())
     }
     /// Whether it runs on its own clock rather than being read from storage as fast as
-    /// asked.
-    fn is_live(&self) -> bool;
+    /// asked: a source built from fragments does.
+    fn is_live(&self) -> bool {
+        true
+    }
     /// Whether every source runs on the clock by itself, so its media is taken as it comes.
     fn paces_itself(&self) -> bool {
         false
     }
-    /// Whether it can be played again from the start (loops, playlists).
-    fn is_replayable(&self) -> bool;
-    /// The items played in turn.
-    fn items(&self) -> Vec<InputItem>;
+    /// Whether it can be played again from the start (loops, playlists): a source built
+    /// from fragments cannot.
+    fn is_replayable(&self) -> bool {
+        false
+    }
+    /// The URIs uridecodebin plays in turn; `None` for a source built from fragments, which
+    /// is played as it is.
+    fn uris(&self) -> Option<Vec<String>> {
+        None
+    }
     /// The launch fragments of a source input: (video, audio).
     fn source_fragments(
         &self,

@@ -1,6 +1,6 @@
 //! `test:` sources: a moving ball or still patterns, a tone or silence, on the clock.
 
-use super::spec::{Input, InputError, InputItem, InputSpec, TestAudio, TestVideo, invalid};
+use super::spec::{Input, InputError, InputSpec, TestAudio, TestVideo, invalid};
 use crate::media::topology::{Fragment, Topologies, TopologyError};
 
 pub(super) struct Test<'a> {
@@ -9,20 +9,8 @@ pub(super) struct Test<'a> {
 }
 
 impl Input for Test<'_> {
-    fn is_live(&self) -> bool {
-        true
-    }
     fn paces_itself(&self) -> bool {
         true
-    }
-    fn is_replayable(&self) -> bool {
-        false
-    }
-    fn items(&self) -> Vec<InputItem> {
-        vec![InputItem::Sources(InputSpec::Test {
-            video: self.video.clone(),
-            audio: self.audio.clone(),
-        })]
     }
     /// `canvas` is the output's picture size; without one, a test picture is not drawn.
     fn source_fragments(

@@ -1,6 +1,6 @@
 //! URLs: a file over HTTP(S), live FLV, RTMP, SRT or HLS, decoded by uridecodebin.
 
-use super::spec::{Input, InputError, InputItem, InputSpec, invalid};
+use super::spec::{Input, InputError, InputSpec, invalid};
 
 /// A URL input; a URL's credentials are never shown.
 pub(super) struct Url<'a>(pub(super) &'a str);
@@ -12,8 +12,8 @@ impl Input for Url<'_> {
     fn is_replayable(&self) -> bool {
         looks_like_file(self.0)
     }
-    fn items(&self) -> Vec<InputItem> {
-        vec![InputItem::Uri(self.0.to_owned())]
+    fn uris(&self) -> Option<Vec<String>> {
+        Some(vec![self.0.to_owned()])
     }
     fn describe(&self) -> String {
         crate::redact::redact_url(self.0)
