@@ -220,17 +220,6 @@ impl RelayArgs {
             named => Ok(named),
         }
     }
-
-    /// The config's relay, for sessions whose flags name none; its host resolves.
-    pub(super) async fn configured(
-        &self,
-        config: &crate::config::Config,
-    ) -> Result<Option<crate::publish::relay::Relay>, InvalidArgument> {
-        if let Some(r) = &config.relay {
-            r.resolve().await?;
-        }
-        Ok(config.relay.clone())
-    }
 }
 
 fn key_alone() -> InvalidArgument {

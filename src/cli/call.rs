@@ -104,10 +104,15 @@ pub(super) async fn run(mut config: Config, args: CallArgs) -> anyhow::Result<Ex
     // Everything is checked before the phone rings, by the API's own rules: the same
     // fields are named when something is refused. The user at a shell opens what they like.
     let request = session_request(&args, &config)?;
-    let configured = match &request.relay {
-        Some(_) => None,
-        None => args.relay.configured(&config).await?,
-    };
+    // The config's relay, for a session whose flags name none: its host must resolve too.
+    let configured = request
+        .relay
+        .is_none()
+        .then(|| config.relay.clone())
+        .flatten();
+    if let Some(relay) = &configured {
+        relay.resolve().await?;
+    }
     let spec = request
         .validate(
             &InputPolicy::Unrestricted,

@@ -114,11 +114,7 @@ pub(super) async fn stream<C: CloudOps + 'static>(
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let recorded = {
-        let sessions = svc.sessions.lock();
-        sessions.get(&id).map(|e| e.recorded.clone())
-    };
-    let Some(recorded) = recorded else {
+    let Some(recorded) = svc.session(&id, |e| e.recorded.clone()) else {
         return super::elsewhere::answer(&svc, &id, Method::GET, uri.path(), &headers).await;
     };
     let after = headers

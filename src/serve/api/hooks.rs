@@ -53,12 +53,7 @@ pub(super) async fn nudge<C: CloudOps + 'static>(
     State(svc): State<Arc<Service<C>>>,
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let found = svc
-        .sessions
-        .lock()
-        .get(&id)
-        .map(|e| e.nudge.notify_one())
-        .is_some();
+    let found = svc.session(&id, |e| e.nudge.notify_one()).is_some();
     if found {
         count_webhook(&svc, "forwarded", Verdict::Accepted);
         Ok(StatusCode::NO_CONTENT)

@@ -27,11 +27,7 @@ pub(super) async fn seen<C: CloudOps + 'static>(
             "no room observer: only the embedded emulator (serve --emulator) shows what reached a room",
         ));
     };
-    let call_id = {
-        let sessions = svc.sessions.lock();
-        sessions.get(&id).map(|e| e.status.borrow().call_id.clone())
-    };
-    match call_id {
+    match svc.session(&id, |e| e.status.borrow().call_id.clone()) {
         Some(call_id) => {
             let seen = call_id.as_deref().and_then(|c| view(c));
             Ok(Json(json!({ "id": id, "call_id": call_id, "room": seen })).into_response())

@@ -150,8 +150,9 @@ impl<C: CloudOps + 'static> Service<C> {
         )
     }
 
-    /// Asks every running session to end (their teardowns stop what each started): this
-    /// node's lease ran out and other nodes may be taking its sessions over.
+    /// Asks every running session to end (their teardowns stop what each started): a drain
+    /// past its grace, or this node's lease ran out and other nodes may be taking its
+    /// sessions over.
     pub fn stop_all(&self) {
         for entry in self.sessions.lock().values() {
             let _ = entry.stop.send(true);
@@ -160,10 +161,14 @@ impl<C: CloudOps + 'static> Service<C> {
 
     /// Whether a session's own task still runs.
     pub(super) fn is_running(&self, id: &str) -> bool {
-        self.sessions
-            .lock()
-            .get(id)
-            .is_some_and(|e| e.report.borrow().is_none())
+        self.session(id, |e| e.report.borrow().is_none())
+            .unwrap_or(false)
+    }
+
+    /// What `read` takes from session `id`'s entry, when this node runs it (`None`: ask
+    /// `elsewhere`).
+    pub(super) fn session<T>(&self, id: &str, read: impl FnOnce(&Entry) -> T) -> Option<T> {
+        self.sessions.lock().get(id).map(read)
     }
 
     /// No new sessions; every running one is ended cleanly; returns when all have ended, or
@@ -210,9 +215,7 @@ impl<C: CloudOps + 'static> Service<C> {
                 return;
             }
         }
-        for entry in self.sessions.lock().values() {
-            let _ = entry.stop.send(true);
-        }
+        self.stop_all();
         tracing::info!(
             sessions = tasks.len(),
             "draining: no new sessions, ending the running ones"

@@ -42,11 +42,7 @@ pub(super) async fn one<C: CloudOps + 'static>(
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let here = {
-        let sessions = svc.sessions.lock();
-        sessions.get(&id).map(|e| session_json(&id, e))
-    };
-    match here {
+    match svc.session(&id, |e| session_json(&id, e)) {
         Some(v) => Ok(Json(v).into_response()),
         None => elsewhere::answer(&svc, &id, Method::GET, uri.path(), &headers).await,
     }
@@ -58,11 +54,7 @@ pub(super) async fn stop<C: CloudOps + 'static>(
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let stopped = {
-        let sessions = svc.sessions.lock();
-        sessions.get(&id).map(|e| e.stop.send(true))
-    };
-    match stopped {
+    match svc.session(&id, |e| e.stop.send(true)) {
         Some(_) => Ok((
             StatusCode::ACCEPTED,
             Json(json!({"id": id, "stopping": true})),
