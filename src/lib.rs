@@ -21,6 +21,9 @@
 //! - [`publish`]: where streams are published for the cloud to pull (the node's own HTTP
 //!   server, behind the `Publisher` trait sessions are handed; an RTMP relay in one room:
 //!   its fields, URLs, test push and push).
+//! - [`feed`]: feeds, live inputs with a life of their own (an encoder pushing RTMP with a
+//!   stream key, or an input pulled), each encoded once for any number of calls: the
+//!   registry, one feed's state and publisher, the RTMP server publishers push to.
 //! - [`session`]: one call, room and stream as one lifecycle: the request and its one
 //!   validation, the pure state machine, the driver task, the journal, teardown and
 //!   recovery.
@@ -42,9 +45,9 @@
 //! - [`memory`]: how the process gives memory back between sessions (glibc's allocator).
 //! - [`clock`]: Unix time, read one way everywhere.
 //!
-//! Dependency direction: `main → cli`; `cli → app, serve, session, load, emulator, publish,
-//! media, cloud, config`; `serve → session, publish, server, store`; `session → cloud, media,
-//! publish, store` (sessions are handed a publisher and a store); `publish → media, server, cloud` (CSS
+//! Dependency direction: `main → cli`; `cli → app, serve, session, feed, load, emulator, publish,
+//! media, cloud, config`; `serve → session, feed, publish, server, store`; `session → cloud, media,
+//! publish, store, feed` (sessions are handed a publisher, a store and the feeds); `feed → media`; `publish → media, server, cloud` (CSS
 //! signing); `emulator → cloud, media`; `config → cloud, publish` (the `[relay]` table's loading). `cloud` and `media` never import each other; `session` never
 //! imports `serve` or `emulator`; nothing imports `cli`. `redact`, `clock` and `memory` are
 //! leaves anyone may use. Inside a module, a `mod.rs` is the door: what its children share
@@ -57,6 +60,7 @@ pub mod clock;
 pub mod cloud;
 pub mod config;
 pub mod emulator;
+pub mod feed;
 pub mod load;
 pub mod media;
 pub mod memory;

@@ -16,6 +16,7 @@ mod downmix;
 mod emulator;
 mod emulator_conformance;
 mod exposure;
+mod feeds;
 mod flac_32_bit;
 mod import_circles;
 mod keyframes;

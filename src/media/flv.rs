@@ -7,6 +7,26 @@ pub const TAG_AUDIO: u8 = 8;
 pub const TAG_VIDEO: u8 = 9;
 pub const TAG_SCRIPT: u8 = 18;
 
+/// The file header of a stream with audio and video (`FLV`, version 1, flags 0x05), and the
+/// first PreviousTagSize.
+pub const FILE_HEADER: [u8; 13] = *b"FLV\x01\x05\x00\x00\x00\x09\x00\x00\x00\x00";
+
+/// One FLV tag as flvmux writes it (the 11-byte header, the body, the PreviousTagSize): what
+/// an RTMP audio, video or data message's body becomes in a file. A body is under 16 MiB, as
+/// RTMP's 24-bit message length already ensures.
+pub fn tag(kind: u8, timestamp_ms: u32, body: &[u8]) -> Bytes {
+    let size = (body.len() as u32).min(0x00ff_ffff);
+    let body = &body[..size as usize];
+    let mut tag = Vec::with_capacity(11 + body.len() + 4);
+    tag.push(kind);
+    tag.extend_from_slice(&size.to_be_bytes()[1..]);
+    tag.extend_from_slice(&[0; 7]);
+    set_tag_timestamp(&mut tag, timestamp_ms);
+    tag.extend_from_slice(body);
+    tag.extend_from_slice(&(11 + size).to_be_bytes());
+    Bytes::from(tag)
+}
+
 /// What an FLV tag is, read from its bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TagKind {
@@ -113,5 +133,29 @@ impl ReaderTimeline {
         let mut shifted = tag.to_vec();
         set_tag_timestamp(&mut shifted, ts.saturating_sub(base));
         Bytes::from(shifted)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_built_tag_reads_back_as_flvmux_would_have_written_it() {
+        let avc_config = [0x17, 0, 0, 0, 0, 1, 0x42, 0xc0, 0x0d];
+        let mut stream = FILE_HEADER.to_vec();
+        stream.extend_from_slice(&tag(TAG_VIDEO, 0x0123_4567, &avc_config));
+        stream.extend_from_slice(&tag(TAG_AUDIO, 5, &[0xaf, 1, 9]));
+        let tags = split_tags(&stream);
+        assert_eq!(tags.len(), 2);
+        assert_eq!(tag_kind(tags[0]), TagKind::VideoConfig);
+        assert_eq!(tag_timestamp(tags[0]), Some(0x0123_4567));
+        assert_eq!(&tags[0][11..11 + avc_config.len()], &avc_config);
+        assert_eq!(tag_kind(tags[1]), TagKind::Audio);
+        let size = tags[1].len();
+        assert_eq!(
+            u32::from_be_bytes(tags[1][size - 4..].try_into().unwrap()),
+            11 + 3
+        );
     }
 }

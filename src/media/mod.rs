@@ -254,6 +254,7 @@ mod flac;
 pub mod flv;
 mod header;
 pub mod hub;
+pub mod inlet;
 pub mod input;
 pub mod inspect;
 pub mod live;

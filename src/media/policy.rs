@@ -272,6 +272,9 @@ impl InputPolicy {
                 .collect::<Result<Vec<_>, _>>()
                 .map(InputSpec::Playlist),
             InputSpec::Url(url) => r.admit_url(&url).await.map(InputSpec::Url),
+            // Whether it exists is the registry's to say; it plays nothing of a client's.
+            InputSpec::Feed(_) => Ok(spec),
+            InputSpec::Pushed(_) => Err(r.refused()),
         }
     }
 }

@@ -10,14 +10,18 @@
 //! | `v4l2:/dev/videoN` | a camera; join a microphone with `+`: `v4l2:/dev/video0+alsa:hw:1` |
 //! | `alsa:DEVICE`, `pulse:DEVICE` | a microphone |
 //! | `custom:NAME[:ARG]` | the user's own `source.NAME_video` / `source.NAME_audio` topology |
+//! | `feed:ID` | a feed: a live input callfeed runs once for any number of calls |
 //!
 //! Each kind is a file of its own implementing one trait (`spec::Input`): `file` (files and
-//! playlists), `url`, `test`, `devices`, `custom`. This door parses a spec into its kind and
+//! playlists), `url`, `test`, `devices`, `custom`, `feed`, and `pushed` (what a publisher sends a
+//! feed, made in code). This door parses a spec into its kind and
 //! asks the kind; `spec` is the vocabulary they share.
 
 mod custom;
 mod devices;
+mod feed;
 mod file;
+mod pushed;
 mod spec;
 mod test;
 mod url;
@@ -40,6 +44,8 @@ fn kind_of(spec: &InputSpec) -> Box<dyn Input + '_> {
             Box::new(devices::Devices { camera, microphone })
         }
         InputSpec::Custom { name, arg } => Box::new(custom::Custom { name, arg }),
+        InputSpec::Feed(id) => Box::new(feed::Feed(id)),
+        InputSpec::Pushed(inlet) => Box::new(pushed::Pushed(inlet)),
     }
 }
 
@@ -72,6 +78,9 @@ impl InputSpec {
         }
         if let Some(rest) = spec.strip_prefix("playlist:") {
             return file::parse_playlist(spec, rest);
+        }
+        if let Some(id) = spec.strip_prefix("feed:") {
+            return feed::parse(spec, id);
         }
         if let Some(rest) = spec.strip_prefix("custom:") {
             return custom::parse(spec, rest);
@@ -107,9 +116,11 @@ impl InputSpec {
 
     /// The items played in turn: files for a playlist, one item otherwise.
     pub fn items(&self) -> Vec<InputItem> {
-        match kind_of(self).uris() {
-            Some(uris) => uris.into_iter().map(InputItem::Uri).collect(),
-            None => vec![InputItem::Sources(self.clone())],
+        let kind = kind_of(self);
+        match (kind.uris(), kind.item()) {
+            (Some(uris), _) => uris.into_iter().map(InputItem::Uri).collect(),
+            (None, Some(item)) => vec![item],
+            (None, None) => vec![InputItem::Sources(self.clone())],
         }
     }
 

@@ -62,6 +62,10 @@ pub enum InputSpec {
         name: String,
         arg: String,
     },
+    /// `feed:ID`: a running feed, shared by the sessions that name it.
+    Feed(String),
+    /// What a publisher pushes to a feed; made in code, never parsed.
+    Pushed(crate::media::inlet::Inlet),
 }
 
 impl std::fmt::Debug for InputSpec {
@@ -88,6 +92,8 @@ impl std::fmt::Debug for InputSpec {
                 .field("name", name)
                 .field("arg", arg)
                 .finish(),
+            InputSpec::Feed(id) => f.debug_tuple("Feed").field(id).finish(),
+            InputSpec::Pushed(_) => f.write_str("Pushed"),
         }
     }
 }
@@ -99,6 +105,8 @@ pub enum InputItem {
     Uri(String),
     /// Built from source fragments.
     Sources(InputSpec),
+    /// A publisher's FLV tags, a connection at a time.
+    Pushed(crate::media::inlet::Inlet),
 }
 
 impl std::fmt::Debug for InputItem {
@@ -109,6 +117,7 @@ impl std::fmt::Debug for InputItem {
                 .field(&crate::redact::redact_url(u))
                 .finish(),
             InputItem::Sources(spec) => f.debug_tuple("Sources").field(spec).finish(),
+            InputItem::Pushed(_) => f.write_str("Pushed"),
         }
     }
 }
@@ -138,6 +147,10 @@ pub(super) trait Input {
     /// The URIs uridecodebin plays in turn; `None` for a source built from fragments, which
     /// is played as it is.
     fn uris(&self) -> Option<Vec<String>> {
+        None
+    }
+    /// What a pipeline plays when it is neither URIs nor source fragments.
+    fn item(&self) -> Option<InputItem> {
         None
     }
     /// The launch fragments of a source input: (video, audio).

@@ -67,6 +67,8 @@ pub fn probe_with(
         InputSpec::Test { .. } => "test",
         InputSpec::Devices { .. } => "device",
         InputSpec::Custom { .. } => "custom",
+        InputSpec::Feed(_) => "feed",
+        InputSpec::Pushed(_) => "pushed",
     };
     let mut reports = Vec::new();
     for item in &items {

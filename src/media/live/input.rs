@@ -9,6 +9,7 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 
+use crate::media::inlet::Connection;
 use crate::media::input::{InputItem, InputSpec};
 use crate::media::stream::handle::{Counters, LiveSettings, bump};
 use crate::media::topology::Topologies;
@@ -43,8 +44,10 @@ pub(super) type FirstMedia = Arc<(Mutex<bool>, std::sync::Condvar)>;
 
 /// Builds one input attempt: the item decoded and normalised into two appsinks that feed
 /// the slot. Callbacks hold the slot and weak element references only.
+/// A pushed item plays the publisher's `connection`.
 pub(super) fn build_input(
     item: &InputItem,
+    connection: Option<Connection>,
     settings: &LiveSettings,
     topologies: &Topologies,
     feed: &Feed,
@@ -52,9 +55,18 @@ pub(super) fn build_input(
     let branches = Branches::new(settings, topologies)?;
     match item {
         InputItem::Sources(spec) => sources_pipeline(spec, &branches, settings, topologies, feed),
-        InputItem::Uri(uri) => decoded_pipeline(uri, branches, settings, feed),
+        InputItem::Uri(uri) => decoded_pipeline(uri, branches, settings, feed, true),
+        InputItem::Pushed(_) => {
+            let connection = connection.ok_or("no publisher is connected")?;
+            let pipeline = decoded_pipeline(PUSHED_URI, branches, settings, feed, false)?;
+            super::pushed::carry_into(&pipeline, connection)?;
+            Ok(pipeline)
+        }
     }
 }
+
+/// What uridecodebin opens for a pushed connection: an appsrc it hands over to be fed.
+const PUSHED_URI: &str = "appsrc://";
 
 /// The launch descriptions of the two branches that bring decoded media to the contract's
 /// raw caps and into the appsinks.
@@ -147,11 +159,13 @@ fn sources_pipeline(
 
 /// The pipeline that decodes a file or URL (its sources guarded), a branch added for each
 /// stream it plays as the decoder finds it.
+/// `paced`: played on the clock (a file); a live source's media is taken as it comes.
 fn decoded_pipeline(
     uri: &str,
     branches: Branches,
     settings: &LiveSettings,
     feed: &Feed,
+    paced: bool,
 ) -> Result<gst::Pipeline, String> {
     let pipeline = gst::Pipeline::new();
     let decode = crate::media::pads::decoder_for(
@@ -183,7 +197,7 @@ fn decoded_pipeline(
         };
         let bin = gst::parse::bin_from_description(description, true).map_err(|e| e.to_string())?;
         crate::media::pads::play_from(&bin, first_sample);
-        attach_sinks(&bin, true, &feed);
+        attach_sinks(&bin, paced, &feed);
         Ok(Some(crate::media::pads::Branch::new(bin)))
     });
     Ok(pipeline)

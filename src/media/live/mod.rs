@@ -16,12 +16,14 @@
 //!
 //! - `input`: the input side (one attempt's pipeline, what it hands the pump)
 //! - `pump`: the thread that emits the contract's timeline
+//! - `pushed`: a publisher's connection carried into an input attempt
 //! - `encoder`: the encoder pipeline and the slate picture
 //! - `supervisor`: restarts, loops, stalls, the end
 
 mod encoder;
 mod input;
 mod pump;
+mod pushed;
 mod supervisor;
 
 pub use super::stream::{

@@ -29,6 +29,9 @@ struct AttemptWatch {
     started: Instant,
 }
 
+/// Why a pushed input's attempt ended when its publisher went away.
+pub(crate) const PUBLISHER_LEFT: &str = "the publisher disconnected";
+
 /// How long a (re)started input may take to deliver its first media.
 const FIRST_MEDIA_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -159,8 +162,25 @@ impl Supervision {
     /// pipeline rebuild.
     async fn play(&mut self, item: usize, iteration: &mut u32, seek: Option<Duration>) -> Attempt {
         let from_storage = matches!(&self.items[item], InputItem::Uri(u) if u.starts_with("file:"));
+        let pushed = match &self.items[item] {
+            InputItem::Pushed(inlet) => Some(inlet.clone()),
+            _ => None,
+        };
+        // A pushed input's attempt is one publisher's connection: it starts when one comes.
+        let connection = match pushed {
+            Some(inlet) => tokio::select! {
+                _ = self.stop.changed() => return Attempt::Stopped,
+                connection = inlet.accept() => match connection {
+                    Some(c) => Some(c),
+                    None => return Attempt::Failed(InputFailure { fatal: true, reason: "the feed takes no publisher".into() }),
+                },
+            },
+            None => None,
+        };
+        let pushed = connection.is_some();
         let pipeline = match build_input(
             &self.items[item],
+            connection,
             &self.settings,
             &self.topologies,
             &self.feed,
@@ -206,9 +226,11 @@ impl Supervision {
                             *iteration += 1;
                             let _ = pipeline.seek_simple(gst::SeekFlags::FLUSH, gst::ClockTime::ZERO);
                         }
+                        gst::MessageView::Eos(_) if pushed => break Attempt::Failed(InputFailure { fatal: false, reason: PUBLISHER_LEFT.into() }),
                         gst::MessageView::Eos(_) => break Attempt::Finished,
                         gst::MessageView::Error(e) => {
-                            let fatal = classify(&e.error(), from_storage);
+                            // What one publisher sent says nothing of the next one's.
+                            let fatal = classify(&e.error(), from_storage) && !pushed;
                             let source = e.src().map(|s| s.name().to_string()).unwrap_or_default();
                             break Attempt::Failed(InputFailure { fatal, reason: format!("{source}: {}", e.error()) });
                         }
@@ -386,6 +408,7 @@ async fn supervise(mut s: Supervision) -> Result<String, EngineError> {
                 let input = match &s.items[item] {
                     InputItem::Uri(u) => crate::redact::redact_url(u),
                     InputItem::Sources(spec) => spec.describe(),
+                    InputItem::Pushed(_) => "a publisher's push".into(),
                 };
                 return s
                     .finish(Err(EngineError::Input {
@@ -404,11 +427,16 @@ async fn supervise(mut s: Supervision) -> Result<String, EngineError> {
                     });
                 }
                 s.feed.counters.restarts.fetch_add(1, Ordering::Relaxed);
-                // Jitter spreads restarts out; the cap stays a cap.
-                let delay = delays
-                    .next()
-                    .unwrap_or(s.settings.backoff_max)
-                    .min(s.settings.backoff_max);
+                // Jitter spreads restarts out; the cap stays a cap. A pushed input waits for
+                // its next publisher instead, who comes when it comes.
+                let delay = if matches!(s.items[item], InputItem::Pushed(_)) {
+                    Duration::ZERO
+                } else {
+                    delays
+                        .next()
+                        .unwrap_or(s.settings.backoff_max)
+                        .min(s.settings.backoff_max)
+                };
                 s.emit(MediaEvent::InputRestart {
                     attempt: failures,
                     delay_ms: delay.as_millis() as u64,

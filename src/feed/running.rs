@@ -1,0 +1,343 @@
+//! One feed while it runs: its stream (decoded and encoded once, whoever watches), its
+//! state, its publisher, the sessions on it, and the watcher that keeps its state and
+//! figures from what the stream reports.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::{broadcast, watch};
+
+use super::model::{
+    FeedEvent, FeedFigures, FeedKind, FeedState, FeedView, PublishSettings, PublisherView, Refusal,
+};
+use crate::media::contract::Profile;
+use crate::media::hub::StreamHub;
+use crate::media::inlet::Inlet;
+use crate::media::live::{LiveStream, MediaEvent, StreamStats};
+
+/// How long a stopped stream may take to flush before it is let go.
+const STOP_WITHIN: Duration = Duration::from_secs(5);
+/// How often a feed's figures are sampled (and sent to its event streams).
+const FIGURES_EVERY: Duration = Duration::from_secs(1);
+
+/// What a feed was made with.
+pub(crate) struct FeedBirth {
+    pub(crate) id: String,
+    pub(crate) kind: FeedKind,
+    pub(crate) name: Option<String>,
+    pub(crate) profile: Profile,
+    pub(crate) idle_timeout: Option<Duration>,
+    /// A pulled feed's input, as a person would name it.
+    pub(crate) input: Option<String>,
+    pub(crate) secret: Option<SecretString>,
+    pub(crate) inlet: Option<Inlet>,
+}
+
+pub(crate) struct Feed {
+    pub(crate) id: String,
+    pub(crate) kind: FeedKind,
+    name: Option<String>,
+    profile: Profile,
+    created: u64,
+    idle_timeout: Option<Duration>,
+    input: Option<String>,
+    secret: Mutex<Option<SecretString>>,
+    pub(crate) inlet: Option<Inlet>,
+    hub: Arc<StreamHub>,
+    stream: Mutex<Option<LiveStream>>,
+    /// The stream's figures as they were when it stopped.
+    last_stats: Mutex<Option<StreamStats>>,
+    state: watch::Sender<FeedState>,
+    since: AtomicU64,
+    publisher: Mutex<Option<Connected>>,
+    publishers: AtomicU32,
+    sessions: Mutex<BTreeSet<String>>,
+    last_refusal: Mutex<Option<Refusal>>,
+    ended_reason: Mutex<Option<String>>,
+    kbps: AtomicU64,
+    events: broadcast::Sender<FeedEvent>,
+}
+
+/// The publisher a feed has now.
+struct Connected {
+    view: PublisherView,
+    /// Sent `true` to drop it (the feed ended, its key changed).
+    kick: watch::Sender<bool>,
+}
+
+impl Feed {
+    pub(crate) fn start(
+        birth: FeedBirth,
+        stream: LiveStream,
+        events: broadcast::Sender<FeedEvent>,
+    ) -> Arc<Self> {
+        let media_events = stream.events();
+        let feed = Arc::new(Self {
+            id: birth.id,
+            kind: birth.kind,
+            name: birth.name,
+            profile: birth.profile,
+            created: crate::clock::unix_secs(),
+            idle_timeout: birth.idle_timeout,
+            input: birth.input,
+            secret: Mutex::new(birth.secret),
+            inlet: birth.inlet,
+            hub: stream.hub(),
+            stream: Mutex::new(Some(stream)),
+            last_stats: Mutex::new(None),
+            state: watch::Sender::new(FeedState::Waiting),
+            since: AtomicU64::new(crate::clock::unix_secs()),
+            publisher: Mutex::new(None),
+            publishers: AtomicU32::new(0),
+            sessions: Mutex::new(BTreeSet::new()),
+            last_refusal: Mutex::new(None),
+            ended_reason: Mutex::new(None),
+            kbps: AtomicU64::new(0),
+            events,
+        });
+        tokio::spawn(watch_feed(Arc::downgrade(&feed), media_events));
+        feed
+    }
+
+    pub(crate) fn profile(&self) -> Profile {
+        self.profile
+    }
+
+    pub(crate) fn state(&self) -> FeedState {
+        *self.state.borrow()
+    }
+
+    pub(crate) fn states(&self) -> watch::Receiver<FeedState> {
+        self.state.subscribe()
+    }
+
+    pub(crate) fn hub(&self) -> Arc<StreamHub> {
+        self.hub.clone()
+    }
+
+    pub(crate) fn media_events(&self) -> Option<broadcast::Receiver<MediaEvent>> {
+        self.stream.lock().as_ref().map(LiveStream::events)
+    }
+
+    pub(crate) fn stats(&self) -> Option<StreamStats> {
+        let running = self.stream.lock().as_ref().map(LiveStream::stats);
+        running.or_else(|| self.last_stats.lock().clone())
+    }
+
+    /// Whether `key` is this feed's stream key, compared in constant time.
+    pub(crate) fn has_key(&self, key: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        self.secret
+            .lock()
+            .as_ref()
+            .is_some_and(|s| bool::from(s.expose_secret().as_bytes().ct_eq(key.as_bytes())))
+    }
+
+    /// Gives the feed a new secret; a connected publisher (who used the old one) is dropped.
+    pub(crate) fn replace_secret(&self, secret: SecretString) {
+        *self.secret.lock() = Some(secret);
+        self.kick_publisher();
+    }
+
+    pub(crate) fn publish_settings(&self, rtmp_base: Option<&str>) -> Option<PublishSettings> {
+        let secret = self.secret.lock();
+        let key = secret.as_ref()?.expose_secret();
+        match self.kind {
+            FeedKind::Rtmp => {
+                let server = rtmp_base?.to_owned();
+                Some(PublishSettings::Rtmp {
+                    url: format!("{server}/{key}"),
+                    server,
+                    stream_key: key.to_owned(),
+                })
+            }
+            FeedKind::Pull => None,
+        }
+    }
+
+    /// Takes a publisher, unless one is connected already (the first keeps the feed).
+    pub(crate) fn take_publisher(&self, view: PublisherView) -> Option<watch::Receiver<bool>> {
+        if self.state() == FeedState::Ended {
+            return None;
+        }
+        let mut publisher = self.publisher.lock();
+        if publisher.is_some() {
+            return None;
+        }
+        let (kick, kicked) = watch::channel(false);
+        *publisher = Some(Connected { view, kick });
+        self.publishers.fetch_add(1, Ordering::Relaxed);
+        Some(kicked)
+    }
+
+    /// What the publisher says of its stream (its metadata), for the feed's view.
+    pub(crate) fn describe_publisher(&self, update: impl FnOnce(&mut PublisherView)) {
+        if let Some(p) = self.publisher.lock().as_mut() {
+            update(&mut p.view);
+        }
+    }
+
+    pub(crate) fn release_publisher(&self) {
+        self.publisher.lock().take();
+    }
+
+    fn kick_publisher(&self) {
+        if let Some(p) = self.publisher.lock().as_ref() {
+            let _ = p.kick.send(true);
+        }
+    }
+
+    /// Notes why a publisher was turned away or dropped.
+    pub(crate) fn refused(&self, reason: &str, address: &str) {
+        tracing::warn!(feed = %self.id, %address, %reason, "feed publisher refused");
+        *self.last_refusal.lock() = Some(Refusal {
+            reason: reason.to_owned(),
+            address: address.to_owned(),
+            at: crate::clock::unix_secs(),
+        });
+    }
+
+    pub(crate) fn join(&self, session: &str) {
+        self.sessions.lock().insert(session.to_owned());
+    }
+
+    pub(crate) fn leave(&self, session: &str) {
+        self.sessions.lock().remove(session);
+    }
+
+    /// Ends the feed: its publisher dropped, its stream stopped, its sessions told (they
+    /// watch its state).
+    pub(crate) async fn end(&self, reason: &str) {
+        if self.state() != FeedState::Ended {
+            *self.ended_reason.lock() = Some(reason.to_owned());
+            tracing::info!(feed = %self.id, %reason, "feed ended");
+        }
+        self.set_state(FeedState::Ended);
+        self.kick_publisher();
+        let stream = self.stream.lock().take();
+        if let Some(stream) = stream {
+            *self.last_stats.lock() = Some(stream.stats());
+            let _ = tokio::time::timeout(STOP_WITHIN, stream.stop()).await;
+        }
+    }
+
+    fn set_state(&self, state: FeedState) {
+        let changed = self.state.send_if_modified(|s| {
+            let changed = *s != state;
+            *s = state;
+            changed
+        });
+        if changed {
+            self.since
+                .store(crate::clock::unix_secs(), Ordering::Relaxed);
+            tracing::info!(feed = %self.id, state = state.name(), "feed state");
+            let _ = self.events.send(FeedEvent::State {
+                feed: Box::new(self.view(None)),
+            });
+        }
+    }
+
+    pub(crate) fn figures(&self) -> FeedFigures {
+        let stats = self.stats();
+        let get = |f: fn(&StreamStats) -> u64| stats.as_ref().map_or(0, f);
+        FeedFigures {
+            kbps: self.kbps.load(Ordering::Relaxed),
+            bytes_in: self.inlet.as_ref().map_or(0, Inlet::bytes_in),
+            frames_in: get(|s| s.frames_in),
+            frames_out: get(|s| s.frames_out),
+            slate_ms: get(|s| s.slate_ms),
+            reconnects: match self.kind {
+                FeedKind::Rtmp => self.publishers.load(Ordering::Relaxed).saturating_sub(1),
+                FeedKind::Pull => stats.as_ref().map_or(0, |s| s.restarts),
+            },
+        }
+    }
+
+    /// The feed as the API shows it; `rtmp_base` (the RTMP server's address) with its
+    /// secret, `None` without.
+    pub(crate) fn view(&self, rtmp_base: Option<&str>) -> FeedView {
+        FeedView {
+            id: self.id.clone(),
+            kind: self.kind,
+            name: self.name.clone(),
+            state: self.state(),
+            since: self.since.load(Ordering::Relaxed),
+            created: self.created,
+            profile: self.profile,
+            mode: "encoded",
+            mode_reason: "decoded and encoded once to the profile, for all its calls",
+            publish: self.publish_settings(rtmp_base),
+            input: self.input.clone(),
+            publisher: self.publisher.lock().as_ref().map(|p| p.view.clone()),
+            figures: self.figures(),
+            sessions: self.sessions.lock().iter().cloned().collect(),
+            idle_timeout_secs: self.idle_timeout.map(|d| d.as_secs()),
+            last_refusal: self.last_refusal.lock().clone(),
+            ended_reason: self.ended_reason.lock().clone(),
+        }
+    }
+}
+
+/// Keeps a feed's state from its stream's events, samples its figures once a second, and
+/// ends it when it has been without media for its idle timeout or its stream ended.
+async fn watch_feed(feed: Weak<Feed>, mut media: broadcast::Receiver<MediaEvent>) {
+    let mut tick = tokio::time::interval(FIGURES_EVERY);
+    let mut last_bytes = 0u64;
+    let mut without_media_since = Some(Instant::now());
+    loop {
+        let event = tokio::select! {
+            event = media.recv() => match event {
+                Ok(event) => Some(event),
+                Err(broadcast::error::RecvError::Lagged(_)) => None,
+                Err(broadcast::error::RecvError::Closed) => Some(MediaEvent::Ended { reason: "the stream ended".into() }),
+            },
+            _ = tick.tick() => None,
+        };
+        let Some(feed) = feed.upgrade() else { return };
+        if feed.state() == FeedState::Ended {
+            return;
+        }
+        match event {
+            Some(MediaEvent::FirstMedia | MediaEvent::BackOnInput) => {
+                without_media_since = None;
+                feed.set_state(FeedState::Live);
+            }
+            Some(MediaEvent::OnSlate { .. }) => {
+                without_media_since = Some(Instant::now());
+                if feed.state() == FeedState::Live {
+                    feed.set_state(FeedState::Lost);
+                }
+            }
+            Some(MediaEvent::Ended { reason } | MediaEvent::Failed { reason }) => {
+                feed.end(&reason).await;
+                return;
+            }
+            Some(_) => {}
+            None => {
+                let bytes = feed.inlet.as_ref().map_or(0, Inlet::bytes_in);
+                let per_second = bytes.saturating_sub(last_bytes) * 8 / 1000;
+                last_bytes = bytes;
+                feed.kbps.store(per_second, Ordering::Relaxed);
+                let _ = feed.events.send(FeedEvent::Stats {
+                    id: feed.id.clone(),
+                    state: feed.state(),
+                    figures: feed.figures(),
+                });
+                if let (Some(limit), Some(since)) = (feed.idle_timeout, without_media_since)
+                    && since.elapsed() >= limit
+                {
+                    feed.end(&format!(
+                        "no media for {}s (idle_timeout_secs)",
+                        limit.as_secs()
+                    ))
+                    .await;
+                    return;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! Feeds: encoders push RTMP to callfeed's server (ffmpeg stands in for OBS), and what a
+//! feed's calls receive is what the publisher sent; keys, limits and hostile publishers.
+
+mod publishers;
+mod rtmp_server;
