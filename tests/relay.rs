@@ -284,6 +284,7 @@ async fn the_relay_going_away_mid_call_is_ridden_out_in_the_same_call() {
         audio_track: Default::default(),
         direct: Default::default(),
         relay,
+        ring_when_live: None,
     };
     let (status_tx, mut status) = tokio::sync::watch::channel(Status::default());
     let (_stop, stop_rx) = tokio::sync::watch::channel(false);

@@ -52,6 +52,7 @@ fn spec(callee: &str, room: RoomRef, media: &str) -> SessionSpec {
         audio_track: Default::default(),
         direct: Default::default(),
         relay: None,
+        ring_when_live: None,
     }
 }
 

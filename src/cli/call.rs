@@ -174,6 +174,8 @@ fn session_request(args: &CallArgs, config: &Config) -> anyhow::Result<SessionRe
         audio_track: args.audio_track.clone(),
         direct: Some(args.direct.clone()),
         relay: args.relay.named(config)?,
+        ring: None,
+        feed_wait_secs: None,
     })
 }
 

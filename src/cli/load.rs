@@ -232,6 +232,8 @@ fn template(args: &LoadArgs) -> anyhow::Result<SessionRequest> {
         live: false,
         direct: Some(args.direct.as_str().to_owned()),
         relay: None,
+        ring: None,
+        feed_wait_secs: None,
     })
 }
 

@@ -108,6 +108,73 @@ pub(super) struct ServeArgs {
     callee_answers_after: u64,
     #[command(flatten)]
     input_size: super::args::InputSizeArgs,
+    #[command(flatten)]
+    feeds: FeedArgs,
+}
+
+/// Feeds: live inputs encoders push to (or this node pulls), shared by any number of calls.
+#[derive(Args)]
+struct FeedArgs {
+    /// Take RTMP publishers (OBS, ffmpeg, hardware encoders) for feeds on this address, e.g.
+    /// 0.0.0.0:1935 (default: no RTMP server; pulled feeds work without one).
+    #[arg(long, value_name = "ADDR")]
+    rtmp_listen: Option<std::net::SocketAddr>,
+    /// The host (or host:port) publishers reach the RTMP server at, as the feeds' publish
+    /// settings name it (default: --public-url's host, else the listen address).
+    #[arg(long, value_name = "HOST[:PORT]", requires = "rtmp_listen")]
+    rtmp_public: Option<String>,
+    /// Feeds running at once at most.
+    #[arg(long, value_name = "N", default_value_t = crate::feed::DEFAULT_MAX_FEEDS)]
+    #[arg(value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    max_feeds: usize,
+    /// A publisher sending more than this (kbit/s, over a few seconds) is dropped.
+    #[arg(long, value_name = "KBPS", default_value_t = 20_000)]
+    #[arg(value_parser = clap::builder::RangedU64ValueParser::<u64>::new().range(100..))]
+    max_feed_kbps: u64,
+}
+
+/// The node's feeds, and its RTMP server when asked for: `rtmp://HOST:PORT/live` names the
+/// host publishers reach.
+async fn start_feeds(
+    args: &ServeArgs,
+    topologies: &Topologies,
+) -> anyhow::Result<(crate::feed::Feeds, Option<crate::feed::rtmp::RtmpServer>)> {
+    let feeds = crate::feed::Feeds::new(crate::feed::FeedSettings {
+        max_feeds: args.feeds.max_feeds,
+        topologies: topologies.clone(),
+        rtmp_base: None,
+    });
+    let Some(listen) = args.feeds.rtmp_listen else {
+        return Ok((feeds, None));
+    };
+    let limits = crate::feed::rtmp::RtmpLimits {
+        max_kbps: args.feeds.max_feed_kbps,
+        max_connections: args.feeds.max_feeds * 4 + 16,
+        ..Default::default()
+    };
+    let server = crate::feed::rtmp::listen(listen, feeds.clone(), limits)
+        .await
+        .with_context(|| format!("cannot listen for RTMP on {listen}"))?;
+    let bound = server.local_addr();
+    let public_host = args
+        .public_url
+        .as_deref()
+        .and_then(|u| url::Url::parse(u).ok())
+        .and_then(|u| u.host_str().map(str::to_owned));
+    let host = match (&args.feeds.rtmp_public, public_host) {
+        (Some(given), _) if given.contains(':') && !given.starts_with('[') => given.clone(),
+        (Some(given), _) => format!("{given}:{}", bound.port()),
+        (None, Some(host)) => format!("{host}:{}", bound.port()),
+        (None, None) if bound.ip().is_unspecified() => {
+            tracing::warn!(
+                "--rtmp-listen on all addresses without --rtmp-public: publish settings name 127.0.0.1"
+            );
+            format!("127.0.0.1:{}", bound.port())
+        }
+        (None, None) => bound.to_string(),
+    };
+    feeds.set_rtmp_base(Some(format!("rtmp://{host}/{}", crate::feed::rtmp::APP)));
+    Ok((feeds, Some(server)))
 }
 
 /// The secret in an environment variable, if set and not empty.
@@ -223,6 +290,8 @@ pub(super) async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<Exit
     let (streams, stream_routes) = crate::publish::StreamServer::attached(&public);
     let cluster = lease_of(&args)?;
     let max_sessions = capacity(&args);
+    let topologies = Topologies::load(&config.pipelines)?;
+    let (feeds, _rtmp) = start_feeds(&args, &topologies).await?;
     let service = Service::new(
         cloud,
         journal.journal().clone(),
@@ -234,10 +303,11 @@ pub(super) async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<Exit
             driver: driver::DriverSettings {
                 room_witness: emulator.as_ref().map(app::room_witness),
                 input_bounds: args.input_size.into(),
+                feeds: Some(feeds.clone()),
                 ..driver::DriverSettings::new(streams)
             },
             room_view: emulator.as_ref().map(app::room_view),
-            topologies: Topologies::load(&config.pipelines)?,
+            topologies,
             policy: InputPolicy::Restricted(restrictions),
             max_sessions,
             keep_ended: std::time::Duration::from_secs(args.keep_ended),
@@ -278,6 +348,7 @@ pub(super) async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<Exit
         drained.drain().await;
     })
     .await?;
+    feeds.end_all("the node stopped").await;
     if cluster.is_some()
         && let Some(shared) = shared
         && let Err(e) = shared.leave().await

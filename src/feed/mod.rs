@@ -93,6 +93,12 @@ impl FeedLease {
         self.feed.media_events()
     }
 
+    /// Resolves when the feed ends.
+    pub async fn ended(&self) {
+        let mut state = self.feed.states();
+        let _ = state.wait_for(|s| *s == FeedState::Ended).await;
+    }
+
     /// Waits until the feed is live, at most `within`; why not otherwise.
     pub async fn live(&self, within: Duration) -> Result<(), String> {
         let mut state = self.feed.states();

@@ -91,7 +91,9 @@ impl PlacementCosts {
         let file = matches!(spec.input, InputSpec::File(_) | InputSpec::Playlist(_));
         let direct = matches!(spec.input, InputSpec::Url(_))
             && spec.direct == crate::media::plan::Direct::Always;
-        if (file && !spec.live && spec.relay.is_none()) || direct {
+        // A session on a feed copies the feed's stream: the feed paid for its encode.
+        let feed = matches!(spec.input, InputSpec::Feed(_));
+        if (file && !spec.live && spec.relay.is_none()) || direct || feed {
             self.announcement
         } else {
             self.live.saturating_mul(spec.profile.live_cost())

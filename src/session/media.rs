@@ -22,6 +22,8 @@ pub(super) enum Media {
         duration: Option<Duration>,
     },
     Live(LiveStream),
+    /// A feed's stream, shared with the other sessions on it: the session only holds it.
+    Feed(crate::feed::FeedLease),
 }
 
 pub(super) struct Prepared {
@@ -48,6 +50,9 @@ pub(super) async fn prepare(
 ) -> Result<Prepared, (Stage, String)> {
     let failed = |reason: String| (Stage::Prepare, reason);
     use crate::media::plan::{Mode, PlanOptions, plan};
+    if let InputSpec::Feed(id) = &spec.input {
+        return on_feed(id, spec, session_id, settings).await;
+    }
     let input = spec.input.clone();
     let contract = Contract::new(spec.profile);
     let report = probe(spec, settings, contract).await.map_err(failed)?;
@@ -115,6 +120,37 @@ pub(super) async fn prepare(
         mode,
         mode_reason,
         relay,
+    })
+}
+
+/// A feed's stream taken for the session: once it is live, when the session rings only
+/// then. Published as it is; the feed made it to its own profile.
+async fn on_feed(
+    id: &str,
+    spec: &SessionSpec,
+    session_id: &str,
+    settings: &DriverSettings,
+) -> Result<Prepared, (Stage, String)> {
+    let feeds = settings.feeds.as_ref().ok_or_else(|| {
+        (
+            Stage::Prepare,
+            "feeds run in `callfeed serve`: this process has none".to_string(),
+        )
+    })?;
+    let lease = feeds
+        .lease(id, session_id)
+        .map_err(|e| (Stage::Prepare, e.to_string()))?;
+    if let Some(within) = spec.ring_when_live {
+        lease.live(within).await.map_err(|e| (Stage::Media, e))?;
+    }
+    let url = settings.publisher.publish_live(lease.hub(), None);
+    Ok(Prepared {
+        media: Media::Feed(lease),
+        url,
+        repeat_num: -1,
+        mode: "feed",
+        mode_reason: format!("feed {id}: encoded once for every call on it"),
+        relay: None,
     })
 }
 

@@ -37,6 +37,8 @@ pub struct SessionSpec {
     /// The RTMP relay the stream is pushed to for the cloud to pull, instead of this node
     /// serving it.
     pub relay: Option<crate::publish::relay::Relay>,
+    /// On a feed: ring only once it is live, waiting at most this long.
+    pub ring_when_live: Option<Duration>,
 }
 
 impl SessionSpec {
@@ -122,7 +124,18 @@ pub struct SessionRequest {
     /// node serving it); the server's configured relay when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub relay: Option<crate::publish::relay::RelayFields>,
+    /// On a feed: `now` (default; the callee sees the slate until the feed is live) or
+    /// `when_live` (ring once it is, waiting at most `feed_wait_secs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ring: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feed_wait_secs: Option<u64>,
 }
+
+/// How long a session waits for its feed to go live when it rings only then, by default.
+pub(crate) const DEFAULT_FEED_WAIT_SECS: u64 = 60;
+/// The longest it may wait: an hour.
+pub(crate) const MAX_FEED_WAIT_SECS: u64 = 3600;
 
 fn bounded_callees<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     struct Callees;
@@ -250,13 +263,56 @@ impl SessionRequest {
             input: self.media.clone(),
             reason: format!("its size could not be read: {e}"),
         })??;
+        let ring_when_live = self.ring_when_live(&input)?;
         let spec = SessionSpec {
             source_guard: policy.source_guard(&input),
             input,
+            ring_when_live,
             ..spec
         };
         spec.check_direct()?;
         Ok(spec)
+    }
+
+    /// `ring` and `feed_wait_secs`, which only a feed takes.
+    fn ring_when_live(
+        &self,
+        input: &crate::media::input::InputSpec,
+    ) -> Result<Option<Duration>, InvalidArgument> {
+        let on_feed = matches!(input, crate::media::input::InputSpec::Feed(_));
+        let when_live = match self.ring.as_deref() {
+            None | Some("now") => false,
+            Some("when_live") if on_feed => true,
+            Some("when_live") => {
+                return Err(InvalidArgument::new(
+                    "ring",
+                    "when_live",
+                    "when_live only with a feed (media: \"feed:ID\")",
+                ));
+            }
+            Some(other) => {
+                return Err(InvalidArgument::new("ring", other, "now or when_live"));
+            }
+        };
+        let wait = match self.feed_wait_secs {
+            Some(s) if !(1..=MAX_FEED_WAIT_SECS).contains(&s) => {
+                return Err(InvalidArgument::new(
+                    "feed_wait_secs",
+                    s,
+                    format!("1 to {MAX_FEED_WAIT_SECS} seconds"),
+                ));
+            }
+            Some(_) if !when_live => {
+                return Err(InvalidArgument::new(
+                    "feed_wait_secs",
+                    self.feed_wait_secs.unwrap_or_default(),
+                    "only with ring: when_live",
+                ));
+            }
+            Some(s) => s,
+            None => DEFAULT_FEED_WAIT_SECS,
+        };
+        Ok(when_live.then(|| Duration::from_secs(wait)))
     }
 
     /// Every field but the media.
@@ -321,6 +377,7 @@ impl SessionRequest {
             live: self.live,
             audio_track,
             relay: None,
+            ring_when_live: None,
         };
         // The cloud request's own checks, so nothing the cloud would refuse gets this far.
         spec.start_call_request().body()?;

@@ -203,6 +203,16 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
                 let _ = tokio::time::timeout(self.settings.teardown_timeout, stream.stop()).await;
                 MediaFigures::Live(stats)
             }
+            // The feed's stream runs on for its other sessions; this one only lets go.
+            Media::Feed(lease) => match lease.stats() {
+                Some(stats) => MediaFigures::Live(stats),
+                None => MediaFigures::Announcement(AnnouncementFigures {
+                    kind: mode,
+                    duration_ms: None,
+                    plays: None,
+                    bound_ms: self.ingest_started.map(|t| t.elapsed().as_millis() as u64),
+                }),
+            },
             Media::Announcement { duration, .. } => {
                 MediaFigures::Announcement(AnnouncementFigures {
                     // "announcement", or "direct" for a URL the cloud pulled itself.
@@ -228,7 +238,8 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
     ) -> bool {
         let mut media_events = match &prepared.media {
             Media::Live(s) => Some(s.events()),
-            Media::Announcement { .. } => None,
+            // A feed's end is the feed's state, followed on its own.
+            Media::Announcement { .. } | Media::Feed(_) => None,
         };
         let _seat = self.settings.poll_budget.join();
         let mut restart_delays = backon::BackoffBuilder::build(
@@ -281,14 +292,20 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
                 }
             }
             self.publish_phase();
+            let live_stats = match &prepared.media {
+                Media::Live(stream) => Some(stream.stats()),
+                Media::Feed(lease) => lease.stats(),
+                Media::Announcement { .. } => None,
+            };
             match &prepared.media {
-                Media::Live(stream) => {
-                    let s = stream.stats();
-                    self.controls.status.send_modify(|st| {
-                        st.iteration = s.iteration;
-                        st.position_ms = s.position_ms;
-                        st.media = Some(s);
-                    });
+                Media::Live(_) | Media::Feed(_) => {
+                    if let Some(s) = live_stats {
+                        self.controls.status.send_modify(|st| {
+                            st.iteration = s.iteration;
+                            st.position_ms = s.position_ms;
+                            st.media = Some(s);
+                        });
+                    }
                 }
                 // The cloud plays it; where it is comes from how long the task has run.
                 Media::Announcement {
@@ -390,6 +407,12 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
                 polls.task = None;
                 self.on_task_status(answer, &prepared.media)
             }
+            _ = async {
+                match &prepared.media {
+                    Media::Feed(lease) => lease.ended().await,
+                    _ => std::future::pending().await,
+                }
+            } => Some(Event::FeedEnded),
             event = async {
                 match media_events.as_mut() {
                     Some(rx) => rx.recv().await.ok(),

@@ -31,6 +31,8 @@ pub struct DriverSettings {
     pub room_witness: Option<RoomWitness>,
     /// How large an input may be (`--max-input-scale`); a larger one is refused at probe.
     pub input_bounds: crate::media::bounds::InputBounds,
+    /// The node's feeds, which sessions on `feed:ID` take their stream from.
+    pub feeds: Option<crate::feed::Feeds>,
 }
 
 /// What reached a call's room, by its CallId (`None`: not known).
@@ -50,6 +52,7 @@ impl DriverSettings {
             poll_budget: Arc::new(PollBudget::default()),
             room_witness: None,
             input_bounds: Default::default(),
+            feeds: None,
         }
     }
 }

@@ -22,7 +22,12 @@ pub enum Outcome {
     NotAnswered,
     HungUp,
     Stopped,
-    Failed { stage: Stage, reason: String },
+    /// The feed the session carried ended (deleted, timed out, failed).
+    FeedEnded,
+    Failed {
+        stage: Stage,
+        reason: String,
+    },
 }
 
 impl Outcome {
@@ -35,6 +40,7 @@ impl Outcome {
             Outcome::NotAnswered => 4,
             Outcome::HungUp => 5,
             Outcome::Stopped => 6,
+            Outcome::FeedEnded => 7,
         }
     }
 
@@ -45,6 +51,7 @@ impl Outcome {
             Outcome::NotAnswered => "not_answered",
             Outcome::HungUp => "hung_up",
             Outcome::Stopped => "stopped",
+            Outcome::FeedEnded => "feed_ended",
             Outcome::Failed { .. } => "failed",
         }
     }
@@ -111,6 +118,8 @@ pub enum Event {
     TaskGone,
     /// The media has played to its end (announcement done, live input finished).
     MediaFinished,
+    /// The feed the session carries has ended.
+    FeedEnded,
     StopRequested,
     Failed {
         stage: Stage,
@@ -232,6 +241,7 @@ impl Session {
                 self.end(outcome)
             }
             (P::Ingesting, E::MediaFinished) => self.end(Outcome::Completed),
+            (P::Ringing | P::Answered | P::Ingesting, E::FeedEnded) => self.end(Outcome::FeedEnded),
             (P::Ringing | P::Answered, E::MediaFinished) => self.end(Outcome::Failed {
                 stage: Stage::Media,
                 reason: "the media ended before anyone heard it".into(),

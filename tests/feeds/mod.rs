@@ -3,3 +3,4 @@
 
 mod publishers;
 mod rtmp_server;
+mod sessions;

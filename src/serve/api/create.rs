@@ -57,10 +57,21 @@ pub(super) async fn create<C: CloudOps + 'static>(
             };
             svc.refuse(reason, e.into())
         })?;
+    if let crate::media::input::InputSpec::Feed(feed) = &spec.input {
+        svc.feeds().check(feed).map_err(|e| {
+            svc.refuse(
+                "feed",
+                ApiError::problem(StatusCode::BAD_REQUEST, e.to_string()),
+            )
+        })?;
+    }
     let id = uuid::Uuid::new_v4().to_string();
-    // A request with relay keys is never written down for another node: it runs here.
+    // A request with relay keys is never written down for another node: it runs here; so
+    // does a session on a feed, which runs where its feed does.
+    let on_feed = matches!(spec.input, crate::media::input::InputSpec::Feed(_));
     let placing = svc.journal.cluster().filter(|_| {
         svc.cluster.is_some()
+            && !on_feed
             && request
                 .relay
                 .as_ref()

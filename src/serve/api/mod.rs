@@ -3,7 +3,8 @@
 //! `POST /v1/sessions` starts a session (the same options as `callfeed call`, as JSON),
 //! `GET /v1/sessions[/{id}]` reads them, `DELETE /v1/sessions/{id}` ends one,
 //! `GET /v1/sessions/{id}/events` follows one as Server-Sent Events, `GET /v1/events` follows
-//! them all (the console's stream, see `feed`). A bearer token guards `/v1`; the console's
+//! them all (the console's stream, see `all_events`); `/v1/feeds` makes, shows and ends feeds
+//! (see `feeds`). A bearer token guards `/v1`; the console's
 //! login cookie opens `/v1/events` alone; one client holds only so many event streams
 //! (`budget`). The rules of [`exposure`](super::exposure) come first. Webhooks from the call
 //! engine and TRTC are verified and make the session look at the cloud at once. SIGTERM
@@ -29,13 +30,14 @@ use crate::session::driver::DriverSettings;
 use crate::store::Store;
 use service::{IN_TASK_TEARDOWN_RETRY, REQUEST_LIMIT};
 
+mod all_events;
 mod auth;
 mod budget;
 mod create;
 mod elsewhere;
 mod error;
 mod events;
-mod feed;
+mod feeds;
 mod hooks;
 mod logins;
 mod lost_starts;
@@ -65,9 +67,17 @@ impl<C: CloudOps + 'static> Service<C> {
         let service = Arc::new(Self {
             cloud: Arc::new(Metered::new(cloud, metrics.clone())),
             journal,
-            topologies: config.topologies,
+            topologies: config.topologies.clone(),
             driver: DriverSettings {
                 teardown_retry_for: Some(IN_TASK_TEARDOWN_RETRY),
+                // Pulled feeds work without an RTMP server: a node always has a registry.
+                feeds: Some(config.driver.feeds.clone().unwrap_or_else(|| {
+                    crate::feed::Feeds::new(crate::feed::FeedSettings {
+                        max_feeds: crate::feed::DEFAULT_MAX_FEEDS,
+                        topologies: config.topologies.clone(),
+                        rtmp_base: None,
+                    })
+                })),
                 ..config.driver
             },
             token: config.token,
@@ -137,7 +147,22 @@ impl<C: CloudOps + 'static> Service<C> {
             .route("/v1/drain", post(nodes::drain::<C>))
             .route("/v1/sessions/{id}/nudge", post(hooks::nudge::<C>))
             .route("/v1/sessions/{id}/room", get(room::seen::<C>))
-            .route("/v1/events", get(feed::stream::<C>).layer(streams()))
+            .route("/v1/events", get(all_events::stream::<C>).layer(streams()))
+            .route(
+                "/v1/feeds",
+                post(feeds::create::<C>)
+                    .layer(bounded())
+                    .get(feeds::list::<C>),
+            )
+            .route(
+                "/v1/feeds/{id}",
+                get(feeds::one::<C>).delete(feeds::delete::<C>),
+            )
+            .route("/v1/feeds/{id}/key", post(feeds::rotate_key::<C>))
+            .route(
+                "/v1/feeds/{id}/events",
+                get(feeds::events::<C>).layer(streams()),
+            )
             .route("/v1/console/login", post(viewers::login::<C>))
             .route_layer(axum::middleware::from_fn_with_state(
                 self.clone(),

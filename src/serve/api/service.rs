@@ -137,6 +137,14 @@ pub fn default_max_sessions() -> usize {
 }
 
 impl<C: CloudOps + 'static> Service<C> {
+    /// This node's feeds.
+    pub fn feeds(&self) -> &crate::feed::Feeds {
+        self.driver
+            .feeds
+            .as_ref()
+            .expect("a service always has a feed registry")
+    }
+
     /// Resolves when a client asked for a drain (`POST /v1/drain`).
     pub async fn drain_asked(&self) {
         self.drain_asked.notified().await;

@@ -1,0 +1,171 @@
+//! `/v1/feeds`: live inputs with a life of their own that any number of sessions carry
+//! (`media: "feed:ID"`). `POST` makes one and answers with what a person pastes into OBS;
+//! `GET` lists them or shows one (with its publish settings); `DELETE` ends one (its
+//! publisher dropped, its key refused from then on, its sessions ended `feed_ended`);
+//! `POST /v1/feeds/{id}/key` gives it a new key; `GET /v1/feeds/{id}/events` follows it.
+//! A pulled feed's input is admitted under the same policy as a session's.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+
+use super::error::ApiError;
+use super::service::Service;
+use crate::feed::{FeedError, FeedEvent, FeedKind, FeedRequest, FeedState};
+use crate::media::input::InputSpec;
+use crate::session::CloudOps;
+
+impl From<FeedError> for ApiError {
+    fn from(e: FeedError) -> Self {
+        let status = match &e {
+            FeedError::NotFound(_) => StatusCode::NOT_FOUND,
+            FeedError::Ended(_) => StatusCode::CONFLICT,
+            FeedError::Invalid { .. } | FeedError::NoListener { .. } => StatusCode::BAD_REQUEST,
+            FeedError::Full(_) => return ApiError::TooMany(e.to_string()),
+            FeedError::Start(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        };
+        ApiError::problem(status, e.to_string())
+    }
+}
+
+pub(super) async fn create<C: CloudOps + 'static>(
+    State(svc): State<Arc<Service<C>>>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let request: FeedRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::problem(StatusCode::BAD_REQUEST, format!("not a feed request: {e}"))
+    })?;
+    let input = match (request.kind, &request.url) {
+        (Some(FeedKind::Pull), Some(url)) => Some(admit_input(&svc, url).await?),
+        _ => None,
+    };
+    let feeds = svc.feeds().clone();
+    // Starting a stream builds GStreamer pipelines: off the async workers.
+    let view = tokio::task::spawn_blocking(move || {
+        let _runtime = tokio::runtime::Handle::current().enter();
+        feeds.create(request, input)
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    Ok((StatusCode::CREATED, Json(json!(view))))
+}
+
+/// A pulled feed's input, admitted as a session's media would be.
+async fn admit_input<C: CloudOps + 'static>(
+    svc: &Service<C>,
+    url: &str,
+) -> Result<InputSpec, ApiError> {
+    let invalid =
+        |reason: String| ApiError::problem(StatusCode::BAD_REQUEST, format!("url: {reason}"));
+    let input = InputSpec::parse_syntax(url).map_err(|e| invalid(e.to_string()))?;
+    if matches!(input, InputSpec::Feed(_) | InputSpec::Pushed(_)) {
+        return Err(invalid("a feed plays an input, not another feed".into()));
+    }
+    let input = svc
+        .policy
+        .admit(input)
+        .await
+        .map_err(|e| invalid(e.to_string()))?;
+    input
+        .check_available()
+        .map_err(|e| invalid(e.to_string()))?;
+    input
+        .check_sources(&svc.topologies)
+        .map_err(|e| invalid(e.to_string()))?;
+    Ok(input)
+}
+
+pub(super) async fn list<C: CloudOps + 'static>(State(svc): State<Arc<Service<C>>>) -> Json<Value> {
+    Json(json!({ "feeds": svc.feeds().list() }))
+}
+
+pub(super) async fn one<C: CloudOps + 'static>(
+    State(svc): State<Arc<Service<C>>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!(svc.feeds().get(&id, true)?)))
+}
+
+pub(super) async fn delete<C: CloudOps + 'static>(
+    State(svc): State<Arc<Service<C>>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!(svc.feeds().delete(&id).await?)))
+}
+
+pub(super) async fn rotate_key<C: CloudOps + 'static>(
+    State(svc): State<Arc<Service<C>>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!(svc.feeds().rotate_key(&id)?)))
+}
+
+/// `GET /v1/feeds/{id}/events`: a `feed` event with how it stands, then its `state` changes
+/// and its `stats` once a second, until it ends.
+pub(super) async fn events<C: CloudOps + 'static>(
+    State(svc): State<Arc<Service<C>>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let feeds = svc.feeds().clone();
+    let receiver = feeds.events();
+    let now = feeds.get(&id, false)?;
+    let first = sse("feed", &json!(now));
+    let ended = now.state == FeedState::Ended;
+    let follow = Follow {
+        id,
+        receiver,
+        first: Some(first),
+        done: ended,
+    };
+    let events = futures::stream::unfold(follow, |mut f| async move {
+        let event = f.next().await?;
+        Some((Ok::<_, Infallible>(event), f))
+    });
+    Ok(Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+struct Follow {
+    id: String,
+    receiver: broadcast::Receiver<FeedEvent>,
+    first: Option<SseEvent>,
+    done: bool,
+}
+
+impl Follow {
+    async fn next(&mut self) -> Option<SseEvent> {
+        if let Some(first) = self.first.take() {
+            return Some(first);
+        }
+        if self.done {
+            return None;
+        }
+        loop {
+            match self.receiver.recv().await {
+                Ok(event) if event.feed_id() == self.id => {
+                    let (name, ended) = match &event {
+                        FeedEvent::State { feed } => ("state", feed.state == FeedState::Ended),
+                        FeedEvent::Stats { .. } => ("stats", false),
+                    };
+                    self.done = ended;
+                    return Some(sse(name, &json!(event)));
+                }
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    }
+}
+
+fn sse(name: &str, data: &Value) -> SseEvent {
+    SseEvent::default().event(name).data(data.to_string())
+}

@@ -1,0 +1,207 @@
+//! Sessions on feeds through `callfeed serve`'s API, against the emulator: an encoder's push
+//! reaches every room that carries its feed, survives the publisher going away and coming
+//! back in the same calls, and a deleted feed ends its calls and refuses its key.
+
+use std::time::{Duration, Instant};
+
+use callfeed::emulator::Emulator;
+use serde_json::{Value, json};
+
+use super::publishers::{outcome, push_rtmp};
+use super::rtmp_server::rtmp_feeds;
+use crate::common::serve::*;
+use crate::common::*;
+
+/// The emulator's ingest tasks in `room`.
+async fn tasks_in(emulator: &Emulator, room: &str) -> Vec<Value> {
+    emulator_list(emulator, "tasks")
+        .await
+        .into_iter()
+        .filter(|t| t["room_id"] == room)
+        .collect()
+}
+
+/// Waits until `done` holds for the tasks of every room, at most `within`.
+async fn rooms_until(
+    emulator: &Emulator,
+    rooms: &[&str],
+    within: Duration,
+    done: impl Fn(&[Value]) -> bool,
+) -> Vec<Vec<Value>> {
+    let until = Instant::now() + within;
+    loop {
+        let mut seen = Vec::new();
+        for room in rooms {
+            seen.push(tasks_in(emulator, room).await);
+        }
+        if seen.iter().all(|t| done(t)) {
+            return seen;
+        }
+        assert!(Instant::now() < until, "rooms never got there: {seen:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn frames(tasks: &[Value]) -> u64 {
+    tasks
+        .iter()
+        .map(|t| t["video_frames"].as_u64().unwrap_or(0))
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_pushed_feed_reaches_two_rooms_and_survives_its_publisher_coming_back() {
+    let emulator = Emulator::start(test_emulator_config(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let feeds = rtmp_feeds(Default::default()).await;
+    let registry = feeds.feeds.clone();
+    let (_service, api) = start_service(&emulator, &dir.path().join("j.sqlite"), |c| {
+        c.driver.feeds = Some(registry);
+    })
+    .await;
+
+    let (status, feed) = api
+        .call(
+            reqwest::Method::POST,
+            "/v1/feeds",
+            Some(json!({"kind": "rtmp", "name": "town hall"})),
+            Some(TOKEN),
+        )
+        .await;
+    assert_eq!(status, 201, "{feed}");
+    let id = feed["id"].as_str().unwrap().to_owned();
+    let url = feed["publish"]["url"].as_str().unwrap().to_owned();
+    assert_eq!(
+        format!(
+            "{}/{}",
+            feed["publish"]["server"].as_str().unwrap(),
+            feed["publish"]["stream_key"].as_str().unwrap()
+        ),
+        url
+    );
+    assert_eq!(feed["state"], "waiting");
+
+    // Both sessions ring only once the feed is live: nothing rings before ffmpeg starts.
+    let mut sessions = Vec::new();
+    for (room, callee) in [("feed-a", "jack"), ("feed-b", "jill")] {
+        let (status, created) = api
+            .post(
+                json!({"to": [callee], "media": format!("feed:{id}"), "room": room,
+                         "ring": "when_live", "feed_wait_secs": 30, "ingest_at": "ring"}),
+            )
+            .await;
+        assert_eq!(status, 201, "{created}");
+        sessions.push(created["id"].as_str().unwrap().to_owned());
+    }
+    assert!(
+        emulator_list(&emulator, "calls").await.is_empty(),
+        "rang before the feed was live"
+    );
+    let mut ffmpeg = push_rtmp(&url);
+    let rooms = ["feed-a", "feed-b"];
+    let seen = rooms_until(&emulator, &rooms, Duration::from_secs(30), |t| {
+        t.len() == 1
+            && t[0]["video_frames"].as_u64() > Some(60)
+            && t[0]["audio_ms"].as_u64() > Some(2000)
+    })
+    .await;
+    for tasks in &seen {
+        let t = &tasks[0];
+        assert_eq!(
+            (t["width"].as_u64(), t["height"].as_u64()),
+            (Some(1280), Some(720)),
+            "{t:#}"
+        );
+        let fps = t["fps"].as_f64().unwrap();
+        assert!((fps - 30.0).abs() < 2.0, "{t:#}");
+        let hz = t["dominant_hz"].as_f64().unwrap();
+        assert!((hz - 440.0).abs() < 15.0, "{t:#}");
+    }
+    let task_ids: Vec<Value> = seen.iter().map(|t| t[0]["task_id"].clone()).collect();
+    let shown = api.get(&format!("/v1/feeds/{id}")).await;
+    assert_eq!(shown["state"], "live", "{shown:#}");
+    let mut on_feed: Vec<String> = shown["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_owned())
+        .collect();
+    on_feed.sort();
+    let mut expected = sessions.clone();
+    expected.sort();
+    assert_eq!(on_feed, expected);
+
+    // The publisher goes away: the feed is lost and both calls show the slate, within 3 s.
+    ffmpeg.kill().await.unwrap();
+    let lost_at = Instant::now();
+    api.until(&format!("/v1/feeds/{id}"), Duration::from_secs(3), |f| {
+        f["state"] == "lost"
+    })
+    .await;
+    for session in &sessions {
+        api.until(
+            &format!("/v1/sessions/{session}"),
+            Duration::from_secs(3),
+            |s| s["status"]["media"]["state"] == "on_slate",
+        )
+        .await;
+    }
+    assert!(lost_at.elapsed() < Duration::from_secs(3));
+    let before = rooms_until(&emulator, &rooms, Duration::from_secs(5), |_| true).await;
+
+    // It comes back: the same calls and the same ingest tasks carry it again.
+    let ffmpeg = push_rtmp(&url);
+    api.until(&format!("/v1/feeds/{id}"), Duration::from_secs(15), |f| {
+        f["state"] == "live"
+    })
+    .await;
+    let after = rooms_until(&emulator, &rooms, Duration::from_secs(15), |t| {
+        t.len() == 1
+            && t[0]["video_frames"].as_u64()
+                > before.iter().map(|b| frames(b)).max().map(|m| m + 60)
+    })
+    .await;
+    let again: Vec<Value> = after.iter().map(|t| t[0]["task_id"].clone()).collect();
+    assert_eq!(again, task_ids, "the same ingest tasks");
+    for session in &sessions {
+        let s = api.get(&format!("/v1/sessions/{session}")).await;
+        assert_eq!(s["status"]["phase"], "ingesting", "{s:#}");
+    }
+    let shown = api.get(&format!("/v1/feeds/{id}")).await;
+    assert_eq!(shown["figures"]["reconnects"], 1, "{shown:#}");
+
+    // Deleting the feed drops its publisher and ends its calls; its key is refused after.
+    let (status, _) = api
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/v1/feeds/{id}"),
+            None,
+            Some(TOKEN),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (ok, _) = tokio::time::timeout(Duration::from_secs(5), outcome(ffmpeg))
+        .await
+        .expect("the publisher is dropped");
+    assert!(!ok);
+    for session in &sessions {
+        let ended = api.ended(session, Duration::from_secs(15)).await;
+        assert_eq!(
+            ended["report"]["result"], "feed_ended",
+            "{ended:#}"
+        );
+    }
+    let (ok, said) = outcome(push_rtmp(&url)).await;
+    assert!(!ok && said.contains("wrong stream key"), "{said}");
+    let (status, _) = api
+        .call(
+            reqwest::Method::GET,
+            &format!("/v1/feeds/{id}"),
+            None,
+            Some(TOKEN),
+        )
+        .await;
+    assert_eq!(status, 404);
+}
