@@ -26,9 +26,20 @@ pub(super) struct CallArgs {
     /// A callee; repeat for a group call (at most 8).
     #[arg(long = "to", value_name = "USER", required = true)]
     to: Vec<String>,
-    /// What to play: a file, URL, test: source or device (see `callfeed push`).
+    /// What to play: a file, URL, test: source or device (see `callfeed push`), or
+    /// `listen:rtmp` to take an encoder's push (OBS, ffmpeg) and ring once it is live.
     #[arg(long, value_name = "INPUT")]
     media: String,
+    /// With --media listen:rtmp: where the RTMP server listens for the encoder.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:1935")]
+    rtmp_listen: std::net::SocketAddr,
+    /// With --media listen:rtmp: the host (or host:port) the encoder reaches this machine at.
+    #[arg(long, value_name = "HOST[:PORT]")]
+    rtmp_public: Option<String>,
+    /// With --media listen:rtmp: how long to wait for the encoder before giving up (nothing
+    /// rings meanwhile).
+    #[arg(long, value_name = "SECS", default_value_t = 600)]
+    feed_wait: u64,
     #[command(flatten)]
     room: RoomArgs,
     /// The robot account that calls (and whose UserID the stream uses in the room).
@@ -103,7 +114,17 @@ pub(super) struct CallArgs {
 pub(super) async fn run(mut config: Config, args: CallArgs) -> anyhow::Result<ExitCode> {
     // Everything is checked before the phone rings, by the API's own rules: the same
     // fields are named when something is refused. The user at a shell opens what they like.
-    let request = session_request(&args, &config)?;
+    let mut request = session_request(&args, &config)?;
+    // An encoder's push: a feed of this process's own, and the call rings once it is live.
+    let listening = match args.media.as_str() {
+        "listen:rtmp" => Some(listen_rtmp(&config, &args).await?),
+        _ => None,
+    };
+    if let Some((_, _, feed)) = &listening {
+        request.media = format!("feed:{feed}");
+        request.ring = Some("when_live".into());
+        request.feed_wait_secs = Some(args.feed_wait);
+    }
     // The config's relay, for a session whose flags name none: its host must resolve too.
     let configured = request
         .relay
@@ -130,7 +151,11 @@ pub(super) async fn run(mut config: Config, args: CallArgs) -> anyhow::Result<Ex
     let cloud = app::cloud_clients(&config)?;
     let journal = open_journal(emulator.is_some(), &cloud, &spec).await?;
     let journal = journal.journal().clone();
-    let report = run_session(&config, &args, spec, &cloud, journal, witness).await?;
+    let feeds = listening.as_ref().map(|(feeds, _, _)| feeds.clone());
+    let report = run_session(&config, &args, spec, &cloud, journal, witness, feeds).await?;
+    if let Some((feeds, _server, _)) = listening {
+        feeds.end_all("the call ended").await;
+    }
     let room_view = emulator
         .as_ref()
         .and_then(|e| report.call_id.as_deref().and_then(|id| e.call_view(id)));
@@ -153,6 +178,33 @@ pub(super) async fn run(mut config: Config, args: CallArgs) -> anyhow::Result<Ex
         e.shutdown().await;
     }
     Ok(ExitCode::from(code))
+}
+
+/// `--media listen:rtmp`: an RTMP server and one feed on it, its settings told to the
+/// person at the shell; the registry, the server (listening while held) and the feed's id.
+async fn listen_rtmp(
+    config: &Config,
+    args: &CallArgs,
+) -> anyhow::Result<(crate::feed::Feeds, crate::feed::rtmp::RtmpServer, String)> {
+    let feeds = crate::feed::Feeds::new(crate::feed::FeedSettings {
+        max_feeds: 1,
+        topologies: Topologies::load(&config.pipelines)?,
+        rtmp_base: None,
+    });
+    let server = super::feed::start_rtmp(
+        &feeds,
+        args.rtmp_listen,
+        args.rtmp_public.as_deref(),
+        Default::default(),
+    )
+    .await?;
+    let request = crate::feed::FeedRequest {
+        profile: args.profile,
+        ..Default::default()
+    };
+    let feed = feeds.create(request, None)?;
+    super::feed::tell_publish_settings(&feed);
+    Ok((feeds, server, feed.id))
 }
 
 /// The session the flags describe, as an API client would ask for it.
@@ -272,6 +324,7 @@ async fn run_session(
     cloud: &CloudClients,
     journal: Arc<crate::store::Store>,
     room_witness: Option<driver::RoomWitness>,
+    feeds: Option<crate::feed::Feeds>,
 ) -> anyhow::Result<driver::Report> {
     let topologies = Topologies::load(&config.pipelines)?;
     // The session is handed where to publish: this command's own stream server.
@@ -282,6 +335,7 @@ async fn run_session(
     let mut settings = driver::DriverSettings::new(Arc::new(server));
     settings.room_witness = room_witness;
     settings.input_bounds = args.input_size.into();
+    settings.feeds = feeds;
     let session_id = uuid::Uuid::new_v4().to_string();
     let (status_tx, status_rx) = tokio::sync::watch::channel(driver::Status::default());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -10,6 +10,7 @@ mod api;
 mod args;
 mod call;
 mod emulator;
+mod feed;
 mod info;
 mod keys;
 mod load;
@@ -85,6 +86,9 @@ enum Command {
     Call(Box<call::CallArgs>),
     /// Run the HTTP service: sessions API, webhooks, metrics; recovers a crashed run first.
     Serve(Box<serve::ServeArgs>),
+    /// A serve's feeds (live inputs any number of calls share): create, list, show, delete,
+    /// give a new key, watch.
+    Feed(feed::FeedArgs),
     /// Place many full sessions at a given rate and report per-stage latency.
     Load(load::LoadArgs),
     /// Say what an input is, whether it passes through, and the contract it gets.
@@ -124,6 +128,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Probe(args) => probe::run(&config, args).await,
         Command::Push(args) => push::run(&config, args).await,
         Command::Announce(args) => announce::run(&config, args).await,
+        Command::Feed(args) => feed::run(args).await,
     }
 }
 

@@ -152,28 +152,11 @@ async fn start_feeds(
         max_connections: args.feeds.max_feeds * 4 + 16,
         ..Default::default()
     };
-    let server = crate::feed::rtmp::listen(listen, feeds.clone(), limits)
-        .await
-        .with_context(|| format!("cannot listen for RTMP on {listen}"))?;
-    let bound = server.local_addr();
-    let public_host = args
-        .public_url
-        .as_deref()
-        .and_then(|u| url::Url::parse(u).ok())
-        .and_then(|u| u.host_str().map(str::to_owned));
-    let host = match (&args.feeds.rtmp_public, public_host) {
-        (Some(given), _) if given.contains(':') && !given.starts_with('[') => given.clone(),
-        (Some(given), _) => format!("{given}:{}", bound.port()),
-        (None, Some(host)) => format!("{host}:{}", bound.port()),
-        (None, None) if bound.ip().is_unspecified() => {
-            tracing::warn!(
-                "--rtmp-listen on all addresses without --rtmp-public: publish settings name 127.0.0.1"
-            );
-            format!("127.0.0.1:{}", bound.port())
-        }
-        (None, None) => bound.to_string(),
-    };
-    feeds.set_rtmp_base(Some(format!("rtmp://{host}/{}", crate::feed::rtmp::APP)));
+    let public_host = args.feeds.rtmp_public.clone().or_else(|| {
+        let url = url::Url::parse(args.public_url.as_deref()?).ok()?;
+        url.host_str().map(str::to_owned)
+    });
+    let server = super::feed::start_rtmp(&feeds, listen, public_host.as_deref(), limits).await?;
     Ok((feeds, Some(server)))
 }
 

@@ -188,10 +188,7 @@ async fn one_pushed_feed_reaches_two_rooms_and_survives_its_publisher_coming_bac
     assert!(!ok);
     for session in &sessions {
         let ended = api.ended(session, Duration::from_secs(15)).await;
-        assert_eq!(
-            ended["report"]["result"], "feed_ended",
-            "{ended:#}"
-        );
+        assert_eq!(ended["report"]["result"], "feed_ended", "{ended:#}");
     }
     let (ok, said) = outcome(push_rtmp(&url)).await;
     assert!(!ok && said.contains("wrong stream key"), "{said}");

@@ -1,0 +1,73 @@
+//! A publisher connected to a feed, and why one is turned away.
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use super::model::PublisherView;
+use super::running::Feed;
+
+/// Why a publisher was not taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Claim {
+    /// No running feed has this key.
+    WrongKey,
+    /// The feed has a publisher already, or is not taking one.
+    Taken,
+}
+
+/// A publisher connected to a feed: what it sends goes to the feed's stream. Dropping it
+/// frees the feed for the next one.
+pub(crate) struct Publisher {
+    pub(super) feed: Arc<Feed>,
+    pub(super) writer: Option<crate::media::inlet::InletWriter>,
+    pub(super) kicked: watch::Receiver<bool>,
+}
+
+impl Publisher {
+    /// Hands one FLV tag body to the feed's stream.
+    pub(crate) fn send(
+        &mut self,
+        kind: u8,
+        timestamp_ms: u32,
+        body: &[u8],
+    ) -> Result<(), crate::media::inlet::InletError> {
+        match self.writer.as_mut() {
+            Some(w) => w.send(kind, timestamp_ms, body),
+            None => Err(crate::media::inlet::InletError::Closed),
+        }
+    }
+
+    /// What the publisher says of its stream.
+    pub(crate) fn describe(&self, update: impl FnOnce(&mut PublisherView)) {
+        self.feed.describe_publisher(update);
+    }
+
+    /// Notes on the feed why this publisher is dropped.
+    pub(crate) fn dropped(&self, reason: &str, address: &str) {
+        self.feed.refused(reason, address);
+    }
+
+    /// Resolves when the feed drops this publisher (it ended, or its key changed), or
+    /// stops taking what it sends.
+    pub(crate) async fn kicked(&mut self) {
+        let writer_closed = async {
+            if let Some(w) = self.writer.as_ref() {
+                w.closed().await
+            }
+        };
+        tokio::select! {
+            _ = self.kicked.wait_for(|k| *k) => {}
+            _ = writer_closed => {}
+        }
+    }
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        // The stream sees the end of this connection before the next publisher is let in.
+        self.writer.take();
+        self.feed.release_publisher();
+        tracing::info!(feed = %self.feed.id, "feed publisher gone");
+    }
+}

@@ -1,0 +1,428 @@
+//! The registry of a node's feeds: it makes, finds, leases and ends them, and hands a
+//! publisher the feed its key opens.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::sync::{broadcast, watch};
+
+use super::model::{
+    self, FeedError, FeedEvent, FeedKind, FeedRequest, FeedState, FeedView, PublisherView,
+};
+use super::publisher::{Claim, Publisher};
+use super::running::{Feed, FeedBirth};
+use super::secret;
+
+use crate::media::contract::{Contract, Profile};
+use crate::media::hub::StreamHub;
+use crate::media::input::InputSpec;
+use crate::media::live::{LiveSettings, Loops, MediaEvent, StreamStats};
+use crate::media::topology::Topologies;
+
+/// The most feeds a node runs at once unless told otherwise.
+pub const DEFAULT_MAX_FEEDS: usize = 16;
+/// How long an ended feed stays visible (its state and why it ended) before it is forgotten.
+const KEEP_ENDED: Duration = Duration::from_secs(600);
+
+/// How the registry runs.
+#[derive(Clone)]
+pub struct FeedSettings {
+    pub max_feeds: usize,
+    pub topologies: Topologies,
+    /// Where publishers reach this node's RTMP server (`rtmp://HOST:PORT/live`), when it runs.
+    pub rtmp_base: Option<String>,
+}
+
+/// The feeds of this node; clones share them.
+#[derive(Clone)]
+pub struct Feeds {
+    inner: Arc<Registry>,
+}
+
+struct Registry {
+    settings: Mutex<FeedSettings>,
+    /// Feeds being started (counted against the most a node runs).
+    starting: AtomicUsize,
+    feeds: Mutex<HashMap<String, Kept>>,
+    events: broadcast::Sender<FeedEvent>,
+}
+
+/// A session's hold on a feed: the feed's stream to publish, and its state to follow. The
+/// stream is the feed's: dropping the lease only takes the session off the feed.
+pub struct FeedLease {
+    feed: Arc<Feed>,
+    session: String,
+}
+
+impl FeedLease {
+    pub fn feed_id(&self) -> &str {
+        &self.feed.id
+    }
+
+    pub fn hub(&self) -> Arc<StreamHub> {
+        self.feed.hub()
+    }
+
+    pub fn state(&self) -> watch::Receiver<FeedState> {
+        self.feed.states()
+    }
+
+    pub fn stats(&self) -> Option<StreamStats> {
+        self.feed.stats()
+    }
+
+    pub fn media_events(&self) -> Option<broadcast::Receiver<MediaEvent>> {
+        self.feed.media_events()
+    }
+
+    /// Resolves when the feed ends.
+    pub async fn ended(&self) {
+        let mut state = self.feed.states();
+        let _ = state.wait_for(|s| *s == FeedState::Ended).await;
+    }
+
+    /// Waits until the feed is live, at most `within`; why not otherwise.
+    pub async fn live(&self, within: Duration) -> Result<(), String> {
+        let mut state = self.feed.states();
+        let waited = tokio::time::timeout(within, async {
+            state
+                .wait_for(|s| matches!(s, FeedState::Live | FeedState::Ended))
+                .await
+                .map(|s| *s)
+        })
+        .await;
+        match waited {
+            Ok(Ok(FeedState::Live)) => Ok(()),
+            Ok(_) => Err(format!("feed {} ended before it went live", self.feed.id)),
+            Err(_) => Err(format!(
+                "feed {} was not live within {}s (feed_wait_secs): nothing rang",
+                self.feed.id,
+                within.as_secs()
+            )),
+        }
+    }
+}
+
+impl Drop for FeedLease {
+    fn drop(&mut self) {
+        self.feed.leave(&self.session);
+    }
+}
+
+impl Feeds {
+    pub fn new(settings: FeedSettings) -> Self {
+        Self {
+            inner: Arc::new(Registry {
+                settings: Mutex::new(settings),
+                feeds: Mutex::new(HashMap::new()),
+                starting: AtomicUsize::new(0),
+                events: broadcast::channel(1024).0,
+            }),
+        }
+    }
+
+    /// Where publishers reach the RTMP server, once it listens.
+    pub fn set_rtmp_base(&self, base: Option<String>) {
+        self.inner.settings.lock().rtmp_base = base;
+    }
+
+    fn rtmp_base(&self) -> Option<String> {
+        self.inner.settings.lock().rtmp_base.clone()
+    }
+
+    /// Every feed event: state changes and figures once a second.
+    pub fn events(&self) -> broadcast::Receiver<FeedEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// Makes a feed and starts its stream. `input` is a pulled feed's input, already
+    /// admitted by the caller's policy. The answer holds its publish settings.
+    pub fn create(
+        &self,
+        request: FeedRequest,
+        input: Option<InputSpec>,
+    ) -> Result<FeedView, FeedError> {
+        let kind = request.kind.unwrap_or(FeedKind::Rtmp);
+        let name = request
+            .name
+            .map(|n| n.trim().to_owned())
+            .filter(|n| !n.is_empty());
+        if let Some(name) = &name
+            && (name.chars().count() > model::MAX_NAME || name.chars().any(char::is_control))
+        {
+            return Err(FeedError::invalid(
+                "name",
+                format!(
+                    "at most {} characters, none of them control characters",
+                    model::MAX_NAME
+                ),
+            ));
+        }
+        let idle_timeout = request.idle_timeout_secs.map(Duration::from_secs);
+        if idle_timeout.is_some_and(|t| t.is_zero() || t > model::MAX_IDLE_TIMEOUT) {
+            return Err(FeedError::invalid(
+                "idle_timeout_secs",
+                format!(
+                    "1 to {} seconds, or absent for never",
+                    model::MAX_IDLE_TIMEOUT.as_secs()
+                ),
+            ));
+        }
+        let settings = self.inner.settings.lock().clone();
+        let (input, inlet, secret, shown) = match kind {
+            FeedKind::Rtmp => {
+                if request.url.is_some() {
+                    return Err(FeedError::invalid(
+                        "url",
+                        "an rtmp feed is pushed to: it takes no url",
+                    ));
+                }
+                if settings.rtmp_base.is_none() {
+                    return Err(FeedError::NoListener {
+                        kind: "RTMP",
+                        flag: "--rtmp-listen ADDR",
+                    });
+                }
+                let inlet = crate::media::inlet::Inlet::new();
+                (
+                    InputSpec::Pushed(inlet.clone()),
+                    Some(inlet),
+                    Some(secret::stream_key()),
+                    None,
+                )
+            }
+            FeedKind::Pull => {
+                let input = input.ok_or_else(|| {
+                    FeedError::invalid(
+                        "url",
+                        "a pull feed plays a URL, `test:` or a device: give it in url",
+                    )
+                })?;
+                let shown = input.describe();
+                (input, None, None, Some(shown))
+            }
+        };
+        let _seat = self.take_seat(settings.max_feeds)?;
+        let profile = request.profile.unwrap_or_default();
+        let mut live = LiveSettings::new(Contract::new(profile));
+        live.loops = Loops::Forever;
+        let stream = crate::media::stream::start(
+            &crate::media::plan::Mode::Live,
+            &input,
+            live,
+            &settings.topologies,
+        )
+        .map_err(|e| FeedError::Start(e.to_string()))?;
+        let id = secret::feed_id();
+        let feed = Feed::start(
+            FeedBirth {
+                id: id.clone(),
+                kind,
+                name,
+                profile,
+                idle_timeout,
+                input: shown,
+                secret,
+                inlet,
+            },
+            stream,
+            self.inner.events.clone(),
+        );
+        tracing::info!(feed = %id, kind = kind.name(), "feed created");
+        let view = feed.view(settings.rtmp_base.as_deref());
+        self.inner.feeds.lock().insert(id, (feed, None));
+        Ok(view)
+    }
+
+    /// A place among the node's `max` feeds, held while one starts (no lock is held while
+    /// its stream starts).
+    fn take_seat(&self, max: usize) -> Result<Seat<'_>, FeedError> {
+        let mut feeds = self.inner.feeds.lock();
+        forget_old(&mut feeds);
+        let running = feeds
+            .values()
+            .filter(|(f, _)| f.state() != FeedState::Ended)
+            .count();
+        let starting = self.inner.starting.fetch_add(1, Ordering::AcqRel);
+        let seat = Seat(&self.inner.starting);
+        if running + starting >= max {
+            return Err(FeedError::Full(max));
+        }
+        Ok(seat)
+    }
+
+    fn find(&self, id: &str) -> Result<Arc<Feed>, FeedError> {
+        self.inner
+            .feeds
+            .lock()
+            .get(id)
+            .map(|(f, _)| f.clone())
+            .ok_or_else(|| FeedError::NotFound(id.to_owned()))
+    }
+
+    /// Every feed (without secrets), oldest first.
+    pub fn list(&self) -> Vec<FeedView> {
+        let feeds: Vec<Arc<Feed>> = {
+            let mut feeds = self.inner.feeds.lock();
+            forget_old(&mut feeds);
+            feeds.values().map(|(f, _)| f.clone()).collect()
+        };
+        let mut views: Vec<FeedView> = feeds.iter().map(|f| f.view(None)).collect();
+        views.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
+        views
+    }
+
+    /// One feed; with its publish settings (its secret) when `with_secret`.
+    pub fn get(&self, id: &str, with_secret: bool) -> Result<FeedView, FeedError> {
+        let feed = self.find(id)?;
+        let base = with_secret.then(|| self.rtmp_base()).flatten();
+        Ok(feed.view(base.as_deref()))
+    }
+
+    /// Ends a feed and forgets it: its publisher dropped, its key refused from now on, its
+    /// sessions ended.
+    pub async fn delete(&self, id: &str) -> Result<FeedView, FeedError> {
+        let (feed, _) = self
+            .inner
+            .feeds
+            .lock()
+            .remove(id)
+            .ok_or_else(|| FeedError::NotFound(id.to_owned()))?;
+        feed.end("deleted").await;
+        Ok(feed.view(None))
+    }
+
+    /// Gives a pushed feed a new key; the old one stops working and a connected publisher
+    /// is dropped.
+    pub fn rotate_key(&self, id: &str) -> Result<FeedView, FeedError> {
+        let feed = self.find(id)?;
+        if !feed.kind.is_pushed() {
+            return Err(FeedError::invalid(
+                "kind",
+                "only a pushed feed (rtmp) has a key",
+            ));
+        }
+        if feed.state() == FeedState::Ended {
+            return Err(FeedError::Ended(id.to_owned()));
+        }
+        feed.replace_secret(secret::stream_key());
+        tracing::info!(feed = %id, "feed key replaced");
+        Ok(feed.view(self.rtmp_base().as_deref()))
+    }
+
+    /// Puts `session` on a feed.
+    pub fn lease(&self, id: &str, session: &str) -> Result<FeedLease, FeedError> {
+        let feed = self.find(id)?;
+        if feed.state() == FeedState::Ended {
+            return Err(FeedError::Ended(id.to_owned()));
+        }
+        feed.join(session);
+        Ok(FeedLease {
+            feed,
+            session: session.to_owned(),
+        })
+    }
+
+    /// Whether a feed by this id runs (for checks before a session is admitted).
+    pub fn check(&self, id: &str) -> Result<Profile, FeedError> {
+        let feed = self.find(id)?;
+        if feed.state() == FeedState::Ended {
+            return Err(FeedError::Ended(id.to_owned()));
+        }
+        Ok(feed.profile())
+    }
+
+    /// Takes an RTMP publisher for the feed whose stream key `key` is; a feed that has one
+    /// keeps it.
+    pub(crate) fn claim_rtmp(&self, key: &str, address: &str) -> Result<Publisher, Claim> {
+        let feed = self.by_rtmp_key(key).ok_or(Claim::WrongKey)?;
+        let inlet = feed.inlet.clone().ok_or(Claim::WrongKey)?;
+        let view = PublisherView {
+            address: address.to_owned(),
+            since: crate::clock::unix_secs(),
+            encoder: None,
+            width: None,
+            height: None,
+            fps: None,
+            video_codec: None,
+            audio_codec: None,
+            audio_rate: None,
+        };
+        let Some(kicked) = feed.take_publisher(view) else {
+            let reason = "the feed already has a publisher";
+            feed.refused(reason, address);
+            return Err(Claim::Taken);
+        };
+        // From here the guard gives the feed back, whatever happens.
+        let mut publisher = Publisher {
+            feed,
+            writer: None,
+            kicked,
+        };
+        match inlet.connect() {
+            Ok(writer) => publisher.writer = Some(writer),
+            Err(e) => {
+                publisher.feed.refused(&e.to_string(), address);
+                return Err(Claim::Taken);
+            }
+        }
+        tracing::info!(feed = %publisher.feed.id, %address, "feed publisher connected");
+        Ok(publisher)
+    }
+
+    /// The running feed whose stream key `key` is (compared in constant time with each).
+    fn by_rtmp_key(&self, key: &str) -> Option<Arc<Feed>> {
+        let feeds: Vec<Arc<Feed>> = self
+            .inner
+            .feeds
+            .lock()
+            .values()
+            .map(|(f, _)| f.clone())
+            .filter(|f| f.kind == FeedKind::Rtmp)
+            .collect();
+        // Every key is compared, so how long this takes says nothing of which one matched.
+        feeds.into_iter().fold(
+            None,
+            |found, f| if f.has_key(key) { Some(f) } else { found },
+        )
+    }
+
+    /// Ends every feed (the node shuts down).
+    pub async fn end_all(&self, reason: &str) {
+        let feeds: Vec<Arc<Feed>> = self
+            .inner
+            .feeds
+            .lock()
+            .drain()
+            .map(|(_, (f, _))| f)
+            .collect();
+        for feed in feeds {
+            feed.end(reason).await;
+        }
+    }
+}
+
+/// A feed, and when it was first seen ended.
+type Kept = (Arc<Feed>, Option<std::time::Instant>);
+
+/// A feed starting, counted until dropped.
+struct Seat<'a>(&'a AtomicUsize);
+
+impl Drop for Seat<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Forgets feeds that ended more than [`KEEP_ENDED`] ago (and stamps those just ended).
+fn forget_old(feeds: &mut HashMap<String, Kept>) {
+    for (feed, ended_at) in feeds.values_mut() {
+        if feed.state() == FeedState::Ended && ended_at.is_none() {
+            *ended_at = Some(std::time::Instant::now());
+        }
+    }
+    feeds.retain(|_, (_, ended_at)| ended_at.is_none_or(|t| t.elapsed() < KEEP_ENDED));
+}
