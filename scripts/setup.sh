@@ -6,7 +6,8 @@
 #                   GStreamer with its plugins
 #   setup.sh relay  that, and nginx with the RTMP module (make demo-relay)
 #   setup.sh        (all) that, and what the tests and benchmarks start: nginx with the
-#                   RTMP module, ffmpeg, the PostgreSQL server (throwaway instances),
+#                   RTMP module, ffmpeg, GStreamer's RTSP server library (the test
+#                   cameras), the PostgreSQL server (throwaway instances),
 #                   Chromium with ChromeDriver (the console tests), and a Python venv in
 #                   .venv with Tencent's official SDKs as independent clients
 set -euo pipefail
@@ -25,7 +26,7 @@ if [ "$scope" != demo ]; then
 fi
 if [ "$scope" = all ]; then
   apt_packages+=(
-    ffmpeg postgresql
+    ffmpeg postgresql libgstrtspserver-1.0-dev
     chromium chromium-driver
     python3 python3-venv
   )

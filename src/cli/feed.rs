@@ -40,19 +40,32 @@ enum FeedCommand {
     /// List the feeds.
     List,
     /// Show one feed, with its publish settings.
-    Show { id: String },
+    Show {
+        /// The feed's id, as `list` shows it.
+        id: String,
+    },
     /// End a feed: its publisher is dropped, its key refused, its calls ended.
-    Delete { id: String },
+    Delete {
+        /// The feed's id, as `list` shows it.
+        id: String,
+    },
     /// Give a feed a new stream key; the old one stops working.
-    Key { id: String },
+    Key {
+        /// The feed's id, as `list` shows it.
+        id: String,
+    },
     /// Print a feed's figures as they come, until it ends or Ctrl-C.
-    Watch { id: String },
+    Watch {
+        /// The feed's id, as `list` shows it.
+        id: String,
+    },
 }
 
 #[derive(Args)]
 struct CreateArgs {
-    /// `rtmp` (an encoder pushes to this node) or `pull` (the node plays --url).
-    #[arg(long, default_value = "rtmp", value_parser = ["rtmp", "pull"])]
+    /// `rtmp` (an encoder pushes to this node), `rtsp` (the node pulls the camera at --url)
+    /// or `pull` (the node plays --url: any input).
+    #[arg(long, default_value = "rtmp", value_parser = ["rtmp", "rtsp", "pull"])]
     kind: String,
     /// A name people recognise it by.
     #[arg(long)]

@@ -11,6 +11,8 @@ use crate::media::contract::Profile;
 pub enum FeedKind {
     /// An encoder pushes RTMP to callfeed with the feed's stream key.
     Rtmp,
+    /// callfeed pulls an IP camera's RTSP stream (`url`: rtsp:// or rtsps://).
+    Rtsp,
     /// callfeed plays an input of its own: a URL, a device or a test source.
     Pull,
 }
@@ -19,6 +21,7 @@ impl FeedKind {
     pub fn name(self) -> &'static str {
         match self {
             FeedKind::Rtmp => "rtmp",
+            FeedKind::Rtsp => "rtsp",
             FeedKind::Pull => "pull",
         }
     }
@@ -62,7 +65,8 @@ pub struct FeedRequest {
     pub kind: Option<FeedKind>,
     pub name: Option<String>,
     pub profile: Option<Profile>,
-    /// What a `pull` feed plays (an input spec: a URL, `test:`, a device).
+    /// What an `rtsp` feed pulls (its camera's URL), or what a `pull` feed plays (an input
+    /// spec: a URL, `test:`, a device).
     pub url: Option<String>,
     /// Ends the feed after this long without media (waiting or lost); never when absent.
     pub idle_timeout_secs: Option<u64>,

@@ -194,7 +194,7 @@ impl Feeds {
                     None,
                 )
             }
-            FeedKind::Pull => {
+            FeedKind::Rtsp | FeedKind::Pull => {
                 let input = input.ok_or_else(|| {
                     FeedError::invalid(
                         "url",

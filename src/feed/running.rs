@@ -155,7 +155,7 @@ impl Feed {
                     stream_key: key.to_owned(),
                 })
             }
-            FeedKind::Pull => None,
+            FeedKind::Rtsp | FeedKind::Pull => None,
         }
     }
 
@@ -252,7 +252,7 @@ impl Feed {
             slate_ms: get(|s| s.slate_ms),
             reconnects: match self.kind {
                 FeedKind::Rtmp => self.publishers.load(Ordering::Relaxed).saturating_sub(1),
-                FeedKind::Pull => stats.as_ref().map_or(0, |s| s.restarts),
+                FeedKind::Rtsp | FeedKind::Pull => stats.as_ref().map_or(0, |s| s.restarts),
             },
         }
     }

@@ -266,6 +266,7 @@ pub mod picture;
 pub mod plan;
 pub mod policy;
 pub mod rtmp;
+mod rtsp;
 pub mod sizes;
 pub mod stream;
 pub mod topology;

@@ -157,6 +157,12 @@ pub(crate) fn decoder_for(
             if !uri.starts_with("file:") {
                 skip_gif_demuxer(&decode);
             }
+            decode.connect("source-setup", false, |values| {
+                if let Some(source) = values.get(1).and_then(|v| v.get::<gst::Element>().ok()) {
+                    super::rtsp::tune(&source);
+                }
+                None
+            });
             decode_media_only(&decode);
             decode
         }

@@ -31,7 +31,7 @@ const REDIRECT_CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 /// The one answer to an input the policy refuses, whatever the reason.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "media: this input is not allowed for API clients of this server; use a file under one of its media roots (--media-root), a test: source, or an http(s), rtmp(s), srt (caller) or HLS URL of a public host{}",
+    "media: this input is not allowed for API clients of this server; use a file under one of its media roots (--media-root), a test: source, or an http(s), rtmp(s), srt (caller), rtsp(s) or HLS URL of a public host (a redirect is judged as the URL is){}",
     if *.devices_allowed { ", or a device" } else { "" }
 )]
 pub struct Refused {
@@ -124,6 +124,8 @@ impl Restrictions {
     async fn judge_url(&self, url: &url::Url) -> Result<Option<Vec<SocketAddr>>, Refused> {
         match url.scheme() {
             "http" | "https" | "rtmp" | "rtmps" => {}
+            // callfeed's own option only; the rest of the URL is the camera's.
+            "rtsp" | "rtsps" => {}
             // A listener or rendezvous socket would make the server accept connections, and
             // so would a local address: only caller options, each once.
             "srt" => {
@@ -161,7 +163,7 @@ impl Restrictions {
         Ok(Some(resolved))
     }
 
-    /// Where an http(s) URL's redirects lead, each hop judged as the URL was: the pipeline,
+    /// Where an http(s) (or RTSP) URL's redirects lead, each hop judged as the URL was: the pipeline,
     /// the probe and the cloud are then given a URL that answers itself, and no source of
     /// an API client's follows a redirect (see [`guard_sources`]), so a public host cannot
     /// send the node, or the cloud, to a private one. Each hop connects only to the
@@ -173,6 +175,17 @@ impl Restrictions {
         mut addrs: Option<Vec<SocketAddr>>,
     ) -> Result<url::Url, Refused> {
         for _ in 0..=MAX_REDIRECTS {
+            if url.scheme() == "rtsp" {
+                let within = REDIRECT_CHECK_TIMEOUT;
+                let Some(location) = super::rtsp::redirect_of(&url, addrs.as_deref(), within).await
+                else {
+                    return Ok(url);
+                };
+                let next = url.join(&location).map_err(|_| self.refused())?;
+                addrs = self.judge_url(&next).await?;
+                url = next;
+                continue;
+            }
             if !matches!(url.scheme(), "http" | "https") {
                 return Ok(url);
             }
@@ -390,6 +403,10 @@ impl SourceGuard {
                 .ok()
                 .is_some_and(|p| r.admit_file(&p).is_ok());
         }
+        // rtspsrc's RTP sockets: local ports the camera sends to, which open no connection.
+        if url.scheme() == "udp" {
+            return true;
+        }
         match r.host_to_check(&url) {
             None => false,
             Some(HostCheck::Listed) => true,
@@ -409,7 +426,11 @@ fn network_protocols(uri: &str) -> Vec<String> {
     let mut allowed = vec!["http".to_owned(), "https".to_owned()];
     if let Some((scheme, _)) = uri.split_once("://") {
         let scheme = scheme.to_ascii_lowercase();
-        if !allowed.contains(&scheme) {
+        // A camera is opened by its TCP variant when asked (see `rtsp`), and its RTP comes
+        // to UDP sockets of rtspsrc's own.
+        if scheme.starts_with("rtsp") {
+            allowed.extend(["rtsp", "rtspt", "rtsps", "rtspst", "udp"].map(str::to_owned));
+        } else if !allowed.contains(&scheme) {
             allowed.push(scheme);
         }
     }
@@ -450,8 +471,10 @@ fn judge(top: &gst::Bin, element: &gst::Element, guard: &SourceGuard) {
             .iter()
             .all(|p| guard.protocols.contains(&p.to_ascii_lowercase())),
     };
+    // rtspsrc's RTP sockets receive where the camera sends: nothing to hold.
+    let receives_only = handler.protocols().iter().all(|p| p == "udp");
     if permitted {
-        if guard.restricted.is_some() {
+        if guard.restricted.is_some() && !receives_only {
             judge_each_use(element, guard);
         }
         return;

@@ -6,6 +6,7 @@
 mod nginx;
 pub mod postgres;
 pub mod processes;
+pub mod rtsp;
 pub mod serve;
 
 pub use nginx::Nginx;

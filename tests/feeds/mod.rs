@@ -4,4 +4,5 @@
 mod cli;
 mod publishers;
 mod rtmp_server;
+mod rtsp;
 mod sessions;

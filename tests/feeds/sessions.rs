@@ -22,7 +22,7 @@ async fn tasks_in(emulator: &Emulator, room: &str) -> Vec<Value> {
 }
 
 /// Waits until `done` holds for the tasks of every room, at most `within`.
-async fn rooms_until(
+pub(super) async fn rooms_until(
     emulator: &Emulator,
     rooms: &[&str],
     within: Duration,

@@ -1,4 +1,5 @@
-//! URLs: a file over HTTP(S), live FLV, RTMP, SRT or HLS, decoded by uridecodebin.
+//! URLs: a file over HTTP(S), live FLV, RTMP, SRT, HLS or an RTSP camera, decoded by
+//! uridecodebin.
 
 use super::spec::{Input, InputError, InputSpec, invalid};
 
@@ -13,7 +14,11 @@ impl Input for Url<'_> {
         looks_like_file(self.0)
     }
     fn uris(&self) -> Option<Vec<String>> {
-        Some(vec![self.0.to_owned()])
+        Some(vec![if crate::media::rtsp::is_rtsp(self.0) {
+            crate::media::rtsp::element_uri(self.0)
+        } else {
+            self.0.to_owned()
+        }])
     }
     fn describe(&self) -> String {
         crate::redact::redact_url(self.0)
@@ -23,7 +28,7 @@ impl Input for Url<'_> {
 /// A spec with a `scheme://`: a URL, or a `file://` URI.
 pub(super) fn parse(spec: &str, scheme: &str) -> Result<InputSpec, InputError> {
     match scheme {
-        "http" | "https" | "rtmp" | "rtmps" | "srt" => {
+        "http" | "https" | "rtmp" | "rtmps" | "srt" | "rtsp" | "rtsps" => {
             if spec.chars().any(|c| c.is_whitespace() || c.is_control()) {
                 return Err(invalid(spec, "a URL has no spaces or control characters"));
             }
@@ -41,7 +46,9 @@ pub(super) fn parse(spec: &str, scheme: &str) -> Result<InputSpec, InputError> {
         }
         other => Err(invalid(
             spec,
-            format!("scheme `{other}` is not supported: use http, https, rtmp, srt or a file"),
+            format!(
+                "scheme `{other}` is not supported: use http, https, rtmp, srt, rtsp or a file"
+            ),
         )),
     }
 }

@@ -84,6 +84,19 @@ pub(super) fn network(uri: &str, guard: Option<&SourceGuard>) -> Option<String> 
         .map(|status| format!("{host} answered HTTP {status}"))
 }
 
+/// What rtspsrc's words mean for a camera: it read nothing, so it was not answered.
+pub(super) fn camera(uri: &str, error: &gstreamer::glib::Error) -> Option<String> {
+    let scheme = uri.split("://").next()?.to_ascii_lowercase();
+    if !scheme.starts_with("rtsp") {
+        return None;
+    }
+    error.matches(gstreamer::ResourceError::Read).then(|| {
+        "the camera did not answer its RTSP requests in time: check that the port is its RTSP \
+         port (554 by default) and that it is on"
+            .to_owned()
+    })
+}
+
 /// A file that is an ID3 tag and nothing else (an MP3 whose audio was lost, a cover art
 /// download): named for what it is.
 pub(super) fn tags_only(uri: &str) -> Option<String> {

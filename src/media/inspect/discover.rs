@@ -37,7 +37,8 @@ pub(super) fn found(
         }
         // GStreamer's own words ("Internal data stream error", "No data in file") name no
         // cause: look again.
-        super::diagnose::network(uri, guard.as_ref())
+        super::diagnose::camera(uri, &e)
+            .or_else(|| super::diagnose::network(uri, guard.as_ref()))
             .or_else(|| super::diagnose::tags_only(uri))
             .unwrap_or_else(|| e.to_string())
     })?;
@@ -79,6 +80,7 @@ fn watch(
     let undecoded = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let reported = undecoded.clone();
     discoverer.connect_source_setup(move |_, source| {
+        crate::media::rtsp::tune(source);
         let mut top = source.clone();
         while let Some(parent) = top.parent().and_then(|p| p.downcast::<gst::Element>().ok()) {
             top = parent;

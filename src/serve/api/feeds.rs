@@ -44,7 +44,13 @@ pub(super) async fn create<C: CloudOps + 'static>(
         ApiError::problem(StatusCode::BAD_REQUEST, format!("not a feed request: {e}"))
     })?;
     let input = match (request.kind, &request.url) {
-        (Some(FeedKind::Pull), Some(url)) => Some(admit_input(&svc, url).await?),
+        (Some(FeedKind::Rtsp), Some(url)) if !url.to_ascii_lowercase().starts_with("rtsp") => {
+            return Err(ApiError::problem(
+                StatusCode::BAD_REQUEST,
+                "url: an rtsp feed pulls an rtsp:// or rtsps:// URL (kind pull plays others)",
+            ));
+        }
+        (Some(FeedKind::Rtsp | FeedKind::Pull), Some(url)) => Some(admit_input(&svc, url).await?),
         _ => None,
     };
     let feeds = svc.feeds().clone();
@@ -80,6 +86,24 @@ async fn admit_input<C: CloudOps + 'static>(
     input
         .check_sources(&svc.topologies)
         .map_err(|e| invalid(e.to_string()))?;
+    // A URL is opened once now, so a wrong password or a dead camera is named here rather
+    // than in a feed that ends as soon as it starts.
+    if matches!(input, InputSpec::Url(_)) {
+        let options = crate::media::inspect::ProbeOptions {
+            guard: svc.policy.source_guard(&input),
+            audio_track: Default::default(),
+            judge_direct: false,
+            bounds: svc.driver.input_bounds,
+        };
+        let probed = input.clone();
+        let contract = crate::media::contract::Contract::new(Default::default());
+        tokio::task::spawn_blocking(move || {
+            crate::media::inspect::probe_with(&probed, contract, &options)
+        })
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| ApiError::problem(StatusCode::UNPROCESSABLE_ENTITY, format!("url: {e}")))?;
+    }
     Ok(input)
 }
 
