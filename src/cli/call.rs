@@ -190,6 +190,7 @@ async fn listen_rtmp(
         max_feeds: 1,
         topologies: Topologies::load(&config.pipelines)?,
         rtmp_base: None,
+        srt: None,
     });
     let server = super::feed::start_rtmp(
         &feeds,

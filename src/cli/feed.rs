@@ -63,9 +63,9 @@ enum FeedCommand {
 
 #[derive(Args)]
 struct CreateArgs {
-    /// `rtmp` (an encoder pushes to this node), `rtsp` (the node pulls the camera at --url)
-    /// or `pull` (the node plays --url: any input).
-    #[arg(long, default_value = "rtmp", value_parser = ["rtmp", "rtsp", "pull"])]
+    /// `rtmp` or `srt` (an encoder pushes to this node), `rtsp` (the node pulls the camera at
+    /// --url) or `pull` (the node plays --url: any input).
+    #[arg(long, default_value = "rtmp", value_parser = ["rtmp", "srt", "rtsp", "pull"])]
     kind: String,
     /// A name people recognise it by.
     #[arg(long)]
@@ -207,6 +207,14 @@ fn print_feed(feed: &Value) {
         println!("  Server      {server}");
         println!("  Stream Key  {}", text(&publish["stream_key"]));
         println!("For ffmpeg or GStreamer: {}", text(&publish["url"]));
+    } else if let Some(passphrase) = publish["passphrase"].as_str() {
+        println!();
+        println!("In OBS: Settings > Stream > Service: Custom... (leave the Stream Key empty)");
+        println!("  Server      {}", text(&publish["url"]));
+        println!(
+            "streamid {}, passphrase {passphrase}",
+            text(&publish["streamid"])
+        );
     }
     if let Some(publisher) = feed["publisher"].as_object() {
         println!();

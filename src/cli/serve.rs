@@ -123,6 +123,25 @@ struct FeedArgs {
     /// settings name it (default: --public-url's host, else the listen address).
     #[arg(long, value_name = "HOST[:PORT]", requires = "rtmp_listen")]
     rtmp_public: Option<String>,
+    /// Take SRT publishers for feeds: each SRT feed listens on a UDP port of its own (its
+    /// passphrase belongs to the socket) from this range, e.g. 0.0.0.0:9000-9099 (open it in
+    /// the firewall); a single port takes one SRT feed (PORT 0: any free port).
+    #[arg(long, value_name = "ADDR:PORT[-PORT]", value_parser = srt_ports)]
+    srt_listen: Option<(std::net::IpAddr, std::ops::RangeInclusive<u16>)>,
+    /// The host publishers reach the SRT ports at (default: --public-url's host, else the
+    /// listen address).
+    #[arg(long, value_name = "HOST", requires = "srt_listen")]
+    srt_public: Option<String>,
+    /// SRT's receive latency in milliseconds (publishers' URLs say it in microseconds); the
+    /// larger of both sides' applies.
+    #[arg(
+        long,
+        value_name = "MS",
+        default_value_t = 200,
+        requires = "srt_listen"
+    )]
+    #[arg(value_parser = clap::builder::RangedU64ValueParser::<u32>::new().range(20..=8000))]
+    srt_latency: u32,
     /// Feeds running at once at most.
     #[arg(long, value_name = "N", default_value_t = crate::feed::DEFAULT_MAX_FEEDS)]
     #[arg(value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
@@ -131,6 +150,22 @@ struct FeedArgs {
     #[arg(long, value_name = "KBPS", default_value_t = 20_000)]
     #[arg(value_parser = clap::builder::RangedU64ValueParser::<u64>::new().range(100..))]
     max_feed_kbps: u64,
+}
+
+/// `ADDR:PORT` or `ADDR:LOW-HIGH`: where SRT feeds listen.
+fn srt_ports(value: &str) -> Result<(std::net::IpAddr, std::ops::RangeInclusive<u16>), String> {
+    let wrong = || format!("`{value}`: an address and a port or a range, e.g. 0.0.0.0:9000-9099");
+    let (host, ports) = value.rsplit_once(':').ok_or_else(wrong)?;
+    let ip: std::net::IpAddr = host.trim_matches(['[', ']']).parse().map_err(|_| wrong())?;
+    let (low, high) = ports.split_once('-').unwrap_or((ports, ports));
+    let (low, high): (u16, u16) = (
+        low.parse().map_err(|_| wrong())?,
+        high.parse().map_err(|_| wrong())?,
+    );
+    if low > high || (low == 0 && high != 0) {
+        return Err(wrong());
+    }
+    Ok((ip, low..=high))
 }
 
 /// The node's feeds, and its RTMP server when asked for: `rtmp://HOST:PORT/live` names the
@@ -143,7 +178,30 @@ async fn start_feeds(
         max_feeds: args.feeds.max_feeds,
         topologies: topologies.clone(),
         rtmp_base: None,
+        srt: None,
     });
+    let public_url_host = args
+        .public_url
+        .as_deref()
+        .and_then(|u| url::Url::parse(u).ok())
+        .and_then(|u| u.host_str().map(str::to_owned));
+    if let Some((bind, ports)) = &args.feeds.srt_listen {
+        let public_host = args
+            .feeds
+            .srt_public
+            .clone()
+            .or_else(|| public_url_host.clone())
+            .unwrap_or_else(|| match bind.is_unspecified() {
+                true => "127.0.0.1".to_owned(),
+                false => bind.to_string(),
+            });
+        feeds.set_srt(Some(crate::feed::SrtEndpoint {
+            bind: *bind,
+            ports: ports.clone(),
+            public_host,
+            latency_ms: args.feeds.srt_latency,
+        }));
+    }
     let Some(listen) = args.feeds.rtmp_listen else {
         return Ok((feeds, None));
     };
@@ -152,10 +210,7 @@ async fn start_feeds(
         max_connections: args.feeds.max_feeds * 4 + 16,
         ..Default::default()
     };
-    let public_host = args.feeds.rtmp_public.clone().or_else(|| {
-        let url = url::Url::parse(args.public_url.as_deref()?).ok()?;
-        url.host_str().map(str::to_owned)
-    });
+    let public_host = args.feeds.rtmp_public.clone().or(public_url_host);
     let server = super::feed::start_rtmp(&feeds, listen, public_host.as_deref(), limits).await?;
     Ok((feeds, Some(server)))
 }

@@ -11,6 +11,7 @@
 //! - `publisher`: a publisher connected to a feed
 //! - `secret`: feed ids and stream keys
 //! - `rtmp`: the RTMP server publishers push to
+//! - `srt`: who publishes to an SRT feed (the gate its listener asks)
 
 mod model;
 mod publisher;
@@ -18,10 +19,11 @@ mod registry;
 pub mod rtmp;
 mod running;
 mod secret;
+mod srt;
 
 pub use model::{
-    FeedError, FeedEvent, FeedFigures, FeedKind, FeedRequest, FeedState, FeedView, PublishSettings,
-    PublisherView, Refusal,
+    FeedError, FeedEvent, FeedFigures, FeedKind, FeedRequest, FeedState, FeedView,
+    PublishEndpoints, PublishSettings, PublisherView, Refusal, SrtEndpoint,
 };
 pub(crate) use publisher::{Claim, Publisher};
 pub use registry::{DEFAULT_MAX_FEEDS, FeedLease, FeedSettings, Feeds};

@@ -11,6 +11,9 @@ use crate::media::contract::Profile;
 pub enum FeedKind {
     /// An encoder pushes RTMP to callfeed with the feed's stream key.
     Rtmp,
+    /// An encoder calls callfeed's SRT listener (a port of the feed's own), encrypted with
+    /// the feed's passphrase.
+    Srt,
     /// callfeed pulls an IP camera's RTSP stream (`url`: rtsp:// or rtsps://).
     Rtsp,
     /// callfeed plays an input of its own: a URL, a device or a test source.
@@ -21,6 +24,7 @@ impl FeedKind {
     pub fn name(self) -> &'static str {
         match self {
             FeedKind::Rtmp => "rtmp",
+            FeedKind::Srt => "srt",
             FeedKind::Rtsp => "rtsp",
             FeedKind::Pull => "pull",
         }
@@ -28,7 +32,7 @@ impl FeedKind {
 
     /// Whether a publisher pushes to it (with a secret of the feed's).
     pub fn is_pushed(self) -> bool {
-        matches!(self, FeedKind::Rtmp)
+        matches!(self, FeedKind::Rtmp | FeedKind::Srt)
     }
 }
 
@@ -89,6 +93,35 @@ pub enum PublishSettings {
         /// Both in one, for ffmpeg and GStreamer.
         url: String,
     },
+    Srt {
+        /// OBS's "Server" (its "Stream Key" stays empty), and ffmpeg's output URL.
+        url: String,
+        streamid: String,
+        passphrase: String,
+        /// The receive latency, in milliseconds (the URL says it in microseconds, as OBS
+        /// and ffmpeg take it).
+        latency_ms: u32,
+    },
+}
+
+/// Where publishers reach this node, as a feed's publish settings name it.
+#[derive(Debug, Clone, Default)]
+pub struct PublishEndpoints {
+    /// `rtmp://HOST:PORT/live`.
+    pub rtmp: Option<String>,
+    pub srt: Option<SrtEndpoint>,
+}
+
+/// The node's SRT listeners: a port per feed, from a range.
+#[derive(Debug, Clone)]
+pub struct SrtEndpoint {
+    /// The address listened on.
+    pub bind: std::net::IpAddr,
+    /// The ports feeds take; `0..=0` asks the system for a free one each time.
+    pub ports: std::ops::RangeInclusive<u16>,
+    /// The host publishers reach the ports at.
+    pub public_host: String,
+    pub latency_ms: u32,
 }
 
 /// The publisher currently connected to a feed.

@@ -10,7 +10,8 @@ use parking_lot::Mutex;
 use tokio::sync::{broadcast, watch};
 
 use super::model::{
-    self, FeedError, FeedEvent, FeedKind, FeedRequest, FeedState, FeedView, PublisherView,
+    self, FeedError, FeedEvent, FeedKind, FeedRequest, FeedState, FeedView, PublishEndpoints,
+    PublisherView, SrtEndpoint,
 };
 use super::publisher::{Claim, Publisher};
 use super::running::{Feed, FeedBirth};
@@ -34,6 +35,8 @@ pub struct FeedSettings {
     pub topologies: Topologies,
     /// Where publishers reach this node's RTMP server (`rtmp://HOST:PORT/live`), when it runs.
     pub rtmp_base: Option<String>,
+    /// The SRT listeners' address, ports and latency, when the node takes SRT publishers.
+    pub srt: Option<SrtEndpoint>,
 }
 
 /// The feeds of this node; clones share them.
@@ -129,8 +132,17 @@ impl Feeds {
         self.inner.settings.lock().rtmp_base = base;
     }
 
-    fn rtmp_base(&self) -> Option<String> {
-        self.inner.settings.lock().rtmp_base.clone()
+    /// Where the SRT listeners are, when the node takes SRT publishers.
+    pub fn set_srt(&self, srt: Option<SrtEndpoint>) {
+        self.inner.settings.lock().srt = srt;
+    }
+
+    fn endpoints(&self) -> PublishEndpoints {
+        let settings = self.inner.settings.lock();
+        PublishEndpoints {
+            rtmp: settings.rtmp_base.clone(),
+            srt: settings.srt.clone(),
+        }
     }
 
     /// Every feed event: state changes and figures once a second.
@@ -148,6 +160,7 @@ impl Feeds {
         let kind = request.kind.unwrap_or(FeedKind::Rtmp);
         let name = request
             .name
+            .clone()
             .map(|n| n.trim().to_owned())
             .filter(|n| !n.is_empty());
         if let Some(name) = &name
@@ -172,46 +185,14 @@ impl Feeds {
             ));
         }
         let settings = self.inner.settings.lock().clone();
-        let (input, inlet, secret, shown) = match kind {
-            FeedKind::Rtmp => {
-                if request.url.is_some() {
-                    return Err(FeedError::invalid(
-                        "url",
-                        "an rtmp feed is pushed to: it takes no url",
-                    ));
-                }
-                if settings.rtmp_base.is_none() {
-                    return Err(FeedError::NoListener {
-                        kind: "RTMP",
-                        flag: "--rtmp-listen ADDR",
-                    });
-                }
-                let inlet = crate::media::inlet::Inlet::new();
-                (
-                    InputSpec::Pushed(inlet.clone()),
-                    Some(inlet),
-                    Some(secret::stream_key()),
-                    None,
-                )
-            }
-            FeedKind::Rtsp | FeedKind::Pull => {
-                let input = input.ok_or_else(|| {
-                    FeedError::invalid(
-                        "url",
-                        "a pull feed plays a URL, `test:` or a device: give it in url",
-                    )
-                })?;
-                let shown = input.describe();
-                (input, None, None, Some(shown))
-            }
-        };
+        let source = self.source(kind, &request, input, &settings)?;
         let _seat = self.take_seat(settings.max_feeds)?;
         let profile = request.profile.unwrap_or_default();
         let mut live = LiveSettings::new(Contract::new(profile));
         live.loops = Loops::Forever;
         let stream = crate::media::stream::start(
             &crate::media::plan::Mode::Live,
-            &input,
+            &source.input,
             live,
             &settings.topologies,
         )
@@ -224,17 +205,113 @@ impl Feeds {
                 name,
                 profile,
                 idle_timeout,
-                input: shown,
-                secret,
-                inlet,
+                input: source.shown,
+                secret: source.secret,
+                inlet: source.inlet,
+                srt_port: source.srt_port,
             },
             stream,
             self.inner.events.clone(),
         );
+        if let Some(srt) = &settings.srt
+            && kind == FeedKind::Srt
+            && let Err(e) = feed.listen_srt(srt)
+        {
+            let started = feed.clone();
+            tokio::spawn(async move { started.end("its SRT port could not be listened on").await });
+            return Err(FeedError::Start(e));
+        }
         tracing::info!(feed = %id, kind = kind.name(), "feed created");
-        let view = feed.view(settings.rtmp_base.as_deref());
+        let endpoints = self.endpoints();
+        let view = feed.view(Some(&endpoints));
         self.inner.feeds.lock().insert(id, (feed, None));
         Ok(view)
+    }
+
+    /// Where a new feed's media comes from: a publisher's inlet and secret for a pushed
+    /// kind (and an SRT feed's port), the admitted input for a pulled one.
+    fn source(
+        &self,
+        kind: FeedKind,
+        request: &FeedRequest,
+        input: Option<InputSpec>,
+        settings: &FeedSettings,
+    ) -> Result<Source, FeedError> {
+        let pushed = |secret| {
+            let inlet = crate::media::inlet::Inlet::new();
+            Source {
+                input: InputSpec::Pushed(inlet.clone()),
+                inlet: Some(inlet),
+                secret: Some(secret),
+                shown: None,
+                srt_port: None,
+            }
+        };
+        if kind.is_pushed() && request.url.is_some() {
+            return Err(FeedError::invalid(
+                "url",
+                "a pushed feed (rtmp, srt) is pushed to: it takes no url",
+            ));
+        }
+        match kind {
+            FeedKind::Rtmp if settings.rtmp_base.is_none() => Err(FeedError::NoListener {
+                kind: "RTMP",
+                flag: "--rtmp-listen ADDR",
+            }),
+            FeedKind::Rtmp => Ok(pushed(secret::stream_key())),
+            FeedKind::Srt => {
+                let srt = settings.srt.as_ref().ok_or(FeedError::NoListener {
+                    kind: "SRT",
+                    flag: "--srt-listen ADDR:PORT[-PORT]",
+                })?;
+                let port = self.free_srt_port(srt)?;
+                Ok(Source {
+                    srt_port: Some(port),
+                    ..pushed(secret::passphrase())
+                })
+            }
+            FeedKind::Rtsp | FeedKind::Pull => {
+                let input = input.ok_or_else(|| {
+                    FeedError::invalid(
+                        "url",
+                        "a pull feed plays a URL, `test:` or a device: give it in url",
+                    )
+                })?;
+                Ok(Source {
+                    shown: Some(input.describe()),
+                    input,
+                    inlet: None,
+                    secret: None,
+                    srt_port: None,
+                })
+            }
+        }
+    }
+
+    /// A port of the SRT range no feed holds and nothing else has bound.
+    fn free_srt_port(&self, srt: &SrtEndpoint) -> Result<u16, FeedError> {
+        let held: Vec<u16> = self
+            .inner
+            .feeds
+            .lock()
+            .values()
+            .filter(|(f, _)| f.state() != FeedState::Ended)
+            .filter_map(|(f, _)| f.srt_port)
+            .collect();
+        srt.ports
+            .clone()
+            .filter(|p| *p == 0 || !held.contains(p))
+            .find_map(|p| {
+                let socket = std::net::UdpSocket::bind((srt.bind, p)).ok()?;
+                socket.local_addr().ok().map(|a| a.port())
+            })
+            .ok_or_else(|| {
+                FeedError::Start(format!(
+                    "no free SRT port in {}-{} (--srt-listen)",
+                    srt.ports.start(),
+                    srt.ports.end()
+                ))
+            })
     }
 
     /// A place among the node's `max` feeds, held while one starts (no lock is held while
@@ -278,8 +355,8 @@ impl Feeds {
     /// One feed; with its publish settings (its secret) when `with_secret`.
     pub fn get(&self, id: &str, with_secret: bool) -> Result<FeedView, FeedError> {
         let feed = self.find(id)?;
-        let base = with_secret.then(|| self.rtmp_base()).flatten();
-        Ok(feed.view(base.as_deref()))
+        let endpoints = with_secret.then(|| self.endpoints());
+        Ok(feed.view(endpoints.as_ref()))
     }
 
     /// Ends a feed and forgets it: its publisher dropped, its key refused from now on, its
@@ -302,15 +379,21 @@ impl Feeds {
         if !feed.kind.is_pushed() {
             return Err(FeedError::invalid(
                 "kind",
-                "only a pushed feed (rtmp) has a key",
+                "only a pushed feed (rtmp, srt) has a key",
             ));
         }
         if feed.state() == FeedState::Ended {
             return Err(FeedError::Ended(id.to_owned()));
         }
-        feed.replace_secret(secret::stream_key());
+        let secret = match feed.kind {
+            FeedKind::Srt => secret::passphrase(),
+            _ => secret::stream_key(),
+        };
+        let endpoints = self.endpoints();
+        feed.replace_secret(secret, &endpoints)
+            .map_err(FeedError::Start)?;
         tracing::info!(feed = %id, "feed key replaced");
-        Ok(feed.view(self.rtmp_base().as_deref()))
+        Ok(feed.view(Some(&endpoints)))
     }
 
     /// Puts `session` on a feed.
@@ -362,7 +445,7 @@ impl Feeds {
             writer: None,
             kicked,
         };
-        match inlet.connect() {
+        match inlet.connect(crate::media::inlet::Container::Flv) {
             Ok(writer) => publisher.writer = Some(writer),
             Err(e) => {
                 publisher.feed.refused(&e.to_string(), address);
@@ -403,6 +486,16 @@ impl Feeds {
             feed.end(reason).await;
         }
     }
+}
+
+/// Where a new feed's media comes from.
+struct Source {
+    input: InputSpec,
+    inlet: Option<crate::media::inlet::Inlet>,
+    secret: Option<secrecy::SecretString>,
+    /// A pulled feed's input, as a person would name it.
+    shown: Option<String>,
+    srt_port: Option<u16>,
 }
 
 /// A feed, and when it was first seen ended.

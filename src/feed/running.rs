@@ -12,7 +12,8 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::{broadcast, watch};
 
 use super::model::{
-    FeedEvent, FeedFigures, FeedKind, FeedState, FeedView, PublishSettings, PublisherView, Refusal,
+    FeedEvent, FeedFigures, FeedKind, FeedState, FeedView, PublishEndpoints, PublishSettings,
+    PublisherView, Refusal, SrtEndpoint,
 };
 use crate::media::contract::Profile;
 use crate::media::hub::StreamHub;
@@ -35,6 +36,8 @@ pub(crate) struct FeedBirth {
     pub(crate) input: Option<String>,
     pub(crate) secret: Option<SecretString>,
     pub(crate) inlet: Option<Inlet>,
+    /// An SRT feed's port.
+    pub(crate) srt_port: Option<u16>,
 }
 
 pub(crate) struct Feed {
@@ -47,6 +50,8 @@ pub(crate) struct Feed {
     input: Option<String>,
     secret: Mutex<Option<SecretString>>,
     pub(crate) inlet: Option<Inlet>,
+    pub(crate) srt_port: Option<u16>,
+    srt: Mutex<Option<crate::media::srt::SrtListener>>,
     hub: Arc<StreamHub>,
     stream: Mutex<Option<LiveStream>>,
     /// The stream's figures as they were when it stopped.
@@ -86,6 +91,8 @@ impl Feed {
             input: birth.input,
             secret: Mutex::new(birth.secret),
             inlet: birth.inlet,
+            srt_port: birth.srt_port,
+            srt: Mutex::new(None),
             hub: stream.hub(),
             stream: Mutex::new(Some(stream)),
             last_stats: Mutex::new(None),
@@ -138,21 +145,64 @@ impl Feed {
     }
 
     /// Gives the feed a new secret; a connected publisher (who used the old one) is dropped.
-    pub(crate) fn replace_secret(&self, secret: SecretString) {
+    /// An SRT feed listens again with it (a passphrase belongs to its socket).
+    pub(crate) fn replace_secret(
+        self: &Arc<Self>,
+        secret: SecretString,
+        endpoints: &PublishEndpoints,
+    ) -> Result<(), String> {
         *self.secret.lock() = Some(secret);
         self.kick_publisher();
+        match (&endpoints.srt, self.kind) {
+            (Some(srt), FeedKind::Srt) => self.listen_srt(srt),
+            _ => Ok(()),
+        }
     }
 
-    pub(crate) fn publish_settings(&self, rtmp_base: Option<&str>) -> Option<PublishSettings> {
+    /// Listens for the SRT feed's publisher (again, with its current passphrase).
+    pub(crate) fn listen_srt(self: &Arc<Self>, endpoint: &SrtEndpoint) -> Result<(), String> {
+        let (Some(port), Some(passphrase)) = (self.srt_port, self.secret.lock().clone()) else {
+            return Err("not an SRT feed".into());
+        };
+        // The old socket is closed first: the port is the feed's.
+        let old = self.srt.lock().take();
+        drop(old);
+        let settings = crate::media::srt::SrtSettings {
+            bind: endpoint.bind,
+            port,
+            passphrase,
+            latency_ms: endpoint.latency_ms,
+        };
+        let gate = Arc::new(super::srt::FeedGate::new(self, endpoint));
+        let listener = crate::media::srt::SrtListener::start(&settings, gate)?;
+        *self.srt.lock() = Some(listener);
+        Ok(())
+    }
+
+    pub(crate) fn publish_settings(&self, endpoints: &PublishEndpoints) -> Option<PublishSettings> {
         let secret = self.secret.lock();
         let key = secret.as_ref()?.expose_secret();
         match self.kind {
             FeedKind::Rtmp => {
-                let server = rtmp_base?.to_owned();
+                let server = endpoints.rtmp.clone()?;
                 Some(PublishSettings::Rtmp {
                     url: format!("{server}/{key}"),
                     server,
                     stream_key: key.to_owned(),
+                })
+            }
+            FeedKind::Srt => {
+                let srt = endpoints.srt.as_ref()?;
+                let port = self.srt_port?;
+                let latency_us = u64::from(srt.latency_ms) * 1000;
+                Some(PublishSettings::Srt {
+                    url: format!(
+                        "srt://{}:{port}?streamid={}&passphrase={key}&latency={latency_us}",
+                        srt.public_host, self.id
+                    ),
+                    streamid: self.id.clone(),
+                    passphrase: key.to_owned(),
+                    latency_ms: srt.latency_ms,
                 })
             }
             FeedKind::Rtsp | FeedKind::Pull => None,
@@ -179,6 +229,10 @@ impl Feed {
         if let Some(p) = self.publisher.lock().as_mut() {
             update(&mut p.view);
         }
+    }
+
+    pub(crate) fn has_publisher(&self) -> bool {
+        self.publisher.lock().is_some()
     }
 
     pub(crate) fn release_publisher(&self) {
@@ -218,6 +272,8 @@ impl Feed {
         }
         self.set_state(FeedState::Ended);
         self.kick_publisher();
+        let listener = self.srt.lock().take();
+        drop(listener);
         let stream = self.stream.lock().take();
         if let Some(stream) = stream {
             *self.last_stats.lock() = Some(stream.stats());
@@ -251,15 +307,17 @@ impl Feed {
             frames_out: get(|s| s.frames_out),
             slate_ms: get(|s| s.slate_ms),
             reconnects: match self.kind {
-                FeedKind::Rtmp => self.publishers.load(Ordering::Relaxed).saturating_sub(1),
+                FeedKind::Rtmp | FeedKind::Srt => {
+                    self.publishers.load(Ordering::Relaxed).saturating_sub(1)
+                }
                 FeedKind::Rtsp | FeedKind::Pull => stats.as_ref().map_or(0, |s| s.restarts),
             },
         }
     }
 
-    /// The feed as the API shows it; `rtmp_base` (the RTMP server's address) with its
-    /// secret, `None` without.
-    pub(crate) fn view(&self, rtmp_base: Option<&str>) -> FeedView {
+    /// The feed as the API shows it: with its publish settings (its secret) when given
+    /// where publishers reach this node, without when `None`.
+    pub(crate) fn view(&self, endpoints: Option<&PublishEndpoints>) -> FeedView {
         FeedView {
             id: self.id.clone(),
             kind: self.kind,
@@ -270,7 +328,7 @@ impl Feed {
             profile: self.profile,
             mode: "encoded",
             mode_reason: "decoded and encoded once to the profile, for all its calls",
-            publish: self.publish_settings(rtmp_base),
+            publish: endpoints.and_then(|e| self.publish_settings(e)),
             input: self.input.clone(),
             publisher: self.publisher.lock().as_ref().map(|p| p.view.clone()),
             figures: self.figures(),

@@ -11,3 +11,15 @@ pub(super) fn stream_key() -> SecretString {
 pub(super) fn feed_id() -> String {
     format!("f-{}", hex::encode(rand::random::<[u8; 6]>()))
 }
+
+/// An SRT passphrase: 32 letters and digits (about 190 bits; libsrt takes 10 to 79
+/// characters), nothing a URL needs to escape.
+pub(super) fn passphrase() -> SecretString {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    let text: String = (0..32)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect();
+    SecretString::from(text)
+}

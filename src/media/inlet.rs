@@ -18,6 +18,15 @@ const TAG_QUEUE: usize = 400;
 /// Connections waiting for the input side at most: the one being served and one just made.
 const WAITING_CONNECTIONS: usize = 2;
 
+/// What a connection carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Container {
+    /// FLV tags, from an RTMP publisher (the file header is written for it).
+    Flv,
+    /// An MPEG transport stream as it comes (from an SRT caller).
+    MpegTs,
+}
+
 /// Why a tag or a connection was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum InletError {
@@ -69,10 +78,13 @@ impl Inlet {
     }
 
     /// A publisher connects: what it writes goes to the stream's next input attempt.
-    pub fn connect(&self) -> Result<InletWriter, InletError> {
+    pub fn connect(&self, container: Container) -> Result<InletWriter, InletError> {
         let (tags, queued) = mpsc::channel(TAG_QUEUE);
         self.connections
-            .try_send(Connection { tags: queued })
+            .try_send(Connection {
+                tags: queued,
+                container,
+            })
             .map_err(|e| match e {
                 mpsc::error::TrySendError::Full(_) => InletError::Busy,
                 mpsc::error::TrySendError::Closed(_) => InletError::Closed,
@@ -80,7 +92,7 @@ impl Inlet {
         Ok(InletWriter {
             tags,
             bytes_in: self.bytes_in.clone(),
-            header_sent: false,
+            header_sent: container != Container::Flv,
         })
     }
 
@@ -99,6 +111,7 @@ impl Inlet {
 /// (the file header first). Closed when the publisher goes.
 pub(crate) struct Connection {
     pub(crate) tags: mpsc::Receiver<Bytes>,
+    pub(crate) container: Container,
 }
 
 /// What a publisher writes with; dropping it ends the connection (the input side sees the
@@ -121,6 +134,13 @@ impl InletWriter {
         self.bytes_in
             .fetch_add(body.len() as u64, Ordering::Relaxed);
         self.push(super::flv::tag(kind, timestamp_ms, body))
+    }
+
+    /// Hands a piece of a byte stream over as it came (an MPEG-TS connection's packets).
+    pub fn send_bytes(&mut self, bytes: Bytes) -> Result<(), InletError> {
+        self.bytes_in
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        self.push(bytes)
     }
 
     fn push(&self, bytes: Bytes) -> Result<(), InletError> {
@@ -148,7 +168,7 @@ mod tests {
     #[tokio::test]
     async fn a_connection_carries_a_file_header_then_tags_and_ends_with_its_writer() {
         let inlet = Inlet::new();
-        let mut writer = inlet.connect().unwrap();
+        let mut writer = inlet.connect(Container::Flv).unwrap();
         writer
             .send(crate::media::flv::TAG_AUDIO, 20, &[0xaf, 1, 2])
             .unwrap();
@@ -171,7 +191,7 @@ mod tests {
     #[tokio::test]
     async fn a_publisher_faster_than_the_stream_is_refused_not_buffered() {
         let inlet = Inlet::new();
-        let mut writer = inlet.connect().unwrap();
+        let mut writer = inlet.connect(Container::Flv).unwrap();
         let refused = (0..TAG_QUEUE as u32 + 10)
             .map(|n| writer.send(crate::media::flv::TAG_VIDEO, n, &[0x27, 1, 0, 0, 0]))
             .find_map(Result::err);
@@ -181,7 +201,7 @@ mod tests {
     #[tokio::test]
     async fn a_writer_learns_when_the_stream_gives_its_connection_up() {
         let inlet = Inlet::new();
-        let mut writer = inlet.connect().unwrap();
+        let mut writer = inlet.connect(Container::Flv).unwrap();
         drop(inlet.accept().await.unwrap());
         writer.closed().await;
         assert_eq!(

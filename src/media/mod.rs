@@ -268,5 +268,6 @@ pub mod policy;
 pub mod rtmp;
 mod rtsp;
 pub mod sizes;
+pub mod srt;
 pub mod stream;
 pub mod topology;

@@ -6,3 +6,4 @@ mod publishers;
 mod rtmp_server;
 mod rtsp;
 mod sessions;
+mod srt;

@@ -42,3 +42,8 @@ pub(crate) async fn outcome(child: Child) -> (bool, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// ffmpeg calling an SRT listener at `url` with the same media in MPEG-TS, as OBS does.
+pub(crate) fn push_srt(url: &str) -> Child {
+    push(&["-f", "mpegts", url])
+}

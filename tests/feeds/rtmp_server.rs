@@ -20,6 +20,7 @@ pub(crate) async fn rtmp_feeds(limits: callfeed::feed::rtmp::RtmpLimits) -> Rtmp
         max_feeds: 8,
         topologies: Topologies::builtin().unwrap(),
         rtmp_base: None,
+        srt: None,
     });
     let server =
         callfeed::feed::rtmp::listen("127.0.0.1:0".parse().unwrap(), feeds.clone(), limits)
@@ -34,7 +35,7 @@ pub(crate) async fn rtmp_feeds(limits: callfeed::feed::rtmp::RtmpLimits) -> Rtmp
 
 pub(crate) fn rtmp_url(view: &callfeed::feed::FeedView) -> String {
     match view.publish.as_ref().expect("publish settings") {
-        PublishSettings::Rtmp { url, .. } => url.clone(),
+        PublishSettings::Rtmp { url, .. } | PublishSettings::Srt { url, .. } => url.clone(),
     }
 }
 

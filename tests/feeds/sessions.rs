@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use callfeed::emulator::Emulator;
 use serde_json::{Value, json};
 
-use super::publishers::{outcome, push_rtmp};
+use super::publishers::{outcome, push_rtmp, push_srt};
 use super::rtmp_server::rtmp_feeds;
 use crate::common::serve::*;
 use crate::common::*;
@@ -42,6 +42,27 @@ pub(super) async fn rooms_until(
     }
 }
 
+/// Starts the publisher again each time it gives up, until the feed is live (at most 15 s).
+async fn publish_until_live(
+    api: &Api,
+    id: &str,
+    start: impl Fn() -> tokio::process::Child,
+) -> tokio::process::Child {
+    let until = Instant::now() + Duration::from_secs(15);
+    let mut publisher = start();
+    loop {
+        let feed = api.get(&format!("/v1/feeds/{id}")).await;
+        if feed["state"] == "live" {
+            return publisher;
+        }
+        assert!(Instant::now() < until, "never live again: {feed:#}");
+        if publisher.try_wait().unwrap().is_some() {
+            publisher = start();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 fn frames(tasks: &[Value]) -> u64 {
     tasks
         .iter()
@@ -50,13 +71,33 @@ fn frames(tasks: &[Value]) -> u64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_pushed_feed_reaches_two_rooms_and_survives_its_publisher_coming_back() {
+async fn one_rtmp_feed_reaches_two_rooms_and_survives_its_publisher_coming_back() {
+    two_rooms_on_one_feed("rtmp").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_srt_feed_reaches_two_rooms_and_survives_its_publisher_coming_back() {
+    two_rooms_on_one_feed("srt").await;
+}
+
+/// An encoder pushing over `kind` (rtmp, srt) to a feed two sessions carry.
+async fn two_rooms_on_one_feed(kind: &str) {
+    let push = |url: &str| match kind {
+        "srt" => push_srt(url),
+        _ => push_rtmp(url),
+    };
     let emulator = Emulator::start(test_emulator_config(), "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let feeds = rtmp_feeds(Default::default()).await;
     let registry = feeds.feeds.clone();
+    registry.set_srt(Some(callfeed::feed::SrtEndpoint {
+        bind: "127.0.0.1".parse().unwrap(),
+        ports: 0..=0,
+        public_host: "127.0.0.1".into(),
+        latency_ms: 120,
+    }));
     let (_service, api) = start_service(&emulator, &dir.path().join("j.sqlite"), |c| {
         c.driver.feeds = Some(registry);
     })
@@ -66,21 +107,18 @@ async fn one_pushed_feed_reaches_two_rooms_and_survives_its_publisher_coming_bac
         .call(
             reqwest::Method::POST,
             "/v1/feeds",
-            Some(json!({"kind": "rtmp", "name": "town hall"})),
+            Some(json!({"kind": kind, "name": "town hall"})),
             Some(TOKEN),
         )
         .await;
     assert_eq!(status, 201, "{feed}");
     let id = feed["id"].as_str().unwrap().to_owned();
     let url = feed["publish"]["url"].as_str().unwrap().to_owned();
-    assert_eq!(
-        format!(
-            "{}/{}",
-            feed["publish"]["server"].as_str().unwrap(),
-            feed["publish"]["stream_key"].as_str().unwrap()
-        ),
-        url
-    );
+    if kind == "rtmp" {
+        let server = feed["publish"]["server"].as_str().unwrap();
+        let key = feed["publish"]["stream_key"].as_str().unwrap();
+        assert_eq!(format!("{server}/{key}"), url);
+    }
     assert_eq!(feed["state"], "waiting");
 
     // Both sessions ring only once the feed is live: nothing rings before ffmpeg starts.
@@ -99,7 +137,7 @@ async fn one_pushed_feed_reaches_two_rooms_and_survives_its_publisher_coming_bac
         emulator_list(&emulator, "calls").await.is_empty(),
         "rang before the feed was live"
     );
-    let mut ffmpeg = push_rtmp(&url);
+    let mut ffmpeg = push(&url);
     let rooms = ["feed-a", "feed-b"];
     let seen = rooms_until(&emulator, &rooms, Duration::from_secs(30), |t| {
         t.len() == 1
@@ -152,11 +190,9 @@ async fn one_pushed_feed_reaches_two_rooms_and_survives_its_publisher_coming_bac
     let before = rooms_until(&emulator, &rooms, Duration::from_secs(5), |_| true).await;
 
     // It comes back: the same calls and the same ingest tasks carry it again.
-    let ffmpeg = push_rtmp(&url);
-    api.until(&format!("/v1/feeds/{id}"), Duration::from_secs(15), |f| {
-        f["state"] == "live"
-    })
-    .await;
+    // As OBS does, the encoder tries again until it is taken: an SRT listener still holds
+    // a killed caller until the feed lets it go.
+    let ffmpeg = publish_until_live(&api, &id, || push(&url)).await;
     let after = rooms_until(&emulator, &rooms, Duration::from_secs(15), |t| {
         t.len() == 1
             && t[0]["video_frames"].as_u64()
@@ -190,8 +226,11 @@ async fn one_pushed_feed_reaches_two_rooms_and_survives_its_publisher_coming_bac
         let ended = api.ended(session, Duration::from_secs(15)).await;
         assert_eq!(ended["report"]["result"], "feed_ended", "{ended:#}");
     }
-    let (ok, said) = outcome(push_rtmp(&url)).await;
-    assert!(!ok && said.contains("wrong stream key"), "{said}");
+    let (ok, said) = outcome(push(&url)).await;
+    assert!(!ok, "the deleted feed's key was taken");
+    if kind == "rtmp" {
+        assert!(said.contains("wrong stream key"), "{said}");
+    }
     let (status, _) = api
         .call(
             reqwest::Method::GET,

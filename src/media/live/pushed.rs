@@ -7,7 +7,7 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 
-use crate::media::inlet::Connection;
+use crate::media::inlet::{Connection, Container};
 
 /// Bytes the appsrc holds before the carrier waits for the demuxer to take them: the tag
 /// queue behind it is bounded, so a publisher faster than the decoder fills that and is
@@ -33,7 +33,7 @@ pub(super) fn carry_into(pipeline: &gst::Pipeline, connection: Connection) -> Re
             .and_then(|v| v.get::<gst::Element>().ok())
             .and_then(|e| e.downcast::<gst_app::AppSrc>().ok());
         if let (Some(src), Some(connection)) = (src, connection.lock().take()) {
-            src.set_caps(Some(&gst::Caps::builder("video/x-flv").build()));
+            src.set_caps(Some(&caps_of(connection.container)));
             src.set_is_live(true);
             src.set_format(gst::Format::Bytes);
             src.set_max_bytes(APPSRC_LIMIT);
@@ -42,6 +42,16 @@ pub(super) fn carry_into(pipeline: &gst::Pipeline, connection: Connection) -> Re
         None
     });
     Ok(())
+}
+
+/// What the demuxer is offered for a connection.
+fn caps_of(container: Container) -> gst::Caps {
+    match container {
+        Container::Flv => gst::Caps::builder("video/x-flv").build(),
+        Container::MpegTs => gst::Caps::builder("video/mpegts")
+            .field("systemstream", true)
+            .build(),
+    }
 }
 
 /// Pushes the connection's tags until it ends (then an end of stream) or the attempt's

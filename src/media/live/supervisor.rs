@@ -27,10 +27,24 @@ struct AttemptWatch {
     item: usize,
     iteration: u32,
     started: Instant,
+    /// A publisher's connection: going quiet puts the slate on, and only its end ends it.
+    pushed: bool,
+}
+
+/// What a running attempt has shown so far.
+#[derive(Default)]
+struct AttemptProgress {
+    saw_media: bool,
+    /// A publisher that went quiet: the slate is on until it sends again or leaves.
+    quiet: bool,
 }
 
 /// Why a pushed input's attempt ended when its publisher went away.
 pub(crate) const PUBLISHER_LEFT: &str = "the publisher disconnected";
+
+/// How long a publisher may send nothing before its calls see the slate: a real-time
+/// encoder sends a frame every few tens of milliseconds.
+const PUBLISHER_QUIET: Duration = Duration::from_secs(1);
 
 /// How long a (re)started input may take to deliver its first media.
 const FIRST_MEDIA_TIMEOUT: Duration = Duration::from_secs(10);
@@ -214,7 +228,7 @@ impl Supervision {
         });
         let mut seek = seek;
         let mut tick = tokio::time::interval(Duration::from_millis(200));
-        let mut saw_media = false;
+        let mut progress = AttemptProgress::default();
         let outcome = loop {
             tokio::select! {
                 _ = self.stop.changed() => break Attempt::Stopped,
@@ -258,8 +272,8 @@ impl Supervision {
                     }
                 }
                 _ = tick.tick() => {
-                    let watch = AttemptWatch { item, iteration: *iteration, started };
-                    if let Some(end) = self.check(&pipeline, &watch, &mut saw_media) {
+                    let watch = AttemptWatch { item, iteration: *iteration, started, pushed };
+                    if let Some(end) = self.check(&pipeline, &watch, &mut progress) {
                         break end;
                     }
                 }
@@ -277,7 +291,7 @@ impl Supervision {
         &mut self,
         pipeline: &gst::Pipeline,
         watch: &AttemptWatch,
-        saw_media: &mut bool,
+        seen: &mut AttemptProgress,
     ) -> Option<Attempt> {
         let c = &self.feed.counters;
         let frames_out =
@@ -293,25 +307,41 @@ impl Supervision {
         }
         let progress = self.feed.slot.lock().expect("slot lock").progress_at;
         let fresh = progress.is_some_and(|t| t.elapsed() < stall && t >= watch.started);
-        if fresh && !*saw_media {
-            *saw_media = true;
+        if fresh && (!seen.saw_media || seen.quiet) {
+            let first = !seen.saw_media;
+            seen.saw_media = true;
+            seen.quiet = false;
             if self.feed.slot.lock().expect("slot lock").on_slate {
                 self.set_slate(false);
                 self.emit(MediaEvent::BackOnInput);
             } else {
                 self.set_state(StreamState::Live);
             }
-            if watch.iteration == 0 && watch.item == 0 {
+            if first && watch.iteration == 0 && watch.item == 0 {
                 self.emit(MediaEvent::FirstMedia);
             }
         }
         // A source gets longer to deliver its first media than to keep delivering.
-        let (last, limit) = if *saw_media {
+        let (last, limit) = if seen.saw_media && watch.pushed {
+            (progress, PUBLISHER_QUIET)
+        } else if seen.saw_media {
             (progress, stall)
         } else {
             (Some(watch.started), stall.max(FIRST_MEDIA_TIMEOUT))
         };
         if last.is_some_and(|t| t.elapsed() > limit) {
+            if watch.pushed && seen.saw_media {
+                // A publisher's network hiccup: its calls see the slate, and its connection
+                // is kept, so it carries on the moment it sends again.
+                if !seen.quiet {
+                    seen.quiet = true;
+                    self.set_slate(true);
+                    self.emit(MediaEvent::OnSlate {
+                        reason: format!("the publisher sent nothing for {limit:?}"),
+                    });
+                }
+                return None;
+            }
             return Some(Attempt::Failed(InputFailure {
                 fatal: false,
                 reason: format!("no media for {limit:?}"),

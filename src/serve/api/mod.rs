@@ -76,6 +76,7 @@ impl<C: CloudOps + 'static> Service<C> {
                         max_feeds: crate::feed::DEFAULT_MAX_FEEDS,
                         topologies: config.topologies.clone(),
                         rtmp_base: None,
+                        srt: None,
                     })
                 })),
                 ..config.driver
