@@ -215,7 +215,7 @@ impl Feeds {
         );
         if let Some(srt) = &settings.srt
             && kind == FeedKind::Srt
-            && let Err(e) = feed.listen_srt(srt)
+            && let Err(e) = super::srt::listen(&feed, srt)
         {
             let started = feed.clone();
             tokio::spawn(async move { started.end("its SRT port could not be listened on").await });
@@ -390,8 +390,10 @@ impl Feeds {
             _ => secret::stream_key(),
         };
         let endpoints = self.endpoints();
-        feed.replace_secret(secret, &endpoints)
-            .map_err(FeedError::Start)?;
+        feed.replace_secret(secret);
+        if let (FeedKind::Srt, Some(srt)) = (feed.kind, &endpoints.srt) {
+            super::srt::listen(&feed, srt).map_err(FeedError::Start)?;
+        }
         tracing::info!(feed = %id, "feed key replaced");
         Ok(feed.view(Some(&endpoints)))
     }

@@ -13,7 +13,7 @@ use tokio::sync::{broadcast, watch};
 
 use super::model::{
     FeedEvent, FeedFigures, FeedKind, FeedState, FeedView, PublishEndpoints, PublishSettings,
-    PublisherView, Refusal, SrtEndpoint,
+    PublisherView, Refusal,
 };
 use crate::media::contract::Profile;
 use crate::media::hub::StreamHub;
@@ -145,38 +145,21 @@ impl Feed {
     }
 
     /// Gives the feed a new secret; a connected publisher (who used the old one) is dropped.
-    /// An SRT feed listens again with it (a passphrase belongs to its socket).
-    pub(crate) fn replace_secret(
-        self: &Arc<Self>,
-        secret: SecretString,
-        endpoints: &PublishEndpoints,
-    ) -> Result<(), String> {
+    pub(crate) fn replace_secret(&self, secret: SecretString) {
         *self.secret.lock() = Some(secret);
         self.kick_publisher();
-        match (&endpoints.srt, self.kind) {
-            (Some(srt), FeedKind::Srt) => self.listen_srt(srt),
-            _ => Ok(()),
-        }
     }
 
-    /// Listens for the SRT feed's publisher (again, with its current passphrase).
-    pub(crate) fn listen_srt(self: &Arc<Self>, endpoint: &SrtEndpoint) -> Result<(), String> {
-        let (Some(port), Some(passphrase)) = (self.srt_port, self.secret.lock().clone()) else {
-            return Err("not an SRT feed".into());
-        };
-        // The old socket is closed first: the port is the feed's.
-        let old = self.srt.lock().take();
+    /// The secret an SRT listener is opened with.
+    pub(crate) fn secret(&self) -> Option<SecretString> {
+        self.secret.lock().clone()
+    }
+
+    /// Holds the feed's SRT listener (dropping the one it had, which closes its socket).
+    pub(crate) fn hold_srt(&self, listener: Option<crate::media::srt::SrtListener>) {
+        let old = std::mem::replace(&mut *self.srt.lock(), None);
         drop(old);
-        let settings = crate::media::srt::SrtSettings {
-            bind: endpoint.bind,
-            port,
-            passphrase,
-            latency_ms: endpoint.latency_ms,
-        };
-        let gate = Arc::new(super::srt::FeedGate::new(self, endpoint));
-        let listener = crate::media::srt::SrtListener::start(&settings, gate)?;
-        *self.srt.lock() = Some(listener);
-        Ok(())
+        *self.srt.lock() = listener;
     }
 
     pub(crate) fn publish_settings(&self, endpoints: &PublishEndpoints) -> Option<PublishSettings> {
@@ -272,8 +255,7 @@ impl Feed {
         }
         self.set_state(FeedState::Ended);
         self.kick_publisher();
-        let listener = self.srt.lock().take();
-        drop(listener);
+        self.hold_srt(None);
         let stream = self.stream.lock().take();
         if let Some(stream) = stream {
             *self.last_stats.lock() = Some(stream.stats());

@@ -9,7 +9,26 @@ use super::running::Feed;
 use crate::media::inlet::{Container, InletWriter};
 use crate::media::srt::SrtGate;
 
-pub(crate) struct FeedGate {
+/// Listens for an SRT feed's publisher (again, with its current passphrase): the old
+/// socket is closed first, as the port is the feed's.
+pub(crate) fn listen(feed: &Arc<Feed>, endpoint: &SrtEndpoint) -> Result<(), String> {
+    let (Some(port), Some(passphrase)) = (feed.srt_port, feed.secret()) else {
+        return Err("not an SRT feed".into());
+    };
+    feed.hold_srt(None);
+    let settings = crate::media::srt::SrtSettings {
+        bind: endpoint.bind,
+        port,
+        passphrase,
+        latency_ms: endpoint.latency_ms,
+    };
+    let gate = Arc::new(FeedGate::new(feed, endpoint));
+    let listener = crate::media::srt::SrtListener::start(&settings, gate)?;
+    feed.hold_srt(Some(listener));
+    Ok(())
+}
+
+struct FeedGate {
     feed: Weak<Feed>,
     endpoint: SrtEndpoint,
     runtime: tokio::runtime::Handle,
@@ -17,7 +36,7 @@ pub(crate) struct FeedGate {
 
 impl FeedGate {
     /// Must be made on a tokio runtime.
-    pub(crate) fn new(feed: &Arc<Feed>, endpoint: &SrtEndpoint) -> Self {
+    fn new(feed: &Arc<Feed>, endpoint: &SrtEndpoint) -> Self {
         Self {
             feed: Arc::downgrade(feed),
             endpoint: endpoint.clone(),
@@ -47,7 +66,7 @@ impl SrtGate for FeedGate {
             self.runtime.spawn(async move {
                 if let Some(feed) = weak.upgrade() {
                     feed.release_publisher();
-                    if let Err(e) = feed.listen_srt(&endpoint) {
+                    if let Err(e) = listen(&feed, &endpoint) {
                         tracing::warn!(feed = %feed.id, error = %e, "cannot listen for SRT again");
                     }
                 }

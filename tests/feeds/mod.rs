@@ -2,6 +2,7 @@
 //! feed's calls receive is what the publisher sent; keys, limits and hostile publishers.
 
 mod cli;
+mod hostile;
 mod publishers;
 mod rtmp_server;
 mod rtsp;

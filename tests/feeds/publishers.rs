@@ -25,6 +25,8 @@ pub(crate) fn push(output: &[&str]) -> Child {
             "zerolatency",
         ])
         .args(["-g", "30", "-bf", "0", "-pix_fmt", "yuv420p"])
+        // OBS's default: 2500 kbit/s, constant.
+        .args(["-b:v", "2500k", "-maxrate", "2500k", "-bufsize", "2500k"])
         .args(["-c:a", "aac", "-ar", "48000", "-b:a", "96k"])
         .args(output)
         .stdout(Stdio::null())
