@@ -157,7 +157,7 @@ impl Feed {
 
     /// Holds the feed's SRT listener (dropping the one it had, which closes its socket).
     pub(crate) fn hold_srt(&self, listener: Option<crate::media::srt::SrtListener>) {
-        let old = std::mem::replace(&mut *self.srt.lock(), None);
+        let old = self.srt.lock().take();
         drop(old);
         *self.srt.lock() = listener;
     }
