@@ -5,6 +5,8 @@ import { hello, login, logout, onRefused, token } from './api.js';
 import { startFeed, stopFeed } from './feed.js';
 import { clear, setServer } from './store.js';
 import { showCounts } from './views/counts.js';
+import { feedView } from './views/feed.js';
+import { feedsView } from './views/feeds.js';
 import { newSessionView } from './views/new-session.js';
 import { sessionView } from './views/session.js';
 import { sessionsView } from './views/sessions.js';
@@ -23,6 +25,7 @@ function leaveView() {
   leave = null;
 }
 
+/// The id after `#/s/` or `#/f/`.
 function sessionIdIn(hash) {
   try {
     return decodeURIComponent(hash.slice(4));
@@ -36,7 +39,10 @@ function route(focus) {
   leaveView();
   let view;
   const id = hash.startsWith('#/s/') ? sessionIdIn(hash) : null;
+  const feed = hash.startsWith('#/f/') ? sessionIdIn(hash) : null;
   if (id) view = sessionView(id);
+  else if (feed) view = feedView(feed);
+  else if (hash === '#/feeds') view = feedsView();
   else if (hash === '#/new') view = newSessionView();
   else view = sessionsView();
   main.replaceChildren(view.el);

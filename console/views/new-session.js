@@ -10,7 +10,7 @@ const FIELDS = [
   { name: 'room', label: 'Room', value: '', help: 'A string room id, or digits for a numeric room.' },
   { name: 'room_type', label: 'Room type', options: ['string', 'numeric'] },
   { name: 'robot', label: 'Robot', value: 'robot', help: 'The account that calls, and the ingest user.' },
-  { name: 'media', label: 'Media', value: 'test:', help: 'test: (a moving ball and a tone), a file under --media-root, an http(s)/rtmp URL.' },
+  { name: 'media', label: 'Media', value: 'test:', help: 'test: (a moving ball and a tone), a file under --media-root, an http(s)/rtmp/rtsp URL, or a feed below.' },
   { name: 'media_type', label: 'Call type', options: ['video', 'audio'] },
   { name: 'profile', label: 'Profile', options: ['', 'audio', '360p', '540p', '720p', '1080p'], help: 'Empty: the call type\'s default.' },
   { name: 'ingest_at', label: 'Bind the stream', options: ['answer', 'ring'] },
@@ -80,6 +80,20 @@ function showFieldError(form, name, message) {
   return true;
 }
 
+/// A picker of the running feeds under the media field: choosing one puts `feed:ID` in it.
+async function offerFeeds(form) {
+  const r = await api('GET', '/v1/feeds');
+  const feeds = ((r.ok && r.data && r.data.feeds) || []).filter((f) => f.state !== 'ended');
+  if (!feeds.length) return;
+  const picker = h('select', { id: 'f-feed', 'aria-label': 'Carry a feed' },
+    h('option', { value: '', text: 'or carry a feed…' }),
+    feeds.map((f) => h('option', { value: 'feed:' + f.id, text: (f.name || f.id) + ' (' + f.kind + ', ' + f.state + ')' })));
+  picker.addEventListener('change', () => {
+    if (picker.value) form.elements.media.value = picker.value;
+  });
+  form.elements.media.closest('.field').append(picker);
+}
+
 export function newSessionView() {
   const general = h('p', { id: 'form-error', class: 'error', role: 'alert' });
   general.hidden = true;
@@ -89,6 +103,7 @@ export function newSessionView() {
     general,
     h('button', { type: 'submit', text: 'Start session' }));
   form.elements.room.value = 'console-' + Math.random().toString(36).slice(2, 8);
+  offerFeeds(form);
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     for (const el of form.querySelectorAll('.field-error')) { el.hidden = true; el.textContent = ''; }

@@ -46,6 +46,8 @@ static ASSETS: &[Asset] = &[
     asset!("record.js", JS),
     asset!("store.js", JS),
     asset!("views/counts.js", JS),
+    asset!("views/feed.js", JS),
+    asset!("views/feeds.js", JS),
     asset!("views/new-session.js", JS),
     asset!("views/session.js", JS),
     asset!("views/session/charts.js", JS),

@@ -3,7 +3,7 @@
 
 mod cli;
 mod hostile;
-mod publishers;
+pub(crate) mod publishers;
 mod rtmp_server;
 mod rtsp;
 mod sessions;

@@ -3,7 +3,8 @@
 //! `GET /v1/sessions` shows it); then each recorded `status` and `report` event of any
 //! session, numbered as the store numbers them, so a client that reconnects with
 //! `Last-Event-ID` gets what it missed; and once a second a `stats` event (not numbered,
-//! a sample) per session running on this node, which the console's charts draw.
+//! a sample) per session running on this node, which the console's charts draw, and a
+//! `feeds` sample with the node's feeds (their state, publisher and figures).
 //!
 //! The console signs in to it with a cookie (`viewers`).
 
@@ -251,6 +252,13 @@ impl<C: CloudOps + 'static> Feed<C> {
         for sample in running {
             self.pending
                 .push_back(SseEvent::default().event("stats").data(sample.to_string()));
+        }
+        // The node's feeds as `GET /v1/feeds` lists them (a sample, not numbered).
+        let feeds = self.svc.feeds().list();
+        if !feeds.is_empty() {
+            let data = json!({ "feeds": feeds }).to_string();
+            self.pending
+                .push_back(SseEvent::default().event("feeds").data(data));
         }
     }
 }

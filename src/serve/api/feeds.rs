@@ -132,6 +132,25 @@ pub(super) async fn rotate_key<C: CloudOps + 'static>(
     Ok(Json(json!(svc.feeds().rotate_key(&id)?)))
 }
 
+/// How long a preview URL lives: a console page that stays open asks again.
+const PREVIEW_FOR: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// `POST /v1/feeds/{id}/preview`: the feed's stream on this node's stream server, for a
+/// player (the console's), under a URL of its own that expires.
+pub(super) async fn preview<C: CloudOps + 'static>(
+    State(svc): State<Arc<Service<C>>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let lease = svc.feeds().lease(&id, "preview")?;
+    let url = svc
+        .driver
+        .publisher
+        .publish_live(lease.hub(), Some(std::time::Instant::now() + PREVIEW_FOR));
+    Ok(Json(
+        json!({ "url": url, "expires_in_secs": PREVIEW_FOR.as_secs() }),
+    ))
+}
+
 /// `GET /v1/feeds/{id}/events`: a `feed` event with how it stands, then its `state` changes
 /// and its `stats` once a second, until it ends.
 pub(super) async fn events<C: CloudOps + 'static>(

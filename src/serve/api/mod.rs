@@ -160,6 +160,7 @@ impl<C: CloudOps + 'static> Service<C> {
                 get(feeds::one::<C>).delete(feeds::delete::<C>),
             )
             .route("/v1/feeds/{id}/key", post(feeds::rotate_key::<C>))
+            .route("/v1/feeds/{id}/preview", post(feeds::preview::<C>))
             .route(
                 "/v1/feeds/{id}/events",
                 get(feeds::events::<C>).layer(streams()),
