@@ -223,6 +223,12 @@ pub(crate) static FIGURES: &[Figure] = &[
         run: crate::cluster::cluster,
     }),
     Figure::Bespoke(Bespoke {
+        key: "sharing",
+        heading: "one live RTMP feed in 1, 10 and 50 calls",
+        slot: Slot::More("feed_sharing"),
+        run: crate::sharing::feed_sharing,
+    }),
+    Figure::Bespoke(Bespoke {
         key: "fanout",
         heading: "announcement fan-out",
         slot: Slot::More("announcement_fanout"),

@@ -19,6 +19,7 @@ mod figures;
 mod measure;
 mod readers;
 mod report;
+mod sharing;
 mod tools;
 
 /// The tests' throwaway PostgreSQL, for the cluster figure.

@@ -203,6 +203,25 @@ fn more(report: &Value) -> String {
             None => "\ncallfeed 50 rooms / 1 room: both under one 10 ms tick of /proc CPU accounting, so at most 1 × (target ≤ 1.5).\n".to_owned(),
         });
     }
+    if let Some(f) = report["more"].get("feed_sharing") {
+        md.push_str(&format!(
+            "\nOne live feed in N calls ({}): one callfeed process encoding the feed once and serving it to N calls' pulls, against N ffmpeg processes each pulling the stream from nginx-rtmp and re-encoding it for its room. CPU seconds over the media time (the publisher on both sides is not counted):\n\n| calls | callfeed CPU-s | callfeed MB | ffmpeg CPU-s |\n|---|---|---|---|\n",
+            f["input"].as_str().unwrap_or("")
+        ));
+        for r in f["rows"].as_array().into_iter().flatten() {
+            md.push_str(&format!(
+                "| {} | {} | {} | {} |\n",
+                r["calls"],
+                r["callfeed_cpu_seconds"],
+                r["callfeed_rss_mb"],
+                r["ffmpeg_cpu_seconds"]
+            ));
+        }
+        md.push_str(&format!(
+            "\ncallfeed 10 calls / 1 call: {} (target ≤ 1.3); 50 / 1: {} (target ≤ 2); ffmpeg's 10 / callfeed's 10: {}.\n",
+            f["callfeed_10_over_1"], f["callfeed_50_over_1"], f["ffmpeg_10_over_callfeed_10"]
+        ));
+    }
     md
 }
 

@@ -466,7 +466,7 @@ impl Feeds {
             .lock()
             .values()
             .map(|(f, _)| f.clone())
-            .filter(|f| f.kind == FeedKind::Rtmp)
+            .filter(|f| f.kind == FeedKind::Rtmp && f.state() != FeedState::Ended)
             .collect();
         // Every key is compared, so how long this takes says nothing of which one matched.
         feeds.into_iter().fold(

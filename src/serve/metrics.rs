@@ -36,6 +36,9 @@ pub struct Metrics {
     pub(crate) reaped: Counter,
     pub(crate) fence_losses: Gauge,
     pub(crate) strays_stopped: Counter,
+    /// Feeds by kind and state, and what arrives at each running one.
+    pub(crate) feeds: Family<Labels, Gauge>,
+    pub(crate) feed_kbps: Family<Labels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -58,6 +61,14 @@ impl Default for Metrics {
         let reaped = Counter::default();
         let fence_losses = Gauge::default();
         let strays_stopped = Counter::default();
+        let feeds = Family::<Labels, Gauge>::default();
+        let feed_kbps = Family::<Labels, Gauge>::default();
+        registry.register("feeds", "Feeds by kind and state", feeds.clone());
+        registry.register(
+            "feed_in_kbps",
+            "What arrives at each feed from its publisher (or source), kbit/s",
+            feed_kbps.clone(),
+        );
         registry.register(
             "strays_stopped",
             "Calls and ingest tasks a start whose answer was lost had started, which this node stopped",
@@ -146,6 +157,8 @@ impl Default for Metrics {
             reaped,
             fence_losses,
             strays_stopped,
+            feeds,
+            feed_kbps,
         }
     }
 }

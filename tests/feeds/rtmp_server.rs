@@ -112,3 +112,30 @@ async fn a_wrong_key_is_refused_within_a_second_and_names_itself() {
     assert_eq!(shown.state, FeedState::Waiting);
     assert!(shown.publisher.is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_feed_nobody_publishes_to_ends_after_its_idle_timeout() {
+    let t = rtmp_feeds(Default::default()).await;
+    let view = t
+        .feeds
+        .create(
+            FeedRequest {
+                idle_timeout_secs: Some(1),
+                ..Default::default()
+            },
+            None,
+        )
+        .unwrap();
+    wait_state(&t.feeds, &view.id, FeedState::Ended, Duration::from_secs(5)).await;
+    let ended = t.feeds.get(&view.id, false).unwrap();
+    assert!(
+        ended
+            .ended_reason
+            .as_deref()
+            .is_some_and(|r| r.contains("idle_timeout_secs")),
+        "{ended:?}"
+    );
+    // Its key opens nothing any more.
+    let (ok, said) = outcome(push_rtmp(&rtmp_url(&t.feeds.get(&view.id, true).unwrap()))).await;
+    assert!(!ok && said.contains("wrong stream key"), "{said}");
+}

@@ -160,6 +160,13 @@ async fn two_rooms_on_one_feed(kind: &str) {
     let task_ids: Vec<Value> = seen.iter().map(|t| t[0]["task_id"].clone()).collect();
     let shown = api.get(&format!("/v1/feeds/{id}")).await;
     assert_eq!(shown["state"], "live", "{shown:#}");
+    let exposed = metrics(&api.base).await;
+    assert!(
+        exposed.contains(&format!(
+            "callfeed_feeds{{kind=\"{kind}\",state=\"live\"}} 1"
+        )),
+        "{exposed}"
+    );
     let mut on_feed: Vec<String> = shown["sessions"]
         .as_array()
         .unwrap()

@@ -45,6 +45,17 @@ pub(super) async fn metrics<C: CloudOps + 'static>(
                 .set(n);
         }
     }
+    let feeds = svc.feeds().list();
+    svc.metrics.feeds.clear();
+    svc.metrics.feed_kbps.clear();
+    for feed in &feeds {
+        let kind_state = [("kind", feed.kind.name()), ("state", feed.state.name())];
+        svc.metrics.feeds.get_or_create(&labels(&kind_state)).inc();
+        svc.metrics
+            .feed_kbps
+            .get_or_create(&labels(&[("feed", feed.id.as_str())]))
+            .set(i64::try_from(feed.figures.kbps).unwrap_or(i64::MAX));
+    }
     let mut text = String::new();
     encode(&mut text, &svc.metrics.registry).map_err(ApiError::internal)?;
     Ok((
