@@ -79,6 +79,10 @@ struct CreateArgs {
     /// End the feed after this long without media.
     #[arg(long, value_name = "SECS")]
     idle_timeout: Option<u64>,
+    /// Pass an RTMP publisher's stream to the calls untouched (it must already be H.264
+    /// without B-frames and AAC 48 kHz; no slate while it is away).
+    #[arg(long)]
+    passthrough: bool,
 }
 
 struct Client {
@@ -136,6 +140,7 @@ pub(super) async fn run(args: FeedArgs) -> anyhow::Result<ExitCode> {
                 "profile": create.profile,
                 "url": create.url,
                 "idle_timeout_secs": create.idle_timeout,
+                "mode": if create.passthrough { "passthrough" } else { "encoded" },
             });
             let request = client
                 .request(Method::POST, "/v1/feeds")

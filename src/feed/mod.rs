@@ -22,7 +22,7 @@ mod secret;
 mod srt;
 
 pub use model::{
-    FeedError, FeedEvent, FeedFigures, FeedKind, FeedRequest, FeedState, FeedView,
+    FeedError, FeedEvent, FeedFigures, FeedKind, FeedMode, FeedRequest, FeedState, FeedView,
     PublishEndpoints, PublishSettings, PublisherView, Refusal, SrtEndpoint,
 };
 pub(crate) use publisher::{Claim, Publisher};

@@ -62,6 +62,19 @@ impl FeedState {
     }
 }
 
+/// How a feed's media reaches its calls.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FeedMode {
+    /// Decoded and encoded once to the profile; the slate while the publisher is away.
+    #[default]
+    Encoded,
+    /// An RTMP publisher's stream as it comes, a byte copy, when it already meets the
+    /// contract (H.264 without B-frames, AAC 48 kHz); its calls see no slate while it is
+    /// away (their picture holds).
+    Passthrough,
+}
+
 /// A new feed, as `POST /v1/feeds` and `callfeed feed create` ask for it.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -74,6 +87,8 @@ pub struct FeedRequest {
     pub url: Option<String>,
     /// Ends the feed after this long without media (waiting or lost); never when absent.
     pub idle_timeout_secs: Option<u64>,
+    /// `encoded` (default) or `passthrough` (rtmp only).
+    pub mode: Option<FeedMode>,
 }
 
 /// The longest feed name taken.
@@ -171,8 +186,9 @@ pub struct FeedView {
     pub since: u64,
     pub created: u64,
     pub profile: Profile,
-    /// `encoded` (decoded and encoded once to the profile for all its calls).
-    pub mode: &'static str,
+    /// `encoded` (decoded and encoded once to the profile for all its calls) or
+    /// `passthrough` (the publisher's stream as it comes).
+    pub mode: FeedMode,
     pub mode_reason: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub publish: Option<PublishSettings>,

@@ -26,16 +26,17 @@ pub(crate) struct Publisher {
 
 impl Publisher {
     /// Hands one FLV tag body to the feed's stream.
-    pub(crate) fn send(
-        &mut self,
-        kind: u8,
-        timestamp_ms: u32,
-        body: &[u8],
-    ) -> Result<(), crate::media::inlet::InletError> {
+    /// Hands one FLV tag body to the feed: its stream's decoder, or, passed through, its
+    /// calls; why not, which drops the publisher.
+    pub(crate) fn send(&mut self, kind: u8, timestamp_ms: u32, body: &[u8]) -> Result<(), String> {
+        if self.feed.passes_through() {
+            return self.feed.pass(kind, timestamp_ms, body);
+        }
         match self.writer.as_mut() {
             Some(w) => w.send(kind, timestamp_ms, body),
             None => Err(crate::media::inlet::InletError::Closed),
         }
+        .map_err(|e| e.to_string())
     }
 
     /// What the publisher says of its stream.
@@ -51,9 +52,11 @@ impl Publisher {
     /// Resolves when the feed drops this publisher (it ended, or its key changed), or
     /// stops taking what it sends.
     pub(crate) async fn kicked(&mut self) {
+        // A passed-through publisher has no decoder to give up on it.
         let writer_closed = async {
-            if let Some(w) = self.writer.as_ref() {
-                w.closed().await
+            match self.writer.as_ref() {
+                Some(w) => w.closed().await,
+                None => std::future::pending().await,
             }
         };
         tokio::select! {
@@ -67,6 +70,7 @@ impl Drop for Publisher {
     fn drop(&mut self) {
         // The stream sees the end of this connection before the next publisher is let in.
         self.writer.take();
+        self.feed.pass_gone(crate::media::live::PUBLISHER_LEFT);
         self.feed.release_publisher();
         tracing::info!(feed = %self.feed.id, "feed publisher gone");
     }

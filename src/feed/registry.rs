@@ -10,11 +10,11 @@ use parking_lot::Mutex;
 use tokio::sync::{broadcast, watch};
 
 use super::model::{
-    self, FeedError, FeedEvent, FeedKind, FeedRequest, FeedState, FeedView, PublishEndpoints,
-    PublisherView, SrtEndpoint,
+    self, FeedError, FeedEvent, FeedKind, FeedMode, FeedRequest, FeedState, FeedView,
+    PublishEndpoints, PublisherView, SrtEndpoint,
 };
 use super::publisher::{Claim, Publisher};
-use super::running::{Feed, FeedBirth};
+use super::running::{Feed, FeedBirth, FeedMedia};
 use super::secret;
 
 use crate::media::contract::{Contract, Profile};
@@ -188,15 +188,36 @@ impl Feeds {
         let source = self.source(kind, &request, input, &settings)?;
         let _seat = self.take_seat(settings.max_feeds)?;
         let profile = request.profile.unwrap_or_default();
-        let mut live = LiveSettings::new(Contract::new(profile));
-        live.loops = Loops::Forever;
-        let stream = crate::media::stream::start(
-            &crate::media::plan::Mode::Live,
-            &source.input,
-            live,
-            &settings.topologies,
-        )
-        .map_err(|e| FeedError::Start(e.to_string()))?;
+        let media = match request.mode.unwrap_or_default() {
+            FeedMode::Passthrough if kind != FeedKind::Rtmp => {
+                return Err(FeedError::invalid(
+                    "mode",
+                    "passthrough takes an rtmp feed's stream as it comes; other kinds are encoded",
+                ));
+            }
+            FeedMode::Passthrough if profile == Profile::Audio => {
+                return Err(FeedError::invalid(
+                    "mode",
+                    "passthrough needs a video profile",
+                ));
+            }
+            FeedMode::Passthrough => FeedMedia::Passthrough {
+                hub: Arc::new(StreamHub::new()),
+                contract: Contract::new(profile),
+            },
+            FeedMode::Encoded => {
+                let mut live = LiveSettings::new(Contract::new(profile));
+                live.loops = Loops::Forever;
+                let stream = crate::media::stream::start(
+                    &crate::media::plan::Mode::Live,
+                    &source.input,
+                    live,
+                    &settings.topologies,
+                )
+                .map_err(|e| FeedError::Start(e.to_string()))?;
+                FeedMedia::Encoded(stream)
+            }
+        };
         let id = secret::feed_id();
         let feed = Feed::start(
             FeedBirth {
@@ -210,7 +231,7 @@ impl Feeds {
                 inlet: source.inlet,
                 srt_port: source.srt_port,
             },
-            stream,
+            media,
             self.inner.events.clone(),
         );
         if let Some(srt) = &settings.srt
@@ -447,11 +468,15 @@ impl Feeds {
             writer: None,
             kicked,
         };
-        match inlet.connect(crate::media::inlet::Container::Flv) {
-            Ok(writer) => publisher.writer = Some(writer),
-            Err(e) => {
-                publisher.feed.refused(&e.to_string(), address);
-                return Err(Claim::Taken);
+        if publisher.feed.passes_through() {
+            publisher.feed.pass_connected();
+        } else {
+            match inlet.connect(crate::media::inlet::Container::Flv) {
+                Ok(writer) => publisher.writer = Some(writer),
+                Err(e) => {
+                    publisher.feed.refused(&e.to_string(), address);
+                    return Err(Claim::Taken);
+                }
             }
         }
         tracing::info!(feed = %publisher.feed.id, %address, "feed publisher connected");

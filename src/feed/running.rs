@@ -12,8 +12,8 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::{broadcast, watch};
 
 use super::model::{
-    FeedEvent, FeedFigures, FeedKind, FeedState, FeedView, PublishEndpoints, PublishSettings,
-    PublisherView, Refusal,
+    FeedEvent, FeedFigures, FeedKind, FeedMode, FeedState, FeedView, PublishEndpoints,
+    PublishSettings, PublisherView, Refusal,
 };
 use crate::media::contract::Profile;
 use crate::media::hub::StreamHub;
@@ -54,6 +54,8 @@ pub(crate) struct Feed {
     srt: Mutex<Option<crate::media::srt::SrtListener>>,
     hub: Arc<StreamHub>,
     stream: Mutex<Option<LiveStream>>,
+    /// A passed-through feed's tags and the events it tells its watcher.
+    passthrough: Option<Passthrough>,
     /// The stream's figures as they were when it stopped.
     last_stats: Mutex<Option<StreamStats>>,
     state: watch::Sender<FeedState>,
@@ -67,6 +69,20 @@ pub(crate) struct Feed {
     events: broadcast::Sender<FeedEvent>,
 }
 
+/// How a feed's media is made.
+pub(crate) enum FeedMedia {
+    Encoded(LiveStream),
+    Passthrough {
+        hub: Arc<StreamHub>,
+        contract: crate::media::contract::Contract,
+    },
+}
+
+struct Passthrough {
+    tags: Mutex<crate::media::pushed_passthrough::TagPassthrough>,
+    told: broadcast::Sender<MediaEvent>,
+}
+
 /// The publisher a feed has now.
 struct Connected {
     view: PublisherView,
@@ -77,10 +93,31 @@ struct Connected {
 impl Feed {
     pub(crate) fn start(
         birth: FeedBirth,
-        stream: LiveStream,
+        media: FeedMedia,
         events: broadcast::Sender<FeedEvent>,
     ) -> Arc<Self> {
-        let media_events = stream.events();
+        // A passed-through stream has no engine to report on it: the publisher's side
+        // tells its watcher the same events.
+        let (stream, hub, passthrough, media_events) = match media {
+            FeedMedia::Encoded(stream) => {
+                let (hub, events) = (stream.hub(), stream.events());
+                (Some(stream), hub, None, events)
+            }
+            FeedMedia::Passthrough { hub, contract } => {
+                let (told, media_events) = broadcast::channel(64);
+                let tags =
+                    crate::media::pushed_passthrough::TagPassthrough::new(hub.clone(), contract);
+                (
+                    None,
+                    hub,
+                    Some(Passthrough {
+                        tags: Mutex::new(tags),
+                        told,
+                    }),
+                    media_events,
+                )
+            }
+        };
         let feed = Arc::new(Self {
             id: birth.id,
             kind: birth.kind,
@@ -93,8 +130,9 @@ impl Feed {
             inlet: birth.inlet,
             srt_port: birth.srt_port,
             srt: Mutex::new(None),
-            hub: stream.hub(),
-            stream: Mutex::new(Some(stream)),
+            hub,
+            stream: Mutex::new(stream),
+            passthrough,
             last_stats: Mutex::new(None),
             state: watch::Sender::new(FeedState::Waiting),
             since: AtomicU64::new(crate::clock::unix_secs()),
@@ -108,6 +146,42 @@ impl Feed {
         });
         tokio::spawn(watch_feed(Arc::downgrade(&feed), media_events));
         feed
+    }
+
+    /// Whether the publisher's stream goes to the calls as it comes.
+    pub(crate) fn passes_through(&self) -> bool {
+        self.passthrough.is_some()
+    }
+
+    /// A new publisher's connection begins on a passed-through feed.
+    pub(crate) fn pass_connected(&self) {
+        if let Some(p) = &self.passthrough {
+            p.tags.lock().connected();
+        }
+    }
+
+    /// One of the publisher's media messages, passed through; why it cannot be otherwise.
+    pub(crate) fn pass(&self, kind: u8, timestamp_ms: u32, body: &[u8]) -> Result<(), String> {
+        let Some(p) = &self.passthrough else {
+            return Err("not a passthrough feed".into());
+        };
+        let passed = p.tags.lock().send(kind, timestamp_ms, body)?;
+        if let Some(inlet) = &self.inlet {
+            inlet.count(body.len());
+        }
+        if passed == crate::media::pushed_passthrough::Passed::FirstMedia {
+            let _ = p.told.send(MediaEvent::FirstMedia);
+        }
+        Ok(())
+    }
+
+    /// The publisher of a passed-through feed left: its calls' picture holds.
+    pub(crate) fn pass_gone(&self, reason: &str) {
+        if let Some(p) = &self.passthrough {
+            let _ = p.told.send(MediaEvent::OnSlate {
+                reason: reason.to_owned(),
+            });
+        }
     }
 
     pub(crate) fn profile(&self) -> Profile {
@@ -308,8 +382,16 @@ impl Feed {
             since: self.since.load(Ordering::Relaxed),
             created: self.created,
             profile: self.profile,
-            mode: "encoded",
-            mode_reason: "decoded and encoded once to the profile, for all its calls",
+            mode: if self.passes_through() {
+                FeedMode::Passthrough
+            } else {
+                FeedMode::Encoded
+            },
+            mode_reason: if self.passes_through() {
+                "the publisher's stream as it comes, checked against the contract; no slate while it is away"
+            } else {
+                "decoded and encoded once to the profile, for all its calls"
+            },
             publish: endpoints.and_then(|e| self.publish_settings(e)),
             input: self.input.clone(),
             publisher: self.publisher.lock().as_ref().map(|p| p.view.clone()),

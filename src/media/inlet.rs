@@ -101,6 +101,11 @@ impl Inlet {
         self.waiting.lock().await.recv().await
     }
 
+    /// Counts media that went around the inlet (a passed-through publisher's).
+    pub fn count(&self, bytes: usize) {
+        self.bytes_in.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
     /// Bytes of media publishers have written, over the inlet's life.
     pub fn bytes_in(&self) -> u64 {
         self.bytes_in.load(Ordering::Relaxed)

@@ -265,6 +265,7 @@ pub mod passthrough;
 pub mod picture;
 pub mod plan;
 pub mod policy;
+pub mod pushed_passthrough;
 pub mod rtmp;
 mod rtsp;
 pub mod sizes;

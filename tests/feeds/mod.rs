@@ -3,6 +3,7 @@
 
 mod cli;
 mod hostile;
+mod passthrough;
 pub(crate) mod publishers;
 mod rtmp_server;
 mod rtsp;

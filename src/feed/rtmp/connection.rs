@@ -325,9 +325,7 @@ impl Connection<'_> {
         if let Some(reason) = refused_codec(kind, body) {
             return Err(reason.into());
         }
-        publisher
-            .send(kind, timestamp_ms, body)
-            .map_err(|e| e.to_string())
+        publisher.send(kind, timestamp_ms, body)
     }
 }
 

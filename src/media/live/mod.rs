@@ -31,6 +31,8 @@ pub use super::stream::{
     StreamStats,
 };
 
+pub use supervisor::PUBLISHER_LEFT;
+
 use super::input::InputSpec;
 use super::topology::Topologies;
 

@@ -40,7 +40,7 @@ struct AttemptProgress {
 }
 
 /// Why a pushed input's attempt ended when its publisher went away.
-pub(crate) const PUBLISHER_LEFT: &str = "the publisher disconnected";
+pub const PUBLISHER_LEFT: &str = "the publisher disconnected";
 
 /// How long a publisher may send nothing before its calls see the slate: a real-time
 /// encoder sends a frame every few tens of milliseconds.
