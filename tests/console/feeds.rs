@@ -11,12 +11,9 @@ use super::http::{EventStream, request};
 use super::{TOKEN, serve_with};
 use crate::feeds::publishers::push_rtmp;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_operator_makes_a_feed_previews_it_puts_it_in_a_call_and_ends_it() {
-    let (_serve, api) = serve_with(&["--rtmp-listen", "127.0.0.1:0"]).await;
-    let browser = Browser::start().await;
-    browser.open_sign_in(&api).await;
-    browser.sign_in(TOKEN).await;
+/// Makes a feed with the Feeds view's form; its id and the API's answer for it. The key
+/// stays hidden until *Show*.
+async fn feed_from_the_form(browser: &Browser, api: &str) -> (String, Value) {
     browser.click("#nav a[href='#/feeds']").await;
     browser
         .until(
@@ -56,6 +53,17 @@ async fn an_operator_makes_a_feed_previews_it_puts_it_in_a_call_and_ends_it() {
     let page = browser.js("return document.body.innerText").await;
     assert!(page.as_str().unwrap().contains(&key), "Show shows the key");
 
+    (id, feed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_makes_a_feed_previews_it_puts_it_in_a_call_and_ends_it() {
+    let (_serve, api) = serve_with(&["--rtmp-listen", "127.0.0.1:0"]).await;
+    let browser = Browser::start().await;
+    browser.open_sign_in(&api).await;
+    browser.sign_in(TOKEN).await;
+    let (id, feed) = feed_from_the_form(&browser, &api).await;
+    let auth = format!("Bearer {TOKEN}");
     let _ffmpeg = push_rtmp(feed["publish"]["url"].as_str().unwrap());
     // The console's stream carries the feeds, their state as it changes.
     let mut all = EventStream::open(&format!("{api}/v1/events"), &[("Authorization", &auth)]).await;

@@ -8,7 +8,7 @@ use callfeed::emulator::Emulator;
 use serde_json::{Value, json};
 
 use super::publishers::{outcome, push_rtmp, push_srt};
-use super::rtmp_server::rtmp_feeds;
+use super::rtmp_server::{RtmpFeeds, rtmp_feeds};
 use crate::common::serve::*;
 use crate::common::*;
 
@@ -39,6 +39,64 @@ pub(super) async fn rooms_until(
         }
         assert!(Instant::now() < until, "rooms never got there: {seen:#?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The emulator, and a serve in this process whose feeds take RTMP and SRT publishers.
+async fn served_feeds() -> (Emulator, tempfile::TempDir, RtmpFeeds, Api) {
+    let emulator = Emulator::start(test_emulator_config(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let feeds = rtmp_feeds(Default::default()).await;
+    let registry = feeds.feeds.clone();
+    registry.set_srt(Some(callfeed::feed::SrtEndpoint {
+        bind: "127.0.0.1".parse().unwrap(),
+        ports: 0..=0,
+        public_host: "127.0.0.1".into(),
+        latency_ms: 120,
+    }));
+    let (_service, api) = start_service(&emulator, &dir.path().join("j.sqlite"), |c| {
+        c.driver.feeds = Some(registry);
+    })
+    .await;
+    (emulator, dir, feeds, api)
+}
+
+/// A new `kind` feed made through the API: its id and the URL its publisher pushes to.
+async fn new_feed(api: &Api, kind: &str) -> (String, String) {
+    let (status, feed) = api
+        .call(
+            reqwest::Method::POST,
+            "/v1/feeds",
+            Some(json!({"kind": kind, "name": "town hall"})),
+            Some(TOKEN),
+        )
+        .await;
+    assert_eq!(status, 201, "{feed}");
+    let url = feed["publish"]["url"].as_str().unwrap().to_owned();
+    if kind == "rtmp" {
+        let server = feed["publish"]["server"].as_str().unwrap();
+        let key = feed["publish"]["stream_key"].as_str().unwrap();
+        assert_eq!(format!("{server}/{key}"), url);
+    }
+    assert_eq!(feed["state"], "waiting");
+    (feed["id"].as_str().unwrap().to_owned(), url)
+}
+
+/// Each room's one task got the publisher's 720p30 picture and 440 Hz tone.
+fn assert_720p30_at_440hz(rooms: &[Vec<Value>]) {
+    for tasks in rooms {
+        let t = &tasks[0];
+        assert_eq!(
+            (t["width"].as_u64(), t["height"].as_u64()),
+            (Some(1280), Some(720)),
+            "{t:#}"
+        );
+        let fps = t["fps"].as_f64().unwrap();
+        assert!((fps - 30.0).abs() < 2.0, "{t:#}");
+        let hz = t["dominant_hz"].as_f64().unwrap();
+        assert!((hz - 440.0).abs() < 15.0, "{t:#}");
     }
 }
 
@@ -86,40 +144,8 @@ async fn two_rooms_on_one_feed(kind: &str) {
         "srt" => push_srt(url),
         _ => push_rtmp(url),
     };
-    let emulator = Emulator::start(test_emulator_config(), "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let feeds = rtmp_feeds(Default::default()).await;
-    let registry = feeds.feeds.clone();
-    registry.set_srt(Some(callfeed::feed::SrtEndpoint {
-        bind: "127.0.0.1".parse().unwrap(),
-        ports: 0..=0,
-        public_host: "127.0.0.1".into(),
-        latency_ms: 120,
-    }));
-    let (_service, api) = start_service(&emulator, &dir.path().join("j.sqlite"), |c| {
-        c.driver.feeds = Some(registry);
-    })
-    .await;
-
-    let (status, feed) = api
-        .call(
-            reqwest::Method::POST,
-            "/v1/feeds",
-            Some(json!({"kind": kind, "name": "town hall"})),
-            Some(TOKEN),
-        )
-        .await;
-    assert_eq!(status, 201, "{feed}");
-    let id = feed["id"].as_str().unwrap().to_owned();
-    let url = feed["publish"]["url"].as_str().unwrap().to_owned();
-    if kind == "rtmp" {
-        let server = feed["publish"]["server"].as_str().unwrap();
-        let key = feed["publish"]["stream_key"].as_str().unwrap();
-        assert_eq!(format!("{server}/{key}"), url);
-    }
-    assert_eq!(feed["state"], "waiting");
+    let (emulator, _dir, _feeds, api) = served_feeds().await;
+    let (id, url) = new_feed(&api, kind).await;
 
     // Both sessions ring only once the feed is live: nothing rings before ffmpeg starts.
     let mut sessions = Vec::new();
@@ -145,18 +171,7 @@ async fn two_rooms_on_one_feed(kind: &str) {
             && t[0]["audio_ms"].as_u64() > Some(2000)
     })
     .await;
-    for tasks in &seen {
-        let t = &tasks[0];
-        assert_eq!(
-            (t["width"].as_u64(), t["height"].as_u64()),
-            (Some(1280), Some(720)),
-            "{t:#}"
-        );
-        let fps = t["fps"].as_f64().unwrap();
-        assert!((fps - 30.0).abs() < 2.0, "{t:#}");
-        let hz = t["dominant_hz"].as_f64().unwrap();
-        assert!((hz - 440.0).abs() < 15.0, "{t:#}");
-    }
+    assert_720p30_at_440hz(&seen);
     let task_ids: Vec<Value> = seen.iter().map(|t| t[0]["task_id"].clone()).collect();
     let shown = api.get(&format!("/v1/feeds/{id}")).await;
     assert_eq!(shown["state"], "live", "{shown:#}");
