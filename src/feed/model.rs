@@ -161,6 +161,23 @@ pub struct PublisherView {
     pub audio_rate: Option<u32>,
 }
 
+impl PublisherView {
+    /// A publisher just connected from `address`, before it says anything of its stream.
+    pub(crate) fn connected(address: &str) -> Self {
+        Self {
+            address: address.to_owned(),
+            since: crate::clock::unix_secs(),
+            encoder: None,
+            width: None,
+            height: None,
+            fps: None,
+            video_codec: None,
+            audio_codec: None,
+            audio_rate: None,
+        }
+    }
+}
+
 /// A feed's running figures.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct FeedFigures {

@@ -446,17 +446,7 @@ impl Feeds {
     pub(crate) fn claim_rtmp(&self, key: &str, address: &str) -> Result<Publisher, Claim> {
         let feed = self.by_rtmp_key(key).ok_or(Claim::WrongKey)?;
         let inlet = feed.inlet.clone().ok_or(Claim::WrongKey)?;
-        let view = PublisherView {
-            address: address.to_owned(),
-            since: crate::clock::unix_secs(),
-            encoder: None,
-            width: None,
-            height: None,
-            fps: None,
-            video_codec: None,
-            audio_codec: None,
-            audio_rate: None,
-        };
+        let view = PublisherView::connected(address);
         let Some(kicked) = feed.take_publisher(view) else {
             let reason = "the feed already has a publisher";
             feed.refused(reason, address);

@@ -82,17 +82,7 @@ impl SrtGate for FeedGate {
 
     fn added(&self, address: &str) -> Option<InletWriter> {
         let feed = self.feed.upgrade()?;
-        let view = PublisherView {
-            address: address.to_owned(),
-            since: crate::clock::unix_secs(),
-            encoder: None,
-            width: None,
-            height: None,
-            fps: None,
-            video_codec: None,
-            audio_codec: None,
-            audio_rate: None,
-        };
+        let view = PublisherView::connected(address);
         feed.take_publisher(view)?;
         match feed.inlet.as_ref()?.connect(Container::MpegTs) {
             Ok(writer) => {

@@ -4,12 +4,10 @@
 
 use std::time::Duration;
 
-use callfeed::emulator::Emulator;
 use serde_json::json;
 
 use super::publishers::{outcome, push};
-use super::rtmp_server::rtmp_feeds;
-use super::sessions::rooms_until;
+use super::sessions::{rooms_until, served_feeds};
 use crate::common::serve::*;
 use crate::common::*;
 
@@ -28,16 +26,7 @@ async fn bytes_of(url: &str, limit: Duration) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_conforming_publisher_reaches_the_room_untouched_and_others_are_refused() {
-    let emulator = Emulator::start(test_emulator_config(), "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let feeds = rtmp_feeds(Default::default()).await;
-    let registry = feeds.feeds.clone();
-    let (_service, api) = start_service(&emulator, &dir.path().join("j.sqlite"), |c| {
-        c.driver.feeds = Some(registry);
-    })
-    .await;
+    let (emulator, _dir, _feeds, api) = served_feeds().await;
     let (status, feed) = api
         .call(
             reqwest::Method::POST,

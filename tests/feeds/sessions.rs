@@ -43,7 +43,7 @@ pub(super) async fn rooms_until(
 }
 
 /// The emulator, and a serve in this process whose feeds take RTMP and SRT publishers.
-async fn served_feeds() -> (Emulator, tempfile::TempDir, RtmpFeeds, Api) {
+pub(super) async fn served_feeds() -> (Emulator, tempfile::TempDir, RtmpFeeds, Api) {
     let emulator = Emulator::start(test_emulator_config(), "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
