@@ -393,6 +393,16 @@ impl Feeds {
         Ok(feed.view(None))
     }
 
+    /// Resolves when the feed `id` ends (at once when there is none).
+    pub fn ended(&self, id: &str) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let states = self.find(id).ok().map(|f| f.states());
+        async move {
+            if let Some(mut states) = states {
+                let _ = states.wait_for(|s| *s == FeedState::Ended).await;
+            }
+        }
+    }
+
     /// Gives a pushed feed a new key; the old one stops working and a connected publisher
     /// is dropped.
     pub fn rotate_key(&self, id: &str) -> Result<FeedView, FeedError> {

@@ -59,7 +59,7 @@ async fn a_conforming_publisher_reaches_the_room_untouched_and_others_are_refuse
 
     // 640x360 in a 720p feed: encoded, the room would get 1280x720; passed through, it gets
     // the publisher's own picture.
-    let _ffmpeg = push(&["-vf", "scale=640:360", "-f", "flv", &url]);
+    let _ffmpeg = push(&["-f", "flv", &url]);
     let (status, created) = api
         .post(
             json!({"to": ["jack"], "media": format!("feed:{id}"), "room": "passthrough-1",

@@ -86,7 +86,7 @@ async fn a_publisher_s_picture_and_tone_come_out_of_the_feed_s_stream() {
     let shown = t.feeds.get(&view.id, false).unwrap();
     assert_eq!(shown.sessions, ["s-1"]);
     let publisher = shown.publisher.expect("a publisher");
-    assert_eq!((publisher.width, publisher.height), (Some(1280), Some(720)));
+    assert_eq!((publisher.width, publisher.height), (Some(640), Some(360)));
     assert!(publisher.address.starts_with("127.0.0.1:"), "{publisher:?}");
 }
 

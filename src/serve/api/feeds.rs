@@ -19,7 +19,7 @@ use tokio::sync::broadcast;
 
 use super::error::ApiError;
 use super::service::Service;
-use crate::feed::{FeedError, FeedEvent, FeedKind, FeedRequest, FeedState};
+use crate::feed::{FeedError, FeedEvent, FeedKind, FeedMode, FeedRequest, FeedState};
 use crate::media::input::InputSpec;
 use crate::session::CloudOps;
 
@@ -53,14 +53,39 @@ pub(super) async fn create<C: CloudOps + 'static>(
         (Some(FeedKind::Rtsp | FeedKind::Pull), Some(url)) => Some(admit_input(&svc, url).await?),
         _ => None,
     };
+    // A feed's encode takes the node's room as a live session's does (a passed-through one
+    // what a byte copy does), held until the feed ends.
+    let cost = match request.mode.unwrap_or_default() {
+        FeedMode::Passthrough => svc.costs.announcement,
+        FeedMode::Encoded => svc
+            .costs
+            .live
+            .saturating_mul(request.profile.unwrap_or_default().live_cost()),
+    };
+    let room = svc.take_slot(cost).ok_or_else(|| {
+        svc.refuse(
+            "capacity",
+            ApiError::TooMany(
+                "this node has no room for the feed's encode (--max-sessions, in cost units); \
+                 end a feed or a session, or try another node"
+                    .into(),
+            ),
+        )
+    })?;
     let feeds = svc.feeds().clone();
     // Starting a stream builds GStreamer pipelines: off the async workers.
+    let made = feeds.clone();
     let view = tokio::task::spawn_blocking(move || {
         let _runtime = tokio::runtime::Handle::current().enter();
-        feeds.create(request, input)
+        made.create(request, input)
     })
     .await
     .map_err(ApiError::internal)??;
+    let ended = feeds.ended(&view.id);
+    tokio::spawn(async move {
+        ended.await;
+        drop(room);
+    });
     Ok((StatusCode::CREATED, Json(json!(view))))
 }
 
