@@ -2,6 +2,7 @@
 //! emulator` process as the cloud: what a dead node leaves in the cloud is stopped by the
 //! others within seconds.
 
+mod feeds;
 mod second_audit;
 
 use std::time::{Duration, Instant};

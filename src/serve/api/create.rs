@@ -10,6 +10,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, OwnedSemaphorePermit, watch};
 
@@ -28,8 +29,9 @@ const PICK_UP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub(super) async fn create<C: CloudOps + 'static>(
     State(svc): State<Arc<Service<C>>>,
+    headers: axum::http::HeaderMap,
     body: Bytes,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<Response, ApiError> {
     svc.prune();
     if svc.draining.load(Ordering::SeqCst) {
         return Err(draining());
@@ -57,13 +59,25 @@ pub(super) async fn create<C: CloudOps + 'static>(
             };
             svc.refuse(reason, e.into())
         })?;
-    if let crate::media::input::InputSpec::Feed(feed) = &spec.input {
-        svc.feeds().check(feed).map_err(|e| {
-            svc.refuse(
-                "feed",
-                ApiError::problem(StatusCode::BAD_REQUEST, e.to_string()),
+    if let crate::media::input::InputSpec::Feed(feed) = &spec.input
+        && let Err(e) = svc.feeds().check(feed)
+    {
+        // A feed another node runs: the session is made there, where the feed's stream is.
+        if matches!(e, crate::feed::FeedError::NotFound(_))
+            && let Some(answer) = super::feed_nodes::answer(
+                &svc,
+                feed,
+                axum::http::Method::POST,
+                "/v1/sessions",
+                &headers,
+                Some(body.clone()),
             )
-        })?;
+            .await
+        {
+            return answer;
+        }
+        let refused = ApiError::problem(StatusCode::BAD_REQUEST, e.to_string());
+        return Err(svc.refuse("feed", refused));
     }
     let id = uuid::Uuid::new_v4().to_string();
     // A request with relay keys is never written down for another node: it runs here; so
@@ -83,13 +97,13 @@ pub(super) async fn create<C: CloudOps + 'static>(
             Placed::There { api_url } => {
                 tracing::info!(session = %id, node = %api_url, "session placed on another node");
                 let placed = json!({"id": id, "node": api_url, "status": {"phase": Phase::Placed}});
-                return Ok((StatusCode::CREATED, Json(placed)));
+                return Ok((StatusCode::CREATED, Json(placed)).into_response());
             }
         },
         None => admit_here(&svc, &id, &spec).await?,
     };
     match start_here(&svc, id.clone(), request, spec, slot) {
-        Some(created) => Ok((StatusCode::CREATED, Json(created))),
+        Some(created) => Ok((StatusCode::CREATED, Json(created)).into_response()),
         None => {
             finish_refused(&svc, &id, "the service began draining").await;
             Err(draining())

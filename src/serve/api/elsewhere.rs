@@ -15,7 +15,7 @@ use crate::session::driver::Phase;
 use crate::store::{Cluster, Journal};
 
 /// Marks a request one node passed to another: it is never passed on again.
-const FORWARDED: &str = "x-callfeed-forwarded";
+pub(super) const FORWARDED: &str = "x-callfeed-forwarded";
 
 /// How long connecting to another node may take.
 pub(super) const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
@@ -62,7 +62,9 @@ pub(super) async fn answer<C: CloudOps + 'static>(
         return Ok(Json(json!({"id": id, "status": {"phase": Phase::Placed}})).into_response());
     }
     match (place.owner, place.live_node_api) {
-        (Some(owner), Some(api)) if owner != me => pass_on(svc, &api, method, path, headers).await,
+        (Some(owner), Some(api)) if owner != me => {
+            pass_on(svc, &api, method, path, headers, None).await
+        }
         (Some(owner), None) if owner != me => Err(ApiError::problem(
             StatusCode::SERVICE_UNAVAILABLE,
             "the node running this session does not renew its lease; another node takes the session over when it runs out",
@@ -168,18 +170,24 @@ fn ended(id: &str, method: &Method, result: &str, note: &str) -> Response {
     Json(json!({"id": id, "status": {"phase": Phase::Ended}, "report": report})).into_response()
 }
 
-async fn pass_on<C: CloudOps + 'static>(
+pub(super) async fn pass_on<C: CloudOps + 'static>(
     svc: &Service<C>,
     api: &str,
     method: Method,
     path: &str,
     headers: &HeaderMap,
+    body: Option<axum::body::Bytes>,
 ) -> Result<Response, ApiError> {
     let events = path.ends_with("/events");
     let mut request = svc
         .peers
         .request(method, format!("{}{path}", api.trim_end_matches('/')))
         .header(FORWARDED, "1");
+    if let Some(body) = body {
+        request = request
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(body);
+    }
     for name in [
         header::AUTHORIZATION,
         header::ACCEPT,

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -132,29 +132,68 @@ async fn admit_input<C: CloudOps + 'static>(
     Ok(input)
 }
 
-pub(super) async fn list<C: CloudOps + 'static>(State(svc): State<Arc<Service<C>>>) -> Json<Value> {
-    Json(json!({ "feeds": svc.feeds().list() }))
+/// This node's feeds, then (in a cluster) every other node's.
+pub(super) async fn list<C: CloudOps + 'static>(
+    State(svc): State<Arc<Service<C>>>,
+    headers: HeaderMap,
+) -> Json<Value> {
+    let mut feeds: Vec<Value> = svc.feeds().list().iter().map(|f| json!(f)).collect();
+    feeds.extend(super::feed_nodes::others(&svc, &headers).await);
+    Json(json!({ "feeds": feeds }))
+}
+
+/// What this node answers for a feed it runs; for one it does not, the answer of the node
+/// that runs it (in a cluster).
+async fn here_or_there<C: CloudOps + 'static>(
+    svc: &Service<C>,
+    id: &str,
+    request: (Method, &Uri, &HeaderMap),
+    here: Result<Value, FeedError>,
+) -> Result<Response, ApiError> {
+    match here {
+        Ok(view) => Ok(Json(view).into_response()),
+        Err(FeedError::NotFound(_)) => {
+            let (method, uri, headers) = request;
+            match super::feed_nodes::answer(svc, id, method, uri.path(), headers, None).await {
+                Some(answer) => answer,
+                None => Err(FeedError::NotFound(id.to_owned()).into()),
+            }
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 pub(super) async fn one<C: CloudOps + 'static>(
     State(svc): State<Arc<Service<C>>>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!(svc.feeds().get(&id, true)?)))
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let here = svc.feeds().get(&id, true).map(|v| json!(v));
+    here_or_there(&svc, &id, (method, &uri, &headers), here).await
 }
 
 pub(super) async fn delete<C: CloudOps + 'static>(
     State(svc): State<Arc<Service<C>>>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!(svc.feeds().delete(&id).await?)))
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let here = svc.feeds().delete(&id).await.map(|v| json!(v));
+    here_or_there(&svc, &id, (method, &uri, &headers), here).await
 }
 
 pub(super) async fn rotate_key<C: CloudOps + 'static>(
     State(svc): State<Arc<Service<C>>>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!(svc.feeds().rotate_key(&id)?)))
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let here = svc.feeds().rotate_key(&id).map(|v| json!(v));
+    here_or_there(&svc, &id, (method, &uri, &headers), here).await
 }
 
 /// How long a preview URL lives: a console page that stays open asks again.
@@ -165,15 +204,19 @@ const PREVIEW_FOR: std::time::Duration = std::time::Duration::from_secs(3600);
 pub(super) async fn preview<C: CloudOps + 'static>(
     State(svc): State<Arc<Service<C>>>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let lease = svc.feeds().lease(&id, "preview")?;
-    let url = svc
-        .driver
-        .publisher
-        .publish_live(lease.hub(), Some(std::time::Instant::now() + PREVIEW_FOR));
-    Ok(Json(
-        json!({ "url": url, "expires_in_secs": PREVIEW_FOR.as_secs() }),
-    ))
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let here = svc.feeds().lease(&id, "preview").map(|lease| {
+        let expires = std::time::Instant::now() + PREVIEW_FOR;
+        let url = svc
+            .driver
+            .publisher
+            .publish_live(lease.hub(), Some(expires));
+        json!({ "url": url, "expires_in_secs": PREVIEW_FOR.as_secs() })
+    });
+    here_or_there(&svc, &id, (method, &uri, &headers), here).await
 }
 
 /// `GET /v1/feeds/{id}/events`: a `feed` event with how it stands, then its `state` changes
@@ -181,10 +224,16 @@ pub(super) async fn preview<C: CloudOps + 'static>(
 pub(super) async fn events<C: CloudOps + 'static>(
     State(svc): State<Arc<Service<C>>>,
     Path(id): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let feeds = svc.feeds().clone();
     let receiver = feeds.events();
-    let now = feeds.get(&id, false)?;
+    let now = match feeds.get(&id, false) {
+        Ok(now) => now,
+        Err(e) => return here_or_there(&svc, &id, (method, &uri, &headers), Err(e)).await,
+    };
     let first = sse("feed", &json!(now));
     let ended = now.state == FeedState::Ended;
     let follow = Follow {

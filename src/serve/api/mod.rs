@@ -37,6 +37,7 @@ mod create;
 mod elsewhere;
 mod error;
 mod events;
+mod feed_nodes;
 mod feeds;
 mod hooks;
 mod logins;
