@@ -118,6 +118,14 @@ pub(super) async fn run(mut config: Config, args: CallArgs) -> anyhow::Result<Ex
     // An encoder's push: a feed of this process's own, and the call rings once it is live.
     let listening = match args.media.as_str() {
         "listen:rtmp" => Some(listen_rtmp(&config, &args).await?),
+        // A feed lives in the serve that made it; this process has none.
+        media if media.starts_with("feed:") => {
+            anyhow::bail!(InvalidArgument::new(
+                "--media",
+                media,
+                "an input this process plays, or listen:rtmp; a feed lives in the `callfeed serve` that made it: start the session there (POST /v1/sessions, or `callfeed load --api URL --media feed:ID`)"
+            ));
+        }
         _ => None,
     };
     if let Some((_, _, feed)) = &listening {

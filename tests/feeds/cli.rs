@@ -157,3 +157,27 @@ async fn the_feed_command_makes_lists_rekeys_and_ends_a_serve_s_feeds() {
     let (ok, _, said) = feed_cli(&api, &["show", "../sessions"]).await;
     assert!(!ok && said.contains("not a feed id"), "{said}");
 }
+
+#[tokio::test]
+async fn call_names_where_a_feed_lives_when_asked_for_one_it_cannot_have() {
+    let out = callfeed_cli("callfeed-feed-cli-state")
+        .args([
+            "call",
+            "--emulator",
+            "--to",
+            "jack",
+            "--room",
+            "r",
+            "--media",
+            "feed:f-0123456789ab",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("callfeed serve") && said.contains("--media"),
+        "{said}"
+    );
+}
