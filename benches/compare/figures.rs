@@ -229,6 +229,12 @@ pub(crate) static FIGURES: &[Figure] = &[
         run: crate::sharing::feed_sharing,
     }),
     Figure::Bespoke(Bespoke {
+        key: "density",
+        heading: "passed-through RTMP feeds one process keeps in real time",
+        slot: Slot::More("feed_density"),
+        run: crate::density::passthrough_density,
+    }),
+    Figure::Bespoke(Bespoke {
         key: "fanout",
         heading: "announcement fan-out",
         slot: Slot::More("announcement_fanout"),

@@ -15,6 +15,7 @@ mod chart;
 mod cluster;
 mod concurrency;
 mod control;
+mod density;
 mod figures;
 mod measure;
 mod readers;

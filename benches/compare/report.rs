@@ -222,6 +222,26 @@ fn more(report: &Value) -> String {
             f["callfeed_10_over_1"], f["callfeed_50_over_1"], f["ffmpeg_10_over_callfeed_10"]
         ));
     }
+    if let Some(f) = report["more"].get("feed_density") {
+        md.push_str(&format!(
+            "\nPassed-through RTMP feeds in one process (the 720p Main clip at {} kbit/s per feed, pushed in real time by the bench's own publishers, one pull per feed; no ffmpeg counterpart):\n\n| feeds | callfeed CPU-s over {} s | callfeed MB | slowest pull / clip | real time |\n|---|---|---|---|---|\n",
+            f["clip_kbps"], f["window_seconds"]
+        ));
+        for r in f["rows"].as_array().into_iter().flatten() {
+            md.push_str(&format!(
+                "| {} | {} | {} | {} | {} |\n",
+                r["feeds"],
+                r["callfeed_cpu_seconds"],
+                r["callfeed_rss_mb"],
+                r["slowest_pull_share"],
+                r["real_time"]
+            ));
+        }
+        md.push_str(&format!(
+            "\nMost feeds in real time: {} (target ≥ 100).\n",
+            f["most_feeds_in_real_time"]
+        ));
+    }
     md
 }
 

@@ -133,7 +133,7 @@ fn callfeed_side(calls: usize, bench: &Bench) -> (f64, f64, u64) {
 }
 
 /// Reads every URL for `time`, discarding the bytes; the fewest any reader got.
-async fn read_all(http: &reqwest::Client, urls: &[String], time: Duration) -> u64 {
+pub(crate) async fn read_all(http: &reqwest::Client, urls: &[String], time: Duration) -> u64 {
     use futures::StreamExt;
     let reads = urls.iter().map(|url| {
         let (http, url) = (http.clone(), url.clone());
