@@ -1,5 +1,6 @@
 //! An IP camera for the tests: GStreamer's RTSP server on a free loopback port, with a user
-//! and password (basic or digest), serving a 640x360 30 fps picture and a 440 Hz tone; run on
+//! and password (basic or digest), serving a 320x240 15 fps picture and a 440 Hz tone (as
+//! cheap as a camera can be, so it leaves the suite room on two cores); run on
 //! a GLib main context of its own, in a thread of its own, until dropped.
 
 use gstreamer as gst;
@@ -61,8 +62,8 @@ fn serve(digest: bool) -> rtsp::RTSPServer {
     server.set_service("0");
     let factory = rtsp::RTSPMediaFactory::new();
     factory.set_launch(
-        "( videotestsrc is-live=true pattern=ball ! video/x-raw,width=640,height=360,framerate=30/1 \
-         ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=30 bframes=0 \
+        "( videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=15/1 \
+         ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=15 bframes=0 \
          ! rtph264pay name=pay0 pt=96 config-interval=-1 \
          audiotestsrc is-live=true freq=440 ! audio/x-raw,rate=48000,channels=1 ! voaacenc \
          ! rtpmp4gpay name=pay1 pt=97 )",

@@ -31,9 +31,17 @@ async fn a_camera_reaches_rooms_over_udp_and_tcp_and_a_wrong_password_rings_noth
         ("rtsp-tcp", format!("{url}?transport=tcp")),
     ] {
         let (status, created) = api
-            .post(json!({"to": ["jack"], "media": media, "room": room, "max_duration_secs": 8}))
+            .post(json!({"to": ["jack"], "media": media, "room": room, "max_duration_secs": 15}))
             .await;
         assert_eq!(status, 201, "{created}");
+        // Bound into its room, or ended saying why not.
+        let path = format!("/v1/sessions/{}", created["id"].as_str().unwrap());
+        let now = api
+            .until(&path, Duration::from_secs(40), |s| {
+                s["status"]["phase"] == "ingesting" || !s["report"].is_null()
+            })
+            .await;
+        assert_eq!(now["status"]["phase"], "ingesting", "{now:#}");
     }
     let seen = rooms_until(
         &emulator,

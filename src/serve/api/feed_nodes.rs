@@ -22,7 +22,12 @@ pub(super) async fn node_of<C: CloudOps + 'static>(
     id: &str,
     headers: &HeaderMap,
 ) -> Option<String> {
-    if headers.contains_key(FORWARDED) {
+    // Only an id as this house makes them goes into another node's URL.
+    let well_formed = id.len() <= 64
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if headers.contains_key(FORWARDED) || !well_formed {
         return None;
     }
     let nodes = svc.journal.cluster()?.nodes().await.ok()?;
