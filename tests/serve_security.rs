@@ -17,28 +17,46 @@ async fn emulator() -> Emulator {
         .unwrap()
 }
 
-/// A TCP listener that records whether anyone ever connected.
+/// A TCP listener that keeps what connections sent it (their first bytes): a stray client of
+/// another test, reaching this port after it was another server's, is told from what a test
+/// is looking for by what it sends.
 struct Tripwire {
     port: u16,
-    hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    received: std::sync::Arc<parking_lot::Mutex<Vec<u8>>>,
 }
 
 impl Tripwire {
     async fn start() -> Self {
+        use tokio::io::AsyncReadExt;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let counted = hits.clone();
+        let received = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let kept = received.clone();
         tokio::spawn(async move {
-            while listener.accept().await.is_ok() {
-                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let kept = kept.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    while let Ok(Ok(n)) =
+                        tokio::time::timeout(Duration::from_secs(5), socket.read(&mut buf)).await
+                    {
+                        if n == 0 {
+                            break;
+                        }
+                        kept.lock().extend_from_slice(&buf[..n]);
+                    }
+                });
             }
         });
-        Self { port, hits }
+        Self { port, received }
     }
 
-    fn hit(&self) -> bool {
-        self.hits.load(std::sync::atomic::Ordering::SeqCst) > 0
+    /// Whether anything that connected sent `needle`.
+    fn got(&self, needle: &[u8]) -> bool {
+        self.received
+            .lock()
+            .windows(needle.len())
+            .any(|w| w == needle)
     }
 }
 
@@ -134,7 +152,10 @@ async fn injected_launch_syntax_runs_nothing_but_the_named_source() {
         "an injected filesink wrote {}",
         out.display()
     );
-    assert!(!wire.hit(), "an injected tcpclientsink connected");
+    assert!(
+        !wire.got(b"the operator's secret"),
+        "an injected tcpclientsink sent the secret"
+    );
     assert!(!std::path::Path::new("callfeed-pwned.bin").exists());
     assert!(!media.join("callfeed-pwned.bin").exists());
     // A custom source that does not exist is named before anything rings.
@@ -174,7 +195,10 @@ async fn injected_launch_syntax_runs_nothing_but_the_named_source() {
         "an injected filesink wrote {}",
         out.display()
     );
-    assert!(!wire.hit(), "an injected tcpclientsink connected");
+    assert!(
+        !wire.got(b"the operator's secret"),
+        "an injected tcpclientsink sent the secret"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -602,7 +626,10 @@ async fn an_api_client_playlist_reaches_no_private_host() {
         .until(&path, Duration::from_secs(30), |v| !v["report"].is_null())
         .await;
     assert_eq!(ended["report"]["result"], "failed", "{ended:#}");
-    assert!(!wire.hit(), "a segment on a private host was fetched");
+    assert!(
+        !wire.got(b"GET /seg0.ts"),
+        "a segment on a private host was fetched"
+    );
     assert!(
         emulator_list(&emulator, "calls").await.is_empty(),
         "it failed before ringing"
