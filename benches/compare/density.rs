@@ -19,6 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::measure::{self, Stdout};
+use crate::sharing::json_of;
 use crate::tools::Bench;
 
 /// The feeds each row runs.
@@ -109,16 +110,7 @@ fn run(feeds: usize, bench: &Bench, tags: &Arc<Vec<Tag>>, clip_kbps: u64) -> Val
                 let preview = json_of(http.post(format!("{api}/v1/feeds/{}/preview", feed["id"].as_str().unwrap()))).await;
                 pulls.push(preview["url"].as_str().unwrap().to_owned());
             }
-            let deadline = Instant::now() + Duration::from_secs(30);
-            loop {
-                let listed = json_of(http.get(format!("{api}/v1/feeds"))).await;
-                let live = listed["feeds"].as_array().map_or(0, |f| f.iter().filter(|f| f["state"] == "live").count());
-                if live == feeds {
-                    break;
-                }
-                assert!(Instant::now() < deadline, "{live} of {feeds} feeds live");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
+            crate::sharing::until_live(&http, &api, feeds).await;
             let before = procs.cpu_seconds();
             let fewest = crate::sharing::read_all(&http, &pulls, WINDOW).await;
             let cpu = procs.cpu_seconds() - before;
@@ -135,11 +127,6 @@ fn run(feeds: usize, bench: &Bench, tags: &Arc<Vec<Tag>>, clip_kbps: u64) -> Val
             })
         })
     })
-}
-
-async fn json_of(request: reqwest::RequestBuilder) -> Value {
-    let answer = request.send().await.expect("the API answers");
-    serde_json::from_slice(&answer.bytes().await.unwrap()).unwrap_or_default()
 }
 
 /// Pushes the clip to `url` in real time, looped, until `until`, as an encoder would.

@@ -79,47 +79,17 @@ fn callfeed_side(calls: usize, bench: &Bench) -> (f64, f64, u64) {
         let runtime = tokio::runtime::Runtime::new().unwrap();
         runtime.block_on(async {
             let http = reqwest::Client::new();
-            let feed: Value = http
+            let request = http
                 .post(format!("{api}/v1/feeds"))
                 .header("content-type", "application/json")
-                .body(r#"{"kind":"rtmp"}"#)
-                .send()
-                .await
-                .unwrap()
-                .bytes()
-                .await
-                .map(|b| serde_json::from_slice(&b).unwrap_or_default())
-                .unwrap();
+                .body(r#"{"kind":"rtmp"}"#);
+            let feed = json_of(request).await;
             let id = feed["id"].as_str().expect("a feed").to_owned();
             let mut push = publisher(bench, feed["publish"]["url"].as_str().unwrap());
-            let deadline = Instant::now() + Duration::from_secs(30);
-            loop {
-                let now: Value = http
-                    .get(format!("{api}/v1/feeds/{id}"))
-                    .send()
-                    .await
-                    .unwrap()
-                    .bytes()
-                    .await
-                    .map(|b| serde_json::from_slice(&b).unwrap_or_default())
-                    .unwrap();
-                if now["state"] == "live" {
-                    break;
-                }
-                assert!(Instant::now() < deadline, "the feed never went live: {now}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+            until_live(&http, &api, 1).await;
             let mut urls = Vec::new();
             for _ in 0..calls {
-                let preview: Value = http
-                    .post(format!("{api}/v1/feeds/{id}/preview"))
-                    .send()
-                    .await
-                    .unwrap()
-                    .bytes()
-                    .await
-                    .map(|b| serde_json::from_slice(&b).unwrap_or_default())
-                    .unwrap();
+                let preview = json_of(http.post(format!("{api}/v1/feeds/{id}/preview"))).await;
                 urls.push(preview["url"].as_str().unwrap().to_owned());
             }
             let before = procs.cpu_seconds();
@@ -130,6 +100,28 @@ fn callfeed_side(calls: usize, bench: &Bench) -> (f64, f64, u64) {
             (cpu, procs.peak_rss_mb(), got)
         })
     })
+}
+
+/// The JSON a request to a serve's API is answered with (`null` when it is not JSON).
+pub(crate) async fn json_of(request: reqwest::RequestBuilder) -> Value {
+    let answer = request.send().await.expect("the API answers");
+    serde_json::from_slice(&answer.bytes().await.unwrap()).unwrap_or_default()
+}
+
+/// Waits (at most 30 s) until `feeds` feeds of the serve at `api` are live.
+pub(crate) async fn until_live(http: &reqwest::Client, api: &str, feeds: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let listed = json_of(http.get(format!("{api}/v1/feeds"))).await;
+        let live = listed["feeds"]
+            .as_array()
+            .map_or(0, |f| f.iter().filter(|f| f["state"] == "live").count());
+        if live == feeds {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{live} of {feeds} feeds live");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Reads every URL for `time`, discarding the bytes; the fewest any reader got.

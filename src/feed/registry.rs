@@ -431,10 +431,7 @@ impl Feeds {
 
     /// Puts `session` on a feed.
     pub fn lease(&self, id: &str, session: &str) -> Result<FeedLease, FeedError> {
-        let feed = self.find(id)?;
-        if feed.state() == FeedState::Ended {
-            return Err(FeedError::Ended(id.to_owned()));
-        }
+        let feed = self.running(id)?;
         feed.join(session);
         Ok(FeedLease {
             feed,
@@ -443,12 +440,17 @@ impl Feeds {
     }
 
     /// Whether a feed by this id runs (for checks before a session is admitted).
-    pub fn check(&self, id: &str) -> Result<Profile, FeedError> {
+    pub fn check(&self, id: &str) -> Result<(), FeedError> {
+        self.running(id).map(drop)
+    }
+
+    /// The feed `id`, unless there is none or it has ended.
+    fn running(&self, id: &str) -> Result<Arc<Feed>, FeedError> {
         let feed = self.find(id)?;
         if feed.state() == FeedState::Ended {
             return Err(FeedError::Ended(id.to_owned()));
         }
-        Ok(feed.profile())
+        Ok(feed)
     }
 
     /// Takes an RTMP publisher for the feed whose stream key `key` is; a feed that has one

@@ -184,10 +184,6 @@ impl Feed {
         }
     }
 
-    pub(crate) fn profile(&self) -> Profile {
-        self.profile
-    }
-
     pub(crate) fn state(&self) -> FeedState {
         *self.state.borrow()
     }

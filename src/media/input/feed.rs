@@ -15,13 +15,19 @@ impl Input for Feed<'_> {
 /// The longest feed id taken; the ids callfeed makes are far shorter.
 const MAX_ID: usize = 64;
 
-pub(super) fn parse(spec: &str, id: &str) -> Result<InputSpec, InputError> {
-    let well_formed = !id.is_empty()
+/// Whether `id` is written as feed ids are: lowercase letters, digits and `-`, at most
+/// [`MAX_ID`] of them. The one rule, for a session's `feed:ID` and wherever an id goes into
+/// a URL.
+pub fn is_feed_id(id: &str) -> bool {
+    !id.is_empty()
         && id.len() <= MAX_ID
         && id
             .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if !well_formed {
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+pub(super) fn parse(spec: &str, id: &str) -> Result<InputSpec, InputError> {
+    if !is_feed_id(id) {
         return Err(invalid(
             spec,
             "feed:ID with the id `POST /v1/feeds` or `callfeed feed create` gave \

@@ -28,6 +28,7 @@ mod url;
 
 use std::path::PathBuf;
 
+pub use feed::is_feed_id;
 pub use spec::{InputError, InputItem, InputSpec, Microphone, TestAudio, TestVideo};
 
 use super::topology::{Fragment, Topologies};

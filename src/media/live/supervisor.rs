@@ -176,12 +176,12 @@ impl Supervision {
     /// pipeline rebuild.
     async fn play(&mut self, item: usize, iteration: &mut u32, seek: Option<Duration>) -> Attempt {
         let from_storage = matches!(&self.items[item], InputItem::Uri(u) if u.starts_with("file:"));
-        let pushed = match &self.items[item] {
+        let inlet = match &self.items[item] {
             InputItem::Pushed(inlet) => Some(inlet.clone()),
             _ => None,
         };
         // A pushed input's attempt is one publisher's connection: it starts when one comes.
-        let connection = match pushed {
+        let connection = match inlet {
             Some(inlet) => tokio::select! {
                 _ = self.stop.changed() => return Attempt::Stopped,
                 connection = inlet.accept() => match connection {

@@ -23,11 +23,7 @@ pub(super) async fn node_of<C: CloudOps + 'static>(
     headers: &HeaderMap,
 ) -> Option<String> {
     // Only an id as this house makes them goes into another node's URL.
-    let well_formed = id.len() <= 64
-        && id
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if headers.contains_key(FORWARDED) || !well_formed {
+    if headers.contains_key(FORWARDED) || !crate::media::input::is_feed_id(id) {
         return None;
     }
     let nodes = svc.journal.cluster()?.nodes().await.ok()?;
