@@ -130,3 +130,56 @@ async fn unusable_sources_fail_with_a_reason() {
         assert_eq!(media.errors.len(), 1, "{url}: {media:?}");
     }
 }
+
+/// A server that takes the first connection and never answers it (an HTTP source can wait on
+/// such a request forever), then passes later connections to `upstream`.
+async fn silent_first_connection(upstream: std::net::SocketAddr) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((mut client, _)) = listener.accept().await {
+            if held.is_empty() {
+                held.push(client);
+                continue;
+            }
+            tokio::spawn(async move {
+                let mut server = tokio::net::TcpStream::connect(upstream).await.unwrap();
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_that_never_answers_is_tried_again_within_the_first_media_window() {
+    let dir = tempfile::tempdir().unwrap();
+    Clip {
+        seconds: 1,
+        width: 160,
+        height: 120,
+        fps: 25,
+        tone_hz: 440,
+    }
+    .write(dir.path(), "c.mp4");
+    let base = serve_dir(dir.path()).await;
+    let upstream = base
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    let front = silent_first_connection(upstream).await;
+    let mut spec = ObserveSpec::new(format!("http://{front}/c.mp4"), Pace::Fast, Some(1));
+    spec.first_media_timeout = Duration::from_secs(6);
+    let tally = MediaTally::new(Instant::now());
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let observer = Observer::start(spec, tally.clone(), tx).unwrap();
+    let exit = tokio::time::timeout(Duration::from_secs(30), observer.finished())
+        .await
+        .expect("the observer ends by itself");
+    let media = tally.snapshot();
+    assert_eq!(exit, ObserverExit::Completed, "{media:?}");
+    assert!(within(media.video_frames as f64, 25.0, 0.1), "{media:?}");
+    assert!(media.errors.is_empty(), "{media:?}");
+}

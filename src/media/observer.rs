@@ -469,6 +469,7 @@ async fn run(
 ) -> ObserverExit {
     let started = Instant::now();
     let mut plays_done = 0u64;
+    let mut may_reconnect = true;
     loop {
         let pipeline = match build_pipeline(&spec, &tally, &events) {
             Ok(p) => p,
@@ -486,9 +487,27 @@ async fn run(
         });
         // Null on every exit path (cancellation included), so sockets and decoders are freed.
         let pipeline = super::NullOnDrop::new(pipeline);
-        let exit = play_once(&spec, &tally, &pipeline, &mut control, started).await;
+        let silent_after = may_reconnect.then(|| spec.first_media_timeout / 2);
+        let exit = play_once(
+            &spec,
+            &tally,
+            &pipeline,
+            &mut control,
+            started,
+            silent_after,
+        )
+        .await;
         pipeline.shut_down(TEARDOWN_LIMIT).await;
         match exit {
+            PlayEnd::Silent => {
+                // GStreamer 1.22's HTTP source can wait forever on a request its session
+                // thread lost (gstreamer#5238); a second connection is what a player would try.
+                may_reconnect = false;
+                tracing::warn!(
+                    url = %crate::redact::redact_url(&spec.url),
+                    "nothing decoded yet; connecting once more"
+                );
+            }
             PlayEnd::Eos => {
                 plays_done += 1;
                 tally.with(|t| t.media.plays_completed += 1);
@@ -514,6 +533,8 @@ enum PlayEnd {
     Eos,
     Stopped,
     Failed(String),
+    /// Nothing decoded within the time a retry is still worth it.
+    Silent,
 }
 
 async fn play_once(
@@ -522,7 +543,9 @@ async fn play_once(
     pipeline: &gst::Pipeline,
     control: &mut watch::Receiver<Control>,
     started: Instant,
+    silent_after: Option<Duration>,
 ) -> PlayEnd {
+    let play_started = Instant::now();
     let Some(bus) = pipeline.bus() else {
         return PlayEnd::Failed("pipeline without a bus".into());
     };
@@ -583,6 +606,12 @@ async fn play_once(
                     tally.with(|t| (t.paused, t.media.first_media_ms, t.last_buffer_at));
                 if paused {
                     continue;
+                }
+                if first.is_none()
+                    && silent_after.is_some_and(|limit| play_started.elapsed() > limit)
+                    && started.elapsed() < spec.first_media_timeout
+                {
+                    return PlayEnd::Silent;
                 }
                 if first.is_none() && started.elapsed() > spec.first_media_timeout {
                     return PlayEnd::Failed(format!(
