@@ -53,6 +53,7 @@ fn spec(callee: &str, room: RoomRef, media: &str) -> SessionSpec {
         direct: Default::default(),
         relay: None,
         ring_when_live: None,
+        stays_after_feed: false,
     }
 }
 

@@ -237,6 +237,7 @@ fn session_request(args: &CallArgs, config: &Config) -> anyhow::Result<SessionRe
         relay: args.relay.named(config)?,
         ring: None,
         feed_wait_secs: None,
+        on_feed_end: None,
     })
 }
 

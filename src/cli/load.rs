@@ -234,6 +234,7 @@ fn template(args: &LoadArgs) -> anyhow::Result<SessionRequest> {
         relay: None,
         ring: None,
         feed_wait_secs: None,
+        on_feed_end: None,
     })
 }
 

@@ -58,6 +58,8 @@ struct Registry {
 pub struct FeedLease {
     feed: Arc<Feed>,
     session: String,
+    /// The call stays on the slate when the feed ends.
+    stays: bool,
 }
 
 impl FeedLease {
@@ -81,8 +83,12 @@ impl FeedLease {
         self.feed.media_events()
     }
 
-    /// Resolves when the feed ends.
+    /// Resolves when the feed ends and the session is to end with it (never for a session
+    /// that stays on the slate).
     pub async fn ended(&self) {
+        if self.stays {
+            return std::future::pending().await;
+        }
         let mut state = self.feed.states();
         let _ = state.wait_for(|s| *s == FeedState::Ended).await;
     }
@@ -393,12 +399,13 @@ impl Feeds {
         Ok(feed.view(None))
     }
 
-    /// Resolves when the feed `id` ends (at once when there is none).
-    pub fn ended(&self, id: &str) -> impl std::future::Future<Output = ()> + Send + 'static {
-        let states = self.find(id).ok().map(|f| f.states());
+    /// Resolves when the feed `id` has ended and let its stream go (at once when there is
+    /// none): what its encode held is free from then.
+    pub fn released(&self, id: &str) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let feed = self.find(id).ok();
         async move {
-            if let Some(mut states) = states {
-                let _ = states.wait_for(|s| *s == FeedState::Ended).await;
+            if let Some(feed) = feed {
+                feed.released().await;
             }
         }
     }
@@ -429,19 +436,31 @@ impl Feeds {
         Ok(feed.view(Some(&endpoints)))
     }
 
-    /// Puts `session` on a feed.
-    pub fn lease(&self, id: &str, session: &str) -> Result<FeedLease, FeedError> {
+    /// Puts `session` on a feed; `stays` keeps its call on the slate when the feed ends.
+    pub fn lease(&self, id: &str, session: &str, stays: bool) -> Result<FeedLease, FeedError> {
         let feed = self.running(id)?;
-        feed.join(session);
+        feed.join(session, stays)
+            .map_err(|reason| FeedError::invalid("on_feed_end", reason))?;
         Ok(FeedLease {
             feed,
             session: session.to_owned(),
+            stays,
         })
     }
 
-    /// Whether a feed by this id runs (for checks before a session is admitted).
-    pub fn check(&self, id: &str) -> Result<(), FeedError> {
-        self.running(id).map(drop)
+    /// Whether a feed by this id runs and can carry a session that `stays` on its slate
+    /// (for checks before a session is admitted).
+    pub fn check(&self, id: &str, stays: bool) -> Result<(), FeedError> {
+        let feed = self.running(id)?;
+        if stays && feed.passes_through() {
+            return Err(FeedError::invalid(
+                "on_feed_end",
+                format!(
+                    "slate needs a feed callfeed encodes; feed {id} passes its publisher's stream through and has no slate (create it with mode: encoded, or use on_feed_end: end)"
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// The feed `id`, unless there is none or it has ended.

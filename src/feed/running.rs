@@ -2,7 +2,7 @@
 //! state, its publisher, the sessions on it, and the watcher that keeps its state and
 //! figures from what the stream reports.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -62,7 +62,10 @@ pub(crate) struct Feed {
     since: AtomicU64,
     publisher: Mutex<Option<Connected>>,
     publishers: AtomicU32,
-    sessions: Mutex<BTreeSet<String>>,
+    /// The sessions on it, each with whether it stays on the slate once the feed ends.
+    sessions: Mutex<BTreeMap<String, bool>>,
+    /// How many of them stay: an ended feed's stream carries the slate until none is left.
+    staying: watch::Sender<usize>,
     last_refusal: Mutex<Option<Refusal>>,
     ended_reason: Mutex<Option<String>>,
     kbps: AtomicU64,
@@ -138,7 +141,8 @@ impl Feed {
             since: AtomicU64::new(crate::clock::unix_secs()),
             publisher: Mutex::new(None),
             publishers: AtomicU32::new(0),
-            sessions: Mutex::new(BTreeSet::new()),
+            sessions: Mutex::new(BTreeMap::new()),
+            staying: watch::Sender::new(0),
             last_refusal: Mutex::new(None),
             ended_reason: Mutex::new(None),
             kbps: AtomicU64::new(0),
@@ -308,16 +312,41 @@ impl Feed {
         });
     }
 
-    pub(crate) fn join(&self, session: &str) {
-        self.sessions.lock().insert(session.to_owned());
+    /// Puts a session on the feed; `stays` keeps its call on the slate when the feed ends.
+    pub(crate) fn join(&self, session: &str, stays: bool) -> Result<(), String> {
+        if stays && self.stream.lock().is_none() {
+            return Err(format!(
+                "on_feed_end: slate needs a feed callfeed encodes; feed {} passes its publisher's stream through and has no slate (create it with mode: encoded, or use on_feed_end: end)",
+                self.id
+            ));
+        }
+        let mut sessions = self.sessions.lock();
+        sessions.insert(session.to_owned(), stays);
+        self.staying
+            .send_replace(sessions.values().filter(|s| **s).count());
+        Ok(())
     }
 
     pub(crate) fn leave(&self, session: &str) {
-        self.sessions.lock().remove(session);
+        let staying = {
+            let mut sessions = self.sessions.lock();
+            sessions.remove(session);
+            let staying = sessions.values().filter(|s| **s).count();
+            self.staying.send_replace(staying);
+            staying
+        };
+        if staying == 0 && self.state() == FeedState::Ended {
+            // The last call that stayed on the slate is gone: so is the reason to encode it.
+            // Dropping the stream stops it; its task flushes and ends by itself.
+            if let Some(stream) = self.stream.lock().take() {
+                *self.last_stats.lock() = Some(stream.stats());
+            }
+        }
     }
 
-    /// Ends the feed: its publisher dropped, its stream stopped, its sessions told (they
-    /// watch its state).
+    /// Ends the feed: its publisher dropped, its sessions told (they watch its state), its
+    /// stream stopped — or, while sessions that stay on the slate are on it, let go of its
+    /// input and kept on the slate until the last of them leaves.
     pub(crate) async fn end(&self, reason: &str) {
         if self.state() != FeedState::Ended {
             *self.ended_reason.lock() = Some(reason.to_owned());
@@ -326,17 +355,37 @@ impl Feed {
         self.set_state(FeedState::Ended);
         self.kick_publisher();
         self.hold_srt(None);
-        let stream = self.stream.lock().take();
+        let stream = {
+            let mut stream = self.stream.lock();
+            if *self.staying.borrow() > 0 {
+                if let Some(stream) = stream.as_ref() {
+                    stream.let_input_go();
+                }
+                None
+            } else {
+                stream.take()
+            }
+        };
         if let Some(stream) = stream {
             *self.last_stats.lock() = Some(stream.stats());
             let _ = tokio::time::timeout(STOP_WITHIN, stream.stop()).await;
         }
     }
 
+    /// Resolves when the feed has ended and its stream is let go (no session stays on its
+    /// slate): what its encode held is free from then.
+    pub(crate) async fn released(&self) {
+        let _ = self.states().wait_for(|s| *s == FeedState::Ended).await;
+        let _ = self.staying.subscribe().wait_for(|n| *n == 0).await;
+    }
+
     fn set_state(&self, state: FeedState) {
         let changed = self.state.send_if_modified(|s| {
-            let changed = *s != state;
-            *s = state;
+            // Ended is for good: a late event of the stream does not bring a feed back.
+            let changed = *s != state && *s != FeedState::Ended;
+            if changed {
+                *s = state;
+            }
             changed
         });
         if changed {
@@ -392,7 +441,7 @@ impl Feed {
             input: self.input.clone(),
             publisher: self.publisher.lock().as_ref().map(|p| p.view.clone()),
             figures: self.figures(),
-            sessions: self.sessions.lock().iter().cloned().collect(),
+            sessions: self.sessions.lock().keys().cloned().collect(),
             idle_timeout_secs: self.idle_timeout.map(|d| d.as_secs()),
             last_refusal: self.last_refusal.lock().clone(),
             ended_reason: self.ended_reason.lock().clone(),

@@ -92,7 +92,7 @@ fn start(
         }
     };
     let (events, _) = broadcast::channel(256);
-    let (stop, stop_rx) = watch::channel(false);
+    let (stop, stop_rx) = watch::channel(super::stream::handle::Halt::Running);
     let task = tokio::spawn(remux(Remux {
         pipeline: NullOnDrop::new(pipeline),
         pacer,
@@ -266,7 +266,7 @@ struct Remux {
     hub: Arc<StreamHub>,
     events: broadcast::Sender<MediaEvent>,
     counters: Arc<Counters>,
-    stop: watch::Receiver<bool>,
+    stop: watch::Receiver<super::stream::handle::Halt>,
     hold_until_pulled: bool,
 }
 

@@ -138,7 +138,7 @@ async fn on_feed(
         )
     })?;
     let lease = feeds
-        .lease(id, session_id)
+        .lease(id, session_id, spec.stays_after_feed)
         .map_err(|e| (Stage::Prepare, e.to_string()))?;
     if let Some(within) = spec.ring_when_live {
         lease.live(within).await.map_err(|e| (Stage::Media, e))?;

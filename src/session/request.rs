@@ -39,6 +39,8 @@ pub struct SessionSpec {
     pub relay: Option<crate::publish::relay::Relay>,
     /// On a feed: ring only once it is live, waiting at most this long.
     pub ring_when_live: Option<Duration>,
+    /// On a feed: the call stays on the slate when the feed ends, instead of ending.
+    pub stays_after_feed: bool,
 }
 
 impl SessionSpec {
@@ -130,6 +132,10 @@ pub struct SessionRequest {
     pub ring: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub feed_wait_secs: Option<u64>,
+    /// On a feed: `end` (default; the session ends `feed_ended` with its feed) or `slate`
+    /// (the call stays on the slate until it ends for another reason).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_feed_end: Option<String>,
 }
 
 /// How long a session waits for its feed to go live when it rings only then, by default.
@@ -264,10 +270,12 @@ impl SessionRequest {
             reason: format!("its size could not be read: {e}"),
         })??;
         let ring_when_live = self.ring_when_live(&input)?;
+        let stays_after_feed = self.stays_after_feed(&input)?;
         let spec = SessionSpec {
             source_guard: policy.source_guard(&input),
             input,
             ring_when_live,
+            stays_after_feed,
             ..spec
         };
         spec.check_direct()?;
@@ -313,6 +321,24 @@ impl SessionRequest {
             None => DEFAULT_FEED_WAIT_SECS,
         };
         Ok(when_live.then(|| Duration::from_secs(wait)))
+    }
+
+    /// `on_feed_end`, which only a feed takes.
+    fn stays_after_feed(
+        &self,
+        input: &crate::media::input::InputSpec,
+    ) -> Result<bool, InvalidArgument> {
+        let on_feed = matches!(input, crate::media::input::InputSpec::Feed(_));
+        match self.on_feed_end.as_deref() {
+            None | Some("end") => Ok(false),
+            Some("slate") if on_feed => Ok(true),
+            Some("slate") => Err(InvalidArgument::new(
+                "on_feed_end",
+                "slate",
+                "slate only with a feed (media: \"feed:ID\")",
+            )),
+            Some(other) => Err(InvalidArgument::new("on_feed_end", other, "end or slate")),
+        }
     }
 
     /// Every field but the media.
@@ -378,6 +404,7 @@ impl SessionRequest {
             audio_track,
             relay: None,
             ring_when_live: None,
+            stays_after_feed: false,
         };
         // The cloud request's own checks, so nothing the cloud would refuse gets this far.
         spec.start_call_request().body()?;

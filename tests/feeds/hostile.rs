@@ -272,7 +272,8 @@ async fn absurd_pictures_hevc_and_floods_are_dropped_with_their_reason() {
     let said = reason(&t.feeds);
     assert!(
         said.contains("bitrate cap") || said.contains("faster than real time"),
-        "{said}"
+        "{said}; the feed: {:?}",
+        t.feeds.get(&target, false)
     );
 
     still_live(&t.feeds, &live).await;

@@ -10,3 +10,4 @@ mod rtmp_server;
 mod rtsp;
 mod sessions;
 mod srt;
+mod stay;

@@ -39,6 +39,18 @@ async fn a_conforming_publisher_reaches_the_room_untouched_and_others_are_refuse
     assert_eq!(feed["mode"], "passthrough");
     let id = feed["id"].as_str().unwrap().to_owned();
     let url = feed["publish"]["url"].as_str().unwrap().to_owned();
+    // No slate to stay on: a session asking for it is refused before anything rings.
+    let (status, refused) = api
+        .post(
+            json!({"to": ["jack"], "media": format!("feed:{id}"), "room": "passthrough-0",
+                     "on_feed_end": "slate"}),
+        )
+        .await;
+    assert_eq!(status, 422, "{refused}");
+    assert!(
+        refused["error"].as_str().unwrap().contains("no slate"),
+        "{refused}"
+    );
 
     // B-frames: refused with the reason, the feed still waiting.
     let (ok, _) = tokio::time::timeout(

@@ -71,7 +71,7 @@ async fn a_publisher_s_picture_and_tone_come_out_of_the_feed_s_stream() {
     let server = callfeed::publish::StreamServer::start("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
-    let lease = t.feeds.lease(&view.id, "s-1").unwrap();
+    let lease = t.feeds.lease(&view.id, "s-1", false).unwrap();
     let url = server.publish_live(lease.hub(), None);
     let seen = observe_while(
         &url,

@@ -92,7 +92,7 @@ async fn an_srt_caller_with_the_passphrase_is_the_feed_and_others_are_refused() 
     let server = callfeed::publish::StreamServer::start("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
-    let lease = feeds.lease(&view.id, "s-1").unwrap();
+    let lease = feeds.lease(&view.id, "s-1", false).unwrap();
     let seen = observe_while(
         &server.publish_live(lease.hub(), None),
         callfeed::media::observer::Pace::Realtime,

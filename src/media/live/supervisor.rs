@@ -17,6 +17,7 @@ use super::pump;
 use crate::media::NullOnDrop;
 use crate::media::hub::StreamHub;
 use crate::media::input::{InputItem, InputSpec};
+use crate::media::stream::handle::Halt;
 use crate::media::stream::handle::{
     Counters, EngineError, InputFailure, LiveSettings, LiveStream, MediaEvent, StreamState, emit,
 };
@@ -98,7 +99,7 @@ pub(super) fn start(
                 reason: e.to_string(),
             })?
     };
-    let (stop, stop_rx) = watch::channel(false);
+    let (stop, stop_rx) = watch::channel(Halt::Running);
     let task = tokio::spawn(supervise(Supervision {
         items: spec.items(),
         replayable: spec.is_replayable(),
@@ -137,7 +138,7 @@ struct Supervision {
     hub: Arc<StreamHub>,
     encoder: NullOnDrop,
     pump: Option<(std::thread::JoinHandle<()>, Arc<AtomicBool>)>,
-    stop: watch::Receiver<bool>,
+    stop: watch::Receiver<Halt>,
 }
 
 enum Attempt {
@@ -355,6 +356,26 @@ impl Supervision {
         None
     }
 
+    /// The owner asked for a halt: the end, or first the slate alone until the end.
+    async fn halted(mut self) -> Result<String, EngineError> {
+        if *self.stop.borrow_and_update() == Halt::InputOnly {
+            // The slate from now on, whether or not the input ever gave the pump its start.
+            {
+                let (flag, ready) = &*self.feed.first_media;
+                *flag.lock().expect("first-media lock") = true;
+                ready.notify_all();
+            }
+            if !self.feed.slot.lock().expect("slot lock").on_slate {
+                self.set_slate(true);
+                self.emit(MediaEvent::OnSlate {
+                    reason: "the input was let go".into(),
+                });
+            }
+            let _ = self.stop.wait_for(|h| *h == Halt::Everything).await;
+        }
+        self.finish(Ok("stopped".into())).await
+    }
+
     async fn finish(mut self, result: Result<String, EngineError>) -> Result<String, EngineError> {
         if let Some((pump, stop)) = self.pump.take() {
             stop.store(true, Ordering::Release);
@@ -411,13 +432,13 @@ async fn supervise(mut s: Supervision) -> Result<String, EngineError> {
         let hub = s.hub.clone();
         tokio::select! {
             _ = hub.first_reader() => {}
-            _ = s.stop.changed() => return s.finish(Ok("stopped".into())).await,
+            _ = s.stop.changed() => return s.halted().await,
         }
     }
     loop {
         let attempt = s.play(item, &mut iteration, seek.take()).await;
         match attempt {
-            Attempt::Stopped => return s.finish(Ok("stopped".into())).await,
+            Attempt::Stopped => return s.halted().await,
             Attempt::EncoderFailed(reason) => {
                 return s.finish(Err(EngineError::Encoder(reason))).await;
             }
@@ -474,7 +495,7 @@ async fn supervise(mut s: Supervision) -> Result<String, EngineError> {
                 });
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
-                    _ = s.stop.changed() => return s.finish(Ok("stopped".into())).await,
+                    _ = s.stop.changed() => return s.halted().await,
                 }
             }
         }

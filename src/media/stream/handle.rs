@@ -289,6 +289,16 @@ impl Counters {
 /// What a stream's task ends with: why it ended, or why it failed.
 pub(crate) type StreamTask = tokio::task::JoinHandle<Result<String, EngineError>>;
 
+/// What a stream's owner has asked of its task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Halt {
+    Running,
+    /// Let the input go for good and stay on the slate until stopped (a passed-through
+    /// stream, which has no slate, ends).
+    InputOnly,
+    Everything,
+}
+
 /// A running stream (live-encoded or passed through), served from its hub. Dropping it
 /// stops everything.
 pub struct LiveStream {
@@ -296,7 +306,7 @@ pub struct LiveStream {
     events: broadcast::Sender<MediaEvent>,
     counters: Arc<Counters>,
     passthrough: bool,
-    stop: watch::Sender<bool>,
+    stop: watch::Sender<Halt>,
     task: Option<StreamTask>,
 }
 
@@ -307,7 +317,7 @@ impl LiveStream {
         events: broadcast::Sender<MediaEvent>,
         counters: Arc<Counters>,
         passthrough: bool,
-        stop: watch::Sender<bool>,
+        stop: watch::Sender<Halt>,
         task: StreamTask,
     ) -> Self {
         Self {
@@ -348,14 +358,26 @@ impl LiveStream {
 
     /// Stops the input, flushes the encoder and ends the stream.
     pub async fn stop(mut self) -> Result<String, EngineError> {
-        let _ = self.stop.send(true);
+        let _ = self.stop.send(Halt::Everything);
         self.wait().await
+    }
+
+    /// Lets the input go for good: the stream carries the slate from now on, until it is
+    /// stopped. Its readers keep their timeline (a feed that ended under calls that stay).
+    pub fn let_input_go(&self) {
+        self.stop.send_if_modified(|halt| {
+            let running = *halt == Halt::Running;
+            if running {
+                *halt = Halt::InputOnly;
+            }
+            running
+        });
     }
 }
 
 impl Drop for LiveStream {
     fn drop(&mut self) {
-        let _ = self.stop.send(true);
+        let _ = self.stop.send(Halt::Everything);
     }
 }
 

@@ -60,7 +60,7 @@ pub(super) async fn create<C: CloudOps + 'static>(
             svc.refuse(reason, e.into())
         })?;
     if let crate::media::input::InputSpec::Feed(feed) = &spec.input
-        && let Err(e) = svc.feeds().check(feed)
+        && let Err(e) = svc.feeds().check(feed, spec.stays_after_feed)
     {
         // A feed another node runs: the session is made there, where the feed's stream is.
         if matches!(e, crate::feed::FeedError::NotFound(_))
@@ -76,7 +76,12 @@ pub(super) async fn create<C: CloudOps + 'static>(
         {
             return answer;
         }
-        let refused = ApiError::problem(StatusCode::BAD_REQUEST, e.to_string());
+        // A field the feed cannot honour is an invalid field, as the request's own are.
+        let code = match e {
+            crate::feed::FeedError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        let refused = ApiError::problem(code, e.to_string());
         return Err(svc.refuse("feed", refused));
     }
     let id = uuid::Uuid::new_v4().to_string();

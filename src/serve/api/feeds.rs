@@ -54,7 +54,7 @@ pub(super) async fn create<C: CloudOps + 'static>(
         _ => None,
     };
     // A feed's encode takes the node's room as a live session's does (a passed-through one
-    // what a byte copy does), held until the feed ends.
+    // what a byte copy does), held until the feed ends and no call stays on its slate.
     let cost = match request.mode.unwrap_or_default() {
         FeedMode::Passthrough => svc.costs.announcement,
         FeedMode::Encoded => svc
@@ -81,9 +81,9 @@ pub(super) async fn create<C: CloudOps + 'static>(
     })
     .await
     .map_err(ApiError::internal)??;
-    let ended = feeds.ended(&view.id);
+    let released = feeds.released(&view.id);
     tokio::spawn(async move {
-        ended.await;
+        released.await;
         drop(room);
     });
     Ok((StatusCode::CREATED, Json(json!(view))))
@@ -208,7 +208,7 @@ pub(super) async fn preview<C: CloudOps + 'static>(
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let here = svc.feeds().lease(&id, "preview").map(|lease| {
+    let here = svc.feeds().lease(&id, "preview", false).map(|lease| {
         let expires = std::time::Instant::now() + PREVIEW_FOR;
         let url = svc
             .driver
