@@ -1,6 +1,7 @@
 //! Feeds another node of the cluster runs. A feed lives on the node it was made on (its
 //! publisher pushes there): any node answers for it by passing the request to that node, and
-//! a session on it is made there, where its stream is.
+//! a session on it is made there, where its stream is. A node without the room or the
+//! listener for a new feed passes it to one that has them.
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method};
@@ -106,4 +107,40 @@ pub(super) async fn others<C: CloudOps + 'static>(
         .flatten()
         .flatten()
         .collect()
+}
+
+/// Makes a feed on another live node of the cluster, the one with the most free room first
+/// (by their last renewals), when one takes it: its answer. `None` outside a cluster, for a
+/// request passed here already, or when no node takes it.
+pub(super) async fn place<C: CloudOps + 'static>(
+    svc: &Service<C>,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Option<Response> {
+    if headers.contains_key(FORWARDED) {
+        return None;
+    }
+    let mut nodes = svc.journal.cluster()?.nodes().await.ok()?;
+    let me = crate::store::process_identity();
+    nodes.retain(|n| n.id != me && n.live && !n.draining && !n.busy);
+    nodes.sort_by_key(|n| std::cmp::Reverse(i64::from(n.capacity) - i64::from(n.load)));
+    for node in nodes {
+        let path = "/v1/feeds";
+        let answer = pass_on(
+            svc,
+            &node.api_url,
+            Method::POST,
+            path,
+            headers,
+            Some(body.clone()),
+        );
+        match answer.await {
+            Ok(made) if made.status() == axum::http::StatusCode::CREATED => {
+                tracing::info!(node = %node.api_url, "feed made on another node");
+                return Some(made);
+            }
+            _ => continue,
+        }
+    }
+    None
 }

@@ -36,21 +36,62 @@ impl From<FeedError> for ApiError {
     }
 }
 
+/// Why this node did not make a feed: what another node of the cluster may have (room, a
+/// listener for the feed's kind) sends the request there; anything else is the answer.
+enum NotHere {
+    Lacking(ApiError),
+    Refused(ApiError),
+}
+
+impl From<ApiError> for NotHere {
+    fn from(e: ApiError) -> Self {
+        NotHere::Refused(e)
+    }
+}
+
+impl From<FeedError> for NotHere {
+    fn from(e: FeedError) -> Self {
+        match e {
+            FeedError::Full(_) | FeedError::NoListener { .. } => NotHere::Lacking(e.into()),
+            e => NotHere::Refused(e.into()),
+        }
+    }
+}
+
+/// Makes a feed here, or, when this node lacks the room or the listener for it, on another
+/// node of the cluster that has them (its publish settings then name that node).
 pub(super) async fn create<C: CloudOps + 'static>(
     State(svc): State<Arc<Service<C>>>,
+    headers: HeaderMap,
     body: Bytes,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<Response, ApiError> {
+    match make_here(&svc, &body).await {
+        Ok(made) => Ok(made.into_response()),
+        Err(NotHere::Refused(refused)) => Err(refused),
+        Err(NotHere::Lacking(lacking)) => {
+            match super::feed_nodes::place(&svc, &headers, body).await {
+                Some(placed) => Ok(placed),
+                None => Err(lacking),
+            }
+        }
+    }
+}
+
+async fn make_here<C: CloudOps + 'static>(
+    svc: &Arc<Service<C>>,
+    body: &Bytes,
+) -> Result<(StatusCode, Json<Value>), NotHere> {
     let request: FeedRequest = serde_json::from_slice(&body).map_err(|e| {
         ApiError::problem(StatusCode::BAD_REQUEST, format!("not a feed request: {e}"))
     })?;
     let input = match (request.kind, &request.url) {
         (Some(FeedKind::Rtsp), Some(url)) if !url.to_ascii_lowercase().starts_with("rtsp") => {
-            return Err(ApiError::problem(
+            return Err(NotHere::Refused(ApiError::problem(
                 StatusCode::BAD_REQUEST,
                 "url: an rtsp feed pulls an rtsp:// or rtsps:// URL (kind pull plays others)",
-            ));
+            )));
         }
-        (Some(FeedKind::Rtsp | FeedKind::Pull), Some(url)) => Some(admit_input(&svc, url).await?),
+        (Some(FeedKind::Rtsp | FeedKind::Pull), Some(url)) => Some(admit_input(svc, url).await?),
         _ => None,
     };
     // A feed's encode takes the node's room as a live session's does (a passed-through one
@@ -62,16 +103,17 @@ pub(super) async fn create<C: CloudOps + 'static>(
             .live
             .saturating_mul(request.profile.unwrap_or_default().live_cost()),
     };
-    let room = svc.take_slot(cost).ok_or_else(|| {
-        svc.refuse(
+    let room =
+        svc.take_slot(cost).ok_or_else(|| {
+            NotHere::Lacking(svc.refuse(
             "capacity",
             ApiError::TooMany(
                 "this node has no room for the feed's encode (--max-sessions, in cost units); \
                  end a feed or a session, or try another node"
                     .into(),
             ),
-        )
-    })?;
+        ))
+        })?;
     let feeds = svc.feeds().clone();
     // Starting a stream builds GStreamer pipelines: off the async workers.
     let made = feeds.clone();
