@@ -81,7 +81,7 @@ async fn make_here<C: CloudOps + 'static>(
     svc: &Arc<Service<C>>,
     body: &Bytes,
 ) -> Result<(StatusCode, Json<Value>), NotHere> {
-    let request: FeedRequest = serde_json::from_slice(&body).map_err(|e| {
+    let request: FeedRequest = serde_json::from_slice(body).map_err(|e| {
         ApiError::problem(StatusCode::BAD_REQUEST, format!("not a feed request: {e}"))
     })?;
     let input = match (request.kind, &request.url) {
