@@ -235,6 +235,12 @@ pub(crate) static FIGURES: &[Figure] = &[
         run: crate::density::passthrough_density,
     }),
     Figure::Bespoke(Bespoke {
+        key: "latency",
+        heading: "latency publisher → room: a passed-through and a re-encoded feed vs nginx-rtmp + ffmpeg",
+        slot: Slot::More("feed_latency"),
+        run: crate::latency::feed_latency,
+    }),
+    Figure::Bespoke(Bespoke {
         key: "fanout",
         heading: "announcement fan-out",
         slot: Slot::More("announcement_fanout"),

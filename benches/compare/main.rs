@@ -17,6 +17,7 @@ mod concurrency;
 mod control;
 mod density;
 mod figures;
+mod latency;
 mod measure;
 mod readers;
 mod report;
