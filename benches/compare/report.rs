@@ -242,6 +242,41 @@ fn more(report: &Value) -> String {
             f["most_feeds_in_real_time"]
         ));
     }
+    if let Some(f) = report["more"].get("feed_latency") {
+        md.push_str(&feed_latency(f));
+    }
+    md
+}
+
+/// The latency figure: one row per path, then the ratios to the chain and the target.
+fn feed_latency(f: &Value) -> String {
+    let mut md = format!(
+        "\nLatency, publisher → room ({}; read as {}), p50 and p95 over {} s per path ({} interleaved runs, pooled):\n\n| path | p50 ms | p95 ms | p50 per run | pictures / expected |\n|---|---|---|---|---|\n",
+        f["publisher"].as_str().unwrap_or(""),
+        f["reader"].as_str().unwrap_or(""),
+        f["window_seconds"],
+        f["runs_per_path"]
+    );
+    for (key, name) in [
+        ("callfeed_passthrough", "callfeed, feed passed through"),
+        ("callfeed_encoded", "callfeed, feed re-encoded"),
+        ("nginx_ffmpeg", "nginx-rtmp + ffmpeg transcode"),
+    ] {
+        let p = &f[key];
+        md.push_str(&format!(
+            "| {name} | {} | {} | {} | {} / {} |\n",
+            p["p50_ms"], p["p95_ms"], p["p50_ms_per_run"], p["pictures"], p["expected_pictures"]
+        ));
+    }
+    md.push_str(&format!(
+        "\ncallfeed / chain, p50 (p95): passed through {} ({}), re-encoded {} ({}). Target: {}: {}.\n",
+        f["callfeed_passthrough_over_chain"]["p50"],
+        f["callfeed_passthrough_over_chain"]["p95"],
+        f["callfeed_encoded_over_chain"]["p50"],
+        f["callfeed_encoded_over_chain"]["p95"],
+        f["target"].as_str().unwrap_or(""),
+        if f["met"] == true { "met" } else { "not met" }
+    ));
     md
 }
 
