@@ -49,9 +49,9 @@ impl Publisher {
         self.feed.refused(reason, address);
     }
 
-    /// Resolves when the feed drops this publisher (it ended, or its key changed), or
-    /// stops taking what it sends.
-    pub(crate) async fn kicked(&mut self) {
+    /// Resolves when the feed drops this publisher (it ended, or its key changed), or its
+    /// stream stops taking what it sends; why, as the publisher's refusal says it.
+    pub(crate) async fn kicked(&mut self) -> &'static str {
         // A passed-through publisher has no decoder to give up on it.
         let writer_closed = async {
             match self.writer.as_ref() {
@@ -60,8 +60,8 @@ impl Publisher {
             }
         };
         tokio::select! {
-            _ = self.kicked.wait_for(|k| *k) => {}
-            _ = writer_closed => {}
+            _ = self.kicked.wait_for(|k| *k) => "dropped by the feed (it ended, or its key changed)",
+            _ = writer_closed => "the feed's decoder gave up on what the publisher sent",
         }
     }
 }

@@ -144,7 +144,7 @@ impl Connection<'_> {
             };
             let read = tokio::select! {
                 read = tokio::time::timeout_at(deadline, self.socket.read(&mut buf)) => read,
-                _ = kicked => return Err("dropped by the feed (it ended, or its key changed)".into()),
+                why = kicked => return Err(why.into()),
             };
             let n = match read {
                 Err(_) if self.publisher.is_none() => {
