@@ -199,6 +199,7 @@ async fn listen_rtmp(
         topologies: Topologies::load(&config.pipelines)?,
         rtmp_base: None,
         srt: None,
+        whip: None,
     });
     let server = super::feed::start_rtmp(
         &feeds,

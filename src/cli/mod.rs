@@ -19,6 +19,7 @@ mod probe;
 mod progress;
 mod push;
 mod serve;
+mod webrtc;
 
 pub use output::{EXIT_FAILED, EXIT_INVALID};
 

@@ -110,6 +110,8 @@ pub(super) struct ServeArgs {
     input_size: super::args::InputSizeArgs,
     #[command(flatten)]
     feeds: FeedArgs,
+    #[command(flatten)]
+    webrtc: super::webrtc::WebRtcArgs,
 }
 
 /// Feeds: live inputs encoders push to (or this node pulls), shared by any number of calls.
@@ -179,6 +181,7 @@ async fn start_feeds(
         topologies: topologies.clone(),
         rtmp_base: None,
         srt: None,
+        whip: None,
     });
     let public_url_host = args
         .public_url
@@ -330,6 +333,11 @@ pub(super) async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<Exit
     let max_sessions = capacity(&args);
     let topologies = Topologies::load(&config.pipelines)?;
     let (feeds, _rtmp) = start_feeds(&args, &topologies).await?;
+    // WHIP publishers reach the node where its API is, under the public URL if given.
+    feeds.set_whip(Some(crate::feed::WhipEndpoint {
+        base: public.trim_end_matches('/').to_owned(),
+        webrtc: args.webrtc.settings(addr.ip())?,
+    }));
     let service = Service::new(
         cloud,
         journal.journal().clone(),

@@ -12,6 +12,7 @@
 //! - `secret`: feed ids and stream keys
 //! - `rtmp`: the RTMP server publishers push to
 //! - `srt`: who publishes to an SRT feed (the gate its listener asks)
+//! - `whip`: WHIP publishers (a browser, OBS 30+) over WebRTC: offer in, answer out
 
 mod model;
 mod publisher;
@@ -20,10 +21,12 @@ pub mod rtmp;
 mod running;
 mod secret;
 mod srt;
+mod whip;
 
 pub use model::{
     FeedError, FeedEvent, FeedFigures, FeedKind, FeedMode, FeedRequest, FeedState, FeedView,
-    PublishEndpoints, PublishSettings, PublisherView, Refusal, SrtEndpoint,
+    PublishEndpoints, PublishSettings, PublisherView, Refusal, SrtEndpoint, WhipEndpoint,
 };
 pub(crate) use publisher::{Claim, Publisher};
 pub use registry::{DEFAULT_MAX_FEEDS, FeedLease, FeedSettings, Feeds};
+pub use whip::{WhipAnswer, WhipRefusal};

@@ -18,6 +18,9 @@ pub enum FeedKind {
     Rtsp,
     /// callfeed plays an input of its own: a URL, a device or a test source.
     Pull,
+    /// A browser or OBS 30+ publishes over WebRTC to the feed's WHIP endpoint, on the
+    /// node's own HTTP server, with the feed's key as its bearer token.
+    Whip,
 }
 
 impl FeedKind {
@@ -27,12 +30,13 @@ impl FeedKind {
             FeedKind::Srt => "srt",
             FeedKind::Rtsp => "rtsp",
             FeedKind::Pull => "pull",
+            FeedKind::Whip => "whip",
         }
     }
 
     /// Whether a publisher pushes to it (with a secret of the feed's).
     pub fn is_pushed(self) -> bool {
-        matches!(self, FeedKind::Rtmp | FeedKind::Srt)
+        matches!(self, FeedKind::Rtmp | FeedKind::Srt | FeedKind::Whip)
     }
 }
 
@@ -117,6 +121,12 @@ pub enum PublishSettings {
         /// and ffmpeg take it).
         latency_ms: u32,
     },
+    Whip {
+        /// OBS's "Server" (Service: WHIP): the endpoint a publisher POSTs its offer to.
+        url: String,
+        /// OBS's "Bearer Token".
+        bearer: String,
+    },
 }
 
 /// Where publishers reach this node, as a feed's publish settings name it.
@@ -125,6 +135,8 @@ pub struct PublishEndpoints {
     /// `rtmp://HOST:PORT/live`.
     pub rtmp: Option<String>,
     pub srt: Option<SrtEndpoint>,
+    /// Where the node's API answers publishers (`http(s)://HOST:PORT`), when it takes WHIP.
+    pub whip: Option<String>,
 }
 
 /// The node's SRT listeners: a port per feed, from a range.
@@ -283,4 +295,12 @@ impl FeedError {
             reason: reason.into(),
         }
     }
+}
+
+/// Where WHIP publishers reach the node, and how it takes WebRTC.
+#[derive(Debug, Clone)]
+pub struct WhipEndpoint {
+    /// The node's API as publishers reach it (`http(s)://HOST:PORT`).
+    pub base: String,
+    pub webrtc: crate::media::whip::WebRtcSettings,
 }

@@ -37,6 +37,8 @@ pub struct FeedSettings {
     pub rtmp_base: Option<String>,
     /// The SRT listeners' address, ports and latency, when the node takes SRT publishers.
     pub srt: Option<SrtEndpoint>,
+    /// Where WHIP publishers reach the node, and how it takes WebRTC, when it does.
+    pub whip: Option<super::model::WhipEndpoint>,
 }
 
 /// The feeds of this node; clones share them.
@@ -51,6 +53,8 @@ struct Registry {
     starting: AtomicUsize,
     feeds: Mutex<HashMap<String, Kept>>,
     events: broadcast::Sender<FeedEvent>,
+    /// WHIP publishers' sessions, by resource id.
+    whip_sessions: WhipSessions,
 }
 
 /// A session's hold on a feed: the feed's stream to publish, and its state to follow. The
@@ -129,6 +133,7 @@ impl Feeds {
                 feeds: Mutex::new(HashMap::new()),
                 starting: AtomicUsize::new(0),
                 events: broadcast::channel(1024).0,
+                whip_sessions: Default::default(),
             }),
         }
     }
@@ -143,11 +148,26 @@ impl Feeds {
         self.inner.settings.lock().srt = srt;
     }
 
+    /// Where WHIP publishers reach the node, when it takes them.
+    pub fn set_whip(&self, whip: Option<super::model::WhipEndpoint>) {
+        self.inner.settings.lock().whip = whip;
+    }
+
+    /// Where WHIP publishers reach the node and how it takes WebRTC, when it does.
+    pub fn whip_endpoint(&self) -> Option<super::model::WhipEndpoint> {
+        self.inner.settings.lock().whip.clone()
+    }
+
+    pub(super) fn whip_sessions(&self) -> WhipSessions {
+        self.inner.whip_sessions.clone()
+    }
+
     fn endpoints(&self) -> PublishEndpoints {
         let settings = self.inner.settings.lock();
         PublishEndpoints {
             rtmp: settings.rtmp_base.clone(),
             srt: settings.srt.clone(),
+            whip: settings.whip.as_ref().map(|w| w.base.clone()),
         }
     }
 
@@ -277,7 +297,7 @@ impl Feeds {
         if kind.is_pushed() && request.url.is_some() {
             return Err(FeedError::invalid(
                 "url",
-                "a pushed feed (rtmp, srt) is pushed to: it takes no url",
+                "a pushed feed (rtmp, srt, whip) is pushed to: it takes no url",
             ));
         }
         match kind {
@@ -286,6 +306,11 @@ impl Feeds {
                 flag: "--rtmp-listen ADDR",
             }),
             FeedKind::Rtmp => Ok(pushed(secret::stream_key())),
+            FeedKind::Whip if settings.whip.is_none() => Err(FeedError::NoListener {
+                kind: "WHIP",
+                flag: "its API (`callfeed serve`)",
+            }),
+            FeedKind::Whip => Ok(pushed(secret::stream_key())),
             FeedKind::Srt => {
                 let srt = settings.srt.as_ref().ok_or(FeedError::NoListener {
                     kind: "SRT",
@@ -504,6 +529,36 @@ impl Feeds {
         Ok(publisher)
     }
 
+    /// Takes a WHIP publisher for feed `id` when `bearer` is its key; a feed that has one
+    /// keeps it.
+    pub(super) fn claim_whip(
+        &self,
+        id: &str,
+        bearer: &str,
+        address: &str,
+    ) -> Result<Publisher, Claim> {
+        let feed = self
+            .running(id)
+            .ok()
+            .filter(|f| f.kind == FeedKind::Whip && f.has_key(bearer))
+            .ok_or(Claim::WrongKey)?;
+        let Some(kicked) = feed.take_publisher(PublisherView::connected(address)) else {
+            feed.refused("the feed already has a publisher", address);
+            return Err(Claim::Taken);
+        };
+        tracing::info!(feed = %feed.id, %address, "feed publisher connected");
+        Ok(Publisher {
+            feed,
+            writer: None,
+            kicked,
+        })
+    }
+
+    /// Whether `bearer` is feed `id`'s key (compared in constant time).
+    pub(super) fn whip_key_fits(&self, id: &str, bearer: &str) -> bool {
+        self.find(id).is_ok_and(|f| f.has_key(bearer))
+    }
+
     /// The running feed whose stream key `key` is (compared in constant time with each).
     fn by_rtmp_key(&self, key: &str) -> Option<Arc<Feed>> {
         let feeds: Vec<Arc<Feed>> = self
@@ -545,6 +600,9 @@ struct Source {
     shown: Option<String>,
     srt_port: Option<u16>,
 }
+
+/// The running WHIP sessions, by resource id: the feed each publishes to, and what ends it.
+pub(super) type WhipSessions = Arc<Mutex<HashMap<String, (String, watch::Sender<bool>)>>>;
 
 /// A feed, and when it was first seen ended.
 type Kept = (Arc<Feed>, Option<std::time::Instant>);

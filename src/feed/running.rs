@@ -262,6 +262,10 @@ impl Feed {
                     latency_ms: srt.latency_ms,
                 })
             }
+            FeedKind::Whip => Some(PublishSettings::Whip {
+                url: format!("{}/v1/whip/{}", endpoints.whip.as_ref()?, self.id),
+                bearer: key.to_owned(),
+            }),
             FeedKind::Rtsp | FeedKind::Pull => None,
         }
     }
@@ -408,7 +412,7 @@ impl Feed {
             frames_out: get(|s| s.frames_out),
             slate_ms: get(|s| s.slate_ms),
             reconnects: match self.kind {
-                FeedKind::Rtmp | FeedKind::Srt => {
+                FeedKind::Rtmp | FeedKind::Srt | FeedKind::Whip => {
                     self.publishers.load(Ordering::Relaxed).saturating_sub(1)
                 }
                 FeedKind::Rtsp | FeedKind::Pull => stats.as_ref().map_or(0, |s| s.restarts),

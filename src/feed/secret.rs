@@ -7,6 +7,11 @@ pub(super) fn stream_key() -> SecretString {
     SecretString::from(hex::encode(rand::random::<[u8; 16]>()))
 }
 
+/// A WHIP session's resource id: 128 random bits (a resource is found by it).
+pub(super) fn resource_id() -> String {
+    hex::encode(rand::random::<[u8; 16]>())
+}
+
 /// A feed's id: short, lowercase, safe in a URL path, an SRT streamid and a file name.
 pub(super) fn feed_id() -> String {
     format!("f-{}", hex::encode(rand::random::<[u8; 6]>()))

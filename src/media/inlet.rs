@@ -25,6 +25,8 @@ pub enum Container {
     Flv,
     /// An MPEG transport stream as it comes (from an SRT caller).
     MpegTs,
+    /// A live Matroska stream (a WHIP publisher's media, depayloaded and muxed).
+    Matroska,
 }
 
 /// Why a tag or a connection was refused.

@@ -272,3 +272,4 @@ pub mod sizes;
 pub mod srt;
 pub mod stream;
 pub mod topology;
+pub mod whip;

@@ -11,3 +11,4 @@ mod rtsp;
 mod sessions;
 mod srt;
 mod stay;
+mod whip;

@@ -21,6 +21,7 @@ pub(crate) async fn rtmp_feeds(limits: callfeed::feed::rtmp::RtmpLimits) -> Rtmp
         topologies: Topologies::builtin().unwrap(),
         rtmp_base: None,
         srt: None,
+        whip: None,
     });
     let server =
         callfeed::feed::rtmp::listen("127.0.0.1:0".parse().unwrap(), feeds.clone(), limits)
@@ -35,7 +36,9 @@ pub(crate) async fn rtmp_feeds(limits: callfeed::feed::rtmp::RtmpLimits) -> Rtmp
 
 pub(crate) fn rtmp_url(view: &callfeed::feed::FeedView) -> String {
     match view.publish.as_ref().expect("publish settings") {
-        PublishSettings::Rtmp { url, .. } | PublishSettings::Srt { url, .. } => url.clone(),
+        PublishSettings::Rtmp { url, .. }
+        | PublishSettings::Srt { url, .. }
+        | PublishSettings::Whip { url, .. } => url.clone(),
     }
 }
 

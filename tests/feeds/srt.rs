@@ -21,6 +21,7 @@ fn srt_feeds() -> Feeds {
             public_host: "127.0.0.1".into(),
             latency_ms: 120,
         }),
+        whip: None,
     })
 }
 

@@ -51,6 +51,7 @@ fn caps_of(container: Container) -> gst::Caps {
         Container::MpegTs => gst::Caps::builder("video/mpegts")
             .field("systemstream", true)
             .build(),
+        Container::Matroska => gst::Caps::builder("video/x-matroska").build(),
     }
 }
 

@@ -50,6 +50,7 @@ mod service;
 mod sessions;
 mod strays;
 mod viewers;
+mod whip;
 
 pub use budget::DEFAULT_MAX_EVENT_STREAMS;
 pub(crate) use error::problem;
@@ -78,6 +79,7 @@ impl<C: CloudOps + 'static> Service<C> {
                         topologies: config.topologies.clone(),
                         rtmp_base: None,
                         srt: None,
+                        whip: None,
                     })
                 })),
                 ..config.driver
@@ -198,6 +200,23 @@ impl<C: CloudOps + 'static> Service<C> {
                     post(hooks::trtc_webhook::<C>).layer(bounded()),
                 );
         }
+        // WHIP publishers show a feed's key, not the API's token, from any host and origin.
+        router = router
+            .route(
+                "/v1/whip/{id}",
+                post(whip::publish::<C>)
+                    .layer::<_, std::convert::Infallible>(axum::extract::DefaultBodyLimit::max(
+                        crate::media::whip::MAX_OFFER_BYTES + 1,
+                    ))
+                    .layer(bounded())
+                    .options(whip::options),
+            )
+            .route(
+                "/v1/whip/{id}/{resource}",
+                axum::routing::delete(whip::stop::<C>)
+                    .patch(whip::patch)
+                    .options(whip::options),
+            );
         router
             .route("/healthz", get(|| async { "ok" }))
             .route("/readyz", get(probes::ready::<C>))

@@ -1,0 +1,492 @@
+//! A WHIP publisher's WebRTC session (RFC 9725): its offer answered by `webrtcbin`, and what
+//! it sends carried into a feed's inlet as a Matroska stream — depayloaded, not decoded: the
+//! feed's input side decodes it as it decodes an RTMP publisher's FLV. One pipeline per
+//! publisher; a task owns its bus and ends it when the publisher stops sending, errs, or is
+//! let go.
+//!
+//! ```text
+//! webrtcbin ─ rtph264depay ─ h264parse ─┐
+//!           ─ rtpvp8depay ──────────────┼─ matroskamux ─ appsink ─► InletWriter
+//!           ─ rtpopusdepay ─ opusparse ─┘
+//! ```
+//!
+//! - `offer`: the offer cut down to what callfeed takes (a leaf)
+
+pub mod offer;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use gstreamer_webrtc as gst_webrtc;
+use secrecy::ExposeSecret;
+use tokio::sync::watch;
+
+use super::NullOnDrop;
+use super::inlet::InletWriter;
+
+pub use offer::{MAX_OFFER_BYTES, OfferError, Offered, VideoCodec};
+
+/// How long ICE gathering may take before the offer is answered anyway.
+const GATHER_WITHIN: Duration = Duration::from_secs(5);
+/// How long each of webrtcbin's negotiation steps may take.
+const STEP_WITHIN: Duration = Duration::from_secs(10);
+/// How long after the answer media must begin: a publisher whose ICE or DTLS never
+/// completes holds nothing longer than this.
+const FIRST_MEDIA_WITHIN: Duration = Duration::from_secs(15);
+/// How long a publisher may send nothing before it counts as gone. webrtcbin 1.22 never
+/// reports a peer that vanished (no consent freshness; its RTCP timeout takes 5–7 s or
+/// never comes), so the silence of its media is what tells.
+const SILENT_FOR: Duration = Duration::from_secs(2);
+/// How long a session's pipeline may take to stop.
+const TEARDOWN_LIMIT: Duration = Duration::from_secs(5);
+
+/// How the node takes WebRTC.
+#[derive(Debug, Clone, Default)]
+pub struct WebRtcSettings {
+    /// The addresses ICE gathers on; all of the machine's but loopback when empty. Loopback
+    /// is gathered only when named (the tests' only address).
+    pub bind: Vec<IpAddr>,
+    /// The UDP ports ICE may take.
+    pub ports: Option<(u16, u16)>,
+    /// Put into the answer's host candidates in place of the bound address, for a node
+    /// behind 1:1 NAT.
+    pub public_ip: Option<IpAddr>,
+    /// `stun://host:port`.
+    pub stun: Option<String>,
+    /// `turn://user:password@host:port` or `turns://…`; their credentials are secret.
+    pub turn: Vec<secrecy::SecretString>,
+}
+
+/// Why a publisher's offer was not answered.
+#[derive(Debug, thiserror::Error)]
+pub enum WhipError {
+    #[error(transparent)]
+    Offer(#[from] OfferError),
+    /// webrtcbin would not take the offer (no fingerprint, no ICE credentials, ...).
+    #[error("the offer was refused: {0}")]
+    Negotiation(String),
+    #[error("the WebRTC engine failed: {0}")]
+    Engine(String),
+}
+
+/// A publisher's running session. Dropping it ends the session.
+pub struct WhipPeer {
+    stop: watch::Sender<bool>,
+    ended: watch::Receiver<Option<String>>,
+}
+
+impl WhipPeer {
+    /// Why the session ended, once it has.
+    pub async fn ended(&mut self) -> String {
+        match self.ended.wait_for(Option::is_some).await {
+            Ok(reason) => reason.clone().unwrap_or_default(),
+            Err(_) => "the session's task is gone".into(),
+        }
+    }
+
+    /// Ends the session (the publisher's DELETE, the feed's end).
+    pub fn close(&self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+impl Drop for WhipPeer {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// Answers a publisher's `offer`: the answer's SDP (with its candidates: WHIP clients need
+/// not trickle), what the offer carries, and the running session, whose media goes to
+/// `writer`. Must run on a tokio runtime.
+pub async fn answer(
+    offer: &str,
+    settings: &WebRtcSettings,
+    writer: InletWriter,
+) -> Result<(String, Offered, WhipPeer), WhipError> {
+    super::init().map_err(|e| WhipError::Engine(e.to_string()))?;
+    let (sdp, offered) = offer::filter(offer)?;
+    let clock = Arc::new(MediaClock::new());
+    // Shared with the muxer's sink, so the session's end ends the feed's connection at
+    // once, not when the pipeline is freed.
+    let writer = Arc::new(parking_lot::Mutex::new(Some(writer)));
+    let (pipeline, webrtcbin) = build(settings, offered, writer.clone(), clock.clone())?;
+    let pipeline = NullOnDrop::new(pipeline);
+    if let Err(e) = pipeline.set_state(gst::State::Playing) {
+        pipeline.shut_down(TEARDOWN_LIMIT).await;
+        return Err(WhipError::Engine(e.to_string()));
+    }
+    let answer = match negotiate(&webrtcbin, sdp).await {
+        Ok(answer) => answer,
+        Err(e) => {
+            pipeline.shut_down(TEARDOWN_LIMIT).await;
+            return Err(e);
+        }
+    };
+    let answer = match settings.public_ip {
+        Some(ip) => with_public_host(&answer, ip),
+        None => answer,
+    };
+    let (stop, stopped) = watch::channel(false);
+    let (ended_tx, ended) = watch::channel(None);
+    tokio::spawn(async move {
+        let reason = run(&pipeline, stopped, &clock).await;
+        tracing::info!(%reason, "WHIP session ended");
+        writer.lock().take();
+        pipeline.shut_down(TEARDOWN_LIMIT).await;
+        let _ = ended_tx.send(Some(reason));
+    });
+    Ok((answer, offered, WhipPeer { stop, ended }))
+}
+
+/// The feed's connection, until the session ends.
+type SharedWriter = Arc<parking_lot::Mutex<Option<InletWriter>>>;
+
+/// When media last came through, in ms after the clock's start (0: never).
+struct MediaClock {
+    start: Instant,
+    last_ms: AtomicU64,
+}
+
+impl MediaClock {
+    fn new() -> Self {
+        Self {
+            start: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn tick(&self) {
+        let ms = self.start.elapsed().as_millis() as u64 + 1;
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// How long since media last came, if it ever did.
+    fn quiet_for(&self) -> Option<Duration> {
+        match self.last_ms.load(Ordering::Relaxed) {
+            0 => None,
+            ms => Some(
+                self.start
+                    .elapsed()
+                    .saturating_sub(Duration::from_millis(ms - 1)),
+            ),
+        }
+    }
+}
+
+/// The session's pipeline, with its media going to `writer`: webrtcbin, ready to take the
+/// offer, and the muxer's pads for what the offer carries.
+fn build(
+    settings: &WebRtcSettings,
+    offered: Offered,
+    writer: SharedWriter,
+    clock: Arc<MediaClock>,
+) -> Result<(gst::Pipeline, gst::Element), WhipError> {
+    let engine = |e: &dyn std::fmt::Display| WhipError::Engine(e.to_string());
+    let pipeline = gst::Pipeline::new();
+    let webrtcbin = gst::ElementFactory::make("webrtcbin")
+        .property_from_str("bundle-policy", "max-bundle")
+        .build()
+        .map_err(|e| engine(&e))?;
+    configure_ice(&webrtcbin, settings)?;
+    let mux = gst::ElementFactory::make("matroskamux")
+        .property("streamable", true)
+        .build()
+        .map_err(|e| engine(&e))?;
+    let sink = gst_app::AppSink::builder().sync(false).build();
+    pipeline
+        .add_many([&webrtcbin, &mux, sink.upcast_ref()])
+        .map_err(|e| engine(&e))?;
+    mux.link(&sink).map_err(|e| engine(&e))?;
+    // Asked for before any media: the muxer writes its header once every pad has media,
+    // and takes no pad after that.
+    if offered.video.is_some() {
+        mux.request_pad_simple("video_%u")
+            .ok_or_else(|| engine(&"the muxer has no video pad"))?;
+    }
+    if offered.audio {
+        mux.request_pad_simple("audio_%u")
+            .ok_or_else(|| engine(&"the muxer has no audio pad"))?;
+    }
+    carry_to(&sink, writer);
+    let (weak_pipeline, weak_mux) = (pipeline.downgrade(), mux.downgrade());
+    webrtcbin.connect_pad_added(move |_, pad| {
+        let (Some(pipeline), Some(mux)) = (weak_pipeline.upgrade(), weak_mux.upgrade()) else {
+            return;
+        };
+        let clock = clock.clone();
+        pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            clock.tick();
+            gst::PadProbeReturn::Ok
+        });
+        if let Err(e) = depayload(&pipeline, pad, &mux) {
+            tracing::warn!(error = %e, "a WHIP publisher's stream is not carried");
+        }
+    });
+    Ok((pipeline, webrtcbin))
+}
+
+/// Where ICE gathers and what helps it: addresses, ports, STUN and TURN.
+fn configure_ice(webrtcbin: &gst::Element, settings: &WebRtcSettings) -> Result<(), WhipError> {
+    use gst_webrtc::prelude::WebRTCICEExt;
+    if let Some(stun) = &settings.stun {
+        webrtcbin.set_property("stun-server", stun);
+    }
+    for turn in &settings.turn {
+        let added: bool = webrtcbin.emit_by_name("add-turn-server", &[&turn.expose_secret()]);
+        if !added {
+            return Err(WhipError::Engine(
+                "a TURN server was not taken (--ice-server turn:…)".into(),
+            ));
+        }
+    }
+    let ice = webrtcbin.property::<gst_webrtc::WebRTCICE>("ice-agent");
+    for ip in &settings.bind {
+        if !ice.emit_add_local_ip_address(&ip.to_string()) {
+            return Err(WhipError::Engine(format!("ICE cannot gather on {ip}")));
+        }
+    }
+    if let Some((low, high)) = settings.ports {
+        ice.set_min_rtp_port(u32::from(low));
+        ice.set_max_rtp_port(u32::from(high));
+    }
+    ice.set_property("ice-tcp", false);
+    // Without it libnice asks the network for a UPnP gateway and waits 200 ms each time.
+    ice.property::<gst::glib::Object>("agent")
+        .set_property("upnp", false);
+    webrtcbin.connect("on-new-transceiver", false, |values| {
+        if let Some(t) = values
+            .get(1)
+            .and_then(|v| v.get::<gst_webrtc::WebRTCRTPTransceiver>().ok())
+        {
+            t.set_property("do-nack", true);
+        }
+        None
+    });
+    Ok(())
+}
+
+/// Hands what the muxer makes to the feed's inlet; a full inlet (a publisher faster than
+/// the feed decodes) or a closed one ends the session with the reason.
+fn carry_to(sink: &gst_app::AppSink, writer: SharedWriter) {
+    sink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |sink| {
+                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                let Some(buffer) = sample.buffer() else {
+                    return Ok(gst::FlowSuccess::Ok);
+                };
+                let map = buffer.map_readable().map_err(|_| gst::FlowError::Error)?;
+                let sent = match writer.lock().as_mut() {
+                    Some(w) => w.send_bytes(bytes::Bytes::copy_from_slice(map.as_slice())),
+                    None => return Err(gst::FlowError::Eos),
+                };
+                match sent {
+                    Ok(()) => Ok(gst::FlowSuccess::Ok),
+                    Err(e) => {
+                        gst::element_error!(sink, gst::StreamError::Failed, ("{}", e));
+                        Err(gst::FlowError::Error)
+                    }
+                }
+            })
+            .build(),
+    );
+}
+
+/// Links a new stream of webrtcbin's to the muxer through its depayloader.
+fn depayload(pipeline: &gst::Pipeline, pad: &gst::Pad, mux: &gst::Element) -> Result<(), String> {
+    let caps = pad.current_caps().ok_or("a stream without caps")?;
+    let s = caps.structure(0).ok_or("a stream without caps")?;
+    let encoding = s
+        .get::<&str>("encoding-name")
+        .unwrap_or_default()
+        .to_ascii_uppercase();
+    let (chain, target): (Vec<gst::Element>, &str) = match encoding.as_str() {
+        "H264" => (
+            vec![keyframe_depayloader("rtph264depay")?, make("h264parse")?],
+            "video_0",
+        ),
+        "VP8" => (vec![keyframe_depayloader("rtpvp8depay")?], "video_0"),
+        "OPUS" => (vec![make("rtpopusdepay")?, make("opusparse")?], "audio_0"),
+        other => return Err(format!("{other} is not taken")),
+    };
+    let into = mux
+        .static_pad(target)
+        .ok_or_else(|| format!("{encoding} was not offered"))?;
+    pipeline.add_many(&chain).map_err(|e| e.to_string())?;
+    gst::Element::link_many(&chain).map_err(|e| e.to_string())?;
+    for element in &chain {
+        element
+            .sync_state_with_parent()
+            .map_err(|e| e.to_string())?;
+    }
+    let first = chain[0]
+        .static_pad("sink")
+        .ok_or("a depayloader without input")?;
+    pad.link(&first).map_err(|e| e.to_string())?;
+    let last = chain[chain.len() - 1]
+        .static_pad("src")
+        .ok_or("a parser without output")?;
+    last.link(&into).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+fn make(factory: &str) -> Result<gst::Element, String> {
+    gst::ElementFactory::make(factory)
+        .build()
+        .map_err(|e| format!("{factory}: {e}"))
+}
+
+/// A video depayloader that starts on a keyframe and asks the publisher for one (PLI or
+/// FIR) when packets were lost.
+fn keyframe_depayloader(factory: &str) -> Result<gst::Element, String> {
+    gst::ElementFactory::make(factory)
+        .property("request-keyframe", true)
+        .property("wait-for-keyframe", true)
+        .build()
+        .map_err(|e| format!("{factory}: {e}"))
+}
+
+/// A webrtcbin promise's reply, or its error.
+async fn reply(
+    step: &str,
+    future: gst::promise::PromiseFuture,
+) -> Result<Option<gst::Structure>, WhipError> {
+    let replied = tokio::time::timeout(STEP_WITHIN, future)
+        .await
+        .map_err(|_| WhipError::Engine(format!("{step} took more than {STEP_WITHIN:?}")))?;
+    match replied {
+        Ok(Some(reply)) => match reply.get::<gst::glib::Error>("error") {
+            Ok(e) => Err(WhipError::Negotiation(e.to_string())),
+            Err(_) => Ok(Some(reply.to_owned())),
+        },
+        Ok(None) => Ok(None),
+        Err(e) => Err(WhipError::Engine(format!("{step}: {e:?}"))),
+    }
+}
+
+/// Takes the offer, makes the answer, and waits (a bounded time) for its candidates.
+async fn negotiate(
+    webrtcbin: &gst::Element,
+    offer: gstreamer_sdp::SDPMessage,
+) -> Result<String, WhipError> {
+    let (gathered, mut complete) = watch::channel(false);
+    let watcher = webrtcbin.connect_notify(Some("ice-gathering-state"), move |bin, _| {
+        let state = bin.property::<gst_webrtc::WebRTCICEGatheringState>("ice-gathering-state");
+        if state == gst_webrtc::WebRTCICEGatheringState::Complete {
+            let _ = gathered.send(true);
+        }
+    });
+    let offer = gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Offer, offer);
+    let (promise, future) = gst::Promise::new_future();
+    webrtcbin.emit_by_name::<()>("set-remote-description", &[&offer, &promise]);
+    reply("set-remote-description", future).await?;
+    let (promise, future) = gst::Promise::new_future();
+    webrtcbin.emit_by_name::<()>("create-answer", &[&None::<gst::Structure>, &promise]);
+    let made = reply("create-answer", future)
+        .await?
+        .ok_or_else(|| WhipError::Engine("create-answer gave nothing".into()))?;
+    let answer = made
+        .get::<gst_webrtc::WebRTCSessionDescription>("answer")
+        .map_err(|e| WhipError::Negotiation(e.to_string()))?;
+    let (promise, future) = gst::Promise::new_future();
+    webrtcbin.emit_by_name::<()>("set-local-description", &[&answer, &promise]);
+    reply("set-local-description", future).await?;
+    // A node with no address ICE can use never completes gathering: bounded.
+    let _ = tokio::time::timeout(GATHER_WITHIN, complete.wait_for(|done| *done)).await;
+    webrtcbin.disconnect(watcher);
+    let local = webrtcbin
+        .property::<Option<gst_webrtc::WebRTCSessionDescription>>("local-description")
+        .ok_or_else(|| WhipError::Engine("no answer was made".into()))?;
+    let text = local
+        .sdp()
+        .as_text()
+        .map_err(|e| WhipError::Engine(e.to_string()))?;
+    if !text.contains("a=candidate:") {
+        return Err(WhipError::Engine(
+            "ICE found no address to offer (--webrtc-bind)".into(),
+        ));
+    }
+    Ok(text)
+}
+
+/// The answer with `public` as the address of its host candidates (a node behind 1:1 NAT:
+/// the publisher checks the public address, the NAT brings it to the bound socket).
+fn with_public_host(answer: &str, public: IpAddr) -> String {
+    answer
+        .split("\r\n")
+        .map(|line| {
+            let fields: Vec<&str> = line.split(' ').collect();
+            let host = line.starts_with("a=candidate:")
+                && fields.len() > 7
+                && fields[6] == "typ"
+                && fields[7] == "host";
+            if host {
+                let mut fields = fields;
+                let public = public.to_string();
+                fields[4] = &public;
+                fields.join(" ")
+            } else {
+                line.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\r\n")
+}
+
+/// The session's life: until it is let go, errs, or its publisher is silent too long.
+async fn run(
+    pipeline: &gst::Pipeline,
+    mut stop: watch::Receiver<bool>,
+    clock: &MediaClock,
+) -> String {
+    let Some(bus) = pipeline.bus() else {
+        return "the session's pipeline has no bus".into();
+    };
+    let mut messages = bus.stream();
+    let started = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => return "let go".into(),
+            msg = messages.next() => match msg.as_ref().map(|m| m.view()) {
+                Some(gst::MessageView::Error(e)) => return format!("{}", e.error()),
+                Some(gst::MessageView::Eos(_)) => return "the publisher's stream ended".into(),
+                Some(_) => {}
+                None => return "the session's bus closed".into(),
+            },
+            _ = tick.tick() => match clock.quiet_for() {
+                None if started.elapsed() > FIRST_MEDIA_WITHIN => {
+                    return format!(
+                        "no media within {}s of the answer (ICE or DTLS never completed: is UDP open to --webrtc-ports?)",
+                        FIRST_MEDIA_WITHIN.as_secs()
+                    );
+                }
+                Some(quiet) if quiet > SILENT_FOR => {
+                    return format!("the publisher sent nothing for {}s", SILENT_FOR.as_secs());
+                }
+                _ => {}
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_candidates_name_the_public_address_and_others_stay() {
+        let answer = "v=0\r\na=candidate:1 1 UDP 2015363327 10.0.0.5 40006 typ host\r\n\
+a=candidate:2 1 UDP 1679819007 198.51.100.9 40006 typ srflx raddr 10.0.0.5 rport 40006\r\n";
+        let out = with_public_host(answer, "203.0.113.7".parse().unwrap());
+        assert!(out.contains("a=candidate:1 1 UDP 2015363327 203.0.113.7 40006 typ host"));
+        assert!(out.contains("198.51.100.9 40006 typ srflx raddr 10.0.0.5"));
+    }
+}

@@ -1,0 +1,168 @@
+//! A WHIP publisher for the tests, independent of callfeed's own WebRTC code: webrtcbin
+//! sending H.264 (constrained baseline, no B-frames) and Opus, or VP8, from test sources
+//! (a 320x240 picture at 30 fps and a 440 Hz tone), gathering on 127.0.0.1 only; its offer
+//! POSTed to a WHIP endpoint and the answer applied.
+
+use std::time::Duration;
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_sdp as gst_sdp;
+use gstreamer_webrtc as gst_webrtc;
+use gstreamer_webrtc::prelude::WebRTCICEExt;
+
+/// Which video codec the publisher sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Video {
+    H264,
+    Vp8,
+}
+
+/// A publishing WebRTC peer; dropping it stops it, as a closed tab does (no DELETE).
+pub struct WhipPublisher {
+    pipeline: gst::Pipeline,
+    /// The session resource's URL.
+    pub resource: String,
+}
+
+impl Drop for WhipPublisher {
+    fn drop(&mut self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+/// What the endpoint answered a POST of the offer with.
+pub struct Answered {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: String,
+}
+
+fn launch(video: Video) -> gst::Pipeline {
+    let encode = match video {
+        Video::H264 => {
+            "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=30 bframes=0 \
+             ! video/x-h264,profile=constrained-baseline ! rtph264pay config-interval=-1 \
+             aggregate-mode=zero-latency ! application/x-rtp,media=video,encoding-name=H264,payload=96"
+        }
+        Video::Vp8 => {
+            "vp8enc deadline=1 keyframe-max-dist=30 ! rtpvp8pay \
+             ! application/x-rtp,media=video,encoding-name=VP8,payload=96"
+        }
+    };
+    let description = format!(
+        "webrtcbin name=wb bundle-policy=max-bundle \
+         videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=30/1 \
+         ! {encode} ! wb. \
+         audiotestsrc is-live=true freq=440 volume=0.5 ! audioconvert ! audioresample ! opusenc \
+         ! rtpopuspay ! application/x-rtp,media=audio,encoding-name=OPUS,payload=111 ! wb."
+    );
+    gst::parse::launch(&description)
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap()
+}
+
+/// Makes the publisher's offer (with its candidates, on loopback only).
+async fn offer(pipeline: &gst::Pipeline) -> String {
+    let wb = pipeline.by_name("wb").unwrap();
+    let ice = wb.property::<gst_webrtc::WebRTCICE>("ice-agent");
+    assert!(ice.emit_add_local_ip_address("127.0.0.1"));
+    ice.set_property("ice-tcp", false);
+    ice.property::<gst::glib::Object>("agent")
+        .set_property("upnp", false);
+    let (tx, rx) = tokio::sync::oneshot::channel::<String>();
+    let tx = parking_lot::Mutex::new(Some(tx));
+    wb.connect_notify(Some("ice-gathering-state"), move |wb, _| {
+        let state = wb.property::<gst_webrtc::WebRTCICEGatheringState>("ice-gathering-state");
+        if state == gst_webrtc::WebRTCICEGatheringState::Complete {
+            let local = wb.property::<gst_webrtc::WebRTCSessionDescription>("local-description");
+            if let Some(tx) = tx.lock().take() {
+                let _ = tx.send(local.sdp().as_text().unwrap());
+            }
+        }
+    });
+    wb.connect("on-negotiation-needed", false, |values| {
+        let wb = values[0].get::<gst::Element>().unwrap();
+        for i in 0i32.. {
+            let Some(t) = wb
+                .emit_by_name::<Option<gst_webrtc::WebRTCRTPTransceiver>>("get-transceiver", &[&i])
+            else {
+                break;
+            };
+            t.set_direction(gst_webrtc::WebRTCRTPTransceiverDirection::Sendonly);
+        }
+        let bin = wb.clone();
+        let promise = gst::Promise::with_change_func(move |reply| {
+            let offer = reply
+                .unwrap()
+                .unwrap()
+                .get::<gst_webrtc::WebRTCSessionDescription>("offer")
+                .unwrap();
+            bin.emit_by_name::<()>("set-local-description", &[&offer, &None::<gst::Promise>]);
+        });
+        wb.emit_by_name::<()>("create-offer", &[&None::<gst::Structure>, &promise]);
+        None
+    });
+    pipeline.set_state(gst::State::Playing).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), rx)
+        .await
+        .expect("the publisher's offer is made")
+        .unwrap()
+}
+
+/// POSTs `offer` to `endpoint` with `bearer`.
+pub async fn post_offer(endpoint: &str, bearer: &str, offer: &str) -> Answered {
+    let answer = reqwest::Client::new()
+        .post(endpoint)
+        .bearer_auth(bearer)
+        .header("content-type", "application/sdp")
+        .body(offer.to_owned())
+        .send()
+        .await
+        .unwrap();
+    Answered {
+        status: answer.status().as_u16(),
+        headers: answer.headers().clone(),
+        body: answer.text().await.unwrap(),
+    }
+}
+
+/// A publisher's offer, made and not sent (for what the endpoint refuses).
+pub async fn an_offer(video: Video) -> String {
+    callfeed::media::init().unwrap();
+    let pipeline = launch(video);
+    let offer = offer(&pipeline).await;
+    let _ = pipeline.set_state(gst::State::Null);
+    offer
+}
+
+/// Publishes to `endpoint` with `bearer`: the running publisher, or what the endpoint
+/// answered instead of 201.
+pub async fn publish(
+    endpoint: &str,
+    bearer: &str,
+    video: Video,
+) -> Result<WhipPublisher, Answered> {
+    callfeed::media::init().unwrap();
+    let pipeline = launch(video);
+    let offer = offer(&pipeline).await;
+    let answered = post_offer(endpoint, bearer, &offer).await;
+    if answered.status != 201 {
+        let _ = pipeline.set_state(gst::State::Null);
+        return Err(answered);
+    }
+    let location = answered.headers["location"].to_str().unwrap();
+    let resource = url::Url::parse(endpoint)
+        .unwrap()
+        .join(location)
+        .unwrap()
+        .to_string();
+    let sdp = gst_sdp::SDPMessage::parse_buffer(answered.body.as_bytes()).unwrap();
+    let answer = gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Answer, sdp);
+    let wb = pipeline.by_name("wb").unwrap();
+    let (promise, future) = gst::Promise::new_future();
+    wb.emit_by_name::<()>("set-remote-description", &[&answer, &promise]);
+    let _ = tokio::time::timeout(Duration::from_secs(10), future).await;
+    Ok(WhipPublisher { pipeline, resource })
+}

@@ -1,0 +1,149 @@
+//! WHIP publishers (a browser, OBS 30+) through `callfeed serve`'s own HTTP server: an
+//! independent webrtcbin publisher (tests/common/whip.rs) on loopback only. A wrong key gets
+//! 401 and nothing, an offer with nothing usable 406, a second publisher 409; a publisher's
+//! media reaches the room; a closed tab puts the calls on the slate, and a new publish brings
+//! media back in the same call; DELETE ends the publish.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::sessions::{rooms_until, served_feeds};
+use crate::common::serve::*;
+use crate::common::whip::{Video, an_offer, post_offer, publish};
+
+fn frames(tasks: &[Value]) -> u64 {
+    tasks
+        .iter()
+        .map(|t| t["video_frames"].as_u64().unwrap_or(0))
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whip_publisher_reaches_the_room_and_comes_back_in_the_same_call() {
+    let (emulator, _dir, feeds, api) = served_feeds().await;
+    feeds.feeds.set_whip(Some(callfeed::feed::WhipEndpoint {
+        base: api.base.trim_end_matches('/').to_owned(),
+        webrtc: callfeed::media::whip::WebRtcSettings {
+            bind: vec!["127.0.0.1".parse().unwrap()],
+            ..Default::default()
+        },
+    }));
+    let (status, feed) = api
+        .call(
+            reqwest::Method::POST,
+            "/v1/feeds",
+            Some(json!({"kind": "whip", "name": "presenter"})),
+            Some(TOKEN),
+        )
+        .await;
+    assert_eq!(status, 201, "{feed}");
+    let id = feed["id"].as_str().unwrap().to_owned();
+    let url = feed["publish"]["url"].as_str().unwrap().to_owned();
+    let bearer = feed["publish"]["bearer"].as_str().unwrap().to_owned();
+    assert!(url.ends_with(&format!("/v1/whip/{id}")), "{feed:#}");
+
+    // A wrong key: 401, nothing taken; nothing usable: 406 naming the line; not SDP: 400.
+    let offer = an_offer(Video::H264).await;
+    let wrong = post_offer(&url, "0123456789abcdef0123456789abcdef", &offer).await;
+    assert_eq!(wrong.status, 401, "{}", wrong.body);
+    assert_eq!(wrong.headers["www-authenticate"], "Bearer");
+    let h265 = offer.replace("H264/90000", "H265/90000");
+    let refused = post_offer(&url, &bearer, &h265).await;
+    assert_eq!(refused.status, 406, "{}", refused.body);
+    assert!(refused.body.contains("video line"), "{}", refused.body);
+    let garbage = post_offer(&url, &bearer, "hello").await;
+    assert_eq!(garbage.status, 400, "{}", garbage.body);
+    let shown = api.get(&format!("/v1/feeds/{id}")).await;
+    assert_eq!(shown["state"], "waiting", "{shown:#}");
+    assert!(shown["publisher"].is_null(), "{shown:#}");
+
+    let publisher = publish(&url, &bearer, Video::H264)
+        .await
+        .ok()
+        .expect("taken");
+    let (status, created) = api
+        .post(
+            json!({"to": ["jack"], "media": format!("feed:{id}"), "room": "whip-1",
+                     "ring": "when_live", "feed_wait_secs": 30, "ingest_at": "ring"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let session = created["id"].as_str().unwrap().to_owned();
+    let seen = rooms_until(&emulator, &["whip-1"], Duration::from_secs(30), |t| {
+        t.len() == 1 && frames(t) > 60 && t[0]["audio_ms"].as_u64() > Some(2000)
+    })
+    .await;
+    let task = &seen[0][0];
+    assert_eq!(
+        (task["width"].as_u64(), task["height"].as_u64()),
+        (Some(1280), Some(720))
+    );
+    let hz = task["dominant_hz"].as_f64().unwrap();
+    assert!((hz - 440.0).abs() < 15.0, "{task:#}");
+    let shown = api.get(&format!("/v1/feeds/{id}")).await;
+    assert_eq!(shown["publisher"]["video_codec"], "H.264", "{shown:#}");
+
+    // One publisher at a time.
+    let second = publish(&url, &bearer, Video::Vp8)
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(second.status, 409, "{}", second.body);
+
+    // The tab closes (no DELETE): the feed is lost and the call on the slate within 3 s.
+    drop(publisher);
+    api.until(&format!("/v1/feeds/{id}"), Duration::from_secs(3), |f| {
+        f["state"] == "lost"
+    })
+    .await;
+    api.until(
+        &format!("/v1/sessions/{session}"),
+        Duration::from_secs(3),
+        |s| s["status"]["media"]["state"] == "on_slate",
+    )
+    .await;
+    let before = rooms_until(&emulator, &["whip-1"], Duration::from_secs(5), |_| true).await;
+
+    // Published again, in VP8 this time: media again, the same call and ingest task. The
+    // closed tab's session holds the feed until its silence tells (2 s): 409 until then.
+    let until = Instant::now() + Duration::from_secs(10);
+    let again = loop {
+        match publish(&url, &bearer, Video::Vp8).await {
+            Ok(publisher) => break publisher,
+            Err(refused) => {
+                assert_eq!(refused.status, 409, "{}", refused.body);
+                assert!(
+                    Instant::now() < until,
+                    "never taken again: {}",
+                    refused.body
+                );
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let after = rooms_until(&emulator, &["whip-1"], Duration::from_secs(20), |t| {
+        t.len() == 1 && frames(t) > frames(&before[0]) + 60
+    })
+    .await;
+    assert_eq!(after[0][0]["task_id"], before[0][0]["task_id"]);
+    api.until(&format!("/v1/feeds/{id}"), Duration::from_secs(5), |f| {
+        f["state"] == "live" && f["publisher"]["video_codec"] == "VP8"
+    })
+    .await;
+
+    // DELETE ends the publish within 2 s.
+    let deleted = reqwest::Client::new()
+        .delete(&again.resource)
+        .bearer_auth(&bearer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status().as_u16(), 200);
+    api.until(&format!("/v1/feeds/{id}"), Duration::from_secs(2), |f| {
+        f["publisher"].is_null()
+    })
+    .await;
+    let s = api.get(&format!("/v1/sessions/{session}")).await;
+    assert_eq!(s["status"]["phase"], "ingesting", "{s:#}");
+}
