@@ -63,9 +63,9 @@ enum FeedCommand {
 
 #[derive(Args)]
 struct CreateArgs {
-    /// `rtmp` or `srt` (an encoder pushes to this node), `rtsp` (the node pulls the camera at
-    /// --url) or `pull` (the node plays --url: any input).
-    #[arg(long, default_value = "rtmp", value_parser = ["rtmp", "srt", "rtsp", "pull"])]
+    /// `rtmp`, `srt` or `whip` (an encoder, OBS or a browser pushes to this node), `rtsp`
+    /// (the node pulls the camera at --url) or `pull` (the node plays --url: any input).
+    #[arg(long, default_value = "rtmp", value_parser = ["rtmp", "srt", "whip", "rtsp", "pull"])]
     kind: String,
     /// A name people recognise it by.
     #[arg(long)]
@@ -212,6 +212,12 @@ fn print_feed(feed: &Value) {
         println!("  Server      {server}");
         println!("  Stream Key  {}", text(&publish["stream_key"]));
         println!("For ffmpeg or GStreamer: {}", text(&publish["url"]));
+    } else if let Some(bearer) = publish["bearer"].as_str() {
+        println!();
+        println!("In OBS 30+: Settings > Stream > Service: WHIP");
+        println!("  Server        {}", text(&publish["url"]));
+        println!("  Bearer Token  {bearer}");
+        println!("From a web page: POST the offer there (application/sdp) with that bearer token.");
     } else if let Some(passphrase) = publish["passphrase"].as_str() {
         println!();
         println!("In OBS: Settings > Stream > Service: Custom... (leave the Stream Key empty)");

@@ -156,6 +156,33 @@ async fn the_feed_command_makes_lists_rekeys_and_ends_a_serve_s_feeds() {
     );
     let (ok, _, said) = feed_cli(&api, &["show", "../sessions"]).await;
     assert!(!ok && said.contains("not a feed id"), "{said}");
+
+    // A WHIP feed: OBS's settings, and the serve's endpoint takes a publisher with them.
+    let (ok, shown, said) = feed_cli(&api, &["create", "--kind", "whip"]).await;
+    assert!(ok, "{said}");
+    assert!(shown.contains("Service: WHIP"), "{shown}");
+    let setting = |name: &str| {
+        shown
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(name))
+            .unwrap_or_else(|| panic!("no {name}: {shown}"))
+            .trim()
+            .to_owned()
+    };
+    let (server, bearer) = (setting("Server"), setting("Bearer Token"));
+    assert!(server.starts_with(&format!("{api}/v1/whip/f-")), "{shown}");
+    let publisher =
+        crate::common::whip::publish(&server, &bearer, crate::common::whip::Video::H264)
+            .await
+            .ok()
+            .expect("the serve's WHIP endpoint takes the publisher");
+    let deleted = reqwest::Client::new()
+        .delete(&publisher.resource)
+        .bearer_auth(&bearer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status().as_u16(), 200);
 }
 
 #[tokio::test]
