@@ -35,6 +35,12 @@ function publishSettings(p) {
       setting('Stream Key', p.stream_key, true),
       setting('ffmpeg URL', p.url, true));
   }
+  if (p.bearer !== undefined) {
+    return h('div', { class: 'publish' },
+      h('h2', { text: 'In OBS 30+: Settings › Stream › Service: WHIP' }),
+      setting('Server', p.url, false),
+      setting('Bearer Token', p.bearer, true));
+  }
   return h('div', { class: 'publish' },
     h('h2', { text: 'In OBS: Settings › Stream › Service: Custom… (Stream Key empty)' }),
     setting('Server', p.url, true),

@@ -8,6 +8,7 @@ import { words } from '../format.js';
 const KINDS = [
   ['rtmp', 'RTMP: an encoder (OBS, ffmpeg) pushes to this node'],
   ['srt', 'SRT: an encoder calls this node, encrypted'],
+  ['whip', 'WHIP: a browser or OBS 30+ publishes over WebRTC'],
   ['rtsp', 'RTSP: this node pulls an IP camera'],
   ['pull', 'Pull: this node plays a URL or test:'],
 ];
@@ -19,7 +20,7 @@ function newFeedForm(onCreated) {
   const urlField = h('div', { class: 'field' }, h('label', { for: 'feed-url', text: 'URL' }), url);
   const error = h('p', { class: 'error', role: 'alert' });
   error.hidden = true;
-  const showUrl = () => { urlField.hidden = kind.value === 'rtmp' || kind.value === 'srt'; };
+  const showUrl = () => { urlField.hidden = ['rtmp', 'srt', 'whip'].includes(kind.value); };
   kind.addEventListener('change', showUrl);
   showUrl();
   const submit = async (e) => {
