@@ -12,6 +12,7 @@
 //! - `secret`: feed ids and stream keys
 //! - `rtmp`: the RTMP server publishers push to
 //! - `srt`: who publishes to an SRT feed (the gate its listener asks)
+//! - `strikes`: addresses turned away for failing keys (RTMP and WHIP)
 //! - `whip`: WHIP publishers (a browser, OBS 30+) over WebRTC: offer in, answer out
 
 mod model;
@@ -21,6 +22,7 @@ pub mod rtmp;
 mod running;
 mod secret;
 mod srt;
+mod strikes;
 mod whip;
 
 pub use model::{

@@ -55,6 +55,8 @@ struct Registry {
     events: broadcast::Sender<FeedEvent>,
     /// WHIP publishers' sessions, by resource id.
     whip_sessions: WhipSessions,
+    /// Addresses that offered wrong WHIP bearer tokens.
+    whip_strikes: super::strikes::Strikes,
 }
 
 /// A session's hold on a feed: the feed's stream to publish, and its state to follow. The
@@ -134,6 +136,7 @@ impl Feeds {
                 starting: AtomicUsize::new(0),
                 events: broadcast::channel(1024).0,
                 whip_sessions: Default::default(),
+                whip_strikes: super::strikes::Strikes::new(WHIP_KEY_FAILURES_PER_MINUTE),
             }),
         }
     }
@@ -156,6 +159,10 @@ impl Feeds {
     /// Where WHIP publishers reach the node and how it takes WebRTC, when it does.
     pub fn whip_endpoint(&self) -> Option<super::model::WhipEndpoint> {
         self.inner.settings.lock().whip.clone()
+    }
+
+    pub(super) fn whip_strikes(&self) -> &super::strikes::Strikes {
+        &self.inner.whip_strikes
     }
 
     pub(super) fn whip_sessions(&self) -> WhipSessions {
@@ -600,6 +607,9 @@ struct Source {
     shown: Option<String>,
     srt_port: Option<u16>,
 }
+
+/// Wrong WHIP bearer tokens an address may offer a minute before it is turned away for one.
+const WHIP_KEY_FAILURES_PER_MINUTE: u32 = 10;
 
 /// The running WHIP sessions, by resource id: the feed each publishes to, and what ends it.
 pub(super) type WhipSessions = Arc<Mutex<HashMap<String, (String, watch::Sender<bool>)>>>;

@@ -24,6 +24,8 @@ pub enum WhipRefusal {
     Unauthorized,
     #[error("the feed already has a publisher; one publishes at a time")]
     Taken,
+    #[error("too many wrong keys from this address: try again in a minute")]
+    TurnedAway,
     #[error("no such WHIP session")]
     NoSession,
     #[error(transparent)]
@@ -56,10 +58,19 @@ impl Feeds {
         address: &str,
     ) -> Result<WhipAnswer, WhipRefusal> {
         let endpoint = self.whip_endpoint().ok_or(WhipRefusal::Unauthorized)?;
+        let ip = address.parse::<std::net::IpAddr>().ok();
+        if ip.is_some_and(|ip| self.whip_strikes().is_banned(ip)) {
+            return Err(WhipRefusal::TurnedAway);
+        }
         let mut publisher = self
             .claim_whip(id, bearer, address)
             .map_err(|claim| match claim {
-                Claim::WrongKey => WhipRefusal::Unauthorized,
+                Claim::WrongKey => {
+                    if let Some(ip) = ip {
+                        self.whip_strikes().strike(ip);
+                    }
+                    WhipRefusal::Unauthorized
+                }
                 Claim::Taken => WhipRefusal::Taken,
             })?;
         let inlet = publisher.feed.inlet.clone().ok_or(WhipRefusal::Taken)?;

@@ -147,3 +147,43 @@ async fn a_whip_publisher_reaches_the_room_and_comes_back_in_the_same_call() {
     let s = api.get(&format!("/v1/sessions/{session}")).await;
     assert_eq!(s["status"]["phase"], "ingesting", "{s:#}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_guessing_whip_keys_is_turned_away_for_a_minute() {
+    let (_emulator, _dir, feeds, api) = served_feeds().await;
+    feeds.feeds.set_whip(Some(callfeed::feed::WhipEndpoint {
+        base: api.base.trim_end_matches('/').to_owned(),
+        webrtc: Default::default(),
+    }));
+    let (status, feed) = api
+        .call(
+            reqwest::Method::POST,
+            "/v1/feeds",
+            Some(json!({"kind": "whip"})),
+            Some(TOKEN),
+        )
+        .await;
+    assert_eq!(status, 201, "{feed}");
+    let url = feed["publish"]["url"].as_str().unwrap().to_owned();
+    let bearer = feed["publish"]["bearer"].as_str().unwrap().to_owned();
+    let mut statuses = Vec::new();
+    for guess in 0..12 {
+        let answered = post_offer(&url, &format!("{guess:032x}"), "v=0\r\n").await;
+        statuses.push(answered.status);
+    }
+    // Ten a minute are let by; the eleventh turns the address away.
+    assert_eq!(statuses[..11], [401; 11], "{statuses:?}");
+    assert_eq!(statuses[11], 429, "{statuses:?}");
+    // Turned away even with the key, and nothing was allocated for any of it.
+    let answered = post_offer(&url, &bearer, "v=0\r\n").await;
+    assert_eq!(answered.status, 429, "{}", answered.body);
+    assert!(
+        answered.body.contains("too many wrong keys"),
+        "{}",
+        answered.body
+    );
+    let shown = api
+        .get(&format!("/v1/feeds/{}", feed["id"].as_str().unwrap()))
+        .await;
+    assert!(shown["publisher"].is_null(), "{shown:#}");
+}

@@ -14,7 +14,8 @@ use rml_rtmp::sessions::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::limits::{APP, RtmpLimits, Strikes};
+use super::limits::{APP, RtmpLimits};
+use crate::feed::strikes::Strikes;
 use crate::feed::{Claim, Feeds, Publisher};
 use crate::media::flv::{TAG_AUDIO, TAG_VIDEO};
 

@@ -21,7 +21,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use super::Feeds;
-use limits::Strikes;
+use super::strikes::Strikes;
 pub use limits::{APP, RtmpLimits};
 
 /// A running RTMP server; dropping it stops accepting (connections end with their feeds).

@@ -46,6 +46,7 @@ impl From<WhipRefusal> for ApiError {
         let status = match &e {
             WhipRefusal::Unauthorized => StatusCode::UNAUTHORIZED,
             WhipRefusal::Taken => StatusCode::CONFLICT,
+            WhipRefusal::TurnedAway => return ApiError::TooMany(e.to_string()),
             WhipRefusal::NoSession => StatusCode::NOT_FOUND,
             WhipRefusal::Offer(OfferError::NoCodec(_)) => StatusCode::NOT_ACCEPTABLE,
             WhipRefusal::Offer(OfferError::Malformed(_)) | WhipRefusal::Negotiation(_) => {
