@@ -7,6 +7,7 @@ import { clear, setServer } from './store.js';
 import { showCounts } from './views/counts.js';
 import { feedView } from './views/feed.js';
 import { feedsView } from './views/feeds.js';
+import { goLiveView } from './views/go-live.js';
 import { newSessionView } from './views/new-session.js';
 import { sessionView } from './views/session.js';
 import { sessionsView } from './views/sessions.js';
@@ -43,6 +44,7 @@ function route(focus) {
   if (id) view = sessionView(id);
   else if (feed) view = feedView(feed);
   else if (hash === '#/feeds') view = feedsView();
+  else if (hash === '#/live') view = goLiveView();
   else if (hash === '#/new') view = newSessionView();
   else view = sessionsView();
   main.replaceChildren(view.el);

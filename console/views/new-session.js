@@ -4,6 +4,7 @@
 import { api } from '../api.js';
 import { h } from '../dom.js';
 import { put } from '../store.js';
+import { liveFeed } from '../whip.js';
 
 const FIELDS = [
   { name: 'to', label: 'Callees', value: 'jack', help: 'User ids, separated by commas.' },
@@ -80,7 +81,8 @@ function showFieldError(form, name, message) {
   return true;
 }
 
-/// A picker of the running feeds under the media field: choosing one puts `feed:ID` in it.
+/// A picker of the running feeds under the media field: choosing one puts `feed:ID` in it;
+/// the feed this browser publishes to is chosen already.
 async function offerFeeds(form) {
   const r = await api('GET', '/v1/feeds');
   const feeds = ((r.ok && r.data && r.data.feeds) || []).filter((f) => f.state !== 'ended');
@@ -92,6 +94,12 @@ async function offerFeeds(form) {
     if (picker.value) form.elements.media.value = picker.value;
   });
   form.elements.media.closest('.field').append(picker);
+  // What this browser publishes is what the operator came to ring someone with.
+  const live = liveFeed();
+  if (live && feeds.some((f) => f.id === live)) {
+    picker.value = 'feed:' + live;
+    form.elements.media.value = picker.value;
+  }
 }
 
 export function newSessionView() {

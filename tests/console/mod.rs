@@ -4,6 +4,7 @@
 
 mod browser;
 mod feeds;
+mod go_live;
 mod http;
 
 use std::time::Duration;
