@@ -24,6 +24,11 @@ pub(super) struct WebRtcArgs {
     /// The public address of a node behind 1:1 NAT, put into its ICE candidates.
     #[arg(long, value_name = "IP")]
     webrtc_public_ip: Option<IpAddr>,
+    /// Also check publishers' candidates on private and loopback addresses (by default only
+    /// public ones are: the node never sends into a network an offer names; a publisher
+    /// that reaches the node is found from its own checks all the same).
+    #[arg(long)]
+    webrtc_private_candidates: bool,
     /// An ICE server, told to publishers and used by the node: stun:HOST:PORT or
     /// turn:HOST:PORT / turns:HOST:PORT (repeat for several). A TURN server's credentials
     /// come from CALLFEED_TURN_USERNAME and CALLFEED_TURN_PASSWORD.
@@ -43,6 +48,7 @@ impl WebRtcArgs {
             bind,
             ports: self.webrtc_ports,
             public_ip: self.webrtc_public_ip,
+            private_candidates: self.webrtc_private_candidates,
             ..Default::default()
         };
         for server in &self.ice_servers {

@@ -315,7 +315,7 @@ impl Feeds {
             FeedKind::Rtmp => Ok(pushed(secret::stream_key())),
             FeedKind::Whip if settings.whip.is_none() => Err(FeedError::NoListener {
                 kind: "WHIP",
-                flag: "its API (`callfeed serve`)",
+                flag: "its HTTP API (WHIP publishers reach it on the API's own port)",
             }),
             FeedKind::Whip => Ok(pushed(secret::stream_key())),
             FeedKind::Srt => {

@@ -187,3 +187,68 @@ async fn an_address_guessing_whip_keys_is_turned_away_for_a_minute() {
         .await;
     assert!(shown["publisher"].is_null(), "{shown:#}");
 }
+
+/// `offer` with one more host candidate, at `target`, in its first media line.
+fn with_candidate(offer: &str, target: std::net::SocketAddr) -> String {
+    let line = format!(
+        "a=candidate:99 1 UDP 2130706431 {} {} typ host\r\n",
+        target.ip(),
+        target.port()
+    );
+    let at = offer.find("a=mid:").expect("a media line");
+    let at = at + offer[at..].find("\r\n").unwrap() + 2;
+    format!("{}{line}{}", &offer[..at], &offer[at..])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_node_sends_nothing_to_a_private_address_an_offer_names_unless_allowed() {
+    let (_emulator, _dir, feeds, api) = served_feeds().await;
+    let target = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let offer = with_candidate(&an_offer(Video::H264).await, target.local_addr().unwrap());
+    let endpoint = |allowed| callfeed::feed::WhipEndpoint {
+        base: api.base.trim_end_matches('/').to_owned(),
+        webrtc: callfeed::media::whip::WebRtcSettings {
+            bind: vec!["127.0.0.1".parse().unwrap()],
+            private_candidates: allowed,
+            ..Default::default()
+        },
+    };
+    feeds.feeds.set_whip(Some(endpoint(false)));
+    let (status, feed) = api
+        .call(
+            reqwest::Method::POST,
+            "/v1/feeds",
+            Some(json!({"kind": "whip"})),
+            Some(TOKEN),
+        )
+        .await;
+    assert_eq!(status, 201, "{feed}");
+    let url = feed["publish"]["url"].as_str().unwrap().to_owned();
+    let bearer = feed["publish"]["bearer"].as_str().unwrap().to_owned();
+    let mut buf = [0u8; 1500];
+    for allowed in [false, true] {
+        feeds.feeds.set_whip(Some(endpoint(allowed)));
+        let answered = post_offer(&url, &bearer, &offer).await;
+        assert_eq!(answered.status, 201, "{}", answered.body);
+        // ICE checks a candidate it takes within a second or two; none comes otherwise.
+        let got = tokio::time::timeout(Duration::from_secs(3), target.recv_from(&mut buf)).await;
+        assert_eq!(got.is_ok(), allowed, "allowed: {allowed}");
+        let resource = url::Url::parse(&url)
+            .unwrap()
+            .join(answered.headers["location"].to_str().unwrap())
+            .unwrap();
+        let deleted = reqwest::Client::new()
+            .delete(resource)
+            .bearer_auth(&bearer)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(deleted.status().as_u16(), 200);
+        api.until(
+            &format!("/v1/feeds/{}", feed["id"].as_str().unwrap()),
+            Duration::from_secs(5),
+            |f| f["publisher"].is_null(),
+        )
+        .await;
+    }
+}

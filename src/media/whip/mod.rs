@@ -61,6 +61,9 @@ pub struct WebRtcSettings {
     pub stun: Option<String>,
     /// `turn://user:password@host:port` or `turns://…`; their credentials are secret.
     pub turn: Vec<secrecy::SecretString>,
+    /// Take publishers' candidates on private and loopback addresses too (by default only
+    /// public ones: a publisher on the node's network is found from its own checks).
+    pub private_candidates: bool,
 }
 
 /// Why a publisher's offer was not answered.
@@ -111,7 +114,7 @@ pub async fn answer(
     writer: InletWriter,
 ) -> Result<(String, Offered, WhipPeer), WhipError> {
     super::init().map_err(|e| WhipError::Engine(e.to_string()))?;
-    let (sdp, offered) = offer::filter(offer)?;
+    let (sdp, offered) = offer::filter(offer, settings.private_candidates)?;
     let clock = Arc::new(MediaClock::new());
     // Shared with the muxer's sink, so the session's end ends the feed's connection at
     // once, not when the pipeline is freed.

@@ -32,8 +32,15 @@ pub enum OfferError {
 }
 
 /// Parses `text` and keeps, per audio and video line, the codec callfeed prefers of those
-/// offered; what the filtered offer carries.
-pub fn filter(text: &str) -> Result<(gst_sdp::SDPMessage, Offered), OfferError> {
+/// offered; what the filtered offer carries. Unless `private_candidates`, the publisher's
+/// candidates on loopback, private, link-local or other non-public addresses (and mDNS
+/// names) are dropped: the node never sends connectivity checks into a network an offer
+/// names. A publisher that reaches the node is found all the same, as a peer-reflexive
+/// candidate, from the checks it sends.
+pub fn filter(
+    text: &str,
+    private_candidates: bool,
+) -> Result<(gst_sdp::SDPMessage, Offered), OfferError> {
     if text.len() > MAX_OFFER_BYTES {
         return Err(OfferError::Malformed(format!(
             "{} bytes, more than the {MAX_OFFER_BYTES} an offer may have",
@@ -97,6 +104,18 @@ pub fn filter(text: &str) -> Result<(gst_sdp::SDPMessage, Offered), OfferError> 
                 && fmtp_value(media, *pt, "apt").as_deref() == Some(kept.to_string().as_str())
         });
         keep_only(media, kept, rtx).map_err(OfferError::Malformed)?;
+        if !private_candidates {
+            for index in (0..media.attributes_len()).rev() {
+                let private = media
+                    .attribute(index)
+                    .is_some_and(|a| a.key() == "candidate" && !public_candidate(a.value()));
+                if private {
+                    media
+                        .remove_attribute(index)
+                        .map_err(|e| OfferError::Malformed(e.to_string()))?;
+                }
+            }
+        }
     }
     if !any {
         return Err(OfferError::NoCodec(
@@ -104,6 +123,15 @@ pub fn filter(text: &str) -> Result<(gst_sdp::SDPMessage, Offered), OfferError> 
         ));
     }
     Ok((sdp, offered))
+}
+
+/// Whether an `a=candidate` value names a public address (`foundation component transport
+/// priority address port typ ...`).
+fn public_candidate(value: Option<&str>) -> bool {
+    value
+        .and_then(|v| v.split_whitespace().nth(4))
+        .and_then(|address| address.parse::<std::net::IpAddr>().ok())
+        .is_some_and(crate::media::policy::is_public)
 }
 
 /// How much callfeed wants payload type `pt` of a `kind` line; `None` for what it does not
@@ -181,6 +209,10 @@ a=group:BUNDLE 0 1\r\n\
 m=audio 9 UDP/TLS/RTP/SAVPF 111 0\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=sendonly\r\n\
 a=rtpmap:111 opus/48000/2\r\na=fmtp:111 minptime=10;useinbandfec=1\r\na=rtpmap:0 PCMU/8000\r\n\
 m=video 9 UDP/TLS/RTP/SAVPF 96 97 98 99 100\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\na=sendonly\r\n\
+a=candidate:1 1 udp 2122260223 192.168.1.20 50000 typ host\r\n\
+a=candidate:2 1 udp 2122260223 127.0.0.1 50001 typ host\r\n\
+a=candidate:3 1 udp 2122260223 4f3c1a2b-0000-4000-8000-000000000000.local 50002 typ host\r\n\
+a=candidate:4 1 udp 1686052607 93.184.216.34 50003 typ srflx raddr 192.168.1.20 rport 50000\r\n\
 a=rtpmap:96 VP8/90000\r\na=rtcp-fb:96 nack pli\r\na=rtpmap:97 rtx/90000\r\na=fmtp:97 apt=96\r\n\
 a=rtpmap:98 H264/90000\r\na=fmtp:98 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n\
 a=rtcp-fb:98 nack pli\r\na=rtpmap:99 rtx/90000\r\na=fmtp:99 apt=98\r\n\
@@ -189,7 +221,7 @@ a=rtpmap:100 VP9/90000\r\n";
     #[test]
     fn h264_with_its_rtx_is_kept_over_vp8_and_the_rest_removed() {
         crate::media::init().unwrap();
-        let (sdp, offered) = filter(CHROMIUM_LIKE).unwrap();
+        let (sdp, offered) = filter(CHROMIUM_LIKE, false).unwrap();
         assert_eq!(
             offered,
             Offered {
@@ -211,10 +243,24 @@ a=rtpmap:100 VP9/90000\r\n";
     }
 
     #[test]
+    fn only_public_candidates_are_kept_unless_private_ones_are_allowed() {
+        crate::media::init().unwrap();
+        let (sdp, _) = filter(CHROMIUM_LIKE, false).unwrap();
+        let text = sdp.as_text().unwrap();
+        assert!(text.contains("93.184.216.34 50003 typ srflx"), "{text}");
+        for private in ["192.168.1.20 50000", "127.0.0.1 50001", ".local 50002"] {
+            assert!(!text.contains(private), "{private}: {text}");
+        }
+        let (sdp, _) = filter(CHROMIUM_LIKE, true).unwrap();
+        let text = sdp.as_text().unwrap();
+        assert!(text.contains("127.0.0.1 50001") && text.contains("192.168.1.20 50000"));
+    }
+
+    #[test]
     fn vp8_is_taken_when_h264_is_not_offered_in_mode_1() {
         crate::media::init().unwrap();
         let offer = CHROMIUM_LIKE.replace("packetization-mode=1", "packetization-mode=0");
-        let (_, offered) = filter(&offer).unwrap();
+        let (_, offered) = filter(&offer, false).unwrap();
         assert_eq!(offered.video, Some(VideoCodec::Vp8));
     }
 
@@ -224,16 +270,19 @@ a=rtpmap:100 VP9/90000\r\n";
         let vp9_only = CHROMIUM_LIKE
             .replace("a=rtpmap:96 VP8/90000", "a=rtpmap:96 AV1/90000")
             .replace("a=rtpmap:98 H264/90000", "a=rtpmap:98 H265/90000");
-        let e = filter(&vp9_only).unwrap_err();
+        let e = filter(&vp9_only, false).unwrap_err();
         assert!(
             matches!(&e, OfferError::NoCodec(m) if m.contains("video line") && m.contains("VP8")),
             "{e}"
         );
         assert!(matches!(
-            filter("not sdp at all"),
+            filter("not sdp at all", false),
             Err(OfferError::Malformed(_))
         ));
         let huge = format!("{CHROMIUM_LIKE}{}", "a=x\r\n".repeat(MAX_OFFER_BYTES));
-        assert!(matches!(filter(&huge), Err(OfferError::Malformed(_))));
+        assert!(matches!(
+            filter(&huge, false),
+            Err(OfferError::Malformed(_))
+        ));
     }
 }
