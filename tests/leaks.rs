@@ -180,3 +180,89 @@ async fn two_hundred_sessions_come_and_go_without_leaving_anything() {
     assert!(rss1 <= rss0 + 150_000, "RSS {rss0} -> {rss1} kB");
     drop(service);
 }
+
+/// A WHIP publisher that comes, is refused in every way, publishes, and goes: once it and
+/// its feed are gone, so is every pipeline the node made for them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whip_feed_and_its_publishers_leave_no_pipeline() {
+    let _alone = ALONE.lock().await;
+    let emulator = Emulator::start(test_emulator_config(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let feeds = callfeed::feed::Feeds::new(callfeed::feed::FeedSettings {
+        max_feeds: 4,
+        topologies: Topologies::builtin().unwrap(),
+        rtmp_base: None,
+        srt: None,
+        whip: None,
+    });
+    let registry = feeds.clone();
+    let (_service, api) = start_service(&emulator, &dir.path().join("j.sqlite"), move |c| {
+        c.driver.feeds = Some(registry);
+    })
+    .await;
+    feeds.set_whip(Some(callfeed::feed::WhipEndpoint {
+        base: api.base.trim_end_matches('/').to_owned(),
+        webrtc: callfeed::media::whip::WebRtcSettings {
+            bind: vec!["127.0.0.1".parse().unwrap()],
+            ..Default::default()
+        },
+    }));
+    let (status, feed) = api
+        .call(
+            reqwest::Method::POST,
+            "/v1/feeds",
+            Some(json!({"kind": "whip", "profile": "360p"})),
+            Some(TOKEN),
+        )
+        .await;
+    assert_eq!(status, 201, "{feed}");
+    let id = feed["id"].as_str().unwrap().to_owned();
+    let url = feed["publish"]["url"].as_str().unwrap().to_owned();
+    let bearer = feed["publish"]["bearer"].as_str().unwrap().to_owned();
+    let offer = common::whip::an_offer(common::whip::Video::H264).await;
+    for (key, body, expected) in [
+        ("f".repeat(32), offer.clone(), 401),
+        (
+            bearer.clone(),
+            offer.replace("H264/90000", "H265/90000"),
+            406,
+        ),
+        (bearer.clone(), "v=0\r\nnonsense".to_owned(), 406),
+    ] {
+        let answered = common::whip::post_offer(&url, &key, &body).await;
+        assert_eq!(answered.status, expected, "{}", answered.body);
+    }
+    let publisher = common::whip::publish(&url, &bearer, common::whip::Video::H264)
+        .await
+        .ok()
+        .expect("taken");
+    api.until(&format!("/v1/feeds/{id}"), Duration::from_secs(20), |f| {
+        f["state"] == "live"
+    })
+    .await;
+    assert!(
+        callfeed::media::pipelines_alive() >= 3,
+        "the WHIP session's, the feed's input and its encoder"
+    );
+    drop(publisher);
+    let (status, _) = api
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/v1/feeds/{id}"),
+            None,
+            Some(TOKEN),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while callfeed::media::pipelines_alive() > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "{} pipelines still alive",
+            callfeed::media::pipelines_alive()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
