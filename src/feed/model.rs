@@ -91,7 +91,7 @@ pub struct FeedRequest {
     pub url: Option<String>,
     /// Ends the feed after this long without media (waiting or lost); never when absent.
     pub idle_timeout_secs: Option<u64>,
-    /// `encoded` (default) or `passthrough` (rtmp only).
+    /// `encoded` (default) or `passthrough` (rtmp and whip only).
     pub mode: Option<FeedMode>,
 }
 

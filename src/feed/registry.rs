@@ -222,10 +222,10 @@ impl Feeds {
         let _seat = self.take_seat(settings.max_feeds)?;
         let profile = request.profile.unwrap_or_default();
         let media = match request.mode.unwrap_or_default() {
-            FeedMode::Passthrough if kind != FeedKind::Rtmp => {
+            FeedMode::Passthrough if !matches!(kind, FeedKind::Rtmp | FeedKind::Whip) => {
                 return Err(FeedError::invalid(
                     "mode",
-                    "passthrough takes an rtmp feed's stream as it comes; other kinds are encoded",
+                    "passthrough takes an rtmp or whip publisher's picture as it comes; other kinds are encoded",
                 ));
             }
             FeedMode::Passthrough if profile == Profile::Audio => {

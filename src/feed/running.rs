@@ -436,7 +436,9 @@ impl Feed {
             } else {
                 FeedMode::Encoded
             },
-            mode_reason: if self.passes_through() {
+            mode_reason: if self.passes_through() && self.kind == FeedKind::Whip {
+                "the publisher's H.264 as it comes, its Opus as AAC; no slate while it is away"
+            } else if self.passes_through() {
                 "the publisher's stream as it comes, checked against the contract; no slate while it is away"
             } else {
                 "decoded and encoded once to the profile, for all its calls"

@@ -7,7 +7,7 @@ use tokio::sync::watch;
 
 use super::publisher::Claim;
 use super::registry::Feeds;
-use crate::media::whip::{OfferError, WhipError};
+use crate::media::whip::{Carry, OfferError, WhipError};
 
 /// What a publisher's offer is answered with.
 #[derive(Debug)]
@@ -73,14 +73,21 @@ impl Feeds {
                 }
                 Claim::Taken => WhipRefusal::Taken,
             })?;
-        let inlet = publisher.feed.inlet.clone().ok_or(WhipRefusal::Taken)?;
-        let writer = inlet
-            .connect(crate::media::inlet::Container::Matroska)
-            .map_err(|e| {
-                publisher.dropped(&e.to_string(), address);
-                WhipRefusal::Taken
-            })?;
-        let answered = crate::media::whip::answer(offer, &endpoint.webrtc, writer).await;
+        let carry = if publisher.feed.passes_through() {
+            publisher.feed.pass_connected();
+            let feed = publisher.feed.clone();
+            Carry::Pass(Box::new(move |kind, ts, body| feed.pass(kind, ts, body)))
+        } else {
+            let inlet = publisher.feed.inlet.clone().ok_or(WhipRefusal::Taken)?;
+            let writer = inlet
+                .connect(crate::media::inlet::Container::Matroska)
+                .map_err(|e| {
+                    publisher.dropped(&e.to_string(), address);
+                    WhipRefusal::Taken
+                })?;
+            Carry::Decode(writer)
+        };
+        let answered = crate::media::whip::answer(offer, &endpoint.webrtc, carry).await;
         let (sdp, offered, mut peer) = match answered {
             Ok(answered) => answered,
             Err(e) => {

@@ -252,3 +252,61 @@ async fn the_node_sends_nothing_to_a_private_address_an_offer_names_unless_allow
         .await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browsers_h264_is_passed_through_and_its_opus_heard_as_aac() {
+    let (emulator, _dir, feeds, api) = served_feeds().await;
+    feeds.feeds.set_whip(Some(callfeed::feed::WhipEndpoint {
+        base: api.base.trim_end_matches('/').to_owned(),
+        webrtc: callfeed::media::whip::WebRtcSettings {
+            bind: vec!["127.0.0.1".parse().unwrap()],
+            ..Default::default()
+        },
+    }));
+    let (status, feed) = api
+        .call(
+            reqwest::Method::POST,
+            "/v1/feeds",
+            Some(json!({"kind": "whip", "mode": "passthrough"})),
+            Some(TOKEN),
+        )
+        .await;
+    assert_eq!(status, 201, "{feed}");
+    assert_eq!(feed["mode"], "passthrough");
+    let id = feed["id"].as_str().unwrap().to_owned();
+    let url = feed["publish"]["url"].as_str().unwrap().to_owned();
+    let bearer = feed["publish"]["bearer"].as_str().unwrap().to_owned();
+
+    // VP8 cannot be passed through: refused naming what it takes.
+    let refused = publish(&url, &bearer, Video::Vp8)
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(refused.status, 406, "{}", refused.body);
+    assert!(refused.body.contains("H.264"), "{}", refused.body);
+
+    let _publisher = publish(&url, &bearer, Video::H264)
+        .await
+        .ok()
+        .expect("taken");
+    let (status, created) = api
+        .post(
+            json!({"to": ["jack"], "media": format!("feed:{id}"), "room": "whip-pass",
+                     "ring": "when_live", "feed_wait_secs": 30, "ingest_at": "ring"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let seen = rooms_until(&emulator, &["whip-pass"], Duration::from_secs(30), |t| {
+        t.len() == 1 && frames(t) > 60 && t[0]["audio_ms"].as_u64() > Some(2000)
+    })
+    .await;
+    // The publisher's own 320x240: no encoder scaled it to the profile's 1280x720.
+    let task = &seen[0][0];
+    assert_eq!(
+        (task["width"].as_u64(), task["height"].as_u64()),
+        (Some(320), Some(240)),
+        "{task:#}"
+    );
+    let hz = task["dominant_hz"].as_f64().unwrap();
+    assert!((hz - 440.0).abs() < 15.0, "{task:#}");
+}

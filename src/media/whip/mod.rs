@@ -10,8 +10,14 @@
 //!           ─ rtpopusdepay ─ opusparse ─┘
 //! ```
 //!
+//! A passed-through feed takes the publisher's H.264 as it comes instead, and its Opus as
+//! AAC, muxed as FLV tags of the contract; the publisher is asked for a keyframe every two
+//! seconds (a browser sends one only when asked), so a call that joins starts soon.
+//!
 //! - `offer`: the offer cut down to what callfeed takes (a leaf)
+//! - `carry`: where the media goes, and the chains that take it there
 
+mod carry;
 pub mod offer;
 
 use std::net::IpAddr;
@@ -22,14 +28,13 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use gstreamer as gst;
 use gstreamer::prelude::*;
-use gstreamer_app as gst_app;
 use gstreamer_webrtc as gst_webrtc;
 use secrecy::ExposeSecret;
 use tokio::sync::watch;
 
 use super::NullOnDrop;
-use super::inlet::InletWriter;
 
+pub use carry::{Carry, TagSink};
 pub use offer::{MAX_OFFER_BYTES, OfferError, Offered, VideoCodec};
 
 /// How long ICE gathering may take before the offer is answered anyway.
@@ -43,6 +48,8 @@ const FIRST_MEDIA_WITHIN: Duration = Duration::from_secs(15);
 /// reports a peer that vanished (no consent freshness; its RTCP timeout takes 5–7 s or
 /// never comes), so the silence of its media is what tells.
 const SILENT_FOR: Duration = Duration::from_secs(2);
+/// How often a passed-through publisher is asked for a keyframe.
+const KEYFRAME_EVERY: Duration = Duration::from_secs(2);
 /// How long a session's pipeline may take to stop.
 const TEARDOWN_LIMIT: Duration = Duration::from_secs(5);
 
@@ -106,20 +113,32 @@ impl Drop for WhipPeer {
 }
 
 /// Answers a publisher's `offer`: the answer's SDP (with its candidates: WHIP clients need
-/// not trickle), what the offer carries, and the running session, whose media goes to
-/// `writer`. Must run on a tokio runtime.
+/// not trickle), what the offer carries, and the running session, whose media goes where
+/// `carry` says. Must run on a tokio runtime.
 pub async fn answer(
     offer: &str,
     settings: &WebRtcSettings,
-    writer: InletWriter,
+    carry: Carry,
 ) -> Result<(String, Offered, WhipPeer), WhipError> {
     super::init().map_err(|e| WhipError::Engine(e.to_string()))?;
     let (sdp, offered) = offer::filter(offer, settings.private_candidates)?;
+    let carrier = carry::Carrier::new(carry);
+    if carrier.passes() && offered.video != Some(VideoCodec::H264) {
+        return Err(OfferError::NoCodec(
+            "this feed passes the publisher's picture through, which takes H.264 (packetization-mode=1); the offer has none"
+                .into(),
+        )
+        .into());
+    }
     let clock = Arc::new(MediaClock::new());
-    // Shared with the muxer's sink, so the session's end ends the feed's connection at
-    // once, not when the pipeline is freed.
-    let writer = Arc::new(parking_lot::Mutex::new(Some(writer)));
-    let (pipeline, webrtcbin) = build(settings, offered, writer.clone(), clock.clone())?;
+    let video_depayloader = Arc::new(parking_lot::Mutex::new(None));
+    let (pipeline, webrtcbin) = build(
+        settings,
+        offered,
+        &carrier,
+        clock.clone(),
+        video_depayloader.clone(),
+    )?;
     let pipeline = NullOnDrop::new(pipeline);
     if let Err(e) = pipeline.set_state(gst::State::Playing) {
         pipeline.shut_down(TEARDOWN_LIMIT).await;
@@ -139,17 +158,18 @@ pub async fn answer(
     let (stop, stopped) = watch::channel(false);
     let (ended_tx, ended) = watch::channel(None);
     tokio::spawn(async move {
-        let reason = run(&pipeline, stopped, &clock).await;
+        let keyframes = carrier.passes().then_some(video_depayloader);
+        let reason = run(&pipeline, stopped, &clock, keyframes).await;
         tracing::info!(%reason, "WHIP session ended");
-        writer.lock().take();
+        carrier.end();
         pipeline.shut_down(TEARDOWN_LIMIT).await;
         let _ = ended_tx.send(Some(reason));
     });
     Ok((answer, offered, WhipPeer { stop, ended }))
 }
 
-/// The feed's connection, until the session ends.
-type SharedWriter = Arc<parking_lot::Mutex<Option<InletWriter>>>;
+/// The session's video depayloader, once its stream came: what keyframes are asked through.
+type Depayloader = Arc<parking_lot::Mutex<Option<gst::glib::WeakRef<gst::Element>>>>;
 
 /// When media last came through, in ms after the clock's start (0: never).
 struct MediaClock {
@@ -183,13 +203,14 @@ impl MediaClock {
     }
 }
 
-/// The session's pipeline, with its media going to `writer`: webrtcbin, ready to take the
-/// offer, and the muxer's pads for what the offer carries.
+/// The session's pipeline, with its media going where `carrier` says: webrtcbin, ready to
+/// take the offer, and the muxer with its pads for what the offer carries.
 fn build(
     settings: &WebRtcSettings,
     offered: Offered,
-    writer: SharedWriter,
+    carrier: &carry::Carrier,
     clock: Arc<MediaClock>,
+    video_depayloader: Depayloader,
 ) -> Result<(gst::Pipeline, gst::Element), WhipError> {
     let engine = |e: &dyn std::fmt::Display| WhipError::Engine(e.to_string());
     let pipeline = gst::Pipeline::new();
@@ -198,26 +219,13 @@ fn build(
         .build()
         .map_err(|e| engine(&e))?;
     configure_ice(&webrtcbin, settings)?;
-    let mux = gst::ElementFactory::make("matroskamux")
-        .property("streamable", true)
-        .build()
-        .map_err(|e| engine(&e))?;
-    let sink = gst_app::AppSink::builder().sync(false).build();
+    let (mux, sink) =
+        carry::muxer(carrier, offered.video.is_some(), offered.audio).map_err(|e| engine(&e))?;
     pipeline
         .add_many([&webrtcbin, &mux, sink.upcast_ref()])
         .map_err(|e| engine(&e))?;
     mux.link(&sink).map_err(|e| engine(&e))?;
-    // Asked for before any media: the muxer writes its header once every pad has media,
-    // and takes no pad after that.
-    if offered.video.is_some() {
-        mux.request_pad_simple("video_%u")
-            .ok_or_else(|| engine(&"the muxer has no video pad"))?;
-    }
-    if offered.audio {
-        mux.request_pad_simple("audio_%u")
-            .ok_or_else(|| engine(&"the muxer has no audio pad"))?;
-    }
-    carry_to(&sink, writer);
+    let passing = carrier.passes();
     let (weak_pipeline, weak_mux) = (pipeline.downgrade(), mux.downgrade());
     webrtcbin.connect_pad_added(move |_, pad| {
         let (Some(pipeline), Some(mux)) = (weak_pipeline.upgrade(), weak_mux.upgrade()) else {
@@ -228,8 +236,10 @@ fn build(
             clock.tick();
             gst::PadProbeReturn::Ok
         });
-        if let Err(e) = depayload(&pipeline, pad, &mux) {
-            tracing::warn!(error = %e, "a WHIP publisher's stream is not carried");
+        match carry::depayload(&pipeline, pad, &mux, passing) {
+            Ok(Some(video)) => *video_depayloader.lock() = Some(video.downgrade()),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "a WHIP publisher's stream is not carried"),
         }
     });
     Ok((pipeline, webrtcbin))
@@ -273,87 +283,6 @@ fn configure_ice(webrtcbin: &gst::Element, settings: &WebRtcSettings) -> Result<
         None
     });
     Ok(())
-}
-
-/// Hands what the muxer makes to the feed's inlet; a full inlet (a publisher faster than
-/// the feed decodes) or a closed one ends the session with the reason.
-fn carry_to(sink: &gst_app::AppSink, writer: SharedWriter) {
-    sink.set_callbacks(
-        gst_app::AppSinkCallbacks::builder()
-            .new_sample(move |sink| {
-                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                let Some(buffer) = sample.buffer() else {
-                    return Ok(gst::FlowSuccess::Ok);
-                };
-                let map = buffer.map_readable().map_err(|_| gst::FlowError::Error)?;
-                let sent = match writer.lock().as_mut() {
-                    Some(w) => w.send_bytes(bytes::Bytes::copy_from_slice(map.as_slice())),
-                    None => return Err(gst::FlowError::Eos),
-                };
-                match sent {
-                    Ok(()) => Ok(gst::FlowSuccess::Ok),
-                    Err(e) => {
-                        gst::element_error!(sink, gst::StreamError::Failed, ("{}", e));
-                        Err(gst::FlowError::Error)
-                    }
-                }
-            })
-            .build(),
-    );
-}
-
-/// Links a new stream of webrtcbin's to the muxer through its depayloader.
-fn depayload(pipeline: &gst::Pipeline, pad: &gst::Pad, mux: &gst::Element) -> Result<(), String> {
-    let caps = pad.current_caps().ok_or("a stream without caps")?;
-    let s = caps.structure(0).ok_or("a stream without caps")?;
-    let encoding = s
-        .get::<&str>("encoding-name")
-        .unwrap_or_default()
-        .to_ascii_uppercase();
-    let (chain, target): (Vec<gst::Element>, &str) = match encoding.as_str() {
-        "H264" => (
-            vec![keyframe_depayloader("rtph264depay")?, make("h264parse")?],
-            "video_0",
-        ),
-        "VP8" => (vec![keyframe_depayloader("rtpvp8depay")?], "video_0"),
-        "OPUS" => (vec![make("rtpopusdepay")?, make("opusparse")?], "audio_0"),
-        other => return Err(format!("{other} is not taken")),
-    };
-    let into = mux
-        .static_pad(target)
-        .ok_or_else(|| format!("{encoding} was not offered"))?;
-    pipeline.add_many(&chain).map_err(|e| e.to_string())?;
-    gst::Element::link_many(&chain).map_err(|e| e.to_string())?;
-    for element in &chain {
-        element
-            .sync_state_with_parent()
-            .map_err(|e| e.to_string())?;
-    }
-    let first = chain[0]
-        .static_pad("sink")
-        .ok_or("a depayloader without input")?;
-    pad.link(&first).map_err(|e| e.to_string())?;
-    let last = chain[chain.len() - 1]
-        .static_pad("src")
-        .ok_or("a parser without output")?;
-    last.link(&into).map_err(|e| e.to_string())?;
-    Ok(())
-}
-
-fn make(factory: &str) -> Result<gst::Element, String> {
-    gst::ElementFactory::make(factory)
-        .build()
-        .map_err(|e| format!("{factory}: {e}"))
-}
-
-/// A video depayloader that starts on a keyframe and asks the publisher for one (PLI or
-/// FIR) when packets were lost.
-fn keyframe_depayloader(factory: &str) -> Result<gst::Element, String> {
-    gst::ElementFactory::make(factory)
-        .property("request-keyframe", true)
-        .property("wait-for-keyframe", true)
-        .build()
-        .map_err(|e| format!("{factory}: {e}"))
 }
 
 /// A webrtcbin promise's reply, or its error.
@@ -443,11 +372,13 @@ fn with_public_host(answer: &str, public: IpAddr) -> String {
         .join("\r\n")
 }
 
-/// The session's life: until it is let go, errs, or its publisher is silent too long.
+/// The session's life: until it is let go, errs, or its publisher is silent too long;
+/// asking a passed-through publisher for keyframes through `keyframes`.
 async fn run(
     pipeline: &gst::Pipeline,
     mut stop: watch::Receiver<bool>,
     clock: &MediaClock,
+    keyframes: Option<Depayloader>,
 ) -> String {
     let Some(bus) = pipeline.bus() else {
         return "the session's pipeline has no bus".into();
@@ -455,11 +386,22 @@ async fn run(
     let mut messages = bus.stream();
     let started = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let mut keyframe_tick = tokio::time::interval(KEYFRAME_EVERY);
     loop {
         tokio::select! {
             _ = stop.wait_for(|s| *s) => return "let go".into(),
+            _ = keyframe_tick.tick(), if keyframes.is_some() => {
+                let depayloader = keyframes.as_ref().and_then(|d| d.lock().as_ref().and_then(|w| w.upgrade()));
+                if let Some(depayloader) = depayloader {
+                    carry::ask_keyframe(&depayloader);
+                }
+            }
             msg = messages.next() => match msg.as_ref().map(|m| m.view()) {
-                Some(gst::MessageView::Error(e)) => return format!("{}", e.error()),
+                Some(gst::MessageView::Error(e)) => {
+                    let source = e.src().map(|s| s.name().to_string()).unwrap_or_default();
+                    tracing::debug!(%source, debug = ?e.debug(), "WHIP session error");
+                    return format!("{source}: {}", e.error());
+                }
                 Some(gst::MessageView::Eos(_)) => return "the publisher's stream ended".into(),
                 Some(_) => {}
                 None => return "the session's bus closed".into(),
