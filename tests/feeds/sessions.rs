@@ -121,7 +121,8 @@ async fn publish_until_live(
     }
 }
 
-fn frames(tasks: &[Value]) -> u64 {
+/// The video frames a room's tasks got, all told.
+pub(super) fn frames(tasks: &[Value]) -> u64 {
     tasks
         .iter()
         .map(|t| t["video_frames"].as_u64().unwrap_or(0))

@@ -7,16 +7,9 @@ use std::time::{Duration, Instant};
 use callfeed::emulator::Emulator;
 use serde_json::{Value, json};
 
-use super::sessions::rooms_until;
+use super::sessions::{frames, rooms_until};
 use crate::common::serve::*;
 use crate::common::*;
-
-fn frames(tasks: &[Value]) -> u64 {
-    tasks
-        .iter()
-        .map(|t| t["video_frames"].as_u64().unwrap_or(0))
-        .sum()
-}
 
 async fn new_feed(api: &Api, body: Value) -> (u16, Value) {
     api.call(reqwest::Method::POST, "/v1/feeds", Some(body), Some(TOKEN))

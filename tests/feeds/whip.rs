@@ -8,40 +8,47 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::sessions::{rooms_until, served_feeds};
+use super::sessions::{frames, rooms_until, served_feeds};
 use crate::common::serve::*;
 use crate::common::whip::{Video, an_offer, post_offer, publish};
 
-fn frames(tasks: &[Value]) -> u64 {
-    tasks
-        .iter()
-        .map(|t| t["video_frames"].as_u64().unwrap_or(0))
-        .sum()
+/// Where the tests' WHIP publishers reach the serve: its API, ICE on 127.0.0.1 only.
+fn loopback_endpoint(api: &Api, private_candidates: bool) -> callfeed::feed::WhipEndpoint {
+    callfeed::feed::WhipEndpoint {
+        base: api.base.trim_end_matches('/').to_owned(),
+        webrtc: callfeed::media::whip::WebRtcSettings {
+            bind: vec!["127.0.0.1".parse().unwrap()],
+            private_candidates,
+            ..Default::default()
+        },
+    }
+}
+
+/// A whip feed made through the API with `request`: its id, endpoint URL and bearer token.
+async fn whip_feed(api: &Api, request: Value) -> (String, String, String) {
+    let (status, feed) = api
+        .call(
+            reqwest::Method::POST,
+            "/v1/feeds",
+            Some(request),
+            Some(TOKEN),
+        )
+        .await;
+    assert_eq!(status, 201, "{feed}");
+    let text = |v: &Value| v.as_str().unwrap().to_owned();
+    (
+        text(&feed["id"]),
+        text(&feed["publish"]["url"]),
+        text(&feed["publish"]["bearer"]),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_whip_publisher_reaches_the_room_and_comes_back_in_the_same_call() {
     let (emulator, _dir, feeds, api) = served_feeds().await;
-    feeds.feeds.set_whip(Some(callfeed::feed::WhipEndpoint {
-        base: api.base.trim_end_matches('/').to_owned(),
-        webrtc: callfeed::media::whip::WebRtcSettings {
-            bind: vec!["127.0.0.1".parse().unwrap()],
-            ..Default::default()
-        },
-    }));
-    let (status, feed) = api
-        .call(
-            reqwest::Method::POST,
-            "/v1/feeds",
-            Some(json!({"kind": "whip", "name": "presenter"})),
-            Some(TOKEN),
-        )
-        .await;
-    assert_eq!(status, 201, "{feed}");
-    let id = feed["id"].as_str().unwrap().to_owned();
-    let url = feed["publish"]["url"].as_str().unwrap().to_owned();
-    let bearer = feed["publish"]["bearer"].as_str().unwrap().to_owned();
-    assert!(url.ends_with(&format!("/v1/whip/{id}")), "{feed:#}");
+    feeds.feeds.set_whip(Some(loopback_endpoint(&api, false)));
+    let (id, url, bearer) = whip_feed(&api, json!({"kind": "whip", "name": "presenter"})).await;
+    assert!(url.ends_with(&format!("/v1/whip/{id}")), "{url}");
 
     // A wrong key: 401, nothing taken; nothing usable: 406 naming the line; not SDP: 400.
     let offer = an_offer(Video::H264).await;
@@ -151,21 +158,8 @@ async fn a_whip_publisher_reaches_the_room_and_comes_back_in_the_same_call() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_address_guessing_whip_keys_is_turned_away_for_a_minute() {
     let (_emulator, _dir, feeds, api) = served_feeds().await;
-    feeds.feeds.set_whip(Some(callfeed::feed::WhipEndpoint {
-        base: api.base.trim_end_matches('/').to_owned(),
-        webrtc: Default::default(),
-    }));
-    let (status, feed) = api
-        .call(
-            reqwest::Method::POST,
-            "/v1/feeds",
-            Some(json!({"kind": "whip"})),
-            Some(TOKEN),
-        )
-        .await;
-    assert_eq!(status, 201, "{feed}");
-    let url = feed["publish"]["url"].as_str().unwrap().to_owned();
-    let bearer = feed["publish"]["bearer"].as_str().unwrap().to_owned();
+    feeds.feeds.set_whip(Some(loopback_endpoint(&api, false)));
+    let (id, url, bearer) = whip_feed(&api, json!({"kind": "whip"})).await;
     let mut statuses = Vec::new();
     for guess in 0..12 {
         let answered = post_offer(&url, &format!("{guess:032x}"), "v=0\r\n").await;
@@ -182,9 +176,7 @@ async fn an_address_guessing_whip_keys_is_turned_away_for_a_minute() {
         "{}",
         answered.body
     );
-    let shown = api
-        .get(&format!("/v1/feeds/{}", feed["id"].as_str().unwrap()))
-        .await;
+    let shown = api.get(&format!("/v1/feeds/{id}")).await;
     assert!(shown["publisher"].is_null(), "{shown:#}");
 }
 
@@ -205,29 +197,11 @@ async fn the_node_sends_nothing_to_a_private_address_an_offer_names_unless_allow
     let (_emulator, _dir, feeds, api) = served_feeds().await;
     let target = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let offer = with_candidate(&an_offer(Video::H264).await, target.local_addr().unwrap());
-    let endpoint = |allowed| callfeed::feed::WhipEndpoint {
-        base: api.base.trim_end_matches('/').to_owned(),
-        webrtc: callfeed::media::whip::WebRtcSettings {
-            bind: vec!["127.0.0.1".parse().unwrap()],
-            private_candidates: allowed,
-            ..Default::default()
-        },
-    };
-    feeds.feeds.set_whip(Some(endpoint(false)));
-    let (status, feed) = api
-        .call(
-            reqwest::Method::POST,
-            "/v1/feeds",
-            Some(json!({"kind": "whip"})),
-            Some(TOKEN),
-        )
-        .await;
-    assert_eq!(status, 201, "{feed}");
-    let url = feed["publish"]["url"].as_str().unwrap().to_owned();
-    let bearer = feed["publish"]["bearer"].as_str().unwrap().to_owned();
+    feeds.feeds.set_whip(Some(loopback_endpoint(&api, false)));
+    let (id, url, bearer) = whip_feed(&api, json!({"kind": "whip"})).await;
     let mut buf = [0u8; 1500];
     for allowed in [false, true] {
-        feeds.feeds.set_whip(Some(endpoint(allowed)));
+        feeds.feeds.set_whip(Some(loopback_endpoint(&api, allowed)));
         let answered = post_offer(&url, &bearer, &offer).await;
         assert_eq!(answered.status, 201, "{}", answered.body);
         // ICE checks a candidate it takes within a second or two; none comes otherwise.
@@ -244,11 +218,9 @@ async fn the_node_sends_nothing_to_a_private_address_an_offer_names_unless_allow
             .await
             .unwrap();
         assert_eq!(deleted.status().as_u16(), 200);
-        api.until(
-            &format!("/v1/feeds/{}", feed["id"].as_str().unwrap()),
-            Duration::from_secs(5),
-            |f| f["publisher"].is_null(),
-        )
+        api.until(&format!("/v1/feeds/{id}"), Duration::from_secs(5), |f| {
+            f["publisher"].is_null()
+        })
         .await;
     }
 }
@@ -256,26 +228,10 @@ async fn the_node_sends_nothing_to_a_private_address_an_offer_names_unless_allow
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_browsers_h264_is_passed_through_and_its_opus_heard_as_aac() {
     let (emulator, _dir, feeds, api) = served_feeds().await;
-    feeds.feeds.set_whip(Some(callfeed::feed::WhipEndpoint {
-        base: api.base.trim_end_matches('/').to_owned(),
-        webrtc: callfeed::media::whip::WebRtcSettings {
-            bind: vec!["127.0.0.1".parse().unwrap()],
-            ..Default::default()
-        },
-    }));
-    let (status, feed) = api
-        .call(
-            reqwest::Method::POST,
-            "/v1/feeds",
-            Some(json!({"kind": "whip", "mode": "passthrough"})),
-            Some(TOKEN),
-        )
-        .await;
-    assert_eq!(status, 201, "{feed}");
-    assert_eq!(feed["mode"], "passthrough");
-    let id = feed["id"].as_str().unwrap().to_owned();
-    let url = feed["publish"]["url"].as_str().unwrap().to_owned();
-    let bearer = feed["publish"]["bearer"].as_str().unwrap().to_owned();
+    feeds.feeds.set_whip(Some(loopback_endpoint(&api, false)));
+    let (id, url, bearer) = whip_feed(&api, json!({"kind": "whip", "mode": "passthrough"})).await;
+    let shown = api.get(&format!("/v1/feeds/{id}")).await;
+    assert_eq!(shown["mode"], "passthrough", "{shown:#}");
 
     // VP8 cannot be passed through: refused naming what it takes.
     let refused = publish(&url, &bearer, Video::Vp8)
