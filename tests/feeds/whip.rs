@@ -266,3 +266,34 @@ async fn a_browsers_h264_is_passed_through_and_its_opus_heard_as_aac() {
     let hz = task["dominant_hz"].as_f64().unwrap();
     assert!((hz - 440.0).abs() < 15.0, "{task:#}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offer_whose_peer_never_connects_or_a_huge_one_holds_nothing() {
+    let (_emulator, _dir, feeds, api) = served_feeds().await;
+    let mut endpoint = loopback_endpoint(&api, false);
+    endpoint.webrtc.first_media_within = Some(Duration::from_secs(2));
+    feeds.feeds.set_whip(Some(endpoint));
+    let (id, url, bearer) = whip_feed(&api, json!({"kind": "whip"})).await;
+
+    // Far more than any browser sends: refused before anything is parsed or allocated.
+    let huge = format!("v=0\r\n{}", "a=x-padding:0123456789\r\n".repeat(4000));
+    let answered = post_offer(&url, &bearer, &huge).await;
+    assert!(
+        matches!(answered.status, 400 | 413),
+        "{} {}",
+        answered.status,
+        answered.body
+    );
+
+    // Answered, and then nobody connects (ICE or DTLS never completes): the feed is free
+    // again after the first-media deadline, with the reason.
+    let answered = post_offer(&url, &bearer, &an_offer(Video::H264).await).await;
+    assert_eq!(answered.status, 201, "{}", answered.body);
+    let shown = api
+        .until(&format!("/v1/feeds/{id}"), Duration::from_secs(6), |f| {
+            f["publisher"].is_null()
+        })
+        .await;
+    let reason = shown["last_refusal"]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("no media within 2s"), "{shown:#}");
+}

@@ -41,8 +41,8 @@ pub use offer::{MAX_OFFER_BYTES, OfferError, Offered, VideoCodec};
 const GATHER_WITHIN: Duration = Duration::from_secs(5);
 /// How long each of webrtcbin's negotiation steps may take.
 const STEP_WITHIN: Duration = Duration::from_secs(10);
-/// How long after the answer media must begin: a publisher whose ICE or DTLS never
-/// completes holds nothing longer than this.
+/// How long after the answer media must begin, unless the settings say otherwise: a
+/// publisher whose ICE or DTLS never completes holds nothing longer than this.
 const FIRST_MEDIA_WITHIN: Duration = Duration::from_secs(15);
 /// How long a publisher may send nothing before it counts as gone. webrtcbin 1.22 never
 /// reports a peer that vanished (no consent freshness; its RTCP timeout takes 5–7 s or
@@ -71,6 +71,8 @@ pub struct WebRtcSettings {
     /// Take publishers' candidates on private and loopback addresses too (by default only
     /// public ones: a publisher on the node's network is found from its own checks).
     pub private_candidates: bool,
+    /// How long after the answer a publisher's media must begin (15 s when `None`).
+    pub first_media_within: Option<Duration>,
 }
 
 /// Why a publisher's offer was not answered.
@@ -157,9 +159,11 @@ pub async fn answer(
     };
     let (stop, stopped) = watch::channel(false);
     let (ended_tx, ended) = watch::channel(None);
+    let first_media_within = settings.first_media_within;
     tokio::spawn(async move {
         let keyframes = carrier.passes().then_some(video_depayloader);
-        let reason = run(&pipeline, stopped, &clock, keyframes).await;
+        let within = first_media_within.unwrap_or(FIRST_MEDIA_WITHIN);
+        let reason = run(&pipeline, stopped, &clock, keyframes, within).await;
         tracing::info!(%reason, "WHIP session ended");
         carrier.end();
         pipeline.shut_down(TEARDOWN_LIMIT).await;
@@ -379,6 +383,7 @@ async fn run(
     mut stop: watch::Receiver<bool>,
     clock: &MediaClock,
     keyframes: Option<Depayloader>,
+    first_media_within: Duration,
 ) -> String {
     let Some(bus) = pipeline.bus() else {
         return "the session's pipeline has no bus".into();
@@ -407,10 +412,10 @@ async fn run(
                 None => return "the session's bus closed".into(),
             },
             _ = tick.tick() => match clock.quiet_for() {
-                None if started.elapsed() > FIRST_MEDIA_WITHIN => {
+                None if started.elapsed() > first_media_within => {
                     return format!(
                         "no media within {}s of the answer (ICE or DTLS never completed: is UDP open to --webrtc-ports?)",
-                        FIRST_MEDIA_WITHIN.as_secs()
+                        first_media_within.as_secs()
                     );
                 }
                 Some(quiet) if quiet > SILENT_FOR => {
