@@ -13,6 +13,17 @@ pub(crate) struct Browser {
     _profile: tempfile::TempDir,
 }
 
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if let Some(group) = self._driver.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-s", "KILL", "--", &format!("-{group}")])
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
+    }
+}
+
 impl Browser {
     pub(crate) async fn start() -> Self {
         Self::start_with(&[]).await
@@ -24,7 +35,10 @@ impl Browser {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
         };
+        // A process group of its own: Chromium, which ChromeDriver starts, is in it too and
+        // goes with it (killing ChromeDriver alone leaves Chromium running, orphaned).
         let driver = Command::new("chromedriver")
+            .process_group(0)
             .arg(format!("--port={port}"))
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())

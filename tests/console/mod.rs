@@ -276,7 +276,7 @@ async fn an_operator_starts_watches_hears_and_stops_a_session_from_the_console()
     for origin in origins.as_array().unwrap() {
         assert_eq!(origin.as_str().unwrap(), api, "a request went elsewhere");
     }
-    browser.client.close().await.unwrap();
+    browser.client.clone().close().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -320,7 +320,7 @@ async fn an_announcement_plays_in_the_page_from_the_file_the_cloud_plays() {
         browser.js(&text_of("[data-fact=mode]")).await,
         json!("announcement")
     );
-    browser.client.close().await.unwrap();
+    browser.client.clone().close().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -376,7 +376,7 @@ async fn a_wrong_token_shows_an_error_and_nothing_else() {
         refused[0]["message"].as_str().unwrap().contains("401"),
         "{entries:#?}"
     );
-    browser.client.close().await.unwrap();
+    browser.client.clone().close().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
