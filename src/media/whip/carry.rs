@@ -203,8 +203,30 @@ pub(super) fn depayload(
     let last = chain[chain.len() - 1]
         .static_pad("src")
         .ok_or("a parser without output")?;
+    if passing && target == video_pad {
+        decode_in_order(&last);
+    }
     last.link(&into).map_err(|e| e.to_string())?;
     Ok((target == video_pad).then(|| chain[0].clone()))
+}
+
+/// Gives each picture a decode time: its presentation time, never before the last one's.
+/// What WebRTC depayloads carries presentation times only, and flvmux, which orders by
+/// decode time, otherwise saw them go backwards at the start and dropped the picture for
+/// good while the sound went on. Constrained baseline has no reordering: in order is right.
+fn decode_in_order(pad: &gst::Pad) {
+    let last = parking_lot::Mutex::new(None::<gst::ClockTime>);
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        if let Some(gst::PadProbeData::Buffer(buffer)) = info.data.as_mut()
+            && let Some(pts) = buffer.pts()
+        {
+            let mut last = last.lock();
+            let dts = last.map_or(pts, |l| pts.max(l));
+            *last = Some(dts);
+            buffer.make_mut().set_dts(dts);
+        }
+        gst::PadProbeReturn::Ok
+    });
 }
 
 fn make(factory: &str) -> Result<gst::Element, String> {
