@@ -236,7 +236,7 @@ pub(crate) static FIGURES: &[Figure] = &[
     }),
     Figure::Bespoke(Bespoke {
         key: "latency",
-        heading: "latency publisher → room: a passed-through and a re-encoded feed vs nginx-rtmp + ffmpeg",
+        heading: "latency publisher → room: RTMP and WHIP feeds passed through and re-encoded vs nginx-rtmp + ffmpeg",
         slot: Slot::More("feed_latency"),
         run: crate::latency::feed_latency,
     }),

@@ -23,6 +23,7 @@ mod readers;
 mod report;
 mod sharing;
 mod tools;
+mod whip;
 
 /// The tests' throwaway PostgreSQL, for the cluster figure.
 #[path = "../../tests/common/postgres.rs"]

@@ -248,34 +248,70 @@ fn more(report: &Value) -> String {
     md
 }
 
-/// The latency figure: one row per path, then the ratios to the chain and the target.
+/// The latency figure: one row per path, then the ratios to the chain, the WHIP feeds' CPU
+/// and the targets.
 fn feed_latency(f: &Value) -> String {
     let mut md = format!(
-        "\nLatency, publisher → room ({}; read as {}), p50 and p95 over {} s per path ({} interleaved runs, pooled):\n\n| path | p50 ms | p95 ms | p50 per run | pictures / expected |\n|---|---|---|---|---|\n",
+        "\nLatency, publisher → room ({}; over WHIP: {}; read as {}), p50 and p95 over {} s per path ({} interleaved runs, pooled), and {}:\n\n| path | p50 ms | p95 ms | p50 per run | pictures / expected | CPU-s |\n|---|---|---|---|---|---|\n",
         f["publisher"].as_str().unwrap_or(""),
+        f["whip_publisher"].as_str().unwrap_or(""),
         f["reader"].as_str().unwrap_or(""),
         f["window_seconds"],
-        f["runs_per_path"]
+        f["runs_per_path"],
+        f["cpu"].as_str().unwrap_or(""),
     );
-    for (key, name) in [
+    let keys = [
         ("callfeed_passthrough", "callfeed, feed passed through"),
         ("callfeed_encoded", "callfeed, feed re-encoded"),
+        (
+            "callfeed_whip_passthrough",
+            "callfeed, WHIP feed passed through",
+        ),
+        ("callfeed_whip_encoded", "callfeed, WHIP feed re-encoded"),
         ("nginx_ffmpeg", "nginx-rtmp + ffmpeg transcode"),
-    ] {
+    ];
+    for (key, name) in keys {
         let p = &f[key];
         md.push_str(&format!(
-            "| {name} | {} | {} | {} | {} / {} |\n",
-            p["p50_ms"], p["p95_ms"], p["p50_ms_per_run"], p["pictures"], p["expected_pictures"]
+            "| {name} | {} | {} | {} | {} / {} | {} |\n",
+            p["p50_ms"],
+            p["p95_ms"],
+            p["p50_ms_per_run"],
+            p["pictures"],
+            p["expected_pictures"],
+            p["cpu_seconds"]
+        ));
+    }
+    let over = |key: &str| {
+        let o = &f[format!("{key}_over_chain")];
+        format!("{} ({})", o["p50"], o["p95"])
+    };
+    let met = |v: &Value| if v == true { "met" } else { "not met" };
+    md.push_str(&format!(
+        "\ncallfeed / chain, p50 (p95): passed through {}, re-encoded {}; WHIP passed through {}, re-encoded {}. Target: {}: {}.\n",
+        over("callfeed_passthrough"),
+        over("callfeed_encoded"),
+        over("callfeed_whip_passthrough"),
+        over("callfeed_whip_encoded"),
+        f["target"].as_str().unwrap_or(""),
+        met(&f["met"])
+    ));
+    let stalled: Vec<String> = keys
+        .iter()
+        .filter(|(key, _)| f[key]["stalled_runs"].as_u64() > Some(0))
+        .map(|(key, name)| format!("{name} {}", f[key]["stalled_runs"]))
+        .collect();
+    if !stalled.is_empty() {
+        md.push_str(&format!(
+            "\nRuns whose stream stopped after its first pictures, made again: {}.\n",
+            stalled.join(", ")
         ));
     }
     md.push_str(&format!(
-        "\ncallfeed / chain, p50 (p95): passed through {} ({}), re-encoded {} ({}). Target: {}: {}.\n",
-        f["callfeed_passthrough_over_chain"]["p50"],
-        f["callfeed_passthrough_over_chain"]["p95"],
-        f["callfeed_encoded_over_chain"]["p50"],
-        f["callfeed_encoded_over_chain"]["p95"],
-        f["target"].as_str().unwrap_or(""),
-        if f["met"] == true { "met" } else { "not met" }
+        "\nA WHIP feed passed through costs {} × the CPU of one re-encoded. Target: {}: {}.\n",
+        f["whip_passthrough_over_encoded_cpu"],
+        f["whip_target"].as_str().unwrap_or(""),
+        met(&f["whip_met"])
     ));
     md
 }
