@@ -35,8 +35,8 @@ pub struct TagPassthrough {
 /// One publisher's place in the feed's timeline.
 #[derive(Default)]
 struct Connection {
-    /// Added to its timestamps.
-    shift: Option<u32>,
+    /// Added to its timestamps, and where on the feed's timeline it began.
+    shift: Option<(u32, u32)>,
     /// Its first keyframe has come (what comes before it would not decode).
     keyframe_seen: bool,
     media_seen: bool,
@@ -112,11 +112,19 @@ impl TagPassthrough {
         } else if !self.connection.keyframe_seen && self.contract.video.is_some() {
             return Ok(Passed::Held);
         }
-        let shift = *self.connection.shift.get_or_insert_with(|| {
+        let (shift, start) = *self.connection.shift.get_or_insert_with(|| {
             let next = self.last_out.map_or(0, |t| t.wrapping_add(GAP_MS));
-            next.wrapping_sub(timestamp_ms)
+            (next.wrapping_sub(timestamp_ms), next)
         });
+        // A message stamped before the one that began the connection (sound a few ms before
+        // the first keyframe, a WebRTC clock settling) starts with it: shifted, it would wrap
+        // to 49 days and a player would wait for it.
         let out = timestamp_ms.wrapping_add(shift);
+        let out = if (out.wrapping_sub(start) as i32) < 0 {
+            start
+        } else {
+            out
+        };
         self.last_out = Some(self.last_out.map_or(out, |t| t.max(out)));
         self.hub.push(super::flv::tag(kind, out, body));
         let first_media = !self.connection.media_seen;
@@ -265,5 +273,16 @@ mod tests {
         let subscription = hub.subscribe();
         let last = subscription.preamble.last().unwrap().clone();
         assert_eq!(crate::media::flv::tag_timestamp(&last), Some(33 + 33));
+    }
+
+    #[test]
+    fn sound_stamped_before_the_first_keyframe_starts_with_it_rather_than_in_49_days() {
+        let (mut pass, hub) = passthrough();
+        let key = [0x17, 1, 0, 0, 0, 0, 0, 0, 1, 0x65];
+        assert_eq!(pass.send(TAG_VIDEO, 1000, &key), Ok(Passed::FirstMedia));
+        assert_eq!(pass.send(TAG_AUDIO, 990, &[0xaf, 1, 7]), Ok(Passed::Sent));
+        let subscription = hub.subscribe();
+        let last = subscription.preamble.last().unwrap().clone();
+        assert_eq!(crate::media::flv::tag_timestamp(&last), Some(0));
     }
 }

@@ -1,7 +1,7 @@
 //! A WHIP publisher for the tests, independent of callfeed's own WebRTC code: webrtcbin
 //! sending H.264 (constrained baseline, no B-frames) and Opus, or VP8, from test sources
-//! (a 320x240 picture at 30 fps and a 440 Hz tone), gathering on 127.0.0.1 only; its offer
-//! POSTed to a WHIP endpoint and the answer applied.
+//! (a 320x240 or 1280x720 picture at 30 fps and a 440 Hz tone), gathering on 127.0.0.1
+//! only; its offer POSTed to a WHIP endpoint and the answer applied.
 
 use std::time::Duration;
 
@@ -15,6 +15,9 @@ use gstreamer_webrtc::prelude::WebRTCICEExt;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Video {
     H264,
+    /// 1280x720 as OBS sends it for streaming (x264 veryfast, a 2 s GOP, 2 Mb/s), its sound
+    /// 300 ms behind: how a passed-through start once lost its picture.
+    H264Hd,
     Vp8,
 }
 
@@ -39,22 +42,38 @@ pub struct Answered {
 }
 
 fn launch(video: Video) -> gst::Pipeline {
+    const H264_RTP: &str = "video/x-h264,profile=constrained-baseline ! rtph264pay \
+        config-interval=-1 aggregate-mode=zero-latency \
+        ! application/x-rtp,media=video,encoding-name=H264,payload=96";
     let encode = match video {
         Video::H264 => {
-            "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=30 bframes=0 \
-             ! video/x-h264,profile=constrained-baseline ! rtph264pay config-interval=-1 \
-             aggregate-mode=zero-latency ! application/x-rtp,media=video,encoding-name=H264,payload=96"
+            format!(
+                "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=30 bframes=0 ! {H264_RTP}"
+            )
         }
-        Video::Vp8 => {
-            "vp8enc deadline=1 keyframe-max-dist=30 ! rtpvp8pay \
+        Video::H264Hd => format!(
+            "x264enc tune=zerolatency speed-preset=veryfast key-int-max=60 bframes=0 bitrate=2000 \
+             ! {H264_RTP}"
+        ),
+        Video::Vp8 => "vp8enc deadline=1 keyframe-max-dist=30 ! rtpvp8pay \
              ! application/x-rtp,media=video,encoding-name=VP8,payload=96"
-        }
+            .to_owned(),
+    };
+    // The HD publisher's sound leaves 300 ms after its picture, as a browser's capture can:
+    // the first pictures then come late beside the sound and the receiver's clock settles.
+    let (size, audio_delay) = match video {
+        Video::H264Hd => (
+            "width=1280,height=720",
+            "queue min-threshold-time=300000000 max-size-time=0 max-size-buffers=0 \
+             max-size-bytes=0 ! ",
+        ),
+        _ => ("width=320,height=240", ""),
     };
     let description = format!(
         "webrtcbin name=wb bundle-policy=max-bundle \
-         videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=30/1 \
+         videotestsrc is-live=true pattern=ball ! video/x-raw,{size},framerate=30/1 \
          ! {encode} ! wb. \
-         audiotestsrc is-live=true freq=440 volume=0.5 ! audioconvert ! audioresample ! opusenc \
+         audiotestsrc is-live=true freq=440 volume=0.5 ! {audio_delay}audioconvert ! audioresample ! opusenc \
          ! rtpopuspay ! application/x-rtp,media=audio,encoding-name=OPUS,payload=111 ! wb."
     );
     gst::parse::launch(&description)

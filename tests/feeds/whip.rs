@@ -267,6 +267,61 @@ async fn a_browsers_h264_is_passed_through_and_its_opus_heard_as_aac() {
     assert!((hz - 440.0).abs() < 15.0, "{task:#}");
 }
 
+/// A passed-through feed's publisher starts again and again (a 720p encoder, each start
+/// ending with DELETE): each start's picture reaches the call's room and keeps coming. One
+/// start in three once showed its first pictures and then none, its sound going on: the
+/// WebRTC clock timed later pictures before the first, and shifted onto the feed's
+/// timeline they wrapped to 49 days.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_start_of_a_passed_through_publisher_keeps_its_picture_coming() {
+    const STARTS: usize = 6;
+    let (emulator, _dir, feeds, api) = served_feeds().await;
+    feeds.feeds.set_whip(Some(loopback_endpoint(&api, false)));
+    let (id, url, bearer) = whip_feed(&api, json!({"kind": "whip", "mode": "passthrough"})).await;
+    let mut publisher = publish(&url, &bearer, Video::H264Hd)
+        .await
+        .ok()
+        .expect("taken");
+    let (status, created) = api
+        .post(
+            json!({"to": ["jack"], "media": format!("feed:{id}"), "room": "whip-starts",
+                     "ring": "when_live", "feed_wait_secs": 30, "ingest_at": "ring"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let mut seen = rooms_until(&emulator, &["whip-starts"], Duration::from_secs(30), |t| {
+        t.len() == 1 && frames(t) > 60
+    })
+    .await;
+    for start in 2..=STARTS {
+        let deleted = reqwest::Client::new()
+            .delete(&publisher.resource)
+            .bearer_auth(&bearer)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(deleted.status().as_u16(), 200);
+        api.until(&format!("/v1/feeds/{id}"), Duration::from_secs(2), |f| {
+            f["publisher"].is_null()
+        })
+        .await;
+        publisher = publish(&url, &bearer, Video::H264Hd)
+            .await
+            .ok()
+            .expect("taken again");
+        // Two seconds of pictures after this start: more than its first GOP.
+        let before = frames(&seen[0]);
+        seen = rooms_until(&emulator, &["whip-starts"], Duration::from_secs(15), |t| {
+            t.len() == 1 && frames(t) > before + 60
+        })
+        .await;
+        eprintln!(
+            "start {start}/{STARTS}: the room has {} pictures",
+            frames(&seen[0])
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_offer_whose_peer_never_connects_or_a_huge_one_holds_nothing() {
     let (_emulator, _dir, feeds, api) = served_feeds().await;

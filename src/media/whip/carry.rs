@@ -1,7 +1,13 @@
 //! Where a WHIP session's media goes, and the chains that bring it there from webrtcbin:
 //! depayloaded and muxed as Matroska into the feed's inlet, for the feed to decode; or, for a
-//! passed-through feed, as FLV tags of the contract — the publisher's H.264 as it comes, its
-//! Opus decoded and encoded to AAC 48 kHz (FLV and the cloud take no Opus).
+//! passed-through feed, as FLV tag bodies of the contract — the publisher's H.264 as it
+//! comes, its Opus decoded and encoded to AAC 48 kHz (FLV and the cloud take no Opus).
+//!
+//! A passed-through stream's tags are written here, each stream on its own, not by
+//! `flvmux`: an aggregator waits on both streams, and one start in four or so held the
+//! picture for good after its first keyframe while the sound went on (a 720p publisher on 2
+//! cores). The bodies are plain: the H.264 access unit behind its five-byte header, the AAC
+//! frame behind its two, and each stream's sequence header from its caps.
 
 use std::sync::Arc;
 
@@ -9,6 +15,7 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 
+use super::super::flv::{TAG_AUDIO, TAG_VIDEO};
 use super::super::inlet::InletWriter;
 
 /// Takes one FLV tag body (`kind`, timestamp in ms, body); why not, which ends the session.
@@ -22,28 +29,18 @@ pub enum Carry {
     Pass(TagSink),
 }
 
-/// The carry, shared with the muxer's sink so the session's end ends it at once (not when
-/// the pipeline is freed).
+/// The carry, shared with the sinks so the session's end ends it at once (not when the
+/// pipeline is freed).
 #[derive(Clone)]
-pub(super) struct Carrier(Arc<parking_lot::Mutex<Option<Going>>>);
-
-enum Going {
-    Decode(InletWriter),
-    /// The tag sink, and what of the muxer's output has not made a whole tag yet.
-    Pass(TagSink, Vec<u8>),
-}
+pub(super) struct Carrier(Arc<parking_lot::Mutex<Option<Carry>>>);
 
 impl Carrier {
     pub(super) fn new(carry: Carry) -> Self {
-        let going = match carry {
-            Carry::Decode(writer) => Going::Decode(writer),
-            Carry::Pass(sink) => Going::Pass(sink, Vec::new()),
-        };
-        Self(Arc::new(parking_lot::Mutex::new(Some(going))))
+        Self(Arc::new(parking_lot::Mutex::new(Some(carry))))
     }
 
     pub(super) fn passes(&self) -> bool {
-        matches!(self.0.lock().as_ref(), Some(Going::Pass(..)))
+        matches!(self.0.lock().as_ref(), Some(Carry::Pass(..)))
     }
 
     /// Ends the carry: the feed sees the publisher's connection end.
@@ -51,74 +48,83 @@ impl Carrier {
         self.0.lock().take();
     }
 
-    fn take(&self, bytes: &[u8]) -> Result<(), String> {
-        let mut going = self.0.lock();
-        match going.as_mut() {
+    /// Bytes of the Matroska stream.
+    fn take_bytes(&self, bytes: &[u8]) -> Result<(), String> {
+        match self.0.lock().as_mut() {
             None => Err("the session has ended".into()),
-            Some(Going::Decode(writer)) => writer
+            Some(Carry::Decode(writer)) => writer
                 .send_bytes(bytes::Bytes::copy_from_slice(bytes))
                 .map_err(|e| e.to_string()),
-            Some(Going::Pass(sink, pending)) => {
-                pending.extend_from_slice(bytes);
-                pass_tags(sink, pending)
-            }
+            Some(Carry::Pass(_)) => Err("a passed-through session takes tags".into()),
+        }
+    }
+
+    /// One FLV tag body.
+    fn take_tag(&self, kind: u8, timestamp_ms: u32, body: &[u8]) -> Result<(), String> {
+        match self.0.lock().as_mut() {
+            None => Err("the session has ended".into()),
+            Some(Carry::Pass(sink)) => sink(kind, timestamp_ms, body),
+            Some(Carry::Decode(_)) => Err("a decoded session takes a Matroska stream".into()),
         }
     }
 }
 
-/// Hands every whole tag in `pending` to `sink`, keeping what is left of a partial one.
-fn pass_tags(sink: &mut TagSink, pending: &mut Vec<u8>) -> Result<(), String> {
-    let mut at = if pending.starts_with(b"FLV") { 13 } else { 0 };
-    while at + 11 <= pending.len() {
-        let tag = &pending[at..];
-        let size = u32::from_be_bytes([0, tag[1], tag[2], tag[3]]) as usize;
-        let whole = 11 + size + 4;
-        if tag.len() < whole {
-            break;
-        }
-        let timestamp = u32::from_be_bytes([tag[7], tag[4], tag[5], tag[6]]);
-        let kind = tag[0] & 0x1f;
-        if kind == super::super::flv::TAG_AUDIO || kind == super::super::flv::TAG_VIDEO {
-            sink(kind, timestamp, &tag[11..11 + size])?;
-        }
-        at += whole;
-    }
-    pending.drain(..at);
-    Ok(())
+/// Where each of webrtcbin's streams ends: a pad of the one muxer, or a tag writer of its
+/// own.
+pub(super) enum Outlet {
+    /// Weak: webrtcbin's pad-added handler holds the outlet, and the pipeline the muxer.
+    Mux(gst::glib::WeakRef<gst::Element>),
+    Tags(Carrier),
 }
 
-/// The muxer a carry needs, and its pads for what the offer carries, asked for before any
-/// media: a muxer writes its header once every pad has media, and takes no pad after that.
-pub(super) fn muxer(
+/// The outlet a carry needs. A decoded session's muxer, with its pads for what the offer
+/// carries asked for before any media (a muxer writes its header once every pad has media,
+/// and takes no pad after that), and its sink, both in `pipeline`.
+pub(super) fn outlet(
+    pipeline: &gst::Pipeline,
     carrier: &Carrier,
     video: bool,
     audio: bool,
-) -> Result<(gst::Element, gst_app::AppSink), String> {
-    let (factory, video_pad, audio_pad) = if carrier.passes() {
-        ("flvmux", "video", "audio")
-    } else {
-        ("matroskamux", "video_%u", "audio_%u")
-    };
-    let mux = gst::ElementFactory::make(factory)
+) -> Result<Outlet, String> {
+    if carrier.passes() {
+        return Ok(Outlet::Tags(carrier.clone()));
+    }
+    let mux = gst::ElementFactory::make("matroskamux")
         .property("streamable", true)
         .build()
-        .map_err(|e| format!("{factory}: {e}"))?;
-    for (wanted, pad) in [(video, video_pad), (audio, audio_pad)] {
+        .map_err(|e| format!("matroskamux: {e}"))?;
+    for (wanted, pad) in [(video, "video_%u"), (audio, "audio_%u")] {
         if wanted && mux.request_pad_simple(pad).is_none() {
-            return Err(format!("{factory} has no {pad} pad"));
+            return Err(format!("matroskamux has no {pad} pad"));
         }
     }
-    let sink = gst_app::AppSink::builder().sync(false).build();
     let taking = carrier.clone();
+    let sink = sample_sink(move |sample| {
+        let buffer = sample.buffer().ok_or("a sample without a buffer")?;
+        let map = buffer.map_readable().map_err(|e| e.to_string())?;
+        taking.take_bytes(map.as_slice())
+    });
+    pipeline
+        .add_many([&mux, sink.upcast_ref()])
+        .map_err(|e| e.to_string())?;
+    mux.link(&sink).map_err(|e| e.to_string())?;
+    Ok(Outlet::Mux(mux.downgrade()))
+}
+
+/// An appsink that hands each sample to `take`; what `take` says went wrong ends the
+/// session. Not asynchronous: one added to the playing pipeline must not hold its state.
+fn sample_sink(
+    mut take: impl FnMut(&gst::Sample) -> Result<(), String> + Send + 'static,
+) -> gst_app::AppSink {
+    let sink = gst_app::AppSink::builder()
+        .sync(false)
+        .property("async", false)
+        .build();
     sink.set_callbacks(
         gst_app::AppSinkCallbacks::builder()
             .new_sample(move |sink| {
                 let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                let Some(buffer) = sample.buffer() else {
-                    return Ok(gst::FlowSuccess::Ok);
-                };
-                let map = buffer.map_readable().map_err(|_| gst::FlowError::Error)?;
-                match taking.take(map.as_slice()) {
+                match take(&sample) {
                     Ok(()) => Ok(gst::FlowSuccess::Ok),
                     Err(e) => {
                         gst::element_error!(sink, gst::StreamError::Failed, ("{}", e));
@@ -128,16 +134,75 @@ pub(super) fn muxer(
             })
             .build(),
     );
-    Ok((mux, sink))
+    sink
 }
 
-/// Links a new stream of webrtcbin's to the muxer; the video depayloader, to ask the
+/// A tag writer for one stream of `kind`: its sequence header whenever its caps bring a new
+/// one, then each frame at its running time, never before the last one's. WebRTC's
+/// jitter buffer times the first packets by when they came, then by the sender's clock:
+/// a 720p publisher's first pictures came late, and the ones after them were timed up to
+/// half a second earlier.
+fn tag_sink(carrier: Carrier, kind: u8) -> gst_app::AppSink {
+    let mut header_sent: Option<gst::Buffer> = None;
+    let mut last_at = 0;
+    sample_sink(move |sample| {
+        let buffer = sample.buffer().ok_or("a sample without a buffer")?;
+        let at = running_ms(sample, buffer).max(last_at);
+        last_at = at;
+        let config = sample
+            .caps()
+            .and_then(|c| c.structure(0))
+            .and_then(|s| s.get::<gst::Buffer>("codec_data").ok());
+        if let Some(config) = config
+            && header_sent.as_ref() != Some(&config)
+        {
+            let map = config.map_readable().map_err(|e| e.to_string())?;
+            carrier.take_tag(kind, at, &tag_body(kind, true, true, map.as_slice()))?;
+            drop(map);
+            header_sent = Some(config);
+        }
+        if header_sent.is_none() {
+            return Err("a stream without its codec's configuration".into());
+        }
+        let map = buffer.map_readable().map_err(|e| e.to_string())?;
+        let keyframe = !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
+        carrier.take_tag(kind, at, &tag_body(kind, false, keyframe, map.as_slice()))
+    })
+}
+
+/// A buffer's running time in ms (its stream's clock is the session's), truncated to FLV's
+/// 32 bits.
+fn running_ms(sample: &gst::Sample, buffer: &gst::BufferRef) -> u32 {
+    let running = buffer.pts().and_then(|pts| {
+        sample
+            .segment()
+            .and_then(|s| s.downcast_ref::<gst::ClockTime>())
+            .and_then(|s| s.to_running_time(pts))
+    });
+    running.map_or(0, |t| t.mseconds() as u32)
+}
+
+/// An FLV tag body: H.264 (keyframe or not, its composition time 0: constrained baseline has
+/// no reordering) or AAC 48 kHz stereo; `config` for the sequence header.
+fn tag_body(kind: u8, config: bool, keyframe: bool, data: &[u8]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(data.len() + 5);
+    if kind == TAG_VIDEO {
+        body.push(if keyframe { 0x17 } else { 0x27 });
+        body.extend_from_slice(&[u8::from(!config), 0, 0, 0]);
+    } else {
+        // AAC (10), "44 kHz" (FLV's highest: the real rate is in the header), 16 bit, stereo.
+        body.extend_from_slice(&[0xaf, u8::from(!config)]);
+    }
+    body.extend_from_slice(data);
+    body
+}
+
+/// Links a new stream of webrtcbin's to its outlet; the video depayloader, to ask the
 /// publisher for keyframes through.
 pub(super) fn depayload(
     pipeline: &gst::Pipeline,
     pad: &gst::Pad,
-    mux: &gst::Element,
-    passing: bool,
+    outlet: &Outlet,
 ) -> Result<Option<gst::Element>, String> {
     let caps = pad.current_caps().ok_or("a stream without caps")?;
     let s = caps.structure(0).ok_or("a stream without caps")?;
@@ -145,13 +210,11 @@ pub(super) fn depayload(
         .get::<&str>("encoding-name")
         .unwrap_or_default()
         .to_ascii_uppercase();
-    // The pads were asked for by template when the muxer was made; found by it.
-    let video_pad = if passing { "video" } else { "video_%u" };
-    let audio_pad = if passing { "audio" } else { "audio_%u" };
-    let (chain, target): (Vec<gst::Element>, &str) = match (encoding.as_str(), passing) {
+    let passing = matches!(outlet, Outlet::Tags(_));
+    let (mut chain, kind) = match (encoding.as_str(), passing) {
         ("H264", false) => (
             vec![keyframe_depayloader("rtph264depay")?, make("h264parse")?],
-            video_pad,
+            TAG_VIDEO,
         ),
         ("H264", true) => (
             vec![
@@ -159,10 +222,10 @@ pub(super) fn depayload(
                 make("h264parse")?,
                 caps_filter("video/x-h264,stream-format=avc,alignment=au")?,
             ],
-            video_pad,
+            TAG_VIDEO,
         ),
-        ("VP8", false) => (vec![keyframe_depayloader("rtpvp8depay")?], video_pad),
-        ("OPUS", false) => (vec![make("rtpopusdepay")?, make("opusparse")?], audio_pad),
+        ("VP8", false) => (vec![keyframe_depayloader("rtpvp8depay")?], TAG_VIDEO),
+        ("OPUS", false) => (vec![make("rtpopusdepay")?, make("opusparse")?], TAG_AUDIO),
         ("OPUS", true) => (
             vec![
                 make("rtpopusdepay")?,
@@ -175,23 +238,39 @@ pub(super) fn depayload(
                     .build()
                     .map_err(|e| format!("voaacenc: {e}"))?,
                 make("aacparse")?,
+                caps_filter("audio/mpeg,mpegversion=4,stream-format=raw")?,
             ],
-            audio_pad,
+            TAG_AUDIO,
         ),
         (other, _) => return Err(format!("{other} is not taken here")),
     };
-    let into = mux
-        .sink_pads()
-        .into_iter()
-        .find(|p| {
-            p.pad_template()
-                .is_some_and(|t| t.name_template() == target)
-                && !p.is_linked()
-        })
-        .ok_or_else(|| format!("{encoding} was not offered"))?;
+    let into = match outlet {
+        Outlet::Mux(mux) => {
+            let mux = mux.upgrade().ok_or("the session is ending")?;
+            // The pads were asked for by template when the muxer was made; found by it.
+            let template = if kind == TAG_VIDEO {
+                "video_%u"
+            } else {
+                "audio_%u"
+            };
+            mux.sink_pads()
+                .into_iter()
+                .find(|p| {
+                    p.pad_template()
+                        .is_some_and(|t| t.name_template() == template)
+                        && !p.is_linked()
+                })
+                .ok_or_else(|| format!("{encoding} was not offered"))?
+        }
+        Outlet::Tags(carrier) => {
+            let sink = tag_sink(carrier.clone(), kind);
+            chain.push(sink.clone().upcast());
+            sink.static_pad("sink").ok_or("a sink without input")?
+        }
+    };
     pipeline.add_many(&chain).map_err(|e| e.to_string())?;
     gst::Element::link_many(&chain).map_err(|e| e.to_string())?;
-    for element in &chain {
+    for element in chain.iter().rev() {
         element
             .sync_state_with_parent()
             .map_err(|e| e.to_string())?;
@@ -200,33 +279,13 @@ pub(super) fn depayload(
         .static_pad("sink")
         .ok_or("a depayloader without input")?;
     pad.link(&first).map_err(|e| e.to_string())?;
-    let last = chain[chain.len() - 1]
-        .static_pad("src")
-        .ok_or("a parser without output")?;
-    if passing && target == video_pad {
-        decode_in_order(&last);
+    if let Outlet::Mux(_) = outlet {
+        let last = chain[chain.len() - 1]
+            .static_pad("src")
+            .ok_or("a parser without output")?;
+        last.link(&into).map_err(|e| e.to_string())?;
     }
-    last.link(&into).map_err(|e| e.to_string())?;
-    Ok((target == video_pad).then(|| chain[0].clone()))
-}
-
-/// Gives each picture a decode time: its presentation time, never before the last one's.
-/// What WebRTC depayloads carries presentation times only, and flvmux, which orders by
-/// decode time, otherwise saw them go backwards at the start and dropped the picture for
-/// good while the sound went on. Constrained baseline has no reordering: in order is right.
-fn decode_in_order(pad: &gst::Pad) {
-    let last = parking_lot::Mutex::new(None::<gst::ClockTime>);
-    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-        if let Some(gst::PadProbeData::Buffer(buffer)) = info.data.as_mut()
-            && let Some(pts) = buffer.pts()
-        {
-            let mut last = last.lock();
-            let dts = last.map_or(pts, |l| pts.max(l));
-            *last = Some(dts);
-            buffer.make_mut().set_dts(dts);
-        }
-        gst::PadProbeReturn::Ok
-    });
+    Ok((kind == TAG_VIDEO).then(|| chain[0].clone()))
 }
 
 fn make(factory: &str) -> Result<gst::Element, String> {
@@ -270,28 +329,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn whole_media_tags_are_passed_and_a_partial_one_waits() {
-        let seen = Arc::new(parking_lot::Mutex::new(Vec::new()));
-        let into = seen.clone();
-        let mut sink: TagSink = Box::new(move |kind, ts, body| {
-            into.lock().push((kind, ts, body.to_vec()));
-            Ok(())
-        });
-        let mut stream = super::super::super::flv::FILE_HEADER.to_vec();
-        stream.extend_from_slice(&super::super::super::flv::tag(18, 0, b"meta"));
-        stream.extend_from_slice(&super::super::super::flv::tag(
-            9,
-            40,
-            &[0x17, 1, 0, 0, 0, 9],
-        ));
-        let audio = super::super::super::flv::tag(8, 0x0100_0021, &[0xaf, 1, 7]);
-        stream.extend_from_slice(&audio[..5]);
-        let mut pending = stream;
-        pass_tags(&mut sink, &mut pending).unwrap();
-        assert_eq!(*seen.lock(), [(9, 40, vec![0x17, 1, 0, 0, 0, 9])]);
-        pending.extend_from_slice(&audio[5..]);
-        pass_tags(&mut sink, &mut pending).unwrap();
-        assert_eq!(seen.lock()[1], (8, 0x0100_0021, vec![0xaf, 1, 7]));
-        assert!(pending.is_empty());
+    fn tag_bodies_carry_the_frame_behind_flv_headers() {
+        assert_eq!(
+            tag_body(TAG_VIDEO, true, true, &[1, 2]),
+            [0x17, 0, 0, 0, 0, 1, 2]
+        );
+        assert_eq!(
+            tag_body(TAG_VIDEO, false, true, &[9]),
+            [0x17, 1, 0, 0, 0, 9]
+        );
+        assert_eq!(
+            tag_body(TAG_VIDEO, false, false, &[9]),
+            [0x27, 1, 0, 0, 0, 9]
+        );
+        assert_eq!(
+            tag_body(TAG_AUDIO, true, true, &[0x11, 0x90]),
+            [0xaf, 0, 0x11, 0x90]
+        );
+        assert_eq!(tag_body(TAG_AUDIO, false, true, &[7]), [0xaf, 1, 7]);
     }
 }

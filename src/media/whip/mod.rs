@@ -11,8 +11,9 @@
 //! ```
 //!
 //! A passed-through feed takes the publisher's H.264 as it comes instead, and its Opus as
-//! AAC, muxed as FLV tags of the contract; the publisher is asked for a keyframe every two
-//! seconds (a browser sends one only when asked), so a call that joins starts soon.
+//! AAC, each stream written as FLV tags of the contract by an appsink of its own; the
+//! publisher is asked for a keyframe every two seconds (a browser sends one only when
+//! asked), so a call that joins starts soon.
 //!
 //! - `offer`: the offer cut down to what callfeed takes (a leaf)
 //! - `carry`: where the media goes, and the chains that take it there
@@ -223,16 +224,12 @@ fn build(
         .build()
         .map_err(|e| engine(&e))?;
     configure_ice(&webrtcbin, settings)?;
-    let (mux, sink) =
-        carry::muxer(carrier, offered.video.is_some(), offered.audio).map_err(|e| engine(&e))?;
-    pipeline
-        .add_many([&webrtcbin, &mux, sink.upcast_ref()])
+    pipeline.add(&webrtcbin).map_err(|e| engine(&e))?;
+    let outlet = carry::outlet(&pipeline, carrier, offered.video.is_some(), offered.audio)
         .map_err(|e| engine(&e))?;
-    mux.link(&sink).map_err(|e| engine(&e))?;
-    let passing = carrier.passes();
-    let (weak_pipeline, weak_mux) = (pipeline.downgrade(), mux.downgrade());
+    let weak_pipeline = pipeline.downgrade();
     webrtcbin.connect_pad_added(move |_, pad| {
-        let (Some(pipeline), Some(mux)) = (weak_pipeline.upgrade(), weak_mux.upgrade()) else {
+        let Some(pipeline) = weak_pipeline.upgrade() else {
             return;
         };
         let clock = clock.clone();
@@ -240,7 +237,7 @@ fn build(
             clock.tick();
             gst::PadProbeReturn::Ok
         });
-        match carry::depayload(&pipeline, pad, &mux, passing) {
+        match carry::depayload(&pipeline, pad, &outlet) {
             Ok(Some(video)) => *video_depayloader.lock() = Some(video.downgrade()),
             Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "a WHIP publisher's stream is not carried"),
