@@ -66,6 +66,9 @@ pub(crate) struct Feed {
     sessions: Mutex<BTreeMap<String, bool>>,
     /// How many of them stay: an ended feed's stream carries the slate until none is left.
     staying: watch::Sender<usize>,
+    /// How many times a session joined: a passed-through publisher is asked for a keyframe
+    /// each time, so the new call's room starts at once.
+    joins: watch::Sender<u64>,
     last_refusal: Mutex<Option<Refusal>>,
     ended_reason: Mutex<Option<String>>,
     kbps: AtomicU64,
@@ -143,6 +146,7 @@ impl Feed {
             publishers: AtomicU32::new(0),
             sessions: Mutex::new(BTreeMap::new()),
             staying: watch::Sender::new(0),
+            joins: watch::Sender::new(0),
             last_refusal: Mutex::new(None),
             ended_reason: Mutex::new(None),
             kbps: AtomicU64::new(0),
@@ -328,7 +332,13 @@ impl Feed {
         sessions.insert(session.to_owned(), stays);
         self.staying
             .send_replace(sessions.values().filter(|s| **s).count());
+        self.joins.send_modify(|n| *n += 1);
         Ok(())
+    }
+
+    /// Changes each time a session joins.
+    pub(crate) fn joins(&self) -> watch::Receiver<u64> {
+        self.joins.subscribe()
     }
 
     pub(crate) fn leave(&self, session: &str) {

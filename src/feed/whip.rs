@@ -111,19 +111,23 @@ impl Feeds {
             .lock()
             .insert(resource.clone(), (publisher.feed.id.clone(), delete));
         let (address, kept) = (address.to_owned(), resource.clone());
+        let mut joins = publisher.feed.joins();
         tokio::spawn(async move {
             let mut deleted = deleted;
-            let why = tokio::select! {
-                why = peer.ended() => Some(why),
-                why = publisher.kicked() => Some(why.to_owned()),
-                _ = deleted.wait_for(|d| *d) => None,
+            let why = loop {
+                tokio::select! {
+                    why = peer.ended() => break Some(why),
+                    why = publisher.kicked() => break Some(why.to_owned()),
+                    _ = deleted.wait_for(|d| *d) => break None,
+                    Ok(()) = joins.changed() => peer.ask_keyframe(),
+                }
             };
-            peer.close();
+            // Dropped, the peer ends its session: nothing more reaches the feed.
+            drop(peer);
             if let Some(why) = why {
                 publisher.dropped(&why, &address);
             }
             sessions.lock().remove(&kept);
-            drop(peer);
             drop(publisher);
         });
         Ok(WhipAnswer { sdp, resource })

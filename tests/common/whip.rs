@@ -3,6 +3,8 @@
 //! (a 320x240 or 1280x720 picture at 30 fps and a 440 Hz tone), gathering on 127.0.0.1
 //! only; its offer POSTed to a WHIP endpoint and the answer applied.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use gstreamer as gst;
@@ -18,6 +20,8 @@ pub enum Video {
     /// 1280x720 as OBS sends it for streaming (x264 veryfast, a 2 s GOP, 2 Mb/s), its sound
     /// 300 ms behind: how a passed-through start once lost its picture.
     H264Hd,
+    /// As a browser sends it: a keyframe at the start and then only when asked.
+    H264OnRequest,
     Vp8,
 }
 
@@ -26,6 +30,8 @@ pub struct WhipPublisher {
     pipeline: gst::Pipeline,
     /// The session resource's URL.
     pub resource: String,
+    /// How many keyframes its encoder made.
+    pub keyframes: Arc<AtomicU32>,
 }
 
 impl Drop for WhipPublisher {
@@ -46,16 +52,19 @@ fn launch(video: Video) -> gst::Pipeline {
         config-interval=-1 aggregate-mode=zero-latency \
         ! application/x-rtp,media=video,encoding-name=H264,payload=96";
     let encode = match video {
-        Video::H264 => {
-            format!(
-                "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=30 bframes=0 ! {H264_RTP}"
-            )
-        }
-        Video::H264Hd => format!(
-            "x264enc tune=zerolatency speed-preset=veryfast key-int-max=60 bframes=0 bitrate=2000 \
+        Video::H264 => format!(
+            "x264enc name=enc tune=zerolatency speed-preset=ultrafast key-int-max=30 bframes=0 \
              ! {H264_RTP}"
         ),
-        Video::Vp8 => "vp8enc deadline=1 keyframe-max-dist=30 ! rtpvp8pay \
+        Video::H264OnRequest => format!(
+            "x264enc name=enc tune=zerolatency speed-preset=ultrafast key-int-max=100000 \
+             bframes=0 ! {H264_RTP}"
+        ),
+        Video::H264Hd => format!(
+            "x264enc name=enc tune=zerolatency speed-preset=veryfast key-int-max=60 bframes=0 bitrate=2000 \
+             ! {H264_RTP}"
+        ),
+        Video::Vp8 => "vp8enc name=enc deadline=1 keyframe-max-dist=30 ! rtpvp8pay \
              ! application/x-rtp,media=video,encoding-name=VP8,payload=96"
             .to_owned(),
     };
@@ -165,6 +174,17 @@ pub async fn publish(
 ) -> Result<WhipPublisher, Answered> {
     callfeed::media::init().unwrap();
     let pipeline = launch(video);
+    let keyframes = Arc::new(AtomicU32::new(0));
+    let counted = keyframes.clone();
+    let encoder = pipeline.by_name("enc").unwrap().static_pad("src").unwrap();
+    encoder.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        if let Some(gst::PadProbeData::Buffer(b)) = &info.data
+            && !b.flags().contains(gst::BufferFlags::DELTA_UNIT)
+        {
+            counted.fetch_add(1, Ordering::Relaxed);
+        }
+        gst::PadProbeReturn::Ok
+    });
     let offer = offer(&pipeline).await;
     let answered = post_offer(endpoint, bearer, &offer).await;
     if answered.status != 201 {
@@ -183,5 +203,9 @@ pub async fn publish(
     let (promise, future) = gst::Promise::new_future();
     wb.emit_by_name::<()>("set-remote-description", &[&answer, &promise]);
     let _ = tokio::time::timeout(Duration::from_secs(10), future).await;
-    Ok(WhipPublisher { pipeline, resource })
+    Ok(WhipPublisher {
+        pipeline,
+        resource,
+        keyframes,
+    })
 }

@@ -4,6 +4,7 @@
 //! media reaches the room; a closed tab puts the calls on the slate, and a new publish brings
 //! media back in the same call; DELETE ends the publish.
 
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -265,6 +266,45 @@ async fn a_browsers_h264_is_passed_through_and_its_opus_heard_as_aac() {
     );
     let hz = task["dominant_hz"].as_f64().unwrap();
     assert!((hz - 440.0).abs() < 15.0, "{task:#}");
+}
+
+/// A browser sends a keyframe only when asked: when a call joins a passed-through feed, its
+/// publisher is asked for one (besides every 2 s, lengthened here to a minute).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_that_joins_a_passed_through_feed_asks_its_publisher_for_a_keyframe() {
+    let (emulator, _dir, feeds, api) = served_feeds().await;
+    let mut endpoint = loopback_endpoint(&api, false);
+    endpoint.webrtc.keyframe_every = Some(Duration::from_secs(60));
+    feeds.feeds.set_whip(Some(endpoint));
+    let (id, url, bearer) = whip_feed(&api, json!({"kind": "whip", "mode": "passthrough"})).await;
+    let publisher = publish(&url, &bearer, Video::H264OnRequest)
+        .await
+        .ok()
+        .expect("taken");
+    api.until(&format!("/v1/feeds/{id}"), Duration::from_secs(10), |f| {
+        f["state"] == "live"
+    })
+    .await;
+    let before = publisher.keyframes.load(Ordering::Relaxed);
+    let (status, created) = api
+        .post(
+            json!({"to": ["jack"], "media": format!("feed:{id}"), "room": "whip-key",
+                     "ring": "when_live", "feed_wait_secs": 30, "ingest_at": "ring"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let until = Instant::now() + Duration::from_secs(5);
+    while publisher.keyframes.load(Ordering::Relaxed) == before {
+        assert!(
+            Instant::now() < until,
+            "the publisher was never asked for a keyframe"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    rooms_until(&emulator, &["whip-key"], Duration::from_secs(30), |t| {
+        t.len() == 1 && frames(t) > 30
+    })
+    .await;
 }
 
 /// A passed-through feed's publisher starts again and again (a 720p encoder, each start

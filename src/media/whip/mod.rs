@@ -49,7 +49,8 @@ const FIRST_MEDIA_WITHIN: Duration = Duration::from_secs(15);
 /// reports a peer that vanished (no consent freshness; its RTCP timeout takes 5–7 s or
 /// never comes), so the silence of its media is what tells.
 const SILENT_FOR: Duration = Duration::from_secs(2);
-/// How often a passed-through publisher is asked for a keyframe.
+/// How often a passed-through publisher is asked for a keyframe, unless the settings say
+/// otherwise.
 const KEYFRAME_EVERY: Duration = Duration::from_secs(2);
 /// How long a session's pipeline may take to stop.
 const TEARDOWN_LIMIT: Duration = Duration::from_secs(5);
@@ -74,6 +75,9 @@ pub struct WebRtcSettings {
     pub private_candidates: bool,
     /// How long after the answer a publisher's media must begin (15 s when `None`).
     pub first_media_within: Option<Duration>,
+    /// How often a passed-through publisher is asked for a keyframe besides when a call
+    /// joins (2 s when `None`).
+    pub keyframe_every: Option<Duration>,
 }
 
 /// Why a publisher's offer was not answered.
@@ -92,6 +96,7 @@ pub enum WhipError {
 pub struct WhipPeer {
     stop: watch::Sender<bool>,
     ended: watch::Receiver<Option<String>>,
+    keyframe: Arc<tokio::sync::Notify>,
 }
 
 impl WhipPeer {
@@ -101,6 +106,11 @@ impl WhipPeer {
             Ok(reason) => reason.clone().unwrap_or_default(),
             Err(_) => "the session's task is gone".into(),
         }
+    }
+
+    /// Asks a passed-through publisher for a keyframe now (a call joined).
+    pub fn ask_keyframe(&self) {
+        self.keyframe.notify_one();
     }
 
     /// Ends the session (the publisher's DELETE, the feed's end).
@@ -160,21 +170,46 @@ pub async fn answer(
     };
     let (stop, stopped) = watch::channel(false);
     let (ended_tx, ended) = watch::channel(None);
-    let first_media_within = settings.first_media_within;
+    let keyframe = Arc::new(tokio::sync::Notify::new());
+    let keyframes = carrier.passes().then(|| Keyframes {
+        depayloader: video_depayloader,
+        asked: keyframe.clone(),
+        every: settings.keyframe_every.unwrap_or(KEYFRAME_EVERY),
+    });
+    let within = settings.first_media_within.unwrap_or(FIRST_MEDIA_WITHIN);
     tokio::spawn(async move {
-        let keyframes = carrier.passes().then_some(video_depayloader);
-        let within = first_media_within.unwrap_or(FIRST_MEDIA_WITHIN);
         let reason = run(&pipeline, stopped, &clock, keyframes, within).await;
         tracing::info!(%reason, "WHIP session ended");
         carrier.end();
         pipeline.shut_down(TEARDOWN_LIMIT).await;
         let _ = ended_tx.send(Some(reason));
     });
-    Ok((answer, offered, WhipPeer { stop, ended }))
+    let peer = WhipPeer {
+        stop,
+        ended,
+        keyframe,
+    };
+    Ok((answer, offered, peer))
 }
 
 /// The session's video depayloader, once its stream came: what keyframes are asked through.
 type Depayloader = Arc<parking_lot::Mutex<Option<gst::glib::WeakRef<gst::Element>>>>;
+
+/// When a passed-through publisher is asked for a keyframe: every so often, and when asked.
+struct Keyframes {
+    depayloader: Depayloader,
+    asked: Arc<tokio::sync::Notify>,
+    every: Duration,
+}
+
+impl Keyframes {
+    fn ask(&self) {
+        let depayloader = self.depayloader.lock().as_ref().and_then(|w| w.upgrade());
+        if let Some(depayloader) = depayloader {
+            carry::ask_keyframe(&depayloader);
+        }
+    }
+}
 
 /// When media last came through, in ms after the clock's start (0: never).
 struct MediaClock {
@@ -379,7 +414,7 @@ async fn run(
     pipeline: &gst::Pipeline,
     mut stop: watch::Receiver<bool>,
     clock: &MediaClock,
-    keyframes: Option<Depayloader>,
+    keyframes: Option<Keyframes>,
     first_media_within: Duration,
 ) -> String {
     let Some(bus) = pipeline.bus() else {
@@ -388,14 +423,21 @@ async fn run(
     let mut messages = bus.stream();
     let started = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(250));
-    let mut keyframe_tick = tokio::time::interval(KEYFRAME_EVERY);
+    let mut keyframe_tick =
+        tokio::time::interval(keyframes.as_ref().map_or(KEYFRAME_EVERY, |k| k.every));
+    let never = Arc::new(tokio::sync::Notify::new());
+    let asked = keyframes.as_ref().map_or(never, |k| k.asked.clone());
     loop {
         tokio::select! {
             _ = stop.wait_for(|s| *s) => return "let go".into(),
             _ = keyframe_tick.tick(), if keyframes.is_some() => {
-                let depayloader = keyframes.as_ref().and_then(|d| d.lock().as_ref().and_then(|w| w.upgrade()));
-                if let Some(depayloader) = depayloader {
-                    carry::ask_keyframe(&depayloader);
+                if let Some(k) = &keyframes {
+                    k.ask();
+                }
+            }
+            () = asked.notified() => {
+                if let Some(k) = &keyframes {
+                    k.ask();
                 }
             }
             msg = messages.next() => match msg.as_ref().map(|m| m.view()) {
