@@ -221,6 +221,7 @@ async fn a_whip_feed_and_its_publishers_leave_no_pipeline() {
     let id = feed["id"].as_str().unwrap().to_owned();
     let url = feed["publish"]["url"].as_str().unwrap().to_owned();
     let bearer = feed["publish"]["bearer"].as_str().unwrap().to_owned();
+    let udp_before = udp_sockets();
     let offer = common::whip::an_offer(common::whip::Video::H264).await;
     for (key, body, expected) in [
         ("f".repeat(32), offer.clone(), 401),
@@ -246,6 +247,12 @@ async fn a_whip_feed_and_its_publishers_leave_no_pipeline() {
         callfeed::media::pipelines_alive() >= 3,
         "the WHIP session's, the feed's input and its encoder"
     );
+    // The publisher's and the node's: both ends of the session live in this process.
+    assert!(
+        udp_sockets() >= udp_before + 2,
+        "{udp_before} -> {}",
+        udp_sockets()
+    );
     drop(publisher);
     let (status, _) = api
         .call(
@@ -257,12 +264,42 @@ async fn a_whip_feed_and_its_publishers_leave_no_pipeline() {
         .await;
     assert_eq!(status, 200);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while callfeed::media::pipelines_alive() > 0 {
+    while callfeed::media::pipelines_alive() > 0 || udp_sockets() > udp_before {
         assert!(
             Instant::now() < deadline,
-            "{} pipelines still alive",
-            callfeed::media::pipelines_alive()
+            "{} pipelines still alive, {} UDP sockets open (before: {udp_before})",
+            callfeed::media::pipelines_alive(),
+            udp_sockets()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// How many UDP sockets this process holds: its descriptors that are sockets named in the
+/// kernel's UDP tables.
+fn udp_sockets() -> usize {
+    let mut udp = std::collections::HashSet::new();
+    for table in ["/proc/self/net/udp", "/proc/self/net/udp6"] {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        // Columns: sl local rem st tx:rx tr:when retrnsmt uid timeout inode ...
+        udp.extend(
+            text.lines()
+                .skip(1)
+                .filter_map(|l| l.split_whitespace().nth(9).map(str::to_owned)),
+        );
+    }
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|target| {
+            let target = target.to_string_lossy().into_owned();
+            Some(
+                target
+                    .strip_prefix("socket:[")?
+                    .strip_suffix(']')?
+                    .to_owned(),
+            )
+        })
+        .filter(|inode| udp.contains(inode))
+        .count()
 }
