@@ -95,8 +95,7 @@ fn run(feeds: usize, bench: &Bench, tags: &Arc<Vec<Tag>>, clip_kbps: u64) -> Val
         "100000",
     ]);
     measure::run([serve], Stdout::Read, |procs| {
-        let ready: Value = serde_json::from_str(&procs.first_line(0)).expect("serve's address");
-        let api = ready["api"].as_str().expect("api").to_owned();
+        let api = procs.serve_api(0);
         let runtime = tokio::runtime::Runtime::new().unwrap();
         runtime.block_on(async {
             let http = reqwest::Client::new();

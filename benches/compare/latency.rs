@@ -204,8 +204,7 @@ fn callfeed_side(bench: &Bench, ingest: Ingest, mode: Option<&str>) -> (Tally, S
         "127.0.0.1",
     ]);
     measure::run([serve], Stdout::Read, |procs| {
-        let ready: Value = serde_json::from_str(&procs.first_line(0)).expect("serve's address");
-        let api = ready["api"].as_str().expect("api").to_owned();
+        let api = procs.serve_api(0);
         let runtime = tokio::runtime::Runtime::new().unwrap();
         let (publisher, id, url) = runtime.block_on(live_feed(&api, ingest, mode));
         let reader = Reader::start("souphttpsrc", &url);

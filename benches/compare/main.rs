@@ -35,6 +35,11 @@ mod postgres;
 #[allow(dead_code, unreachable_pub)]
 mod processes;
 
+/// The tests' WHIP sender: the offer and the answer of the WHIP publisher.
+#[path = "../../tests/common/webrtc_sender.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod webrtc_sender;
+
 /// A free loopback port (what the PostgreSQL harness listens on).
 fn closed_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -80,6 +80,13 @@ impl Procs {
         BufReader::new(self.stdout(i)).read_line(&mut line).unwrap();
         line.trim().to_owned()
     }
+
+    /// The API address `callfeed serve` (process `i`) prints on its first line when ready.
+    pub(crate) fn serve_api(&mut self, i: usize) -> String {
+        let ready: serde_json::Value =
+            serde_json::from_str(&self.first_line(i)).expect("serve's address");
+        ready["api"].as_str().expect("api").to_owned()
+    }
 }
 
 impl Drop for Procs {

@@ -74,8 +74,7 @@ fn callfeed_side(calls: usize, bench: &Bench) -> (f64, f64, u64) {
         "127.0.0.1:0",
     ]);
     measure::run([serve], Stdout::Read, |procs| {
-        let ready: Value = serde_json::from_str(&procs.first_line(0)).expect("serve's address");
-        let api = ready["api"].as_str().expect("api").to_owned();
+        let api = procs.serve_api(0);
         let runtime = tokio::runtime::Runtime::new().unwrap();
         runtime.block_on(async {
             let http = reqwest::Client::new();

@@ -3,15 +3,11 @@
 //! Opus over WebRTC (webrtcbin), its offer POSTed to a whip feed's endpoint. Made as the
 //! tests' publisher is (tests/common/whip.rs), independent of callfeed's own WebRTC code.
 
-use std::time::Duration;
-
 use gstreamer as gst;
 use gstreamer::prelude::*;
-use gstreamer_sdp as gst_sdp;
-use gstreamer_webrtc as gst_webrtc;
-use gstreamer_webrtc::prelude::WebRTCICEExt;
 
 use crate::latency::Publisher;
+use crate::webrtc_sender;
 
 /// The RTMP publisher's picture, bitrate and GOP, in what a browser sends: constrained
 /// baseline (no B-frames), one NAL unit per packet as it leaves the encoder, parameter sets
@@ -26,9 +22,6 @@ const PUBLISHER: &str = "webrtcbin name=wb bundle-policy=max-bundle \
     audiotestsrc is-live=true ! audioconvert ! audioresample ! opusenc ! rtpopuspay \
     ! application/x-rtp,media=audio,encoding-name=OPUS,payload=111 ! wb.";
 
-/// How long the offer's gathering and the answer's application may take.
-const NEGOTIATION_WITHIN: Duration = Duration::from_secs(10);
-
 /// Publishes the marked picture to a whip feed's `endpoint`: the publisher, sending once
 /// this returns (ICE and DTLS then finish on their own). Stopped when dropped, also if
 /// the endpoint refuses it.
@@ -39,7 +32,7 @@ pub(crate) async fn publish(endpoint: &str, bearer: &str) -> Publisher {
         .downcast::<gst::Pipeline>()
         .unwrap();
     let publisher = Publisher::marking(pipeline);
-    let offer = offer(&publisher.pipeline).await;
+    let offer = webrtc_sender::offer(&publisher.pipeline).await;
     let answer = reqwest::Client::new()
         .post(endpoint)
         .bearer_auth(bearer)
@@ -51,70 +44,6 @@ pub(crate) async fn publish(endpoint: &str, bearer: &str) -> Publisher {
     let status = answer.status();
     let body = answer.text().await.unwrap_or_default();
     assert_eq!(status.as_u16(), 201, "the WHIP offer refused: {body}");
-    let sdp = gst_sdp::SDPMessage::parse_buffer(body.as_bytes()).expect("an SDP answer");
-    let answer = gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Answer, sdp);
-    let wb = publisher.pipeline.by_name("wb").unwrap();
-    let (promise, applied) = gst::Promise::new_future();
-    wb.emit_by_name::<()>("set-remote-description", &[&answer, &promise]);
-    let applied = tokio::time::timeout(NEGOTIATION_WITHIN, applied)
-        .await
-        .expect("the answer applied in time");
-    if let Ok(Some(reply)) = applied
-        && let Ok(error) = reply.get::<gst::glib::Error>("error")
-    {
-        panic!("the publisher refused the answer: {error}");
-    }
+    webrtc_sender::apply_answer(&publisher.pipeline, &body).await;
     publisher
-}
-
-/// Starts the pipeline and makes its offer, with every candidate in it. Only 127.0.0.1 is
-/// gathered (WebRTC stays on loopback), and no UPnP (its 200 ms timeout on each gathering)
-/// or TCP candidates.
-async fn offer(pipeline: &gst::Pipeline) -> String {
-    let wb = pipeline.by_name("wb").unwrap();
-    let ice = wb.property::<gst_webrtc::WebRTCICE>("ice-agent");
-    assert!(ice.emit_add_local_ip_address("127.0.0.1"));
-    ice.set_property("ice-tcp", false);
-    ice.property::<gst::glib::Object>("agent")
-        .set_property("upnp", false);
-    let (tx, rx) = tokio::sync::oneshot::channel::<String>();
-    let tx = std::sync::Mutex::new(Some(tx));
-    wb.connect_notify(Some("ice-gathering-state"), move |wb, _| {
-        let state = wb.property::<gst_webrtc::WebRTCICEGatheringState>("ice-gathering-state");
-        if state == gst_webrtc::WebRTCICEGatheringState::Complete {
-            let local = wb.property::<gst_webrtc::WebRTCSessionDescription>("local-description");
-            if let Some(tx) = tx.lock().unwrap().take() {
-                let _ = tx.send(local.sdp().as_text().unwrap_or_default());
-            }
-        }
-    });
-    wb.connect("on-negotiation-needed", false, |values| {
-        let wb = values[0].get::<gst::Element>().unwrap();
-        // A publisher receives nothing: the endpoint's answer then sends nothing either.
-        for i in 0i32.. {
-            let Some(t) = wb
-                .emit_by_name::<Option<gst_webrtc::WebRTCRTPTransceiver>>("get-transceiver", &[&i])
-            else {
-                break;
-            };
-            t.set_direction(gst_webrtc::WebRTCRTPTransceiverDirection::Sendonly);
-        }
-        let bin = wb.clone();
-        let promise = gst::Promise::with_change_func(move |reply| {
-            let offer = reply
-                .ok()
-                .flatten()
-                .and_then(|r| r.get::<gst_webrtc::WebRTCSessionDescription>("offer").ok());
-            if let Some(offer) = offer {
-                bin.emit_by_name::<()>("set-local-description", &[&offer, &None::<gst::Promise>]);
-            }
-        });
-        wb.emit_by_name::<()>("create-offer", &[&None::<gst::Structure>, &promise]);
-        None
-    });
-    pipeline.set_state(gst::State::Playing).unwrap();
-    tokio::time::timeout(NEGOTIATION_WITHIN, rx)
-        .await
-        .expect("the publisher's offer made in time")
-        .expect("the publisher's offer")
 }

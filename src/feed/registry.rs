@@ -509,18 +509,8 @@ impl Feeds {
     pub(crate) fn claim_rtmp(&self, key: &str, address: &str) -> Result<Publisher, Claim> {
         let feed = self.by_rtmp_key(key).ok_or(Claim::WrongKey)?;
         let inlet = feed.inlet.clone().ok_or(Claim::WrongKey)?;
-        let view = PublisherView::connected(address);
-        let Some(kicked) = feed.take_publisher(view) else {
-            let reason = "the feed already has a publisher";
-            feed.refused(reason, address);
-            return Err(Claim::Taken);
-        };
         // From here the guard gives the feed back, whatever happens.
-        let mut publisher = Publisher {
-            feed,
-            writer: None,
-            kicked,
-        };
+        let mut publisher = seat_publisher(feed, address)?;
         if publisher.feed.passes_through() {
             publisher.feed.pass_connected();
         } else {
@@ -532,7 +522,6 @@ impl Feeds {
                 }
             }
         }
-        tracing::info!(feed = %publisher.feed.id, %address, "feed publisher connected");
         Ok(publisher)
     }
 
@@ -549,21 +538,15 @@ impl Feeds {
             .ok()
             .filter(|f| f.kind == FeedKind::Whip && f.has_key(bearer))
             .ok_or(Claim::WrongKey)?;
-        let Some(kicked) = feed.take_publisher(PublisherView::connected(address)) else {
-            feed.refused("the feed already has a publisher", address);
-            return Err(Claim::Taken);
-        };
-        tracing::info!(feed = %feed.id, %address, "feed publisher connected");
-        Ok(Publisher {
-            feed,
-            writer: None,
-            kicked,
-        })
+        seat_publisher(feed, address)
     }
 
-    /// Whether `bearer` is feed `id`'s key (compared in constant time).
-    pub(super) fn whip_key_fits(&self, id: &str, bearer: &str) -> bool {
-        self.find(id).is_ok_and(|f| f.has_key(bearer))
+    /// The WHIP feed `id`, if it is one; whether `bearer` is its key (compared in constant
+    /// time).
+    pub(super) fn whip_feed_keyed(&self, id: &str, bearer: &str) -> Option<(Arc<Feed>, bool)> {
+        let feed = self.find(id).ok().filter(|f| f.kind == FeedKind::Whip)?;
+        let fits = feed.has_key(bearer);
+        Some((feed, fits))
     }
 
     /// The running feed whose stream key `key` is (compared in constant time with each).
@@ -596,6 +579,20 @@ impl Feeds {
             feed.end(reason).await;
         }
     }
+}
+
+/// Seats a publisher on `feed` unless it has one: the guard that gives the seat back.
+fn seat_publisher(feed: Arc<Feed>, address: &str) -> Result<Publisher, Claim> {
+    let Some(kicked) = feed.take_publisher(PublisherView::connected(address)) else {
+        feed.refused("the feed already has a publisher", address);
+        return Err(Claim::Taken);
+    };
+    tracing::info!(feed = %feed.id, %address, "feed publisher connected");
+    Ok(Publisher {
+        feed,
+        writer: None,
+        kicked,
+    })
 }
 
 /// Where a new feed's media comes from.

@@ -135,12 +135,10 @@ impl Feeds {
 
     /// Ends the WHIP session `resource` of feed `id` (its publisher's DELETE).
     pub fn end_whip(&self, id: &str, resource: &str, bearer: &str) -> Result<(), WhipRefusal> {
-        let feed = self
-            .get(id, false)
-            .ok()
-            .filter(|f| f.kind == super::FeedKind::Whip)
+        let (feed, key_fits) = self
+            .whip_feed_keyed(id, bearer)
             .ok_or(WhipRefusal::NoSession)?;
-        if !self.whip_key_fits(&feed.id, bearer) {
+        if !key_fits {
             return Err(WhipRefusal::Unauthorized);
         }
         let sessions = self.whip_sessions();

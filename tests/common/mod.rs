@@ -8,6 +8,7 @@ pub mod postgres;
 pub mod processes;
 pub mod rtsp;
 pub mod serve;
+pub mod webrtc_sender;
 pub mod whip;
 
 pub use nginx::Nginx;

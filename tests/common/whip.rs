@@ -5,13 +5,11 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
-use gstreamer_sdp as gst_sdp;
-use gstreamer_webrtc as gst_webrtc;
-use gstreamer_webrtc::prelude::WebRTCICEExt;
+
+use super::webrtc_sender::{apply_answer, offer};
 
 /// Which video codec the publisher sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,54 +89,6 @@ fn launch(video: Video) -> gst::Pipeline {
         .unwrap()
 }
 
-/// Makes the publisher's offer (with its candidates, on loopback only).
-async fn offer(pipeline: &gst::Pipeline) -> String {
-    let wb = pipeline.by_name("wb").unwrap();
-    let ice = wb.property::<gst_webrtc::WebRTCICE>("ice-agent");
-    assert!(ice.emit_add_local_ip_address("127.0.0.1"));
-    ice.set_property("ice-tcp", false);
-    ice.property::<gst::glib::Object>("agent")
-        .set_property("upnp", false);
-    let (tx, rx) = tokio::sync::oneshot::channel::<String>();
-    let tx = parking_lot::Mutex::new(Some(tx));
-    wb.connect_notify(Some("ice-gathering-state"), move |wb, _| {
-        let state = wb.property::<gst_webrtc::WebRTCICEGatheringState>("ice-gathering-state");
-        if state == gst_webrtc::WebRTCICEGatheringState::Complete {
-            let local = wb.property::<gst_webrtc::WebRTCSessionDescription>("local-description");
-            if let Some(tx) = tx.lock().take() {
-                let _ = tx.send(local.sdp().as_text().unwrap());
-            }
-        }
-    });
-    wb.connect("on-negotiation-needed", false, |values| {
-        let wb = values[0].get::<gst::Element>().unwrap();
-        for i in 0i32.. {
-            let Some(t) = wb
-                .emit_by_name::<Option<gst_webrtc::WebRTCRTPTransceiver>>("get-transceiver", &[&i])
-            else {
-                break;
-            };
-            t.set_direction(gst_webrtc::WebRTCRTPTransceiverDirection::Sendonly);
-        }
-        let bin = wb.clone();
-        let promise = gst::Promise::with_change_func(move |reply| {
-            let offer = reply
-                .unwrap()
-                .unwrap()
-                .get::<gst_webrtc::WebRTCSessionDescription>("offer")
-                .unwrap();
-            bin.emit_by_name::<()>("set-local-description", &[&offer, &None::<gst::Promise>]);
-        });
-        wb.emit_by_name::<()>("create-offer", &[&None::<gst::Structure>, &promise]);
-        None
-    });
-    pipeline.set_state(gst::State::Playing).unwrap();
-    tokio::time::timeout(Duration::from_secs(10), rx)
-        .await
-        .expect("the publisher's offer is made")
-        .unwrap()
-}
-
 /// POSTs `offer` to `endpoint` with `bearer`.
 pub async fn post_offer(endpoint: &str, bearer: &str, offer: &str) -> Answered {
     let answer = reqwest::Client::new()
@@ -197,12 +147,7 @@ pub async fn publish(
         .join(location)
         .unwrap()
         .to_string();
-    let sdp = gst_sdp::SDPMessage::parse_buffer(answered.body.as_bytes()).unwrap();
-    let answer = gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Answer, sdp);
-    let wb = pipeline.by_name("wb").unwrap();
-    let (promise, future) = gst::Promise::new_future();
-    wb.emit_by_name::<()>("set-remote-description", &[&answer, &promise]);
-    let _ = tokio::time::timeout(Duration::from_secs(10), future).await;
+    apply_answer(&pipeline, &answered.body).await;
     Ok(WhipPublisher {
         pipeline,
         resource,
