@@ -32,6 +32,20 @@ pub struct WhipPublisher {
     pub keyframes: Arc<AtomicU32>,
 }
 
+impl WhipPublisher {
+    /// Ends the publish as a client should: DELETE on its session resource; the status.
+    pub async fn delete(&self, bearer: &str) -> u16 {
+        reqwest::Client::new()
+            .delete(&self.resource)
+            .bearer_auth(bearer)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+}
+
 impl Drop for WhipPublisher {
     fn drop(&mut self) {
         let _ = self.pipeline.set_state(gst::State::Null);

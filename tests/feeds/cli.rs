@@ -176,13 +176,7 @@ async fn the_feed_command_makes_lists_rekeys_and_ends_a_serve_s_feeds() {
             .await
             .ok()
             .expect("the serve's WHIP endpoint takes the publisher");
-    let deleted = reqwest::Client::new()
-        .delete(&publisher.resource)
-        .bearer_auth(&bearer)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(deleted.status().as_u16(), 200);
+    assert_eq!(publisher.delete(&bearer).await, 200);
 }
 
 #[tokio::test]

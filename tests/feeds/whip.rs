@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::sessions::{frames, rooms_until, served_feeds};
 use crate::common::serve::*;
-use crate::common::whip::{Video, an_offer, post_offer, publish};
+use crate::common::whip::{Video, WhipPublisher, an_offer, post_offer, publish};
 
 /// Where the tests' WHIP publishers reach the serve: its API, ICE on 127.0.0.1 only.
 fn loopback_endpoint(api: &Api, private_candidates: bool) -> callfeed::feed::WhipEndpoint {
@@ -42,6 +42,15 @@ async fn whip_feed(api: &Api, request: Value) -> (String, String, String) {
         text(&feed["publish"]["url"]),
         text(&feed["publish"]["bearer"]),
     )
+}
+
+/// DELETEs `publisher`'s session: the feed has no publisher within 2 s.
+async fn end_publish(api: &Api, id: &str, publisher: &WhipPublisher, bearer: &str) {
+    assert_eq!(publisher.delete(bearer).await, 200);
+    api.until(&format!("/v1/feeds/{id}"), Duration::from_secs(2), |f| {
+        f["publisher"].is_null()
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -141,17 +150,7 @@ async fn a_whip_publisher_reaches_the_room_and_comes_back_in_the_same_call() {
     .await;
 
     // DELETE ends the publish within 2 s.
-    let deleted = reqwest::Client::new()
-        .delete(&again.resource)
-        .bearer_auth(&bearer)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(deleted.status().as_u16(), 200);
-    api.until(&format!("/v1/feeds/{id}"), Duration::from_secs(2), |f| {
-        f["publisher"].is_null()
-    })
-    .await;
+    end_publish(&api, &id, &again, &bearer).await;
     let s = api.get(&format!("/v1/sessions/{session}")).await;
     assert_eq!(s["status"]["phase"], "ingesting", "{s:#}");
 }
@@ -334,17 +333,7 @@ async fn every_start_of_a_passed_through_publisher_keeps_its_picture_coming() {
     })
     .await;
     for start in 2..=STARTS {
-        let deleted = reqwest::Client::new()
-            .delete(&publisher.resource)
-            .bearer_auth(&bearer)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(deleted.status().as_u16(), 200);
-        api.until(&format!("/v1/feeds/{id}"), Duration::from_secs(2), |f| {
-            f["publisher"].is_null()
-        })
-        .await;
+        end_publish(&api, &id, &publisher, &bearer).await;
         publisher = publish(&url, &bearer, Video::H264Hd)
             .await
             .ok()
