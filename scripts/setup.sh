@@ -8,7 +8,8 @@
 #   setup.sh        (all) that, and what the tests and benchmarks start: nginx with the
 #                   RTMP module, ffmpeg, GStreamer's RTSP server library (the test
 #                   cameras), the PostgreSQL server (throwaway instances),
-#                   Chromium with ChromeDriver (the console tests), and a Python venv in
+#                   Chromium with ChromeDriver (the console tests), iproute2 (a WHIP
+#                   test brings up lo in a network namespace), and a Python venv in
 #                   .venv with Tencent's official SDKs as independent clients
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +31,7 @@ if [ "$scope" = all ]; then
     ffmpeg postgresql libgstrtspserver-1.0-dev
     chromium chromium-driver
     python3 python3-venv
+    iproute2
   )
 fi
 python_packages=(tls-sig-api-v2 tencentcloud-sdk-python-trtc)

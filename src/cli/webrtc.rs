@@ -14,7 +14,8 @@ use crate::media::whip::WebRtcSettings;
 #[derive(Args, Debug)]
 pub(super) struct WebRtcArgs {
     /// An address WHIP publishers' media reaches (repeat for several). Default: the
-    /// --listen address, unless it is 0.0.0.0 (then every address but loopback).
+    /// --listen address, unless it is 0.0.0.0 (then every address but loopback, or
+    /// loopback on a node that has no other).
     #[arg(long = "webrtc-bind", value_name = "IP")]
     bind: Vec<IpAddr>,
     /// The UDP ports WebRTC takes, e.g. 40000-40099 (open them in the firewall); one per

@@ -267,6 +267,83 @@ async fn a_browsers_h264_is_passed_through_and_its_opus_heard_as_aac() {
     assert!((hz - 440.0).abs() < 15.0, "{task:#}");
 }
 
+/// Set in the copy of the test binary that runs inside a network namespace.
+const IN_NAMESPACE: &str = "CALLFEED_TEST_IN_LOOPBACK_NAMESPACE";
+
+/// A node whose only interface is loopback (a network namespace with nothing but `lo`)
+/// gathers on loopback with its default addresses (as `--listen 0.0.0.0` leaves them) and
+/// takes a publisher on the same host. The test runs itself again in such a namespace
+/// (`unshare -n`, then `lo` up), where nothing but loopback exists to send to.
+#[test]
+fn a_node_with_nothing_but_loopback_takes_a_publisher_on_it() {
+    if std::env::var_os(IN_NAMESPACE).is_some() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        return runtime.block_on(publish_with_nothing_but_loopback());
+    }
+    let this = std::env::current_exe().unwrap();
+    let ran = std::process::Command::new("unshare")
+        .args(["-n", "sh", "-c", r#"ip link set lo up && exec "$0" "$@""#])
+        .arg(&this)
+        .args([
+            "--exact",
+            "feeds::whip::a_node_with_nothing_but_loopback_takes_a_publisher_on_it",
+            "--nocapture",
+        ])
+        .env(IN_NAMESPACE, "1")
+        .output()
+        .expect("unshare (util-linux) and ip (iproute2), installed by make setup");
+    let said = String::from_utf8_lossy(&ran.stdout) + String::from_utf8_lossy(&ran.stderr);
+    assert!(ran.status.success(), "in a namespace with only lo: {said}");
+    assert!(said.contains("1 passed"), "{said}");
+}
+
+async fn publish_with_nothing_but_loopback() {
+    let interfaces = std::fs::read_to_string("/proc/net/dev").unwrap();
+    let names: Vec<&str> = interfaces
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split(':').next())
+        .map(str::trim)
+        .collect();
+    assert_eq!(names, ["lo"], "not in a namespace with only lo");
+    let (_emulator, _dir, feeds, api) = served_feeds().await;
+    let mut endpoint = loopback_endpoint(&api, false);
+    endpoint.webrtc.bind.clear();
+    feeds.feeds.set_whip(Some(endpoint));
+    let (id, url, bearer) = whip_feed(&api, json!({"kind": "whip", "mode": "passthrough"})).await;
+    let offer = an_offer(Video::H264).await;
+    let answered = post_offer(&url, &bearer, &offer).await;
+    assert_eq!(answered.status, 201, "{}", answered.body);
+    assert!(
+        answered.body.contains(" 127.0.0.1 "),
+        "no loopback candidate: {}",
+        answered.body
+    );
+    let resource = url::Url::parse(&url)
+        .unwrap()
+        .join(answered.headers["location"].to_str().unwrap())
+        .unwrap();
+    let deleted = reqwest::Client::new()
+        .delete(resource)
+        .bearer_auth(&bearer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status().as_u16(), 200);
+    let _publisher = publish(&url, &bearer, Video::H264)
+        .await
+        .ok()
+        .expect("taken");
+    api.until(&format!("/v1/feeds/{id}"), Duration::from_secs(10), |f| {
+        f["state"] == "live"
+    })
+    .await;
+}
+
 /// A browser sends a keyframe only when asked: when a call joins a passed-through feed, its
 /// publisher is asked for one (besides every 2 s, lengthened here to a minute).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -296,7 +296,7 @@ fn configure_ice(webrtcbin: &gst::Element, settings: &WebRtcSettings) -> Result<
         }
     }
     let ice = webrtcbin.property::<gst_webrtc::WebRTCICE>("ice-agent");
-    for ip in &settings.bind {
+    for ip in &gather_on(&settings.bind, &interface_addresses()) {
         if !ice.emit_add_local_ip_address(&ip.to_string()) {
             return Err(WhipError::Engine(format!("ICE cannot gather on {ip}")));
         }
@@ -319,6 +319,23 @@ fn configure_ice(webrtcbin: &gst::Element, settings: &WebRtcSettings) -> Result<
         None
     });
     Ok(())
+}
+
+/// The addresses ICE gathers on: those named; with none named, libnice's default (every
+/// interface's but loopback's), unless the node has nothing but loopback (a network
+/// namespace with only `lo`): then loopback, which a publisher on the same host reaches.
+fn gather_on(named: &[IpAddr], interfaces: &[IpAddr]) -> Vec<IpAddr> {
+    if named.is_empty() && interfaces.iter().all(IpAddr::is_loopback) {
+        return vec![IpAddr::from([127, 0, 0, 1])];
+    }
+    named.to_vec()
+}
+
+/// The node's interface addresses (none when they cannot be read).
+fn interface_addresses() -> Vec<IpAddr> {
+    if_addrs::get_if_addrs()
+        .map(|all| all.iter().map(if_addrs::Interface::ip).collect())
+        .unwrap_or_default()
 }
 
 /// A webrtcbin promise's reply, or its error.
@@ -469,6 +486,16 @@ async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_node_with_only_loopback_gathers_on_it_unless_told_otherwise() {
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        let eth: IpAddr = "10.0.0.5".parse().unwrap();
+        let named: IpAddr = "192.0.2.7".parse().unwrap();
+        assert_eq!(gather_on(&[], &[lo, "::1".parse().unwrap()]), [lo]);
+        assert!(gather_on(&[], &[lo, eth]).is_empty());
+        assert_eq!(gather_on(&[named], &[lo]), [named]);
+    }
 
     #[test]
     fn host_candidates_name_the_public_address_and_others_stay() {
