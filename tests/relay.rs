@@ -308,6 +308,7 @@ async fn the_relay_going_away_mid_call_is_ridden_out_in_the_same_call() {
                     status: status_tx,
                     stop: stop_rx,
                     nudge: Arc::new(tokio::sync::Notify::new()),
+                    changes: None,
                 },
             )
             .await

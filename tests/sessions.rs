@@ -90,6 +90,7 @@ async fn run_witnessed<C: CloudOps>(
                 status,
                 stop: stop_rx,
                 nudge: Arc::new(tokio::sync::Notify::new()),
+                changes: None,
             },
         ),
     )
@@ -559,6 +560,12 @@ impl CloudOps for PanicsAtIngest {
     async fn stop_ingest(&self, task_id: &str) -> Result<(), callfeed::cloud::CloudError> {
         self.0.stop_ingest(task_id).await
     }
+    async fn update_ingest(
+        &self,
+        req: &callfeed::cloud::ingest::UpdateStreamIngest,
+    ) -> Result<bool, callfeed::cloud::CloudError> {
+        self.0.update_ingest(req).await
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -680,6 +687,7 @@ async fn an_announcement_shows_its_transcode_and_its_position_as_it_goes() {
             status,
             stop: stop_rx,
             nudge: Arc::new(tokio::sync::Notify::new()),
+            changes: None,
         },
     );
     let watch = async {

@@ -20,6 +20,7 @@ mod feeds;
 mod flac_32_bit;
 mod import_circles;
 mod keyframes;
+mod live_control;
 mod lost_answers;
 mod lying_files;
 mod media;

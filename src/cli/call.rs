@@ -361,6 +361,7 @@ async fn run_session(
             status: status_tx,
             stop: stop_rx,
             nudge: Arc::new(tokio::sync::Notify::new()),
+            changes: None,
         },
     );
     let line = progress::spinner(args.json);

@@ -126,6 +126,8 @@ pub(crate) enum TaskCommand {
     Update {
         url: Option<String>,
         pause: Option<bool>,
+        /// Percent of the source's own level.
+        volume: Option<u64>,
     },
 }
 

@@ -562,7 +562,8 @@ fn update(state: &State, params: &Obj) -> Result<Value, ApiError> {
             if let Some(u) = &url {
                 t.url = u.clone();
             }
-            let _ = t.commands.send(TaskCommand::Update { url, pause });
+            let volume = volume.map(|v| v as u64);
+            let _ = t.commands.send(TaskCommand::Update { url, pause, volume });
             Ok(json!({ "Status": "InProgress" }))
         }
         _ => Ok(json!({ "Status": "NotExist" })),

@@ -279,6 +279,7 @@ async fn drive_session<C: CloudOps>(
             status,
             stop,
             nudge: Arc::new(tokio::sync::Notify::new()),
+            changes: None,
         },
     )
     .await;

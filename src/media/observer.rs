@@ -64,6 +64,10 @@ pub struct ObservedMedia {
     pub audio_ms: u64,
     pub audio_level_db: Option<f64>,
     pub dominant_hz: Option<f64>,
+    /// The last tenth of a second's level and loudest tone (none under the floor): what the
+    /// callee hears now, where the two above are the whole call's.
+    pub level_now_db: Option<f64>,
+    pub tone_now_hz: Option<f64>,
     pub first_media_ms: Option<u64>,
     pub gaps_over_500ms: u64,
     /// Times the decoded video size changed mid-task.
@@ -175,6 +179,9 @@ pub struct ObserveSpec {
     pub first_media_timeout: Duration,
     /// Fail when decoded media stops for this long while playing.
     pub stall_timeout: Duration,
+    /// The level the sound is heard at, in percent of the source's own (a cloud task's
+    /// `Volume`); may change while observing.
+    pub gain: Arc<std::sync::atomic::AtomicU32>,
 }
 
 impl ObserveSpec {
@@ -185,6 +192,7 @@ impl ObserveSpec {
             plays,
             first_media_timeout: Duration::from_secs(10),
             stall_timeout: Duration::from_secs(5),
+            gain: Arc::new(std::sync::atomic::AtomicU32::new(100)),
         }
     }
 }
@@ -286,9 +294,10 @@ fn build_pipeline(
     let sync = spec.pace == Pace::Realtime;
     let tally = tally.clone();
     let events = events.clone();
+    let gain = spec.gain.clone();
     super::pads::attach_decoded_pads(&decode, &pipeline, move |kind| {
         let branch = if kind.starts_with("audio/") {
-            audio_branch(sync, &tally, &events)
+            audio_branch(sync, &tally, &events, &gain)
         } else if kind.starts_with("video/") {
             video_branch(sync, &tally, &events)
         } else {
@@ -314,14 +323,16 @@ fn audio_branch(
     sync: bool,
     tally: &MediaTally,
     events: &mpsc::UnboundedSender<ObserverEvent>,
+    gain: &Arc<std::sync::atomic::AtomicU32>,
 ) -> Result<gst::Bin, String> {
     let description = format!(
-        "queue ! audioconvert ! audioresample ! audio/x-raw,format=F32LE,channels=1,rate={ANALYSIS_RATE} \
+        "queue ! audioconvert ! volume name=gain ! audioresample ! audio/x-raw,format=F32LE,channels=1,rate={ANALYSIS_RATE} \
          ! level interval={interval} ! spectrum bands={SPECTRUM_BANDS} threshold={SPECTRUM_THRESHOLD_DB} interval={interval} \
          ! appsink name=sink",
         interval = ANALYSIS_INTERVAL.nseconds()
     );
     let (bin, sink) = appsink_bin(&description, sync)?;
+    follow_gain(&bin, gain.clone())?;
     let tally = tally.clone();
     let events = events.clone();
     sink.set_callbacks(
@@ -342,6 +353,26 @@ fn audio_branch(
             .build(),
     );
     Ok(bin)
+}
+
+/// Keeps the branch's `volume` element at `gain` percent, looked at with each buffer.
+fn follow_gain(bin: &gst::Bin, gain: Arc<std::sync::atomic::AtomicU32>) -> Result<(), String> {
+    let volume = bin
+        .by_name("gain")
+        .ok_or("audio branch without its volume")?;
+    let pad = volume.static_pad("sink").ok_or("volume without input")?;
+    let element = volume.downgrade();
+    let applied = std::sync::atomic::AtomicU32::new(100);
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+        let wanted = gain.load(std::sync::atomic::Ordering::Relaxed);
+        if applied.swap(wanted, std::sync::atomic::Ordering::Relaxed) != wanted
+            && let Some(volume) = element.upgrade()
+        {
+            volume.set_property("volume", f64::from(wanted) / 100.0);
+        }
+        gst::PadProbeReturn::Ok
+    });
+    Ok(())
 }
 
 fn video_branch(
@@ -406,6 +437,7 @@ fn analyse(tally: &MediaTally, structure: &gst::StructureRef) {
             if let Some(db) = db.first() {
                 let db = db.max(-120.0);
                 tally.with(|t| {
+                    t.media.level_now_db = Some((db * 10.0).round() / 10.0);
                     t.level_power_sum += 10f64.powf(db / 10.0);
                     t.level_count += 1;
                     let mean = t.level_power_sum / t.level_count as f64;
@@ -426,6 +458,7 @@ fn analyse(tally: &MediaTally, structure: &gst::StructureRef) {
                 return;
             };
             if peak <= TONE_FLOOR_DB {
+                tally.with(|t| t.media.tone_now_hz = None);
                 return;
             }
             // Bin k of the element's FFT (2 * bands - 2 points) is k * rate / nfft; a parabola
@@ -444,6 +477,7 @@ fn analyse(tally: &MediaTally, structure: &gst::StructureRef) {
             let bin_hz = f64::from(ANALYSIS_RATE) / f64::from(2 * SPECTRUM_BANDS - 2);
             let hz = (band as f64 + offset.clamp(-0.5, 0.5)) * bin_hz;
             tally.with(|t| {
+                t.media.tone_now_hz = Some(hz.round());
                 let vote = t.dominant_votes.entry(band as u32).or_default();
                 vote.0 += 1;
                 vote.1 += hz;

@@ -228,4 +228,11 @@ impl<C: CloudOps> CloudOps for Metered<C> {
         self.measure("StopStreamIngest", self.inner.stop_ingest(task_id))
             .await
     }
+    async fn update_ingest(
+        &self,
+        req: &crate::cloud::ingest::UpdateStreamIngest,
+    ) -> Result<bool, CloudError> {
+        self.measure("UpdateStreamIngest", self.inner.update_ingest(req))
+            .await
+    }
 }

@@ -36,6 +36,8 @@ pub(super) struct Prepared {
     pub(super) mode_reason: String,
     /// The push to the relay the cloud pulls `url` from, when the session has one.
     pub(super) relay: Option<RelayLink>,
+    /// How long one play of the input lasts, when it is a file that says.
+    pub(super) duration: Option<Duration>,
 }
 
 /// Makes the media ready; `progress` gets the fraction done of a transcode (0..=1), and
@@ -120,6 +122,10 @@ pub(super) async fn prepare(
         mode,
         mode_reason,
         relay,
+        duration: report
+            .as_ref()
+            .and_then(|r| r.duration_ms)
+            .map(Duration::from_millis),
     })
 }
 
@@ -151,12 +157,13 @@ async fn on_feed(
         mode: "feed",
         mode_reason: format!("feed {id}: encoded once for every call on it"),
         relay: None,
+        duration: None,
     })
 }
 
 /// The input probed, when it is something to probe: a file, a playlist, or a URL this node
 /// is to read.
-async fn probe(
+pub(super) async fn probe(
     spec: &SessionSpec,
     settings: &DriverSettings,
     contract: Contract,

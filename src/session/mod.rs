@@ -2,8 +2,10 @@
 //!
 //! `state` is the pure state machine; `driver` is the one task per session that talks to
 //! the cloud (through [`CloudOps`]) and the media engine, feeds the machine what happened and
-//! carries out its actions; `journal` records what we started so nothing is left running.
+//! carries out its actions; `journal` records what we started so nothing is left running;
+//! `change` is what a running session may be asked to change (a leaf).
 
+pub mod change;
 pub mod driver;
 mod media;
 mod report;
@@ -19,7 +21,7 @@ use std::time::Duration;
 use crate::cloud::RoomRef;
 use crate::cloud::call::{CallClient, StartCallByRobot};
 use crate::cloud::http::CloudError;
-use crate::cloud::ingest::{IngestClient, IngestStatus, StartStreamIngest};
+use crate::cloud::ingest::{IngestClient, IngestStatus, StartStreamIngest, UpdateStreamIngest};
 
 pub use request::{MAX_DURATION_SECS, RequestError, SessionRequest, SessionSpec, default_profile};
 
@@ -85,6 +87,12 @@ pub trait CloudOps: Send + Sync {
     ) -> impl Future<Output = Result<String, CloudError>> + Send;
     fn task_alive(&self, task_id: &str) -> impl Future<Output = Result<bool, CloudError>> + Send;
     fn stop_ingest(&self, task_id: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
+    /// Changes a running task's URL, volume or pause; `false` when the cloud has no such
+    /// task (any more).
+    fn update_ingest(
+        &self,
+        req: &UpdateStreamIngest,
+    ) -> impl Future<Output = Result<bool, CloudError>> + Send;
 }
 
 /// The real cloud: the call engine and TRTC clients.
@@ -149,6 +157,18 @@ impl CloudOps for CloudClients {
                 Ok(())
             }
             Err(e) => Err(e),
+        }
+    }
+
+    async fn update_ingest(&self, req: &UpdateStreamIngest) -> Result<bool, CloudError> {
+        match self.ingest.update(req).await?.response.status {
+            IngestStatus::InProgress => Ok(true),
+            IngestStatus::NotExist => Ok(false),
+            IngestStatus::Other(status) => Err(CloudError::Decode {
+                endpoint: "UpdateStreamIngest".into(),
+                expected: "a task status of InProgress or NotExist",
+                reason: format!("status `{status}`"),
+            }),
         }
     }
 }

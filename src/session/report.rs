@@ -198,6 +198,12 @@ pub struct Status {
     /// A live stream's running figures.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub media: Option<crate::media::live::StreamStats>,
+    /// The sound's level in percent of the input's own (changed by PATCH).
+    pub volume: u32,
+    pub paused: bool,
+    /// The input playing now, when a change replaced the one the session began with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub switched_to: Option<String>,
 }
 
 impl Default for Status {
@@ -215,6 +221,9 @@ impl Default for Status {
             relay: None,
             mode: None,
             stream_url: None,
+            volume: 100,
+            paused: false,
+            switched_to: None,
             timings: Timings::default(),
             media: None,
         }
@@ -229,4 +238,6 @@ pub struct Controls {
     pub stop: watch::Receiver<bool>,
     /// Notified when a webhook says something changed: poll the cloud now, not at the tick.
     pub nudge: Arc<tokio::sync::Notify>,
+    /// Changes to the running session (volume, pause, another input), when it takes any.
+    pub changes: Option<tokio::sync::mpsc::Receiver<super::change::ChangeRequest>>,
 }

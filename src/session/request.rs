@@ -212,7 +212,49 @@ pub enum RequestError {
     TooLarge(#[from] crate::media::inspect::ProbeError),
 }
 
+/// An input as an API client names it, admitted under `policy`: its syntax, that the
+/// policy allows it, that it exists (and, for sources, that it builds), and that a file is
+/// no larger than `bounds` for `profile` (by its headers and parsers, nothing decoded).
+pub(super) async fn admit_media(
+    media: &str,
+    policy: &crate::media::policy::InputPolicy,
+    topologies: &crate::media::topology::Topologies,
+    bounds: crate::media::bounds::InputBounds,
+    profile: crate::media::contract::Profile,
+) -> Result<crate::media::input::InputSpec, RequestError> {
+    let input = crate::media::input::InputSpec::parse_syntax(media)?;
+    let input = policy.admit(input).await?;
+    input.check_available()?;
+    input.check_sources(topologies)?;
+    let (measured, contract) = (
+        input.clone(),
+        crate::media::contract::Contract::new(profile),
+    );
+    tokio::task::spawn_blocking(move || {
+        crate::media::inspect::admit::check_size(&measured, contract, bounds)
+    })
+    .await
+    .map_err(|e| crate::media::inspect::ProbeError {
+        input: media.to_owned(),
+        reason: format!("its size could not be read: {e}"),
+    })??;
+    Ok(input)
+}
+
 impl SessionRequest {
+    /// The stream's profile: the one asked for, or the media type's default (a request
+    /// already validated).
+    pub fn profile(&self) -> crate::media::contract::Profile {
+        let media_type = match self.media_type.as_str() {
+            "audio" => MediaType::Audio,
+            _ => MediaType::Video,
+        };
+        self.profile
+            .as_deref()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| default_profile(media_type))
+    }
+
     /// Checks every field the way the cloud would, with the cloud requests' own validators,
     /// admits the media under `policy`, and checks that it exists (and, for sources, that it
     /// builds), that a file is no larger than `bounds` (by its headers and parsers, nothing
@@ -253,22 +295,7 @@ impl SessionRequest {
             }
         }
         spec.relay = asked.or_else(|| configured.cloned());
-        let input = crate::media::input::InputSpec::parse_syntax(&self.media)?;
-        let input = policy.admit(input).await?;
-        input.check_available()?;
-        input.check_sources(topologies)?;
-        let (measured, contract) = (
-            input.clone(),
-            crate::media::contract::Contract::new(spec.profile),
-        );
-        tokio::task::spawn_blocking(move || {
-            crate::media::inspect::admit::check_size(&measured, contract, bounds)
-        })
-        .await
-        .map_err(|e| crate::media::inspect::ProbeError {
-            input: self.media.clone(),
-            reason: format!("its size could not be read: {e}"),
-        })??;
+        let input = admit_media(&self.media, policy, topologies, bounds, spec.profile).await?;
         let ring_when_live = self.ring_when_live(&input)?;
         let stays_after_feed = self.stays_after_feed(&input)?;
         let spec = SessionSpec {

@@ -18,6 +18,16 @@ use crate::media::topology::Topologies;
 use crate::publish::relay::RelayLink;
 use crate::store::{Admission, Journal, Store};
 
+mod control;
+
+/// What woke the session's loop.
+enum Woke {
+    /// Something for the state machine, or nothing to tell it.
+    Event(Option<Event>),
+    /// A change asked of the running session.
+    Change(super::change::ChangeRequest),
+}
+
 /// How soon an ingest task the cloud ended is started again, at first and at most.
 const RESTART_MIN: Duration = Duration::from_millis(500);
 const RESTART_MAX: Duration = Duration::from_secs(8);
@@ -32,6 +42,16 @@ struct Polls<'a> {
     task: Option<InFlight<'a, bool>>,
     next_call: tokio::time::Instant,
     next_task: tokio::time::Instant,
+}
+
+/// The next change asked of the session; never, when it takes none.
+async fn next_change(
+    changes: Option<&mut tokio::sync::mpsc::Receiver<super::change::ChangeRequest>>,
+) -> Option<super::change::ChangeRequest> {
+    match changes {
+        Some(changes) => changes.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// What the cloud started for a session.
@@ -188,7 +208,9 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
         });
         let actions = self.machine.on(Event::Prepared);
         let mut relay = prepared.relay.take();
-        let torn_down = self.drive(&mut prepared, &mut relay, actions).await;
+        let torn_down = self
+            .drive(&mut prepared, &mut relay, actions, &topologies)
+            .await;
         // The URL dies with the session, on a shared server too.
         if relay.is_none() {
             self.settings.publisher.withdraw(&prepared.url);
@@ -235,6 +257,7 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
         prepared: &mut Prepared,
         relay: &mut Option<RelayLink>,
         mut actions: Vec<Action>,
+        topologies: &Topologies,
     ) -> bool {
         let mut media_events = match &prepared.media {
             Media::Live(s) => Some(s.events()),
@@ -329,12 +352,31 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
                     .status
                     .send_modify(|st| st.relay = Some(figures));
             }
-            let event = self
+            let woke = self
                 .next_event(prepared, relay, &mut media_events, &mut polls)
                 .await;
-            if let Some(event) = event {
-                tracing::info!(session = %self.id, ?event, "session event");
-                actions.extend(self.machine.on(event));
+            match woke {
+                Woke::Event(Some(event)) => {
+                    tracing::info!(session = %self.id, ?event, "session event");
+                    actions.extend(self.machine.on(event));
+                }
+                Woke::Event(None) => {}
+                Woke::Change(request) => {
+                    let asked = request.change;
+                    let done = self
+                        .change(
+                            prepared,
+                            relay.is_some(),
+                            &mut media_events,
+                            topologies,
+                            asked,
+                        )
+                        .await;
+                    if let Err(e) = &done {
+                        tracing::info!(session = %self.id, error = %e, "session change refused");
+                    }
+                    let _ = request.reply.send(done);
+                }
             }
         }
     }
@@ -348,7 +390,7 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
         relay: &mut Option<RelayLink>,
         media_events: &mut Option<tokio::sync::broadcast::Receiver<MediaEvent>>,
         polls: &mut Polls<'a>,
-    ) -> Option<Event> {
+    ) -> Woke {
         let cloud = self.cloud;
         let budget = self.settings.poll_budget.clone();
         let robot = self.spec.robot.as_str().to_owned();
@@ -356,7 +398,15 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
         let call_due = self.call_id.is_some() && polls.call.is_none();
         let task_due = self.task_id.is_some() && polls.task.is_none();
         let (call_at, task_at) = (polls.next_call, polls.next_task);
-        tokio::select! {
+        let changes = self.controls.changes.as_mut();
+        let woke = tokio::select! {
+            change = next_change(changes) => match change {
+                Some(request) => return Woke::Change(request),
+                None => {
+                    self.controls.changes = None;
+                    None
+                }
+            },
             _ = self.controls.stop.changed() => Some(Event::StopRequested),
             _ = self.controls.nudge.notified() => {
                 let now = tokio::time::Instant::now();
@@ -430,10 +480,12 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
                 }
             } => {
                 let now = self.ms();
-                let link = relay.as_mut()?;
-                link.on_event(event, now).map(|reason| Event::Failed { stage: Stage::Relay, reason })
+                relay.as_mut().and_then(|link| {
+                    link.on_event(event, now).map(|reason| Event::Failed { stage: Stage::Relay, reason })
+                })
             }
-        }
+        };
+        Woke::Event(woke)
     }
 
     fn on_call_status(

@@ -1,7 +1,8 @@
 //! The runner behind each StreamIngest task: it pulls the stream into the room observer,
 //! reconnects at the documented delays, reports 701/702 and obeys Stop, Kill and Update.
 
-use std::sync::Weak;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use serde_json::json;
@@ -72,9 +73,18 @@ pub(super) async fn run_task(
     max_duration: Option<Duration>,
     commands: mpsc::UnboundedReceiver<TaskCommand>,
 ) {
-    let Some((pace, delays, tally)) = state.upgrade().and_then(|s| {
-        let tally = s.lock().tasks.get(&id)?.tally.clone();
-        Some((s.config.pace, s.config.reconnect_delays.clone(), tally))
+    let Some((pace, delays, tally, volume)) = state.upgrade().and_then(|s| {
+        let (tally, volume) = {
+            let inner = s.lock();
+            let task = inner.tasks.get(&id)?;
+            (task.tally.clone(), task.volume)
+        };
+        Some((
+            s.config.pace,
+            s.config.reconnect_delays.clone(),
+            tally,
+            volume,
+        ))
     }) else {
         return;
     };
@@ -91,6 +101,7 @@ pub(super) async fn run_task(
         failures: 0,
         reported_start: false,
         paused: false,
+        gain: Arc::new(AtomicU32::new(volume.map_or(100, |v| v as u32))),
     };
     let end = run.run().await;
     run.finish(end);
@@ -114,6 +125,8 @@ struct TaskRun {
     reported_start: bool,
     /// Carried over to the next observer when the source changes or reconnects.
     paused: bool,
+    /// The task's volume in percent, which its observers hear the source at.
+    gain: Arc<AtomicU32>,
 }
 
 impl TaskRun {
@@ -157,7 +170,8 @@ impl TaskRun {
     /// URL, `Err` ends the task.
     async fn observe(&mut self) -> Result<ObserverExit, TaskEnd> {
         let (events_tx, mut events) = mpsc::unbounded_channel();
-        let spec = ObserveSpec::new(self.url.clone(), self.pace, self.plays);
+        let mut spec = ObserveSpec::new(self.url.clone(), self.pace, self.plays);
+        spec.gain = self.gain.clone();
         let mut observer = match Observer::start(spec, self.tally.clone(), events_tx) {
             Ok(o) => o,
             Err(e) => {
@@ -197,9 +211,12 @@ impl TaskRun {
                 }
                 Next::Command(Some(TaskCommand::Kill)) => ended(TaskPhase::Killed, true),
                 Next::Deadline => ended(TaskPhase::TimedOut, true),
-                Next::Command(Some(TaskCommand::Update { url, pause })) => {
+                Next::Command(Some(TaskCommand::Update { url, pause, volume })) => {
                     if let Some(p) = pause {
                         self.set_paused(p, &control);
+                    }
+                    if let Some(v) = volume {
+                        self.gain.store(v as u32, Ordering::Relaxed);
                     }
                     let Some(url) = url else {
                         continue;
@@ -260,8 +277,14 @@ impl TaskRun {
             _ = tokio::time::sleep(delay) => {}
             cmd = self.commands.recv() => match cmd {
                 Some(TaskCommand::Kill) => return Err(ended(TaskPhase::Killed, true)),
-                Some(TaskCommand::Update { url: Some(u), .. }) => self.url = u,
-                Some(TaskCommand::Update { .. }) => {}
+                Some(TaskCommand::Update { url, volume, .. }) => {
+                    if let Some(u) = url {
+                        self.url = u;
+                    }
+                    if let Some(v) = volume {
+                        self.gain.store(v as u32, Ordering::Relaxed);
+                    }
+                }
                 _ => return Err(ended(TaskPhase::Stopped, true)),
             },
         }

@@ -34,6 +34,10 @@ pub(super) struct Slot {
     pub(super) progress_at: Option<Instant>,
     /// The input is gone: the pump shows the slate, and counts it.
     pub(super) on_slate: bool,
+    /// The sound's gain when changed from the input's own level.
+    pub(super) gain: Option<f32>,
+    /// Paused: the pump holds the last picture and sends silence.
+    pub(super) paused: bool,
 }
 
 pub(super) type SharedSlot = Arc<Mutex<Slot>>;

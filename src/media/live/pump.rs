@@ -114,11 +114,19 @@ fn next_picture(
     stall: Duration,
     last_picture: &mut Option<gst::Buffer>,
 ) -> NextPicture {
-    let (mut next, fresh, on_slate) = {
+    let (mut next, fresh, on_slate, paused) = {
         let mut s = slot.lock().expect("slot lock");
         let fresh = s.video_at.is_some_and(|t| t.elapsed() < stall) && !s.on_slate;
-        (s.video.take(), fresh, s.on_slate)
+        (s.video.take(), fresh, s.on_slate, s.paused)
     };
+    if paused {
+        // Held: a live input's new pictures go unseen, and a paused file sends none.
+        return NextPicture {
+            latest: last_picture.clone(),
+            repeated: last_picture.is_some(),
+            on_slate,
+        };
+    }
     if next.is_none() && fresh && last_picture.is_some() {
         let deadline = Instant::now() + PICTURE_GRACE;
         while next.is_none() && Instant::now() < deadline {
@@ -144,7 +152,8 @@ fn next_picture(
     }
 }
 
-/// Takes up to one chunk of the input's audio, none once it stalled; a queue grown past
+/// Takes up to one chunk of the input's audio at the stream's volume, none once it stalled
+/// or while paused (a live input's sound then goes unheard); a queue grown past
 /// `max_queue` is cut back first.
 fn take_audio(slot: &SharedSlot, stall: Duration, max_queue: usize, chunk_bytes: usize) -> Vec<u8> {
     let mut s = slot.lock().expect("slot lock");
@@ -158,7 +167,24 @@ fn take_audio(slot: &SharedSlot, stall: Duration, max_queue: usize, chunk_bytes:
     } else {
         0
     };
-    s.audio.drain(..take).collect::<Vec<u8>>()
+    let (gain, paused) = (s.gain, s.paused);
+    let mut data = s.audio.drain(..take).collect::<Vec<u8>>();
+    drop(s);
+    if paused {
+        data.clear();
+    } else if let Some(gain) = gain {
+        scale(&mut data, gain);
+    }
+    data
+}
+
+/// Scales interleaved 16-bit little-endian samples by `gain`, clipping at full scale.
+fn scale(samples: &mut [u8], gain: f32) {
+    for pair in samples.chunks_exact_mut(2) {
+        let sample = f32::from(i16::from_le_bytes([pair[0], pair[1]])) * gain;
+        let clipped = sample.clamp(f32::from(i16::MIN), f32::from(i16::MAX)) as i16;
+        pair.copy_from_slice(&clipped.to_le_bytes());
+    }
 }
 
 /// Emits video at the contract's rate and audio in chunks, on its own clock.
@@ -255,4 +281,29 @@ pub(super) fn pump(
         let _ = src.end_of_stream();
     }
     let _ = audio_src.end_of_stream();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_volume_scales_samples_and_clips_at_full_scale() {
+        let mut samples: Vec<u8> = [1000i16, -1000, 30000, i16::MIN]
+            .iter()
+            .flat_map(|s| s.to_le_bytes())
+            .collect();
+        scale(&mut samples, 0.5);
+        let halved: Vec<i16> = samples
+            .chunks_exact(2)
+            .map(|p| i16::from_le_bytes([p[0], p[1]]))
+            .collect();
+        assert_eq!(halved, [500, -500, 15000, -16384]);
+        scale(&mut samples, 4.0);
+        let loud: Vec<i16> = samples
+            .chunks_exact(2)
+            .map(|p| i16::from_le_bytes([p[0], p[1]]))
+            .collect();
+        assert_eq!(loud, [2000, -2000, i16::MAX, i16::MIN]);
+    }
 }

@@ -17,6 +17,7 @@ use super::pump;
 use crate::media::NullOnDrop;
 use crate::media::hub::StreamHub;
 use crate::media::input::{InputItem, InputSpec};
+use crate::media::stream::control::{LiveControl, gain};
 use crate::media::stream::handle::Halt;
 use crate::media::stream::handle::{
     Counters, EngineError, InputFailure, LiveSettings, LiveStream, MediaEvent, StreamState, emit,
@@ -100,6 +101,7 @@ pub(super) fn start(
             })?
     };
     let (stop, stop_rx) = watch::channel(Halt::Running);
+    let (controls, controls_rx) = tokio::sync::mpsc::unbounded_channel();
     let task = tokio::spawn(supervise(Supervision {
         items: spec.items(),
         replayable: spec.is_replayable(),
@@ -112,10 +114,9 @@ pub(super) fn start(
         encoder: NullOnDrop::new(encoder),
         pump: Some((pump, pump_stop)),
         stop: stop_rx,
+        controls: Some(controls_rx),
     }));
-    Ok(LiveStream::running(
-        hub, events, counters, false, stop, task,
-    ))
+    Ok(LiveStream::running(hub, events, counters, false, stop, task).with_controls(controls))
 }
 
 impl Drop for Supervision {
@@ -139,11 +140,15 @@ struct Supervision {
     encoder: NullOnDrop,
     pump: Option<(std::thread::JoinHandle<()>, Arc<AtomicBool>)>,
     stop: watch::Receiver<Halt>,
+    /// Changes from the stream's owner; `None` once the owner let go of the sender.
+    controls: Option<tokio::sync::mpsc::UnboundedReceiver<LiveControl>>,
 }
 
 enum Attempt {
     /// The item played to its end.
     Finished,
+    /// The owner asked for another input: it plays from its start.
+    Switched,
     Failed(InputFailure),
     Stopped,
     EncoderFailed(String),
@@ -233,6 +238,17 @@ impl Supervision {
         let outcome = loop {
             tokio::select! {
                 _ = self.stop.changed() => break Attempt::Stopped,
+                change = async {
+                    match self.controls.as_mut() {
+                        Some(controls) => controls.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => match change {
+                    Some(change) => if let Some(end) = self.apply(change, &pipeline, item) {
+                        break end;
+                    },
+                    None => self.controls = None,
+                },
                 msg = messages.next() => {
                     let Some(msg) = msg else { break Attempt::Failed(InputFailure { fatal: false, reason: "bus closed".into() }) };
                     match msg.view() {
@@ -285,6 +301,59 @@ impl Supervision {
         outcome
     }
 
+    /// Carries out one of the owner's changes on the running attempt of `item`; `Some` ends
+    /// the attempt.
+    fn apply(
+        &mut self,
+        change: LiveControl,
+        pipeline: &gst::Pipeline,
+        item: usize,
+    ) -> Option<Attempt> {
+        // A file keeps its place while paused; a live source runs on unseen and unheard.
+        let from_file = matches!(&self.items[item], InputItem::Uri(u) if u.starts_with("file:"));
+        match change {
+            LiveControl::Volume(percent) => {
+                self.feed.slot.lock().expect("slot lock").gain =
+                    (percent != 100).then(|| gain(percent));
+            }
+            LiveControl::Pause(paused) => {
+                {
+                    let mut slot = self.feed.slot.lock().expect("slot lock");
+                    slot.paused = paused;
+                    // The stall clock starts again from the resume, not from the pause.
+                    slot.progress_at = Some(Instant::now());
+                }
+                if from_file {
+                    let state = if paused {
+                        gst::State::Paused
+                    } else {
+                        gst::State::Playing
+                    };
+                    let _ = pipeline.set_state(state);
+                }
+            }
+            LiveControl::Seek(at) => {
+                if from_file {
+                    let _ = pipeline.seek_simple(
+                        gst::SeekFlags::FLUSH | gst::SeekFlags::KEY_UNIT,
+                        gst::ClockTime::from_nseconds(at.as_nanos() as u64),
+                    );
+                }
+            }
+            LiveControl::Switch(switch) => {
+                self.items = switch.spec.items();
+                self.replayable = switch.spec.is_replayable();
+                self.settings.loops = switch.loops;
+                self.settings.start = None;
+                self.settings.source_guard = switch.guard;
+                self.settings.follow(switch.report.as_ref(), None);
+                self.feed.slot.lock().expect("slot lock").paused = false;
+                return Some(Attempt::Switched);
+            }
+        }
+        None
+    }
+
     /// The periodic look at a running attempt: the encoder's watchdog, the input's first
     /// media (back from the slate), a stalled input, and the position figures. `Some` ends
     /// the attempt.
@@ -306,7 +375,14 @@ impl Supervision {
                 "the encoder produced nothing for {stall:?}"
             )));
         }
-        let progress = self.feed.slot.lock().expect("slot lock").progress_at;
+        let (progress, paused) = {
+            let slot = self.feed.slot.lock().expect("slot lock");
+            (slot.progress_at, slot.paused)
+        };
+        if paused {
+            // Nothing is expected of a paused input.
+            return None;
+        }
         let fresh = progress.is_some_and(|t| t.elapsed() < stall && t >= watch.started);
         if fresh && (!seen.saw_media || seen.quiet) {
             let first = !seen.saw_media;
@@ -439,6 +515,10 @@ async fn supervise(mut s: Supervision) -> Result<String, EngineError> {
         let attempt = s.play(item, &mut iteration, seek.take()).await;
         match attempt {
             Attempt::Stopped => return s.halted().await,
+            Attempt::Switched => {
+                (item, iteration, failures) = (0, 0, 0);
+                delays = backon::BackoffBuilder::build(backoff);
+            }
             Attempt::EncoderFailed(reason) => {
                 return s.finish(Err(EngineError::Encoder(reason))).await;
             }

@@ -308,6 +308,8 @@ pub struct LiveStream {
     passthrough: bool,
     stop: watch::Sender<Halt>,
     task: Option<StreamTask>,
+    /// Where changes go; `None` for a stream that takes none (a passed-through file).
+    controls: Option<tokio::sync::mpsc::UnboundedSender<super::control::LiveControl>>,
 }
 
 impl LiveStream {
@@ -327,7 +329,33 @@ impl LiveStream {
             passthrough,
             stop,
             task: Some(task),
+            controls: None,
         }
+    }
+
+    /// The stream takes changes through `controls`.
+    pub(crate) fn with_controls(
+        mut self,
+        controls: tokio::sync::mpsc::UnboundedSender<super::control::LiveControl>,
+    ) -> Self {
+        self.controls = Some(controls);
+        self
+    }
+
+    /// Whether the stream takes changes in place ([`control`](Self::control)).
+    pub fn takes_changes(&self) -> bool {
+        self.controls.is_some()
+    }
+
+    /// Changes the running stream (volume, pause, another input, a seek); carried out on its
+    /// timeline within a few tens of milliseconds.
+    pub fn control(
+        &self,
+        change: super::control::LiveControl,
+    ) -> Result<(), super::control::ControlError> {
+        use super::control::ControlError;
+        let controls = self.controls.as_ref().ok_or(ControlError::PassedThrough)?;
+        controls.send(change).map_err(|_| ControlError::Ended)
     }
 
     pub fn hub(&self) -> Arc<StreamHub> {

@@ -4,7 +4,9 @@
 //!
 //! - `handle`: the handle, its settings, stats, events and errors: a leaf both producers
 //!   import
+//! - `control`: what a running live stream can be told to change (a leaf)
 
+pub mod control;
 pub(crate) mod handle;
 
 pub use handle::{

@@ -263,6 +263,8 @@ fn start_here<C: CloudOps + 'static>(
 ) -> Option<Value> {
     let (status_tx, status_rx) = watch::channel(Status::default());
     let (stop_tx, stop_rx) = watch::channel(false);
+    // A PATCH waits for its change; a few more may queue behind it.
+    let (changes_tx, changes_rx) = tokio::sync::mpsc::channel(4);
     let report = Arc::new(watch::Sender::new(None));
     let nudge = Arc::new(Notify::new());
     let ended_at = Arc::new(OnceLock::new());
@@ -279,6 +281,7 @@ fn start_here<C: CloudOps + 'static>(
         request,
         status: status_rx,
         stop: stop_tx,
+        changes: changes_tx,
         nudge: nudge.clone(),
         report: report.clone(),
         ended_at: ended_at.clone(),
@@ -294,6 +297,7 @@ fn start_here<C: CloudOps + 'static>(
             status: status_tx,
             stop: stop_rx,
             nudge,
+            changes: Some(changes_rx),
         },
         report,
         ended_at,

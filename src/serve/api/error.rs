@@ -32,6 +32,8 @@ pub(crate) enum ApiError {
         consequence: &'static str,
         error: StoreError,
     },
+    /// A refusal whose body says more than its message (a change's field): sent as it is.
+    Custom(StatusCode, Value),
     /// Anything else that went wrong inside: a 500 that says nothing of the inside.
     Internal(String),
 }
@@ -77,6 +79,7 @@ impl IntoResponse for ApiError {
             )
                 .into_response(),
             Self::Invalid(e) => invalid(&e),
+            Self::Custom(status, body) => (status, Json(body)).into_response(),
             Self::TooCostly { message, profile } => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 Json(json!({"error": message, "field": "profile", "value": profile})),

@@ -1,7 +1,8 @@
 //! `callfeed serve`: the control API, the webhook receivers, metrics and health.
 //!
 //! `POST /v1/sessions` starts a session (the same options as `callfeed call`, as JSON),
-//! `GET /v1/sessions[/{id}]` reads them, `DELETE /v1/sessions/{id}` ends one,
+//! `GET /v1/sessions[/{id}]` reads them, `DELETE /v1/sessions/{id}` ends one, `PATCH` changes
+//! a running one (`changes`),
 //! `GET /v1/sessions/{id}/events` follows one as Server-Sent Events, `GET /v1/events` follows
 //! them all (the console's stream, see `all_events`); `/v1/feeds` makes, shows and ends feeds
 //! (see `feeds`). A bearer token guards `/v1`; the console's
@@ -33,6 +34,7 @@ use service::{IN_TASK_TEARDOWN_RETRY, REQUEST_LIMIT};
 mod all_events;
 mod auth;
 mod budget;
+mod changes;
 mod create;
 mod elsewhere;
 mod error;
@@ -141,7 +143,9 @@ impl<C: CloudOps + 'static> Service<C> {
             )
             .route(
                 "/v1/sessions/{id}",
-                get(sessions::one::<C>).delete(sessions::stop::<C>),
+                get(sessions::one::<C>)
+                    .delete(sessions::stop::<C>)
+                    .patch(changes::update::<C>),
             )
             .route(
                 "/v1/sessions/{id}/events",

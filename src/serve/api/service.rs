@@ -39,6 +39,8 @@ pub(super) struct Entry {
     pub(super) request: SessionRequest,
     pub(super) status: watch::Receiver<Status>,
     pub(super) stop: watch::Sender<bool>,
+    /// Changes to the running session (PATCH).
+    pub(super) changes: tokio::sync::mpsc::Sender<crate::session::change::ChangeRequest>,
     pub(super) nudge: Arc<Notify>,
     /// Sent by the session's task, and updated by recovery when a pending teardown is
     /// confirmed later.

@@ -1,0 +1,92 @@
+//! `PATCH /v1/sessions/{id}`: a running session changed without hanging up — another
+//! input, its volume, a pause, a seek. Checked as a new request's fields are, carried out
+//! by the session's own task, answered with the session's new status.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::error::ApiError;
+use super::service::{Service, session_json};
+use crate::session::CloudOps;
+use crate::session::change::{ChangeError, ChangeRequest, SessionUpdate};
+use crate::store::Journal;
+
+/// How long a change may take: a new announcement is transcoded before the switch.
+const CHANGE_WITHIN: Duration = Duration::from_secs(120);
+
+pub(super) async fn update<C: CloudOps + 'static>(
+    State(svc): State<Arc<Service<C>>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let asked: SessionUpdate = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::problem(
+            StatusCode::BAD_REQUEST,
+            format!("not a session change (media, volume, paused, seek_secs): {e}"),
+        )
+    })?;
+    let Some((changes, profile)) = svc.session(&id, |e| (e.changes.clone(), e.request.profile()))
+    else {
+        return Err(not_here(&svc, &id).await);
+    };
+    let change = asked
+        .validate(
+            &svc.policy,
+            &svc.topologies,
+            svc.driver.input_bounds,
+            profile,
+        )
+        .await?;
+    let (reply, outcome) = tokio::sync::oneshot::channel();
+    if changes.send(ChangeRequest { change, reply }).await.is_err() {
+        return Err(refused(ChangeError::Ended));
+    }
+    match tokio::time::timeout(CHANGE_WITHIN, outcome).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => return Err(refused(e)),
+        Ok(Err(_)) => return Err(refused(ChangeError::Ended)),
+        Err(_) => {
+            return Err(ApiError::problem(
+                StatusCode::GATEWAY_TIMEOUT,
+                format!(
+                    "the change took more than {}s; the session's status tells whether it came through",
+                    CHANGE_WITHIN.as_secs()
+                ),
+            ));
+        }
+    }
+    let now = svc
+        .session(&id, |e| session_json(&id, e))
+        .ok_or_else(|| refused(ChangeError::Ended))?;
+    Ok(Json(now).into_response())
+}
+
+/// A session this node does not run: ended (409), or unknown here (404).
+async fn not_here<C: CloudOps + 'static>(svc: &Service<C>, id: &str) -> ApiError {
+    match svc.journal.whereabouts(id).await {
+        Ok(Some(place)) if place.result.is_some() => refused(ChangeError::Ended),
+        Ok(Some(_)) => ApiError::problem(
+            StatusCode::MISDIRECTED_REQUEST,
+            "the session runs on another node: send the change to the node its status names",
+        ),
+        Ok(None) => ApiError::problem(StatusCode::NOT_FOUND, "no such session"),
+        Err(e) => ApiError::store(e, "the session cannot be found"),
+    }
+}
+
+fn refused(e: ChangeError) -> ApiError {
+    let (status, field) = match &e {
+        ChangeError::NotBound(_) | ChangeError::Ended => (StatusCode::CONFLICT, None),
+        ChangeError::Unsupported { field, .. } => (StatusCode::UNPROCESSABLE_ENTITY, Some(*field)),
+        ChangeError::Media(_) => (StatusCode::UNPROCESSABLE_ENTITY, Some("media")),
+        ChangeError::Cloud(_) => (StatusCode::BAD_GATEWAY, None),
+    };
+    ApiError::Custom(status, json!({"error": e.to_string(), "field": field}))
+}

@@ -1,0 +1,174 @@
+//! Changes to a running session (`PATCH /v1/sessions/{id}`): what may be asked, checked as
+//! a new request's fields are (the same input policy), and why a change was not made. A
+//! leaf the service and the session's task share; the task carries changes out.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+use crate::cloud::InvalidArgument;
+use crate::media::input::InputSpec;
+use crate::media::stream::control::MAX_VOLUME_PERCENT;
+
+use super::request::{RequestError, admit_media};
+
+/// A change as an API client sends it: any of the fields, each checked by hand so a wrong
+/// one is refused by its name.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionUpdate {
+    /// Another input, named as a new session's `media` is.
+    #[serde(default)]
+    pub media: Option<Value>,
+    /// The sound's level in percent of the input's own, 0 to 200.
+    #[serde(default)]
+    pub volume: Option<Value>,
+    #[serde(default)]
+    pub paused: Option<Value>,
+    /// Where in the current file to go on from, in seconds.
+    #[serde(default)]
+    pub seek_secs: Option<Value>,
+}
+
+/// A checked change.
+#[derive(Debug, Clone, Default)]
+pub struct Change {
+    pub media: Option<NewMedia>,
+    pub volume: Option<u32>,
+    pub paused: Option<bool>,
+    pub seek: Option<Duration>,
+}
+
+/// An input to switch to, admitted.
+#[derive(Debug, Clone)]
+pub struct NewMedia {
+    /// As the client named it.
+    pub named: String,
+    pub input: InputSpec,
+    pub guard: Option<crate::media::policy::SourceGuard>,
+}
+
+/// A change on its way to the session's task, and where its outcome goes.
+#[derive(Debug)]
+pub struct ChangeRequest {
+    pub change: Change,
+    pub reply: oneshot::Sender<Result<(), ChangeError>>,
+}
+
+/// Why a change was not made. The session runs on as it was.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ChangeError {
+    #[error("the session is not bound to its call yet ({0}): change it once it is ingesting")]
+    NotBound(String),
+    #[error("the session has ended")]
+    Ended,
+    /// The change cannot be made to this session's media.
+    #[error("{field}: {reason}")]
+    Unsupported { field: &'static str, reason: String },
+    /// The new input could not be made ready.
+    #[error("media: {0}")]
+    Media(String),
+    /// The cloud refused the change.
+    #[error("the cloud refused the change: {0}")]
+    Cloud(String),
+}
+
+impl SessionUpdate {
+    /// Checks every field; the media is admitted under `policy` as a new session's is, for
+    /// the session's `profile`.
+    pub async fn validate(
+        &self,
+        policy: &crate::media::policy::InputPolicy,
+        topologies: &crate::media::topology::Topologies,
+        bounds: crate::media::bounds::InputBounds,
+        profile: crate::media::contract::Profile,
+    ) -> Result<Change, RequestError> {
+        let volume = self
+            .volume
+            .as_ref()
+            .map(|v| {
+                v.as_u64()
+                    .filter(|v| *v <= u64::from(MAX_VOLUME_PERCENT))
+                    .map(|v| v as u32)
+                    .ok_or_else(|| {
+                        InvalidArgument::new(
+                            "volume",
+                            v,
+                            "a whole number from 0 to 200 (percent of the input's own level)",
+                        )
+                    })
+            })
+            .transpose()?;
+        let paused = self
+            .paused
+            .as_ref()
+            .map(|v| {
+                v.as_bool()
+                    .ok_or_else(|| InvalidArgument::new("paused", v, "true or false"))
+            })
+            .transpose()?;
+        let seek = self
+            .seek_secs
+            .as_ref()
+            .map(|v| {
+                v.as_f64()
+                    .filter(|s| s.is_finite() && (0.0..=1e7).contains(s))
+                    .map(Duration::from_secs_f64)
+                    .ok_or_else(|| {
+                        InvalidArgument::new(
+                            "seek_secs",
+                            v,
+                            "seconds from the file's start, 0 or more",
+                        )
+                    })
+            })
+            .transpose()?;
+        let media = match &self.media {
+            None => None,
+            Some(Value::String(named)) => {
+                let input = admit_media(named, policy, topologies, bounds, profile).await?;
+                Some(NewMedia {
+                    named: named.clone(),
+                    guard: policy.source_guard(&input),
+                    input,
+                })
+            }
+            Some(other) => {
+                return Err(InvalidArgument::new(
+                    "media",
+                    other,
+                    "an input as a new session names it (a file, a URL, feed:ID, test:...)",
+                )
+                .into());
+            }
+        };
+        if media.is_some() && seek.is_some() {
+            return Err(InvalidArgument::new(
+                "seek_secs",
+                self.seek_secs.as_ref().unwrap_or(&Value::Null),
+                "not with media: a new input plays from its start",
+            )
+            .into());
+        }
+        let change = Change {
+            media,
+            volume,
+            paused,
+            seek,
+        };
+        if change.media.is_none()
+            && change.volume.is_none()
+            && change.paused.is_none()
+            && change.seek.is_none()
+        {
+            return Err(InvalidArgument::new(
+                "media",
+                "(nothing)",
+                "at least one of media, volume, paused, seek_secs",
+            )
+            .into());
+        }
+        Ok(change)
+    }
+}

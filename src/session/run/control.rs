@@ -1,0 +1,249 @@
+//! A running session changed without ending (PATCH): each change carried out where it can
+//! be — inside the session's own live pipeline, on its one timeline (same URL, same task),
+//! or by the cloud's `UpdateStreamIngest` on the same task (a new URL for a file the cloud
+//! plays itself or a feed, its volume, its pause). Refused, with why, where neither can.
+
+use std::time::Duration;
+
+use super::SessionRun;
+use crate::cloud::ingest::UpdateStreamIngest;
+use crate::media::input::InputSpec;
+use crate::media::live::MediaEvent;
+use crate::media::stream::control::{LiveControl, Switch};
+use crate::media::topology::Topologies;
+use crate::session::CloudOps;
+use crate::session::change::{Change, ChangeError, NewMedia};
+use crate::session::media::{Media, Prepared, prepare, probe};
+use crate::session::state::Phase;
+
+type MediaEvents = Option<tokio::sync::broadcast::Receiver<MediaEvent>>;
+
+impl<C: CloudOps> SessionRun<'_, C> {
+    /// Carries out `change`, all of it or (when refused before anything was done) none.
+    pub(super) async fn change(
+        &mut self,
+        prepared: &mut Prepared,
+        relayed: bool,
+        media_events: &mut MediaEvents,
+        topologies: &Topologies,
+        change: Change,
+    ) -> Result<(), ChangeError> {
+        match &self.machine.phase {
+            Phase::Ingesting => {}
+            Phase::Ending { .. } | Phase::Ended { .. } => return Err(ChangeError::Ended),
+            other => return Err(ChangeError::NotBound(format!("{other:?}").to_lowercase())),
+        }
+        let in_place = matches!(&prepared.media, Media::Live(s) if s.takes_changes());
+        if let Some(seek) = change.seek {
+            check_seek(prepared, in_place, seek)?;
+        }
+        if change.media.is_some() && !in_place && relayed {
+            return Err(ChangeError::Unsupported {
+                field: "media",
+                reason: "a session pushed through a relay switches only within its own stream, and this one is a file passed through as it is".into(),
+            });
+        }
+        if let Some(new) = change.media {
+            let named = new.named.clone();
+            match (&prepared.media, &new.input) {
+                (Media::Live(stream), input)
+                    if in_place && !matches!(input, InputSpec::Feed(_)) =>
+                {
+                    let switch = self.switch_in_place(new).await?;
+                    prepared.duration = switch
+                        .report
+                        .as_ref()
+                        .and_then(|r| r.duration_ms)
+                        .map(Duration::from_millis);
+                    stream
+                        .control(LiveControl::Switch(Box::new(switch)))
+                        .map_err(|e| ChangeError::Media(e.to_string()))?;
+                }
+                _ => {
+                    self.switch_by_cloud(prepared, media_events, topologies, new)
+                        .await?
+                }
+            }
+            self.controls.status.send_modify(|st| {
+                st.switched_to = Some(named);
+                st.paused = false;
+            });
+        }
+        if let Some(seek) = change.seek
+            && let Media::Live(stream) = &prepared.media
+        {
+            stream
+                .control(LiveControl::Seek(seek))
+                .map_err(|e| ChangeError::Media(e.to_string()))?;
+        }
+        self.level(prepared, in_place, change.volume, change.paused)
+            .await
+    }
+
+    /// Volume and pause: in the session's own stream, or the cloud's on its task.
+    async fn level(
+        &mut self,
+        prepared: &Prepared,
+        in_place: bool,
+        volume: Option<u32>,
+        paused: Option<bool>,
+    ) -> Result<(), ChangeError> {
+        if volume.is_none() && paused.is_none() {
+            return Ok(());
+        }
+        match &prepared.media {
+            Media::Live(stream) if in_place => {
+                let changes = volume
+                    .map(LiveControl::Volume)
+                    .into_iter()
+                    .chain(paused.map(LiveControl::Pause));
+                for change in changes {
+                    stream
+                        .control(change)
+                        .map_err(|e| ChangeError::Media(e.to_string()))?;
+                }
+            }
+            _ => {
+                self.update_task(UpdateStreamIngest {
+                    volume,
+                    is_pause: paused,
+                    ..Default::default()
+                })
+                .await?;
+            }
+        }
+        self.controls.status.send_modify(|st| {
+            if let Some(v) = volume {
+                st.volume = v;
+            }
+            if let Some(p) = paused {
+                st.paused = p;
+            }
+        });
+        Ok(())
+    }
+
+    /// The new input probed, as a new session's is, and what the stream needs to play it.
+    async fn switch_in_place(&self, new: NewMedia) -> Result<Switch, ChangeError> {
+        let spec = self.spec_for(&new);
+        let contract = crate::media::contract::Contract::new(spec.profile);
+        let report = probe(&spec, &self.settings, contract)
+            .await
+            .map_err(ChangeError::Media)?;
+        Ok(Switch {
+            spec: new.input,
+            report,
+            loops: match self.spec.repeat {
+                Some(n) => crate::media::live::Loops::Times(n.max(1)),
+                None => crate::media::live::Loops::Forever,
+            },
+            guard: new.guard,
+        })
+    }
+
+    /// The new input made ready as a new session's is, its URL given to the cloud's task in
+    /// place of the old one, and the old media let go; the old media stays when the cloud
+    /// refuses.
+    async fn switch_by_cloud(
+        &mut self,
+        prepared: &mut Prepared,
+        media_events: &mut MediaEvents,
+        topologies: &Topologies,
+        new: NewMedia,
+    ) -> Result<(), ChangeError> {
+        let spec = self.spec_for(&new);
+        let started = self.started;
+        let now_ms = move || started.elapsed().as_millis() as u64;
+        let next = prepare(
+            &spec,
+            &self.id,
+            &self.settings,
+            topologies,
+            &|_| {},
+            &now_ms,
+        )
+        .await
+        .map_err(|(_, reason)| ChangeError::Media(reason))?;
+        if next.relay.is_some() {
+            return Err(ChangeError::Unsupported {
+                field: "media",
+                reason: "the new input would go through a relay: switch within the stream instead"
+                    .into(),
+            });
+        }
+        let asked = UpdateStreamIngest {
+            stream_url: Some(next.url.clone()),
+            ..Default::default()
+        };
+        if let Err(e) = self.update_task(asked).await {
+            self.settings.publisher.withdraw(&next.url);
+            if let Media::Live(stream) = next.media {
+                let _ = stream.stop().await;
+            }
+            return Err(e);
+        }
+        let old = std::mem::replace(prepared, next);
+        self.settings.publisher.withdraw(&old.url);
+        if let Media::Live(stream) = old.media {
+            tokio::spawn(stream.stop());
+        }
+        *media_events = match &prepared.media {
+            Media::Live(s) => Some(s.events()),
+            _ => None,
+        };
+        self.mode_reason = Some(prepared.mode_reason.clone());
+        self.controls.status.send_modify(|st| {
+            st.mode = Some(prepared.mode);
+            st.stream_url = Some(prepared.url.clone());
+        });
+        Ok(())
+    }
+
+    /// The session's spec with `new` as its input.
+    fn spec_for(&self, new: &NewMedia) -> crate::session::SessionSpec {
+        let mut spec = self.spec.clone();
+        spec.media = new.named.clone();
+        spec.input = new.input.clone();
+        spec.source_guard = new.guard.clone();
+        spec.ring_when_live = None;
+        spec.stays_after_feed = false;
+        spec
+    }
+
+    /// Asks the cloud to change the session's task.
+    async fn update_task(&self, mut asked: UpdateStreamIngest) -> Result<(), ChangeError> {
+        let task = self
+            .task_id
+            .clone()
+            .ok_or_else(|| ChangeError::NotBound("no ingest task".into()))?;
+        asked.task_id = task;
+        match self.cloud.update_ingest(&asked).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(ChangeError::Cloud(
+                "the cloud has no such task (any more)".into(),
+            )),
+            Err(e) => Err(ChangeError::Cloud(e.to_string())),
+        }
+    }
+}
+
+/// A seek is for a file the session's own stream plays, within its length.
+fn check_seek(prepared: &Prepared, in_place: bool, seek: Duration) -> Result<(), ChangeError> {
+    let unsupported = |reason: &str| ChangeError::Unsupported {
+        field: "seek_secs",
+        reason: reason.to_owned(),
+    };
+    if !in_place {
+        return Err(unsupported(
+            "this session's media is played by the cloud or passed through as it is, and cannot be moved within",
+        ));
+    }
+    match prepared.duration {
+        Some(length) if seek >= length => Err(unsupported(&format!(
+            "past the end of the file ({:.1} s long)",
+            length.as_secs_f64()
+        ))),
+        Some(_) => Ok(()),
+        None => Err(unsupported("the input is not a file of known length")),
+    }
+}

@@ -1,0 +1,294 @@
+//! Changing a running session without hanging up (`PATCH /v1/sessions/{id}`), heard in the
+//! room by the emulator's observer: another input in the same call and the same ingest
+//! task, the volume, a pause; an announcement the cloud plays switched through
+//! `UpdateStreamIngest`; and every bad change refused by its field, the call unaffected.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::common::serve::*;
+use crate::common::*;
+use callfeed::emulator::Emulator;
+use callfeed::media::policy::{InputPolicy, Restrictions};
+use serde_json::{Value, json};
+
+/// The emulator, a serve whose API clients may read files under a media folder, the API,
+/// and that folder with a 20 s 880 Hz tone and a 4 s 660 Hz one in it.
+async fn served() -> (Emulator, tempfile::TempDir, Served, PathBuf, PathBuf) {
+    let emulator = Emulator::start(test_emulator_config(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let media = dir.path().join("media");
+    std::fs::create_dir(&media).unwrap();
+    let high = media.join("880.m4a");
+    ffmpeg(&format!(
+        "-f lavfi -i sine=frequency=880:duration=20 -ac 2 -ar 48000 -c:a aac {}",
+        high.display()
+    ));
+    let short = media.join("660.m4a");
+    ffmpeg(&format!(
+        "-f lavfi -i sine=frequency=660:duration=4 -ac 2 -ar 48000 -c:a aac {}",
+        short.display()
+    ));
+    let roots = [media.clone()];
+    let (service, api) = start_service(&emulator, &dir.path().join("j.sqlite"), |c| {
+        c.policy = InputPolicy::Restricted(Restrictions::new(&roots, false, &[]).unwrap());
+    })
+    .await;
+    (
+        emulator,
+        dir,
+        Served {
+            _service: service,
+            api,
+        },
+        high,
+        short,
+    )
+}
+
+/// The serve (kept for as long as the test runs) and its API.
+struct Served {
+    _service: std::sync::Arc<callfeed::serve::api::Service<callfeed::session::CloudClients>>,
+    api: Api,
+}
+
+impl std::ops::Deref for Served {
+    type Target = Api;
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
+/// The one task in `room`, as the emulator's observer sees it now.
+async fn task_in(emulator: &Emulator, room: &str) -> Option<Value> {
+    emulator_list(emulator, "tasks")
+        .await
+        .into_iter()
+        .find(|t| t["room_id"] == room)
+}
+
+/// Polls the room's task until `done`, at most `within`; how long that took.
+async fn heard(
+    emulator: &Emulator,
+    room: &str,
+    within: Duration,
+    done: impl Fn(&Value) -> bool,
+) -> (Value, Duration) {
+    let started = Instant::now();
+    loop {
+        let task = task_in(emulator, room).await;
+        if let Some(task) = task.filter(|t| done(t)) {
+            return (task, started.elapsed());
+        }
+        assert!(
+            started.elapsed() < within,
+            "the room never got there: {:#}",
+            task_in(emulator, room).await.unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The room's level once two readings 300 ms apart agree within half a decibel.
+async fn steady_level(emulator: &Emulator, room: &str) -> f64 {
+    let started = Instant::now();
+    let mut last = level(&task_in(emulator, room).await.unwrap_or_default());
+    loop {
+        let mut tick = tokio::time::interval(Duration::from_millis(300));
+        tick.tick().await;
+        tick.tick().await;
+        let now = level(&task_in(emulator, room).await.unwrap_or_default());
+        if (now - last).abs() <= 0.5 && now > -100.0 {
+            return now;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the level never settled: {last} {now}"
+        );
+        last = now;
+    }
+}
+
+fn tone(task: &Value) -> f64 {
+    task["tone_now_hz"].as_f64().unwrap_or(0.0)
+}
+
+fn level(task: &Value) -> f64 {
+    task["level_now_db"].as_f64().unwrap_or(-200.0)
+}
+
+async fn patch(api: &Api, id: &str, change: Value) -> (u16, Value) {
+    api.call(
+        reqwest::Method::PATCH,
+        &format!("/v1/sessions/{id}"),
+        Some(change),
+        Some(TOKEN),
+    )
+    .await
+}
+
+/// Starts a session on `media` in `room` and waits until it is bound and heard.
+async fn bound(api: &Api, emulator: &Emulator, room: &str, media: &str) -> String {
+    let (status, created) = api
+        .post(
+            json!({"to": ["jack"], "media": media, "room": room, "media_type": "audio",
+                     "loop_forever": true}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    api.until(
+        &format!("/v1/sessions/{id}"),
+        Duration::from_secs(20),
+        |s| s["status"]["phase"] == "ingesting",
+    )
+    .await;
+    heard(emulator, room, Duration::from_secs(20), |t| {
+        t["audio_ms"].as_u64() > Some(1000)
+    })
+    .await;
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_call_switches_input_changes_volume_and_pauses_in_the_same_task() {
+    let (emulator, _dir, api, high, _) = served().await;
+    let id = bound(&api, &emulator, "control-1", "test:black+tone=440").await;
+    let (before, _) = heard(&emulator, "control-1", Duration::from_secs(5), |t| {
+        (tone(t) - 440.0).abs() < 20.0
+    })
+    .await;
+
+    // Another input: the room hears 880 Hz within a second, in the same task.
+    let asked = Instant::now();
+    let (status, now) = patch(&api, &id, json!({"media": high.display().to_string()})).await;
+    assert_eq!(status, 200, "{now}");
+    assert_eq!(now["status"]["switched_to"], high.display().to_string());
+    let (after, _) = heard(&emulator, "control-1", Duration::from_secs(5), |t| {
+        (tone(t) - 880.0).abs() < 20.0
+    })
+    .await;
+    let took = asked.elapsed();
+    assert!(
+        took < Duration::from_secs(1),
+        "the switch was heard after {took:?}"
+    );
+    assert_eq!(after["task_id"], before["task_id"], "the same ingest task");
+    assert_eq!(after["gaps_over_500ms"], 0, "{after:#}");
+
+    // Half the level: -6 dB, give or take one.
+    let full = steady_level(&emulator, "control-1").await;
+    let (status, now) = patch(&api, &id, json!({"volume": 50})).await;
+    assert_eq!(status, 200, "{now}");
+    assert_eq!(now["status"]["volume"], 50);
+    let (halved, _) = heard(&emulator, "control-1", Duration::from_secs(3), |t| {
+        (level(t) - (full - 6.0)).abs() <= 1.0
+    })
+    .await;
+    assert!((tone(&halved) - 880.0).abs() < 20.0, "{halved:#}");
+
+    // Paused: silence; resumed: the level as it was.
+    let (status, now) = patch(&api, &id, json!({"paused": true})).await;
+    assert_eq!(status, 200, "{now}");
+    assert_eq!(now["status"]["paused"], true);
+    heard(&emulator, "control-1", Duration::from_secs(3), |t| {
+        level(t) < -60.0
+    })
+    .await;
+    let (status, _) = patch(&api, &id, json!({"paused": false, "volume": 100})).await;
+    assert_eq!(status, 200);
+    heard(&emulator, "control-1", Duration::from_secs(3), |t| {
+        (level(t) - full).abs() <= 1.0
+    })
+    .await;
+    let s = api.get(&format!("/v1/sessions/{id}")).await;
+    assert_eq!(s["status"]["phase"], "ingesting", "{s:#}");
+    assert_eq!(s["status"]["task_id"], before["task_id"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_announcement_is_switched_by_the_cloud_on_the_same_task() {
+    let (emulator, _dir, api, high, short) = served().await;
+    let id = bound(&api, &emulator, "control-2", &short.display().to_string()).await;
+    let s = api.get(&format!("/v1/sessions/{id}")).await;
+    assert_eq!(s["status"]["mode"], "announcement", "{s:#}");
+    let (before, _) = heard(&emulator, "control-2", Duration::from_secs(5), |t| {
+        (tone(t) - 660.0).abs() < 20.0
+    })
+    .await;
+    let (status, now) = patch(&api, &id, json!({"media": high.display().to_string()})).await;
+    assert_eq!(status, 200, "{now}");
+    assert_ne!(now["status"]["stream_url"], s["status"]["stream_url"]);
+    let (after, _) = heard(&emulator, "control-2", Duration::from_secs(10), |t| {
+        (tone(t) - 880.0).abs() < 20.0
+    })
+    .await;
+    assert_eq!(after["task_id"], before["task_id"], "the same ingest task");
+    // The cloud's volume, on the same task.
+    let full = steady_level(&emulator, "control-2").await;
+    let (status, _) = patch(&api, &id, json!({"volume": 50})).await;
+    assert_eq!(status, 200);
+    heard(&emulator, "control-2", Duration::from_secs(3), |t| {
+        (level(t) - (full - 6.0)).abs() <= 1.0
+    })
+    .await;
+    // A file the cloud plays cannot be moved within.
+    let (status, refused) = patch(&api, &id, json!({"seek_secs": 2})).await;
+    assert_eq!(status, 422, "{refused}");
+    assert_eq!(refused["field"], "seek_secs", "{refused}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_changes_are_refused_by_their_field_and_the_call_goes_on() {
+    let (emulator, dir, api, high, _) = served().await;
+    let id = bound(&api, &emulator, "control-3", "test:black+tone=440").await;
+    let outside = dir.path().join("outside.m4a");
+    std::fs::copy(&high, &outside).unwrap();
+    let control: String = "a\u{7}b".into();
+    for (change, status, field) in [
+        (json!({"volume": -1}), 422, "volume"),
+        (json!({"volume": 1_000_000_000u64}), 422, "volume"),
+        (json!({"volume": "loud"}), 422, "volume"),
+        (json!({"paused": "yes"}), 422, "paused"),
+        (json!({"seek_secs": -3}), 422, "seek_secs"),
+        (json!({"seek_secs": 5}), 422, "seek_secs"),
+        (
+            json!({"media": outside.display().to_string()}),
+            422,
+            "media",
+        ),
+        (json!({"media": format!("tts:{control}")}), 422, "media"),
+        (json!({}), 422, "media"),
+    ] {
+        let (got, body) = patch(&api, &id, change.clone()).await;
+        assert_eq!(got, status, "{change}: {body}");
+        assert_eq!(body["field"], field, "{change}: {body}");
+    }
+    let (got, body) = patch(&api, &id, json!({"tempo": 2})).await;
+    assert_eq!(got, 400, "{body}");
+    // The call is as it was: the same tone, still ingesting.
+    heard(&emulator, "control-3", Duration::from_secs(3), |t| {
+        (tone(t) - 440.0).abs() < 20.0
+    })
+    .await;
+    let s = api.get(&format!("/v1/sessions/{id}")).await;
+    assert_eq!(s["status"]["phase"], "ingesting", "{s:#}");
+
+    // An ended session takes no change.
+    let (status, _) = api
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/v1/sessions/{id}"),
+            None,
+            Some(TOKEN),
+        )
+        .await;
+    assert_eq!(status, 202);
+    until_ended(&api.base, TOKEN, &id, Duration::from_secs(20)).await;
+    let (got, body) = patch(&api, &id, json!({"volume": 50})).await;
+    assert_eq!(got, 409, "{body}");
+    let (got, _) = patch(&api, "no-such-session", json!({"volume": 50})).await;
+    assert_eq!(got, 404);
+}
