@@ -226,10 +226,20 @@ async fn an_announcement_is_switched_by_the_cloud_on_the_same_task() {
     })
     .await;
     assert_eq!(after["task_id"], before["task_id"], "the same ingest task");
-    // The cloud's volume, on the same task.
+    // The cloud's volume, on the same task, asked from the command line.
     let full = steady_level(&emulator, "control-2").await;
-    let (status, _) = patch(&api, &id, json!({"volume": 50})).await;
-    assert_eq!(status, 200);
+    let out = callfeed_cli("callfeed-live-control-state")
+        .args([
+            "session", "update", &id, "--volume", "50", "--api", &api.base,
+        ])
+        .env("CALLFEED_API_TOKEN", TOKEN)
+        .output()
+        .await
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    let now: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(now["status"]["volume"], 50, "{now:#}");
     heard(&emulator, "control-2", Duration::from_secs(3), |t| {
         (level(t) - (full - 6.0)).abs() <= 1.0
     })
@@ -291,4 +301,13 @@ async fn bad_changes_are_refused_by_their_field_and_the_call_goes_on() {
     assert_eq!(got, 409, "{body}");
     let (got, _) = patch(&api, "no-such-session", json!({"volume": 50})).await;
     assert_eq!(got, 404);
+    // From the command line: the API's reason, and a failing exit.
+    let out = callfeed_cli("callfeed-live-control-state")
+        .args(["session", "update", &id, "--pause", "--api", &api.base])
+        .env("CALLFEED_API_TOKEN", TOKEN)
+        .output()
+        .await
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && said.contains("409"), "{said}");
 }

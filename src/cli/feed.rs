@@ -3,7 +3,6 @@
 //! show, delete, give a new key, and watch one's figures live.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
@@ -11,10 +10,8 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 
 use super::output::print_json;
+use super::remote::Client;
 use crate::media::contract::Profile;
-
-/// How long one API request may take (a watch's stream excepted).
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
 #[derive(Args)]
 pub(super) struct FeedArgs {
@@ -85,52 +82,8 @@ struct CreateArgs {
     passthrough: bool,
 }
 
-struct Client {
-    http: reqwest::Client,
-    base: String,
-    token: Option<String>,
-}
-
-impl Client {
-    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        let request = self.http.request(method, format!("{}{path}", self.base));
-        match &self.token {
-            Some(token) => request.bearer_auth(token),
-            None => request,
-        }
-    }
-
-    /// Sends a request; the answer's JSON, or the API's error as the error.
-    async fn send(&self, request: reqwest::RequestBuilder) -> anyhow::Result<Value> {
-        let answer = request
-            .timeout(REQUEST_TIMEOUT)
-            .send()
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot reach the API at {}: is `callfeed serve` running there?",
-                    self.base
-                )
-            })?;
-        let status = answer.status();
-        let body = answer.bytes().await.unwrap_or_default();
-        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        if !status.is_success() {
-            let said = body["error"].as_str().unwrap_or("no reason given");
-            anyhow::bail!("{status}: {said}");
-        }
-        Ok(body)
-    }
-}
-
 pub(super) async fn run(args: FeedArgs) -> anyhow::Result<ExitCode> {
-    let client = Client {
-        http: reqwest::Client::new(),
-        base: args.api.trim_end_matches('/').to_owned(),
-        token: std::env::var("CALLFEED_API_TOKEN")
-            .ok()
-            .filter(|t| !t.is_empty()),
-    };
+    let client = Client::new(&args.api);
     use reqwest::Method;
     let shown = match args.command {
         FeedCommand::Create(create) => {

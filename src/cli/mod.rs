@@ -18,7 +18,9 @@ mod output;
 mod probe;
 mod progress;
 mod push;
+mod remote;
 mod serve;
+mod session;
 mod webrtc;
 
 pub use output::{EXIT_FAILED, EXIT_INVALID};
@@ -90,6 +92,9 @@ enum Command {
     /// A serve's feeds (live inputs any number of calls share): create, list, show, delete,
     /// give a new key, watch.
     Feed(feed::FeedArgs),
+    /// A serve's running sessions: show one, change what it plays without hanging up
+    /// (another input, volume, pause, seek), stop it.
+    Session(session::SessionArgs),
     /// Place many full sessions at a given rate and report per-stage latency.
     Load(load::LoadArgs),
     /// Say what an input is, whether it passes through, and the contract it gets.
@@ -130,6 +135,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Push(args) => push::run(&config, args).await,
         Command::Announce(args) => announce::run(&config, args).await,
         Command::Feed(args) => feed::run(args).await,
+        Command::Session(args) => session::run(args).await,
     }
 }
 
