@@ -210,7 +210,7 @@ async fn a_live_call_switches_input_changes_volume_and_pauses_in_the_same_task()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_announcement_is_switched_by_the_cloud_on_the_same_task() {
-    let (emulator, _dir, api, high, short) = served().await;
+    let (emulator, dir, api, high, short) = served().await;
     let id = bound(&api, &emulator, "control-2", &short.display().to_string()).await;
     let s = api.get(&format!("/v1/sessions/{id}")).await;
     assert_eq!(s["status"]["mode"], "announcement", "{s:#}");
@@ -248,6 +248,24 @@ async fn an_announcement_is_switched_by_the_cloud_on_the_same_task() {
     let (status, refused) = patch(&api, &id, json!({"seek_secs": 2})).await;
     assert_eq!(status, 422, "{refused}");
     assert_eq!(refused["field"], "seek_secs", "{refused}");
+
+    // A queue needs a stream of the session's own: the task is moved to one, then it plays.
+    let item = tone_file(&dir.path().join("media"), 500, 3.0);
+    let (status, now) = api
+        .call(
+            reqwest::Method::POST,
+            &format!("/v1/sessions/{id}/queue"),
+            Some(json!({"items": [{"media": item, "mark": "after"}]})),
+            Some(TOKEN),
+        )
+        .await;
+    assert_eq!(status, 200, "{now}");
+    assert_eq!(now["status"]["mode"], "live", "{now:#}");
+    let (queued, _) = heard(&emulator, "control-2", Duration::from_secs(10), |t| {
+        (tone(t) - 500.0).abs() < 20.0
+    })
+    .await;
+    assert_eq!(queued["task_id"], before["task_id"], "the same ingest task");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -310,4 +328,176 @@ async fn bad_changes_are_refused_by_their_field_and_the_call_goes_on() {
         .unwrap();
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && said.contains("409"), "{said}");
+}
+
+/// A tone file of `hz` lasting `secs` in `dir`.
+fn tone_file(dir: &std::path::Path, hz: u32, secs: f64) -> String {
+    let path = dir.join(format!("{hz}.wav"));
+    ffmpeg(&format!(
+        "-f lavfi -i sine=frequency={hz}:duration={secs} -ac 2 -ar 48000 {}",
+        path.display()
+    ));
+    path.display().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_plays_items_in_order_tells_their_marks_and_a_clear_cuts() {
+    let (emulator, dir, api, high, _) = served().await;
+    let media = dir.path().join("media");
+    let id = bound(&api, &emulator, "control-4", "test:black+tone=440").await;
+    let tones = [500, 700, 900];
+    let items: Vec<Value> = tones
+        .iter()
+        .map(|hz| json!({"media": tone_file(&media, *hz, 1.5), "mark": format!("m{hz}")}))
+        .collect();
+    let queue = format!("/v1/sessions/{id}/queue");
+    let (status, now) = api
+        .call(
+            reqwest::Method::POST,
+            &queue,
+            Some(json!({"items": items})),
+            Some(TOKEN),
+        )
+        .await;
+    assert_eq!(status, 200, "{now}");
+    assert_eq!(
+        now["status"]["queue"].as_array().map(Vec::len),
+        Some(3),
+        "{now:#}"
+    );
+    // Heard one after another, the 440 Hz of the session's own input cut at once.
+    for hz in tones {
+        heard(&emulator, "control-4", Duration::from_secs(5), |t| {
+            (tone(t) - f64::from(hz)).abs() < 20.0
+        })
+        .await;
+    }
+    // The queue ran out: silence, the call still up.
+    heard(&emulator, "control-4", Duration::from_secs(5), |t| {
+        level(t) < -60.0
+    })
+    .await;
+    let s = api.get(&format!("/v1/sessions/{id}")).await;
+    let states: Vec<&str> = s["status"]["queue"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["played", "played", "played"], "{s:#}");
+    assert_eq!(s["status"]["phase"], "ingesting");
+
+    // Barge-in: a long item cut by clearing the queue.
+    let (status, _) = api
+        .call(
+            reqwest::Method::POST,
+            &queue,
+            Some(
+                json!({"items": [{"media": high.display().to_string(), "mark": "long"}],
+                        "mode": "replace"}),
+            ),
+            Some(TOKEN),
+        )
+        .await;
+    assert_eq!(status, 200);
+    heard(&emulator, "control-4", Duration::from_secs(5), |t| {
+        (tone(t) - 880.0).abs() < 20.0
+    })
+    .await;
+    let asked = Instant::now();
+    let (status, now) = api
+        .call(reqwest::Method::DELETE, &queue, None, Some(TOKEN))
+        .await;
+    assert_eq!(status, 200, "{now}");
+    heard(&emulator, "control-4", Duration::from_secs(3), |t| {
+        level(t) < -60.0
+    })
+    .await;
+    let took = asked.elapsed();
+    assert!(
+        took < Duration::from_millis(600),
+        "the clear was heard after {took:?}"
+    );
+
+    // Too many at once, an unknown mode, a control character in a mark: refused by field.
+    let many: Vec<Value> = (0..101)
+        .map(|_| json!({"media": "test:black+silence"}))
+        .collect();
+    for (body, field) in [
+        (json!({"items": many}), "items"),
+        (
+            json!({"items": [{"media": "test:"}], "mode": "shuffle"}),
+            "mode",
+        ),
+        (
+            json!({"items": [{"media": "test:", "mark": "a\u{0}b"}]}),
+            "mark",
+        ),
+    ] {
+        let (status, refused) = api
+            .call(reqwest::Method::POST, &queue, Some(body), Some(TOKEN))
+            .await;
+        assert_eq!(status, 422, "{refused}");
+        assert_eq!(refused["field"], field, "{refused}");
+    }
+
+    // The events and the report tell each item, in order.
+    let (status, _) = api
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/v1/sessions/{id}"),
+            None,
+            Some(TOKEN),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let ended = until_ended(&api.base, TOKEN, &id, Duration::from_secs(20)).await;
+    let items = ended["report"]["queue"].as_array().unwrap();
+    let told: Vec<(&str, &str)> = items
+        .iter()
+        .map(|i| (i["mark"].as_str().unwrap(), i["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        told,
+        [
+            ("m500", "played"),
+            ("m700", "played"),
+            ("m900", "played"),
+            ("long", "cut")
+        ],
+        "{ended:#}"
+    );
+    let mut response = reqwest::Client::new()
+        .get(format!("{}/v1/sessions/{id}/events", api.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    let mut text = String::new();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while let Ok(Some(chunk)) = response.chunk().await {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+            if text.contains("event: report") && text.ends_with("\n\n") {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("the event stream ends with a report");
+    let order: Vec<String> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|d| d["mark"].as_str().map(|m| format!("{m}:{}", d["state"])))
+        .collect();
+    assert!(
+        order.starts_with(&[
+            "m500:\"playing\"".to_owned(),
+            "m500:\"played\"".to_owned(),
+            "m700:\"playing\"".to_owned(),
+        ]),
+        "{order:?}\n{text}"
+    );
+    assert_eq!(text.matches("event: item_started").count(), 4, "{text}");
+    assert_eq!(text.matches("event: item_finished").count(), 4, "{text}");
 }

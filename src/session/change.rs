@@ -38,6 +38,103 @@ pub struct Change {
     pub volume: Option<u32>,
     pub paused: Option<bool>,
     pub seek: Option<Duration>,
+    pub queue: Option<QueueChange>,
+}
+
+/// Items a request may queue at once.
+pub const MAX_QUEUED_AT_ONCE: usize = 100;
+/// Items a session's queue may hold waiting.
+pub const MAX_QUEUE_WAITING: usize = 200;
+/// A mark's length at most.
+const MAX_MARK_CHARS: usize = 128;
+
+/// A change to the session's play queue.
+#[derive(Debug, Clone)]
+pub enum QueueChange {
+    /// Items to play one after another; `replace` drops what waits and cuts what plays.
+    Add {
+        items: Vec<QueueItem>,
+        replace: bool,
+    },
+    /// What waits is dropped and the queued item on air cut (barge-in).
+    Clear,
+}
+
+#[derive(Debug, Clone)]
+pub struct QueueItem {
+    pub media: NewMedia,
+    pub mark: Option<String>,
+}
+
+/// `POST /v1/sessions/{id}/queue` as an API client sends it.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueRequest {
+    pub items: Vec<QueueRequestItem>,
+    #[serde(default)]
+    pub mode: Option<String>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueRequestItem {
+    pub media: String,
+    #[serde(default)]
+    pub mark: Option<String>,
+}
+
+impl QueueRequest {
+    /// Checks the mode, the number of items, each mark, and each item's media as a new
+    /// session's is admitted.
+    pub async fn validate(
+        &self,
+        policy: &crate::media::policy::InputPolicy,
+        topologies: &crate::media::topology::Topologies,
+        bounds: crate::media::bounds::InputBounds,
+        profile: crate::media::contract::Profile,
+    ) -> Result<Change, RequestError> {
+        let replace = match self.mode.as_deref() {
+            None | Some("append") => false,
+            Some("replace") => true,
+            Some(other) => {
+                return Err(InvalidArgument::new("mode", other, "append or replace").into());
+            }
+        };
+        if self.items.is_empty() || self.items.len() > MAX_QUEUED_AT_ONCE {
+            return Err(InvalidArgument::new(
+                "items",
+                self.items.len(),
+                format!("1 to {MAX_QUEUED_AT_ONCE} items a request"),
+            )
+            .into());
+        }
+        let mut items = Vec::with_capacity(self.items.len());
+        for item in &self.items {
+            if let Some(mark) = &item.mark
+                && (mark.chars().count() > MAX_MARK_CHARS || mark.chars().any(char::is_control))
+            {
+                return Err(InvalidArgument::new(
+                    "mark",
+                    mark.chars().take(40).collect::<String>(),
+                    format!("up to {MAX_MARK_CHARS} characters, no control characters"),
+                )
+                .into());
+            }
+            let input = admit_media(&item.media, policy, topologies, bounds, profile).await?;
+            items.push(QueueItem {
+                media: NewMedia {
+                    named: item.media.clone(),
+                    guard: policy.source_guard(&input),
+                    input,
+                },
+                mark: item.mark.clone(),
+            });
+        }
+        Ok(Change {
+            queue: Some(QueueChange::Add { items, replace }),
+            ..Default::default()
+        })
+    }
 }
 
 /// An input to switch to, admitted.
@@ -156,6 +253,7 @@ impl SessionUpdate {
             volume,
             paused,
             seek,
+            queue: None,
         };
         if change.media.is_none()
             && change.volume.is_none()

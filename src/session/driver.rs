@@ -137,6 +137,7 @@ async fn after_panic<C: CloudOps>(
         room: None,
         relay: None,
         unconfirmed_start: None,
+        queue: Vec::new(),
     }
 }
 

@@ -49,6 +49,9 @@ pub struct Report {
     /// with webhooks stops it when the cloud reports it (see `serve::api::strays`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unconfirmed_start: Option<&'static str>,
+    /// Each item queued (by PATCH's queue), with when it started and finished.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub queue: Vec<QueuedItem>,
 }
 
 /// What a session's media did.
@@ -204,6 +207,36 @@ pub struct Status {
     /// The input playing now, when a change replaced the one the session began with.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub switched_to: Option<String>,
+    /// Every item queued, in the order it was, with how it went.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub queue: Vec<QueuedItem>,
+}
+
+/// A queued item and how it went, on the session's clock.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QueuedItem {
+    pub id: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mark: Option<String>,
+    pub media: String,
+    pub state: ItemState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemState {
+    Waiting,
+    Playing,
+    /// Played to its end.
+    Played,
+    /// Cut while it played (a replace, a clear, a switch, the session's end).
+    Cut,
+    /// Dropped before it played.
+    Dropped,
 }
 
 impl Default for Status {
@@ -224,6 +257,7 @@ impl Default for Status {
             volume: 100,
             paused: false,
             switched_to: None,
+            queue: Vec::new(),
             timings: Timings::default(),
             media: None,
         }

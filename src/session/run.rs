@@ -7,9 +7,8 @@ use std::time::{Duration, Instant};
 use super::media::{Media, Prepared, prepare};
 use super::report::{AnnouncementFigures, Controls, MediaFigures, Report, Timings};
 use super::settings::DriverSettings;
-use super::state::{Action, Event, Outcome, Phase, Session, Stage};
+use super::state::{Action, Event, Phase, Session, Stage};
 use super::teardown::CloudLeftovers;
-use super::teardown::confirm_teardown;
 use super::{CallStatus, CloudOps, SessionSpec, room_key};
 use crate::cloud::http::CloudError;
 use crate::cloud::ingest::StartStreamIngest;
@@ -19,6 +18,7 @@ use crate::publish::relay::RelayLink;
 use crate::store::{Admission, Journal, Store};
 
 mod control;
+mod ending;
 
 /// What woke the session's loop.
 enum Woke {
@@ -471,6 +471,10 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
             } => match event {
                 Some(MediaEvent::Ended { .. }) => Some(Event::MediaFinished),
                 Some(MediaEvent::Failed { reason }) => Some(Event::Failed { stage: Stage::Media, reason }),
+                Some(queued @ (MediaEvent::QueuedStarted { .. } | MediaEvent::QueuedFinished { .. })) => {
+                    self.note_queued(queued);
+                    None
+                }
                 _ => None,
             },
             event = async {
@@ -666,55 +670,6 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
                 self.machine.on(Event::IngestStarted)
             }
             Err(e) => self.refused(Stage::Ingest, &e),
-        }
-    }
-
-    /// Stops what the session started until the cloud confirms it, and reports.
-    async fn into_report(mut self, mode: &'static str, media: Option<MediaFigures>) -> Report {
-        let mut room = None;
-        let outcome = match &self.machine.phase {
-            Phase::Ended { outcome } | Phase::Ending { outcome } => {
-                let witness = self.settings.room_witness.as_ref();
-                room = self
-                    .call_id
-                    .as_deref()
-                    .zip(witness)
-                    .and_then(|(id, w)| w(id));
-                let live = media.as_ref().and_then(MediaFigures::live);
-                super::state::confirmed(outcome.clone(), live, room.as_ref())
-            }
-            _ => Outcome::Failed {
-                stage: Stage::Teardown,
-                reason: "ended in an unexpected state".into(),
-            },
-        };
-        let journal = self.journal.clone();
-        let mut leftovers = self.leftovers.lock().map(|l| l.clone()).unwrap_or_default();
-        let teardown = confirm_teardown(
-            &mut leftovers,
-            self.cloud,
-            &self.settings,
-            &self.controls.status,
-            journal.as_ref().map(|j| (j, self.id.as_str(), &outcome)),
-        )
-        .await;
-        self.machine.on(Event::TornDown);
-        self.timings.ended_ms = Some(self.ms());
-        Report {
-            session_id: self.id,
-            call_id: self.call_id,
-            task_id: self.task_id,
-            outcome,
-            mode,
-            mode_reason: self.mode_reason,
-            timings: self.timings,
-            media,
-            task_restarts: self.task_restarts,
-            error_code: self.error_code,
-            unconfirmed_start: self.unconfirmed_start,
-            teardown,
-            room,
-            relay: self.relay,
         }
     }
 }

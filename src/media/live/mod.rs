@@ -17,6 +17,7 @@
 //! - `input`: the input side (one attempt's pipeline, what it hands the pump)
 //! - `pump`: the thread that emits the contract's timeline
 //! - `pushed`: a publisher's connection carried into an input attempt
+//! - `queue`: the play queue: inputs one after another, each told when it starts and ends
 //! - `encoder`: the encoder pipeline and the slate picture
 //! - `supervisor`: restarts, loops, stalls, the end
 
@@ -24,6 +25,7 @@ mod encoder;
 mod input;
 mod pump;
 mod pushed;
+mod queue;
 mod supervisor;
 
 pub use super::stream::{

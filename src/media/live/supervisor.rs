@@ -11,13 +11,16 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use tokio::sync::{broadcast, watch};
 
+mod changes;
+
 use super::encoder::{EncoderWatch, build_encoder, slate_frame};
 use super::input::{Feed, Slot, build_input, classify};
 use super::pump;
+use super::queue::PlayQueue;
 use crate::media::NullOnDrop;
 use crate::media::hub::StreamHub;
 use crate::media::input::{InputItem, InputSpec};
-use crate::media::stream::control::{LiveControl, gain};
+use crate::media::stream::control::LiveControl;
 use crate::media::stream::handle::Halt;
 use crate::media::stream::handle::{
     Counters, EngineError, InputFailure, LiveSettings, LiveStream, MediaEvent, StreamState, emit,
@@ -115,6 +118,7 @@ pub(super) fn start(
         pump: Some((pump, pump_stop)),
         stop: stop_rx,
         controls: Some(controls_rx),
+        queue: PlayQueue::default(),
     }));
     Ok(LiveStream::running(hub, events, counters, false, stop, task).with_controls(controls))
 }
@@ -142,13 +146,16 @@ struct Supervision {
     stop: watch::Receiver<Halt>,
     /// Changes from the stream's owner; `None` once the owner let go of the sender.
     controls: Option<tokio::sync::mpsc::UnboundedReceiver<LiveControl>>,
+    queue: PlayQueue,
 }
 
 enum Attempt {
     /// The item played to its end.
     Finished,
-    /// The owner asked for another input: it plays from its start.
+    /// The owner asked for another input (or the queue's next): it plays from its start.
     Switched,
+    /// The queue ran out, or was cleared: the slate until a change comes.
+    Idle,
     Failed(InputFailure),
     Stopped,
     EncoderFailed(String),
@@ -244,7 +251,7 @@ impl Supervision {
                         None => std::future::pending().await,
                     }
                 } => match change {
-                    Some(change) => if let Some(end) = self.apply(change, &pipeline, item) {
+                    Some(change) => if let Some(end) = self.apply(change, Some((&pipeline, item))) {
                         break end;
                     },
                     None => self.controls = None,
@@ -301,59 +308,6 @@ impl Supervision {
         outcome
     }
 
-    /// Carries out one of the owner's changes on the running attempt of `item`; `Some` ends
-    /// the attempt.
-    fn apply(
-        &mut self,
-        change: LiveControl,
-        pipeline: &gst::Pipeline,
-        item: usize,
-    ) -> Option<Attempt> {
-        // A file keeps its place while paused; a live source runs on unseen and unheard.
-        let from_file = matches!(&self.items[item], InputItem::Uri(u) if u.starts_with("file:"));
-        match change {
-            LiveControl::Volume(percent) => {
-                self.feed.slot.lock().expect("slot lock").gain =
-                    (percent != 100).then(|| gain(percent));
-            }
-            LiveControl::Pause(paused) => {
-                {
-                    let mut slot = self.feed.slot.lock().expect("slot lock");
-                    slot.paused = paused;
-                    // The stall clock starts again from the resume, not from the pause.
-                    slot.progress_at = Some(Instant::now());
-                }
-                if from_file {
-                    let state = if paused {
-                        gst::State::Paused
-                    } else {
-                        gst::State::Playing
-                    };
-                    let _ = pipeline.set_state(state);
-                }
-            }
-            LiveControl::Seek(at) => {
-                if from_file {
-                    let _ = pipeline.seek_simple(
-                        gst::SeekFlags::FLUSH | gst::SeekFlags::KEY_UNIT,
-                        gst::ClockTime::from_nseconds(at.as_nanos() as u64),
-                    );
-                }
-            }
-            LiveControl::Switch(switch) => {
-                self.items = switch.spec.items();
-                self.replayable = switch.spec.is_replayable();
-                self.settings.loops = switch.loops;
-                self.settings.start = None;
-                self.settings.source_guard = switch.guard;
-                self.settings.follow(switch.report.as_ref(), None);
-                self.feed.slot.lock().expect("slot lock").paused = false;
-                return Some(Attempt::Switched);
-            }
-        }
-        None
-    }
-
     /// The periodic look at a running attempt: the encoder's watchdog, the input's first
     /// media (back from the slate), a stalled input, and the position figures. `Some` ends
     /// the attempt.
@@ -396,6 +350,9 @@ impl Supervision {
             }
             if first && watch.iteration == 0 && watch.item == 0 {
                 self.emit(MediaEvent::FirstMedia);
+            }
+            if let Some((id, mark)) = self.queue.starting() {
+                self.emit(MediaEvent::QueuedStarted { id, mark });
             }
         }
         // A source gets longer to deliver its first media than to keep delivering.
@@ -511,13 +468,22 @@ async fn supervise(mut s: Supervision) -> Result<String, EngineError> {
             _ = s.stop.changed() => return s.halted().await,
         }
     }
+    let mut next = None;
     loop {
-        let attempt = s.play(item, &mut iteration, seek.take()).await;
+        let attempt = match next.take() {
+            Some(attempt) => attempt,
+            None => s.play(item, &mut iteration, seek.take()).await,
+        };
         match attempt {
             Attempt::Stopped => return s.halted().await,
             Attempt::Switched => {
                 (item, iteration, failures) = (0, 0, 0);
                 delays = backon::BackoffBuilder::build(backoff);
+            }
+            Attempt::Idle => next = Some(s.idle().await),
+            Attempt::Finished if s.queue.plays_queued() => {
+                s.queued_played_out();
+                next = Some(s.next_queued());
             }
             Attempt::EncoderFailed(reason) => {
                 return s.finish(Err(EngineError::Encoder(reason))).await;

@@ -25,6 +25,18 @@ pub enum LiveControl {
     Switch(Box<Switch>),
     /// Moves within the current file (from its start).
     Seek(Duration),
+    /// Inputs to play one after another; `replace` drops what waits and cuts what plays.
+    Queue { items: Vec<Queued>, replace: bool },
+    /// Drops what waits in the queue and cuts the queued item that plays (barge-in).
+    ClearQueue,
+}
+
+/// An input in a play queue, with the id and mark its start and end are told by.
+#[derive(Debug)]
+pub struct Queued {
+    pub id: u64,
+    pub mark: Option<String>,
+    pub switch: Switch,
 }
 
 #[derive(Debug)]

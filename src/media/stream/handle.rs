@@ -166,6 +166,19 @@ pub enum MediaEvent {
     Failed {
         reason: String,
     },
+    /// A queued item's first media reached the stream.
+    QueuedStarted {
+        id: u64,
+        mark: Option<String>,
+    },
+    /// A queued item played out, or was `cut` (a replace, a clear).
+    QueuedFinished {
+        id: u64,
+        mark: Option<String>,
+        cut: bool,
+    },
+    /// The queue ran out: the slate until more comes.
+    QueueEmpty,
 }
 
 /// Where a stream stands.

@@ -1,6 +1,7 @@
 //! `PATCH /v1/sessions/{id}`: a running session changed without hanging up — another
-//! input, its volume, a pause, a seek. Checked as a new request's fields are, carried out
-//! by the session's own task, answered with the session's new status.
+//! input, its volume, a pause, a seek; `POST /v1/sessions/{id}/queue` plays items one after
+//! another, `DELETE` on it clears what has not played. Checked as a new request's fields
+//! are, carried out by the session's own task, answered with the session's new status.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +16,9 @@ use serde_json::json;
 use super::error::ApiError;
 use super::service::{Service, session_json};
 use crate::session::CloudOps;
-use crate::session::change::{ChangeError, ChangeRequest, SessionUpdate};
+use crate::session::change::{
+    Change, ChangeError, ChangeRequest, QueueChange, QueueRequest, SessionUpdate,
+};
 use crate::store::Journal;
 
 /// How long a change may take: a new announcement is transcoded before the switch.
@@ -32,10 +35,7 @@ pub(super) async fn update<C: CloudOps + 'static>(
             format!("not a session change (media, volume, paused, seek_secs): {e}"),
         )
     })?;
-    let Some((changes, profile)) = svc.session(&id, |e| (e.changes.clone(), e.request.profile()))
-    else {
-        return Err(not_here(&svc, &id).await);
-    };
+    let profile = profile_of(&svc, &id).await?;
     let change = asked
         .validate(
             &svc.policy,
@@ -44,6 +44,67 @@ pub(super) async fn update<C: CloudOps + 'static>(
             profile,
         )
         .await?;
+    made(&svc, &id, change).await
+}
+
+/// `POST /v1/sessions/{id}/queue`: `{items: [{media, mark?}], mode: append|replace}`.
+pub(super) async fn enqueue<C: CloudOps + 'static>(
+    State(svc): State<Arc<Service<C>>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let asked: QueueRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::problem(
+            StatusCode::BAD_REQUEST,
+            format!("not a queue request (items: [{{media, mark}}], mode): {e}"),
+        )
+    })?;
+    let profile = profile_of(&svc, &id).await?;
+    let change = asked
+        .validate(
+            &svc.policy,
+            &svc.topologies,
+            svc.driver.input_bounds,
+            profile,
+        )
+        .await?;
+    made(&svc, &id, change).await
+}
+
+/// `DELETE /v1/sessions/{id}/queue`: what has not played is dropped, the queued item on air
+/// cut (barge-in).
+pub(super) async fn clear_queue<C: CloudOps + 'static>(
+    State(svc): State<Arc<Service<C>>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    profile_of(&svc, &id).await?;
+    let change = Change {
+        queue: Some(QueueChange::Clear),
+        ..Default::default()
+    };
+    made(&svc, &id, change).await
+}
+
+/// The profile of session `id`, which this node runs; why not otherwise.
+async fn profile_of<C: CloudOps + 'static>(
+    svc: &Service<C>,
+    id: &str,
+) -> Result<crate::media::contract::Profile, ApiError> {
+    match svc.session(id, |e| e.request.profile()) {
+        Some(profile) => Ok(profile),
+        None => Err(not_here(svc, id).await),
+    }
+}
+
+/// Has session `id`'s task make `change`; its new status, or why not.
+async fn made<C: CloudOps + 'static>(
+    svc: &Service<C>,
+    id: &str,
+    change: Change,
+) -> Result<Response, ApiError> {
+    let changes = svc
+        .session(id, |e| e.changes.clone())
+        .ok_or_else(|| refused(ChangeError::Ended))?;
     let (reply, outcome) = tokio::sync::oneshot::channel();
     if changes.send(ChangeRequest { change, reply }).await.is_err() {
         return Err(refused(ChangeError::Ended));
@@ -63,7 +124,7 @@ pub(super) async fn update<C: CloudOps + 'static>(
         }
     }
     let now = svc
-        .session(&id, |e| session_json(&id, e))
+        .session(id, |e| session_json(id, e))
         .ok_or_else(|| refused(ChangeError::Ended))?;
     Ok(Json(now).into_response())
 }

@@ -34,6 +34,7 @@ pub(super) async fn record<C: CloudOps + 'static>(
     recorded: Arc<Notify>,
 ) {
     let mut last_phase = None;
+    let mut told = std::collections::HashMap::new();
     let mut first = Some(first);
     loop {
         let finished = report.borrow_and_update().clone();
@@ -58,6 +59,10 @@ pub(super) async fn record<C: CloudOps + 'static>(
             .await;
             recorded.notify_waiters();
         }
+        for (kind, data) in queue_events(&now, &mut told) {
+            append(&svc, &id, kind, &data).await;
+            recorded.notify_waiters();
+        }
         drop(svc);
         tokio::select! {
             changed = status.changed() => if changed.is_err() && report.changed().await.is_err() {
@@ -68,6 +73,38 @@ pub(super) async fn record<C: CloudOps + 'static>(
             },
         }
     }
+}
+
+/// What the queue did since it was last told: `item_started` and `item_finished` events
+/// with the item's id, mark and time on the session's clock; `told` remembers, per item,
+/// its start and end told.
+fn queue_events(
+    status: &Status,
+    told: &mut std::collections::HashMap<u64, (bool, bool)>,
+) -> Vec<(&'static str, String)> {
+    let mut events = Vec::new();
+    for item in &status.queue {
+        let (started, finished) = told.entry(item.id).or_default();
+        let said = |state: serde_json::Value, at: u64| {
+            serde_json::json!({"id": item.id, "mark": item.mark, "media": item.media,
+                "state": state, "at_ms": at})
+            .to_string()
+        };
+        if let Some(at) = item.started_ms
+            && !*started
+        {
+            *started = true;
+            events.push(("item_started", said("playing".into(), at)));
+        }
+        if let Some(at) = item.finished_ms
+            && !*finished
+        {
+            *finished = true;
+            let state = serde_json::to_value(item.state).unwrap_or_default();
+            events.push(("item_finished", said(state, at)));
+        }
+    }
+    events
 }
 
 /// How long the recorder waits at most between tries of a report the store refused.

@@ -2,7 +2,7 @@
 //!
 //! `POST /v1/sessions` starts a session (the same options as `callfeed call`, as JSON),
 //! `GET /v1/sessions[/{id}]` reads them, `DELETE /v1/sessions/{id}` ends one, `PATCH` changes
-//! a running one (`changes`),
+//! a running one and `/v1/sessions/{id}/queue` plays items one after another (`changes`),
 //! `GET /v1/sessions/{id}/events` follows one as Server-Sent Events, `GET /v1/events` follows
 //! them all (the console's stream, see `all_events`); `/v1/feeds` makes, shows and ends feeds
 //! (see `feeds`). A bearer token guards `/v1`; the console's
@@ -146,6 +146,10 @@ impl<C: CloudOps + 'static> Service<C> {
                 get(sessions::one::<C>)
                     .delete(sessions::stop::<C>)
                     .patch(changes::update::<C>),
+            )
+            .route(
+                "/v1/sessions/{id}/queue",
+                post(changes::enqueue::<C>).delete(changes::clear_queue::<C>),
             )
             .route(
                 "/v1/sessions/{id}/events",

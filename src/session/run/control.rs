@@ -9,11 +9,12 @@ use super::SessionRun;
 use crate::cloud::ingest::UpdateStreamIngest;
 use crate::media::input::InputSpec;
 use crate::media::live::MediaEvent;
-use crate::media::stream::control::{LiveControl, Switch};
+use crate::media::stream::control::{LiveControl, Queued, Switch};
 use crate::media::topology::Topologies;
 use crate::session::CloudOps;
-use crate::session::change::{Change, ChangeError, NewMedia};
+use crate::session::change::{Change, ChangeError, MAX_QUEUE_WAITING, NewMedia, QueueChange};
 use crate::session::media::{Media, Prepared, prepare, probe};
+use crate::session::report::{ItemState, QueuedItem};
 use crate::session::state::Phase;
 
 type MediaEvents = Option<tokio::sync::broadcast::Receiver<MediaEvent>>;
@@ -64,6 +65,8 @@ impl<C: CloudOps> SessionRun<'_, C> {
                         .await?
                 }
             }
+            // The new input replaces the queue too.
+            self.drop_waiting();
             self.controls.status.send_modify(|st| {
                 st.switched_to = Some(named);
                 st.paused = false;
@@ -76,8 +79,149 @@ impl<C: CloudOps> SessionRun<'_, C> {
                 .control(LiveControl::Seek(seek))
                 .map_err(|e| ChangeError::Media(e.to_string()))?;
         }
+        if let Some(queue) = change.queue {
+            self.queue(prepared, media_events, topologies, queue)
+                .await?;
+        }
         self.level(prepared, in_place, change.volume, change.paused)
             .await
+    }
+
+    /// Queues items (or clears the queue) in the session's own live stream; a session whose
+    /// media the cloud plays moves to one first (the slate, silent, then the queue).
+    async fn queue(
+        &mut self,
+        prepared: &mut Prepared,
+        media_events: &mut MediaEvents,
+        topologies: &Topologies,
+        queue: QueueChange,
+    ) -> Result<(), ChangeError> {
+        let (items, replace) = match queue {
+            QueueChange::Clear => {
+                if let Media::Live(stream) = &prepared.media
+                    && stream.takes_changes()
+                {
+                    stream
+                        .control(LiveControl::ClearQueue)
+                        .map_err(|e| ChangeError::Media(e.to_string()))?;
+                }
+                self.drop_waiting();
+                return Ok(());
+            }
+            QueueChange::Add { items, replace } => (items, replace),
+        };
+        let kept = if replace { 0 } else { self.waiting_items() };
+        if kept + items.len() > MAX_QUEUE_WAITING {
+            return Err(ChangeError::Unsupported {
+                field: "items",
+                reason: format!(
+                    "a session's queue holds at most {MAX_QUEUE_WAITING} items waiting ({kept} wait now)"
+                ),
+            });
+        }
+        if !matches!(&prepared.media, Media::Live(s) if s.takes_changes()) {
+            if prepared.relay.is_some() {
+                return Err(ChangeError::Unsupported {
+                    field: "items",
+                    reason: "a file passed through to a relay cannot play a queue".into(),
+                });
+            }
+            let silence = "test:black+silence";
+            let input =
+                InputSpec::parse_syntax(silence).map_err(|e| ChangeError::Media(e.to_string()))?;
+            let moved = NewMedia {
+                named: silence.into(),
+                input,
+                guard: None,
+            };
+            self.switch_by_cloud(prepared, media_events, topologies, moved)
+                .await?;
+        }
+        let first_id = self.controls.status.borrow().queue.len() as u64 + 1;
+        let mut queued = Vec::with_capacity(items.len());
+        let mut shown = Vec::with_capacity(items.len());
+        for (n, item) in items.into_iter().enumerate() {
+            let id = first_id + n as u64;
+            shown.push(QueuedItem {
+                id,
+                mark: item.mark.clone(),
+                media: item.media.named.clone(),
+                state: ItemState::Waiting,
+                started_ms: None,
+                finished_ms: None,
+            });
+            let mut switch = self.switch_in_place(item.media).await?;
+            switch.loops = crate::media::live::Loops::Times(1);
+            queued.push(Queued {
+                id,
+                mark: item.mark,
+                switch,
+            });
+        }
+        let Media::Live(stream) = &prepared.media else {
+            return Err(ChangeError::Media(
+                "the session has no stream of its own".into(),
+            ));
+        };
+        stream
+            .control(LiveControl::Queue {
+                items: queued,
+                replace,
+            })
+            .map_err(|e| ChangeError::Media(e.to_string()))?;
+        if replace {
+            self.drop_waiting();
+        }
+        self.controls
+            .status
+            .send_modify(|st| st.queue.extend(shown));
+        Ok(())
+    }
+
+    fn waiting_items(&self) -> usize {
+        let status = self.controls.status.borrow();
+        status
+            .queue
+            .iter()
+            .filter(|i| i.state == ItemState::Waiting)
+            .count()
+    }
+
+    /// What waits in the queue is dropped.
+    fn drop_waiting(&self) {
+        self.controls.status.send_modify(|st| {
+            for item in st
+                .queue
+                .iter_mut()
+                .filter(|i| i.state == ItemState::Waiting)
+            {
+                item.state = ItemState::Dropped;
+            }
+        });
+    }
+
+    /// A queued item started or finished on the stream: its place in the status.
+    pub(super) fn note_queued(&self, event: MediaEvent) {
+        let now = self.ms();
+        self.controls.status.send_modify(|st| match event {
+            MediaEvent::QueuedStarted { id, .. } => {
+                if let Some(item) = st.queue.iter_mut().find(|i| i.id == id) {
+                    item.state = ItemState::Playing;
+                    item.started_ms = Some(now);
+                }
+            }
+            MediaEvent::QueuedFinished { id, cut, .. } => {
+                if let Some(item) = st.queue.iter_mut().find(|i| i.id == id) {
+                    item.state = if cut {
+                        ItemState::Cut
+                    } else {
+                        ItemState::Played
+                    };
+                    item.finished_ms = Some(now);
+                }
+            }
+            _ => {}
+        });
     }
 
     /// Volume and pause: in the session's own stream, or the cloud's on its task.
@@ -246,4 +390,20 @@ fn check_seek(prepared: &Prepared, in_place: bool, seek: Duration) -> Result<(),
         Some(_) => Ok(()),
         None => Err(unsupported("the input is not a file of known length")),
     }
+}
+
+/// The queue as the session ended: what was on air cut, what waited dropped.
+pub(super) fn ended_queue(queue: &[QueuedItem]) -> Vec<QueuedItem> {
+    queue
+        .iter()
+        .cloned()
+        .map(|mut item| {
+            item.state = match item.state {
+                ItemState::Playing => ItemState::Cut,
+                ItemState::Waiting => ItemState::Dropped,
+                done => done,
+            };
+            item
+        })
+        .collect()
 }
