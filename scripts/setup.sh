@@ -9,7 +9,8 @@
 #                   RTMP module, ffmpeg, GStreamer's RTSP server library (the test
 #                   cameras), the PostgreSQL server (throwaway instances),
 #                   Chromium with ChromeDriver (the console tests), iproute2 (a WHIP
-#                   test brings up lo in a network namespace), and a Python venv in
+#                   test brings up lo in a network namespace), eSpeak NG (tts: inputs),
+#                   and a Python venv in
 #                   .venv with Tencent's official SDKs as independent clients
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,7 +32,7 @@ if [ "$scope" = all ]; then
     ffmpeg postgresql libgstrtspserver-1.0-dev
     chromium chromium-driver
     python3 python3-venv
-    iproute2
+    iproute2 espeak-ng
   )
 fi
 python_packages=(tls-sig-api-v2 tencentcloud-sdk-python-trtc)

@@ -38,6 +38,7 @@ mod serve_http;
 mod serve_security;
 mod sessions;
 mod short_clips;
+mod speech;
 mod store;
 
 /// With `autotests = false` a file added to `tests/` is built only if it is declared: one that

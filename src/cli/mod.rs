@@ -21,6 +21,7 @@ mod push;
 mod remote;
 mod serve;
 mod session;
+mod voices;
 mod webrtc;
 
 pub use output::{EXIT_FAILED, EXIT_INVALID};
@@ -102,6 +103,8 @@ enum Command {
     /// Turn an input into what a cloud can pull: served over HTTP (an MP4 announcement or
     /// live HTTP-FLV), pushed over RTMP, or written as the contract MP4 (--mp4).
     Push(push::PushArgs),
+    /// List the voices `tts:` inputs may name (`?voice=`), from eSpeak NG.
+    Voices(voices::VoicesArgs),
     /// Make a file's announcement MP4 once (in the cache sessions use) and print its path,
     /// to put on your own storage and play from there.
     Announce(announce::AnnounceArgs),
@@ -136,6 +139,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Announce(args) => announce::run(&config, args).await,
         Command::Feed(args) => feed::run(args).await,
         Command::Session(args) => session::run(args).await,
+        Command::Voices(args) => voices::run(args).await,
     }
 }
 

@@ -269,6 +269,7 @@ pub mod pushed_passthrough;
 pub mod rtmp;
 mod rtsp;
 pub mod sizes;
+pub mod speech;
 pub mod srt;
 pub mod stream;
 pub mod topology;

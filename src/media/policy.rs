@@ -28,15 +28,35 @@ const MAX_REDIRECTS: usize = 5;
 /// How long one hop of a redirect chain may take to answer with its head.
 const REDIRECT_CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The one answer to an input the policy refuses, whatever the reason.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "media: this input is not allowed for API clients of this server; use a file under one of its media roots (--media-root), a test: source, or an http(s), rtmp(s), srt (caller), rtsp(s) or HLS URL of a public host (a redirect is judged as the URL is){}",
-    if *.devices_allowed { ", or a device" } else { "" }
-)]
+/// The one answer to an input the policy refuses, whatever the reason (a place it may not
+/// read says nothing of what is there); and the one that is about the input's own words.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refused {
     devices_allowed: bool,
+    /// Spoken text with markup.
+    markup: bool,
 }
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.markup {
+            return f.write_str(
+                "media: tts: text with SSML markup is not taken from API clients of this server: send plain words",
+            );
+        }
+        write!(
+            f,
+            "media: this input is not allowed for API clients of this server; use a file under one of its media roots (--media-root), a test: source, tts: words, or an http(s), rtmp(s), srt (caller), rtsp(s) or HLS URL of a public host (a redirect is judged as the URL is){}",
+            if self.devices_allowed {
+                ", or a device"
+            } else {
+                ""
+            }
+        )
+    }
+}
+
+impl std::error::Error for Refused {}
 
 /// The restrictions an API client's inputs get.
 #[derive(Debug, Clone, Default)]
@@ -88,6 +108,7 @@ impl Restrictions {
     fn refused(&self) -> Refused {
         Refused {
             devices_allowed: self.allow_devices,
+            markup: false,
         }
     }
 
@@ -287,6 +308,12 @@ impl InputPolicy {
             InputSpec::Url(url) => r.admit_url(&url).await.map(InputSpec::Url),
             // Whether it exists is the registry's to say; it plays nothing of a client's.
             InputSpec::Feed(_) => Ok(spec),
+            // Words are words; markup drives the engine, and is the shell user's alone.
+            InputSpec::Speech(ref words) if words.markup => Err(Refused {
+                markup: true,
+                ..r.refused()
+            }),
+            InputSpec::Speech(_) => Ok(spec),
             InputSpec::Pushed(_) => Err(r.refused()),
         }
     }

@@ -52,6 +52,8 @@ pub(super) async fn prepare(
 ) -> Result<Prepared, (Stage, String)> {
     let failed = |reason: String| (Stage::Prepare, reason);
     use crate::media::plan::{Mode, PlanOptions, plan};
+    let spoken = words_spoken(spec, settings).await.map_err(failed)?;
+    let spec = &spoken;
     if let InputSpec::Feed(id) = &spec.input {
         return on_feed(id, spec, session_id, settings).await;
     }
@@ -127,6 +129,26 @@ pub(super) async fn prepare(
             .and_then(|r| r.duration_ms)
             .map(Duration::from_millis),
     })
+}
+
+/// `spec` with its spoken words (`tts:`), if it has any, made into the file they are spoken
+/// in: once, in the cache, for every session that says the same.
+pub(super) async fn words_spoken(
+    spec: &SessionSpec,
+    settings: &DriverSettings,
+) -> Result<SessionSpec, String> {
+    let InputSpec::Speech(words) = &spec.input else {
+        return Ok(spec.clone());
+    };
+    let engine = crate::media::speech::EspeakNg;
+    let file = crate::media::speech::spoken_file(words, &settings.cache_dir, &engine)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut spoken = spec.clone();
+    spoken.input = InputSpec::File(file);
+    // The cache's own file: no client's path to hold to a media root.
+    spoken.source_guard = None;
+    Ok(spoken)
 }
 
 /// A feed's stream taken for the session: once it is live, when the session rings only

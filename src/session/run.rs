@@ -25,7 +25,7 @@ enum Woke {
     /// Something for the state machine, or nothing to tell it.
     Event(Option<Event>),
     /// A change asked of the running session.
-    Change(super::change::ChangeRequest),
+    Change(Box<super::change::ChangeRequest>),
 }
 
 /// How soon an ingest task the cloud ended is started again, at first and at most.
@@ -401,7 +401,7 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
         let changes = self.controls.changes.as_mut();
         let woke = tokio::select! {
             change = next_change(changes) => match change {
-                Some(request) => return Woke::Change(request),
+                Some(request) => return Woke::Change(Box::new(request)),
                 None => {
                     self.controls.changes = None;
                     None

@@ -11,9 +11,10 @@
 //! | `alsa:DEVICE`, `pulse:DEVICE` | a microphone |
 //! | `custom:NAME[:ARG]` | the user's own `source.NAME_video` / `source.NAME_audio` topology |
 //! | `feed:ID` | a feed: a live input callfeed runs once for any number of calls |
+//! | `tts:TEXT[?voice=V&rate=N&lang=L]` | words spoken by the node's speech engine (eSpeak NG) |
 //!
 //! Each kind is a file of its own implementing one trait (`spec::Input`): `file` (files and
-//! playlists), `url`, `test`, `devices`, `custom`, `feed`, and `pushed` (what a publisher sends a
+//! playlists), `url`, `test`, `devices`, `custom`, `feed`, `speech`, and `pushed` (what a publisher sends a
 //! feed, made in code). This door parses a spec into its kind and
 //! asks the kind; `spec` is the vocabulary they share.
 
@@ -23,6 +24,7 @@ mod feed;
 mod file;
 mod pushed;
 mod spec;
+mod speech;
 mod test;
 mod url;
 
@@ -30,6 +32,7 @@ use std::path::PathBuf;
 
 pub use feed::is_feed_id;
 pub use spec::{InputError, InputItem, InputSpec, Microphone, TestAudio, TestVideo};
+pub use speech::{MAX_SPEECH_CHARS, SpeechRequest};
 
 use super::topology::{Fragment, Topologies};
 use spec::{Input, invalid};
@@ -46,6 +49,7 @@ fn kind_of(spec: &InputSpec) -> Box<dyn Input + '_> {
         }
         InputSpec::Custom { name, arg } => Box::new(custom::Custom { name, arg }),
         InputSpec::Feed(id) => Box::new(feed::Feed(id)),
+        InputSpec::Speech(request) => Box::new(speech::Speech(request)),
         InputSpec::Pushed(inlet) => Box::new(pushed::Pushed(inlet)),
     }
 }
@@ -82,6 +86,9 @@ impl InputSpec {
         }
         if let Some(id) = spec.strip_prefix("feed:") {
             return feed::parse(spec, id);
+        }
+        if let Some(rest) = spec.strip_prefix("tts:") {
+            return speech::parse(spec, rest);
         }
         if let Some(rest) = spec.strip_prefix("custom:") {
             return custom::parse(spec, rest);

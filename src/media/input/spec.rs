@@ -64,6 +64,8 @@ pub enum InputSpec {
     },
     /// `feed:ID`: a running feed, shared by the sessions that name it.
     Feed(String),
+    /// `tts:TEXT`: words the node's speech engine says (spoken into a file before playing).
+    Speech(super::speech::SpeechRequest),
     /// What a publisher pushes to a feed; made in code, never parsed.
     Pushed(crate::media::inlet::Inlet),
 }
@@ -93,6 +95,7 @@ impl std::fmt::Debug for InputSpec {
                 .field("arg", arg)
                 .finish(),
             InputSpec::Feed(id) => f.debug_tuple("Feed").field(id).finish(),
+            InputSpec::Speech(r) => f.debug_tuple("Speech").field(&r.text.len()).finish(),
             InputSpec::Pushed(_) => f.write_str("Pushed"),
         }
     }

@@ -69,6 +69,7 @@ pub fn probe_with(
         InputSpec::Custom { .. } => "custom",
         InputSpec::Feed(_) => "feed",
         InputSpec::Pushed(_) => "pushed",
+        InputSpec::Speech(_) => "speech",
     };
     let mut reports = Vec::new();
     for item in &items {

@@ -13,7 +13,7 @@ use crate::media::stream::control::{LiveControl, Queued, Switch};
 use crate::media::topology::Topologies;
 use crate::session::CloudOps;
 use crate::session::change::{Change, ChangeError, MAX_QUEUE_WAITING, NewMedia, QueueChange};
-use crate::session::media::{Media, Prepared, prepare, probe};
+use crate::session::media::{Media, Prepared, prepare, probe, words_spoken};
 use crate::session::report::{ItemState, QueuedItem};
 use crate::session::state::Phase;
 
@@ -269,19 +269,21 @@ impl<C: CloudOps> SessionRun<'_, C> {
 
     /// The new input probed, as a new session's is, and what the stream needs to play it.
     async fn switch_in_place(&self, new: NewMedia) -> Result<Switch, ChangeError> {
-        let spec = self.spec_for(&new);
+        let spec = words_spoken(&self.spec_for(&new), &self.settings)
+            .await
+            .map_err(ChangeError::Media)?;
         let contract = crate::media::contract::Contract::new(spec.profile);
         let report = probe(&spec, &self.settings, contract)
             .await
             .map_err(ChangeError::Media)?;
         Ok(Switch {
-            spec: new.input,
+            spec: spec.input,
             report,
             loops: match self.spec.repeat {
                 Some(n) => crate::media::live::Loops::Times(n.max(1)),
                 None => crate::media::live::Loops::Forever,
             },
-            guard: new.guard,
+            guard: spec.source_guard,
         })
     }
 
