@@ -60,6 +60,12 @@ async fn the_official_python_sdks_run_against_it_unchanged() {
         "{v:#}"
     );
     assert_eq!(v["describe"]["Status"], "InProgress", "{v:#}");
+    // The official SDK's UpdateStreamIngest, unchanged: a new URL, a volume, a resume.
+    assert_eq!(v["update"]["Status"], "InProgress", "{v:#}");
+    assert!(
+        v["update_unknown"]["Status"] == "NotExist" || v["update_unknown"]["error"].is_string(),
+        "{v:#}"
+    );
     assert!(v["stop"].get("error").is_none(), "{v:#}");
     assert_eq!(v["describe_after_stop"]["Status"], "NotExist", "{v:#}");
     assert_eq!(

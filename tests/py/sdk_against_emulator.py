@@ -4,7 +4,7 @@
   sdk_against_emulator.py HOST:PORT STREAM_URL
 
 Uses tencentcloud-sdk-python-trtc (HttpProfile endpoint + protocol "http") for StartStreamIngest,
-DescribeStreamIngest and StopStreamIngest, and tls-sig-api-v2 for every UserSig. Prints one
+DescribeStreamIngest, UpdateStreamIngest and StopStreamIngest, and tls-sig-api-v2 for every UserSig. Prints one
 JSON object with what each step returned.
 """
 import json
@@ -49,6 +49,10 @@ start = call(client(), "StartStreamIngest", {
 out["start"] = start
 task = start.get("TaskId", "")
 out["describe"] = call(client(), "DescribeStreamIngest", {"SdkAppId": SDKAPPID, "TaskId": task})
+out["update"] = call(client(), "UpdateStreamIngest", {
+    "SdkAppId": SDKAPPID, "TaskId": task, "StreamUrl": stream_url, "Volume": 50, "IsPause": False})
+out["update_unknown"] = call(client(), "UpdateStreamIngest", {
+    "SdkAppId": SDKAPPID, "TaskId": "not-a-task-of-this-app-0123456789", "Volume": 50})
 out["stop"] = call(client(), "StopStreamIngest", {"SdkAppId": SDKAPPID, "TaskId": task})
 out["describe_after_stop"] = call(client(), "DescribeStreamIngest", {"SdkAppId": SDKAPPID, "TaskId": task})
 out["wrong_secret"] = call(client("not-the-secret-key"), "DescribeStreamIngest",
