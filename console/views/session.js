@@ -1,5 +1,5 @@
 // One session: its timeline, ids and figures, media charts, player, what the room
-// received, the event log, and Stop.
+// received, the event log, Stop, and while it is bound the controls that change it.
 
 import { api, sessionPath } from '../api.js';
 import { fill, h } from '../dom.js';
@@ -7,6 +7,7 @@ import { seconds, slateSeconds, words } from '../format.js';
 import { modeOf, phaseOf, resultOf, roomOf } from '../record.js';
 import { put, session, subscribe } from '../store.js';
 import { charts } from './session/charts.js';
+import { controlPanel } from './session/control.js';
 import { eventLog } from './session/event-log.js';
 import { facts } from './session/facts.js';
 import { player } from './session/player.js';
@@ -74,6 +75,7 @@ export function sessionView(id) {
   const play = player();
   const room = roomPanel(id);
   const log = eventLog(id);
+  const control = controlPanel(id);
   const stopError = h('p', { class: 'error', role: 'alert' });
   stopError.hidden = true;
   const stop = h('button', { id: 'stop', type: 'button', class: 'danger', text: 'Stop', hidden: true });
@@ -106,9 +108,10 @@ export function sessionView(id) {
     fill(steps, timeline(s));
     graphs.draw();
     play.show(s);
+    control.show(s);
   };
   const el = h('section', { class: 'session', 'aria-labelledby': 'session-title' },
-    head, stopError,
+    head, stopError, control.el,
     h('div', { class: 'columns' },
       h('div', {}, h('h2', { text: 'Timeline' }), steps, h('h2', { text: 'Session' }), body),
       h('div', {}, h('h2', { text: 'Player' }), play.el, h('h2', { text: 'What the room received' }), room.el)),
@@ -121,5 +124,5 @@ export function sessionView(id) {
     });
   }
   render();
-  return { el, leave: () => { unsubscribe(); play.stop(); room.leave(); log.leave(); graphs.destroy(); } };
+  return { el, leave: () => { unsubscribe(); play.stop(); room.leave(); log.leave(); graphs.destroy(); control.leave(); } };
 }

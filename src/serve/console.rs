@@ -54,6 +54,7 @@ static ASSETS: &[Asset] = &[
     asset!("views/new-session.js", JS),
     asset!("views/session.js", JS),
     asset!("views/session/charts.js", JS),
+    asset!("views/session/control.js", JS),
     asset!("views/session/event-log.js", JS),
     asset!("views/session/facts.js", JS),
     asset!("views/session/player.js", JS),

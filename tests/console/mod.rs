@@ -3,6 +3,7 @@
 //! Set `CALLFEED_SCREENSHOTS=DIR` to keep screenshots of the sessions and session views.
 
 mod browser;
+mod control;
 mod feeds;
 mod go_live;
 mod http;
