@@ -31,8 +31,8 @@ mod url;
 use std::path::PathBuf;
 
 pub use feed::is_feed_id;
-pub use spec::{InputError, InputItem, InputSpec, Microphone, TestAudio, TestVideo};
-pub use speech::{MAX_SPEECH_CHARS, SpeechRequest};
+pub use spec::{InputError, InputItem, InputSpec, Microphone, SpeechRequest, TestAudio, TestVideo};
+pub use speech::MAX_SPEECH_CHARS;
 
 use super::topology::{Fragment, Topologies};
 use spec::{Input, invalid};

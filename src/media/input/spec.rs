@@ -44,6 +44,20 @@ pub enum Microphone {
     Pulse(String),
 }
 
+/// What to say and how.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SpeechRequest {
+    pub text: String,
+    /// The engine's voice name; its default when `None`.
+    pub voice: Option<String>,
+    /// Words a minute; the engine's default when `None`.
+    pub rate: Option<u32>,
+    /// A language, for a voice of it; `voice` wins when both are given.
+    pub lang: Option<String>,
+    /// The text is SSML markup (which an API client may not send).
+    pub markup: bool,
+}
+
 /// A parsed input. Its `Debug` hides a URL's credentials.
 #[derive(Clone, PartialEq)]
 pub enum InputSpec {
@@ -65,7 +79,7 @@ pub enum InputSpec {
     /// `feed:ID`: a running feed, shared by the sessions that name it.
     Feed(String),
     /// `tts:TEXT`: words the node's speech engine says (spoken into a file before playing).
-    Speech(super::speech::SpeechRequest),
+    Speech(SpeechRequest),
     /// What a publisher pushes to a feed; made in code, never parsed.
     Pushed(crate::media::inlet::Inlet),
 }

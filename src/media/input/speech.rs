@@ -4,24 +4,10 @@
 //! the user at a shell. Spoken once into the cache (`media::speech`), then played as the
 //! file it became.
 
-use super::spec::{Input, InputError, InputSpec, invalid};
+use super::spec::{Input, InputError, InputSpec, SpeechRequest, invalid};
 
 /// The longest text spoken, in characters.
 pub const MAX_SPEECH_CHARS: usize = 5000;
-
-/// What to say and how.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct SpeechRequest {
-    pub text: String,
-    /// The engine's voice name; its default when `None`.
-    pub voice: Option<String>,
-    /// Words a minute; the engine's default when `None`.
-    pub rate: Option<u32>,
-    /// A language, for a voice of it; `voice` wins when both are given.
-    pub lang: Option<String>,
-    /// The text is SSML markup (which an API client may not send).
-    pub markup: bool,
-}
 
 pub(super) struct Speech<'a>(pub(super) &'a SpeechRequest);
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::media::input::InputSpec;
 use crate::media::inspect::ProbeReport;
 
-use super::handle::Loops;
+use super::loops::Loops;
 
 /// The loudest a stream can be made: twice its own level.
 pub const MAX_VOLUME_PERCENT: u32 = 200;

@@ -11,38 +11,7 @@ use tokio::sync::{broadcast, watch};
 use crate::media::contract::Contract;
 use crate::media::hub::StreamHub;
 
-/// How many times the input is played.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub enum Loops {
-    Times(u32),
-    Forever,
-}
-
-impl Loops {
-    /// Whether another play follows once `played` plays have finished: the one loop-count
-    /// rule, for live streams and passthrough alike.
-    pub fn plays_again_after(self, played: u32) -> bool {
-        match self {
-            Loops::Times(n) => played < n,
-            Loops::Forever => true,
-        }
-    }
-}
-
-impl std::str::FromStr for Loops {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "forever" | "-1" => Ok(Loops::Forever),
-            n => n
-                .parse::<u32>()
-                .ok()
-                .filter(|n| *n >= 1)
-                .map(Loops::Times)
-                .ok_or_else(|| format!("`{s}`: a loop count is 1 or more, or `forever`")),
-        }
-    }
-}
+pub use super::loops::Loops;
 
 /// How a live stream is produced.
 #[derive(Debug, Clone)]
@@ -426,16 +395,4 @@ impl Drop for LiveStream {
 pub(crate) fn emit(events: &broadcast::Sender<MediaEvent>, event: MediaEvent) {
     tracing::info!(event = %crate::redact::redact_urls_in(&format!("{event:?}")), "media");
     let _ = events.send(event);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_loop_count_rule() {
-        assert!(Loops::Times(2).plays_again_after(1));
-        assert!(!Loops::Times(2).plays_again_after(2));
-        assert!(Loops::Forever.plays_again_after(u32::MAX));
-    }
 }

@@ -5,9 +5,11 @@
 //! - `handle`: the handle, its settings, stats, events and errors: a leaf both producers
 //!   import
 //! - `control`: what a running live stream can be told to change (a leaf)
+//! - `loops`: how many times the input plays (a leaf)
 
 pub mod control;
 pub(crate) mod handle;
+mod loops;
 
 pub use handle::{
     EngineError, InputFailure, LiveSettings, LiveStream, Loops, MediaEvent, StreamState,
