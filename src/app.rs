@@ -142,9 +142,16 @@ pub fn room_witness(emulator: &Arc<Emulator>) -> crate::session::driver::RoomWit
         let view = emulator.upgrade()?.call_view(call_id)?;
         let tasks = view["media"].as_array()?;
         let sum = |field: &str| tasks.iter().filter_map(|t| t[field].as_u64()).sum();
+        let cues_heard = tasks
+            .iter()
+            .filter_map(|t| t["cues_heard"].as_array())
+            .flatten()
+            .filter_map(|c| c["name"].as_str().map(str::to_owned))
+            .collect();
         Some(crate::session::state::RoomSeen {
             audio_ms: sum("audio_ms"),
             video_frames: sum("video_frames"),
+            cues_heard,
         })
     })
 }

@@ -14,10 +14,17 @@ use serde_json::{Value, json};
 
 /// The emulator, a serve whose API clients may read files under a media folder, the API,
 /// and that folder with a 20 s 880 Hz tone and a 4 s 660 Hz one in it.
-async fn served() -> (Emulator, tempfile::TempDir, Served, PathBuf, PathBuf) {
+async fn served() -> (
+    std::sync::Arc<Emulator>,
+    tempfile::TempDir,
+    Served,
+    PathBuf,
+    PathBuf,
+) {
     let emulator = Emulator::start(test_emulator_config(), "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
+    let emulator = std::sync::Arc::new(emulator);
     let dir = tempfile::tempdir().unwrap();
     let media = dir.path().join("media");
     std::fs::create_dir(&media).unwrap();
@@ -32,8 +39,11 @@ async fn served() -> (Emulator, tempfile::TempDir, Served, PathBuf, PathBuf) {
         short.display()
     ));
     let roots = [media.clone()];
+    // The emulator's ear in the room, as `serve --emulator` has it: items are heard.
+    let witness = callfeed::app::room_witness(&emulator);
     let (service, api) = start_service(&emulator, &dir.path().join("j.sqlite"), |c| {
         c.policy = InputPolicy::Restricted(Restrictions::new(&roots, false, &[]).unwrap());
+        c.driver.room_witness = Some(witness);
     })
     .await;
     (
@@ -365,12 +375,38 @@ async fn a_queue_plays_items_in_order_tells_their_marks_and_a_clear_cuts() {
         Some(3),
         "{now:#}"
     );
-    // Heard one after another, the 440 Hz of the session's own input cut at once.
-    for hz in tones {
-        heard(&emulator, "control-4", Duration::from_secs(5), |t| {
-            (tone(t) - f64::from(hz)).abs() < 20.0
-        })
-        .await;
+    // Heard one after another, the 440 Hz of the session's own input cut at once; each
+    // item's cue heard by the room within 300 ms of its tone, as one poller sees both.
+    let (mut tone_at, mut cue_at) = (Vec::new(), Vec::new());
+    let started = Instant::now();
+    while tone_at.len() < tones.len() || cue_at.len() < tones.len() {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "{tone_at:?} {cue_at:?}"
+        );
+        let task = task_in(&emulator, "control-4").await.unwrap_or_default();
+        let now = started.elapsed();
+        if let Some(hz) = tones.get(tone_at.len())
+            && (tone(&task) - f64::from(*hz)).abs() < 20.0
+        {
+            tone_at.push(now);
+        }
+        let cues = task["cues_heard"].as_array().map_or(0, Vec::len);
+        while cue_at.len() < cues.min(tones.len()) {
+            cue_at.push(now);
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    for (tone, cue) in tone_at.iter().zip(&cue_at) {
+        let apart = if tone > cue {
+            *tone - *cue
+        } else {
+            *cue - *tone
+        };
+        assert!(
+            apart <= Duration::from_millis(300),
+            "tones at {tone_at:?}, cues at {cue_at:?}"
+        );
     }
     // The queue ran out: silence, the call still up.
     heard(&emulator, "control-4", Duration::from_secs(5), |t| {
@@ -493,11 +529,20 @@ async fn a_queue_plays_items_in_order_tells_their_marks_and_a_clear_cuts() {
     assert!(
         order.starts_with(&[
             "m500:\"playing\"".to_owned(),
+            "m500:\"heard\"".to_owned(),
             "m500:\"played\"".to_owned(),
             "m700:\"playing\"".to_owned(),
         ]),
         "{order:?}\n{text}"
     );
     assert_eq!(text.matches("event: item_started").count(), 4, "{text}");
+    assert_eq!(text.matches("event: item_heard").count(), 4, "{text}");
+    let heard: Vec<&str> = text
+        .split("event: item_heard")
+        .skip(1)
+        .filter_map(|e| e.split("\"mark\":\"").nth(1))
+        .filter_map(|m| m.split('"').next())
+        .collect();
+    assert_eq!(heard, ["m500", "m700", "m900", "long"], "{text}");
     assert_eq!(text.matches("event: item_finished").count(), 4, "{text}");
 }

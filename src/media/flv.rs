@@ -27,6 +27,50 @@ pub fn tag(kind: u8, timestamp_ms: u32, body: &[u8]) -> Bytes {
     Bytes::from(tag)
 }
 
+/// An `onCuePoint` script tag named `name` at `timestamp_ms`: a point in the stream a
+/// reader can tell (a queued item's start), which players ignore.
+pub fn cue_point(name: &str, timestamp_ms: u32) -> Bytes {
+    let name = &name.as_bytes()[..name.len().min(255)];
+    let mut body = vec![0x02];
+    body.extend_from_slice(&(CUE.len() as u16).to_be_bytes());
+    body.extend_from_slice(CUE);
+    body.push(0x03);
+    body.extend_from_slice(&4u16.to_be_bytes());
+    body.extend_from_slice(b"name");
+    body.push(0x02);
+    body.extend_from_slice(&(name.len() as u16).to_be_bytes());
+    body.extend_from_slice(name);
+    body.extend_from_slice(&[0, 0, 0x09]);
+    tag(TAG_SCRIPT, timestamp_ms, &body)
+}
+
+const CUE: &[u8] = b"onCuePoint";
+
+/// The cue point a queued item's start is marked with.
+pub fn item_cue(id: u64) -> String {
+    format!("callfeed-item-{id}")
+}
+
+/// The item a cue point marks the start of.
+pub fn cued_item(name: &str) -> Option<u64> {
+    name.strip_prefix("callfeed-item-")?.parse().ok()
+}
+
+/// The name of an `onCuePoint` tag as [`cue_point`] writes it; `None` for any other tag.
+pub fn cue_name(tag: &[u8]) -> Option<String> {
+    if tag.first().map(|k| k & 0x1f) != Some(TAG_SCRIPT) {
+        return None;
+    }
+    let body = tag.get(11..)?;
+    let rest = body.strip_prefix(&[0x02, 0, CUE.len() as u8][..])?;
+    let rest = rest.strip_prefix(CUE)?;
+    let rest = rest.strip_prefix(&[0x03, 0, 4][..])?;
+    let rest = rest.strip_prefix(b"name\x02".as_slice())?;
+    let len = usize::from(u16::from_be_bytes([*rest.first()?, *rest.get(1)?]));
+    let name = rest.get(2..2 + len)?;
+    String::from_utf8(name.to_vec()).ok()
+}
+
 /// What an FLV tag is, read from its bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TagKind {
@@ -119,11 +163,14 @@ pub struct ReaderTimeline {
 
 impl ReaderTimeline {
     pub fn apply(&mut self, tag: Bytes) -> Bytes {
+        let kind = tag_kind(&tag);
         let media = matches!(
-            tag_kind(&tag),
+            kind,
             TagKind::VideoKeyframe | TagKind::VideoDelta | TagKind::Audio
         );
-        let Some(ts) = tag_timestamp(&tag).filter(|_| media) else {
+        // A cue point after the first media tag is on the media's timeline.
+        let cue = kind == TagKind::Script && self.base.is_some();
+        let Some(ts) = tag_timestamp(&tag).filter(|_| media || cue) else {
             return tag;
         };
         let base = *self.base.get_or_insert(ts);
@@ -139,6 +186,19 @@ impl ReaderTimeline {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cue_point_reads_back_by_its_name_and_other_tags_are_none() {
+        let cue = cue_point("callfeed-item-7", 1234);
+        assert_eq!(tag_kind(&cue), TagKind::Script);
+        assert_eq!(tag_timestamp(&cue), Some(1234));
+        assert_eq!(cue_name(&cue).as_deref(), Some("callfeed-item-7"));
+        assert_eq!(cue_name(&tag(TAG_AUDIO, 5, &[0xaf, 1, 9])), None);
+        assert_eq!(
+            cue_name(&tag(TAG_SCRIPT, 0, b"\x02\x00\x0aonMetaData")),
+            None
+        );
+    }
 
     #[test]
     fn a_built_tag_reads_back_as_flvmux_would_have_written_it() {

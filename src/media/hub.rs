@@ -27,6 +27,8 @@ struct Preamble {
     gop: Vec<Bytes>,
     has_video: bool,
     ended: bool,
+    /// The last media tag's timestamp: where a cue point goes.
+    last_ms: u32,
 }
 
 /// One live FLV stream and its readers.
@@ -84,6 +86,13 @@ impl StreamHub {
         self.tags_in.fetch_add(1, Ordering::Relaxed);
         let kind = tag_kind(&tag);
         let mut s = self.state.lock().expect("hub lock");
+        if matches!(
+            kind,
+            TagKind::VideoKeyframe | TagKind::VideoDelta | TagKind::Audio
+        ) && let Some(ms) = super::flv::tag_timestamp(&tag)
+        {
+            s.last_ms = ms;
+        }
         match kind {
             // Every first header also goes live, for readers that joined before it existed.
             TagKind::FileHeader => {
@@ -128,6 +137,13 @@ impl StreamHub {
         }
         // Sent under the lock, so a reader subscribing now sees each tag exactly once.
         let _ = self.live.send(tag);
+    }
+
+    /// Marks the stream's current point with a cue named `name` (an `onCuePoint` tag after
+    /// the last media tag), for the readers reading now; not kept for later ones.
+    pub fn cue(&self, name: &str) {
+        let s = self.state.lock().expect("hub lock");
+        let _ = self.live.send(super::flv::cue_point(name, s.last_ms));
     }
 
     /// Marks the end of the stream: readers finish after what they have. The end travels as

@@ -248,6 +248,7 @@ mod animation;
 pub mod announce;
 pub mod bounds;
 pub mod contract;
+pub mod cues;
 mod downmix;
 mod encoder_delay;
 mod flac;

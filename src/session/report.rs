@@ -224,6 +224,9 @@ pub struct QueuedItem {
     pub started_ms: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub finished_ms: Option<u64>,
+    /// When the room was heard to reach it (with the emulator's ear).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heard_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -28,6 +28,9 @@ enum Woke {
     Change(Box<super::change::ChangeRequest>),
 }
 
+/// How often the room's ear is asked which queued items it heard.
+const HEARING_EVERY: Duration = Duration::from_millis(100);
+
 /// How soon an ingest task the cloud ended is started again, at first and at most.
 const RESTART_MIN: Duration = Duration::from_millis(500);
 const RESTART_MAX: Duration = Duration::from_secs(8);
@@ -398,6 +401,7 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
         let call_due = self.call_id.is_some() && polls.call.is_none();
         let task_due = self.task_id.is_some() && polls.task.is_none();
         let (call_at, task_at) = (polls.next_call, polls.next_task);
+        let hearing = self.awaits_hearing();
         let changes = self.controls.changes.as_mut();
         let woke = tokio::select! {
             change = next_change(changes) => match change {
@@ -408,6 +412,11 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
                 }
             },
             _ = self.controls.stop.changed() => Some(Event::StopRequested),
+            // The room's ear, while a queued item's start is not heard yet.
+            _ = tokio::time::sleep(HEARING_EVERY), if hearing => {
+                self.listen_for_items();
+                None
+            }
             _ = self.controls.nudge.notified() => {
                 let now = tokio::time::Instant::now();
                 polls.next_call = now;

@@ -273,10 +273,13 @@ impl Session {
 
 /// What reached a session's room, as a witness there saw it (the emulator's room observer;
 /// against the real cloud there is none).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct RoomSeen {
     pub audio_ms: u64,
     pub video_frames: u64,
+    /// The cue points whose sound the room heard, in order (queued items' starts).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cues_heard: Vec<String>,
 }
 
 /// A `Completed` outcome stands only if the figures bear it out: the live stream was
@@ -458,7 +461,7 @@ mod tests {
         };
         let heard = RoomSeen {
             audio_ms: 3000,
-            video_frames: 0,
+            ..Default::default()
         };
         assert_eq!(
             confirmed(Outcome::Completed, Some(&flowing), Some(&heard)),

@@ -88,6 +88,7 @@ export function controlPanel(id) {
       h('span', { class: 'state ' + i.state, text: i.state }), ' ',
       h('code', { text: i.mark || '#' + i.id }), ' ', i.media,
       i.started_ms === undefined || i.started_ms === null ? null : h('span', { class: 'muted', text: ' from ' + seconds(i.started_ms) }),
+      i.heard_ms === undefined || i.heard_ms === null ? null : h('span', { class: 'muted', text: ' heard ' + seconds(i.heard_ms) }),
       i.finished_ms === undefined || i.finished_ms === null ? null : h('span', { class: 'muted', text: ' to ' + seconds(i.finished_ms) }))));
   };
   const leave = () => { if (timer) clearInterval(timer); timer = null; };

@@ -352,6 +352,8 @@ impl Supervision {
                 self.emit(MediaEvent::FirstMedia);
             }
             if let Some((id, mark)) = self.queue.starting() {
+                // In the stream too, so a reader (the emulator's room) tells when it hears it.
+                self.hub.cue(&crate::media::flv::item_cue(id));
                 self.emit(MediaEvent::QueuedStarted { id, mark });
             }
         }

@@ -75,16 +75,16 @@ pub(super) async fn record<C: CloudOps + 'static>(
     }
 }
 
-/// What the queue did since it was last told: `item_started` and `item_finished` events
-/// with the item's id, mark and time on the session's clock; `told` remembers, per item,
-/// its start and end told.
+/// What the queue did since it was last told: `item_started`, `item_heard` (the room's ear
+/// heard the item's start) and `item_finished` events with the item's id, mark and time on
+/// the session's clock; `told` remembers, per item, which were told.
 fn queue_events(
     status: &Status,
-    told: &mut std::collections::HashMap<u64, (bool, bool)>,
+    told: &mut std::collections::HashMap<u64, (bool, bool, bool)>,
 ) -> Vec<(&'static str, String)> {
     let mut events = Vec::new();
     for item in &status.queue {
-        let (started, finished) = told.entry(item.id).or_default();
+        let (started, finished, heard) = told.entry(item.id).or_default();
         let said = |state: serde_json::Value, at: u64| {
             serde_json::json!({"id": item.id, "mark": item.mark, "media": item.media,
                 "state": state, "at_ms": at})
@@ -95,6 +95,12 @@ fn queue_events(
         {
             *started = true;
             events.push(("item_started", said("playing".into(), at)));
+        }
+        if let Some(at) = item.heard_ms
+            && !*heard
+        {
+            *heard = true;
+            events.push(("item_heard", said("heard".into(), at)));
         }
         if let Some(at) = item.finished_ms
             && !*finished

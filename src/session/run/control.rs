@@ -149,6 +149,7 @@ impl<C: CloudOps> SessionRun<'_, C> {
                 state: ItemState::Waiting,
                 started_ms: None,
                 finished_ms: None,
+                heard_ms: None,
             });
             let mut switch = self.switch_in_place(item.media).await?;
             switch.loops = crate::media::live::Loops::Times(1);
@@ -197,6 +198,49 @@ impl<C: CloudOps> SessionRun<'_, C> {
             {
                 item.state = ItemState::Dropped;
             }
+        });
+    }
+
+    /// Whether a queued item started and its sound is not heard in the room yet (and there
+    /// is an ear in the room to hear it).
+    pub(super) fn awaits_hearing(&self) -> bool {
+        self.settings.room_witness.is_some()
+            && self.call_id.is_some()
+            && self
+                .controls
+                .status
+                .borrow()
+                .queue
+                .iter()
+                .any(|i| i.started_ms.is_some() && i.heard_ms.is_none())
+    }
+
+    /// Asks the room's ear which items' starts it heard, and notes them heard now.
+    pub(super) fn listen_for_items(&self) {
+        let (Some(witness), Some(call)) = (&self.settings.room_witness, &self.call_id) else {
+            return;
+        };
+        let Some(room) = witness(call) else {
+            return;
+        };
+        let now = self.ms();
+        self.controls.status.send_if_modified(|st| {
+            let mut changed = false;
+            for id in room
+                .cues_heard
+                .iter()
+                .filter_map(|c| crate::media::flv::cued_item(c))
+            {
+                if let Some(item) = st
+                    .queue
+                    .iter_mut()
+                    .find(|i| i.id == id && i.heard_ms.is_none())
+                {
+                    item.heard_ms = Some(now);
+                    changed = true;
+                }
+            }
+            changed
         });
     }
 

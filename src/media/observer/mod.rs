@@ -10,13 +10,14 @@
 //! and ends with an [`ObserverExit`]. Whoever runs it decides about retries; the figures are
 //! kept in a shared [`MediaTally`] so they add up across attempts.
 
+mod analysis;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use gstreamer as gst;
-use gstreamer::glib;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use tokio::sync::{mpsc, watch};
@@ -74,6 +75,16 @@ pub struct ObservedMedia {
     pub size_changes: u64,
     pub plays_completed: u64,
     pub errors: Vec<String>,
+    /// Cue points in the stream (a queued item's start), each when the sound after it was
+    /// heard, in ms after the request.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cues_heard: Vec<CueHeard>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct CueHeard {
+    pub name: String,
+    pub at_ms: u64,
 }
 
 #[derive(Debug, Default)]
@@ -91,6 +102,8 @@ struct Tally {
     level_count: u64,
     /// Per FFT band that was loudest: how often, and the sum of the interpolated frequencies.
     dominant_votes: HashMap<u32, (u64, f64)>,
+    /// Cue points read from the stream, not heard yet: (name, timestamp in ms).
+    pending_cues: Vec<(String, u32)>,
 }
 
 /// Figures shared by every attempt at one task.
@@ -291,6 +304,7 @@ fn build_pipeline(
     pipeline
         .add(&decode)
         .map_err(|e| format!("cannot add uridecodebin: {e}"))?;
+    tally.read_cues_of(&decode);
     let sync = spec.pace == Pace::Realtime;
     let tally = tally.clone();
     let events = events.clone();
@@ -344,9 +358,26 @@ fn audio_branch(
                 if tally.media_arrived(now) {
                     let _ = events.send(ObserverEvent::FirstMedia);
                 }
+                let pts_ms = sample.buffer().and_then(|b| b.pts()).map(|p| p.mseconds());
                 tally.with(|t| {
                     // F32 mono: four bytes a sample.
                     t.media.audio_ms += bytes / 4 * 1000 / u64::from(ANALYSIS_RATE);
+                    // The sound at or after a cue point is heard now.
+                    if let Some(pts) = pts_ms
+                        && !t.pending_cues.is_empty()
+                    {
+                        let at_ms = t
+                            .requested_at
+                            .map_or(0, |r| now.duration_since(r).as_millis() as u64);
+                        let (heard, waiting): (Vec<_>, Vec<_>) =
+                            std::mem::take(&mut t.pending_cues)
+                                .into_iter()
+                                .partition(|(_, ts)| u64::from(*ts) <= pts);
+                        t.pending_cues = waiting;
+                        t.media
+                            .cues_heard
+                            .extend(heard.into_iter().map(|(name, _)| CueHeard { name, at_ms }));
+                    }
                 });
                 Ok(gst::FlowSuccess::Ok)
             })
@@ -424,74 +455,6 @@ fn video_branch(
             .build(),
     );
     Ok(bin)
-}
-
-/// Reads a `level` or `spectrum` element message into the tally.
-fn analyse(tally: &MediaTally, structure: &gst::StructureRef) {
-    match structure.name().as_str() {
-        "level" => {
-            let Ok(rms) = structure.get::<glib::ValueArray>("rms") else {
-                return;
-            };
-            let db: Vec<f64> = rms.iter().filter_map(|v| v.get::<f64>().ok()).collect();
-            if let Some(db) = db.first() {
-                let db = db.max(-120.0);
-                tally.with(|t| {
-                    t.media.level_now_db = Some((db * 10.0).round() / 10.0);
-                    t.level_power_sum += 10f64.powf(db / 10.0);
-                    t.level_count += 1;
-                    let mean = t.level_power_sum / t.level_count as f64;
-                    t.media.audio_level_db = Some((10.0 * mean.log10() * 10.0).round() / 10.0);
-                });
-            }
-        }
-        "spectrum" => {
-            let Ok(magnitudes) = structure.get::<gst::List>("magnitude") else {
-                return;
-            };
-            let db: Vec<f32> = magnitudes
-                .iter()
-                .filter_map(|v| v.get::<f32>().ok())
-                .collect();
-            let Some((band, &peak)) = db.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1))
-            else {
-                return;
-            };
-            if peak <= TONE_FLOOR_DB {
-                tally.with(|t| t.media.tone_now_hz = None);
-                return;
-            }
-            // Bin k of the element's FFT (2 * bands - 2 points) is k * rate / nfft; a parabola
-            // through the peak and its neighbours finds the tone between two bins.
-            let offset = match (band.checked_sub(1).map(|i| db[i]), db.get(band + 1)) {
-                (Some(a), Some(&c)) => {
-                    let denominator = a - 2.0 * peak + c;
-                    if denominator.abs() > f32::EPSILON {
-                        f64::from(0.5 * (a - c) / denominator)
-                    } else {
-                        0.0
-                    }
-                }
-                _ => 0.0,
-            };
-            let bin_hz = f64::from(ANALYSIS_RATE) / f64::from(2 * SPECTRUM_BANDS - 2);
-            let hz = (band as f64 + offset.clamp(-0.5, 0.5)) * bin_hz;
-            tally.with(|t| {
-                t.media.tone_now_hz = Some(hz.round());
-                let vote = t.dominant_votes.entry(band as u32).or_default();
-                vote.0 += 1;
-                vote.1 += hz;
-                let (votes, sum) = t
-                    .dominant_votes
-                    .values()
-                    .max_by(|a, b| a.0.cmp(&b.0))
-                    .copied()
-                    .expect("just voted");
-                t.media.dominant_hz = Some((sum / votes as f64).round());
-            });
-        }
-        _ => {}
-    }
 }
 
 /// The bus owner: one task per observer, one pipeline per play.
@@ -629,7 +592,7 @@ async fn play_once(
                     gst::MessageView::Error(err) => return PlayEnd::Failed(describe_error(err)),
                     gst::MessageView::Element(e) => {
                         if let Some(s) = e.structure() {
-                            analyse(tally, s);
+                            tally.analyse(s);
                         }
                     }
                     _ => {}
