@@ -254,10 +254,26 @@ async fn an_announcement_is_switched_by_the_cloud_on_the_same_task() {
         (level(t) - (full - 6.0)).abs() <= 1.0
     })
     .await;
-    // A file the cloud plays cannot be moved within.
-    let (status, refused) = patch(&api, &id, json!({"seek_secs": 2})).await;
+    // A file the cloud plays cannot be moved within: the session moves to a stream of its
+    // own that starts there, on the same task; past the end is refused.
+    let (status, refused) = patch(&api, &id, json!({"seek_secs": 25})).await;
     assert_eq!(status, 422, "{refused}");
     assert_eq!(refused["field"], "seek_secs", "{refused}");
+    let (status, now) = patch(&api, &id, json!({"seek_secs": 15})).await;
+    assert_eq!(status, 200, "{now}");
+    assert_eq!(now["status"]["mode"], "live", "{now:#}");
+    let (sought, _) = heard(&emulator, "control-2", Duration::from_secs(10), |t| {
+        (tone(t) - 880.0).abs() < 20.0
+    })
+    .await;
+    assert_eq!(sought["task_id"], before["task_id"], "the same ingest task");
+    // The stream plays from 15 s into the file, not from its start.
+    api.until(&format!("/v1/sessions/{id}"), Duration::from_secs(5), |s| {
+        s["status"]["media"]["position_ms"]
+            .as_u64()
+            .is_some_and(|p| (15_000..20_000).contains(&p))
+    })
+    .await;
 
     // A queue needs a stream of the session's own: the task is moved to one, then it plays.
     let item = tone_file(&dir.path().join("media"), 500, 3.0);

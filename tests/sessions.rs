@@ -54,6 +54,7 @@ fn spec(callee: &str, room: RoomRef, media: &str) -> SessionSpec {
         relay: None,
         ring_when_live: None,
         stays_after_feed: false,
+        start: None,
     }
 }
 

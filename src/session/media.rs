@@ -65,8 +65,8 @@ pub(super) async fn prepare(
         &input,
         report.as_ref(),
         PlanOptions {
-            live: spec.live,
-            start: None,
+            live: spec.live || spec.start.is_some(),
+            start: spec.start,
             // Through a relay a file is pushed as a stream: the node serves nothing.
             file_output: spec.relay.is_none(),
             direct: spec.direct,
@@ -273,6 +273,7 @@ fn start_live(
         None => Loops::Forever,
     };
     live.follow(report, None);
+    live.start = spec.start;
     live.source_guard = spec.source_guard.clone();
     // A file streamed live starts when it is first pulled (by the cloud, or by the push to
     // a relay just before the stream is bound), so the callee hears it from its start; live

@@ -41,6 +41,9 @@ pub struct SessionSpec {
     pub ring_when_live: Option<Duration>,
     /// On a feed: the call stays on the slate when the feed ends, instead of ending.
     pub stays_after_feed: bool,
+    /// Start this far into a file streamed live (a seek in a file the cloud played, moved
+    /// to a stream of the session's own).
+    pub start: Option<Duration>,
 }
 
 impl SessionSpec {
@@ -432,6 +435,7 @@ impl SessionRequest {
             relay: None,
             ring_when_live: None,
             stays_after_feed: false,
+            start: None,
         };
         // The cloud request's own checks, so nothing the cloud would refuse gets this far.
         spec.start_call_request().body()?;

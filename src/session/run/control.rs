@@ -50,6 +50,7 @@ impl<C: CloudOps> SessionRun<'_, C> {
                 (Media::Live(stream), input)
                     if in_place && !matches!(input, InputSpec::Feed(_)) =>
                 {
+                    let now = new.clone();
                     let switch = self.switch_in_place(new).await?;
                     prepared.duration = switch
                         .report
@@ -59,9 +60,10 @@ impl<C: CloudOps> SessionRun<'_, C> {
                     stream
                         .control(LiveControl::Switch(Box::new(switch)))
                         .map_err(|e| ChangeError::Media(e.to_string()))?;
+                    self.playing_now(&now);
                 }
                 _ => {
-                    self.switch_by_cloud(prepared, media_events, topologies, new)
+                    self.switch_by_cloud(prepared, media_events, topologies, new, None)
                         .await?
                 }
             }
@@ -72,12 +74,23 @@ impl<C: CloudOps> SessionRun<'_, C> {
                 st.paused = false;
             });
         }
-        if let Some(seek) = change.seek
-            && let Media::Live(stream) = &prepared.media
-        {
-            stream
-                .control(LiveControl::Seek(seek))
-                .map_err(|e| ChangeError::Media(e.to_string()))?;
+        if let Some(seek) = change.seek {
+            match &prepared.media {
+                Media::Live(stream) if in_place => stream
+                    .control(LiveControl::Seek(seek))
+                    .map_err(|e| ChangeError::Media(e.to_string()))?,
+                // A file the cloud plays cannot be moved within: the session moves to a
+                // stream of its own that starts there, on the same task.
+                _ => {
+                    let here = NewMedia {
+                        named: self.spec.media.clone(),
+                        input: self.spec.input.clone(),
+                        guard: self.spec.source_guard.clone(),
+                    };
+                    self.switch_by_cloud(prepared, media_events, topologies, here, Some(seek))
+                        .await?;
+                }
+            }
         }
         if let Some(queue) = change.queue {
             self.queue(prepared, media_events, topologies, queue)
@@ -134,7 +147,7 @@ impl<C: CloudOps> SessionRun<'_, C> {
                 input,
                 guard: None,
             };
-            self.switch_by_cloud(prepared, media_events, topologies, moved)
+            self.switch_by_cloud(prepared, media_events, topologies, moved, None)
                 .await?;
         }
         let first_id = self.controls.status.borrow().queue.len() as u64 + 1;
@@ -340,8 +353,10 @@ impl<C: CloudOps> SessionRun<'_, C> {
         media_events: &mut MediaEvents,
         topologies: &Topologies,
         new: NewMedia,
+        start: Option<Duration>,
     ) -> Result<(), ChangeError> {
-        let spec = self.spec_for(&new);
+        let mut spec = self.spec_for(&new);
+        spec.start = start;
         let started = self.started;
         let now_ms = move || started.elapsed().as_millis() as u64;
         let next = prepare(
@@ -373,6 +388,7 @@ impl<C: CloudOps> SessionRun<'_, C> {
             return Err(e);
         }
         let old = std::mem::replace(prepared, next);
+        self.playing_now(&new);
         self.settings.publisher.withdraw(&old.url);
         if let Media::Live(stream) = old.media {
             tokio::spawn(stream.stop());
@@ -387,6 +403,13 @@ impl<C: CloudOps> SessionRun<'_, C> {
             st.stream_url = Some(prepared.url.clone());
         });
         Ok(())
+    }
+
+    /// `new` is what the session plays from now on: what a later change starts from.
+    fn playing_now(&mut self, new: &NewMedia) {
+        self.spec.media = new.named.clone();
+        self.spec.input = new.input.clone();
+        self.spec.source_guard = new.guard.clone();
     }
 
     /// The session's spec with `new` as its input.
@@ -423,9 +446,11 @@ fn check_seek(prepared: &Prepared, in_place: bool, seek: Duration) -> Result<(),
         field: "seek_secs",
         reason: reason.to_owned(),
     };
-    if !in_place {
+    let announced =
+        matches!(prepared.media, Media::Announcement { .. }) && prepared.relay.is_none();
+    if !in_place && !announced {
         return Err(unsupported(
-            "this session's media is played by the cloud or passed through as it is, and cannot be moved within",
+            "this session's media is a feed, a URL the cloud pulls, or a file passed through as it is, and cannot be moved within",
         ));
     }
     match prepared.duration {
