@@ -97,11 +97,22 @@ pub(super) struct InputSizeArgs {
         value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::media::bounds::MAX_INPUT_SCALE)),
     )]
     max_input_scale: u32,
+    /// The longest `tts:` text spoken, in characters; longer ones are refused before
+    /// anything rings.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = crate::media::bounds::DEFAULT_SPEECH_CHARS,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=crate::media::input::MAX_SPEECH_CHARS as u64),
+    )]
+    max_speech_chars: usize,
 }
 
 impl From<InputSizeArgs> for crate::media::bounds::InputBounds {
     fn from(a: InputSizeArgs) -> Self {
-        Self::new(a.max_input_scale).expect("clap checked the range")
+        Self::new(a.max_input_scale)
+            .expect("clap checked the range")
+            .with_speech_chars(a.max_speech_chars)
     }
 }
 

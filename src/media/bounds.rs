@@ -39,12 +39,18 @@ const IMAGE_CANVASES: u64 = 4;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InputBounds {
     scale: u32,
+    /// The longest text spoken (`tts:`), in characters.
+    speech_chars: usize,
 }
+
+/// By default a `tts:` text is at most this long: a few minutes of speech.
+pub const DEFAULT_SPEECH_CHARS: usize = 5_000;
 
 impl Default for InputBounds {
     fn default() -> Self {
         Self {
             scale: DEFAULT_INPUT_SCALE,
+            speech_chars: DEFAULT_SPEECH_CHARS,
         }
     }
 }
@@ -82,7 +88,10 @@ impl InputBounds {
     /// Bounds of `scale` times the largest profile per side (1 to [`MAX_INPUT_SCALE`]).
     pub fn new(scale: u32) -> Result<Self, String> {
         if (1..=MAX_INPUT_SCALE).contains(&scale) {
-            Ok(Self { scale })
+            Ok(Self {
+                scale,
+                speech_chars: DEFAULT_SPEECH_CHARS,
+            })
         } else {
             Err(format!(
                 "1 to {MAX_INPUT_SCALE} (times the largest profile per side; {DEFAULT_INPUT_SCALE} by default)"
@@ -92,6 +101,18 @@ impl InputBounds {
 
     pub fn scale(self) -> u32 {
         self.scale
+    }
+
+    /// The same bounds with `tts:` texts of at most `chars` characters.
+    pub fn with_speech_chars(self, chars: usize) -> Self {
+        Self {
+            speech_chars: chars,
+            ..self
+        }
+    }
+
+    pub fn speech_chars(self) -> usize {
+        self.speech_chars
     }
 
     /// The largest profile's picture size.

@@ -6,8 +6,9 @@
 
 use super::spec::{Input, InputError, InputSpec, SpeechRequest, invalid};
 
-/// The longest text spoken, in characters.
-pub const MAX_SPEECH_CHARS: usize = 5000;
+/// The longest text taken at all, in characters (`--max-speech-chars` sets a node's own
+/// limit under it; see `bounds`).
+pub const MAX_SPEECH_CHARS: usize = 100_000;
 
 pub(super) struct Speech<'a>(pub(super) &'a SpeechRequest);
 

@@ -18,6 +18,18 @@ pub fn check_size(
     contract: Contract,
     bounds: InputBounds,
 ) -> Result<(), ProbeError> {
+    if let InputSpec::Speech(words) = spec {
+        let chars = words.text.chars().count();
+        if chars > bounds.speech_chars() {
+            return Err(ProbeError {
+                input: spec.describe(),
+                reason: format!(
+                    "the text is {chars} characters; this server speaks at most {} at a time (--max-speech-chars): split it into a queue of shorter ones",
+                    bounds.speech_chars()
+                ),
+            });
+        }
+    }
     for item in spec.items() {
         let InputItem::Uri(uri) = item else {
             continue;
@@ -60,4 +72,23 @@ pub fn check_size(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::contract::Profile;
+
+    #[test]
+    fn a_text_longer_than_the_nodes_limit_is_refused_with_both_lengths() {
+        let words = InputSpec::parse_syntax("tts:one two three four").unwrap();
+        let contract = Contract::new(Profile::Audio);
+        assert!(check_size(&words, contract, InputBounds::default()).is_ok());
+        let tight = InputBounds::default().with_speech_chars(10);
+        let refused = check_size(&words, contract, tight).unwrap_err();
+        assert!(
+            refused.reason.contains("18 characters") && refused.reason.contains("at most 10"),
+            "{refused}"
+        );
+    }
 }
