@@ -466,8 +466,10 @@ async fn a_queue_plays_items_in_order_tells_their_marks_and_a_clear_cuts() {
     })
     .await;
     let took = asked.elapsed();
+    // The room's ear hears silence a full 100 ms window after it began, behind its own
+    // buffering and the test's polling: 0.4-0.65 s beside the rest of the suite.
     assert!(
-        took < Duration::from_millis(600),
+        took < Duration::from_secs(1),
         "the clear was heard after {took:?}"
     );
 
@@ -519,23 +521,7 @@ async fn a_queue_plays_items_in_order_tells_their_marks_and_a_clear_cuts() {
         ],
         "{ended:#}"
     );
-    let mut response = reqwest::Client::new()
-        .get(format!("{}/v1/sessions/{id}/events", api.base))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
-    let mut text = String::new();
-    tokio::time::timeout(Duration::from_secs(10), async {
-        while let Ok(Some(chunk)) = response.chunk().await {
-            text.push_str(&String::from_utf8_lossy(&chunk));
-            if text.contains("event: report") && text.ends_with("\n\n") {
-                break;
-            }
-        }
-    })
-    .await
-    .expect("the event stream ends with a report");
+    let text = events_until_report(&api.base, &id).await;
     let order: Vec<String> = text
         .lines()
         .filter_map(|l| l.strip_prefix("data: "))

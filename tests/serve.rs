@@ -53,23 +53,7 @@ async fn the_api_runs_follows_and_stops_sessions() {
     assert_eq!(status, 201, "{created}");
     let id = created["id"].as_str().unwrap().to_owned();
     // Server-Sent Events: each phase, then the report.
-    let mut response = reqwest::Client::new()
-        .get(format!("{}/v1/sessions/{id}/events", api.base))
-        .header("Authorization", format!("Bearer {TOKEN}"))
-        .send()
-        .await
-        .unwrap();
-    let mut text = String::new();
-    tokio::time::timeout(Duration::from_secs(20), async {
-        while let Ok(Some(chunk)) = response.chunk().await {
-            text.push_str(&String::from_utf8_lossy(&chunk));
-            if text.contains("event: report") && text.ends_with("\n\n") {
-                break;
-            }
-        }
-    })
-    .await
-    .expect("the event stream ends with a report");
+    let text = events_until_report(&api.base, &id).await;
     // (`preparing` comes first, but a test source is ready before the stream is followed.)
     for phase in ["ringing", "answered", "ingesting", "ending"] {
         assert!(

@@ -13,6 +13,34 @@ use crate::media::stream::control::MAX_VOLUME_PERCENT;
 
 use super::request::{RequestError, admit_media};
 
+/// What a change's inputs are admitted by: the server's input policy and bounds, for the
+/// session's profile — as a new session's media is.
+pub struct Admission<'a> {
+    pub policy: &'a crate::media::policy::InputPolicy,
+    pub topologies: &'a crate::media::topology::Topologies,
+    pub bounds: crate::media::bounds::InputBounds,
+    pub profile: crate::media::contract::Profile,
+}
+
+impl Admission<'_> {
+    /// `named` admitted: parsed, allowed, there, and not too large.
+    async fn admit(&self, named: &str) -> Result<NewMedia, RequestError> {
+        let input = admit_media(
+            named,
+            self.policy,
+            self.topologies,
+            self.bounds,
+            self.profile,
+        )
+        .await?;
+        Ok(NewMedia {
+            named: named.to_owned(),
+            guard: self.policy.source_guard(&input),
+            input,
+        })
+    }
+}
+
 /// A change as an API client sends it: any of the fields, each checked by hand so a wrong
 /// one is refused by its name.
 #[derive(Debug, Default, serde::Deserialize)]
@@ -86,13 +114,7 @@ pub struct QueueRequestItem {
 impl QueueRequest {
     /// Checks the mode, the number of items, each mark, and each item's media as a new
     /// session's is admitted.
-    pub async fn validate(
-        &self,
-        policy: &crate::media::policy::InputPolicy,
-        topologies: &crate::media::topology::Topologies,
-        bounds: crate::media::bounds::InputBounds,
-        profile: crate::media::contract::Profile,
-    ) -> Result<Change, RequestError> {
+    pub async fn validate(&self, rules: &Admission<'_>) -> Result<Change, RequestError> {
         let replace = match self.mode.as_deref() {
             None | Some("append") => false,
             Some("replace") => true,
@@ -120,13 +142,8 @@ impl QueueRequest {
                 )
                 .into());
             }
-            let input = admit_media(&item.media, policy, topologies, bounds, profile).await?;
             items.push(QueueItem {
-                media: NewMedia {
-                    named: item.media.clone(),
-                    guard: policy.source_guard(&input),
-                    input,
-                },
+                media: rules.admit(&item.media).await?,
                 mark: item.mark.clone(),
             });
         }
@@ -172,15 +189,8 @@ pub enum ChangeError {
 }
 
 impl SessionUpdate {
-    /// Checks every field; the media is admitted under `policy` as a new session's is, for
-    /// the session's `profile`.
-    pub async fn validate(
-        &self,
-        policy: &crate::media::policy::InputPolicy,
-        topologies: &crate::media::topology::Topologies,
-        bounds: crate::media::bounds::InputBounds,
-        profile: crate::media::contract::Profile,
-    ) -> Result<Change, RequestError> {
+    /// Checks every field; the media is admitted as a new session's is.
+    pub async fn validate(&self, rules: &Admission<'_>) -> Result<Change, RequestError> {
         let volume = self
             .volume
             .as_ref()
@@ -223,14 +233,7 @@ impl SessionUpdate {
             .transpose()?;
         let media = match &self.media {
             None => None,
-            Some(Value::String(named)) => {
-                let input = admit_media(named, policy, topologies, bounds, profile).await?;
-                Some(NewMedia {
-                    named: named.clone(),
-                    guard: policy.source_guard(&input),
-                    input,
-                })
-            }
+            Some(Value::String(named)) => Some(rules.admit(named).await?),
             Some(other) => {
                 return Err(InvalidArgument::new(
                     "media",

@@ -128,6 +128,28 @@ pub async fn metrics(base: &str) -> String {
         .unwrap()
 }
 
+/// Session `id`'s event stream read until its report (at most 20 s): the SSE text.
+pub async fn events_until_report(base: &str, id: &str) -> String {
+    let mut response = reqwest::Client::new()
+        .get(format!("{base}/v1/sessions/{id}/events"))
+        .header("Authorization", format!("Bearer {TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    let mut text = String::new();
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while let Ok(Some(chunk)) = response.chunk().await {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+            if text.contains("event: report") && text.ends_with("\n\n") {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("the event stream ends with a report");
+    text
+}
+
 /// A `callfeed serve` in this process, as the command builds it, with `configure` applied
 /// to its settings (the test token, the emulator's callback key, test: inputs only).
 pub async fn start_service(

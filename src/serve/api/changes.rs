@@ -17,7 +17,7 @@ use super::error::ApiError;
 use super::service::{Service, session_json};
 use crate::session::CloudOps;
 use crate::session::change::{
-    Change, ChangeError, ChangeRequest, QueueChange, QueueRequest, SessionUpdate,
+    Admission, Change, ChangeError, ChangeRequest, QueueChange, QueueRequest, SessionUpdate,
 };
 use crate::store::Journal;
 
@@ -29,21 +29,10 @@ pub(super) async fn update<C: CloudOps + 'static>(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let asked: SessionUpdate = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::problem(
-            StatusCode::BAD_REQUEST,
-            format!("not a session change (media, volume, paused, seek_secs): {e}"),
-        )
-    })?;
+    let asked: SessionUpdate =
+        parsed(&body, "a session change (media, volume, paused, seek_secs)")?;
     let profile = profile_of(&svc, &id).await?;
-    let change = asked
-        .validate(
-            &svc.policy,
-            &svc.topologies,
-            svc.driver.input_bounds,
-            profile,
-        )
-        .await?;
+    let change = asked.validate(&admission(&svc, profile)).await?;
     made(&svc, &id, change).await
 }
 
@@ -53,21 +42,9 @@ pub(super) async fn enqueue<C: CloudOps + 'static>(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let asked: QueueRequest = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::problem(
-            StatusCode::BAD_REQUEST,
-            format!("not a queue request (items: [{{media, mark}}], mode): {e}"),
-        )
-    })?;
+    let asked: QueueRequest = parsed(&body, "a queue request (items: [{media, mark}], mode)")?;
     let profile = profile_of(&svc, &id).await?;
-    let change = asked
-        .validate(
-            &svc.policy,
-            &svc.topologies,
-            svc.driver.input_bounds,
-            profile,
-        )
-        .await?;
+    let change = asked.validate(&admission(&svc, profile)).await?;
     made(&svc, &id, change).await
 }
 
@@ -83,6 +60,25 @@ pub(super) async fn clear_queue<C: CloudOps + 'static>(
         ..Default::default()
     };
     made(&svc, &id, change).await
+}
+
+/// The body as `T`, or a 400 saying what was expected.
+fn parsed<T: serde::de::DeserializeOwned>(body: &[u8], expected: &str) -> Result<T, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::problem(StatusCode::BAD_REQUEST, format!("not {expected}: {e}")))
+}
+
+/// What a change's inputs are admitted by on this server, for a session of `profile`.
+fn admission<C: CloudOps + 'static>(
+    svc: &Service<C>,
+    profile: crate::media::contract::Profile,
+) -> Admission<'_> {
+    Admission {
+        policy: &svc.policy,
+        topologies: &svc.topologies,
+        bounds: svc.driver.input_bounds,
+        profile,
+    }
 }
 
 /// The profile of session `id`, which this node runs; why not otherwise.

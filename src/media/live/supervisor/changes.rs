@@ -57,18 +57,21 @@ impl Supervision {
                 // The session's own new input replaces the queue too.
                 self.queue.clear();
                 self.cut_queued();
+                self.drop_unsent();
                 self.load(*switch);
                 return Some(Attempt::Switched);
             }
             LiveControl::Queue { items, replace } => {
                 if self.queue.add(items, replace) {
                     self.cut_queued();
+                    self.drop_unsent();
                     return Some(self.next_queued());
                 }
             }
             LiveControl::ClearQueue => {
                 if self.queue.clear() {
                     self.cut_queued();
+                    self.drop_unsent();
                     return Some(self.next_queued());
                 }
             }
@@ -85,6 +88,14 @@ impl Supervision {
         self.settings.source_guard = switch.guard;
         self.settings.follow(switch.report.as_ref(), None);
         self.feed.slot.lock().expect("slot lock").paused = false;
+    }
+
+    /// What the cut input handed the pump and it has not sent yet goes unsent: a cut is
+    /// heard at once, not after up to half a second of queued sound.
+    fn drop_unsent(&self) {
+        let mut slot = self.feed.slot.lock().expect("slot lock");
+        slot.audio.clear();
+        slot.video = None;
     }
 
     /// The queued item on air was cut: told so.
