@@ -139,6 +139,20 @@ async fn patch(api: &Api, id: &str, change: Value) -> (u16, Value) {
     .await
 }
 
+/// Stops session `id` and waits for its end: the session as it ended.
+async fn stopped(api: &Api, id: &str) -> Value {
+    let (status, _) = api
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/v1/sessions/{id}"),
+            None,
+            Some(TOKEN),
+        )
+        .await;
+    assert_eq!(status, 202);
+    until_ended(&api.base, TOKEN, id, Duration::from_secs(20)).await
+}
+
 /// Starts a session on `media` in `room` and waits until it is bound and heard.
 async fn bound(api: &Api, emulator: &Emulator, room: &str, media: &str) -> String {
     let (status, created) = api
@@ -331,16 +345,7 @@ async fn bad_changes_are_refused_by_their_field_and_the_call_goes_on() {
     assert_eq!(s["status"]["phase"], "ingesting", "{s:#}");
 
     // An ended session takes no change.
-    let (status, _) = api
-        .call(
-            reqwest::Method::DELETE,
-            &format!("/v1/sessions/{id}"),
-            None,
-            Some(TOKEN),
-        )
-        .await;
-    assert_eq!(status, 202);
-    until_ended(&api.base, TOKEN, &id, Duration::from_secs(20)).await;
+    stopped(&api, &id).await;
     let (got, body) = patch(&api, &id, json!({"volume": 50})).await;
     assert_eq!(got, 409, "{body}");
     let (got, _) = patch(&api, "no-such-session", json!({"volume": 50})).await;
@@ -496,16 +501,7 @@ async fn a_queue_plays_items_in_order_tells_their_marks_and_a_clear_cuts() {
     }
 
     // The events and the report tell each item, in order.
-    let (status, _) = api
-        .call(
-            reqwest::Method::DELETE,
-            &format!("/v1/sessions/{id}"),
-            None,
-            Some(TOKEN),
-        )
-        .await;
-    assert_eq!(status, 202);
-    let ended = until_ended(&api.base, TOKEN, &id, Duration::from_secs(20)).await;
+    let ended = stopped(&api, &id).await;
     let items = ended["report"]["queue"].as_array().unwrap();
     let told: Vec<(&str, &str)> = items
         .iter()

@@ -10,19 +10,13 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 
 use super::output::print_json;
-use super::remote::Client;
+use super::remote::{ApiArgs, Client, id_in_path};
 use crate::media::contract::Profile;
 
 #[derive(Args)]
 pub(super) struct FeedArgs {
-    /// The `callfeed serve` to talk to.
-    #[arg(
-        long,
-        global = true,
-        value_name = "URL",
-        default_value = "http://127.0.0.1:8730"
-    )]
-    api: String,
+    #[command(flatten)]
+    api: ApiArgs,
     /// Print the API's JSON instead of the settings as a person reads them.
     #[arg(long, global = true)]
     json: bool,
@@ -139,10 +133,7 @@ pub(super) async fn run(args: FeedArgs) -> anyhow::Result<ExitCode> {
 
 /// A feed id as it goes into a URL path: what the API makes, nothing else.
 fn path_part(id: &str) -> anyhow::Result<&str> {
-    if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-        anyhow::bail!("`{id}` is not a feed id: `callfeed feed list` shows them");
-    }
-    Ok(id)
+    id_in_path(id, "a feed id: `callfeed feed list` shows them")
 }
 
 /// A feed as a person reads it: what it is, how it stands, and what to paste into OBS.

@@ -5,10 +5,33 @@
 use std::time::Duration;
 
 use anyhow::Context;
+use clap::Args;
 use serde_json::Value;
 
 /// How long one API request may take (a watch's stream excepted).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Which serve a command talks to.
+#[derive(Args)]
+pub(super) struct ApiArgs {
+    /// The `callfeed serve` to talk to.
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        default_value = "http://127.0.0.1:8730"
+    )]
+    api: String,
+}
+
+/// An id the API made, as it goes into a URL path: letters, digits and `-`, nothing else;
+/// `hint` says where the user finds one.
+pub(super) fn id_in_path<'a>(id: &'a str, hint: &str) -> anyhow::Result<&'a str> {
+    if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        anyhow::bail!("`{id}` is not {hint}");
+    }
+    Ok(id)
+}
 
 pub(super) struct Client {
     http: reqwest::Client,
@@ -17,11 +40,11 @@ pub(super) struct Client {
 }
 
 impl Client {
-    /// The serve at `api`, with the token in the environment.
-    pub(super) fn new(api: &str) -> Self {
+    /// The serve `args` name, with the token in the environment.
+    pub(super) fn new(args: &ApiArgs) -> Self {
         Self {
             http: reqwest::Client::new(),
-            base: api.trim_end_matches('/').to_owned(),
+            base: args.api.trim_end_matches('/').to_owned(),
             token: std::env::var("CALLFEED_API_TOKEN")
                 .ok()
                 .filter(|t| !t.is_empty()),

@@ -8,18 +8,12 @@ use clap::{Args, Subcommand};
 use serde_json::{Map, Value, json};
 
 use super::output::print_json;
-use super::remote::Client;
+use super::remote::{ApiArgs, Client, id_in_path};
 
 #[derive(Args)]
 pub(super) struct SessionArgs {
-    /// The `callfeed serve` to talk to.
-    #[arg(
-        long,
-        global = true,
-        value_name = "URL",
-        default_value = "http://127.0.0.1:8730"
-    )]
-    api: String,
+    #[command(flatten)]
+    api: ApiArgs,
     #[command(subcommand)]
     command: SessionCommand,
 }
@@ -111,8 +105,8 @@ fn change(update: &UpdateArgs) -> anyhow::Result<Value> {
 
 /// A session id as it goes into a URL path: what the API makes, nothing else.
 fn path_part(id: &str) -> anyhow::Result<&str> {
-    if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-        anyhow::bail!("`{id}` is not a session id (the API's `id`, e.g. from `GET /v1/sessions`)");
-    }
-    Ok(id)
+    id_in_path(
+        id,
+        "a session id (the API's `id`, e.g. from `GET /v1/sessions`)",
+    )
 }

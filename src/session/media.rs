@@ -40,6 +40,13 @@ pub(super) struct Prepared {
     pub(super) duration: Option<Duration>,
 }
 
+impl Prepared {
+    /// Whether the session's media is a stream of its own that takes changes in place.
+    pub(super) fn changes_in_place(&self) -> bool {
+        matches!(&self.media, Media::Live(s) if s.takes_changes())
+    }
+}
+
 /// Makes the media ready; `progress` gets the fraction done of a transcode (0..=1), and
 /// `now_ms` tells the session's clock. An error names the stage that failed.
 pub(super) async fn prepare(

@@ -34,7 +34,7 @@ impl<C: CloudOps> SessionRun<'_, C> {
             Phase::Ending { .. } | Phase::Ended { .. } => return Err(ChangeError::Ended),
             other => return Err(ChangeError::NotBound(format!("{other:?}").to_lowercase())),
         }
-        let in_place = matches!(&prepared.media, Media::Live(s) if s.takes_changes());
+        let in_place = prepared.changes_in_place();
         if let Some(seek) = change.seek {
             check_seek(prepared, in_place, seek)?;
         }
@@ -132,7 +132,7 @@ impl<C: CloudOps> SessionRun<'_, C> {
                 ),
             });
         }
-        if !matches!(&prepared.media, Media::Live(s) if s.takes_changes()) {
+        if !prepared.changes_in_place() {
             if prepared.relay.is_some() {
                 return Err(ChangeError::Unsupported {
                     field: "items",
