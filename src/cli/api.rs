@@ -1,4 +1,4 @@
-//! `callfeed api ...`: one call-engine command or StreamIngest action, sent as the library
+//! `callfeed api ...`: one call-engine command or TRTC action (StreamIngest, PublishCdn), sent as the library
 //! sends it (or printed with `--dry-run`), and the cloud's answer printed as JSON.
 
 use std::process::ExitCode;
@@ -16,6 +16,9 @@ use crate::cloud::call::{
 };
 use crate::cloud::ingest::{
     DescribeStreamIngest, StartStreamIngest, StopStreamIngest, UpdateStreamIngest,
+};
+use crate::cloud::publish_cdn::{
+    PublishAudio, PublishSource, PublishVideo, StartPublishCdnStream, StopPublishCdnStream,
 };
 use crate::cloud::webhook::CallWebhook;
 use crate::cloud::{InvalidArgument, Transport};
@@ -83,6 +86,15 @@ enum ApiCommand {
     },
     /// UpdateStreamIngest: change the URL, volume or pause state.
     UpdateIngest(UpdateIngestArgs),
+    /// StartPublishCdnStream: the cloud publishes a user's stream (or the room's mix) to
+    /// RTMP URLs.
+    StartPublishCdn(StartPublishCdnArgs),
+    /// StopPublishCdnStream.
+    StopPublishCdn {
+        /// The task to stop.
+        #[arg(long)]
+        task_id: String,
+    },
 }
 
 #[derive(Args)]
@@ -268,6 +280,90 @@ impl From<UpdateIngestArgs> for UpdateStreamIngest {
     }
 }
 
+#[derive(Args)]
+struct StartPublishCdnArgs {
+    #[command(flatten)]
+    room: RoomArgs,
+    /// The cloud's own user in the room that subscribes and publishes (not any other user).
+    #[arg(long)]
+    agent_user: String,
+    /// Publish this user's stream as it reaches the room (no mixing).
+    #[arg(long, conflicts_with = "mix", required_unless_present = "mix")]
+    user: Option<String>,
+    /// Publish the room's mix of every user instead.
+    #[arg(long)]
+    mix: bool,
+    /// An rtmp:// URL to publish to; repeat for several (at most 10).
+    #[arg(long = "url", value_name = "RTMP_URL", required = true)]
+    urls: Vec<String>,
+    /// The sound's sample rate.
+    #[arg(long, default_value_t = 48_000)]
+    audio_rate: u32,
+    /// The sound's channels (1 or 2).
+    #[arg(long, default_value_t = 1)]
+    audio_channels: u32,
+    /// The sound's bitrate in kbit/s (8 to 500).
+    #[arg(long, default_value_t = 64)]
+    audio_kbps: u32,
+    /// Publish a picture too: WIDTHxHEIGHT (sound only without it).
+    #[arg(long, value_name = "WxH")]
+    video: Option<String>,
+    /// The picture's frames per second.
+    #[arg(long, default_value_t = 15, requires = "video")]
+    fps: u32,
+    /// The picture's bitrate in kbit/s.
+    #[arg(long, default_value_t = 800, requires = "video")]
+    video_kbps: u32,
+    /// Stop by itself once no user has been in the room this many seconds (5 to 86400).
+    #[arg(long, value_name = "SECS")]
+    max_idle: Option<u32>,
+}
+
+impl StartPublishCdnArgs {
+    fn command(self) -> anyhow::Result<StartPublishCdnStream> {
+        let source = match &self.user {
+            Some(u) => PublishSource::User(user("--user", u)?),
+            None => PublishSource::Mix,
+        };
+        let mut urls = self.urls.into_iter().map(SecretString::from);
+        let first = urls.next().expect("clap requires one --url");
+        let mut cmd = StartPublishCdnStream::new(
+            self.room.room()?,
+            user("--agent-user", &self.agent_user)?,
+            source,
+            first,
+        );
+        cmd.cdn_urls.extend(urls);
+        cmd.max_idle_secs = self.max_idle;
+        cmd.audio = PublishAudio {
+            sample_rate: self.audio_rate,
+            channels: self.audio_channels,
+            bitrate_kbps: self.audio_kbps,
+            codec: 0,
+        };
+        if let Some(size) = &self.video {
+            let parsed = size
+                .split_once('x')
+                .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)));
+            let Some((width, height)) = parsed else {
+                anyhow::bail!(InvalidArgument::new(
+                    "--video",
+                    size,
+                    "WIDTHxHEIGHT, e.g. 640x360"
+                ));
+            };
+            cmd.video = Some(PublishVideo {
+                width,
+                height,
+                fps: self.fps,
+                bitrate_kbps: self.video_kbps,
+                gop_secs: 2,
+            });
+        }
+        Ok(cmd)
+    }
+}
+
 /// Runs one command against a client: print the prepared request, or send and print.
 macro_rules! run_api {
     ($client:expr, $dry:expr, $cmd:expr) => {{
@@ -334,6 +430,16 @@ pub(super) async fn run(config: &Config, args: ApiArgs) -> anyhow::Result<ExitCo
         }
         ApiCommand::UpdateIngest(a) => {
             run_api!(ingest_client()?, dry, UpdateStreamIngest::from(a))
+        }
+        ApiCommand::StartPublishCdn(a) => {
+            let mut cmd = a.command()?;
+            if dry {
+                cmd.agent_sig = Some(SecretString::from(crate::cloud::http::REDACTED));
+            }
+            run_api!(ingest_client()?, dry, cmd)
+        }
+        ApiCommand::StopPublishCdn { task_id } => {
+            run_api!(ingest_client()?, dry, StopPublishCdnStream { task_id })
         }
     }
     Ok(ExitCode::SUCCESS)

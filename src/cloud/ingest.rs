@@ -58,7 +58,7 @@ pub struct IngestContext<'a> {
 }
 
 impl IngestContext<'_> {
-    fn user_sig(&self, user: &UserId) -> String {
+    pub(super) fn user_sig(&self, user: &UserId) -> String {
         usersig::generate(
             self.sdkappid,
             self.app_key.expose_secret().as_bytes(),

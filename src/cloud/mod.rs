@@ -1,4 +1,4 @@
-//! Tencent's wire protocols: the call engine (IM REST), TRTC StreamIngest (API 3.0), UserSig,
+//! Tencent's wire protocols: the call engine (IM REST), TRTC StreamIngest and relay to CDN (API 3.0), UserSig,
 //! TC3 signing, CSS URLs and webhooks. Nothing here knows about GStreamer or sessions.
 
 pub mod call;
@@ -6,6 +6,7 @@ pub mod css;
 pub mod http;
 pub mod ids;
 pub mod ingest;
+pub mod publish_cdn;
 pub mod room;
 pub mod tc3;
 pub mod usersig;

@@ -141,6 +141,28 @@ impl RoomRef {
         }
     }
 
+    /// `RoomIdType` of StartPublishCdnStream (and its `MixUserInfo`): 0 = numeric,
+    /// 1 = string — the reverse of StartStreamIngest's.
+    pub fn publish_cdn_room_id_type(&self) -> u8 {
+        match self.kind {
+            RoomKind::Numeric => 0,
+            RoomKind::String => 1,
+        }
+    }
+
+    /// A room as StartPublishCdnStream names it (0 = numeric, 1 = string).
+    pub fn from_publish_cdn(id: &str, room_id_type: i64) -> Result<Self, InvalidArgument> {
+        match room_id_type {
+            0 => Self::new(id, RoomKind::Numeric),
+            1 => Self::new(id, RoomKind::String),
+            other => Err(InvalidArgument::new(
+                "RoomIdType",
+                other,
+                "0 (numeric room) or 1 (string room) — the reverse of StartStreamIngest",
+            )),
+        }
+    }
+
     /// A room as the call engine reports it. `Ok(None)` for the "no room" form (type 0 or an
     /// empty id) that calls without a room carry.
     pub fn from_call(id: &str, room_id_type: i64) -> Result<Option<Self>, InvalidArgument> {
