@@ -39,6 +39,7 @@ async fn the_official_python_sdks_run_against_it_unchanged() {
     .write(media.path(), "c.mp4");
     let files = serve_dir(media.path()).await;
     let (emulator, _) = emulator().await;
+    let nginx = Nginx::start();
     let out = tokio::process::Command::new(python_bin())
         .arg(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -46,6 +47,7 @@ async fn the_official_python_sdks_run_against_it_unchanged() {
         ))
         .arg(emulator.addr().to_string())
         .arg(format!("{files}c.mp4"))
+        .arg(nginx.url("py-monitor"))
         .output()
         .await
         .expect("python3 with the Tencent SDKs: run `make setup`");
@@ -64,6 +66,24 @@ async fn the_official_python_sdks_run_against_it_unchanged() {
     assert_eq!(v["update"]["Status"], "InProgress", "{v:#}");
     assert!(
         v["update_unknown"]["Status"] == "NotExist" || v["update_unknown"]["error"].is_string(),
+        "{v:#}"
+    );
+    // The official SDK's StartPublishCdnStream, Update and Stop, unchanged; its RoomIdType
+    // is 1 for a string room, and 0 names a numeric room (which "py-room" is not).
+    assert!(
+        v["publish"]["TaskId"]
+            .as_str()
+            .is_some_and(|t| !t.is_empty()),
+        "{v:#}"
+    );
+    assert_eq!(
+        v["publish_as_numeric"]["error"], "InvalidParameter.RoomId",
+        "{v:#}"
+    );
+    assert!(v["publish_update"]["TaskId"].is_string(), "{v:#}");
+    assert!(v["publish_stop"]["TaskId"].is_string(), "{v:#}");
+    assert_eq!(
+        v["publish_stop_again"]["error"], "FailedOperation.TaskNotExist",
         "{v:#}"
     );
     assert!(v["stop"].get("error").is_none(), "{v:#}");

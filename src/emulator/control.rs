@@ -1,5 +1,5 @@
-//! The control API (`/emulator/v1`): what arrived in each room, call and task, callee
-//! behaviours, fault injection, and the TRTC webhook target.
+//! The control API (`/emulator/v1`): what arrived in each room, call and task, the relays to
+//! CDN, callee behaviours and voices, fault injection, and the TRTC webhook target.
 
 use std::sync::Arc;
 
@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::settings::{Behaviour, TrtcCallback};
-use super::state::{Fault, Inner, MemberState, State, TaskCommand, TaskView};
+use super::state::{Fault, Inner, MemberState, PublishView, State, TaskCommand, TaskView};
 use crate::cloud::room::{RoomKind, RoomRef};
 
 fn not_found(what: &str) -> Response {
@@ -244,5 +244,73 @@ pub(crate) async fn set_trtc_callback(
             Json(json!({"url": c.url})).into_response()
         }
         Err(e) => bad_request(format!("expected {{\"url\":..,\"key\":..}}: {e}")),
+    }
+}
+
+/// Every StartPublishCdnStream task, with how it stands.
+pub(crate) async fn publishes(AxState(state): AxState<Arc<State>>) -> Response {
+    let inner = state.lock();
+    let views: Vec<PublishView> = inner.publishes.values().map(|p| p.view()).collect();
+    Json(json!({ "publishes": views })).into_response()
+}
+
+/// Stops a publish as if the cloud had given up on it mid-call (a fault).
+pub(crate) async fn kill_publish(
+    AxState(state): AxState<Arc<State>>,
+    Path(id): Path<String>,
+) -> Response {
+    match state.end_publish(&id, "killed") {
+        Some(true) => Json(json!({"killed": id})).into_response(),
+        Some(false) => bad_request("the publish has already ended".into()),
+        None => not_found("publish with that TaskId"),
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Voice {
+    /// The tone the callee "speaks" in its room's mix; `null` for silence.
+    tone_hz: Option<f64>,
+}
+
+pub(crate) async fn set_voice(
+    AxState(state): AxState<Arc<State>>,
+    Path(user): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    match serde_json::from_slice::<Voice>(&body) {
+        Ok(Voice { tone_hz: Some(hz) }) if !(20.0..=20_000.0).contains(&hz) => {
+            bad_request("tone_hz must be from 20 to 20000".into())
+        }
+        Ok(Voice { tone_hz }) => {
+            state.set_voice(&user, tone_hz);
+            Json(json!({"user": user, "tone_hz": tone_hz})).into_response()
+        }
+        Err(e) => bad_request(format!("expected {{\"tone_hz\": 660}}: {e}")),
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Mute {
+    muted: bool,
+}
+
+/// A fault: the room's ingest tasks run, yet nothing of them reaches anyone in the room.
+pub(crate) async fn mute_room(
+    AxState(state): AxState<Arc<State>>,
+    Path((kind, id)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Response {
+    let room = match kind.parse::<RoomKind>().and_then(|k| RoomRef::new(&id, k)) {
+        Ok(r) => r,
+        Err(e) => return bad_request(e.to_string()),
+    };
+    match serde_json::from_slice::<Mute>(&body) {
+        Ok(Mute { muted }) => {
+            state.set_room_muted(&room, muted);
+            Json(json!({"room_id": room.id(), "muted": muted})).into_response()
+        }
+        Err(e) => bad_request(format!("expected {{\"muted\": true}}: {e}")),
     }
 }

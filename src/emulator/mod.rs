@@ -1,5 +1,6 @@
-//! A local Tencent cloud: the call engine (IM REST), TRTC StreamIngest (API 3.0), their
-//! webhooks, and a room observer that really pulls each ingest task's stream.
+//! A local Tencent cloud: the call engine (IM REST), TRTC StreamIngest and the relay to CDN
+//! (API 3.0), their webhooks, and a room observer that really pulls each ingest task's
+//! stream (and whose decoded media a relay to CDN publishes again).
 //!
 //! It speaks the exact wire protocol, so callfeed's own client, the official Tencent SDKs
 //! and curl all work against it, and it checks signatures with the same verifiers the
@@ -97,6 +98,11 @@ impl Emulator {
         self.state.lock().faults.clear();
     }
 
+    /// The tone a callee "speaks" in its room's mix (as `POST /emulator/v1/users/{user}/voice`).
+    pub fn set_voice(&self, user: &str, tone_hz: Option<f64>) {
+        self.state.set_voice(user, tone_hz);
+    }
+
     pub fn set_trtc_callback(&self, callback: Option<TrtcCallback>) {
         self.state.set_trtc_callback(callback);
     }
@@ -142,6 +148,16 @@ fn router(state: Arc<state::State>) -> axum::Router {
         .route("/emulator/v1/tasks", get(control::tasks))
         .route("/emulator/v1/tasks/{id}", get(control::task))
         .route("/emulator/v1/tasks/{id}/kill", post(control::kill_task))
+        .route("/emulator/v1/publishes", get(control::publishes))
+        .route(
+            "/emulator/v1/publishes/{id}/kill",
+            post(control::kill_publish),
+        )
+        .route("/emulator/v1/users/{user}/voice", post(control::set_voice))
+        .route(
+            "/emulator/v1/rooms/{kind}/{id}/mute",
+            post(control::mute_room),
+        )
         .route(
             "/emulator/v1/users/{user}/behaviour",
             post(control::set_behaviour),

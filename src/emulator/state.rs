@@ -172,6 +172,70 @@ pub(crate) struct Task {
     pub tally: MediaTally,
     pub commands: mpsc::UnboundedSender<TaskCommand>,
     pub runner: Option<tokio::task::JoinHandle<()>>,
+    /// What its observer decodes, for a publish of its room.
+    pub tap: crate::media::tap::RoomTap,
+}
+
+/// Whose media a publish carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "user_id")]
+pub(crate) enum PublishFrom {
+    /// One user's stream (`WithTranscoding` 0).
+    User(String),
+    /// Every user's, mixed (`WithTranscoding` 1).
+    Mix,
+}
+
+/// A StartPublishCdnStream task.
+pub(crate) struct PublishTask {
+    pub id: String,
+    pub room: RoomRef,
+    pub agent_user: String,
+    pub from: PublishFrom,
+    /// The URLs' scheme, host and path (their stream keys are kept out of views).
+    pub shown_urls: Vec<String>,
+    pub with_video: bool,
+    pub sequence: i64,
+    /// `None` once it stopped (asked to, or killed as a fault).
+    pub publisher: Option<crate::media::room_publish::RoomPublisher>,
+    pub ended: Option<&'static str>,
+}
+
+/// What the control API and tests see of a publish.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct PublishView {
+    pub task_id: String,
+    pub room_id: String,
+    pub room_kind: RoomKind,
+    pub agent_user: String,
+    pub from: PublishFrom,
+    pub urls: Vec<String>,
+    pub with_video: bool,
+    /// connecting, publishing, retrying, or how it ended (stopped, killed).
+    pub state: String,
+}
+
+impl PublishTask {
+    pub(crate) fn view(&self) -> PublishView {
+        let state = match (&self.publisher, self.ended) {
+            (_, Some(ended)) => ended.to_owned(),
+            (Some(p), None) => serde_json::to_value(p.state())
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            (None, None) => "stopped".to_owned(),
+        };
+        PublishView {
+            task_id: self.id.clone(),
+            room_id: self.room.id().to_owned(),
+            room_kind: self.room.kind(),
+            agent_user: self.agent_user.clone(),
+            from: self.from.clone(),
+            urls: self.shown_urls.clone(),
+            with_video: self.with_video,
+            state,
+        }
+    }
 }
 
 /// What the control API and tests see of a task.
@@ -301,6 +365,12 @@ impl Fault {
 pub(crate) struct Inner {
     pub calls: BTreeMap<String, Call>,
     pub tasks: BTreeMap<String, Task>,
+    /// StartPublishCdnStream's tasks (the relay to CDN), by TaskId.
+    pub publishes: BTreeMap<String, PublishTask>,
+    /// The tone each callee "speaks" in a room's mix, by UserId.
+    pub voices: HashMap<String, f64>,
+    /// Rooms whose ingest tasks' media reaches no one in them (a fault).
+    pub muted_rooms: std::collections::BTreeSet<RoomRef>,
     pub behaviours: HashMap<String, Behaviour>,
     pub default_behaviour: Behaviour,
     pub call_callback: Option<(String, Vec<String>)>,
@@ -324,6 +394,9 @@ impl State {
             inner: Mutex::new(Inner {
                 calls: BTreeMap::new(),
                 tasks: BTreeMap::new(),
+                publishes: BTreeMap::new(),
+                voices: HashMap::new(),
+                muted_rooms: Default::default(),
                 behaviours: config.behaviours.clone(),
                 default_behaviour: config.default_behaviour.clone(),
                 call_callback: None,
@@ -344,6 +417,23 @@ impl State {
 
     pub(crate) fn set_behaviour(&self, user: &str, behaviour: Behaviour) {
         self.lock().behaviours.insert(user.to_owned(), behaviour);
+    }
+
+    pub(crate) fn set_voice(&self, user: &str, tone_hz: Option<f64>) {
+        let mut inner = self.lock();
+        match tone_hz {
+            Some(hz) => inner.voices.insert(user.to_owned(), hz),
+            None => inner.voices.remove(user),
+        };
+    }
+
+    pub(crate) fn set_room_muted(&self, room: &RoomRef, muted: bool) {
+        let mut inner = self.lock();
+        if muted {
+            inner.muted_rooms.insert(room.clone());
+        } else {
+            inner.muted_rooms.remove(room);
+        }
     }
 
     pub(crate) fn set_trtc_callback(&self, callback: Option<TrtcCallback>) {
@@ -374,7 +464,36 @@ impl State {
         format!("Id-{}-O-Seq-{seq}", uuid::Uuid::new_v4().simple())
     }
 
+    /// Ends a publish (`stopped` by the API, `killed` by a fault); false when it had ended.
+    pub(crate) fn end_publish(&self, id: &str, how: &'static str) -> Option<bool> {
+        let publisher = {
+            let mut inner = self.lock();
+            let task = inner.publishes.get_mut(id)?;
+            if task.ended.is_some() {
+                return Some(false);
+            }
+            task.ended = Some(how);
+            task.publisher.take()
+        };
+        if let Some(p) = publisher {
+            tokio::spawn(p.stop());
+        }
+        tracing::info!(task_id = %id, how, "emulated CDN publish ended");
+        Some(true)
+    }
+
     pub(crate) async fn stop_all_tasks(&self) {
+        let publishers: Vec<_> = {
+            let mut inner = self.lock();
+            inner
+                .publishes
+                .values_mut()
+                .filter_map(|p| p.publisher.take())
+                .collect()
+        };
+        for publisher in publishers {
+            publisher.stop().await;
+        }
         let runners: Vec<_> = {
             let mut inner = self.lock();
             inner
@@ -395,6 +514,9 @@ impl State {
         if let Ok(mut inner) = self.inner.lock() {
             for task in inner.tasks.values_mut() {
                 let _ = task.commands.send(TaskCommand::Stop);
+            }
+            for publish in inner.publishes.values_mut() {
+                publish.publisher.take();
             }
         }
     }

@@ -1,6 +1,7 @@
 //! TRTC API 3.0: TC3 verification from the received bytes and the four StreamIngest actions
 //! with the documented validation and error codes. The task runner that pulls each stream
-//! into the room observer is in `task`.
+//! into the room observer is in `task`; the relay to CDN (StartPublishCdnStream and its
+//! kin) in `publish`; what every action checks alike in `params`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,8 +10,6 @@ use axum::body::Body;
 use axum::extract::State as AxState;
 use axum::http::{HeaderMap, Method};
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
-use rand::RngCore;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
@@ -22,15 +21,25 @@ use crate::cloud::ingest::{
     VERSION,
 };
 use crate::cloud::room::RoomRef;
-use crate::cloud::{UserId, tc3, usersig};
+use crate::cloud::tc3;
 
+mod params;
+mod publish;
 mod task;
 
-const ACTIONS: [&str; 4] = [
+use params::{
+    ApiError, Obj, check_known, err, new_task_id, optional_bool, optional_int, sdkappid,
+    signed_user, task_id,
+};
+
+const ACTIONS: [&str; 7] = [
     "StartStreamIngest",
     "StopStreamIngest",
     "DescribeStreamIngest",
     "UpdateStreamIngest",
+    "StartPublishCdnStream",
+    "StopPublishCdnStream",
+    "UpdatePublishCdnStream",
 ];
 /// Every region either site documents for the StreamIngest actions.
 const REGIONS: [&str; 9] = [
@@ -44,13 +53,6 @@ const REGIONS: [&str; 9] = [
     "ap-singapore",
     "ap-tokyo",
 ];
-
-/// An API 3.0 error: code and message.
-struct ApiError(String, String);
-
-fn err(code: impl Into<String>, message: impl Into<String>) -> ApiError {
-    ApiError(code.into(), message.into())
-}
 
 /// `Content-Type: application/json` exactly: the Python SDK treats anything else (even with
 /// `; charset=utf-8`) as success.
@@ -122,6 +124,9 @@ pub(crate) async fn handle(
         "StartStreamIngest" => start(&state, &params),
         "StopStreamIngest" => stop(&state, &params),
         "DescribeStreamIngest" => describe(&state, &params),
+        "StartPublishCdnStream" => publish::start(&state, &params),
+        "StopPublishCdnStream" => publish::stop(&state, &params),
+        "UpdatePublishCdnStream" => publish::update(&state, &params),
         _ => update(&state, &params),
     });
     if drop_answer {
@@ -188,72 +193,6 @@ fn check_envelope(
     }
 }
 
-type Obj = serde_json::Map<String, Value>;
-
-fn check_known(params: &Obj, known: &[&str]) -> Result<(), ApiError> {
-    match params.keys().find(|k| !known.contains(&k.as_str())) {
-        Some(k) => Err(err(
-            "UnknownParameter",
-            format!("the parameter `{k}` is not recognized"),
-        )),
-        None => Ok(()),
-    }
-}
-
-fn sdkappid(state: &State, params: &Obj) -> Result<(), ApiError> {
-    match params.get("SdkAppId") {
-        None => Err(err("MissingParameter.SdkAppId", "SdkAppId is required")),
-        Some(v) if v.as_u64() == Some(state.config.sdkappid) => Ok(()),
-        Some(v) => Err(err(
-            "InvalidParameter.SdkAppId",
-            format!("SdkAppId {v} is not this account's application"),
-        )),
-    }
-}
-
-fn task_id(params: &Obj) -> Result<String, ApiError> {
-    match params.get("TaskId") {
-        None => Err(err("MissingParameter.TaskId", "TaskId is required")),
-        Some(Value::String(s)) if !s.is_empty() && s.len() <= 512 => Ok(s.clone()),
-        Some(_) => Err(err(
-            "InvalidParameter.TaskId",
-            "TaskId must be a non-empty string",
-        )),
-    }
-}
-
-fn optional_int(
-    params: &Obj,
-    name: &str,
-    range: std::ops::RangeInclusive<i64>,
-) -> Result<Option<i64>, ApiError> {
-    match params.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => match v.as_i64() {
-            Some(n) if range.contains(&n) => Ok(Some(n)),
-            _ => Err(err(
-                "InvalidParameterValue",
-                format!(
-                    "{name} must be an integer from {} to {}, got {v}",
-                    range.start(),
-                    range.end()
-                ),
-            )),
-        },
-    }
-}
-
-fn optional_bool(params: &Obj, name: &str) -> Result<Option<bool>, ApiError> {
-    match params.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(v) => Err(err(
-            "InvalidParameter",
-            format!("{name} must be a boolean, got {v}"),
-        )),
-    }
-}
-
 fn tempo(params: &Obj) -> Result<(), ApiError> {
     match params.get("Tempo") {
         None | Some(Value::Null) => Ok(()),
@@ -280,16 +219,6 @@ fn stream_url(value: Option<&Value>) -> Result<String, ApiError> {
     check_stream_url("StreamUrl", url)
         .map_err(|e| err("InvalidParameter.StreamUrl", e.to_string()))?;
     Ok(url.to_owned())
-}
-
-fn new_task_id() -> String {
-    let mut bytes = [0u8; 60];
-    rand::rng().fill_bytes(&mut bytes);
-    let mut id = base64::engine::general_purpose::STANDARD_NO_PAD
-        .encode(bytes)
-        .replace('/', "-");
-    id.insert(24, '.');
-    id
 }
 
 /// The parameters StartStreamIngest accepts; any other is an UnknownParameter.
@@ -412,42 +341,6 @@ fn start_room(params: &Obj) -> Result<RoomRef, ApiError> {
     })
 }
 
-/// The robot's UserId, once its UserSig is checked against the application's key.
-fn signed_user<'a>(state: &State, params: &'a Obj) -> Result<&'a str, ApiError> {
-    let user = params
-        .get("UserId")
-        .and_then(Value::as_str)
-        .ok_or_else(|| {
-            err(
-                "MissingParameter",
-                "UserId is required and must be a string",
-            )
-        })?;
-    UserId::new("UserId", user).map_err(|e| err("InvalidParameter", e.to_string()))?;
-    let sig = params
-        .get("UserSig")
-        .and_then(Value::as_str)
-        .ok_or_else(|| {
-            err(
-                "InvalidParameter.UserSig",
-                "UserSig is required and must be a string",
-            )
-        })?;
-    let key = secrecy::ExposeSecret::expose_secret(&state.config.sdk_secret_key).to_owned();
-    usersig::verify(
-        sig,
-        key.as_bytes(),
-        usersig::Expectation {
-            sdkappid: state.config.sdkappid,
-            identifier: user,
-            now: unix_now(),
-            userbuf: None,
-        },
-    )
-    .map_err(|e| err("InvalidParameter.UserSig", format!("{e} ({})", e.im_code())))?;
-    Ok(user)
-}
-
 /// Records the task, unless this user already pulls a stream into this room.
 fn add_task(
     state: &State,
@@ -491,6 +384,7 @@ fn add_task(
             tally: crate::media::observer::MediaTally::new(requested_at),
             commands,
             runner: None,
+            tap: crate::media::tap::RoomTap::new(),
         },
     );
     Ok(())

@@ -143,4 +143,5 @@ fn within(actual: f64, expected: f64, tolerance: f64) -> bool {
 
 mod end_to_end;
 mod faults;
+mod publish;
 mod rooms;

@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Tencent's official Python SDKs pointed, unchanged, at the emulator.
 
-  sdk_against_emulator.py HOST:PORT STREAM_URL
+  sdk_against_emulator.py HOST:PORT STREAM_URL [RTMP_URL]
 
 Uses tencentcloud-sdk-python-trtc (HttpProfile endpoint + protocol "http") for StartStreamIngest,
-DescribeStreamIngest, UpdateStreamIngest and StopStreamIngest, and tls-sig-api-v2 for every UserSig. Prints one
-JSON object with what each step returned.
+DescribeStreamIngest, UpdateStreamIngest and StopStreamIngest, with RTMP_URL also StartPublishCdnStream,
+UpdatePublishCdnStream and StopPublishCdnStream, and tls-sig-api-v2 for every UserSig. Prints one JSON object
+with what each step returned.
 """
 import json
 import sys
@@ -24,6 +25,7 @@ SECRET_ID = "AKIDEXAMPLEsecretid0000000000000000"
 SECRET_KEY = "EXAMPLEsecretkey00000000000000"
 
 endpoint, stream_url = sys.argv[1], sys.argv[2]
+rtmp_url = sys.argv[3] if len(sys.argv) > 3 else None
 out = {}
 
 
@@ -53,6 +55,28 @@ out["update"] = call(client(), "UpdateStreamIngest", {
     "SdkAppId": SDKAPPID, "TaskId": task, "StreamUrl": stream_url, "Volume": 50, "IsPause": False})
 out["update_unknown"] = call(client(), "UpdateStreamIngest", {
     "SdkAppId": SDKAPPID, "TaskId": "not-a-task-of-this-app-0123456789", "Volume": 50})
+if rtmp_url:
+    def publish(room_id, room_id_type, agent):
+        return call(client(), "StartPublishCdnStream", {
+            "SdkAppId": SDKAPPID, "RoomId": room_id, "RoomIdType": room_id_type,
+            "AgentParams": {"UserId": agent,
+                            "UserSig": TLSSigAPIv2.TLSSigAPIv2(SDKAPPID, APP_KEY).gen_sig(agent),
+                            "MaxIdleTime": 30},
+            "WithTranscoding": 0,
+            "AudioParams": {"AudioEncode": {"SampleRate": 48000, "Channel": 1, "BitRate": 64, "Codec": 0}},
+            "SingleSubscribeParams": {"UserMediaStream": {
+                "UserInfo": {"UserId": "py_robot", "RoomId": room_id, "RoomIdType": room_id_type},
+                "StreamType": 0}},
+            "PublishCdnParams": [{"PublishCdnUrl": rtmp_url, "IsTencentCdn": 0}]})
+    # A string room is RoomIdType 1 here (0 in StartStreamIngest).
+    out["publish"] = publish("py-room", 1, "py_monitor")
+    ptask = out["publish"].get("TaskId", "")
+    out["publish_as_numeric"] = publish("py-room", 0, "py_monitor2")
+    out["publish_update"] = call(client(), "UpdatePublishCdnStream", {
+        "SdkAppId": SDKAPPID, "TaskId": ptask, "SequenceNumber": 1})
+    out["publish_stop"] = call(client(), "StopPublishCdnStream", {"SdkAppId": SDKAPPID, "TaskId": ptask})
+    out["publish_stop_again"] = call(client(), "StopPublishCdnStream",
+                                     {"SdkAppId": SDKAPPID, "TaskId": ptask})
 out["stop"] = call(client(), "StopStreamIngest", {"SdkAppId": SDKAPPID, "TaskId": task})
 out["describe_after_stop"] = call(client(), "DescribeStreamIngest", {"SdkAppId": SDKAPPID, "TaskId": task})
 out["wrong_secret"] = call(client("not-the-secret-key"), "DescribeStreamIngest",

@@ -73,17 +73,18 @@ pub(super) async fn run_task(
     max_duration: Option<Duration>,
     commands: mpsc::UnboundedReceiver<TaskCommand>,
 ) {
-    let Some((pace, delays, tally, volume)) = state.upgrade().and_then(|s| {
-        let (tally, volume) = {
+    let Some((pace, delays, tally, volume, tap)) = state.upgrade().and_then(|s| {
+        let (tally, volume, tap) = {
             let inner = s.lock();
             let task = inner.tasks.get(&id)?;
-            (task.tally.clone(), task.volume)
+            (task.tally.clone(), task.volume, task.tap.clone())
         };
         Some((
             s.config.pace,
             s.config.reconnect_delays.clone(),
             tally,
             volume,
+            tap,
         ))
     }) else {
         return;
@@ -102,6 +103,7 @@ pub(super) async fn run_task(
         reported_start: false,
         paused: false,
         gain: Arc::new(AtomicU32::new(volume.map_or(100, |v| v as u32))),
+        tap,
     };
     let end = run.run().await;
     run.finish(end);
@@ -127,6 +129,8 @@ struct TaskRun {
     paused: bool,
     /// The task's volume in percent, which its observers hear the source at.
     gain: Arc<AtomicU32>,
+    /// Where its observers hand what they decode, for a publish of the room.
+    tap: crate::media::tap::RoomTap,
 }
 
 impl TaskRun {
@@ -172,6 +176,7 @@ impl TaskRun {
         let (events_tx, mut events) = mpsc::unbounded_channel();
         let mut spec = ObserveSpec::new(self.url.clone(), self.pace, self.plays);
         spec.gain = self.gain.clone();
+        spec.tap = Some(self.tap.clone());
         let mut observer = match Observer::start(spec, self.tally.clone(), events_tx) {
             Ok(o) => o,
             Err(e) => {

@@ -195,6 +195,8 @@ pub struct ObserveSpec {
     /// The level the sound is heard at, in percent of the source's own (a cloud task's
     /// `Volume`); may change while observing.
     pub gain: Arc<std::sync::atomic::AtomicU32>,
+    /// Where what is decoded goes on to (the emulator's room publisher), if anywhere.
+    pub tap: Option<super::tap::RoomTap>,
 }
 
 impl ObserveSpec {
@@ -206,6 +208,7 @@ impl ObserveSpec {
             first_media_timeout: Duration::from_secs(10),
             stall_timeout: Duration::from_secs(5),
             gain: Arc::new(std::sync::atomic::AtomicU32::new(100)),
+            tap: None,
         }
     }
 }
@@ -309,11 +312,12 @@ fn build_pipeline(
     let tally = tally.clone();
     let events = events.clone();
     let gain = spec.gain.clone();
+    let tap = spec.tap.clone();
     super::pads::attach_decoded_pads(&decode, &pipeline, move |kind| {
         let branch = if kind.starts_with("audio/") {
-            audio_branch(sync, &tally, &events, &gain)
+            audio_branch(sync, &tally, &events, &gain, tap.clone())
         } else if kind.starts_with("video/") {
-            video_branch(sync, &tally, &events)
+            video_branch(sync, &tally, &events, tap.clone())
         } else {
             return Ok(None);
         };
@@ -338,6 +342,7 @@ fn audio_branch(
     tally: &MediaTally,
     events: &mpsc::UnboundedSender<ObserverEvent>,
     gain: &Arc<std::sync::atomic::AtomicU32>,
+    tap: Option<super::tap::RoomTap>,
 ) -> Result<gst::Bin, String> {
     let description = format!(
         "queue ! audioconvert ! volume name=gain ! audioresample ! audio/x-raw,format=F32LE,channels=1,rate={ANALYSIS_RATE} \
@@ -354,6 +359,14 @@ fn audio_branch(
             .new_sample(move |sink| {
                 let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
                 let bytes = sample.buffer().map_or(0, |b| b.size()) as u64;
+                if let Some(tap) = tap.as_ref().filter(|t| t.wanted())
+                    && let Some(map) = sample.buffer().and_then(|b| b.map_readable().ok())
+                {
+                    tap.put_audio(
+                        map.chunks_exact(4)
+                            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+                    );
+                }
                 let now = Instant::now();
                 if tally.media_arrived(now) {
                     let _ = events.send(ObserverEvent::FirstMedia);
@@ -410,6 +423,7 @@ fn video_branch(
     sync: bool,
     tally: &MediaTally,
     events: &mpsc::UnboundedSender<ObserverEvent>,
+    tap: Option<super::tap::RoomTap>,
 ) -> Result<gst::Bin, String> {
     let (bin, sink) = appsink_bin("queue ! appsink name=sink", sync)?;
     let tally = tally.clone();
@@ -423,6 +437,18 @@ fn video_branch(
                     Some((s.get::<i32>("width").ok()?, s.get::<i32>("height").ok()?))
                 });
                 let pts = sample.buffer().and_then(|b| b.pts());
+                if let Some(tap) = tap.as_ref().filter(|t| t.wanted())
+                    && let (Some(buffer), Some(caps)) = (sample.buffer(), sample.caps())
+                {
+                    // A copy of its own: holding the decoder's buffer could starve its pool.
+                    let copy = buffer.copy_deep().unwrap_or_else(|_| buffer.copy());
+                    tap.put_video(
+                        gst::Sample::builder()
+                            .buffer(&copy)
+                            .caps(&caps.to_owned())
+                            .build(),
+                    );
+                }
                 let now = Instant::now();
                 if tally.media_arrived(now) {
                     let _ = events.send(ObserverEvent::FirstMedia);
