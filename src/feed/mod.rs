@@ -8,7 +8,8 @@
 //! - `model`: the vocabulary (kinds, states, the request, the view, the errors): a leaf
 //! - `running`: one feed while it runs (its stream, state, publisher, sessions)
 //! - `registry`: the node's feeds: made, found, leased, ended
-//! - `publisher`: a publisher connected to a feed
+//! - `publisher`: a publisher connected to a feed (or to a session's room monitor)
+//! - `monitor`: sessions' room monitors' doors on the RTMP server (not feeds)
 //! - `secret`: feed ids and stream keys
 //! - `rtmp`: the RTMP server publishers push to
 //! - `srt`: who publishes to an SRT feed (the gate its listener asks)
@@ -16,6 +17,7 @@
 //! - `whip`: WHIP publishers (a browser, OBS 30+) over WebRTC: offer in, answer out
 
 mod model;
+mod monitor;
 mod publisher;
 mod registry;
 pub mod rtmp;
@@ -29,6 +31,7 @@ pub use model::{
     FeedError, FeedEvent, FeedFigures, FeedKind, FeedMode, FeedRequest, FeedState, FeedView,
     PublishEndpoints, PublishSettings, PublisherView, Refusal, SrtEndpoint, WhipEndpoint,
 };
-pub(crate) use publisher::{Claim, Publisher};
+pub use monitor::MonitorDoor;
+pub(crate) use publisher::{Claim, PushTarget};
 pub use registry::{DEFAULT_MAX_FEEDS, FeedLease, FeedSettings, Feeds};
 pub use whip::{WhipAnswer, WhipRefusal};

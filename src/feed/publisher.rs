@@ -66,6 +66,42 @@ impl Publisher {
     }
 }
 
+/// Who an RTMP publisher's stream goes to: a feed, or a session's room monitor.
+pub(crate) enum PushTarget {
+    Feed(Publisher),
+    Monitor(super::monitor::MonitorSeat),
+}
+
+impl PushTarget {
+    pub(crate) fn send(&mut self, kind: u8, timestamp_ms: u32, body: &[u8]) -> Result<(), String> {
+        match self {
+            PushTarget::Feed(p) => p.send(kind, timestamp_ms, body),
+            PushTarget::Monitor(m) => m.send(kind, timestamp_ms, body),
+        }
+    }
+
+    /// What the publisher says of its stream (a feed shows it; a monitor has no view).
+    pub(crate) fn describe(&self, update: impl FnOnce(&mut PublisherView)) {
+        if let PushTarget::Feed(p) = self {
+            p.describe(update);
+        }
+    }
+
+    /// Notes on the feed why this publisher is dropped.
+    pub(crate) fn dropped(&self, reason: &str, address: &str) {
+        if let PushTarget::Feed(p) = self {
+            p.dropped(reason, address);
+        }
+    }
+
+    pub(crate) async fn kicked(&mut self) -> &'static str {
+        match self {
+            PushTarget::Feed(p) => p.kicked().await,
+            PushTarget::Monitor(m) => m.kicked().await,
+        }
+    }
+}
+
 impl Drop for Publisher {
     fn drop(&mut self) {
         // The stream sees the end of this connection before the next publisher is let in.

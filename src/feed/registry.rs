@@ -13,7 +13,8 @@ use super::model::{
     self, FeedError, FeedEvent, FeedKind, FeedMode, FeedRequest, FeedState, FeedView,
     PublishEndpoints, PublisherView, SrtEndpoint,
 };
-use super::publisher::{Claim, Publisher};
+use super::monitor::{MonitorDoor, MonitorDoors};
+use super::publisher::{Claim, Publisher, PushTarget};
 use super::running::{Feed, FeedBirth, FeedMedia};
 use super::secret;
 
@@ -57,6 +58,8 @@ struct Registry {
     whip_sessions: WhipSessions,
     /// Addresses that offered wrong WHIP bearer tokens.
     whip_strikes: super::strikes::Strikes,
+    /// Sessions' room monitors, by stream key.
+    monitors: MonitorDoors,
 }
 
 /// A session's hold on a feed: the feed's stream to publish, and its state to follow. The
@@ -137,6 +140,7 @@ impl Feeds {
                 events: broadcast::channel(1024).0,
                 whip_sessions: Default::default(),
                 whip_strikes: super::strikes::Strikes::new(WHIP_KEY_FAILURES_PER_MINUTE),
+                monitors: MonitorDoors::default(),
             }),
         }
     }
@@ -506,7 +510,12 @@ impl Feeds {
 
     /// Takes an RTMP publisher for the feed whose stream key `key` is; a feed that has one
     /// keeps it.
-    pub(crate) fn claim_rtmp(&self, key: &str, address: &str) -> Result<Publisher, Claim> {
+    pub(crate) fn claim_rtmp(&self, key: &str, address: &str) -> Result<PushTarget, Claim> {
+        if MonitorDoors::is_monitor_key(key) {
+            let seat = self.inner.monitors.claim(key).ok_or(Claim::WrongKey)?;
+            tracing::info!(%address, "room monitor publisher connected");
+            return Ok(PushTarget::Monitor(seat));
+        }
         let feed = self.by_rtmp_key(key).ok_or(Claim::WrongKey)?;
         let inlet = feed.inlet.clone().ok_or(Claim::WrongKey)?;
         // From here the guard gives the feed back, whatever happens.
@@ -522,7 +531,14 @@ impl Feeds {
                 }
             }
         }
-        Ok(publisher)
+        Ok(PushTarget::Feed(publisher))
+    }
+
+    /// A door for a session's room monitor on the RTMP server: where the cloud publishes
+    /// what the room carries. `None` when the node runs no RTMP server (`--rtmp-listen`).
+    pub fn open_monitor(&self) -> Option<MonitorDoor> {
+        let base = self.inner.settings.lock().rtmp_base.clone()?;
+        Some(self.inner.monitors.open(&base))
     }
 
     /// Takes a WHIP publisher for feed `id` when `bearer` is its key; a feed that has one

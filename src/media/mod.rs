@@ -259,6 +259,7 @@ pub mod inlet;
 pub mod input;
 pub mod inspect;
 pub mod live;
+pub mod monitor;
 pub mod observer;
 mod pads;
 pub use pads::DecoderThreads;

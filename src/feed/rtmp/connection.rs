@@ -16,7 +16,7 @@ use tokio::net::TcpStream;
 
 use super::limits::{APP, RtmpLimits};
 use crate::feed::strikes::Strikes;
-use crate::feed::{Claim, Feeds, Publisher};
+use crate::feed::{Claim, Feeds, PushTarget};
 use crate::media::flv::{TAG_AUDIO, TAG_VIDEO};
 
 /// How long one write to a publisher may take.
@@ -105,7 +105,7 @@ struct Connection<'a> {
     peer: SocketAddr,
     address: String,
     session: ServerSession,
-    publisher: Option<Publisher>,
+    publisher: Option<PushTarget>,
     feeds: &'a Feeds,
     limits: &'a RtmpLimits,
     strikes: &'a Strikes,

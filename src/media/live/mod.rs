@@ -24,7 +24,7 @@
 mod encoder;
 mod input;
 mod pump;
-mod pushed;
+pub(crate) mod pushed;
 mod queue;
 mod supervisor;
 

@@ -16,14 +16,14 @@ const APPSRC_LIMIT: u64 = 4 * 1024 * 1024;
 /// How often a carrier with nothing to carry looks whether its attempt is over.
 const IDLE_LOOK: Duration = Duration::from_millis(500);
 
-/// Has the pipeline's uridecodebin, once it makes its appsrc, take `connection`'s tags. Must
-/// run on a tokio runtime.
-pub(super) fn carry_into(pipeline: &gst::Pipeline, connection: Connection) -> Result<(), String> {
+/// Has the pipeline's uridecodebin (or uridecodebin3), once it makes its appsrc for
+/// `appsrc://`, take `connection`'s tags. Must run on a tokio runtime.
+pub(crate) fn carry_into(pipeline: &gst::Pipeline, connection: Connection) -> Result<(), String> {
     let decoder = pipeline
         .iterate_elements()
         .into_iter()
         .flatten()
-        .find(|e| e.factory().is_some_and(|f| f.name() == "uridecodebin"))
+        .find(|e| e.factory().is_some_and(|f| f.name().starts_with("uridecodebin")))
         .ok_or("the pushed input has no decoder")?;
     let runtime = tokio::runtime::Handle::current();
     let connection = parking_lot::Mutex::new(Some(connection));

@@ -197,6 +197,24 @@ pub struct ObserveSpec {
     pub gain: Arc<std::sync::atomic::AtomicU32>,
     /// Where what is decoded goes on to (the emulator's room publisher), if anywhere.
     pub tap: Option<super::tap::RoomTap>,
+    /// A publisher's connection to observe instead of `url` (a room monitor's push).
+    pub pushed: Option<PushedConnection>,
+}
+
+/// A publisher's connection, taken by the observer's first play.
+#[derive(Clone)]
+pub struct PushedConnection(Arc<Mutex<Option<crate::media::inlet::Connection>>>);
+
+impl PushedConnection {
+    pub(crate) fn new(connection: crate::media::inlet::Connection) -> Self {
+        Self(Arc::new(Mutex::new(Some(connection))))
+    }
+}
+
+impl std::fmt::Debug for PushedConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PushedConnection")
+    }
 }
 
 impl ObserveSpec {
@@ -209,6 +227,7 @@ impl ObserveSpec {
             stall_timeout: Duration::from_secs(5),
             gain: Arc::new(std::sync::atomic::AtomicU32::new(100)),
             tap: None,
+            pushed: None,
         }
     }
 }
@@ -300,13 +319,26 @@ fn build_pipeline(
     let pipeline = gst::Pipeline::new();
     // decodebin3: a late joiner on a low-bitrate live FLV stream decodes at once, where
     // decodebin2 waits seconds before its first output.
+    let uri = match spec.pushed {
+        Some(_) => "appsrc://",
+        None => spec.url.as_str(),
+    };
     let decode = gst::ElementFactory::make("uridecodebin3")
-        .property("uri", &spec.url)
+        .property("uri", uri)
         .build()
         .map_err(|e| format!("uridecodebin3: {e}"))?;
     pipeline
         .add(&decode)
         .map_err(|e| format!("cannot add uridecodebin: {e}"))?;
+    if let Some(pushed) = &spec.pushed {
+        let connection = pushed
+            .0
+            .lock()
+            .expect("pushed connection lock")
+            .take()
+            .ok_or("the publisher's connection was played already")?;
+        super::live::pushed::carry_into(&pipeline, connection)?;
+    }
     tally.read_cues_of(&decode);
     let sync = spec.pace == Pace::Realtime;
     let tally = tally.clone();
