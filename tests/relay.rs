@@ -287,6 +287,7 @@ async fn the_relay_going_away_mid_call_is_ridden_out_in_the_same_call() {
         ring_when_live: None,
         stays_after_feed: false,
         start: None,
+        monitor: None,
     };
     let (status_tx, mut status) = tokio::sync::watch::channel(Status::default());
     let (_stop, stop_rx) = tokio::sync::watch::channel(false);

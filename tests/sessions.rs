@@ -55,6 +55,7 @@ fn spec(callee: &str, room: RoomRef, media: &str) -> SessionSpec {
         ring_when_live: None,
         stays_after_feed: false,
         start: None,
+        monitor: None,
     }
 }
 
@@ -566,6 +567,15 @@ impl CloudOps for PanicsAtIngest {
         req: &callfeed::cloud::ingest::UpdateStreamIngest,
     ) -> Result<bool, callfeed::cloud::CloudError> {
         self.0.update_ingest(req).await
+    }
+    async fn start_publish(
+        &self,
+        req: &callfeed::cloud::publish_cdn::StartPublishCdnStream,
+    ) -> Result<String, callfeed::cloud::CloudError> {
+        self.0.start_publish(req).await
+    }
+    async fn stop_publish(&self, task_id: &str) -> Result<(), callfeed::cloud::CloudError> {
+        self.0.stop_publish(task_id).await
     }
 }
 

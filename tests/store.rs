@@ -68,6 +68,7 @@ async fn conforms(store: Arc<Store>) {
             id: "s1".into(),
             call_id: Some("call-1".into()),
             task_id: Some("task-1".into()),
+            publish_task_id: None,
             pending: None,
             owner: Some(process_identity()),
             owner_gone: open[0].owner_gone,

@@ -25,6 +25,7 @@ mod lost_answers;
 mod lying_files;
 mod media;
 mod media_cli;
+mod monitor;
 mod observer;
 mod outputs;
 mod python_interop;

@@ -239,6 +239,8 @@ fn session_request(args: &CallArgs, config: &Config) -> anyhow::Result<SessionRe
         ring: None,
         feed_wait_secs: None,
         on_feed_end: None,
+        monitor: None,
+        record: None,
     })
 }
 

@@ -235,6 +235,8 @@ fn template(args: &LoadArgs) -> anyhow::Result<SessionRequest> {
         ring: None,
         feed_wait_secs: None,
         on_feed_end: None,
+        monitor: None,
+        record: None,
     })
 }
 

@@ -73,9 +73,7 @@ impl MonitorDoors {
         let key = format!("{PREFIX}{}", super::secret::stream_key().expose_secret());
         let inlet = Inlet::new();
         let (closed, _) = watch::channel(false);
-        self.0
-            .lock()
-            .insert(key.clone(), (inlet.clone(), closed));
+        self.0.lock().insert(key.clone(), (inlet.clone(), closed));
         MonitorDoor {
             url: SecretString::from(format!("{base}/{key}")),
             inlet,

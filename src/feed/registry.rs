@@ -534,6 +534,11 @@ impl Feeds {
         Ok(PushTarget::Feed(publisher))
     }
 
+    /// Whether the node can take a room monitor's publish (it runs an RTMP server).
+    pub fn takes_monitors(&self) -> bool {
+        self.inner.settings.lock().rtmp_base.is_some()
+    }
+
     /// A door for a session's room monitor on the RTMP server: where the cloud publishes
     /// what the room carries. `None` when the node runs no RTMP server (`--rtmp-listen`).
     pub fn open_monitor(&self) -> Option<MonitorDoor> {

@@ -9,11 +9,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 
-use super::inlet::Inlet;
-use super::observer::{
-    MediaTally, ObserveSpec, ObservedMedia, Observer, Pace, PushedConnection,
-};
 use super::MediaInitError;
+use super::inlet::Inlet;
+use super::observer::{MediaTally, ObserveSpec, ObservedMedia, Observer, Pace, PushedConnection};
 
 /// Whether the room's publish reaches the monitor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

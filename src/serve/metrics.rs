@@ -235,4 +235,15 @@ impl<C: CloudOps> CloudOps for Metered<C> {
         self.measure("UpdateStreamIngest", self.inner.update_ingest(req))
             .await
     }
+    async fn start_publish(
+        &self,
+        req: &crate::cloud::publish_cdn::StartPublishCdnStream,
+    ) -> Result<String, CloudError> {
+        self.measure("StartPublishCdnStream", self.inner.start_publish(req))
+            .await
+    }
+    async fn stop_publish(&self, task_id: &str) -> Result<(), CloudError> {
+        self.measure("StopPublishCdnStream", self.inner.stop_publish(task_id))
+            .await
+    }
 }

@@ -108,6 +108,9 @@ async fn after_panic<C: CloudOps>(
         call_id: known
             .call_id
             .or_else(|| open.as_ref().and_then(|o| o.call_id.clone())),
+        publish_task_id: known
+            .publish_task_id
+            .or_else(|| open.as_ref().and_then(|o| o.publish_task_id.clone())),
     };
     let (call_id, task_id) = (leftovers.call_id.clone(), leftovers.task_id.clone());
     let outcome = Outcome::Failed {
@@ -138,6 +141,7 @@ async fn after_panic<C: CloudOps>(
         relay: None,
         unconfirmed_start: None,
         queue: Vec::new(),
+        monitor: None,
     }
 }
 

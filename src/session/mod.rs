@@ -8,8 +8,10 @@
 pub mod change;
 pub mod driver;
 mod media;
+pub mod monitor_spec;
 mod report;
 mod request;
+pub mod room_watch;
 mod run;
 mod settings;
 pub mod state;
@@ -22,6 +24,7 @@ use crate::cloud::RoomRef;
 use crate::cloud::call::{CallClient, StartCallByRobot};
 use crate::cloud::http::CloudError;
 use crate::cloud::ingest::{IngestClient, IngestStatus, StartStreamIngest, UpdateStreamIngest};
+use crate::cloud::publish_cdn::StartPublishCdnStream;
 
 pub use request::{MAX_DURATION_SECS, RequestError, SessionRequest, SessionSpec, default_profile};
 
@@ -93,6 +96,13 @@ pub trait CloudOps: Send + Sync {
         &self,
         req: &UpdateStreamIngest,
     ) -> impl Future<Output = Result<bool, CloudError>> + Send;
+    /// Has the cloud publish a room to RTMP (the room monitor); the task's id.
+    fn start_publish(
+        &self,
+        req: &StartPublishCdnStream,
+    ) -> impl Future<Output = Result<String, CloudError>> + Send;
+    /// Stops a publish; a task the cloud no longer has counts as stopped.
+    fn stop_publish(&self, task_id: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
 }
 
 /// The real cloud: the call engine and TRTC clients.
@@ -153,6 +163,22 @@ impl CloudOps for CloudClients {
             // Already over is what we wanted.
             Err(CloudError::Api { code, .. })
                 if code == "FailedOperation.TaskFinished" || code == "InvalidParameter.TaskId" =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn start_publish(&self, req: &StartPublishCdnStream) -> Result<String, CloudError> {
+        Ok(self.ingest.start_publish_cdn(req).await?.response.task_id)
+    }
+
+    async fn stop_publish(&self, task_id: &str) -> Result<(), CloudError> {
+        match self.ingest.stop_publish_cdn(task_id).await {
+            Ok(_) => Ok(()),
+            Err(CloudError::Api { code, .. })
+                if crate::cloud::publish_cdn::already_stopped(&code) =>
             {
                 Ok(())
             }

@@ -52,6 +52,9 @@ pub struct Report {
     /// Each item queued (by PATCH's queue), with when it started and finished.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub queue: Vec<QueuedItem>,
+    /// What the room monitor received of the room, when the session had one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub monitor: Option<super::room_watch::MonitorView>,
 }
 
 /// What a session's media did.
@@ -210,6 +213,9 @@ pub struct Status {
     /// Every item queued, in the order it was, with how it went.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub queue: Vec<QueuedItem>,
+    /// The room monitor's figures, once it runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub monitor: Option<super::room_watch::MonitorView>,
 }
 
 /// A queued item and how it went, on the session's clock.
@@ -263,6 +269,7 @@ impl Default for Status {
             queue: Vec::new(),
             timings: Timings::default(),
             media: None,
+            monitor: None,
         }
     }
 }

@@ -44,6 +44,8 @@ pub struct SessionSpec {
     /// Start this far into a file streamed live (a seek in a file the cloud played, moved
     /// to a stream of the session's own).
     pub start: Option<Duration>,
+    /// The room monitor: the cloud publishes what the room carries back to this node.
+    pub monitor: Option<super::monitor_spec::MonitorSpec>,
 }
 
 impl SessionSpec {
@@ -139,6 +141,13 @@ pub struct SessionRequest {
     /// (the call stays on the slate until it ends for another reason).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_feed_end: Option<String>,
+    /// `true` (the robot's stream as the room carries it) or `"mix"` (the room's mix): the
+    /// cloud publishes it back, its figures are in the status and the verdict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitor: Option<serde_json::Value>,
+    /// `true` or `"audio"`: what the monitor receives is recorded (asks for a monitor).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<serde_json::Value>,
 }
 
 /// How long a session waits for its feed to go live when it rings only then, by default.
@@ -436,6 +445,7 @@ impl SessionRequest {
             ring_when_live: None,
             stays_after_feed: false,
             start: None,
+            monitor: super::monitor_spec::parse(self.monitor.as_ref(), self.record.as_ref())?,
         };
         // The cloud request's own checks, so nothing the cloud would refuse gets this far.
         spec.start_call_request().body()?;

@@ -19,6 +19,7 @@ use crate::store::{Admission, Journal, Store};
 
 mod control;
 mod ending;
+mod monitor;
 
 /// What woke the session's loop.
 enum Woke {
@@ -30,6 +31,8 @@ enum Woke {
 
 /// How often the room's ear is asked which queued items it heard.
 const HEARING_EVERY: Duration = Duration::from_millis(100);
+/// How often the room monitor's figures are read (and shown).
+const ROOM_LOOK_EVERY: Duration = Duration::from_secs(1);
 
 /// How soon an ingest task the cloud ended is started again, at first and at most.
 const RESTART_MIN: Duration = Duration::from_millis(500);
@@ -92,6 +95,9 @@ pub(super) struct SessionRun<'a, C> {
     deadline: Option<tokio::time::Instant>,
     /// The relay push's figures, once it stopped.
     relay: Option<crate::publish::relay::RelayFigures>,
+    /// The room monitor, once the stream is bound (when the session asked for one).
+    room_watch: Option<super::room_watch::RoomWatch>,
+    next_room_look: tokio::time::Instant,
 }
 
 impl<'a, C: CloudOps> SessionRun<'a, C> {
@@ -126,6 +132,8 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
             unconfirmed_start: None,
             deadline: None,
             relay: None,
+            room_watch: None,
+            next_room_look: tokio::time::Instant::now(),
         }
     }
 
@@ -402,6 +410,7 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
         let task_due = self.task_id.is_some() && polls.task.is_none();
         let (call_at, task_at) = (polls.next_call, polls.next_task);
         let hearing = self.awaits_hearing();
+        let room_look = self.room_watch.is_some().then_some(self.next_room_look);
         let changes = self.controls.changes.as_mut();
         let woke = tokio::select! {
             change = next_change(changes) => match change {
@@ -415,6 +424,11 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
             // The room's ear, while a queued item's start is not heard yet.
             _ = tokio::time::sleep(HEARING_EVERY), if hearing => {
                 self.listen_for_items();
+                None
+            }
+            _ = tokio::time::sleep_until(room_look.unwrap_or(call_at)), if room_look.is_some() => {
+                self.next_room_look = tokio::time::Instant::now() + ROOM_LOOK_EVERY;
+                self.look_at_room();
                 None
             }
             _ = self.controls.nudge.notified() => {
@@ -676,7 +690,9 @@ impl<'a, C: CloudOps> SessionRun<'a, C> {
                         .max_duration
                         .and_then(|d| tokio::time::Instant::now().checked_add(d));
                 }
-                self.machine.on(Event::IngestStarted)
+                let actions = self.machine.on(Event::IngestStarted);
+                self.start_monitor().await;
+                actions
             }
             Err(e) => self.refused(Stage::Ingest, &e),
         }

@@ -66,6 +66,8 @@ pub enum Stage {
     Ring,
     Ingest,
     Media,
+    /// The room monitor found that the room did not carry the media.
+    Room,
     Teardown,
 }
 
@@ -78,6 +80,7 @@ impl Stage {
             Self::Ring => "ring",
             Self::Ingest => "ingest",
             Self::Media => "media",
+            Self::Room => "room",
             Self::Teardown => "teardown",
         }
     }

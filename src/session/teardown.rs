@@ -39,11 +39,13 @@ fn retry_delays() -> backon::ExponentialBackoff {
 pub struct CloudLeftovers {
     pub task_id: Option<String>,
     pub call_id: Option<String>,
+    /// The room monitor's relay to CDN.
+    pub publish_task_id: Option<String>,
 }
 
 impl CloudLeftovers {
     pub fn is_empty(&self) -> bool {
-        self.task_id.is_none() && self.call_id.is_none()
+        self.task_id.is_none() && self.call_id.is_none() && self.publish_task_id.is_none()
     }
 
     /// One attempt, bounded by `limit`: each part the cloud confirms gone is forgotten.
@@ -54,6 +56,13 @@ impl CloudLeftovers {
         limit: Duration,
     ) -> Result<(), String> {
         let mut failures = Vec::new();
+        if let Some(task) = self.publish_task_id.clone() {
+            match tokio::time::timeout(limit, cloud.stop_publish(&task)).await {
+                Ok(Ok(())) => self.publish_task_id = None,
+                Ok(Err(e)) => failures.push(format!("publish task {task} not stopped: {e}")),
+                Err(_) => failures.push(format!("publish task {task}: no answer in {limit:?}")),
+            }
+        }
         if let Some(task) = self.task_id.clone() {
             match tokio::time::timeout(limit, cloud.stop_ingest(&task)).await {
                 Ok(Ok(())) => self.task_id = None,
@@ -209,6 +218,7 @@ async fn recover_one<C: CloudOps>(
     let mut leftovers = CloudLeftovers {
         task_id: s.task_id.clone(),
         call_id: s.call_id.clone(),
+        publish_task_id: s.publish_task_id.clone(),
     };
     let (result, pending_note) = s.recovered_result();
     if let Err(e) = leftovers.stop_once(cloud, attempt_limit).await {
@@ -219,6 +229,9 @@ async fn recover_one<C: CloudOps>(
         return Err((s.id, e));
     }
     let mut stopped = Vec::new();
+    if let Some(t) = &s.publish_task_id {
+        stopped.push(format!("stopped publish task {t}"));
+    }
     if let Some(t) = &s.task_id {
         stopped.push(format!("stopped task {t}"));
     }

@@ -23,6 +23,8 @@ pub struct OpenSession {
     pub id: String,
     pub call_id: Option<String>,
     pub task_id: Option<String>,
+    /// The relay to CDN its room monitor started (StartPublishCdnStream), if any.
+    pub publish_task_id: Option<String>,
     /// The result it ended with, when only the cloud's confirmation is missing.
     pub pending: Option<(String, String)>,
     /// The process that runs it, while that process lives: see [`process_identity`].
@@ -94,6 +96,12 @@ pub trait Journal: Send + Sync {
         call_id: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     fn set_task(
+        &self,
+        id: &str,
+        task_id: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// The relay to CDN the session's room monitor started: stopped with the rest.
+    fn set_publish_task(
         &self,
         id: &str,
         task_id: &str,

@@ -92,6 +92,9 @@ impl Journal for Store {
     async fn set_task(&self, id: &str, task_id: &str) -> Result<(), StoreError> {
         each!(self, s => s.set_task(id, task_id))
     }
+    async fn set_publish_task(&self, id: &str, task_id: &str) -> Result<(), StoreError> {
+        each!(self, s => s.set_publish_task(id, task_id))
+    }
     async fn finish(&self, id: &str, result: &str, note: &str) -> Result<(), StoreError> {
         each!(self, s => s.finish(id, result, note))
     }

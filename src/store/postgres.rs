@@ -18,10 +18,10 @@ mod cluster;
 mod placement;
 
 /// The schema this callfeed writes; a database at a later version is refused.
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 /// Each migration takes the schema from its index to the next version.
-const MIGRATIONS: [&str; 3] = [
+const MIGRATIONS: [&str; 4] = [
     "CREATE TABLE sessions (
        id TEXT PRIMARY KEY,
        created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
@@ -50,6 +50,9 @@ const MIGRATIONS: [&str; 3] = [
     // Version 3: which API token a node takes (a fingerprint), so a session admitted under
     // one token is never run by a node that takes another.
     "ALTER TABLE nodes ADD COLUMN token_fingerprint TEXT NOT NULL DEFAULT '';",
+    // Version 4: the relay to CDN a session's room monitor started, stopped with the rest
+    // (by the sweeper too, when its node is lost).
+    "ALTER TABLE sessions ADD COLUMN publish_task_id TEXT;",
 ];
 
 /// How long connecting, and each statement, may take: a store that does not answer is an
@@ -288,6 +291,15 @@ impl Journal for PostgresStore {
         .map(drop)
     }
 
+    async fn set_publish_task(&self, id: &str, task_id: &str) -> Result<(), StoreError> {
+        self.exec(
+            "UPDATE sessions SET publish_task_id = $2, updated_at = now() WHERE id = $1 AND owner = $3",
+            &[&id, &task_id, &process_identity()],
+        )
+        .await
+        .map(drop)
+    }
+
     async fn finish(&self, id: &str, result: &str, note: &str) -> Result<(), StoreError> {
         self.exec(
             "UPDATE sessions SET result = $2, note = $3, state = 'ended', pending_result = NULL, updated_at = now() WHERE id = $1 AND owner = $4",
@@ -317,7 +329,7 @@ impl Journal for PostgresStore {
                 // An owner without a node row, or whose lease ran out, is gone.
                 "SELECT s.id, s.call_id, s.task_id, s.pending_result, s.note, s.owner,
                         (n.id IS NULL OR n.lease_until < now()) AS owner_gone,
-                        s.state = 'placed' AS placed
+                        s.state = 'placed' AS placed, s.publish_task_id
                  FROM sessions s LEFT JOIN nodes n ON n.id = s.owner
                  WHERE s.result IS NULL ORDER BY s.created_at, s.id",
                 &[],
@@ -332,6 +344,7 @@ impl Journal for PostgresStore {
                     id: r.get(0),
                     call_id: r.get(1),
                     task_id: r.get(2),
+                    publish_task_id: r.get(8),
                     pending: pending.map(|p| (p, note.unwrap_or_default())),
                     owner: r.get(5),
                     owner_gone: Some(r.get(6)),

@@ -89,6 +89,9 @@ const MIGRATE_TO_4: &str = "CREATE TABLE events (seq INTEGER PRIMARY KEY AUTOINC
        session TEXT NOT NULL, kind TEXT NOT NULL, data TEXT NOT NULL, at_ms INTEGER NOT NULL);
      CREATE INDEX events_by_session ON events(session, seq);
      PRAGMA user_version = 4;";
+/// Version 5: the relay to CDN a session's room monitor started, stopped with the rest.
+const MIGRATE_TO_5: &str =
+    "ALTER TABLE sessions ADD COLUMN publish_task_id TEXT; PRAGMA user_version = 5;";
 
 impl SqliteStore {
     /// Opens (creating it 0600) and migrates the journal at `path`. It blocks: async code
@@ -111,7 +114,12 @@ impl SqliteStore {
         let version: i64 = db
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(err)?;
-        for (to, migration) in [(2, MIGRATE_TO_2), (3, MIGRATE_TO_3), (4, MIGRATE_TO_4)] {
+        for (to, migration) in [
+            (2, MIGRATE_TO_2),
+            (3, MIGRATE_TO_3),
+            (4, MIGRATE_TO_4),
+            (5, MIGRATE_TO_5),
+        ] {
             if version < to {
                 db.execute_batch(&format!("BEGIN; {migration} COMMIT;"))
                     .map_err(err)?;
@@ -179,7 +187,7 @@ fn active_for(db: &Connection, room: &str, robot: &str) -> rusqlite::Result<Opti
 
 fn open_sessions(db: &Connection) -> rusqlite::Result<Vec<OpenSession>> {
     let mut stmt = db.prepare(
-        "SELECT id, call_id, task_id, pending_result, note, owner FROM sessions WHERE result IS NULL ORDER BY created_ms",
+        "SELECT id, call_id, task_id, pending_result, note, owner, publish_task_id FROM sessions WHERE result IS NULL ORDER BY created_ms",
     )?;
     let rows = stmt.query_map([], |r| {
         let pending: Option<String> = r.get(3)?;
@@ -188,6 +196,7 @@ fn open_sessions(db: &Connection) -> rusqlite::Result<Vec<OpenSession>> {
             id: r.get(0)?,
             call_id: r.get(1)?,
             task_id: r.get(2)?,
+            publish_task_id: r.get(6)?,
             pending: pending.map(|p| (p, note.unwrap_or_default())),
             owner: r.get(5)?,
             owner_gone: None,
@@ -226,6 +235,10 @@ impl Journal for SqliteStore {
     }
     async fn set_task(&self, id: &str, task_id: &str) -> Result<(), StoreError> {
         let sql = "UPDATE sessions SET task_id = ?2, updated_ms = ?3 WHERE id = ?1";
+        set(self, sql, id, task_id).await
+    }
+    async fn set_publish_task(&self, id: &str, task_id: &str) -> Result<(), StoreError> {
+        let sql = "UPDATE sessions SET publish_task_id = ?2, updated_ms = ?3 WHERE id = ?1";
         set(self, sql, id, task_id).await
     }
     async fn finish(&self, id: &str, result: &str, note: &str) -> Result<(), StoreError> {
@@ -416,6 +429,7 @@ mod tests {
                 id: "s1".into(),
                 call_id: Some("c1".into()),
                 task_id: Some("t1".into()),
+                publish_task_id: None,
                 pending: None,
                 owner: Some(process_identity()),
                 owner_gone: None,

@@ -48,6 +48,13 @@ pub trait SessionStore: Journal + EventLog {
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         Journal::set_task(self, id, task_id)
     }
+    fn set_publish_task(
+        &self,
+        id: &str,
+        task_id: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        Journal::set_publish_task(self, id, task_id)
+    }
     fn finish(
         &self,
         id: &str,

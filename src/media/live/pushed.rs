@@ -23,7 +23,10 @@ pub(crate) fn carry_into(pipeline: &gst::Pipeline, connection: Connection) -> Re
         .iterate_elements()
         .into_iter()
         .flatten()
-        .find(|e| e.factory().is_some_and(|f| f.name().starts_with("uridecodebin")))
+        .find(|e| {
+            e.factory()
+                .is_some_and(|f| f.name().starts_with("uridecodebin"))
+        })
         .ok_or("the pushed input has no decoder")?;
     let runtime = tokio::runtime::Handle::current();
     let connection = parking_lot::Mutex::new(Some(connection));

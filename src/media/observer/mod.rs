@@ -70,6 +70,8 @@ pub struct ObservedMedia {
     pub level_now_db: Option<f64>,
     pub tone_now_hz: Option<f64>,
     pub first_media_ms: Option<u64>,
+    /// When the latest media was decoded, on the same clock as `first_media_ms`.
+    pub last_media_ms: Option<u64>,
     pub gaps_over_500ms: u64,
     /// Times the decoded video size changed mid-task.
     pub size_changes: u64,
@@ -139,10 +141,11 @@ impl MediaTally {
     fn media_arrived(&self, now: Instant) -> bool {
         self.with(|t| {
             let first = t.media.first_media_ms.is_none();
+            let since = t.requested_at.map_or(Duration::ZERO, |r| now - r);
             if first {
-                let since = t.requested_at.map_or(Duration::ZERO, |r| now - r);
                 t.media.first_media_ms = Some(since.as_millis() as u64);
             }
+            t.media.last_media_ms = Some(since.as_millis() as u64);
             if let Some(last) = t.last_buffer_at
                 && !t.paused
                 && now.duration_since(last) > GAP

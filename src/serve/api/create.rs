@@ -59,6 +59,14 @@ pub(super) async fn create<C: CloudOps + 'static>(
             };
             svc.refuse(reason, e.into())
         })?;
+    if spec.monitor.is_some() && !svc.feeds().takes_monitors() {
+        let refused = ApiError::from(RequestError::Invalid(crate::cloud::InvalidArgument::new(
+            "monitor",
+            "true",
+            "a node with an RTMP server for the cloud to publish the room to: start serve with --rtmp-listen (and --rtmp-public if the cloud reaches it at another address)",
+        )));
+        return Err(svc.refuse("invalid", refused));
+    }
     if let crate::media::input::InputSpec::Feed(feed) = &spec.input
         && let Err(e) = svc.feeds().check(feed, spec.stays_after_feed)
     {

@@ -35,6 +35,7 @@ pub(super) async fn record<C: CloudOps + 'static>(
 ) {
     let mut last_phase = None;
     let mut told = std::collections::HashMap::new();
+    let mut room_told = RoomTold::default();
     let mut first = Some(first);
     loop {
         let finished = report.borrow_and_update().clone();
@@ -59,7 +60,8 @@ pub(super) async fn record<C: CloudOps + 'static>(
             .await;
             recorded.notify_waiters();
         }
-        for (kind, data) in queue_events(&now, &mut told) {
+        let room = room_events(&now, &mut room_told);
+        for (kind, data) in queue_events(&now, &mut told).into_iter().chain(room) {
             append(&svc, &id, kind, &data).await;
             recorded.notify_waiters();
         }
@@ -110,6 +112,35 @@ fn queue_events(
             events.push(("item_finished", said(state, at)));
         }
     }
+    events
+}
+
+/// What the room monitor's events have told so far.
+#[derive(Default)]
+struct RoomTold {
+    /// The session clock of the last `monitor` event.
+    figures_at: Option<u64>,
+    alerts: usize,
+}
+
+/// The room monitor's figures as a `monitor` event once a second, and each alert
+/// (`room_silent`, `room_frozen`, `room_lost`) once, as an event of its kind.
+fn room_events(status: &Status, told: &mut RoomTold) -> Vec<(&'static str, String)> {
+    let Some(monitor) = &status.monitor else {
+        return Vec::new();
+    };
+    let mut events = Vec::new();
+    if told.figures_at.is_none_or(|at| monitor.at_ms >= at + 1000) {
+        told.figures_at = Some(monitor.at_ms);
+        events.push((
+            "monitor",
+            serde_json::to_string(monitor).unwrap_or_default(),
+        ));
+    }
+    for alert in monitor.alerts.iter().skip(told.alerts) {
+        events.push((alert.kind, serde_json::to_string(alert).unwrap_or_default()));
+    }
+    told.alerts = monitor.alerts.len();
     events
 }
 

@@ -31,7 +31,7 @@ pub(super) fn call_started<C: CloudOps + 'static>(
 ) {
     let stray = CloudLeftovers {
         call_id: Some(call_id),
-        task_id: None,
+        ..CloudLeftovers::default()
     };
     watch(svc, stray, StrayKind::Call, room);
 }
@@ -40,8 +40,8 @@ pub(super) fn call_started<C: CloudOps + 'static>(
 /// its answer, the task is stopped.
 pub(super) fn task_started<C: CloudOps + 'static>(svc: &Arc<Service<C>>, task_id: String) {
     let stray = CloudLeftovers {
-        call_id: None,
         task_id: Some(task_id),
+        ..CloudLeftovers::default()
     };
     watch(svc, stray, StrayKind::Task, None);
 }

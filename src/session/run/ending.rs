@@ -14,6 +14,7 @@ impl<C: CloudOps> SessionRun<'_, C> {
         media: Option<MediaFigures>,
     ) -> Report {
         let mut room = None;
+        let monitor = self.stop_monitor().await;
         let outcome = match &self.machine.phase {
             Phase::Ended { outcome } | Phase::Ending { outcome } => {
                 let witness = self.settings.room_witness.as_ref();
@@ -23,7 +24,19 @@ impl<C: CloudOps> SessionRun<'_, C> {
                     .zip(witness)
                     .and_then(|(id, w)| w(id));
                 let live = media.as_ref().and_then(MediaFigures::live);
-                crate::session::state::confirmed(outcome.clone(), live, room.as_ref())
+                let outcome =
+                    crate::session::state::confirmed(outcome.clone(), live, room.as_ref());
+                match monitor
+                    .as_ref()
+                    .and_then(|(_, shortfall)| shortfall.clone())
+                {
+                    // The room monitor's verdict: completed only if the room carried it.
+                    Some(reason) if outcome == Outcome::Completed => Outcome::Failed {
+                        stage: Stage::Room,
+                        reason,
+                    },
+                    _ => outcome,
+                }
             }
             _ => Outcome::Failed {
                 stage: Stage::Teardown,
@@ -60,6 +73,7 @@ impl<C: CloudOps> SessionRun<'_, C> {
             room,
             relay: self.relay,
             queue,
+            monitor: monitor.map(|(view, _)| view),
         }
     }
 }

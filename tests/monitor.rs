@@ -1,0 +1,246 @@
+//! The room monitor (`monitor: true | "mix"`): the cloud publishes what the room carries back
+//! to callfeed's RTMP server (StartPublishCdnStream, here the emulator's relay to CDN, which
+//! really encodes and pushes it), the monitor decodes it, its figures are in the status, the
+//! events and the report, and a completed session is one whose room carried the media.
+//! No room witness is given to these services: the verdict comes from the monitor alone, as
+//! it would against Tencent's cloud.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::common::serve::*;
+use crate::common::*;
+use callfeed::emulator::Emulator;
+use callfeed::media::policy::{InputPolicy, Restrictions};
+use serde_json::{Value, json};
+
+/// The emulator, a serve with an RTMP server for the room's publish (and API clients that may
+/// read files under a media folder), and that folder with `seconds` of a 440 Hz tone.
+struct Monitored {
+    emulator: Arc<Emulator>,
+    api: Api,
+    _service: Arc<callfeed::serve::api::Service<callfeed::session::CloudClients>>,
+    _rtmp: callfeed::feed::rtmp::RtmpServer,
+    tone: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+async fn monitored(seconds: u32) -> Monitored {
+    let emulator = Emulator::start(test_emulator_config(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let emulator = Arc::new(emulator);
+    let dir = tempfile::tempdir().unwrap();
+    let media = dir.path().join("media");
+    std::fs::create_dir(&media).unwrap();
+    let tone = media.join("440.m4a");
+    ffmpeg(&format!(
+        "-f lavfi -i sine=frequency=440:duration={seconds} -ac 2 -ar 48000 -c:a aac {}",
+        tone.display()
+    ));
+    let roots = [media.clone()];
+    let (service, api) = start_service(&emulator, &dir.path().join("j.sqlite"), |c| {
+        c.policy = InputPolicy::Restricted(Restrictions::new(&roots, false, &[]).unwrap());
+    })
+    .await;
+    let feeds = service.feeds().clone();
+    let rtmp = callfeed::feed::rtmp::listen(
+        "127.0.0.1:0".parse().unwrap(),
+        feeds.clone(),
+        Default::default(),
+    )
+    .await
+    .unwrap();
+    feeds.set_rtmp_base(Some(format!("rtmp://{}/live", rtmp.local_addr())));
+    Monitored {
+        emulator,
+        api,
+        _service: service,
+        _rtmp: rtmp,
+        tone,
+        _dir: dir,
+    }
+}
+
+impl Monitored {
+    async fn start(&self, body: Value) -> String {
+        let (status, created) = self.api.post(body).await;
+        assert_eq!(status, 201, "{created}");
+        created["id"].as_str().unwrap().to_owned()
+    }
+
+    async fn publishes(&self) -> Vec<Value> {
+        emulator_list(&self.emulator, "publishes").await
+    }
+}
+
+fn near(hz: &Value, expected: f64) -> bool {
+    hz.as_f64()
+        .is_some_and(|hz| (hz - expected).abs() < expected * 0.03)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mixed_room_with_a_speaking_callee_is_measured_while_it_runs_and_in_the_report() {
+    let m = monitored(8).await;
+    m.emulator.set_voice("jack", Some(660.0));
+    let id = m
+        .start(
+            json!({"to": ["jack"], "media": m.tone, "room": "monitored-mix",
+            "media_type": "audio", "monitor": "mix"}),
+        )
+        .await;
+    // While it runs: the monitor's figures, with the emulator room view's names.
+    let running = m
+        .api
+        .until(
+            &format!("/v1/sessions/{id}"),
+            Duration::from_secs(20),
+            |v| v["status"]["monitor"]["audio_ms"].as_u64() > Some(1500),
+        )
+        .await;
+    let monitor = &running["status"]["monitor"];
+    assert_eq!(monitor["state"], "receiving", "{running:#}");
+    assert_eq!(monitor["source"], "mix");
+    assert!(
+        monitor["audio_level_db"]
+            .as_f64()
+            .is_some_and(|db| db > -40.0),
+        "{monitor:#}"
+    );
+    assert!(
+        near(&monitor["dominant_hz"], 440.0) || near(&monitor["dominant_hz"], 660.0),
+        "the robot's 440 Hz or the callee's 660 Hz: {monitor:#}"
+    );
+    let publishes = m.publishes().await;
+    assert_eq!(publishes.len(), 1, "{publishes:?}");
+    assert_eq!(publishes[0]["from"]["kind"], "mix");
+    assert_eq!(publishes[0]["room_kind"], "string");
+    let events = events_until_report(&m.api.base, &id).await;
+    assert!(events.contains("event: monitor"), "{events}");
+    let report = until_ended(&m.api.base, TOKEN, &id, Duration::from_secs(30)).await;
+    assert_eq!(report["report"]["result"], "completed", "{report:#}");
+    let seen = &report["report"]["monitor"];
+    assert!(seen["audio_ms"].as_u64() > Some(5000), "{seen:#}");
+    assert_eq!(seen["gaps_over_500ms"], 0, "{seen:#}");
+    // No publish task is left once the session ended.
+    let publishes = m.publishes().await;
+    assert_eq!(publishes[0]["state"], "stopped", "{publishes:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_numeric_room_is_published_with_its_own_room_id_type_and_carries_the_robot() {
+    let m = monitored(5).await;
+    let id = m
+        .start(
+            json!({"to": ["jack"], "media": m.tone, "room": "4711", "room_type": "numeric",
+            "media_type": "audio", "monitor": true}),
+        )
+        .await;
+    let report = until_ended(&m.api.base, TOKEN, &id, Duration::from_secs(30)).await;
+    // Published as a string room (RoomIdType 1 read the other way round), the publish would
+    // look for the robot in another room and carry nothing: the verdict would fail.
+    assert_eq!(report["report"]["result"], "completed", "{report:#}");
+    let seen = &report["report"]["monitor"];
+    assert!(near(&seen["dominant_hz"], 440.0), "{seen:#}");
+    assert!(seen["audio_ms"].as_u64() > Some(3000), "{seen:#}");
+    let publishes = m.publishes().await;
+    assert_eq!(publishes[0]["room_kind"], "numeric", "{publishes:?}");
+    assert_eq!(publishes[0]["from"]["user_id"], "robot", "{publishes:?}");
+    assert_eq!(publishes[0]["state"], "stopped", "{publishes:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_that_carries_nothing_fails_at_the_room_stage() {
+    let m = monitored(4).await;
+    let muted = reqwest::Client::new()
+        .post(format!(
+            "{}/rooms/string/silent-room/mute",
+            m.emulator.endpoints().control
+        ))
+        .body(r#"{"muted": true}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(muted.status(), 200);
+    let id = m
+        .start(
+            json!({"to": ["jack"], "media": m.tone, "room": "silent-room",
+            "media_type": "audio", "monitor": true}),
+        )
+        .await;
+    let report = until_ended(&m.api.base, TOKEN, &id, Duration::from_secs(30)).await;
+    // Without the monitor this session says `completed`: the cloud took the task and played
+    // the file through.
+    assert_eq!(report["report"]["result"], "failed", "{report:#}");
+    assert_eq!(report["report"]["stage"], "room", "{report:#}");
+    let reason = report["report"]["reason"].as_str().unwrap();
+    assert!(reason.contains("received 0 ms of audio"), "{reason}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cloud_giving_up_its_publish_mid_call_is_said_and_the_session_is_not_completed() {
+    let m = monitored(20).await;
+    let id = m
+        .start(json!({"to": ["jack"], "media": m.tone, "room": "lost-room",
+            "media_type": "audio", "monitor": true, "max_duration_secs": 10}))
+        .await;
+    m.api
+        .until(
+            &format!("/v1/sessions/{id}"),
+            Duration::from_secs(20),
+            |v| v["status"]["monitor"]["audio_ms"].as_u64() > Some(1000),
+        )
+        .await;
+    let publish = m.publishes().await[0]["task_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let killed = reqwest::Client::new()
+        .post(format!(
+            "{}/publishes/{}/kill",
+            m.emulator.endpoints().control,
+            publish.replace('+', "%2B")
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(killed.status(), 200);
+    let lost = m
+        .api
+        .until(&format!("/v1/sessions/{id}"), Duration::from_secs(5), |v| {
+            v["status"]["monitor"]["state"] == "lost"
+        })
+        .await;
+    let alerts = &lost["status"]["monitor"]["alerts"];
+    assert_eq!(alerts[0]["kind"], "room_lost", "{lost:#}");
+    let events = events_until_report(&m.api.base, &id).await;
+    assert!(events.contains("event: room_lost"), "{events}");
+    let report = until_ended(&m.api.base, TOKEN, &id, Duration::from_secs(30)).await;
+    assert_eq!(report["report"]["stage"], "room", "{report:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_monitor_needs_an_rtmp_server_and_is_refused_before_anything_rings() {
+    let emulator = Emulator::start(test_emulator_config(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (_service, api) = start_service(&emulator, &dir.path().join("j.sqlite"), |_| {}).await;
+    let (status, body) = api
+        .post(
+            json!({"to": ["jack"], "media": "test:black+tone=440", "room": "r",
+            "media_type": "audio", "monitor": true}),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["field"], "monitor", "{body}");
+    let (status, body) = api
+        .post(
+            json!({"to": ["jack"], "media": "test:black+tone=440", "room": "r",
+            "monitor": "everyone"}),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["field"], "monitor", "{body}");
+    assert!(emulator_list(&emulator, "calls").await.is_empty());
+}
