@@ -244,3 +244,134 @@ async fn a_monitor_needs_an_rtmp_server_and_is_refused_before_anything_rings() {
     assert_eq!(body["field"], "monitor", "{body}");
     assert!(emulator_list(&emulator, "calls").await.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_node_leaves_no_publish_behind_after_its_restart() {
+    let creds = vec![
+        ("CALLFEED_SDKAPPID", SDKAPPID.to_string()),
+        ("CALLFEED_SDK_SECRET_KEY", APP_KEY.to_owned()),
+        ("TENCENTCLOUD_SECRET_ID", SECRET_ID.to_owned()),
+        ("TENCENTCLOUD_SECRET_KEY", SECRET_KEY.to_owned()),
+        ("CALLFEED_REGION", "ap-singapore".to_owned()),
+    ];
+    let (_emulator, line) = spawn_line(&["emulator", "--listen", "127.0.0.1:0"], &creds).await;
+    let endpoints: Value = serde_json::from_str(&line).unwrap();
+    let base = format!("{}/", endpoints["im_endpoint"].as_str().unwrap());
+    let control = endpoints["control"].as_str().unwrap().to_owned();
+    let mut env = creds.clone();
+    env.push(("CALLFEED_IM_ENDPOINT", base.clone()));
+    env.push(("CALLFEED_TRTC_ENDPOINT", base));
+    env.push(("CALLFEED_API_TOKEN", TOKEN.to_owned()));
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("journal.sqlite").display().to_string();
+    let args = [
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--rtmp-listen",
+        "127.0.0.1:0",
+        "--journal",
+        journal.as_str(),
+    ];
+    let (mut serve, line) = spawn_line(&args, &env).await;
+    let api = Api {
+        base: serde_json::from_str::<Value>(&line).unwrap()["api"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        http: reqwest::Client::new(),
+    };
+    let (status, created) = api
+        .post(
+            json!({"to": ["jack"], "media": "test:black+tone=440", "room": "killed",
+            "media_type": "audio", "loop_forever": true, "monitor": true}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    api.until(
+        &format!("/v1/sessions/{id}"),
+        Duration::from_secs(20),
+        |v| v["status"]["monitor"]["audio_ms"].as_u64() > Some(500),
+    )
+    .await;
+    // kill -9: no teardown runs, the cloud goes on publishing the room.
+    serve.start_kill().unwrap();
+    let _ = serve.wait().await;
+    let publishes = emulator_list_at(&control, "publishes").await;
+    assert_ne!(publishes[0]["state"], "stopped", "{publishes:?}");
+    let (_serve, _) = spawn_line(&args, &env).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let publishes = emulator_list_at(&control, "publishes").await;
+        if publishes[0]["state"] == "stopped" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the publish was not stopped: {publishes:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let store = callfeed::store::Store::open(std::path::Path::new(&journal)).unwrap();
+    let (result, note) = callfeed::store::SessionStore::result_of(&store, &id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(result, "recovered");
+    assert!(note.contains("stopped publish task"), "{note}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_gone_silent_and_still_is_said_within_five_seconds() {
+    let m = monitored(1).await;
+    let id = m
+        .start(
+            json!({"to": ["jack"], "media": "test:ball+tone=440", "room": "going-quiet",
+            "profile": "360p", "loop_forever": true, "monitor": true}),
+        )
+        .await;
+    m.api
+        .until(
+            &format!("/v1/sessions/{id}"),
+            Duration::from_secs(20),
+            |v| v["status"]["monitor"]["video_frames"].as_u64() > Some(20),
+        )
+        .await;
+    let muted_at = std::time::Instant::now();
+    let muted = reqwest::Client::new()
+        .post(format!(
+            "{}/rooms/string/going-quiet/mute",
+            m.emulator.endpoints().control
+        ))
+        .body(r#"{"muted": true}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(muted.status(), 200);
+    let quiet = m
+        .api
+        .until(&format!("/v1/sessions/{id}"), Duration::from_secs(5), |v| {
+            let alerts = v["status"]["monitor"]["alerts"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            ["room_silent", "room_frozen"]
+                .iter()
+                .all(|kind| alerts.iter().any(|a| a["kind"] == *kind))
+        })
+        .await;
+    assert!(muted_at.elapsed() < Duration::from_secs(5), "{quiet:#}");
+    let stopped = m
+        .api
+        .http
+        .delete(format!("{}/v1/sessions/{id}", m.api.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert!(stopped.status().is_success());
+    let events = events_until_report(&m.api.base, &id).await;
+    assert!(events.contains("event: room_silent"), "{events}");
+    assert!(events.contains("event: room_frozen"), "{events}");
+}

@@ -198,28 +198,6 @@ async fn ten_concurrent_sessions_each_reach_only_their_own_room() {
     }
 }
 
-/// Starts a process and returns it with its first stdout line.
-async fn spawn_line(args: &[&str], env: &[(&str, String)]) -> (tokio::process::Child, String) {
-    use tokio::io::AsyncBufReadExt;
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_callfeed"));
-    cmd.args(args)
-        .kill_on_drop(true)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null());
-    cmd.env_remove("CALLFEED_CONFIG");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(Duration::from_secs(15), lines.next_line())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    (child, line)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_service_leaves_nothing_running_after_its_restart() {
     let creds = vec![

@@ -27,6 +27,7 @@ pub enum MonitorLink {
 /// A running monitor; dropping it stops observing.
 pub struct RoomMonitor {
     tally: MediaTally,
+    started: Instant,
     link: watch::Receiver<(MonitorLink, u32)>,
     stop: watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -36,16 +37,23 @@ impl RoomMonitor {
     /// Observes what publishers push into `inlet`; figures count from now.
     pub fn start(inlet: Inlet) -> Result<Self, MediaInitError> {
         super::init()?;
-        let tally = MediaTally::new(Instant::now());
+        let started = Instant::now();
+        let tally = MediaTally::new(started);
         let (stop, stop_rx) = watch::channel(false);
         let (link_tx, link) = watch::channel((MonitorLink::Waiting, 0));
         let task = tokio::spawn(watch_room(inlet, tally.clone(), stop_rx, link_tx));
         Ok(Self {
             tally,
+            started,
             link,
             stop,
             task: Some(task),
         })
+    }
+
+    /// Now, on the figures' clock (`first_media_ms` and the like count from the start).
+    pub fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
     }
 
     pub fn figures(&self) -> ObservedMedia {

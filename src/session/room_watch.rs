@@ -53,13 +53,13 @@ pub struct MonitorView {
     pub at_ms: u64,
 }
 
-/// What the run knows of the room's sound and picture since the last look.
+/// What the run knows of the room's quiet: since when its sound has been below the floor
+/// (on the session's clock), and whether the current silence and stillness were said.
 #[derive(Debug, Default)]
 struct Quiet {
-    audio_ms: u64,
-    frames: u64,
-    silent_since: Option<u64>,
-    frozen_since: Option<u64>,
+    faint_since: Option<u64>,
+    silence_said: bool,
+    stillness_said: bool,
 }
 
 /// A running room monitor.
@@ -154,20 +154,16 @@ impl RoomWatch {
     /// Reads the figures, and notes what a person would notice; `sending` says whether the
     /// session means the room to carry media now (bound, not paused). New alerts come back.
     pub fn look(&mut self, now_ms: u64, sending: bool) -> Vec<RoomAlert> {
+        let monitor_now = self.monitor.as_ref().map(RoomMonitor::now_ms);
         if let Some(m) = &self.monitor {
             self.last = m.figures();
         }
         let mut new = Vec::new();
         if !sending || self.error.is_some() || self.stopped {
-            self.quiet = Quiet {
-                audio_ms: self.last.audio_ms,
-                frames: self.last.video_frames,
-                ..Quiet::default()
-            };
+            self.quiet = Quiet::default();
             return new;
         }
         let f = self.last.clone();
-        let quiet_ms = QUIET_FOR.as_millis() as u64;
         let (link, _) = self.link();
         if link == MonitorLink::Lost && !self.raised("room_lost") {
             new.push(self.alert(
@@ -176,7 +172,7 @@ impl RoomWatch {
                 "the cloud stopped publishing the room: what the callee receives is not heard any more".into(),
             ));
         }
-        if f.first_media_ms.is_none() {
+        let Some(first) = f.first_media_ms else {
             let waited = now_ms.saturating_sub(self.asked_ms);
             if waited >= FIRST_MEDIA_WITHIN.as_millis() as u64 && !self.raised("room_silent") {
                 new.push(self.alert(
@@ -186,51 +182,46 @@ impl RoomWatch {
                 ));
             }
             return new;
-        }
-        let sound = f.audio_ms > self.quiet.audio_ms
-            && f.level_now_db.is_some_and(|db| db > SILENT_BELOW_DB);
-        self.quiet.silent_since = if sound {
-            None
-        } else {
-            self.quiet.silent_since.or(Some(now_ms))
         };
-        let moving = f.video_frames > self.quiet.frames;
-        self.quiet.frozen_since = if moving || !self.expects_video {
-            None
-        } else {
-            self.quiet.frozen_since.or(Some(now_ms))
+        // How long the room has gone without sound (nothing decoded, or all of it below the
+        // floor) and without a new picture, on the monitor's own clock where it can.
+        let monitor_now = monitor_now.unwrap_or(f.last_media_ms.unwrap_or(first));
+        let since = |last: Option<u64>| monitor_now.saturating_sub(last.unwrap_or(first));
+        let faint = f.level_now_db.is_none_or(|db| db <= SILENT_BELOW_DB);
+        self.quiet.faint_since = match faint {
+            true => self.quiet.faint_since.or(Some(now_ms)),
+            false => None,
         };
-        self.quiet.audio_ms = f.audio_ms;
-        self.quiet.frames = f.video_frames;
-        if let Some(since) = self.quiet.silent_since
-            && now_ms - since >= quiet_ms
-            && !self.ongoing("room_silent", since)
-        {
-            let detail = format!("no sound in the room for {} s", (now_ms - since) / 1000);
-            new.push(self.alert("room_silent", since, detail));
+        let silent_for =
+            since(f.last_audio_ms).max(self.quiet.faint_since.map_or(0, |t| now_ms - t));
+        let still_for = if self.expects_video {
+            since(f.last_video_ms)
+        } else {
+            0
+        };
+        let quiet_ms = QUIET_FOR.as_millis() as u64;
+        if silent_for < quiet_ms {
+            self.quiet.silence_said = false;
+        } else if !self.quiet.silence_said {
+            self.quiet.silence_said = true;
+            let detail = format!("no sound in the room for {} s", silent_for / 1000);
+            new.push(self.alert("room_silent", now_ms - silent_for, detail));
         }
-        if let Some(since) = self.quiet.frozen_since
-            && now_ms - since >= quiet_ms
-            && !self.ongoing("room_frozen", since)
-        {
+        if still_for < quiet_ms {
+            self.quiet.stillness_said = false;
+        } else if !self.quiet.stillness_said {
+            self.quiet.stillness_said = true;
             let detail = format!(
                 "the room's picture has not moved for {} s",
-                (now_ms - since) / 1000
+                still_for / 1000
             );
-            new.push(self.alert("room_frozen", since, detail));
+            new.push(self.alert("room_frozen", now_ms - still_for, detail));
         }
         new
     }
 
     fn raised(&self, kind: &str) -> bool {
         self.alerts.iter().any(|a| a.kind == kind)
-    }
-
-    /// Whether this stretch of silence (or stillness) was already said.
-    fn ongoing(&self, kind: &str, since: u64) -> bool {
-        self.alerts
-            .iter()
-            .any(|a| a.kind == kind && a.at_ms >= since)
     }
 
     fn alert(&mut self, kind: &'static str, at_ms: u64, detail: String) -> RoomAlert {
@@ -330,19 +321,27 @@ mod tests {
             audio_ms: 1000,
             video_frames: 25,
             first_media_ms: Some(100),
+            last_media_ms: Some(1000),
+            last_audio_ms: Some(1000),
+            last_video_ms: Some(1000),
             level_now_db: Some(-20.0),
             ..Default::default()
         };
-        // `look` reads no monitor here (none runs): the figures stay as set.
+        // No monitor runs here: the figures stay as set, and the monitor's clock stands
+        // at their latest media.
         assert!(w.look(1000, true).is_empty());
         w.last.level_now_db = None;
         assert!(w.look(2000, true).is_empty());
         assert!(w.look(4000, true).is_empty());
         let said = w.look(5000, true);
-        let kinds: Vec<_> = said.iter().map(|a| a.kind).collect();
-        assert_eq!(kinds, ["room_silent", "room_frozen"], "{said:?}");
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert_eq!(said[0].kind, "room_silent");
+        assert_eq!(said[0].at_ms, 2000, "silent since the sound went faint");
         assert!(w.look(6000, true).is_empty(), "said once");
-        assert!(w.shortfall(6).is_none(), "{:?}", w.shortfall(6));
+        // A picture that stops is said once it has been still for three seconds.
+        w.last.last_media_ms = Some(4500);
+        w.last.last_audio_ms = Some(4500);
+        assert_eq!(w.look(7000, true)[0].kind, "room_frozen");
     }
 
     #[test]

@@ -264,3 +264,25 @@ pub async fn serve_binary(args: &[&str], env: &[(&str, &str)]) -> (tokio::proces
     let ready: Value = serde_json::from_str(&line).unwrap();
     (child, ready["api"].as_str().unwrap().to_owned())
 }
+
+/// Starts a process and returns it with its first stdout line.
+pub async fn spawn_line(args: &[&str], env: &[(&str, String)]) -> (tokio::process::Child, String) {
+    use tokio::io::AsyncBufReadExt;
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_callfeed"));
+    cmd.args(args)
+        .kill_on_drop(true)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    cmd.env_remove("CALLFEED_CONFIG");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(15), lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    (child, line)
+}

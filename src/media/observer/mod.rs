@@ -70,8 +70,11 @@ pub struct ObservedMedia {
     pub level_now_db: Option<f64>,
     pub tone_now_hz: Option<f64>,
     pub first_media_ms: Option<u64>,
-    /// When the latest media was decoded, on the same clock as `first_media_ms`.
+    /// When the latest media, sound and picture were decoded, on the same clock as
+    /// `first_media_ms`.
     pub last_media_ms: Option<u64>,
+    pub last_audio_ms: Option<u64>,
+    pub last_video_ms: Option<u64>,
     pub gaps_over_500ms: u64,
     /// Times the decoded video size changed mid-task.
     pub size_changes: u64,
@@ -138,7 +141,7 @@ impl MediaTally {
         f(&mut self.0.lock().expect("tally lock"))
     }
 
-    fn media_arrived(&self, now: Instant) -> bool {
+    fn media_arrived(&self, now: Instant, audio: bool) -> bool {
         self.with(|t| {
             let first = t.media.first_media_ms.is_none();
             let since = t.requested_at.map_or(Duration::ZERO, |r| now - r);
@@ -146,6 +149,11 @@ impl MediaTally {
                 t.media.first_media_ms = Some(since.as_millis() as u64);
             }
             t.media.last_media_ms = Some(since.as_millis() as u64);
+            if audio {
+                t.media.last_audio_ms = t.media.last_media_ms;
+            } else {
+                t.media.last_video_ms = t.media.last_media_ms;
+            }
             if let Some(last) = t.last_buffer_at
                 && !t.paused
                 && now.duration_since(last) > GAP
@@ -403,7 +411,7 @@ fn audio_branch(
                     );
                 }
                 let now = Instant::now();
-                if tally.media_arrived(now) {
+                if tally.media_arrived(now, true) {
                     let _ = events.send(ObserverEvent::FirstMedia);
                 }
                 let pts_ms = sample.buffer().and_then(|b| b.pts()).map(|p| p.mseconds());
@@ -485,7 +493,7 @@ fn video_branch(
                     );
                 }
                 let now = Instant::now();
-                if tally.media_arrived(now) {
+                if tally.media_arrived(now, false) {
                     let _ = events.send(ObserverEvent::FirstMedia);
                 }
                 tally.with(|t| {
