@@ -22,6 +22,7 @@ struct Monitored {
     _service: Arc<callfeed::serve::api::Service<callfeed::session::CloudClients>>,
     _rtmp: callfeed::feed::rtmp::RtmpServer,
     tone: std::path::PathBuf,
+    records: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -39,8 +40,14 @@ async fn monitored(seconds: u32) -> Monitored {
         tone.display()
     ));
     let roots = [media.clone()];
+    let records = dir.path().join("records");
+    std::fs::create_dir(&records).unwrap();
     let (service, api) = start_service(&emulator, &dir.path().join("j.sqlite"), |c| {
         c.policy = InputPolicy::Restricted(Restrictions::new(&roots, false, &[]).unwrap());
+        c.driver.record = Some(callfeed::session::driver::RecordSettings {
+            dir: records.clone(),
+            segment: callfeed::session::driver::DEFAULT_RECORD_SEGMENT,
+        });
     })
     .await;
     let feeds = service.feeds().clone();
@@ -58,8 +65,58 @@ async fn monitored(seconds: u32) -> Monitored {
         _service: service,
         _rtmp: rtmp,
         tone,
+        records,
         _dir: dir,
     }
+}
+
+/// A file's length in seconds, as ffprobe reads it.
+fn probed_secs(path: &std::path::Path) -> f64 {
+    let out = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path)
+        .output()
+        .expect("ffprobe: run `make setup`");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0.0)
+}
+
+/// How strong each tone is in a file's sound (Goertzel over the whole of it, decoded by
+/// ffmpeg to 48 kHz mono).
+fn tone_strengths(path: &std::path::Path, tones: &[f64]) -> Vec<f64> {
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args(["-f", "f32le", "-ac", "1", "-ar", "48000", "-"])
+        .output()
+        .expect("ffmpeg: run `make setup`");
+    let samples: Vec<f64> = out
+        .stdout
+        .chunks_exact(4)
+        .map(|b| f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]])))
+        .collect();
+    tones
+        .iter()
+        .map(|hz| {
+            let w = 2.0 * std::f64::consts::PI * hz / 48_000.0;
+            let (mut s1, mut s2) = (0.0, 0.0);
+            for x in &samples {
+                let s0 = x + 2.0 * w.cos() * s1 - s2;
+                s2 = s1;
+                s1 = s0;
+            }
+            (s1 * s1 + s2 * s2 - 2.0 * w.cos() * s1 * s2).sqrt() / samples.len().max(1) as f64
+        })
+        .collect()
 }
 
 impl Monitored {
@@ -86,7 +143,7 @@ async fn a_mixed_room_with_a_speaking_callee_is_measured_while_it_runs_and_in_th
     let id = m
         .start(
             json!({"to": ["jack"], "media": m.tone, "room": "monitored-mix",
-            "media_type": "audio", "monitor": "mix"}),
+            "media_type": "audio", "monitor": "mix", "record": true}),
         )
         .await;
     // While it runs: the monitor's figures, with the emulator room view's names.
@@ -125,6 +182,48 @@ async fn a_mixed_room_with_a_speaking_callee_is_measured_while_it_runs_and_in_th
     // No publish task is left once the session ended.
     let publishes = m.publishes().await;
     assert_eq!(publishes[0]["state"], "stopped", "{publishes:?}");
+    // The recording: one finished M4A, as long as what the monitor received, both voices in it.
+    let files = seen["recording"]["files"].as_array().unwrap();
+    assert_eq!(files.len(), 1, "{seen:#}");
+    let path = m.records.join(&id).join(files[0].as_str().unwrap());
+    let received = (seen["last_media_ms"].as_f64().unwrap()
+        - seen["first_media_ms"].as_f64().unwrap())
+        / 1000.0;
+    let recorded = probed_secs(&path);
+    assert!(
+        (recorded - received).abs() <= received * 0.02,
+        "recorded {recorded} s of the {received} s received"
+    );
+    let t = &report["report"]["timings"];
+    let bound =
+        (t["ended_ms"].as_f64().unwrap() - t["ingest_started_ms"].as_f64().unwrap()) / 1000.0;
+    assert!(
+        recorded >= bound * 0.9,
+        "recorded {recorded} s of a call bound {bound} s"
+    );
+    let [robot, callee, neither] = tone_strengths(&path, &[440.0, 660.0, 1000.0])[..] else {
+        unreachable!()
+    };
+    assert!(
+        robot > neither * 10.0 && callee > neither * 10.0,
+        "440 Hz {robot}, 660 Hz {callee}, 1000 Hz {neither}"
+    );
+    // Served under the API's auth, as the file it is.
+    let url = format!("{}/v1/sessions/{id}/recording", m.api.base);
+    let http = reqwest::Client::new();
+    assert_eq!(http.get(&url).send().await.unwrap().status(), 401);
+    let served = http.get(&url).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(served.status(), 200);
+    assert_eq!(served.headers()["content-type"], "audio/mp4");
+    assert_eq!(served.bytes().await.unwrap(), std::fs::read(&path).unwrap());
+    let elsewhere = format!("{}/v1/sessions/..%2F..%2Fetc/recording", m.api.base);
+    let refused = http
+        .get(&elsewhere)
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 404);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

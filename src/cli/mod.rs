@@ -18,6 +18,7 @@ mod output;
 mod probe;
 mod progress;
 mod push;
+mod recordings;
 mod remote;
 mod serve;
 mod session;

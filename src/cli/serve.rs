@@ -111,6 +111,8 @@ pub(super) struct ServeArgs {
     #[command(flatten)]
     feeds: FeedArgs,
     #[command(flatten)]
+    record: super::recordings::RecordArgs,
+    #[command(flatten)]
     webrtc: super::webrtc::WebRtcArgs,
 }
 
@@ -311,6 +313,7 @@ pub(super) async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<Exit
         call_token: secret_env("CALLFEED_CALL_WEBHOOK_TOKEN"),
     };
     check_exposure(&args, &token, &webhook_keys)?;
+    let record = args.record.start()?;
     let restrictions =
         Restrictions::new(&args.media_root, args.allow_devices, &args.allow_url_host)
             .map_err(|e| InvalidArgument::new("--media-root", e, "an existing folder"))?;
@@ -350,6 +353,7 @@ pub(super) async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<Exit
                 room_witness: emulator.as_ref().map(app::room_witness),
                 input_bounds: args.input_size.into(),
                 feeds: Some(feeds.clone()),
+                record,
                 ..driver::DriverSettings::new(streams)
             },
             room_view: emulator.as_ref().map(app::room_view),

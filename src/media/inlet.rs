@@ -14,7 +14,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 /// Tags queued for the demuxer at most: about five seconds of 30 fps video and its audio.
-const TAG_QUEUE: usize = 400;
+pub(crate) const TAG_QUEUE: usize = 400;
 /// Connections waiting for the input side at most: the one being served and one just made.
 const WAITING_CONNECTIONS: usize = 2;
 

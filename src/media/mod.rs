@@ -268,6 +268,7 @@ pub mod picture;
 pub mod plan;
 pub mod policy;
 pub mod pushed_passthrough;
+pub mod recording;
 pub mod room_publish;
 pub mod rtmp;
 mod rtsp;

@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
 use super::MediaInitError;
-use super::inlet::Inlet;
+use super::inlet::{Connection, Inlet};
 use super::observer::{MediaTally, ObserveSpec, ObservedMedia, Observer, Pace, PushedConnection};
+use super::recording::Recording;
 
 /// Whether the room's publish reaches the monitor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -34,14 +35,21 @@ pub struct RoomMonitor {
 }
 
 impl RoomMonitor {
-    /// Observes what publishers push into `inlet`; figures count from now.
-    pub fn start(inlet: Inlet) -> Result<Self, MediaInitError> {
+    /// Observes what publishers push into `inlet` (and records it, when asked); figures
+    /// count from now.
+    pub fn start(inlet: Inlet, recording: Option<Recording>) -> Result<Self, MediaInitError> {
         super::init()?;
         let started = Instant::now();
         let tally = MediaTally::new(started);
         let (stop, stop_rx) = watch::channel(false);
         let (link_tx, link) = watch::channel((MonitorLink::Waiting, 0));
-        let task = tokio::spawn(watch_room(inlet, tally.clone(), stop_rx, link_tx));
+        let task = tokio::spawn(watch_room(
+            inlet,
+            recording,
+            tally.clone(),
+            stop_rx,
+            link_tx,
+        ));
         Ok(Self {
             tally,
             started,
@@ -82,6 +90,7 @@ impl Drop for RoomMonitor {
 
 async fn watch_room(
     inlet: Inlet,
+    recording: Option<Recording>,
     tally: MediaTally,
     mut stop: watch::Receiver<bool>,
     link: watch::Sender<(MonitorLink, u32)>,
@@ -97,6 +106,13 @@ async fn watch_room(
         };
         connections += 1;
         let _ = link.send((MonitorLink::Receiving, connections));
+        let (connection, recorder) = match &recording {
+            Some(r) => {
+                let (observed, carried) = record_as_well(r, connections, connection, stop.clone());
+                (observed, Some(carried))
+            }
+            None => (connection, None),
+        };
         let mut spec = ObserveSpec::new("rtmp push", Pace::Realtime, Some(1));
         spec.pushed = Some(PushedConnection::new(connection));
         // The push ends when the cloud stops; the RTMP server drops a silent one.
@@ -116,8 +132,14 @@ async fn watch_room(
             }
             _ = stopped(&mut stop) => {
                 observer.stop().await;
+                if let Some(r) = recorder {
+                    let _ = r.await;
+                }
                 return;
             }
+        }
+        if let Some(r) = recorder {
+            let _ = r.await;
         }
         let _ = link.send((MonitorLink::Lost, connections));
     }
@@ -125,4 +147,40 @@ async fn watch_room(
 
 async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
+}
+
+/// Tees a connection: what it carries goes to the recorder too. The observer reads the
+/// returned connection; the task ends (the recorder's file finished) when the connection
+/// does or the monitor stops.
+fn record_as_well(
+    recording: &Recording,
+    n: u32,
+    mut connection: Connection,
+    mut stop: watch::Receiver<bool>,
+) -> (Connection, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel(crate::media::inlet::TAG_QUEUE);
+    let observed = Connection {
+        tags: rx,
+        container: connection.container,
+    };
+    let mut recorder = recording.connection(n);
+    let carried = tokio::spawn(async move {
+        loop {
+            let tag = tokio::select! {
+                tag = connection.tags.recv() => tag,
+                _ = stopped(&mut stop) => None,
+            };
+            let Some(tag) = tag else { break };
+            if let Some(r) = recorder.as_mut() {
+                r.feed(&tag);
+            }
+            // The observer gone is no reason to stop recording.
+            let _ = tx.try_send(tag);
+        }
+        drop(tx);
+        if let Some(r) = recorder {
+            r.finish().await;
+        }
+    });
+    (observed, carried)
 }

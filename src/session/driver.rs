@@ -9,7 +9,7 @@ use tokio::sync::watch;
 pub use super::report::{
     AnnouncementFigures, Controls, MediaFigures, Phase, Report, Status, Teardown, Timings,
 };
-pub use super::settings::{DriverSettings, RoomWitness};
+pub use super::settings::{DEFAULT_RECORD_SEGMENT, DriverSettings, RecordSettings, RoomWitness};
 
 use super::run::SessionRun;
 use super::state::{Outcome, Stage};

@@ -11,6 +11,7 @@ use super::monitor_spec::{MonitorSource, MonitorSpec};
 use crate::feed::MonitorDoor;
 use crate::media::monitor::{MonitorLink, RoomMonitor};
 use crate::media::observer::ObservedMedia;
+use crate::media::recording::{Recording, RecordingView};
 
 /// How long the room may carry no sound (or no new picture) before it is said.
 const QUIET_FOR: Duration = Duration::from_secs(3);
@@ -49,6 +50,9 @@ pub struct MonitorView {
     pub alerts: Vec<RoomAlert>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What was recorded so far, when the session asked for a recording.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recording: Option<RecordingView>,
     /// On the session's clock: when these figures were read.
     pub at_ms: u64,
 }
@@ -69,6 +73,7 @@ pub struct RoomWatch {
     /// Held while the session runs: dropping it closes the door.
     _door: Option<MonitorDoor>,
     monitor: Option<RoomMonitor>,
+    recording: Option<Recording>,
     task_id: Option<String>,
     /// On the session's clock: when the publish was asked for.
     asked_ms: u64,
@@ -81,9 +86,16 @@ pub struct RoomWatch {
 }
 
 impl RoomWatch {
-    /// A monitor on `door`, observing from now; the publish is asked for next.
-    pub fn open(spec: MonitorSpec, door: MonitorDoor, expects_video: bool, now_ms: u64) -> Self {
-        let monitor = RoomMonitor::start(door.inlet.clone());
+    /// A monitor on `door` (recording into `recording`, when given), observing from now;
+    /// the publish is asked for next.
+    pub fn open(
+        spec: MonitorSpec,
+        door: MonitorDoor,
+        recording: Option<Recording>,
+        expects_video: bool,
+        now_ms: u64,
+    ) -> Self {
+        let monitor = RoomMonitor::start(door.inlet.clone(), recording.clone());
         let (monitor, error) = match monitor {
             Ok(m) => (Some(m), None),
             Err(e) => (None, Some(e.to_string())),
@@ -93,6 +105,7 @@ impl RoomWatch {
             expects_video,
             _door: Some(door),
             monitor,
+            recording,
             task_id: None,
             asked_ms: now_ms,
             error,
@@ -110,6 +123,7 @@ impl RoomWatch {
             expects_video: false,
             _door: None,
             monitor: None,
+            recording: None,
             task_id: None,
             asked_ms: now_ms,
             error: Some(why),
@@ -243,6 +257,7 @@ impl RoomWatch {
             figures: self.last.clone(),
             alerts: self.alerts.clone(),
             error: self.error.clone(),
+            recording: self.recording.as_ref().map(Recording::view),
             at_ms: now_ms,
         }
     }

@@ -31,9 +31,23 @@ pub struct DriverSettings {
     pub room_witness: Option<RoomWitness>,
     /// How large an input may be (`--max-input-scale`); a larger one is refused at probe.
     pub input_bounds: crate::media::bounds::InputBounds,
-    /// The node's feeds, which sessions on `feed:ID` take their stream from.
+    /// The node's feeds, which sessions on `feed:ID` take their stream from (and whose RTMP
+    /// server takes the room monitors' pushes).
     pub feeds: Option<crate::feed::Feeds>,
+    /// Where room monitors' recordings go (`--record-dir`), when sessions may ask for them.
+    pub record: Option<RecordSettings>,
 }
+
+/// Where recordings are written, and how long one file lasts.
+#[derive(Debug, Clone)]
+pub struct RecordSettings {
+    /// One folder per session under it.
+    pub dir: PathBuf,
+    pub segment: Duration,
+}
+
+/// A recording's file is cut after this long by default.
+pub const DEFAULT_RECORD_SEGMENT: Duration = Duration::from_secs(3600);
 
 /// What reached a call's room, by its CallId (`None`: not known).
 pub type RoomWitness = Arc<dyn Fn(&str) -> Option<super::state::RoomSeen> + Send + Sync>;
@@ -53,6 +67,7 @@ impl DriverSettings {
             room_witness: None,
             input_bounds: Default::default(),
             feeds: None,
+            record: None,
         }
     }
 }

@@ -67,6 +67,14 @@ pub(super) async fn create<C: CloudOps + 'static>(
         )));
         return Err(svc.refuse("invalid", refused));
     }
+    if spec.monitor.is_some_and(|m| m.record.is_some()) && svc.driver.record.is_none() {
+        let refused = ApiError::from(RequestError::Invalid(crate::cloud::InvalidArgument::new(
+            "record",
+            "true",
+            "a node that records: start serve with --record-dir DIR",
+        )));
+        return Err(svc.refuse("invalid", refused));
+    }
     if let crate::media::input::InputSpec::Feed(feed) = &spec.input
         && let Err(e) = svc.feeds().check(feed, spec.stays_after_feed)
     {

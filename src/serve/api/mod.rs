@@ -46,6 +46,7 @@ mod logins;
 mod lost_starts;
 mod nodes;
 mod probes;
+mod recording;
 mod recovery;
 mod room;
 mod service;
@@ -159,6 +160,7 @@ impl<C: CloudOps + 'static> Service<C> {
             .route("/v1/drain", post(nodes::drain::<C>))
             .route("/v1/sessions/{id}/nudge", post(hooks::nudge::<C>))
             .route("/v1/sessions/{id}/room", get(room::seen::<C>))
+            .route("/v1/sessions/{id}/recording", get(recording::file::<C>))
             .route("/v1/events", get(all_events::stream::<C>).layer(streams()))
             .route(
                 "/v1/feeds",

@@ -35,7 +35,8 @@ impl<C: CloudOps> SessionRun<'_, C> {
         };
         let url = door.url.clone();
         let video = self.monitor_video();
-        let mut watch = RoomWatch::open(spec, door, video.is_some(), now);
+        let recording = self.recording(spec.record, video.is_some());
+        let mut watch = RoomWatch::open(spec, door, recording, video.is_some(), now);
         let started = match self.fenced_out().await {
             Some(reason) => Err(reason),
             None => match self.publish_request(spec.source, url, video) {
@@ -64,6 +65,25 @@ impl<C: CloudOps> SessionRun<'_, C> {
         }
         self.room_watch = Some(watch);
         self.show_monitor();
+    }
+
+    /// Where the monitor records, when the session asked (and the node records at all: the
+    /// API refuses a recording it cannot make before anything rings).
+    fn recording(
+        &self,
+        kind: Option<crate::session::monitor_spec::RecordKind>,
+        video: bool,
+    ) -> Option<crate::media::recording::Recording> {
+        use crate::session::monitor_spec::RecordKind;
+        let kind = kind?;
+        let settings = self.settings.record.as_ref()?;
+        Some(crate::media::recording::Recording::new(
+            crate::media::recording::RecordSpec {
+                dir: settings.dir.join(&self.id),
+                audio_only: kind == RecordKind::Audio || !video,
+                segment: settings.segment,
+            },
+        ))
     }
 
     /// The picture the cloud is asked to publish: the session's own size and rate, when the
