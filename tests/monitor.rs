@@ -21,6 +21,7 @@ struct Monitored {
     api: Api,
     _service: Arc<callfeed::serve::api::Service<callfeed::session::CloudClients>>,
     _rtmp: callfeed::feed::rtmp::RtmpServer,
+    rtmp_base: String,
     tone: std::path::PathBuf,
     records: std::path::PathBuf,
     _dir: tempfile::TempDir,
@@ -63,6 +64,7 @@ async fn monitored(seconds: u32) -> Monitored {
         emulator,
         api,
         _service: service,
+        rtmp_base: format!("rtmp://{}/live", rtmp.local_addr()),
         _rtmp: rtmp,
         tone,
         records,
@@ -473,4 +475,94 @@ async fn a_room_gone_silent_and_still_is_said_within_five_seconds() {
     let events = events_until_report(&m.api.base, &id).await;
     assert!(events.contains("event: room_silent"), "{events}");
     assert!(events.contains("event: room_frozen"), "{events}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_stops_the_recording_with_its_reason_and_the_monitor_goes_on() {
+    use callfeed::media::inlet::{Container, Inlet};
+    use callfeed::media::monitor::RoomMonitor;
+    use callfeed::media::recording::{RecordSpec, Recording};
+    let dir = tempfile::tempdir().unwrap();
+    let clip = Clip {
+        seconds: 2,
+        width: 160,
+        height: 120,
+        fps: 15,
+        tone_hz: 440,
+    }
+    .write(dir.path(), "c.flv");
+    let folder = dir.path().join("session");
+    std::fs::create_dir(&folder).unwrap();
+    // The first segment's file leads to a device that is always full.
+    std::os::unix::fs::symlink("/dev/full", folder.join("part-001-000.mp4.part")).unwrap();
+    let recording = Recording::new(RecordSpec {
+        dir: folder.clone(),
+        audio_only: false,
+        segment: Duration::from_secs(3600),
+    });
+    let inlet = Inlet::new();
+    let monitor = RoomMonitor::start(inlet.clone(), Some(recording.clone())).unwrap();
+    let mut writer = inlet.connect(Container::Flv).unwrap();
+    let data = std::fs::read(&clip).unwrap();
+    for tag in callfeed::media::flv::split_tags(&data) {
+        let ts = callfeed::media::flv::tag_timestamp(tag).unwrap_or_default();
+        writer.send(tag[0] & 0x1f, ts, &tag[11..]).unwrap();
+    }
+    drop(writer);
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while recording.view().stopped.is_none() || monitor.figures().audio_ms < 1500 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?} {:?}",
+            recording.view(),
+            monitor.figures()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let why = recording.view().stopped.unwrap();
+    assert!(why.contains("could not be written"), "{why}");
+    assert!(recording.view().files.is_empty());
+    let seen = monitor.stop().await;
+    assert!(seen.audio_ms >= 1500 && seen.video_frames >= 20, "{seen:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_dir_that_is_not_there_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("j.sqlite").display().to_string();
+    let missing = dir.path().join("no-such-folder").display().to_string();
+    let out = serve_command(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--journal",
+            &journal,
+            "--record-dir",
+            &missing,
+        ],
+        &[],
+    )
+    .stderr(std::process::Stdio::piped())
+    .output()
+    .await
+    .unwrap();
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("--record-dir") && said.contains("make it first"),
+        "{said}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_monitor_push_with_a_key_no_session_opened_is_refused() {
+    use crate::feeds::publishers::{outcome, push_rtmp};
+    let m = monitored(1).await;
+    let (ok, said) = outcome(push_rtmp(&format!(
+        "{}/mon-0123456789abcdef0123456789abcdef",
+        m.rtmp_base
+    )))
+    .await;
+    assert!(!ok);
+    assert!(said.contains("wrong stream key"), "{said}");
 }

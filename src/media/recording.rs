@@ -384,3 +384,40 @@ pub fn sweep(root: &Path, keep: Duration) -> Swept {
     }
     swept
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sweep_removes_what_a_crash_left_and_what_is_too_old_and_follows_no_link() {
+        let root = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let kept = outside.path().join("kept.mp4");
+        std::fs::write(&kept, b"x").unwrap();
+        let session = root.path().join("s1");
+        std::fs::create_dir(&session).unwrap();
+        std::fs::write(session.join("part-001-000.mp4"), b"whole").unwrap();
+        std::fs::write(session.join("part-002-000.mp4.part"), b"cut").unwrap();
+        let old = session.join("part-000-000.mp4");
+        std::fs::write(&old, b"old").unwrap();
+        let week_ago = SystemTime::now() - Duration::from_secs(8 * 86_400);
+        std::fs::File::options()
+            .write(true)
+            .open(&old)
+            .unwrap()
+            .set_modified(week_ago)
+            .unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.path().join("link")).unwrap();
+        let swept = sweep(root.path(), Duration::from_secs(7 * 86_400));
+        assert_eq!(
+            swept,
+            Swept {
+                unfinished: 1,
+                expired: 1
+            }
+        );
+        assert!(session.join("part-001-000.mp4").exists());
+        assert!(kept.exists(), "a link out of the folder is not followed");
+    }
+}
