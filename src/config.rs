@@ -122,9 +122,22 @@ struct FileConfig {
     emulator: EmulatorTable,
     /// The relay every session pushes to unless it names its own.
     relay: Option<crate::publish::relay::RelayFields>,
+    /// The room monitor every session gets unless it says otherwise.
+    monitor: Option<MonitorTable>,
     /// Topology overrides and additions: section → name → gst-launch fragment.
     #[serde(default)]
     pipelines: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+/// `[monitor]`: the room monitor every session gets unless its request says otherwise, as
+/// written (the session's own rules read it, as they read a request's fields).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonitorTable {
+    /// `robot` (the robot's stream as the room carries it) or `mix` (the room's mix).
+    pub source: Option<String>,
+    /// `true`, `false` or `"audio"`: what the monitor receives is recorded.
+    pub record: Option<toml::Value>,
 }
 
 /// Where a value came from, for `callfeed config`.
@@ -156,6 +169,8 @@ pub struct Config {
     pub relay_fields: crate::publish::relay::RelayFields,
     /// The relay `[relay]` names: every session pushes there unless it names its own.
     pub relay: Option<crate::publish::relay::Relay>,
+    /// `[monitor]`, as written.
+    pub monitor: Option<MonitorTable>,
     pub file: Option<PathBuf>,
     sources: BTreeMap<&'static str, Source>,
 }
@@ -390,6 +405,7 @@ impl Config {
             pipelines: file.pipelines,
             relay_fields,
             relay,
+            monitor: file.monitor,
             file: path,
             sources: picker.sources,
         })

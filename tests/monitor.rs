@@ -24,8 +24,12 @@ struct Monitored {
     rtmp_base: String,
     tone: std::path::PathBuf,
     records: std::path::PathBuf,
+    /// Where the node tells room alerts and finished recordings (signed with `HOOK_KEY`).
+    hooks: ScriptedServer,
     _dir: tempfile::TempDir,
 }
+
+const HOOK_KEY: &str = "event-hook-key";
 
 async fn monitored(seconds: u32) -> Monitored {
     let emulator = Emulator::start(test_emulator_config(), "127.0.0.1:0".parse().unwrap())
@@ -43,11 +47,18 @@ async fn monitored(seconds: u32) -> Monitored {
     let roots = [media.clone()];
     let records = dir.path().join("records");
     std::fs::create_dir(&records).unwrap();
+    let hooks = ScriptedServer::start(Vec::new()).await;
+    hooks.set_fallback(Answer::json("{}"));
+    let hook_url = url::Url::parse(&hooks.url()).unwrap();
     let (service, api) = start_service(&emulator, &dir.path().join("j.sqlite"), |c| {
         c.policy = InputPolicy::Restricted(Restrictions::new(&roots, false, &[]).unwrap());
         c.driver.record = Some(callfeed::session::driver::RecordSettings {
             dir: records.clone(),
             segment: callfeed::session::driver::DEFAULT_RECORD_SEGMENT,
+        });
+        c.event_webhook = Some(callfeed::serve::outbound::EventWebhook {
+            url: hook_url,
+            key: Some(HOOK_KEY.into()),
         });
     })
     .await;
@@ -68,7 +79,34 @@ async fn monitored(seconds: u32) -> Monitored {
         _rtmp: rtmp,
         tone,
         records,
+        hooks,
         _dir: dir,
+    }
+}
+
+impl Monitored {
+    /// Waits for the node to tell `kind` about `session`; checks its signature.
+    async fn told(&self, kind: &str, session: &str, within: Duration) -> Value {
+        let received = self
+            .hooks
+            .wait_for(kind, within, |r| {
+                r.iter()
+                    .any(|r| r.json()["type"] == kind && r.json()["session_id"] == session)
+            })
+            .await;
+        let hook = received.iter().find(|r| r.json()["type"] == kind).unwrap();
+        let signature = hook.header("x-callfeed-signature").unwrap();
+        let t: i64 = signature
+            .strip_prefix("t=")
+            .and_then(|s| s.split(',').next())
+            .and_then(|t| t.parse().ok())
+            .unwrap();
+        let body = String::from_utf8(hook.body.clone()).unwrap();
+        assert_eq!(
+            signature,
+            callfeed::serve::outbound::signature(HOOK_KEY, t, &body)
+        );
+        hook.json()
     }
 }
 
@@ -218,6 +256,9 @@ async fn a_mixed_room_with_a_speaking_callee_is_measured_while_it_runs_and_in_th
     assert_eq!(served.status(), 200);
     assert_eq!(served.headers()["content-type"], "audio/mp4");
     assert_eq!(served.bytes().await.unwrap(), std::fs::read(&path).unwrap());
+    let told = m.told("recording_ready", &id, Duration::from_secs(5)).await;
+    assert_eq!(told["data"]["files"], seen["recording"]["files"], "{told}");
+    assert_eq!(told["data"]["url"], format!("/v1/sessions/{id}/recording"));
     let elsewhere = format!("{}/v1/sessions/..%2F..%2Fetc/recording", m.api.base);
     let refused = http
         .get(&elsewhere)
@@ -475,6 +516,12 @@ async fn a_room_gone_silent_and_still_is_said_within_five_seconds() {
     let events = events_until_report(&m.api.base, &id).await;
     assert!(events.contains("event: room_silent"), "{events}");
     assert!(events.contains("event: room_frozen"), "{events}");
+    let told = m.told("room_frozen", &id, Duration::from_secs(5)).await;
+    assert!(
+        told["data"]["detail"].as_str().unwrap().contains("picture"),
+        "{told}"
+    );
+    m.told("room_silent", &id, Duration::from_secs(1)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

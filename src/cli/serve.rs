@@ -111,7 +111,7 @@ pub(super) struct ServeArgs {
     #[command(flatten)]
     feeds: FeedArgs,
     #[command(flatten)]
-    record: super::recordings::RecordArgs,
+    monitoring: super::monitoring::MonitorArgs,
     #[command(flatten)]
     webrtc: super::webrtc::WebRtcArgs,
 }
@@ -313,7 +313,25 @@ pub(super) async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<Exit
         call_token: secret_env("CALLFEED_CALL_WEBHOOK_TOKEN"),
     };
     check_exposure(&args, &token, &webhook_keys)?;
-    let record = args.record.start()?;
+    let record = args.monitoring.start()?;
+    let event_webhook = args.monitoring.event_webhook()?;
+    let default_monitor = super::monitoring::default_monitor(config.monitor.as_ref())?;
+    if let Some(m) = default_monitor {
+        if args.feeds.rtmp_listen.is_none() {
+            anyhow::bail!(InvalidArgument::new(
+                "[monitor]",
+                "set",
+                "a node with an RTMP server for the cloud to publish rooms to: add --rtmp-listen",
+            ));
+        }
+        if m.record.is_some() && record.is_none() {
+            anyhow::bail!(InvalidArgument::new(
+                "[monitor] record",
+                "set",
+                "a node that records: add --record-dir DIR",
+            ));
+        }
+    }
     let restrictions =
         Restrictions::new(&args.media_root, args.allow_devices, &args.allow_url_host)
             .map_err(|e| InvalidArgument::new("--media-root", e, "an existing folder"))?;
@@ -366,6 +384,8 @@ pub(super) async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<Exit
             listen: Some(addr),
             public_url: args.public_url.clone(),
             max_event_streams: args.max_event_streams,
+            event_webhook,
+            default_monitor,
             drain_grace: std::time::Duration::from_secs(args.drain_grace),
             costs: crate::serve::cluster::PlacementCosts {
                 live: args.live_cost.max(1),

@@ -7,4 +7,5 @@ pub mod cluster;
 pub mod console;
 pub mod exposure;
 pub mod metrics;
+pub mod outbound;
 pub mod webhooks;

@@ -199,6 +199,8 @@ pub async fn start_service_on(
         listen: Some(addr),
         public_url: None,
         max_event_streams: callfeed::serve::api::DEFAULT_MAX_EVENT_STREAMS,
+        event_webhook: None,
+        default_monitor: None,
     };
     configure(&mut config);
     let service = Service::new(cloud, store, config);

@@ -59,6 +59,10 @@ pub(super) async fn create<C: CloudOps + 'static>(
             };
             svc.refuse(reason, e.into())
         })?;
+    let mut spec = spec;
+    if request.monitor.is_none() && request.record.is_none() {
+        spec.monitor = svc.default_monitor;
+    }
     if spec.monitor.is_some() && !svc.feeds().takes_monitors() {
         let refused = ApiError::from(RequestError::Invalid(crate::cloud::InvalidArgument::new(
             "monitor",

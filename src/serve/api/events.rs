@@ -43,6 +43,19 @@ pub(super) async fn record<C: CloudOps + 'static>(
             .take()
             .unwrap_or_else(|| status.borrow_and_update().clone());
         if let Some(r) = finished {
+            if let (Some(svc), Some(recording)) = (
+                svc.upgrade(),
+                r.monitor.as_ref().and_then(|m| m.recording.as_ref()),
+            ) && !recording.files.is_empty()
+                && let Some(out) = &svc.outbound
+            {
+                out.tell(
+                    "recording_ready",
+                    &id,
+                    serde_json::json!({"files": recording.files, "bytes": recording.bytes,
+                        "url": format!("/v1/sessions/{id}/recording")}),
+                );
+            }
             let data = serde_json::to_string(&r).unwrap_or_default();
             append_report(&svc, &id, &data).await;
             recorded.notify_waiters();
@@ -61,6 +74,12 @@ pub(super) async fn record<C: CloudOps + 'static>(
             recorded.notify_waiters();
         }
         let room = room_events(&now, &mut room_told);
+        if let Some(out) = &svc.outbound {
+            for (kind, data) in room.iter().filter(|(k, _)| k.starts_with("room_")) {
+                let data = serde_json::from_str(data).unwrap_or_default();
+                out.tell(kind, &id, data);
+            }
+        }
         for (kind, data) in queue_events(&now, &mut told).into_iter().chain(room) {
             append(&svc, &id, kind, &data).await;
             recorded.notify_waiters();

@@ -108,6 +108,10 @@ impl<C: CloudOps + 'static> Service<C> {
             exposure: Arc::new(exposure),
             streams: budget::StreamBudget::new(config.max_event_streams),
             room_view: config.room_view,
+            outbound: config
+                .event_webhook
+                .map(crate::serve::outbound::Outbound::start),
+            default_monitor: config.default_monitor,
             draining: AtomicBool::new(false),
             slots: Arc::new(Semaphore::new(max_sessions)),
             max_sessions,

@@ -83,6 +83,9 @@ pub struct Service<C> {
     pub(super) streams: Arc<StreamBudget>,
     /// What reached a call's room, when the cloud is the embedded emulator.
     pub(super) room_view: Option<RoomView>,
+    /// Where room alerts and finished recordings are told (`--event-webhook`).
+    pub(super) outbound: Option<crate::serve::outbound::Outbound>,
+    pub(super) default_monitor: Option<crate::session::monitor_spec::MonitorSpec>,
     pub(super) draining: AtomicBool,
     /// This node's room, `max_sessions` cost units: a running session holds its cost in
     /// permits until its task ends.
@@ -121,6 +124,10 @@ pub struct ServiceConfig {
     pub cluster: Option<Arc<LeaseState>>,
     /// What the room observer saw, when the cloud is the embedded emulator.
     pub room_view: Option<RoomView>,
+    /// Where room alerts and finished recordings are told, if anywhere.
+    pub event_webhook: Option<crate::serve::outbound::EventWebhook>,
+    /// The room monitor a session gets when its request names none (`[monitor]`).
+    pub default_monitor: Option<crate::session::monitor_spec::MonitorSpec>,
     /// The listen address as bound, and the URL the cloud reaches this node at: without a
     /// token, only requests naming these (or loopback) are answered.
     pub listen: Option<std::net::SocketAddr>,

@@ -1,16 +1,44 @@
-//! `serve --record-dir`: where room monitors' recordings go, checked before the node starts,
-//! and kept only as long as `--record-keep` says.
+//! Room monitors on `serve`: where their recordings go (`--record-dir`, checked before the
+//! node starts, kept only as long as `--record-keep` says), where their alerts and finished
+//! recordings are told (`--event-webhook`), and `[monitor]`, the monitor every session gets
+//! unless it says otherwise.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
 
+use secrecy::SecretString;
+
 use crate::cloud::InvalidArgument;
+use crate::config::MonitorTable;
+use crate::serve::outbound::EventWebhook;
 use crate::session::driver::RecordSettings;
+use crate::session::monitor_spec::MonitorSpec;
+
+/// `[monitor]` read by the rules a request's `monitor` and `record` are read by.
+pub(super) fn default_monitor(
+    table: Option<&MonitorTable>,
+) -> Result<Option<MonitorSpec>, InvalidArgument> {
+    let Some(table) = table else {
+        return Ok(None);
+    };
+    let source = table
+        .source
+        .as_ref()
+        .map(|s| serde_json::Value::String(s.clone()))
+        .unwrap_or(serde_json::Value::Bool(true));
+    let record = table.record.as_ref().map(|r| match r {
+        toml::Value::Boolean(b) => serde_json::Value::Bool(*b),
+        toml::Value::String(s) => serde_json::Value::String(s.clone()),
+        other => serde_json::Value::String(other.to_string()),
+    });
+    crate::session::monitor_spec::parse(Some(&source), record.as_ref())
+        .map_err(|e| InvalidArgument::new("[monitor]", e.value, e.allowed))
+}
 
 #[derive(Args)]
-pub(super) struct RecordArgs {
+pub(super) struct MonitorArgs {
     /// Sessions may record what their room monitor receives (`record: true` or "audio") into
     /// this folder, one folder per session; it must exist and be writable.
     #[arg(long, value_name = "DIR")]
@@ -21,6 +49,10 @@ pub(super) struct RecordArgs {
     /// A recording is cut into a new file after this long (e.g. 1h).
     #[arg(long, value_name = "AGE", default_value = "1h", value_parser = age)]
     record_segment: Duration,
+    /// POST room alerts (room_silent, room_frozen, room_lost) and finished recordings
+    /// (recording_ready) to this URL as JSON, signed with CALLFEED_EVENT_WEBHOOK_KEY when set.
+    #[arg(long, value_name = "URL")]
+    event_webhook: Option<String>,
 }
 
 /// `90s`, `30m`, `12h`, `7d`.
@@ -55,7 +87,29 @@ fn check_writable(dir: &Path) -> Result<PathBuf, String> {
     Ok(canonical)
 }
 
-impl RecordArgs {
+impl MonitorArgs {
+    /// Where events are told, if anywhere: an http(s) URL with a host.
+    pub(super) fn event_webhook(&self) -> Result<Option<EventWebhook>, InvalidArgument> {
+        let Some(raw) = &self.event_webhook else {
+            return Ok(None);
+        };
+        let url = url::Url::parse(raw)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+            .ok_or_else(|| {
+                InvalidArgument::new(
+                    "--event-webhook",
+                    crate::redact::redact_url(raw),
+                    "an http:// or https:// URL with a host",
+                )
+            })?;
+        let key = std::env::var("CALLFEED_EVENT_WEBHOOK_KEY")
+            .ok()
+            .filter(|k| !k.is_empty())
+            .map(SecretString::from);
+        Ok(Some(EventWebhook { url, key }))
+    }
+
     /// The recordings' settings, once the folder is known to take files; what a crash left
     /// unfinished and what is older than `--record-keep` are removed now and every so often.
     pub(super) fn start(&self) -> Result<Option<RecordSettings>, InvalidArgument> {
