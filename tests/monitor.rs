@@ -613,3 +613,56 @@ async fn a_monitor_push_with_a_key_no_session_opened_is_refused() {
     assert!(!ok);
     assert!(said.contains("wrong stream key"), "{said}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_monitor_for_every_session_needs_an_rtmp_server_and_then_monitors_each() {
+    let emulator = Emulator::start(test_emulator_config(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("callfeed.toml");
+    std::fs::write(&config, "[monitor]\nsource = \"mix\"\n").unwrap();
+    let config = config.display().to_string();
+    let journal = dir.path().join("j.sqlite").display().to_string();
+    let mut env = cloud_env(&emulator);
+    env.push(("CALLFEED_CONFIG", config));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let out = serve_command(&["--listen", "127.0.0.1:0", "--journal", &journal], &env)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("[monitor]") && said.contains("--rtmp-listen"),
+        "{said}"
+    );
+    let (_serve, base) = serve_binary(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--journal",
+            &journal,
+            "--rtmp-listen",
+            "127.0.0.1:0",
+        ],
+        &env,
+    )
+    .await;
+    let api = Api {
+        base,
+        http: reqwest::Client::new(),
+    };
+    let (status, created) = api
+        .post(
+            json!({"to": ["jack"], "media": "test:black+tone=440", "room": "every",
+            "media_type": "audio", "max_duration_secs": 3}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap();
+    let ended = api.ended(id, Duration::from_secs(20)).await;
+    assert_eq!(ended["report"]["monitor"]["source"], "mix", "{ended:#}");
+    assert_eq!(ended["report"]["result"], "completed", "{ended:#}");
+}
