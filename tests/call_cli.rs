@@ -370,3 +370,47 @@ async fn only_a_url_can_be_handed_over() {
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("auto, always or never"), "{err}");
 }
+
+#[tokio::test]
+async fn a_monitored_call_reports_what_the_room_carried_and_records_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = callfeed()
+        .args([
+            "call",
+            "--emulator",
+            "--to",
+            "jack",
+            "--room",
+            "cli-monitored",
+            "--media",
+            "test:black+tone=440",
+            "--media-type",
+            "audio",
+            "--max-duration",
+            "3",
+            "--callee-answers-after",
+            "300",
+            "--monitor",
+            "--rtmp-listen",
+            "127.0.0.1:0",
+            "--record",
+        ])
+        .arg(dir.path())
+        .arg("--json")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let monitor = &report["monitor"];
+    assert_eq!(monitor["source"], "robot", "{report:#}");
+    assert!(monitor["audio_ms"].as_u64() > Some(2000), "{report:#}");
+    assert!(
+        (monitor["dominant_hz"].as_f64().unwrap() - 440.0).abs() < 10.0,
+        "{report:#}"
+    );
+    let file = monitor["recording"]["files"][0].as_str().unwrap();
+    let session = report["session_id"].as_str().unwrap();
+    let path = dir.path().join(session).join(file);
+    assert!(std::fs::metadata(&path).unwrap().len() > 1000, "{path:?}");
+}

@@ -104,6 +104,15 @@ pub(super) struct CallArgs {
     /// With --emulator: callees are busy.
     #[arg(long)]
     callee_busy: bool,
+    /// Have the cloud publish the room back to this process and measure what the callee
+    /// received (`robot`: the robot's stream as the room carries it; `mix`: the room's mix):
+    /// the session completes only if the room carried the media. Takes an RTMP server on
+    /// --rtmp-listen (reachable from the cloud: --rtmp-public).
+    #[arg(long, value_name = "robot|mix", num_args = 0..=1, default_missing_value = "robot")]
+    monitor: Option<String>,
+    /// Record what the monitor receives into this folder (MP4, or M4A for an audio call).
+    #[arg(long, value_name = "DIR")]
+    record: Option<std::path::PathBuf>,
     /// One JSON report at the end instead of text.
     #[arg(long)]
     json: bool,
@@ -159,7 +168,16 @@ pub(super) async fn run(mut config: Config, args: CallArgs) -> anyhow::Result<Ex
     let cloud = app::cloud_clients(&config)?;
     let journal = open_journal(emulator.is_some(), &cloud, &spec).await?;
     let journal = journal.journal().clone();
-    let feeds = listening.as_ref().map(|(feeds, _, _)| feeds.clone());
+    let mut feeds = listening.as_ref().map(|(feeds, _, _)| feeds.clone());
+    // The room monitor's door: the feed's RTMP server, or one of its own.
+    let _monitor_server = match (&spec.monitor, &feeds) {
+        (Some(_), None) => {
+            let (monitor_feeds, server) = monitor_rtmp(&config, &args).await?;
+            feeds = Some(monitor_feeds);
+            Some(server)
+        }
+        _ => None,
+    };
     let report = run_session(&config, &args, spec, &cloud, journal, witness, feeds).await?;
     if let Some((feeds, _server, _)) = listening {
         feeds.end_all("the call ended").await;
@@ -175,7 +193,7 @@ pub(super) async fn run(mut config: Config, args: CallArgs) -> anyhow::Result<Ex
         }
         println!("{}", serde_json::to_string(&v)?);
     } else {
-        print_report(&report);
+        print_report(&report, args.record.as_deref());
         if let Some(view) = room_view {
             print_room(&view);
         }
@@ -186,6 +204,29 @@ pub(super) async fn run(mut config: Config, args: CallArgs) -> anyhow::Result<Ex
         e.shutdown().await;
     }
     Ok(ExitCode::from(code))
+}
+
+/// `--monitor` without `--media listen:rtmp`: an RTMP server (on --rtmp-listen) the cloud
+/// publishes the room to.
+async fn monitor_rtmp(
+    config: &Config,
+    args: &CallArgs,
+) -> anyhow::Result<(crate::feed::Feeds, crate::feed::rtmp::RtmpServer)> {
+    let feeds = crate::feed::Feeds::new(crate::feed::FeedSettings {
+        max_feeds: 1,
+        topologies: Topologies::load(&config.pipelines)?,
+        rtmp_base: None,
+        srt: None,
+        whip: None,
+    });
+    let server = super::feed::start_rtmp(
+        &feeds,
+        args.rtmp_listen,
+        args.rtmp_public.as_deref(),
+        Default::default(),
+    )
+    .await?;
+    Ok((feeds, server))
 }
 
 /// `--media listen:rtmp`: an RTMP server and one feed on it, its settings told to the
@@ -239,8 +280,11 @@ fn session_request(args: &CallArgs, config: &Config) -> anyhow::Result<SessionRe
         ring: None,
         feed_wait_secs: None,
         on_feed_end: None,
-        monitor: None,
-        record: None,
+        monitor: args.monitor.clone().map(serde_json::Value::String),
+        record: args
+            .record
+            .is_some()
+            .then_some(serde_json::Value::Bool(true)),
     })
 }
 
@@ -349,6 +393,13 @@ async fn run_session(
     settings.room_witness = room_witness;
     settings.input_bounds = args.input_size.into();
     settings.feeds = feeds;
+    settings.record = match &args.record {
+        Some(dir) => Some(super::monitoring::record_settings(
+            dir,
+            driver::DEFAULT_RECORD_SEGMENT,
+        )?),
+        None => None,
+    };
     let session_id = uuid::Uuid::new_v4().to_string();
     let (status_tx, status_rx) = tokio::sync::watch::channel(driver::Status::default());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -411,7 +462,7 @@ fn show_status(s: &driver::Status, line: &indicatif::ProgressBar) {
 }
 
 /// How the session ended, its ids and its timeline.
-fn print_report(report: &driver::Report) {
+fn print_report(report: &driver::Report, record_root: Option<&std::path::Path>) {
     println!("session {}: {}", report.session_id, report.outcome.name());
     if let Outcome::Failed { stage, reason } = &report.outcome {
         println!("  failed at the {} stage: {reason}", stage.name());
@@ -439,6 +490,41 @@ fn print_report(report: &driver::Report) {
     );
     if let Some(why) = &report.mode_reason {
         println!("  {} media: {why}", report.mode);
+    }
+    if let Some(m) = &report.monitor {
+        let f = &m.figures;
+        println!(
+            "  room monitor ({}, {}): {} ms of audio at {} dB, loudest at {} Hz, {} frames {}x{}, {} gaps",
+            m.source.name(),
+            m.state,
+            f.audio_ms,
+            f.audio_level_db.map_or("-".into(), |db| format!("{db:.1}")),
+            f.dominant_hz.map_or("-".into(), |hz| format!("{hz:.0}")),
+            f.video_frames,
+            f.width,
+            f.height,
+            f.gaps_over_500ms
+        );
+        for alert in &m.alerts {
+            println!(
+                "    {} at {}: {}",
+                alert.kind,
+                at(Some(alert.at_ms)),
+                alert.detail
+            );
+        }
+        if let Some(r) = &m.recording {
+            let folder = record_root.map(|root| root.join(&report.session_id));
+            for file in &r.files {
+                match &folder {
+                    Some(folder) => println!("    recorded {}", folder.join(file).display()),
+                    None => println!("    recorded {file}"),
+                }
+            }
+            if let Some(why) = &r.stopped {
+                println!("    the recording stopped: {why}");
+            }
+        }
     }
     if let Some(r) = &report.relay {
         println!(

@@ -87,6 +87,21 @@ fn check_writable(dir: &Path) -> Result<PathBuf, String> {
     Ok(canonical)
 }
 
+/// Recordings into `dir`, once it is known to take files.
+pub(super) fn record_settings(
+    dir: &Path,
+    segment: Duration,
+) -> Result<RecordSettings, InvalidArgument> {
+    let dir = check_writable(dir).map_err(|why| {
+        InvalidArgument::new(
+            "--record-dir",
+            dir.display(),
+            format!("an existing folder this process can write in: {why}"),
+        )
+    })?;
+    Ok(RecordSettings { dir, segment })
+}
+
 impl MonitorArgs {
     /// Where events are told, if anywhere: an http(s) URL with a host.
     pub(super) fn event_webhook(&self) -> Result<Option<EventWebhook>, InvalidArgument> {
@@ -116,14 +131,8 @@ impl MonitorArgs {
         let Some(dir) = &self.record_dir else {
             return Ok(None);
         };
-        let dir = check_writable(dir).map_err(|why| {
-            InvalidArgument::new(
-                "--record-dir",
-                dir.display(),
-                format!("an existing folder this process can write in: {why}"),
-            )
-        })?;
-        let (root, keep) = (dir.clone(), self.record_keep);
+        let settings = record_settings(dir, self.record_segment)?;
+        let (root, keep) = (settings.dir.clone(), self.record_keep);
         tokio::spawn(async move {
             let every = (keep / 4).clamp(Duration::from_secs(60), Duration::from_secs(3600));
             loop {
@@ -143,10 +152,7 @@ impl MonitorArgs {
                 tokio::time::sleep(every).await;
             }
         });
-        Ok(Some(RecordSettings {
-            dir,
-            segment: self.record_segment,
-        }))
+        Ok(Some(settings))
     }
 }
 

@@ -107,7 +107,13 @@ impl Recording {
         if self.stopped() {
             return None;
         }
-        if let Err(e) = std::fs::create_dir_all(&self.spec.dir) {
+        // Calls are private: the session's folder is the service user's alone.
+        let made = std::os::unix::fs::DirBuilderExt::mode(
+            std::fs::DirBuilder::new().recursive(true),
+            0o700,
+        )
+        .create(&self.spec.dir);
+        if let Err(e) = made {
             self.stop_with(format!("cannot make {}: {e}", self.spec.dir.display()));
             return None;
         }

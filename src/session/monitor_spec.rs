@@ -14,6 +14,15 @@ pub enum MonitorSource {
     Mix,
 }
 
+impl MonitorSource {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Robot => "robot",
+            Self::Mix => "mix",
+        }
+    }
+}
+
 /// What a recording keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
