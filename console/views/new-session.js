@@ -19,6 +19,8 @@ const FIELDS = [
   { name: 'ring_timeout_secs', label: 'Ring for, seconds', value: '30', number: true },
   { name: 'live', label: 'Encode live (loop a file as a live stream)', type: 'checkbox' },
   { name: 'loop_forever', label: 'Play until the call ends', type: 'checkbox' },
+  { name: 'monitor', label: 'Room monitor', options: ['', 'robot', 'mix'], help: 'The cloud publishes the room back and the session completes only if it carried the media: robot (what the callee receives of it) or mix (the callee\'s voice too). Needs serve --rtmp-listen.' },
+  { name: 'record', label: 'Record what the monitor receives', type: 'checkbox', help: 'Needs serve --record-dir.' },
 ];
 
 function control(f) {
@@ -58,6 +60,8 @@ function requestFrom(form) {
     loop_forever: form.elements.loop_forever.checked,
   };
   if (value('profile')) body.profile = value('profile');
+  if (value('monitor')) body.monitor = value('monitor') === 'mix' ? 'mix' : true;
+  if (form.elements.record.checked) body.record = true;
   // The range is the API's to judge (its 422 names the field); only a whole number can go.
   for (const f of FIELDS.filter((f) => f.number)) {
     if (value(f.name) !== '') body[f.name] = Number(value(f.name));

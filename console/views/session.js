@@ -10,6 +10,7 @@ import { charts } from './session/charts.js';
 import { controlPanel } from './session/control.js';
 import { eventLog } from './session/event-log.js';
 import { facts } from './session/facts.js';
+import { monitorPanel } from './session/monitor.js';
 import { player } from './session/player.js';
 import { roomPanel } from './session/room.js';
 
@@ -74,6 +75,7 @@ export function sessionView(id) {
   const graphs = charts(id);
   const play = player();
   const room = roomPanel(id);
+  const monitor = monitorPanel(id);
   const log = eventLog(id);
   const control = controlPanel(id);
   const stopError = h('p', { class: 'error', role: 'alert' });
@@ -114,7 +116,7 @@ export function sessionView(id) {
     head, stopError, control.el,
     h('div', { class: 'columns' },
       h('div', {}, h('h2', { text: 'Timeline' }), steps, h('h2', { text: 'Session' }), body),
-      h('div', {}, h('h2', { text: 'Player' }), play.el, h('h2', { text: 'What the room received' }), room.el)),
+      h('div', {}, h('h2', { text: 'Player' }), play.el, h('h2', { text: 'What the room received' }), monitor.el, room.el)),
     h('h2', { text: 'Media' }), graphs.el,
     h('h2', { text: 'Events' }), log.el);
   const unsubscribe = subscribe(render);
@@ -124,5 +126,5 @@ export function sessionView(id) {
     });
   }
   render();
-  return { el, leave: () => { unsubscribe(); play.stop(); room.leave(); log.leave(); graphs.destroy(); control.leave(); } };
+  return { el, leave: () => { unsubscribe(); play.stop(); room.leave(); monitor.leave(); log.leave(); graphs.destroy(); control.leave(); } };
 }

@@ -57,6 +57,7 @@ static ASSETS: &[Asset] = &[
     asset!("views/session/control.js", JS),
     asset!("views/session/event-log.js", JS),
     asset!("views/session/facts.js", JS),
+    asset!("views/session/monitor.js", JS),
     asset!("views/session/player.js", JS),
     asset!("views/session/room.js", JS),
     asset!("views/sessions.js", JS),

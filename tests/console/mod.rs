@@ -7,6 +7,7 @@ mod control;
 mod feeds;
 mod go_live;
 mod http;
+mod monitor;
 
 use std::time::Duration;
 

@@ -1,4 +1,5 @@
-// What the room received, as the emulator's observer saw it: asked every second while the
+// What the room received, as the emulator's own observer saw it (beside the room monitor,
+// which works in production too): asked every second while the
 // session runs, and once after its end for the final figures.
 
 import { api, sessionPath } from '../../api.js';
@@ -10,7 +11,7 @@ import { facts } from './facts.js';
 export function roomPanel(id) {
   if (!server().room_observer) {
     return {
-      el: h('p', { id: 'room', class: 'muted', text: 'Tencent Cloud shows nobody what a room receives; the emulator (serve --emulator) does.' }),
+      el: h('p', { id: 'room', class: 'muted', text: 'Tencent Cloud shows nobody what a room receives: the room monitor above measures it; the emulator (serve --emulator) also lets its own ear in.' }),
       leave: () => {},
     };
   }
