@@ -303,3 +303,54 @@ fn udp_sockets() -> usize {
         .filter(|inode| udp.contains(inode))
         .count()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_monitored_and_recorded_session_leaves_no_pipeline() {
+    let _alone = ALONE.lock().await;
+    let emulator = Emulator::start(test_emulator_config(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let records = dir.path().join("records");
+    std::fs::create_dir(&records).unwrap();
+    let (service, api) = start_service(&emulator, &dir.path().join("j.sqlite"), |c| {
+        c.driver.record = Some(callfeed::session::driver::RecordSettings {
+            dir: records.clone(),
+            segment: callfeed::session::driver::DEFAULT_RECORD_SEGMENT,
+        });
+    })
+    .await;
+    let feeds = service.feeds().clone();
+    let rtmp = callfeed::feed::rtmp::listen(
+        "127.0.0.1:0".parse().unwrap(),
+        feeds.clone(),
+        Default::default(),
+    )
+    .await
+    .unwrap();
+    feeds.set_rtmp_base(Some(format!("rtmp://{}/live", rtmp.local_addr())));
+    let (status, created) = api
+        .post(
+            json!({"to": ["jack"], "media": "test:ball+tone=440", "room": "leak-monitor",
+            "profile": "360p", "max_duration_secs": 3, "monitor": "mix", "record": true}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap();
+    let ended = api.ended(id, Duration::from_secs(30)).await;
+    assert!(
+        ended["report"]["monitor"]["recording"]["files"][0].is_string(),
+        "{ended:#}"
+    );
+    // The emulator's tasks and publishes stop with it; then nothing of the session is left.
+    emulator.shutdown().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while callfeed::media::pipelines_alive() > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "{} pipelines still alive",
+            callfeed::media::pipelines_alive()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -666,3 +666,36 @@ async fn a_config_monitor_for_every_session_needs_an_rtmp_server_and_then_monito
     assert_eq!(ended["report"]["monitor"]["source"], "mix", "{ended:#}");
     assert_eq!(ended["report"]["result"], "completed", "{ended:#}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_the_cloud_refuses_is_said_and_the_session_is_not_completed() {
+    let m = monitored(3).await;
+    m.emulator.add_fault(callfeed::emulator::Fault {
+        target: "StartPublishCdnStream".into(),
+        count: 1,
+        error: Some(json!("FailedOperation.NotAllowed")),
+        message: Some("the relay to CDN is not enabled for this application".into()),
+        http_status: None,
+        delay_ms: 0,
+        drop: false,
+        effect_then_drop: false,
+    });
+    let id = m
+        .start(
+            json!({"to": ["jack"], "media": m.tone, "room": "refused-room",
+            "media_type": "audio", "monitor": true}),
+        )
+        .await;
+    let report = until_ended(&m.api.base, TOKEN, &id, Duration::from_secs(30)).await;
+    assert_eq!(
+        report["report"]["monitor"]["state"], "refused",
+        "{report:#}"
+    );
+    assert_eq!(report["report"]["stage"], "room", "{report:#}");
+    let reason = report["report"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("could not be monitored") && reason.contains("FailedOperation.NotAllowed"),
+        "{reason}"
+    );
+    assert!(m.publishes().await.is_empty());
+}
