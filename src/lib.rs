@@ -12,21 +12,24 @@
 //!   the embedded emulator, the journal's place, the shutdown signal.
 //! - [`config`]: the TOML file and environment overrides; secrets redacted.
 //! - [`cloud`]: Tencent's wire protocols — UserSig, TC3 signing, rooms, the call engine,
-//!   StreamIngest, CSS URLs, webhooks and the shared HTTP transport. No GStreamer here.
+//!   StreamIngest, the relay to CDN (StartPublishCdnStream), CSS URLs, webhooks and the
+//!   shared HTTP transport. No GStreamer here.
 //! - [`media`]: every line of GStreamer code — inputs (`media::input`: one file per kind
 //!   behind one trait) and the input policy, the inspection (`media::inspect`: the probe,
 //!   real lengths, the one verdict), the media plan, streams (`media::stream`: the handle
 //!   and the one start that picks live encoding or passthrough), announcements, FLV, the
-//!   room observer. It never calls the cloud.
+//!   room observer, a session's room monitor and its recordings, and the emulator's relay
+//!   to CDN. It never calls the cloud.
 //! - [`publish`]: where streams are published for the cloud to pull (the node's own HTTP
 //!   server, behind the `Publisher` trait sessions are handed; an RTMP relay in one room:
 //!   its fields, URLs, test push and push).
 //! - [`feed`]: feeds, live inputs with a life of their own (an encoder pushing RTMP with a
 //!   stream key, or an input pulled), each encoded once for any number of calls: the
-//!   registry, one feed's state and publisher, the RTMP server publishers push to.
+//!   registry, one feed's state and publisher, the RTMP server publishers push to (and the
+//!   doors sessions' room monitors take the cloud's push through).
 //! - [`session`]: one call, room and stream as one lifecycle: the request and its one
-//!   validation, the pure state machine, the driver task, the journal, teardown and
-//!   recovery.
+//!   validation, the pure state machine, the driver task, the journal, the room monitor and
+//!   its verdict, teardown and recovery.
 //! - [`store`]: where sessions are recorded (room lock, CallId/TaskId, results), by role:
 //!   the journal and the event log, which embedded SQLite (one node) and PostgreSQL have, and
 //!   the cluster (nodes, leases, placement), which only PostgreSQL has.
