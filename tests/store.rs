@@ -246,7 +246,7 @@ async fn a_store_that_cannot_be_used_is_named_without_its_password() {
             err,
             StoreError::NewerSchema {
                 found: 99,
-                supported: 3,
+                supported: 4,
                 ..
             }
         ),
