@@ -320,15 +320,7 @@ async fn a_monitored_and_recorded_session_leaves_no_pipeline() {
         });
     })
     .await;
-    let feeds = service.feeds().clone();
-    let rtmp = callfeed::feed::rtmp::listen(
-        "127.0.0.1:0".parse().unwrap(),
-        feeds.clone(),
-        Default::default(),
-    )
-    .await
-    .unwrap();
-    feeds.set_rtmp_base(Some(format!("rtmp://{}/live", rtmp.local_addr())));
+    let _rtmp = rtmp_server_for(&service).await;
     let (status, created) = api
         .post(
             json!({"to": ["jack"], "media": "test:ball+tone=440", "room": "leak-monitor",

@@ -62,15 +62,7 @@ async fn monitored(seconds: u32) -> Monitored {
         });
     })
     .await;
-    let feeds = service.feeds().clone();
-    let rtmp = callfeed::feed::rtmp::listen(
-        "127.0.0.1:0".parse().unwrap(),
-        feeds.clone(),
-        Default::default(),
-    )
-    .await
-    .unwrap();
-    feeds.set_rtmp_base(Some(format!("rtmp://{}/live", rtmp.local_addr())));
+    let rtmp = rtmp_server_for(&service).await;
     Monitored {
         emulator,
         api,
@@ -160,6 +152,20 @@ fn tone_strengths(path: &std::path::Path, tones: &[f64]) -> Vec<f64> {
 }
 
 impl Monitored {
+    /// A fault: the emulator's string room `room` carries nothing of its ingest tasks.
+    async fn mute(&self, room: &str) {
+        let muted = reqwest::Client::new()
+            .post(format!(
+                "{}/rooms/string/{room}/mute",
+                self.emulator.endpoints().control
+            ))
+            .body(r#"{"muted": true}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(muted.status(), 200);
+    }
+
     async fn start(&self, body: Value) -> String {
         let (status, created) = self.api.post(body).await;
         assert_eq!(status, 201, "{created}");
@@ -294,16 +300,7 @@ async fn a_numeric_room_is_published_with_its_own_room_id_type_and_carries_the_r
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_room_that_carries_nothing_fails_at_the_room_stage() {
     let m = monitored(4).await;
-    let muted = reqwest::Client::new()
-        .post(format!(
-            "{}/rooms/string/silent-room/mute",
-            m.emulator.endpoints().control
-        ))
-        .body(r#"{"muted": true}"#)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(muted.status(), 200);
+    m.mute("silent-room").await;
     let id = m
         .start(
             json!({"to": ["jack"], "media": m.tone, "room": "silent-room",
@@ -389,21 +386,7 @@ async fn a_monitor_needs_an_rtmp_server_and_is_refused_before_anything_rings() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_node_leaves_no_publish_behind_after_its_restart() {
-    let creds = vec![
-        ("CALLFEED_SDKAPPID", SDKAPPID.to_string()),
-        ("CALLFEED_SDK_SECRET_KEY", APP_KEY.to_owned()),
-        ("TENCENTCLOUD_SECRET_ID", SECRET_ID.to_owned()),
-        ("TENCENTCLOUD_SECRET_KEY", SECRET_KEY.to_owned()),
-        ("CALLFEED_REGION", "ap-singapore".to_owned()),
-    ];
-    let (_emulator, line) = spawn_line(&["emulator", "--listen", "127.0.0.1:0"], &creds).await;
-    let endpoints: Value = serde_json::from_str(&line).unwrap();
-    let base = format!("{}/", endpoints["im_endpoint"].as_str().unwrap());
-    let control = endpoints["control"].as_str().unwrap().to_owned();
-    let mut env = creds.clone();
-    env.push(("CALLFEED_IM_ENDPOINT", base.clone()));
-    env.push(("CALLFEED_TRTC_ENDPOINT", base));
-    env.push(("CALLFEED_API_TOKEN", TOKEN.to_owned()));
+    let (_emulator, control, env) = emulator_process().await;
     let dir = tempfile::tempdir().unwrap();
     let journal = dir.path().join("journal.sqlite").display().to_string();
     let args = [
@@ -416,13 +399,7 @@ async fn a_killed_node_leaves_no_publish_behind_after_its_restart() {
         journal.as_str(),
     ];
     let (mut serve, line) = spawn_line(&args, &env).await;
-    let api = Api {
-        base: serde_json::from_str::<Value>(&line).unwrap()["api"]
-            .as_str()
-            .unwrap()
-            .to_owned(),
-        http: reqwest::Client::new(),
-    };
+    let api = Api::from_line(&line);
     let (status, created) = api
         .post(
             json!({"to": ["jack"], "media": "test:black+tone=440", "room": "killed",
@@ -481,16 +458,7 @@ async fn a_room_gone_silent_and_still_is_said_within_five_seconds() {
         )
         .await;
     let muted_at = std::time::Instant::now();
-    let muted = reqwest::Client::new()
-        .post(format!(
-            "{}/rooms/string/going-quiet/mute",
-            m.emulator.endpoints().control
-        ))
-        .body(r#"{"muted": true}"#)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(muted.status(), 200);
+    m.mute("going-quiet").await;
     let quiet = m
         .api
         .until(&format!("/v1/sessions/{id}"), Duration::from_secs(5), |v| {

@@ -200,21 +200,7 @@ async fn ten_concurrent_sessions_each_reach_only_their_own_room() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_service_leaves_nothing_running_after_its_restart() {
-    let creds = vec![
-        ("CALLFEED_SDKAPPID", SDKAPPID.to_string()),
-        ("CALLFEED_SDK_SECRET_KEY", APP_KEY.to_owned()),
-        ("TENCENTCLOUD_SECRET_ID", SECRET_ID.to_owned()),
-        ("TENCENTCLOUD_SECRET_KEY", SECRET_KEY.to_owned()),
-        ("CALLFEED_REGION", "ap-singapore".to_owned()),
-    ];
-    let (_emulator, line) = spawn_line(&["emulator", "--listen", "127.0.0.1:0"], &creds).await;
-    let endpoints: Value = serde_json::from_str(&line).unwrap();
-    let base = format!("{}/", endpoints["im_endpoint"].as_str().unwrap());
-    let control = endpoints["control"].as_str().unwrap().to_owned();
-    let mut env = creds.clone();
-    env.push(("CALLFEED_IM_ENDPOINT", base.clone()));
-    env.push(("CALLFEED_TRTC_ENDPOINT", base));
-    env.push(("CALLFEED_API_TOKEN", TOKEN.to_owned()));
+    let (_emulator, control, env) = emulator_process().await;
     let dir = tempfile::tempdir().unwrap();
     let journal = dir.path().join("journal.sqlite").display().to_string();
     let serve_args = [
@@ -225,13 +211,7 @@ async fn a_killed_service_leaves_nothing_running_after_its_restart() {
         journal.as_str(),
     ];
     let (mut serve, line) = spawn_line(&serve_args, &env).await;
-    let api = Api {
-        base: serde_json::from_str::<Value>(&line).unwrap()["api"]
-            .as_str()
-            .unwrap()
-            .to_owned(),
-        http: reqwest::Client::new(),
-    };
+    let api = Api::from_line(&line);
     let (status, created) = api
         .post(json!({"to":["jack"],"media":"test:black+tone=440","room":"crash","media_type":"audio","loop_forever":true}))
         .await;

@@ -172,7 +172,7 @@ pub(super) async fn run(mut config: Config, args: CallArgs) -> anyhow::Result<Ex
     // The room monitor's door: the feed's RTMP server, or one of its own.
     let _monitor_server = match (&spec.monitor, &feeds) {
         (Some(_), None) => {
-            let (monitor_feeds, server) = monitor_rtmp(&config, &args).await?;
+            let (monitor_feeds, server) = rtmp_server(&config, &args).await?;
             feeds = Some(monitor_feeds);
             Some(server)
         }
@@ -206,9 +206,9 @@ pub(super) async fn run(mut config: Config, args: CallArgs) -> anyhow::Result<Ex
     Ok(ExitCode::from(code))
 }
 
-/// `--monitor` without `--media listen:rtmp`: an RTMP server (on --rtmp-listen) the cloud
-/// publishes the room to.
-async fn monitor_rtmp(
+/// An RTMP server on --rtmp-listen, named by --rtmp-public: where an encoder pushes
+/// (`--media listen:rtmp`) and the cloud publishes the room to (`--monitor`).
+async fn rtmp_server(
     config: &Config,
     args: &CallArgs,
 ) -> anyhow::Result<(crate::feed::Feeds, crate::feed::rtmp::RtmpServer)> {
@@ -235,20 +235,7 @@ async fn listen_rtmp(
     config: &Config,
     args: &CallArgs,
 ) -> anyhow::Result<(crate::feed::Feeds, crate::feed::rtmp::RtmpServer, String)> {
-    let feeds = crate::feed::Feeds::new(crate::feed::FeedSettings {
-        max_feeds: 1,
-        topologies: Topologies::load(&config.pipelines)?,
-        rtmp_base: None,
-        srt: None,
-        whip: None,
-    });
-    let server = super::feed::start_rtmp(
-        &feeds,
-        args.rtmp_listen,
-        args.rtmp_public.as_deref(),
-        Default::default(),
-    )
-    .await?;
+    let (feeds, server) = rtmp_server(config, args).await?;
     let request = crate::feed::FeedRequest {
         profile: args.profile,
         ..Default::default()

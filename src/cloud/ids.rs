@@ -76,6 +76,18 @@ impl std::str::FromStr for UserId {
     }
 }
 
+/// A TaskId as the cloud hands them out (by `started_by`): printable ASCII, at most 512.
+pub fn check_task_id(task_id: &str, started_by: &str) -> Result<(), InvalidArgument> {
+    if task_id.is_empty() || task_id.len() > 512 || !task_id.chars().all(|c| c.is_ascii_graphic()) {
+        return Err(InvalidArgument::new(
+            "TaskId",
+            task_id,
+            format!("the TaskId returned by {started_by}"),
+        ));
+    }
+    Ok(())
+}
+
 /// Checks that a URL we hand to the cloud uses a scheme the ingest service can pull.
 pub fn check_stream_url(field: &'static str, value: &str) -> Result<url::Url, InvalidArgument> {
     const SCHEMES: &str = "an http://, https:// or rtmp:// URL";

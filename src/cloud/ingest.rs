@@ -299,14 +299,7 @@ impl IngestAction for StartStreamIngest {
 }
 
 fn check_task_id(task_id: &str) -> Result<(), InvalidArgument> {
-    if task_id.is_empty() || task_id.len() > 512 || !task_id.chars().all(|c| c.is_ascii_graphic()) {
-        return Err(InvalidArgument::new(
-            "TaskId",
-            task_id,
-            "the TaskId returned by StartStreamIngest",
-        ));
-    }
-    Ok(())
+    super::ids::check_task_id(task_id, "StartStreamIngest")
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -24,6 +24,17 @@ pub struct Api {
 }
 
 impl Api {
+    /// The API a `callfeed serve` named in the line it printed once listening.
+    pub fn from_line(line: &str) -> Self {
+        Self {
+            base: serde_json::from_str::<Value>(line).unwrap()["api"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+            http: reqwest::Client::new(),
+        }
+    }
+
     pub async fn call(
         &self,
         method: reqwest::Method,
@@ -287,4 +298,41 @@ pub async fn spawn_line(args: &[&str], env: &[(&str, String)]) -> (tokio::proces
         .unwrap()
         .unwrap();
     (child, line)
+}
+
+/// A `callfeed emulator` process of its own (a cloud that outlives the nodes under test):
+/// the process, its control API, and the environment a `callfeed serve` takes it with (the
+/// test account and the API token).
+pub async fn emulator_process() -> (tokio::process::Child, String, Vec<(&'static str, String)>) {
+    let creds = vec![
+        ("CALLFEED_SDKAPPID", SDKAPPID.to_string()),
+        ("CALLFEED_SDK_SECRET_KEY", APP_KEY.to_owned()),
+        ("TENCENTCLOUD_SECRET_ID", super::SECRET_ID.to_owned()),
+        ("TENCENTCLOUD_SECRET_KEY", super::SECRET_KEY.to_owned()),
+        ("CALLFEED_REGION", "ap-singapore".to_owned()),
+    ];
+    let (emulator, line) = spawn_line(&["emulator", "--listen", "127.0.0.1:0"], &creds).await;
+    let endpoints: Value = serde_json::from_str(&line).unwrap();
+    let base = format!("{}/", endpoints["im_endpoint"].as_str().unwrap());
+    let control = endpoints["control"].as_str().unwrap().to_owned();
+    let mut env = creds;
+    env.push(("CALLFEED_IM_ENDPOINT", base.clone()));
+    env.push(("CALLFEED_TRTC_ENDPOINT", base));
+    env.push(("CALLFEED_API_TOKEN", TOKEN.to_owned()));
+    (emulator, control, env)
+}
+
+/// An RTMP server on a free loopback port for `service`'s feeds (and its sessions' room
+/// monitors), as `serve --rtmp-listen` starts one; listening while held.
+pub async fn rtmp_server_for(service: &Service<CloudClients>) -> callfeed::feed::rtmp::RtmpServer {
+    let feeds = service.feeds().clone();
+    let rtmp = callfeed::feed::rtmp::listen(
+        "127.0.0.1:0".parse().unwrap(),
+        feeds.clone(),
+        Default::default(),
+    )
+    .await
+    .unwrap();
+    feeds.set_rtmp_base(Some(format!("rtmp://{}/live", rtmp.local_addr())));
+    rtmp
 }
