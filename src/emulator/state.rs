@@ -469,7 +469,8 @@ impl State {
         let publisher = {
             let mut inner = self.lock();
             let task = inner.publishes.get_mut(id)?;
-            if task.ended.is_some() {
+            let by_itself = task.publisher.as_ref().is_some_and(|p| p.state().ended());
+            if task.ended.is_some() || by_itself {
                 return Some(false);
             }
             task.ended = Some(how);

@@ -53,6 +53,8 @@ pub struct RoomPublishSpec {
     pub picture: Option<PublishPicture>,
     /// A mix: continuous, the room's callees' voices in it.
     pub mix: bool,
+    /// The publish ends by itself once nobody has been in the room this long.
+    pub max_idle: Duration,
 }
 
 /// The streams a publish takes from, and the tones the room's callees speak, asked again at
@@ -60,6 +62,8 @@ pub struct RoomPublishSpec {
 pub trait RoomSources: Send + Sync + 'static {
     fn taps(&self) -> Vec<RoomTap>;
     fn voices(&self) -> Vec<f64>;
+    /// Whether anyone (a stream or a callee) is in the room.
+    fn occupied(&self) -> bool;
 }
 
 /// How a publish stands, for the emulator's view.
@@ -70,6 +74,21 @@ pub enum PublishState {
     Publishing,
     Retrying,
     Stopped,
+    /// Ended by itself: nobody was in the room for its idle time.
+    Idle,
+}
+
+impl PublishState {
+    pub fn ended(self) -> bool {
+        matches!(self, Self::Stopped | Self::Idle)
+    }
+}
+
+/// How one push ended.
+enum PushEnd {
+    Stopped,
+    Idle,
+    Failed(String),
 }
 
 /// A running publish; dropping it stops the push.
@@ -121,13 +140,23 @@ async fn run(
     state: watch::Sender<PublishState>,
 ) {
     let shown = crate::redact::redact_url(&spec.url);
+    let mut idle = Idle::default();
     loop {
-        let why = match Push::build(&spec) {
-            Ok(push) => push.run(&spec, sources.as_ref(), &mut stop, &state).await,
-            Err(e) => Some(e),
+        let end = match Push::build(&spec) {
+            Ok(push) => {
+                push.run(&spec, sources.as_ref(), &mut stop, &state, &mut idle)
+                    .await
+            }
+            Err(e) => PushEnd::Failed(e),
         };
-        let Some(why) = why else {
-            break;
+        let why = match end {
+            PushEnd::Stopped => break,
+            PushEnd::Idle => {
+                tracing::info!(url = %shown, "emulated CDN publish ended: nobody in the room");
+                let _ = state.send(PublishState::Idle);
+                return;
+            }
+            PushEnd::Failed(why) => why,
         };
         tracing::info!(url = %shown, error = %why, "emulated CDN publish failed; pushing again");
         let _ = state.send(PublishState::Retrying);
@@ -217,19 +246,22 @@ impl Push {
         })
     }
 
-    /// Pushes until stopped (`None`) or the push fails (why).
+    /// Pushes until stopped, the room stays empty, or the push fails.
     async fn run(
         self,
         spec: &RoomPublishSpec,
         sources: &dyn RoomSources,
         stop: &mut watch::Receiver<bool>,
         state: &watch::Sender<PublishState>,
-    ) -> Option<String> {
-        let bus = self.pipeline.bus()?;
+        idle: &mut Idle,
+    ) -> PushEnd {
+        let Some(bus) = self.pipeline.bus() else {
+            return PushEnd::Failed("a pipeline without a bus".into());
+        };
         let mut messages = bus.stream();
         if let Err(e) = self.pipeline.set_state(gst::State::Playing) {
             self.pipeline.shut_down(Duration::from_secs(5)).await;
-            return Some(format!("cannot connect: {e}"));
+            return PushEnd::Failed(format!("cannot connect: {e}"));
         }
         let _ = state.send(PublishState::Publishing);
         let mut sound = Sound::default();
@@ -237,14 +269,20 @@ impl Push {
         let mut tick = tokio::time::interval(TICK);
         let mut frames = tokio::time::interval(frame_every.unwrap_or(Duration::from_secs(3600)));
         let started = tokio::time::Instant::now();
+        let mut looks = tokio::time::interval(Duration::from_secs(1));
         let ended = loop {
             tokio::select! {
-                _ = stop.wait_for(|s| *s) => break None,
+                _ = stop.wait_for(|s| *s) => break PushEnd::Stopped,
+                _ = looks.tick() => {
+                    if idle.too_long(sources.occupied(), spec.max_idle) {
+                        break PushEnd::Idle;
+                    }
+                }
                 _ = tick.tick() => {
                     if let Some(buffer) = sound.next(started.elapsed(), spec.mix, sources)
                         && self.audio.push_buffer(buffer).is_err()
                     {
-                        break Some("the push stopped taking sound".to_owned());
+                        break PushEnd::Failed("the push stopped taking sound".to_owned());
                     }
                 }
                 _ = frames.tick(), if self.video.is_some() => {
@@ -253,14 +291,14 @@ impl Push {
                     }
                 }
                 msg = messages.next() => match msg.as_ref().map(|m| m.view()) {
-                    None => break Some("the pipeline's bus closed".to_owned()),
-                    Some(gst::MessageView::Error(e)) => break Some(e.error().to_string()),
-                    Some(gst::MessageView::Eos(_)) => break Some("the push ended".to_owned()),
+                    None => break PushEnd::Failed("the pipeline's bus closed".to_owned()),
+                    Some(gst::MessageView::Error(e)) => break PushEnd::Failed(e.error().to_string()),
+                    Some(gst::MessageView::Eos(_)) => break PushEnd::Failed("the push ended".to_owned()),
                     _ => {}
                 },
             }
         };
-        if ended.is_none() {
+        if !matches!(ended, PushEnd::Failed(_)) {
             // Ends the stream cleanly, so the listener hears the publisher finish.
             let _ = self.audio.end_of_stream();
             if let Some(v) = &self.video {
@@ -326,6 +364,24 @@ fn video_chain(
     gst::Element::link_many(&chain).map_err(|e| e.to_string())?;
     link_to_mux(&chain[5], mux, "video")?;
     Ok(src)
+}
+
+/// Since when the room has been empty, across pushes.
+#[derive(Default)]
+struct Idle(Option<tokio::time::Instant>);
+
+impl Idle {
+    /// Notes whether anyone is in the room; true once it has been empty for `limit`.
+    fn too_long(&mut self, occupied: bool, limit: Duration) -> bool {
+        if occupied {
+            self.0 = None;
+            return false;
+        }
+        self.0
+            .get_or_insert_with(tokio::time::Instant::now)
+            .elapsed()
+            >= limit
+    }
 }
 
 /// The latest picture of any stream in the room (a relay has one).

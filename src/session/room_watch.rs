@@ -83,6 +83,7 @@ pub struct RoomWatch {
     /// Figures at the end.
     last: ObservedMedia,
     stopped: bool,
+    lost_at_end: bool,
 }
 
 impl RoomWatch {
@@ -113,6 +114,7 @@ impl RoomWatch {
             quiet: Quiet::default(),
             last: ObservedMedia::default(),
             stopped: false,
+            lost_at_end: false,
         }
     }
 
@@ -131,6 +133,7 @@ impl RoomWatch {
             quiet: Quiet::default(),
             last: ObservedMedia::default(),
             stopped: false,
+            lost_at_end: false,
         }
     }
 
@@ -265,14 +268,9 @@ impl RoomWatch {
     /// Stops observing, with the figures at the end; the door closes with the watch.
     pub async fn stop(&mut self) {
         if let Some(m) = self.monitor.take() {
-            let link = m.link().0;
+            // A push the cloud gave up and did not make again: the rest went unheard.
+            self.lost_at_end = m.link().0 == MonitorLink::Lost;
             self.last = m.stop().await;
-            if link == MonitorLink::Lost && !self.raised("room_lost") {
-                // Said in the verdict; not an alert nobody could still act on.
-                self.error.get_or_insert_with(|| {
-                    "the cloud stopped publishing the room before the session ended".into()
-                });
-            }
         }
         self.stopped = true;
     }
@@ -283,7 +281,7 @@ impl RoomWatch {
         if let Some(e) = &self.error {
             return Some(format!("the room could not be monitored: {e}"));
         }
-        if self.raised("room_lost") {
+        if self.lost_at_end {
             return Some(
                 "the cloud stopped publishing the room mid-call: what the callee received after that is unknown".into(),
             );

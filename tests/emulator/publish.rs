@@ -80,3 +80,38 @@ async fn a_users_stream_is_published_to_rtmp_as_the_room_carries_it() {
     cloud.ingest.stop(&task).await.unwrap();
     cloud.emulator.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_of_an_empty_room_ends_after_its_max_idle_time() {
+    let cloud = cloud().await;
+    let nginx = Nginx::start();
+    let mut publish = StartPublishCdnStream::new(
+        RoomRef::string("nobody-here").unwrap(),
+        user("monitor_empty"),
+        PublishSource::Mix,
+        SecretString::from(nginx.url("empty")),
+    );
+    publish.max_idle_secs = Some(5);
+    let id = cloud
+        .ingest
+        .start_publish_cdn(&publish)
+        .await
+        .unwrap()
+        .response
+        .task_id;
+    let listed = cloud
+        .until(
+            "/publishes",
+            "the publish to end by itself",
+            Duration::from_secs(10),
+            |v| v["publishes"][0]["state"] == "idle",
+        )
+        .await;
+    assert_eq!(listed["publishes"][0]["task_id"], id.as_str());
+    let e = cloud.ingest.stop_publish_cdn(&id).await.unwrap_err();
+    assert!(
+        matches!(&e, CloudError::Api { code, .. } if code == "FailedOperation.TaskNotExist"),
+        "{e}"
+    );
+    cloud.emulator.shutdown().await;
+}

@@ -19,6 +19,9 @@ use crate::emulator::state::{PublishFrom, PublishTask, State};
 use crate::media::room_publish::{PublishPicture, RoomPublishSpec, RoomPublisher, RoomSources};
 use crate::media::tap::RoomTap;
 
+/// AgentParams.MaxIdleTime when not given, as documented.
+const DEFAULT_IDLE_SECS: i64 = 30;
+
 const START_PARAMS: [&str; 12] = [
     "SdkAppId",
     "RoomId",
@@ -243,6 +246,18 @@ impl RoomSources for Room {
             .collect()
     }
 
+    fn occupied(&self) -> bool {
+        let Some(state) = self.state.upgrade() else {
+            return false;
+        };
+        let inner = state.lock();
+        inner
+            .tasks
+            .values()
+            .any(|t| t.room == self.room && !t.phase.ended())
+            || !State::callees_in_room(&inner, &self.room).is_empty()
+    }
+
     fn voices(&self) -> Vec<f64> {
         let Some(state) = self.state.upgrade() else {
             return Vec::new();
@@ -262,11 +277,12 @@ pub(super) fn start(state: &Arc<State>, params: &Obj) -> Result<Value, ApiError>
     let agent = required(params, "AgentParams")?;
     check_known(agent, &["UserId", "UserSig", "MaxIdleTime"])?;
     let agent_user = signed_user(state, agent)?.to_owned();
-    optional_int(
+    let max_idle = optional_int(
         agent,
         "MaxIdleTime",
         i64::from(MIN_IDLE_SECS)..=i64::from(MAX_IDLE_SECS),
-    )?;
+    )?
+    .unwrap_or(DEFAULT_IDLE_SECS);
     let mix = int_in(params, "WithTranscoding", 0..=1)? == 1;
     let audio = audio(params)?;
     let picture = picture(params)?;
@@ -307,6 +323,7 @@ pub(super) fn start(state: &Arc<State>, params: &Obj) -> Result<Value, ApiError>
         audio_kbps: audio.kbps,
         picture,
         mix,
+        max_idle: std::time::Duration::from_secs(max_idle as u64),
     };
     let sources = Arc::new(Room {
         state: Arc::downgrade(state),
