@@ -6,9 +6,11 @@
 //!               └─ queue ! appsink (raw video)
 //! ```
 //!
-//! One observer is one attempt at one URL: it plays the URL `plays` times (or until stopped)
-//! and ends with an [`ObserverExit`]. Whoever runs it decides about retries; the figures are
-//! kept in a shared [`MediaTally`] so they add up across attempts.
+//! One observer is one attempt at one URL (or at one publisher's connection, for a room
+//! monitor): it plays it `plays` times (or until stopped) and ends with an [`ObserverExit`].
+//! Whoever runs it decides about retries; the figures are kept in a shared [`MediaTally`] so
+//! they add up across attempts. The two branches are built in `branches`, the level, tone
+//! and cue points read in `analysis`.
 
 mod analysis;
 mod branches;
