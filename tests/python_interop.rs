@@ -180,6 +180,22 @@ fn every_dry_run_resigns_with_the_official_sdk() {
             "HMLm5HWNuUAX+nLM-Z.x",
             "--pause",
         ],
+        vec![
+            "start-publish-cdn",
+            "--room",
+            "1234",
+            "--room-type",
+            "numeric",
+            "--agent-user",
+            "mon_1234",
+            "--user",
+            "robot",
+            "--url",
+            "rtmp://media.example.com:1935/live/mon-key",
+            "--video",
+            "640x360",
+        ],
+        vec!["stop-publish-cdn", "--task-id", "HMLm5HWNuUAX+nLM-Z.x"],
     ];
     for args in commands {
         let request = dry_run(&args);
@@ -193,7 +209,8 @@ fn every_dry_run_resigns_with_the_official_sdk() {
             !request.contains("eJ"),
             "{args:?} printed a UserSig: {request}"
         );
-        let needs_sig = args[0] == "start-ingest" || !args[0].ends_with("ingest");
+        let trtc = args[0].ends_with("ingest") || args[0].ends_with("publish-cdn");
+        let needs_sig = args[0].starts_with("start-") || !trtc;
         assert_eq!(
             request.contains("redacted"),
             needs_sig,
@@ -202,12 +219,15 @@ fn every_dry_run_resigns_with_the_official_sdk() {
         let verdict = python(&["resign", APP_KEY, SECRET_KEY], Some(&request));
         let verdict: serde_json::Value = serde_json::from_str(verdict.trim()).unwrap();
         assert_eq!(verdict["ok"], true, "{args:?}");
-        let kind = if args[0].ends_with("ingest") {
-            "tc3"
-        } else {
-            "im"
-        };
+        let kind = if trtc { "tc3" } else { "im" };
         assert_eq!(verdict["kind"], kind, "{args:?}");
+        if args[0] == "start-publish-cdn" {
+            // A numeric room is RoomIdType 0 here (1 in StartStreamIngest).
+            let body: serde_json::Value =
+                serde_json::from_str(v["body"].as_str().unwrap()).unwrap();
+            assert_eq!(body["RoomIdType"], 0, "{body}");
+            assert_eq!(body["PublishCdnParams"][0]["IsTencentCdn"], 0, "{body}");
+        }
         if kind == "tc3" {
             assert!(
                 v["url"]

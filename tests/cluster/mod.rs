@@ -88,9 +88,12 @@ async fn until_calls(control: &str, within: Duration, done: impl Fn(&[Value]) ->
 async fn a_killed_nodes_call_and_ingest_task_are_stopped_by_another_node_within_seconds() {
     let cloud = Cloud::start(CALLFEED).await;
     let (store, endpoints, control) = (&cloud.store, &cloud.endpoints, &cloud.control);
-    let (mut a, api_a) = node(store, endpoints).await;
-    let (_b, api_b) = node(store, endpoints).await;
-    let request = looping_tone("jack", "failover");
+    // Each node takes room monitors' pushes: the lost session's publish is stopped too.
+    let rtmp = ["--rtmp-listen", "127.0.0.1:0"];
+    let (mut a, api_a) = node_with(store, endpoints, &rtmp).await;
+    let (_b, api_b) = node_with(store, endpoints, &rtmp).await;
+    let mut request = looping_tone("jack", "failover");
+    request["monitor"] = true.into();
     let (code, created) = post(&api_a, request.clone()).await;
     assert_eq!(code, 201, "{created}");
     let id = created["id"].as_str().unwrap().to_owned();
@@ -113,6 +116,14 @@ async fn a_killed_nodes_call_and_ingest_task_are_stopped_by_another_node_within_
     assert_eq!(code, 409, "{busy}");
     assert_eq!(busy["existing"], id.as_str());
     until_calls(control, Duration::from_secs(30), in_call).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while emulator_list_at(control, "publishes").await.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the room monitor's publish never started"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     // Node A dies at once.
     a.start_kill().unwrap();
@@ -121,6 +132,9 @@ async fn a_killed_nodes_call_and_ingest_task_are_stopped_by_another_node_within_
         |c: &[Value]| c[0]["state"] == "ended" && c[0]["media"][0]["status"] == "NotExist";
     let took = until_calls(control, Duration::from_secs(8), stopped).await;
     eprintln!("failover: the dead node's call and task stopped {took:?} after the kill");
+    let publishes = emulator_list_at(control, "publishes").await;
+    assert_eq!(publishes.len(), 1, "{publishes:?}");
+    assert_eq!(publishes[0]["state"], "stopped", "{publishes:?}");
 
     // The record says why, and the room is free again: B takes it.
     let reader = Store::connect(store).await.unwrap();
