@@ -461,25 +461,17 @@ async fn a_phone_clip_comes_out_upright() {
         .await
         .unwrap();
     assert!(pushed.status.success(), "{}", text(&pushed).1);
-    let luma = luma_frame(&out, 640, 360);
-    let at = |x: usize, y: usize| luma[y * 640 + x];
-    let (dark, bright) = (|l: u8| l < 60, |l: u8| l > 180);
-    // Upright, the picture is 270x360 in the middle of the frame (x 185..455), pillarboxed.
-    for (x, y, want_dark, what) in [
-        (260, 60, true, "the black half on top"),
-        (380, 60, true, "the black half on top"),
-        (260, 300, false, "the white half below"),
-        (380, 300, false, "the white half below"),
-        (200, 300, false, "the portrait picture's left edge"),
-        (440, 300, false, "the portrait picture's right edge"),
-        (100, 300, true, "a border on the left"),
-        (540, 300, true, "a border on the right"),
-    ] {
-        let l = at(x, y);
-        assert!(
-            if want_dark { dark(l) } else { bright(l) },
-            "{what}: luma {l} at ({x}, {y})"
-        );
+    // The announcement made of it (a transcode, not the live path) too.
+    let announced = callfeed()
+        .env("XDG_CACHE_HOME", dir.path().join("cache"))
+        .args(["announce", phone.to_str().unwrap(), "--profile", "360p"])
+        .output()
+        .await
+        .unwrap();
+    assert!(announced.status.success(), "{}", text(&announced).1);
+    let announcement = std::path::PathBuf::from(text(&announced).0.trim());
+    for made in [out.clone(), announcement] {
+        assert_upright_phone_picture(&luma_frame(&made, 640, 360));
     }
     // The output is upright itself: it carries no rotation for a player to apply again.
     let (_, v) = probe(out.to_str().unwrap(), "360p").await;
@@ -635,5 +627,28 @@ async fn passthrough_is_decided_on_the_bitstream_not_the_profile_name() {
         // Every criterion checked is stated with what was measured.
         let checks = v["checks"].as_array().unwrap();
         assert!(checks.iter().all(|c| c["measured"].is_string()), "{v:#}");
+    }
+}
+
+/// A 640x360 picture of the phone clip turned upright: the black half on top, pillarboxed.
+fn assert_upright_phone_picture(luma: &[u8]) {
+    let at = |x: usize, y: usize| luma[y * 640 + x];
+    let (dark, bright) = (|l: u8| l < 60, |l: u8| l > 180);
+    // Upright, the picture is 270x360 in the middle of the frame (x 185..455), pillarboxed.
+    for (x, y, want_dark, what) in [
+        (260, 60, true, "the black half on top"),
+        (380, 60, true, "the black half on top"),
+        (260, 300, false, "the white half below"),
+        (380, 300, false, "the white half below"),
+        (200, 300, false, "the portrait picture's left edge"),
+        (440, 300, false, "the portrait picture's right edge"),
+        (100, 300, true, "a border on the left"),
+        (540, 300, true, "a border on the right"),
+    ] {
+        let l = at(x, y);
+        assert!(
+            if want_dark { dark(l) } else { bright(l) },
+            "{what}: luma {l} at ({x}, {y})"
+        );
     }
 }

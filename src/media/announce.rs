@@ -194,7 +194,12 @@ pub async fn transcode(
     let uri =
         url::Url::from_file_path(std::fs::canonicalize(input).map_err(|e| fail(e.to_string()))?)
             .map_err(|_| fail("not a file path".into()))?;
-    let (audio_chain, video_chain) = contract_chains(contract, topologies).map_err(build)?;
+    let rotated = report
+        .video
+        .as_ref()
+        .is_some_and(|v| v.orientation.is_some());
+    let (audio_chain, video_chain) =
+        contract_chains(contract, topologies, rotated).map_err(build)?;
     let MadeUp {
         branches,
         shown_picture,
@@ -445,6 +450,7 @@ async fn remux(
 fn contract_chains(
     contract: Contract,
     topologies: &Topologies,
+    rotated: bool,
 ) -> Result<(String, Option<String>), String> {
     let render = |key: &str, values: &[(&str, &str)]| {
         topologies.render(key, values).map_err(|e| e.to_string())
@@ -467,7 +473,7 @@ fn contract_chains(
         Some(v) => Some(format!(
             "{} ! videorate ! video/x-raw,framerate={}/1 ! {}",
             render(
-                "normalize.video",
+                super::topology::normalize_video_slot(rotated),
                 &[
                     ("fps", &v.fps.to_string()),
                     ("width", &v.width.to_string()),

@@ -35,6 +35,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("source.alsa_audio", &["device"]),
     ("source.pulse_audio", &["device"]),
     ("normalize.video", &["fps", "width", "height"]),
+    ("normalize.video_rotated", &["fps", "width", "height"]),
     ("normalize.audio", &["rate", "channels"]),
     (
         "encode.video",
@@ -47,6 +48,16 @@ const CUSTOM_SOURCE_PLACEHOLDERS: &[&str] = &["arg"];
 /// Placeholders whose values are free text. They are never written into launch syntax: see
 /// [`Fragment`].
 const TEXT_PLACEHOLDERS: &[&str] = &["device", "arg"];
+
+/// The normalize slot for an input's pictures: with videoflip only for a picture the probe
+/// found rotated (an upright one would be copied by it for nothing).
+pub fn normalize_video_slot(rotated: bool) -> &'static str {
+    if rotated {
+        "normalize.video_rotated"
+    } else {
+        "normalize.video"
+    }
+}
 
 /// The marker a text placeholder is parsed with; a counter keeps two in one pipeline apart.
 const TEXT_MARKER: &str = "callfeed_text_";

@@ -87,7 +87,7 @@ impl Branches {
             .video
             .map(|v| {
                 topologies.render(
-                    "normalize.video",
+                    crate::media::topology::normalize_video_slot(settings.rotated),
                     &[
                         ("fps", &v.fps.to_string()),
                         ("width", &v.width.to_string()),
@@ -114,11 +114,12 @@ impl Branches {
         } else {
             ""
         };
-        // The queue parts the decoder's thread from the paced appsink's; two decoded pictures
-        // are all it needs to hold (its default, 10 MB, kept three 1080p pictures per session).
+        // The queue parts the decoder's thread from the paced appsink's; two pictures are
+        // all it needs to hold (its default, 10 MB, kept three 1080p pictures per session),
+        // and after the scaler they are the contract's size, not the input's.
         let video = normalize_video.map(|n| {
             format!(
-                "{freeze}queue max-size-buffers=2 max-size-bytes=0 max-size-time=0 ! {n} ! appsink name=video"
+                "{freeze}{n} ! queue max-size-buffers=2 max-size-bytes=0 max-size-time=0 ! appsink name=video"
             )
         });
         let audio = format!("queue ! {normalize_audio} ! appsink name=audio");
@@ -283,4 +284,53 @@ pub(super) fn classify(err: &gst::glib::Error, from_storage: bool) -> bool {
         };
     }
     err.kind::<CoreError>() == Some(CoreError::MissingPlugin)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::contract::{Contract, Profile};
+
+    /// The elements of a branch's launch description, in order.
+    fn elements(description: &str) -> Vec<&str> {
+        description
+            .split(" ! ")
+            .filter_map(|e| e.split_whitespace().next())
+            .collect()
+    }
+
+    #[test]
+    fn an_upright_input_is_converted_and_scaled_in_one_pass_and_only_a_rotated_one_is_flipped() {
+        let topologies = Topologies::builtin().unwrap();
+        let mut settings = LiveSettings::new(Contract::new(Profile::P720));
+        let upright = Branches::new(&settings, &topologies)
+            .unwrap()
+            .video
+            .unwrap();
+        let upright = elements(&upright);
+        assert!(!upright.contains(&"videoflip"), "{upright:?}");
+        assert!(!upright.contains(&"videoscale"), "{upright:?}");
+        // The small queue holds pictures of the contract's size: it comes after the scaler.
+        let scaler = upright
+            .iter()
+            .position(|e| *e == "videoconvertscale")
+            .unwrap();
+        let queue = upright.iter().position(|e| *e == "queue").unwrap();
+        assert!(scaler < queue, "{upright:?}");
+        settings.rotated = true;
+        let rotated = Branches::new(&settings, &topologies)
+            .unwrap()
+            .video
+            .unwrap();
+        let rotated = elements(&rotated);
+        let flip = rotated.iter().position(|e| *e == "videoflip").unwrap();
+        let scaler = rotated
+            .iter()
+            .position(|e| *e == "videoconvertscale")
+            .unwrap();
+        assert!(
+            flip < scaler,
+            "turned upright before it is scaled: {rotated:?}"
+        );
+    }
 }

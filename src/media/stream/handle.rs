@@ -31,6 +31,10 @@ pub struct LiveSettings {
     pub audio_track: usize,
     /// The input is a still picture: it is shown as video, frozen, until stopped.
     pub still_image: bool,
+    /// The probe found the input's picture rotated (a phone's clip, a photo's EXIF): it is
+    /// turned upright before it is scaled. Unknown (no probe) is upright: only files and
+    /// URLs carry the rotation tag.
+    pub rotated: bool,
     /// How many threads decode the input's video.
     pub decoder_threads: crate::media::pads::DecoderThreads,
     /// The input starts only when the stream is first pulled (the slate runs until then),
@@ -57,6 +61,9 @@ impl LiveSettings {
         self.still_image = report
             .and_then(|r| r.video.as_ref())
             .is_some_and(|v| v.still_image);
+        self.rotated = report
+            .and_then(|r| r.video.as_ref())
+            .is_some_and(|v| v.orientation.is_some());
         self.audio_track = report.and_then(|r| r.audio_track).unwrap_or(0);
         self.decoder_threads =
             crate::media::pads::DecoderThreads::live(report.and_then(|r| r.video.as_ref()));
@@ -81,6 +88,7 @@ impl LiveSettings {
             picture: None,
             audio_track: 0,
             still_image: false,
+            rotated: false,
             decoder_threads: crate::media::pads::DecoderThreads::Auto,
             hold_until_pulled: false,
             source_guard: None,
