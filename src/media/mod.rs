@@ -276,6 +276,7 @@ pub mod sizes;
 pub mod speech;
 pub mod srt;
 pub mod stream;
+mod tag_buffer;
 pub mod tap;
 pub mod topology;
 pub mod whip;

@@ -208,21 +208,29 @@ fn pace(
         };
         drop(appsink);
         play_ended = false;
-        let Some(mut tag) = sample
-            .buffer()
-            .and_then(|b| b.map_readable().ok())
-            .map(|m| m.to_vec())
-        else {
+        // The sample's buffer is a whole tag: its timestamp is moved onto the stream's
+        // timeline in place, and the hub shares the buffer's own memory.
+        let buffer = sample.buffer_owned();
+        drop(sample);
+        let moved = buffer.and_then(|b| {
+            super::tag_buffer::edited_tag_bytes(b, |tag| {
+                let kind = tag_kind(tag);
+                let media = matches!(
+                    kind,
+                    TagKind::VideoKeyframe | TagKind::VideoDelta | TagKind::Audio
+                );
+                let out = tag_timestamp(tag).filter(|_| media).map(|ts| {
+                    let out = rebase.lock().expect("rebase lock").shift(ts);
+                    set_tag_timestamp(tag, out);
+                    out
+                });
+                (kind, out)
+            })
+        });
+        let Some((tag, (kind, moved_to))) = moved else {
             continue;
         };
-        let kind = tag_kind(&tag);
-        let media = matches!(
-            kind,
-            TagKind::VideoKeyframe | TagKind::VideoDelta | TagKind::Audio
-        );
-        if media && let Some(ts) = tag_timestamp(&tag) {
-            let out = rebase.lock().expect("rebase lock").shift(ts);
-            set_tag_timestamp(&mut tag, out);
+        if let Some(out) = moved_to {
             let (start, first) = *origin.get_or_insert((Instant::now(), out));
             let due = start + Duration::from_millis(u64::from(out.saturating_sub(first)));
             // Past the burst: send what was gathered, sleep until this tag is due, and
@@ -246,7 +254,7 @@ fn pace(
                 bump(&counters.frames_out, 1);
             }
         }
-        burst.push(Bytes::from(tag));
+        burst.push(tag);
         // An input slower than real time never gets ahead: its tags go as they come.
         if oldest_due.is_some_and(|due| due + PACER_BURST <= Instant::now()) {
             if !send(&mut burst) {

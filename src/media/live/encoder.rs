@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
@@ -88,10 +87,10 @@ pub(super) fn build_encoder(
                 let Some(hub) = hub.upgrade() else {
                     return Err(gst::FlowError::Flushing);
                 };
-                if let Some(buffer) = sample.buffer()
-                    && let Ok(map) = buffer.map_readable()
-                {
-                    hub.push(Bytes::copy_from_slice(&map));
+                let buffer = sample.buffer_owned();
+                drop(sample);
+                if let Some(tag) = buffer.and_then(crate::media::tag_buffer::tag_bytes) {
+                    hub.push(tag);
                 }
                 Ok(gst::FlowSuccess::Ok)
             })
