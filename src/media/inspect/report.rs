@@ -115,6 +115,8 @@ pub(crate) fn codec_name(name: &str, s: Option<&gst::Structure>) -> String {
         "audio/x-opus" => "opus".into(),
         "audio/x-vorbis" => "vorbis".into(),
         "audio/x-flac" => "flac".into(),
+        // Samples as they are (a WAV's, as its parser shows them).
+        "audio/x-raw" => "pcm".into(),
         "audio/mpeg" => match s.and_then(|s| s.get::<i32>("mpegversion").ok()) {
             Some(1) => "mp3".into(),
             Some(2 | 4) => "aac".into(),

@@ -1,7 +1,8 @@
 //! The cheap preflight of a local file: demuxed and parsed, never decoded. GStreamer's
 //! Discoverer loads and runs the decoders to describe a file (a tenth of a CPU-second and
 //! tens of MB for a 1080p H.264 clip); for the files a phone, a camera or an encoder writes
-//! (H.264 and AAC in MP4/MOV, M4A or FLV) the parsers' caps and the container's tags say
+//! (H.264 and AAC in MP4/MOV, M4A or FLV) and the sound files announcements are made of (MP3,
+//! with or without its ID3 tag, and PCM WAV) the parsers' caps and the container's tags say
 //! all the probe needs, and the same pass measures the H.264 packets for the passthrough
 //! verdict. Any other file is left to the Discoverer.
 
@@ -18,7 +19,14 @@ use super::report::{
 };
 
 /// Containers read this way.
-const CONTAINERS: [&str; 3] = ["video/quicktime", "audio/x-m4a", "video/x-flv"];
+const CONTAINERS: [&str; 6] = [
+    "video/quicktime",
+    "audio/x-m4a",
+    "video/x-flv",
+    "application/x-id3",
+    "audio/mpeg",
+    "audio/x-wav",
+];
 
 /// What the parsers post on the bus once every stream has passed its first packet, so the
 /// tags sent ahead of it have been seen. parsebin shows all of a file's streams together,
@@ -154,8 +162,8 @@ pub(super) fn scan(path: &Path) -> Result<Scanned, &'static str> {
     let mut streams = Vec::new();
     for (_, pad, tags) in pads {
         let caps = pad.current_caps().ok_or("a stream without caps")?;
-        if !is_h264_or_aac(&caps) {
-            return Err("a stream other than H.264 or AAC");
+        if !parsed_alone(&container, &caps) {
+            return Err("a stream its parser does not describe fully in this container");
         }
         streams.push(ScannedStream { caps, tags });
     }
@@ -205,14 +213,19 @@ fn caps_name(caps: &gst::CapsRef) -> &str {
     caps.structure(0).map_or("", |s| s.name().as_str())
 }
 
-fn is_h264_or_aac(caps: &gst::CapsRef) -> bool {
-    match caps_name(caps) {
-        "video/x-h264" => true,
-        "audio/mpeg" => caps
-            .structure(0)
-            .and_then(|s| s.get::<i32>("mpegversion").ok())
-            .is_some_and(|v| v == 2 || v == 4),
-        _ => false,
+/// A stream its parser describes fully in `container`: H.264 and AAC in MP4/M4A/FLV, MP3
+/// (or AAC) as a sound file of its own, PCM in WAV.
+fn parsed_alone(container: &str, caps: &gst::CapsRef) -> bool {
+    let s = caps.structure(0);
+    let int = |field: &str| s.and_then(|s| s.get::<i32>(field).ok());
+    let aac = || caps_name(caps) == "audio/mpeg" && matches!(int("mpegversion"), Some(2 | 4));
+    let mp3 = || {
+        caps_name(caps) == "audio/mpeg" && int("mpegversion") == Some(1) && int("layer") == Some(3)
+    };
+    match container {
+        "application/x-id3" | "audio/mpeg" => mp3() || aac(),
+        "audio/x-wav" => caps_name(caps) == "audio/x-raw",
+        _ => caps_name(caps) == "video/x-h264" || aac(),
     }
 }
 
@@ -467,6 +480,42 @@ mod tests {
     }
 
     #[test]
+    fn mp3_and_wav_are_described_by_their_parsers() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let mp3 = found(
+            scan(&make(
+                d,
+                "tone.mp3",
+                "-f lavfi -i sine=d=2:sample_rate=44100 -ac 1 -c:a libmp3lame -b:a 64k",
+            ))
+            .unwrap(),
+        );
+        assert_eq!(
+            (
+                mp3.audio_streams[0].codec.as_str(),
+                mp3.audio_streams[0].rate
+            ),
+            ("mp3", 44100)
+        );
+        assert_eq!(mp3.audio_streams[0].channels, 1);
+        assert!(
+            mp3.duration_ms.is_some_and(|ms| ms.abs_diff(2000) < 100),
+            "{mp3:?}"
+        );
+        let wav = found(scan(&make(d, "tone.wav", "-f lavfi -i sine=d=1 -ac 2")).unwrap());
+        assert_eq!(wav.container, "audio/x-wav");
+        assert_eq!(
+            (
+                wav.audio_streams[0].codec.as_str(),
+                wav.audio_streams[0].channels
+            ),
+            ("pcm", 2)
+        );
+        assert_eq!(wav.duration_ms, Some(1000));
+    }
+
+    #[test]
     fn other_files_are_left_to_the_discoverer() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
@@ -477,7 +526,7 @@ mod tests {
                 "mp3.mp4",
                 &format!("{PICTURE} {TONE} -pix_fmt yuv420p -c:v libx264 -c:a libmp3lame"),
             ),
-            make(d, "tone.wav", "-f lavfi -i sine=d=1"),
+            make(d, "tone.flac", "-f lavfi -i sine=d=1"),
         ] {
             assert!(scan(&path).is_err(), "{path:?}");
         }
