@@ -2,7 +2,7 @@
 //! Discoverer loads and runs the decoders to describe a file (a tenth of a CPU-second and
 //! tens of MB for a 1080p H.264 clip); for the files a phone, a camera or an encoder writes
 //! (H.264 and AAC in MP4/MOV, M4A or FLV) and the sound files announcements are made of (MP3,
-//! with or without its ID3 tag, and PCM WAV) the parsers' caps and the container's tags say
+//! with or without its ID3 tag, PCM WAV, FLAC, Vorbis and Opus in Ogg) the parsers' caps and the container's tags say
 //! all the probe needs, and the same pass measures the H.264 packets for the passthrough
 //! verdict. Any other file is left to the Discoverer.
 
@@ -19,13 +19,16 @@ use super::report::{
 };
 
 /// Containers read this way.
-const CONTAINERS: [&str; 6] = [
+const CONTAINERS: [&str; 9] = [
     "video/quicktime",
     "audio/x-m4a",
     "video/x-flv",
     "application/x-id3",
     "audio/mpeg",
     "audio/x-wav",
+    "audio/x-flac",
+    "audio/ogg",
+    "application/ogg",
 ];
 
 /// What the parsers post on the bus once every stream has passed its first packet, so the
@@ -214,7 +217,8 @@ fn caps_name(caps: &gst::CapsRef) -> &str {
 }
 
 /// A stream its parser describes fully in `container`: H.264 and AAC in MP4/M4A/FLV, MP3
-/// (or AAC) as a sound file of its own, PCM in WAV.
+/// (or AAC, or FLAC) as a sound file of its own, PCM in WAV, FLAC, and Vorbis, Opus or FLAC
+/// in Ogg.
 fn parsed_alone(container: &str, caps: &gst::CapsRef) -> bool {
     let s = caps.structure(0);
     let int = |field: &str| s.and_then(|s| s.get::<i32>(field).ok());
@@ -222,10 +226,15 @@ fn parsed_alone(container: &str, caps: &gst::CapsRef) -> bool {
     let mp3 = || {
         caps_name(caps) == "audio/mpeg" && int("mpegversion") == Some(1) && int("layer") == Some(3)
     };
+    let named = |names: &[&str]| names.contains(&caps_name(caps));
     match container {
-        "application/x-id3" | "audio/mpeg" => mp3() || aac(),
-        "audio/x-wav" => caps_name(caps) == "audio/x-raw",
-        _ => caps_name(caps) == "video/x-h264" || aac(),
+        "application/x-id3" | "audio/mpeg" => mp3() || aac() || named(&["audio/x-flac"]),
+        "audio/x-wav" => named(&["audio/x-raw"]),
+        "audio/x-flac" => named(&["audio/x-flac"]),
+        "audio/ogg" | "application/ogg" => {
+            named(&["audio/x-vorbis", "audio/x-opus", "audio/x-flac"])
+        }
+        _ => named(&["video/x-h264"]) || aac(),
     }
 }
 
@@ -480,7 +489,7 @@ mod tests {
     }
 
     #[test]
-    fn mp3_and_wav_are_described_by_their_parsers() {
+    fn sound_files_are_described_by_their_parsers() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let mp3 = found(
@@ -513,6 +522,27 @@ mod tests {
             ("pcm", 2)
         );
         assert_eq!(wav.duration_ms, Some(1000));
+        for (name, args, codec) in [
+            ("tone.flac", "-f lavfi -i sine=d=1 -ac 2", "flac"),
+            (
+                "tone.ogg",
+                "-f lavfi -i sine=d=1 -ac 2 -c:a libvorbis",
+                "vorbis",
+            ),
+            (
+                "tone.opus",
+                "-f lavfi -i sine=d=1 -ac 2 -c:a libopus",
+                "opus",
+            ),
+        ] {
+            let sound = found(scan(&make(d, name, args)).unwrap());
+            assert_eq!(sound.audio_streams[0].codec, codec, "{name}");
+            assert_eq!(sound.audio_streams[0].channels, 2, "{name}");
+            assert!(
+                sound.duration_ms.is_some_and(|ms| ms.abs_diff(1000) < 50),
+                "{name}: {sound:?}"
+            );
+        }
     }
 
     #[test]
@@ -526,7 +556,7 @@ mod tests {
                 "mp3.mp4",
                 &format!("{PICTURE} {TONE} -pix_fmt yuv420p -c:v libx264 -c:a libmp3lame"),
             ),
-            make(d, "tone.flac", "-f lavfi -i sine=d=1"),
+            make(d, "tone.aiff", "-f lavfi -i sine=d=1"),
         ] {
             assert!(scan(&path).is_err(), "{path:?}");
         }
