@@ -103,8 +103,11 @@ pub(super) fn record_settings(
 }
 
 impl MonitorArgs {
-    /// Where events are told, if anywhere: an http(s) URL with a host.
-    pub(super) fn event_webhook(&self) -> Result<Option<EventWebhook>, InvalidArgument> {
+    /// Where events are told, if anywhere: an http(s) URL with a host; `key` signs them.
+    pub(super) fn event_webhook(
+        &self,
+        key: Option<SecretString>,
+    ) -> Result<Option<EventWebhook>, InvalidArgument> {
         let Some(raw) = &self.event_webhook else {
             return Ok(None);
         };
@@ -118,10 +121,6 @@ impl MonitorArgs {
                     "an http:// or https:// URL with a host",
                 )
             })?;
-        let key = std::env::var("CALLFEED_EVENT_WEBHOOK_KEY")
-            .ok()
-            .filter(|k| !k.is_empty())
-            .map(SecretString::from);
         Ok(Some(EventWebhook { url, key }))
     }
 

@@ -314,7 +314,9 @@ pub(super) async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<Exit
     };
     check_exposure(&args, &token, &webhook_keys)?;
     let record = args.monitoring.start()?;
-    let event_webhook = args.monitoring.event_webhook()?;
+    let event_webhook = args
+        .monitoring
+        .event_webhook(secret_env("CALLFEED_EVENT_WEBHOOK_KEY"))?;
     let default_monitor = super::monitoring::default_monitor(config.monitor.as_ref())?;
     if let Some(m) = default_monitor {
         if args.feeds.rtmp_listen.is_none() {

@@ -26,6 +26,13 @@ fn bad_request(message: String) -> Response {
     (StatusCode::BAD_REQUEST, Json(json!({"error": message}))).into_response()
 }
 
+/// The room a control path names (`/rooms/{kind}/{id}`), or why it names none.
+fn room_named(kind: &str, id: &str) -> Result<RoomRef, String> {
+    kind.parse::<RoomKind>()
+        .and_then(|k| RoomRef::new(id, k))
+        .map_err(|e| e.to_string())
+}
+
 #[derive(Debug, Serialize)]
 struct RoomMember {
     user_id: String,
@@ -96,9 +103,9 @@ pub(crate) async fn room(
     AxState(state): AxState<Arc<State>>,
     Path((kind, id)): Path<(String, String)>,
 ) -> Response {
-    let room = match kind.parse::<RoomKind>().and_then(|k| RoomRef::new(&id, k)) {
+    let room = match room_named(&kind, &id) {
         Ok(r) => r,
-        Err(e) => return bad_request(e.to_string()),
+        Err(why) => return bad_request(why),
     };
     let inner = state.lock();
     Json(room_view(&inner, &room)).into_response()
@@ -302,9 +309,9 @@ pub(crate) async fn mute_room(
     Path((kind, id)): Path<(String, String)>,
     body: axum::body::Bytes,
 ) -> Response {
-    let room = match kind.parse::<RoomKind>().and_then(|k| RoomRef::new(&id, k)) {
+    let room = match room_named(&kind, &id) {
         Ok(r) => r,
-        Err(e) => return bad_request(e.to_string()),
+        Err(why) => return bad_request(why),
     };
     match serde_json::from_slice::<Mute>(&body) {
         Ok(Mute { muted }) => {

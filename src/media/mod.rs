@@ -212,6 +212,13 @@ pub(crate) fn release_later(held: impl Send + 'static) {
     }
 }
 
+/// An element of `factory` with its defaults; an error names the factory (a plugin missing).
+pub(crate) fn element(factory: &str) -> Result<gstreamer::Element, String> {
+    gstreamer::ElementFactory::make(factory)
+        .build()
+        .map_err(|e| format!("{factory}: {e}"))
+}
+
 /// A `filesrc` reading `path`, set through the property API: a path is data whatever it
 /// contains (quotes, `!`, spaces, newlines), never launch syntax.
 pub(crate) fn file_source(path: &std::path::Path) -> Result<gstreamer::Element, String> {

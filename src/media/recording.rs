@@ -23,7 +23,7 @@ use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use tokio::sync::mpsc;
 
-use super::NullOnDrop;
+use super::{NullOnDrop, element};
 
 /// What a segment is written as until it is closed.
 const UNFINISHED: &str = ".part";
@@ -240,12 +240,6 @@ fn on_message(recording: &Recording, msg: &gst::Message) -> bool {
     }
 }
 
-fn make(factory: &str) -> Result<gst::Element, String> {
-    gst::ElementFactory::make(factory)
-        .build()
-        .map_err(|e| format!("{factory}: {e}"))
-}
-
 fn build(recording: &Recording, n: u32) -> Result<(NullOnDrop, gst_app::AppSrc), String> {
     let spec = &recording.spec;
     let pipeline = gst::Pipeline::new();
@@ -255,7 +249,7 @@ fn build(recording: &Recording, n: u32) -> Result<(NullOnDrop, gst_app::AppSrc),
         .max_bytes(8 * 1024 * 1024)
         .block(false)
         .build();
-    let demux = make("flvdemux")?;
+    let demux = element("flvdemux")?;
     let location = spec
         .dir
         .join(format!("part-{n:03}-%03d.{}{UNFINISHED}", spec.extension()));
@@ -294,7 +288,7 @@ fn link_stream(
         "audio" => ("aacparse", "audio_%u"),
         "video" if !audio_only => ("h264parse", "video"),
         _ => {
-            let drop = make("fakesink")?;
+            let drop = element("fakesink")?;
             pipeline.add(&drop).map_err(|e| e.to_string())?;
             drop.sync_state_with_parent().map_err(|e| e.to_string())?;
             let sink_pad = drop.static_pad("sink").ok_or("fakesink without input")?;
@@ -304,8 +298,8 @@ fn link_stream(
                 .map_err(|e| format!("{e:?}"));
         }
     };
-    let parse = make(parser)?;
-    let queue = make("queue")?;
+    let parse = element(parser)?;
+    let queue = element("queue")?;
     pipeline
         .add_many([&parse, &queue])
         .map_err(|e| e.to_string())?;

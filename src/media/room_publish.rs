@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! taps ─ 20 ms ticks ─ appsrc (F32 mono) ! audioconvert ! audioresample ! voaacenc ─┐
-//!                      appsrc (raw)  ! videoconvert ! videoscale ! x264enc ! h264parse ─┴ flvmux ! rtmp2sink
+//!                      appsrc (raw)  ! videoconvertscale ! x264enc ! h264parse ─┴ flvmux ! rtmp2sink
 //! ```
 //!
 //! A single user's relay sends only what that user sends (nothing while the user sends
@@ -22,7 +22,7 @@ use gstreamer_app as gst_app;
 use tokio::sync::watch;
 
 use super::tap::{RoomTap, TAP_RATE};
-use super::{MediaInitError, NullOnDrop, init};
+use super::{MediaInitError, NullOnDrop, element, init};
 
 /// How often sound is handed to the encoder.
 const TICK: Duration = Duration::from_millis(20);
@@ -175,12 +175,6 @@ struct Push {
     video: Option<gst_app::AppSrc>,
 }
 
-fn make(factory: &str) -> Result<gst::Element, String> {
-    gst::ElementFactory::make(factory)
-        .build()
-        .map_err(|e| format!("{factory}: {e}"))
-}
-
 fn live_appsrc(caps: Option<&gst::Caps>) -> gst_app::AppSrc {
     let src = gst_app::AppSrc::builder()
         .is_live(true)
@@ -218,8 +212,8 @@ impl Push {
             .build();
         let audio_chain = [
             audio.clone().upcast(),
-            make("audioconvert")?,
-            make("audioresample")?,
+            element("audioconvert")?,
+            element("audioresample")?,
             gst::ElementFactory::make("capsfilter")
                 .property("caps", &encoded)
                 .build()
@@ -233,7 +227,7 @@ impl Push {
             .add_many(audio_chain.iter().chain([&mux, &sink]))
             .map_err(|e| e.to_string())?;
         gst::Element::link_many(&audio_chain).map_err(|e| e.to_string())?;
-        link_to_mux(&audio_chain[4], &mux, "audio")?;
+        link_to_mux(audio_chain.last().expect("a chain"), &mux, "audio")?;
         mux.link(&sink).map_err(|e| e.to_string())?;
         let video = match &spec.picture {
             Some(picture) => Some(video_chain(&pipeline, &mux, picture)?),
@@ -345,8 +339,7 @@ fn video_chain(
         .build();
     let chain = [
         src.clone().upcast(),
-        make("videoconvert")?,
-        make("videoscale")?,
+        element("videoconvertscale")?,
         gst::ElementFactory::make("capsfilter")
             .property("caps", &scaled)
             .build()
@@ -358,11 +351,11 @@ fn video_chain(
             .property("key-int-max", picture.fps * picture.gop_secs.max(1))
             .build()
             .map_err(|e| format!("x264enc: {e}"))?,
-        make("h264parse")?,
+        element("h264parse")?,
     ];
     pipeline.add_many(&chain).map_err(|e| e.to_string())?;
     gst::Element::link_many(&chain).map_err(|e| e.to_string())?;
-    link_to_mux(&chain[5], mux, "video")?;
+    link_to_mux(chain.last().expect("a chain"), mux, "video")?;
     Ok(src)
 }
 

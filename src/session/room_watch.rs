@@ -102,19 +102,12 @@ impl RoomWatch {
             Err(e) => (None, Some(e.to_string())),
         };
         Self {
-            spec,
             expects_video,
             _door: Some(door),
             monitor,
             recording,
-            task_id: None,
-            asked_ms: now_ms,
             error,
-            alerts: Vec::new(),
-            quiet: Quiet::default(),
-            last: ObservedMedia::default(),
-            stopped: false,
-            lost_at_end: false,
+            ..Self::refused(spec, String::new(), now_ms)
         }
     }
 

@@ -15,6 +15,7 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 
+use super::super::element;
 use super::super::flv::{TAG_AUDIO, TAG_VIDEO};
 use super::super::inlet::InletWriter;
 
@@ -213,31 +214,34 @@ pub(super) fn depayload(
     let passing = matches!(outlet, Outlet::Tags(_));
     let (mut chain, kind) = match (encoding.as_str(), passing) {
         ("H264", false) => (
-            vec![keyframe_depayloader("rtph264depay")?, make("h264parse")?],
+            vec![keyframe_depayloader("rtph264depay")?, element("h264parse")?],
             TAG_VIDEO,
         ),
         ("H264", true) => (
             vec![
                 keyframe_depayloader("rtph264depay")?,
-                make("h264parse")?,
+                element("h264parse")?,
                 caps_filter("video/x-h264,stream-format=avc,alignment=au")?,
             ],
             TAG_VIDEO,
         ),
         ("VP8", false) => (vec![keyframe_depayloader("rtpvp8depay")?], TAG_VIDEO),
-        ("OPUS", false) => (vec![make("rtpopusdepay")?, make("opusparse")?], TAG_AUDIO),
+        ("OPUS", false) => (
+            vec![element("rtpopusdepay")?, element("opusparse")?],
+            TAG_AUDIO,
+        ),
         ("OPUS", true) => (
             vec![
-                make("rtpopusdepay")?,
-                make("opusdec")?,
-                make("audioconvert")?,
-                make("audioresample")?,
+                element("rtpopusdepay")?,
+                element("opusdec")?,
+                element("audioconvert")?,
+                element("audioresample")?,
                 caps_filter("audio/x-raw,rate=48000,channels=2")?,
                 gst::ElementFactory::make("voaacenc")
                     .property("bitrate", 128_000i32)
                     .build()
                     .map_err(|e| format!("voaacenc: {e}"))?,
-                make("aacparse")?,
+                element("aacparse")?,
                 caps_filter("audio/mpeg,mpegversion=4,stream-format=raw")?,
             ],
             TAG_AUDIO,
@@ -286,12 +290,6 @@ pub(super) fn depayload(
         last.link(&into).map_err(|e| e.to_string())?;
     }
     Ok((kind == TAG_VIDEO).then(|| chain[0].clone()))
-}
-
-fn make(factory: &str) -> Result<gst::Element, String> {
-    gst::ElementFactory::make(factory)
-        .build()
-        .map_err(|e| format!("{factory}: {e}"))
 }
 
 fn caps_filter(caps: &str) -> Result<gst::Element, String> {

@@ -76,10 +76,12 @@ pub(super) async fn record<C: CloudOps + 'static>(
         let room = room_events(&now, &mut room_told);
         if let Some(out) = &svc.outbound {
             for (kind, data) in room.iter().filter(|(k, _)| k.starts_with("room_")) {
-                let data = serde_json::from_str(data).unwrap_or_default();
-                out.tell(kind, &id, data);
+                out.tell(kind, &id, data.clone());
             }
         }
+        let room = room
+            .into_iter()
+            .map(|(kind, data)| (kind, data.to_string()));
         for (kind, data) in queue_events(&now, &mut told).into_iter().chain(room) {
             append(&svc, &id, kind, &data).await;
             recorded.notify_waiters();
@@ -144,20 +146,17 @@ struct RoomTold {
 
 /// The room monitor's figures as a `monitor` event once a second, and each alert
 /// (`room_silent`, `room_frozen`, `room_lost`) once, as an event of its kind.
-fn room_events(status: &Status, told: &mut RoomTold) -> Vec<(&'static str, String)> {
+fn room_events(status: &Status, told: &mut RoomTold) -> Vec<(&'static str, serde_json::Value)> {
     let Some(monitor) = &status.monitor else {
         return Vec::new();
     };
     let mut events = Vec::new();
     if told.figures_at.is_none_or(|at| monitor.at_ms >= at + 1000) {
         told.figures_at = Some(monitor.at_ms);
-        events.push((
-            "monitor",
-            serde_json::to_string(monitor).unwrap_or_default(),
-        ));
+        events.push(("monitor", serde_json::to_value(monitor).unwrap_or_default()));
     }
     for alert in monitor.alerts.iter().skip(told.alerts) {
-        events.push((alert.kind, serde_json::to_string(alert).unwrap_or_default()));
+        events.push((alert.kind, serde_json::to_value(alert).unwrap_or_default()));
     }
     told.alerts = monitor.alerts.len();
     events

@@ -156,7 +156,7 @@ impl<C: CloudOps> SessionRun<'_, C> {
     pub(super) async fn stop_monitor(&mut self) -> Option<(MonitorView, Option<String>)> {
         let mut watch = self.room_watch.take()?;
         let now = self.ms();
-        watch.look(now, false);
+        // Stopping reads the last figures.
         watch.stop().await;
         let bound_secs = self.ingest_started.map_or(0, |t| t.elapsed().as_secs());
         let shortfall = watch.shortfall(bound_secs);
