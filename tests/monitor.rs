@@ -546,7 +546,7 @@ async fn a_record_dir_that_is_not_there_is_refused_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let journal = dir.path().join("j.sqlite").display().to_string();
     let missing = dir.path().join("no-such-folder").display().to_string();
-    let out = serve_command(
+    let (code, said) = serve_exits(
         &[
             "--listen",
             "127.0.0.1:0",
@@ -557,12 +557,8 @@ async fn a_record_dir_that_is_not_there_is_refused_at_start() {
         ],
         &[],
     )
-    .stderr(std::process::Stdio::piped())
-    .output()
-    .await
-    .unwrap();
-    assert!(!out.status.success());
-    let said = String::from_utf8_lossy(&out.stderr);
+    .await;
+    assert_ne!(code, Some(0));
     assert!(
         said.contains("--record-dir") && said.contains("make it first"),
         "{said}"
@@ -595,13 +591,8 @@ async fn a_config_monitor_for_every_session_needs_an_rtmp_server_and_then_monito
     let mut env = cloud_env(&emulator);
     env.push(("CALLFEED_CONFIG", config));
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let out = serve_command(&["--listen", "127.0.0.1:0", "--journal", &journal], &env)
-        .stderr(std::process::Stdio::piped())
-        .output()
-        .await
-        .unwrap();
-    assert!(!out.status.success());
-    let said = String::from_utf8_lossy(&out.stderr);
+    let (code, said) = serve_exits(&["--listen", "127.0.0.1:0", "--journal", &journal], &env).await;
+    assert_ne!(code, Some(0));
     assert!(
         said.contains("[monitor]") && said.contains("--rtmp-listen"),
         "{said}"

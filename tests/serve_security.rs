@@ -442,19 +442,6 @@ async fn a_teardown_the_cloud_refuses_stays_pending_until_it_is_confirmed() {
     assert_eq!(call["media"][0]["status"], "NotExist", "{call:#}");
 }
 
-/// Starts `callfeed serve` with `args` and `env`; its exit code and stderr if it exits.
-async fn serve_exits(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
-    let mut cmd = serve_command(args, env);
-    let out = tokio::time::timeout(Duration::from_secs(20), cmd.output())
-        .await
-        .expect("serve refuses at once")
-        .unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[tokio::test]
 async fn an_open_server_on_a_public_address_refuses_to_start() {
     let dir = tempfile::tempdir().unwrap();

@@ -251,6 +251,19 @@ pub fn serve_command(args: &[&str], env: &[(&str, &str)]) -> tokio::process::Com
     cmd
 }
 
+/// Starts `callfeed serve` with `args` and `env`; its exit code and stderr if it exits.
+pub async fn serve_exits(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let mut cmd = serve_command(args, env);
+    let out = tokio::time::timeout(Duration::from_secs(20), cmd.output())
+        .await
+        .expect("serve refuses at once")
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// The environment that makes `serve` take `emulator` as its cloud.
 pub fn cloud_env(emulator: &Emulator) -> Vec<(&'static str, String)> {
     let endpoints = emulator.endpoints();

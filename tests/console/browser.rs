@@ -181,6 +181,19 @@ impl Browser {
         .await;
     }
 
+    /// Waits (at most 30 s) for the element `css` names to show a tone (`440 Hz`); its
+    /// frequency.
+    pub(crate) async fn until_hz(&self, what: &str, css: &str) -> f64 {
+        let tone = self
+            .until(what, Duration::from_secs(30), &text_of(css))
+            .await;
+        tone.as_str()
+            .unwrap()
+            .trim_end_matches(" Hz")
+            .parse()
+            .unwrap()
+    }
+
     /// Waits for the text of `css` to change twice: two redraws of the view.
     pub(crate) async fn redrawn(&self, css: &str) {
         let read = text_of(css);

@@ -145,19 +145,9 @@ async fn an_operator_goes_live_from_the_browser_and_rings_jack_with_it() {
     browser
         .until_text("#session-phase", "ingesting", Duration::from_secs(30))
         .await;
-    let tone = browser
-        .until(
-            "the room's tone",
-            Duration::from_secs(30),
-            &super::browser::text_of("[data-fact=room_tone]"),
-        )
+    let hz = browser
+        .until_hz("the room's tone", "[data-fact=room_tone]")
         .await;
-    let hz: f64 = tone
-        .as_str()
-        .unwrap()
-        .trim_end_matches(" Hz")
-        .parse()
-        .unwrap();
     assert!((hz - 440.0).abs() < 30.0, "the room heard {hz} Hz");
     let session = browser
         .js("return decodeURIComponent(location.hash.slice(4))")

@@ -96,19 +96,9 @@ async fn an_operator_starts_watches_hears_and_stops_a_session_from_the_console()
     assert!(played.as_f64().unwrap() > 1.5);
 
     // What the room observer heard: the test source's 440 Hz tone.
-    let tone = browser
-        .until(
-            "the room observer's tone",
-            Duration::from_secs(30),
-            &text_of("[data-fact=room_tone]"),
-        )
+    let hz = browser
+        .until_hz("the room observer's tone", "[data-fact=room_tone]")
         .await;
-    let hz: f64 = tone
-        .as_str()
-        .unwrap()
-        .trim_end_matches(" Hz")
-        .parse()
-        .unwrap();
     assert!((hz - 440.0).abs() < 30.0, "the room heard {hz} Hz");
     // Media charts from the live figures.
     browser

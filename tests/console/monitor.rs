@@ -26,19 +26,9 @@ async fn a_monitored_session_shows_what_the_room_carried_and_its_recording() {
         )
         .await;
     browser.click("#new-session button[type=submit]").await;
-    let tone = browser
-        .until(
-            "the monitor's tone",
-            Duration::from_secs(30),
-            &text_of("[data-fact=monitor_tone]"),
-        )
+    let hz = browser
+        .until_hz("the monitor's tone", "[data-fact=monitor_tone]")
         .await;
-    let hz: f64 = tone
-        .as_str()
-        .unwrap()
-        .trim_end_matches(" Hz")
-        .parse()
-        .unwrap();
     assert!((hz - 440.0).abs() < 30.0, "the monitor heard {hz} Hz");
     let link = browser
         .until(
